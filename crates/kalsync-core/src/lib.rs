@@ -1,0 +1,21 @@
+//! Kalsync's domain: bookings in, a timeline of absences out — no I/O.
+//!
+//! The data flow is `Booking` → filters and the user's own choice → [`rules`] →
+//! [`timeline::build_timeline`] (overlaps, return times, messages) → [`Timeline`], which
+//! the scheduler turns into PBX status changes. Every rule of SPEC §2–§3 lives here.
+
+pub mod booking;
+pub mod message;
+pub mod reason;
+pub mod rules;
+pub mod settings;
+pub mod timeline;
+pub mod working_hours;
+
+pub use booking::{Booking, BookingError, BookingId, BookingTime, FreeBusy, ResponseStatus, Sensitivity};
+pub use message::Lang;
+pub use reason::{Mode, Prefix, Reason, ReasonCatalogue, ReasonCode};
+pub use rules::{Conditions, Rule, Template};
+pub use settings::{InstanceSettings, PrivatePolicy, SettingsError, UserChoice};
+pub use timeline::{Absence, Decision, Ignored, Timeline, Window, build_timeline, decide};
+pub use working_hours::{WorkingHours, Zone};
