@@ -1,0 +1,5 @@
+//! Integration tests of the core: SPEC §3 scenarios and properties of the timeline.
+
+mod helpers;
+mod properties;
+mod scenarios;
