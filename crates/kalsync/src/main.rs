@@ -1,1 +1,35 @@
-fn main() {}
+//! `kalsync`: the command line. Glue only — the work is in the library crates.
+
+mod preview;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Kalsync turns Outlook calendar bookings into a phone exchange's absence status.
+#[derive(Debug, Parser)]
+#[command(name = "kalsync", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the timeline of absences a calendar gives under a set of rules.
+    Preview(preview::PreviewArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Preview(args) => preview::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! `kalsync` run as a process, the way an admin runs it.
+
+mod helpers;
+mod preview_errors;
+mod preview_fixtures;
+mod preview_sample;
