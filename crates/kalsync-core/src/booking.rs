@@ -315,9 +315,7 @@ pub enum BookingError {
     )]
     UnknownFreeBusy(String),
     /// Unknown sensitivity.
-    #[error(
-        "unknown sensitivity `{0}` (expected normal, personal, private or confidential)"
-    )]
+    #[error("unknown sensitivity `{0}` (expected normal, personal, private or confidential)")]
     UnknownSensitivity(String),
     /// Unknown response status.
     #[error(
@@ -473,11 +471,16 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&bookings).expect("ser")).expect("de");
         assert_eq!(again, bookings);
 
-        let bad = r#"[{"id":"a","start":"2026-11-23T13:00:00+01:00","end":"2026-11-23T12:00:00+01:00"}]"#;
-        let err = serde_json::from_str::<Vec<Booking>>(bad).unwrap_err().to_string();
+        let bad =
+            r#"[{"id":"a","start":"2026-11-23T13:00:00+01:00","end":"2026-11-23T12:00:00+01:00"}]"#;
+        let err = serde_json::from_str::<Vec<Booking>>(bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ends before it starts"), "{err}");
         let unknown = r#"[{"id":"a","start":"2026-11-23T12:00:00Z","end":"2026-11-23T13:00:00Z","body":"x"}]"#;
-        let err = serde_json::from_str::<Vec<Booking>>(unknown).unwrap_err().to_string();
+        let err = serde_json::from_str::<Vec<Booking>>(unknown)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `body`"), "{err}");
     }
 }

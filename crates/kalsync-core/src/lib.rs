@@ -12,7 +12,9 @@ pub mod settings;
 pub mod timeline;
 pub mod working_hours;
 
-pub use booking::{Booking, BookingError, BookingId, BookingTime, FreeBusy, ResponseStatus, Sensitivity};
+pub use booking::{
+    Booking, BookingError, BookingId, BookingTime, FreeBusy, ResponseStatus, Sensitivity,
+};
 pub use message::Lang;
 pub use reason::{Mode, Prefix, Reason, ReasonCatalogue, ReasonCode};
 pub use rules::{Conditions, Rule, Template};

@@ -14,15 +14,45 @@ pub enum Lang {
     En,
 }
 
-const SV_DAYS: [&str; 7] = ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"];
-const EN_DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const SV_DAYS: [&str; 7] = [
+    "måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag",
+];
+const EN_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 const SV_MONTHS: [&str; 12] = [
-    "januari", "februari", "mars", "april", "maj", "juni", "juli", "augusti", "september", "oktober",
-    "november", "december",
+    "januari",
+    "februari",
+    "mars",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "augusti",
+    "september",
+    "oktober",
+    "november",
+    "december",
 ];
 const EN_MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-    "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 
 fn weekday_index(day: Weekday) -> usize {
@@ -31,7 +61,13 @@ fn weekday_index(day: Weekday) -> usize {
 
 /// The message for an absence with `label` that began at `since` and returns at
 /// `returns`, in the instance's zone.
-pub fn announcement(lang: Lang, label: &str, since: Timestamp, returns: Timestamp, tz: &TimeZone) -> String {
+pub fn announcement(
+    lang: Lang,
+    label: &str,
+    since: Timestamp,
+    returns: Timestamp,
+    tz: &TimeZone,
+) -> String {
     let since = since.to_zoned(tz.clone());
     let back = returns.to_zoned(tz.clone());
     let (word, clock) = match lang {
@@ -49,8 +85,18 @@ pub fn announcement(lang: Lang, label: &str, since: Timestamp, returns: Timestam
         format!(" {}", back.year())
     };
     match lang {
-        Lang::Sv => format!("{label}, {word} {} {} {}{year} {clock}", SV_DAYS[day], back.day(), SV_MONTHS[month]),
-        Lang::En => format!("{label}, {word} {} {} {}{year} {clock}", EN_DAYS[day], back.day(), EN_MONTHS[month]),
+        Lang::Sv => format!(
+            "{label}, {word} {} {} {}{year} {clock}",
+            SV_DAYS[day],
+            back.day(),
+            SV_MONTHS[month]
+        ),
+        Lang::En => format!(
+            "{label}, {word} {} {} {}{year} {clock}",
+            EN_DAYS[day],
+            back.day(),
+            EN_MONTHS[month]
+        ),
     }
 }
 
@@ -69,8 +115,26 @@ mod tests {
     #[test]
     fn same_day_returns_give_the_clock_only() {
         let tz = TimeZone::get("Europe/Stockholm").expect("tz");
-        assert_eq!(announcement(Lang::Sv, "Lunch", at("2026-11-23 12:00"), at("2026-11-23 13:00"), &tz), "Lunch, åter 13.00");
-        assert_eq!(announcement(Lang::En, "Lunch", at("2026-11-23 12:00"), at("2026-11-23 13:00"), &tz), "Lunch, back 13:00");
+        assert_eq!(
+            announcement(
+                Lang::Sv,
+                "Lunch",
+                at("2026-11-23 12:00"),
+                at("2026-11-23 13:00"),
+                &tz
+            ),
+            "Lunch, åter 13.00"
+        );
+        assert_eq!(
+            announcement(
+                Lang::En,
+                "Lunch",
+                at("2026-11-23 12:00"),
+                at("2026-11-23 13:00"),
+                &tz
+            ),
+            "Lunch, back 13:00"
+        );
     }
 
     #[test]
@@ -78,15 +142,33 @@ mod tests {
         let tz = TimeZone::get("Europe/Stockholm").expect("tz");
         // 2024-12-02 was a Monday.
         assert_eq!(
-            announcement(Lang::Sv, "Semester", at("2024-11-25 00:00"), at("2024-12-02 08:00"), &tz),
+            announcement(
+                Lang::Sv,
+                "Semester",
+                at("2024-11-25 00:00"),
+                at("2024-12-02 08:00"),
+                &tz
+            ),
             "Semester, åter måndag 2 december 08.00"
         );
         assert_eq!(
-            announcement(Lang::En, "Vacation", at("2024-11-25 00:00"), at("2024-12-02 08:00"), &tz),
+            announcement(
+                Lang::En,
+                "Vacation",
+                at("2024-11-25 00:00"),
+                at("2024-12-02 08:00"),
+                &tz
+            ),
             "Vacation, back Monday 2 December 08:00"
         );
         assert_eq!(
-            announcement(Lang::Sv, "Semester", at("2026-12-21 00:00"), at("2027-01-04 08:00"), &tz),
+            announcement(
+                Lang::Sv,
+                "Semester",
+                at("2026-12-21 00:00"),
+                at("2027-01-04 08:00"),
+                &tz
+            ),
             "Semester, åter måndag 4 januari 2027 08.00"
         );
     }

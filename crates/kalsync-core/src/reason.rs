@@ -112,14 +112,11 @@ impl Prefix {
 /// leading white space) with 1–10 letters or digits followed by `:` or `;`.
 pub fn split_prefix(subject: &str) -> Option<(&str, Separator, &str)> {
     let trimmed = subject.trim_start();
-    let (index, sep) = trimmed
-        .char_indices()
-        .take(11)
-        .find_map(|(i, c)| match c {
-            ':' => Some((i, Separator::Colon)),
-            ';' => Some((i, Separator::Semicolon)),
-            _ => None,
-        })?;
+    let (index, sep) = trimmed.char_indices().take(11).find_map(|(i, c)| match c {
+        ':' => Some((i, Separator::Colon)),
+        ';' => Some((i, Separator::Semicolon)),
+        _ => None,
+    })?;
     let letters = &trimmed[..index];
     if letters.is_empty() || !letters.chars().all(char::is_alphanumeric) {
         return None;
@@ -279,14 +276,29 @@ impl Default for ReasonCatalogue {
         };
         ReasonCatalogue {
             reasons: vec![
-                r("working_from_home", "Jobbar hemifrån", "Working from home", Some("HEM")),
+                r(
+                    "working_from_home",
+                    "Jobbar hemifrån",
+                    "Working from home",
+                    Some("HEM"),
+                ),
                 r("sick", "Sjuk / VAB", "Sick / caring for child", Some("SJU")),
-                r("gone_for_the_day", "Gått för dagen", "Gone for the day", Some("SLU")),
+                r(
+                    "gone_for_the_day",
+                    "Gått för dagen",
+                    "Gone for the day",
+                    Some("SLU"),
+                ),
                 r(AVAILABLE, "Tillgänglig", "Available", None),
                 r("busy", "Upptagen", "Busy", Some("UPP")),
                 r("lunch", "Lunch", "Lunch", Some("LUN")),
                 r("meeting", "Möte", "Meeting", Some("MOT")),
-                r("out_of_office", "Ej på kontoret", "Out of office", Some("UTE")),
+                r(
+                    "out_of_office",
+                    "Ej på kontoret",
+                    "Out of office",
+                    Some("UTE"),
+                ),
                 r("vacation", "Semester", "Vacation", Some("SEM")),
             ],
         }
@@ -319,7 +331,9 @@ pub enum ReasonError {
     )]
     InvalidCode(String),
     /// Bad prefix.
-    #[error("`{0}` is not a subject prefix (expected 1–10 letters or digits and a colon, e.g. `LUN:`)")]
+    #[error(
+        "`{0}` is not a subject prefix (expected 1–10 letters or digits and a colon, e.g. `LUN:`)"
+    )]
     InvalidPrefix(String),
     /// Two reasons with one code.
     #[error("reason code `{0}` appears twice")]
@@ -347,8 +361,14 @@ mod tests {
         assert_eq!(c.iter().count(), 9);
         assert!(ReasonCatalogue::new(c.iter().cloned().collect()).is_ok());
         let lunch = c.get(&code("lunch")).expect("lunch");
-        assert_eq!(lunch.prefix.as_ref().map(ToString::to_string), Some("LUN:".into()));
-        assert_eq!(c.get(&code("sick")).map(|r| r.label_sv.as_str()), Some("Sjuk / VAB"));
+        assert_eq!(
+            lunch.prefix.as_ref().map(ToString::to_string),
+            Some("LUN:".into())
+        );
+        assert_eq!(
+            c.get(&code("sick")).map(|r| r.label_sv.as_str()),
+            Some("Sjuk / VAB")
+        );
         assert!(c.get(&code(AVAILABLE)).is_some_and(|r| r.prefix.is_none()));
     }
 
@@ -356,7 +376,10 @@ mod tests {
     fn subject_prefixes_match_after_white_space_in_any_case() {
         let c = ReasonCatalogue::default();
         let (r, sep, rest) = c.by_subject_prefix("  lun: with Bo").expect("lunch");
-        assert_eq!((r.code.as_str(), sep, rest), ("lunch", Separator::Colon, "with Bo"));
+        assert_eq!(
+            (r.code.as_str(), sep, rest),
+            ("lunch", Separator::Colon, "with Bo")
+        );
         let (r, sep, _) = c.by_subject_prefix("LUN;lunch").expect("lunch");
         assert_eq!((r.code.as_str(), sep), ("lunch", Separator::Semicolon));
         assert!(c.by_subject_prefix("Lunch with Bo").is_none());
@@ -368,10 +391,20 @@ mod tests {
     #[test]
     fn categories_name_reasons_by_code_label_or_kalsync_prefix() {
         let c = ReasonCatalogue::default();
-        for cat in ["Lunch", "semester", "kalsync:vacation", "KALSYNC: sick", "Möte", "out_of_office"] {
+        for cat in [
+            "Lunch",
+            "semester",
+            "kalsync:vacation",
+            "KALSYNC: sick",
+            "Möte",
+            "out_of_office",
+        ] {
             assert!(c.by_category(cat).is_some(), "{cat}");
         }
-        assert_eq!(c.by_category("Semester").map(|r| r.code.as_str()), Some("vacation"));
+        assert_eq!(
+            c.by_category("Semester").map(|r| r.code.as_str()),
+            Some("vacation")
+        );
         assert!(c.by_category("Red category").is_none());
         assert!(c.by_category("kalsync:").is_none());
     }
@@ -380,13 +413,22 @@ mod tests {
     fn catalogue_rejects_duplicates_and_empty_labels() {
         let mut reasons: Vec<Reason> = ReasonCatalogue::default().iter().cloned().collect();
         reasons[1].prefix = reasons[0].prefix.clone();
-        assert!(matches!(ReasonCatalogue::new(reasons), Err(ReasonError::DuplicatePrefix(_))));
+        assert!(matches!(
+            ReasonCatalogue::new(reasons),
+            Err(ReasonError::DuplicatePrefix(_))
+        ));
         let mut reasons: Vec<Reason> = ReasonCatalogue::default().iter().cloned().collect();
         reasons.push(reasons[0].clone());
-        assert!(matches!(ReasonCatalogue::new(reasons), Err(ReasonError::DuplicateCode(_))));
+        assert!(matches!(
+            ReasonCatalogue::new(reasons),
+            Err(ReasonError::DuplicateCode(_))
+        ));
         let mut reasons: Vec<Reason> = ReasonCatalogue::default().iter().cloned().collect();
         reasons[2].label_en = " ".into();
-        assert!(matches!(ReasonCatalogue::new(reasons), Err(ReasonError::EmptyLabel(_))));
+        assert!(matches!(
+            ReasonCatalogue::new(reasons),
+            Err(ReasonError::EmptyLabel(_))
+        ));
     }
 
     proptest! {

@@ -29,10 +29,18 @@ pub struct Conditions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_day: Option<bool>,
     /// Lasts at least this long (`"30m"`, `"1h 30m"`, `"PT2H"`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     pub min_duration: Option<SignedDuration>,
     /// Lasts at most this long.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     pub max_duration: Option<SignedDuration>,
     /// The owner's response is in this set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,10 +123,11 @@ impl Rule {
             }
         }
         if let Some(wanted) = &w.categories {
-            let hit = facts
-                .categories
-                .iter()
-                .any(|c| wanted.iter().any(|w| w.trim().to_lowercase() == c.trim().to_lowercase()));
+            let hit = facts.categories.iter().any(|c| {
+                wanted
+                    .iter()
+                    .any(|w| w.trim().to_lowercase() == c.trim().to_lowercase())
+            });
             if !hit {
                 return None;
             }
@@ -268,9 +277,21 @@ pub(crate) mod opt_duration {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn parse(text: &str) -> Result<SignedDuration, String> {
-        let d: SignedDuration = text.trim().parse().map_err(|_| {
-            format!("`{text}` is not a duration (expected e.g. \"30m\", \"1h 30m\" or \"PT2H\")")
-        })?;
+        let bad = || {
+            format!(
+                "`{text}` is not a duration (expected e.g. \"30m\", \"1h 30m\", \"2d\" or \"PT2H\")"
+            )
+        };
+        // Days count as 24 hours: a rule measures how long a booking lasts.
+        let d = match text.trim().parse::<SignedDuration>() {
+            Ok(d) => d,
+            Err(_) => text
+                .trim()
+                .parse::<jiff::Span>()
+                .map_err(|_| bad())?
+                .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                .map_err(|_| bad())?,
+        };
         if d.is_negative() {
             return Err(format!("`{text}` is negative"));
         }
@@ -299,7 +320,11 @@ pub(crate) mod opt_duration {
 mod tests {
     use super::*;
 
-    fn facts<'a>(free_busy: FreeBusy, subject: Option<&'a str>, categories: &'a [String]) -> Facts<'a> {
+    fn facts<'a>(
+        free_busy: FreeBusy,
+        subject: Option<&'a str>,
+        categories: &'a [String],
+    ) -> Facts<'a> {
         Facts {
             free_busy,
             subject,
@@ -317,12 +342,20 @@ mod tests {
     #[test]
     fn showas_info_maps_busy_and_oof_to_information() {
         let t = Template::ShowasInfo;
-        assert_eq!(verdict(t, &facts(FreeBusy::Busy, None, &[])), Some(("busy".into(), Mode::Info)));
+        assert_eq!(
+            verdict(t, &facts(FreeBusy::Busy, None, &[])),
+            Some(("busy".into(), Mode::Info))
+        );
         assert_eq!(
             verdict(t, &facts(FreeBusy::Oof, None, &[])),
             Some(("out_of_office".into(), Mode::Info))
         );
-        for ignored in [FreeBusy::Free, FreeBusy::Tentative, FreeBusy::WorkingElsewhere, FreeBusy::Unknown] {
+        for ignored in [
+            FreeBusy::Free,
+            FreeBusy::Tentative,
+            FreeBusy::WorkingElsewhere,
+            FreeBusy::Unknown,
+        ] {
             assert_eq!(verdict(t, &facts(ignored, None, &[])), None, "{ignored:?}");
         }
     }
@@ -330,7 +363,10 @@ mod tests {
     #[test]
     fn showas_divert_maps_the_free_busy_status() {
         let t = Template::ShowasDivert;
-        assert_eq!(verdict(t, &facts(FreeBusy::Busy, None, &[])), Some(("meeting".into(), Mode::Divert)));
+        assert_eq!(
+            verdict(t, &facts(FreeBusy::Busy, None, &[])),
+            Some(("meeting".into(), Mode::Divert))
+        );
         assert_eq!(
             verdict(t, &facts(FreeBusy::Oof, None, &[])),
             Some(("out_of_office".into(), Mode::Divert))
@@ -360,8 +396,11 @@ mod tests {
         );
         assert_eq!(verdict(t, &facts(FreeBusy::Busy, Some("Lunch"), &[])), None);
         assert_eq!(verdict(t, &facts(FreeBusy::Busy, None, &[])), None);
-        let v = classify(&t.rules(&ReasonCatalogue::default()), &facts(FreeBusy::Busy, Some(" MOT: Volvo"), &[]))
-            .expect("match");
+        let v = classify(
+            &t.rules(&ReasonCatalogue::default()),
+            &facts(FreeBusy::Busy, Some(" MOT: Volvo"), &[]),
+        )
+        .expect("match");
         assert_eq!(v.stripped_subject.as_deref(), Some("Volvo"));
     }
 
@@ -372,7 +411,10 @@ mod tests {
             verdict(t, &facts(FreeBusy::Busy, Some("LUN: x"), &[])),
             Some(("lunch".into(), Mode::Divert))
         );
-        assert_eq!(verdict(t, &facts(FreeBusy::Busy, Some("x"), &[])), Some(("meeting".into(), Mode::Divert)));
+        assert_eq!(
+            verdict(t, &facts(FreeBusy::Busy, Some("x"), &[])),
+            Some(("meeting".into(), Mode::Divert))
+        );
     }
 
     #[test]
@@ -389,19 +431,49 @@ mod tests {
         let cats = vec!["Kund".to_owned()];
         let base = facts(FreeBusy::Busy, Some("Volvo"), &cats);
 
-        let by_category = rule(Conditions { categories: Some(vec!["kund".into()]), ..Default::default() });
+        let by_category = rule(Conditions {
+            categories: Some(vec!["kund".into()]),
+            ..Default::default()
+        });
         assert!(classify(std::slice::from_ref(&by_category), &base).is_some());
         assert!(classify(&[by_category], &facts(FreeBusy::Busy, None, &[])).is_none());
 
-        let all_day = rule(Conditions { all_day: Some(true), ..Default::default() });
+        let all_day = rule(Conditions {
+            all_day: Some(true),
+            ..Default::default()
+        });
         assert!(classify(std::slice::from_ref(&all_day), &base).is_none());
-        assert!(classify(&[all_day], &Facts { all_day: true, ..base }).is_some());
+        assert!(
+            classify(
+                &[all_day],
+                &Facts {
+                    all_day: true,
+                    ..base
+                }
+            )
+            .is_some()
+        );
 
-        let long = rule(Conditions { min_duration: Some(SignedDuration::from_mins(90)), ..Default::default() });
+        let long = rule(Conditions {
+            min_duration: Some(SignedDuration::from_mins(90)),
+            ..Default::default()
+        });
         assert!(classify(std::slice::from_ref(&long), &base).is_none());
-        assert!(classify(&[long], &Facts { duration: SignedDuration::from_hours(2), ..base }).is_some());
+        assert!(
+            classify(
+                &[long],
+                &Facts {
+                    duration: SignedDuration::from_hours(2),
+                    ..base
+                }
+            )
+            .is_some()
+        );
 
-        let short = rule(Conditions { max_duration: Some(SignedDuration::from_mins(30)), ..Default::default() });
+        let short = rule(Conditions {
+            max_duration: Some(SignedDuration::from_mins(30)),
+            ..Default::default()
+        });
         assert!(classify(&[short], &base).is_none());
 
         let organised = rule(Conditions {
@@ -409,7 +481,28 @@ mod tests {
             ..Default::default()
         });
         assert!(classify(std::slice::from_ref(&organised), &base).is_none());
-        assert!(classify(&[organised], &Facts { response: ResponseStatus::Organizer, ..base }).is_some());
+        assert!(
+            classify(
+                &[organised],
+                &Facts {
+                    response: ResponseStatus::Organizer,
+                    ..base
+                }
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn durations_take_friendly_iso_and_day_forms() {
+        use super::opt_duration::parse;
+        assert_eq!(parse("30m"), Ok(SignedDuration::from_mins(30)));
+        assert_eq!(parse("1h 30m"), Ok(SignedDuration::from_mins(90)));
+        assert_eq!(parse("PT2H"), Ok(SignedDuration::from_hours(2)));
+        assert_eq!(parse("2d"), Ok(SignedDuration::from_hours(48)));
+        assert_eq!(parse("1 day 2 hours"), Ok(SignedDuration::from_hours(26)));
+        assert!(parse("soon").unwrap_err().contains("not a duration"));
+        assert!(parse("-1h").unwrap_err().contains("negative"));
     }
 
     #[test]

@@ -124,7 +124,12 @@ impl InstanceSettings {
     /// A reason's rank: lower is stronger.
     pub fn rank_of(&self, code: &ReasonCode) -> usize {
         self.rank.iter().position(|c| c == code).unwrap_or_else(|| {
-            self.rank.len() + self.reasons.iter().position(|r| &r.code == code).unwrap_or(usize::MAX / 2)
+            self.rank.len()
+                + self
+                    .reasons
+                    .iter()
+                    .position(|r| &r.code == code)
+                    .unwrap_or(usize::MAX / 2)
         })
     }
 
@@ -236,17 +241,22 @@ impl RawSettings {
             s.reasons = ReasonCatalogue::new(reasons.into_inner())
                 .map_err(|e| SettingsError::at(span, "reasons", e.to_string()))?;
         }
-        let known = |code: &Spanned<ReasonCode>, path: String| -> Result<ReasonCode, SettingsError> {
-            if s.reasons.contains(code.get_ref()) {
-                Ok(code.get_ref().clone())
-            } else {
-                Err(SettingsError::at(
-                    code.span(),
-                    path,
-                    format!("unknown reason `{}` (expected one of: {})", code.get_ref(), s.reasons.codes()),
-                ))
-            }
-        };
+        let known =
+            |code: &Spanned<ReasonCode>, path: String| -> Result<ReasonCode, SettingsError> {
+                if s.reasons.contains(code.get_ref()) {
+                    Ok(code.get_ref().clone())
+                } else {
+                    Err(SettingsError::at(
+                        code.span(),
+                        path,
+                        format!(
+                            "unknown reason `{}` (expected one of: {})",
+                            code.get_ref(),
+                            s.reasons.codes()
+                        ),
+                    ))
+                }
+            };
         if let Some(tz) = self.time_zone {
             s.time_zone = Zone::parse(tz.get_ref())
                 .map_err(|e| SettingsError::at(tz.span(), "time_zone", e))?;
@@ -256,7 +266,11 @@ impl RawSettings {
                 .ok()
                 .filter(|d| (1..=365).contains(d))
                 .ok_or_else(|| {
-                    SettingsError::at(days.span(), "days_ahead", "expected a number of days from 1 to 365")
+                    SettingsError::at(
+                        days.span(),
+                        "days_ahead",
+                        "expected a number of days from 1 to 365",
+                    )
                 })?;
         }
         match (self.template, self.rules) {
@@ -306,7 +320,11 @@ impl RawSettings {
             for (i, code) in rank.iter().enumerate() {
                 let code = known(code, format!("rank[{i}]"))?;
                 if s.rank.contains(&code) {
-                    return Err(SettingsError::at(rank[i].span(), format!("rank[{i}]"), format!("`{code}` is ranked twice")));
+                    return Err(SettingsError::at(
+                        rank[i].span(),
+                        format!("rank[{i}]"),
+                        format!("`{code}` is ranked twice"),
+                    ));
                 }
                 s.rank.push(code);
             }
@@ -324,7 +342,11 @@ impl RawSettings {
             let d = crate::rules::opt_duration::parse(gap.get_ref())
                 .map_err(|e| SettingsError::at(gap.span(), "merge_gap", e))?;
             if d > SignedDuration::from_hours(24) {
-                return Err(SettingsError::at(gap.span(), "merge_gap", "at most 24 hours"));
+                return Err(SettingsError::at(
+                    gap.span(),
+                    "merge_gap",
+                    "at most 24 hours",
+                ));
             }
             s.merge_gap = d;
         }
@@ -402,13 +424,18 @@ show_subject = true
     }
 
     fn error(text: &str) -> String {
-        InstanceSettings::from_toml(text).unwrap_err().located("rules.toml", text)
+        InstanceSettings::from_toml(text)
+            .unwrap_err()
+            .located("rules.toml", text)
     }
 
     #[test]
     fn errors_name_the_line_the_field_and_what_was_expected() {
         let e = error("days_ahead = 14\n[[rules]]\nreason = \"lunc\"\nmode = \"divert\"\n");
-        assert!(e.starts_with("rules.toml:3:10: rules[0].reason: unknown reason `lunc`"), "{e}");
+        assert!(
+            e.starts_with("rules.toml:3:10: rules[0].reason: unknown reason `lunc`"),
+            "{e}"
+        );
         assert!(e.contains("expected one of: working_from_home"), "{e}");
 
         let e = error("template = \"showas\"\n");
@@ -416,21 +443,38 @@ show_subject = true
         assert!(e.contains("showas-info"), "{e}");
 
         let e = error("time_zone = \"W. Europe Standard Time\"\n");
-        assert!(e.starts_with("rules.toml:1:13: time_zone: unknown time zone"), "{e}");
+        assert!(
+            e.starts_with("rules.toml:1:13: time_zone: unknown time zone"),
+            "{e}"
+        );
 
         let e = error("days_ahead = 0\n");
-        assert!(e.contains("days_ahead: expected a number of days from 1 to 365"), "{e}");
+        assert!(
+            e.contains("days_ahead: expected a number of days from 1 to 365"),
+            "{e}"
+        );
 
         let e = error("show_subjects = true\n");
-        assert!(e.starts_with("rules.toml:1:1:") && e.contains("unknown field `show_subjects`"), "{e}");
+        assert!(
+            e.starts_with("rules.toml:1:1:") && e.contains("unknown field `show_subjects`"),
+            "{e}"
+        );
 
         let e = error("[[rules]]\nreason = \"lunch\"\nmode = \"forward\"\n");
-        assert!(e.starts_with("rules.toml:3:8:") && e.contains("info"), "{e}");
+        assert!(
+            e.starts_with("rules.toml:3:8:") && e.contains("info"),
+            "{e}"
+        );
 
-        let e = error("[[rules]]\nwhen.prefix = \"LUNCH TIME\"\nreason = \"lunch\"\nmode = \"info\"\n");
-        assert!(e.starts_with("rules.toml:2:15:") && e.contains("not a subject prefix"), "{e}");
+        let e =
+            error("[[rules]]\nwhen.prefix = \"LUNCH TIME\"\nreason = \"lunch\"\nmode = \"info\"\n");
+        assert!(
+            e.starts_with("rules.toml:2:15:") && e.contains("not a subject prefix"),
+            "{e}"
+        );
 
-        let e = error("[[rules]]\nwhen.min_duration = \"soon\"\nreason = \"lunch\"\nmode = \"info\"\n");
+        let e =
+            error("[[rules]]\nwhen.min_duration = \"soon\"\nreason = \"lunch\"\nmode = \"info\"\n");
         assert!(e.contains("not a duration"), "{e}");
 
         let e = error("template = \"prefix\"\n[[rules]]\nreason = \"lunch\"\nmode = \"info\"\n");
@@ -464,6 +508,9 @@ prefix = "KURS:"
         let s = InstanceSettings::from_toml(text).expect("valid");
         assert_eq!(s.rules.len(), 2);
         assert_eq!(s.rules[1].reason.as_str(), "course");
-        assert!(s.rank_of(&ReasonCode::parse("lunch").expect("c")) < s.rank_of(&ReasonCode::parse("course").expect("c")));
+        assert!(
+            s.rank_of(&ReasonCode::parse("lunch").expect("c"))
+                < s.rank_of(&ReasonCode::parse("course").expect("c"))
+        );
     }
 }

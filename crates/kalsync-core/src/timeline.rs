@@ -128,7 +128,9 @@ impl Timeline {
 
     /// Absences overlapping `[from, to)`, each whole.
     pub fn overlapping(&self, from: Timestamp, to: Timestamp) -> impl Iterator<Item = &Absence> {
-        self.absences.iter().filter(move |a| a.start < to && a.end > from)
+        self.absences
+            .iter()
+            .filter(move |a| a.start < to && a.end > from)
     }
 }
 
@@ -146,7 +148,11 @@ pub fn interval(time: &BookingTime, tz: &TimeZone) -> Option<(Timestamp, Timesta
 }
 
 /// Decides what one booking means (SPEC §3.2–§3.4), before overlaps are resolved.
-pub fn decide(booking: &Booking, settings: &InstanceSettings, duration: SignedDuration) -> Decision {
+pub fn decide(
+    booking: &Booking,
+    settings: &InstanceSettings,
+    duration: SignedDuration,
+) -> Decision {
     if booking.cancelled {
         return Decision::Ignored(Ignored::Cancelled);
     }
@@ -165,7 +171,11 @@ pub fn decide(booking: &Booking, settings: &InstanceSettings, duration: SignedDu
         };
         (status, None, &[])
     } else {
-        (booking.free_busy, booking.subject.as_deref(), &booking.categories)
+        (
+            booking.free_busy,
+            booking.subject.as_deref(),
+            &booking.categories,
+        )
     };
 
     let show = |allowed: bool, text: Option<String>| {
@@ -221,7 +231,11 @@ enum Choice {
 }
 
 /// The user's own choice (SPEC §3.4): a subject prefix, then a category.
-fn user_choice(subject: Option<&str>, categories: &[String], settings: &InstanceSettings) -> Option<Choice> {
+fn user_choice(
+    subject: Option<&str>,
+    categories: &[String],
+    settings: &InstanceSettings,
+) -> Option<Choice> {
     if settings.user_choice == UserChoice::Off {
         return None;
     }
@@ -234,7 +248,9 @@ fn user_choice(subject: Option<&str>, categories: &[String], settings: &Instance
         return Some(Choice::OptOut);
     }
     let allowed = |code: &ReasonCode| match settings.user_choice {
-        UserChoice::Restricted => code.as_str() == AVAILABLE || settings.allowed_reasons.contains(code),
+        UserChoice::Restricted => {
+            code.as_str() == AVAILABLE || settings.allowed_reasons.contains(code)
+        }
         _ => true,
     };
     if let Some((reason, sep, rest)) = subject.and_then(|s| settings.reasons.by_subject_prefix(s)) {
@@ -292,7 +308,11 @@ impl Item {
 }
 
 /// Builds a user's timeline over `window` (SPEC §3).
-pub fn build_timeline(bookings: &[Booking], settings: &InstanceSettings, window: Window) -> Timeline {
+pub fn build_timeline(
+    bookings: &[Booking],
+    settings: &InstanceSettings,
+    window: Window,
+) -> Timeline {
     let tz = settings.time_zone.tz();
     let mut items: Vec<Item> = bookings
         .iter()
@@ -315,8 +335,13 @@ pub fn build_timeline(bookings: &[Booking], settings: &InstanceSettings, window:
         .collect();
     // A stable order makes the result independent of the input's order.
     items.sort_by(|a, b| {
-        (a.start, a.end, &a.id, &a.class.reason, a.class.mode)
-            .cmp(&(b.start, b.end, &b.id, &b.class.reason, b.class.mode))
+        (a.start, a.end, &a.id, &a.class.reason, a.class.mode).cmp(&(
+            b.start,
+            b.end,
+            &b.id,
+            &b.class.reason,
+            b.class.mode,
+        ))
     });
     let run_end = run_ends(&items, settings.merge_gap);
 
@@ -334,7 +359,10 @@ pub fn build_timeline(bookings: &[Booking], settings: &InstanceSettings, window:
             next += 1;
         }
         active.retain(|&i| items[i].end > a);
-        if let Some(&winner) = active.iter().max_by(|&&x, &&y| items[x].priority(&items[y])) {
+        if let Some(&winner) = active
+            .iter()
+            .max_by(|&&x, &&y| items[x].priority(&items[y]))
+        {
             pieces.push((a, b, winner));
         }
     }
@@ -348,7 +376,8 @@ pub fn build_timeline(bookings: &[Booking], settings: &InstanceSettings, window:
             item.end
         };
         if let Some((last, last_return)) = absences.last_mut() {
-            if last.end == start && last.reason == item.class.reason && last.mode == item.class.mode {
+            if last.end == start && last.reason == item.class.reason && last.mode == item.class.mode
+            {
                 last.end = end;
                 *last_return = (*last_return).max(returns);
                 if !last.bookings.contains(&item.id) {
@@ -362,8 +391,10 @@ pub fn build_timeline(bookings: &[Booking], settings: &InstanceSettings, window:
         absences.push((
             Absence {
                 reason: item.class.reason.clone(),
-                label_sv: reason.map_or_else(|| item.class.reason.to_string(), |r| r.label_sv.clone()),
-                label_en: reason.map_or_else(|| item.class.reason.to_string(), |r| r.label_en.clone()),
+                label_sv: reason
+                    .map_or_else(|| item.class.reason.to_string(), |r| r.label_sv.clone()),
+                label_en: reason
+                    .map_or_else(|| item.class.reason.to_string(), |r| r.label_en.clone()),
                 mode: item.class.mode,
                 start,
                 end,
@@ -406,7 +437,9 @@ fn run_ends(items: &[Item], gap: SignedDuration) -> Vec<Timestamp> {
     let mut ends = vec![Timestamp::UNIX_EPOCH; items.len()];
     for mode in [Mode::Info, Mode::Divert] {
         // `items` is sorted by start.
-        let members: Vec<usize> = (0..items.len()).filter(|&i| items[i].class.mode == mode).collect();
+        let members: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].class.mode == mode)
+            .collect();
         let mut run: Vec<usize> = Vec::new();
         let mut run_end = Timestamp::MIN;
         for i in members {

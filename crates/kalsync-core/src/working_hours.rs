@@ -24,7 +24,9 @@ impl Zone {
                 tz,
             })
             .map_err(|_| {
-                format!("unknown time zone `{name}` (expected an IANA name such as Europe/Stockholm)")
+                format!(
+                    "unknown time zone `{name}` (expected an IANA name such as Europe/Stockholm)"
+                )
             })
     }
 
@@ -93,15 +95,25 @@ const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl WorkingHours {
     /// Working hours on the given days; `start` must be before `end`.
-    pub fn new(days: impl IntoIterator<Item = Weekday>, start: Time, end: Time) -> Result<Self, String> {
+    pub fn new(
+        days: impl IntoIterator<Item = Weekday>,
+        start: Time,
+        end: Time,
+    ) -> Result<Self, String> {
         if start >= end {
-            return Err(format!("working hours start ({start}) must be before they end ({end})"));
+            return Err(format!(
+                "working hours start ({start}) must be before they end ({end})"
+            ));
         }
         let mut set = [false; 7];
         for day in days {
             set[usize::from(day.to_monday_zero_offset().unsigned_abs())] = true;
         }
-        Ok(WorkingHours { days: set, start, end })
+        Ok(WorkingHours {
+            days: set,
+            start,
+            end,
+        })
     }
 
     /// Parses a day name: `mon` … `sun`, English or Swedish (`mån` … `sön`), any case.
@@ -115,7 +127,11 @@ impl WorkingHours {
             "fri" | "friday" | "fre" | "fredag" => Weekday::Friday,
             "sat" | "saturday" | "lör" | "lördag" => Weekday::Saturday,
             "sun" | "sunday" | "sön" | "söndag" => Weekday::Sunday,
-            _ => return Err(format!("`{name}` is not a day (expected mon, tue, wed, thu, fri, sat or sun)")),
+            _ => {
+                return Err(format!(
+                    "`{name}` is not a day (expected mon, tue, wed, thu, fri, sat or sun)"
+                ));
+            }
         };
         Ok(day)
     }
@@ -145,7 +161,8 @@ impl WorkingHours {
     /// The working days, Monday first.
     pub fn days(&self) -> impl Iterator<Item = Weekday> + '_ {
         (0..7u8).filter(|i| self.days[usize::from(*i)]).map(|i| {
-            Weekday::from_monday_zero_offset(i8::try_from(i).unwrap_or(0)).unwrap_or(Weekday::Monday)
+            Weekday::from_monday_zero_offset(i8::try_from(i).unwrap_or(0))
+                .unwrap_or(Weekday::Monday)
         })
     }
 
@@ -219,7 +236,10 @@ fn default_end() -> String {
 impl Serialize for WorkingHours {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         WorkingHoursText {
-            days: (0..7).filter(|i| self.days[*i]).map(|i| DAY_NAMES[i].to_owned()).collect(),
+            days: (0..7)
+                .filter(|i| self.days[*i])
+                .map(|i| DAY_NAMES[i].to_owned())
+                .collect(),
             start: self.start.strftime("%H:%M").to_string(),
             end: self.end.strftime("%H:%M").to_string(),
         }
@@ -259,13 +279,34 @@ mod tests {
         let wh = WorkingHours::default();
         let tz = Zone::stockholm().tz().clone();
         // 2026-11-27 is a Friday.
-        assert_eq!(wh.next_working_instant(at("2026-11-27 13:00"), &tz), at("2026-11-27 13:00"));
-        assert_eq!(wh.next_working_instant(at("2026-11-27 08:00"), &tz), at("2026-11-27 08:00"));
-        assert_eq!(wh.next_working_instant(at("2026-11-27 17:00"), &tz), at("2026-11-30 08:00"));
-        assert_eq!(wh.next_working_instant(at("2026-11-28 00:00"), &tz), at("2026-11-30 08:00"));
-        assert_eq!(wh.next_working_instant(at("2026-11-24 07:00"), &tz), at("2026-11-24 08:00"));
-        assert_eq!(wh.next_period_start_after(at("2026-11-24 07:00"), &tz), at("2026-11-24 08:00"));
-        assert_eq!(wh.next_period_start_after(at("2026-11-24 08:00"), &tz), at("2026-11-25 08:00"));
+        assert_eq!(
+            wh.next_working_instant(at("2026-11-27 13:00"), &tz),
+            at("2026-11-27 13:00")
+        );
+        assert_eq!(
+            wh.next_working_instant(at("2026-11-27 08:00"), &tz),
+            at("2026-11-27 08:00")
+        );
+        assert_eq!(
+            wh.next_working_instant(at("2026-11-27 17:00"), &tz),
+            at("2026-11-30 08:00")
+        );
+        assert_eq!(
+            wh.next_working_instant(at("2026-11-28 00:00"), &tz),
+            at("2026-11-30 08:00")
+        );
+        assert_eq!(
+            wh.next_working_instant(at("2026-11-24 07:00"), &tz),
+            at("2026-11-24 08:00")
+        );
+        assert_eq!(
+            wh.next_period_start_after(at("2026-11-24 07:00"), &tz),
+            at("2026-11-24 08:00")
+        );
+        assert_eq!(
+            wh.next_period_start_after(at("2026-11-24 08:00"), &tz),
+            at("2026-11-25 08:00")
+        );
     }
 
     #[test]
@@ -273,14 +314,25 @@ mod tests {
         let wh = WorkingHours::new([], Time::constant(8, 0, 0, 0), Time::constant(17, 0, 0, 0))
             .expect("valid");
         let tz = Zone::stockholm().tz().clone();
-        assert_eq!(wh.next_working_instant(at("2026-11-28 00:00"), &tz), at("2026-11-28 00:00"));
+        assert_eq!(
+            wh.next_working_instant(at("2026-11-28 00:00"), &tz),
+            at("2026-11-28 00:00")
+        );
     }
 
     #[test]
     fn parse_rejects_bad_input_precisely() {
         assert!(Zone::parse("Europe/Stockholm").is_ok());
-        assert!(Zone::parse("W. Europe Standard Time").unwrap_err().contains("IANA"));
-        assert!(WorkingHours::parse_day("frd").unwrap_err().contains("not a day"));
+        assert!(
+            Zone::parse("W. Europe Standard Time")
+                .unwrap_err()
+                .contains("IANA")
+        );
+        assert!(
+            WorkingHours::parse_day("frd")
+                .unwrap_err()
+                .contains("not a day")
+        );
         assert_eq!(WorkingHours::parse_day("Fredag"), Ok(Weekday::Friday));
         assert!(WorkingHours::parse_time("8").is_err());
         let t = |s| WorkingHours::parse_time(s).expect("time");

@@ -84,9 +84,10 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, IcsError>
         match parser.entry() {
             Entry::ICalendar(cal) => calendars.push(cal),
             Entry::Eof => break,
-            Entry::InvalidLine(line) => out
-                .warnings
-                .push(format!("skipped a line that is not iCalendar: {}", shorten(&line))),
+            Entry::InvalidLine(line) => out.warnings.push(format!(
+                "skipped a line that is not iCalendar: {}",
+                shorten(&line)
+            )),
             Entry::VCard(_) => out.warnings.push("skipped a vCard".into()),
             Entry::UnexpectedComponentEnd { expected, found } => out.warnings.push(format!(
                 "skipped END:{} where END:{} was expected",
@@ -94,13 +95,16 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, IcsError>
                 expected.as_str()
             )),
             Entry::UnterminatedComponent(name) => {
-                out.warnings.push(format!("the file ends inside BEGIN:{name}"));
+                out.warnings
+                    .push(format!("the file ends inside BEGIN:{name}"));
                 break;
             }
             Entry::TooManyComponents => {
                 return Err(IcsError::NotICalendar("too many components".into()));
             }
-            _ => out.warnings.push("skipped a block that is not iCalendar".into()),
+            _ => out
+                .warnings
+                .push("skipped a block that is not iCalendar".into()),
         }
     }
     if calendars.is_empty() {
@@ -162,7 +166,11 @@ fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<chrono::DateTime<Utc>> {
 }
 
 fn to_jiff(t: chrono::DateTime<Utc>) -> Option<jiff::Timestamp> {
-    jiff::Timestamp::new(t.timestamp(), i32::try_from(t.timestamp_subsec_nanos()).ok()?).ok()
+    jiff::Timestamp::new(
+        t.timestamp(),
+        i32::try_from(t.timestamp_subsec_nanos()).ok()?,
+    )
+    .ok()
 }
 
 fn to_jiff_date(d: NaiveDate) -> Option<jiff::civil::Date> {
@@ -217,7 +225,16 @@ fn read_calendar(
             .map(str::to_owned)
             .unwrap_or_else(|| format!("event-{calendar_index}-{index}"));
         let label = format!("event `{}`", shorten(&id_base));
-        match read_event(component, id_base, label.clone(), &resolver, default_tz, options, cancelled_by_method, out) {
+        match read_event(
+            component,
+            id_base,
+            label.clone(),
+            &resolver,
+            default_tz,
+            options,
+            cancelled_by_method,
+            out,
+        ) {
             Ok(event) => {
                 if let Some(t) = event.start.instant().and_then(to_jiff) {
                     out.span = Some(match out.span {
@@ -231,20 +248,42 @@ fn read_calendar(
         }
     }
 
-    let (exceptions, others): (Vec<Event>, Vec<Event>) =
-        events.into_iter().partition(|e| e.recurrence_id.is_some() && e.rule.is_none());
+    let (exceptions, others): (Vec<Event>, Vec<Event>) = events
+        .into_iter()
+        .partition(|e| e.recurrence_id.is_some() && e.rule.is_none());
     for event in &others {
         match &event.rule {
-            None => emit(event, &event.id_base, event.start, event.end, None, options, out),
+            None => emit(
+                event,
+                &event.id_base,
+                event.start,
+                event.end,
+                None,
+                options,
+                out,
+            ),
             Some(rule) => expand(event, rule, &exceptions, options, out),
         }
     }
     // Exceptions replace their occurrence; those whose master is missing stand alone.
     for exception in &exceptions {
-        let series = exception.uid.as_ref().and_then(|u| BookingId::parse(u.clone()).ok());
-        let rid = exception.recurrence_id.map(|r| occurrence_key(&r, exception.all_day));
+        let series = exception
+            .uid
+            .as_ref()
+            .and_then(|u| BookingId::parse(u.clone()).ok());
+        let rid = exception
+            .recurrence_id
+            .map(|r| occurrence_key(&r, exception.all_day));
         let id = format!("{}/{}", exception.id_base, rid.unwrap_or_default());
-        emit(exception, &id, exception.start, exception.end, series, options, out);
+        emit(
+            exception,
+            &id,
+            exception.start,
+            exception.end,
+            series,
+            options,
+            out,
+        );
     }
 }
 
@@ -286,11 +325,16 @@ fn read_event(
     let recurrence_id = rid_entry.and_then(&mut moment);
     let mut exdates = Vec::new();
     let mut rdates = Vec::new();
-    for (prop, list) in [(ICalendarProperty::Exdate, &mut exdates), (ICalendarProperty::Rdate, &mut rdates)] {
+    for (prop, list) in [
+        (ICalendarProperty::Exdate, &mut exdates),
+        (ICalendarProperty::Rdate, &mut rdates),
+    ] {
         for entry in c.properties(&prop) {
             for value in &entry.values {
                 if let ICalendarValue::PartialDateTime(p) = value {
-                    if let Some(m) = read_moment(p, entry.tz_id(), resolver, default_tz, &mut |_| {}) {
+                    if let Some(m) =
+                        read_moment(p, entry.tz_id(), resolver, default_tz, &mut |_| {})
+                    {
                         list.push(m);
                     }
                 }
@@ -319,25 +363,35 @@ fn read_event(
     };
     let other = |name: &str| {
         c.entries.iter().find_map(|e| match &e.name {
-            ICalendarProperty::Other(n) if n.eq_ignore_ascii_case(name) => {
-                e.values.first().and_then(ICalendarValue::as_text).map(str::to_owned)
-            }
+            ICalendarProperty::Other(n) if n.eq_ignore_ascii_case(name) => e
+                .values
+                .first()
+                .and_then(ICalendarValue::as_text)
+                .map(str::to_owned),
             _ => None,
         })
     };
-    let status = text(ICalendarProperty::Status).unwrap_or_default().to_ascii_uppercase();
+    let status = text(ICalendarProperty::Status)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let free_busy = match other("X-MICROSOFT-CDO-BUSYSTATUS").map(|s| s.parse::<FreeBusy>()) {
         Some(Ok(fb)) => fb,
         Some(Err(e)) => return Err(e.to_string()),
-        None if text(ICalendarProperty::Transp).is_some_and(|t| t.eq_ignore_ascii_case("TRANSPARENT")) => FreeBusy::Free,
+        None if text(ICalendarProperty::Transp)
+            .is_some_and(|t| t.eq_ignore_ascii_case("TRANSPARENT")) =>
+        {
+            FreeBusy::Free
+        }
         None if status == "TENTATIVE" => FreeBusy::Tentative,
         None => FreeBusy::Busy,
     };
     let sensitivity = text(ICalendarProperty::Class)
         .map(|s| s.parse::<Sensitivity>().unwrap_or(Sensitivity::Private))
         .unwrap_or_default();
-    let all_day_flag = other("X-MICROSOFT-CDO-ALLDAYEVENT").is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
-    let midnight = |m: &Moment| matches!(m, Moment::Date(_)) || m.local().time() == chrono::NaiveTime::MIN;
+    let all_day_flag =
+        other("X-MICROSOFT-CDO-ALLDAYEVENT").is_some_and(|v| v.eq_ignore_ascii_case("TRUE"));
+    let midnight =
+        |m: &Moment| matches!(m, Moment::Date(_)) || m.local().time() == chrono::NaiveTime::MIN;
     let all_day = matches!(start, Moment::Date(_))
         || (all_day_flag && midnight(&start) && end.as_ref().is_none_or(midnight));
     let categories = c
@@ -353,7 +407,9 @@ fn read_event(
         BookingTime::timed(jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::UNIX_EPOCH)
             .map_err(|e| e.to_string())?,
     );
-    template.time_zone = start_entry.and_then(ICalendarEntry::tz_id).map(str::to_owned);
+    template.time_zone = start_entry
+        .and_then(ICalendarEntry::tz_id)
+        .map(str::to_owned);
     template.free_busy = free_busy;
     template.sensitivity = sensitivity;
     template.categories = categories;
@@ -395,7 +451,10 @@ fn read_moment(
     let tz = match tz_id.filter(|t| !t.trim().is_empty()) {
         // Outlook writes `TZID= 1` against a `TZID: 1` block: try the name as written,
         // then trimmed.
-        Some(name) => match resolver.resolve(name).or_else(|| resolver.resolve(name.trim())) {
+        Some(name) => match resolver
+            .resolve(name)
+            .or_else(|| resolver.resolve(name.trim()))
+        {
             Some(tz) if !tz.is_floating() => tz,
             _ => {
                 warn_zone(name);
@@ -416,10 +475,16 @@ fn response(c: &ICalendarComponent, owner: Option<&str>) -> ResponseStatus {
         e.values
             .first()
             .and_then(ICalendarValue::as_text)
-            .map(|v| v.trim().trim_start_matches("mailto:").trim_start_matches("MAILTO:"))
+            .map(|v| {
+                v.trim()
+                    .trim_start_matches("mailto:")
+                    .trim_start_matches("MAILTO:")
+            })
             .is_some_and(|v| v.eq_ignore_ascii_case(owner))
     };
-    if c.property(&ICalendarProperty::Organizer).is_some_and(is_owner) {
+    if c.property(&ICalendarProperty::Organizer)
+        .is_some_and(is_owner)
+    {
         return ResponseStatus::Organizer;
     }
     c.properties(&ICalendarProperty::Attendee)
@@ -476,14 +541,15 @@ fn emit(
             .and_then(|(a, b)| BookingTime::timed(a, b).ok())
     };
     let Some(time) = time else {
-        out.warnings.push(format!("{} skipped: it ends before it starts", event.label));
+        out.warnings
+            .push(format!("{} skipped: it ends before it starts", event.label));
         return;
     };
     let tz = jiff::tz::TimeZone::get(&options.default_zone).unwrap_or(jiff::tz::TimeZone::UTC);
     let Some((a, b)) = kalsync_core::timeline::interval(&time, &tz) else {
         return;
     };
-    if !options.window.overlaps(a, b) && !(a == b && a >= options.window.start && a < options.window.end) {
+    if !options.window.overlaps(a, b) {
         return;
     }
     let Ok(id) = BookingId::parse(id.to_owned()) else {
@@ -541,7 +607,10 @@ fn expand(
     let built = match build_rule(rule, until).validate(dt_start) {
         Ok(r) => r,
         Err(e) => {
-            out.warnings.push(format!("{} skipped: its RRULE is not valid: {e}", event.label));
+            out.warnings.push(format!(
+                "{} skipped: its RRULE is not valid: {e}",
+                event.label
+            ));
             return;
         }
     };
@@ -555,7 +624,10 @@ fn expand(
     let window_local = |t: jiff::Timestamp| {
         chrono::DateTime::<Utc>::from_timestamp(t.as_second(), 0).map(|d| d.naive_utc())
     };
-    let (Some(from), Some(to)) = (window_local(options.window.start), window_local(options.window.end)) else {
+    let (Some(from), Some(to)) = (
+        window_local(options.window.start),
+        window_local(options.window.end),
+    ) else {
         return;
     };
     let mut set = rrule::RRuleSet::new(dt_start)
@@ -582,7 +654,11 @@ fn expand(
     for occurrence in result.dates {
         let local = occurrence.naive_utc();
         let is_excluded = excluded.iter().any(|(x, by_date)| {
-            if *by_date { x.date() == local.date() } else { *x == local }
+            if *by_date {
+                x.date() == local.date()
+            } else {
+                *x == local
+            }
         });
         if is_excluded {
             continue;
@@ -594,7 +670,8 @@ fn expand(
         let key = occurrence_key(&start, event.all_day);
         let replaced = exceptions.iter().any(|x| {
             x.uid == event.uid
-                && x.recurrence_id.is_some_and(|rid| occurrence_key(&rid, event.all_day) == key)
+                && x.recurrence_id
+                    .is_some_and(|rid| occurrence_key(&rid, event.all_day) == key)
         });
         if replaced {
             continue;
@@ -602,10 +679,20 @@ fn expand(
         // Each occurrence lasts as long as the first, in wall-clock time.
         let end = match start {
             Moment::Local(n, tz) => Moment::Local(n + length, tz),
-            Moment::Date(d) => Moment::Date((d.and_hms_opt(0, 0, 0).unwrap_or_default() + length).date()),
+            Moment::Date(d) => {
+                Moment::Date((d.and_hms_opt(0, 0, 0).unwrap_or_default() + length).date())
+            }
         };
         let id = format!("{}/{key}", event.id_base);
-        emit(event, &id, start, Some(end), series_id.clone(), options, out);
+        emit(
+            event,
+            &id,
+            start,
+            Some(end),
+            series_id.clone(),
+            options,
+            out,
+        );
     }
 }
 

@@ -20,7 +20,8 @@ pub(crate) struct PreviewArgs {
     /// A rules file (TOML), as instances use.
     #[arg(long, value_name = "RULES.toml", conflicts_with = "template")]
     rules: Option<PathBuf>,
-    /// A built-in template instead of a rules file.
+    /// A built-in template instead of a rules file: showas-info, showas-divert, prefix or
+    /// prefix-then-showas.
     #[arg(long, value_name = "NAME", value_parser = parse_template)]
     template: Option<Template>,
     /// Start of the period shown: a date, a local date and time, or an RFC 3339 time
@@ -73,7 +74,8 @@ pub(crate) fn run(args: &PreviewArgs) -> Result<(), Failure> {
     let mut settings = match (&args.rules, args.template) {
         (Some(path), _) => {
             let text = read(path)?;
-            InstanceSettings::from_toml(&text).map_err(|e| e.located(&path.display().to_string(), &text))?
+            InstanceSettings::from_toml(&text)
+                .map_err(|e| e.located(&path.display().to_string(), &text))?
         }
         (None, Some(template)) => InstanceSettings::with_template(template),
         (None, None) => InstanceSettings::default(),
@@ -156,14 +158,24 @@ pub(crate) fn run(args: &PreviewArgs) -> Result<(), Failure> {
 fn read_json_bookings(name: &str, text: &str) -> Result<Vec<Booking>, Failure> {
     let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
         let message = e.to_string();
-        let message = message.rsplit_once(" at line ").map_or(message.as_str(), |(m, _)| m);
-        format!("{name}:{}:{}: {message} (expected a JSON list of bookings)", e.line(), e.column())
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m);
+        format!(
+            "{name}:{}:{}: {message} (expected a JSON list of bookings)",
+            e.line(),
+            e.column()
+        )
     })?;
     values
         .into_iter()
         .enumerate()
         .map(|(i, value)| {
-            let id = value.get("id").and_then(|v| v.as_str()).map(|id| format!(" (id `{id}`)")).unwrap_or_default();
+            let id = value
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(|id| format!(" (id `{id}`)"))
+                .unwrap_or_default();
             serde_json::from_value(value).map_err(|e| format!("{name}: bookings[{i}]{id}: {e}"))
         })
         .collect()

@@ -20,7 +20,13 @@ pub(crate) fn at(s: &str) -> Timestamp {
         .timestamp()
 }
 
-pub(crate) fn timed(id: &str, from: &str, to: &str, free_busy: FreeBusy, subject: Option<&str>) -> Booking {
+pub(crate) fn timed(
+    id: &str,
+    from: &str,
+    to: &str,
+    free_busy: FreeBusy,
+    subject: Option<&str>,
+) -> Booking {
     let mut b = Booking::new(
         BookingId::parse(id).expect("id"),
         BookingTime::timed(at(from), at(to)).expect("time"),
@@ -30,11 +36,20 @@ pub(crate) fn timed(id: &str, from: &str, to: &str, free_busy: FreeBusy, subject
     b
 }
 
-pub(crate) fn all_day(id: &str, first: &str, end: &str, free_busy: FreeBusy, subject: Option<&str>) -> Booking {
+pub(crate) fn all_day(
+    id: &str,
+    first: &str,
+    end: &str,
+    free_busy: FreeBusy,
+    subject: Option<&str>,
+) -> Booking {
     let mut b = Booking::new(
         BookingId::parse(id).expect("id"),
-        BookingTime::all_day(first.parse::<Date>().expect("date"), end.parse::<Date>().expect("date"))
-            .expect("time"),
+        BookingTime::all_day(
+            first.parse::<Date>().expect("date"),
+            end.parse::<Date>().expect("date"),
+        )
+        .expect("time"),
     );
     b.free_busy = free_busy;
     b.subject = subject.map(str::to_owned);

@@ -10,56 +10,90 @@ use proptest::prelude::*;
 
 use crate::helpers::{at, tz};
 
-fn booking_strategy() -> impl Strategy<Value = (u32, u32, bool, usize, usize, usize, bool, bool, bool)> {
+/// Start slot, length, all-day, free/busy, subject, category, private, declined, cancelled.
+type Spec = (u32, u32, bool, usize, usize, usize, bool, bool, bool);
+
+fn booking_strategy() -> impl Strategy<Value = Spec> {
     (
         0u32..(4 * 24 * 4), // start slot of 15 minutes over four days
         1u32..(12 * 4),     // length in slots
         prop::bool::weighted(0.15),
-        0usize..6,          // free/busy
-        0usize..6,          // subject
-        0usize..4,          // category
-        prop::bool::weighted(0.1), // private
-        prop::bool::weighted(0.1), // declined
+        0usize..6,                  // free/busy
+        0usize..6,                  // subject
+        0usize..4,                  // category
+        prop::bool::weighted(0.1),  // private
+        prop::bool::weighted(0.1),  // declined
         prop::bool::weighted(0.05), // cancelled
     )
 }
 
-const SUBJECTS: [Option<&str>; 6] = [None, Some("LUN: lunch"), Some("lun; pizza"), Some("MOT: kund"), Some("SEM: ledig"), Some("Planering")];
-const CATEGORIES: [Option<&str>; 4] = [None, Some("Semester"), Some("Ingen hänvisning"), Some("Kund")];
+const SUBJECTS: [Option<&str>; 6] = [
+    None,
+    Some("LUN: lunch"),
+    Some("lun; pizza"),
+    Some("MOT: kund"),
+    Some("SEM: ledig"),
+    Some("Planering"),
+];
+const CATEGORIES: [Option<&str>; 4] = [
+    None,
+    Some("Semester"),
+    Some("Ingen hänvisning"),
+    Some("Kund"),
+];
 
-fn make(spec: &[(u32, u32, bool, usize, usize, usize, bool, bool, bool)]) -> Vec<Booking> {
+fn make(spec: &[Spec]) -> Vec<Booking> {
     let base = at("2026-11-23 00:00");
     spec.iter()
         .enumerate()
-        .map(|(i, &(slot, len, all_day, fb, subject, category, private, declined, cancelled))| {
-            let time = if all_day {
-                let first = base.to_zoned(tz()).date().checked_add(jiff::Span::new().days(i64::from(slot % 4))).expect("date");
-                let end = first.checked_add(jiff::Span::new().days(i64::from(1 + len % 3))).expect("date");
-                BookingTime::all_day(first, end).expect("all day")
-            } else {
-                let start = base + SignedDuration::from_mins(i64::from(slot) * 15);
-                BookingTime::timed(start, start + SignedDuration::from_mins(i64::from(len) * 15)).expect("timed")
-            };
-            let mut b = Booking::new(BookingId::parse(format!("b{i}")).expect("id"), time);
-            b.free_busy = FreeBusy::ALL[fb];
-            b.subject = SUBJECTS[subject].map(str::to_owned);
-            b.categories = CATEGORIES[category].map(str::to_owned).into_iter().collect();
-            if private {
-                b.sensitivity = Sensitivity::Private;
-            }
-            if declined {
-                b.response = ResponseStatus::Declined;
-            }
-            b.cancelled = cancelled;
-            b
-        })
+        .map(
+            |(i, &(slot, len, all_day, fb, subject, category, private, declined, cancelled))| {
+                let time = if all_day {
+                    let first = base
+                        .to_zoned(tz())
+                        .date()
+                        .checked_add(jiff::Span::new().days(i64::from(slot % 4)))
+                        .expect("date");
+                    let end = first
+                        .checked_add(jiff::Span::new().days(i64::from(1 + len % 3)))
+                        .expect("date");
+                    BookingTime::all_day(first, end).expect("all day")
+                } else {
+                    let start = base + SignedDuration::from_mins(i64::from(slot) * 15);
+                    BookingTime::timed(
+                        start,
+                        start + SignedDuration::from_mins(i64::from(len) * 15),
+                    )
+                    .expect("timed")
+                };
+                let mut b = Booking::new(BookingId::parse(format!("b{i}")).expect("id"), time);
+                b.free_busy = FreeBusy::ALL[fb];
+                b.subject = SUBJECTS[subject].map(str::to_owned);
+                b.categories = CATEGORIES[category]
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect();
+                if private {
+                    b.sensitivity = Sensitivity::Private;
+                }
+                if declined {
+                    b.response = ResponseStatus::Declined;
+                }
+                b.cancelled = cancelled;
+                b
+            },
+        )
         .collect()
 }
 
 fn settings_strategy() -> impl Strategy<Value = InstanceSettings> {
     (0usize..4, prop::bool::ANY, prop::bool::ANY, 0i64..3).prop_map(|(t, choice, chain, gap)| {
         let mut s = InstanceSettings::with_template(Template::ALL[t]);
-        s.user_choice = if choice { UserChoice::Any } else { UserChoice::Off };
+        s.user_choice = if choice {
+            UserChoice::Any
+        } else {
+            UserChoice::Off
+        };
         s.chain_return_time = chain;
         s.merge_gap = SignedDuration::from_mins(gap * 15);
         s.private = kalsync_core::PrivatePolicy::Anonymous;
@@ -68,7 +102,10 @@ fn settings_strategy() -> impl Strategy<Value = InstanceSettings> {
 }
 
 fn window() -> Window {
-    Window { start: at("2026-11-20 00:00"), end: at("2026-12-10 00:00") }
+    Window {
+        start: at("2026-11-20 00:00"),
+        end: at("2026-12-10 00:00"),
+    }
 }
 
 /// Merges adjacent absences with the same reason and mode, as SPEC §3.5 asks.
@@ -77,7 +114,9 @@ fn merge(absences: &[Absence]) -> Vec<(String, String, Timestamp, Timestamp)> {
     for a in absences {
         let key = (a.reason.to_string(), a.mode.as_str().to_owned());
         match out.last_mut() {
-            Some(last) if last.3 == a.start && (last.0.clone(), last.1.clone()) == key => last.3 = a.end,
+            Some(last) if last.3 == a.start && (last.0.clone(), last.1.clone()) == key => {
+                last.3 = a.end
+            }
             _ => out.push((key.0, key.1, a.start, a.end)),
         }
     }

@@ -25,7 +25,11 @@ pub(crate) struct Run {
 }
 
 pub(crate) fn kalsync(args: &[&str]) -> Run {
-    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_kalsync"))
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_kalsync"))
         .args(args)
         .current_dir(repo())
         .output()

@@ -16,14 +16,30 @@ fn every_fixture_previews_without_crashing() {
         let p = path.to_string_lossy().into_owned();
         for format in ["json", "table"] {
             let run = kalsync(&[
-                "preview", "--calendar", &p, "--rules", &rules.to_string_lossy(),
-                "--from", "2000-01-01", "--to", "2030-01-01", "--format", format,
+                "preview",
+                "--calendar",
+                &p,
+                "--rules",
+                &rules.to_string_lossy(),
+                "--from",
+                "2000-01-01",
+                "--to",
+                "2030-01-01",
+                "--format",
+                format,
             ]);
             assert_eq!(run.code, 0, "{p}: {}", run.stderr);
             assert!(!run.stderr.contains("panicked"), "{p}: {}", run.stderr);
         }
         let absences = preview_json(&[
-            "--calendar", &p, "--rules", &rules.to_string_lossy(), "--from", "2000-01-01", "--to", "2030-01-01",
+            "--calendar",
+            &p,
+            "--rules",
+            &rules.to_string_lossy(),
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2030-01-01",
         ]);
         assert!(!absences.is_empty(), "{p} gave no absence at all");
         for a in &absences {
@@ -31,7 +47,10 @@ fn every_fixture_previews_without_crashing() {
             assert!(field(a, "end") <= field(a, "returns_at"), "{p}: {a}");
         }
     }
-    assert!(files >= 20, "expected the 20 shared .ics fixtures, found {files}");
+    assert!(
+        files >= 20,
+        "expected the 20 shared .ics fixtures, found {files}"
+    );
 }
 
 fn one(file: &str, args: &[&str]) -> Vec<serde_json::Value> {
@@ -46,7 +65,14 @@ fn windows_zone_names_are_converted_to_the_instance_zone() {
     // Pacific Standard Time 14:00–16:00 on 9 April 2019 (PDT, UTC−7) is 23:00–01:00 in Stockholm.
     let a = one(
         "graphdocs_attachment-get_exchange2010_event_mime.ics",
-        &["--template", "showas-info", "--from", "2019-04-09", "--to", "2019-04-11"],
+        &[
+            "--template",
+            "showas-info",
+            "--from",
+            "2019-04-09",
+            "--to",
+            "2019-04-11",
+        ],
     );
     assert_eq!(a.len(), 1);
     assert_eq!(field(&a[0], "start"), "2019-04-09T23:00:00+02:00");
@@ -55,7 +81,14 @@ fn windows_zone_names_are_converted_to_the_instance_zone() {
     // The Outlook 16 export in W. Europe Standard Time reads unchanged in Stockholm.
     let a = one(
         "calcard_045_outlook16_publish_weurope.ics",
-        &["--template", "showas-divert", "--from", "2021-05-27", "--to", "2021-05-28"],
+        &[
+            "--template",
+            "showas-divert",
+            "--from",
+            "2021-05-27",
+            "--to",
+            "2021-05-28",
+        ],
     );
     assert_eq!(field(&a[0], "start"), "2021-05-27T10:30:00+02:00");
     assert_eq!(field(&a[0], "message_sv"), "Möte, åter 12.00");
@@ -66,7 +99,16 @@ fn a_weekday_series_in_sydney_lands_on_the_evening_before_in_stockholm() {
     // 09:30 Mon–Fri in Canberra/Melbourne/Sydney (UTC+11 in March) is 23:30 the day before.
     let a = one(
         "ical4j_Standup_outlook11_recurring.ics",
-        &["--template", "showas-info", "--from", "2009-03-16", "--to", "2009-03-23", "--tz", "Europe/Stockholm"],
+        &[
+            "--template",
+            "showas-info",
+            "--from",
+            "2009-03-16",
+            "--to",
+            "2009-03-23",
+            "--tz",
+            "Europe/Stockholm",
+        ],
     );
     let starts: Vec<&str> = a.iter().map(|x| field(x, "start")).collect();
     assert_eq!(
@@ -87,7 +129,14 @@ fn exdates_remove_their_occurrences() {
     let rules = everything_rules();
     let a = one(
         "nodeical_ms_timezones.ics",
-        &["--rules", &rules.to_string_lossy(), "--from", "2020-07-20", "--to", "2020-07-27"],
+        &[
+            "--rules",
+            &rules.to_string_lossy(),
+            "--from",
+            "2020-07-20",
+            "--to",
+            "2020-07-27",
+        ],
     );
     let days: Vec<&str> = a.iter().map(|x| &field(x, "start")[..10]).collect();
     assert_eq!(days, ["2020-07-24", "2020-07-26"], "{a:?}");
@@ -102,12 +151,38 @@ fn a_moved_all_day_occurrence_replaces_the_original() {
         "nodeical_exchange_whole_day_moved_recurrence.ics",
         "nodeical_exchange_whole_day_moved_recurrence_offset_tz.ics",
     ] {
-        let a = one(file, &["--rules", &rules.to_string_lossy(), "--from", "2026-02-16", "--to", "2026-03-07"]);
+        let a = one(
+            file,
+            &[
+                "--rules",
+                &rules.to_string_lossy(),
+                "--from",
+                "2026-02-16",
+                "--to",
+                "2026-03-07",
+            ],
+        );
         let days: Vec<&str> = a.iter().map(|x| &field(x, "start")[..10]).collect();
-        assert_eq!(days, ["2026-02-19", "2026-02-24", "2026-02-27", "2026-03-03", "2026-03-05"], "{file}");
-        assert!(a.iter().all(|x| field(x, "end")[11..].starts_with("00:00")), "all-day: {a:?}");
+        assert_eq!(
+            days,
+            [
+                "2026-02-19",
+                "2026-02-24",
+                "2026-02-27",
+                "2026-03-03",
+                "2026-03-05"
+            ],
+            "{file}"
+        );
+        assert!(
+            a.iter().all(|x| field(x, "end")[11..].starts_with("00:00")),
+            "all-day: {a:?}"
+        );
         let moved = &a[2]["bookings"][0];
-        assert!(moved.as_str().is_some_and(|id| id.ends_with("/20260226")), "{moved}");
+        assert!(
+            moved.as_str().is_some_and(|id| id.ends_with("/20260226")),
+            "{moved}"
+        );
     }
 }
 
@@ -116,7 +191,14 @@ fn an_export_flagged_invalid_still_yields_its_event() {
     // "Microsoft CDO for Microsoft Exchange" with an empty CLASS: 22:30–00:00 Pacific (PDT).
     let a = one(
         "ical4j_tmeher_cdo_exchange_INVALID.ics",
-        &["--template", "showas-info", "--from", "2004-10-12", "--to", "2004-10-13"],
+        &[
+            "--template",
+            "showas-info",
+            "--from",
+            "2004-10-12",
+            "--to",
+            "2004-10-13",
+        ],
     );
     assert_eq!(field(&a[0], "start"), "2004-10-12T07:30:00+02:00");
     assert_eq!(field(&a[0], "end"), "2004-10-12T09:00:00+02:00");
@@ -125,12 +207,42 @@ fn an_export_flagged_invalid_still_yields_its_event() {
 #[test]
 fn broken_lines_and_unknown_zones_are_warned_about_not_fatal() {
     let path = ics_fixtures().join("nodeical_ms_timezones.ics");
-    let run = kalsync(&["preview", "--calendar", &path.to_string_lossy(), "--from", "2020-01-01", "--to", "2021-01-01"]);
+    let run = kalsync(&[
+        "preview",
+        "--calendar",
+        &path.to_string_lossy(),
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2021-01-01",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("DTSTART is not a date or time"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("DTSTART is not a date or time"),
+        "{}",
+        run.stderr
+    );
     let path = ics_fixtures().join("nodeical_bad_ms_tz.ics");
-    let run = kalsync(&["preview", "--calendar", &path.to_string_lossy(), "--from", "2020-01-01", "--to", "2021-01-01"]);
+    let run = kalsync(&[
+        "preview",
+        "--calendar",
+        &path.to_string_lossy(),
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2021-01-01",
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("unknown time zone `Customized Time Zone`, read in Europe/Stockholm"), "{}", run.stderr);
-    assert_eq!(run.stderr.matches("Customized Time Zone").count(), 1, "warned once: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("unknown time zone `Customized Time Zone`, read in Europe/Stockholm"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("Customized Time Zone").count(),
+        1,
+        "warned once: {}",
+        run.stderr
+    );
 }

@@ -3,20 +3,41 @@
 use crate::helpers::*;
 
 fn anna(args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["--calendar", "examples/anna.ics", "--owner", "anna@example.se"];
+    let mut all = vec![
+        "--calendar",
+        "examples/anna.ics",
+        "--owner",
+        "anna@example.se",
+    ];
     all.extend_from_slice(args);
     preview_json(&all)
 }
 
 fn summary(a: &[serde_json::Value]) -> Vec<String> {
     a.iter()
-        .map(|x| format!("{} {} {}–{} {}", field(x, "reason"), field(x, "mode"), &field(x, "start")[5..16], &field(x, "end")[11..16], field(x, "message_en")))
+        .map(|x| {
+            format!(
+                "{} {} {}–{} {}",
+                field(x, "reason"),
+                field(x, "mode"),
+                &field(x, "start")[5..16],
+                &field(x, "end")[11..16],
+                field(x, "message_en")
+            )
+        })
         .collect()
 }
 
 #[test]
 fn annas_week_under_prefix_then_showas() {
-    let a = anna(&["--rules", "examples/rules/prefix-then-showas.toml", "--from", "2026-11-26", "--to", "2026-12-05"]);
+    let a = anna(&[
+        "--rules",
+        "examples/rules/prefix-then-showas.toml",
+        "--from",
+        "2026-11-26",
+        "--to",
+        "2026-12-05",
+    ]);
     assert_eq!(
         summary(&a),
         [
@@ -30,12 +51,22 @@ fn annas_week_under_prefix_then_showas() {
             "vacation divert 11-30T00:00–00:00 Vacation, back Monday 7 December 08:00",
         ]
     );
-    assert_eq!(field(&a[4], "message_sv"), "Semester, åter måndag 7 december 08.00");
+    assert_eq!(
+        field(&a[4], "message_sv"),
+        "Semester, åter måndag 7 december 08.00"
+    );
 }
 
 #[test]
 fn the_lunch_on_customer_day_returns_after_the_meeting() {
-    let a = anna(&["--rules", "examples/rules/prefix-then-showas.toml", "--from", "2026-11-24T11:00", "--to", "2026-11-24T17:00"]);
+    let a = anna(&[
+        "--rules",
+        "examples/rules/prefix-then-showas.toml",
+        "--from",
+        "2026-11-24T11:00",
+        "--to",
+        "2026-11-24T17:00",
+    ]);
     assert_eq!(
         summary(&a),
         [
@@ -49,7 +80,14 @@ fn the_lunch_on_customer_day_returns_after_the_meeting() {
 #[test]
 fn absences_overlapping_the_period_are_reported_whole() {
     // The vacation runs Monday to Friday; a period on Wednesday still shows all of it.
-    let a = anna(&["--template", "prefix", "--from", "2026-12-02T10:00", "--to", "2026-12-02T11:00"]);
+    let a = anna(&[
+        "--template",
+        "prefix",
+        "--from",
+        "2026-12-02T10:00",
+        "--to",
+        "2026-12-02T11:00",
+    ]);
     assert_eq!(a.len(), 1);
     assert_eq!(field(&a[0], "start"), "2026-11-30T00:00:00+01:00");
     assert_eq!(field(&a[0], "end"), "2026-12-05T00:00:00+01:00");
@@ -58,12 +96,25 @@ fn absences_overlapping_the_period_are_reported_whole() {
 #[test]
 fn the_table_speaks_swedish_when_asked() {
     let run = kalsync(&[
-        "preview", "--calendar", "examples/anna.ics", "--template", "showas-info",
-        "--from", "2026-11-23", "--to", "2026-11-24", "--lang", "sv",
+        "preview",
+        "--calendar",
+        "examples/anna.ics",
+        "--template",
+        "showas-info",
+        "--from",
+        "2026-11-23",
+        "--to",
+        "2026-11-24",
+        "--lang",
+        "sv",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("START"), "{}", run.stdout);
-    assert!(run.stdout.contains("Upptagen, åter 13.00"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Upptagen, åter 13.00"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -76,8 +127,14 @@ fn json_bookings_are_accepted_as_a_calendar() {
 ]"#,
     );
     let a = preview_json(&[
-        "--calendar", &bookings.to_string_lossy(), "--template", "prefix-then-showas",
-        "--from", "2026-03-29", "--to", "2026-03-31",
+        "--calendar",
+        &bookings.to_string_lossy(),
+        "--template",
+        "prefix-then-showas",
+        "--from",
+        "2026-03-29",
+        "--to",
+        "2026-03-31",
     ]);
     // The day clocks go forward: from +01:00 midnight to +02:00 midnight, 23 hours.
     assert_eq!(field(&a[0], "start"), "2026-03-29T00:00:00+01:00");
