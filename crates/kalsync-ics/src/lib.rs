@@ -107,6 +107,16 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, IcsError>
                 .push("skipped a block that is not iCalendar".into()),
         }
     }
+    // The parser closes what a cut-off file left open; say so, the rest may be missing.
+    let count = |marker: &str| {
+        text.lines()
+            .filter(|l| l.trim().eq_ignore_ascii_case(marker))
+            .count()
+    };
+    if !calendars.is_empty() && count("END:VCALENDAR") < count("BEGIN:VCALENDAR") {
+        out.warnings
+            .push("the file ends without END:VCALENDAR: it may be cut off".into());
+    }
     if calendars.is_empty() {
         return Err(IcsError::NotICalendar(
             "no BEGIN:VCALENDAR … END:VCALENDAR block found".into(),
@@ -774,4 +784,257 @@ fn build_rule(
         rule = rule.by_second(r.bysecond.clone());
     }
     rule
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::DateTime;
+
+    fn stockholm(s: &str) -> jiff::Timestamp {
+        DateTime::strptime("%Y-%m-%d %H:%M", s)
+            .expect("datetime")
+            .to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm").expect("tz"))
+            .expect("zoned")
+            .timestamp()
+    }
+
+    fn options(owner: Option<&str>) -> ImportOptions {
+        ImportOptions {
+            default_zone: "Europe/Stockholm".into(),
+            window: Window {
+                start: stockholm("2026-01-01 00:00"),
+                end: stockholm("2027-01-01 00:00"),
+            },
+            owner: owner.map(str::to_owned),
+        }
+    }
+
+    fn calendar(events: &str) -> String {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\n\
+             BEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n\
+             RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\n\
+             DTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n\
+             RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n{events}END:VCALENDAR\r\n"
+        )
+    }
+
+    fn read(events: &str) -> Imported {
+        import(&calendar(events), &options(Some("anna@example.se"))).expect("imports")
+    }
+
+    fn starts(imported: &Imported) -> Vec<jiff::Timestamp> {
+        let mut s: Vec<_> = imported
+            .bookings
+            .iter()
+            .filter_map(|b| match b.time {
+                BookingTime::Timed { start, .. } => Some(start),
+                BookingTime::AllDay { .. } => None,
+            })
+            .collect();
+        s.sort();
+        s
+    }
+
+    #[test]
+    fn outlook_properties_become_booking_fields() {
+        let i = read(
+            "BEGIN:VEVENT\r\nUID:a\r\nSUMMARY:Läkare\r\nDESCRIPTION:secret body\r\nCLASS:PRIVATE\r\n\
+             DTSTART;TZID=W. Europe Standard Time:20261126T150000\r\n\
+             DTEND;TZID=W. Europe Standard Time:20261126T160000\r\n\
+             CATEGORIES:Kund,Semester\r\nX-MICROSOFT-CDO-BUSYSTATUS:OOF\r\n\
+             ORGANIZER:mailto:bo@example.se\r\nATTENDEE;PARTSTAT=TENTATIVE:mailto:Anna@Example.se\r\n\
+             END:VEVENT\r\n",
+        );
+        let b = &i.bookings[0];
+        assert_eq!(b.free_busy, FreeBusy::Oof);
+        assert_eq!(b.sensitivity, Sensitivity::Private);
+        assert_eq!(b.categories, ["Kund", "Semester"]);
+        assert_eq!(b.response, ResponseStatus::Tentative);
+        assert_eq!(b.subject.as_deref(), Some("Läkare"));
+        assert_eq!(b.time_zone.as_deref(), Some("W. Europe Standard Time"));
+        assert_eq!(
+            b.time,
+            BookingTime::Timed {
+                start: stockholm("2026-11-26 15:00"),
+                end: stockholm("2026-11-26 16:00")
+            }
+        );
+        assert!(
+            !format!("{b:?}").contains("secret body"),
+            "the body is never read"
+        );
+    }
+
+    #[test]
+    fn free_busy_falls_back_to_transp_and_status() {
+        let i = read(
+            "BEGIN:VEVENT\r\nUID:t\r\nDTSTART:20261123T080000Z\r\nDTEND:20261123T090000Z\r\nTRANSP:TRANSPARENT\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:u\r\nDTSTART:20261123T080000Z\r\nDTEND:20261123T090000Z\r\nSTATUS:TENTATIVE\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:v\r\nDTSTART:20261123T080000Z\r\nDTEND:20261123T090000Z\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\n",
+        );
+        let by_id = |id: &str| {
+            i.bookings
+                .iter()
+                .find(|b| b.id.as_str() == id)
+                .expect("booking")
+        };
+        assert_eq!(by_id("t").free_busy, FreeBusy::Free);
+        assert_eq!(by_id("u").free_busy, FreeBusy::Tentative);
+        assert!(by_id("v").cancelled);
+        assert_eq!(by_id("v").response, ResponseStatus::NotResponded);
+    }
+
+    #[test]
+    fn all_day_flag_with_local_midnights_gives_dates() {
+        let i = read(
+            "BEGIN:VEVENT\r\nUID:d\r\nDTSTART;TZID=W. Europe Standard Time:20261130T000000\r\n\
+             DTEND;TZID=W. Europe Standard Time:20261205T000000\r\nX-MICROSOFT-CDO-ALLDAYEVENT:TRUE\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:e\r\nDTSTART;VALUE=DATE:20261208\r\nEND:VEVENT\r\n",
+        );
+        let date = |s: &str| s.parse::<jiff::civil::Date>().expect("date");
+        assert_eq!(
+            i.bookings[0].time,
+            BookingTime::AllDay {
+                first: date("2026-11-30"),
+                end: date("2026-12-05")
+            }
+        );
+        assert_eq!(
+            i.bookings[1].time,
+            BookingTime::AllDay {
+                first: date("2026-12-08"),
+                end: date("2026-12-09")
+            }
+        );
+    }
+
+    #[test]
+    fn a_weekly_series_keeps_its_local_time_across_the_dst_change() {
+        let i = read(
+            "BEGIN:VEVENT\r\nUID:w\r\nDTSTART;TZID=W. Europe Standard Time:20260316T090000\r\n\
+             DTEND;TZID=W. Europe Standard Time:20260316T093000\r\nRRULE:FREQ=WEEKLY;COUNT=3;BYDAY=MO\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(
+            starts(&i),
+            [
+                stockholm("2026-03-16 09:00"),
+                stockholm("2026-03-23 09:00"),
+                stockholm("2026-03-30 09:00")
+            ]
+        );
+        assert!(
+            i.bookings
+                .iter()
+                .all(|b| b.series_id.as_ref().is_some_and(|s| s.as_str() == "w"))
+        );
+    }
+
+    #[test]
+    fn exceptions_move_or_cancel_their_occurrence_and_exdates_remove_it() {
+        let i = read(
+            "BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:0\r\nDTSTART;TZID=W. Europe Standard Time:20261123T090000\r\n\
+             DTEND;TZID=W. Europe Standard Time:20261123T091500\r\nRRULE:FREQ=DAILY;COUNT=5\r\n\
+             EXDATE;VALUE=DATE:20261127\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:2\r\nRECURRENCE-ID:20261124T080000Z\r\n\
+             DTSTART;TZID=W. Europe Standard Time:20261124T100000\r\n\
+             DTEND;TZID=W. Europe Standard Time:20261124T101500\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID;TZID=W. Europe Standard Time:20261125T090000\r\n\
+             DTSTART;TZID=W. Europe Standard Time:20261125T090000\r\n\
+             DTEND;TZID=W. Europe Standard Time:20261125T091500\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\n",
+        );
+        let live: Vec<_> = i.bookings.iter().filter(|b| !b.cancelled).collect();
+        let mut times: Vec<_> = live
+            .iter()
+            .map(|b| match b.time {
+                BookingTime::Timed { start, .. } => start,
+                BookingTime::AllDay { .. } => jiff::Timestamp::UNIX_EPOCH,
+            })
+            .collect();
+        times.sort();
+        assert_eq!(
+            times,
+            [
+                stockholm("2026-11-23 09:00"),
+                stockholm("2026-11-24 10:00"),
+                stockholm("2026-11-26 09:00")
+            ]
+        );
+        let cancelled: Vec<_> = i.bookings.iter().filter(|b| b.cancelled).collect();
+        assert_eq!(cancelled.len(), 1);
+        assert_eq!(
+            cancelled[0].series_id.as_ref().map(|s| s.as_str()),
+            Some("s")
+        );
+    }
+
+    #[test]
+    fn an_infinite_series_is_expanded_only_inside_the_window() {
+        let text = calendar(
+            "BEGIN:VEVENT\r\nUID:forever\r\nDTSTART:20090101T120000Z\r\nDTEND:20090101T130000Z\r\nRRULE:FREQ=DAILY\r\nEND:VEVENT\r\n",
+        );
+        let mut o = options(None);
+        o.window = Window {
+            start: stockholm("2026-11-23 00:00"),
+            end: stockholm("2026-11-30 00:00"),
+        };
+        let i = import(&text, &o).expect("imports");
+        assert_eq!(i.bookings.len(), 7);
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    }
+
+    #[test]
+    fn method_cancel_cancels_every_event_and_missing_uids_get_ids() {
+        let text = "BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nBEGIN:VEVENT\r\nDTSTART:20261123T080000Z\r\nDTEND:20261123T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let i = import(text, &options(None)).expect("imports");
+        assert!(i.bookings[0].cancelled);
+        assert!(i.bookings[0].id.as_str().starts_with("event-0-"));
+    }
+
+    #[test]
+    fn broken_input_is_refused_or_warned_about_never_a_panic() {
+        assert!(matches!(
+            import("hello", &options(None)),
+            Err(IcsError::NotICalendar(_))
+        ));
+        assert!(matches!(
+            import("", &options(None)),
+            Err(IcsError::NotICalendar(_))
+        ));
+        let mut o = options(None);
+        o.default_zone = "Nowhere/Atlantis".into();
+        assert!(matches!(
+            import(&calendar(""), &o),
+            Err(IcsError::UnknownZone(_))
+        ));
+        let i = import(
+            &calendar("BEGIN:VEVENT\r\nUID:x\r\nDTSTART:garbage\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:y\r\nSUMMARY:no start\r\nEND:VEVENT\r\n"),
+            &options(None),
+        )
+        .expect("imports");
+        assert!(i.bookings.is_empty());
+        assert_eq!(i.warnings.len(), 2, "{:?}", i.warnings);
+        let truncated = import(
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:z\r\nDTSTART:20261123T080000Z\r\n",
+            &options(None),
+        );
+        let truncated = truncated.expect("what is there is read");
+        assert!(
+            truncated.warnings[0].contains("cut off"),
+            "{:?}",
+            truncated.warnings
+        );
+        let backwards = import(
+            &calendar("BEGIN:VEVENT\r\nUID:b\r\nDTSTART:20261123T090000Z\r\nDTEND:20261123T080000Z\r\nEND:VEVENT\r\n"),
+            &options(None),
+        )
+        .expect("imports");
+        assert!(backwards.bookings.is_empty());
+        assert!(
+            backwards.warnings[0].contains("ends before it starts"),
+            "{:?}",
+            backwards.warnings
+        );
+    }
 }
