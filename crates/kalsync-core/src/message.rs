@@ -105,11 +105,7 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> Timestamp {
-        jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", s)
-            .expect("datetime")
-            .to_zoned(TimeZone::get("Europe/Stockholm").expect("tz"))
-            .expect("zoned")
-            .timestamp()
+        crate::Zone::stockholm().parse_instant(s).expect("time")
     }
 
     #[test]

@@ -47,6 +47,27 @@ impl Zone {
     pub fn tz(&self) -> &TimeZone {
         &self.tz
     }
+
+    /// Reads a time as people write it: an RFC 3339 time with an offset, or a local
+    /// `2026-11-23`, `2026-11-23T08:00` or `2026-11-23 08:00` in this zone.
+    pub fn parse_instant(&self, text: &str) -> Result<Timestamp, String> {
+        let text = text.trim();
+        if let Ok(t) = text.parse::<Timestamp>() {
+            return Ok(t);
+        }
+        let local = text
+            .parse::<jiff::civil::DateTime>()
+            .or_else(|_| text.parse::<Date>().map(|d| d.to_datetime(Time::midnight())))
+            .map_err(|_| {
+                format!(
+                    "`{text}` is not a time (expected 2026-11-23, 2026-11-23T08:00 or 2026-11-23T08:00:00+01:00)"
+                )
+            })?;
+        local
+            .to_zoned(self.tz.clone())
+            .map(|z| z.timestamp())
+            .map_err(|e| format!("`{text}`: {e}"))
+    }
 }
 
 impl PartialEq for Zone {
@@ -267,46 +288,29 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> Timestamp {
-        jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", s)
-            .expect("datetime")
-            .to_zoned(Zone::stockholm().tz().clone())
-            .expect("zoned")
-            .timestamp()
+        Zone::stockholm().parse_instant(s).expect("time")
     }
 
     #[test]
     fn return_times_move_to_the_next_working_period() {
         let wh = WorkingHours::default();
         let tz = Zone::stockholm().tz().clone();
-        // 2026-11-27 is a Friday.
-        assert_eq!(
-            wh.next_working_instant(at("2026-11-27 13:00"), &tz),
-            at("2026-11-27 13:00")
-        );
-        assert_eq!(
-            wh.next_working_instant(at("2026-11-27 08:00"), &tz),
-            at("2026-11-27 08:00")
-        );
-        assert_eq!(
-            wh.next_working_instant(at("2026-11-27 17:00"), &tz),
-            at("2026-11-30 08:00")
-        );
-        assert_eq!(
-            wh.next_working_instant(at("2026-11-28 00:00"), &tz),
-            at("2026-11-30 08:00")
-        );
-        assert_eq!(
-            wh.next_working_instant(at("2026-11-24 07:00"), &tz),
-            at("2026-11-24 08:00")
-        );
-        assert_eq!(
-            wh.next_period_start_after(at("2026-11-24 07:00"), &tz),
-            at("2026-11-24 08:00")
-        );
-        assert_eq!(
-            wh.next_period_start_after(at("2026-11-24 08:00"), &tz),
-            at("2026-11-25 08:00")
-        );
+        // 2026-11-27 is a Friday: (time, next working instant, next period start after).
+        for (t, working, next_start) in [
+            ("2026-11-27 13:00", "2026-11-27 13:00", "2026-11-30 08:00"),
+            ("2026-11-27 08:00", "2026-11-27 08:00", "2026-11-30 08:00"),
+            ("2026-11-27 17:00", "2026-11-30 08:00", "2026-11-30 08:00"),
+            ("2026-11-28 00:00", "2026-11-30 08:00", "2026-11-30 08:00"),
+            ("2026-11-24 07:00", "2026-11-24 08:00", "2026-11-24 08:00"),
+            ("2026-11-24 08:00", "2026-11-24 08:00", "2026-11-25 08:00"),
+        ] {
+            assert_eq!(wh.next_working_instant(at(t), &tz), at(working), "{t}");
+            assert_eq!(
+                wh.next_period_start_after(at(t), &tz),
+                at(next_start),
+                "{t}"
+            );
+        }
     }
 
     #[test]
@@ -335,6 +339,20 @@ mod tests {
         );
         assert_eq!(WorkingHours::parse_day("Fredag"), Ok(Weekday::Friday));
         assert!(WorkingHours::parse_time("8").is_err());
+        let z = Zone::stockholm();
+        assert_eq!(
+            z.parse_instant("2026-11-23"),
+            z.parse_instant("2026-11-23T00:00:00+01:00")
+        );
+        assert_eq!(
+            z.parse_instant("2026-07-01 08:00"),
+            z.parse_instant("2026-07-01T06:00:00Z")
+        );
+        assert!(
+            z.parse_instant("tomorrow")
+                .unwrap_err()
+                .contains("not a time")
+        );
         let t = |s| WorkingHours::parse_time(s).expect("time");
         assert!(WorkingHours::new([Weekday::Monday], t("17:00"), t("08:00")).is_err());
     }

@@ -789,14 +789,11 @@ fn build_rule(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::civil::DateTime;
 
     fn stockholm(s: &str) -> jiff::Timestamp {
-        DateTime::strptime("%Y-%m-%d %H:%M", s)
-            .expect("datetime")
-            .to_zoned(jiff::tz::TimeZone::get("Europe/Stockholm").expect("tz"))
-            .expect("zoned")
-            .timestamp()
+        kalsync_core::Zone::stockholm()
+            .parse_instant(s)
+            .expect("time")
     }
 
     fn options(owner: Option<&str>) -> ImportOptions {

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{Absence, Booking, InstanceSettings, Template, Window, Zone, build_timeline};
@@ -86,11 +85,17 @@ pub(crate) fn run(args: &PreviewArgs) -> Result<(), Failure> {
     let tz = settings.time_zone.tz().clone();
     let now = Timestamp::now();
     let from = match &args.from {
-        Some(text) => parse_time("--from", text, &tz)?,
+        Some(text) => settings
+            .time_zone
+            .parse_instant(text)
+            .map_err(|e| format!("--from: {e}"))?,
         None => now - SignedDuration::from_hours(24),
     };
     let to = match &args.to {
-        Some(text) => parse_time("--to", text, &tz)?,
+        Some(text) => settings
+            .time_zone
+            .parse_instant(text)
+            .map_err(|e| format!("--to: {e}"))?,
         None => from + SignedDuration::from_hours(24 * (i64::from(settings.days_ahead) + 1)),
     };
     if to <= from {
@@ -183,23 +188,6 @@ fn read_json_bookings(name: &str, text: &str) -> Result<Vec<Booking>, Failure> {
 
 fn looks_like_json(text: &str) -> bool {
     matches!(text.trim_start().chars().next(), Some('[' | '{'))
-}
-
-/// `2026-11-23` (local midnight), `2026-11-23T08:00` (local) or an RFC 3339 time.
-fn parse_time(flag: &str, text: &str, tz: &TimeZone) -> Result<Timestamp, Failure> {
-    if let Ok(t) = text.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    let local = text
-        .parse::<DateTime>()
-        .or_else(|_| text.parse::<Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
-        .map_err(|_| {
-            format!("{flag}: `{text}` is not a time (expected 2026-11-23, 2026-11-23T08:00 or 2026-11-23T08:00:00+01:00)")
-        })?;
-    local
-        .to_zoned(tz.clone())
-        .map(|z| z.timestamp())
-        .map_err(|e| format!("{flag}: {e}"))
 }
 
 fn local(t: Timestamp, tz: &TimeZone, format: &str) -> String {

@@ -1,7 +1,7 @@
 //! Builders for bookings in Stockholm time and a readable rendering of timelines.
 
 use jiff::Timestamp;
-use jiff::civil::{Date, DateTime};
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use kalsync_core::{
     Booking, BookingId, BookingTime, FreeBusy, InstanceSettings, Timeline, Window, build_timeline,
@@ -13,11 +13,9 @@ pub(crate) fn tz() -> TimeZone {
 
 /// `"2026-11-23 12:00"` in Stockholm.
 pub(crate) fn at(s: &str) -> Timestamp {
-    DateTime::strptime("%Y-%m-%d %H:%M", s)
-        .expect("datetime")
-        .to_zoned(tz())
-        .expect("zoned")
-        .timestamp()
+    kalsync_core::Zone::stockholm()
+        .parse_instant(s)
+        .expect("time")
 }
 
 pub(crate) fn timed(
