@@ -10,6 +10,7 @@ pub mod reason;
 pub mod rules;
 pub mod settings;
 pub mod timeline;
+pub mod windows_zone;
 pub mod working_hours;
 
 pub use booking::{
@@ -20,4 +21,5 @@ pub use reason::{Mode, Prefix, Reason, ReasonCatalogue, ReasonCode};
 pub use rules::{Conditions, Rule, Template};
 pub use settings::{InstanceSettings, PrivatePolicy, SettingsError, UserChoice};
 pub use timeline::{Absence, Decision, Ignored, Timeline, Window, build_timeline, decide};
+pub use windows_zone::WindowsZone;
 pub use working_hours::{WorkingHours, Zone};
