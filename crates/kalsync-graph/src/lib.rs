@@ -1,0 +1,16 @@
+//! The Microsoft Graph source (Exchange Online / Microsoft 365), SPEC §4.1: app-only
+//! tokens, `calendarView` reads mapped to bookings, `$batch`, subscriptions and the
+//! notifications they bring. Knows nothing of storage.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod notifications;
+
+pub use auth::{AppCredentials, ClientAuth, ConsentOutcome, TokenError};
+pub use client::{
+    CalendarRead, Endpoints, GraphClient, Limits, NewSubscription, ReadOptions, Subscription,
+};
+pub use error::GraphError;
+pub use notifications::{Notification, NotificationBatch};
