@@ -20,7 +20,7 @@ use url::Url;
 use crate::auth::{AppCredentials, TokenSource};
 use crate::error::GraphError;
 use crate::model::{
-    ErrorBody, Event, EventError, MailboxSettings, MailboxSettingsJson, Page, select,
+    BatchResponse, ErrorBody, Event, EventError, MailboxSettings, MailboxSettingsJson, Page, select,
 };
 
 /// Where Graph and its login live: the public cloud, a national cloud, or a simulator.
@@ -662,21 +662,6 @@ impl GraphClient {
             status => Err(status_error(status, &answer.body)),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct BatchResponse {
-    responses: Vec<BatchItem>,
-}
-
-#[derive(Deserialize)]
-struct BatchItem {
-    id: String,
-    status: u16,
-    #[serde(default)]
-    headers: HashMap<String, String>,
-    #[serde(default)]
-    body: Option<serde_json::Value>,
 }
 
 /// Maps a non-2xx answer to an error, keeping Graph's code and message.

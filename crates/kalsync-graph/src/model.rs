@@ -354,6 +354,28 @@ impl MailboxSettingsJson {
     }
 }
 
+/// A `$batch` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// One per request, in any order.
+    pub responses: Vec<BatchItem>,
+}
+
+/// One answer inside a `$batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The request's id.
+    pub id: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Headers (`Retry-After` for throttled items).
+    #[serde(default)]
+    pub headers: std::collections::HashMap<String, String>,
+    /// Body.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
 /// Graph's error body: `{"error": {"code", "message", "innerError"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

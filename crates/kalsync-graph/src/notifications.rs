@@ -198,6 +198,76 @@ fn read_item(value: serde_json::Value) -> Result<Notification, String> {
     })
 }
 
+/// What the notification endpoint answers, and what it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reception {
+    /// HTTP status to answer.
+    pub status: u16,
+    /// Body to answer (the validation token, as `text/plain`, or empty).
+    pub body: String,
+    /// Authentic notifications, to act on.
+    pub accepted: Vec<Notification>,
+    /// Why items were refused: malformed, unknown subscription, wrong `clientState`.
+    pub rejected: Vec<String>,
+}
+
+/// Handles one POST to the notification endpoint. `client_state_of` gives the secret of
+/// a subscription this service holds. Answers 200 with the token to a validation
+/// request, 202 when something authentic arrived, 400 for a body that is not a
+/// notification collection, 403 when nothing in it was authentic (Graph never sends
+/// those; whoever did gets no retry invitation).
+pub fn receive(
+    query: Option<&str>,
+    body: &[u8],
+    client_state_of: impl Fn(&str) -> Option<String>,
+) -> Reception {
+    if let Some(token) = validation_token(query) {
+        return Reception {
+            status: 200,
+            body: token,
+            accepted: Vec::new(),
+            rejected: Vec::new(),
+        };
+    }
+    let batch = match parse(body) {
+        Ok(b) => b,
+        Err(e) => {
+            return Reception {
+                status: if e == NotificationError::TooLarge {
+                    413
+                } else {
+                    400
+                },
+                body: String::new(),
+                accepted: Vec::new(),
+                rejected: vec![e.to_string()],
+            };
+        }
+    };
+    let mut reception = Reception {
+        status: 202,
+        body: String::new(),
+        accepted: Vec::new(),
+        rejected: batch.rejected,
+    };
+    for n in batch.notifications {
+        match client_state_of(n.subscription_id()) {
+            None => reception
+                .rejected
+                .push(format!("unknown subscription `{}`", n.subscription_id())),
+            Some(expected) if n.is_authentic(&expected) => reception.accepted.push(n),
+            Some(_) => reception.rejected.push(format!(
+                "wrong clientState for subscription `{}`",
+                n.subscription_id()
+            )),
+        }
+    }
+    if reception.accepted.is_empty() && !reception.rejected.is_empty() {
+        reception.status = 403;
+    }
+    reception
+}
+
 /// The mailbox a resource path names: `Users/{user}/Events/{id}` → `{user}`.
 pub fn mailbox_of(resource: &str) -> Option<&str> {
     let mut parts = resource.trim_start_matches('/').split('/');
@@ -250,6 +320,23 @@ mod tests {
             parse(&vec![b' '; MAX_NOTIFICATION_BYTES + 1]),
             Err(NotificationError::TooLarge)
         );
+    }
+
+    #[test]
+    fn the_endpoint_answers_validation_accepts_authentic_and_refuses_forged() {
+        let state = |id: &str| (id == "s1").then(|| "k".to_owned());
+        let r = receive(Some("validationToken=abc%20def"), b"", state);
+        assert_eq!((r.status, r.body.as_str()), (200, "abc def"));
+        let good = br#"{"value":[{"subscriptionId":"s1","clientState":"k","changeType":"created","resource":"Users/u/Events/e"}]}"#;
+        let r = receive(None, good, state);
+        assert_eq!((r.status, r.accepted.len()), (202, 1));
+        let forged = br#"{"value":[{"subscriptionId":"s1","clientState":"guess","changeType":"created","resource":"Users/u/Events/e"}]}"#;
+        let r = receive(None, forged, state);
+        assert_eq!((r.status, r.accepted.len()), (403, 0));
+        assert!(r.rejected[0].contains("wrong clientState"));
+        let unknown = br#"{"value":[{"subscriptionId":"s9","clientState":"k","changeType":"created","resource":"Users/u/Events/e"}]}"#;
+        assert!(receive(None, unknown, state).rejected[0].contains("unknown subscription"));
+        assert_eq!(receive(None, b"not json", state).status, 400);
     }
 
     #[test]
