@@ -1,6 +1,9 @@
 //! The simulator's HTTP face: the token endpoint, the Graph routes Kalsync uses, and the
 //! control API under `/_sim`.
 
+// Early returns carry finished HTTP answers; boxing them would only add allocations.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -72,9 +75,13 @@ fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
         "code": code,
         "message": message,
         "innerError": {
+            "code": status.as_u16().to_string(),
             "date": Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S").to_string(),
+            "message": message,
             "request-id": uuid::Uuid::new_v4().to_string(),
+            "requestId": uuid::Uuid::new_v4().to_string(),
             "client-request-id": uuid::Uuid::new_v4().to_string(),
+            "status": status.as_u16().to_string(),
         }
     }});
     (status, Json(body)).into_response()
@@ -202,10 +209,13 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(fault) = gate(&sim).await {
-        return fault;
+    // The login host is not Graph: it shares the latency, not Graph's fault counts.
+    let latency = sim.world().faults.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+
     if tenant != sim.shared.config.tenant {
         return aad_error(
             StatusCode::BAD_REQUEST,
@@ -560,7 +570,7 @@ fn render(i: &Instance<'_>, zone: &Zone, zone_label: &str, select: Option<&[Stri
         "body": {"contentType": "html", "content": format!("<html><body>{}</body></html>", e.spec.body)},
         "start": dt(start),
         "end": dt(end),
-        "location": {"displayName": e.spec.location, "locationType": "default", "uniqueIdType": "unknown"},
+        "location": {"displayName": e.spec.location, "locationType": "default", "uniqueId": e.spec.location, "uniqueIdType": "private"},
         "organizer": {"emailAddress": {"name": "Organizer", "address": "organizer@contoso.example"}},
     });
     let mut out = serde_json::Map::new();

@@ -150,6 +150,14 @@ pub fn classify_token_error(body: &[u8]) -> TokenError {
     }
 }
 
+/// A failed token request: worth another try, or not.
+enum FetchError {
+    Transient(TokenError),
+    Final(TokenError),
+}
+
+use FetchError::{Final, Transient};
+
 struct Cached {
     token: SecretString,
     refresh_after: Timestamp,
@@ -209,7 +217,24 @@ impl TokenSource {
         *self.cached.lock().await = None;
     }
 
+    /// Fetches a token, trying again on a network failure or a 429/5xx (Entra throttles
+    /// too) up to three times.
     async fn fetch(&self) -> Result<Cached, TokenError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.fetch_once().await {
+                Err(Transient(e)) if attempt < 3 => {
+                    tracing::debug!(error = %e, "token request failed, retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250u64 << attempt)).await;
+                }
+                Err(Transient(e) | Final(e)) => return Err(e),
+                Ok(c) => return Ok(c),
+            }
+        }
+    }
+
+    async fn fetch_once(&self) -> Result<Cached, FetchError> {
         let c = &self.credentials;
         let mut form: Vec<(&str, String)> = vec![
             ("client_id", c.client_id.clone()),
@@ -229,7 +254,8 @@ impl TokenSource {
                     self.token_url.as_str(),
                     certificate_pem,
                     private_key_pem,
-                )?;
+                )
+                .map_err(Final)?;
                 form.push((
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
@@ -243,17 +269,24 @@ impl TokenSource {
             .form(&form)
             .send()
             .await
-            .map_err(|e| TokenError::Unreachable(e.without_url().to_string()))?;
+            .map_err(|e| Transient(TokenError::Unreachable(e.without_url().to_string())))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| TokenError::Unreachable(e.to_string()))?;
+            .map_err(|e| Transient(TokenError::Unreachable(e.to_string())))?;
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(Transient(TokenError::Unreachable(format!(
+                "the token endpoint answered {status}"
+            ))));
+        }
         if !status.is_success() {
-            return Err(classify_token_error(&body));
+            return Err(Final(classify_token_error(&body)));
         }
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-            TokenError::Unreachable("the token response is not the expected JSON".into())
+            Final(TokenError::Unreachable(
+                "the token response is not the expected JSON".into(),
+            ))
         })?;
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3599));
         let usable = lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2);

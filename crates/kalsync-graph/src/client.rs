@@ -115,7 +115,8 @@ pub struct CalendarRead {
 }
 
 impl CalendarRead {
-    fn add(&mut self, values: Vec<serde_json::Value>, zone: &Zone) {
+    /// Adds one page of events; those that cannot be read go to `rejected`.
+    pub fn push_page(&mut self, values: Vec<serde_json::Value>, zone: &Zone) {
         self.pages += 1;
         for value in values {
             let id = value
@@ -134,7 +135,11 @@ impl CalendarRead {
     }
 }
 
+/// One mailbox of a bulk read, and what its read gave.
+pub type MailboxRead = (String, Result<CalendarRead, GraphError>);
+
 /// A subscription to request.
+
 #[derive(Debug, Clone)]
 pub struct NewSubscription {
     /// The mailbox (id or UPN).
@@ -438,7 +443,7 @@ impl GraphClient {
                 .as_deref()
                 .map(|l| self.check_link(l))
                 .transpose()?;
-            read.add(page.value, zone);
+            read.push_page(page.value, zone);
         }
         Ok(())
     }
@@ -451,7 +456,7 @@ impl GraphClient {
         window: Window,
         options: ReadOptions,
         zone: &Zone,
-    ) -> Vec<(String, Result<CalendarRead, GraphError>)> {
+    ) -> Vec<MailboxRead> {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, chunk) in users.chunks(20).enumerate() {
             let client = self.clone();
@@ -464,7 +469,7 @@ impl GraphClient {
                 )
             });
         }
-        let mut results: Vec<(usize, Vec<(String, Result<CalendarRead, GraphError>)>)> = Vec::new();
+        let mut results: Vec<(usize, Vec<MailboxRead>)> = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
                 Ok(r) => results.push(r),
@@ -481,7 +486,7 @@ impl GraphClient {
         window: Window,
         options: ReadOptions,
         zone: &Zone,
-    ) -> Vec<(String, Result<CalendarRead, GraphError>)> {
+    ) -> Vec<MailboxRead> {
         let mut done: Vec<Option<Result<CalendarRead, GraphError>>> =
             users.iter().map(|_| None).collect();
         let mut pending: Vec<usize> = (0..users.len()).collect();
@@ -565,7 +570,7 @@ impl GraphClient {
                             .as_deref()
                             .map(|l| self.check_link(l))
                             .transpose();
-                        read.add(page.value, zone);
+                        read.push_page(page.value, zone);
                         match next {
                             Ok(next) => self
                                 .follow_pages(&users[i], next, &mut read, zone)

@@ -327,6 +327,8 @@ pub struct MailboxSettings {
     pub zone: Option<Zone>,
     /// Outlook working hours, when set and readable.
     pub working_hours: Option<WorkingHours>,
+    /// The zone the working hours are in (Outlook keeps it apart from the mailbox's).
+    pub working_hours_zone: Option<Zone>,
 }
 
 impl MailboxSettingsJson {
@@ -347,9 +349,17 @@ impl MailboxSettingsJson {
             let time = |t: &str| WorkingHours::parse_time(t.get(..5).unwrap_or(t)).ok();
             WorkingHours::new(days, time(&wh.start_time)?, time(&wh.end_time)?).ok()
         });
+        let working_hours_zone = self
+            .working_hours
+            .as_ref()
+            .and_then(|wh| wh.time_zone.as_ref())
+            .and_then(|tz| tz.get("name"))
+            .and_then(|n| n.as_str())
+            .and_then(|n| Zone::parse_any(n).ok());
         MailboxSettings {
             zone,
             working_hours,
+            working_hours_zone,
         }
     }
 }

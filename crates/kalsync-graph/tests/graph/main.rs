@@ -1,0 +1,7 @@
+//! The Graph source against Microsoft's real payloads and against the simulator.
+
+mod fixtures;
+mod helpers;
+mod notifications_e2e;
+mod roundtrip;
+mod shape;
