@@ -608,6 +608,9 @@ async fn calendar_view(
     Query(query): Query<ViewQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let Some(_in_flight) = sim.enter(&user) else {
+        return mailbox_busy();
+    };
     if let Err(r) = admit(&sim, &headers).await {
         return r;
     }
@@ -664,10 +667,6 @@ struct BatchItem {
 }
 
 async fn batch(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admit(&sim, &headers).await {
-        return r;
-    }
-    sim.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
     let Ok(request) = serde_json::from_slice::<BatchRequest>(&body) else {
         return graph_error(
             StatusCode::BAD_REQUEST,
@@ -682,14 +681,61 @@ async fn batch(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) ->
             "Invalid batch payload format: the maximum number of requests is 20.",
         );
     }
+    // Each item holds its mailbox for the whole batch, as Graph counts them.
+    let entered: Vec<Option<crate::InFlight>> = request
+        .requests
+        .iter()
+        .map(|item| sim.enter(&batch_mailbox(&item.url)))
+        .collect();
+    if let Err(r) = admit(&sim, &headers).await {
+        return r;
+    }
+    sim.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
     let base = base_url(&headers);
+
     let mut responses = Vec::new();
-    for item in request.requests {
-        let (status, item_headers, body) = batch_item(&sim, &base, &item);
+    for (item, slot) in request.requests.iter().zip(&entered) {
+        if slot.is_none() {
+            responses.push(json!({"id": item.id, "status": 429, "headers": {"Retry-After": "1", "Content-Type": "application/json"},
+                "body": {"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}}}));
+            continue;
+        }
+        let (status, item_headers, body) = batch_item(&sim, &base, item);
         responses
             .push(json!({"id": item.id, "status": status, "headers": item_headers, "body": body}));
     }
     Json(json!({"responses": responses})).into_response()
+}
+
+/// The mailbox a batch item's URL names (`/users/{id}/…`).
+fn batch_mailbox(url: &str) -> String {
+    let path = url
+        .trim_start_matches('/')
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next()) {
+        (Some(users), Some(user)) if users.eq_ignore_ascii_case("users") => {
+            percent_encoding::percent_decode_str(user)
+                .decode_utf8_lossy()
+                .into_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Graph's answer to a fifth concurrent request against one mailbox.
+fn mailbox_busy() -> Response {
+    let mut response = graph_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "ApplicationThrottled",
+        "Application is over its MailboxConcurrency limit.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Value) {

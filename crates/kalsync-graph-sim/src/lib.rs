@@ -126,6 +126,10 @@ pub struct Stats {
     pub notifications_lost: AtomicU64,
     /// Events served with their `body` (a client that never asks keeps this at 0).
     pub bodies_served: AtomicU64,
+    /// Requests refused because a mailbox already had four in progress.
+    pub mailbox_concurrency_refused: AtomicU64,
+    /// The most requests seen in progress against one mailbox.
+    pub max_mailbox_concurrency: AtomicU64,
 }
 
 /// A snapshot of [`Stats`].
@@ -145,6 +149,10 @@ pub struct StatsSnapshot {
     pub notifications_lost: u64,
     /// See [`Stats::bodies_served`].
     pub bodies_served: u64,
+    /// See [`Stats::mailbox_concurrency_refused`].
+    pub mailbox_concurrency_refused: u64,
+    /// See [`Stats::max_mailbox_concurrency`].
+    pub max_mailbox_concurrency: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +188,33 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     pub(crate) outbox: mpsc::UnboundedSender<Delivery>,
     pub(crate) http: reqwest::Client,
+    /// Requests in progress per mailbox id.
+    pub(crate) in_flight: Mutex<HashMap<String, u32>>,
+}
+
+/// Graph allows this many concurrent requests per mailbox; more get `429`.
+pub const MAILBOX_CONCURRENCY: u32 = 4;
+
+/// A request in progress against one mailbox; leaves when dropped.
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+    key: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// The simulator. Cheap to clone; every clone is the same tenant.
@@ -211,6 +246,7 @@ impl Simulator {
             stats: Stats::default(),
             outbox,
             http,
+            in_flight: Mutex::new(HashMap::new()),
         });
         tokio::spawn(deliver(Arc::downgrade(&shared), inbox));
         Simulator { shared }
@@ -218,6 +254,40 @@ impl Simulator {
 
     pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.shared.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enters a request against a mailbox, or `None` when four are already in progress.
+    pub(crate) fn enter(&self, mailbox: &str) -> Option<InFlight> {
+        let key = {
+            let world = self.world();
+            world
+                .directory
+                .resolve(mailbox)
+                .map(str::to_owned)
+                .unwrap_or_else(|| mailbox.to_ascii_lowercase())
+        };
+        let mut map = self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(key.clone()).or_insert(0);
+        if *n >= MAILBOX_CONCURRENCY {
+            self.shared
+                .stats
+                .mailbox_concurrency_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *n += 1;
+        self.shared
+            .stats
+            .max_mailbox_concurrency
+            .fetch_max(u64::from(*n), Ordering::Relaxed);
+        Some(InFlight {
+            shared: self.shared.clone(),
+            key,
+        })
     }
 
     /// The tenant id.
@@ -357,6 +427,8 @@ impl Simulator {
             notifications_sent: s.notifications_sent.load(Ordering::Relaxed),
             notifications_lost: s.notifications_lost.load(Ordering::Relaxed),
             bodies_served: s.bodies_served.load(Ordering::Relaxed),
+            mailbox_concurrency_refused: s.mailbox_concurrency_refused.load(Ordering::Relaxed),
+            max_mailbox_concurrency: s.max_mailbox_concurrency.load(Ordering::Relaxed),
         }
     }
 

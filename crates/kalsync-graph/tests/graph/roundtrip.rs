@@ -506,3 +506,57 @@ async fn oversized_and_malformed_answers_are_typed_errors() {
     assert_eq!(odd.rejected.len(), 1);
     assert!(odd.rejected[0].1.to_string().contains("sleeping"));
 }
+
+#[tokio::test]
+async fn no_more_than_four_requests_run_against_one_mailbox() {
+    let s = default_simulator().await;
+    let u = user(&s.sim, "busy@contoso.example");
+    s.sim.set_faults(Faults {
+        latency_ms: 50,
+        ..Faults::default()
+    });
+    let c = client(&s.base);
+    let reads = (0..12).map(|_| {
+        let c = c.clone();
+        let u = u.clone();
+        async move { c.calendar_view(&u, week(), read_opts(), &stockholm()).await }
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for r in reads {
+        set.spawn(r);
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("task").expect("read");
+    }
+    let stats = s.sim.stats();
+    assert_eq!(stats.max_mailbox_concurrency, 4);
+    assert_eq!(
+        stats.mailbox_concurrency_refused, 0,
+        "the client never asks for a fifth"
+    );
+
+    // Without the client's limit, Graph (the simulator) refuses the fifth.
+    let greedy = client_with(
+        &s.base,
+        ClientAuth::Secret(SecretString::from(SECRET)),
+        TENANT,
+        Limits {
+            per_mailbox: 12,
+            max_retries: 0,
+            ..quick_limits()
+        },
+    );
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let c = greedy.clone();
+        let u = u.clone();
+        set.spawn(async move { c.calendar_view(&u, week(), read_opts(), &stockholm()).await });
+    }
+    let mut throttled = 0;
+    while let Some(r) = set.join_next().await {
+        if matches!(r.expect("task"), Err(GraphError::Throttled { .. })) {
+            throttled += 1;
+        }
+    }
+    assert!(throttled > 0 && s.sim.stats().mailbox_concurrency_refused > 0);
+}
