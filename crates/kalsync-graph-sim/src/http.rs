@@ -17,15 +17,31 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
-use kalsync_core::{WindowsZone, Zone};
-use serde::Deserialize;
+use kalsync_core::Zone;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::world::{EventSpec, Instance, OccurrenceChange, SpecError, UserSpec, When};
 use crate::{Faults, Simulator, Subscription, graph_time};
 
+/// Answers no sooner than the injected latency after a request arrived, the
+/// simulator's own work included: the latency is Graph's response time as a client sees
+/// it. Per-mailbox slots travel in the response and are held until then.
+async fn pace(
+    State(sim): State<Simulator>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let latency = sim.world().faults.latency_ms;
+    let response = next.run(request).await;
+    tokio::time::sleep_until(started + Duration::from_millis(latency)).await;
+    response
+}
+
 pub(crate) fn router(sim: Simulator) -> Router {
-    Router::new()
+    let graph = Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route("/v1.0/users/{user}/calendarView", get(calendar_view))
         .route(
@@ -39,6 +55,9 @@ pub(crate) fn router(sim: Simulator) -> Router {
             "/v1.0/subscriptions/{id}",
             patch(renew_subscription).delete(delete_subscription),
         )
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), pace));
+    Router::new()
+        .merge(graph)
         .route("/_sim/users", post(control_add_user).get(control_users))
         .route("/_sim/users/{user}/events", post(control_create_event))
         .route(
@@ -98,10 +117,6 @@ fn spec_error(e: SpecError) -> Response {
 
 /// Latency and the one-shot faults every Graph and token request goes through.
 async fn gate(sim: &Simulator) -> Option<Response> {
-    let latency = sim.world().faults.latency_ms;
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
     let mut world = sim.world();
     let faults = &mut world.faults;
     if faults.drop_connections > 0 {
@@ -209,11 +224,8 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The login host is not Graph: it shares the latency, not Graph's fault counts.
-    let latency = sim.world().faults.latency_ms;
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
+    // The login host is not Graph: it shares the latency (the pacing layer), not
+    // Graph's fault counts.
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
 
     if tenant != sim.shared.config.tenant {
@@ -375,7 +387,7 @@ fn view_page(
     user_key: &str,
     query: &ViewQuery,
     prefer: Option<&str>,
-) -> Result<Value, Response> {
+) -> Result<Box<RawValue>, Response> {
     let (start, end) = match (&query.start, &query.end) {
         (Some(s), Some(e)) => (s, e),
         _ => {
@@ -467,21 +479,22 @@ fn view_page(
         .collect();
     instances.sort_by_key(|i| (i.when.span(&i.master.zone).0, i.id.clone()));
     let total = instances.len();
-    let value: Vec<Value> = instances
+    let value: Vec<EventOut<'_>> = instances
         .iter()
         .skip(skip)
         .take(top)
         .map(|i| render(i, &zone, &zone_label, select.as_deref()))
         .collect();
-    let bodies = value.iter().filter(|v| v.get("body").is_some()).count();
+    let bodies = value.iter().filter(|v| v.body.is_some()).count();
     sim.shared
         .stats
         .bodies_served
         .fetch_add(bodies as u64, Ordering::Relaxed);
-    let mut page = json!({
-        "@odata.context": format!("{base}/v1.0/$metadata#users('{}')/calendarView", user.id),
-        "value": value,
-    });
+    let mut page = PageOut {
+        context: format!("{base}/v1.0/$metadata#users('{}')/calendarView", user.id),
+        next_link: None,
+        value,
+    };
     if skip + top < total {
         let mut next = format!(
             "{base}/v1.0/users/{}/calendarView?startDateTime={}&endDateTime={}&$top={top}&$skiptoken={}",
@@ -494,9 +507,15 @@ fn view_page(
             next.push_str("&$select=");
             next.push_str(&url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>());
         }
-        page["@odata.nextLink"] = Value::String(next);
+        page.next_link = Some(next);
     }
-    Ok(page)
+    serde_json::value::to_raw_value(&page).map_err(|e| {
+        graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            &e.to_string(),
+        )
+    })
 }
 
 /// Graph's default properties when no `$select` is given (body included, as Graph does).
@@ -532,66 +551,181 @@ const DEFAULT_PROPERTIES: &[&str] = &[
     "organizer",
 ];
 
-fn render(i: &Instance<'_>, zone: &Zone, zone_label: &str, select: Option<&[String]>) -> Value {
+/// `dateTimeTimeZone` as Graph writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DateTimeOut<'a> {
+    date_time: String,
+    time_zone: &'a str,
+}
+
+/// An event on the wire; only the selected properties are filled in.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EventOut<'a> {
+    #[serde(rename = "@odata.etag")]
+    etag: String,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_date_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_modified_date_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    categories: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_start_time_zone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_end_time_zone: Option<&'a str>,
+    #[serde(rename = "iCalUId", skip_serializing_if = "Option::is_none")]
+    ical_uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reminder_minutes_before_start: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_reminder_on: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_attachments: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_preview: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    importance: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitivity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_all_day: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_cancelled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_organizer: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_requested: Option<bool>,
+    /// `Some(None)` writes `null`, as Graph does for single events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series_master_id: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    show_as: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_status: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<DateTimeOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<DateTimeOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organizer: Option<Value>,
+}
+
+fn render<'a>(
+    i: &'a Instance<'a>,
+    zone: &Zone,
+    zone_label: &'a str,
+    select: Option<&[String]>,
+) -> EventOut<'a> {
     let e = i.master;
-    let (start, end) = i.when.span(&e.zone);
+    let want = |field: &str| match select {
+        Some(fields) => fields.iter().any(|f| f == field),
+        None => DEFAULT_PROPERTIES.contains(&field),
+    };
     let dt = |t: Timestamp| {
         let z = t.to_zoned(zone.tz().clone());
-        json!({"dateTime": format!("{}.{:07}", z.strftime("%Y-%m-%dT%H:%M:%S"), z.subsec_nanosecond() / 100), "timeZone": zone_label})
-    };
-    let windows_zone = WindowsZone::parse(&e.zone_name)
-        .map(|w| w.id().to_owned())
-        .unwrap_or_else(|_| e.zone_name.clone());
-    let all = json!({
-        "id": i.id,
-        "createdDateTime": graph_time(Timestamp::UNIX_EPOCH),
-        "lastModifiedDateTime": graph_time(Timestamp::now()),
-        "changeKey": crate::world::graph_id(&format!("{}/{}", i.id, i.change_key)),
-        "categories": e.spec.categories,
-        "originalStartTimeZone": windows_zone,
-        "originalEndTimeZone": windows_zone,
-        "iCalUId": format!("040000008200E00074C5B7101A82E008{}", &crate::world::graph_id(&e.id)[5..25]),
-        "reminderMinutesBeforeStart": 15,
-        "isReminderOn": true,
-        "hasAttachments": false,
-        "subject": i.subject,
-        "bodyPreview": e.spec.body.chars().take(255).collect::<String>(),
-        "importance": "normal",
-        "sensitivity": e.spec.sensitivity,
-        "isAllDay": matches!(i.when, When::AllDay { .. }),
-        "isCancelled": i.is_cancelled,
-        "isOrganizer": e.spec.response == "organizer",
-        "responseRequested": true,
-        "seriesMasterId": if i.kind == "singleInstance" { Value::Null } else { Value::String(e.id.clone()) },
-        "showAs": i.show_as,
-        "type": i.kind,
-        "webLink": format!("https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item", i.id),
-        "responseStatus": {"response": e.spec.response, "time": "0001-01-01T00:00:00Z"},
-        "body": {"contentType": "html", "content": format!("<html><body>{}</body></html>", e.spec.body)},
-        "start": dt(start),
-        "end": dt(end),
-        "location": {"displayName": e.spec.location, "locationType": "default", "uniqueId": e.spec.location, "uniqueIdType": "private"},
-        "organizer": {"emailAddress": {"name": "Organizer", "address": "organizer@contoso.example"}},
-    });
-    let mut out = serde_json::Map::new();
-    out.insert(
-        "@odata.etag".into(),
-        Value::String(format!(
-            "W/\"{}\"",
-            crate::world::graph_id(&format!("{}/{}", i.id, i.change_key))
-        )),
-    );
-    let wanted: Vec<&str> = match select {
-        Some(fields) => fields.iter().map(String::as_str).collect(),
-        None => DEFAULT_PROPERTIES.to_vec(),
-    };
-    out.insert("id".into(), all["id"].clone());
-    for field in wanted {
-        if let Some(v) = all.get(field) {
-            out.insert(field.to_owned(), v.clone());
+        DateTimeOut {
+            date_time: format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}",
+                z.year(),
+                z.month(),
+                z.day(),
+                z.hour(),
+                z.minute(),
+                z.second(),
+                z.subsec_nanosecond() / 100
+            ),
+            time_zone: zone_label,
         }
-    }
-    Value::Object(out)
+    };
+    let (start, end) = i.when.span(&e.zone);
+    // A new change key and etag for every change, like Graph's (base64 of the change
+    // counter and a piece of the id).
+    let change_key = || {
+        let mut bytes = i.change_key.to_be_bytes().to_vec();
+        bytes.extend(i.id.bytes().rev().take(8));
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let mut out = EventOut {
+        etag: format!("W/\"{}\"", change_key()),
+        id: &i.id,
+        ..EventOut::default()
+    };
+    let some = |field: &str| want(field).then_some(());
+    out.created_date_time = some("createdDateTime").map(|_| graph_time(Timestamp::UNIX_EPOCH));
+    out.last_modified_date_time =
+        some("lastModifiedDateTime").map(|_| graph_time(Timestamp::now()));
+    out.change_key = some("changeKey").map(|_| change_key());
+    out.categories = some("categories").map(|_| e.spec.categories.as_slice());
+    out.original_start_time_zone = some("originalStartTimeZone").map(|_| e.zone_name.as_str());
+    out.original_end_time_zone = some("originalEndTimeZone").map(|_| e.zone_name.as_str());
+    out.ical_uid = some("iCalUId").map(|_| {
+        format!(
+            "040000008200E00074C5B7101A82E008{}",
+            &crate::world::graph_id(&e.id)[5..25]
+        )
+    });
+    out.reminder_minutes_before_start = some("reminderMinutesBeforeStart").map(|_| 15);
+    out.is_reminder_on = some("isReminderOn").map(|_| true);
+    out.has_attachments = some("hasAttachments").map(|_| false);
+    out.subject = some("subject").map(|_| i.subject);
+    out.body_preview = some("bodyPreview").map(|_| e.spec.body.chars().take(255).collect());
+    out.importance = some("importance").map(|_| "normal");
+    out.sensitivity = some("sensitivity").map(|_| e.spec.sensitivity.as_str());
+    out.is_all_day = some("isAllDay").map(|_| matches!(i.when, When::AllDay { .. }));
+    out.is_cancelled = some("isCancelled").map(|_| i.is_cancelled);
+    out.is_organizer = some("isOrganizer").map(|_| e.spec.response == "organizer");
+    out.response_requested = some("responseRequested").map(|_| true);
+    out.series_master_id =
+        some("seriesMasterId").map(|_| (i.kind != "singleInstance").then_some(e.id.as_str()));
+    out.show_as = some("showAs").map(|_| i.show_as);
+    out.kind = some("type").map(|_| i.kind);
+    out.web_link = some("webLink").map(|_| {
+        format!(
+            "https://outlook.office365.com/owa/?itemid={}&exvsurl=1&path=/calendar/item",
+            i.id
+        )
+    });
+    out.response_status = some("responseStatus")
+        .map(|_| json!({"response": e.spec.response, "time": "0001-01-01T00:00:00Z"}));
+    out.body = some("body").map(|_| json!({"contentType": "html", "content": format!("<html><body>{}</body></html>", e.spec.body)}));
+    out.start = some("start").map(|_| dt(start));
+    out.end = some("end").map(|_| dt(end));
+    out.location = some("location").map(|_| json!({"displayName": e.spec.location, "locationType": "default", "uniqueId": e.spec.location, "uniqueIdType": "private"}));
+    out.organizer = some("organizer").map(
+        |_| json!({"emailAddress": {"name": "Organizer", "address": "organizer@contoso.example"}}),
+    );
+    out
+}
+
+/// A calendarView page on the wire.
+#[derive(Serialize)]
+struct PageOut<'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    value: Vec<EventOut<'a>>,
+}
+
+/// A JSON answer from text already serialized.
+fn json_text(raw: Box<RawValue>) -> Response {
+    let text: Box<str> = raw.into();
+    ([(header::CONTENT_TYPE, "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8")], String::from(text)).into_response()
 }
 
 fn base_url(headers: &HeaderMap) -> String {
@@ -608,17 +742,21 @@ async fn calendar_view(
     Query(query): Query<ViewQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(_in_flight) = sim.enter(&user) else {
+    let Some(in_flight) = sim.enter(&user) else {
         return mailbox_busy();
     };
     if let Err(r) = admit(&sim, &headers).await {
         return r;
     }
     let prefer = headers.get("prefer").and_then(|v| v.to_str().ok());
-    match view_page(&sim, &base_url(&headers), &user, &query, prefer) {
-        Ok(page) => Json(page).into_response(),
+    let mut response = match view_page(&sim, &base_url(&headers), &user, &query, prefer) {
+        Ok(page) => json_text(page),
         Err(r) => r,
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(std::sync::Arc::new(in_flight));
+    response
 }
 
 async fn mailbox_settings(
@@ -696,15 +834,54 @@ async fn batch(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) ->
     let mut responses = Vec::new();
     for (item, slot) in request.requests.iter().zip(&entered) {
         if slot.is_none() {
-            responses.push(json!({"id": item.id, "status": 429, "headers": {"Retry-After": "1", "Content-Type": "application/json"},
-                "body": {"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}}}));
+            responses.push(BatchItemOut {
+                id: &item.id,
+                status: 429,
+                headers: json!({"Retry-After": "1", "Content-Type": "application/json"}),
+                body: raw(json!({"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}})),
+            });
             continue;
         }
-        let (status, item_headers, body) = batch_item(&sim, &base, item);
-        responses
-            .push(json!({"id": item.id, "status": status, "headers": item_headers, "body": body}));
+        let (status, headers, body) = batch_item(&sim, &base, item);
+        responses.push(BatchItemOut {
+            id: &item.id,
+            status,
+            headers,
+            body,
+        });
     }
-    Json(json!({"responses": responses})).into_response()
+    let mut response = match serde_json::value::to_raw_value(&BatchOut { responses }) {
+        Ok(text) => json_text(text),
+        Err(e) => graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            &e.to_string(),
+        ),
+    };
+    response
+        .extensions_mut()
+        .insert(std::sync::Arc::new(entered));
+    response
+}
+
+#[derive(Serialize)]
+struct BatchOut<'a> {
+    responses: Vec<BatchItemOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct BatchItemOut<'a> {
+    id: &'a str,
+    status: u16,
+    headers: Value,
+    body: Box<RawValue>,
+}
+
+/// A small JSON value as raw text (error bodies inside a batch).
+fn raw(value: Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(&value).unwrap_or_else(|_| {
+        RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!("null is JSON"))
+    })
 }
 
 /// The mailbox a batch item's URL names (`/users/{id}/…`).
@@ -738,7 +915,7 @@ fn mailbox_busy() -> Response {
     response
 }
 
-fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Value) {
+fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Box<RawValue>) {
     let json_headers = json!({"Content-Type": "application/json"});
     {
         let mut world = sim.world();
@@ -749,7 +926,9 @@ fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Val
             return (
                 429,
                 json!({"Retry-After": after, "Content-Type": "application/json"}),
-                json!({"error": {"code": "TooManyRequests", "message": "Please retry again later."}}),
+                raw(
+                    json!({"error": {"code": "TooManyRequests", "message": "Please retry again later."}}),
+                ),
             );
         }
     }
@@ -761,7 +940,9 @@ fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Val
         return (
             400,
             json_headers,
-            json!({"error": {"code": "BadRequest", "message": "The simulator batches only GET /users/{id}/calendarView."}}),
+            raw(
+                json!({"error": {"code": "BadRequest", "message": "The simulator batches only GET /users/{id}/calendarView."}}),
+            ),
         );
     }
     let user = percent_encoding::percent_decode_str(parts[1])
@@ -794,7 +975,7 @@ fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Val
             (
                 status,
                 json_headers,
-                json!({"error": {"code": "Error", "message": format!("status {status}")}}),
+                raw(json!({"error": {"code": "Error", "message": format!("status {status}")}})),
             )
         }
     }
@@ -1054,7 +1235,7 @@ async fn control_users(State(sim): State<Simulator>) -> Response {
     let users: Vec<Value> = sim
         .users()
         .into_iter()
-        .map(|(id, upn)| json!({"id": id, "upn": upn}))
+        .map(|p| json!({"id": p.id, "upn": p.upn, "displayName": p.name}))
         .collect();
     Json(users).into_response()
 }

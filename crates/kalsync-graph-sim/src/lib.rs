@@ -7,6 +7,7 @@
 //! seven-digit fractional `dateTime` with `timeZone`).
 
 mod http;
+pub mod sample;
 mod world;
 
 use std::collections::HashMap;
@@ -93,8 +94,10 @@ impl SimConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
-    /// Added to every Graph and token request, in milliseconds.
+    /// Graph's response time in milliseconds: every Graph and token request is answered
+    /// no sooner than this after it arrived, the simulator's own work included.
     pub latency_ms: u64,
+
     /// The next n requests get `429 Too Many Requests`.
     pub throttle: u32,
     /// Their `Retry-After`, seconds (fractions allowed, as Graph sends).
@@ -300,16 +303,20 @@ impl Simulator {
         self.world().directory.add_user(spec).map(|(id, _)| id)
     }
 
-    /// Users: (id, UPN), by UPN.
-    pub fn users(&self) -> Vec<(String, String)> {
+    /// Users, by UPN.
+    pub fn users(&self) -> Vec<sample::Person> {
         let world = self.world();
         let mut users: Vec<_> = world
             .directory
             .users
             .values()
-            .map(|u| (u.id.clone(), u.upn.clone()))
+            .map(|u| sample::Person {
+                id: u.id.clone(),
+                name: u.display_name.clone(),
+                upn: u.upn.clone(),
+            })
             .collect();
-        users.sort_by(|a, b| a.1.cmp(&b.1));
+        users.sort_by(|a, b| a.upn.cmp(&b.upn));
         users
     }
 
@@ -400,7 +407,7 @@ impl Simulator {
             }
             event.exceptions.insert(date, change);
             event.change_key = key;
-            (u.id.clone(), world::graph_id(&format!("{series}/{date}")))
+            (u.id.clone(), world::occurrence_id(series, date))
         };
         self.notify(&user_id, &occurrence_id, "updated");
         Ok(())

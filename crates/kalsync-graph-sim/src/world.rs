@@ -20,6 +20,10 @@ pub struct UserSpec {
     /// The object id; generated when absent.
     #[serde(default)]
     pub id: Option<String>,
+    /// `Anna Berg`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+
     /// The mailbox's zone, a Windows id (default `W. Europe Standard Time`).
     #[serde(default = "default_zone")]
     pub time_zone: String,
@@ -181,6 +185,7 @@ pub(crate) struct StoredEvent {
 pub(crate) struct User {
     pub(crate) id: String,
     pub(crate) upn: String,
+    pub(crate) display_name: String,
     pub(crate) time_zone: String,
     pub(crate) working_hours: Option<WorkingHoursSpec>,
     pub(crate) events: BTreeMap<String, StoredEvent>,
@@ -207,6 +212,17 @@ pub(crate) struct Directory {
     /// Lower-case UPN → id.
     pub(crate) by_upn: HashMap<String, String>,
     pub(crate) next_change: u64,
+}
+
+/// The id of a series' occurrence on `date`: the master's id and the date, as Graph's
+/// occurrence ids also embed their master's. Cheap, because every read makes them.
+pub(crate) fn occurrence_id(master: &str, date: Date) -> String {
+    format!(
+        "{master}BAAAA{:04}{:02}{:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    )
 }
 
 /// A Graph-looking id, stable for the same seed.
@@ -269,6 +285,8 @@ impl Directory {
             User {
                 id: id.clone(),
                 upn: upn.clone(),
+                display_name: spec.display_name.unwrap_or_else(|| upn.clone()),
+
                 time_zone: spec.time_zone,
                 working_hours: spec.working_hours,
                 events: BTreeMap::new(),
@@ -292,11 +310,17 @@ impl Directory {
     ) -> Result<(String, String), SpecError> {
         let change_key = self.change_key();
         let user = self.user_mut(user)?;
-        let zone_name = spec
+        let given = spec
             .time_zone
             .clone()
             .unwrap_or_else(|| user.time_zone.clone());
-        let zone = Zone::parse_any(&zone_name).map_err(SpecError::Invalid)?;
+        let zone = Zone::parse_any(&given).map_err(SpecError::Invalid)?;
+        // Graph names the organiser's zone by its Windows id, whatever the client wrote.
+        let zone_name = kalsync_core::WindowsZone::parse(&given)
+            .or_else(|_| kalsync_core::WindowsZone::from_zone(&zone).ok_or(()))
+            .map(|w| w.id().to_owned())
+            .unwrap_or(given);
+
         let when = resolve_when(&spec)?;
         for (field, value, allowed) in [
             (
@@ -476,7 +500,7 @@ impl StoredEvent {
                         end: start + length,
                     }
                 };
-                let id = graph_id(&format!("{}/{date}", self.id));
+                let id = occurrence_id(&self.id, date);
                 let instance = match self.exceptions.get(&date) {
                     Some(None) => None,
                     Some(Some(change)) => Some(self.instance(id, "exception", when, Some(change))),

@@ -14,6 +14,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
@@ -115,21 +116,48 @@ pub struct CalendarRead {
 }
 
 impl CalendarRead {
-    /// Adds one page of events; those that cannot be read go to `rejected`.
-    pub fn push_page(&mut self, values: Vec<serde_json::Value>, zone: &Zone) {
+    /// Reads one page's JSON text and returns its `@odata.nextLink`. Events that cannot
+    /// be read go to `rejected`: the page is read typed in one pass, and only when that
+    /// fails again event by event, so one odd event spoils nothing else.
+    pub fn read_page(&mut self, text: &str, zone: &Zone) -> Result<Option<String>, GraphError> {
+        if let Ok(page) = serde_json::from_str::<Page<Event>>(text) {
+            self.pages += 1;
+            for event in page.value {
+                match event.into_booking(zone) {
+                    Ok(b) => self.bookings.push(b),
+                    Err(rejected) => self.rejected.push(rejected),
+                }
+            }
+            return Ok(page.next_link);
+        }
+        let page: Page<Box<RawValue>> =
+            serde_json::from_str(text).map_err(|e| GraphError::Malformed(e.to_string()))?;
+        self.push_page(page.value, zone);
+        Ok(page.next_link)
+    }
+
+    /// Adds one page of events, each from its own text; those that cannot be read go to
+    /// `rejected`.
+    pub fn push_page(&mut self, values: Vec<Box<RawValue>>, zone: &Zone) {
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            id: Option<String>,
+        }
         self.pages += 1;
         for value in values {
-            let id = value
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_owned();
-            let booking = serde_json::from_value::<Event>(value)
-                .map_err(|_| EventError::BadId)
-                .and_then(|e| e.to_booking(zone));
-            match booking {
-                Ok(b) => self.bookings.push(b),
-                Err(e) => self.rejected.push((id, e)),
+            match serde_json::from_str::<Event>(value.get()) {
+                Ok(event) => match event.into_booking(zone) {
+                    Ok(b) => self.bookings.push(b),
+                    Err(rejected) => self.rejected.push(rejected),
+                },
+                Err(e) => {
+                    let id = serde_json::from_str::<IdOnly>(value.get())
+                        .ok()
+                        .and_then(|i| i.id)
+                        .unwrap_or_else(|| "?".into());
+                    self.rejected
+                        .push((id, EventError::NotAnEvent(e.to_string())));
+                }
             }
         }
     }
@@ -436,14 +464,17 @@ impl GraphClient {
                     "more than 1000 pages for one window".into(),
                 ));
             }
-            let page: Page<serde_json::Value> =
-                self.call(&[user], Method::GET, url, None, true).await?;
-            next = page
-                .next_link
+            let answer = self.execute(&[user], Method::GET, url, None, true).await?;
+            if !answer.status.is_success() {
+                return Err(status_error(answer.status.as_u16(), &answer.body));
+            }
+            let text = std::str::from_utf8(&answer.body)
+                .map_err(|_| GraphError::Malformed("the page is not UTF-8".into()))?;
+            next = read
+                .read_page(text, zone)?
                 .as_deref()
                 .map(|l| self.check_link(l))
                 .transpose()?;
-            read.push_page(page.value, zone);
         }
         Ok(())
     }
@@ -557,29 +588,21 @@ impl GraphClient {
                     retry.push(i);
                     continue;
                 }
-                let body = item.body.unwrap_or(serde_json::Value::Null);
+                let body = item.body.as_deref().map_or("null", RawValue::get);
                 if !(200..300).contains(&item.status) {
-                    done[i] = Some(Err(status_error(item.status, body.to_string().as_bytes())));
+                    done[i] = Some(Err(status_error(item.status, body.as_bytes())));
                     continue;
                 }
-                let result = match serde_json::from_value::<Page<serde_json::Value>>(body) {
-                    Ok(page) => {
-                        let mut read = CalendarRead::default();
-                        let next = page
-                            .next_link
-                            .as_deref()
-                            .map(|l| self.check_link(l))
-                            .transpose();
-                        read.push_page(page.value, zone);
-                        match next {
-                            Ok(next) => self
-                                .follow_pages(&users[i], next, &mut read, zone)
-                                .await
-                                .map(|_| read),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Err(e) => Err(GraphError::Malformed(e.to_string())),
+                let mut read = CalendarRead::default();
+                let next = read
+                    .read_page(body, zone)
+                    .and_then(|n| n.as_deref().map(|l| self.check_link(l)).transpose());
+                let result = match next {
+                    Ok(next) => self
+                        .follow_pages(&users[i], next, &mut read, zone)
+                        .await
+                        .map(|_| read),
+                    Err(e) => Err(e),
                 };
                 done[i] = Some(result);
             }

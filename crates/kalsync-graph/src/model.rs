@@ -73,6 +73,14 @@ impl DateTimeTimeZone {
 
     /// The instant it names.
     pub fn instant(&self) -> Result<Timestamp, EventError> {
+        // Kalsync asks for UTC; skip the zone lookup for it.
+        if self.time_zone == "UTC" {
+            return self
+                .local()?
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map(|z| z.timestamp())
+                .map_err(|_| EventError::BadDateTime(self.date_time.clone()));
+        }
         let zone = self.zone()?;
         self.local()?
             .to_zoned(zone.tz().clone())
@@ -164,6 +172,9 @@ pub enum EventError {
     /// No or a bad id.
     #[error("the event has no usable id")]
     BadId,
+    /// Not an event object at all (a field of the wrong type, or missing `id`).
+    #[error("not an event: {0}")]
+    NotAnEvent(String),
     /// Start or end missing.
     #[error("the event has no {0}")]
     Missing(&'static str),
@@ -193,65 +204,82 @@ impl Event {
     /// shifts all-day events into the zone a client asked for) is read back in the
     /// event's own zone, else the mailbox's.
     pub fn to_booking(&self, mailbox_zone: &Zone) -> Result<Booking, EventError> {
-        let id = BookingId::parse(self.id.clone()).map_err(|_| EventError::BadId)?;
-        let start = self.start.as_ref().ok_or(EventError::Missing("start"))?;
-        let end = self.end.as_ref().ok_or(EventError::Missing("end"))?;
-        let time = if self.is_all_day.unwrap_or(false) {
-            let own_zone = self
-                .original_start_time_zone
-                .as_deref()
-                .and_then(|z| Zone::parse_any(z).ok())
-                .unwrap_or_else(|| mailbox_zone.clone());
-            let date_of = |d: &DateTimeTimeZone| -> Result<Date, EventError> {
-                let local = d.local()?;
-                if local.time() == jiff::civil::Time::midnight() {
-                    Ok(local.date())
-                } else {
-                    Ok(d.instant()?.to_zoned(own_zone.tz().clone()).date())
-                }
+        self.clone().into_booking(mailbox_zone).map_err(|(_, e)| e)
+    }
+
+    /// [`Event::to_booking`], taking the event apart instead of copying it; a refused
+    /// event gives its id back with the error.
+    pub fn into_booking(self, mailbox_zone: &Zone) -> Result<Booking, (String, EventError)> {
+        // Everything that can fail is checked on borrowed fields first, so the id is
+        // still at hand to name the event when it is refused.
+        let checked = (|| {
+            let start = self.start.as_ref().ok_or(EventError::Missing("start"))?;
+            let end = self.end.as_ref().ok_or(EventError::Missing("end"))?;
+            let time = if self.is_all_day.unwrap_or(false) {
+                let own_zone = self
+                    .original_start_time_zone
+                    .as_deref()
+                    .and_then(|z| Zone::parse_any(z).ok())
+                    .unwrap_or_else(|| mailbox_zone.clone());
+                let date_of = |d: &DateTimeTimeZone| -> Result<Date, EventError> {
+                    let local = d.local()?;
+                    if local.time() == jiff::civil::Time::midnight() {
+                        Ok(local.date())
+                    } else {
+                        Ok(d.instant()?.to_zoned(own_zone.tz().clone()).date())
+                    }
+                };
+                BookingTime::all_day(date_of(start)?, date_of(end)?)
+                    .map_err(|_| EventError::EndBeforeStart)?
+            } else {
+                BookingTime::timed(start.instant()?, end.instant()?)
+                    .map_err(|_| EventError::EndBeforeStart)?
             };
-            BookingTime::all_day(date_of(start)?, date_of(end)?)
-                .map_err(|_| EventError::EndBeforeStart)?
-        } else {
-            BookingTime::timed(start.instant()?, end.instant()?)
-                .map_err(|_| EventError::EndBeforeStart)?
+            let free_busy = match self.show_as.as_deref() {
+                None => FreeBusy::Busy,
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| EventError::UnknownShowAs(s.to_owned()))?,
+            };
+            let sensitivity = match self.sensitivity.as_deref() {
+                None => Sensitivity::Normal,
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| EventError::UnknownSensitivity(s.to_owned()))?,
+            };
+            let response = match self
+                .response_status
+                .as_ref()
+                .and_then(|r| r.response.as_deref())
+            {
+                None => ResponseStatus::None,
+                Some(r) => r
+                    .parse()
+                    .map_err(|_| EventError::UnknownResponse(r.to_owned()))?,
+            };
+            Ok((time, free_busy, sensitivity, response))
+        })();
+        let (time, free_busy, sensitivity, response) = match checked {
+            Ok(c) => c,
+            Err(e) => return Err((self.id, e)),
+        };
+        let id = match BookingId::parse(self.id) {
+            Ok(id) => id,
+            Err(_) => return Err((String::new(), EventError::BadId)),
         };
         let mut booking = Booking::new(id, time);
-        booking.series_id = self
-            .series_master_id
-            .as_ref()
-            .and_then(|s| BookingId::parse(s.clone()).ok());
-        booking.change_key = self.change_key.clone();
-        booking.time_zone = self.original_start_time_zone.clone();
-        booking.free_busy = match self.show_as.as_deref() {
-            None => FreeBusy::Busy,
-            Some(s) => s
-                .parse()
-                .map_err(|_| EventError::UnknownShowAs(s.to_owned()))?,
-        };
-        booking.sensitivity = match self.sensitivity.as_deref() {
-            None => Sensitivity::Normal,
-            Some(s) => s
-                .parse()
-                .map_err(|_| EventError::UnknownSensitivity(s.to_owned()))?,
-        };
+        booking.series_id = self.series_master_id.and_then(|s| BookingId::parse(s).ok());
+        booking.change_key = self.change_key;
+        booking.time_zone = self.original_start_time_zone;
+        booking.free_busy = free_busy;
+        booking.sensitivity = sensitivity;
         booking.cancelled = self.is_cancelled.unwrap_or(false);
-        booking.response = match self
-            .response_status
-            .as_ref()
-            .and_then(|r| r.response.as_deref())
-        {
-            None => ResponseStatus::None,
-            Some(r) => r
-                .parse()
-                .map_err(|_| EventError::UnknownResponse(r.to_owned()))?,
-        };
-        booking.categories = self.categories.clone().unwrap_or_default();
-        booking.subject = self.subject.clone();
+        booking.response = response;
+        booking.categories = self.categories.unwrap_or_default();
+        booking.subject = self.subject;
         booking.location = self
             .location
-            .as_ref()
-            .and_then(|l| l.display_name.clone())
+            .and_then(|l| l.display_name)
             .filter(|l| !l.is_empty());
         Ok(booking)
     }
@@ -365,14 +393,14 @@ impl MailboxSettingsJson {
 }
 
 /// A `$batch` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BatchResponse {
     /// One per request, in any order.
     pub responses: Vec<BatchItem>,
 }
 
 /// One answer inside a `$batch`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BatchItem {
     /// The request's id.
     pub id: String,
@@ -381,9 +409,9 @@ pub struct BatchItem {
     /// Headers (`Retry-After` for throttled items).
     #[serde(default)]
     pub headers: std::collections::HashMap<String, String>,
-    /// Body.
+    /// Body, kept as text until it is known what it is.
     #[serde(default)]
-    pub body: Option<serde_json::Value>,
+    pub body: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// Graph's error body: `{"error": {"code", "message", "innerError"}}`.

@@ -53,7 +53,7 @@ fn event_collections_read_into_bookings() {
 #[test]
 fn a_calendar_view_sample_without_id_or_times_is_rejected_per_event() {
     // Microsoft's calendarView sample is shortened: its event has no id, start or end.
-    let page: Page<serde_json::Value> = serde_json::from_str(&fixture(
+    let page: Page<Box<serde_json::value::RawValue>> = serde_json::from_str(&fixture(
         "calendarView_response_user-list-calendarview.json",
     ))
     .expect("page");
@@ -61,7 +61,9 @@ fn a_calendar_view_sample_without_id_or_times_is_rejected_per_event() {
     read.push_page(page.value, &stockholm());
     assert!(read.bookings.is_empty());
     assert_eq!(read.rejected.len(), 1);
-    assert_eq!(read.rejected[0].1, kalsync_graph::model::EventError::BadId);
+    assert!(
+        matches!(&read.rejected[0].1, kalsync_graph::model::EventError::NotAnEvent(m) if m.contains("missing field `id`"))
+    );
 }
 
 #[test]

@@ -104,6 +104,7 @@ pub(crate) fn user(sim: &Simulator, upn: &str) -> String {
     sim.add_user(UserSpec {
         upn: upn.into(),
         id: None,
+        display_name: None,
         time_zone: "W. Europe Standard Time".into(),
         working_hours: None,
     })

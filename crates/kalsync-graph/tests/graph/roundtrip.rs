@@ -421,6 +421,7 @@ async fn mailbox_settings_give_the_users_zone_and_hours() {
         .add_user(UserSpec {
             upn: "dag@contoso.example".into(),
             id: None,
+            display_name: None,
             time_zone: "Pacific Standard Time".into(),
             working_hours: Some(WorkingHoursSpec {
                 days: vec!["monday".into(), "tuesday".into()],
