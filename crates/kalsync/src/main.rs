@@ -1,6 +1,7 @@
 //! `kalsync`: the command line. Glue only — the work is in the library crates.
 
 mod preview;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -23,12 +24,16 @@ struct Cli {
 enum Command {
     /// Show the timeline of absences a calendar gives under a set of rules.
     Preview(preview::PreviewArgs),
+    /// Run a simulator of a source, with a sample company.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Preview(args) => preview::run(&args),
+        Command::Sim(command) => sim::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,3 +4,4 @@ mod helpers;
 mod preview_errors;
 mod preview_fixtures;
 mod preview_sample;
+mod sim_graph;

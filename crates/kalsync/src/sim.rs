@@ -1,0 +1,126 @@
+//! `kalsync sim graph`: the Graph simulator as a process, with a sample company, for
+//! trying Kalsync (or anything else that speaks Graph) without a Microsoft 365 tenant.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Subcommand};
+use kalsync_graph_sim::{SimConfig, Simulator, sample};
+
+/// `kalsync sim …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum SimCommand {
+    /// Serve a Microsoft Graph simulator.
+    Graph(GraphSimArgs),
+}
+
+/// Arguments of `kalsync sim graph`.
+#[derive(Debug, Args)]
+pub(crate) struct GraphSimArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// People in the sample company, each with two weeks of bookings.
+    #[arg(long, default_value_t = 25)]
+    users: usize,
+    /// Seed of the sample calendars.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The first Monday of the sample weeks [default: this week's].
+    #[arg(long, value_name = "DATE")]
+    monday: Option<jiff::civil::Date>,
+    /// Tenant id of the simulated directory.
+    #[arg(long, default_value = "00000000-0000-4000-8000-00000000c0de")]
+    tenant: String,
+    /// Application (client) id the simulator accepts.
+    #[arg(long, default_value = "00000000-0000-4000-8000-0000000a99e1")]
+    client_id: String,
+    /// Client secret the simulator accepts [default: a new random one].
+    #[arg(long, env = "KALSYNC_SIM_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// Mail domain of the sample company.
+    #[arg(long, default_value = "contoso.example")]
+    domain: String,
+}
+
+/// Runs the command until Ctrl-C or SIGTERM.
+pub(crate) fn run(command: &SimCommand) -> Result<(), String> {
+    let SimCommand::Graph(args) = command;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
+    runtime.block_on(serve_graph(args))
+}
+
+fn this_monday() -> jiff::civil::Date {
+    let today = jiff::Zoned::now().date();
+    today
+        .checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset())))
+        .unwrap_or(today)
+}
+
+async fn serve_graph(args: &GraphSimArgs) -> Result<(), String> {
+    let secret = args
+        .client_secret
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let sim = Simulator::new(SimConfig::with_secret(
+        &args.tenant,
+        &args.client_id,
+        &secret,
+    ));
+    let monday = args.monday.unwrap_or_else(this_monday);
+    let people = sample::populate(&sim, args.users, monday, 2, args.seed, &args.domain)
+        .map_err(|e| format!("sample company: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    let base = format!(
+        "http://{}/",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    println!("Microsoft Graph simulator on {base}");
+    println!("  tenant id      {}", args.tenant);
+    println!("  client id      {}", args.client_id);
+    println!("  client secret  {secret}   (the simulator's own; it opens nothing else)");
+    println!(
+        "  token          POST {base}{}/oauth2/v2.0/token",
+        args.tenant
+    );
+    println!(
+        "  graph          {base}v1.0/   (calendarView, $batch, subscriptions, mailboxSettings)"
+    );
+    println!("  control        {base}_sim/   (users, events, faults, subscriptions, stats)");
+    match people.first() {
+        Some(p) => println!(
+            "  mailboxes      {} from {monday} (e.g. {} <{}>)",
+            people.len(),
+            p.name,
+            p.upn
+        ),
+        None => println!("  mailboxes      none"),
+    }
+    println!("Stop with Ctrl-C.");
+    kalsync_graph_sim::run(sim, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
