@@ -68,12 +68,7 @@ pub fn person(i: usize, domain: &str) -> (String, String) {
     // i = 25q + r gives (r, (7q + r) mod 20): one pair for each i below 500.
     let last = LAST[(i + 2 * (i / FIRST.len())) % LAST.len()];
 
-    let ascii = |s: &str| {
-        s.to_lowercase()
-            .replace('å', "a")
-            .replace('ä', "a")
-            .replace('ö', "o")
-    };
+    let ascii = |s: &str| s.to_lowercase().replace(['å', 'ä'], "a").replace('ö', "o");
     let suffix = if i < FIRST.len() * LAST.len() {
         String::new()
     } else {
