@@ -116,7 +116,28 @@ impl InstanceSettings {
         settings
     }
 
+    /// These settings as they apply to one mailbox: the mailbox's own zone and its
+    /// Outlook working hours, where the source knows them, replace the instance's.
+    pub fn for_mailbox(
+        &self,
+        zone: Option<&Zone>,
+        working_hours: Option<&WorkingHours>,
+    ) -> std::borrow::Cow<'_, InstanceSettings> {
+        if zone.is_none() && working_hours.is_none() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut own = self.clone();
+        if let Some(zone) = zone {
+            own.time_zone = zone.clone();
+        }
+        if let Some(hours) = working_hours {
+            own.working_hours = hours.clone();
+        }
+        std::borrow::Cow::Owned(own)
+    }
+
     /// Whether subjects may leave the service's memory at all.
+
     pub fn subjects_allowed(&self) -> bool {
         self.show_subject && !self.hide_titles
     }

@@ -392,7 +392,20 @@ impl MailboxSettingsJson {
     }
 }
 
+impl MailboxSettings {
+    /// The instance's settings for this mailbox: its working hours, read in their own
+    /// zone (Outlook keeps it apart from the mailbox's), and its zone.
+    pub fn apply<'a>(
+        &self,
+        settings: &'a kalsync_core::InstanceSettings,
+    ) -> std::borrow::Cow<'a, kalsync_core::InstanceSettings> {
+        let zone = self.working_hours_zone.as_ref().or(self.zone.as_ref());
+        settings.for_mailbox(zone, self.working_hours.as_ref())
+    }
+}
+
 /// A `$batch` answer.
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BatchResponse {
     /// One per request, in any order.

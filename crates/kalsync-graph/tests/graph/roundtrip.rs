@@ -561,3 +561,48 @@ async fn no_more_than_four_requests_run_against_one_mailbox() {
     }
     assert!(throttled > 0 && s.sim.stats().mailbox_concurrency_refused > 0);
 }
+
+#[tokio::test]
+async fn outlook_working_hours_drive_the_return_time() {
+    let s = default_simulator().await;
+    let u = s
+        .sim
+        .add_user(UserSpec {
+            upn: "early@contoso.example".into(),
+            id: None,
+            display_name: None,
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: Some(WorkingHoursSpec {
+                days: ["monday", "tuesday", "wednesday", "thursday", "friday"]
+                    .map(String::from)
+                    .to_vec(),
+                start: "07:30".into(),
+                end: "16:00".into(),
+            }),
+        })
+        .expect("user");
+    s.sim
+        .create_event(
+            &u,
+            event("Kundmöte", "2026-11-24 15:00", "2026-11-24 16:00"),
+        )
+        .expect("event");
+    let c = client(&s.base);
+    let read = c
+        .calendar_view(&u, week(), read_opts(), &stockholm())
+        .await
+        .expect("read");
+    let instance =
+        kalsync_core::InstanceSettings::with_template(kalsync_core::Template::ShowasDivert);
+    // With the instance's 08:00–17:00, 16:00 is inside working hours.
+    let t = kalsync_core::build_timeline(&read.bookings, &instance, week());
+    assert_eq!(t.absences[0].returns_at, at("2026-11-24 16:00"));
+    // With her own 07:30–16:00 from Outlook, she is back the next morning at 07:30.
+    let mailbox = c.mailbox_settings(&u).await.expect("settings");
+    let t = kalsync_core::build_timeline(&read.bookings, &mailbox.apply(&instance), week());
+    assert_eq!(t.absences[0].returns_at, at("2026-11-25 07:30"));
+    assert_eq!(
+        t.absences[0].message_sv,
+        "Möte, åter onsdag 25 november 07.30"
+    );
+}
