@@ -137,7 +137,6 @@ impl InstanceSettings {
     }
 
     /// Whether subjects may leave the service's memory at all.
-
     pub fn subjects_allowed(&self) -> bool {
         self.show_subject && !self.hide_titles
     }
