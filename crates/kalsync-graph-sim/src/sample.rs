@@ -90,19 +90,8 @@ fn at(date: Date, hour: i8, minute: i8) -> String {
 
 fn timed(subject: &str, date: Date, from: (i8, i8), to: (i8, i8)) -> EventSpec {
     EventSpec {
-        subject: subject.into(),
         body: "Agenda and notes that Kalsync never reads.".into(),
-        start: at(date, from.0, from.1),
-        end: at(date, to.0, to.1),
-        all_day: false,
-        show_as: "busy".into(),
-        sensitivity: "normal".into(),
-        is_cancelled: false,
-        response: "organizer".into(),
-        categories: Vec::new(),
-        location: String::new(),
-        time_zone: None,
-        recurrence: None,
+        ..EventSpec::new(subject, at(date, from.0, from.1), at(date, to.0, to.1))
     }
 }
 

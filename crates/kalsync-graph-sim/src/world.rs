@@ -117,6 +117,28 @@ pub struct EventSpec {
     pub recurrence: Option<RecurrenceSpec>,
 }
 
+impl EventSpec {
+    /// A busy, normal event the owner organised, from `start` to `end` (RFC 3339, or
+    /// dates for all-day ones).
+    pub fn new(subject: &str, start: impl std::fmt::Display, end: impl std::fmt::Display) -> Self {
+        EventSpec {
+            subject: subject.into(),
+            body: String::new(),
+            start: start.to_string(),
+            end: end.to_string(),
+            all_day: false,
+            show_as: busy(),
+            sensitivity: normal(),
+            is_cancelled: false,
+            response: organizer(),
+            categories: Vec::new(),
+            location: String::new(),
+            time_zone: None,
+            recurrence: None,
+        }
+    }
+}
+
 fn busy() -> String {
     "busy".into()
 }

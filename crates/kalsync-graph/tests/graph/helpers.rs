@@ -113,18 +113,7 @@ pub(crate) fn user(sim: &Simulator, upn: &str) -> String {
 
 pub(crate) fn event(subject: &str, start: &str, end: &str) -> EventSpec {
     EventSpec {
-        subject: subject.into(),
         body: "CONFIDENTIAL BODY TEXT".into(),
-        start: at(start).to_string(),
-        end: at(end).to_string(),
-        all_day: false,
-        show_as: "busy".into(),
-        sensitivity: "normal".into(),
-        is_cancelled: false,
-        response: "organizer".into(),
-        categories: Vec::new(),
-        location: String::new(),
-        time_zone: None,
-        recurrence: None,
+        ..EventSpec::new(subject, at(start), at(end))
     }
 }
