@@ -4,6 +4,7 @@
 //! [`timeline::build_timeline`] (overlaps, return times, messages) → [`Timeline`], which
 //! the scheduler turns into PBX status changes. Every rule of SPEC §2–§3 lives here.
 
+pub mod address;
 pub mod booking;
 pub mod message;
 pub mod reason;
@@ -13,6 +14,7 @@ pub mod timeline;
 pub mod windows_zone;
 pub mod working_hours;
 
+pub use address::{EmailAddress, Extension};
 pub use booking::{
     Booking, BookingError, BookingId, BookingTime, FreeBusy, ResponseStatus, Sensitivity,
 };

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::booking::{Booking, BookingId, BookingTime, FreeBusy, ResponseStatus};
 use crate::message::{Lang, announcement};
@@ -84,7 +84,7 @@ pub enum Decision {
 }
 
 /// One resolved absence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Absence {
     /// Reason code.
     pub reason: ReasonCode,
@@ -109,12 +109,12 @@ pub struct Absence {
     /// Whether the user's own choice decided it.
     pub user_choice: bool,
     /// Subject, only where settings allow.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
 }
 
 /// A user's absences, in time order, never overlapping.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
     /// The absences.
     pub absences: Vec<Absence>,

@@ -1,0 +1,947 @@
+//! The store on SQLite (one file, WAL: the embedded default) and PostgreSQL (several
+//! nodes share users by leases). Each database has its own migrations; the queries are
+//! written once in the SQL both understand, and the database is chosen from the URL.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{Booking, EmailAddress, Extension, InstanceSettings, Timeline};
+use kalsync_store::{
+    AuditEntry, BookingDiff, Company, CompanyId, Delivery, DeliveryId, DeliveryState, Instance,
+    InstanceId, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, SecretBox,
+    SourceConfig, Store, StoreError, SyncState, Target, TargetConfig, TargetId, User, UserId,
+};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// The database a URL names: `sqlite:`, `postgres:` or `postgresql:`.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        let scheme = url.split(':').next()?.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
+/// A database URL whose `Debug` and `Display` hide the password.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL, password included: for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // scheme://user:password@host → scheme://user:***@host
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(start), Some(at)) if at > start => {
+                let credentials = &self.0[start + 3..at];
+                match credentials.split_once(':') {
+                    Some((user, _)) => {
+                        write!(f, "{}{user}:***{}", &self.0[..start + 3], &self.0[at..])
+                    }
+                    None => f.write_str(&self.0),
+                }
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// The store on SQLite or PostgreSQL.
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+    secrets: SecretBox,
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict(d.message().to_owned());
+        }
+    }
+    StoreError::Database(e.to_string())
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn corrupt(what: &str, message: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what: what.into(),
+        message: message.to_string(),
+    }
+}
+
+fn id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(column).map_err(db)?;
+    text.parse()
+        .map_err(|_| corrupt(column, format!("`{text}` is not an id")))
+}
+
+fn json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(what, e))
+}
+
+impl SqlStore {
+    /// Connects, creating an SQLite file when missing, and brings the schema up to date.
+    /// SQLite runs in WAL mode with foreign keys on.
+    pub async fn connect(url: &DatabaseUrl, secrets: SecretBox) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url.expose()).ok_or_else(|| {
+            StoreError::Database(format!("{url}: expected a sqlite: or postgres: URL"))
+        })?;
+        let mut address = url.expose().to_owned();
+        let options = AnyPoolOptions::new();
+        let options = match backend {
+            Backend::Sqlite => {
+                if !address.contains("mode=") && !address.contains(":memory:") {
+                    address.push_str(if address.contains('?') {
+                        "&mode=rwc"
+                    } else {
+                        "?mode=rwc"
+                    });
+                }
+                options.max_connections(4).after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor as _;
+                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;").await?;
+                        Ok(())
+                    })
+                })
+            }
+            Backend::Postgres => options.max_connections(16),
+        };
+        let pool = options
+            .connect(&address)
+            .await
+            .map_err(|e| StoreError::Database(format!("{url}: {e}")))?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(db)?;
+        }
+        let migrated = match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await,
+        };
+        migrated.map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
+        Ok(SqlStore {
+            pool,
+            backend,
+            secrets,
+        })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn instance_row(&self, row: &AnyRow) -> Result<Instance, StoreError> {
+        let source: String = row.try_get("source").map_err(db)?;
+        let settings: String = row.try_get("settings").map_err(db)?;
+        Ok(Instance {
+            id: id(row, "id")?,
+            company: id(row, "company_id")?,
+            name: row.try_get("name").map_err(db)?,
+            source: SourceConfig::open(&json(&source, "instance source")?, &self.secrets)?,
+            settings: InstanceSettings::from_toml(&settings)
+                .map_err(|e| corrupt("instance settings", e))?,
+            active: row.try_get::<i64, _>("active").map_err(db)? != 0,
+            created: at(row.try_get("created_ms").map_err(db)?),
+        })
+    }
+
+    fn user_row(row: &AnyRow) -> Result<User, StoreError> {
+        let email: String = row.try_get("email").map_err(db)?;
+        let extension: Option<String> = row.try_get("extension").map_err(db)?;
+        let state: String = row.try_get("sync_state").map_err(db)?;
+        Ok(User {
+            id: id(row, "id")?,
+            instance: id(row, "instance_id")?,
+            email: EmailAddress::parse(&email).map_err(|e| corrupt("user e-mail", e))?,
+            display_name: row.try_get("display_name").map_err(db)?,
+            extension: extension
+                .map(|e| Extension::parse(&e))
+                .transpose()
+                .map_err(|e| corrupt("user extension", e))?,
+            sync_state: SyncState(json(&state, "sync state")?),
+            last_sync: row
+                .try_get::<Option<i64>, _>("last_sync_ms")
+                .map_err(db)?
+                .map(at),
+            last_error: row.try_get("last_error").map_err(db)?,
+            created: at(row.try_get("created_ms").map_err(db)?),
+        })
+    }
+
+    fn target_row(&self, row: &AnyRow) -> Result<Target, StoreError> {
+        let config: String = row.try_get("config").map_err(db)?;
+        Ok(Target {
+            id: id(row, "id")?,
+            company: id(row, "company_id")?,
+            name: row.try_get("name").map_err(db)?,
+            config: TargetConfig::open(&json(&config, "target config")?, &self.secrets)?,
+            active: row.try_get::<i64, _>("active").map_err(db)? != 0,
+            created: at(row.try_get("created_ms").map_err(db)?),
+        })
+    }
+
+    fn delivery_row(row: &AnyRow) -> Result<Delivery, StoreError> {
+        let payload: String = row.try_get("payload").map_err(db)?;
+        let state: String = row.try_get("state").map_err(db)?;
+        Ok(Delivery {
+            id: id(row, "id")?,
+            user: id(row, "user_id")?,
+            target: id(row, "target_id")?,
+            sequence: u64::try_from(row.try_get::<i64, _>("sequence").map_err(db)?).unwrap_or(0),
+            payload: json(&payload, "delivery payload")?,
+            state: DeliveryState::parse(&state).ok_or_else(|| corrupt("delivery state", &state))?,
+            attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(db)?)
+                .unwrap_or(u32::MAX),
+            due: at(row.try_get("due_ms").map_err(db)?),
+            next_attempt: at(row.try_get("next_attempt_ms").map_err(db)?),
+            created: at(row.try_get("created_ms").map_err(db)?),
+            delivered: row
+                .try_get::<Option<i64>, _>("delivered_ms")
+                .map_err(db)?
+                .map(at),
+            last_error: row.try_get("last_error").map_err(db)?,
+        })
+    }
+
+    async fn affected<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        what: String,
+    ) -> Result<(), StoreError> {
+        let result = query.execute(&self.pool).await.map_err(db)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(what));
+        }
+        Ok(())
+    }
+}
+
+/// The booking as stored: without subject and location unless titles may be kept.
+fn stored_booking(b: &Booking, keep_subjects: bool) -> Booking {
+    let mut b = b.clone();
+    if !keep_subjects {
+        b.subject = None;
+        b.location = None;
+    }
+    b
+}
+
+/// When a booking ends, as an instant (all-day dates end at their last midnight, UTC
+/// being close enough for retention).
+fn ends(b: &Booking) -> Timestamp {
+    match b.time {
+        kalsync_core::BookingTime::Timed { end, .. } => end,
+        kalsync_core::BookingTime::AllDay { end, .. } => end
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .unwrap_or(Timestamp::MAX),
+    }
+}
+
+const DELIVERY_COLUMNS: &str = "id, user_id, target_id, sequence, payload, state, attempts, due_ms, next_attempt_ms, created_ms, delivered_ms, last_error";
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn create_company(&self, name: &str) -> Result<Company, StoreError> {
+        let company = Company {
+            id: CompanyId::new(),
+            name: name.to_owned(),
+            created: Timestamp::now(),
+        };
+        sqlx::query("INSERT INTO companies (id, name, created_ms) VALUES ($1, $2, $3)")
+            .bind(company.id.to_string())
+            .bind(&company.name)
+            .bind(ms(company.created))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(company)
+    }
+
+    async fn company(&self, company: CompanyId) -> Result<Company, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_ms FROM companies WHERE id = $1")
+            .bind(company.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("company {company}")))?;
+        Ok(Company {
+            id: id(&row, "id")?,
+            name: row.try_get("name").map_err(db)?,
+            created: at(row.try_get("created_ms").map_err(db)?),
+        })
+    }
+
+    async fn companies(&self) -> Result<Vec<Company>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, created_ms FROM companies ORDER BY name, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Company {
+                    id: id(row, "id")?,
+                    name: row.try_get("name").map_err(db)?,
+                    created: at(row.try_get("created_ms").map_err(db)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_company(&self, company: CompanyId) -> Result<(), StoreError> {
+        let query = sqlx::query("DELETE FROM companies WHERE id = $1").bind(company.to_string());
+        self.affected(query, format!("company {company}")).await
+    }
+
+    async fn create_instance(&self, new: NewInstance) -> Result<Instance, StoreError> {
+        let instance = Instance {
+            id: InstanceId::new(),
+            company: new.company,
+            name: new.name,
+            source: new.source,
+            settings: new.settings,
+            active: true,
+            created: Timestamp::now(),
+        };
+        sqlx::query("INSERT INTO instances (id, company_id, name, source, settings, active, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(instance.id.to_string())
+            .bind(instance.company.to_string())
+            .bind(&instance.name)
+            .bind(instance.source.seal(&self.secrets).to_string())
+            .bind(instance.settings.to_toml())
+            .bind(1_i64)
+            .bind(ms(instance.created))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::Database(m) if m.contains("FOREIGN KEY") || m.contains("foreign key") => StoreError::NotFound(format!("company {}", instance.company)),
+                other => other,
+            })?;
+        Ok(instance)
+    }
+
+    async fn instance(&self, instance: InstanceId) -> Result<Instance, StoreError> {
+        let row = sqlx::query("SELECT * FROM instances WHERE id = $1")
+            .bind(instance.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("instance {instance}")))?;
+        self.instance_row(&row)
+    }
+
+    async fn instances(&self, company: CompanyId) -> Result<Vec<Instance>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM instances WHERE company_id = $1 ORDER BY name, id")
+            .bind(company.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| self.instance_row(r)).collect()
+    }
+
+    async fn active_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM instances WHERE active = 1 ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| self.instance_row(r)).collect()
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE instances SET name = $2, source = $3, settings = $4, active = $5 WHERE id = $1",
+        )
+        .bind(instance.id.to_string())
+        .bind(&instance.name)
+        .bind(instance.source.seal(&self.secrets).to_string())
+        .bind(instance.settings.to_toml())
+        .bind(i64::from(instance.active));
+        self.affected(query, format!("instance {}", instance.id))
+            .await
+    }
+
+    async fn delete_instance(&self, instance: InstanceId) -> Result<(), StoreError> {
+        let query = sqlx::query("DELETE FROM instances WHERE id = $1").bind(instance.to_string());
+        self.affected(query, format!("instance {instance}")).await
+    }
+
+    async fn add_user(&self, new: NewUser) -> Result<User, StoreError> {
+        self.instance(new.instance).await?;
+        let user = User {
+            id: UserId::new(),
+            instance: new.instance,
+            email: new.email,
+            display_name: new.display_name,
+            extension: new.extension,
+            sync_state: SyncState::default(),
+            last_sync: None,
+            last_error: None,
+            created: Timestamp::now(),
+        };
+        sqlx::query("INSERT INTO users (id, instance_id, email, display_name, extension, sync_state, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(user.id.to_string())
+            .bind(user.instance.to_string())
+            .bind(user.email.as_str())
+            .bind(user.display_name.clone())
+            .bind(user.extension.as_ref().map(|e| e.to_string()))
+            .bind(user.sync_state.0.to_string())
+            .bind(ms(user.created))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("user {} in this instance", user.email)),
+                other => other,
+            })?;
+        Ok(user)
+    }
+
+    async fn user(&self, user: UserId) -> Result<User, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(user.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?;
+        Self::user_row(&row)
+    }
+
+    async fn users(&self, instance: InstanceId) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM users WHERE instance_id = $1 ORDER BY email")
+            .bind(instance.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(Self::user_row).collect()
+    }
+
+    async fn set_sync_state(&self, user: UserId, state: &SyncState) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE users SET sync_state = $2 WHERE id = $1")
+            .bind(user.to_string())
+            .bind(state.0.to_string());
+        self.affected(query, format!("user {user}")).await
+    }
+
+    async fn record_sync(
+        &self,
+        user: UserId,
+        when: Timestamp,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let query =
+            sqlx::query("UPDATE users SET last_sync_ms = $2, last_error = $3 WHERE id = $1")
+                .bind(user.to_string())
+                .bind(ms(when))
+                .bind(error.map(str::to_owned));
+        self.affected(query, format!("user {user}")).await
+    }
+
+    async fn remove_user(&self, user: UserId) -> Result<(), StoreError> {
+        let query = sqlx::query("DELETE FROM users WHERE id = $1").bind(user.to_string());
+        self.affected(query, format!("user {user}")).await
+    }
+
+    async fn replace_bookings(
+        &self,
+        user: UserId,
+        bookings: &[Booking],
+        keep_subjects: bool,
+    ) -> Result<BookingDiff, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let rows = sqlx::query("SELECT booking_id, data FROM bookings WHERE user_id = $1")
+            .bind(user.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut existing: std::collections::HashMap<String, String> =
+            std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            existing.insert(
+                row.try_get("booking_id").map_err(db)?,
+                row.try_get("data").map_err(db)?,
+            );
+        }
+        let mut diff = BookingDiff::default();
+        let mut seen = std::collections::HashSet::with_capacity(bookings.len());
+        for b in bookings {
+            if !seen.insert(b.id.as_str()) {
+                continue;
+            }
+            let data = serde_json::to_string(&stored_booking(b, keep_subjects))
+                .map_err(|e| corrupt("booking", e))?;
+            match existing.get(b.id.as_str()) {
+                Some(old) if *old == data => continue,
+                Some(_) => diff.changed += 1,
+                None => diff.added += 1,
+            }
+            sqlx::query("INSERT INTO bookings (user_id, booking_id, ends_ms, data) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, booking_id) DO UPDATE SET ends_ms = excluded.ends_ms, data = excluded.data")
+                .bind(user.to_string())
+                .bind(b.id.as_str())
+                .bind(ms(ends(b)))
+                .bind(data)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for old in existing.keys().filter(|k| !seen.contains(k.as_str())) {
+            sqlx::query("DELETE FROM bookings WHERE user_id = $1 AND booking_id = $2")
+                .bind(user.to_string())
+                .bind(old)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            diff.removed += 1;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(diff)
+    }
+
+    async fn bookings(&self, user: UserId) -> Result<Vec<Booking>, StoreError> {
+        let rows = sqlx::query("SELECT data FROM bookings WHERE user_id = $1 ORDER BY booking_id")
+            .bind(user.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let data: String = row.try_get("data").map_err(db)?;
+                serde_json::from_str(&data).map_err(|e| corrupt("booking", e))
+            })
+            .collect()
+    }
+
+    async fn delete_bookings_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM bookings WHERE ends_ms < $1")
+            .bind(ms(cutoff))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn save_timeline(
+        &self,
+        user: UserId,
+        timeline: &Timeline,
+        next_change: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let data = serde_json::to_string(timeline).map_err(|e| corrupt("timeline", e))?;
+        sqlx::query("INSERT INTO timelines (user_id, data, next_change_ms, saved_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET data = excluded.data, next_change_ms = excluded.next_change_ms, saved_ms = excluded.saved_ms")
+            .bind(user.to_string())
+            .bind(data)
+            .bind(next_change.map(ms))
+            .bind(ms(Timestamp::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::Database(m) if m.to_lowercase().contains("foreign key") => StoreError::NotFound(format!("user {user}")),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    async fn timeline(&self, user: UserId) -> Result<Option<Timeline>, StoreError> {
+        let row = sqlx::query("SELECT data FROM timelines WHERE user_id = $1")
+            .bind(user.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|row| {
+            let data: String = row.try_get("data").map_err(db)?;
+            serde_json::from_str(&data).map_err(|e| corrupt("timeline", e))
+        })
+        .transpose()
+    }
+
+    async fn create_target(&self, new: NewTarget) -> Result<Target, StoreError> {
+        let target = Target {
+            id: TargetId::new(),
+            company: new.company,
+            name: new.name,
+            config: new.config,
+            active: true,
+            created: Timestamp::now(),
+        };
+        sqlx::query("INSERT INTO targets (id, company_id, name, config, active, created_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(target.id.to_string())
+            .bind(target.company.to_string())
+            .bind(&target.name)
+            .bind(target.config.seal(&self.secrets).to_string())
+            .bind(1_i64)
+            .bind(ms(target.created))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::Database(m) if m.to_lowercase().contains("foreign key") => StoreError::NotFound(format!("company {}", target.company)),
+                other => other,
+            })?;
+        Ok(target)
+    }
+
+    async fn target(&self, target: TargetId) -> Result<Target, StoreError> {
+        let row = sqlx::query("SELECT * FROM targets WHERE id = $1")
+            .bind(target.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::NotFound(format!("target {target}")))?;
+        self.target_row(&row)
+    }
+
+    async fn targets(&self, company: CompanyId) -> Result<Vec<Target>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM targets WHERE company_id = $1 ORDER BY name, id")
+            .bind(company.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| self.target_row(r)).collect()
+    }
+
+    async fn set_target_active(&self, target: TargetId, active: bool) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE targets SET active = $2 WHERE id = $1")
+            .bind(target.to_string())
+            .bind(i64::from(active));
+        self.affected(query, format!("target {target}")).await
+    }
+
+    async fn delete_target(&self, target: TargetId) -> Result<(), StoreError> {
+        let query = sqlx::query("DELETE FROM targets WHERE id = $1").bind(target.to_string());
+        self.affected(query, format!("target {target}")).await
+    }
+
+    async fn enqueue(&self, new: NewDelivery) -> Result<Delivery, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let company: Option<String> = sqlx::query("SELECT i.company_id FROM users u JOIN instances i ON i.id = u.instance_id WHERE u.id = $1")
+            .bind(new.user.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .map(|r| r.try_get::<String, _>("company_id"))
+            .transpose()
+            .map_err(db)?;
+        let company = company.ok_or_else(|| StoreError::NotFound(format!("user {}", new.user)))?;
+        let last: Option<i64> = sqlx::query(
+            "SELECT MAX(sequence) AS last FROM deliveries WHERE user_id = $1 AND target_id = $2",
+        )
+        .bind(new.user.to_string())
+        .bind(new.target.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?
+        .try_get("last")
+        .map_err(db)?;
+        sqlx::query("UPDATE deliveries SET state = 'superseded' WHERE user_id = $1 AND target_id = $2 AND state = 'pending'")
+            .bind(new.user.to_string())
+            .bind(new.target.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let now = Timestamp::now();
+        let delivery = Delivery {
+            id: DeliveryId::new(),
+            user: new.user,
+            target: new.target,
+            sequence: u64::try_from(last.unwrap_or(0)).unwrap_or(0) + 1,
+            payload: new.payload,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            due: new.due,
+            next_attempt: now,
+            created: now,
+            delivered: None,
+            last_error: None,
+        };
+        sqlx::query("INSERT INTO deliveries (id, user_id, target_id, company_id, sequence, payload, state, attempts, due_ms, next_attempt_ms, created_ms) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9)")
+            .bind(delivery.id.to_string())
+            .bind(delivery.user.to_string())
+            .bind(delivery.target.to_string())
+            .bind(company)
+            .bind(i64::try_from(delivery.sequence).unwrap_or(i64::MAX))
+            .bind(delivery.payload.to_string())
+            .bind(ms(delivery.due))
+            .bind(ms(delivery.next_attempt))
+            .bind(ms(delivery.created))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match db(e) {
+                StoreError::Database(m) if m.to_lowercase().contains("foreign key") => StoreError::NotFound(format!("target {}", delivery.target)),
+                other => other,
+            })?;
+        tx.commit().await.map_err(db)?;
+        Ok(delivery)
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_attempt_ms <= $1 ORDER BY next_attempt_ms, sequence LIMIT $2"))
+            .bind(ms(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(Self::delivery_row).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_ms) AS next FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.try_get::<Option<i64>, _>("next").map_err(db)?.map(at))
+    }
+
+    async fn mark_delivered(
+        &self,
+        delivery: DeliveryId,
+        when: Timestamp,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE deliveries SET state = 'delivered', delivered_ms = $2, attempts = attempts + 1 WHERE id = $1")
+            .bind(delivery.to_string())
+            .bind(ms(when));
+        self.affected(query, format!("delivery {delivery}")).await
+    }
+
+    async fn mark_retry(
+        &self,
+        delivery: DeliveryId,
+        next_attempt: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE deliveries SET attempts = attempts + 1, next_attempt_ms = $2, last_error = $3 WHERE id = $1 AND state = 'pending'")
+            .bind(delivery.to_string())
+            .bind(ms(next_attempt))
+            .bind(error.to_owned());
+        self.affected(query, format!("pending delivery {delivery}"))
+            .await
+    }
+
+    async fn mark_dead(&self, delivery: DeliveryId, error: &str) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = $2 WHERE id = $1")
+            .bind(delivery.to_string())
+            .bind(error.to_owned());
+        self.affected(query, format!("delivery {delivery}")).await
+    }
+
+    async fn delivery(&self, delivery: DeliveryId) -> Result<Delivery, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"
+        ))
+        .bind(delivery.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NotFound(format!("delivery {delivery}")))?;
+        Self::delivery_row(&row)
+    }
+
+    async fn last_delivery(
+        &self,
+        user: UserId,
+        target: TargetId,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE user_id = $1 AND target_id = $2 ORDER BY sequence DESC LIMIT 1"))
+            .bind(user.to_string())
+            .bind(target.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(Self::delivery_row).transpose()
+    }
+
+    async fn deliveries(
+        &self,
+        company: CompanyId,
+        state: DeliveryState,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE company_id = $1 AND state = $2 ORDER BY created_ms DESC, sequence DESC LIMIT $3"))
+            .bind(company.to_string())
+            .bind(state.as_str())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(Self::delivery_row).collect()
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(u64::try_from(row.try_get::<i64, _>("n").map_err(db)?).unwrap_or(0))
+    }
+
+    async fn audit(&self, entry: NewAuditEntry) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit (at_ms, company_id, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(ms(Timestamp::now()))
+            .bind(entry.company.map(|c| c.to_string()))
+            .bind(entry.actor)
+            .bind(entry.action)
+            .bind(entry.detail.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        company: Option<CompanyId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match company {
+            Some(c) => sqlx::query("SELECT at_ms, company_id, actor, action, detail FROM audit WHERE company_id = $1 ORDER BY id DESC LIMIT $2")
+                .bind(c.to_string())
+                .bind(limit),
+            None => sqlx::query("SELECT at_ms, company_id, actor, action, detail FROM audit ORDER BY id DESC LIMIT $1").bind(limit),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let company: Option<String> = row.try_get("company_id").map_err(db)?;
+                let detail: String = row.try_get("detail").map_err(db)?;
+                Ok(AuditEntry {
+                    at: at(row.try_get("at_ms").map_err(db)?),
+                    company: company
+                        .map(|c| c.parse())
+                        .transpose()
+                        .map_err(|_| corrupt("audit company", "not an id"))?,
+                    actor: row.try_get("actor").map_err(db)?,
+                    action: row.try_get("action").map_err(db)?,
+                    detail: json(&detail, "audit detail")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn lease_users(
+        &self,
+        node: &str,
+        ttl: SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let now = Timestamp::now();
+        let expires = ms(now) + ttl.as_millis().clamp(0, i128::from(i64::MAX / 2)) as i64;
+        sqlx::query("UPDATE leases SET expires_ms = $2 WHERE node = $1")
+            .bind(node.to_owned())
+            .bind(expires)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        // Free users, and those of a node whose lease ran out; a conflicting insert takes
+        // over only a lease that is still expired when it lands, so two nodes cannot
+        // both win the same user.
+        sqlx::query(
+            "INSERT INTO leases (user_id, node, expires_ms) \
+             SELECT u.id, $1, $2 FROM users u LEFT JOIN leases l ON l.user_id = u.id \
+             WHERE l.user_id IS NULL OR l.expires_ms < $3 ORDER BY u.id LIMIT $4 \
+             ON CONFLICT (user_id) DO UPDATE SET node = excluded.node, expires_ms = excluded.expires_ms \
+             WHERE leases.expires_ms < $3",
+        )
+        .bind(node.to_owned())
+        .bind(expires)
+        .bind(ms(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        let rows = sqlx::query("SELECT user_id FROM leases WHERE node = $1 ORDER BY user_id")
+            .bind(node.to_owned())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| id(r, "user_id")).collect()
+    }
+
+    async fn release_leases(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE node = $1")
+            .bind(node.to_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend_and_hide_passwords() {
+        assert_eq!(Backend::of_url("sqlite:kalsync.db"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of_url("postgres://kalsync:hunter2@db/kalsync"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::of_url("mysql://x"), None);
+        let url = DatabaseUrl::new("postgres://kalsync:hunter2@db.example:5432/kalsync");
+        assert_eq!(
+            url.to_string(),
+            "postgres://kalsync:***@db.example:5432/kalsync"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(
+            DatabaseUrl::new("sqlite:data/k.db").to_string(),
+            "sqlite:data/k.db"
+        );
+    }
+}

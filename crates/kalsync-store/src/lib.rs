@@ -1,0 +1,214 @@
+//! Kalsync's storage: the [`Store`] trait every database implements, the records it
+//! keeps, and secrets sealed before they reach a row (SPEC §6).
+//!
+//! What is kept: companies, instances (settings, sealed credentials), users (e-mail,
+//! extension, the source's sync state), bookings (only SPEC §3.1 fields; the subject only
+//! where the instance lets titles be shown), each user's timeline, the outbox of
+//! deliveries to PBX targets, an audit log, and node leases. Removing a user or an
+//! instance deletes everything of it.
+
+pub mod crypto;
+mod records;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use kalsync_core::{Booking, Timeline};
+
+pub use crypto::{CryptoError, SecretBox};
+pub use records::*;
+
+/// What went wrong in the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No such record.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique value is taken (e.g. the e-mail in the instance).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored row could not be read back (corrupted or from a newer version).
+    #[error("stored {what} cannot be read: {message}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// A sealed secret could not be opened.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// A booking diff: what a re-read changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookingDiff {
+    /// New bookings.
+    pub added: usize,
+    /// Bookings whose stored form changed.
+    pub changed: usize,
+    /// Bookings no longer there.
+    pub removed: usize,
+}
+
+impl BookingDiff {
+    /// Whether anything changed.
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.changed == 0 && self.removed == 0
+    }
+}
+
+/// The storage every database implements. One conformance suite runs against each.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is, for logs.
+    fn backend(&self) -> &'static str;
+
+    // Companies.
+    /// Creates a company.
+    async fn create_company(&self, name: &str) -> Result<Company, StoreError>;
+    /// A company.
+    async fn company(&self, id: CompanyId) -> Result<Company, StoreError>;
+    /// All companies, by name.
+    async fn companies(&self) -> Result<Vec<Company>, StoreError>;
+    /// Deletes a company and everything of it.
+    async fn delete_company(&self, id: CompanyId) -> Result<(), StoreError>;
+
+    // Instances.
+    /// Creates an instance.
+    async fn create_instance(&self, new: NewInstance) -> Result<Instance, StoreError>;
+    /// An instance.
+    async fn instance(&self, id: InstanceId) -> Result<Instance, StoreError>;
+    /// A company's instances.
+    async fn instances(&self, company: CompanyId) -> Result<Vec<Instance>, StoreError>;
+    /// Every active instance.
+    async fn active_instances(&self) -> Result<Vec<Instance>, StoreError>;
+    /// Replaces an instance's name, settings, source and active flag.
+    async fn update_instance(&self, instance: &Instance) -> Result<(), StoreError>;
+    /// Deletes an instance and everything of it.
+    async fn delete_instance(&self, id: InstanceId) -> Result<(), StoreError>;
+
+    // Users.
+    /// Adds a user; the e-mail is unique in the instance.
+    async fn add_user(&self, new: NewUser) -> Result<User, StoreError>;
+    /// A user.
+    async fn user(&self, id: UserId) -> Result<User, StoreError>;
+    /// An instance's users, by e-mail.
+    async fn users(&self, instance: InstanceId) -> Result<Vec<User>, StoreError>;
+    /// Replaces the source's sync state of a user (watermark, delta link, subscription).
+    async fn set_sync_state(&self, user: UserId, state: &SyncState) -> Result<(), StoreError>;
+    /// Records the outcome of a sync.
+    async fn record_sync(
+        &self,
+        user: UserId,
+        at: Timestamp,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Removes a user and everything of it, the e-mail included.
+    async fn remove_user(&self, id: UserId) -> Result<(), StoreError>;
+
+    // Bookings.
+    /// Replaces a user's stored bookings with `bookings` and says what changed. Without
+    /// `keep_subjects` (the instance shows no titles) subjects and locations are dropped
+    /// before anything is written.
+    async fn replace_bookings(
+        &self,
+        user: UserId,
+        bookings: &[Booking],
+        keep_subjects: bool,
+    ) -> Result<BookingDiff, StoreError>;
+    /// A user's stored bookings.
+    async fn bookings(&self, user: UserId) -> Result<Vec<Booking>, StoreError>;
+    /// Deletes bookings that ended before `cutoff`; how many.
+    async fn delete_bookings_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+
+    // Timelines.
+    /// Stores a user's timeline and when it next changes.
+    async fn save_timeline(
+        &self,
+        user: UserId,
+        timeline: &Timeline,
+        next_change: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
+    /// A user's stored timeline.
+    async fn timeline(&self, user: UserId) -> Result<Option<Timeline>, StoreError>;
+
+    // Targets.
+    /// Creates a PBX target for a company.
+    async fn create_target(&self, new: NewTarget) -> Result<Target, StoreError>;
+    /// A target.
+    async fn target(&self, id: TargetId) -> Result<Target, StoreError>;
+    /// A company's targets.
+    async fn targets(&self, company: CompanyId) -> Result<Vec<Target>, StoreError>;
+    /// Turns a target on or off (410 Gone turns a webhook off).
+    async fn set_target_active(&self, id: TargetId, active: bool) -> Result<(), StoreError>;
+    /// Deletes a target and its deliveries.
+    async fn delete_target(&self, id: TargetId) -> Result<(), StoreError>;
+
+    // Outbox.
+    /// Writes a delivery before it is sent, with the next sequence number of its user and
+    /// target. Pending older deliveries of the same user and target are superseded: only
+    /// the latest state goes out.
+    async fn enqueue(&self, new: NewDelivery) -> Result<Delivery, StoreError>;
+    /// Pending deliveries due at `now`, oldest first, at most `limit`.
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// When the next pending delivery is due.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Marks a delivery delivered.
+    async fn mark_delivered(&self, id: DeliveryId, at: Timestamp) -> Result<(), StoreError>;
+    /// Records a failed attempt and when to try again.
+    async fn mark_retry(
+        &self,
+        id: DeliveryId,
+        next_attempt: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    /// Gives up on a delivery: a dead letter.
+    async fn mark_dead(&self, id: DeliveryId, error: &str) -> Result<(), StoreError>;
+    /// A delivery.
+    async fn delivery(&self, id: DeliveryId) -> Result<Delivery, StoreError>;
+    /// The latest delivery written for a user and target (any state).
+    async fn last_delivery(
+        &self,
+        user: UserId,
+        target: TargetId,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// A company's deliveries in a state, newest first.
+    async fn deliveries(
+        &self,
+        company: CompanyId,
+        state: DeliveryState,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Pending deliveries in all.
+    async fn outbox_depth(&self) -> Result<u64, StoreError>;
+
+    // Audit.
+    /// Appends to the audit log.
+    async fn audit(&self, entry: NewAuditEntry) -> Result<(), StoreError>;
+    /// A company's audit log, newest first.
+    async fn audit_log(
+        &self,
+        company: Option<CompanyId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // Leases (several nodes).
+    /// Takes up to `limit` users nobody holds (or whose lease expired) and renews this
+    /// node's own; returns every user this node holds now.
+    async fn lease_users(
+        &self,
+        node: &str,
+        ttl: jiff::SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<UserId>, StoreError>;
+    /// Gives up this node's leases (clean shutdown).
+    async fn release_leases(&self, node: &str) -> Result<(), StoreError>;
+}

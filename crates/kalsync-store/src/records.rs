@@ -1,0 +1,517 @@
+//! The records the store keeps, and their sealed form: secrets leave memory only
+//! encrypted.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use kalsync_core::{EmailAddress, Extension, InstanceSettings};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::StoreError;
+use crate::crypto::SecretBox;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub uuid::Uuid);
+
+        impl $name {
+            /// A new random id.
+            pub fn new() -> Self {
+                Self(uuid::Uuid::new_v4())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                uuid::Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A company's id.
+    CompanyId
+);
+id_type!(
+    /// An instance's id.
+    InstanceId
+);
+id_type!(
+    /// A user's id.
+    UserId
+);
+id_type!(
+    /// A PBX target's id.
+    TargetId
+);
+id_type!(
+    /// A delivery's id; also its idempotency key at the target.
+    DeliveryId
+);
+
+/// A customer of the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Company {
+    /// Id.
+    pub id: CompanyId,
+    /// Name.
+    pub name: String,
+    /// Created.
+    pub created: Timestamp,
+}
+
+/// How an app authenticates to Microsoft Graph.
+#[derive(Debug, Clone)]
+pub enum GraphCredential {
+    /// A client secret.
+    Secret(SecretString),
+    /// A certificate and its private key.
+    Certificate {
+        /// PEM.
+        certificate_pem: String,
+        /// PEM.
+        private_key_pem: SecretString,
+    },
+}
+
+/// Where an instance reads bookings.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// Exchange Online through Microsoft Graph.
+    Graph {
+        /// Tenant id or domain.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// Secret or certificate.
+        credential: GraphCredential,
+        /// Graph root other than the global cloud's (national clouds, the simulator).
+        graph_url: Option<String>,
+        /// Login host other than the global cloud's.
+        login_url: Option<String>,
+    },
+}
+
+impl SourceConfig {
+    /// The kind, for lists: `graph`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Graph { .. } => "graph",
+        }
+    }
+
+    /// The stored form, secrets sealed.
+    pub fn seal(&self, secrets: &SecretBox) -> Value {
+        match self {
+            SourceConfig::Graph {
+                tenant,
+                client_id,
+                credential,
+                graph_url,
+                login_url,
+            } => {
+                let credential = match credential {
+                    GraphCredential::Secret(s) => {
+                        json!({"kind": "secret", "secret": secrets.seal(s)})
+                    }
+                    GraphCredential::Certificate {
+                        certificate_pem,
+                        private_key_pem,
+                    } => json!({
+                        "kind": "certificate",
+                        "certificate_pem": certificate_pem,
+                        "private_key_pem": secrets.seal(private_key_pem),
+                    }),
+                };
+                json!({"kind": "graph", "tenant": tenant, "client_id": client_id, "credential": credential,
+                       "graph_url": graph_url, "login_url": login_url})
+            }
+        }
+    }
+
+    /// Reads the stored form back, opening its secrets.
+    pub fn open(value: &Value, secrets: &SecretBox) -> Result<Self, StoreError> {
+        let corrupt = |m: &str| StoreError::Corrupt {
+            what: "source".into(),
+            message: m.into(),
+        };
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        match value.get("kind").and_then(Value::as_str) {
+            Some("graph") => {
+                let c = value
+                    .get("credential")
+                    .ok_or_else(|| corrupt("no credential"))?;
+                let credential = match c.get("kind").and_then(Value::as_str) {
+                    Some("secret") => GraphCredential::Secret(
+                        secrets.open(&text(c, "secret").ok_or_else(|| corrupt("no secret"))?)?,
+                    ),
+                    Some("certificate") => GraphCredential::Certificate {
+                        certificate_pem: text(c, "certificate_pem")
+                            .ok_or_else(|| corrupt("no certificate"))?,
+                        private_key_pem: secrets
+                            .open(&text(c, "private_key_pem").ok_or_else(|| corrupt("no key"))?)?,
+                    },
+                    _ => return Err(corrupt("unknown credential")),
+                };
+                Ok(SourceConfig::Graph {
+                    tenant: text(value, "tenant").ok_or_else(|| corrupt("no tenant"))?,
+                    client_id: text(value, "client_id").ok_or_else(|| corrupt("no client id"))?,
+                    credential,
+                    graph_url: text(value, "graph_url"),
+                    login_url: text(value, "login_url"),
+                })
+            }
+            _ => Err(corrupt("unknown source kind")),
+        }
+    }
+}
+
+/// An instance to create.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    /// Its company.
+    pub company: CompanyId,
+    /// Name.
+    pub name: String,
+    /// Source.
+    pub source: SourceConfig,
+    /// Settings and rules.
+    pub settings: InstanceSettings,
+}
+
+/// One integration with one source.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Id.
+    pub id: InstanceId,
+    /// Its company.
+    pub company: CompanyId,
+    /// Name.
+    pub name: String,
+    /// Source, secrets open.
+    pub source: SourceConfig,
+    /// Settings and rules.
+    pub settings: InstanceSettings,
+    /// Whether it syncs.
+    pub active: bool,
+    /// Created.
+    pub created: Timestamp,
+}
+
+/// The source's sync state of one mailbox (watermark, delta link, subscription id and
+/// expiry): opaque to the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SyncState(pub Value);
+
+/// A user to add.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The mailbox.
+    pub email: EmailAddress,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// PBX extension.
+    pub extension: Option<Extension>,
+}
+
+/// A synced user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// The instance.
+    pub instance: InstanceId,
+    /// The mailbox.
+    pub email: EmailAddress,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// PBX extension.
+    pub extension: Option<Extension>,
+    /// The source's sync state.
+    pub sync_state: SyncState,
+    /// Last sync.
+    pub last_sync: Option<Timestamp>,
+    /// Its error, if it failed.
+    pub last_error: Option<String>,
+    /// Added.
+    pub created: Timestamp,
+}
+
+/// How a target is reached.
+#[derive(Debug, Clone)]
+pub enum TargetConfig {
+    /// JSON POSTs signed per Standard Webhooks.
+    Webhook {
+        /// Where.
+        url: String,
+        /// The `whsec_…` signing secret.
+        signing_secret: SecretString,
+    },
+    /// SIP PUBLISH of PIDF presence.
+    Sip {
+        /// Proxy or registrar, e.g. `sip:pbx.example.se:5060`.
+        proxy: String,
+        /// Presentity domain.
+        domain: String,
+        /// Digest user.
+        username: String,
+        /// Digest password.
+        password: SecretString,
+    },
+    /// Asterisk/FreePBX Manager Interface.
+    Ami {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Manager user.
+        username: String,
+        /// Manager secret.
+        secret: SecretString,
+        /// Where diverted calls go (the absence announcement).
+        announcement: String,
+    },
+    /// The in-process PBX simulator.
+    Simulator,
+}
+
+impl TargetConfig {
+    /// `webhook`, `sip`, `ami` or `simulator`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Webhook { .. } => "webhook",
+            TargetConfig::Sip { .. } => "sip",
+            TargetConfig::Ami { .. } => "ami",
+            TargetConfig::Simulator => "simulator",
+        }
+    }
+
+    /// The stored form, secrets sealed.
+    pub fn seal(&self, secrets: &SecretBox) -> Value {
+        match self {
+            TargetConfig::Webhook {
+                url,
+                signing_secret,
+            } => {
+                json!({"kind": "webhook", "url": url, "signing_secret": secrets.seal(signing_secret)})
+            }
+            TargetConfig::Sip {
+                proxy,
+                domain,
+                username,
+                password,
+            } => json!({
+                "kind": "sip", "proxy": proxy, "domain": domain, "username": username, "password": secrets.seal(password)
+            }),
+            TargetConfig::Ami {
+                host,
+                port,
+                username,
+                secret,
+                announcement,
+            } => json!({
+                "kind": "ami", "host": host, "port": port, "username": username, "secret": secrets.seal(secret),
+                "announcement": announcement
+            }),
+            TargetConfig::Simulator => json!({"kind": "simulator"}),
+        }
+    }
+
+    /// Reads the stored form back, opening its secrets.
+    pub fn open(value: &Value, secrets: &SecretBox) -> Result<Self, StoreError> {
+        let corrupt = |m: &str| StoreError::Corrupt {
+            what: "target".into(),
+            message: m.into(),
+        };
+        let text = |k: &str| {
+            value
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| corrupt(k))
+        };
+        Ok(match value.get("kind").and_then(Value::as_str) {
+            Some("webhook") => TargetConfig::Webhook {
+                url: text("url")?,
+                signing_secret: secrets.open(&text("signing_secret")?)?,
+            },
+            Some("sip") => TargetConfig::Sip {
+                proxy: text("proxy")?,
+                domain: text("domain")?,
+                username: text("username")?,
+                password: secrets.open(&text("password")?)?,
+            },
+            Some("ami") => TargetConfig::Ami {
+                host: text("host")?,
+                port: value
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| corrupt("port"))?,
+                username: text("username")?,
+                secret: secrets.open(&text("secret")?)?,
+                announcement: text("announcement")?,
+            },
+            Some("simulator") => TargetConfig::Simulator,
+            _ => return Err(corrupt("unknown target kind")),
+        })
+    }
+}
+
+/// A target to create.
+#[derive(Debug, Clone)]
+pub struct NewTarget {
+    /// The company whose PBX it is.
+    pub company: CompanyId,
+    /// Name.
+    pub name: String,
+    /// How it is reached.
+    pub config: TargetConfig,
+}
+
+/// A PBX adapter a company's statuses go to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Id.
+    pub id: TargetId,
+    /// Its company.
+    pub company: CompanyId,
+    /// Name.
+    pub name: String,
+    /// How it is reached, secrets open.
+    pub config: TargetConfig,
+    /// Whether deliveries go to it.
+    pub active: bool,
+    /// Created.
+    pub created: Timestamp,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Written, not yet acknowledged.
+    Pending,
+    /// Acknowledged by the target.
+    Delivered,
+    /// A newer state of the same user replaced it before it went out.
+    Superseded,
+    /// Given up after the retry budget: a dead letter.
+    Dead,
+}
+
+impl DeliveryState {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Superseded => "superseded",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    /// Reads the stored word.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => DeliveryState::Pending,
+            "delivered" => DeliveryState::Delivered,
+            "superseded" => DeliveryState::Superseded,
+            "dead" => DeliveryState::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A delivery to write.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// Whose status.
+    pub user: UserId,
+    /// To which target.
+    pub target: TargetId,
+    /// The status as the target receives it.
+    pub payload: Value,
+    /// The transition it carries (for lateness).
+    pub due: Timestamp,
+}
+
+/// One status change for one target, in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Id and idempotency key.
+    pub id: DeliveryId,
+    /// Whose status.
+    pub user: UserId,
+    /// To which target.
+    pub target: TargetId,
+    /// Monotonic per user and target.
+    pub sequence: u64,
+    /// The status.
+    pub payload: Value,
+    /// State.
+    pub state: DeliveryState,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The transition it carries.
+    pub due: Timestamp,
+    /// When it is tried next.
+    pub next_attempt: Timestamp,
+    /// Written.
+    pub created: Timestamp,
+    /// Acknowledged.
+    pub delivered: Option<Timestamp>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry {
+    /// The company it concerns, if one.
+    pub company: Option<CompanyId>,
+    /// Who: an admin's name, `system`, a token's name.
+    pub actor: String,
+    /// What, e.g. `user.added`.
+    pub action: String,
+    /// Details; ids rather than e-mail addresses, so nothing outlives a removed user.
+    pub detail: Value,
+}
+
+/// An audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// The company it concerns.
+    pub company: Option<CompanyId>,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// Details.
+    pub detail: Value,
+}
