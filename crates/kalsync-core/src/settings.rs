@@ -48,8 +48,9 @@ pub struct InstanceSettings {
     pub time_zone: Zone,
     /// Days ahead of now that are read and scheduled.
     pub days_ahead: u16,
-    /// The template the rules started from, if they were not given one by one.
-    #[serde(skip)]
+    /// The template the rules started from (written as `from_template` beside the
+    /// rules, for people and the admin UI; the rules are what count).
+    #[serde(rename = "from_template", skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     /// The ordered rules.
     pub rules: Vec<Rule>,
@@ -239,6 +240,7 @@ struct RawSettings {
     time_zone: Option<Spanned<String>>,
     days_ahead: Option<Spanned<i64>>,
     template: Option<Spanned<Template>>,
+    from_template: Option<Template>,
     rules: Option<Spanned<Vec<Spanned<RawRule>>>>,
     user_choice: Option<UserChoice>,
     allowed_reasons: Option<Vec<Spanned<ReasonCode>>>,
@@ -306,7 +308,7 @@ impl RawSettings {
                 s.rules = t.get_ref().rules(&s.reasons);
             }
             (None, Some(rules)) => {
-                s.template = None;
+                s.template = self.from_template;
                 s.rules = Vec::new();
                 for (i, raw) in rules.into_inner().into_iter().enumerate() {
                     let span = raw.span();

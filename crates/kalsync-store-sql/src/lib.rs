@@ -96,6 +96,11 @@ fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
 
+/// Now, at the millisecond precision rows keep, so a created record equals its reread.
+fn now() -> Timestamp {
+    at(ms(Timestamp::now()))
+}
+
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -171,6 +176,46 @@ impl SqlStore {
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Every stored text, concatenated: for tests that prove a secret, a subject or a
+    /// removed user's e-mail is nowhere in the database.
+    #[doc(hidden)]
+    pub async fn dump_for_tests(&self) -> String {
+        let mut out = String::new();
+        for (table, columns) in [
+            ("companies", "name"),
+            ("instances", "name || ' ' || source || ' ' || settings"),
+            (
+                "users",
+                "email || ' ' || COALESCE(display_name, '') || ' ' || sync_state",
+            ),
+            ("bookings", "booking_id || ' ' || data"),
+            ("timelines", "data"),
+            ("targets", "name || ' ' || config"),
+            ("deliveries", "payload || ' ' || COALESCE(last_error, '')"),
+            ("audit", "actor || ' ' || action || ' ' || detail"),
+        ] {
+            let rows = sqlx::query(&format!("SELECT {columns} AS t FROM {table}"))
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+            for row in rows {
+                out.push_str(&row.try_get::<String, _>("t").unwrap_or_default());
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Runs raw SQL: for tests that corrupt a row on purpose.
+    #[doc(hidden)]
+    pub async fn execute_for_tests(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected())
     }
 
     fn instance_row(&self, row: &AnyRow) -> Result<Instance, StoreError> {
@@ -296,7 +341,7 @@ impl Store for SqlStore {
         let company = Company {
             id: CompanyId::new(),
             name: name.to_owned(),
-            created: Timestamp::now(),
+            created: now(),
         };
         sqlx::query("INSERT INTO companies (id, name, created_ms) VALUES ($1, $2, $3)")
             .bind(company.id.to_string())
@@ -351,7 +396,7 @@ impl Store for SqlStore {
             source: new.source,
             settings: new.settings,
             active: true,
-            created: Timestamp::now(),
+            created: now(),
         };
         sqlx::query("INSERT INTO instances (id, company_id, name, source, settings, active, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(instance.id.to_string())
@@ -426,7 +471,7 @@ impl Store for SqlStore {
             sync_state: SyncState::default(),
             last_sync: None,
             last_error: None,
-            created: Timestamp::now(),
+            created: now(),
         };
         sqlx::query("INSERT INTO users (id, instance_id, email, display_name, extension, sync_state, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(user.id.to_string())
@@ -609,7 +654,7 @@ impl Store for SqlStore {
             name: new.name,
             config: new.config,
             active: true,
-            created: Timestamp::now(),
+            created: now(),
         };
         sqlx::query("INSERT INTO targets (id, company_id, name, config, active, created_ms) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(target.id.to_string())
@@ -685,7 +730,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let now = Timestamp::now();
+        let now = now();
         let delivery = Delivery {
             id: DeliveryId::new(),
             user: new.user,

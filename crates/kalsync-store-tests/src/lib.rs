@@ -1,0 +1,612 @@
+//! The conformance suite every store backend passes: one story through the whole
+//! [`Store`] trait, plus checks that nothing private is left in the database.
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{
+    Booking, BookingId, BookingTime, EmailAddress, Extension, InstanceSettings, Template, Timeline,
+    Window, build_timeline,
+};
+use kalsync_store::{
+    DeliveryState, GraphCredential, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser,
+    SecretBox, SourceConfig, Store, StoreError, SyncState, TargetConfig,
+};
+use kalsync_store_sql::{DatabaseUrl, SqlStore};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::Connection as _;
+
+/// A store on a fresh database, and how to reopen and remove it.
+pub struct Fixture {
+    /// The store.
+    pub store: SqlStore,
+    /// Its URL.
+    pub url: DatabaseUrl,
+    /// Its key.
+    pub secrets: SecretBox,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Database { admin: String, name: String },
+}
+
+impl Fixture {
+    /// Closes the store and removes its database.
+    pub async fn finish(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::File(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin, name } => {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// The same database opened again (a restart).
+    pub async fn reopen(&self) -> SqlStore {
+        SqlStore::connect(&self.url, self.secrets.clone())
+            .await
+            .expect("reopens")
+    }
+}
+
+/// A store on a new SQLite file.
+pub async fn sqlite() -> Fixture {
+    let dir = std::env::temp_dir().join(format!("kalsync-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = DatabaseUrl::new(format!("sqlite:{}", dir.join("kalsync.db").display()));
+    let secrets = SecretBox::ephemeral();
+    let store = SqlStore::connect(&url, secrets.clone())
+        .await
+        .expect("sqlite store");
+    Fixture {
+        store,
+        url,
+        secrets,
+        cleanup: Cleanup::File(dir),
+    }
+}
+
+/// A store on a new PostgreSQL database, when `KALSYNC_TEST_POSTGRES_URL` is set.
+pub async fn postgres() -> Option<Fixture> {
+    let admin = std::env::var("KALSYNC_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let name = format!("kalsync_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("KALSYNC_TEST_POSTGRES_URL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(b, _)| b)
+        .to_owned();
+    let url = DatabaseUrl::new(format!("{base}/{name}"));
+    let secrets = SecretBox::ephemeral();
+    let store = SqlStore::connect(&url, secrets.clone())
+        .await
+        .expect("postgres store");
+    Some(Fixture {
+        store,
+        url,
+        secrets,
+        cleanup: Cleanup::Database { admin, name },
+    })
+}
+
+fn at(s: &str) -> Timestamp {
+    kalsync_core::Zone::stockholm()
+        .parse_instant(s)
+        .expect("time")
+}
+
+fn booking(id: &str, from: &str, to: &str, subject: &str) -> Booking {
+    let mut b = Booking::new(
+        BookingId::parse(id).expect("id"),
+        BookingTime::timed(at(from), at(to)).expect("time"),
+    );
+    b.subject = Some(subject.into());
+    b.location = Some("Room Kastanjen".into());
+    b
+}
+
+/// The story: every part of the trait, as the engine and the API use it.
+pub async fn story(f: &Fixture) {
+    let s: &dyn Store = &f.store;
+
+    // Companies.
+    let acme = s.create_company("Acme AB").await.expect("company");
+    let other = s.create_company("Beta AB").await.expect("company");
+    assert_eq!(
+        s.companies()
+            .await
+            .expect("list")
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["Acme AB", "Beta AB"]
+    );
+    assert_eq!(s.company(acme.id).await.expect("get"), acme);
+
+    // Instances keep their settings and their secret, sealed.
+    let mut settings = InstanceSettings::with_template(Template::PrefixThenShowas);
+    settings.days_ahead = 21;
+    let instance = s
+        .create_instance(NewInstance {
+            company: acme.id,
+            name: "Microsoft 365".into(),
+            source: SourceConfig::Graph {
+                tenant: "contoso.onmicrosoft.com".into(),
+                client_id: "app-1".into(),
+                credential: GraphCredential::Secret(SecretString::from("very-secret-client-value")),
+                graph_url: None,
+                login_url: None,
+            },
+            settings: settings.clone(),
+        })
+        .await
+        .expect("instance");
+    let read = s.instance(instance.id).await.expect("instance back");
+    assert_eq!(read.settings, settings);
+    assert_eq!(read.name, "Microsoft 365");
+    let SourceConfig::Graph {
+        credential: GraphCredential::Secret(secret),
+        ..
+    } = &read.source
+    else {
+        panic!("graph secret")
+    };
+    assert_eq!(secret.expose_secret(), "very-secret-client-value");
+    assert_eq!(s.instances(acme.id).await.expect("list").len(), 1);
+    assert!(s.instances(other.id).await.expect("list").is_empty());
+    let mut renamed = read.clone();
+    renamed.name = "M365".into();
+    renamed.active = false;
+    s.update_instance(&renamed).await.expect("update");
+    assert!(s.active_instances().await.expect("active").is_empty());
+    renamed.active = true;
+    s.update_instance(&renamed).await.expect("update");
+    assert_eq!(s.active_instances().await.expect("active").len(), 1);
+    assert!(matches!(
+        s.create_instance(NewInstance {
+            company: kalsync_store::CompanyId::new(),
+            ..NewInstance {
+                company: acme.id,
+                name: "x".into(),
+                source: read.source.clone(),
+                settings: settings.clone()
+            }
+        })
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Users: unique e-mail per instance.
+    let new_user = |email: &str| NewUser {
+        instance: instance.id,
+        email: EmailAddress::parse(email).expect("email"),
+        display_name: Some("Anna Berg".into()),
+        extension: Some(Extension::parse("1234").expect("ext")),
+    };
+    let anna = s
+        .add_user(new_user("anna@acme.example"))
+        .await
+        .expect("user");
+    let bo = s.add_user(new_user("bo@acme.example")).await.expect("user");
+    assert!(matches!(
+        s.add_user(new_user("ANNA@acme.example")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.users(instance.id)
+            .await
+            .expect("users")
+            .iter()
+            .map(|u| u.email.as_str())
+            .collect::<Vec<_>>(),
+        ["anna@acme.example", "bo@acme.example"]
+    );
+    s.set_sync_state(
+        anna.id,
+        &SyncState(serde_json::json!({"subscription": "sub-1"})),
+    )
+    .await
+    .expect("state");
+    s.record_sync(anna.id, at("2026-11-23 08:00"), Some("throttled"))
+        .await
+        .expect("sync");
+    let a = s.user(anna.id).await.expect("user");
+    assert_eq!(a.sync_state.0["subscription"], "sub-1");
+    assert_eq!(a.last_error.as_deref(), Some("throttled"));
+    assert_eq!(a.last_sync, Some(at("2026-11-23 08:00")));
+
+    // Bookings: diffs, subjects only when kept, retention.
+    let week = vec![
+        booking("b1", "2026-11-23 12:00", "2026-11-23 13:00", "LUN: Lunch"),
+        booking(
+            "b2",
+            "2026-11-24 09:00",
+            "2026-11-24 10:00",
+            "Hemligt kundmöte",
+        ),
+    ];
+    let diff = s
+        .replace_bookings(anna.id, &week, false)
+        .await
+        .expect("replace");
+    assert_eq!((diff.added, diff.changed, diff.removed), (2, 0, 0));
+    assert!(
+        s.replace_bookings(anna.id, &week, false)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+    assert!(
+        s.bookings(anna.id)
+            .await
+            .expect("bookings")
+            .iter()
+            .all(|b| b.subject.is_none() && b.location.is_none())
+    );
+    assert!(
+        !f.store.dump_for_tests().await.contains("Hemligt"),
+        "no subject is stored when titles are not kept"
+    );
+    let mut moved = week.clone();
+    moved[1] = booking(
+        "b2",
+        "2026-11-24 10:00",
+        "2026-11-24 11:00",
+        "Hemligt kundmöte",
+    );
+    moved.remove(0);
+    moved.push(booking("b3", "2026-10-01 09:00", "2026-10-01 10:00", "Old"));
+    let diff = s
+        .replace_bookings(anna.id, &moved, true)
+        .await
+        .expect("replace");
+    assert_eq!((diff.added, diff.changed, diff.removed), (1, 1, 1));
+    assert!(
+        s.bookings(anna.id)
+            .await
+            .expect("bookings")
+            .iter()
+            .any(|b| b.subject.as_deref() == Some("Hemligt kundmöte"))
+    );
+    assert_eq!(
+        s.delete_bookings_ended_before(at("2026-10-23 00:00"))
+            .await
+            .expect("retention"),
+        1
+    );
+    assert_eq!(s.bookings(anna.id).await.expect("bookings").len(), 1);
+
+    // Timelines.
+    let timeline = build_timeline(
+        &week,
+        &settings,
+        Window {
+            start: at("2026-11-20 00:00"),
+            end: at("2026-12-20 00:00"),
+        },
+    );
+    s.save_timeline(anna.id, &timeline, Some(at("2026-11-23 12:00")))
+        .await
+        .expect("save");
+    assert_eq!(
+        s.timeline(anna.id).await.expect("load"),
+        Some(timeline.clone())
+    );
+    assert_eq!(s.timeline(bo.id).await.expect("load"), None);
+    s.save_timeline(anna.id, &Timeline::default(), None)
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        s.timeline(anna.id).await.expect("load"),
+        Some(Timeline::default())
+    );
+    s.save_timeline(anna.id, &timeline, None)
+        .await
+        .expect("save");
+
+    // Targets keep their secrets sealed.
+    let hook = s
+        .create_target(NewTarget {
+            company: acme.id,
+            name: "PBX webhook".into(),
+            config: TargetConfig::Webhook {
+                url: "https://pbx.example/hook".into(),
+                signing_secret: SecretString::from("whsec_c2VjcmV0LXNpZ25pbmcta2V5"),
+            },
+        })
+        .await
+        .expect("target");
+    let TargetConfig::Webhook { signing_secret, .. } =
+        s.target(hook.id).await.expect("target").config
+    else {
+        panic!("webhook")
+    };
+    assert_eq!(
+        signing_secret.expose_secret(),
+        "whsec_c2VjcmV0LXNpZ25pbmcta2V5"
+    );
+    let sim = s
+        .create_target(NewTarget {
+            company: acme.id,
+            name: "Simulator".into(),
+            config: TargetConfig::Simulator,
+        })
+        .await
+        .expect("target");
+    assert_eq!(s.targets(acme.id).await.expect("targets").len(), 2);
+    s.set_target_active(sim.id, false).await.expect("off");
+    assert!(!s.target(sim.id).await.expect("target").active);
+    let dump = f.store.dump_for_tests().await;
+    assert!(
+        !dump.contains("very-secret-client-value") && !dump.contains("whsec_c2VjcmV0"),
+        "secrets are sealed at rest"
+    );
+
+    // Outbox: per user and target sequences, only the latest pending state survives.
+    let payload = |reason: &str| serde_json::json!({"reason": reason, "user": anna.id.to_string()});
+    let first = s
+        .enqueue(NewDelivery {
+            user: anna.id,
+            target: hook.id,
+            payload: payload("lunch"),
+            due: at("2026-11-23 12:00"),
+        })
+        .await
+        .expect("enqueue");
+    assert_eq!(first.sequence, 1);
+    let second = s
+        .enqueue(NewDelivery {
+            user: anna.id,
+            target: hook.id,
+            payload: payload("meeting"),
+            due: at("2026-11-23 13:00"),
+        })
+        .await
+        .expect("enqueue");
+    assert_eq!(second.sequence, 2);
+    assert_eq!(
+        s.delivery(first.id).await.expect("first").state,
+        DeliveryState::Superseded
+    );
+    let for_bo = s
+        .enqueue(NewDelivery {
+            user: bo.id,
+            target: hook.id,
+            payload: payload("busy"),
+            due: at("2026-11-23 13:00"),
+        })
+        .await
+        .expect("enqueue");
+    assert_eq!(for_bo.sequence, 1, "sequences are per user");
+    assert_eq!(s.outbox_depth().await.expect("depth"), 2);
+    let later = Timestamp::now() + SignedDuration::from_hours(1);
+    let due = s.due_deliveries(later, 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [second.id, for_bo.id]
+    );
+    assert_eq!(s.due_deliveries(later, 1).await.expect("due").len(), 1);
+    s.mark_retry(second.id, later, "503 from the PBX")
+        .await
+        .expect("retry");
+    let due_now = s.due_deliveries(Timestamp::now(), 10).await.expect("due");
+    assert_eq!(
+        due_now.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [for_bo.id],
+        "a retried delivery waits"
+    );
+    assert_eq!(
+        s.next_due()
+            .await
+            .expect("next")
+            .map(|t| t <= Timestamp::now()),
+        Some(true)
+    );
+    s.mark_delivered(for_bo.id, Timestamp::now())
+        .await
+        .expect("delivered");
+    let retried = s.delivery(second.id).await.expect("retried");
+    assert_eq!(
+        (retried.attempts, retried.last_error.as_deref()),
+        (1, Some("503 from the PBX"))
+    );
+    s.mark_dead(second.id, "retry budget spent")
+        .await
+        .expect("dead");
+    let dead = s
+        .deliveries(acme.id, DeliveryState::Dead, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload["reason"], "meeting");
+    assert!(
+        s.deliveries(other.id, DeliveryState::Dead, 10)
+            .await
+            .expect("other")
+            .is_empty()
+    );
+    assert_eq!(
+        s.last_delivery(anna.id, hook.id)
+            .await
+            .expect("last")
+            .map(|d| d.sequence),
+        Some(2)
+    );
+    assert_eq!(s.outbox_depth().await.expect("depth"), 0);
+    assert!(
+        matches!(
+            s.mark_retry(second.id, later, "x").await,
+            Err(StoreError::NotFound(_))
+        ),
+        "only pending deliveries are retried"
+    );
+
+    // Audit.
+    s.audit(NewAuditEntry {
+        company: Some(acme.id),
+        actor: "admin".into(),
+        action: "user.added".into(),
+        detail: serde_json::json!({"user": anna.id.to_string()}),
+    })
+    .await
+    .expect("audit");
+    s.audit(NewAuditEntry {
+        company: None,
+        actor: "system".into(),
+        action: "node.started".into(),
+        detail: serde_json::json!({}),
+    })
+    .await
+    .expect("audit");
+    assert_eq!(s.audit_log(Some(acme.id), 10).await.expect("log").len(), 1);
+    assert_eq!(
+        s.audit_log(None, 10).await.expect("log")[0].action,
+        "node.started"
+    );
+
+    // Leases: one node holds a user until its lease runs out.
+    let ttl = SignedDuration::from_millis(300);
+    let held = s.lease_users("node-a", ttl, 100).await.expect("lease");
+    assert_eq!(held.len(), 2);
+    assert!(
+        s.lease_users("node-b", ttl, 100)
+            .await
+            .expect("lease")
+            .is_empty(),
+        "held users stay with node-a"
+    );
+    assert_eq!(
+        s.lease_users("node-a", ttl, 100)
+            .await
+            .expect("renew")
+            .len(),
+        2
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        s.lease_users("node-b", ttl, 1)
+            .await
+            .expect("take over")
+            .len(),
+        1,
+        "an expired lease is taken, at most `limit` a time"
+    );
+    assert_eq!(
+        s.lease_users("node-b", ttl, 100)
+            .await
+            .expect("take over")
+            .len(),
+        2
+    );
+    assert!(
+        s.lease_users("node-a", ttl, 100)
+            .await
+            .expect("lost")
+            .is_empty()
+    );
+    s.release_leases("node-b").await.expect("release");
+    assert_eq!(
+        s.lease_users("node-a", ttl, 100)
+            .await
+            .expect("free again")
+            .len(),
+        2
+    );
+
+    // A corrupted row is an error for that user only.
+    f.store
+        .execute_for_tests(&format!(
+            "UPDATE timelines SET data = 'not json' WHERE user_id = '{}'",
+            anna.id
+        ))
+        .await
+        .expect("corrupt");
+    assert!(matches!(
+        s.timeline(anna.id).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(s.timeline(bo.id).await.expect("bo unaffected"), None);
+
+    // Removing a user removes everything of it, the e-mail included.
+    s.remove_user(anna.id).await.expect("remove");
+    assert!(matches!(
+        s.user(anna.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.bookings(anna.id).await.expect("bookings").is_empty());
+    assert_eq!(
+        s.last_delivery(anna.id, hook.id).await.expect("deliveries"),
+        None
+    );
+    assert!(
+        !f.store.dump_for_tests().await.contains("anna@acme.example"),
+        "no trace of the removed user's address"
+    );
+    assert!(matches!(
+        s.remove_user(anna.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Removing an instance, then a company, removes the rest.
+    s.delete_instance(instance.id)
+        .await
+        .expect("delete instance");
+    assert!(matches!(s.user(bo.id).await, Err(StoreError::NotFound(_))));
+    s.delete_company(acme.id).await.expect("delete company");
+    assert!(matches!(
+        s.target(hook.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.companies().await.expect("companies").len(), 1);
+}
+
+/// What a node wrote is there after a restart, secrets included.
+pub async fn survives_a_restart(f: &Fixture) {
+    let company = f.store.create_company("Restart AB").await.expect("company");
+    let target = f
+        .store
+        .create_target(NewTarget {
+            company: company.id,
+            name: "hook".into(),
+            config: TargetConfig::Webhook {
+                url: "https://x.example".into(),
+                signing_secret: SecretString::from("whsec_abc"),
+            },
+        })
+        .await
+        .expect("target");
+    f.store.close().await;
+    let again = f.reopen().await;
+    let TargetConfig::Webhook { signing_secret, .. } =
+        again.target(target.id).await.expect("target").config
+    else {
+        panic!("webhook")
+    };
+    assert_eq!(signing_secret.expose_secret(), "whsec_abc");
+    let wrong_key = SqlStore::connect(&f.url, SecretBox::ephemeral())
+        .await
+        .expect("opens");
+    assert!(
+        matches!(
+            wrong_key.target(target.id).await,
+            Err(StoreError::Crypto(_))
+        ),
+        "another key cannot open the secrets"
+    );
+    again.close().await;
+    wrong_key.close().await;
+}
