@@ -1,0 +1,740 @@
+//! Kalsync's engine (SPEC §5–§6): sources feed bookings in, each user's timeline is kept,
+//! every transition becomes a delivery written to the outbox before it is sent, and
+//! deliveries go to the PBX targets with retries, back-off and dead letters.
+//!
+//! Three steps do the work and each can be called alone (tests call them with a fixed
+//! `now`): [`Engine::sync_due`] re-reads the users whose calendars changed or whose poll
+//! is due, [`Engine::schedule_due`] turns due transitions into deliveries, and
+//! [`Engine::deliver_due`] sends what is due. [`Engine::run`] loops around them until
+//! shutdown.
+
+pub mod metrics;
+pub mod source;
+pub mod status;
+pub mod target;
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{EmailAddress, Window, build_timeline};
+use kalsync_store::{
+    Delivery, DeliveryState, Instance, InstanceId, NewDelivery, Store, StoreError, TargetId, User,
+    UserId,
+};
+use rand::Rng as _;
+use tokio::sync::Notify;
+
+pub use metrics::Metrics;
+pub use source::{GraphSource, Mailbox, Source, SourceError, SourceRead};
+pub use status::{AbsenceStatus, Person, StatusUpdate, next_transition};
+pub use target::{DeliveryError, RetryPolicy, Target};
+
+/// Builds the source of an instance (the binary wires the protocols in).
+pub type SourceFactory =
+    Arc<dyn Fn(&Instance) -> Result<Arc<dyn Source>, SourceError> + Send + Sync>;
+/// Builds a target from its stored configuration.
+pub type TargetFactory =
+    Arc<dyn Fn(&kalsync_store::Target) -> Result<Arc<dyn Target>, String> + Send + Sync>;
+
+/// How the engine paces itself.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's name (leases).
+    pub node: String,
+    /// A change waits this long for more changes before the re-read.
+    pub debounce: Duration,
+    /// Users without notifications are re-read this often (jittered).
+    pub poll_interval: Duration,
+    /// Concurrent re-reads.
+    pub sync_concurrency: usize,
+    /// Deliveries taken per pass.
+    pub delivery_batch: usize,
+    /// Concurrent deliveries.
+    pub delivery_concurrency: usize,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Bookings are deleted this long after they end.
+    pub retention: SignedDuration,
+    /// How often the list of users is read again.
+    pub refresh_interval: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            node: format!("node-{}", uuid::Uuid::new_v4().simple()),
+            debounce: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(300),
+            sync_concurrency: 16,
+            delivery_batch: 500,
+            delivery_concurrency: 64,
+            retry: RetryPolicy::default(),
+            retention: SignedDuration::from_hours(24 * 30),
+            refresh_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What went wrong in a step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// What one re-read did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// Read; bookings added/changed/removed; absences in the window.
+    Synced {
+        /// Booking changes.
+        changed: usize,
+        /// Absences now.
+        absences: usize,
+    },
+    /// The instance is switched off.
+    Inactive,
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryPass {
+    /// Acknowledged.
+    pub delivered: usize,
+    /// To be retried.
+    pub retried: usize,
+    /// Given up.
+    pub dead: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Users to re-read, and when (debounced).
+    dirty: HashMap<UserId, Timestamp>,
+    /// When each known user was last read.
+    last_read: HashMap<UserId, Timestamp>,
+    /// Known users by instance and mailbox, for notifications.
+    by_mailbox: HashMap<(InstanceId, String), UserId>,
+    /// Due transitions.
+    schedule: BTreeSet<(Timestamp, UserId)>,
+    /// Each user's next scheduled transition.
+    next_of: HashMap<UserId, Timestamp>,
+    /// Sources by instance.
+    sources: HashMap<InstanceId, Arc<dyn Source>>,
+    /// Targets by id.
+    targets: HashMap<TargetId, Arc<dyn Target>>,
+}
+
+/// The engine of one node.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    sources: SourceFactory,
+    targets: TargetFactory,
+    inner: Mutex<Inner>,
+    metrics: Metrics,
+    delivery_wake: Notify,
+}
+
+impl Engine {
+    /// An engine over a store, with the factories that build sources and targets.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        sources: SourceFactory,
+        targets: TargetFactory,
+    ) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            config,
+            sources,
+            targets,
+            inner: Mutex::new(Inner::default()),
+            metrics: Metrics::default(),
+            delivery_wake: Notify::new(),
+        })
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Counters and histograms.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Asks for a re-read of a user's window after the debounce.
+    pub fn mark_dirty(&self, user: UserId, now: Timestamp) {
+        let due = now + self.config.debounce;
+        let mut inner = self.inner();
+        let entry = inner.dirty.entry(user).or_insert(due);
+        // A burst of notifications waits for its last one, but no longer than twice the
+        // debounce after its first.
+        *entry = (*entry).max(due).min(due + self.config.debounce);
+    }
+
+    /// The user a notification names: by instance and mailbox (address or source id).
+    pub fn user_by_mailbox(&self, instance: InstanceId, mailbox: &str) -> Option<UserId> {
+        self.inner()
+            .by_mailbox
+            .get(&(instance, mailbox.to_ascii_lowercase()))
+            .copied()
+    }
+
+    /// Forgets cached sources and targets (an admin changed an instance or a target).
+    pub fn forget_connections(&self) {
+        let mut inner = self.inner();
+        inner.sources.clear();
+        inner.targets.clear();
+    }
+
+    /// Reads every active instance's users: new ones are read at once, removed ones
+    /// leave the schedule. Returns how many users are known.
+    pub async fn refresh_users(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let mut known = HashMap::new();
+        let mut mailboxes = HashMap::new();
+        for instance in self.store.active_instances().await? {
+            for user in self.store.users(instance.id).await? {
+                mailboxes.insert((instance.id, user.email.to_string()), user.id);
+                known.insert(user.id, ());
+            }
+        }
+        let mut inner = self.inner();
+        for user in known.keys() {
+            if !inner.last_read.contains_key(user) && !inner.dirty.contains_key(user) {
+                inner.dirty.insert(*user, now);
+            }
+        }
+        inner.last_read.retain(|u, _| known.contains_key(u));
+        inner.dirty.retain(|u, _| known.contains_key(u));
+        let gone: Vec<(Timestamp, UserId)> = inner
+            .schedule
+            .iter()
+            .filter(|(_, u)| !known.contains_key(u))
+            .copied()
+            .collect();
+        for entry in gone {
+            inner.schedule.remove(&entry);
+            inner.next_of.remove(&entry.1);
+        }
+        inner.by_mailbox = mailboxes;
+        Ok(known.len())
+    }
+
+    fn source_for(&self, instance: &Instance) -> Result<Arc<dyn Source>, SourceError> {
+        if let Some(s) = self.inner().sources.get(&instance.id) {
+            return Ok(s.clone());
+        }
+        let source = (self.sources)(instance)?;
+        self.inner().sources.insert(instance.id, source.clone());
+        Ok(source)
+    }
+
+    fn target_for(&self, target: &kalsync_store::Target) -> Result<Arc<dyn Target>, String> {
+        if let Some(t) = self.inner().targets.get(&target.id) {
+            return Ok(t.clone());
+        }
+        let built = (self.targets)(target)?;
+        self.inner().targets.insert(target.id, built.clone());
+        Ok(built)
+    }
+
+    /// Re-reads one user's window: bookings stored (as the instance allows), timeline
+    /// recomputed, the current status published if it changed, the next transition
+    /// scheduled.
+    pub async fn sync_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<SyncOutcome, EngineError> {
+        let user = self.store.user(user).await?;
+        let instance = self.store.instance(user.instance).await?;
+        if !instance.active {
+            return Ok(SyncOutcome::Inactive);
+        }
+        self.inner().last_read.insert(user.id, now);
+        let window = Window::sync(now, instance.settings.days_ahead);
+        let read = match self.source_for(&instance) {
+            Ok(source) => {
+                source
+                    .read(&user.email, window, instance.settings.needs_subject())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                self.metrics.sync_failed(&e);
+                let retry = match &e {
+                    SourceError::Throttled { retry_after } => Some(*retry_after),
+                    SourceError::Failed(_) => Some(Duration::from_secs(30)),
+                    _ => None,
+                };
+                if let Some(after) = retry {
+                    let mut inner = self.inner();
+                    inner.dirty.insert(user.id, now + after);
+                }
+                tracing::warn!(user = %user.id, instance = %instance.id, error = %e, "sync failed");
+                self.store
+                    .record_sync(user.id, now, Some(&e.to_string()))
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        for (id, why) in &read.rejected {
+            tracing::warn!(user = %user.id, instance = %instance.id, item = %id, reason = %why, "a booking could not be read; it is left out");
+        }
+        let settings = instance.settings.for_mailbox(
+            read.mailbox.zone.as_ref(),
+            read.mailbox.working_hours.as_ref(),
+        );
+        let diff = self
+            .store
+            .replace_bookings(user.id, &read.bookings, settings.subjects_allowed())
+            .await?;
+        let timeline = build_timeline(&read.bookings, &settings, window);
+        let next = next_transition(&timeline, now);
+        self.store.save_timeline(user.id, &timeline, next).await?;
+        let note = (!read.rejected.is_empty())
+            .then(|| format!("{} booking(s) could not be read", read.rejected.len()));
+        self.store
+            .record_sync(user.id, now, note.as_deref())
+            .await?;
+        self.metrics.synced();
+        self.publish(&user, &instance, &timeline, now).await?;
+        self.schedule(user.id, next);
+        Ok(SyncOutcome::Synced {
+            changed: diff.added + diff.changed + diff.removed,
+            absences: timeline.absences.len(),
+        })
+    }
+
+    fn schedule(&self, user: UserId, next: Option<Timestamp>) {
+        let mut inner = self.inner();
+        if let Some(old) = inner.next_of.remove(&user) {
+            inner.schedule.remove(&(old, user));
+        }
+        if let Some(t) = next {
+            inner.schedule.insert((t, user));
+            inner.next_of.insert(user, t);
+        }
+    }
+
+    /// Writes the status of `user` at `at` to the outbox of every active target of the
+    /// company, unless that target already has (or is about to get) this very status.
+    /// A target is never told to clear a status the service did not set.
+    async fn publish(
+        &self,
+        user: &User,
+        instance: &Instance,
+        timeline: &kalsync_core::Timeline,
+        at: Timestamp,
+    ) -> Result<usize, EngineError> {
+        let status = StatusUpdate::at(user, timeline, at);
+        let key = status.key();
+        let mut written = 0;
+        for target in self.store.targets(instance.company).await? {
+            if !target.active {
+                continue;
+            }
+            let last = self.store.last_delivery(user.id, target.id).await?;
+            let last_key = last
+                .filter(|d| d.state != DeliveryState::Dead)
+                .and_then(|d| serde_json::from_value::<StatusUpdate>(d.payload).ok())
+                .map(|s| s.key());
+            let needed = match (&last_key, &key) {
+                (None, None) => false,
+                (Some(old), new) => old != new,
+                (None, Some(_)) => true,
+            };
+            if !needed {
+                continue;
+            }
+            let payload = serde_json::to_value(&status).map_err(|e| StoreError::Corrupt {
+                what: "status".into(),
+                message: e.to_string(),
+            })?;
+            self.store
+                .enqueue(NewDelivery {
+                    user: user.id,
+                    target: target.id,
+                    payload,
+                    due: at,
+                })
+                .await?;
+            written += 1;
+        }
+        if written > 0 {
+            self.delivery_wake.notify_one();
+        }
+        Ok(written)
+    }
+
+    /// Re-reads users whose debounce ran out or whose poll is due, up to the sync
+    /// concurrency at a time. Returns how many were read.
+    pub async fn sync_due(self: &Arc<Self>, now: Timestamp) -> usize {
+        let due: Vec<UserId> = {
+            let mut inner = self.inner();
+            let poll = SignedDuration::try_from(self.config.poll_interval)
+                .unwrap_or(SignedDuration::from_mins(5));
+            let stale: Vec<UserId> = inner
+                .last_read
+                .iter()
+                .filter(|(u, at)| now.duration_since(**at) >= poll && !inner.dirty.contains_key(u))
+                .map(|(u, _)| *u)
+                .collect();
+            for u in stale {
+                // Jitter spreads the polls of many users over a tenth of the interval.
+                let jitter =
+                    rand::rng().random_range(0..=self.config.poll_interval.as_millis() as u64 / 10);
+                inner.dirty.insert(u, now + Duration::from_millis(jitter));
+            }
+            let mut due: Vec<(Timestamp, UserId)> = inner
+                .dirty
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(u, t)| (*t, *u))
+                .collect();
+            due.sort();
+            due.truncate(self.config.sync_concurrency.max(1) * 4);
+            for (_, u) in &due {
+                inner.dirty.remove(u);
+            }
+            due.into_iter().map(|(_, u)| u).collect()
+        };
+        let count = due.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        let gate = Arc::new(tokio::sync::Semaphore::new(
+            self.config.sync_concurrency.max(1),
+        ));
+        for user in due {
+            let engine = self.clone();
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                let _permit = gate.acquire().await;
+                if let Err(e) = engine.sync_user(user, now).await {
+                    tracing::debug!(user = %user, error = %e, "sync step failed");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        count
+    }
+
+    /// Publishes every transition due by `now`. Returns how many users changed status.
+    pub async fn schedule_due(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let due: Vec<(Timestamp, UserId)> = {
+            let mut inner = self.inner();
+            let due: Vec<(Timestamp, UserId)> = inner
+                .schedule
+                .range(..=(now, UserId(uuid::Uuid::max())))
+                .copied()
+                .collect();
+            for entry in &due {
+                inner.schedule.remove(entry);
+                inner.next_of.remove(&entry.1);
+            }
+            due
+        };
+        let mut published = 0;
+        for (at, user_id) in due {
+            let result: Result<(), EngineError> = async {
+                let user = self.store.user(user_id).await?;
+                let instance = self.store.instance(user.instance).await?;
+                let Some(timeline) = self.store.timeline(user_id).await? else {
+                    return Ok(());
+                };
+                if self.publish(&user, &instance, &timeline, at).await? > 0 {
+                    published += 1;
+                }
+                self.schedule(user_id, next_transition(&timeline, at));
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => {}
+                Err(EngineError::Store(StoreError::NotFound(_))) => {}
+                Err(e) => {
+                    tracing::warn!(user = %user_id, error = %e, "a transition could not be published; retrying");
+                    self.schedule(user_id, Some(now + Duration::from_secs(1)));
+                }
+            }
+        }
+        Ok(published)
+    }
+
+    /// After a start: every known user's stored timeline is scheduled, and the status in
+    /// force now goes out where the PBX does not have it yet — the latest state only,
+    /// not a replay of what was missed.
+    pub async fn catch_up(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let mut published = 0;
+        for instance in self.store.active_instances().await? {
+            for user in self.store.users(instance.id).await? {
+                if let Some(timeline) = self.store.timeline(user.id).await? {
+                    published += self.publish(&user, &instance, &timeline, now).await?;
+                    self.schedule(user.id, next_transition(&timeline, now));
+                }
+            }
+        }
+        Ok(published)
+    }
+
+    /// When the earliest scheduled transition is.
+    pub fn next_scheduled(&self) -> Option<Timestamp> {
+        self.inner().schedule.first().map(|(t, _)| *t)
+    }
+
+    /// Sends the deliveries due by `now`.
+    pub async fn deliver_due(
+        self: &Arc<Self>,
+        now: Timestamp,
+    ) -> Result<DeliveryPass, EngineError> {
+        let due = self
+            .store
+            .due_deliveries(now, self.config.delivery_batch)
+            .await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let gate = Arc::new(tokio::sync::Semaphore::new(
+            self.config.delivery_concurrency.max(1),
+        ));
+        for delivery in due {
+            let engine = self.clone();
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                let _permit = gate.acquire().await;
+                engine.deliver_one(delivery, now).await
+            });
+        }
+        let mut pass = DeliveryPass::default();
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(Outcome::Delivered)) => pass.delivered += 1,
+                Ok(Ok(Outcome::Retry)) => pass.retried += 1,
+                Ok(Ok(Outcome::Dead)) => pass.dead += 1,
+                Ok(Err(e)) => tracing::warn!(error = %e, "a delivery could not be recorded"),
+                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+        Ok(pass)
+    }
+
+    async fn deliver_one(
+        &self,
+        delivery: Delivery,
+        now: Timestamp,
+    ) -> Result<Outcome, EngineError> {
+        let target = match self.store.target(delivery.target).await {
+            Ok(t) => t,
+            Err(StoreError::NotFound(_)) => return Ok(Outcome::Dead),
+            Err(e) => return Err(e.into()),
+        };
+        if !target.active {
+            self.store
+                .mark_dead(delivery.id, "the target is switched off")
+                .await?;
+            self.metrics.dead_letter();
+            return Ok(Outcome::Dead);
+        }
+        let status: StatusUpdate = match serde_json::from_value(delivery.payload.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.store
+                    .mark_dead(delivery.id, &format!("unreadable payload: {e}"))
+                    .await?;
+                self.metrics.dead_letter();
+                return Ok(Outcome::Dead);
+            }
+        };
+        let adapter = match self.target_for(&target) {
+            Ok(a) => a,
+            Err(e) => {
+                self.store
+                    .mark_dead(delivery.id, &format!("target configuration: {e}"))
+                    .await?;
+                self.metrics.dead_letter();
+                return Ok(Outcome::Dead);
+            }
+        };
+        match adapter.deliver(&delivery, &status).await {
+            Ok(()) => {
+                let done = Timestamp::now();
+                self.store.mark_delivered(delivery.id, done).await?;
+                self.metrics.delivered(done.duration_since(delivery.due));
+                Ok(Outcome::Delivered)
+            }
+            Err(DeliveryError::Retry {
+                message,
+                retry_after,
+            }) => {
+                if delivery.attempts + 1 >= self.config.retry.max_attempts {
+                    self.store.mark_dead(delivery.id, &message).await?;
+                    self.metrics.dead_letter();
+                    tracing::warn!(target = %target.id, delivery = %delivery.id, error = %message, "retry budget spent: dead letter");
+                    return Ok(Outcome::Dead);
+                }
+                let wait = self.config.retry.delay(delivery.attempts, retry_after);
+                self.store
+                    .mark_retry(delivery.id, now + wait, &message)
+                    .await?;
+                self.metrics.retried();
+                Ok(Outcome::Retry)
+            }
+            Err(DeliveryError::Gone(message)) => {
+                self.store.set_target_active(target.id, false).await?;
+                self.store.mark_dead(delivery.id, &message).await?;
+                self.metrics.dead_letter();
+                tracing::warn!(target = %target.id, "the target answered 410 Gone: switched off");
+                Ok(Outcome::Dead)
+            }
+            Err(DeliveryError::Rejected(message)) => {
+                self.store.mark_dead(delivery.id, &message).await?;
+                self.metrics.dead_letter();
+                Ok(Outcome::Dead)
+            }
+        }
+    }
+
+    /// Deletes bookings past the retention.
+    pub async fn apply_retention(&self, now: Timestamp) -> Result<u64, EngineError> {
+        Ok(self
+            .store
+            .delete_bookings_ended_before(now - self.config.retention)
+            .await?)
+    }
+
+    /// Runs the loops until `shutdown` completes; in-flight work finishes first, within
+    /// `grace`.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send, grace: Duration) {
+        let stop = Arc::new(Notify::new());
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_stopping = {
+            let s = stopping.clone();
+            move || s.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        if let Err(e) = self.refresh_users(Timestamp::now()).await {
+            tracing::error!(error = %e, "cannot read the users");
+        }
+        if let Err(e) = self.catch_up(Timestamp::now()).await {
+            tracing::error!(error = %e, "cannot catch up after the start");
+        }
+        let mut loops = tokio::task::JoinSet::new();
+        {
+            let engine = self.clone();
+            let stopped = is_stopping.clone();
+            loops.spawn(async move {
+                let mut last_refresh = tokio::time::Instant::now();
+                while !stopped() {
+                    if last_refresh.elapsed() >= engine.config.refresh_interval {
+                        last_refresh = tokio::time::Instant::now();
+                        if let Err(e) = engine.refresh_users(Timestamp::now()).await {
+                            tracing::warn!(error = %e, "cannot refresh the users");
+                        }
+                    }
+                    engine.sync_due(Timestamp::now()).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
+        }
+        {
+            let engine = self.clone();
+            let stopped = is_stopping.clone();
+            loops.spawn(async move {
+                while !stopped() {
+                    if let Err(e) = engine.schedule_due(Timestamp::now()).await {
+                        tracing::warn!(error = %e, "scheduling failed");
+                    }
+                    let wait = engine
+                        .next_scheduled()
+                        .map(|t| {
+                            Duration::try_from(t.duration_since(Timestamp::now()))
+                                .unwrap_or(Duration::ZERO)
+                        })
+                        .unwrap_or(Duration::from_millis(250))
+                        .min(Duration::from_millis(250));
+                    tokio::time::sleep(wait).await;
+                }
+            });
+        }
+        {
+            let engine = self.clone();
+            let stopped = is_stopping.clone();
+            let stop = stop.clone();
+            loops.spawn(async move {
+                loop {
+                    match engine.deliver_due(Timestamp::now()).await {
+                        Ok(pass) if pass.delivered + pass.retried + pass.dead > 0 => continue,
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "delivery pass failed"),
+                    }
+                    if stopped() {
+                        break;
+                    }
+                    tokio::select! {
+                        () = engine.delivery_wake.notified() => {}
+                        () = stop.notified() => {}
+                        () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    }
+                }
+            });
+        }
+        {
+            let engine = self.clone();
+            let stopped = is_stopping;
+            loops.spawn(async move {
+                while !stopped() {
+                    if let Err(e) = engine.apply_retention(Timestamp::now()).await {
+                        tracing::warn!(error = %e, "retention failed");
+                    }
+                    for _ in 0..(3600 * 4) {
+                        if stopped() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            });
+        }
+        shutdown.await;
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.notify_waiters();
+        if tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "stopping took longer than {grace:?}; the rest is abandoned (the outbox keeps it)"
+            );
+            loops.abort_all();
+        }
+    }
+
+    /// The mailbox a user is, for diagnostics.
+    pub async fn mailbox_of(&self, user: UserId) -> Result<EmailAddress, EngineError> {
+        Ok(self.store.user(user).await?.email)
+    }
+}
+
+enum Outcome {
+    Delivered,
+    Retry,
+    Dead,
+}

@@ -1,0 +1,207 @@
+//! Sources as the engine sees them: something that reads a mailbox's window. The Graph
+//! adapter lives here; EWS joins it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use kalsync_core::{Booking, EmailAddress, Window, WorkingHours, Zone};
+use kalsync_graph::{
+    AppCredentials, ClientAuth, Endpoints, GraphClient, GraphError, Limits, ReadOptions,
+};
+use kalsync_store::{GraphCredential, SourceConfig};
+
+/// A mailbox's own zone and working hours, where the source knows them.
+#[derive(Debug, Clone, Default)]
+pub struct Mailbox {
+    /// Zone of its working hours (or of the mailbox).
+    pub zone: Option<Zone>,
+    /// Outlook working hours.
+    pub working_hours: Option<WorkingHours>,
+}
+
+/// One read of a mailbox's window.
+#[derive(Debug, Clone, Default)]
+pub struct SourceRead {
+    /// The bookings.
+    pub bookings: Vec<Booking>,
+    /// Items that could not be read: (id, why).
+    pub rejected: Vec<(String, String)>,
+    /// The mailbox's settings, when known.
+    pub mailbox: Mailbox,
+}
+
+/// Why a read failed, kept apart so the engine can wait, retry or report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// Throttled; try after this.
+    #[error("throttled; retry after {} ms", retry_after.as_millis())]
+    Throttled {
+        /// How long.
+        retry_after: Duration,
+    },
+    /// The mailbox does not exist.
+    #[error("mailbox not found: {0}")]
+    NotFound(String),
+    /// No right to read it.
+    #[error("access denied: {0}")]
+    Forbidden(String),
+    /// Credentials refused: the admin must act.
+    #[error("credentials: {0}")]
+    Credentials(String),
+    /// Anything else; may pass.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Reads bookings of mailboxes of one instance.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Reads a mailbox's window. Subjects only when `subjects`.
+    async fn read(
+        &self,
+        mailbox: &EmailAddress,
+        window: Window,
+        subjects: bool,
+    ) -> Result<SourceRead, SourceError>;
+}
+
+/// Microsoft Graph.
+pub struct GraphSource {
+    client: GraphClient,
+    fallback_zone: Zone,
+    /// Mailbox settings change rarely: read at most hourly.
+    mailboxes: Mutex<HashMap<String, (Mailbox, Timestamp)>>,
+}
+
+impl From<GraphError> for SourceError {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::Throttled { retry_after } => SourceError::Throttled { retry_after },
+            GraphError::NotFound(m) => SourceError::NotFound(m),
+            GraphError::Forbidden(m) => SourceError::Forbidden(m),
+            GraphError::Token(t) => SourceError::Credentials(t.to_string()),
+            GraphError::Unauthorized(m) => SourceError::Credentials(m),
+            other => SourceError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl GraphSource {
+    /// A source for an instance's Graph configuration.
+    pub fn new(
+        config: &SourceConfig,
+        zone: Zone,
+        limits: Limits,
+    ) -> Result<GraphSource, SourceError> {
+        let SourceConfig::Graph {
+            tenant,
+            client_id,
+            credential,
+            graph_url,
+            login_url,
+        } = config;
+        let mut endpoints = Endpoints::global();
+        if let Some(g) = graph_url {
+            endpoints.graph =
+                url::Url::parse(g).map_err(|e| SourceError::Failed(format!("graph_url: {e}")))?;
+        }
+        if let Some(l) = login_url {
+            endpoints.login =
+                url::Url::parse(l).map_err(|e| SourceError::Failed(format!("login_url: {e}")))?;
+        }
+        let auth = match credential {
+            GraphCredential::Secret(s) => ClientAuth::Secret(s.clone()),
+            GraphCredential::Certificate {
+                certificate_pem,
+                private_key_pem,
+            } => ClientAuth::Certificate {
+                certificate_pem: certificate_pem.clone(),
+                private_key_pem: private_key_pem.clone(),
+            },
+        };
+        let client = GraphClient::new(
+            endpoints,
+            AppCredentials {
+                tenant: tenant.clone(),
+                client_id: client_id.clone(),
+                auth,
+            },
+            limits,
+        )?;
+        Ok(GraphSource {
+            client,
+            fallback_zone: zone,
+            mailboxes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client, for subscriptions.
+    pub fn client(&self) -> &GraphClient {
+        &self.client
+    }
+
+    async fn mailbox(&self, mailbox: &EmailAddress) -> Mailbox {
+        let now = Timestamp::now();
+        if let Some((m, at)) = self
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(mailbox.as_str())
+        {
+            if now.duration_since(*at) < jiff::SignedDuration::from_hours(1) {
+                return m.clone();
+            }
+        }
+        // Without MailboxSettings.Read the instance's settings stand.
+        let m = match self.client.mailbox_settings(mailbox.as_str()).await {
+            Ok(s) => Mailbox {
+                zone: s.working_hours_zone.or(s.zone),
+                working_hours: s.working_hours,
+            },
+            Err(e) => {
+                tracing::debug!(mailbox = %mailbox, error = %e, "no mailbox settings; the instance's apply");
+                Mailbox::default()
+            }
+        };
+        self.mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(mailbox.to_string(), (m.clone(), now));
+        m
+    }
+}
+
+#[async_trait]
+impl Source for GraphSource {
+    async fn read(
+        &self,
+        mailbox: &EmailAddress,
+        window: Window,
+        subjects: bool,
+    ) -> Result<SourceRead, SourceError> {
+        let read = self
+            .client
+            .calendar_view(
+                mailbox.as_str(),
+                window,
+                ReadOptions {
+                    subject: subjects,
+                    location: subjects,
+                },
+                &self.fallback_zone,
+            )
+            .await?;
+        Ok(SourceRead {
+            bookings: read.bookings,
+            rejected: read
+                .rejected
+                .into_iter()
+                .map(|(id, e)| (id, e.to_string()))
+                .collect(),
+            mailbox: self.mailbox(mailbox).await,
+        })
+    }
+}

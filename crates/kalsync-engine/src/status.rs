@@ -1,0 +1,123 @@
+//! What a PBX target receives: a user's status at a transition (SPEC §5) — reason,
+//! labels, mode, since, until, return time, messages — and the upcoming timeline.
+
+use jiff::Timestamp;
+use kalsync_core::{Absence, Mode, Timeline};
+use kalsync_store::User;
+use serde::{Deserialize, Serialize};
+
+/// Who the status is for, as the PBX knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    /// Kalsync's user id.
+    pub id: String,
+    /// The mailbox.
+    pub email: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// PBX extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+}
+
+/// An absence as targets see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbsenceStatus {
+    /// Reason code.
+    pub reason: String,
+    /// Swedish label.
+    pub label_sv: String,
+    /// English label.
+    pub label_en: String,
+    /// `info` or `divert`.
+    pub mode: Mode,
+    /// Since.
+    pub since: Timestamp,
+    /// Until (the absence's end).
+    pub until: Timestamp,
+    /// The return time.
+    pub returns_at: Timestamp,
+    /// Swedish announcement.
+    pub message_sv: String,
+    /// English announcement.
+    pub message_en: String,
+    /// The subject, only where the instance shows titles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+impl From<&Absence> for AbsenceStatus {
+    fn from(a: &Absence) -> Self {
+        AbsenceStatus {
+            reason: a.reason.to_string(),
+            label_sv: a.label_sv.clone(),
+            label_en: a.label_en.clone(),
+            mode: a.mode,
+            since: a.start,
+            until: a.end,
+            returns_at: a.returns_at,
+            message_sv: a.message_sv.clone(),
+            message_en: a.message_en.clone(),
+            subject: a.subject.clone(),
+        }
+    }
+}
+
+/// A user's status at one instant, with what comes next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    /// Whose.
+    pub user: Person,
+    /// The instant this status begins (the transition).
+    pub at: Timestamp,
+    /// The absence in force, or `None`: available.
+    pub absence: Option<AbsenceStatus>,
+    /// The next absences (at most five), for targets that show a timeline.
+    pub upcoming: Vec<AbsenceStatus>,
+}
+
+/// How many upcoming absences go with a status.
+const UPCOMING: usize = 5;
+
+impl StatusUpdate {
+    /// The status of `user` at `t` by `timeline`.
+    pub fn at(user: &User, timeline: &Timeline, t: Timestamp) -> StatusUpdate {
+        StatusUpdate {
+            user: Person {
+                id: user.id.to_string(),
+                email: user.email.to_string(),
+                name: user.display_name.clone(),
+                extension: user.extension.as_ref().map(ToString::to_string),
+            },
+            at: t,
+            absence: timeline.at(t).map(AbsenceStatus::from),
+            upcoming: timeline
+                .absences
+                .iter()
+                .filter(|a| a.start > t)
+                .take(UPCOMING)
+                .map(AbsenceStatus::from)
+                .collect(),
+        }
+    }
+
+    /// What a PBX shows: the absence (reason, mode, times, messages), without the
+    /// upcoming list. Two updates with the same key need not both be sent.
+    pub fn key(&self) -> Option<(String, Mode, Timestamp, Timestamp, Timestamp)> {
+        self.absence
+            .as_ref()
+            .map(|a| (a.reason.clone(), a.mode, a.since, a.until, a.returns_at))
+    }
+}
+
+/// When a timeline next changes someone's status after `t`: the next absence start or
+/// end.
+pub fn next_transition(timeline: &Timeline, t: Timestamp) -> Option<Timestamp> {
+    timeline
+        .absences
+        .iter()
+        .flat_map(|a| [a.start, a.end])
+        .filter(|&x| x > t)
+        .min()
+}

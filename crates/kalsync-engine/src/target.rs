@@ -1,0 +1,103 @@
+//! PBX targets as the engine sees them: something that takes a status and says whether
+//! it landed, must be retried, or will never land.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kalsync_store::Delivery;
+use rand::Rng as _;
+
+use crate::status::StatusUpdate;
+
+/// Why a delivery did not land.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Try again later (network, 5xx, 429), after `retry_after` when the target said so.
+    #[error("{message}")]
+    Retry {
+        /// What happened.
+        message: String,
+        /// The target's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// The target is gone for good (webhook 410): it is switched off.
+    #[error("the target is gone: {0}")]
+    Gone(String),
+    /// The target refused this status for good (4xx): a dead letter at once.
+    #[error("the target refused it: {0}")]
+    Rejected(String),
+}
+
+/// A PBX adapter: webhook, SIP presence, AMI, simulator.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// Delivers one status. `delivery.id` is stable across retries: an idempotent target
+    /// applies it once.
+    async fn deliver(
+        &self,
+        delivery: &Delivery,
+        status: &StatusUpdate,
+    ) -> Result<(), DeliveryError>;
+}
+
+/// How often and how far apart a delivery is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts before a dead letter.
+    pub max_attempts: u32,
+    /// The first wait.
+    pub base: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: the target's `Retry-After` when it gave one
+    /// (capped at `max`), else exponential back-off with jitter (half fixed, half random,
+    /// so a crowd of retries spreads out).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(after) = retry_after {
+            return after.min(self.max);
+        }
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
+        let half = exp / 2;
+        half + Duration::from_millis(rand::rng().random_range(0..=half.as_millis() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_grows_with_jitter_and_honours_retry_after() {
+        let p = RetryPolicy::default();
+        for attempt in 0..5 {
+            let d = p.delay(attempt, None);
+            let exp = Duration::from_secs(2 << attempt);
+            assert!(d >= exp / 2 && d <= exp, "{attempt}: {d:?}");
+        }
+        assert_eq!(
+            p.delay(3, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.delay(3, Some(Duration::from_secs(7200))),
+            Duration::from_secs(600)
+        );
+        assert!(p.delay(30, None) <= Duration::from_secs(600));
+    }
+}
