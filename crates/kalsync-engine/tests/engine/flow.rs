@@ -1,0 +1,401 @@
+//! From a booking to the PBX and back, through faults and a restart.
+
+use std::time::Duration;
+
+use kalsync_core::Template;
+use kalsync_engine::{DeliveryError, SourceError};
+use kalsync_store::{DeliveryState, Store};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "lunch",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: pizza",
+    )]);
+    let engine = w.engine();
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 09:00"))
+        .await
+        .expect("sync");
+    assert_eq!(
+        engine
+            .deliver_due(at("2026-11-24 09:00"))
+            .await
+            .expect("pass")
+            .delivered,
+        0,
+        "nothing is set before noon"
+    );
+    assert_eq!(engine.next_scheduled(), Some(at("2026-11-24 12:00")));
+
+    assert_eq!(
+        engine
+            .schedule_due(at("2026-11-24 12:00"))
+            .await
+            .expect("schedule"),
+        1
+    );
+    assert_eq!(
+        engine
+            .deliver_due(jiff::Timestamp::now())
+            .await
+            .expect("pass")
+            .delivered,
+        1
+    );
+    let (delivery, status) = w.pbx.received.lock().expect("lock")[0].clone();
+    let absence = status.absence.expect("absent");
+    assert_eq!(
+        (absence.reason.as_str(), absence.message_sv.as_str()),
+        ("lunch", "Lunch, åter 13.00")
+    );
+    assert_eq!(status.user.extension.as_deref(), Some("201"));
+    assert_eq!(delivery.sequence, 1);
+
+    engine
+        .schedule_due(at("2026-11-24 13:00"))
+        .await
+        .expect("schedule");
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    assert_eq!(
+        w.pbx.statuses(),
+        [Some("Lunch, åter 13.00".to_owned()), None]
+    );
+    let received = w.pbx.received.lock().expect("lock");
+    assert_eq!(received[1].0.sequence, 2, "sequences grow per user");
+}
+
+#[tokio::test]
+async fn a_change_in_outlook_updates_the_status_in_force() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "m",
+        "2026-11-24 10:00",
+        "2026-11-24 11:00",
+        "MOT: Volvo",
+    )]);
+    let engine = w.engine();
+    let now = at("2026-11-24 10:15");
+    engine.sync_user(w.anna.id, now).await.expect("sync");
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    // The meeting runs long; then it is deleted.
+    w.book(vec![booking(
+        "m",
+        "2026-11-24 10:00",
+        "2026-11-24 12:00",
+        "MOT: Volvo",
+    )]);
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 10:20"))
+        .await
+        .expect("sync");
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    w.book(vec![]);
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 10:25"))
+        .await
+        .expect("sync");
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    assert_eq!(
+        w.pbx.statuses(),
+        [
+            Some("Möte, åter 11.00".to_owned()),
+            Some("Möte, åter 12.00".to_owned()),
+            None
+        ]
+    );
+    // Reading again without a change sends nothing.
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 10:26"))
+        .await
+        .expect("sync");
+    assert_eq!(
+        engine
+            .deliver_due(jiff::Timestamp::now())
+            .await
+            .expect("pass")
+            .delivered,
+        0
+    );
+}
+
+#[tokio::test]
+async fn after_a_restart_only_the_latest_state_goes_out() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![
+        booking("l", "2026-11-24 12:00", "2026-11-24 13:00", "LUN: x"),
+        booking("m", "2026-11-24 13:00", "2026-11-24 14:00", "MOT: y"),
+    ]);
+    let first = w.engine();
+    first
+        .sync_user(w.anna.id, at("2026-11-24 11:00"))
+        .await
+        .expect("sync");
+    drop(first);
+    // The node was down from 11:00 to 13:30: lunch was missed; the meeting is in force.
+    let second = w.engine();
+    assert_eq!(
+        second
+            .catch_up(at("2026-11-24 13:30"))
+            .await
+            .expect("catch up"),
+        1
+    );
+    second
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    assert_eq!(w.pbx.statuses(), [Some("Möte, åter 14.00".to_owned())]);
+    assert_eq!(
+        second
+            .catch_up(at("2026-11-24 13:31"))
+            .await
+            .expect("again"),
+        0,
+        "nothing twice"
+    );
+    assert_eq!(second.next_scheduled(), Some(at("2026-11-24 14:00")));
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_then_dead_lettered() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "l",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: x",
+    )]);
+    let engine = w.engine();
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 12:10"))
+        .await
+        .expect("sync");
+    w.pbx
+        .failures
+        .lock()
+        .expect("lock")
+        .push(DeliveryError::Retry {
+            message: "503".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+    let now = jiff::Timestamp::now();
+    assert_eq!(engine.deliver_due(now).await.expect("pass").retried, 1);
+    let pending = w
+        .store
+        .due_deliveries(now + jiff::SignedDuration::from_secs(31), 10)
+        .await
+        .expect("due");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].next_attempt.as_millisecond(),
+        (now + jiff::SignedDuration::from_secs(30)).as_millisecond(),
+        "Retry-After is honoured"
+    );
+    assert!(
+        w.store
+            .due_deliveries(now + jiff::SignedDuration::from_secs(29), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    assert_eq!(
+        engine
+            .deliver_due(now + jiff::SignedDuration::from_secs(31))
+            .await
+            .expect("pass")
+            .delivered,
+        1
+    );
+    assert_eq!(w.pbx.statuses().len(), 1);
+
+    // A PBX that keeps failing ends in a dead letter after the budget (3 attempts).
+    engine
+        .schedule_due(at("2026-11-24 13:00"))
+        .await
+        .expect("clear scheduled");
+    for _ in 0..3 {
+        w.pbx
+            .failures
+            .lock()
+            .expect("lock")
+            .push(DeliveryError::Retry {
+                message: "connection refused".into(),
+                retry_after: None,
+            });
+    }
+    let mut t = jiff::Timestamp::now();
+    for _ in 0..3 {
+        engine.deliver_due(t).await.expect("pass");
+        t += jiff::SignedDuration::from_secs(120);
+    }
+    let company = w
+        .store
+        .instance(w.anna.instance)
+        .await
+        .expect("instance")
+        .company;
+    let dead = w
+        .store
+        .deliveries(company, DeliveryState::Dead, 10)
+        .await
+        .expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("connection refused"));
+    assert_eq!(engine.metrics().dead_total(), 1);
+}
+
+#[tokio::test]
+async fn a_gone_webhook_is_switched_off() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "l",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: x",
+    )]);
+    let engine = w.engine();
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 12:10"))
+        .await
+        .expect("sync");
+    w.pbx
+        .failures
+        .lock()
+        .expect("lock")
+        .push(DeliveryError::Gone("410".into()));
+    assert_eq!(
+        engine
+            .deliver_due(jiff::Timestamp::now())
+            .await
+            .expect("pass")
+            .dead,
+        1
+    );
+    assert!(!w.store.target(w.target.id).await.expect("target").active);
+}
+
+#[tokio::test]
+async fn a_throttled_read_is_retried_after_retry_after_and_reported() {
+    let w = world(Template::Prefix).await;
+    let engine = w.engine();
+    *w.calendars.fail_next.lock().expect("lock") = Some(SourceError::Throttled {
+        retry_after: Duration::from_secs(20),
+    });
+    let now = at("2026-11-24 09:00");
+    engine.refresh_users(now).await.expect("users");
+    assert_eq!(engine.sync_due(now).await, 1);
+    let user = w.store.user(w.anna.id).await.expect("user");
+    assert!(
+        user.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("throttled"))
+    );
+    assert_eq!(
+        engine
+            .sync_due(now + jiff::SignedDuration::from_secs(19))
+            .await,
+        0,
+        "waits for Retry-After"
+    );
+    assert_eq!(
+        engine
+            .sync_due(now + jiff::SignedDuration::from_secs(20))
+            .await,
+        1
+    );
+    assert_eq!(
+        w.store.user(w.anna.id).await.expect("user").last_error,
+        None
+    );
+}
+
+#[tokio::test]
+async fn subjects_are_kept_only_where_titles_may_be_shown() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "m",
+        "2026-11-24 10:00",
+        "2026-11-24 11:00",
+        "MOT: Hemligt förvärv",
+    )]);
+    let engine = w.engine();
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 10:15"))
+        .await
+        .expect("sync");
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    assert!(
+        w.store
+            .bookings(w.anna.id)
+            .await
+            .expect("bookings")
+            .iter()
+            .all(|b| b.subject.is_none())
+    );
+    let received = w.pbx.received.lock().expect("lock").clone();
+    assert_eq!(
+        received[0]
+            .1
+            .absence
+            .as_ref()
+            .and_then(|a| a.subject.clone()),
+        None
+    );
+    assert!(!w.store.dump_for_tests().await.contains("förvärv"));
+}
+
+#[tokio::test]
+async fn the_run_loop_delivers_on_time_and_stops_cleanly() {
+    let w = world(Template::Prefix).await;
+    let now = jiff::Timestamp::now();
+    let start = now + jiff::SignedDuration::from_millis(1500);
+    let mut b = booking("soon", "2026-11-24 12:00", "2026-11-24 13:00", "LUN: x");
+    b.time = kalsync_core::BookingTime::timed(start, start + jiff::SignedDuration::from_secs(3600))
+        .expect("time");
+    w.book(vec![b]);
+    let engine = w.engine();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(engine.clone().run(
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    tokio::time::sleep(Duration::from_millis(2800)).await;
+    assert_eq!(
+        w.pbx.received.lock().expect("lock").len(),
+        1,
+        "the lunch went out"
+    );
+    let late = w.pbx.times.lock().expect("lock")[0].duration_since(start);
+    assert!(
+        late < jiff::SignedDuration::from_secs(1),
+        "within a second of its time: {late}"
+    );
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(6), running)
+        .await
+        .expect("stops within the grace")
+        .expect("task");
+}

@@ -1,0 +1,207 @@
+//! An in-memory source, a recording target and a store with one company and one user.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use kalsync_core::{
+    Booking, BookingId, BookingTime, EmailAddress, Extension, InstanceSettings, Template, Window,
+};
+use kalsync_engine::{
+    DeliveryError, Engine, EngineConfig, Source, SourceError, SourceRead, StatusUpdate, Target,
+};
+use kalsync_store::{
+    Delivery, GraphCredential, NewInstance, NewTarget, NewUser, SecretBox, SourceConfig, Store,
+    TargetConfig, User,
+};
+use kalsync_store_sql::{DatabaseUrl, SqlStore};
+use secrecy::SecretString;
+
+pub(crate) fn at(s: &str) -> Timestamp {
+    kalsync_core::Zone::stockholm()
+        .parse_instant(s)
+        .expect("time")
+}
+
+pub(crate) fn booking(id: &str, from: &str, to: &str, subject: &str) -> Booking {
+    let mut b = Booking::new(
+        BookingId::parse(id).expect("id"),
+        BookingTime::timed(at(from), at(to)).expect("time"),
+    );
+    b.subject = Some(subject.into());
+    b
+}
+
+/// Calendars in memory; a read can be made to fail.
+#[derive(Default)]
+pub(crate) struct Calendars {
+    pub(crate) bookings: Mutex<HashMap<String, Vec<Booking>>>,
+    pub(crate) fail_next: Mutex<Option<SourceError>>,
+    pub(crate) reads: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait]
+impl Source for Calendars {
+    async fn read(
+        &self,
+        mailbox: &EmailAddress,
+        _window: Window,
+        subjects: bool,
+    ) -> Result<SourceRead, SourceError> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(e) = self.fail_next.lock().expect("lock").take() {
+            return Err(e);
+        }
+        let mut bookings = self
+            .bookings
+            .lock()
+            .expect("lock")
+            .get(mailbox.as_str())
+            .cloned()
+            .unwrap_or_default();
+        if !subjects {
+            for b in &mut bookings {
+                b.subject = None;
+            }
+        }
+        Ok(SourceRead {
+            bookings,
+            ..SourceRead::default()
+        })
+    }
+}
+
+/// A PBX that records what it got, applies each delivery id once, and can be told to
+/// fail.
+#[derive(Default)]
+pub(crate) struct RecordingPbx {
+    pub(crate) received: Mutex<Vec<(Delivery, StatusUpdate)>>,
+    pub(crate) times: Mutex<Vec<Timestamp>>,
+    pub(crate) failures: Mutex<Vec<DeliveryError>>,
+    pub(crate) attempts: std::sync::atomic::AtomicU64,
+}
+
+impl RecordingPbx {
+    pub(crate) fn statuses(&self) -> Vec<Option<String>> {
+        self.received
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, s)| s.absence.as_ref().map(|a| a.message_sv.clone()))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Target for RecordingPbx {
+    async fn deliver(
+        &self,
+        delivery: &Delivery,
+        status: &StatusUpdate,
+    ) -> Result<(), DeliveryError> {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(e) = self.failures.lock().expect("lock").pop() {
+            return Err(e);
+        }
+        let mut received = self.received.lock().expect("lock");
+        if !received.iter().any(|(d, _)| d.id == delivery.id) {
+            received.push((delivery.clone(), status.clone()));
+            self.times.lock().expect("lock").push(Timestamp::now());
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct World {
+    pub(crate) store: Arc<SqlStore>,
+    pub(crate) calendars: Arc<Calendars>,
+    pub(crate) pbx: Arc<RecordingPbx>,
+    pub(crate) anna: User,
+    pub(crate) target: kalsync_store::Target,
+}
+
+pub(crate) async fn world(template: Template) -> World {
+    let dir = std::env::temp_dir().join(format!("kalsync-engine-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = DatabaseUrl::new(format!("sqlite:{}", dir.join("k.db").display()));
+    let secrets = SecretBox::ephemeral();
+    let store = Arc::new(
+        SqlStore::connect(&url, secrets.clone())
+            .await
+            .expect("store"),
+    );
+    let company = store.create_company("Acme").await.expect("company");
+    let instance = store
+        .create_instance(NewInstance {
+            company: company.id,
+            name: "M365".into(),
+            source: SourceConfig::Graph {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                credential: GraphCredential::Secret(SecretString::from("s")),
+                graph_url: None,
+                login_url: None,
+            },
+            settings: InstanceSettings::with_template(template),
+        })
+        .await
+        .expect("instance");
+    let anna = store
+        .add_user(NewUser {
+            instance: instance.id,
+            email: EmailAddress::parse("anna@acme.example").expect("e"),
+            display_name: Some("Anna".into()),
+            extension: Some(Extension::parse("201").expect("x")),
+        })
+        .await
+        .expect("user");
+    let target = store
+        .create_target(NewTarget {
+            company: company.id,
+            name: "pbx".into(),
+            config: TargetConfig::Simulator,
+        })
+        .await
+        .expect("target");
+    World {
+        store,
+        calendars: Arc::default(),
+        pbx: Arc::default(),
+        anna,
+        target,
+    }
+}
+
+impl World {
+    pub(crate) fn engine(&self) -> Arc<Engine> {
+        let calendars = self.calendars.clone();
+        let pbx = self.pbx.clone();
+        let config = EngineConfig {
+            debounce: Duration::from_millis(0),
+            retry: kalsync_engine::RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(60),
+            },
+            ..EngineConfig::default()
+        };
+        Engine::new(
+            self.store.clone(),
+            config,
+            Arc::new(move |_| Ok(calendars.clone() as Arc<dyn Source>)),
+            Arc::new(move |_| Ok(pbx.clone() as Arc<dyn Target>)),
+        )
+    }
+
+    pub(crate) fn book(&self, bookings: Vec<Booking>) {
+        self.calendars
+            .bookings
+            .lock()
+            .expect("lock")
+            .insert("anna@acme.example".into(), bookings);
+    }
+}
