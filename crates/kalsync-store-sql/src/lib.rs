@@ -141,10 +141,19 @@ impl SqlStore {
                         "?mode=rwc"
                     });
                 }
-                options.max_connections(4).after_connect(|conn, _| {
+                // One connection: SQLite has one writer anyway, and a transaction that
+                // reads before it writes would otherwise fail with SQLITE_BUSY_SNAPSHOT
+                // when another connection committed in between. Work queues instead.
+                options.max_connections(1).after_connect(|conn, _| {
                     Box::pin(async move {
                         use sqlx::Executor as _;
-                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;").await?;
+                        for pragma in [
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA synchronous = NORMAL",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
                         Ok(())
                     })
                 })

@@ -1,6 +1,7 @@
 //! `kalsync`: the command line. Glue only — the work is in the library crates.
 
 mod preview;
+mod serve;
 mod sim;
 
 use std::process::ExitCode;
@@ -24,6 +25,13 @@ struct Cli {
 enum Command {
     /// Show the timeline of absences a calendar gives under a set of rules.
     Preview(preview::PreviewArgs),
+    /// Run the service.
+    Serve(serve::ServeArgs),
+    /// Run the whole service on simulators, with a sample company, to watch it work.
+    Demo(serve::DemoArgs),
+    /// Settings.
+    #[command(subcommand)]
+    Config(serve::ConfigCommand),
     /// Run a simulator of a source, with a sample company.
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -34,6 +42,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Preview(args) => preview::run(&args),
         Command::Sim(command) => sim::run(&command),
+        Command::Serve(args) => serve::serve(&args),
+        Command::Demo(args) => serve::demo(&args),
+        Command::Config(command) => serve::config(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,134 @@
+//! Companies, targets, instances and users declared in the settings file, applied at
+//! start: what is missing is created; instances get the declared source and settings.
+
+use kalsync_core::{EmailAddress, Extension, InstanceSettings};
+use kalsync_store::{
+    GraphCredential, NewInstance, NewTarget, NewUser, SourceConfig, Store, StoreError, TargetConfig,
+};
+
+use crate::ServerError;
+use crate::settings::{CompanyDecl, SourceDecl, TargetDecl, UserDecl};
+
+fn source(decl: &SourceDecl) -> SourceConfig {
+    match decl {
+        SourceDecl::Graph {
+            tenant,
+            client_id,
+            client_secret,
+            graph_url,
+            login_url,
+        } => SourceConfig::Graph {
+            tenant: tenant.clone(),
+            client_id: client_id.clone(),
+            credential: GraphCredential::Secret(client_secret.clone()),
+            graph_url: graph_url.clone(),
+            login_url: login_url.clone(),
+        },
+    }
+}
+
+/// Applies the declarations.
+pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Result<(), ServerError> {
+    for decl in companies {
+        let existing = store
+            .companies()
+            .await?
+            .into_iter()
+            .find(|c| c.name == decl.name);
+        let company = match existing {
+            Some(c) => c,
+            None => store.create_company(&decl.name).await?,
+        };
+        let targets = store.targets(company.id).await?;
+        for t in &decl.targets {
+            let (name, config) = match t {
+                TargetDecl::Webhook {
+                    name,
+                    url,
+                    signing_secret,
+                } => (
+                    name,
+                    TargetConfig::Webhook {
+                        url: url.clone(),
+                        signing_secret: signing_secret.clone(),
+                    },
+                ),
+                TargetDecl::Simulator { name } => (name, TargetConfig::Simulator),
+            };
+            if !targets.iter().any(|x| &x.name == name) {
+                store
+                    .create_target(NewTarget {
+                        company: company.id,
+                        name: name.clone(),
+                        config,
+                    })
+                    .await?;
+            }
+        }
+        let instances = store.instances(company.id).await?;
+        for i in &decl.instances {
+            let settings = match &i.settings {
+                Some(table) => {
+                    let text =
+                        toml::to_string(table).map_err(|e| ServerError::Config(e.to_string()))?;
+                    InstanceSettings::from_toml(&text).map_err(|e| {
+                        ServerError::Config(format!(
+                            "companies[{}].instances[{}].settings: {e}",
+                            decl.name, i.name
+                        ))
+                    })?
+                }
+                None => InstanceSettings::default(),
+            };
+            let instance = match instances.iter().find(|x| x.name == i.name) {
+                Some(existing) => {
+                    let mut updated = existing.clone();
+                    updated.source = source(&i.source);
+                    updated.settings = settings;
+                    store.update_instance(&updated).await?;
+                    updated
+                }
+                None => {
+                    store
+                        .create_instance(NewInstance {
+                            company: company.id,
+                            name: i.name.clone(),
+                            source: source(&i.source),
+                            settings,
+                        })
+                        .await?
+                }
+            };
+            for u in &i.users {
+                let (email, name, extension) = match u {
+                    UserDecl::Email(e) => (e, None, None),
+                    UserDecl::Full {
+                        email,
+                        name,
+                        extension,
+                    } => (email, name.clone(), extension.clone()),
+                };
+                let where_ = format!("companies[{}].instances[{}].users", decl.name, i.name);
+                let email = EmailAddress::parse(email)
+                    .map_err(|e| ServerError::Config(format!("{where_}: {e}")))?;
+                let extension = extension
+                    .map(|x| Extension::parse(&x))
+                    .transpose()
+                    .map_err(|e| ServerError::Config(format!("{where_}: {e}")))?;
+                match store
+                    .add_user(NewUser {
+                        instance: instance.id,
+                        email,
+                        display_name: name,
+                        extension,
+                    })
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Kalsync's service (SPEC §6): opens the store, wires sources and targets into the
+//! engine, applies the declared companies, and serves the HTTP endpoints — health,
+//! readiness, Prometheus metrics and a who-is-away page — until shutdown.
+//!
+//! Tests call [`run`] (or [`Service::start`] and [`Service::serve`]) with a listener on
+//! port 0; `main` only binds and wires signals.
+
+mod declare;
+mod pages;
+pub mod settings;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kalsync_engine::{Engine, EngineConfig, GraphSource, RetryPolicy, Source, SourceError, Target};
+use kalsync_pbx_sim::PbxSimulator;
+use kalsync_store::{SecretBox, SourceConfig, Store, StoreError, TargetConfig};
+use kalsync_store_sql::{DatabaseUrl, SqlStore};
+use tokio::net::TcpListener;
+
+pub use settings::{Overrides, Settings};
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The settings are wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A started service: its store, engine and PBX simulator.
+#[derive(Clone)]
+pub struct Service {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The in-process PBX every `simulator` target shares.
+    pub pbx: PbxSimulator,
+    /// The settings it runs with.
+    pub settings: Arc<Settings>,
+}
+
+impl Service {
+    /// Opens the store, applies the declarations and builds the engine.
+    pub async fn start(settings: Settings) -> Result<Service, ServerError> {
+        let secrets = match &settings.master_key {
+            Some(key) => SecretBox::from_base64(secrecy::ExposeSecret::expose_secret(key)),
+            None => SecretBox::from_key_file(&settings.master_key_file),
+        }
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+        let url = DatabaseUrl::new(settings.database_url.clone());
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, secrets).await?);
+        tracing::info!(database = %url, backend = store.backend(), "store open");
+        declare::apply(store.as_ref(), &settings.companies).await?;
+        let pbx = PbxSimulator::new();
+        let engine = Engine::new(
+            store.clone(),
+            engine_config(&settings),
+            source_factory(),
+            target_factory(pbx.clone()),
+        );
+        Ok(Service {
+            store,
+            engine,
+            pbx,
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// The HTTP endpoints.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(pages::who_is_away))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(self.clone())
+    }
+
+    /// Serves until `shutdown` completes, the engine running beside the endpoints;
+    /// in-flight deliveries finish within ten seconds.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+        let engine = tokio::spawn(self.engine.clone().run(
+            async move {
+                let _ = engine_stopped.await;
+            },
+            Duration::from_secs(10),
+        ));
+        let router = self.router();
+        tracing::info!(address = %listener.local_addr()?, "serving");
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        let _ = stop_engine.send(());
+        let _ = engine.await;
+        Ok(())
+    }
+}
+
+/// Starts the service on `listener` and runs until `shutdown`.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Service::start(settings)
+        .await?
+        .serve(listener, shutdown)
+        .await
+}
+
+fn engine_config(settings: &Settings) -> EngineConfig {
+    let e = &settings.engine;
+    EngineConfig {
+        node: settings
+            .node
+            .clone()
+            .unwrap_or_else(|| EngineConfig::default().node),
+        debounce: Duration::from_millis(e.debounce_ms),
+        poll_interval: Duration::from_secs(e.poll_interval_secs.max(1)),
+        sync_concurrency: e.sync_concurrency.max(1),
+        retry: RetryPolicy {
+            max_attempts: e.max_attempts.max(1),
+            ..RetryPolicy::default()
+        },
+        retention: jiff::SignedDuration::from_hours(24 * i64::from(e.retention_days)),
+        ..EngineConfig::default()
+    }
+}
+
+/// Sources by kind.
+fn source_factory() -> kalsync_engine::SourceFactory {
+    Arc::new(|instance| -> Result<Arc<dyn Source>, SourceError> {
+        match &instance.source {
+            config @ SourceConfig::Graph { .. } => Ok(Arc::new(GraphSource::new(
+                config,
+                instance.settings.time_zone.clone(),
+                kalsync_graph::Limits::default(),
+            )?)),
+        }
+    })
+}
+
+/// Targets by kind; every `simulator` target is the one in-process PBX.
+fn target_factory(pbx: PbxSimulator) -> kalsync_engine::TargetFactory {
+    Arc::new(move |target| -> Result<Arc<dyn Target>, String> {
+        match &target.config {
+            TargetConfig::Webhook {
+                url,
+                signing_secret,
+            } => Ok(Arc::new(
+                kalsync_target_webhook::WebhookTarget::new(
+                    url,
+                    signing_secret,
+                    Duration::from_secs(10),
+                )
+                .map_err(|e| e.to_string())?,
+            )),
+            TargetConfig::Simulator => Ok(Arc::new(pbx.clone())),
+            other => Err(format!(
+                "{} targets are not available in this build",
+                other.kind()
+            )),
+        }
+    })
+}
+
+async fn readyz(State(service): State<Service>) -> Response {
+    match service.store.companies().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is not reachable",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(service): State<Service>) -> Response {
+    let depth = service.store.outbox_depth().await.unwrap_or(0);
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        service.engine.metrics().render(depth),
+    )
+        .into_response()
+}

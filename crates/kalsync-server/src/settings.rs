@@ -1,0 +1,265 @@
+//! The service's settings: defaults, then the TOML file, then `KALSYNC_*` environment
+//! variables (`__` for nesting), then flags. Companies, instances, users and targets may
+//! be declared in the file too.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The commented example `kalsync config example` prints.
+pub const EXAMPLE: &str = include_str!("../kalsync.example.toml");
+
+/// How the service runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the HTTP endpoints listen.
+    pub listen: SocketAddr,
+    /// `sqlite:kalsync.db` (the default) or `postgres://…`.
+    pub database_url: String,
+    /// The master key (base64, 32 bytes); wins over `master_key_file`.
+    #[serde(skip_serializing)]
+    pub master_key: Option<SecretString>,
+    /// Where the master key lives; created (mode 0600) on first start.
+    pub master_key_file: PathBuf,
+    /// This service's address as Microsoft Graph reaches it (for change notifications);
+    /// without it, mailboxes are polled.
+    pub public_url: Option<url::Url>,
+    /// This node's name (several nodes on PostgreSQL).
+    pub node: Option<String>,
+    /// Logs.
+    pub log: LogSettings,
+    /// The engine's pacing.
+    pub engine: EngineSettings,
+    /// Companies declared in the file.
+    pub companies: Vec<CompanyDecl>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite:kalsync.db".into(),
+            master_key: None,
+            master_key_file: PathBuf::from("kalsync.key"),
+            public_url: None,
+            node: None,
+            log: LogSettings::default(),
+            engine: EngineSettings::default(),
+            companies: Vec::new(),
+        }
+    }
+}
+
+/// Logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `kalsync_engine=debug`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// The engine's pacing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSettings {
+    /// Seconds between polls of a mailbox without notifications.
+    pub poll_interval_secs: u64,
+    /// Milliseconds a change waits for more before the re-read.
+    pub debounce_ms: u64,
+    /// Days bookings are kept after they end.
+    pub retention_days: u32,
+    /// Concurrent re-reads.
+    pub sync_concurrency: usize,
+    /// Attempts before a delivery is a dead letter.
+    pub max_attempts: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            poll_interval_secs: 300,
+            debounce_ms: 2000,
+            retention_days: 30,
+            sync_concurrency: 16,
+            max_attempts: 10,
+        }
+    }
+}
+
+/// A company declared in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyDecl {
+    /// Its name (the key: a company of that name is created once).
+    pub name: String,
+    /// Its PBX targets.
+    #[serde(default)]
+    pub targets: Vec<TargetDecl>,
+    /// Its instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceDecl>,
+}
+
+/// A target declared in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetDecl {
+    /// A webhook.
+    Webhook {
+        /// Name (the key in the company).
+        name: String,
+        /// Where.
+        url: String,
+        /// `whsec_…`.
+        #[serde(skip_serializing)]
+        signing_secret: SecretString,
+    },
+    /// The in-process PBX simulator.
+    Simulator {
+        /// Name.
+        name: String,
+    },
+}
+
+/// An instance declared in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceDecl {
+    /// Name (the key in the company).
+    pub name: String,
+    /// Where bookings come from.
+    pub source: SourceDecl,
+    /// The rules file's keys, inline (see the README's rules reference).
+    #[serde(default)]
+    pub settings: Option<toml::Table>,
+    /// Users: addresses, or tables with `email`, `name`, `extension`.
+    #[serde(default)]
+    pub users: Vec<UserDecl>,
+}
+
+/// A source declared in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceDecl {
+    /// Microsoft Graph with a client secret.
+    Graph {
+        /// Tenant id or domain.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// Client secret.
+        #[serde(skip_serializing)]
+        client_secret: SecretString,
+        /// Graph root for national clouds or the simulator.
+        #[serde(default)]
+        graph_url: Option<String>,
+        /// Login host for national clouds or the simulator.
+        #[serde(default)]
+        login_url: Option<String>,
+    },
+}
+
+/// A user declared in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UserDecl {
+    /// Just the address.
+    Email(String),
+    /// Address, name and extension.
+    Full {
+        /// Address.
+        email: String,
+        /// Name.
+        #[serde(default)]
+        name: Option<String>,
+        /// PBX extension.
+        #[serde(default)]
+        extension: Option<String>,
+    },
+}
+
+/// Flags that override the rest.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Reads the settings: defaults, the file (when given), `KALSYNC_*`, then the flags.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Settings, String> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("{}: no such file", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("KALSYNC_")
+                .split("__")
+                .ignore(&["test_postgres_url", "sim_client_secret"]),
+        );
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        if let Some(url) = &overrides.database_url {
+            figment = figment.merge(Serialized::default("database_url", url));
+        }
+        figment.extract().map_err(|e| {
+            let source = file
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "settings".into());
+            format!("{source}: {e}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_is_valid_and_layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("kalsync-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("kalsync.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        let s = Settings::load(Some(&path), &Overrides::default()).expect("the example loads");
+        assert_eq!(s.companies.len(), 1);
+        let flags = Overrides {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9999))),
+            database_url: Some("sqlite:other.db".into()),
+        };
+        let s = Settings::load(Some(&path), &flags).expect("loads");
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.database_url, "sqlite:other.db");
+        std::fs::write(&path, "listen = \"127.0.0.1:8080\"\nlisten_port = 1\n").expect("write");
+        let e = Settings::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(e.contains("listen_port"), "{e}");
+        assert!(
+            Settings::load(Some(&dir.join("missing.toml")), &Overrides::default())
+                .unwrap_err()
+                .contains("no such file")
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,226 @@
+//! `kalsync serve`, `kalsync config example` and `kalsync demo`: the service, its
+//! example settings, and the whole thing on simulators in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, sample};
+use kalsync_server::settings::{CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl};
+use kalsync_server::{Overrides, Settings};
+
+/// Arguments of `kalsync serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The settings file (TOML); `kalsync config example` prints a commented one.
+    #[arg(long, value_name = "FILE", env = "KALSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where to listen [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// `sqlite:FILE` or `postgres://…` [default: sqlite:kalsync.db].
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+/// `kalsync config …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print a commented example settings file.
+    Example,
+}
+
+/// Arguments of `kalsync demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// People in the demo company.
+    #[arg(long, default_value_t = 25)]
+    users: usize,
+}
+
+fn init_logs(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if settings.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("stopping");
+}
+
+/// Runs `kalsync serve`.
+pub(crate) fn serve(args: &ServeArgs) -> Result<(), String> {
+    let settings = Settings::load(
+        args.config.as_deref(),
+        &Overrides {
+            listen: args.listen,
+            database_url: args.database_url.clone(),
+        },
+    )?;
+    init_logs(&settings);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", settings.listen))?;
+        println!(
+            "Kalsync on http://{}/",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        kalsync_server::run(settings, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Runs `kalsync config …`.
+pub(crate) fn config(command: &ConfigCommand) -> Result<(), String> {
+    match command {
+        ConfigCommand::Example => print!("{}", kalsync_server::settings::EXAMPLE),
+    }
+    Ok(())
+}
+
+fn this_monday() -> jiff::civil::Date {
+    let today = jiff::Zoned::now().date();
+    today
+        .checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset())))
+        .unwrap_or(today)
+}
+
+/// Runs `kalsync demo`.
+pub(crate) fn demo(args: &DemoArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
+    runtime.block_on(run_demo(args))
+}
+
+async fn run_demo(args: &DemoArgs) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("kalsync-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (tenant, client_id, secret) = (
+        "00000000-0000-4000-8000-00000000de70",
+        "00000000-0000-4000-8000-0000000de70a",
+        "demo-client-secret",
+    );
+    let sim = Simulator::new(SimConfig::with_secret(tenant, client_id, secret));
+    let people = sample::populate(&sim, args.users, this_monday(), 2, 7, "demo.example")
+        .map_err(|e| e.to_string())?;
+    // A few bookings that start in the next minutes, so statuses change while you watch.
+    let now = jiff::Timestamp::now();
+    let soon = |m: i64| now + jiff::SignedDuration::from_mins(m);
+    for (i, (subject, from, to)) in [
+        ("LUN: Lunch", 1, 4),
+        ("MOT: Kundmöte Volvo", 2, 6),
+        ("SLU: Tandläkare", 3, 5),
+        ("UPP: Fokus", 1, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Some(p) = people.get(i) {
+            sim.create_event(&p.id, EventSpec::new(subject, soon(from), soon(to)))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let (sim_url, _sim_handle) = kalsync_graph_sim::spawn(sim.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let users = people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| UserDecl::Full {
+            email: p.upn.clone(),
+            name: Some(p.name.clone()),
+            extension: Some(format!("{}", 201 + i)),
+        })
+        .collect();
+    let settings_table: toml::Table =
+        toml::from_str("template = \"prefix-then-showas\"\nuser_choice = \"any\"\n")
+            .map_err(|e| e.to_string())?;
+    let mut settings = Settings {
+        listen: args.listen,
+        database_url: format!("sqlite:{}", dir.join("demo.db").display()),
+        master_key_file: dir.join("demo.key"),
+        companies: vec![CompanyDecl {
+            name: "Demo AB".into(),
+            targets: vec![TargetDecl::Simulator {
+                name: "PBX simulator".into(),
+            }],
+            instances: vec![InstanceDecl {
+                name: "Microsoft 365 (simulated)".into(),
+                source: SourceDecl::Graph {
+                    tenant: tenant.into(),
+                    client_id: client_id.into(),
+                    client_secret: secret.to_owned().into(),
+                    graph_url: Some(format!("{sim_url}v1.0/")),
+                    login_url: Some(sim_url.to_string()),
+                },
+                settings: Some(settings_table),
+                users,
+            }],
+        }],
+        ..Settings::default()
+    };
+    settings.engine.poll_interval_secs = 15;
+    settings.engine.debounce_ms = 200;
+    settings.log.level = "warn,kalsync=info".into();
+    init_logs(&settings);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("Kalsync demo on http://{address}/");
+    println!(
+        "  company      Demo AB: {} people on a simulated Microsoft 365, statuses go to a simulated PBX",
+        people.len()
+    );
+    println!(
+        "  watch        http://{address}/ shows who is away now and next; it refreshes every 5 s"
+    );
+    println!(
+        "  soon         {} books lunch and {} a customer meeting within minutes",
+        people.first().map_or("", |p| p.name.as_str()),
+        people.get(1).map_or("", |p| p.name.as_str())
+    );
+    println!(
+        "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README); mailboxes are read every 15 s"
+    );
+    println!(
+        "  sign-in      none yet: the admin UI with accounts is not built; this page is read-only"
+    );
+    println!("Stop with Ctrl-C.");
+    let result = kalsync_server::run(settings, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
