@@ -359,6 +359,18 @@ impl Simulator {
             .ok_or_else(|| SpecError::NotFound(format!("event `{id}`")))
     }
 
+    /// The ids of a user's events (series masters and single events).
+    pub fn event_ids(&self, user: &str) -> Result<Vec<String>, SpecError> {
+        Ok(self
+            .world()
+            .directory
+            .user(user)?
+            .events
+            .keys()
+            .cloned()
+            .collect())
+    }
+
     /// Deletes an event; subscribers get `deleted`.
     pub fn delete_event(&self, user: &str, id: &str) -> Result<(), SpecError> {
         let user_id = {

@@ -1,5 +1,14 @@
 //! `kalsync`: the command line. Glue only — the work is in the library crates.
 
+/// Prints a line to standard output; a closed pipe (the reader went away) is no reason
+/// for a running service to stop.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod preview;
 mod serve;
 mod sim;

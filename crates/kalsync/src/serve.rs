@@ -91,7 +91,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("--listen {}: {e}", settings.listen))?;
-        println!(
+        say!(
             "Kalsync on http://{}/",
             listener.local_addr().map_err(|e| e.to_string())?
         );
@@ -198,26 +198,24 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("Kalsync demo on http://{address}/");
-    println!(
+    say!("Kalsync demo on http://{address}/");
+    say!(
         "  company      Demo AB: {} people on a simulated Microsoft 365, statuses go to a simulated PBX",
         people.len()
     );
-    println!(
-        "  watch        http://{address}/ shows who is away now and next; it refreshes every 5 s"
-    );
-    println!(
+    say!("  watch        http://{address}/ shows who is away now and next; it refreshes every 5 s");
+    say!(
         "  soon         {} books lunch and {} a customer meeting within minutes",
         people.first().map_or("", |p| p.name.as_str()),
         people.get(1).map_or("", |p| p.name.as_str())
     );
-    println!(
+    say!(
         "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README); mailboxes are read every 15 s"
     );
-    println!(
+    say!(
         "  sign-in      none yet: the admin UI with accounts is not built; this page is read-only"
     );
-    println!("Stop with Ctrl-C.");
+    say!("Stop with Ctrl-C.");
     let result = kalsync_server::run(settings, listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string());

@@ -76,28 +76,26 @@ async fn serve_graph(args: &GraphSimArgs) -> Result<(), String> {
         "http://{}/",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    println!("Microsoft Graph simulator on {base}");
-    println!("  tenant id      {}", args.tenant);
-    println!("  client id      {}", args.client_id);
-    println!("  client secret  {secret}   (the simulator's own; it opens nothing else)");
-    println!(
+    say!("Microsoft Graph simulator on {base}");
+    say!("  tenant id      {}", args.tenant);
+    say!("  client id      {}", args.client_id);
+    say!("  client secret  {secret}   (the simulator's own; it opens nothing else)");
+    say!(
         "  token          POST {base}{}/oauth2/v2.0/token",
         args.tenant
     );
-    println!(
-        "  graph          {base}v1.0/   (calendarView, $batch, subscriptions, mailboxSettings)"
-    );
-    println!("  control        {base}_sim/   (users, events, faults, subscriptions, stats)");
+    say!("  graph          {base}v1.0/   (calendarView, $batch, subscriptions, mailboxSettings)");
+    say!("  control        {base}_sim/   (users, events, faults, subscriptions, stats)");
     match people.first() {
-        Some(p) => println!(
+        Some(p) => say!(
             "  mailboxes      {} from {monday} (e.g. {} <{}>)",
             people.len(),
             p.name,
             p.upn
         ),
-        None => println!("  mailboxes      none"),
+        None => say!("  mailboxes      none"),
     }
-    println!("Stop with Ctrl-C.");
+    say!("Stop with Ctrl-C.");
     kalsync_graph_sim::run(sim, listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())

@@ -1,0 +1,164 @@
+//! The service as tests start it: `run(settings, listener, shutdown)` on port 0 with a
+//! fresh SQLite file, a Graph simulator as the source and the PBX simulator as target.
+
+use std::time::Duration;
+
+use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, UserSpec};
+use kalsync_server::settings::{CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl};
+use kalsync_server::{Service, Settings};
+
+async fn settings(sim_url: &url::Url, dir: &std::path::Path) -> Settings {
+    let table: toml::Table = toml::from_str("template = \"prefix\"").expect("settings");
+    let mut s = Settings {
+        database_url: format!("sqlite:{}", dir.join("k.db").display()),
+        master_key_file: dir.join("k.key"),
+        companies: vec![CompanyDecl {
+            name: "Acme".into(),
+            targets: vec![TargetDecl::Simulator { name: "pbx".into() }],
+            instances: vec![InstanceDecl {
+                name: "M365".into(),
+                source: SourceDecl::Graph {
+                    tenant: "t".into(),
+                    client_id: "c".into(),
+                    client_secret: "s".to_owned().into(),
+                    graph_url: Some(format!("{sim_url}v1.0/")),
+                    login_url: Some(sim_url.to_string()),
+                },
+                settings: Some(table),
+                users: vec![UserDecl::Full {
+                    email: "anna@acme.example".into(),
+                    name: Some("Anna".into()),
+                    extension: Some("201".into()),
+                }],
+            }],
+        }],
+        ..Settings::default()
+    };
+    s.engine.poll_interval_secs = 1;
+    s.engine.debounce_ms = 0;
+    s
+}
+
+#[tokio::test]
+async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
+    let dir = std::env::temp_dir().join(format!("kalsync-service-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
+    sim.add_user(UserSpec {
+        upn: "anna@acme.example".into(),
+        id: None,
+        display_name: None,
+        time_zone: "W. Europe Standard Time".into(),
+        working_hours: None,
+    })
+    .expect("user");
+    let now = jiff::Timestamp::now();
+    sim.create_event(
+        "anna@acme.example",
+        EventSpec::new(
+            "LUN: Lunch",
+            now - jiff::SignedDuration::from_mins(5),
+            now + jiff::SignedDuration::from_mins(55),
+        ),
+    )
+    .expect("event");
+    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+
+    let service = Service::start(settings(&sim_url, &dir).await)
+        .await
+        .expect("starts");
+    let pbx = service.pbx.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(service.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .expect("health")
+            .text()
+            .await
+            .expect("text"),
+        "ok"
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("ready")
+            .status(),
+        200
+    );
+    // The lunch in force reaches the PBX.
+    let mut waited = 0;
+    while pbx.received() == 0 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let current = pbx.current();
+    let anna = current.get("anna@acme.example").expect("a status for Anna");
+    assert_eq!(
+        anna.status.absence.as_ref().map(|a| a.reason.as_str()),
+        Some("lunch")
+    );
+    assert_eq!(anna.status.user.extension.as_deref(), Some("201"));
+    let page = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("anna@acme.example") && page.contains("Lunch, back"),
+        "{page}"
+    );
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("kalsync_deliveries_total{outcome=\"delivered\"} 1"),
+        "{metrics}"
+    );
+
+    // The booking is deleted in Outlook: the next poll clears the status.
+    let event_id = sim
+        .event_ids("anna@acme.example")
+        .expect("events")
+        .into_iter()
+        .next()
+        .expect("one event");
+    sim.delete_event("anna@acme.example", &event_id)
+        .expect("delete");
+    let mut waited = 0;
+    while pbx.received() < 2 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(pbx.history("anna@acme.example").len(), 2);
+    assert!(
+        pbx.current()["anna@acme.example"].status.absence.is_none(),
+        "cleared"
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .expect("stops")
+        .expect("task")
+        .expect("clean stop");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,86 @@
+//! `kalsync demo` and `kalsync serve` as processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{kalsync, write_temp};
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_demo_serves_a_company_whose_statuses_are_read() {
+    let child = Command::new(env!("CARGO_BIN_EXE_kalsync"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--users", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let mut child = Killed(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("text");
+    let base = first
+        .rsplit(' ')
+        .next()
+        .expect("url")
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let mut page = String::new();
+        for _ in 0..100 {
+            page = http
+                .get(format!("{base}/"))
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("html");
+            if !page.contains("not yet") && page.contains("anna.andersson@demo.example") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!page.contains("not yet"), "every mailbox was read: {page}");
+        assert!(page.contains("of 5 away now"), "{page}");
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        assert!(metrics.contains("kalsync_syncs_total"), "{metrics}");
+    });
+}
+
+#[test]
+fn serve_refuses_bad_settings_with_one_line() {
+    let bad = write_temp("bad-settings.toml", "listen = \"here\"\n");
+    let run = kalsync(&["serve", "--config", &bad.to_string_lossy()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bad-settings.toml") && run.stderr.contains("listen"),
+        "{}",
+        run.stderr
+    );
+    let example = kalsync(&["config", "example"]);
+    assert_eq!(example.code, 0);
+    assert!(example.stdout.contains("[[companies]]"));
+}
