@@ -15,9 +15,12 @@ use secrecy::SecretString;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// A scripted answer: status and `Retry-After`.
+type Answer = (StatusCode, Option<&'static str>);
+
 #[derive(Clone, Default)]
 struct Receiver {
-    answers: Arc<Mutex<Vec<(StatusCode, Option<&'static str>)>>>,
+    answers: Arc<Mutex<Vec<Answer>>>,
     seen: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
 }
 
