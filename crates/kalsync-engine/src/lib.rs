@@ -118,6 +118,8 @@ pub struct DeliveryPass {
 struct Inner {
     /// Users to re-read, and when (debounced).
     dirty: HashMap<UserId, Timestamp>,
+    /// Users being read now; a change meanwhile reads them once more afterwards.
+    in_flight: std::collections::HashSet<UserId>,
     /// When each known user was last read.
     last_read: HashMap<UserId, Timestamp>,
     /// Known users by instance and mailbox, for notifications.
@@ -141,6 +143,8 @@ pub struct Engine {
     inner: Mutex<Inner>,
     metrics: Metrics,
     delivery_wake: Notify,
+    sync_wake: Notify,
+    sync_gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -151,6 +155,7 @@ impl Engine {
         sources: SourceFactory,
         targets: TargetFactory,
     ) -> Arc<Engine> {
+        let sync_gate = Arc::new(tokio::sync::Semaphore::new(config.sync_concurrency.max(1)));
         Arc::new(Engine {
             store,
             config,
@@ -159,6 +164,8 @@ impl Engine {
             inner: Mutex::new(Inner::default()),
             metrics: Metrics::default(),
             delivery_wake: Notify::new(),
+            sync_wake: Notify::new(),
+            sync_gate,
         })
     }
 
@@ -184,11 +191,14 @@ impl Engine {
     /// Asks for a re-read of a user's window after the debounce.
     pub fn mark_dirty(&self, user: UserId, now: Timestamp) {
         let due = now + self.config.debounce;
-        let mut inner = self.inner();
-        let entry = inner.dirty.entry(user).or_insert(due);
-        // A burst of notifications waits for its last one, but no longer than twice the
-        // debounce after its first.
-        *entry = (*entry).max(due).min(due + self.config.debounce);
+        {
+            let mut inner = self.inner();
+            let entry = inner.dirty.entry(user).or_insert(due);
+            // A burst of notifications waits for its last one, but no longer than twice
+            // the debounce after its first.
+            *entry = (*entry).max(due).min(due + self.config.debounce);
+        }
+        self.sync_wake.notify_one();
     }
 
     /// The user a notification names: by instance and mailbox (address or source id).
@@ -392,35 +402,7 @@ impl Engine {
     /// Re-reads users whose debounce ran out or whose poll is due, up to the sync
     /// concurrency at a time. Returns how many were read.
     pub async fn sync_due(self: &Arc<Self>, now: Timestamp) -> usize {
-        let due: Vec<UserId> = {
-            let mut inner = self.inner();
-            let poll = SignedDuration::try_from(self.config.poll_interval)
-                .unwrap_or(SignedDuration::from_mins(5));
-            let stale: Vec<UserId> = inner
-                .last_read
-                .iter()
-                .filter(|(u, at)| now.duration_since(**at) >= poll && !inner.dirty.contains_key(u))
-                .map(|(u, _)| *u)
-                .collect();
-            for u in stale {
-                // Jitter spreads the polls of many users over a tenth of the interval.
-                let jitter =
-                    rand::rng().random_range(0..=self.config.poll_interval.as_millis() as u64 / 10);
-                inner.dirty.insert(u, now + Duration::from_millis(jitter));
-            }
-            let mut due: Vec<(Timestamp, UserId)> = inner
-                .dirty
-                .iter()
-                .filter(|(_, t)| **t <= now)
-                .map(|(u, t)| (*t, *u))
-                .collect();
-            due.sort();
-            due.truncate(self.config.sync_concurrency.max(1) * 4);
-            for (_, u) in &due {
-                inner.dirty.remove(u);
-            }
-            due.into_iter().map(|(_, u)| u).collect()
-        };
+        let due = self.take_due(now);
         let count = due.len();
         let mut tasks = tokio::task::JoinSet::new();
         let gate = Arc::new(tokio::sync::Semaphore::new(
@@ -431,13 +413,63 @@ impl Engine {
             let gate = gate.clone();
             tasks.spawn(async move {
                 let _permit = gate.acquire().await;
-                if let Err(e) = engine.sync_user(user, now).await {
-                    tracing::debug!(user = %user, error = %e, "sync step failed");
-                }
+                engine.sync_and_release(user, now).await;
             });
         }
         while tasks.join_next().await.is_some() {}
         count
+    }
+
+    /// Takes the users due for a re-read: debounce over, or poll due; not being read
+    /// already. They are marked in flight.
+    fn take_due(&self, now: Timestamp) -> Vec<UserId> {
+        let mut inner = self.inner();
+        let poll = SignedDuration::try_from(self.config.poll_interval)
+            .unwrap_or(SignedDuration::from_mins(5));
+        let stale: Vec<UserId> = inner
+            .last_read
+            .iter()
+            .filter(|(u, at)| now.duration_since(**at) >= poll && !inner.dirty.contains_key(u))
+            .map(|(u, _)| *u)
+            .collect();
+        for u in stale {
+            // Jitter spreads the polls of many users over a tenth of the interval.
+            let jitter =
+                rand::rng().random_range(0..=self.config.poll_interval.as_millis() as u64 / 10);
+            inner.dirty.insert(u, now + Duration::from_millis(jitter));
+        }
+        let mut due: Vec<(Timestamp, UserId)> = inner
+            .dirty
+            .iter()
+            .filter(|(u, t)| **t <= now && !inner.in_flight.contains(u))
+            .map(|(u, t)| (*t, *u))
+            .collect();
+        due.sort();
+        due.truncate(self.config.sync_concurrency.max(1) * 4);
+        for (_, u) in &due {
+            inner.dirty.remove(u);
+            inner.in_flight.insert(*u);
+        }
+        due.into_iter().map(|(_, u)| u).collect()
+    }
+
+    async fn sync_and_release(&self, user: UserId, now: Timestamp) {
+        if let Err(e) = self.sync_user(user, now).await {
+            tracing::debug!(user = %user, error = %e, "sync step failed");
+        }
+        self.inner().in_flight.remove(&user);
+        self.sync_wake.notify_one();
+    }
+
+    /// When the next re-read is due.
+    fn next_dirty(&self) -> Option<Timestamp> {
+        let inner = self.inner();
+        inner
+            .dirty
+            .iter()
+            .filter(|(u, _)| !inner.in_flight.contains(u))
+            .map(|(_, t)| *t)
+            .min()
     }
 
     /// Publishes every transition due by `now`. Returns how many users changed status.
@@ -649,8 +681,26 @@ impl Engine {
                             tracing::warn!(error = %e, "cannot refresh the users");
                         }
                     }
-                    engine.sync_due(Timestamp::now()).await;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    // Each read runs on its own: a slow mailbox holds up no other.
+                    for user in engine.take_due(Timestamp::now()) {
+                        let engine = engine.clone();
+                        tokio::spawn(async move {
+                            let _permit = engine.sync_gate.clone().acquire_owned().await;
+                            engine.sync_and_release(user, Timestamp::now()).await;
+                        });
+                    }
+                    let wait = engine
+                        .next_dirty()
+                        .map(|t| {
+                            Duration::try_from(t.duration_since(Timestamp::now()))
+                                .unwrap_or(Duration::ZERO)
+                        })
+                        .unwrap_or(Duration::from_millis(500))
+                        .min(Duration::from_millis(500));
+                    tokio::select! {
+                        () = engine.sync_wake.notified() => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
                 }
             });
         }

@@ -8,6 +8,7 @@
 mod declare;
 mod pages;
 pub mod settings;
+pub mod subscriptions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Service {
     pub pbx: PbxSimulator,
     /// The settings it runs with.
     pub settings: Arc<Settings>,
+    /// Graph change subscriptions, when a public URL is set.
+    pub subscriptions: Option<Arc<subscriptions::Subscriptions>>,
 }
 
 impl Service {
@@ -62,7 +65,7 @@ impl Service {
         }
         .map_err(|e| ServerError::Config(e.to_string()))?;
         let url = DatabaseUrl::new(settings.database_url.clone());
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, secrets).await?);
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, secrets.clone()).await?);
         tracing::info!(database = %url, backend = store.backend(), "store open");
         declare::apply(store.as_ref(), &settings.companies).await?;
         let pbx = PbxSimulator::new();
@@ -72,7 +75,15 @@ impl Service {
             source_factory(),
             target_factory(pbx.clone()),
         );
+        let subscriptions = match &settings.public_url {
+            Some(url) => Some(
+                subscriptions::Subscriptions::new(store.clone(), engine.clone(), secrets, url)
+                    .map_err(|e| ServerError::Config(format!("public_url: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Service {
+            subscriptions,
             store,
             engine,
             pbx,
@@ -87,6 +98,14 @@ impl Service {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
+            .route(
+                "/notifications/graph",
+                axum::routing::post(subscriptions::endpoint),
+            )
+            .route(
+                "/notifications/graph/lifecycle",
+                axum::routing::post(subscriptions::endpoint),
+            )
             .with_state(self.clone())
     }
 
@@ -106,9 +125,19 @@ impl Service {
         ));
         let router = self.router();
         tracing::info!(address = %listener.local_addr()?, "serving");
+        // Subscribing makes Graph call the endpoint back: it starts once serving does.
+        let stop_subscriptions = Arc::new(tokio::sync::Notify::new());
+        let subscriptions = self
+            .subscriptions
+            .clone()
+            .map(|s| tokio::spawn(s.run(stop_subscriptions.clone())));
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        stop_subscriptions.notify_one();
+        if let Some(task) = subscriptions {
+            let _ = task.await;
+        }
         let _ = stop_engine.send(());
         let _ = engine.await;
         Ok(())

@@ -162,3 +162,100 @@ async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
         .expect("clean stop");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
+    let dir = std::env::temp_dir().join(format!("kalsync-service-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
+    sim.add_user(UserSpec {
+        upn: "anna@acme.example".into(),
+        id: None,
+        display_name: None,
+        time_zone: "W. Europe Standard Time".into(),
+        working_hours: None,
+    })
+    .expect("user");
+    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/", listener.local_addr().expect("addr"));
+    let mut s = settings(&sim_url, &dir).await;
+    s.engine.poll_interval_secs = 3600;
+    s.public_url = Some(url::Url::parse(&base).expect("url"));
+    let service = Service::start(s).await.expect("starts");
+    let pbx = service.pbx.clone();
+    let subscriptions = service.subscriptions.clone().expect("subscriptions on");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(service.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let wait_for = |what: &'static str, check: Box<dyn Fn() -> bool + Send>| async move {
+        for _ in 0..100 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    };
+    let s2 = sim.clone();
+    wait_for(
+        "a subscription",
+        Box::new(move || s2.subscriptions().len() == 1),
+    )
+    .await;
+    assert_eq!(subscriptions.known(), 1);
+
+    // A booking in force now: only the notification can bring it in an hour-long poll.
+    let now = jiff::Timestamp::now();
+    let started = std::time::Instant::now();
+    sim.create_event(
+        "anna@acme.example",
+        EventSpec::new(
+            "LUN: Lunch",
+            now - jiff::SignedDuration::from_mins(1),
+            now + jiff::SignedDuration::from_mins(59),
+        ),
+    )
+    .expect("event");
+    let p = pbx.clone();
+    wait_for("the lunch at the PBX", Box::new(move || p.received() == 1)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "arrived by notification in {:?}",
+        started.elapsed()
+    );
+
+    // Graph removes the subscription: a new one is made.
+    let old = sim.subscriptions()[0].0.clone();
+    sim.lifecycle(&old, "subscriptionRemoved")
+        .expect("lifecycle");
+    let s3 = sim.clone();
+    wait_for(
+        "a new subscription",
+        Box::new(move || s3.subscriptions().len() == 1 && s3.subscriptions()[0].0 != old),
+    )
+    .await;
+
+    // A forged notification is refused.
+    let forged = serde_json::json!({"value": [{"subscriptionId": sim.subscriptions()[0].0, "clientState": "guess", "changeType": "created", "resource": "Users/x/Events/y"}]});
+    let answer = reqwest::Client::new()
+        .post(format!("{base}notifications/graph"))
+        .json(&forged)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 403);
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .expect("stops")
+        .expect("task")
+        .expect("clean stop");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -190,7 +190,6 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         }],
         ..Settings::default()
     };
-    settings.engine.poll_interval_secs = 15;
     settings.engine.debounce_ms = 200;
     settings.log.level = "warn,kalsync=info".into();
     init_logs(&settings);
@@ -198,6 +197,8 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("--listen {}: {e}", args.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    // The simulator reaches this process on loopback: changes arrive as notifications.
+    settings.public_url = url::Url::parse(&format!("http://{address}/")).ok();
     say!("Kalsync demo on http://{address}/");
     say!(
         "  company      Demo AB: {} people on a simulated Microsoft 365, statuses go to a simulated PBX",
@@ -210,7 +211,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         people.get(1).map_or("", |p| p.name.as_str())
     );
     say!(
-        "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README); mailboxes are read every 15 s"
+        "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README): the change arrives as a Graph notification within a second"
     );
     say!(
         "  sign-in      none yet: the admin UI with accounts is not built; this page is read-only"

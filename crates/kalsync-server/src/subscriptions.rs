@@ -1,0 +1,387 @@
+//! Microsoft Graph change notifications (SPEC §4.1): one subscription per user on its
+//! events, created and renewed well before expiry, recreated after `subscriptionRemoved`,
+//! deleted when its user is gone; the endpoint Graph POSTs to, which answers the
+//! validation handshake, checks `clientState` on every notification and asks the
+//! engine for a re-read of the user.
+//!
+//! A subscription's id, expiry and `clientState` (sealed) live in the user's sync state,
+//! so any node can take notifications and a restart keeps them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use jiff::{SignedDuration, Timestamp};
+use kalsync_engine::{Engine, GraphSource};
+use kalsync_graph::notifications::{self, LifecycleEvent, Notification};
+use kalsync_graph::{GraphClient, GraphError, NewSubscription};
+use kalsync_store::{InstanceId, SecretBox, SourceConfig, Store, SyncState, UserId};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+/// Subscriptions are asked for this long…
+const LIFETIME: SignedDuration = SignedDuration::from_hours(72);
+/// …and renewed when less than this is left.
+const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(24);
+
+#[derive(Clone)]
+struct Registered {
+    user: UserId,
+    client_state: SecretString,
+}
+
+/// The subscriptions of this node's Graph instances.
+pub struct Subscriptions {
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    secrets: SecretBox,
+    notification_url: url::Url,
+    lifecycle_url: url::Url,
+    clients: Mutex<HashMap<InstanceId, GraphClient>>,
+    registry: Mutex<HashMap<String, Registered>>,
+    /// Subscriptions Graph asked to reauthorise: renewed on the next pass.
+    reauthorize: Mutex<std::collections::HashSet<String>>,
+    wake: tokio::sync::Notify,
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Maintenance {
+    /// New subscriptions.
+    pub created: usize,
+    /// Renewed.
+    pub renewed: usize,
+    /// Deleted (user gone).
+    pub deleted: usize,
+    /// Failed (logged; retried next pass).
+    pub failed: usize,
+}
+
+impl Subscriptions {
+    /// Subscriptions whose notifications come to `public_url`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<Engine>,
+        secrets: SecretBox,
+        public_url: &url::Url,
+    ) -> Result<Arc<Self>, url::ParseError> {
+        Ok(Arc::new(Subscriptions {
+            store,
+            engine,
+            secrets,
+            notification_url: public_url.join("notifications/graph")?,
+            lifecycle_url: public_url.join("notifications/graph/lifecycle")?,
+            clients: Mutex::new(HashMap::new()),
+            registry: Mutex::new(HashMap::new()),
+            reauthorize: Mutex::new(std::collections::HashSet::new()),
+            wake: tokio::sync::Notify::new(),
+        }))
+    }
+
+    fn client(&self, instance: &kalsync_store::Instance) -> Option<GraphClient> {
+        if let Some(c) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&instance.id)
+        {
+            return Some(c.clone());
+        }
+        let SourceConfig::Graph { .. } = &instance.source;
+        let source = GraphSource::new(
+            &instance.source,
+            instance.settings.time_zone.clone(),
+            kalsync_graph::Limits::default(),
+        )
+        .ok()?;
+        let client = source.client().clone();
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance.id, client.clone());
+        Some(client)
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Registered>> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The subscriptions this node knows.
+    pub fn known(&self) -> usize {
+        self.registry().len()
+    }
+
+    /// One pass: every user of every active Graph instance gets a subscription, ones
+    /// close to expiry are renewed, those of removed users deleted.
+    pub async fn maintain(&self, now: Timestamp) -> Maintenance {
+        let mut done = Maintenance::default();
+        let Ok(instances) = self.store.active_instances().await else {
+            return done;
+        };
+        let mut alive: HashMap<String, ()> = HashMap::new();
+        for instance in instances {
+            let Some(client) = self.client(&instance) else {
+                continue;
+            };
+            let Ok(users) = self.store.users(instance.id).await else {
+                continue;
+            };
+            for user in users {
+                let state = user.sync_state.0.get("graph_subscription").cloned();
+                let id = state
+                    .as_ref()
+                    .and_then(|s| s.get("id"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                let expires = state
+                    .as_ref()
+                    .and_then(|s| s.get("expires"))
+                    .and_then(|v| v.as_str())
+                    .and_then(|t| t.parse::<Timestamp>().ok());
+                let sealed = state
+                    .as_ref()
+                    .and_then(|s| s.get("client_state"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                let result = match (id, expires, sealed) {
+                    (Some(id), Some(expires), Some(sealed)) => {
+                        let Ok(client_state) = self.secrets.open(&sealed) else {
+                            done.failed += 1;
+                            continue;
+                        };
+                        self.registry().insert(
+                            id.clone(),
+                            Registered {
+                                user: user.id,
+                                client_state,
+                            },
+                        );
+                        alive.insert(id.clone(), ());
+                        let asked = self
+                            .reauthorize
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                        if expires.duration_since(now) > RENEW_BEFORE && !asked {
+                            continue;
+                        }
+                        match client.renew_subscription(&id, now + LIFETIME).await {
+                            Ok(s) => {
+                                done.renewed += 1;
+                                self.remember(
+                                    user.id,
+                                    &s.id,
+                                    s.expires().unwrap_or(now + LIFETIME),
+                                    &sealed,
+                                )
+                                .await
+                            }
+                            Err(GraphError::NotFound(_)) => {
+                                self.create(
+                                    &client,
+                                    user.id,
+                                    &user.email.to_string(),
+                                    now,
+                                    &mut done,
+                                    &mut alive,
+                                )
+                                .await
+                            }
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                    _ => {
+                        self.create(
+                            &client,
+                            user.id,
+                            &user.email.to_string(),
+                            now,
+                            &mut done,
+                            &mut alive,
+                        )
+                        .await
+                    }
+                };
+                if let Err(e) = result {
+                    done.failed += 1;
+                    tracing::warn!(user = %user.id, instance = %instance.id, error = %e, "cannot subscribe to the mailbox; it is polled meanwhile");
+                }
+            }
+            // Subscriptions of users who are gone.
+            let gone: Vec<String> = self
+                .registry()
+                .keys()
+                .filter(|k| !alive.contains_key(*k))
+                .cloned()
+                .collect();
+            for id in gone {
+                if client.delete_subscription(&id).await.is_ok() {
+                    done.deleted += 1;
+                }
+                self.registry().remove(&id);
+            }
+        }
+        done
+    }
+
+    async fn create(
+        &self,
+        client: &GraphClient,
+        user: UserId,
+        mailbox: &str,
+        now: Timestamp,
+        done: &mut Maintenance,
+        alive: &mut HashMap<String, ()>,
+    ) -> Result<(), String> {
+        let client_state = SecretString::from(random_client_state());
+        let created = client
+            .create_subscription(&NewSubscription {
+                user: mailbox.to_owned(),
+                notification_url: self.notification_url.clone(),
+                lifecycle_url: Some(self.lifecycle_url.clone()),
+                client_state: client_state.clone(),
+                expires: now + LIFETIME,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let sealed = self.secrets.seal(&client_state);
+        self.registry()
+            .insert(created.id.clone(), Registered { user, client_state });
+        alive.insert(created.id.clone(), ());
+        done.created += 1;
+        self.remember(
+            user,
+            &created.id,
+            created.expires().unwrap_or(now + LIFETIME),
+            &sealed,
+        )
+        .await
+    }
+
+    async fn remember(
+        &self,
+        user: UserId,
+        id: &str,
+        expires: Timestamp,
+        sealed_state: &str,
+    ) -> Result<(), String> {
+        let state = SyncState(
+            json!({"graph_subscription": {"id": id, "expires": expires.to_string(), "client_state": sealed_state}}),
+        );
+        self.store
+            .set_sync_state(user, &state)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn forget(&self, subscription: &str) {
+        let entry = self.registry().remove(subscription);
+        if let Some(r) = entry {
+            let _ = self
+                .store
+                .set_sync_state(r.user, &SyncState::default())
+                .await;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Handles one POST from Graph.
+    pub async fn receive(&self, query: Option<&str>, body: &[u8]) -> Response {
+        let reception = {
+            let registry = self.registry();
+            notifications::receive(query, body, |id| {
+                registry
+                    .get(id)
+                    .map(|r| r.client_state.expose_secret().to_owned())
+            })
+        };
+        for why in &reception.rejected {
+            tracing::warn!(reason = %why, "a notification was refused");
+        }
+        let now = Timestamp::now();
+        for n in &reception.accepted {
+            let user = self.registry().get(n.subscription_id()).map(|r| r.user);
+            let Some(user) = user else { continue };
+            match n {
+                Notification::Change { .. }
+                | Notification::Lifecycle {
+                    event: LifecycleEvent::Missed,
+                    ..
+                } => self.engine.mark_dirty(user, now),
+                Notification::Lifecycle {
+                    event: LifecycleEvent::SubscriptionRemoved,
+                    subscription_id,
+                    ..
+                } => {
+                    self.forget(subscription_id).await;
+                    self.engine.mark_dirty(user, now);
+                }
+                Notification::Lifecycle {
+                    event: LifecycleEvent::ReauthorizationRequired,
+                    subscription_id,
+                    ..
+                } => {
+                    // Renewing reauthorises; the pass it wakes does it.
+                    self.reauthorize
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(subscription_id.clone());
+                    self.wake.notify_one();
+                }
+            }
+        }
+        let status = StatusCode::from_u16(reception.status).unwrap_or(StatusCode::BAD_REQUEST);
+        (
+            status,
+            [("content-type", "text/plain; charset=utf-8")],
+            reception.body,
+        )
+            .into_response()
+    }
+
+    /// Keeps subscriptions alive until `stop` is set: a pass at start, then every
+    /// five minutes or when a lifecycle event asks.
+    pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
+        loop {
+            let pass = self.maintain(Timestamp::now()).await;
+            if pass != Maintenance::default() {
+                tracing::info!(
+                    created = pass.created,
+                    renewed = pass.renewed,
+                    deleted = pass.deleted,
+                    failed = pass.failed,
+                    "subscriptions maintained"
+                );
+            }
+            tokio::select! {
+                () = stop.notified() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+            }
+        }
+    }
+}
+
+/// A random `clientState`: 122 random bits from the OS's generator.
+fn random_client_state() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The endpoint's handler.
+pub(crate) async fn endpoint(
+    State(service): State<crate::Service>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    match &service.subscriptions {
+        Some(s) => s.receive(query.as_deref(), &body).await,
+        None => (
+            StatusCode::NOT_FOUND,
+            "notifications are off: no public_url is set",
+        )
+            .into_response(),
+    }
+}
