@@ -58,8 +58,13 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Bookings are deleted this long after they end.
     pub retention: SignedDuration,
-    /// How often the list of users is read again.
+    /// How often the list of users is read again and leases renewed.
     pub refresh_interval: Duration,
+    /// How long a lease holds without renewal: a stopped node's users move to another
+    /// node after this.
+    pub lease_ttl: Duration,
+    /// The most users one node holds.
+    pub max_users: usize,
 }
 
 impl Default for EngineConfig {
@@ -73,7 +78,9 @@ impl Default for EngineConfig {
             delivery_concurrency: 64,
             retry: RetryPolicy::default(),
             retention: SignedDuration::from_hours(24 * 30),
-            refresh_interval: Duration::from_secs(30),
+            refresh_interval: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(30),
+            max_users: 200_000,
         }
     }
 }
@@ -124,6 +131,8 @@ struct Inner {
     last_read: HashMap<UserId, Timestamp>,
     /// Known users by instance and mailbox, for notifications.
     by_mailbox: HashMap<(InstanceId, String), UserId>,
+    /// The users this node holds a lease on.
+    held: std::collections::HashSet<UserId>,
     /// Due transitions.
     schedule: BTreeSet<(Timestamp, UserId)>,
     /// Each user's next scheduled transition.
@@ -145,6 +154,7 @@ pub struct Engine {
     delivery_wake: Notify,
     sync_wake: Notify,
     sync_gate: Arc<tokio::sync::Semaphore>,
+    held_changed: Notify,
 }
 
 impl Engine {
@@ -166,6 +176,7 @@ impl Engine {
             delivery_wake: Notify::new(),
             sync_wake: Notify::new(),
             sync_gate,
+            held_changed: Notify::new(),
         })
     }
 
@@ -209,6 +220,25 @@ impl Engine {
             .copied()
     }
 
+    /// Completes when the set of users this node holds has changed since the last call.
+    pub async fn held_changed(&self) {
+        self.held_changed.notified().await;
+    }
+
+    /// Whether this node holds the user (reads, schedules and delivers for it).
+    pub fn holds(&self, user: UserId) -> bool {
+        self.inner().held.contains(&user)
+    }
+
+    /// Reads requests other nodes left for this node's users.
+    pub async fn claim_requests(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let users = self.store.claim_sync_requests(&self.config.node).await?;
+        for user in &users {
+            self.mark_dirty(*user, now);
+        }
+        Ok(users.len())
+    }
+
     /// Forgets cached sources and targets (an admin changed an instance or a target).
     pub fn forget_connections(&self) {
         let mut inner = self.inner();
@@ -219,10 +249,21 @@ impl Engine {
     /// Reads every active instance's users: new ones are read at once, removed ones
     /// leave the schedule. Returns how many users are known.
     pub async fn refresh_users(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let ttl = SignedDuration::try_from(self.config.lease_ttl)
+            .unwrap_or(SignedDuration::from_secs(30));
+        let held: std::collections::HashSet<UserId> = self
+            .store
+            .lease_users(&self.config.node, ttl, self.config.max_users)
+            .await?
+            .into_iter()
+            .collect();
         let mut known = HashMap::new();
         let mut mailboxes = HashMap::new();
         for instance in self.store.active_instances().await? {
             for user in self.store.users(instance.id).await? {
+                if !held.contains(&user.id) {
+                    continue;
+                }
                 mailboxes.insert((instance.id, user.email.to_string()), user.id);
                 known.insert(user.id, ());
             }
@@ -246,6 +287,13 @@ impl Engine {
             inner.next_of.remove(&entry.1);
         }
         inner.by_mailbox = mailboxes;
+        let held: std::collections::HashSet<UserId> = known.keys().copied().collect();
+        let changed = held != inner.held;
+        inner.held = held;
+        drop(inner);
+        if changed {
+            self.held_changed.notify_one();
+        }
         Ok(known.len())
     }
 
@@ -521,6 +569,9 @@ impl Engine {
         let mut published = 0;
         for instance in self.store.active_instances().await? {
             for user in self.store.users(instance.id).await? {
+                if !self.holds(user.id) {
+                    continue;
+                }
                 if let Some(timeline) = self.store.timeline(user.id).await? {
                     published += self.publish(&user, &instance, &timeline, now).await?;
                     self.schedule(user.id, next_transition(&timeline, now));
@@ -542,7 +593,7 @@ impl Engine {
     ) -> Result<DeliveryPass, EngineError> {
         let due = self
             .store
-            .due_deliveries(now, self.config.delivery_batch)
+            .due_deliveries(&self.config.node, now, self.config.delivery_batch)
             .await?;
         let mut tasks = tokio::task::JoinSet::new();
         let gate = Arc::new(tokio::sync::Semaphore::new(
@@ -681,6 +732,9 @@ impl Engine {
                             tracing::warn!(error = %e, "cannot refresh the users");
                         }
                     }
+                    if let Err(e) = engine.claim_requests(Timestamp::now()).await {
+                        tracing::warn!(error = %e, "cannot read requests from other nodes");
+                    }
                     // Each read runs on its own: a slow mailbox holds up no other.
                     for user in engine.take_due(Timestamp::now()) {
                         let engine = engine.clone();
@@ -774,6 +828,10 @@ impl Engine {
                 "stopping took longer than {grace:?}; the rest is abandoned (the outbox keeps it)"
             );
             loops.abort_all();
+        }
+        // Another node takes this node's users at once instead of after the lease time.
+        if let Err(e) = self.store.release_leases(&self.config.node).await {
+            tracing::warn!(error = %e, "cannot release the leases");
         }
     }
 

@@ -130,6 +130,10 @@ impl Subscriptions {
                 continue;
             };
             for user in users {
+                // Each node keeps the subscriptions of the users it holds.
+                if !self.engine.holds(user.id) {
+                    continue;
+                }
                 let state = user.sync_state.0.get("graph_subscription").cloned();
                 let id = state
                     .as_ref()
@@ -268,6 +272,10 @@ impl Subscriptions {
         expires: Timestamp,
         sealed_state: &str,
     ) -> Result<(), String> {
+        self.store
+            .set_subscription(user, Some(id))
+            .await
+            .map_err(|e| e.to_string())?;
         let state = SyncState(
             json!({"graph_subscription": {"id": id, "expires": expires.to_string(), "client_state": sealed_state}}),
         );
@@ -284,27 +292,64 @@ impl Subscriptions {
                 .store
                 .set_sync_state(r.user, &SyncState::default())
                 .await;
+            let _ = self.store.set_subscription(r.user, None).await;
         }
         self.wake.notify_one();
     }
 
-    /// Handles one POST from Graph.
+    /// A subscription another node made: its user and `clientState` from the store.
+    async fn look_up(&self, subscription: &str) -> Option<Registered> {
+        let user = self.store.user_by_subscription(subscription).await.ok()??;
+        let sealed = user
+            .sync_state
+            .0
+            .get("graph_subscription")?
+            .get("client_state")?
+            .as_str()?
+            .to_owned();
+        let client_state = self.secrets.open(&sealed).ok()?;
+        Some(Registered {
+            user: user.id,
+            client_state,
+        })
+    }
+
+    /// Handles one POST from Graph. It may name users another node holds: their
+    /// `clientState` comes from the store, and the holder is asked to read.
     pub async fn receive(&self, query: Option<&str>, body: &[u8]) -> Response {
-        let reception = {
-            let registry = self.registry();
-            notifications::receive(query, body, |id| {
-                registry
-                    .get(id)
-                    .map(|r| r.client_state.expose_secret().to_owned())
-            })
-        };
+        let mut known: HashMap<String, Registered> = HashMap::new();
+        if let Ok(batch) = notifications::parse(body) {
+            for n in &batch.notifications {
+                let id = n.subscription_id();
+                let entry = self.registry().get(id).cloned();
+                let entry = match entry {
+                    Some(e) => Some(e),
+                    None => self.look_up(id).await,
+                };
+                if let Some(e) = entry {
+                    known.insert(id.to_owned(), e);
+                }
+            }
+        }
+        let reception = notifications::receive(query, body, |id| {
+            known
+                .get(id)
+                .map(|r| r.client_state.expose_secret().to_owned())
+        });
         for why in &reception.rejected {
             tracing::warn!(reason = %why, "a notification was refused");
         }
         let now = Timestamp::now();
         for n in &reception.accepted {
-            let user = self.registry().get(n.subscription_id()).map(|r| r.user);
-            let Some(user) = user else { continue };
+            let Some(user) = known.get(n.subscription_id()).map(|r| r.user) else {
+                continue;
+            };
+            if !self.engine.holds(user) {
+                if let Err(e) = self.store.request_sync(user).await {
+                    tracing::warn!(user = %user, error = %e, "cannot pass a notification on to the node that holds the user");
+                }
+                continue;
+            }
             match n {
                 Notification::Change { .. }
                 | Notification::Lifecycle {
@@ -359,6 +404,7 @@ impl Subscriptions {
             tokio::select! {
                 () = stop.notified() => return,
                 () = self.wake.notified() => {}
+                () = self.engine.held_changed() => {}
                 () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
             }
         }

@@ -539,6 +539,45 @@ impl Store for SqlStore {
         self.affected(query, format!("user {user}")).await
     }
 
+    async fn set_subscription(
+        &self,
+        user: UserId,
+        subscription: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE users SET subscription_id = $2 WHERE id = $1")
+            .bind(user.to_string())
+            .bind(subscription.map(str::to_owned));
+        self.affected(query, format!("user {user}")).await
+    }
+
+    async fn user_by_subscription(&self, subscription: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE subscription_id = $1")
+            .bind(subscription.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(Self::user_row).transpose()
+    }
+
+    async fn request_sync(&self, user: UserId) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE users SET sync_requested_ms = $2 WHERE id = $1")
+            .bind(user.to_string())
+            .bind(ms(Timestamp::now()));
+        self.affected(query, format!("user {user}")).await
+    }
+
+    async fn claim_sync_requests(&self, node: &str) -> Result<Vec<UserId>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE users SET sync_requested_ms = NULL WHERE sync_requested_ms IS NOT NULL \
+             AND id IN (SELECT user_id FROM leases WHERE node = $1) RETURNING id",
+        )
+        .bind(node.to_owned())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| id(r, "id")).collect()
+    }
+
     async fn remove_user(&self, user: UserId) -> Result<(), StoreError> {
         let query = sqlx::query("DELETE FROM users WHERE id = $1").bind(user.to_string());
         self.affected(query, format!("user {user}")).await
@@ -776,15 +815,25 @@ impl Store for SqlStore {
 
     async fn due_deliveries(
         &self,
+        node: &str,
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND next_attempt_ms <= $1 ORDER BY next_attempt_ms, sequence LIMIT $2"))
-            .bind(ms(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let columns = DELIVERY_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {columns} FROM deliveries d JOIN leases l ON l.user_id = d.user_id AND l.node = $1 \
+             WHERE d.state = 'pending' AND d.next_attempt_ms <= $2 ORDER BY d.next_attempt_ms, d.sequence LIMIT $3"
+        ))
+        .bind(node.to_owned())
+        .bind(ms(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter().map(Self::delivery_row).collect()
     }
 

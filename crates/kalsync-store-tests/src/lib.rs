@@ -356,7 +356,49 @@ pub async fn story(f: &Fixture) {
         "secrets are sealed at rest"
     );
 
+    // Notifications find their user on any node; read requests go to the holder.
+    s.set_subscription(anna.id, Some("sub-anna"))
+        .await
+        .expect("subscription");
+    assert_eq!(
+        s.user_by_subscription("sub-anna")
+            .await
+            .expect("lookup")
+            .map(|u| u.id),
+        Some(anna.id)
+    );
+    assert_eq!(
+        s.user_by_subscription("sub-none").await.expect("lookup"),
+        None
+    );
+    s.request_sync(bo.id).await.expect("request");
+    assert!(
+        s.claim_sync_requests("node-a")
+            .await
+            .expect("claim")
+            .is_empty(),
+        "nobody holds bo yet"
+    );
+
     // Outbox: per user and target sequences, only the latest pending state survives.
+    // Deliveries go to the node that holds the user.
+    assert_eq!(
+        s.lease_users("node-a", SignedDuration::from_secs(60), 100)
+            .await
+            .expect("lease")
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.claim_sync_requests("node-a").await.expect("claim"),
+        [bo.id]
+    );
+    assert!(
+        s.claim_sync_requests("node-a")
+            .await
+            .expect("claimed once")
+            .is_empty()
+    );
     let payload = |reason: &str| serde_json::json!({"reason": reason, "user": anna.id.to_string()});
     let first = s
         .enqueue(NewDelivery {
@@ -394,16 +436,25 @@ pub async fn story(f: &Fixture) {
     assert_eq!(for_bo.sequence, 1, "sequences are per user");
     assert_eq!(s.outbox_depth().await.expect("depth"), 2);
     let later = Timestamp::now() + SignedDuration::from_hours(1);
-    let due = s.due_deliveries(later, 10).await.expect("due");
+    let due = s.due_deliveries("node-a", later, 10).await.expect("due");
     assert_eq!(
         due.iter().map(|d| d.id).collect::<Vec<_>>(),
         [second.id, for_bo.id]
     );
-    assert_eq!(s.due_deliveries(later, 1).await.expect("due").len(), 1);
+    assert_eq!(
+        s.due_deliveries("node-a", later, 1)
+            .await
+            .expect("due")
+            .len(),
+        1
+    );
     s.mark_retry(second.id, later, "503 from the PBX")
         .await
         .expect("retry");
-    let due_now = s.due_deliveries(Timestamp::now(), 10).await.expect("due");
+    let due_now = s
+        .due_deliveries("node-a", Timestamp::now(), 10)
+        .await
+        .expect("due");
     assert_eq!(
         due_now.iter().map(|d| d.id).collect::<Vec<_>>(),
         [for_bo.id],
@@ -477,6 +528,14 @@ pub async fn story(f: &Fixture) {
         s.audit_log(None, 10).await.expect("log")[0].action,
         "node.started"
     );
+
+    assert!(
+        s.due_deliveries("node-b", later, 10)
+            .await
+            .expect("other node")
+            .is_empty()
+    );
+    s.release_leases("node-a").await.expect("release");
 
     // Leases: one node holds a user until its lease runs out.
     let ttl = SignedDuration::from_millis(300);

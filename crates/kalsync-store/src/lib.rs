@@ -106,6 +106,19 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Records the source's change subscription of a user (or none), to find the user
+    /// when a notification for it lands on any node.
+    async fn set_subscription(
+        &self,
+        user: UserId,
+        subscription: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// The user a change subscription belongs to.
+    async fn user_by_subscription(&self, subscription: &str) -> Result<Option<User>, StoreError>;
+    /// Asks whichever node holds the user to read it again.
+    async fn request_sync(&self, user: UserId) -> Result<(), StoreError>;
+    /// Takes the read requests for the users `node` holds.
+    async fn claim_sync_requests(&self, node: &str) -> Result<Vec<UserId>, StoreError>;
     /// Removes a user and everything of it, the e-mail included.
     async fn remove_user(&self, id: UserId) -> Result<(), StoreError>;
 
@@ -152,9 +165,11 @@ pub trait Store: Send + Sync + 'static {
     /// target. Pending older deliveries of the same user and target are superseded: only
     /// the latest state goes out.
     async fn enqueue(&self, new: NewDelivery) -> Result<Delivery, StoreError>;
-    /// Pending deliveries due at `now`, oldest first, at most `limit`.
+    /// Pending deliveries due at `now` of the users `node` holds, oldest first, at most
+    /// `limit`.
     async fn due_deliveries(
         &self,
+        node: &str,
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError>;

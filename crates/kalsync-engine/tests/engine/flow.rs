@@ -17,7 +17,7 @@ async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
         "2026-11-24 13:00",
         "LUN: pizza",
     )]);
-    let engine = w.engine();
+    let engine = w.engine().await;
     engine
         .sync_user(w.anna.id, at("2026-11-24 09:00"))
         .await
@@ -82,7 +82,7 @@ async fn a_change_in_outlook_updates_the_status_in_force() {
         "2026-11-24 11:00",
         "MOT: Volvo",
     )]);
-    let engine = w.engine();
+    let engine = w.engine().await;
     let now = at("2026-11-24 10:15");
     engine.sync_user(w.anna.id, now).await.expect("sync");
     engine
@@ -143,14 +143,14 @@ async fn after_a_restart_only_the_latest_state_goes_out() {
         booking("l", "2026-11-24 12:00", "2026-11-24 13:00", "LUN: x"),
         booking("m", "2026-11-24 13:00", "2026-11-24 14:00", "MOT: y"),
     ]);
-    let first = w.engine();
+    let first = w.engine().await;
     first
         .sync_user(w.anna.id, at("2026-11-24 11:00"))
         .await
         .expect("sync");
     drop(first);
     // The node was down from 11:00 to 13:30: lunch was missed; the meeting is in force.
-    let second = w.engine();
+    let second = w.engine().await;
     assert_eq!(
         second
             .catch_up(at("2026-11-24 13:30"))
@@ -183,7 +183,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
         "2026-11-24 13:00",
         "LUN: x",
     )]);
-    let engine = w.engine();
+    let engine = w.engine().await;
     engine
         .sync_user(w.anna.id, at("2026-11-24 12:10"))
         .await
@@ -200,7 +200,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
     assert_eq!(engine.deliver_due(now).await.expect("pass").retried, 1);
     let pending = w
         .store
-        .due_deliveries(now + jiff::SignedDuration::from_secs(31), 10)
+        .due_deliveries("test-node", now + jiff::SignedDuration::from_secs(31), 10)
         .await
         .expect("due");
     assert_eq!(pending.len(), 1);
@@ -211,7 +211,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
     );
     assert!(
         w.store
-            .due_deliveries(now + jiff::SignedDuration::from_secs(29), 10)
+            .due_deliveries("test-node", now + jiff::SignedDuration::from_secs(29), 10)
             .await
             .expect("due")
             .is_empty()
@@ -271,7 +271,7 @@ async fn a_gone_webhook_is_switched_off() {
         "2026-11-24 13:00",
         "LUN: x",
     )]);
-    let engine = w.engine();
+    let engine = w.engine().await;
     engine
         .sync_user(w.anna.id, at("2026-11-24 12:10"))
         .await
@@ -295,7 +295,7 @@ async fn a_gone_webhook_is_switched_off() {
 #[tokio::test]
 async fn a_throttled_read_is_retried_after_retry_after_and_reported() {
     let w = world(Template::Prefix).await;
-    let engine = w.engine();
+    let engine = w.engine().await;
     *w.calendars.fail_next.lock().expect("lock") = Some(SourceError::Throttled {
         retry_after: Duration::from_secs(20),
     });
@@ -336,7 +336,7 @@ async fn subjects_are_kept_only_where_titles_may_be_shown() {
         "2026-11-24 11:00",
         "MOT: Hemligt förvärv",
     )]);
-    let engine = w.engine();
+    let engine = w.engine().await;
     engine
         .sync_user(w.anna.id, at("2026-11-24 10:15"))
         .await
@@ -374,7 +374,7 @@ async fn the_run_loop_delivers_on_time_and_stops_cleanly() {
     b.time = kalsync_core::BookingTime::timed(start, start + jiff::SignedDuration::from_secs(3600))
         .expect("time");
     w.book(vec![b]);
-    let engine = w.engine();
+    let engine = w.engine().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(engine.clone().run(
         async move {

@@ -177,10 +177,12 @@ pub(crate) async fn world(template: Template) -> World {
 }
 
 impl World {
-    pub(crate) fn engine(&self) -> Arc<Engine> {
+    /// An engine that holds the users (a lease as node `test-node`).
+    pub(crate) async fn engine(&self) -> Arc<Engine> {
         let calendars = self.calendars.clone();
         let pbx = self.pbx.clone();
         let config = EngineConfig {
+            node: "test-node".into(),
             debounce: Duration::from_millis(0),
             retry: kalsync_engine::RetryPolicy {
                 max_attempts: 3,
@@ -189,12 +191,17 @@ impl World {
             },
             ..EngineConfig::default()
         };
-        Engine::new(
+        let engine = Engine::new(
             self.store.clone(),
             config,
             Arc::new(move |_| Ok(calendars.clone() as Arc<dyn Source>)),
             Arc::new(move |_| Ok(pbx.clone() as Arc<dyn Target>)),
-        )
+        );
+        engine
+            .refresh_users(jiff::Timestamp::now())
+            .await
+            .expect("lease");
+        engine
     }
 
     pub(crate) fn book(&self, bookings: Vec<Booking>) {
