@@ -159,10 +159,7 @@ pub async fn run(
 fn engine_config(settings: &Settings) -> EngineConfig {
     let e = &settings.engine;
     EngineConfig {
-        node: settings
-            .node
-            .clone()
-            .unwrap_or_else(|| EngineConfig::default().node),
+        node: settings.node.clone().unwrap_or_else(host_name),
         debounce: Duration::from_millis(e.debounce_ms),
         poll_interval: Duration::from_secs(e.poll_interval_secs.max(1)),
         sync_concurrency: e.sync_concurrency.max(1),
@@ -173,6 +170,17 @@ fn engine_config(settings: &Settings) -> EngineConfig {
         retention: jiff::SignedDuration::from_hours(24 * i64::from(e.retention_days)),
         ..EngineConfig::default()
     }
+}
+
+/// The node's default name: the host's, so a restarted node takes its own users back
+/// at once instead of waiting for their leases to run out.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "kalsync".into())
 }
 
 /// Sources by kind.

@@ -29,7 +29,8 @@ pub struct Settings {
     /// This service's address as Microsoft Graph reaches it (for change notifications);
     /// without it, mailboxes are polled.
     pub public_url: Option<url::Url>,
-    /// This node's name (several nodes on PostgreSQL).
+    /// This node's name [default: the host name]. Several nodes on one host need
+    /// distinct names; a restarted node with the same name takes its users back at once.
     pub node: Option<String>,
     /// Logs.
     pub log: LogSettings,

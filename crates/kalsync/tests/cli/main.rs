@@ -1,5 +1,6 @@
 //! `kalsync` run as a process, the way an admin runs it.
 
+mod crash;
 mod demo;
 mod helpers;
 mod preview_errors;
