@@ -54,6 +54,23 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                     },
                 ),
                 TargetDecl::Simulator { name } => (name, TargetConfig::Simulator),
+                TargetDecl::Ami {
+                    name,
+                    host,
+                    port,
+                    username,
+                    secret,
+                    announcement,
+                } => (
+                    name,
+                    TargetConfig::Ami {
+                        host: host.clone(),
+                        port: *port,
+                        username: username.clone(),
+                        secret: secret.clone(),
+                        announcement: announcement.clone(),
+                    },
+                ),
             };
             if !targets.iter().any(|x| &x.name == name) {
                 store

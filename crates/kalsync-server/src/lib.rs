@@ -212,6 +212,19 @@ fn target_factory(pbx: PbxSimulator) -> kalsync_engine::TargetFactory {
                 .map_err(|e| e.to_string())?,
             )),
             TargetConfig::Simulator => Ok(Arc::new(pbx.clone())),
+            TargetConfig::Ami {
+                host,
+                port,
+                username,
+                secret,
+                announcement,
+            } => Ok(Arc::new(kalsync_target_ami::AmiTarget::new(
+                host,
+                *port,
+                username,
+                secret.clone(),
+                announcement,
+            ))),
             other => Err(format!(
                 "{} targets are not available in this build",
                 other.kind()

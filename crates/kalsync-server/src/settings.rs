@@ -136,6 +136,27 @@ pub enum TargetDecl {
         /// Name.
         name: String,
     },
+    /// Asterisk or FreePBX over the Manager Interface.
+    Ami {
+        /// Name.
+        name: String,
+        /// Host.
+        host: String,
+        /// Port (5038).
+        #[serde(default = "ami_port")]
+        port: u16,
+        /// Manager user.
+        username: String,
+        /// Manager secret.
+        #[serde(skip_serializing)]
+        secret: SecretString,
+        /// The number diverted calls go to (the absence announcement).
+        announcement: String,
+    },
+}
+
+fn ami_port() -> u16 {
+    5038
 }
 
 /// An instance declared in the file.

@@ -1,0 +1,332 @@
+//! The Asterisk / FreePBX target (SPEC §5) over the Manager Interface: presence through
+//! `PRESENCE_STATE(CustomPresence:<ext>)`; a `divert` also sets FreePBX's call forward —
+//! `CF/<ext>` in AstDB to the announcement number, and the `Custom:CF<ext>` lamp. On
+//! clearing, only what Kalsync set is removed: a forward the user set to somewhere else
+//! stays.
+//!
+//! AMI is a line protocol of `Key: Value` blocks; it is spoken here directly (a login, a
+//! few actions, a logoff per delivery) — no crate for it is kept up.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kalsync_core::Mode;
+use kalsync_engine::{DeliveryError, StatusUpdate, Target};
+use kalsync_store::Delivery;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// The presence subtype Kalsync writes starts with this, so it knows its own.
+const MARK: &str = "kalsync:";
+
+/// An Asterisk or FreePBX manager.
+pub struct AmiTarget {
+    address: String,
+    username: String,
+    secret: SecretString,
+    announcement: String,
+    timeout: Duration,
+}
+
+/// One AMI answer: its `Key: Value` lines.
+#[derive(Debug, Default, Clone)]
+struct Answer(Vec<(String, String)>);
+
+impl Answer {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn success(&self) -> bool {
+        self.get("Response")
+            .is_some_and(|r| r.eq_ignore_ascii_case("Success"))
+    }
+}
+
+struct Session {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    next_id: u32,
+}
+
+fn retry(message: String) -> DeliveryError {
+    DeliveryError::Retry {
+        message,
+        retry_after: None,
+    }
+}
+
+impl Session {
+    async fn read_block(&mut self) -> Result<Answer, DeliveryError> {
+        let mut answer = Answer::default();
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .await
+                .map_err(|e| retry(format!("ami: {e}")))?;
+            if n == 0 {
+                return Err(retry("ami: the manager closed the connection".into()));
+            }
+            if line.len() > 8192 {
+                return Err(retry("ami: an answer line is too long".into()));
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if answer.0.is_empty() {
+                    continue;
+                }
+                return Ok(answer);
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                answer.0.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+    }
+
+    /// Sends an action and reads its answer (skipping unrelated events).
+    async fn action(&mut self, fields: &[(&str, &str)]) -> Result<Answer, DeliveryError> {
+        self.next_id += 1;
+        let id = format!("kalsync-{}", self.next_id);
+        let mut text = String::new();
+        for (k, v) in fields {
+            if v.contains(['\r', '\n']) {
+                return Err(DeliveryError::Rejected(format!(
+                    "ami: a value for {k} has a line break"
+                )));
+            }
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        text.push_str(&format!("ActionID: {id}\r\n\r\n"));
+        self.writer
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| retry(format!("ami: {e}")))?;
+        loop {
+            let answer = self.read_block().await?;
+            if answer.get("ActionID") == Some(id.as_str()) && answer.get("Response").is_some() {
+                return Ok(answer);
+            }
+        }
+    }
+
+    /// `DBGet`: the value, or `None` when there is none. The value comes in an event.
+    async fn db_get(&mut self, family: &str, key: &str) -> Result<Option<String>, DeliveryError> {
+        let answer = self
+            .action(&[("Action", "DBGet"), ("Family", family), ("Key", key)])
+            .await?;
+        if !answer.success() {
+            return Ok(None);
+        }
+        if let Some(v) = answer.get("Val") {
+            return Ok(Some(v.to_owned()));
+        }
+        loop {
+            let event = self.read_block().await?;
+            if event
+                .get("Event")
+                .is_some_and(|e| e.eq_ignore_ascii_case("DBGetResponse"))
+            {
+                return Ok(event.get("Val").map(str::to_owned));
+            }
+            if event
+                .get("Event")
+                .is_some_and(|e| e.eq_ignore_ascii_case("DBGetComplete"))
+            {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl AmiTarget {
+    /// A target at `host:port` with a manager user, diverting to `announcement`.
+    pub fn new(
+        host: &str,
+        port: u16,
+        username: &str,
+        secret: SecretString,
+        announcement: &str,
+    ) -> Self {
+        AmiTarget {
+            address: format!("{host}:{port}"),
+            username: username.to_owned(),
+            secret,
+            announcement: announcement.to_owned(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    async fn connect(&self) -> Result<Session, DeliveryError> {
+        let stream = TcpStream::connect(&self.address)
+            .await
+            .map_err(|e| retry(format!("ami {}: {e}", self.address)))?;
+        let (read, writer) = stream.into_split();
+        let mut session = Session {
+            reader: BufReader::new(read),
+            writer,
+            next_id: 0,
+        };
+        let mut banner = String::new();
+        session
+            .reader
+            .read_line(&mut banner)
+            .await
+            .map_err(|e| retry(format!("ami: {e}")))?;
+        if !banner.starts_with("Asterisk Call Manager") {
+            return Err(retry(format!(
+                "ami {}: not an Asterisk manager",
+                self.address
+            )));
+        }
+        let login = session
+            .action(&[
+                ("Action", "Login"),
+                ("Username", &self.username),
+                ("Secret", self.secret.expose_secret()),
+                ("Events", "off"),
+            ])
+            .await?;
+        if !login.success() {
+            return Err(DeliveryError::Rejected(format!(
+                "ami: login refused: {}",
+                login.get("Message").unwrap_or("no reason")
+            )));
+        }
+        Ok(session)
+    }
+
+    async fn apply(&self, status: &StatusUpdate) -> Result<(), DeliveryError> {
+        let ext = status.user.extension.as_deref().ok_or_else(|| {
+            DeliveryError::Rejected(format!("{} has no extension", status.user.email))
+        })?;
+        let mut s = self.connect().await?;
+        let presence = format!("PRESENCE_STATE(CustomPresence:{ext},e)");
+        match &status.absence {
+            Some(a) => {
+                let state = match a.reason.as_str() {
+                    "vacation" | "sick" | "out_of_office" | "gone_for_the_day" => "xa",
+                    "meeting" | "busy" => "dnd",
+                    _ => "away",
+                };
+                let value = format!(
+                    "{state},{},{}",
+                    STANDARD.encode(format!("{MARK}{}", a.reason)),
+                    STANDARD.encode(&a.message_sv)
+                );
+                expect(
+                    s.action(&[
+                        ("Action", "Setvar"),
+                        ("Variable", &presence),
+                        ("Value", &value),
+                    ])
+                    .await?,
+                    "presence",
+                )?;
+                if a.mode == Mode::Divert {
+                    expect(
+                        s.action(&[
+                            ("Action", "DBPut"),
+                            ("Family", "CF"),
+                            ("Key", ext),
+                            ("Val", &self.announcement),
+                        ])
+                        .await?,
+                        "call forward",
+                    )?;
+                    let lamp = format!("DEVICE_STATE(Custom:CF{ext})");
+                    expect(
+                        s.action(&[("Action", "Setvar"), ("Variable", &lamp), ("Value", "BUSY")])
+                            .await?,
+                        "lamp",
+                    )?;
+                } else {
+                    self.clear_forward(&mut s, ext).await?;
+                }
+            }
+            None => {
+                // Presence: only a state Kalsync wrote is cleared.
+                let current = s
+                    .action(&[("Action", "Getvar"), ("Variable", &presence)])
+                    .await?;
+                let ours = current
+                    .get("Value")
+                    .and_then(|v| v.split(',').nth(1))
+                    .and_then(|sub| STANDARD.decode(sub).ok())
+                    .is_some_and(|sub| sub.starts_with(MARK.as_bytes()));
+                if ours {
+                    expect(
+                        s.action(&[
+                            ("Action", "Setvar"),
+                            ("Variable", &presence),
+                            ("Value", "available,,"),
+                        ])
+                        .await?,
+                        "presence",
+                    )?;
+                }
+                self.clear_forward(&mut s, ext).await?;
+            }
+        }
+        let _ = s.action(&[("Action", "Logoff")]).await;
+        Ok(())
+    }
+
+    /// Removes the call forward only when it points at Kalsync's announcement.
+    async fn clear_forward(&self, s: &mut Session, ext: &str) -> Result<(), DeliveryError> {
+        if s.db_get("CF", ext).await?.as_deref() == Some(self.announcement.as_str()) {
+            expect(
+                s.action(&[("Action", "DBDel"), ("Family", "CF"), ("Key", ext)])
+                    .await?,
+                "call forward",
+            )?;
+            let lamp = format!("DEVICE_STATE(Custom:CF{ext})");
+            expect(
+                s.action(&[
+                    ("Action", "Setvar"),
+                    ("Variable", &lamp),
+                    ("Value", "NOT_INUSE"),
+                ])
+                .await?,
+                "lamp",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn expect(answer: Answer, what: &str) -> Result<(), DeliveryError> {
+    if answer.success() {
+        Ok(())
+    } else {
+        Err(retry(format!(
+            "ami: setting the {what} failed: {}",
+            answer.get("Message").unwrap_or("no reason")
+        )))
+    }
+}
+
+#[async_trait]
+impl Target for AmiTarget {
+    async fn deliver(
+        &self,
+        _delivery: &Delivery,
+        status: &StatusUpdate,
+    ) -> Result<(), DeliveryError> {
+        tokio::time::timeout(self.timeout, self.apply(status))
+            .await
+            .map_err(|_| {
+                retry(format!(
+                    "ami {}: no answer within {:?}",
+                    self.address, self.timeout
+                ))
+            })?
+    }
+}
