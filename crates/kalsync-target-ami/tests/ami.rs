@@ -283,17 +283,18 @@ async fn information_only_sets_presence_and_never_touches_the_users_own_forward(
     let t = target(port, "s3cret");
     let (d, s) = status(None);
     t.deliver(&d, &s).await.expect("cleared");
-    let p = pbx.lock().expect("lock");
-    assert_eq!(
-        p.astdb[&("CF".to_owned(), "201".to_owned())],
-        "0701234567",
-        "not Kalsync's forward: left alone"
-    );
-    assert!(
-        p.vars["PRESENCE_STATE(CustomPresence:201,e)"].starts_with("away,"),
-        "not Kalsync's presence: left alone"
-    );
-    drop(p);
+    {
+        let p = pbx.lock().expect("lock");
+        assert_eq!(
+            p.astdb[&("CF".to_owned(), "201".to_owned())],
+            "0701234567",
+            "not Kalsync's forward: left alone"
+        );
+        assert!(
+            p.vars["PRESENCE_STATE(CustomPresence:201,e)"].starts_with("away,"),
+            "not Kalsync's presence: left alone"
+        );
+    }
     let (d, s) = status(Some(("lunch", Mode::Info, "Lunch, åter 13.00")));
     t.deliver(&d, &s).await.expect("delivered");
     let p = pbx.lock().expect("lock");
