@@ -121,6 +121,9 @@ pub struct DeliveryPass {
     pub dead: usize,
 }
 
+/// What a status is keyed by: what the PBX shows (`None`: available).
+type StatusKey = Option<(String, kalsync_core::Mode, Timestamp, Timestamp, Timestamp)>;
+
 #[derive(Default)]
 struct Inner {
     /// Users to re-read, and when (debounced).
@@ -131,8 +134,16 @@ struct Inner {
     last_read: HashMap<UserId, Timestamp>,
     /// Known users by instance and mailbox, for notifications.
     by_mailbox: HashMap<(InstanceId, String), UserId>,
-    /// The users this node holds a lease on.
-    held: std::collections::HashSet<UserId>,
+    /// The users this node holds, with their company.
+    held: HashMap<UserId, (Arc<User>, kalsync_store::CompanyId)>,
+    /// Active targets by company, and by id.
+    company_targets: HashMap<kalsync_store::CompanyId, Vec<Arc<kalsync_store::Target>>>,
+    targets_by_id: HashMap<TargetId, Arc<kalsync_store::Target>>,
+    /// Held users' timelines.
+    timelines: HashMap<UserId, Arc<kalsync_core::Timeline>>,
+    /// What was last written for each user and target (absent: nothing, or a dead
+    /// letter, so it is written again).
+    published: HashMap<(UserId, TargetId), StatusKey>,
     /// Due transitions.
     schedule: BTreeSet<(Timestamp, UserId)>,
     /// Each user's next scheduled transition.
@@ -227,7 +238,7 @@ impl Engine {
 
     /// Whether this node holds the user (reads, schedules and delivers for it).
     pub fn holds(&self, user: UserId) -> bool {
-        self.inner().held.contains(&user)
+        self.inner().held.contains_key(&user)
     }
 
     /// Reads requests other nodes left for this node's users.
@@ -251,50 +262,118 @@ impl Engine {
     pub async fn refresh_users(&self, now: Timestamp) -> Result<usize, EngineError> {
         let ttl = SignedDuration::try_from(self.config.lease_ttl)
             .unwrap_or(SignedDuration::from_secs(30));
-        let held: std::collections::HashSet<UserId> = self
+        let leased: std::collections::HashSet<UserId> = self
             .store
             .lease_users(&self.config.node, ttl, self.config.max_users)
             .await?
             .into_iter()
             .collect();
-        let mut known = HashMap::new();
+        let mut held = HashMap::new();
         let mut mailboxes = HashMap::new();
+        let mut company_targets = HashMap::new();
+        let mut targets_by_id = HashMap::new();
         for instance in self.store.active_instances().await? {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                company_targets.entry(instance.company)
+            {
+                let targets: Vec<Arc<kalsync_store::Target>> = self
+                    .store
+                    .targets(instance.company)
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.active)
+                    .map(Arc::new)
+                    .collect();
+                for t in &targets {
+                    targets_by_id.insert(t.id, t.clone());
+                }
+                slot.insert(targets);
+            }
             for user in self.store.users(instance.id).await? {
-                if !held.contains(&user.id) {
+                if !leased.contains(&user.id) {
                     continue;
                 }
                 mailboxes.insert((instance.id, user.email.to_string()), user.id);
-                known.insert(user.id, ());
+                held.insert(user.id, (Arc::new(user), instance.company));
             }
         }
+        let poll = SignedDuration::try_from(self.config.poll_interval)
+            .unwrap_or(SignedDuration::from_mins(5));
+        let new_users = {
+            let inner = self.inner();
+            held.keys().any(|u| !inner.held.contains_key(u))
+        };
+        // Newly held users' timelines and last deliveries come in two queries.
+        let (timelines, deliveries) = if new_users {
+            (
+                self.store.held_timelines(&self.config.node).await?,
+                self.store.held_last_deliveries(&self.config.node).await?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let mut inner = self.inner();
-        for user in known.keys() {
-            if !inner.last_read.contains_key(user) && !inner.dirty.contains_key(user) {
-                inner.dirty.insert(*user, now);
+        for (id, (user, _)) in &held {
+            if inner.held.contains_key(id)
+                || inner.last_read.contains_key(id)
+                || inner.dirty.contains_key(id)
+            {
+                continue;
+            }
+            // Read recently (by this node before a restart, or another): polled on
+            // schedule; otherwise read now.
+            match user.last_sync {
+                Some(at) if now.duration_since(at) < poll => {
+                    inner.last_read.insert(*id, at);
+                }
+                _ => {
+                    inner.dirty.insert(*id, now);
+                }
             }
         }
-        inner.last_read.retain(|u, _| known.contains_key(u));
-        inner.dirty.retain(|u, _| known.contains_key(u));
+        for (user, timeline) in timelines {
+            inner
+                .timelines
+                .entry(user)
+                .or_insert_with(|| Arc::new(timeline));
+        }
+        for d in deliveries {
+            if d.state == DeliveryState::Dead {
+                continue;
+            }
+            let key = serde_json::from_value::<StatusUpdate>(d.payload)
+                .map(|s| s.key())
+                .ok();
+            if let Some(key) = key {
+                inner.published.entry((d.user, d.target)).or_insert(key);
+            }
+        }
+        inner.last_read.retain(|u, _| held.contains_key(u));
+        inner.dirty.retain(|u, _| held.contains_key(u));
+        inner.timelines.retain(|u, _| held.contains_key(u));
+        inner.published.retain(|(u, _), _| held.contains_key(u));
         let gone: Vec<(Timestamp, UserId)> = inner
             .schedule
             .iter()
-            .filter(|(_, u)| !known.contains_key(u))
+            .filter(|(_, u)| !held.contains_key(u))
             .copied()
             .collect();
         for entry in gone {
             inner.schedule.remove(&entry);
             inner.next_of.remove(&entry.1);
         }
+        let changed =
+            held.len() != inner.held.len() || held.keys().any(|u| !inner.held.contains_key(u));
         inner.by_mailbox = mailboxes;
-        let held: std::collections::HashSet<UserId> = known.keys().copied().collect();
-        let changed = held != inner.held;
+        inner.company_targets = company_targets;
+        inner.targets_by_id = targets_by_id;
+        let count = held.len();
         inner.held = held;
         drop(inner);
         if changed {
             self.held_changed.notify_one();
         }
-        Ok(known.len())
+        Ok(count)
     }
 
     fn source_for(&self, instance: &Instance) -> Result<Arc<dyn Source>, SourceError> {
@@ -378,7 +457,15 @@ impl Engine {
             .record_sync(user.id, now, note.as_deref())
             .await?;
         self.metrics.synced();
-        self.publish(&user, &instance, &timeline, now).await?;
+        {
+            let mut inner = self.inner();
+            inner.timelines.insert(user.id, Arc::new(timeline.clone()));
+            inner
+                .held
+                .entry(user.id)
+                .or_insert_with(|| (Arc::new(user.clone()), instance.company));
+        }
+        self.publish_many(&[(user.id, now)]).await?;
         self.schedule(user.id, next);
         Ok(SyncOutcome::Synced {
             changed: diff.added + diff.changed + diff.removed,
@@ -397,53 +484,65 @@ impl Engine {
         }
     }
 
-    /// Writes the status of `user` at `at` to the outbox of every active target of the
-    /// company, unless that target already has (or is about to get) this very status.
-    /// A target is never told to clear a status the service did not set.
-    async fn publish(
-        &self,
-        user: &User,
-        instance: &Instance,
-        timeline: &kalsync_core::Timeline,
-        at: Timestamp,
-    ) -> Result<usize, EngineError> {
-        let status = StatusUpdate::at(user, timeline, at);
-        let key = status.key();
-        let mut written = 0;
-        for target in self.store.targets(instance.company).await? {
-            if !target.active {
-                continue;
+    /// Writes the status of each `(user, at)` to the outbox of every active target of
+    /// the user's company, unless that target already has (or is about to get) this
+    /// very status — in one batch. A target is never told to clear a status the
+    /// service did not set.
+    async fn publish_many(&self, items: &[(UserId, Timestamp)]) -> Result<usize, EngineError> {
+        let mut new = Vec::new();
+        let mut keys = Vec::new();
+        {
+            let inner = self.inner();
+            for (user, at) in items {
+                let (Some((u, company)), Some(timeline)) =
+                    (inner.held.get(user), inner.timelines.get(user))
+                else {
+                    continue;
+                };
+                let Some(targets) = inner.company_targets.get(company) else {
+                    continue;
+                };
+                let status = StatusUpdate::at(u, timeline, *at);
+                let key = status.key();
+                let mut payload = None;
+                for target in targets {
+                    let needed = match (inner.published.get(&(*user, target.id)), &key) {
+                        (None, None) => false,
+                        (Some(old), new) => old != new,
+                        (None, Some(_)) => true,
+                    };
+                    if !needed {
+                        continue;
+                    }
+                    if payload.is_none() {
+                        payload = Some(serde_json::to_value(&status).map_err(|e| {
+                            StoreError::Corrupt {
+                                what: "status".into(),
+                                message: e.to_string(),
+                            }
+                        })?);
+                    }
+                    new.push(NewDelivery {
+                        user: *user,
+                        target: target.id,
+                        payload: payload.clone().unwrap_or_default(),
+                        due: *at,
+                    });
+                    keys.push(((*user, target.id), key.clone()));
+                }
             }
-            let last = self.store.last_delivery(user.id, target.id).await?;
-            let last_key = last
-                .filter(|d| d.state != DeliveryState::Dead)
-                .and_then(|d| serde_json::from_value::<StatusUpdate>(d.payload).ok())
-                .map(|s| s.key());
-            let needed = match (&last_key, &key) {
-                (None, None) => false,
-                (Some(old), new) => old != new,
-                (None, Some(_)) => true,
-            };
-            if !needed {
-                continue;
+        }
+        if new.is_empty() {
+            return Ok(0);
+        }
+        let written = self.store.enqueue_many(new).await?.len();
+        {
+            let mut inner = self.inner();
+            for (k, v) in keys {
+                inner.published.insert(k, v);
             }
-            let payload = serde_json::to_value(&status).map_err(|e| StoreError::Corrupt {
-                what: "status".into(),
-                message: e.to_string(),
-            })?;
-            self.store
-                .enqueue(NewDelivery {
-                    user: user.id,
-                    target: target.id,
-                    payload,
-                    due: at,
-                })
-                .await?;
-            written += 1;
         }
-        if written > 0 {
-            self.delivery_wake.notify_one();
-        }
+        self.delivery_wake.notify_one();
         Ok(written)
     }
 
@@ -522,7 +621,7 @@ impl Engine {
 
     /// Publishes every transition due by `now`. Returns how many users changed status.
     pub async fn schedule_due(&self, now: Timestamp) -> Result<usize, EngineError> {
-        let due: Vec<(Timestamp, UserId)> = {
+        let due: Vec<(UserId, Timestamp)> = {
             let mut inner = self.inner();
             let due: Vec<(Timestamp, UserId)> = inner
                 .schedule
@@ -533,52 +632,68 @@ impl Engine {
                 inner.schedule.remove(entry);
                 inner.next_of.remove(&entry.1);
             }
-            due
+            due.into_iter().map(|(t, u)| (u, t)).collect()
         };
-        let mut published = 0;
-        for (at, user_id) in due {
-            let result: Result<(), EngineError> = async {
-                let user = self.store.user(user_id).await?;
-                let instance = self.store.instance(user.instance).await?;
-                let Some(timeline) = self.store.timeline(user_id).await? else {
-                    return Ok(());
-                };
-                if self.publish(&user, &instance, &timeline, at).await? > 0 {
-                    published += 1;
-                }
-                self.schedule(user_id, next_transition(&timeline, at));
-                Ok(())
-            }
-            .await;
-            match result {
-                Ok(()) => {}
-                Err(EngineError::Store(StoreError::NotFound(_))) => {}
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // In chunks, so the first deliveries go out while later ones are still written.
+        const CHUNK: usize = 1000;
+        let mut written = 0;
+        for (n, chunk) in due.chunks(CHUNK).enumerate() {
+            match self.publish_many(chunk).await {
+                Ok(count) => written += count,
                 Err(e) => {
-                    tracing::warn!(user = %user_id, error = %e, "a transition could not be published; retrying");
-                    self.schedule(user_id, Some(now + Duration::from_secs(1)));
+                    tracing::warn!(error = %e, users = due.len() - n * CHUNK, "transitions could not be published; retrying in a second");
+                    for (user, _) in &due[n * CHUNK..] {
+                        self.schedule(*user, Some(now + Duration::from_secs(1)));
+                    }
+                    return Err(e);
                 }
+            }
+            let next: Vec<(UserId, Option<Timestamp>)> = {
+                let inner = self.inner();
+                chunk
+                    .iter()
+                    .map(|(u, at)| {
+                        (
+                            *u,
+                            inner.timelines.get(u).and_then(|t| next_transition(t, *at)),
+                        )
+                    })
+                    .collect()
+            };
+            for (user, next) in next {
+                self.schedule(user, next);
             }
         }
-        Ok(published)
+        Ok(written)
     }
 
     /// After a start: every known user's stored timeline is scheduled, and the status in
     /// force now goes out where the PBX does not have it yet — the latest state only,
     /// not a replay of what was missed.
     pub async fn catch_up(&self, now: Timestamp) -> Result<usize, EngineError> {
-        let mut published = 0;
-        for instance in self.store.active_instances().await? {
-            for user in self.store.users(instance.id).await? {
-                if !self.holds(user.id) {
-                    continue;
-                }
-                if let Some(timeline) = self.store.timeline(user.id).await? {
-                    published += self.publish(&user, &instance, &timeline, now).await?;
-                    self.schedule(user.id, next_transition(&timeline, now));
-                }
-            }
+        self.refresh_users(now).await?;
+        let users: Vec<(UserId, Timestamp)> =
+            self.inner().timelines.keys().map(|u| (*u, now)).collect();
+        let written = self.publish_many(&users).await?;
+        let next: Vec<(UserId, Option<Timestamp>)> = {
+            let inner = self.inner();
+            users
+                .iter()
+                .map(|(u, _)| {
+                    (
+                        *u,
+                        inner.timelines.get(u).and_then(|t| next_transition(t, now)),
+                    )
+                })
+                .collect()
+        };
+        for (user, next) in next {
+            self.schedule(user, next);
         }
-        Ok(published)
+        Ok(written)
     }
 
     /// When the earliest scheduled transition is.
@@ -608,14 +723,23 @@ impl Engine {
             });
         }
         let mut pass = DeliveryPass::default();
+        let mut delivered = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok(Ok(Outcome::Delivered)) => pass.delivered += 1,
+                Ok(Ok(Outcome::Delivered(id))) => {
+                    pass.delivered += 1;
+                    delivered.push(id);
+                }
                 Ok(Ok(Outcome::Retry)) => pass.retried += 1,
                 Ok(Ok(Outcome::Dead)) => pass.dead += 1,
                 Ok(Err(e)) => tracing::warn!(error = %e, "a delivery could not be recorded"),
                 Err(e) => tracing::error!(error = %e, "a delivery task failed"),
             }
+        }
+        if !delivered.is_empty() {
+            self.store
+                .mark_delivered_many(&delivered, Timestamp::now())
+                .await?;
         }
         Ok(pass)
     }
@@ -625,15 +749,20 @@ impl Engine {
         delivery: Delivery,
         now: Timestamp,
     ) -> Result<Outcome, EngineError> {
-        let target = match self.store.target(delivery.target).await {
-            Ok(t) => t,
-            Err(StoreError::NotFound(_)) => return Ok(Outcome::Dead),
-            Err(e) => return Err(e.into()),
+        let cached = self.inner().targets_by_id.get(&delivery.target).cloned();
+        let target = match cached {
+            Some(t) => t,
+            None => match self.store.target(delivery.target).await {
+                Ok(t) => Arc::new(t),
+                Err(StoreError::NotFound(_)) => return Ok(Outcome::Dead),
+                Err(e) => return Err(e.into()),
+            },
         };
         if !target.active {
             self.store
                 .mark_dead(delivery.id, "the target is switched off")
                 .await?;
+            self.forget_published(&delivery);
             self.metrics.dead_letter();
             return Ok(Outcome::Dead);
         }
@@ -643,6 +772,7 @@ impl Engine {
                 self.store
                     .mark_dead(delivery.id, &format!("unreadable payload: {e}"))
                     .await?;
+                self.forget_published(&delivery);
                 self.metrics.dead_letter();
                 return Ok(Outcome::Dead);
             }
@@ -653,16 +783,17 @@ impl Engine {
                 self.store
                     .mark_dead(delivery.id, &format!("target configuration: {e}"))
                     .await?;
+                self.forget_published(&delivery);
                 self.metrics.dead_letter();
                 return Ok(Outcome::Dead);
             }
         };
         match adapter.deliver(&delivery, &status).await {
             Ok(()) => {
-                let done = Timestamp::now();
-                self.store.mark_delivered(delivery.id, done).await?;
-                self.metrics.delivered(done.duration_since(delivery.due));
-                Ok(Outcome::Delivered)
+                // Recorded with the pass's other acknowledgements, in one write.
+                self.metrics
+                    .delivered(Timestamp::now().duration_since(delivery.due));
+                Ok(Outcome::Delivered(delivery.id))
             }
             Err(DeliveryError::Retry {
                 message,
@@ -670,6 +801,7 @@ impl Engine {
             }) => {
                 if delivery.attempts + 1 >= self.config.retry.max_attempts {
                     self.store.mark_dead(delivery.id, &message).await?;
+                    self.forget_published(&delivery);
                     self.metrics.dead_letter();
                     tracing::warn!(target = %target.id, delivery = %delivery.id, error = %message, "retry budget spent: dead letter");
                     return Ok(Outcome::Dead);
@@ -684,16 +816,26 @@ impl Engine {
             Err(DeliveryError::Gone(message)) => {
                 self.store.set_target_active(target.id, false).await?;
                 self.store.mark_dead(delivery.id, &message).await?;
+                self.forget_published(&delivery);
                 self.metrics.dead_letter();
                 tracing::warn!(target = %target.id, "the target answered 410 Gone: switched off");
                 Ok(Outcome::Dead)
             }
             Err(DeliveryError::Rejected(message)) => {
                 self.store.mark_dead(delivery.id, &message).await?;
+                self.forget_published(&delivery);
                 self.metrics.dead_letter();
                 Ok(Outcome::Dead)
             }
         }
+    }
+
+    /// A dead letter: the target may not have this user's status, so the next change
+    /// (or poll) writes it again.
+    fn forget_published(&self, delivery: &Delivery) {
+        self.inner()
+            .published
+            .remove(&(delivery.user, delivery.target));
     }
 
     /// Deletes bookings past the retention.
@@ -842,7 +984,7 @@ impl Engine {
 }
 
 enum Outcome {
-    Delivered,
+    Delivered(kalsync_store::DeliveryId),
     Retry,
     Dead,
 }

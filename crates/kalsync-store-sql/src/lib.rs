@@ -837,6 +837,183 @@ impl Store for SqlStore {
         rows.iter().map(Self::delivery_row).collect()
     }
 
+    async fn enqueue_many(&self, new: Vec<NewDelivery>) -> Result<Vec<Delivery>, StoreError> {
+        // Chunks of a few hundred keep each statement's parameter list within both
+        // databases' limits.
+        const CHUNK: usize = 200;
+        let mut written = Vec::with_capacity(new.len());
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for chunk in new.chunks(CHUNK) {
+            let users: Vec<String> = chunk.iter().map(|d| d.user.to_string()).collect();
+            let list = |offset: usize, n: usize| {
+                (offset + 1..=offset + n)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut companies: std::collections::HashMap<String, String> =
+                std::collections::HashMap::new();
+            let sql1 = format!(
+                "SELECT u.id, i.company_id FROM users u JOIN instances i ON i.id = u.instance_id WHERE u.id IN ({})",
+                list(0, users.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(&sql1);
+            for u in &users {
+                query = query.bind(u.clone());
+            }
+            for (u, c) in query.fetch_all(&mut *tx).await.map_err(db)? {
+                companies.insert(u, c);
+            }
+            let mut last: std::collections::HashMap<(String, String), i64> =
+                std::collections::HashMap::new();
+            let sql2 = format!(
+                "SELECT user_id, target_id, MAX(sequence) FROM deliveries WHERE user_id IN ({}) GROUP BY user_id, target_id",
+                list(0, users.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, String, i64)>(&sql2);
+            for u in &users {
+                query = query.bind(u.clone());
+            }
+            for (u, t, m) in query.fetch_all(&mut *tx).await.map_err(db)? {
+                last.insert((u, t), m);
+            }
+            let sql3 = format!(
+                "UPDATE deliveries SET state = 'superseded' WHERE state = 'pending' AND user_id IN ({})",
+                list(0, users.len())
+            );
+            let mut update = sqlx::query(&sql3);
+            for u in &users {
+                update = update.bind(u.clone());
+            }
+            update.execute(&mut *tx).await.map_err(db)?;
+            let now = now();
+            let mut rows = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                let key = (d.user.to_string(), d.target.to_string());
+                let company = companies
+                    .get(&key.0)
+                    .cloned()
+                    .ok_or_else(|| StoreError::NotFound(format!("user {}", d.user)))?;
+                let sequence = last.get(&key).copied().unwrap_or(0) + 1;
+                last.insert(key, sequence);
+                rows.push((
+                    Delivery {
+                        id: DeliveryId::new(),
+                        user: d.user,
+                        target: d.target,
+                        sequence: u64::try_from(sequence).unwrap_or(0),
+                        payload: d.payload.clone(),
+                        state: DeliveryState::Pending,
+                        attempts: 0,
+                        due: d.due,
+                        next_attempt: now,
+                        created: now,
+                        delivered: None,
+                        last_error: None,
+                    },
+                    company,
+                ));
+            }
+            let placeholders: Vec<String> = (0..rows.len())
+                .map(|r| {
+                    let b = r * 9;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 9
+                    )
+                })
+                .collect();
+            let sql4 = format!(
+                "INSERT INTO deliveries (id, user_id, target_id, company_id, sequence, payload, state, attempts, due_ms, next_attempt_ms, created_ms) VALUES {}",
+                placeholders.join(", ")
+            );
+            let mut insert = sqlx::query(&sql4);
+            for (d, company) in &rows {
+                insert = insert
+                    .bind(d.id.to_string())
+                    .bind(d.user.to_string())
+                    .bind(d.target.to_string())
+                    .bind(company.clone())
+                    .bind(i64::try_from(d.sequence).unwrap_or(i64::MAX))
+                    .bind(d.payload.to_string())
+                    .bind(ms(d.due))
+                    .bind(ms(d.next_attempt))
+                    .bind(ms(d.created));
+            }
+            insert.execute(&mut *tx).await.map_err(db)?;
+            written.extend(rows.into_iter().map(|(d, _)| d));
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(written)
+    }
+
+    async fn mark_delivered_many(
+        &self,
+        ids: &[DeliveryId],
+        when: Timestamp,
+    ) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let list = (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql5 = format!(
+                "UPDATE deliveries SET state = 'delivered', delivered_ms = $1, attempts = attempts + 1 WHERE id IN ({list})"
+            );
+            let mut query = sqlx::query(&sql5).bind(ms(when));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            query.execute(&self.pool).await.map_err(db)?;
+        }
+        Ok(())
+    }
+
+    async fn held_timelines(&self, node: &str) -> Result<Vec<(UserId, Timeline)>, StoreError> {
+        let rows = sqlx::query("SELECT t.user_id, t.data FROM timelines t JOIN leases l ON l.user_id = t.user_id AND l.node = $1")
+            .bind(node.to_owned())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let data: String = row.try_get("data").map_err(db)?;
+                Ok((
+                    id(row, "user_id")?,
+                    serde_json::from_str(&data).map_err(|e| corrupt("timeline", e))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn held_last_deliveries(&self, node: &str) -> Result<Vec<Delivery>, StoreError> {
+        let columns = DELIVERY_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql6 = format!(
+            "SELECT {columns} FROM deliveries d \
+             JOIN (SELECT d2.user_id, d2.target_id, MAX(d2.sequence) AS m FROM deliveries d2 \
+                   JOIN leases l ON l.user_id = d2.user_id AND l.node = $1 GROUP BY d2.user_id, d2.target_id) x \
+             ON x.user_id = d.user_id AND x.target_id = d.target_id AND x.m = d.sequence"
+        );
+        let rows = sqlx::query(&sql6)
+            .bind(node.to_owned())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(Self::delivery_row).collect()
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         let row = sqlx::query(
             "SELECT MIN(next_attempt_ms) AS next FROM deliveries WHERE state = 'pending'",

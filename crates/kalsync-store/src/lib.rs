@@ -173,6 +173,18 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError>;
+    /// [`Store::enqueue`] for many deliveries at once (one transaction), in order.
+    async fn enqueue_many(&self, new: Vec<NewDelivery>) -> Result<Vec<Delivery>, StoreError>;
+    /// Marks many deliveries delivered at once.
+    async fn mark_delivered_many(
+        &self,
+        ids: &[DeliveryId],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The stored timelines of the users `node` holds.
+    async fn held_timelines(&self, node: &str) -> Result<Vec<(UserId, Timeline)>, StoreError>;
+    /// The latest delivery of each user and target, for the users `node` holds.
+    async fn held_last_deliveries(&self, node: &str) -> Result<Vec<Delivery>, StoreError>;
     /// When the next pending delivery is due.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// Marks a delivery delivered.
