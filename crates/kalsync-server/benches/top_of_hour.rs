@@ -116,7 +116,7 @@ fn main() {
                 Err(SourceError::Failed("the benchmark reads no mailbox".into()))
             }
         }
-        let config = EngineConfig { node: "bench".into(), poll_interval: Duration::from_secs(86_400), max_users: users + 1, ..EngineConfig::default() };
+        let config = EngineConfig { node: "bench".into(), poll_interval: Duration::from_secs(86_400),max_users: users + 1, delivery_batch: env("DELIVERY_BATCH", EngineConfig::default().delivery_batch), delivery_concurrency: env("DELIVERY_CONCURRENCY", EngineConfig::default().delivery_concurrency), ..EngineConfig::default() };
         let engine = Engine::new(
             store.clone(),
             config,
