@@ -71,6 +71,21 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                         announcement: announcement.clone(),
                     },
                 ),
+                TargetDecl::Sip {
+                    name,
+                    proxy,
+                    domain,
+                    username,
+                    password,
+                } => (
+                    name,
+                    TargetConfig::Sip {
+                        proxy: proxy.clone(),
+                        domain: domain.clone(),
+                        username: username.clone(),
+                        password: password.clone(),
+                    },
+                ),
             };
             if !targets.iter().any(|x| &x.name == name) {
                 store

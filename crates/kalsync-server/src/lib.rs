@@ -225,10 +225,21 @@ fn target_factory(pbx: PbxSimulator) -> kalsync_engine::TargetFactory {
                 secret.clone(),
                 announcement,
             ))),
-            other => Err(format!(
-                "{} targets are not available in this build",
-                other.kind()
-            )),
+            TargetConfig::Sip {
+                proxy,
+                domain,
+                username,
+                password,
+            } => Ok(Arc::new(kalsync_target_sip::SipTarget::new(
+                kalsync_target_sip::SipSettings {
+                    proxy: proxy.clone(),
+                    domain: domain.clone(),
+                    username: username.clone(),
+                    password: password.clone(),
+                    expires: Duration::from_secs(600),
+                    timeout: Duration::from_secs(8),
+                },
+            ))),
         }
     })
 }

@@ -153,6 +153,20 @@ pub enum TargetDecl {
         /// The number diverted calls go to (the absence announcement).
         announcement: String,
     },
+    /// A SIP presence server (PUBLISH of PIDF/RPID), e.g. Kamailio.
+    Sip {
+        /// Name.
+        name: String,
+        /// The server, `sip:host:port` (UDP).
+        proxy: String,
+        /// The presentities' domain: `sip:<extension>@<domain>`.
+        domain: String,
+        /// Digest user.
+        username: String,
+        /// Digest password.
+        #[serde(skip_serializing)]
+        password: SecretString,
+    },
 }
 
 fn ami_port() -> u16 {

@@ -1,0 +1,469 @@
+//! The SIP presence target (SPEC §5): each status is a PUBLISH (RFC 3903) of a PIDF
+//! document for `sip:<extension>@<domain>`, answered to a digest challenge; a changed
+//! status modifies the publication with `SIP-If-Match`, a refresh before it expires
+//! carries no body, and clearing removes it with `Expires: 0`. Only a publication this
+//! target made is removed: without its entity tag there is nothing of Kalsync's to clear.
+//!
+//! The entity tags live in memory: after a restart the first status is a fresh
+//! publication, and one left from before expires by itself (`Expires`, default 10 min).
+
+pub mod message;
+pub mod pidf;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use kalsync_engine::{DeliveryError, StatusUpdate, Target};
+use kalsync_store::Delivery;
+use message::{Message, Request, token};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::UdpSocket;
+
+/// RFC 3261's T1.
+const T1: Duration = Duration::from_millis(500);
+
+/// Where and as whom to publish.
+#[derive(Clone)]
+pub struct SipSettings {
+    /// The presence server, `sip:host:port` or `host:port` (UDP).
+    pub proxy: String,
+    /// The presentities' domain.
+    pub domain: String,
+    /// Digest user.
+    pub username: String,
+    /// Digest password.
+    pub password: SecretString,
+    /// The publication's lifetime asked for.
+    pub expires: Duration,
+    /// How long one request may take, retransmissions included.
+    pub timeout: Duration,
+}
+
+struct Publication {
+    etag: String,
+    refresh_at: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Publication>>>;
+
+struct Inner {
+    settings: SipSettings,
+    /// Per presentity, its publication; each behind its own lock so one slow answer
+    /// holds up only its own user.
+    publications: Mutex<HashMap<String, Slot>>,
+    refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A SIP presence server, e.g. Kamailio's `presence` module.
+pub struct SipTarget {
+    inner: Arc<Inner>,
+}
+
+impl Drop for SipTarget {
+    fn drop(&mut self) {
+        if let Some(task) = self.inner.refresher.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+    }
+}
+
+/// What came back for one PUBLISH.
+enum Answer {
+    Ok { etag: Option<String>, expires: u64 },
+    Precondition,
+    Failed(DeliveryError),
+}
+
+fn retry(message: String, retry_after: Option<Duration>) -> DeliveryError {
+    DeliveryError::Retry {
+        message,
+        retry_after,
+    }
+}
+
+impl SipTarget {
+    /// A target publishing to `settings.proxy`.
+    pub fn new(settings: SipSettings) -> SipTarget {
+        SipTarget {
+            inner: Arc::new(Inner {
+                settings,
+                publications: Mutex::default(),
+                refresher: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Publications this target holds now (for the dashboard and tests).
+    pub async fn held(&self) -> usize {
+        let slots: Vec<Slot> = self.inner.slots();
+        let mut n = 0;
+        for slot in slots {
+            n += usize::from(slot.lock().await.is_some());
+        }
+        n
+    }
+
+    fn start_refresher(&self) {
+        let Ok(mut slot) = self.inner.refresher.lock() else {
+            return;
+        };
+        if slot.is_some() {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        *slot = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.refresh_due().await;
+            }
+        }));
+    }
+}
+
+impl Inner {
+    fn entity(&self, extension: &str) -> String {
+        format!("sip:{extension}@{}", self.settings.domain)
+    }
+
+    fn slots(&self) -> Vec<Slot> {
+        self.publications
+            .lock()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn slot(&self, entity: &str) -> Slot {
+        let mut map = self
+            .publications
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(entity.to_owned()).or_default().clone()
+    }
+
+    async fn refresh_due(&self) {
+        let entries: Vec<(String, Slot)> = self
+            .publications
+            .lock()
+            .map(|p| p.iter().map(|(e, s)| (e.clone(), s.clone())).collect())
+            .unwrap_or_default();
+        for (entity, slot) in entries {
+            // A slot in use is being published right now; it is looked at next round.
+            let Ok(mut publication) = slot.try_lock() else {
+                continue;
+            };
+            let etag = match &*publication {
+                Some(p) if p.refresh_at <= Instant::now() => p.etag.clone(),
+                _ => continue,
+            };
+            match self
+                .publish(&entity, Some(&etag), None, self.settings.expires)
+                .await
+            {
+                Answer::Ok { etag: new, expires } => {
+                    *publication = Some(Publication {
+                        etag: new.unwrap_or(etag),
+                        refresh_at: refresh_time(expires),
+                    });
+                }
+                Answer::Precondition => {
+                    // The server lost it; the next status publishes afresh.
+                    *publication = None;
+                }
+                Answer::Failed(e) => {
+                    tracing::warn!(entity = %entity, error = %e, "a presence refresh failed");
+                }
+            }
+        }
+    }
+
+    /// One PUBLISH transaction, answering one digest challenge.
+    async fn publish(
+        &self,
+        entity: &str,
+        if_match: Option<&str>,
+        body: Option<&str>,
+        expires: Duration,
+    ) -> Answer {
+        match self.publish_inner(entity, if_match, body, expires).await {
+            Ok(a) => a,
+            Err(e) => Answer::Failed(e),
+        }
+    }
+
+    async fn publish_inner(
+        &self,
+        entity: &str,
+        if_match: Option<&str>,
+        body: Option<&str>,
+        expires: Duration,
+    ) -> Result<Answer, DeliveryError> {
+        let s = &self.settings;
+        let server = resolve(&s.proxy).await?;
+        let bind = if server.ip().is_loopback() {
+            "127.0.0.1:0"
+        } else if server.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let socket = UdpSocket::bind(bind)
+            .await
+            .map_err(|e| retry(format!("sip: cannot open a socket: {e}"), None))?;
+        socket
+            .connect(server)
+            .await
+            .map_err(|e| retry(format!("sip: cannot reach {server}: {e}"), None))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| retry(format!("sip: {e}"), None))?;
+        let call_id = format!("{}@kalsync", token());
+        let from_tag = token();
+        let mut authorization: Option<String> = None;
+        for cseq in 1..=2u32 {
+            let mut headers = vec![
+                (
+                    "Via".to_owned(),
+                    format!("SIP/2.0/UDP {local};rport;branch=z9hG4bK{}", token()),
+                ),
+                ("Max-Forwards".into(), "70".into()),
+                ("From".into(), format!("<{entity}>;tag={from_tag}")),
+                ("To".into(), format!("<{entity}>")),
+                ("Call-ID".into(), call_id.clone()),
+                ("CSeq".into(), format!("{cseq} PUBLISH")),
+                ("Event".into(), "presence".into()),
+                ("Expires".into(), expires.as_secs().to_string()),
+                ("User-Agent".into(), "Kalsync".into()),
+            ];
+            if let Some(tag) = if_match {
+                headers.push(("SIP-If-Match".into(), tag.to_owned()));
+            }
+            if let Some(a) = &authorization {
+                headers.push(("Authorization".into(), a.clone()));
+            }
+            if body.is_some() {
+                headers.push(("Content-Type".into(), "application/pidf+xml".into()));
+            }
+            let request = Request {
+                method: "PUBLISH".into(),
+                uri: entity.to_owned(),
+                headers,
+                body: body.unwrap_or_default().as_bytes().to_vec(),
+            };
+            let answer = transaction(&socket, &request, s.timeout).await?;
+            let code = answer.status.unwrap_or(0);
+            match code {
+                200..=299 => {
+                    let expires = answer
+                        .header("Expires")
+                        .and_then(|e| e.parse().ok())
+                        .unwrap_or(expires.as_secs());
+                    return Ok(Answer::Ok {
+                        etag: answer.header("SIP-ETag").map(str::to_owned),
+                        expires,
+                    });
+                }
+                401 | 407 if authorization.is_none() => {
+                    let name = if code == 401 {
+                        "WWW-Authenticate"
+                    } else {
+                        "Proxy-Authenticate"
+                    };
+                    let challenge = answer.header(name).ok_or_else(|| {
+                        DeliveryError::Rejected(format!("sip: {code} without {name}"))
+                    })?;
+                    let mut prompt = digest_auth::parse(challenge).map_err(|e| {
+                        DeliveryError::Rejected(format!("sip: unreadable challenge: {e}"))
+                    })?;
+                    let context = digest_auth::AuthContext::new_with_method(
+                        s.username.as_str(),
+                        s.password.expose_secret(),
+                        entity,
+                        body.map(str::as_bytes),
+                        digest_auth::HttpMethod::from("PUBLISH"),
+                    );
+                    let answer = prompt.respond(&context).map_err(|e| {
+                        DeliveryError::Rejected(format!("sip: cannot answer the challenge: {e}"))
+                    })?;
+                    let header = answer.to_header_string();
+                    authorization = Some(header);
+                }
+                401 | 407 | 403 => {
+                    return Err(DeliveryError::Rejected(format!(
+                        "sip: the server refused the credentials of `{}` ({})",
+                        s.username, answer.start
+                    )));
+                }
+                412 => return Ok(Answer::Precondition),
+                404 | 405 | 489 => {
+                    return Err(DeliveryError::Rejected(format!(
+                        "sip: the server does not take presence for {entity} ({})",
+                        answer.start
+                    )));
+                }
+                _ => {
+                    let after = answer
+                        .header("Retry-After")
+                        .and_then(|v| v.split(';').next())
+                        .and_then(|v| v.trim().parse().ok())
+                        .map(Duration::from_secs);
+                    return Err(retry(format!("sip: {}", answer.start), after));
+                }
+            }
+        }
+        Err(DeliveryError::Rejected(
+            "sip: the server challenged the credentials twice".into(),
+        ))
+    }
+}
+
+/// When to refresh a publication granted for `expires` seconds.
+fn refresh_time(expires: u64) -> Instant {
+    let secs = (expires.saturating_mul(3) / 4).max(1);
+    Instant::now() + Duration::from_secs(secs)
+}
+
+/// `sip:host:port`, `host:port` or `host` (port 5060).
+async fn resolve(proxy: &str) -> Result<SocketAddr, DeliveryError> {
+    let rest = proxy
+        .strip_prefix("sip:")
+        .unwrap_or(proxy)
+        .split(';')
+        .next()
+        .unwrap_or_default();
+    let with_port = if rest
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        rest.to_owned()
+    } else {
+        format!("{rest}:5060")
+    };
+    tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| retry(format!("sip: cannot resolve `{proxy}`: {e}"), None))?
+        .next()
+        .ok_or_else(|| retry(format!("sip: `{proxy}` has no address"), None))
+}
+
+/// Sends `request` over UDP, retransmitting from T1 doubling, until a final answer to
+/// the same branch or `timeout`.
+pub async fn transaction(
+    socket: &UdpSocket,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Message, DeliveryError> {
+    let bytes = request.to_bytes();
+    let branch = Message::parse(&bytes)
+        .ok()
+        .and_then(|m| m.branch().map(str::to_owned))
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut interval = T1;
+    let mut provisional = false;
+    let mut buf = vec![0u8; message::MAX_MESSAGE];
+    loop {
+        if !provisional {
+            socket
+                .send(&bytes)
+                .await
+                .map_err(|e| retry(format!("sip: cannot send: {e}"), None))?;
+        }
+        let wait = tokio::time::Instant::now() + interval;
+        loop {
+            let until = wait.min(deadline);
+            match tokio::time::timeout_at(until, socket.recv(&mut buf)).await {
+                Err(_) => break,
+                Ok(Err(e)) => {
+                    // An ICMP port unreachable comes back as an error on a connected
+                    // socket: nobody listens there.
+                    return Err(retry(format!("sip: no server answers: {e}"), None));
+                }
+                Ok(Ok(n)) => {
+                    let Ok(answer) = Message::parse(&buf[..n]) else {
+                        tracing::debug!("sip: an unreadable datagram was ignored");
+                        continue;
+                    };
+                    if answer.status.is_none() || answer.branch() != Some(branch.as_str()) {
+                        continue;
+                    }
+                    if answer.status.is_some_and(|c| c < 200) {
+                        provisional = true;
+                        continue;
+                    }
+                    return Ok(answer);
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(retry(
+                format!("sip: no answer within {} s", timeout.as_secs_f32()),
+                None,
+            ));
+        }
+        interval = (interval * 2).min(Duration::from_secs(4));
+    }
+}
+
+#[async_trait]
+impl Target for SipTarget {
+    async fn deliver(
+        &self,
+        _delivery: &Delivery,
+        status: &StatusUpdate,
+    ) -> Result<(), DeliveryError> {
+        let Some(extension) = status.user.extension.as_deref() else {
+            return Err(DeliveryError::Rejected(
+                "the user has no PBX extension to publish presence for".into(),
+            ));
+        };
+        self.start_refresher();
+        let inner = &self.inner;
+        let entity = inner.entity(extension);
+        // One status per presentity at a time, in order.
+        let slot = inner.slot(&entity);
+        let mut publication = slot.lock().await;
+        let held = publication.as_ref().map(|p| p.etag.clone());
+        let Some(absence) = &status.absence else {
+            let Some(etag) = held else {
+                return Ok(());
+            };
+            return match inner
+                .publish(&entity, Some(&etag), None, Duration::ZERO)
+                .await
+            {
+                Answer::Ok { .. } | Answer::Precondition => {
+                    *publication = None;
+                    Ok(())
+                }
+                Answer::Failed(e) => Err(e),
+            };
+        };
+        let body = pidf::document(&entity, absence);
+        let expires = inner.settings.expires;
+        let mut answer = inner
+            .publish(&entity, held.as_deref(), Some(&body), expires)
+            .await;
+        if matches!(answer, Answer::Precondition) {
+            // The server no longer knows the tag (it restarted, or it expired): anew.
+            answer = inner.publish(&entity, None, Some(&body), expires).await;
+        }
+        match answer {
+            Answer::Ok { etag, expires } => {
+                *publication = etag.map(|etag| Publication {
+                    etag,
+                    refresh_at: refresh_time(expires),
+                });
+                Ok(())
+            }
+            Answer::Precondition => Err(retry(
+                "sip: the server refused a fresh publication with 412".into(),
+                None,
+            )),
+            Answer::Failed(e) => Err(e),
+        }
+    }
+}
