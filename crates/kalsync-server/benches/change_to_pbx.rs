@@ -54,19 +54,26 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
                 let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
                     return StatusCode::BAD_REQUEST;
                 };
-                let email = v["data"]["user"]["email"].as_str().unwrap_or_default().to_owned();
+                let email = v["data"]["user"]["email"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 let absent = !v["data"]["absence"].is_null();
                 recorded.lock().expect("lock").push((email, absent, at));
                 StatusCode::NO_CONTENT
             }
         }),
     );
-    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let hook_url = format!("http://{}/hook", hook_listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(hook_listener, hook).await });
 
     let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
-    let emails: Vec<String> = (0..users).map(|i| format!("user{i:05}@bench.example")).collect();
+    let emails: Vec<String> = (0..users)
+        .map(|i| format!("user{i:05}@bench.example"))
+        .collect();
     for email in &emails {
         sim.add_user(UserSpec {
             upn: email.clone(),
@@ -81,11 +88,14 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
 
     let dir = std::env::temp_dir().join(format!("kalsync-change-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}/", listener.local_addr().expect("addr"));
     let table: toml::Table = toml::from_str("template = \"prefix\"").expect("settings");
     let mut settings = Settings {
-        database_url: std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite:{}", dir.join("k.db").display())),
+        database_url: std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| format!("sqlite:{}", dir.join("k.db").display())),
         master_key_file: dir.join("k.key"),
         public_url: Some(url::Url::parse(&base).expect("url")),
         companies: vec![CompanyDecl {
@@ -108,7 +118,11 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
                 users: emails
                     .iter()
                     .enumerate()
-                    .map(|(i, e)| UserDecl::Full { email: e.clone(), name: None, extension: Some(format!("{}", 10_000 + i)) })
+                    .map(|(i, e)| UserDecl::Full {
+                        email: e.clone(),
+                        name: None,
+                        extension: Some(format!("{}", 10_000 + i)),
+                    })
                     .collect(),
             }],
         }],
@@ -126,7 +140,11 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
     while sim.subscriptions().len() < users && ready.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("{} of {users} users subscribed in {:.1} s", sim.subscriptions().len(), ready.elapsed().as_secs_f64());
+    eprintln!(
+        "{} of {users} users subscribed in {:.1} s",
+        sim.subscriptions().len(),
+        ready.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     seen.lock().expect("lock").clear();
 
@@ -149,7 +167,14 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
             None => {
                 let now = jiff::Timestamp::now();
                 let id = sim
-                    .create_event(&emails[u], EventSpec::new("LUN: Lunch", now - jiff::SignedDuration::from_mins(1), now + jiff::SignedDuration::from_mins(59)))
+                    .create_event(
+                        &emails[u],
+                        EventSpec::new(
+                            "LUN: Lunch",
+                            now - jiff::SignedDuration::from_mins(1),
+                            now + jiff::SignedDuration::from_mins(59),
+                        ),
+                    )
                     .expect("create");
                 events[u] = Some(id);
                 sent.push((u, true, at));
@@ -166,7 +191,11 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
     let _ = tokio::time::timeout(Duration::from_secs(20), running).await;
 
     // Pair each user's changes with what the webhook saw for that user, in order.
-    let index: HashMap<&str, usize> = emails.iter().enumerate().map(|(i, e)| (e.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = emails
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.as_str(), i))
+        .collect();
     let mut received: Vec<Vec<(bool, Instant)>> = vec![Vec::new(); users];
     for (email, absent, at) in &seen {
         if let Some(&u) = index.get(email.as_str()) {
@@ -188,9 +217,32 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let q = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
-    println!("change to PBX: {total} changes at {rate}/s over {:.1} s, {users} users, Graph simulator at 0 ms, webhook on loopback, {}", driven.as_secs_f64(), if std::env::var("DATABASE_URL").is_ok() { "PostgreSQL" } else { "SQLite" });
-    println!("  delivered      {} of {total} ({lost} lost, {} deliveries seen)", latencies.len(), seen.len());
-    println!("  latency        p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms", q(0.5), q(0.9), q(0.99), latencies.last().copied().unwrap_or(f64::NAN));
+    let q = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "change to PBX: {total} changes at {rate}/s over {:.1} s, {users} users, Graph simulator at 0 ms, webhook on loopback, {}",
+        driven.as_secs_f64(),
+        if std::env::var("DATABASE_URL").is_ok() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    println!(
+        "  delivered      {} of {total} ({lost} lost, {} deliveries seen)",
+        latencies.len(),
+        seen.len()
+    );
+    println!(
+        "  latency        p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use kalsync_core::{Booking, BookingId, BookingTime, EmailAddress, Extension, FreeBusy, InstanceSettings, Window};
+use kalsync_core::{
+    Booking, BookingId, BookingTime, EmailAddress, Extension, FreeBusy, InstanceSettings, Window,
+};
 use kalsync_engine::{Engine, EngineConfig, Source, SourceError, SourceRead};
 use kalsync_store::{GraphCredential, NewInstance, NewUser, SecretBox, SourceConfig, Store};
 use kalsync_store_sql::{DatabaseUrl, SqlStore};
@@ -25,34 +27,74 @@ struct Fortnight;
 
 #[async_trait::async_trait]
 impl Source for Fortnight {
-    async fn read(&self, mailbox: &EmailAddress, window: Window, _: bool) -> Result<SourceRead, SourceError> {
-        let tz = jiff::tz::TimeZone::get("Europe/Stockholm").map_err(|e| SourceError::Failed(e.to_string()))?;
+    async fn read(
+        &self,
+        mailbox: &EmailAddress,
+        window: Window,
+        _: bool,
+    ) -> Result<SourceRead, SourceError> {
+        let tz = jiff::tz::TimeZone::get("Europe/Stockholm")
+            .map_err(|e| SourceError::Failed(e.to_string()))?;
         let first = window.start.to_zoned(tz.clone()).date();
         let mut bookings = Vec::new();
-        let mut add = |n: &str, day: jiff::civil::Date, from: (i8, i8), to: (i8, i8), subject: &str, fb: FreeBusy| {
-            let at = |(h, m): (i8, i8)| day.at(h, m, 0, 0).to_zoned(tz.clone()).map(|z| z.timestamp());
+        let mut add = |n: &str,
+                       day: jiff::civil::Date,
+                       from: (i8, i8),
+                       to: (i8, i8),
+                       subject: &str,
+                       fb: FreeBusy| {
+            let at = |(h, m): (i8, i8)| {
+                day.at(h, m, 0, 0)
+                    .to_zoned(tz.clone())
+                    .map(|z| z.timestamp())
+            };
             if let (Ok(start), Ok(end)) = (at(from), at(to)) {
-                let mut b = Booking::new(BookingId::parse(format!("{mailbox}/{day}/{n}")).expect("id"), BookingTime::Timed { start, end });
+                let mut b = Booking::new(
+                    BookingId::parse(format!("{mailbox}/{day}/{n}")).expect("id"),
+                    BookingTime::Timed { start, end },
+                );
                 b.free_busy = fb;
                 b.subject = Some(subject.into());
                 bookings.push(b);
             }
         };
         for d in 0..14 {
-            let day = first.checked_add(d.days()).map_err(|e| SourceError::Failed(e.to_string()))?;
-            if matches!(day.weekday(), jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday) {
+            let day = first
+                .checked_add(d.days())
+                .map_err(|e| SourceError::Failed(e.to_string()))?;
+            if matches!(
+                day.weekday(),
+                jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+            ) {
                 continue;
             }
             add("standup", day, (9, 0), (9, 15), "Stand-up", FreeBusy::Busy);
             add("lunch", day, (12, 0), (13, 0), "LUN: Lunch", FreeBusy::Busy);
             if d % 2 == 0 {
-                add("customer", day, (14, 0), (15, 30), "MOT: Kundmöte", FreeBusy::Busy);
+                add(
+                    "customer",
+                    day,
+                    (14, 0),
+                    (15, 30),
+                    "MOT: Kundmöte",
+                    FreeBusy::Busy,
+                );
             }
             if d == 3 {
-                add("dentist", day, (16, 0), (17, 0), "Tandläkare", FreeBusy::Oof);
+                add(
+                    "dentist",
+                    day,
+                    (16, 0),
+                    (17, 0),
+                    "Tandläkare",
+                    FreeBusy::Oof,
+                );
             }
         }
-        Ok(SourceRead { bookings, ..SourceRead::default() })
+        Ok(SourceRead {
+            bookings,
+            ..SourceRead::default()
+        })
     }
 }
 
@@ -78,21 +120,40 @@ fn disk(path: &std::path::Path) -> f64 {
 }
 
 fn main() {
-    let users: usize = std::env::var("USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let users: usize = std::env::var("USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async move {
         let dir = std::env::temp_dir().join(format!("kalsync-footprint-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("footprint.db");
-        let url = DatabaseUrl::new(std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite:{}", file.display())));
-        let sql = Arc::new(SqlStore::connect(&url, SecretBox::ephemeral()).await.expect("store"));
+        let url = DatabaseUrl::new(
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite:{}", file.display())),
+        );
+        let sql = Arc::new(
+            SqlStore::connect(&url, SecretBox::ephemeral())
+                .await
+                .expect("store"),
+        );
         let store: Arc<dyn Store> = sql.clone();
         let company = store.create_company("Footprint AB").await.expect("company");
         let instance = store
             .create_instance(NewInstance {
                 company: company.id,
                 name: "M365".into(),
-                source: SourceConfig::Graph { tenant: "t".into(), client_id: "c".into(), credential: GraphCredential::Secret(SecretString::from("s")), graph_url: None, login_url: None },
+                source: SourceConfig::Graph {
+                    tenant: "t".into(),
+                    client_id: "c".into(),
+                    credential: GraphCredential::Secret(SecretString::from("s")),
+                    graph_url: None,
+                    login_url: None,
+                },
                 settings: InstanceSettings::default(),
             })
             .await
@@ -102,16 +163,29 @@ fn main() {
         let mut ids = Vec::with_capacity(users);
         for i in 0..users {
             let user = store
-                .add_user(NewUser { instance: instance.id, email: EmailAddress::parse(&format!("user{i:06}@footprint.example")).expect("e"), display_name: Some(format!("User {i}")), extension: Extension::parse(&format!("{}", 100_000 + i)).ok() })
+                .add_user(NewUser {
+                    instance: instance.id,
+                    email: EmailAddress::parse(&format!("user{i:06}@footprint.example"))
+                        .expect("e"),
+                    display_name: Some(format!("User {i}")),
+                    extension: Extension::parse(&format!("{}", 100_000 + i)).ok(),
+                })
                 .await
                 .expect("user");
             ids.push(user.id);
         }
-        eprintln!("{users} users added in {:.1} s", setup.elapsed().as_secs_f64());
+        eprintln!(
+            "{users} users added in {:.1} s",
+            setup.elapsed().as_secs_f64()
+        );
         let engine = |store: Arc<dyn Store>| {
             Engine::new(
                 store,
-                EngineConfig { node: "footprint".into(), max_users: users + 1, ..EngineConfig::default() },
+                EngineConfig {
+                    node: "footprint".into(),
+                    max_users: users + 1,
+                    ..EngineConfig::default()
+                },
                 Arc::new(|_| Ok(Arc::new(Fortnight) as Arc<dyn Source>)),
                 Arc::new(|_| Err("no targets in this benchmark".into())),
             )
@@ -138,13 +212,24 @@ fn main() {
         }
         let read_secs = read.elapsed().as_secs_f64();
         let (rss, peak) = memory();
-        println!("footprint: {users} users × 14 days (about 26 bookings a user), {}", store.backend());
+        println!(
+            "footprint: {users} users × 14 days (about 26 bookings a user), {}",
+            store.backend()
+        );
         println!("  at start       RSS {baseline:.0} MiB (the store open, no users)");
-        println!("  first read     {read_secs:.1} s ({:.0} users/s) through the engine's sync", users as f64 / read_secs);
+        println!(
+            "  first read     {read_secs:.1} s ({:.0} users/s) through the engine's sync",
+            users as f64 / read_secs
+        );
         println!("  after reading  RSS {rss:.0} MiB (peak {peak:.0} MiB)");
         if std::env::var("DATABASE_URL").is_err() {
-            println!("  database       {:.0} MiB on disk with its WAL", disk(&file));
-            sql.execute_for_tests("PRAGMA wal_checkpoint(TRUNCATE)").await.expect("checkpoint");
+            println!(
+                "  database       {:.0} MiB on disk with its WAL",
+                disk(&file)
+            );
+            sql.execute_for_tests("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+                .expect("checkpoint");
             println!("  checkpointed   {:.0} MiB on disk", disk(&file));
         }
         drop(first);
@@ -152,9 +237,15 @@ fn main() {
         // As after a restart: a fresh engine loads users and timelines from the store.
         let second = engine(store.clone());
         let load = Instant::now();
-        second.catch_up(Timestamp::now() + SignedDuration::from_mins(1)).await.expect("load");
+        second
+            .catch_up(Timestamp::now() + SignedDuration::from_mins(1))
+            .await
+            .expect("load");
         let (rss, peak) = memory();
-        println!("  fresh engine   loaded in {:.1} s; RSS {rss:.0} MiB (peak {peak:.0} MiB)", load.elapsed().as_secs_f64());
+        println!(
+            "  fresh engine   loaded in {:.1} s; RSS {rss:.0} MiB (peak {peak:.0} MiB)",
+            load.elapsed().as_secs_f64()
+        );
         let _ = std::fs::remove_dir_all(dir);
     });
 }
