@@ -136,6 +136,8 @@ struct Inner {
     by_mailbox: HashMap<(InstanceId, String), UserId>,
     /// The users this node holds, with their company.
     held: HashMap<UserId, (Arc<User>, kalsync_store::CompanyId)>,
+    /// Active instances as of the last refresh, so a sync reads no instance row.
+    instances: HashMap<InstanceId, Arc<kalsync_store::Instance>>,
     /// Active targets by company, and by id.
     company_targets: HashMap<kalsync_store::CompanyId, Vec<Arc<kalsync_store::Target>>>,
     targets_by_id: HashMap<TargetId, Arc<kalsync_store::Target>>,
@@ -269,6 +271,7 @@ impl Engine {
             .into_iter()
             .collect();
         let mut held = HashMap::new();
+        let mut instances = HashMap::new();
         let mut mailboxes = HashMap::new();
         let mut company_targets = HashMap::new();
         let mut targets_by_id = HashMap::new();
@@ -296,6 +299,7 @@ impl Engine {
                 mailboxes.insert((instance.id, user.email.to_string()), user.id);
                 held.insert(user.id, (Arc::new(user), instance.company));
             }
+            instances.insert(instance.id, Arc::new(instance));
         }
         let poll = SignedDuration::try_from(self.config.poll_interval)
             .unwrap_or(SignedDuration::from_mins(5));
@@ -369,6 +373,7 @@ impl Engine {
         inner.targets_by_id = targets_by_id;
         let count = held.len();
         inner.held = held;
+        inner.instances = instances;
         drop(inner);
         if changed {
             self.held_changed.notify_one();
@@ -402,8 +407,23 @@ impl Engine {
         user: UserId,
         now: Timestamp,
     ) -> Result<SyncOutcome, EngineError> {
-        let user = self.store.user(user).await?;
-        let instance = self.store.instance(user.instance).await?;
+        // The user and instance as of the last refresh; the store only for one not held.
+        let (cached_user, cached_instance) = {
+            let inner = self.inner();
+            let user = inner.held.get(&user).map(|(u, _)| u.clone());
+            let instance = user
+                .as_ref()
+                .and_then(|u| inner.instances.get(&u.instance).cloned());
+            (user, instance)
+        };
+        let user = match cached_user {
+            Some(u) => u,
+            None => Arc::new(self.store.user(user).await?),
+        };
+        let instance = match cached_instance {
+            Some(i) => i,
+            None => Arc::new(self.store.instance(user.instance).await?),
+        };
         if !instance.active {
             return Ok(SyncOutcome::Inactive);
         }
@@ -463,7 +483,7 @@ impl Engine {
             inner
                 .held
                 .entry(user.id)
-                .or_insert_with(|| (Arc::new(user.clone()), instance.company));
+                .or_insert_with(|| (user.clone(), instance.company));
         }
         self.publish_many(&[(user.id, now)]).await?;
         self.schedule(user.id, next);
