@@ -39,10 +39,8 @@ async fn settings(sim_url: &url::Url, dir: &std::path::Path) -> Settings {
     s
 }
 
-#[tokio::test]
-async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
-    let dir = std::env::temp_dir().join(format!("kalsync-service-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+/// A Graph simulator with one mailbox, Anna's.
+fn simulator_with_anna() -> Simulator {
     let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
     sim.add_user(UserSpec {
         upn: "anna@acme.example".into(),
@@ -52,6 +50,14 @@ async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
         working_hours: None,
     })
     .expect("user");
+    sim
+}
+
+#[tokio::test]
+async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
+    let dir = std::env::temp_dir().join(format!("kalsync-service-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sim = simulator_with_anna();
     let now = jiff::Timestamp::now();
     sim.create_event(
         "anna@acme.example",
@@ -167,15 +173,7 @@ async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
 async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
     let dir = std::env::temp_dir().join(format!("kalsync-service-notify-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
-    sim.add_user(UserSpec {
-        upn: "anna@acme.example".into(),
-        id: None,
-        display_name: None,
-        time_zone: "W. Europe Standard Time".into(),
-        working_hours: None,
-    })
-    .expect("user");
+    let sim = simulator_with_anna();
     let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

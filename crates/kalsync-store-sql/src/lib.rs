@@ -92,6 +92,19 @@ fn db(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// A write refused because a row it refers to is gone: `NotFound(what)`; anything else as
+/// [`db`].
+fn db_or_missing(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| {
+        if let sqlx::Error::Database(d) = &e {
+            if d.is_foreign_key_violation() || d.message().to_lowercase().contains("foreign key") {
+                return StoreError::NotFound(what);
+            }
+        }
+        db(e)
+    }
+}
+
 fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
@@ -417,10 +430,7 @@ impl Store for SqlStore {
             .bind(ms(instance.created))
             .execute(&self.pool)
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Database(m) if m.contains("FOREIGN KEY") || m.contains("foreign key") => StoreError::NotFound(format!("company {}", instance.company)),
-                other => other,
-            })?;
+            .map_err(db_or_missing(format!("company {}", instance.company)))?;
         Ok(instance)
     }
 
@@ -675,10 +685,7 @@ impl Store for SqlStore {
             .bind(ms(Timestamp::now()))
             .execute(&self.pool)
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Database(m) if m.to_lowercase().contains("foreign key") => StoreError::NotFound(format!("user {user}")),
-                other => other,
-            })?;
+            .map_err(db_or_missing(format!("user {user}")))?;
         Ok(())
     }
 
@@ -713,10 +720,7 @@ impl Store for SqlStore {
             .bind(ms(target.created))
             .execute(&self.pool)
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Database(m) if m.to_lowercase().contains("foreign key") => StoreError::NotFound(format!("company {}", target.company)),
-                other => other,
-            })?;
+            .map_err(db_or_missing(format!("company {}", target.company)))?;
         Ok(target)
     }
 
@@ -805,10 +809,7 @@ impl Store for SqlStore {
             .bind(ms(delivery.created))
             .execute(&mut *tx)
             .await
-            .map_err(|e| match db(e) {
-                StoreError::Database(m) if m.to_lowercase().contains("foreign key") => StoreError::NotFound(format!("target {}", delivery.target)),
-                other => other,
-            })?;
+            .map_err(db_or_missing(format!("target {}", delivery.target)))?;
         tx.commit().await.map_err(db)?;
         Ok(delivery)
     }

@@ -54,7 +54,8 @@ fn init_logs(settings: &Settings) {
     };
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or, on Unix, SIGTERM (for `serve`, `demo` and `sim graph`).
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -96,29 +96,7 @@ async fn serve_graph(args: &GraphSimArgs) -> Result<(), String> {
         None => say!("  mailboxes      none"),
     }
     say!("Stop with Ctrl-C.");
-    kalsync_graph_sim::run(sim, listener, shutdown_signal())
+    kalsync_graph_sim::run(sim, listener, crate::serve::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
-}
-
-/// Completes on Ctrl-C or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
