@@ -12,6 +12,7 @@ use crate::message::{Lang, announcement};
 use crate::reason::{AVAILABLE, GONE_FOR_THE_DAY, Mode, ReasonCode, Separator};
 use crate::rules::{Facts, classify};
 use crate::settings::{InstanceSettings, PrivatePolicy, UserChoice};
+use crate::working_hours::Zone;
 
 /// The categories that keep a booking off the PBX when users may steer bookings.
 pub const NO_DIVERSION_CATEGORIES: [&str; 2] = ["Ingen hänvisning", "No diversion"];
@@ -83,15 +84,13 @@ pub enum Decision {
     Classified(Classification),
 }
 
-/// One resolved absence.
+/// One resolved absence: what decides it. Its labels and announcements follow from the
+/// instance's catalogue and the timeline's zone ([`Absence::label`],
+/// [`Absence::message`]), so a service holding many timelines keeps no texts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Absence {
     /// Reason code.
     pub reason: ReasonCode,
-    /// Swedish label.
-    pub label_sv: String,
-    /// English label.
-    pub label_en: String,
     /// Mode.
     pub mode: Mode,
     /// Start.
@@ -100,11 +99,9 @@ pub struct Absence {
     pub end: Timestamp,
     /// The *åter-tid*.
     pub returns_at: Timestamp,
-    /// Swedish announcement.
-    pub message_sv: String,
-    /// English announcement.
-    pub message_en: String,
-    /// The bookings it came from.
+    /// The bookings it came from (empty once a service has stored the timeline: which
+    /// bookings they were can be worked out again from the stored bookings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bookings: Vec<BookingId>,
     /// Whether the user's own choice decided it.
     pub user_choice: bool,
@@ -113,14 +110,65 @@ pub struct Absence {
     pub subject: Option<String>,
 }
 
-/// A user's absences, in time order, never overlapping.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+impl Absence {
+    /// The reason's label in `lang` from the instance's catalogue; the code itself for a
+    /// reason the catalogue no longer has.
+    pub fn label<'a>(&'a self, settings: &'a InstanceSettings, lang: Lang) -> &'a str {
+        settings
+            .reasons
+            .get(&self.reason)
+            .map_or(self.reason.as_str(), |r| match lang {
+                Lang::Sv => r.label_sv.as_str(),
+                Lang::En => r.label_en.as_str(),
+            })
+    }
+
+    /// The announcement in `lang` ("Lunch, back 13:00"), with the clock of `zone`.
+    pub fn message(&self, settings: &InstanceSettings, zone: &TimeZone, lang: Lang) -> String {
+        announcement(
+            lang,
+            self.label(settings, lang),
+            self.start,
+            self.returns_at,
+            zone,
+        )
+    }
+}
+
+/// A user's absences, in time order, never overlapping, and the zone their return times
+/// are told in (the mailbox's when it has one, else the instance's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
+    /// The zone.
+    #[serde(default = "Zone::stockholm")]
+    pub zone: Zone,
     /// The absences.
     pub absences: Vec<Absence>,
 }
 
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            zone: Zone::stockholm(),
+            absences: Vec::new(),
+        }
+    }
+}
+
 impl Timeline {
+    /// The announcement of `absence` in `lang`, told in this timeline's zone.
+    pub fn message(&self, absence: &Absence, settings: &InstanceSettings, lang: Lang) -> String {
+        absence.message(settings, self.zone.tz(), lang)
+    }
+
+    /// The same timeline without the booking ids (what a service stores and holds).
+    pub fn without_bookings(mut self) -> Timeline {
+        for a in &mut self.absences {
+            a.bookings = Vec::new();
+        }
+        self
+    }
+
     /// The absence active at `t`.
     pub fn at(&self, t: Timestamp) -> Option<&Absence> {
         self.absences.iter().find(|a| a.start <= t && t < a.end)
@@ -387,20 +435,13 @@ pub fn build_timeline(
                 continue;
             }
         }
-        let reason = settings.reasons.get(&item.class.reason);
         absences.push((
             Absence {
                 reason: item.class.reason.clone(),
-                label_sv: reason
-                    .map_or_else(|| item.class.reason.to_string(), |r| r.label_sv.clone()),
-                label_en: reason
-                    .map_or_else(|| item.class.reason.to_string(), |r| r.label_en.clone()),
                 mode: item.class.mode,
                 start,
                 end,
                 returns_at: returns,
-                message_sv: String::new(),
-                message_en: String::new(),
                 bookings: vec![item.id.clone()],
                 user_choice: item.class.user_choice,
                 subject: item.class.subject.clone(),
@@ -423,12 +464,13 @@ pub fn build_timeline(
             } else {
                 wh.next_working_instant(returns, tz)
             };
-            a.message_sv = announcement(Lang::Sv, &a.label_sv, a.start, a.returns_at, tz);
-            a.message_en = announcement(Lang::En, &a.label_en, a.start, a.returns_at, tz);
             a
         })
         .collect();
-    Timeline { absences }
+    Timeline {
+        zone: settings.time_zone.clone(),
+        absences,
+    }
 }
 
 /// For each item, the end of its run: items of the same mode that overlap or follow each

@@ -9,6 +9,7 @@
 //! shutdown.
 
 pub mod metrics;
+mod plan;
 pub mod source;
 pub mod status;
 pub mod target;
@@ -21,15 +22,17 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{EmailAddress, Window, build_timeline};
 use kalsync_store::{
-    Delivery, DeliveryState, Instance, InstanceId, NewDelivery, Store, StoreError, TargetId, User,
-    UserId,
+    Delivery, DeliveryState, Instance, InstanceId, NewDelivery, Store, StoreError, SyncWrite,
+    TargetId, User, UserId,
 };
 use rand::Rng as _;
 use tokio::sync::Notify;
 
 pub use metrics::Metrics;
 pub use source::{GraphSource, Mailbox, Source, SourceError, SourceRead};
-pub use status::{AbsenceStatus, Person, StatusUpdate, next_transition};
+pub use status::{AbsenceStatus, Person, StatusUpdate, UPCOMING, next_transition};
+
+use plan::{Plan, Reasons};
 pub use target::{DeliveryError, RetryPolicy, Target};
 
 /// Builds the source of an instance (the binary wires the protocols in).
@@ -141,8 +144,10 @@ struct Inner {
     /// Active targets by company, and by id.
     company_targets: HashMap<kalsync_store::CompanyId, Vec<Arc<kalsync_store::Target>>>,
     targets_by_id: HashMap<TargetId, Arc<kalsync_store::Target>>,
-    /// Held users' timelines.
-    timelines: HashMap<UserId, Arc<kalsync_core::Timeline>>,
+    /// Held users' timelines, packed.
+    plans: HashMap<UserId, Plan>,
+    /// The reason codes the plans name.
+    reasons: Reasons,
     /// What was last written for each user and target (absent: nothing, or a dead
     /// letter, so it is written again).
     published: HashMap<(UserId, TargetId), StatusKey>,
@@ -307,14 +312,12 @@ impl Engine {
             let inner = self.inner();
             held.keys().any(|u| !inner.held.contains_key(u))
         };
-        // Newly held users' timelines and last deliveries come in two queries.
-        let (timelines, deliveries) = if new_users {
-            (
-                self.store.held_timelines(&self.config.node).await?,
-                self.store.held_last_deliveries(&self.config.node).await?,
-            )
+        // Newly held users' timelines (page by page) and last deliveries.
+        let deliveries = if new_users {
+            self.load_plans(&held, &instances, now).await?;
+            self.store.held_last_deliveries(&self.config.node).await?
         } else {
-            (Vec::new(), Vec::new())
+            Vec::new()
         };
         let mut inner = self.inner();
         for (id, (user, _)) in &held {
@@ -335,12 +338,6 @@ impl Engine {
                 }
             }
         }
-        for (user, timeline) in timelines {
-            inner
-                .timelines
-                .entry(user)
-                .or_insert_with(|| Arc::new(timeline));
-        }
         for d in deliveries {
             if d.state == DeliveryState::Dead {
                 continue;
@@ -354,7 +351,7 @@ impl Engine {
         }
         inner.last_read.retain(|u, _| held.contains_key(u));
         inner.dirty.retain(|u, _| held.contains_key(u));
-        inner.timelines.retain(|u, _| held.contains_key(u));
+        inner.plans.retain(|u, _| held.contains_key(u));
         inner.published.retain(|(u, _), _| held.contains_key(u));
         let gone: Vec<(Timestamp, UserId)> = inner
             .schedule
@@ -379,6 +376,56 @@ impl Engine {
             self.held_changed.notify_one();
         }
         Ok(count)
+    }
+
+    /// Packs the stored timelines of the users this node holds and has no plan for yet,
+    /// a page at a time. A timeline that cannot be read sends its user to a re-read.
+    async fn load_plans(
+        &self,
+        held: &HashMap<UserId, (Arc<User>, kalsync_store::CompanyId)>,
+        instances: &HashMap<InstanceId, Arc<Instance>>,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        const PAGE: usize = 2000;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .held_timelines(&self.config.node, after, PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(*last);
+            let more = page.len() == PAGE;
+            let mut guard = self.inner();
+            let inner = &mut *guard;
+            for (user, timeline) in page {
+                let Some(instance) = held
+                    .get(&user)
+                    .and_then(|(u, _)| instances.get(&u.instance))
+                else {
+                    continue;
+                };
+                if inner.plans.contains_key(&user) {
+                    continue;
+                }
+                match timeline {
+                    Ok(t) => {
+                        let plan = Plan::pack(&t, &instance.settings.time_zone, &mut inner.reasons);
+                        inner.plans.insert(user, plan);
+                    }
+                    Err(e) => {
+                        tracing::warn!(user = %user, error = %e, "the stored timeline cannot be read; the calendar is read again");
+                        inner.dirty.insert(user, now);
+                    }
+                }
+            }
+            drop(guard);
+            if !more {
+                return Ok(());
+            }
+        }
     }
 
     fn source_for(&self, instance: &Instance) -> Result<Arc<dyn Source>, SourceError> {
@@ -464,26 +511,38 @@ impl Engine {
             read.mailbox.zone.as_ref(),
             read.mailbox.working_hours.as_ref(),
         );
-        let diff = self
-            .store
-            .replace_bookings(user.id, &read.bookings, settings.subjects_allowed())
-            .await?;
-        let timeline = build_timeline(&read.bookings, &settings, window);
-        let next = next_transition(&timeline, now);
-        self.store.save_timeline(user.id, &timeline, next).await?;
+        let timeline = build_timeline(&read.bookings, &settings, window).without_bookings();
+        let plan = {
+            let mut inner = self.inner();
+            Plan::pack(&timeline, &instance.settings.time_zone, &mut inner.reasons)
+        };
+        let next = plan.next_transition(now);
         let note = (!read.rejected.is_empty())
             .then(|| format!("{} booking(s) could not be read", read.rejected.len()));
-        self.store
-            .record_sync(user.id, now, note.as_deref())
+        let diff = self
+            .store
+            .save_sync(SyncWrite {
+                user: user.id,
+                bookings: &read.bookings,
+                keep_subjects: settings.subjects_allowed(),
+                timeline: &timeline,
+                next_change: next,
+                at: now,
+                note: note.as_deref(),
+            })
             .await?;
         self.metrics.synced();
         {
             let mut inner = self.inner();
-            inner.timelines.insert(user.id, Arc::new(timeline.clone()));
+            inner.plans.insert(user.id, plan);
             inner
                 .held
                 .entry(user.id)
                 .or_insert_with(|| (user.clone(), instance.company));
+            inner
+                .instances
+                .entry(instance.id)
+                .or_insert_with(|| instance.clone());
         }
         self.publish_many(&[(user.id, now)]).await?;
         self.schedule(user.id, next);
@@ -509,47 +568,60 @@ impl Engine {
     /// very status — in one batch. A target is never told to clear a status the
     /// service did not set.
     async fn publish_many(&self, items: &[(UserId, Timestamp)]) -> Result<usize, EngineError> {
-        let mut new = Vec::new();
-        let mut keys = Vec::new();
+        // Under the lock only what decides whether a target needs the status; the
+        // texts are written afterwards, for those that do.
+        let mut work = Vec::new();
         {
             let inner = self.inner();
             for (user, at) in items {
-                let (Some((u, company)), Some(timeline)) =
-                    (inner.held.get(user), inner.timelines.get(user))
+                let (Some((u, company)), Some(plan)) =
+                    (inner.held.get(user), inner.plans.get(user))
                 else {
                     continue;
                 };
-                let Some(targets) = inner.company_targets.get(company) else {
+                let (Some(instance), Some(targets)) = (
+                    inner.instances.get(&u.instance),
+                    inner.company_targets.get(company),
+                ) else {
                     continue;
                 };
-                let status = StatusUpdate::at(u, timeline, *at);
-                let key = status.key();
-                let mut payload = None;
-                for target in targets {
-                    let needed = match (inner.published.get(&(*user, target.id)), &key) {
-                        (None, None) => false,
-                        (Some(old), new) => old != new,
-                        (None, Some(_)) => true,
-                    };
-                    if !needed {
-                        continue;
-                    }
-                    if payload.is_none() {
-                        payload = Some(serde_json::to_value(&status).map_err(|e| {
-                            StoreError::Corrupt {
-                                what: "status".into(),
-                                message: e.to_string(),
-                            }
-                        })?);
-                    }
-                    new.push(NewDelivery {
-                        user: *user,
-                        target: target.id,
-                        payload: payload.clone().unwrap_or_default(),
-                        due: *at,
-                    });
-                    keys.push(((*user, target.id), key.clone()));
+                let timeline =
+                    plan.around(*at, UPCOMING, &instance.settings.time_zone, &inner.reasons);
+                let key: StatusKey = timeline
+                    .at(*at)
+                    .map(|a| (a.reason.to_string(), a.mode, a.start, a.end, a.returns_at));
+                let needing: Vec<TargetId> = targets
+                    .iter()
+                    .filter(
+                        |target| match (inner.published.get(&(*user, target.id)), &key) {
+                            (None, None) => false,
+                            (Some(old), new) => old != new,
+                            (None, Some(_)) => true,
+                        },
+                    )
+                    .map(|t| t.id)
+                    .collect();
+                if !needing.is_empty() {
+                    work.push((u.clone(), instance.clone(), timeline, *at, key, needing));
                 }
+            }
+        }
+        let mut new = Vec::new();
+        let mut keys = Vec::new();
+        for (user, instance, timeline, at, key, needing) in work {
+            let status = StatusUpdate::at(&user, &timeline, &instance.settings, at);
+            let payload = serde_json::to_value(&status).map_err(|e| StoreError::Corrupt {
+                what: "status".into(),
+                message: e.to_string(),
+            })?;
+            for target in needing {
+                new.push(NewDelivery {
+                    user: user.id,
+                    target,
+                    payload: payload.clone(),
+                    due: at,
+                });
+                keys.push(((user.id, target), key.clone()));
             }
         }
         if new.is_empty() {
@@ -675,12 +747,7 @@ impl Engine {
                 let inner = self.inner();
                 chunk
                     .iter()
-                    .map(|(u, at)| {
-                        (
-                            *u,
-                            inner.timelines.get(u).and_then(|t| next_transition(t, *at)),
-                        )
-                    })
+                    .map(|(u, at)| (*u, inner.plans.get(u).and_then(|p| p.next_transition(*at))))
                     .collect()
             };
             for (user, next) in next {
@@ -696,18 +763,13 @@ impl Engine {
     pub async fn catch_up(&self, now: Timestamp) -> Result<usize, EngineError> {
         self.refresh_users(now).await?;
         let users: Vec<(UserId, Timestamp)> =
-            self.inner().timelines.keys().map(|u| (*u, now)).collect();
+            self.inner().plans.keys().map(|u| (*u, now)).collect();
         let written = self.publish_many(&users).await?;
         let next: Vec<(UserId, Option<Timestamp>)> = {
             let inner = self.inner();
             users
                 .iter()
-                .map(|(u, _)| {
-                    (
-                        *u,
-                        inner.timelines.get(u).and_then(|t| next_transition(t, now)),
-                    )
-                })
+                .map(|(u, _)| (*u, inner.plans.get(u).and_then(|p| p.next_transition(now))))
                 .collect()
         };
         for (user, next) in next {

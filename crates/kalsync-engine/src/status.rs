@@ -2,7 +2,8 @@
 //! labels, mode, since, until, return time, messages — and the upcoming timeline.
 
 use jiff::Timestamp;
-use kalsync_core::{Absence, Mode, Timeline};
+use jiff::tz::TimeZone;
+use kalsync_core::{Absence, InstanceSettings, Lang, Mode, Timeline};
 use kalsync_store::User;
 use serde::{Deserialize, Serialize};
 
@@ -47,18 +48,20 @@ pub struct AbsenceStatus {
     pub subject: Option<String>,
 }
 
-impl From<&Absence> for AbsenceStatus {
-    fn from(a: &Absence) -> Self {
+impl AbsenceStatus {
+    /// An absence with its labels and announcements written out by the instance's
+    /// catalogue, with the clock of `zone`.
+    pub fn new(a: &Absence, settings: &InstanceSettings, zone: &TimeZone) -> Self {
         AbsenceStatus {
             reason: a.reason.to_string(),
-            label_sv: a.label_sv.clone(),
-            label_en: a.label_en.clone(),
+            label_sv: a.label(settings, Lang::Sv).to_owned(),
+            label_en: a.label(settings, Lang::En).to_owned(),
             mode: a.mode,
             since: a.start,
             until: a.end,
             returns_at: a.returns_at,
-            message_sv: a.message_sv.clone(),
-            message_en: a.message_en.clone(),
+            message_sv: a.message(settings, zone, Lang::Sv),
+            message_en: a.message(settings, zone, Lang::En),
             subject: a.subject.clone(),
         }
     }
@@ -78,11 +81,17 @@ pub struct StatusUpdate {
 }
 
 /// How many upcoming absences go with a status.
-const UPCOMING: usize = 5;
+pub const UPCOMING: usize = 5;
 
 impl StatusUpdate {
-    /// The status of `user` at `t` by `timeline`.
-    pub fn at(user: &User, timeline: &Timeline, t: Timestamp) -> StatusUpdate {
+    /// The status of `user` at `t` by `timeline`, its texts by the instance's settings.
+    pub fn at(
+        user: &User,
+        timeline: &Timeline,
+        settings: &InstanceSettings,
+        t: Timestamp,
+    ) -> StatusUpdate {
+        let zone = timeline.zone.tz();
         StatusUpdate {
             user: Person {
                 id: user.id.to_string(),
@@ -91,13 +100,15 @@ impl StatusUpdate {
                 extension: user.extension.as_ref().map(ToString::to_string),
             },
             at: t,
-            absence: timeline.at(t).map(AbsenceStatus::from),
+            absence: timeline
+                .at(t)
+                .map(|a| AbsenceStatus::new(a, settings, zone)),
             upcoming: timeline
                 .absences
                 .iter()
                 .filter(|a| a.start > t)
                 .take(UPCOMING)
-                .map(AbsenceStatus::from)
+                .map(|a| AbsenceStatus::new(a, settings, zone))
                 .collect(),
         }
     }

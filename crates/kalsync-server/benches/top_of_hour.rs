@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{
-    Absence, BookingId, EmailAddress, Extension, InstanceSettings, Mode, ReasonCode, Timeline,
+    Absence, BookingId, EmailAddress, Extension, InstanceSettings, Mode, ReasonCode, Timeline, Zone,
 };
 use kalsync_engine::{Engine, EngineConfig, Source, SourceError, Target};
 use kalsync_store::{
@@ -90,16 +90,13 @@ fn main() {
         let reason = ReasonCode::parse("meeting").expect("code");
         for (i, user) in ids.iter().take(absences).enumerate() {
             let timeline = Timeline {
+                zone: Zone::stockholm(),
                 absences: vec![Absence {
                     reason: reason.clone(),
-                    label_sv: "Möte".into(),
-                    label_en: "Meeting".into(),
                     mode: Mode::Divert,
                     start,
                     end: start + SignedDuration::from_hours(1),
                     returns_at: start + SignedDuration::from_hours(1),
-                    message_sv: "Möte, åter 11.00".into(),
-                    message_en: "Meeting, back 11:00".into(),
                     bookings: vec![BookingId::parse(format!("b{i}")).expect("id")],
                     user_choice: false,
                     subject: None,

@@ -42,7 +42,11 @@ pub(crate) async fn who_is_away(State(service): State<Service>) -> Html<String> 
                     Some(a) => {
                         away += 1;
                         (
-                            escape(&a.message_en),
+                            escape(&timeline.message(
+                                a,
+                                &instance.settings,
+                                kalsync_core::Lang::En,
+                            )),
                             if a.mode == kalsync_core::Mode::Divert {
                                 "divert"
                             } else {
@@ -60,7 +64,7 @@ pub(crate) async fn who_is_away(State(service): State<Service>) -> Html<String> 
                     .map(|a| {
                         format!(
                             "{} {}–{}",
-                            escape(&a.label_en),
+                            escape(a.label(&instance.settings, kalsync_core::Lang::En)),
                             clock(a.start),
                             clock(a.end)
                         )

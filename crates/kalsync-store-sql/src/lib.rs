@@ -10,7 +10,8 @@ use kalsync_core::{Booking, EmailAddress, Extension, InstanceSettings, Timeline}
 use kalsync_store::{
     AuditEntry, BookingDiff, Company, CompanyId, Delivery, DeliveryId, DeliveryState, Instance,
     InstanceId, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, SecretBox,
-    SourceConfig, Store, StoreError, SyncState, Target, TargetConfig, TargetId, User, UserId,
+    SourceConfig, Store, StoreError, SyncState, SyncWrite, Target, TargetConfig, TargetId, User,
+    UserId,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -116,6 +117,22 @@ fn now() -> Timestamp {
 
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Reads a query's rows one at a time into `T`s: a large result (every user of an
+/// instance, every held timeline) never holds all its raw rows at once.
+async fn collect<'q, T>(
+    pool: &AnyPool,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    mut each: impl FnMut(&AnyRow) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    use futures_util::TryStreamExt as _;
+    let mut rows = query.fetch(pool);
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await.map_err(db)? {
+        out.push(each(&row)?);
+    }
+    Ok(out)
 }
 
 fn corrupt(what: &str, message: impl ToString) -> StoreError {
@@ -326,6 +343,79 @@ impl SqlStore {
     }
 }
 
+/// Replaces a user's bookings inside a transaction; what changed.
+async fn write_bookings(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+    bookings: &[Booking],
+    keep_subjects: bool,
+) -> Result<BookingDiff, StoreError> {
+    let rows = sqlx::query("SELECT booking_id, data FROM bookings WHERE user_id = $1")
+        .bind(user.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let mut existing: std::collections::HashMap<String, String> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        existing.insert(
+            row.try_get("booking_id").map_err(db)?,
+            row.try_get("data").map_err(db)?,
+        );
+    }
+    let mut diff = BookingDiff::default();
+    let mut seen = std::collections::HashSet::with_capacity(bookings.len());
+    for b in bookings {
+        if !seen.insert(b.id.as_str()) {
+            continue;
+        }
+        let data = serde_json::to_string(&stored_booking(b, keep_subjects))
+            .map_err(|e| corrupt("booking", e))?;
+        match existing.get(b.id.as_str()) {
+            Some(old) if *old == data => continue,
+            Some(_) => diff.changed += 1,
+            None => diff.added += 1,
+        }
+        sqlx::query("INSERT INTO bookings (user_id, booking_id, ends_ms, data) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, booking_id) DO UPDATE SET ends_ms = excluded.ends_ms, data = excluded.data")
+                .bind(user.to_string())
+                .bind(b.id.as_str())
+                .bind(ms(ends(b)))
+                .bind(data)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_or_missing(format!("user {user}")))?;
+    }
+    for old in existing.keys().filter(|k| !seen.contains(k.as_str())) {
+        sqlx::query("DELETE FROM bookings WHERE user_id = $1 AND booking_id = $2")
+            .bind(user.to_string())
+            .bind(old)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        diff.removed += 1;
+    }
+    Ok(diff)
+}
+
+/// Upserts a user's timeline inside a transaction.
+async fn write_timeline(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+    timeline: &Timeline,
+    next_change: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    let data = serde_json::to_string(timeline).map_err(|e| corrupt("timeline", e))?;
+    sqlx::query("INSERT INTO timelines (user_id, data, next_change_ms, saved_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET data = excluded.data, next_change_ms = excluded.next_change_ms, saved_ms = excluded.saved_ms")
+        .bind(user.to_string())
+        .bind(data)
+        .bind(next_change.map(ms))
+        .bind(ms(Timestamp::now()))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_or_missing(format!("user {user}")))?;
+    Ok(())
+}
+
 /// The booking as stored: without subject and location unless titles may be kept.
 fn stored_booking(b: &Booking, keep_subjects: bool) -> Booking {
     let mut b = b.clone();
@@ -520,12 +610,13 @@ impl Store for SqlStore {
     }
 
     async fn users(&self, instance: InstanceId) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM users WHERE instance_id = $1 ORDER BY email")
-            .bind(instance.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(Self::user_row).collect()
+        collect(
+            &self.pool,
+            sqlx::query("SELECT * FROM users WHERE instance_id = $1 ORDER BY email")
+                .bind(instance.to_string()),
+            Self::user_row,
+        )
+        .await
     }
 
     async fn set_sync_state(&self, user: UserId, state: &SyncState) -> Result<(), StoreError> {
@@ -600,49 +691,25 @@ impl Store for SqlStore {
         keep_subjects: bool,
     ) -> Result<BookingDiff, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let rows = sqlx::query("SELECT booking_id, data FROM bookings WHERE user_id = $1")
-            .bind(user.to_string())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let mut existing: std::collections::HashMap<String, String> =
-            std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            existing.insert(
-                row.try_get("booking_id").map_err(db)?,
-                row.try_get("data").map_err(db)?,
-            );
-        }
-        let mut diff = BookingDiff::default();
-        let mut seen = std::collections::HashSet::with_capacity(bookings.len());
-        for b in bookings {
-            if !seen.insert(b.id.as_str()) {
-                continue;
-            }
-            let data = serde_json::to_string(&stored_booking(b, keep_subjects))
-                .map_err(|e| corrupt("booking", e))?;
-            match existing.get(b.id.as_str()) {
-                Some(old) if *old == data => continue,
-                Some(_) => diff.changed += 1,
-                None => diff.added += 1,
-            }
-            sqlx::query("INSERT INTO bookings (user_id, booking_id, ends_ms, data) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, booking_id) DO UPDATE SET ends_ms = excluded.ends_ms, data = excluded.data")
-                .bind(user.to_string())
-                .bind(b.id.as_str())
-                .bind(ms(ends(b)))
-                .bind(data)
+        let diff = write_bookings(&mut tx, user, bookings, keep_subjects).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(diff)
+    }
+
+    async fn save_sync(&self, w: SyncWrite<'_>) -> Result<BookingDiff, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let diff = write_bookings(&mut tx, w.user, w.bookings, w.keep_subjects).await?;
+        write_timeline(&mut tx, w.user, w.timeline, w.next_change).await?;
+        let recorded =
+            sqlx::query("UPDATE users SET last_sync_ms = $2, last_error = $3 WHERE id = $1")
+                .bind(w.user.to_string())
+                .bind(ms(w.at))
+                .bind(w.note.map(str::to_owned))
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-        }
-        for old in existing.keys().filter(|k| !seen.contains(k.as_str())) {
-            sqlx::query("DELETE FROM bookings WHERE user_id = $1 AND booking_id = $2")
-                .bind(user.to_string())
-                .bind(old)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            diff.removed += 1;
+        if recorded.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {}", w.user)));
         }
         tx.commit().await.map_err(db)?;
         Ok(diff)
@@ -677,16 +744,8 @@ impl Store for SqlStore {
         timeline: &Timeline,
         next_change: Option<Timestamp>,
     ) -> Result<(), StoreError> {
-        let data = serde_json::to_string(timeline).map_err(|e| corrupt("timeline", e))?;
-        sqlx::query("INSERT INTO timelines (user_id, data, next_change_ms, saved_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET data = excluded.data, next_change_ms = excluded.next_change_ms, saved_ms = excluded.saved_ms")
-            .bind(user.to_string())
-            .bind(data)
-            .bind(next_change.map(ms))
-            .bind(ms(Timestamp::now()))
-            .execute(&self.pool)
-            .await
-            .map_err(db_or_missing(format!("user {user}")))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        write_timeline(&mut conn, user, timeline, next_change).await
     }
 
     async fn timeline(&self, user: UserId) -> Result<Option<Timeline>, StoreError> {
@@ -978,21 +1037,31 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn held_timelines(&self, node: &str) -> Result<Vec<(UserId, Timeline)>, StoreError> {
-        let rows = sqlx::query("SELECT t.user_id, t.data FROM timelines t JOIN leases l ON l.user_id = t.user_id AND l.node = $1")
-            .bind(node.to_owned())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let data: String = row.try_get("data").map_err(db)?;
-                Ok((
-                    id(row, "user_id")?,
-                    serde_json::from_str(&data).map_err(|e| corrupt("timeline", e))?,
-                ))
-            })
-            .collect()
+    async fn held_timelines(
+        &self,
+        node: &str,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, Result<Timeline, StoreError>)>, StoreError> {
+        collect(
+            &self.pool,
+            sqlx::query("SELECT t.user_id, t.data FROM timelines t JOIN leases l ON l.user_id = t.user_id AND l.node = $1 WHERE t.user_id > $2 ORDER BY t.user_id LIMIT $3")
+                .bind(node.to_owned())
+                .bind(after.map(|u| u.to_string()).unwrap_or_default())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
+            |row| {
+                let user: UserId = id(row, "user_id")?;
+                let timeline = row
+                    .try_get::<String, _>("data")
+                    .map_err(db)
+                    .and_then(|data| {
+                        serde_json::from_str(&data)
+                            .map_err(|e| corrupt(&format!("timeline of user {user}"), e))
+                    });
+                Ok((user, timeline))
+            },
+        )
+        .await
     }
 
     async fn held_last_deliveries(&self, node: &str) -> Result<Vec<Delivery>, StoreError> {
@@ -1007,12 +1076,12 @@ impl Store for SqlStore {
                    JOIN leases l ON l.user_id = d2.user_id AND l.node = $1 GROUP BY d2.user_id, d2.target_id) x \
              ON x.user_id = d.user_id AND x.target_id = d.target_id AND x.m = d.sequence"
         );
-        let rows = sqlx::query(&sql6)
-            .bind(node.to_owned())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(Self::delivery_row).collect()
+        collect(
+            &self.pool,
+            sqlx::query(&sql6).bind(node.to_owned()),
+            Self::delivery_row,
+        )
+        .await
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -1184,12 +1253,13 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        let rows = sqlx::query("SELECT user_id FROM leases WHERE node = $1 ORDER BY user_id")
-            .bind(node.to_owned())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(|r| id(r, "user_id")).collect()
+        collect(
+            &self.pool,
+            sqlx::query("SELECT user_id FROM leases WHERE node = $1 ORDER BY user_id")
+                .bind(node.to_owned()),
+            |r| id(r, "user_id"),
+        )
+        .await
     }
 
     async fn release_leases(&self, node: &str) -> Result<(), StoreError> {

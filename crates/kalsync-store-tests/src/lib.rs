@@ -8,7 +8,7 @@ use kalsync_core::{
 };
 use kalsync_store::{
     DeliveryState, GraphCredential, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser,
-    SecretBox, SourceConfig, Store, StoreError, SyncState, TargetConfig,
+    SecretBox, SourceConfig, Store, StoreError, SyncState, SyncWrite, TargetConfig, UserId,
 };
 use kalsync_store_sql::{DatabaseUrl, SqlStore};
 use secrecy::{ExposeSecret, SecretString};
@@ -318,6 +318,46 @@ pub async fn story(f: &Fixture) {
         .await
         .expect("save");
 
+    // A read is stored at once: bookings, timeline and the sync's outcome.
+    let write = SyncWrite {
+        user: bo.id,
+        bookings: &week,
+        keep_subjects: false,
+        timeline: &timeline,
+        next_change: Some(at("2026-11-23 12:00")),
+        at: at("2026-11-23 09:00"),
+        note: Some("1 booking(s) could not be read"),
+    };
+    let diff = s.save_sync(write).await.expect("save sync");
+    assert_eq!((diff.added, diff.changed, diff.removed), (2, 0, 0));
+    assert_eq!(s.bookings(bo.id).await.expect("bookings").len(), 2);
+    assert_eq!(
+        s.timeline(bo.id).await.expect("timeline"),
+        Some(timeline.clone())
+    );
+    let synced = s.user(bo.id).await.expect("bo");
+    assert_eq!(synced.last_sync, Some(at("2026-11-23 09:00")));
+    assert_eq!(
+        synced.last_error.as_deref(),
+        Some("1 booking(s) could not be read")
+    );
+    assert!(s.save_sync(write).await.expect("again").is_empty());
+    assert!(matches!(
+        s.save_sync(SyncWrite {
+            user: UserId(uuid::Uuid::new_v4()),
+            ..write
+        })
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        s.replace_bookings(bo.id, &[], false)
+            .await
+            .expect("clear")
+            .removed
+            == 2
+    );
+
     // Targets keep their secrets sealed.
     let hook = s
         .create_target(NewTarget {
@@ -586,6 +626,29 @@ pub async fn story(f: &Fixture) {
         2
     );
 
+    // A node reads its users' timelines page by page, in user-id order.
+    s.save_timeline(bo.id, &Timeline::default(), None)
+        .await
+        .expect("save");
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.held_timelines("node-a", after, 1).await.expect("page");
+        assert!(page.len() <= 1);
+        let Some((last, _)) = page.last() else { break };
+        after = Some(*last);
+        paged.extend(page.into_iter().map(|(u, t)| (u, t.expect("readable"))));
+    }
+    let mut expected = vec![(anna.id, timeline.clone()), (bo.id, Timeline::default())];
+    expected.sort_by_key(|(u, _)| u.to_string());
+    assert_eq!(paged, expected);
+    assert!(
+        s.held_timelines("node-b", None, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
     // A corrupted row is an error for that user only.
     f.store
         .execute_for_tests(&format!(
@@ -598,7 +661,18 @@ pub async fn story(f: &Fixture) {
         s.timeline(anna.id).await,
         Err(StoreError::Corrupt { .. })
     ));
-    assert_eq!(s.timeline(bo.id).await.expect("bo unaffected"), None);
+    let held = s
+        .held_timelines("node-a", None, 10)
+        .await
+        .expect("the other rows are still read");
+    assert_eq!(held.len(), 2);
+    for (user, timeline) in held {
+        assert_eq!(timeline.is_err(), user == anna.id, "only anna's row is bad");
+    }
+    assert_eq!(
+        s.timeline(bo.id).await.expect("bo unaffected"),
+        Some(Timeline::default())
+    );
 
     // Removing a user removes everything of it, the e-mail included.
     s.remove_user(anna.id).await.expect("remove");

@@ -42,6 +42,25 @@ pub enum StoreError {
     Database(String),
 }
 
+/// What one read of a user's calendar leaves in the store.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncWrite<'a> {
+    /// Whose.
+    pub user: UserId,
+    /// The bookings read (they replace the stored ones).
+    pub bookings: &'a [Booking],
+    /// Whether subjects and locations may be stored.
+    pub keep_subjects: bool,
+    /// The timeline built from them.
+    pub timeline: &'a Timeline,
+    /// When it next changes the user's status.
+    pub next_change: Option<Timestamp>,
+    /// When the read was.
+    pub at: Timestamp,
+    /// A note for the admin (e.g. bookings that could not be read).
+    pub note: Option<&'a str>,
+}
+
 /// A booking diff: what a re-read changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BookingDiff {
@@ -137,6 +156,18 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes bookings that ended before `cutoff`; how many.
     async fn delete_bookings_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
 
+    /// Stores a read at once: bookings replaced as [`Store::replace_bookings`] does, the
+    /// timeline saved, the sync recorded. A backend with transactions does it in one.
+    async fn save_sync(&self, write: SyncWrite<'_>) -> Result<BookingDiff, StoreError> {
+        let diff = self
+            .replace_bookings(write.user, write.bookings, write.keep_subjects)
+            .await?;
+        self.save_timeline(write.user, write.timeline, write.next_change)
+            .await?;
+        self.record_sync(write.user, write.at, write.note).await?;
+        Ok(diff)
+    }
+
     // Timelines.
     /// Stores a user's timeline and when it next changes.
     async fn save_timeline(
@@ -182,7 +213,15 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<(), StoreError>;
     /// The stored timelines of the users `node` holds.
-    async fn held_timelines(&self, node: &str) -> Result<Vec<(UserId, Timeline)>, StoreError>;
+    /// In pages of at most `limit`, by user id after `after`, so a node with many users
+    /// never holds every stored timeline's text at once. A row that cannot be read comes
+    /// back as its error, for that user alone.
+    async fn held_timelines(
+        &self,
+        node: &str,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, Result<Timeline, StoreError>)>, StoreError>;
     /// The latest delivery of each user and target, for the users `node` holds.
     async fn held_last_deliveries(&self, node: &str) -> Result<Vec<Delivery>, StoreError>;
     /// When the next pending delivery is due.

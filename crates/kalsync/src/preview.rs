@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use kalsync_core::{Absence, Booking, InstanceSettings, Template, Window, Zone, build_timeline};
+use kalsync_core::{
+    Absence, Booking, InstanceSettings, Lang, Template, Window, Zone, build_timeline,
+};
 use serde::Serialize;
 
 /// Arguments of `kalsync preview`.
@@ -134,8 +136,8 @@ pub(crate) fn run(args: &PreviewArgs) -> Result<(), Failure> {
     let timeline = build_timeline(&bookings, &settings, wide);
     let shown: Vec<&Absence> = timeline.overlapping(from, to).collect();
     match args.format {
-        Format::Json => println!("{}", to_json(&shown, &tz)),
-        Format::Table => print!("{}", to_table(&shown, &tz, args.lang)),
+        Format::Json => println!("{}", to_json(&shown, &settings, &tz)),
+        Format::Table => print!("{}", to_table(&shown, &settings, &tz, args.lang)),
     }
     if shown.is_empty() {
         let mut hint = format!(
@@ -207,15 +209,15 @@ struct JsonAbsence<'a> {
     start: String,
     end: String,
     returns_at: String,
-    message_sv: &'a str,
-    message_en: &'a str,
+    message_sv: String,
+    message_en: String,
     bookings: Vec<&'a str>,
     user_choice: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject: Option<&'a str>,
 }
 
-fn to_json(absences: &[&Absence], tz: &TimeZone) -> String {
+fn to_json(absences: &[&Absence], settings: &InstanceSettings, tz: &TimeZone) -> String {
     #[derive(Serialize)]
     struct Out<'a> {
         absences: Vec<JsonAbsence<'a>>,
@@ -225,14 +227,14 @@ fn to_json(absences: &[&Absence], tz: &TimeZone) -> String {
             .iter()
             .map(|a| JsonAbsence {
                 reason: a.reason.as_str(),
-                label_sv: &a.label_sv,
-                label_en: &a.label_en,
+                label_sv: a.label(settings, Lang::Sv),
+                label_en: a.label(settings, Lang::En),
                 mode: a.mode.as_str(),
                 start: rfc3339(a.start, tz),
                 end: rfc3339(a.end, tz),
                 returns_at: rfc3339(a.returns_at, tz),
-                message_sv: &a.message_sv,
-                message_en: &a.message_en,
+                message_sv: a.message(settings, tz, Lang::Sv),
+                message_en: a.message(settings, tz, Lang::En),
                 bookings: a.bookings.iter().map(|b| b.as_str()).collect(),
                 user_choice: a.user_choice,
                 subject: a.subject.as_deref(),
@@ -242,7 +244,12 @@ fn to_json(absences: &[&Absence], tz: &TimeZone) -> String {
     serde_json::to_string_pretty(&out).unwrap_or_default()
 }
 
-fn to_table(absences: &[&Absence], tz: &TimeZone, lang: Language) -> String {
+fn to_table(
+    absences: &[&Absence],
+    settings: &InstanceSettings,
+    tz: &TimeZone,
+    lang: Language,
+) -> String {
     let mut rows = vec![[
         "START".to_owned(),
         "END".to_owned(),
@@ -252,13 +259,17 @@ fn to_table(absences: &[&Absence], tz: &TimeZone, lang: Language) -> String {
         "MESSAGE".to_owned(),
     ]];
     for a in absences {
-        let (message, subject) = match lang {
-            Language::Sv => (&a.message_sv, a.subject.as_deref()),
-            Language::En => (&a.message_en, a.subject.as_deref()),
-        };
-        let message = match subject {
+        let message = a.message(
+            settings,
+            tz,
+            match lang {
+                Language::Sv => Lang::Sv,
+                Language::En => Lang::En,
+            },
+        );
+        let message = match a.subject.as_deref() {
             Some(s) => format!("{message} — {s}"),
-            None => message.clone(),
+            None => message,
         };
         rows.push([
             local(a.start, tz, "%a %Y-%m-%d %H:%M"),

@@ -65,6 +65,20 @@ pub(crate) fn timeline(bookings: &[Booking], settings: &InstanceSettings) -> Tim
     build_timeline(bookings, settings, wide())
 }
 
+/// The announcements of every absence: `[(Swedish, English)]`.
+pub(crate) fn messages(bookings: &[Booking], settings: &InstanceSettings) -> Vec<(String, String)> {
+    let t = timeline(bookings, settings);
+    t.absences
+        .iter()
+        .map(|a| {
+            (
+                t.message(a, settings, kalsync_core::Lang::Sv),
+                t.message(a, settings, kalsync_core::Lang::En),
+            )
+        })
+        .collect()
+}
+
 fn local(t: Timestamp) -> String {
     t.to_zoned(tz()).strftime("%a %Y-%m-%d %H:%M").to_string()
 }

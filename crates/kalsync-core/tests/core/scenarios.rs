@@ -69,9 +69,9 @@ fn a_week_of_vacation_ending_on_friday_returns_monday_morning() {
         lines(&b, &s),
         ["vacation/divert Mon 2026-11-23 00:00 → Sat 2026-11-28 00:00 back Mon 2026-11-30 08:00"]
     );
-    let a = &timeline(&b, &s).absences[0];
-    assert_eq!(a.message_sv, "Semester, åter måndag 30 november 08.00");
-    assert_eq!(a.message_en, "Vacation, back Monday 30 November 08:00");
+    let m = &messages(&b, &s)[0];
+    assert_eq!(m.0, "Semester, åter måndag 30 november 08.00");
+    assert_eq!(m.1, "Vacation, back Monday 30 November 08:00");
 }
 
 #[test]
@@ -100,10 +100,10 @@ fn lunch_then_meeting_chains_the_return_time() {
             "meeting/divert Mon 2026-11-23 13:00 → Mon 2026-11-23 14:00 back Mon 2026-11-23 14:00",
         ]
     );
-    let t = timeline(&b, &s);
-    assert_eq!(t.absences[0].message_sv, "Lunch, åter 14.00");
-    assert_eq!(t.absences[0].message_en, "Lunch, back 14:00");
-    assert_eq!(t.absences[1].message_en, "Meeting, back 14:00");
+    let m = messages(&b, &s);
+    assert_eq!(m[0].0, "Lunch, åter 14.00");
+    assert_eq!(m[0].1, "Lunch, back 14:00");
+    assert_eq!(m[1].1, "Meeting, back 14:00");
 
     let mut unchained = s.clone();
     unchained.chain_return_time = false;
@@ -170,9 +170,10 @@ fn working_from_home_all_day_interrupted_by_a_divert_meeting() {
         ]
     );
     let t = timeline(&b, &settings(Template::ShowasDivert));
-    assert_eq!(t.absences[1].message_sv, "Möte, åter 11.00");
+    let m = messages(&b, &settings(Template::ShowasDivert));
+    assert_eq!(m[1].0, "Möte, åter 11.00");
     assert_eq!(
-        t.absences[0].message_en,
+        m[0].1,
         "Working from home, back Wednesday 25 November 08:00"
     );
     assert_eq!(t.absences[2].bookings[0].as_str(), "wfh");
@@ -264,7 +265,8 @@ fn private_bookings_are_skipped_or_anonymised() {
     // The prefix is not read and OOF is shown only as busy: nothing private leaks.
     assert_eq!(a.reason.as_str(), "meeting");
     assert_eq!(a.subject, None);
-    assert!(!a.message_en.contains("Läkare") && !a.message_sv.contains("Semester"));
+    let m = &messages(&b, &s)[0];
+    assert!(!m.1.contains("Läkare") && !m.0.contains("Semester"));
 
     let mut info = settings(Template::ShowasInfo);
     info.private = PrivatePolicy::Anonymous;
@@ -440,9 +442,8 @@ fn return_times_outside_working_hours_move_to_the_next_working_period() {
         lines(&b, &settings(Template::ShowasDivert)),
         ["meeting/divert Fri 2026-11-27 15:00 → Fri 2026-11-27 17:00 back Mon 2026-11-30 08:00"]
     );
-    let t = timeline(&b, &settings(Template::ShowasDivert));
     assert_eq!(
-        t.absences[0].message_sv,
+        messages(&b, &settings(Template::ShowasDivert))[0].0,
         "Möte, åter måndag 30 november 08.00"
     );
 }

@@ -225,13 +225,13 @@ async fn a_booking_created_in_the_simulator_reaches_the_engine_through_a_notific
         .await
         .expect("read");
     assert!(read.bookings.iter().any(|b| b.id.as_str() == event_id));
-    let timeline = build_timeline(
-        &read.bookings,
-        &InstanceSettings::with_template(Template::Prefix),
-        week(),
-    );
+    let settings = InstanceSettings::with_template(Template::Prefix);
+    let timeline = build_timeline(&read.bookings, &settings, week());
     assert_eq!(timeline.absences.len(), 1);
-    assert_eq!(timeline.absences[0].message_sv, "Lunch, åter 13.00");
+    assert_eq!(
+        timeline.message(&timeline.absences[0], &settings, kalsync_core::Lang::Sv),
+        "Lunch, åter 13.00"
+    );
     assert_eq!(timeline.absences[0].start, at("2026-11-24 12:00"));
 
     // Moving and deleting it notify too.

@@ -602,7 +602,7 @@ async fn outlook_working_hours_drive_the_return_time() {
     let t = kalsync_core::build_timeline(&read.bookings, &mailbox.apply(&instance), week());
     assert_eq!(t.absences[0].returns_at, at("2026-11-25 07:30"));
     assert_eq!(
-        t.absences[0].message_sv,
+        t.message(&t.absences[0], &instance, kalsync_core::Lang::Sv),
         "Möte, åter onsdag 25 november 07.30"
     );
 }
