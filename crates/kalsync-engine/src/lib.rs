@@ -724,7 +724,13 @@ impl Engine {
                 inner.schedule.remove(entry);
                 inner.next_of.remove(&entry.1);
             }
-            due.into_iter().map(|(t, u)| (u, t)).collect()
+            // Late (a clock jump, a busy node): the state in force now, once.
+            due.into_iter()
+                .map(|(t, u)| {
+                    let at = inner.plans.get(&u).map_or(t, |p| p.caught_up(t, now));
+                    (u, at)
+                })
+                .collect()
         };
         if due.is_empty() {
             return Ok(0);

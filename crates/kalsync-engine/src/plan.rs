@@ -90,6 +90,19 @@ impl Plan {
             .map(instant)
     }
 
+    /// The last transition at or before `now`, if one comes after `since`; else `since`.
+    /// A transition due at `since` but sent late (the clock jumped, the node was busy)
+    /// goes out as the state in force, not as a replay of the states in between.
+    pub(crate) fn caught_up(&self, since: Timestamp, now: Timestamp) -> Timestamp {
+        let (from, to) = (since.as_millisecond(), now.as_millisecond());
+        self.slots
+            .iter()
+            .flat_map(|s| [s.start, s.end])
+            .filter(|&x| x > from && x <= to)
+            .max()
+            .map_or(since, instant)
+    }
+
     /// The absence in force at `t` and the next `upcoming` ones, unpacked as a timeline
     /// in `instance_zone` unless the plan has its own.
     pub(crate) fn around(
@@ -191,6 +204,13 @@ mod tests {
         assert_eq!(
             plan.next_transition("2026-11-23T14:30:00Z".parse().expect("t")),
             None
+        );
+        let noon: Timestamp = "2026-11-23T11:00:00Z".parse().expect("t");
+        assert_eq!(plan.caught_up(noon, noon), noon, "on time");
+        assert_eq!(
+            plan.caught_up(noon, "2026-11-23T13:10:00Z".parse().expect("t")),
+            "2026-11-23T13:00:00Z".parse::<Timestamp>().expect("t"),
+            "late: the last transition passed"
         );
         let settings = InstanceSettings::default();
         assert_eq!(

@@ -1,5 +1,6 @@
 //! The who-is-away page: every user, their absence now and what comes next, from the
-//! stored timelines. Plain HTML that refreshes itself; the admin UI replaces it.
+//! stored timelines; then each company's targets and the deliveries given up on (dead
+//! letters). Plain HTML that refreshes itself; the admin UI replaces it.
 
 use axum::extract::State;
 use axum::response::Html;
@@ -19,8 +20,10 @@ pub(crate) async fn who_is_away(State(service): State<Service>) -> Html<String> 
     let mut rows = String::new();
     let mut away = 0;
     let mut total = 0;
+    let mut faults = String::new();
     let companies = service.store.companies().await.unwrap_or_default();
     for company in &companies {
+        faults.push_str(&company_faults(&service, company).await);
         for instance in service
             .store
             .instances(company.id)
@@ -96,7 +99,78 @@ td,th{{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}}.divert
 .available{{color:#070}}.err{{color:#b00;font-size:.85em}}</style></head><body><h1>Who is away</h1>\
 <p>{away} of {total} away now. Updated {}; this page refreshes every 5 seconds. \
 <a href=\"/metrics\">metrics</a> · <a href=\"/healthz\">health</a></p>\
-<table><tr><th>Name</th><th>Mailbox</th><th>Ext.</th><th>Now</th><th>Next</th><th>Last read</th></tr>\n{rows}</table></body></html>",
+<table><tr><th>Name</th><th>Mailbox</th><th>Ext.</th><th>Now</th><th>Next</th><th>Last read</th></tr>\n{rows}</table>\n{faults}</body></html>",
         now.strftime("%H:%M:%S UTC"),
     ))
+}
+
+/// How many dead letters a company shows.
+const DEAD_SHOWN: usize = 20;
+
+/// A company's targets (on or off) and its newest dead letters: what was not delivered,
+/// to which target, after how many attempts and why.
+async fn company_faults(service: &Service, company: &kalsync_store::Company) -> String {
+    let targets = service.store.targets(company.id).await.unwrap_or_default();
+    let dead = service
+        .store
+        .deliveries(company.id, kalsync_store::DeliveryState::Dead, DEAD_SHOWN)
+        .await
+        .unwrap_or_default();
+    let listed: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{} ({}){}",
+                escape(&t.name),
+                t.config.kind(),
+                if t.active {
+                    ""
+                } else {
+                    " <span class=\"err\">off</span>"
+                }
+            )
+        })
+        .collect();
+    let mut out = format!(
+        "<h2>{}</h2><p>Targets: {}</p>\n",
+        escape(&company.name),
+        if listed.is_empty() {
+            "none".to_owned()
+        } else {
+            listed.join(", ")
+        }
+    );
+    if dead.is_empty() {
+        out.push_str("<p>No deliveries given up.</p>\n");
+        return out;
+    }
+    out.push_str("<h3>Deliveries given up</h3><table><tr><th>Written</th><th>Mailbox</th><th>Status</th><th>Target</th><th>Attempts</th><th>Last error</th></tr>\n");
+    for d in dead {
+        let status = serde_json::from_value::<kalsync_engine::StatusUpdate>(d.payload).ok();
+        let (who, what) = status.map_or_else(
+            || ("?".to_owned(), "?".to_owned()),
+            |s| {
+                (
+                    s.user.email,
+                    s.absence
+                        .map_or_else(|| "Available".to_owned(), |a| a.message_en),
+                )
+            },
+        );
+        let target = targets
+            .iter()
+            .find(|t| t.id == d.target)
+            .map_or_else(|| d.target.to_string(), |t| t.name.clone());
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"err\">{}</td></tr>\n",
+            d.created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            escape(&who),
+            escape(&what),
+            escape(&target),
+            d.attempts,
+            escape(d.last_error.as_deref().unwrap_or("")),
+        ));
+    }
+    out.push_str("</table>\n");
+    out
 }

@@ -257,3 +257,83 @@ async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
         .expect("clean stop");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_target_that_cannot_be_reached_shows_its_dead_letters_on_the_page() {
+    let dir = std::env::temp_dir().join(format!("kalsync-dead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sim = simulator_with_anna();
+    let now = jiff::Timestamp::now();
+    sim.create_event(
+        "anna@acme.example",
+        EventSpec::new(
+            "LUN: Lunch",
+            now - jiff::SignedDuration::from_mins(5),
+            now + jiff::SignedDuration::from_mins(55),
+        ),
+    )
+    .expect("event");
+    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    // A port nothing listens on: every attempt is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_url = format!("http://{}/hook", closed.local_addr().expect("addr"));
+    drop(closed);
+    let mut s = settings(&sim_url, &dir).await;
+    s.engine.max_attempts = 1;
+    s.companies[0].targets.push(TargetDecl::Webhook {
+        name: "switchboard-hook".into(),
+        url: closed_url,
+        signing_secret: "whsec_c2VjcmV0LXNpZ25pbmcta2V5".to_owned().into(),
+    });
+    let service = Service::start(s).await.expect("starts");
+    let pbx = service.pbx.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(service.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let http = reqwest::Client::new();
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = http
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        if page.contains("Deliveries given up") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(page.contains("Deliveries given up"), "{page}");
+    assert!(page.contains("switchboard-hook (webhook)"), "{page}");
+    let dead_row = page
+        .lines()
+        .find(|l| l.contains("Lunch, back") && l.contains("switchboard-hook"))
+        .unwrap_or_else(|| panic!("a dead letter for Anna's lunch: {page}"));
+    assert!(dead_row.contains("anna@acme.example"), "{dead_row}");
+    // The other target is not held up by the broken one.
+    assert_eq!(
+        pbx.current()["anna@acme.example"]
+            .status
+            .absence
+            .as_ref()
+            .map(|a| a.reason.as_str()),
+        Some("lunch")
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .expect("stops")
+        .expect("task")
+        .expect("clean stop");
+    let _ = std::fs::remove_dir_all(dir);
+}

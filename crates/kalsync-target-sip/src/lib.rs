@@ -1,7 +1,7 @@
 //! The SIP presence target (SPEC §5): each status is a PUBLISH (RFC 3903) of a PIDF
 //! document for `sip:<extension>@<domain>`, answered to a digest challenge; a changed
 //! status modifies the publication with `SIP-If-Match`, a refresh before it expires
-//! carries no body, and clearing removes it with `Expires: 0`. Only a publication this
+//! sends the same document again, and clearing removes it with `Expires: 0`. Only a publication this
 //! target made is removed: without its entity tag there is nothing of Kalsync's to clear.
 //!
 //! The entity tags live in memory: after a restart the first status is a fresh
@@ -45,6 +45,12 @@ pub struct SipSettings {
 struct Publication {
     etag: String,
     refresh_at: Instant,
+    /// The document published, sent again with each refresh: RFC 3903 allows a bare
+    /// refresh, but Kamailio's in-memory presence (`publ_cache=2`) then notifies
+    /// watchers with an empty body, so a refresh here is a modification to the same
+    /// state, which every server keeps. It also lets a refresh the server answers 412
+    /// (it lost the tag) publish afresh.
+    body: String,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Publication>>>;
@@ -155,22 +161,28 @@ impl Inner {
             let Ok(mut publication) = slot.try_lock() else {
                 continue;
             };
-            let etag = match &*publication {
-                Some(p) if p.refresh_at <= Instant::now() => p.etag.clone(),
+            let (etag, body) = match &*publication {
+                Some(p) if p.refresh_at <= Instant::now() => (p.etag.clone(), p.body.clone()),
                 _ => continue,
             };
-            match self
-                .publish(&entity, Some(&etag), None, self.settings.expires)
-                .await
-            {
+            let expires = self.settings.expires;
+            let mut answer = self
+                .publish(&entity, Some(&etag), Some(&body), expires)
+                .await;
+            if matches!(answer, Answer::Precondition) {
+                // The server lost the publication (it restarted): publish it anew.
+                answer = self.publish(&entity, None, Some(&body), expires).await;
+            }
+            match answer {
                 Answer::Ok { etag: new, expires } => {
                     *publication = Some(Publication {
                         etag: new.unwrap_or(etag),
                         refresh_at: refresh_time(expires),
+                        body,
                     });
                 }
                 Answer::Precondition => {
-                    // The server lost it; the next status publishes afresh.
+                    tracing::warn!(entity = %entity, "the presence server refused a fresh publication with 412");
                     *publication = None;
                 }
                 Answer::Failed(e) => {
@@ -456,6 +468,7 @@ impl Target for SipTarget {
                 *publication = etag.map(|etag| Publication {
                     etag,
                     refresh_at: refresh_time(expires),
+                    body,
                 });
                 Ok(())
             }

@@ -44,6 +44,12 @@ impl Drop for Kamailio {
     }
 }
 
+impl Kamailio {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
+    }
+}
+
 fn kamailio_binary() -> Option<PathBuf> {
     ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
         .into_iter()
@@ -347,6 +353,41 @@ async fn a_booking_becomes_a_notify_with_reason_and_return_time() {
     sip.deliver(&delivery(), &status(None, "2026-11-23T13:30:00Z"))
         .await
         .expect("no-op");
+}
+
+#[tokio::test]
+async fn a_publication_is_refreshed_before_it_expires() {
+    let Some(kamailio) = start().await else {
+        return;
+    };
+    let sip = SipTarget::new(SipSettings {
+        expires: Duration::from_secs(4),
+        ..target_settings(kamailio.port)
+    });
+    let lunch = status(
+        Some(("lunch", "Lunch, åter 13.00", "Lunch, back 13:00")),
+        "2026-11-23T12:00:00Z",
+    );
+    sip.deliver(&delivery(), &lunch)
+        .await
+        .expect("lunch published");
+    // Twice the granted time; the server removes expired publications every second.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let watcher = Watcher::subscribe(kamailio.port, "1001").await;
+    let body = watcher.notify_where(|_| true).await;
+    assert!(
+        body.contains("Lunch, back 13:00"),
+        "the publication was refreshed: {body}\nkamailio's log:\n{}",
+        kamailio.log()
+    );
+
+    // Without its refreshes the publication would be gone: stop the target, wait past
+    // the time last granted, and a new watcher sees nothing of Kalsync's.
+    drop(sip);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let late = Watcher::subscribe(kamailio.port, "1001").await;
+    let body = late.notify_where(|_| true).await;
+    assert!(!body.contains("Lunch"), "expired without refreshes: {body}");
 }
 
 #[tokio::test]

@@ -74,6 +74,52 @@ async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
 }
 
 #[tokio::test]
+async fn after_a_clock_jump_the_state_in_force_goes_out_once() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![
+        booking(
+            "lunch",
+            "2026-11-24 12:00",
+            "2026-11-24 13:00",
+            "LUN: pizza",
+        ),
+        booking(
+            "customer",
+            "2026-11-24 14:00",
+            "2026-11-24 15:00",
+            "MOT: Kund",
+        ),
+    ]);
+    let engine = w.engine().await;
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 09:00"))
+        .await
+        .expect("sync");
+    // The clock jumps from 09:00 to 14:30: lunch came and went, the meeting is on.
+    assert_eq!(
+        engine
+            .schedule_due(at("2026-11-24 14:30"))
+            .await
+            .expect("schedule"),
+        1
+    );
+    assert_eq!(
+        engine
+            .schedule_due(at("2026-11-24 14:30"))
+            .await
+            .expect("again"),
+        0,
+        "nothing in between is replayed"
+    );
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    assert_eq!(w.pbx.statuses(), [Some("Möte, åter 15.00".to_owned())]);
+    assert_eq!(engine.next_scheduled(), Some(at("2026-11-24 15:00")));
+}
+
+#[tokio::test]
 async fn a_change_in_outlook_updates_the_status_in_force() {
     let w = world(Template::Prefix).await;
     w.book(vec![booking(
