@@ -53,12 +53,16 @@ fn simulator_with_anna() -> Simulator {
     sim
 }
 
-#[tokio::test]
-async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
-    let dir = std::env::temp_dir().join(format!("kalsync-service-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+/// Anna's simulator with a lunch in force now (it began five minutes ago; whole seconds),
+/// served on a loopback port; and when the lunch ends.
+async fn anna_at_lunch() -> (
+    Simulator,
+    url::Url,
+    kalsync_graph_sim::SimHandle,
+    jiff::Timestamp,
+) {
     let sim = simulator_with_anna();
-    let now = jiff::Timestamp::now();
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
     sim.create_event(
         "anna@acme.example",
         EventSpec::new(
@@ -68,20 +72,87 @@ async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
         ),
     )
     .expect("event");
-    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    let (url, handle) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    (sim, url, handle, now + jiff::SignedDuration::from_mins(55))
+}
 
-    let service = Service::start(settings(&sim_url, &dir).await)
-        .await
-        .expect("starts");
-    let pbx = service.pbx.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(service.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+/// A service serving on a loopback port until stopped.
+struct Running {
+    base: String,
+    pbx: kalsync_pbx_sim::PbxSimulator,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), kalsync_server::ServerError>>,
+    dir: std::path::PathBuf,
+}
+
+impl Running {
+    async fn start(settings: Settings, dir: std::path::PathBuf) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Running::on(listener, settings, dir).await
+    }
+
+    async fn on(
+        listener: tokio::net::TcpListener,
+        settings: Settings,
+        dir: std::path::PathBuf,
+    ) -> Running {
+        let service = Service::start(settings).await.expect("starts");
+        let pbx = service.pbx.clone();
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(service.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            base,
+            pbx,
+            stop,
+            task,
+            dir,
+        }
+    }
+
+    /// The who-is-away page, fetched until `done` holds (at most ten seconds).
+    async fn page_until(&self, done: impl Fn(&str) -> bool) -> String {
+        let http = reqwest::Client::new();
+        let mut page = String::new();
+        for _ in 0..100 {
+            page = http
+                .get(format!("{}/", self.base))
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("html");
+            if done(&page) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        page
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("stops")
+            .expect("task")
+            .expect("clean stop");
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
+    let dir = std::env::temp_dir().join(format!("kalsync-service-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (sim, sim_url, _sim, _) = anna_at_lunch().await;
+    let running = Running::start(settings(&sim_url, &dir).await, dir).await;
+    let (base, pbx) = (running.base.clone(), running.pbx.clone());
 
     let http = reqwest::Client::new();
     assert_eq!(
@@ -115,14 +186,7 @@ async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
         Some("lunch")
     );
     assert_eq!(anna.status.user.extension.as_deref(), Some("201"));
-    let page = http
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = running.page_until(|_| true).await;
     assert!(
         page.contains("anna@acme.example") && page.contains("Lunch, back"),
         "{page}"
@@ -159,14 +223,7 @@ async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
         pbx.current()["anna@acme.example"].status.absence.is_none(),
         "cleared"
     );
-
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), running)
-        .await
-        .expect("stops")
-        .expect("task")
-        .expect("clean stop");
-    let _ = std::fs::remove_dir_all(dir);
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -262,18 +319,7 @@ async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
 async fn a_target_that_cannot_be_reached_shows_its_dead_letters_on_the_page() {
     let dir = std::env::temp_dir().join(format!("kalsync-dead-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let sim = simulator_with_anna();
-    let now = jiff::Timestamp::now();
-    sim.create_event(
-        "anna@acme.example",
-        EventSpec::new(
-            "LUN: Lunch",
-            now - jiff::SignedDuration::from_mins(5),
-            now + jiff::SignedDuration::from_mins(55),
-        ),
-    )
-    .expect("event");
-    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    let (_, sim_url, _sim, _) = anna_at_lunch().await;
     // A port nothing listens on: every attempt is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closed_url = format!("http://{}/hook", closed.local_addr().expect("addr"));
@@ -285,33 +331,10 @@ async fn a_target_that_cannot_be_reached_shows_its_dead_letters_on_the_page() {
         url: closed_url,
         signing_secret: "whsec_c2VjcmV0LXNpZ25pbmcta2V5".to_owned().into(),
     });
-    let service = Service::start(s).await.expect("starts");
-    let pbx = service.pbx.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(service.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-
-    let http = reqwest::Client::new();
-    let mut page = String::new();
-    for _ in 0..100 {
-        page = http
-            .get(format!("{base}/"))
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("html");
-        if page.contains("Deliveries given up") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let running = Running::start(s, dir).await;
+    let page = running
+        .page_until(|p| p.contains("Deliveries given up"))
+        .await;
     assert!(page.contains("Deliveries given up"), "{page}");
     assert!(page.contains("switchboard-hook (webhook)"), "{page}");
     let dead_row = page
@@ -321,19 +344,55 @@ async fn a_target_that_cannot_be_reached_shows_its_dead_letters_on_the_page() {
     assert!(dead_row.contains("anna@acme.example"), "{dead_row}");
     // The other target is not held up by the broken one.
     assert_eq!(
-        pbx.current()["anna@acme.example"]
+        running.pbx.current()["anna@acme.example"]
             .status
             .absence
             .as_ref()
             .map(|a| a.reason.as_str()),
         Some("lunch")
     );
+    running.stop().await;
+}
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), running)
-        .await
-        .expect("stops")
-        .expect("task")
-        .expect("clean stop");
-    let _ = std::fs::remove_dir_all(dir);
+#[path = "../../kalsync-target-sip/tests/support/kamailio.rs"]
+mod kamailio;
+
+#[tokio::test]
+async fn a_booking_in_outlook_becomes_a_notify_on_the_receptionists_phone() {
+    let Some(server) = kamailio::start().await else {
+        return;
+    };
+    // The receptionist's phone watches Anna's extension before anything is published.
+    let phone = kamailio::Watcher::subscribe(server.port, "201").await;
+    phone.notify_where(|_| true).await;
+
+    let dir = std::env::temp_dir().join(format!("kalsync-sip-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (_, sim_url, _sim, lunch_ends) = anna_at_lunch().await;
+    let mut s = settings(&sim_url, &dir).await;
+    s.companies[0].targets = vec![TargetDecl::Sip {
+        name: "kamailio".into(),
+        proxy: format!("sip:127.0.0.1:{}", server.port),
+        domain: kamailio::DOMAIN.into(),
+        username: "kalsync".into(),
+        password: kamailio::PASSWORD.to_owned().into(),
+    }];
+    let running = Running::start(s, dir).await;
+
+    let body = phone.notify_where(|b| b.contains("meal")).await;
+    assert!(
+        body.contains("away"),
+        "{body}\nkamailio's log:\n{}",
+        server.log()
+    );
+    assert!(
+        body.contains(&format!("until=\"{lunch_ends}\"")),
+        "until the lunch ends at {lunch_ends}: {body}"
+    );
+    assert!(
+        body.contains("Lunch, back"),
+        "the return time in English: {body}"
+    );
+    assert!(body.contains("Lunch, åter"), "and in Swedish: {body}");
+    running.stop().await;
 }

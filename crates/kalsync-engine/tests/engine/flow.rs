@@ -17,11 +17,7 @@ async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
         "2026-11-24 13:00",
         "LUN: pizza",
     )]);
-    let engine = w.engine().await;
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 09:00"))
-        .await
-        .expect("sync");
+    let engine = w.engine_after_read("2026-11-24 09:00").await;
     assert_eq!(
         engine
             .deliver_due(at("2026-11-24 09:00"))
@@ -90,11 +86,7 @@ async fn after_a_clock_jump_the_state_in_force_goes_out_once() {
             "MOT: Kund",
         ),
     ]);
-    let engine = w.engine().await;
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 09:00"))
-        .await
-        .expect("sync");
+    let engine = w.engine_after_read("2026-11-24 09:00").await;
     // The clock jumps from 09:00 to 14:30: lunch came and went, the meeting is on.
     assert_eq!(
         engine
@@ -229,11 +221,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
         "2026-11-24 13:00",
         "LUN: x",
     )]);
-    let engine = w.engine().await;
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 12:10"))
-        .await
-        .expect("sync");
+    let engine = w.engine_after_read("2026-11-24 12:10").await;
     w.pbx
         .failures
         .lock()
@@ -317,11 +305,7 @@ async fn a_gone_webhook_is_switched_off() {
         "2026-11-24 13:00",
         "LUN: x",
     )]);
-    let engine = w.engine().await;
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 12:10"))
-        .await
-        .expect("sync");
+    let engine = w.engine_after_read("2026-11-24 12:10").await;
     w.pbx
         .failures
         .lock()
@@ -382,11 +366,7 @@ async fn subjects_are_kept_only_where_titles_may_be_shown() {
         "2026-11-24 11:00",
         "MOT: Hemligt förvärv",
     )]);
-    let engine = w.engine().await;
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 10:15"))
-        .await
-        .expect("sync");
+    let engine = w.engine_after_read("2026-11-24 10:15").await;
     engine
         .deliver_due(jiff::Timestamp::now())
         .await

@@ -178,6 +178,16 @@ pub(crate) async fn world(template: Template) -> World {
 
 impl World {
     /// An engine that holds the users (a lease as node `test-node`).
+    /// An engine that has read Anna's calendar at `when`.
+    pub(crate) async fn engine_after_read(&self, when: &str) -> Arc<Engine> {
+        let engine = self.engine().await;
+        engine
+            .sync_user(self.anna.id, at(when))
+            .await
+            .expect("sync");
+        engine
+    }
+
     pub(crate) async fn engine(&self) -> Arc<Engine> {
         let calendars = self.calendars.clone();
         let pbx = self.pbx.clone();
