@@ -1,0 +1,15 @@
+//! Kalsync's EWS source for on-premises Exchange 2007 SP1 … 2019 and Subscription
+//! Edition (SPEC §4.2). This crate owns the protocol: the SOAP requests (explicit
+//! property shapes, never the body; impersonation or delegate access), the reading of
+//! every answer Exchange gives — faults and throttling included — and the mapping of
+//! calendar items to bookings. It has no storage.
+
+pub mod error;
+pub mod item;
+pub mod request;
+pub mod response;
+pub mod xml;
+
+pub use error::EwsError;
+pub use item::CalendarItem;
+pub use request::{Access, Context, ItemRef, Request, Shape, Subscription, Version};
