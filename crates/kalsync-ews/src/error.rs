@@ -10,6 +10,12 @@ pub enum EwsError {
     /// is never allowed), an HTML page from a proxy, or a shape EWS does not send.
     #[error("ews: unreadable answer: {0}")]
     Malformed(String),
+    /// Exchange refused the service account (HTTP 401).
+    #[error("ews: {0}")]
+    Unauthorized(String),
+    /// The server could not be reached, or answered with an HTTP error.
+    #[error("ews: {0}")]
+    Transport(String),
     /// The answer is larger than the cap.
     #[error("ews: the answer is over {limit} bytes")]
     TooLarge {

@@ -4,12 +4,14 @@
 //! every answer Exchange gives — faults and throttling included — and the mapping of
 //! calendar items to bookings. It has no storage.
 
+pub mod client;
 pub mod error;
 pub mod item;
 pub mod request;
 pub mod response;
 pub mod xml;
 
+pub use client::{Auth, CalendarRead, EwsClient, Settings};
 pub use error::EwsError;
 pub use item::CalendarItem;
 pub use request::{Access, Context, ItemRef, Request, Shape, Subscription, Version};

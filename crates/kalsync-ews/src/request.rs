@@ -4,9 +4,9 @@
 //! envelope to send. The property shape is always explicit: never `Body`; the subject
 //! and location only when asked for.
 
+use crate::xml::Writer as Xml;
 use jiff::Timestamp;
 use kalsync_core::WindowsZone;
-use quick_xml::escape::escape;
 
 /// The EWS types namespace.
 pub const TYPES: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
@@ -188,51 +188,6 @@ impl Request {
     /// The `SOAPAction` header's value.
     pub fn soap_action(&self) -> String {
         format!("{MESSAGES}/{}", self.operation)
-    }
-}
-
-/// A tiny element writer: quick-xml escapes; the structure is the few lines below.
-#[derive(Default)]
-struct Xml(String);
-
-impl Xml {
-    fn start(&mut self, name: &str, attributes: &[(&str, &str)], empty: bool) -> &mut Self {
-        self.0.push('<');
-        self.0.push_str(name);
-        for (k, v) in attributes {
-            self.0.push(' ');
-            self.0.push_str(k);
-            self.0.push_str("=\"");
-            self.0.push_str(&escape(*v));
-            self.0.push('"');
-        }
-        self.0.push_str(if empty { "/>" } else { ">" });
-        self
-    }
-
-    fn open(&mut self, name: &str, attributes: &[(&str, &str)]) -> &mut Self {
-        self.start(name, attributes, false)
-    }
-
-    fn empty(&mut self, name: &str, attributes: &[(&str, &str)]) -> &mut Self {
-        self.start(name, attributes, true)
-    }
-
-    fn close(&mut self, name: &str) -> &mut Self {
-        self.0.push_str("</");
-        self.0.push_str(name);
-        self.0.push('>');
-        self
-    }
-
-    fn leaf(&mut self, name: &str, text: &str) -> &mut Self {
-        self.open(name, &[]);
-        self.0.push_str(&escape(text));
-        self.close(name)
-    }
-
-    fn done(self) -> String {
-        self.0
     }
 }
 

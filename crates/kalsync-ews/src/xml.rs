@@ -2,6 +2,7 @@
 //! local names — Exchange versions, proxies and Microsoft's own samples differ in
 //! prefixes and even in the SOAP namespace, never in local names.
 
+use quick_xml::escape::escape;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use crate::error::EwsError;
@@ -120,5 +121,75 @@ pub fn parse_bool(text: &str) -> Option<bool> {
         "true" | "1" => Some(true),
         "false" | "0" => Some(false),
         _ => None,
+    }
+}
+
+/// A tiny element writer for requests and the simulator's answers: quick-xml escapes;
+/// the structure is the few lines below.
+#[derive(Debug, Default)]
+pub struct Writer(String);
+
+impl Writer {
+    fn start(&mut self, name: &str, attributes: &[(&str, &str)], empty: bool) -> &mut Self {
+        self.0.push('<');
+        self.0.push_str(name);
+        for (k, v) in attributes {
+            self.0.push(' ');
+            self.0.push_str(k);
+            self.0.push_str("=\"");
+            self.0.push_str(&escape(*v));
+            self.0.push('"');
+        }
+        self.0.push_str(if empty { "/>" } else { ">" });
+        self
+    }
+
+    /// `<name attr="…">`.
+    pub fn open(&mut self, name: &str, attributes: &[(&str, &str)]) -> &mut Self {
+        self.start(name, attributes, false)
+    }
+
+    /// `<name attr="…"/>`.
+    pub fn empty(&mut self, name: &str, attributes: &[(&str, &str)]) -> &mut Self {
+        self.start(name, attributes, true)
+    }
+
+    /// `</name>`.
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        self.0.push_str("</");
+        self.0.push_str(name);
+        self.0.push('>');
+        self
+    }
+
+    /// `<name>text</name>`.
+    pub fn leaf(&mut self, name: &str, text: &str) -> &mut Self {
+        self.open(name, &[]);
+        self.0.push_str(&escape(text));
+        self.close(name)
+    }
+
+    /// Escaped text.
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        self.0.push_str(&escape(text));
+        self
+    }
+
+    /// `<name attr="…">text</name>`.
+    pub fn leaf_with(&mut self, name: &str, attributes: &[(&str, &str)], text: &str) -> &mut Self {
+        self.open(name, attributes);
+        self.0.push_str(&escape(text));
+        self.close(name)
+    }
+
+    /// Raw XML, already well-formed.
+    pub fn raw(&mut self, xml: &str) -> &mut Self {
+        self.0.push_str(xml);
+        self
+    }
+
+    /// The text written.
+    pub fn done(self) -> String {
+        self.0
     }
 }

@@ -58,6 +58,14 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .layer(axum::middleware::from_fn_with_state(sim.clone(), pace));
     Router::new()
         .merge(graph)
+        .with_state(sim.clone())
+        .merge(control_router(sim))
+}
+
+/// The control API alone (users, events, faults, stats): what another protocol's
+/// simulator over the same calendars serves beside its own endpoints.
+pub fn control_router(sim: Simulator) -> Router {
+    Router::new()
         .route("/_sim/users", post(control_add_user).get(control_users))
         .route("/_sim/users/{user}/events", post(control_create_event))
         .route(

@@ -6,7 +6,10 @@
 //! Its payloads have the shape of Microsoft's (field names, `@odata.*` annotations,
 //! seven-digit fractional `dateTime` with `timeZone`).
 
+pub mod calendar;
 mod http;
+
+pub use http::control_router;
 pub mod sample;
 mod world;
 
@@ -193,6 +196,8 @@ pub(crate) struct Shared {
     pub(crate) http: reqwest::Client,
     /// Requests in progress per mailbox id.
     pub(crate) in_flight: Mutex<HashMap<String, u32>>,
+    /// Every calendar change, for other protocols' notifications.
+    pub(crate) changes: tokio::sync::broadcast::Sender<calendar::CalendarChange>,
 }
 
 /// Graph allows this many concurrent requests per mailbox; more get `429`.
@@ -250,6 +255,7 @@ impl Simulator {
             outbox,
             http,
             in_flight: Mutex::new(HashMap::new()),
+            changes: tokio::sync::broadcast::channel(4096).0,
         });
         tokio::spawn(deliver(Arc::downgrade(&shared), inbox));
         Simulator { shared }
@@ -498,6 +504,11 @@ impl Simulator {
 
     /// Queues change notifications for every live subscription on the user's events.
     fn notify(&self, user_id: &str, event_id: &str, change: &str) {
+        let _ = self.shared.changes.send(calendar::CalendarChange {
+            user: user_id.to_owned(),
+            item: event_id.to_owned(),
+            kind: change.to_owned(),
+        });
         let now = Timestamp::now();
         let mut world = self.world();
         let subs: Vec<Subscription> = world

@@ -2,4 +2,5 @@
 //! others.
 
 mod fixtures;
+mod roundtrip;
 mod schema;

@@ -1,0 +1,258 @@
+//! The simulator's HTTP face: `/EWS/Exchange.asmx` behind Basic authentication, the
+//! EWS control endpoints (`/_sim/ews/…`), and the Graph simulator's control API for
+//! the mailboxes and their bookings.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use kalsync_ews::xml::{self, Writer, child, elements, text};
+use std::sync::atomic::Ordering;
+
+use crate::{EwsConfig, EwsFaults, EwsSim, lock, ops};
+
+pub(crate) fn router(sim: EwsSim) -> Router {
+    Router::new()
+        .route("/EWS/Exchange.asmx", post(ews))
+        .route("/_sim/ews/faults", get(get_faults).put(put_faults))
+        .route("/_sim/ews/config", get(get_config).put(put_config))
+        .route("/_sim/ews/stats", get(get_stats))
+        .with_state(sim.clone())
+        .merge(kalsync_graph_sim::control_router(sim.graph().clone()))
+}
+
+const TYPES: &str = kalsync_ews::request::TYPES;
+const SOAP: &str = kalsync_ews::request::SOAP;
+
+/// An answer that is a SOAP fault (HTTP 500), as Exchange sends for request-level
+/// errors.
+#[derive(Debug)]
+pub(crate) struct Fault {
+    pub(crate) code: &'static str,
+    pub(crate) text: String,
+    pub(crate) back_off: Option<u64>,
+}
+
+impl Fault {
+    pub(crate) fn new(code: &'static str, text: impl Into<String>) -> Fault {
+        Fault {
+            code,
+            text: text.into(),
+            back_off: None,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut x = Writer::default();
+        x.open("s:Fault", &[])
+            .open("faultcode", &[("xmlns:a", TYPES)])
+            .raw(&format!("a:{}", self.code))
+            .close("faultcode")
+            .open("faultstring", &[("xml:lang", "en-US")])
+            .text(&self.text)
+            .close("faultstring")
+            .open("detail", &[])
+            .open("e:ResponseCode", &[("xmlns:e", ERRORS)])
+            .raw(self.code)
+            .close("e:ResponseCode")
+            .open("e:Message", &[("xmlns:e", ERRORS)])
+            .text(&self.text)
+            .close("e:Message");
+        if let Some(ms) = self.back_off {
+            x.open("t:MessageXml", &[("xmlns:t", TYPES)])
+                .leaf_with(
+                    "t:Value",
+                    &[("Name", "BackOffMilliseconds")],
+                    &ms.to_string(),
+                )
+                .close("t:MessageXml");
+        }
+        x.close("detail").close("s:Fault");
+        soap_response(StatusCode::INTERNAL_SERVER_ERROR, &envelope(&x.done()))
+    }
+}
+
+const ERRORS: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
+
+/// A whole answer around `body`, with the version of an Exchange 2016 CU.
+pub(crate) fn envelope(body: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><s:Envelope xmlns:s=\"{SOAP}\"><s:Header><h:ServerVersionInfo MajorVersion=\"15\" MinorVersion=\"1\" MajorBuildNumber=\"2507\" MinorBuildNumber=\"6\" Version=\"V2017_07_11\" xmlns:h=\"{TYPES}\"/></s:Header><s:Body>{body}</s:Body></s:Envelope>"
+    )
+}
+
+fn soap_response(status: StatusCode, text: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        text.to_owned(),
+    )
+        .into_response()
+}
+
+/// `user`, `DOMAIN\user` and `user@domain` name the same account.
+fn bare(name: &str) -> String {
+    let name = name.rsplit('\\').next().unwrap_or(name);
+    name.split('@').next().unwrap_or(name).to_ascii_lowercase()
+}
+
+fn authorized(config: &EwsConfig, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, password)) = text.split_once(':') else {
+        return false;
+    };
+    bare(user) == bare(&config.username) && password == config.password
+}
+
+fn unauthorized() -> Response {
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(header::WWW_AUTHENTICATE, "Basic realm=\"ews.sim\"")
+        .header(header::CONTENT_TYPE, "text/html")
+        .body(Body::from(
+            "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><HTML><HEAD><TITLE>You are not authorized to view this page</TITLE></HEAD><BODY>401</BODY></HTML>",
+        ))
+        .unwrap_or_default()
+}
+
+/// The parts of a request every operation needs.
+pub(crate) struct Call<'a, 'i> {
+    /// The mailbox named in `ExchangeImpersonation`.
+    pub(crate) impersonating: Option<String>,
+    /// The operation's element.
+    pub(crate) op: roxmltree::Node<'a, 'i>,
+}
+
+async fn ews(State(sim): State<EwsSim>, headers: HeaderMap, body: String) -> Response {
+    let started = tokio::time::Instant::now();
+    let latency = lock(&sim.shared.faults).latency_ms;
+    let response = answer(&sim, &headers, &body).await;
+    tokio::time::sleep_until(started + Duration::from_millis(latency)).await;
+    response
+}
+
+async fn answer(sim: &EwsSim, headers: &HeaderMap, body: &str) -> Response {
+    let stats = &sim.shared.stats;
+    if !authorized(&lock(&sim.shared.config), headers) {
+        stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return unauthorized();
+    }
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut faults = lock(&sim.shared.faults);
+        if faults.server_busy > 0 {
+            faults.server_busy -= 1;
+            stats.server_busy.fetch_add(1, Ordering::Relaxed);
+            let mut fault = Fault::new(
+                "ErrorServerBusy",
+                "The server cannot service this request right now. Try again later.",
+            );
+            fault.back_off = (faults.back_off_ms > 0).then_some(faults.back_off_ms);
+            return fault.into_response();
+        }
+    }
+    let doc = match xml::parse(body) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Fault::new(
+                "ErrorSchemaValidation",
+                format!("The request failed schema validation: {e}"),
+            )
+            .into_response();
+        }
+    };
+    let root = doc.root_element();
+    let (Some(header), Some(soap_body)) = (child(root, "Header"), child(root, "Body")) else {
+        return Fault::new(
+            "ErrorSchemaValidation",
+            "The request failed schema validation: no SOAP Header or Body.",
+        )
+        .into_response();
+    };
+    if child(header, "RequestServerVersion").is_none() {
+        return Fault::new(
+            "ErrorSchemaValidation",
+            "The request failed schema validation: RequestServerVersion is required.",
+        )
+        .into_response();
+    }
+    let impersonating = child(header, "ExchangeImpersonation")
+        .and_then(|i| child(i, "ConnectingSID"))
+        .and_then(|c| text(c, "PrimarySmtpAddress"))
+        .map(str::to_ascii_lowercase);
+    let Some(op) = elements(soap_body).next() else {
+        return Fault::new("ErrorSchemaValidation", "An empty SOAP Body.").into_response();
+    };
+    let call = Call { impersonating, op };
+    let result = match op.tag_name().name() {
+        "FindItem" => ops::find_item(sim, &call),
+        "GetItem" => ops::get_item(sim, &call),
+        "SyncFolderItems" => ops::sync_folder_items(sim, &call),
+        "Subscribe" => ops::subscribe(sim, &call),
+        "GetEvents" => ops::get_events(sim, &call),
+        "Unsubscribe" => ops::unsubscribe(sim, &call),
+        "GetStreamingEvents" => {
+            return match ops::get_streaming_events(sim, &call) {
+                Ok(stream) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                    .body(Body::from_stream(stream))
+                    .unwrap_or_default(),
+                Err(fault) => fault.into_response(),
+            };
+        }
+        other => Err(Fault::new(
+            "ErrorInvalidRequest",
+            format!("The simulator does not implement {other}."),
+        )),
+    };
+    match result {
+        Ok(body) => soap_response(StatusCode::OK, &envelope(&body)),
+        Err(fault) => fault.into_response(),
+    }
+}
+
+async fn get_faults(State(sim): State<EwsSim>) -> Json<EwsFaults> {
+    Json(sim.faults())
+}
+
+async fn put_faults(State(sim): State<EwsSim>, Json(faults): Json<EwsFaults>) -> StatusCode {
+    sim.set_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_config(State(sim): State<EwsSim>) -> Json<EwsConfig> {
+    Json(sim.config())
+}
+
+async fn put_config(State(sim): State<EwsSim>, Json(config): Json<EwsConfig>) -> StatusCode {
+    sim.set_config(config);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_stats(State(sim): State<EwsSim>) -> Json<crate::EwsStats> {
+    Json(sim.stats())
+}

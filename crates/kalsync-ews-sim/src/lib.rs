@@ -1,0 +1,240 @@
+//! A simulated on-premises Exchange for Kalsync's tests, benchmark and demo: EWS
+//! (`/EWS/Exchange.asmx`) over the Graph simulator's calendars — the same mailboxes,
+//! managed through the same control API (`/_sim/users…`). It checks the service
+//! account (Basic), its impersonation rights and per-mailbox delegate rights, answers
+//! `FindItem`, `GetItem`, `SyncFolderItems`, `Subscribe` (streaming, push, pull),
+//! `GetEvents`, `GetStreamingEvents` and `Unsubscribe` as Exchange does, and injects
+//! faults: `ErrorServerBusy` with `BackOffMilliseconds`, latency, dropped streams,
+//! expired watermarks. It records whether a client ever asked for a body.
+
+mod http;
+mod notify;
+mod ops;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kalsync_graph_sim::Simulator;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+/// What a service account may do with a mailbox as its delegate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelegateRights {
+    /// Free/busy only: items cannot be read.
+    FreeBusy,
+    /// Reviewer on the calendar (or FullAccess): items can be read.
+    Reviewer,
+}
+
+/// The service account and its rights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EwsConfig {
+    /// Account name, as `user`, `DOMAIN\user` or `user@domain`.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// May impersonate every mailbox (the ApplicationImpersonation role)…
+    #[serde(default = "yes")]
+    pub impersonate_all: bool,
+    /// …or only these (lower-case addresses; a management scope).
+    #[serde(default)]
+    pub impersonate: HashSet<String>,
+    /// Delegate rights per mailbox (lower-case address).
+    #[serde(default)]
+    pub delegate: HashMap<String, DelegateRights>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl EwsConfig {
+    /// An account that may impersonate everyone.
+    pub fn new(username: &str, password: &str) -> Self {
+        EwsConfig {
+            username: username.into(),
+            password: password.into(),
+            impersonate_all: true,
+            impersonate: HashSet::new(),
+            delegate: HashMap::new(),
+        }
+    }
+}
+
+/// Faults to inject, each counted down as it is used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EwsFaults {
+    /// The next this many requests get `ErrorServerBusy`.
+    pub server_busy: u32,
+    /// The `BackOffMilliseconds` they carry (none when 0).
+    pub back_off_ms: u64,
+    /// Every answer takes at least this long.
+    pub latency_ms: u64,
+    /// The next this many streaming connections are cut without a closing status.
+    pub drop_streams: u32,
+    /// The next this many watermarks or sync states presented are refused as expired.
+    pub expire_watermarks: u32,
+}
+
+/// Counters a test reads.
+#[derive(Debug, Default)]
+struct Stats {
+    requests: AtomicU64,
+    unauthorized: AtomicU64,
+    body_requested: AtomicU64,
+    server_busy: AtomicU64,
+    notifications_pushed: AtomicU64,
+    streamed_events: AtomicU64,
+}
+
+/// A snapshot of the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EwsStats {
+    /// EWS requests answered.
+    pub requests: u64,
+    /// Refused for credentials.
+    pub unauthorized: u64,
+    /// Requests whose shape would have returned a body (must stay 0).
+    pub body_requested: u64,
+    /// `ErrorServerBusy` answers.
+    pub server_busy: u64,
+    /// Push notifications delivered.
+    pub notifications_pushed: u64,
+    /// Events sent down streaming connections.
+    pub streamed_events: u64,
+}
+
+struct Shared {
+    graph: Simulator,
+    config: Mutex<EwsConfig>,
+    faults: Mutex<EwsFaults>,
+    stats: Stats,
+    subscriptions: Mutex<notify::Registry>,
+    http: reqwest::Client,
+}
+
+/// The simulator; cheap to clone.
+#[derive(Clone)]
+pub struct EwsSim {
+    shared: Arc<Shared>,
+}
+
+impl EwsSim {
+    /// An EWS front to `graph`'s calendars for `config`'s account. Must be called in a
+    /// Tokio runtime: it starts the task that turns calendar changes into notifications.
+    pub fn new(graph: Simulator, config: EwsConfig) -> EwsSim {
+        let shared = Arc::new(Shared {
+            graph,
+            config: Mutex::new(config),
+            faults: Mutex::new(EwsFaults::default()),
+            stats: Stats::default(),
+            subscriptions: Mutex::new(notify::Registry::default()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+        });
+        let sim = EwsSim { shared };
+        notify::start(&sim);
+        sim
+    }
+
+    /// The calendars it serves.
+    pub fn graph(&self) -> &Simulator {
+        &self.shared.graph
+    }
+
+    /// Replaces the account and its rights.
+    pub fn set_config(&self, config: EwsConfig) {
+        *lock(&self.shared.config) = config;
+    }
+
+    /// The account and its rights.
+    pub fn config(&self) -> EwsConfig {
+        lock(&self.shared.config).clone()
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&self, faults: EwsFaults) {
+        *lock(&self.shared.faults) = faults;
+    }
+
+    /// The faults still pending.
+    pub fn faults(&self) -> EwsFaults {
+        lock(&self.shared.faults).clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EwsStats {
+        let s = &self.shared.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        EwsStats {
+            requests: get(&s.requests),
+            unauthorized: get(&s.unauthorized),
+            body_requested: get(&s.body_requested),
+            server_busy: get(&s.server_busy),
+            notifications_pushed: get(&s.notifications_pushed),
+            streamed_events: get(&s.streamed_events),
+        }
+    }
+
+    /// The live subscriptions: id, mailbox, kind.
+    pub fn subscriptions(&self) -> Vec<(String, String, &'static str)> {
+        lock(&self.shared.subscriptions).list()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes.
+pub async fn run(
+    sim: EwsSim,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::router(sim))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Starts the simulator on a free loopback port; its base URL (the EWS endpoint is
+/// `EWS/Exchange.asmx` below it) and a handle that stops it when dropped.
+pub async fn spawn(sim: EwsSim) -> std::io::Result<(url::Url, EwsHandle)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(sim, listener, async move {
+        let _ = stopped.await;
+    }));
+    let url = url::Url::parse(&format!("http://{addr}/")).map_err(std::io::Error::other)?;
+    Ok((
+        url,
+        EwsHandle {
+            stop: Some(stop),
+            task,
+        },
+    ))
+}
+
+/// Stops a spawned simulator when dropped.
+pub struct EwsHandle {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for EwsHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}

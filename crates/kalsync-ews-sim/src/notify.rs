@@ -1,0 +1,481 @@
+//! The simulator's subscriptions: each calendar change becomes an event with a
+//! watermark for every subscription on that mailbox — queued for `GetEvents` (pull),
+//! POSTed as `SendNotification` (push, with `StatusEvent` keep-alives), or written down
+//! an open `GetStreamingEvents` connection (streaming, with keep-alives and a closing
+//! status at the connection's timeout).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use futures_util::stream::BoxStream;
+use jiff::Timestamp;
+use kalsync_ews::request::{MESSAGES, TYPES};
+use kalsync_ews::xml::Writer;
+use tokio::sync::mpsc;
+
+use crate::ops::Mailbox;
+use crate::{EwsSim, lock};
+
+/// How a subscription is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Streaming,
+    Push { url: String, status_minutes: u64 },
+    Pull,
+}
+
+#[derive(Debug, Clone)]
+struct Event {
+    seq: u64,
+    kind: &'static str,
+    item: String,
+    at: Timestamp,
+}
+
+#[derive(Debug)]
+struct Sub {
+    mailbox: String,
+    upn: String,
+    kind: Kind,
+    seq: u64,
+    /// Events not yet fetched (pull) or not yet sent (streaming while disconnected).
+    queue: Vec<Event>,
+    stream: Option<mpsc::UnboundedSender<String>>,
+    last_push: Timestamp,
+}
+
+/// The live subscriptions.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    subs: HashMap<String, Sub>,
+}
+
+fn watermark(id: &str, seq: u64) -> String {
+    STANDARD.encode(format!("{id}:{seq}"))
+}
+
+fn read_watermark(w: &str) -> Option<(String, u64)> {
+    let raw = String::from_utf8(STANDARD.decode(w.trim()).ok()?).ok()?;
+    let (id, seq) = raw.rsplit_once(':')?;
+    Some((id.to_owned(), seq.parse().ok()?))
+}
+
+impl Registry {
+    pub(crate) fn add(
+        &mut self,
+        kind: Kind,
+        mailbox: &Mailbox,
+        from: Option<&str>,
+    ) -> Result<(String, String), &'static str> {
+        if let Some(w) = from {
+            read_watermark(w).ok_or("ErrorInvalidWatermark")?;
+        }
+        let id = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
+        let mark = watermark(&id, 0);
+        self.subs.insert(
+            id.clone(),
+            Sub {
+                mailbox: mailbox.id.clone(),
+                upn: mailbox.upn.clone(),
+                kind,
+                seq: 0,
+                queue: Vec::new(),
+                stream: None,
+                last_push: Timestamp::now(),
+            },
+        );
+        Ok((id, mark))
+    }
+
+    pub(crate) fn remove(&mut self, id: &str) -> bool {
+        self.subs.remove(id).is_some()
+    }
+
+    pub(crate) fn list(&self) -> Vec<(String, String, &'static str)> {
+        let mut out: Vec<_> = self
+            .subs
+            .iter()
+            .map(|(id, s)| {
+                let kind = match s.kind {
+                    Kind::Streaming => "streaming",
+                    Kind::Push { .. } => "push",
+                    Kind::Pull => "pull",
+                };
+                (id.clone(), s.upn.clone(), kind)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub(crate) fn explain(code: &str) -> &'static str {
+        match code {
+            "ErrorSubscriptionNotFound" => "The specified subscription was not found.",
+            "ErrorInvalidWatermark" => {
+                "The watermark used for creating this subscription was not recognized."
+            }
+            _ => "The request failed.",
+        }
+    }
+
+    /// A pull subscription's events after `from`, as a `Notification` element.
+    pub(crate) fn pull(&mut self, id: &str, from: &str) -> Result<String, &'static str> {
+        let sub = self
+            .subs
+            .get_mut(id)
+            .filter(|s| s.kind == Kind::Pull)
+            .ok_or("ErrorSubscriptionNotFound")?;
+        let (owner, seq) = read_watermark(from).ok_or("ErrorInvalidWatermark")?;
+        if owner != id || seq > sub.seq {
+            return Err("ErrorInvalidWatermark");
+        }
+        sub.queue.retain(|e| e.seq > seq);
+        let events = std::mem::take(&mut sub.queue);
+        let current = sub.seq;
+        Ok(notification(
+            id,
+            Some(&watermark(id, seq)),
+            &events,
+            current,
+        ))
+    }
+}
+
+/// A `Notification` element: the events, or a `StatusEvent` when there are none.
+fn notification(id: &str, previous: Option<&str>, events: &[Event], current: u64) -> String {
+    let mut x = Writer::default();
+    x.open("m:Notification", &[]).leaf("t:SubscriptionId", id);
+    if let Some(p) = previous {
+        x.leaf("t:PreviousWatermark", p)
+            .leaf("t:MoreEvents", "false");
+    }
+    if events.is_empty() {
+        x.open("t:StatusEvent", &[])
+            .leaf("t:Watermark", &watermark(id, current))
+            .close("t:StatusEvent");
+    }
+    for e in events {
+        let name = format!("t:{}", e.kind);
+        x.open(&name, &[])
+            .leaf("t:Watermark", &watermark(id, e.seq))
+            .leaf(
+                "t:TimeStamp",
+                &e.at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            )
+            .empty("t:ItemId", &[("Id", &e.item), ("ChangeKey", "AAAA")])
+            .empty(
+                "t:ParentFolderId",
+                &[("Id", "calendar"), ("ChangeKey", "AQAAAA==")],
+            )
+            .close(&name);
+    }
+    x.close("m:Notification");
+    x.done()
+}
+
+/// A push: `SendNotification` as Exchange POSTs it.
+fn push_envelope(notification: &str) -> String {
+    let mut x = Writer::default();
+    x.open(
+        "m:SendNotification",
+        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
+    )
+    .open("m:ResponseMessages", &[])
+    .open(
+        "m:SendNotificationResponseMessage",
+        &[("ResponseClass", "Success")],
+    )
+    .leaf("m:ResponseCode", "NoError")
+    .raw(notification)
+    .close("m:SendNotificationResponseMessage")
+    .close("m:ResponseMessages")
+    .close("m:SendNotification");
+    crate::http::envelope(&x.done())
+}
+
+/// One part of a streaming answer: notifications, or a connection status.
+fn stream_envelope(notifications: &[String], status: Option<&str>) -> String {
+    let mut x = Writer::default();
+    x.open(
+        "m:GetStreamingEventsResponse",
+        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
+    )
+    .open("m:ResponseMessages", &[])
+    .open(
+        "m:GetStreamingEventsResponseMessage",
+        &[("ResponseClass", "Success")],
+    )
+    .leaf("m:ResponseCode", "NoError");
+    if !notifications.is_empty() {
+        x.open("m:Notifications", &[]);
+        for n in notifications {
+            x.raw(n);
+        }
+        x.close("m:Notifications");
+    }
+    if let Some(s) = status {
+        x.leaf("m:ConnectionStatus", s);
+    }
+    x.close("m:GetStreamingEventsResponseMessage")
+        .close("m:ResponseMessages")
+        .close("m:GetStreamingEventsResponse");
+    crate::http::envelope(&x.done())
+}
+
+fn stream_error(ids: &[String]) -> String {
+    let mut x = Writer::default();
+    x.open(
+        "m:GetStreamingEventsResponse",
+        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
+    )
+    .open("m:ResponseMessages", &[])
+    .open(
+        "m:GetStreamingEventsResponseMessage",
+        &[("ResponseClass", "Error")],
+    )
+    .leaf(
+        "m:MessageText",
+        Registry::explain("ErrorSubscriptionNotFound"),
+    )
+    .leaf("m:ResponseCode", "ErrorSubscriptionNotFound")
+    .leaf("m:DescriptiveLinkKey", "0")
+    .open("m:ErrorSubscriptionIds", &[]);
+    for id in ids {
+        x.leaf("m:SubscriptionId", id);
+    }
+    x.close("m:ErrorSubscriptionIds")
+        .close("m:GetStreamingEventsResponseMessage")
+        .close("m:ResponseMessages")
+        .close("m:GetStreamingEventsResponse");
+    crate::http::envelope(&x.done())
+}
+
+/// Starts the task that turns calendar changes into events, and the push keep-alives.
+pub(crate) fn start(sim: &EwsSim) {
+    let mut changes = sim.graph().watch();
+    let weak = std::sync::Arc::downgrade(&sim.shared);
+    tokio::spawn(async move {
+        let mut keepalive = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                change = changes.recv() => {
+                    let Some(shared) = weak.upgrade() else { return };
+                    let sim = EwsSim { shared };
+                    match change {
+                        Ok(change) => on_change(&sim, &change.user, &change.item, &change.kind),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    }
+                }
+                _ = keepalive.tick() => {
+                    let Some(shared) = weak.upgrade() else { return };
+                    push_keepalives(&EwsSim { shared });
+                }
+            }
+        }
+    });
+}
+
+fn on_change(sim: &EwsSim, user: &str, item: &str, kind: &str) {
+    let kind = match kind {
+        "created" => "CreatedEvent",
+        "deleted" => "DeletedEvent",
+        _ => "ModifiedEvent",
+    };
+    let mut pushes = Vec::new();
+    {
+        let mut registry = lock(&sim.shared.subscriptions);
+        for (id, sub) in registry.subs.iter_mut().filter(|(_, s)| s.mailbox == user) {
+            sub.seq += 1;
+            let event = Event {
+                seq: sub.seq,
+                kind,
+                item: URL_SAFE_NO_PAD.encode(format!("{user}\u{1f}{item}\u{1f}0")),
+                at: Timestamp::now(),
+            };
+            match &sub.kind {
+                Kind::Pull => sub.queue.push(event),
+                Kind::Push { url, .. } => {
+                    let previous = watermark(id, sub.seq - 1);
+                    pushes.push((
+                        id.clone(),
+                        url.clone(),
+                        notification(id, Some(&previous), &[event], sub.seq),
+                    ));
+                    sub.last_push = Timestamp::now();
+                }
+                Kind::Streaming => {
+                    let chunk = notification(id, None, std::slice::from_ref(&event), sub.seq);
+                    let sent = sub
+                        .stream
+                        .as_ref()
+                        .is_some_and(|tx| tx.send(stream_envelope(&[chunk], None)).is_ok());
+                    if sent {
+                        sim.shared
+                            .stats
+                            .streamed_events
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        sub.stream = None;
+                        sub.queue.push(event);
+                    }
+                }
+            }
+        }
+    }
+    for (id, url, n) in pushes {
+        deliver(sim, id, url, push_envelope(&n));
+    }
+}
+
+fn push_keepalives(sim: &EwsSim) {
+    let now = Timestamp::now();
+    let mut due = Vec::new();
+    {
+        let mut registry = lock(&sim.shared.subscriptions);
+        for (id, sub) in &mut registry.subs {
+            if let Kind::Push {
+                url,
+                status_minutes,
+            } = &sub.kind
+            {
+                let every =
+                    jiff::SignedDuration::from_mins(i64::try_from(*status_minutes).unwrap_or(30));
+                if now.duration_since(sub.last_push) >= every {
+                    sub.last_push = now;
+                    due.push((
+                        id.clone(),
+                        url.clone(),
+                        notification(id, Some(&watermark(id, sub.seq)), &[], sub.seq),
+                    ));
+                }
+            }
+        }
+    }
+    for (id, url, n) in due {
+        deliver(sim, id, url, push_envelope(&n));
+    }
+}
+
+/// POSTs a push; an `Unsubscribe` answer ends the subscription, as three failures do.
+fn deliver(sim: &EwsSim, id: String, url: String, body: String) {
+    let sim = sim.clone();
+    tokio::spawn(async move {
+        for attempt in 0..3u32 {
+            let sent = sim
+                .shared
+                .http
+                .post(&url)
+                .header("content-type", "text/xml; charset=utf-8")
+                .body(body.clone())
+                .send()
+                .await;
+            if let Ok(answer) = sent {
+                if let Ok(text) = answer.text().await {
+                    match kalsync_ews::response::notification_result(&text) {
+                        Ok(true) => {
+                            sim.shared
+                                .stats
+                                .notifications_pushed
+                                .fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Ok(false) => {
+                            lock(&sim.shared.subscriptions).remove(&id);
+                            return;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+        }
+        tracing::warn!(subscription = %id, "the simulator gave up pushing to {url}; the subscription ends");
+        lock(&sim.shared.subscriptions).remove(&id);
+    });
+}
+
+/// What a streaming connection writes.
+pub(crate) type EventStream = BoxStream<'static, Result<String, Infallible>>;
+
+/// Opens a streaming connection for `ids`, held `minutes`.
+pub(crate) fn stream(sim: &EwsSim, ids: Vec<String>, minutes: u64) -> EventStream {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let drop_it = {
+        let mut faults = lock(&sim.shared.faults);
+        let d = faults.drop_streams > 0;
+        faults.drop_streams = faults.drop_streams.saturating_sub(1);
+        d
+    };
+    {
+        let mut registry = lock(&sim.shared.subscriptions);
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                !registry
+                    .subs
+                    .get(id.as_str())
+                    .is_some_and(|s| s.kind == Kind::Streaming)
+            })
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let _ = tx.send(stream_error(&missing));
+            drop(tx);
+            return Box::pin(futures_util::stream::poll_fn(move |cx| {
+                rx.poll_recv(cx).map(|m| m.map(Ok))
+            }));
+        }
+        let _ = tx.send(stream_envelope(&[], Some("OK")));
+        for id in &ids {
+            if let Some(sub) = registry.subs.get_mut(id) {
+                let queued = std::mem::take(&mut sub.queue);
+                if !queued.is_empty() {
+                    let _ = tx.send(stream_envelope(
+                        &[notification(id, None, &queued, sub.seq)],
+                        None,
+                    ));
+                }
+                sub.stream = Some(tx.clone());
+            }
+        }
+    }
+    let weak = std::sync::Arc::downgrade(&sim.shared);
+    tokio::spawn(async move {
+        let end = tokio::time::Instant::now() + Duration::from_secs(minutes * 60);
+        let mut beat = tokio::time::interval(Duration::from_secs(if drop_it { 1 } else { 10 }));
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(end) => {
+                    let _ = tx.send(stream_envelope(&[], Some("Closed")));
+                    break;
+                }
+                _ = beat.tick() => {
+                    if drop_it {
+                        // Cut: no closing status, as a dropped connection looks.
+                        break;
+                    }
+                    if tx.send(stream_envelope(&[], Some("OK"))).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(shared) = weak.upgrade() {
+            let mut registry = lock(&shared.subscriptions);
+            for id in &ids {
+                if let Some(sub) = registry.subs.get_mut(id) {
+                    sub.stream = None;
+                }
+            }
+        }
+    });
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|m| m.map(Ok))
+    }))
+}

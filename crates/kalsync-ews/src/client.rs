@@ -1,0 +1,265 @@
+//! Talking to an Exchange server: one POST per request with the `SOAPAction` and, under
+//! impersonation, `X-AnchorMailbox`; Basic or bearer credentials; answers capped in
+//! size; `ErrorServerBusy` waited out for its `BackOffMilliseconds` (doubling from a
+//! second when absent) a bounded number of times. On top, reading a mailbox's window:
+//! `FindItem` calendar views (the window halved while a view is incomplete), then
+//! `GetItem` in batches with the explicit §3.1 shape.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{Booking, WindowsZone, Zone};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::EwsError;
+use crate::request::{self, Access, Context, ItemRef, Request, Shape, Version};
+use crate::response;
+use crate::xml::MAX_ANSWER;
+
+/// How the service account signs in.
+#[derive(Clone)]
+pub enum Auth {
+    /// `Authorization: Basic` (over TLS only, in production).
+    Basic {
+        /// `DOMAIN\user` or `user@domain`.
+        username: String,
+        /// Its password.
+        password: SecretString,
+    },
+    /// `Authorization: Bearer` (OAuth against Exchange hybrid modern auth).
+    Bearer(SecretString),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            Auth::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+/// An Exchange server and how Kalsync talks to it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `https://mail.corp.example/EWS/Exchange.asmx`.
+    pub url: url::Url,
+    /// The service account.
+    pub auth: Auth,
+    /// The `RequestServerVersion`.
+    pub version: Version,
+    /// Impersonation or delegate access.
+    pub access: Access,
+    /// The zone requests give times in (`TimeZoneContext`).
+    pub zone: Option<WindowsZone>,
+    /// One request's time limit.
+    pub timeout: Duration,
+    /// Attempts of one request while the server says it is busy.
+    pub max_attempts: u32,
+}
+
+impl Settings {
+    /// Defaults for `url` and `auth`: Exchange 2013 SP1, impersonation, 30 s, 4 attempts.
+    pub fn new(url: url::Url, auth: Auth) -> Settings {
+        Settings {
+            url,
+            auth,
+            version: Version::Exchange2013Sp1,
+            access: Access::Impersonation,
+            zone: None,
+            timeout: Duration::from_secs(30),
+            max_attempts: 4,
+        }
+    }
+}
+
+/// What one read of a mailbox's window found.
+#[derive(Debug, Clone, Default)]
+pub struct CalendarRead {
+    /// The bookings.
+    pub bookings: Vec<Booking>,
+    /// Items that could not be read, with why: left out, the rest kept.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// A client for one Exchange server.
+#[derive(Debug, Clone)]
+pub struct EwsClient {
+    http: reqwest::Client,
+    settings: Settings,
+}
+
+/// The most entries one calendar view asks for; a fuller window is halved.
+const VIEW_PAGE: u32 = 500;
+/// Items per `GetItem`.
+const ITEM_BATCH: usize = 100;
+/// How small a window may be halved to.
+const SMALLEST_WINDOW: SignedDuration = SignedDuration::from_mins(15);
+
+impl EwsClient {
+    /// A client; fails only when the HTTP stack cannot start.
+    pub fn new(settings: Settings) -> Result<EwsClient, EwsError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| EwsError::Transport(e.to_string()))?;
+        Ok(EwsClient { http, settings })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The request context for `mailbox`.
+    pub fn context<'a>(&self, mailbox: &'a str) -> Context<'a> {
+        Context {
+            version: self.settings.version,
+            access: self.settings.access,
+            mailbox,
+            zone: self.settings.zone,
+        }
+    }
+
+    /// Sends a request for `mailbox` and returns the answer's text, waiting out
+    /// `ErrorServerBusy` up to the attempt limit.
+    pub async fn call(&self, request: &Request, mailbox: &str) -> Result<String, EwsError> {
+        let envelope = request.envelope();
+        let mut wait = Duration::from_secs(1);
+        let mut attempt = 1;
+        loop {
+            match self.post(&envelope, request, mailbox).await {
+                Err(e) if e.is_throttling() && attempt < self.settings.max_attempts => {
+                    let pause = e.back_off().unwrap_or(wait).min(Duration::from_secs(300));
+                    tracing::debug!(
+                        mailbox,
+                        pause_ms = pause.as_millis() as u64,
+                        "exchange is busy; waiting"
+                    );
+                    tokio::time::sleep(pause).await;
+                    wait = (wait * 2).min(Duration::from_secs(60));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        envelope: &str,
+        request: &Request,
+        mailbox: &str,
+    ) -> Result<String, EwsError> {
+        let mut http = self
+            .http
+            .post(self.settings.url.clone())
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("soapaction", format!("\"{}\"", request.soap_action()))
+            .body(envelope.to_owned());
+        if self.settings.access == Access::Impersonation {
+            http = http.header("x-anchormailbox", mailbox);
+        }
+        http = match &self.settings.auth {
+            Auth::Basic { username, password } => {
+                http.basic_auth(username, Some(password.expose_secret()))
+            }
+            Auth::Bearer(token) => http.bearer_auth(token.expose_secret()),
+        };
+        let answer = http
+            .send()
+            .await
+            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+        let status = answer.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(EwsError::Unauthorized(
+                "Exchange refused the service account's credentials (401)".into(),
+            ));
+        }
+        if answer
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER as u64)
+        {
+            return Err(EwsError::TooLarge { limit: MAX_ANSWER });
+        }
+        let text = read_capped(answer).await?;
+        if status.is_success() || status == reqwest::StatusCode::INTERNAL_SERVER_ERROR {
+            // A fault comes with 500; `outcome` reads it.
+            if !status.is_success() {
+                response::outcome(&text)?;
+            }
+            return Ok(text);
+        }
+        Err(EwsError::Transport(format!(
+            "Exchange answered HTTP {status}{}",
+            if text.trim_start().starts_with('<') && text.contains("html") {
+                " with an HTML page (a proxy or a login page?)"
+            } else {
+                ""
+            }
+        )))
+    }
+
+    /// Every booking of `mailbox` overlapping `[start, end)`, read with `shape`;
+    /// all-day items fall back to `zone` for their dates.
+    pub async fn read_window(
+        &self,
+        mailbox: &str,
+        start: Timestamp,
+        end: Timestamp,
+        shape: Shape,
+        zone: &Zone,
+    ) -> Result<CalendarRead, EwsError> {
+        let ctx = self.context(mailbox);
+        let mut ids: Vec<ItemRef> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut windows = vec![(start, end)];
+        while let Some((from, to)) = windows.pop() {
+            let request = request::find_calendar_view(&ctx, from, to, VIEW_PAGE);
+            let page = response::calendar_view(&self.call(&request, mailbox).await?)?;
+            if !page.complete && to.duration_since(from) > SMALLEST_WINDOW {
+                // More than a page in this window: read each half instead.
+                let middle = from + to.duration_since(from) / 2;
+                windows.push((middle, to));
+                windows.push((from, middle));
+                continue;
+            }
+            for item in page.items {
+                if seen.insert(item.item.id.clone()) {
+                    ids.push(item.item);
+                }
+            }
+        }
+        let mut read = CalendarRead::default();
+        for batch in ids.chunks(ITEM_BATCH) {
+            let request = request::get_items(&ctx, batch, shape);
+            let items = response::items(&self.call(&request, mailbox).await?)?;
+            for (asked, item) in batch.iter().zip(items) {
+                match item.and_then(|i| i.to_booking(zone)) {
+                    Ok(b) => read.bookings.push(b),
+                    // Deleted since the view was read: nothing to keep.
+                    Err(e) if e.code() == Some("ErrorItemNotFound") => {}
+                    Err(e) => read.rejected.push((asked.id.clone(), e.to_string())),
+                }
+            }
+        }
+        Ok(read)
+    }
+}
+
+async fn read_capped(mut answer: reqwest::Response) -> Result<String, EwsError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer
+        .chunk()
+        .await
+        .map_err(|e| EwsError::Transport(e.without_url().to_string()))?
+    {
+        if bytes.len() + chunk.len() > MAX_ANSWER {
+            return Err(EwsError::TooLarge { limit: MAX_ANSWER });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| EwsError::Malformed("the answer is not UTF-8".into()))
+}

@@ -1,0 +1,489 @@
+//! The client against the EWS simulator on loopback: a window read with the explicit
+//! shape (never a body), a full view split, series and all-day items, the service
+//! account's rights (impersonation, delegate), throttling waited out, subscriptions
+//! and folder sync answered as the client reads them.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{BookingTime, FreeBusy, WindowsZone, Zone};
+use kalsync_ews::request::{self, Access, Shape, Subscription};
+use kalsync_ews::response::{self, Change};
+use kalsync_ews::{Auth, EwsClient, EwsError, Settings};
+use kalsync_ews_sim::{DelegateRights, EwsConfig, EwsFaults, EwsSim};
+use kalsync_graph_sim::{EventSpec, RecurrenceSpec, SimConfig, Simulator, UserSpec};
+use secrecy::SecretString;
+
+const ACCOUNT: &str = "CORP\\svc-kalsync";
+const PASSWORD: &str = "Sommar2026!";
+
+struct Exchange {
+    sim: EwsSim,
+    url: url::Url,
+    _handle: kalsync_ews_sim::EwsHandle,
+}
+
+async fn exchange() -> Exchange {
+    let graph = Simulator::new(SimConfig::with_secret("t", "c", "s"));
+    for upn in ["anna@corp.example", "bo@corp.example"] {
+        graph
+            .add_user(UserSpec {
+                upn: upn.into(),
+                id: None,
+                display_name: None,
+                time_zone: "W. Europe Standard Time".into(),
+                working_hours: None,
+            })
+            .expect("user");
+    }
+    let sim = EwsSim::new(graph, EwsConfig::new(ACCOUNT, PASSWORD));
+    let (base, handle) = kalsync_ews_sim::spawn(sim.clone()).await.expect("spawn");
+    Exchange {
+        sim,
+        url: base.join("EWS/Exchange.asmx").expect("url"),
+        _handle: handle,
+    }
+}
+
+fn client(x: &Exchange, access: Access, password: &str) -> EwsClient {
+    let mut s = Settings::new(
+        x.url.clone(),
+        Auth::Basic {
+            username: "svc-kalsync@corp.example".into(),
+            password: SecretString::from(password),
+        },
+    );
+    s.access = access;
+    s.zone = WindowsZone::parse("W. Europe Standard Time").ok();
+    s.timeout = Duration::from_secs(10);
+    EwsClient::new(s).expect("client")
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().expect("time")
+}
+
+fn week() -> (Timestamp, Timestamp) {
+    (
+        at("2026-11-23T00:00:00+01:00"),
+        at("2026-11-30T00:00:00+01:00"),
+    )
+}
+
+#[tokio::test]
+async fn a_window_is_read_with_the_explicit_shape_and_never_a_body() {
+    let x = exchange().await;
+    let g = x.sim.graph();
+    let mut lunch = EventSpec::new(
+        "LUN: Lunch",
+        "2026-11-24T12:00:00+01:00",
+        "2026-11-24T13:00:00+01:00",
+    );
+    lunch.body = "secret body".into();
+    lunch.categories = vec!["Lunch".into()];
+    g.create_event("anna@corp.example", lunch).expect("lunch");
+    let mut vacation = EventSpec::new("SEM: Kreta", "2026-11-26", "2026-11-28");
+    vacation.all_day = true;
+    vacation.show_as = "oof".into();
+    vacation.time_zone = Some("W. Europe Standard Time".into());
+    g.create_event("anna@corp.example", vacation)
+        .expect("vacation");
+    let mut standup = EventSpec::new(
+        "Stand-up",
+        "2026-11-23T09:00:00+01:00",
+        "2026-11-23T09:15:00+01:00",
+    );
+    standup.recurrence = Some(RecurrenceSpec {
+        pattern: "daily".into(),
+        interval: 1,
+        days_of_week: vec![],
+        until: None,
+        count: Some(5),
+    });
+    let series = g
+        .create_event("anna@corp.example", standup)
+        .expect("series");
+    g.change_occurrence(
+        "anna@corp.example",
+        &series,
+        jiff::civil::date(2026, 11, 25),
+        Some(kalsync_graph_sim::OccurrenceChange {
+            start: Some("2026-11-25T10:00:00+01:00".into()),
+            end: Some("2026-11-25T10:15:00+01:00".into()),
+            subject: None,
+            show_as: None,
+            is_cancelled: None,
+        }),
+    )
+    .expect("moved");
+
+    let c = client(&x, Access::Impersonation, PASSWORD);
+    let (from, to) = week();
+    let read = c
+        .read_window(
+            "anna@corp.example",
+            from,
+            to,
+            Shape {
+                subject: true,
+                location: false,
+            },
+            &Zone::stockholm(),
+        )
+        .await
+        .expect("read");
+    assert!(read.rejected.is_empty(), "{:?}", read.rejected);
+    assert_eq!(read.bookings.len(), 7, "lunch, vacation, five stand-ups");
+    let lunch = read
+        .bookings
+        .iter()
+        .find(|b| b.subject.as_deref() == Some("LUN: Lunch"))
+        .expect("lunch");
+    assert_eq!(lunch.categories, ["Lunch"]);
+    assert_eq!(
+        lunch.time,
+        BookingTime::Timed {
+            start: at("2026-11-24T12:00:00+01:00"),
+            end: at("2026-11-24T13:00:00+01:00")
+        }
+    );
+    let vacation = read
+        .bookings
+        .iter()
+        .find(|b| b.free_busy == FreeBusy::Oof)
+        .expect("vacation");
+    assert_eq!(
+        vacation.time,
+        BookingTime::AllDay {
+            first: jiff::civil::date(2026, 11, 26),
+            end: jiff::civil::date(2026, 11, 28)
+        }
+    );
+    let standups: Vec<_> = read
+        .bookings
+        .iter()
+        .filter(|b| b.subject.as_deref() == Some("Stand-up"))
+        .collect();
+    assert_eq!(standups.len(), 5);
+    assert!(
+        standups.iter().all(|b| b.series_id.is_some()),
+        "occurrences name their series"
+    );
+    assert!(standups.iter().any(|b| matches!(b.time, BookingTime::Timed { start, .. } if start == at("2026-11-25T10:00:00+01:00"))), "the moved one");
+
+    let without = c
+        .read_window(
+            "anna@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await
+        .expect("read");
+    assert!(
+        without.bookings.iter().all(|b| b.subject.is_none()),
+        "no subject unless needed"
+    );
+    assert_eq!(
+        x.sim.stats().body_requested,
+        0,
+        "the body is never asked for"
+    );
+}
+
+#[tokio::test]
+async fn a_full_view_is_read_in_halves() {
+    let x = exchange().await;
+    let (from, _) = week();
+    for i in 0..620 {
+        let start = from + SignedDuration::from_mins(15 * i);
+        x.sim
+            .graph()
+            .create_event(
+                "bo@corp.example",
+                EventSpec::new("Slot", start, start + SignedDuration::from_mins(10)),
+            )
+            .expect("event");
+    }
+    let c = client(&x, Access::Impersonation, PASSWORD);
+    let (from, to) = week();
+    let read = c
+        .read_window(
+            "bo@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await
+        .expect("read");
+    assert_eq!(read.bookings.len(), 620);
+}
+
+#[tokio::test]
+async fn the_service_accounts_rights_are_checked_and_named() {
+    let x = exchange().await;
+    let (from, to) = week();
+    let wrong = client(&x, Access::Impersonation, "wrong")
+        .read_window(
+            "anna@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await;
+    assert!(matches!(wrong, Err(EwsError::Unauthorized(_))), "{wrong:?}");
+
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config.impersonate_all = false;
+    config.impersonate.insert("bo@corp.example".into());
+    config
+        .delegate
+        .insert("anna@corp.example".into(), DelegateRights::Reviewer);
+    config
+        .delegate
+        .insert("bo@corp.example".into(), DelegateRights::FreeBusy);
+    x.sim.set_config(config);
+    let imp = client(&x, Access::Impersonation, PASSWORD);
+    let denied = imp
+        .read_window(
+            "anna@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await
+        .expect_err("not in the scope");
+    assert_eq!(denied.code(), Some("ErrorImpersonateUserDenied"));
+    assert!(
+        imp.read_window(
+            "bo@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm()
+        )
+        .await
+        .is_ok()
+    );
+
+    let delegate = client(&x, Access::Delegate, PASSWORD);
+    assert!(
+        delegate
+            .read_window(
+                "anna@corp.example",
+                from,
+                to,
+                Shape::default(),
+                &Zone::stockholm()
+            )
+            .await
+            .is_ok()
+    );
+    let free_busy = delegate
+        .read_window(
+            "bo@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await
+        .expect_err("free/busy only");
+    assert_eq!(free_busy.code(), Some("ErrorAccessDenied"));
+    assert!(free_busy.to_string().contains("free/busy"), "{free_busy}");
+}
+
+#[tokio::test]
+async fn a_busy_server_is_waited_out_for_its_back_off() {
+    let x = exchange().await;
+    x.sim.set_faults(EwsFaults {
+        server_busy: 2,
+        back_off_ms: 50,
+        ..EwsFaults::default()
+    });
+    let (from, to) = week();
+    let c = client(&x, Access::Impersonation, PASSWORD);
+    let started = std::time::Instant::now();
+    c.read_window(
+        "anna@corp.example",
+        from,
+        to,
+        Shape::default(),
+        &Zone::stockholm(),
+    )
+    .await
+    .expect("read after two refusals");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(x.sim.stats().server_busy, 2);
+
+    x.sim.set_faults(EwsFaults {
+        server_busy: 10,
+        back_off_ms: 2_000,
+        ..EwsFaults::default()
+    });
+    let mut settings = c.settings().clone();
+    settings.max_attempts = 1;
+    let once = EwsClient::new(settings).expect("client");
+    let busy = once
+        .read_window(
+            "anna@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await
+        .expect_err("busy");
+    assert!(busy.is_throttling());
+    assert_eq!(busy.back_off(), Some(Duration::from_secs(2)));
+}
+
+#[tokio::test]
+async fn subscriptions_and_sync_states_work_as_exchange_s() {
+    let x = exchange().await;
+    let c = client(&x, Access::Impersonation, PASSWORD);
+    let ctx = c.context("anna@corp.example");
+
+    // Folder sync: everything at first, then only what changed.
+    let first = response::sync_page(
+        &c.call(
+            &request::sync_folder_items(&ctx, None, 512),
+            "anna@corp.example",
+        )
+        .await
+        .expect("sync"),
+    )
+    .expect("page");
+    assert!(first.changes.is_empty() && first.complete);
+    let id = x
+        .sim
+        .graph()
+        .create_event(
+            "anna@corp.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                "2026-11-24T12:00:00+01:00",
+                "2026-11-24T13:00:00+01:00",
+            ),
+        )
+        .expect("event");
+    let second = response::sync_page(
+        &c.call(
+            &request::sync_folder_items(&ctx, Some(&first.sync_state), 512),
+            "anna@corp.example",
+        )
+        .await
+        .expect("sync"),
+    )
+    .expect("page");
+    assert!(matches!(second.changes.as_slice(), [Change::Created(_)]));
+    x.sim
+        .graph()
+        .delete_event("anna@corp.example", &id)
+        .expect("delete");
+    let third = response::sync_page(
+        &c.call(
+            &request::sync_folder_items(&ctx, Some(&second.sync_state), 512),
+            "anna@corp.example",
+        )
+        .await
+        .expect("sync"),
+    )
+    .expect("page");
+    assert!(matches!(third.changes.as_slice(), [Change::Deleted(_)]));
+    x.sim.set_faults(EwsFaults {
+        expire_watermarks: 1,
+        ..EwsFaults::default()
+    });
+    let expired = response::sync_page(
+        &c.call(
+            &request::sync_folder_items(&ctx, Some(&third.sync_state), 512),
+            "anna@corp.example",
+        )
+        .await
+        .expect("answer"),
+    )
+    .expect_err("expired");
+    assert_eq!(expired.code(), Some("ErrorInvalidSyncStateData"));
+
+    // Pull: a change is an event after the watermark.
+    let pull = response::subscribed(
+        &c.call(
+            &request::subscribe(
+                &ctx,
+                &Subscription::Pull {
+                    timeout_minutes: 10,
+                    watermark: None,
+                },
+            ),
+            "anna@corp.example",
+        )
+        .await
+        .expect("subscribe"),
+    )
+    .expect("subscribed");
+    x.sim
+        .graph()
+        .create_event(
+            "anna@corp.example",
+            EventSpec::new(
+                "MOT: Kund",
+                "2026-11-25T14:00:00+01:00",
+                "2026-11-25T15:00:00+01:00",
+            ),
+        )
+        .expect("event");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = response::pulled(
+        &c.call(
+            &request::get_events(
+                &ctx,
+                &pull.id,
+                pull.watermark.as_deref().expect("watermark"),
+            ),
+            "anna@corp.example",
+        )
+        .await
+        .expect("events"),
+    )
+    .expect("notification");
+    assert!(events.has_changes());
+    let gone = response::unsubscribed(
+        &c.call(&request::unsubscribe(&ctx, "nope"), "anna@corp.example")
+            .await
+            .expect("answer"),
+    );
+    assert_eq!(
+        gone.expect_err("unknown").code(),
+        Some("ErrorSubscriptionNotFound")
+    );
+
+    // Delegate access cannot subscribe.
+    let delegate = client(&x, Access::Delegate, PASSWORD);
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config
+        .delegate
+        .insert("anna@corp.example".into(), DelegateRights::Reviewer);
+    x.sim.set_config(config);
+    let refused = response::subscribed(
+        &delegate
+            .call(
+                &request::subscribe(
+                    &delegate.context("anna@corp.example"),
+                    &Subscription::Streaming,
+                ),
+                "anna@corp.example",
+            )
+            .await
+            .expect("answer"),
+    )
+    .expect_err("delegate");
+    assert_eq!(
+        refused.code(),
+        Some("ErrorSubscriptionDelegateAccessNotSupported")
+    );
+}
