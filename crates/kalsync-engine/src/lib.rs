@@ -29,7 +29,7 @@ use rand::Rng as _;
 use tokio::sync::Notify;
 
 pub use metrics::Metrics;
-pub use source::{GraphSource, Mailbox, Source, SourceError, SourceRead};
+pub use source::{EwsSource, GraphSource, Mailbox, Source, SourceError, SourceRead};
 pub use status::{AbsenceStatus, Person, StatusUpdate, UPCOMING, next_transition};
 
 use plan::{Plan, Reasons};

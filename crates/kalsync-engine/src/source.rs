@@ -1,5 +1,5 @@
 //! Sources as the engine sees them: something that reads a mailbox's window. The Graph
-//! adapter lives here; EWS joins it.
+//! and EWS adapters live here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -102,7 +102,10 @@ impl GraphSource {
             credential,
             graph_url,
             login_url,
-        } = config;
+        } = config
+        else {
+            return Err(SourceError::Failed("not a Microsoft Graph instance".into()));
+        };
         let mut endpoints = Endpoints::global();
         if let Some(g) = graph_url {
             endpoints.graph =
@@ -202,6 +205,110 @@ impl Source for GraphSource {
                 .map(|(id, e)| (id, e.to_string()))
                 .collect(),
             mailbox: self.mailbox(mailbox).await,
+        })
+    }
+}
+
+/// On-premises Exchange over EWS: the window read with `FindItem` and `GetItem`.
+pub struct EwsSource {
+    client: kalsync_ews::EwsClient,
+    fallback_zone: Zone,
+}
+
+impl From<kalsync_ews::EwsError> for SourceError {
+    fn from(e: kalsync_ews::EwsError) -> Self {
+        use kalsync_ews::EwsError;
+        if e.is_throttling() {
+            return SourceError::Throttled {
+                retry_after: e.back_off().unwrap_or(Duration::from_secs(30)),
+            };
+        }
+        match (&e, e.code()) {
+            (EwsError::Unauthorized(m), _) => SourceError::Credentials(m.clone()),
+            (_, Some("ErrorImpersonateUserDenied")) => SourceError::Forbidden(format!(
+                "{e} — the service account may not impersonate this mailbox: assign it the ApplicationImpersonation role (New-ManagementRoleAssignment) for a scope that includes the mailbox"
+            )),
+            (_, Some("ErrorAccessDenied")) => SourceError::Forbidden(format!(
+                "{e} — give the service account Reviewer on the mailbox's calendar (Add-MailboxFolderPermission -AccessRights Reviewer) or use impersonation"
+            )),
+            (_, Some("ErrorNonExistentMailbox" | "ErrorMailboxStoreUnavailable")) => {
+                SourceError::NotFound(e.to_string())
+            }
+            _ => SourceError::Failed(e.to_string()),
+        }
+    }
+}
+
+impl EwsSource {
+    /// The source of an EWS instance; `zone` is the instance's.
+    pub fn new(config: &SourceConfig, zone: Zone) -> Result<EwsSource, SourceError> {
+        let SourceConfig::Ews {
+            url,
+            username,
+            password,
+            auth,
+            version,
+            access,
+        } = config
+        else {
+            return Err(SourceError::Failed("not an EWS instance".into()));
+        };
+        let url = url::Url::parse(url).map_err(|e| SourceError::Failed(format!("url: {e}")))?;
+        let auth = match auth.as_str() {
+            "basic" => kalsync_ews::Auth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            other => {
+                return Err(SourceError::Failed(format!(
+                    "auth `{other}` (expected basic)"
+                )));
+            }
+        };
+        let mut settings = kalsync_ews::Settings::new(url, auth);
+        settings.version = kalsync_ews::Version::parse(version).map_err(SourceError::Failed)?;
+        settings.access = match access.as_str() {
+            "impersonation" => kalsync_ews::Access::Impersonation,
+            "delegate" => kalsync_ews::Access::Delegate,
+            other => {
+                return Err(SourceError::Failed(format!(
+                    "access `{other}` (expected impersonation or delegate)"
+                )));
+            }
+        };
+        settings.zone = kalsync_core::WindowsZone::from_zone(&zone);
+        Ok(EwsSource {
+            client: kalsync_ews::EwsClient::new(settings)?,
+            fallback_zone: zone,
+        })
+    }
+}
+
+#[async_trait]
+impl Source for EwsSource {
+    async fn read(
+        &self,
+        mailbox: &EmailAddress,
+        window: Window,
+        subjects: bool,
+    ) -> Result<SourceRead, SourceError> {
+        let read = self
+            .client
+            .read_window(
+                mailbox.as_str(),
+                window.start,
+                window.end,
+                kalsync_ews::Shape {
+                    subject: subjects,
+                    location: subjects,
+                },
+                &self.fallback_zone,
+            )
+            .await?;
+        Ok(SourceRead {
+            bookings: read.bookings,
+            rejected: read.rejected,
+            mailbox: Mailbox::default(),
         })
     }
 }

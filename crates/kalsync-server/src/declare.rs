@@ -24,6 +24,21 @@ fn source(decl: &SourceDecl) -> SourceConfig {
             graph_url: graph_url.clone(),
             login_url: login_url.clone(),
         },
+        SourceDecl::Ews {
+            url,
+            username,
+            password,
+            auth,
+            version,
+            access,
+        } => SourceConfig::Ews {
+            url: url.clone(),
+            username: username.clone(),
+            password: password.clone(),
+            auth: auth.clone(),
+            version: version.clone(),
+            access: access.clone(),
+        },
     }
 }
 

@@ -192,6 +192,10 @@ fn source_factory() -> kalsync_engine::SourceFactory {
                 instance.settings.time_zone.clone(),
                 kalsync_graph::Limits::default(),
             )?)),
+            config @ SourceConfig::Ews { .. } => Ok(Arc::new(kalsync_engine::EwsSource::new(
+                config,
+                instance.settings.time_zone.clone(),
+            )?)),
         }
     })
 }

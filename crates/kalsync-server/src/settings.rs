@@ -209,6 +209,37 @@ pub enum SourceDecl {
         #[serde(default)]
         login_url: Option<String>,
     },
+    /// On-premises Exchange over EWS with a service account.
+    Ews {
+        /// `https://mail.corp.example/EWS/Exchange.asmx`.
+        url: String,
+        /// `DOMAIN\\svc-kalsync` or `svc-kalsync@corp.example`.
+        username: String,
+        /// Its password.
+        #[serde(skip_serializing)]
+        password: SecretString,
+        /// `basic`.
+        #[serde(default = "basic")]
+        auth: String,
+        /// `2007`, `2010`, `2013`, `2016`, `2019`, `se` or `Exchange2010_SP1`….
+        #[serde(default = "exchange_2016")]
+        version: String,
+        /// `impersonation` (ApplicationImpersonation) or `delegate` (Reviewer).
+        #[serde(default = "impersonation")]
+        access: String,
+    },
+}
+
+fn basic() -> String {
+    "basic".into()
+}
+
+fn exchange_2016() -> String {
+    "2016".into()
+}
+
+fn impersonation() -> String {
+    "impersonation".into()
 }
 
 /// A user declared in the file.

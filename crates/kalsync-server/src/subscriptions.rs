@@ -90,7 +90,10 @@ impl Subscriptions {
         {
             return Some(c.clone());
         }
-        let SourceConfig::Graph { .. } = &instance.source;
+        // Graph subscriptions are for Graph instances; EWS instances are polled.
+        let SourceConfig::Graph { .. } = &instance.source else {
+            return None;
+        };
         let source = GraphSource::new(
             &instance.source,
             instance.settings.time_zone.clone(),

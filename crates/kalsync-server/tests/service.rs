@@ -396,3 +396,38 @@ async fn a_booking_in_outlook_becomes_a_notify_on_the_receptionists_phone() {
     assert!(body.contains("Lunch, åter"), "and in Swedish: {body}");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_booking_on_an_exchange_server_reaches_the_pbx_over_ews() {
+    let dir = std::env::temp_dir().join(format!("kalsync-ews-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars,
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
+    );
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let mut s = settings(&sim_url, &dir).await;
+    s.companies[0].instances[0].source = SourceDecl::Ews {
+        url: format!("{ews_url}EWS/Exchange.asmx"),
+        username: "svc-kalsync@corp.example".into(),
+        password: "Sommar2026!".to_owned().into(),
+        auth: "basic".into(),
+        version: "2010".into(),
+        access: "impersonation".into(),
+    };
+    let running = Running::start(s, dir).await;
+    let page = running.page_until(|p| p.contains("Lunch, back")).await;
+    assert!(
+        page.contains("anna@acme.example") && page.contains("Lunch, back"),
+        "{page}"
+    );
+    let anna = running.pbx.current()["anna@acme.example"].clone();
+    assert_eq!(
+        anna.status.absence.as_ref().map(|a| a.reason.as_str()),
+        Some("lunch")
+    );
+    assert_eq!(ews.stats().body_requested, 0);
+    assert!(ews.stats().requests >= 2, "FindItem and GetItem");
+    running.stop().await;
+}

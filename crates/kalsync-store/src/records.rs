@@ -110,13 +110,29 @@ pub enum SourceConfig {
         /// Login host other than the global cloud's.
         login_url: Option<String>,
     },
+    /// On-premises Exchange through EWS.
+    Ews {
+        /// `https://mail.corp.example/EWS/Exchange.asmx`.
+        url: String,
+        /// The service account, `DOMAIN\user` or `user@domain`.
+        username: String,
+        /// Its password.
+        password: SecretString,
+        /// `basic` or `ntlm`.
+        auth: String,
+        /// `RequestServerVersion` or product year (`2010`, `Exchange2013_SP1`…).
+        version: String,
+        /// `impersonation` or `delegate`.
+        access: String,
+    },
 }
 
 impl SourceConfig {
-    /// The kind, for lists: `graph`.
+    /// The kind, for lists: `graph` or `ews`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Graph { .. } => "graph",
+            SourceConfig::Ews { .. } => "ews",
         }
     }
 
@@ -146,6 +162,16 @@ impl SourceConfig {
                 json!({"kind": "graph", "tenant": tenant, "client_id": client_id, "credential": credential,
                        "graph_url": graph_url, "login_url": login_url})
             }
+            SourceConfig::Ews {
+                url,
+                username,
+                password,
+                auth,
+                version,
+                access,
+            } => json!({"kind": "ews", "url": url, "username": username,
+                        "password": secrets.seal(password), "auth": auth,
+                        "version": version, "access": access}),
         }
     }
 
@@ -179,6 +205,17 @@ impl SourceConfig {
                     credential,
                     graph_url: text(value, "graph_url"),
                     login_url: text(value, "login_url"),
+                })
+            }
+            Some("ews") => {
+                let field = |k: &str| text(value, k).ok_or_else(|| corrupt(&format!("no {k}")));
+                Ok(SourceConfig::Ews {
+                    url: field("url")?,
+                    username: field("username")?,
+                    password: secrets.open(&field("password")?)?,
+                    auth: field("auth")?,
+                    version: field("version")?,
+                    access: field("access")?,
                 })
             }
             _ => Err(corrupt("unknown source kind")),

@@ -155,6 +155,40 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
 
+    // Beside it, a company on its own Exchange server, read over EWS.
+    let lokal = Simulator::new(SimConfig::with_secret(tenant, client_id, secret));
+    let lokal_people = sample::populate(
+        &lokal,
+        args.users.min(8),
+        this_monday(),
+        2,
+        11,
+        "lokal.example",
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(p) = lokal_people.first() {
+        lokal
+            .create_event(&p.id, EventSpec::new("LUN: Lunch", soon(2), soon(5)))
+            .map_err(|e| e.to_string())?;
+    }
+    let (ews_account, ews_password) = ("LOKAL\\svc-kalsync", "demo-exchange-password");
+    let ews = kalsync_ews_sim::EwsSim::new(
+        lokal.clone(),
+        kalsync_ews_sim::EwsConfig::new(ews_account, ews_password),
+    );
+    let (ews_url, _ews_handle) = kalsync_ews_sim::spawn(ews)
+        .await
+        .map_err(|e| e.to_string())?;
+    let lokal_users = lokal_people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| UserDecl::Full {
+            email: p.upn.clone(),
+            name: Some(p.name.clone()),
+            extension: Some(format!("{}", 301 + i)),
+        })
+        .collect();
+
     let users = people
         .iter()
         .enumerate()
@@ -171,24 +205,45 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         listen: args.listen,
         database_url: format!("sqlite:{}", dir.join("demo.db").display()),
         master_key_file: dir.join("demo.key"),
-        companies: vec![CompanyDecl {
-            name: "Demo AB".into(),
-            targets: vec![TargetDecl::Simulator {
-                name: "PBX simulator".into(),
-            }],
-            instances: vec![InstanceDecl {
-                name: "Microsoft 365 (simulated)".into(),
-                source: SourceDecl::Graph {
-                    tenant: tenant.into(),
-                    client_id: client_id.into(),
-                    client_secret: secret.to_owned().into(),
-                    graph_url: Some(format!("{sim_url}v1.0/")),
-                    login_url: Some(sim_url.to_string()),
-                },
-                settings: Some(settings_table),
-                users,
-            }],
-        }],
+        companies: vec![
+            CompanyDecl {
+                name: "Demo AB".into(),
+                targets: vec![TargetDecl::Simulator {
+                    name: "PBX simulator".into(),
+                }],
+                instances: vec![InstanceDecl {
+                    name: "Microsoft 365 (simulated)".into(),
+                    source: SourceDecl::Graph {
+                        tenant: tenant.into(),
+                        client_id: client_id.into(),
+                        client_secret: secret.to_owned().into(),
+                        graph_url: Some(format!("{sim_url}v1.0/")),
+                        login_url: Some(sim_url.to_string()),
+                    },
+                    settings: Some(settings_table.clone()),
+                    users,
+                }],
+            },
+            CompanyDecl {
+                name: "Demo Lokal AB".into(),
+                targets: vec![TargetDecl::Simulator {
+                    name: "PBX simulator".into(),
+                }],
+                instances: vec![InstanceDecl {
+                    name: "Exchange 2016 (simulated)".into(),
+                    source: SourceDecl::Ews {
+                        url: format!("{ews_url}EWS/Exchange.asmx"),
+                        username: ews_account.into(),
+                        password: ews_password.to_owned().into(),
+                        auth: "basic".into(),
+                        version: "2016".into(),
+                        access: "impersonation".into(),
+                    },
+                    settings: Some(settings_table),
+                    users: lokal_users,
+                }],
+            },
+        ],
         ..Settings::default()
     };
     settings.engine.debounce_ms = 200;
@@ -204,6 +259,10 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
     say!(
         "  company      Demo AB: {} people on a simulated Microsoft 365, statuses go to a simulated PBX",
         people.len()
+    );
+    say!(
+        "  on-premises  Demo Lokal AB: {} people on a simulated Exchange 2016, read over EWS ({ews_url}EWS/Exchange.asmx, account {ews_account})",
+        lokal_people.len()
     );
     say!("  watch        http://{address}/ shows who is away now and next; it refreshes every 5 s");
     say!(

@@ -1,5 +1,6 @@
-//! `kalsync sim graph`: the Graph simulator as a process, with a sample company, for
-//! trying Kalsync (or anything else that speaks Graph) without a Microsoft 365 tenant.
+//! `kalsync sim graph` and `kalsync sim ews`: the Graph and EWS simulators as
+//! processes, with a sample company, for trying Kalsync (or anything else that speaks
+//! Graph or EWS) without a Microsoft 365 tenant or an Exchange server.
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,34 @@ use kalsync_graph_sim::{SimConfig, Simulator, sample};
 pub(crate) enum SimCommand {
     /// Serve a Microsoft Graph simulator.
     Graph(GraphSimArgs),
+    /// Serve an on-premises Exchange (EWS) simulator.
+    Ews(EwsSimArgs),
+}
+
+/// Arguments of `kalsync sim ews`.
+#[derive(Debug, Args)]
+pub(crate) struct EwsSimArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    listen: SocketAddr,
+    /// People in the sample company, each with two weeks of bookings.
+    #[arg(long, default_value_t = 25)]
+    users: usize,
+    /// Seed of the sample calendars.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The first Monday of the sample weeks [default: this week's].
+    #[arg(long, value_name = "DATE")]
+    monday: Option<jiff::civil::Date>,
+    /// The service account the simulator accepts (it may impersonate every mailbox).
+    #[arg(long, default_value = "CORP\\svc-kalsync")]
+    account: String,
+    /// Its password [default: a new random one].
+    #[arg(long, env = "KALSYNC_SIM_EWS_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Mail domain of the sample company.
+    #[arg(long, default_value = "corp.example")]
+    domain: String,
 }
 
 /// Arguments of `kalsync sim graph`.
@@ -44,9 +73,58 @@ pub(crate) struct GraphSimArgs {
 
 /// Runs the command until Ctrl-C or SIGTERM.
 pub(crate) fn run(command: &SimCommand) -> Result<(), String> {
-    let SimCommand::Graph(args) = command;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
-    runtime.block_on(serve_graph(args))
+    match command {
+        SimCommand::Graph(args) => runtime.block_on(serve_graph(args)),
+        SimCommand::Ews(args) => runtime.block_on(serve_ews(args)),
+    }
+}
+
+async fn serve_ews(args: &EwsSimArgs) -> Result<(), String> {
+    let password = args
+        .password
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let calendars = Simulator::new(SimConfig::with_secret("ews", "ews", &password));
+    let monday = args.monday.unwrap_or_else(this_monday);
+    let people = sample::populate(&calendars, args.users, monday, 2, args.seed, &args.domain)
+        .map_err(|e| format!("sample company: {e}"))?;
+    let sim = kalsync_ews_sim::EwsSim::new(
+        calendars,
+        kalsync_ews_sim::EwsConfig::new(&args.account, &password),
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    let base = format!(
+        "http://{}/",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    say!("Exchange (EWS) simulator on {base}");
+    say!(
+        "  ews            {base}EWS/Exchange.asmx   (Basic; FindItem, GetItem, SyncFolderItems, Subscribe, GetEvents, GetStreamingEvents)"
+    );
+    say!(
+        "  account        {}   (may impersonate every mailbox)",
+        args.account
+    );
+    say!("  password       {password}   (the simulator's own; it opens nothing else)");
+    say!(
+        "  control        {base}_sim/   (users, events) and {base}_sim/ews/   (faults, rights, stats)"
+    );
+    match people.first() {
+        Some(p) => say!(
+            "  mailboxes      {} from {monday} (e.g. {} <{}>)",
+            people.len(),
+            p.name,
+            p.upn
+        ),
+        None => say!("  mailboxes      none"),
+    }
+    say!("Stop with Ctrl-C.");
+    kalsync_ews_sim::run(sim, listener, crate::serve::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn this_monday() -> jiff::civil::Date {

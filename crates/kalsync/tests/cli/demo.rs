@@ -56,7 +56,11 @@ fn the_demo_serves_a_company_whose_statuses_are_read() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(!page.contains("not yet"), "every mailbox was read: {page}");
-        assert!(page.contains("of 5 away now"), "{page}");
+        assert!(page.contains("of 10 away now"), "{page}");
+        assert!(
+            page.contains("@lokal.example") && page.contains("Demo Lokal AB"),
+            "the on-premises company, read over EWS: {page}"
+        );
         let metrics = http
             .get(format!("{base}/metrics"))
             .send()
