@@ -259,9 +259,13 @@ impl EwsSource {
                 username: username.clone(),
                 password: password.clone(),
             },
+            "ntlm" => kalsync_ews::Auth::Ntlm {
+                username: username.clone(),
+                password: password.clone(),
+            },
             other => {
                 return Err(SourceError::Failed(format!(
-                    "auth `{other}` (expected basic)"
+                    "auth `{other}` (expected ntlm or basic)"
                 )));
             }
         };

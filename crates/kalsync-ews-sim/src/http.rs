@@ -2,12 +2,13 @@
 //! EWS control endpoints (`/_sim/ews/…`), and the Graph simulator's control API for
 //! the mailboxes and their bookings.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -97,18 +98,94 @@ fn soap_response(status: StatusCode, text: &str) -> Response {
 }
 
 /// `user`, `DOMAIN\user` and `user@domain` name the same account.
-fn bare(name: &str) -> String {
+pub(crate) fn bare(name: &str) -> String {
     let name = name.rsplit('\\').next().unwrap_or(name);
     name.split('@').next().unwrap_or(name).to_ascii_lowercase()
 }
 
-fn authorized(config: &EwsConfig, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+/// What the credentials of a request come to.
+enum Admission {
+    /// Go on.
+    Allowed,
+    /// 401 with this `WWW-Authenticate: NTLM …` challenge.
+    Challenge(String),
+    /// 401 offering the schemes the account may use.
+    Refused,
+}
+
+/// Basic on each request, or NTLM once per connection (the peer address names it).
+fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
+    let config = lock(&sim.shared.config).clone();
+    let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+        .unwrap_or("");
+    let mut connections = lock(&sim.shared.ntlm);
+    if let Some(token) = value
+        .strip_prefix("NTLM ")
+        .or_else(|| value.strip_prefix("Negotiate "))
+    {
+        if !config.ntlm {
+            return Admission::Refused;
+        }
+        let Ok(message) = base64::engine::general_purpose::STANDARD.decode(token.trim()) else {
+            return Admission::Refused;
+        };
+        match crate::ntlm::message_type(&message) {
+            Some(crate::ntlm::NEGOTIATE) => {
+                let mut challenge = [0u8; 8];
+                challenge.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
+                connections.insert(peer, Connection::Challenged(challenge));
+                Admission::Challenge(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(crate::ntlm::challenge(challenge, &message)),
+                )
+            }
+            Some(crate::ntlm::AUTHENTICATE) => {
+                let Some(Connection::Challenged(challenge)) = connections.remove(&peer) else {
+                    return Admission::Refused;
+                };
+                match crate::ntlm::verify(&message, &challenge, &config.username, &config.password)
+                {
+                    Ok(()) => {
+                        sim.shared
+                            .stats
+                            .ntlm_sign_ins
+                            .fetch_add(1, Ordering::Relaxed);
+                        connections.insert(peer, Connection::Signed);
+                        Admission::Allowed
+                    }
+                    Err(why) => {
+                        tracing::debug!(%peer, why, "NTLM sign-in refused");
+                        Admission::Refused
+                    }
+                }
+            }
+            _ => Admission::Refused,
+        }
+    } else if value.is_empty() {
+        if connections.get(&peer) == Some(&Connection::Signed) {
+            Admission::Allowed
+        } else {
+            Admission::Refused
+        }
+    } else if config.basic && authorized(&config, value) {
+        Admission::Allowed
+    } else {
+        Admission::Refused
+    }
+}
+
+/// A connection's NTLM state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connection {
+    /// A CHALLENGE was sent with this server challenge.
+    Challenged([u8; 8]),
+    /// Authenticated: later requests need no credentials.
+    Signed,
+}
+
+fn authorized(config: &EwsConfig, value: &str) -> bool {
     let Some(encoded) = value
         .strip_prefix("Basic ")
         .or_else(|| value.strip_prefix("basic "))
@@ -127,10 +204,21 @@ fn authorized(config: &EwsConfig, headers: &HeaderMap) -> bool {
     bare(user) == bare(&config.username) && password == config.password
 }
 
-fn unauthorized() -> Response {
-    Response::builder()
-        .status(StatusCode::UNAUTHORIZED)
-        .header(header::WWW_AUTHENTICATE, "Basic realm=\"ews.sim\"")
+fn unauthorized(config: &EwsConfig, challenge: Option<String>) -> Response {
+    let mut response = Response::builder().status(StatusCode::UNAUTHORIZED);
+    if let Some(c) = challenge {
+        response = response.header(header::WWW_AUTHENTICATE, format!("NTLM {c}"));
+    } else {
+        if config.ntlm {
+            response = response
+                .header(header::WWW_AUTHENTICATE, "Negotiate")
+                .header(header::WWW_AUTHENTICATE, "NTLM");
+        }
+        if config.basic {
+            response = response.header(header::WWW_AUTHENTICATE, "Basic realm=\"ews.sim\"");
+        }
+    }
+    response
         .header(header::CONTENT_TYPE, "text/html")
         .body(Body::from(
             "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><HTML><HEAD><TITLE>You are not authorized to view this page</TITLE></HEAD><BODY>401</BODY></HTML>",
@@ -146,19 +234,28 @@ pub(crate) struct Call<'a, 'i> {
     pub(crate) op: roxmltree::Node<'a, 'i>,
 }
 
-async fn ews(State(sim): State<EwsSim>, headers: HeaderMap, body: String) -> Response {
+async fn ews(
+    State(sim): State<EwsSim>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let started = tokio::time::Instant::now();
     let latency = lock(&sim.shared.faults).latency_ms;
-    let response = answer(&sim, &headers, &body).await;
+    let response = answer(&sim, peer, &headers, &body).await;
     tokio::time::sleep_until(started + Duration::from_millis(latency)).await;
     response
 }
 
-async fn answer(sim: &EwsSim, headers: &HeaderMap, body: &str) -> Response {
+async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str) -> Response {
     let stats = &sim.shared.stats;
-    if !authorized(&lock(&sim.shared.config), headers) {
-        stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return unauthorized();
+    match admit(sim, peer, headers) {
+        Admission::Allowed => {}
+        Admission::Challenge(c) => return unauthorized(&sim.config(), Some(c)),
+        Admission::Refused => {
+            stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return unauthorized(&sim.config(), None);
+        }
     }
     stats.requests.fetch_add(1, Ordering::Relaxed);
     {

@@ -9,6 +9,7 @@
 
 mod http;
 mod notify;
+mod ntlm;
 mod ops;
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +39,12 @@ pub struct EwsConfig {
     pub username: String,
     /// Password.
     pub password: String,
+    /// Accepts Basic authentication.
+    #[serde(default = "yes")]
+    pub basic: bool,
+    /// Accepts NTLM (per connection).
+    #[serde(default = "yes")]
+    pub ntlm: bool,
     /// May impersonate every mailbox (the ApplicationImpersonation role)…
     #[serde(default = "yes")]
     pub impersonate_all: bool,
@@ -59,6 +66,8 @@ impl EwsConfig {
         EwsConfig {
             username: username.into(),
             password: password.into(),
+            basic: true,
+            ntlm: true,
             impersonate_all: true,
             impersonate: HashSet::new(),
             delegate: HashMap::new(),
@@ -91,6 +100,7 @@ struct Stats {
     server_busy: AtomicU64,
     notifications_pushed: AtomicU64,
     streamed_events: AtomicU64,
+    ntlm_sign_ins: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -108,6 +118,8 @@ pub struct EwsStats {
     pub notifications_pushed: u64,
     /// Events sent down streaming connections.
     pub streamed_events: u64,
+    /// Connections signed in with NTLM.
+    pub ntlm_sign_ins: u64,
 }
 
 struct Shared {
@@ -117,6 +129,8 @@ struct Shared {
     stats: Stats,
     subscriptions: Mutex<notify::Registry>,
     http: reqwest::Client,
+    /// NTLM state per client connection.
+    ntlm: Mutex<HashMap<std::net::SocketAddr, http::Connection>>,
 }
 
 /// The simulator; cheap to clone.
@@ -135,6 +149,7 @@ impl EwsSim {
             faults: Mutex::new(EwsFaults::default()),
             stats: Stats::default(),
             subscriptions: Mutex::new(notify::Registry::default()),
+            ntlm: Mutex::new(HashMap::new()),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()
@@ -181,6 +196,7 @@ impl EwsSim {
             server_busy: get(&s.server_busy),
             notifications_pushed: get(&s.notifications_pushed),
             streamed_events: get(&s.streamed_events),
+            ntlm_sign_ins: get(&s.ntlm_sign_ins),
         }
     }
 
@@ -200,9 +216,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(sim))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        http::router(sim).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Starts the simulator on a free loopback port; its base URL (the EWS endpoint is

@@ -29,12 +29,20 @@ pub enum Auth {
     },
     /// `Authorization: Bearer` (OAuth against Exchange hybrid modern auth).
     Bearer(SecretString),
+    /// NTLMv2 on kept-alive connections (Windows integrated authentication).
+    Ntlm {
+        /// `DOMAIN\user` or `user@domain`.
+        username: String,
+        /// Its password.
+        password: SecretString,
+    },
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Auth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            Auth::Ntlm { username, .. } => write!(f, "Ntlm({username}, ***)"),
             Auth::Bearer(_) => f.write_str("Bearer(***)"),
         }
     }
@@ -84,10 +92,19 @@ pub struct CalendarRead {
 }
 
 /// A client for one Exchange server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EwsClient {
     http: reqwest::Client,
+    ntlm: Option<std::sync::Arc<crate::ntlm::NtlmPool>>,
     settings: Settings,
+}
+
+impl std::fmt::Debug for EwsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EwsClient")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The most entries one calendar view asks for; a fuller window is halved.
@@ -105,7 +122,22 @@ impl EwsClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| EwsError::Transport(e.to_string()))?;
-        Ok(EwsClient { http, settings })
+        let ntlm = match &settings.auth {
+            Auth::Ntlm { username, password } => {
+                Some(std::sync::Arc::new(crate::ntlm::NtlmPool::new(
+                    settings.url.clone(),
+                    username.clone(),
+                    password.clone(),
+                    settings.timeout,
+                )))
+            }
+            _ => None,
+        };
+        Ok(EwsClient {
+            http,
+            ntlm,
+            settings,
+        })
     }
 
     /// The settings.
@@ -153,38 +185,27 @@ impl EwsClient {
         request: &Request,
         mailbox: &str,
     ) -> Result<String, EwsError> {
-        let mut http = self
-            .http
-            .post(self.settings.url.clone())
-            .header("content-type", "text/xml; charset=utf-8")
-            .header("soapaction", format!("\"{}\"", request.soap_action()))
-            .body(envelope.to_owned());
+        let mut headers = vec![
+            ("content-type", "text/xml; charset=utf-8".to_owned()),
+            ("soapaction", format!("\"{}\"", request.soap_action())),
+        ];
         if self.settings.access == Access::Impersonation {
-            http = http.header("x-anchormailbox", mailbox);
+            headers.push(("x-anchormailbox", mailbox.to_owned()));
         }
-        http = match &self.settings.auth {
-            Auth::Basic { username, password } => {
-                http.basic_auth(username, Some(password.expose_secret()))
+        let (status, text) = match &self.ntlm {
+            Some(pool) => {
+                let answer = pool.post(&headers, envelope).await?;
+                let status = reqwest::StatusCode::from_u16(answer.status)
+                    .map_err(|e| EwsError::Transport(e.to_string()))?;
+                (status, answer.body)
             }
-            Auth::Bearer(token) => http.bearer_auth(token.expose_secret()),
+            None => self.post_plain(&headers, envelope).await?,
         };
-        let answer = http
-            .send()
-            .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
-        let status = answer.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(EwsError::Unauthorized(
                 "Exchange refused the service account's credentials (401)".into(),
             ));
         }
-        if answer
-            .content_length()
-            .is_some_and(|n| n > MAX_ANSWER as u64)
-        {
-            return Err(EwsError::TooLarge { limit: MAX_ANSWER });
-        }
-        let text = read_capped(answer).await?;
         if status.is_success() || status == reqwest::StatusCode::INTERNAL_SERVER_ERROR {
             // A fault comes with 500; `outcome` reads it.
             if !status.is_success() {
@@ -200,6 +221,40 @@ impl EwsClient {
                 ""
             }
         )))
+    }
+
+    /// One POST with Basic or bearer credentials.
+    async fn post_plain(
+        &self,
+        headers: &[(&str, String)],
+        envelope: &str,
+    ) -> Result<(reqwest::StatusCode, String), EwsError> {
+        let mut http = self
+            .http
+            .post(self.settings.url.clone())
+            .body(envelope.to_owned());
+        for (k, v) in headers {
+            http = http.header(*k, v.as_str());
+        }
+        http = match &self.settings.auth {
+            Auth::Basic { username, password } => {
+                http.basic_auth(username, Some(password.expose_secret()))
+            }
+            Auth::Bearer(token) => http.bearer_auth(token.expose_secret()),
+            Auth::Ntlm { .. } => http,
+        };
+        let answer = http
+            .send()
+            .await
+            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+        let status = answer.status();
+        if answer
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER as u64)
+        {
+            return Err(EwsError::TooLarge { limit: MAX_ANSWER });
+        }
+        Ok((status, read_capped(answer).await?))
     }
 
     /// Every booking of `mailbox` overlapping `[start, end)`, read with `shape`;

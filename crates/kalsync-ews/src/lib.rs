@@ -7,6 +7,7 @@
 pub mod client;
 pub mod error;
 pub mod item;
+mod ntlm;
 pub mod request;
 pub mod response;
 pub mod xml;

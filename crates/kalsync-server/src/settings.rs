@@ -218,8 +218,8 @@ pub enum SourceDecl {
         /// Its password.
         #[serde(skip_serializing)]
         password: SecretString,
-        /// `basic`.
-        #[serde(default = "basic")]
+        /// `ntlm` (Windows integrated authentication, the default) or `basic`.
+        #[serde(default = "ntlm")]
         auth: String,
         /// `2007`, `2010`, `2013`, `2016`, `2019`, `se` or `Exchange2010_SP1`….
         #[serde(default = "exchange_2016")]
@@ -230,8 +230,8 @@ pub enum SourceDecl {
     },
 }
 
-fn basic() -> String {
-    "basic".into()
+fn ntlm() -> String {
+    "ntlm".into()
 }
 
 fn exchange_2016() -> String {
@@ -312,6 +312,20 @@ mod tests {
         std::fs::write(&path, EXAMPLE).expect("write");
         let s = Settings::load(Some(&path), &Overrides::default()).expect("the example loads");
         assert_eq!(s.companies.len(), 1);
+        // Its commented EWS instance is valid too, once uncommented.
+        let ews_lines: Vec<&str> = EXAMPLE
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[companies.instances]]"))
+            .map(|l| l.trim_start_matches("# "))
+            .collect();
+        assert_eq!(ews_lines.len(), 4, "{ews_lines:?}");
+        std::fs::write(&path, format!("{EXAMPLE}\n{}\n", ews_lines.join("\n"))).expect("write");
+        let s = Settings::load(Some(&path), &Overrides::default()).expect("with EWS");
+        assert!(matches!(
+            &s.companies[0].instances[1].source,
+            SourceDecl::Ews { auth, access, .. } if auth == "ntlm" && access == "impersonation"
+        ));
+        std::fs::write(&path, EXAMPLE).expect("write");
         let flags = Overrides {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9999))),
             database_url: Some("sqlite:other.db".into()),

@@ -235,7 +235,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                         url: format!("{ews_url}EWS/Exchange.asmx"),
                         username: ews_account.into(),
                         password: ews_password.to_owned().into(),
-                        auth: "basic".into(),
+                        auth: "ntlm".into(),
                         version: "2016".into(),
                         access: "impersonation".into(),
                     },

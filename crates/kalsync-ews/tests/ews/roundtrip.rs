@@ -487,3 +487,79 @@ async fn subscriptions_and_sync_states_work_as_exchange_s() {
         Some("ErrorSubscriptionDelegateAccessNotSupported")
     );
 }
+
+#[tokio::test]
+async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
+    let x = exchange().await;
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config.basic = false;
+    x.sim.set_config(config);
+    let (from, to) = week();
+    let ntlm = |password: &str| {
+        let mut s = Settings::new(
+            x.url.clone(),
+            Auth::Ntlm {
+                username: ACCOUNT.into(),
+                password: SecretString::from(password),
+            },
+        );
+        s.timeout = Duration::from_secs(10);
+        EwsClient::new(s).expect("client")
+    };
+    x.sim
+        .graph()
+        .create_event(
+            "anna@corp.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                "2026-11-24T12:00:00+01:00",
+                "2026-11-24T13:00:00+01:00",
+            ),
+        )
+        .expect("event");
+    let c = ntlm(PASSWORD);
+    for _ in 0..3 {
+        let read = c
+            .read_window(
+                "anna@corp.example",
+                from,
+                to,
+                Shape::default(),
+                &Zone::stockholm(),
+            )
+            .await
+            .expect("read over NTLM");
+        assert_eq!(read.bookings.len(), 1);
+    }
+    assert_eq!(
+        x.sim.stats().ntlm_sign_ins,
+        1,
+        "one handshake; the connection is reused"
+    );
+    assert_eq!(x.sim.stats().unauthorized, 0);
+
+    let wrong = ntlm("Vinter2026!")
+        .read_window(
+            "anna@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await;
+    assert!(matches!(wrong, Err(EwsError::Unauthorized(_))), "{wrong:?}");
+    let basic = client(&x, Access::Impersonation, PASSWORD)
+        .read_window(
+            "anna@corp.example",
+            from,
+            to,
+            Shape::default(),
+            &Zone::stockholm(),
+        )
+        .await;
+    assert!(
+        matches!(basic, Err(EwsError::Unauthorized(_))),
+        "Basic is switched off: {basic:?}"
+    );
+    assert_eq!(x.sim.stats().ntlm_sign_ins, 1);
+}

@@ -1,0 +1,188 @@
+//! The server side of NTLM for the simulator, written from MS-NLMP §2.2 and §3.3.2:
+//! a CHALLENGE for a NEGOTIATE, and an NTLMv2 AUTHENTICATE checked against the
+//! account's password. Hand-written because no crate verifies NTLMv2 as a server:
+//! `sspi`'s acceptor never compares the client's NTProofStr, so it would admit a wrong
+//! password whenever the client omits the MIC.
+
+use hmac::{Hmac, Mac};
+use md4::{Digest as _, Md4};
+use md5::Md5;
+
+/// NEGOTIATE.
+pub(crate) const NEGOTIATE: u32 = 1;
+/// AUTHENTICATE.
+pub(crate) const AUTHENTICATE: u32 = 3;
+
+const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
+
+/// The message type, if `b` is an NTLM message.
+pub(crate) fn message_type(b: &[u8]) -> Option<u32> {
+    (b.get(..8)? == SIGNATURE).then(|| u32_at(b, 8))?
+}
+
+fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
+}
+
+/// A `{length, max length, offset}` field's bytes.
+fn field(b: &[u8], i: usize) -> Option<&[u8]> {
+    let len = usize::from(u16_at(b, i)?);
+    let offset = usize::try_from(u32_at(b, i + 4)?).ok()?;
+    b.get(offset..offset.checked_add(len)?)
+}
+
+fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn from_utf16le(b: &[u8]) -> Option<String> {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16(&units).ok()
+}
+
+fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    // An HMAC key may have any length.
+    let mut mac = <Hmac<Md5> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// NTOWFv2: HMAC-MD5 keyed by MD4 of the password, over the upper-cased user and the
+/// domain as sent.
+fn ntowf_v2(password: &str, user: &str, domain: &str) -> [u8; 16] {
+    let nt = Md4::digest(utf16le(password));
+    hmac_md5(&nt, &[&utf16le(&user.to_uppercase()), &utf16le(domain)])
+}
+
+/// The CHALLENGE answering `negotiate`, with `server_challenge`, for the simulated
+/// domain `CORP` and server `EXCH01`.
+pub(crate) fn challenge(server_challenge: [u8; 8], negotiate: &[u8]) -> Vec<u8> {
+    let asked = u32_at(negotiate, 12).unwrap_or(0);
+    let flags: u32 = 0x1
+        | 0x4
+        | 0x200
+        | 0x8000
+        | 0x1_0000
+        | 0x8_0000
+        | 0x80_0000
+        | 0x200_0000
+        | (asked & (0x10 | 0x20 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000));
+    let target = utf16le("CORP");
+    let mut info = Vec::new();
+    let mut pair = |id: u16, value: &[u8]| {
+        info.extend_from_slice(&id.to_le_bytes());
+        info.extend_from_slice(&u16::try_from(value.len()).unwrap_or(0).to_le_bytes());
+        info.extend_from_slice(value);
+    };
+    pair(2, &utf16le("CORP"));
+    pair(1, &utf16le("EXCH01"));
+    pair(4, &utf16le("corp.example"));
+    pair(3, &utf16le("exch01.corp.example"));
+    let now = jiff::Timestamp::now();
+    let filetime = (now.as_second() + 11_644_473_600) as u64 * 10_000_000
+        + u64::from(now.subsec_nanosecond().unsigned_abs()) / 100;
+    pair(7, &filetime.to_le_bytes());
+    pair(0, &[]);
+    let mut m = Vec::with_capacity(56 + target.len() + info.len());
+    m.extend_from_slice(SIGNATURE);
+    m.extend_from_slice(&2u32.to_le_bytes());
+    let target_offset = 56u32;
+    let info_offset = target_offset + u32::try_from(target.len()).unwrap_or(0);
+    let len16 = |v: &[u8]| u16::try_from(v.len()).unwrap_or(0).to_le_bytes();
+    m.extend_from_slice(&len16(&target));
+    m.extend_from_slice(&len16(&target));
+    m.extend_from_slice(&target_offset.to_le_bytes());
+    m.extend_from_slice(&flags.to_le_bytes());
+    m.extend_from_slice(&server_challenge);
+    m.extend_from_slice(&[0; 8]);
+    m.extend_from_slice(&len16(&info));
+    m.extend_from_slice(&len16(&info));
+    m.extend_from_slice(&info_offset.to_le_bytes());
+    m.extend_from_slice(&[10, 0, 0x63, 0x45, 0, 0, 0, 0x0f]);
+    m.extend_from_slice(&target);
+    m.extend_from_slice(&info);
+    m
+}
+
+/// Checks an AUTHENTICATE against `server_challenge` for the account named `account`
+/// (`DOMAIN\user`, `user@domain` or `user`) with `password`. `Err` says why not.
+pub(crate) fn verify(
+    authenticate: &[u8],
+    server_challenge: &[u8; 8],
+    account: &str,
+    password: &str,
+) -> Result<(), String> {
+    if message_type(authenticate) != Some(AUTHENTICATE) {
+        return Err("not an AUTHENTICATE message".into());
+    }
+    let flags = u32_at(authenticate, 60).ok_or("truncated")?;
+    if flags & 0x1 == 0 {
+        return Err("the client does not speak Unicode".into());
+    }
+    let nt = field(authenticate, 20).ok_or("no NT response")?;
+    let domain = from_utf16le(field(authenticate, 28).ok_or("no domain")?).ok_or("bad domain")?;
+    let user = from_utf16le(field(authenticate, 36).ok_or("no user")?).ok_or("bad user")?;
+    if crate::http::bare(&user) != crate::http::bare(account) {
+        return Err(format!("unknown account `{user}`"));
+    }
+    if nt.len() < 16 + 28 {
+        return Err("NTLMv1 is refused; only NTLMv2 is accepted".into());
+    }
+    let (proof, blob) = nt.split_at(16);
+    if blob[0] != 1 || blob[1] != 1 {
+        return Err("not an NTLMv2 response".into());
+    }
+    let expected = hmac_md5(
+        &ntowf_v2(password, &user, &domain),
+        &[&server_challenge[..], blob],
+    );
+    // Constant time: every byte is compared.
+    let diff = expected
+        .iter()
+        .zip(proof)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if diff == 0 {
+        Ok(())
+    } else {
+        Err("wrong password".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ntowf_v2_matches_ms_nlmp() {
+        // MS-NLMP §4.2.4.1.1: user "User", domain "Domain", password "Password".
+        let key = ntowf_v2("Password", "User", "Domain");
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "0c868a403bfd7a93a3001ef22ef02e3f");
+    }
+
+    #[test]
+    fn garbage_is_refused_not_panicked_on() {
+        let challenge = [1u8; 8];
+        for bad in [&b""[..], b"NTLMSSP\0", b"NTLMSSP\0\x03\0\0\0", &[0xff; 100]] {
+            assert!(verify(bad, &challenge, "svc", "pw").is_err());
+        }
+        let mut short = b"NTLMSSP\0".to_vec();
+        short.extend_from_slice(&3u32.to_le_bytes());
+        short.extend_from_slice(&[0xff; 60]);
+        assert!(verify(&short, &challenge, "svc", "pw").is_err());
+        assert_eq!(message_type(&challenge_message_for_test()), Some(2));
+    }
+
+    fn challenge_message_for_test() -> Vec<u8> {
+        challenge([7; 8], &[])
+    }
+}

@@ -1,0 +1,330 @@
+//! NTLM over HTTP, as IIS in front of Exchange does it: NTLM authenticates a TCP
+//! connection, not a request, so the NEGOTIATE → CHALLENGE → AUTHENTICATE exchange runs
+//! on one kept-alive connection and later requests reuse it without credentials. The
+//! NTLMv2 messages come from the `sspi` crate; this module owns the connections — a pool
+//! of authenticated ones, each a hyper HTTP/1.1 connection (a pooled client could switch
+//! connections between the legs).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use secrecy::{ExposeSecret, SecretString};
+use sspi::{
+    AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation, Ntlm,
+    SecurityBuffer, Sspi, SspiImpl, Username,
+};
+
+use crate::error::EwsError;
+use crate::xml::MAX_ANSWER;
+
+/// Authenticated connections kept for reuse.
+const IDLE: usize = 8;
+
+/// An HTTP answer: status and body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+/// NTLM connections to one server for one account.
+pub(crate) struct NtlmPool {
+    url: url::Url,
+    username: String,
+    password: SecretString,
+    timeout: Duration,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+fn transport(e: impl std::fmt::Display) -> EwsError {
+    EwsError::Transport(e.to_string())
+}
+
+impl NtlmPool {
+    pub(crate) fn new(
+        url: url::Url,
+        username: String,
+        password: SecretString,
+        timeout: Duration,
+    ) -> NtlmPool {
+        NtlmPool {
+            url,
+            username,
+            password,
+            timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: SendRequest<Full<Bytes>>) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < IDLE && !sender.is_closed() {
+            idle.push(sender);
+        }
+    }
+
+    /// POSTs `body` with `headers` on an authenticated connection: an idle one, or a new
+    /// one authenticated first. A 401 on a reused connection (the server forgot it)
+    /// authenticates a new one once.
+    pub(crate) async fn post(
+        &self,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Result<Answer, EwsError> {
+        if let Some(mut sender) = self.take_idle() {
+            let answer = self.send(&mut sender, headers, body, None).await?;
+            if answer.status != 401 {
+                self.put_idle(sender);
+                return Ok(answer.into());
+            }
+        }
+        let mut sender = self.connect().await?;
+        let answer =
+            tokio::time::timeout(self.timeout, self.authenticate(&mut sender, headers, body))
+                .await
+                .map_err(|_| transport("NTLM sign-in timed out"))??;
+        if answer.status == 401 {
+            return Err(EwsError::Unauthorized(
+                "Exchange refused the service account's NTLM sign-in (401)".into(),
+            ));
+        }
+        self.put_idle(sender);
+        Ok(answer)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, EwsError> {
+        let host = self
+            .url
+            .host_str()
+            .ok_or_else(|| transport("the EWS address has no host"))?
+            .to_owned();
+        let port = self
+            .url
+            .port_or_known_default()
+            .ok_or_else(|| transport("the EWS address has no port"))?;
+        let tcp = tokio::time::timeout(
+            self.timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| transport(format!("{host}:{port}: connection timed out")))?
+        .map_err(|e| transport(format!("{host}:{port}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        if self.url.scheme() == "https" {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(transport)?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(transport)?;
+            let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| transport(format!("TLS with {host}: {e}")))?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(transport)?;
+            tokio::spawn(connection);
+            Ok(sender)
+        } else {
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(transport)?;
+            tokio::spawn(connection);
+            Ok(sender)
+        }
+    }
+
+    /// NEGOTIATE and the request, the CHALLENGE in the 401, AUTHENTICATE and the request
+    /// again: the answer to the second is the request's.
+    async fn authenticate(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Result<Answer, EwsError> {
+        let mut ntlm = Handshake::new(&self.username, self.password.expose_secret())?;
+        let negotiate = ntlm.step(None)?;
+        let first = self
+            .send(
+                sender,
+                headers,
+                body,
+                Some(format!("NTLM {}", STANDARD.encode(negotiate))),
+            )
+            .await?;
+        if first.status != 401 {
+            // The server did not ask for credentials at all.
+            return Ok(first.into());
+        }
+        let challenge = first.challenge.ok_or_else(|| {
+            EwsError::Unauthorized(
+                "Exchange does not offer NTLM (no NTLM challenge in its 401)".into(),
+            )
+        })?;
+        let authenticate = ntlm.step(Some(&challenge))?;
+        self.send(
+            sender,
+            headers,
+            body,
+            Some(format!("NTLM {}", STANDARD.encode(authenticate))),
+        )
+        .await
+        .map(Answer::from)
+    }
+
+    async fn send(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        headers: &[(&str, String)],
+        body: &str,
+        authorization: Option<String>,
+    ) -> Result<Leg, EwsError> {
+        sender.ready().await.map_err(transport)?;
+        let host = match (self.url.host_str(), self.url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => String::new(),
+        };
+        let path = match self.url.query() {
+            Some(q) => format!("{}?{q}", self.url.path()),
+            None => self.url.path().to_owned(),
+        };
+        let mut request = hyper::Request::post(path).header("host", host);
+        for (k, v) in headers {
+            request = request.header(*k, v.as_str());
+        }
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .map_err(transport)?;
+        let response = tokio::time::timeout(self.timeout, sender.send_request(request))
+            .await
+            .map_err(|_| transport("no answer in time"))?
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("NTLM ").map(str::trim).map(str::to_owned))
+            .and_then(|b| STANDARD.decode(b).ok());
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = tokio::time::timeout(self.timeout, body.frame())
+            .await
+            .map_err(|_| transport("the answer stalled"))?
+        {
+            if let Ok(data) = frame.map_err(transport)?.into_data() {
+                if bytes.len() + data.len() > MAX_ANSWER {
+                    return Err(EwsError::TooLarge { limit: MAX_ANSWER });
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(Leg {
+            status,
+            challenge,
+            body: String::from_utf8(bytes)
+                .map_err(|_| EwsError::Malformed("the answer is not UTF-8".into()))?,
+        })
+    }
+}
+
+/// One leg's answer, with the NTLM challenge if the server sent one.
+struct Leg {
+    status: u16,
+    challenge: Option<Vec<u8>>,
+    body: String,
+}
+
+impl From<Leg> for Answer {
+    fn from(l: Leg) -> Answer {
+        Answer {
+            status: l.status,
+            body: l.body,
+        }
+    }
+}
+
+/// The client side of one NTLMv2 handshake (`sspi`).
+struct Handshake {
+    ntlm: Ntlm,
+    credentials: Option<sspi::AuthIdentityBuffers>,
+}
+
+fn sspi_error(e: impl std::fmt::Display) -> EwsError {
+    EwsError::Unauthorized(format!("NTLM: {e}"))
+}
+
+impl Handshake {
+    /// `DOMAIN\user` or `user@domain`.
+    fn new(username: &str, password: &str) -> Result<Handshake, EwsError> {
+        let username = Username::parse(username).map_err(sspi_error)?;
+        let identity = AuthIdentity {
+            username,
+            password: password.to_owned().into(),
+        };
+        let mut ntlm = Ntlm::new();
+        let credentials = ntlm
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&identity)
+            .execute(&mut ntlm)
+            .map_err(sspi_error)?
+            .credentials_handle;
+        Ok(Handshake { ntlm, credentials })
+    }
+
+    /// `None`: the NEGOTIATE message; `Some(challenge)`: the AUTHENTICATE message.
+    fn step(&mut self, challenge: Option<&[u8]>) -> Result<Vec<u8>, EwsError> {
+        let mut output = [SecurityBuffer::new(Vec::new(), BufferType::Token)];
+        let mut input = [SecurityBuffer::new(
+            challenge.unwrap_or_default().to_vec(),
+            BufferType::Token,
+        )];
+        let mut builder = self
+            .ntlm
+            .initialize_security_context()
+            .with_credentials_handle(&mut self.credentials)
+            .with_context_requirements(ClientRequestFlags::empty())
+            .with_target_data_representation(DataRepresentation::Native)
+            .with_output(&mut output);
+        if challenge.is_some() {
+            builder = builder.with_input(&mut input);
+        }
+        self.ntlm
+            .initialize_security_context_impl(&mut builder)
+            .map_err(sspi_error)?
+            .resolve_to_result()
+            .map_err(sspi_error)?;
+        Ok(std::mem::take(&mut output[0].buffer))
+    }
+}
