@@ -257,6 +257,79 @@ impl EwsClient {
         Ok((status, read_capped(answer).await?))
     }
 
+    /// Sends a `GetStreamingEvents` request for a group anchored at `anchor` and returns
+    /// the connection's parts as they arrive.
+    pub async fn stream(&self, request: &Request, anchor: &str) -> Result<EventStream, EwsError> {
+        let envelope = request.envelope();
+        let mut headers = vec![
+            ("content-type", "text/xml; charset=utf-8".to_owned()),
+            ("soapaction", format!("\"{}\"", request.soap_action())),
+            ("x-preferserveraffinity", "true".to_owned()),
+        ];
+        if self.settings.access == Access::Impersonation {
+            headers.push(("x-anchormailbox", anchor.to_owned()));
+        }
+        use futures_util::StreamExt as _;
+        use http_body_util::BodyExt as _;
+        let (status, body): (u16, BoxStream) = match &self.ntlm {
+            Some(pool) => {
+                let (status, body) = pool.open(&headers, &envelope).await?;
+                (
+                    status,
+                    body.into_data_stream()
+                        .map(|r| r.map_err(|e| EwsError::Transport(e.to_string())))
+                        .boxed(),
+                )
+            }
+            None => {
+                let mut http = self.http.post(self.settings.url.clone()).body(envelope);
+                for (k, v) in &headers {
+                    http = http.header(*k, v.as_str());
+                }
+                http = match &self.settings.auth {
+                    Auth::Basic { username, password } => {
+                        http.basic_auth(username, Some(password.expose_secret()))
+                    }
+                    Auth::Bearer(token) => http.bearer_auth(token.expose_secret()),
+                    Auth::Ntlm { .. } => http,
+                };
+                // A stream is held for up to half an hour: no overall timeout.
+                let answer = http
+                    .timeout(Duration::from_secs(40 * 60))
+                    .send()
+                    .await
+                    .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+                (
+                    answer.status().as_u16(),
+                    answer
+                        .bytes_stream()
+                        .map(|r| r.map_err(|e| EwsError::Transport(e.without_url().to_string())))
+                        .boxed(),
+                )
+            }
+        };
+        if status == 401 {
+            return Err(EwsError::Unauthorized(
+                "Exchange refused the service account's credentials (401)".into(),
+            ));
+        }
+        let mut stream = EventStream {
+            body,
+            buffer: Vec::new(),
+            pending: std::collections::VecDeque::new(),
+        };
+        if status != 200 {
+            // A fault: the whole answer is one envelope.
+            return match stream.next().await {
+                Some(Err(e)) => Err(e),
+                _ => Err(EwsError::Transport(format!(
+                    "Exchange answered HTTP {status}"
+                ))),
+            };
+        }
+        Ok(stream)
+    }
+
     /// Every booking of `mailbox` overlapping `[start, end)`, read with `shape`;
     /// all-day items fall back to `zone` for their dates.
     pub async fn read_window(
@@ -317,4 +390,100 @@ async fn read_capped(mut answer: reqwest::Response) -> Result<String, EwsError> 
         bytes.extend_from_slice(&chunk);
     }
     String::from_utf8(bytes).map_err(|_| EwsError::Malformed("the answer is not UTF-8".into()))
+}
+
+type BoxStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, EwsError>>;
+
+/// The parts of a streaming answer as they arrive: Exchange writes one whole SOAP
+/// envelope per part on one HTTP answer.
+pub struct EventStream {
+    body: BoxStream,
+    buffer: Vec<u8>,
+    pending: std::collections::VecDeque<String>,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStream {
+    /// The next part; `None` when the server ended the answer.
+    pub async fn next(&mut self) -> Option<Result<response::StreamPart, EwsError>> {
+        use futures_util::StreamExt as _;
+        loop {
+            if let Some(part) = self.pending.pop_front() {
+                return Some(response::stream_part(&part));
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => {
+                    self.buffer.extend_from_slice(&bytes);
+                    while let Some(end) = envelope_end(&self.buffer) {
+                        let part: Vec<u8> = self.buffer.drain(..end).collect();
+                        match String::from_utf8(part) {
+                            Ok(text) => self.pending.push_back(text),
+                            Err(_) => {
+                                return Some(Err(EwsError::Malformed(
+                                    "a stream part is not UTF-8".into(),
+                                )));
+                            }
+                        }
+                    }
+                    if self.buffer.len() > MAX_ANSWER {
+                        self.buffer.clear();
+                        return Some(Err(EwsError::TooLarge { limit: MAX_ANSWER }));
+                    }
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                None => {
+                    let rest = std::mem::take(&mut self.buffer);
+                    if rest.iter().all(u8::is_ascii_whitespace) {
+                        return None;
+                    }
+                    return Some(Err(EwsError::Malformed(
+                        "the stream ended in the middle of a part".into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Where the first complete envelope in `buffer` ends: after `</Envelope>` or
+/// `</prefix:Envelope>`.
+fn envelope_end(buffer: &[u8]) -> Option<usize> {
+    const TAG: &[u8] = b"Envelope>";
+    let mut from = 0;
+    while let Some(i) = buffer[from..].windows(TAG.len()).position(|w| w == TAG) {
+        let at = from + i;
+        let mut j = at;
+        while j > 0
+            && (buffer[j - 1].is_ascii_alphanumeric()
+                || matches!(buffer[j - 1], b'_' | b'-' | b'.' | b':'))
+        {
+            j -= 1;
+        }
+        if j >= 2 && &buffer[j - 2..j] == b"</" {
+            return Some(at + TAG.len());
+        }
+        from = at + TAG.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::envelope_end;
+
+    #[test]
+    fn envelopes_are_cut_where_they_end() {
+        let two = b"<s:Envelope><a/></s:Envelope><soap:Envelope></soap:Envelope>";
+        assert_eq!(envelope_end(two), Some(29));
+        assert_eq!(envelope_end(&two[29..]), Some(two.len() - 29));
+        assert_eq!(envelope_end(b"<Envelope><x>Envelope></x>"), None);
+        assert_eq!(envelope_end(b"<Envelope></Envelope>"), Some(21));
+    }
 }

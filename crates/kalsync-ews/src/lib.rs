@@ -12,7 +12,7 @@ pub mod request;
 pub mod response;
 pub mod xml;
 
-pub use client::{Auth, CalendarRead, EwsClient, Settings};
+pub use client::{Auth, CalendarRead, EventStream, EwsClient, Settings};
 pub use error::EwsError;
 pub use item::CalendarItem;
 pub use request::{Access, Context, ItemRef, Request, Shape, Subscription, Version};

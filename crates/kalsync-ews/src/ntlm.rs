@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
@@ -96,7 +97,7 @@ impl NtlmPool {
             let answer = self.send(&mut sender, headers, body, None).await?;
             if answer.status != 401 {
                 self.put_idle(sender);
-                return Ok(answer.into());
+                return Ok(answer);
             }
         }
         let mut sender = self.connect().await?;
@@ -104,13 +105,15 @@ impl NtlmPool {
             tokio::time::timeout(self.timeout, self.authenticate(&mut sender, headers, body))
                 .await
                 .map_err(|_| transport("NTLM sign-in timed out"))??;
-        if answer.status == 401 {
+        if answer.status() == 401 {
             return Err(EwsError::Unauthorized(
                 "Exchange refused the service account's NTLM sign-in (401)".into(),
             ));
         }
+        let status = answer.status().as_u16();
+        let body = self.read(answer.into_body()).await?;
         self.put_idle(sender);
-        Ok(answer)
+        Ok(Answer { status, body })
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, EwsError> {
@@ -160,50 +163,74 @@ impl NtlmPool {
     }
 
     /// NEGOTIATE and the request, the CHALLENGE in the 401, AUTHENTICATE and the request
-    /// again: the answer to the second is the request's.
+    /// again: the answer to the second is the request's (its body not yet read).
     async fn authenticate(
         &self,
         sender: &mut SendRequest<Full<Bytes>>,
         headers: &[(&str, String)],
         body: &str,
-    ) -> Result<Answer, EwsError> {
+    ) -> Result<hyper::Response<Incoming>, EwsError> {
         let mut ntlm = Handshake::new(&self.username, self.password.expose_secret())?;
         let negotiate = ntlm.step(None)?;
         let first = self
-            .send(
+            .request(
                 sender,
                 headers,
                 body,
                 Some(format!("NTLM {}", STANDARD.encode(negotiate))),
             )
             .await?;
-        if first.status != 401 {
+        if first.status() != 401 {
             // The server did not ask for credentials at all.
-            return Ok(first.into());
+            return Ok(first);
         }
-        let challenge = first.challenge.ok_or_else(|| {
+        let challenge = challenge_of(&first).ok_or_else(|| {
             EwsError::Unauthorized(
                 "Exchange does not offer NTLM (no NTLM challenge in its 401)".into(),
             )
         })?;
+        // The 401's body is read so the connection is free for the second leg.
+        self.read(first.into_body()).await?;
         let authenticate = ntlm.step(Some(&challenge))?;
-        self.send(
+        self.request(
             sender,
             headers,
             body,
             Some(format!("NTLM {}", STANDARD.encode(authenticate))),
         )
         .await
-        .map(Answer::from)
     }
 
-    async fn send(
+    /// Opens a new connection, signs it in with `body` as the request, and returns the
+    /// answer's status and its body as it arrives (a streaming subscription's); the
+    /// connection serves only this answer.
+    pub(crate) async fn open(
+        &self,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Result<(u16, Incoming), EwsError> {
+        let mut sender = self.connect().await?;
+        let answer =
+            tokio::time::timeout(self.timeout, self.authenticate(&mut sender, headers, body))
+                .await
+                .map_err(|_| transport("NTLM sign-in timed out"))??;
+        if answer.status() == 401 {
+            return Err(EwsError::Unauthorized(
+                "Exchange refused the service account's NTLM sign-in (401)".into(),
+            ));
+        }
+        // The connection task lives while the body is read.
+        drop(sender);
+        Ok((answer.status().as_u16(), answer.into_body()))
+    }
+
+    async fn request(
         &self,
         sender: &mut SendRequest<Full<Bytes>>,
         headers: &[(&str, String)],
         body: &str,
         authorization: Option<String>,
-    ) -> Result<Leg, EwsError> {
+    ) -> Result<hyper::Response<Incoming>, EwsError> {
         sender.ready().await.map_err(transport)?;
         let host = match (self.url.host_str(), self.url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -224,19 +251,13 @@ impl NtlmPool {
         let request = request
             .body(Full::new(Bytes::from(body.to_owned())))
             .map_err(transport)?;
-        let response = tokio::time::timeout(self.timeout, sender.send_request(request))
+        tokio::time::timeout(self.timeout, sender.send_request(request))
             .await
             .map_err(|_| transport("no answer in time"))?
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        let challenge = response
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix("NTLM ").map(str::trim).map(str::to_owned))
-            .and_then(|b| STANDARD.decode(b).ok());
-        let mut body = response.into_body();
+            .map_err(transport)
+    }
+
+    async fn read(&self, mut body: Incoming) -> Result<String, EwsError> {
         let mut bytes = Vec::new();
         while let Some(frame) = tokio::time::timeout(self.timeout, body.frame())
             .await
@@ -249,29 +270,35 @@ impl NtlmPool {
                 bytes.extend_from_slice(&data);
             }
         }
-        Ok(Leg {
+        String::from_utf8(bytes).map_err(|_| EwsError::Malformed("the answer is not UTF-8".into()))
+    }
+
+    /// A request on a signed-in connection, its whole answer read.
+    async fn send(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        headers: &[(&str, String)],
+        body: &str,
+        authorization: Option<String>,
+    ) -> Result<Answer, EwsError> {
+        let response = self.request(sender, headers, body, authorization).await?;
+        let status = response.status().as_u16();
+        Ok(Answer {
             status,
-            challenge,
-            body: String::from_utf8(bytes)
-                .map_err(|_| EwsError::Malformed("the answer is not UTF-8".into()))?,
+            body: self.read(response.into_body()).await?,
         })
     }
 }
 
-/// One leg's answer, with the NTLM challenge if the server sent one.
-struct Leg {
-    status: u16,
-    challenge: Option<Vec<u8>>,
-    body: String,
-}
-
-impl From<Leg> for Answer {
-    fn from(l: Leg) -> Answer {
-        Answer {
-            status: l.status,
-            body: l.body,
-        }
-    }
+/// The NTLM challenge in a 401's `WWW-Authenticate`.
+fn challenge_of(response: &hyper::Response<Incoming>) -> Option<Vec<u8>> {
+    response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("NTLM ").map(str::trim).map(str::to_owned))
+        .and_then(|b| STANDARD.decode(b).ok())
 }
 
 /// The client side of one NTLMv2 handshake (`sspi`).

@@ -563,3 +563,119 @@ async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
     );
     assert_eq!(x.sim.stats().ntlm_sign_ins, 1);
 }
+
+#[tokio::test]
+async fn a_streaming_connection_carries_changes_as_they_happen() {
+    let x = exchange().await;
+    for auth in ["basic", "ntlm"] {
+        let c = if auth == "ntlm" {
+            let mut s = Settings::new(
+                x.url.clone(),
+                Auth::Ntlm {
+                    username: ACCOUNT.into(),
+                    password: SecretString::from(PASSWORD),
+                },
+            );
+            s.timeout = Duration::from_secs(10);
+            EwsClient::new(s).expect("client")
+        } else {
+            client(&x, Access::Impersonation, PASSWORD)
+        };
+        let mut ids = Vec::new();
+        for mailbox in ["anna@corp.example", "bo@corp.example"] {
+            let ctx = c.context(mailbox);
+            let s = response::subscribed(
+                &c.call(&request::subscribe(&ctx, &Subscription::Streaming), mailbox)
+                    .await
+                    .expect("subscribe"),
+            )
+            .expect("subscribed");
+            ids.push(s.id);
+        }
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let anchor = c.context("anna@corp.example");
+        let mut stream = c
+            .stream(
+                &request::get_streaming_events(&anchor, &id_refs, 1),
+                "anna@corp.example",
+            )
+            .await
+            .expect("stream");
+        let first = stream.next().await.expect("a part").expect("readable");
+        assert!(
+            first.notifications.is_empty() && !first.closed,
+            "{auth}: {first:?}"
+        );
+        x.sim
+            .graph()
+            .create_event(
+                "bo@corp.example",
+                EventSpec::new(
+                    "MOT: Kund",
+                    "2026-11-25T14:00:00+01:00",
+                    "2026-11-25T15:00:00+01:00",
+                ),
+            )
+            .expect("event");
+        let part = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let part = stream.next().await.expect("open").expect("readable");
+                if !part.notifications.is_empty() {
+                    return part;
+                }
+            }
+        })
+        .await
+        .expect("a notification within 5 s");
+        assert_eq!(
+            part.notifications[0].subscription, ids[1],
+            "{auth}: bo's subscription"
+        );
+        assert!(part.notifications[0].has_changes());
+    }
+
+    // A subscription the server no longer knows is named, so it can be made again.
+    let c = client(&x, Access::Impersonation, PASSWORD);
+    let anchor = c.context("anna@corp.example");
+    let mut lost = c
+        .stream(
+            &request::get_streaming_events(&anchor, &["gone"], 1),
+            "anna@corp.example",
+        )
+        .await
+        .expect("answer");
+    let part = lost.next().await.expect("a part").expect("readable");
+    assert_eq!(part.lost.len(), 1);
+    assert_eq!(part.lost[0].0.as_deref(), Some("gone"));
+    assert_eq!(part.lost[0].1.code(), Some("ErrorSubscriptionNotFound"));
+
+    // A dropped connection ends without a closing status.
+    let s = response::subscribed(
+        &c.call(
+            &request::subscribe(&anchor, &Subscription::Streaming),
+            "anna@corp.example",
+        )
+        .await
+        .expect("subscribe"),
+    )
+    .expect("subscribed");
+    x.sim.set_faults(EwsFaults {
+        drop_streams: 1,
+        ..EwsFaults::default()
+    });
+    let mut dropped = c
+        .stream(
+            &request::get_streaming_events(&anchor, &[s.id.as_str()], 1),
+            "anna@corp.example",
+        )
+        .await
+        .expect("stream");
+    let mut closed = false;
+    while let Some(part) = tokio::time::timeout(Duration::from_secs(5), dropped.next())
+        .await
+        .expect("ends")
+    {
+        closed |= part.expect("readable").closed;
+    }
+    assert!(!closed, "cut, not closed");
+}
