@@ -172,7 +172,8 @@ pub struct Engine {
     delivery_wake: Notify,
     sync_wake: Notify,
     sync_gate: Arc<tokio::sync::Semaphore>,
-    held_changed: Notify,
+    /// Counts changes of the set of users this node holds.
+    held_version: tokio::sync::watch::Sender<u64>,
 }
 
 impl Engine {
@@ -194,7 +195,7 @@ impl Engine {
             delivery_wake: Notify::new(),
             sync_wake: Notify::new(),
             sync_gate,
-            held_changed: Notify::new(),
+            held_version: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -238,9 +239,10 @@ impl Engine {
             .copied()
     }
 
-    /// Completes when the set of users this node holds has changed since the last call.
-    pub async fn held_changed(&self) {
-        self.held_changed.notified().await;
+    /// Tells every holder of the receiver when the set of users this node holds
+    /// changes (each loop keeps its own, so none misses a change).
+    pub fn held_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.held_version.subscribe()
     }
 
     /// Whether this node holds the user (reads, schedules and delivers for it).
@@ -373,7 +375,7 @@ impl Engine {
         inner.instances = instances;
         drop(inner);
         if changed {
-            self.held_changed.notify_one();
+            self.held_version.send_modify(|v| *v += 1);
         }
         Ok(count)
     }

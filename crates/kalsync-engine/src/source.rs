@@ -288,6 +288,13 @@ impl EwsSource {
     }
 }
 
+impl EwsSource {
+    /// The client (for subscriptions).
+    pub fn client(&self) -> &kalsync_ews::EwsClient {
+        &self.client
+    }
+}
+
 #[async_trait]
 impl Source for EwsSource {
     async fn read(

@@ -6,6 +6,7 @@
 //! port 0; `main` only binds and wires signals.
 
 mod declare;
+pub mod ews_streams;
 mod pages;
 pub mod settings;
 pub mod subscriptions;
@@ -131,6 +132,11 @@ impl Service {
             .subscriptions
             .clone()
             .map(|s| tokio::spawn(s.run(stop_subscriptions.clone())));
+        let stop_streams = Arc::new(tokio::sync::Notify::new());
+        let streams = tokio::spawn(
+            ews_streams::EwsStreams::new(self.store.clone(), self.engine.clone())
+                .run(stop_streams.clone()),
+        );
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -138,6 +144,8 @@ impl Service {
         if let Some(task) = subscriptions {
             let _ = task.await;
         }
+        stop_streams.notify_one();
+        let _ = streams.await;
         let _ = stop_engine.send(());
         let _ = engine.await;
         Ok(())

@@ -393,6 +393,7 @@ impl Subscriptions {
     /// Keeps subscriptions alive until `stop` is set: a pass at start, then every
     /// five minutes or when a lifecycle event asks.
     pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
+        let mut held = self.engine.held_changes();
         loop {
             let pass = self.maintain(Timestamp::now()).await;
             if pass != Maintenance::default() {
@@ -407,7 +408,7 @@ impl Subscriptions {
             tokio::select! {
                 () = stop.notified() => return,
                 () = self.wake.notified() => {}
-                () = self.engine.held_changed() => {}
+                _ = held.changed() => {}
                 () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
             }
         }

@@ -431,3 +431,69 @@ async fn a_booking_on_an_exchange_server_reaches_the_pbx_over_ews() {
     assert!(ews.stats().requests >= 2, "FindItem and GetItem");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling() {
+    let dir = std::env::temp_dir().join(format!("kalsync-ews-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let calendars = simulator_with_anna();
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars.clone(),
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
+    );
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let mut s = settings(&sim_url, &dir).await;
+    s.engine.poll_interval_secs = 3600;
+    s.companies[0].instances[0].source = SourceDecl::Ews {
+        url: format!("{ews_url}EWS/Exchange.asmx"),
+        username: "CORP\\svc-kalsync".into(),
+        password: "Sommar2026!".to_owned().into(),
+        auth: "ntlm".into(),
+        version: "2016".into(),
+        access: "impersonation".into(),
+    };
+    let running = Running::start(s, dir).await;
+    // Read once, and subscribed.
+    for _ in 0..100 {
+        if ews.subscriptions().len() == 1
+            && running.page_until(|_| true).await.contains("Available")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ews.subscriptions().len(), 1, "one streaming subscription");
+    assert_eq!(ews.subscriptions()[0].2, "streaming");
+
+    // A lunch booked now: only the stream can bring it within an hour-long poll.
+    let now = jiff::Timestamp::now();
+    let started = std::time::Instant::now();
+    calendars
+        .create_event(
+            "anna@acme.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                now - jiff::SignedDuration::from_mins(1),
+                now + jiff::SignedDuration::from_mins(59),
+            ),
+        )
+        .expect("event");
+    for _ in 0..100 {
+        if running.pbx.received() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(running.pbx.received(), 1, "the lunch reached the PBX");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "by notification, in {:?}",
+        started.elapsed()
+    );
+    assert!(ews.stats().streamed_events >= 1);
+    assert_eq!(ews.stats().body_requested, 0);
+    running.stop().await;
+}

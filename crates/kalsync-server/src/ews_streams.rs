@@ -1,0 +1,283 @@
+//! EWS change notifications (SPEC §4.2): each user this node holds on an EWS instance
+//! with impersonation and Exchange 2010 SP1 or later gets a streaming subscription.
+//! Subscriptions are grouped — at most 200 on one connection, anchored at the group's
+//! first mailbox (`X-AnchorMailbox`, `X-PreferServerAffinity`) — and each group's
+//! `GetStreamingEvents` is held open and opened again when Exchange closes it. A change
+//! asks the engine to read its user again; a subscription Exchange lost is made again
+//! and its user read; a connection that breaks is reopened after a pause and its users
+//! are read (changes may have been missed meanwhile). Delegate access and Exchange 2007
+//! have no streaming: those instances are polled.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kalsync_engine::{Engine, EwsSource};
+use kalsync_ews::request::{self, Subscription};
+use kalsync_ews::{EwsClient, response};
+use kalsync_store::{InstanceId, SourceConfig, Store, UserId};
+
+/// Subscriptions per connection (Exchange's limit for a group).
+const GROUP: usize = 200;
+/// How long one `GetStreamingEvents` is held (minutes; Exchange allows 1–30).
+const CONNECTION_MINUTES: u32 = 30;
+
+/// One user's subscription.
+#[derive(Debug, Clone)]
+struct Subscribed {
+    mailbox: String,
+    id: String,
+}
+
+#[derive(Default)]
+struct Instance {
+    subscriptions: BTreeMap<UserId, Subscribed>,
+    groups: Vec<tokio::task::JoinHandle<()>>,
+    /// The membership the running groups were started with.
+    started_with: Vec<UserId>,
+}
+
+/// The streaming subscriptions of this node's EWS instances.
+pub struct EwsStreams {
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    instances: Mutex<HashMap<InstanceId, Instance>>,
+    /// Subscription id → user, for the group tasks.
+    owners: Arc<Mutex<HashMap<String, UserId>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl EwsStreams {
+    /// Streams for `engine`'s EWS users.
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Arc<EwsStreams> {
+        Arc::new(EwsStreams {
+            store,
+            engine,
+            instances: Mutex::new(HashMap::new()),
+            owners: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The live subscriptions.
+    pub fn known(&self) -> usize {
+        lock(&self.owners).len()
+    }
+
+    /// One pass: subscribe the held users that have none, forget those no longer held,
+    /// and (re)start each instance's group connections when their members changed.
+    pub async fn maintain(&self) -> usize {
+        let Ok(instances) = self.store.active_instances().await else {
+            return 0;
+        };
+        let mut made = 0;
+        for instance in instances {
+            let SourceConfig::Ews { .. } = &instance.source else {
+                continue;
+            };
+            let Ok(source) = EwsSource::new(&instance.source, instance.settings.time_zone.clone())
+            else {
+                continue;
+            };
+            let client = source.client().clone();
+            let settings = client.settings();
+            if settings.access != kalsync_ews::Access::Impersonation
+                || !settings.version.has_streaming()
+            {
+                continue;
+            }
+            let Ok(users) = self.store.users(instance.id).await else {
+                continue;
+            };
+            let held: Vec<_> = users
+                .into_iter()
+                .filter(|u| self.engine.holds(u.id))
+                .collect();
+            let missing: Vec<_> = {
+                let mut map = lock(&self.instances);
+                // Subscriptions a stream found lost are made again.
+                if let Some(i) = map.get_mut(&instance.id) {
+                    let owners = lock(&self.owners);
+                    i.subscriptions.retain(|_, s| owners.contains_key(&s.id));
+                }
+                let known = map.get(&instance.id);
+                held.iter()
+                    .filter(|u| known.is_none_or(|i| !i.subscriptions.contains_key(&u.id)))
+                    .cloned()
+                    .collect()
+            };
+            for user in missing {
+                let mailbox = user.email.to_string();
+                let ctx = client.context(&mailbox);
+                let answer = client
+                    .call(
+                        &request::subscribe(&ctx, &Subscription::Streaming),
+                        &mailbox,
+                    )
+                    .await
+                    .and_then(|a| response::subscribed(&a));
+                match answer {
+                    Ok(s) => {
+                        lock(&self.owners).insert(s.id.clone(), user.id);
+                        lock(&self.instances)
+                            .entry(instance.id)
+                            .or_default()
+                            .subscriptions
+                            .insert(user.id, Subscribed { mailbox, id: s.id });
+                        made += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(user = %user.id, error = %e, "an EWS streaming subscription could not be made; the mailbox is polled");
+                    }
+                }
+            }
+            self.regroup(
+                instance.id,
+                &client,
+                &held.iter().map(|u| u.id).collect::<Vec<_>>(),
+            );
+        }
+        made
+    }
+
+    /// Drops users no longer held and restarts the group connections when their
+    /// membership changed.
+    fn regroup(&self, instance: InstanceId, client: &EwsClient, held: &[UserId]) {
+        let mut map = lock(&self.instances);
+        let entry = map.entry(instance).or_default();
+        let gone: Vec<UserId> = entry
+            .subscriptions
+            .keys()
+            .filter(|u| !held.contains(u))
+            .copied()
+            .collect();
+        for user in gone {
+            if let Some(s) = entry.subscriptions.remove(&user) {
+                lock(&self.owners).remove(&s.id);
+            }
+        }
+        let members: Vec<UserId> = entry.subscriptions.keys().copied().collect();
+        if members == entry.started_with && entry.groups.iter().all(|g| !g.is_finished()) {
+            return;
+        }
+        for g in entry.groups.drain(..) {
+            g.abort();
+        }
+        let subs: Vec<Subscribed> = entry.subscriptions.values().cloned().collect();
+        for group in subs.chunks(GROUP) {
+            entry.groups.push(tokio::spawn(hold(
+                client.clone(),
+                group.to_vec(),
+                self.engine.clone(),
+                self.owners.clone(),
+            )));
+        }
+        entry.started_with = members;
+    }
+
+    /// Keeps the subscriptions up until `stop`: a pass at once, then whenever the
+    /// users this node holds change, and every 30 seconds.
+    pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
+        let mut held = self.engine.held_changes();
+        loop {
+            let made = self.maintain().await;
+            if made > 0 {
+                tracing::info!(
+                    made,
+                    live = self.known(),
+                    "EWS streaming subscriptions made"
+                );
+            }
+            tokio::select! {
+                () = stop.notified() => break,
+                _ = held.changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+        for (_, mut i) in lock(&self.instances).drain() {
+            for g in i.groups.drain(..) {
+                g.abort();
+            }
+        }
+    }
+}
+
+/// Holds one group's connection open: opened again when Exchange closes it, after a
+/// pause when it breaks.
+async fn hold(
+    client: EwsClient,
+    group: Vec<Subscribed>,
+    engine: Arc<Engine>,
+    owners: Arc<Mutex<HashMap<String, UserId>>>,
+) {
+    let Some(anchor) = group.first().map(|s| s.mailbox.clone()) else {
+        return;
+    };
+    let ids: Vec<&str> = group.iter().map(|s| s.id.as_str()).collect();
+    let read_all = |why: &str| {
+        tracing::debug!(
+            anchor,
+            why,
+            "EWS stream: reading the group's mailboxes again"
+        );
+        let now = Timestamp::now();
+        for s in &group {
+            if let Some(user) = lock(&owners).get(&s.id).copied() {
+                engine.mark_dirty(user, now);
+            }
+        }
+    };
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let ctx = client.context(&anchor);
+        let request = request::get_streaming_events(&ctx, &ids, CONNECTION_MINUTES);
+        let mut stream = match client.stream(&request, &anchor).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(anchor, error = %e, "an EWS stream could not be opened");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(60));
+                continue;
+            }
+        };
+        let mut closed = false;
+        while let Some(part) = stream.next().await {
+            let part = match part {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(anchor, error = %e, "an EWS stream part could not be read");
+                    break;
+                }
+            };
+            pause = Duration::from_secs(1);
+            let now = Timestamp::now();
+            for n in &part.notifications {
+                if n.has_changes() {
+                    if let Some(user) = lock(&owners).get(&n.subscription).copied() {
+                        engine.mark_dirty(user, now);
+                    }
+                }
+            }
+            if !part.lost.is_empty() {
+                // Lost subscriptions: the next maintenance pass makes them again; the
+                // users are read meanwhile.
+                for (id, _) in &part.lost {
+                    let user = id.as_ref().and_then(|id| lock(&owners).remove(id));
+                    if let Some(user) = user {
+                        engine.mark_dirty(user, now);
+                    }
+                }
+                return;
+            }
+            closed |= part.closed;
+        }
+        if !closed {
+            read_all("the connection broke");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(60));
+        }
+    }
+}
