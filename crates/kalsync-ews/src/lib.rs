@@ -10,6 +10,7 @@ pub mod item;
 mod ntlm;
 pub mod request;
 pub mod response;
+pub mod setup;
 pub mod xml;
 
 pub use client::{Auth, CalendarRead, EventStream, EwsClient, Settings};

@@ -5,6 +5,7 @@
 //! Tests call [`run`] (or [`Service::start`] and [`Service::serve`]) with a listener on
 //! port 0; `main` only binds and wires signals.
 
+pub mod check;
 mod declare;
 pub mod ews_streams;
 mod pages;

@@ -497,3 +497,60 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
     assert_eq!(ews.stats().body_requested, 0);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
+    let dir = std::env::temp_dir().join(format!("kalsync-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars,
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
+    );
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let mut s = settings(&sim_url, &dir).await;
+    s.companies[0].instances[0].source = SourceDecl::Ews {
+        url: format!("{ews_url}EWS/Exchange.asmx"),
+        username: "CORP\\svc-kalsync".into(),
+        password: "Sommar2026!".to_owned().into(),
+        auth: "ntlm".into(),
+        version: "2016".into(),
+        access: "impersonation".into(),
+    };
+    let service = Service::start(s).await.expect("starts");
+    let store = service.store.clone();
+    let company = store.companies().await.expect("companies")[0].id;
+    let instance = store.instances(company).await.expect("instances")[0].id;
+    let run = || kalsync_server::check::check_instance(store.as_ref(), instance, None);
+
+    let steps = run().await.expect("checked");
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    assert!(steps.iter().all(|s| s.ok), "{steps:?}");
+    assert!(steps[2].detail.contains("1 bookings"), "{steps:?}");
+    assert!(
+        ews.subscriptions().is_empty(),
+        "the test subscription is removed"
+    );
+
+    let mut scoped = kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!");
+    scoped.impersonate_all = false;
+    ews.set_config(scoped);
+    let steps = run().await.expect("checked");
+    assert!(steps[0].ok && !steps[1].ok, "{steps:?}");
+    assert!(
+        steps[1].detail.contains("ApplicationImpersonation"),
+        "{steps:?}"
+    );
+
+    ews.set_config(kalsync_ews_sim::EwsConfig::new(
+        "CORP\\svc-kalsync",
+        "another password",
+    ));
+    let steps = run().await.expect("checked");
+    assert_eq!(steps.len(), 1);
+    assert!(
+        !steps[0].ok && steps[0].detail.contains("password"),
+        "{steps:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -9,6 +9,7 @@ macro_rules! say {
     }};
 }
 
+mod admin;
 mod preview;
 mod serve;
 mod sim;
@@ -44,6 +45,11 @@ enum Command {
     /// Run a simulator of a source, with a sample company.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Print what a source's admin runs to give Kalsync its rights.
+    #[command(subcommand)]
+    Setup(admin::SetupCommand),
+    /// Verify an instance's set-up: sign-in, rights, a read, a subscription.
+    Check(admin::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args),
         Command::Demo(args) => serve::demo(&args),
         Command::Config(command) => serve::config(&command),
+        Command::Setup(command) => admin::setup(&command),
+        Command::Check(args) => admin::check(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -88,3 +88,29 @@ fn serve_refuses_bad_settings_with_one_line() {
     assert_eq!(example.code, 0);
     assert!(example.stdout.contains("[[companies]]"));
 }
+
+#[test]
+fn setup_exchange_prints_the_powershell_for_the_version() {
+    let run = kalsync(&[
+        "setup",
+        "exchange",
+        "--version",
+        "2016",
+        "--account",
+        "svc-kalsync",
+        "--users-from-group",
+        "Växel",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("New-ManagementScope"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("-Role ApplicationImpersonation"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("'Växel'"), "{}", run.stdout);
+    let bad = kalsync(&["setup", "exchange", "--version", "2003", "--account", "svc"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_eq!(bad.stderr.trim().lines().count(), 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("2003"), "{}", bad.stderr);
+}

@@ -1,0 +1,197 @@
+//! `kalsync check`: an instance's set-up verified step by step — sign in, reach a test
+//! mailbox (impersonation or delegate rights), read its calendar, subscribe to it — each
+//! step saying what passed or exactly what the Exchange (or Microsoft 365) admin must do.
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_engine::{EwsSource, GraphSource, Source};
+use kalsync_ews::request::{self, Subscription};
+use kalsync_ews::{EwsError, Shape, response};
+use kalsync_store::{InstanceId, SourceConfig, Store};
+
+/// One step's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What was checked.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was seen, or what to do.
+    pub detail: String,
+}
+
+fn step(name: &'static str, result: Result<String, String>) -> Step {
+    match result {
+        Ok(detail) => Step {
+            name,
+            ok: true,
+            detail,
+        },
+        Err(detail) => Step {
+            name,
+            ok: false,
+            detail,
+        },
+    }
+}
+
+/// What an EWS error means for the admin.
+fn advice(e: &EwsError) -> String {
+    match (e, e.code()) {
+        (EwsError::Unauthorized(_), _) => format!(
+            "{e}. Check the account name (DOMAIN\\user or user@domain) and password, and that the EWS virtual directory allows the chosen sign-in (Get-WebServicesVirtualDirectory | fl WindowsAuthentication, BasicAuthentication)."
+        ),
+        (EwsError::Transport(_), _) => format!(
+            "{e}. Check the EWS address (…/EWS/Exchange.asmx), DNS and that the firewall lets this server reach it on TCP 443."
+        ),
+        (_, Some("ErrorImpersonateUserDenied")) => format!(
+            "{e}. The account may not impersonate this mailbox: run the role assignment from `kalsync setup exchange` (New-ManagementRoleAssignment -Role ApplicationImpersonation), with a scope that includes the mailbox."
+        ),
+        (_, Some("ErrorAccessDenied")) => format!(
+            "{e}. The account cannot read this calendar: give it Reviewer (Add-MailboxFolderPermission … -AccessRights Reviewer), or use impersonation."
+        ),
+        (_, Some("ErrorNonExistentMailbox")) => {
+            format!("{e}. The test user has no mailbox on this server.")
+        }
+        (_, Some("ErrorExceededSubscriptionCount")) => format!(
+            "{e}. The throttling policy limits subscriptions: associate the policy from `kalsync setup exchange` (EWSMaxSubscriptions)."
+        ),
+        _ => e.to_string(),
+    }
+}
+
+/// Checks instance `id` with the mailbox `user` (the instance's first user when none).
+pub async fn check_instance(
+    store: &dyn Store,
+    id: InstanceId,
+    user: Option<&str>,
+) -> Result<Vec<Step>, String> {
+    let instance = store.instance(id).await.map_err(|e| e.to_string())?;
+    let mailbox = match user {
+        Some(u) => u.to_owned(),
+        None => store
+            .users(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .first()
+            .map(|u| u.email.to_string())
+            .ok_or("the instance has no users: name a test mailbox with --user")?,
+    };
+    let zone = instance.settings.time_zone.clone();
+    let now = Timestamp::now();
+    let (start, end) = (now, now + SignedDuration::from_hours(24 * 14));
+    match &instance.source {
+        SourceConfig::Ews { .. } => {
+            let source =
+                EwsSource::new(&instance.source, zone.clone()).map_err(|e| e.to_string())?;
+            let client = source.client();
+            let mut steps = Vec::new();
+            // A one-hour view: signs in and reaches the mailbox in one request.
+            let ctx = client.context(&mailbox);
+            let probe = client
+                .call(
+                    &request::find_calendar_view(
+                        &ctx,
+                        start,
+                        start + SignedDuration::from_hours(1),
+                        1,
+                    ),
+                    &mailbox,
+                )
+                .await;
+            let reached = probe.and_then(|a| response::calendar_view(&a));
+            let signed_in = !matches!(
+                reached,
+                Err(EwsError::Unauthorized(_) | EwsError::Transport(_))
+            );
+            steps.push(step(
+                "sign in",
+                match &reached {
+                    Err(e @ (EwsError::Unauthorized(_) | EwsError::Transport(_))) => Err(advice(e)),
+                    _ => Ok(format!("{} accepted the account", client.settings().url)),
+                },
+            ));
+            if !signed_in {
+                return Ok(steps);
+            }
+            let access = match client.settings().access {
+                kalsync_ews::Access::Impersonation => "impersonate",
+                kalsync_ews::Access::Delegate => "open as a delegate",
+            };
+            steps.push(step(
+                "reach the test mailbox",
+                reached
+                    .as_ref()
+                    .map(|_| format!("may {access} {mailbox}"))
+                    .map_err(advice),
+            ));
+            if reached.is_err() {
+                return Ok(steps);
+            }
+            steps.push(step(
+                "read the calendar",
+                client
+                    .read_window(&mailbox, start, end, Shape::default(), &zone)
+                    .await
+                    .map(|r| {
+                        format!(
+                            "{} bookings in the next 14 days, {} unreadable",
+                            r.bookings.len(),
+                            r.rejected.len()
+                        )
+                    })
+                    .map_err(|e| advice(&e)),
+            ));
+            let streaming = client.settings().version.has_streaming()
+                && client.settings().access == kalsync_ews::Access::Impersonation;
+            let subscribed = if streaming {
+                let made = client
+                    .call(
+                        &request::subscribe(&ctx, &Subscription::Streaming),
+                        &mailbox,
+                    )
+                    .await
+                    .and_then(|a| response::subscribed(&a));
+                if let Ok(s) = &made {
+                    let _ = client
+                        .call(&request::unsubscribe(&ctx, &s.id), &mailbox)
+                        .await;
+                }
+                made.map(|_| "a streaming subscription was made (and removed)".to_owned())
+                    .map_err(|e| advice(&e))
+            } else {
+                Ok(
+                    "no streaming on this version or with delegate access: the mailbox is polled"
+                        .to_owned(),
+                )
+            };
+            steps.push(step("subscribe to changes", subscribed));
+            Ok(steps)
+        }
+        SourceConfig::Graph { .. } => {
+            let source = GraphSource::new(&instance.source, zone, kalsync_graph::Limits::default())
+                .map_err(|e| e.to_string())?;
+            let mut steps = vec![step(
+                "sign in",
+                source
+                    .client()
+                    .check_credentials()
+                    .await
+                    .map(|()| "the app's credentials give a token".to_owned())
+                    .map_err(|e| e.to_string()),
+            )];
+            if steps[0].ok {
+                let email =
+                    kalsync_core::EmailAddress::parse(&mailbox).map_err(|e| e.to_string())?;
+                steps.push(step(
+                    "read the calendar",
+                    source
+                        .read(&email, kalsync_core::Window { start, end }, false)
+                        .await
+                        .map(|r| format!("{} bookings in the next 14 days", r.bookings.len()))
+                        .map_err(|e| e.to_string()),
+                ));
+            }
+            Ok(steps)
+        }
+    }
+}
