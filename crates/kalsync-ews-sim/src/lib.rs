@@ -216,44 +216,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        http::router(sim).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    kalsync_graph_sim::serve_router(http::router(sim), listener, shutdown).await
 }
+
+/// Stops a spawned simulator when dropped.
+pub type EwsHandle = kalsync_graph_sim::SimHandle;
 
 /// Starts the simulator on a free loopback port; its base URL (the EWS endpoint is
 /// `EWS/Exchange.asmx` below it) and a handle that stops it when dropped.
 pub async fn spawn(sim: EwsSim) -> std::io::Result<(url::Url, EwsHandle)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(sim, listener, async move {
-        let _ = stopped.await;
-    }));
-    let url = url::Url::parse(&format!("http://{addr}/")).map_err(std::io::Error::other)?;
-    Ok((
-        url,
-        EwsHandle {
-            stop: Some(stop),
-            task,
-        },
-    ))
-}
-
-/// Stops a spawned simulator when dropped.
-pub struct EwsHandle {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Drop for EwsHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.abort();
-    }
+    kalsync_graph_sim::spawn_router(http::router(sim)).await
 }

@@ -100,16 +100,7 @@ impl NtlmPool {
                 return Ok(answer);
             }
         }
-        let mut sender = self.connect().await?;
-        let answer =
-            tokio::time::timeout(self.timeout, self.authenticate(&mut sender, headers, body))
-                .await
-                .map_err(|_| transport("NTLM sign-in timed out"))??;
-        if answer.status() == 401 {
-            return Err(EwsError::Unauthorized(
-                "Exchange refused the service account's NTLM sign-in (401)".into(),
-            ));
-        }
+        let (sender, answer) = self.signed_in(headers, body).await?;
         let status = answer.status().as_u16();
         let body = self.read(answer.into_body()).await?;
         self.put_idle(sender);
@@ -201,14 +192,13 @@ impl NtlmPool {
         .await
     }
 
-    /// Opens a new connection, signs it in with `body` as the request, and returns the
-    /// answer's status and its body as it arrives (a streaming subscription's); the
-    /// connection serves only this answer.
-    pub(crate) async fn open(
+    /// A new connection signed in with `body` as the request, and that request's answer
+    /// (its body not yet read).
+    async fn signed_in(
         &self,
         headers: &[(&str, String)],
         body: &str,
-    ) -> Result<(u16, Incoming), EwsError> {
+    ) -> Result<(SendRequest<Full<Bytes>>, hyper::Response<Incoming>), EwsError> {
         let mut sender = self.connect().await?;
         let answer =
             tokio::time::timeout(self.timeout, self.authenticate(&mut sender, headers, body))
@@ -219,6 +209,18 @@ impl NtlmPool {
                 "Exchange refused the service account's NTLM sign-in (401)".into(),
             ));
         }
+        Ok((sender, answer))
+    }
+
+    /// Opens a new connection, signs it in with `body` as the request, and returns the
+    /// answer's status and its body as it arrives (a streaming subscription's); the
+    /// connection serves only this answer.
+    pub(crate) async fn open(
+        &self,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Result<(u16, Incoming), EwsError> {
+        let (sender, answer) = self.signed_in(headers, body).await?;
         // The connection task lives while the body is read.
         drop(sender);
         Ok((answer.status().as_u16(), answer.into_body()))

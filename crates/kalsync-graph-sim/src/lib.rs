@@ -606,18 +606,36 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(sim))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_router(http::router(sim), listener, shutdown).await
+}
+
+/// Serves a simulator's router on `listener` until `shutdown` completes; handlers may
+/// ask for the peer's address (`ConnectInfo<SocketAddr>`).
+pub async fn serve_router(
+    router: axum::Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Starts the simulator on a free loopback port in the background; returns its base
 /// URL and a handle that stops it when dropped.
 pub async fn spawn(sim: Simulator) -> std::io::Result<(url::Url, SimHandle)> {
+    spawn_router(http::router(sim)).await
+}
+
+/// Serves a simulator's router on a free loopback port in the background.
+pub async fn spawn_router(router: axum::Router) -> std::io::Result<(url::Url, SimHandle)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(sim, listener, async move {
+    let task = tokio::spawn(serve_router(router, listener, async move {
         let _ = stopped.await;
     }));
     let url = url::Url::parse(&format!("http://{addr}/")).map_err(std::io::Error::other)?;

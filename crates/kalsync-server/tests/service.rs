@@ -76,6 +76,18 @@ async fn anna_at_lunch() -> (
     (sim, url, handle, now + jiff::SignedDuration::from_mins(55))
 }
 
+/// An EWS instance on the simulator at `base`, impersonating, password `Sommar2026!`.
+fn ews_source(base: &url::Url, username: &str, auth: &str, version: &str) -> SourceDecl {
+    SourceDecl::Ews {
+        url: format!("{base}EWS/Exchange.asmx"),
+        username: username.into(),
+        password: "Sommar2026!".to_owned().into(),
+        auth: auth.into(),
+        version: version.into(),
+        access: "impersonation".into(),
+    }
+}
+
 /// A service serving on a loopback port until stopped.
 struct Running {
     base: String,
@@ -408,14 +420,8 @@ async fn a_booking_on_an_exchange_server_reaches_the_pbx_over_ews() {
     );
     let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
     let mut s = settings(&sim_url, &dir).await;
-    s.companies[0].instances[0].source = SourceDecl::Ews {
-        url: format!("{ews_url}EWS/Exchange.asmx"),
-        username: "svc-kalsync@corp.example".into(),
-        password: "Sommar2026!".to_owned().into(),
-        auth: "basic".into(),
-        version: "2010".into(),
-        access: "impersonation".into(),
-    };
+    s.companies[0].instances[0].source =
+        ews_source(&ews_url, "svc-kalsync@corp.example", "basic", "2010");
     let running = Running::start(s, dir).await;
     let page = running.page_until(|p| p.contains("Lunch, back")).await;
     assert!(
@@ -447,14 +453,7 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
     let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
     let mut s = settings(&sim_url, &dir).await;
     s.engine.poll_interval_secs = 3600;
-    s.companies[0].instances[0].source = SourceDecl::Ews {
-        url: format!("{ews_url}EWS/Exchange.asmx"),
-        username: "CORP\\svc-kalsync".into(),
-        password: "Sommar2026!".to_owned().into(),
-        auth: "ntlm".into(),
-        version: "2016".into(),
-        access: "impersonation".into(),
-    };
+    s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2016");
     let running = Running::start(s, dir).await;
     // Read once, and subscribed.
     for _ in 0..100 {
@@ -509,14 +508,7 @@ async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
     );
     let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
     let mut s = settings(&sim_url, &dir).await;
-    s.companies[0].instances[0].source = SourceDecl::Ews {
-        url: format!("{ews_url}EWS/Exchange.asmx"),
-        username: "CORP\\svc-kalsync".into(),
-        password: "Sommar2026!".to_owned().into(),
-        auth: "ntlm".into(),
-        version: "2016".into(),
-        access: "impersonation".into(),
-    };
+    s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2016");
     let service = Service::start(s).await.expect("starts");
     let store = service.store.clone();
     let company = store.companies().await.expect("companies")[0].id;

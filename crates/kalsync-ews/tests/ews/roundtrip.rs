@@ -59,6 +59,25 @@ fn client(x: &Exchange, access: Access, password: &str) -> EwsClient {
     EwsClient::new(s).expect("client")
 }
 
+/// Reads `mailbox`'s test week with the default shape.
+async fn read_week(c: &EwsClient, mailbox: &str) -> Result<kalsync_ews::CalendarRead, EwsError> {
+    let (from, to) = week();
+    c.read_window(mailbox, from, to, Shape::default(), &Zone::stockholm())
+        .await
+}
+
+/// One folder sync of anna's calendar from `state`.
+async fn sync(c: &EwsClient, state: Option<&str>) -> Result<response::SyncPage, EwsError> {
+    let ctx = c.context("anna@corp.example");
+    let answer = c
+        .call(
+            &request::sync_folder_items(&ctx, state, 512),
+            "anna@corp.example",
+        )
+        .await?;
+    response::sync_page(&answer)
+}
+
 fn at(s: &str) -> Timestamp {
     s.parse().expect("time")
 }
@@ -171,16 +190,7 @@ async fn a_window_is_read_with_the_explicit_shape_and_never_a_body() {
     );
     assert!(standups.iter().any(|b| matches!(b.time, BookingTime::Timed { start, .. } if start == at("2026-11-25T10:00:00+01:00"))), "the moved one");
 
-    let without = c
-        .read_window(
-            "anna@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
-        .await
-        .expect("read");
+    let without = read_week(&c, "anna@corp.example").await.expect("read");
     assert!(
         without.bookings.iter().all(|b| b.subject.is_none()),
         "no subject unless needed"
@@ -207,33 +217,18 @@ async fn a_full_view_is_read_in_halves() {
             .expect("event");
     }
     let c = client(&x, Access::Impersonation, PASSWORD);
-    let (from, to) = week();
-    let read = c
-        .read_window(
-            "bo@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
-        .await
-        .expect("read");
+    let read = read_week(&c, "bo@corp.example").await.expect("read");
     assert_eq!(read.bookings.len(), 620);
 }
 
 #[tokio::test]
 async fn the_service_accounts_rights_are_checked_and_named() {
     let x = exchange().await;
-    let (from, to) = week();
-    let wrong = client(&x, Access::Impersonation, "wrong")
-        .read_window(
-            "anna@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
-        .await;
+    let wrong = read_week(
+        &client(&x, Access::Impersonation, "wrong"),
+        "anna@corp.example",
+    )
+    .await;
     assert!(matches!(wrong, Err(EwsError::Unauthorized(_))), "{wrong:?}");
 
     let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
@@ -247,50 +242,15 @@ async fn the_service_accounts_rights_are_checked_and_named() {
         .insert("bo@corp.example".into(), DelegateRights::FreeBusy);
     x.sim.set_config(config);
     let imp = client(&x, Access::Impersonation, PASSWORD);
-    let denied = imp
-        .read_window(
-            "anna@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
+    let denied = read_week(&imp, "anna@corp.example")
         .await
         .expect_err("not in the scope");
     assert_eq!(denied.code(), Some("ErrorImpersonateUserDenied"));
-    assert!(
-        imp.read_window(
-            "bo@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm()
-        )
-        .await
-        .is_ok()
-    );
+    assert!(read_week(&imp, "bo@corp.example").await.is_ok());
 
     let delegate = client(&x, Access::Delegate, PASSWORD);
-    assert!(
-        delegate
-            .read_window(
-                "anna@corp.example",
-                from,
-                to,
-                Shape::default(),
-                &Zone::stockholm()
-            )
-            .await
-            .is_ok()
-    );
-    let free_busy = delegate
-        .read_window(
-            "bo@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
+    assert!(read_week(&delegate, "anna@corp.example").await.is_ok());
+    let free_busy = read_week(&delegate, "bo@corp.example")
         .await
         .expect_err("free/busy only");
     assert_eq!(free_busy.code(), Some("ErrorAccessDenied"));
@@ -305,18 +265,11 @@ async fn a_busy_server_is_waited_out_for_its_back_off() {
         back_off_ms: 50,
         ..EwsFaults::default()
     });
-    let (from, to) = week();
     let c = client(&x, Access::Impersonation, PASSWORD);
     let started = std::time::Instant::now();
-    c.read_window(
-        "anna@corp.example",
-        from,
-        to,
-        Shape::default(),
-        &Zone::stockholm(),
-    )
-    .await
-    .expect("read after two refusals");
+    read_week(&c, "anna@corp.example")
+        .await
+        .expect("read after two refusals");
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert_eq!(x.sim.stats().server_busy, 2);
 
@@ -328,14 +281,7 @@ async fn a_busy_server_is_waited_out_for_its_back_off() {
     let mut settings = c.settings().clone();
     settings.max_attempts = 1;
     let once = EwsClient::new(settings).expect("client");
-    let busy = once
-        .read_window(
-            "anna@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
+    let busy = read_week(&once, "anna@corp.example")
         .await
         .expect_err("busy");
     assert!(busy.is_throttling());
@@ -349,15 +295,7 @@ async fn subscriptions_and_sync_states_work_as_exchange_s() {
     let ctx = c.context("anna@corp.example");
 
     // Folder sync: everything at first, then only what changed.
-    let first = response::sync_page(
-        &c.call(
-            &request::sync_folder_items(&ctx, None, 512),
-            "anna@corp.example",
-        )
-        .await
-        .expect("sync"),
-    )
-    .expect("page");
+    let first = sync(&c, None).await.expect("page");
     assert!(first.changes.is_empty() && first.complete);
     let id = x
         .sim
@@ -371,43 +309,25 @@ async fn subscriptions_and_sync_states_work_as_exchange_s() {
             ),
         )
         .expect("event");
-    let second = response::sync_page(
-        &c.call(
-            &request::sync_folder_items(&ctx, Some(&first.sync_state), 512),
-            "anna@corp.example",
-        )
+    let second = sync(&c, Some(first.sync_state.as_str()))
         .await
-        .expect("sync"),
-    )
-    .expect("page");
+        .expect("page");
     assert!(matches!(second.changes.as_slice(), [Change::Created(_)]));
     x.sim
         .graph()
         .delete_event("anna@corp.example", &id)
         .expect("delete");
-    let third = response::sync_page(
-        &c.call(
-            &request::sync_folder_items(&ctx, Some(&second.sync_state), 512),
-            "anna@corp.example",
-        )
+    let third = sync(&c, Some(second.sync_state.as_str()))
         .await
-        .expect("sync"),
-    )
-    .expect("page");
+        .expect("page");
     assert!(matches!(third.changes.as_slice(), [Change::Deleted(_)]));
     x.sim.set_faults(EwsFaults {
         expire_watermarks: 1,
         ..EwsFaults::default()
     });
-    let expired = response::sync_page(
-        &c.call(
-            &request::sync_folder_items(&ctx, Some(&third.sync_state), 512),
-            "anna@corp.example",
-        )
+    let expired = sync(&c, Some(third.sync_state.as_str()))
         .await
-        .expect("answer"),
-    )
-    .expect_err("expired");
+        .expect_err("expired");
     assert_eq!(expired.code(), Some("ErrorInvalidSyncStateData"));
 
     // Pull: a change is an event after the watermark.
@@ -494,7 +414,6 @@ async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
     let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
     config.basic = false;
     x.sim.set_config(config);
-    let (from, to) = week();
     let ntlm = |password: &str| {
         let mut s = Settings::new(
             x.url.clone(),
@@ -519,14 +438,7 @@ async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
         .expect("event");
     let c = ntlm(PASSWORD);
     for _ in 0..3 {
-        let read = c
-            .read_window(
-                "anna@corp.example",
-                from,
-                to,
-                Shape::default(),
-                &Zone::stockholm(),
-            )
+        let read = read_week(&c, "anna@corp.example")
             .await
             .expect("read over NTLM");
         assert_eq!(read.bookings.len(), 1);
@@ -538,25 +450,13 @@ async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
     );
     assert_eq!(x.sim.stats().unauthorized, 0);
 
-    let wrong = ntlm("Vinter2026!")
-        .read_window(
-            "anna@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
-        .await;
+    let wrong = read_week(&ntlm("Vinter2026!"), "anna@corp.example").await;
     assert!(matches!(wrong, Err(EwsError::Unauthorized(_))), "{wrong:?}");
-    let basic = client(&x, Access::Impersonation, PASSWORD)
-        .read_window(
-            "anna@corp.example",
-            from,
-            to,
-            Shape::default(),
-            &Zone::stockholm(),
-        )
-        .await;
+    let basic = read_week(
+        &client(&x, Access::Impersonation, PASSWORD),
+        "anna@corp.example",
+    )
+    .await;
     assert!(
         matches!(basic, Err(EwsError::Unauthorized(_))),
         "Basic is switched off: {basic:?}"
