@@ -5,8 +5,15 @@
 //! `GetStreamingEvents` is held open and opened again when Exchange closes it. A change
 //! asks the engine to read its user again; a subscription Exchange lost is made again
 //! and its user read; a connection that breaks is reopened after a pause and its users
-//! are read (changes may have been missed meanwhile). Delegate access and Exchange 2007
-//! have no streaming: those instances are polled.
+//! are read (changes may have been missed meanwhile).
+//!
+//! Exchange 2007 and 2010 before SP1 have no streaming: with a public URL, their users
+//! get push subscriptions instead. Exchange POSTs `SendNotification` to
+//! `/notifications/ews/<token>`, where the random token names the user (stored as the
+//! user's subscription, so any node can answer) and the last watermark is kept in the
+//! user's sync state, so a subscription made again resumes where the last one stopped.
+//! An unknown token is answered `Unsubscribe`. Delegate access cannot subscribe: those
+//! instances are polled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -42,6 +49,8 @@ struct Instance {
 pub struct EwsStreams {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
+    /// Where Exchange can reach this service (push subscriptions).
+    public_url: Option<url::Url>,
     instances: Mutex<HashMap<InstanceId, Instance>>,
     /// Subscription id → user, for the group tasks.
     owners: Arc<Mutex<HashMap<String, UserId>>>,
@@ -53,10 +62,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl EwsStreams {
     /// Streams for `engine`'s EWS users.
-    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Arc<EwsStreams> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        engine: Arc<Engine>,
+        public_url: Option<url::Url>,
+    ) -> Arc<EwsStreams> {
         Arc::new(EwsStreams {
             store,
             engine,
+            public_url,
             instances: Mutex::new(HashMap::new()),
             owners: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -84,9 +98,11 @@ impl EwsStreams {
             };
             let client = source.client().clone();
             let settings = client.settings();
-            if settings.access != kalsync_ews::Access::Impersonation
-                || !settings.version.has_streaming()
-            {
+            if settings.access != kalsync_ews::Access::Impersonation {
+                continue;
+            }
+            if !settings.version.has_streaming() {
+                made += self.push(instance.id, &client).await;
                 continue;
             }
             let Ok(users) = self.store.users(instance.id).await else {
@@ -139,6 +155,84 @@ impl EwsStreams {
                 &client,
                 &held.iter().map(|u| u.id).collect::<Vec<_>>(),
             );
+        }
+        made
+    }
+
+    /// Push subscriptions for the held users of a pre-streaming instance that have
+    /// none on this node, resuming from each user's last watermark.
+    async fn push(&self, instance: InstanceId, client: &EwsClient) -> usize {
+        let Some(base) = &self.public_url else {
+            return 0;
+        };
+        let Ok(users) = self.store.users(instance).await else {
+            return 0;
+        };
+        let mut made = 0;
+        for user in users.into_iter().filter(|u| self.engine.holds(u.id)) {
+            let known = lock(&self.instances)
+                .get(&instance)
+                .is_some_and(|i| i.subscriptions.contains_key(&user.id));
+            if known {
+                continue;
+            }
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            let Ok(url) = base.join(&format!("notifications/ews/{token}")) else {
+                return made;
+            };
+            let mailbox = user.email.to_string();
+            let watermark = user
+                .sync_state
+                .0
+                .get(WATERMARK)
+                .and_then(|w| w.as_str())
+                .map(str::to_owned);
+            let ctx = client.context(&mailbox);
+            let subscribe = |watermark: Option<&str>| {
+                request::subscribe(
+                    &ctx,
+                    &Subscription::Push {
+                        url: url.as_str(),
+                        status_minutes: 5,
+                        watermark,
+                    },
+                )
+            };
+            let mut answer = client
+                .call(&subscribe(watermark.as_deref()), &mailbox)
+                .await
+                .and_then(|a| response::subscribed(&a));
+            if watermark.is_some()
+                && answer.as_ref().err().and_then(kalsync_ews::EwsError::code)
+                    == Some("ErrorInvalidWatermark")
+            {
+                // Too old to resume: subscribe afresh and read the mailbox.
+                self.engine.mark_dirty(user.id, Timestamp::now());
+                answer = client
+                    .call(&subscribe(None), &mailbox)
+                    .await
+                    .and_then(|a| response::subscribed(&a));
+            }
+            match answer {
+                Ok(s) => {
+                    if self
+                        .store
+                        .set_subscription(user.id, Some(&token))
+                        .await
+                        .is_ok()
+                    {
+                        lock(&self.instances)
+                            .entry(instance)
+                            .or_default()
+                            .subscriptions
+                            .insert(user.id, Subscribed { mailbox, id: s.id });
+                        made += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(user = %user.id, error = %e, "an EWS push subscription could not be made; the mailbox is polled");
+                }
+            }
         }
         made
     }
@@ -280,4 +374,60 @@ async fn hold(
             pause = (pause * 2).min(Duration::from_secs(60));
         }
     }
+}
+
+/// Where a user's last push watermark is kept in its sync state.
+const WATERMARK: &str = "ews_watermark";
+
+/// Exchange's push: `SendNotification` for the subscription the token names. Its
+/// user is read again (here, or by the node that holds it) and the watermark kept; an
+/// unknown token is told `Unsubscribe`.
+pub(crate) async fn push_endpoint(
+    axum::extract::State(service): axum::extract::State<crate::Service>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let answer = |keep: bool| {
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            request::send_notification_result(keep),
+        )
+            .into_response()
+    };
+    let user = match service.store.user_by_subscription(&token).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return answer(false),
+        // The store is down: keep the subscription; Exchange sends again.
+        Err(_) => return answer(true),
+    };
+    let notifications = match response::pushed(&body) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(user = %user.id, error = %e, "an EWS push could not be read; the mailbox is read again");
+            Vec::new()
+        }
+    };
+    let mut changed = notifications.is_empty();
+    let mut watermark = None;
+    for n in notifications.into_iter().flatten() {
+        changed |= n.has_changes();
+        watermark = n.last_watermark().map(str::to_owned).or(watermark);
+    }
+    if let Some(w) = watermark {
+        let mut state = user.sync_state.clone();
+        if !state.0.is_object() {
+            state.0 = serde_json::json!({});
+        }
+        state.0[WATERMARK] = serde_json::Value::String(w);
+        let _ = service.store.set_sync_state(user.id, &state).await;
+    }
+    if changed {
+        if service.engine.holds(user.id) {
+            service.engine.mark_dirty(user.id, Timestamp::now());
+        } else {
+            let _ = service.store.request_sync(user.id).await;
+        }
+    }
+    answer(true)
 }

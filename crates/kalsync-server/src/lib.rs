@@ -101,6 +101,10 @@ impl Service {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .route(
+                "/notifications/ews/{token}",
+                axum::routing::post(ews_streams::push_endpoint),
+            )
+            .route(
                 "/notifications/graph",
                 axum::routing::post(subscriptions::endpoint),
             )
@@ -135,8 +139,12 @@ impl Service {
             .map(|s| tokio::spawn(s.run(stop_subscriptions.clone())));
         let stop_streams = Arc::new(tokio::sync::Notify::new());
         let streams = tokio::spawn(
-            ews_streams::EwsStreams::new(self.store.clone(), self.engine.clone())
-                .run(stop_streams.clone()),
+            ews_streams::EwsStreams::new(
+                self.store.clone(),
+                self.engine.clone(),
+                self.settings.public_url.clone(),
+            )
+            .run(stop_streams.clone()),
         );
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)

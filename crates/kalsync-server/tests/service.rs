@@ -546,3 +546,78 @@ async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn exchange_2007_pushes_changes_to_the_service() {
+    let dir = std::env::temp_dir().join(format!("kalsync-ews-push-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let calendars = simulator_with_anna();
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars.clone(),
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
+    );
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/", listener.local_addr().expect("addr"));
+    let mut s = settings(&sim_url, &dir).await;
+    s.engine.poll_interval_secs = 3600;
+    s.public_url = Some(url::Url::parse(&base).expect("url"));
+    s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "basic", "2007");
+    let running = Running::on(listener, s, dir).await;
+    for _ in 0..100 {
+        if ews.subscriptions().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ews.subscriptions().len(), 1, "one push subscription");
+    assert_eq!(ews.subscriptions()[0].2, "push");
+
+    let now = jiff::Timestamp::now();
+    let started = std::time::Instant::now();
+    calendars
+        .create_event(
+            "anna@acme.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                now - jiff::SignedDuration::from_mins(1),
+                now + jiff::SignedDuration::from_mins(59),
+            ),
+        )
+        .expect("event");
+    for _ in 0..100 {
+        if running.pbx.received() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(running.pbx.received(), 1, "the lunch reached the PBX");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "pushed, in {:?}",
+        started.elapsed()
+    );
+    assert!(ews.stats().notifications_pushed >= 1);
+
+    // A push for a subscription the service does not know is told to stop.
+    let stray = reqwest::Client::new()
+        .post(format!("{base}notifications/ews/unknown-token"))
+        .body("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body/></s:Envelope>")
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(
+        kalsync_ews::response::notification_result(&stray),
+        Ok(false),
+        "{stray}"
+    );
+    running.stop().await;
+}
