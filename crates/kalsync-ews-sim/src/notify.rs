@@ -41,21 +41,27 @@ struct Sub {
     mailbox: String,
     upn: String,
     kind: Kind,
-    seq: u64,
     /// Events not yet fetched (pull) or not yet sent (streaming while disconnected).
     queue: Vec<Event>,
     stream: Option<mpsc::UnboundedSender<String>>,
     last_push: Timestamp,
 }
 
-/// The live subscriptions.
+/// The live subscriptions, and each mailbox's recent events: a watermark names a
+/// mailbox and a position in its events, so a new subscription from an old watermark
+/// gets what happened since.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     subs: HashMap<String, Sub>,
+    /// Per mailbox: its last event's number and its recent events.
+    log: HashMap<String, (u64, std::collections::VecDeque<Event>)>,
 }
 
-fn watermark(id: &str, seq: u64) -> String {
-    STANDARD.encode(format!("{id}:{seq}"))
+/// Events kept per mailbox for subscriptions resuming from a watermark.
+const KEPT: usize = 1000;
+
+fn watermark(mailbox: &str, seq: u64) -> String {
+    STANDARD.encode(format!("{mailbox}:{seq}"))
 }
 
 fn read_watermark(w: &str) -> Option<(String, u64)> {
@@ -71,19 +77,27 @@ impl Registry {
         mailbox: &Mailbox,
         from: Option<&str>,
     ) -> Result<(String, String), &'static str> {
-        if let Some(w) = from {
-            read_watermark(w).ok_or("ErrorInvalidWatermark")?;
-        }
+        let (current, events) = self.log.get(&mailbox.id).cloned().unwrap_or_default();
+        let (start, queue) = match from {
+            None => (current, Vec::new()),
+            Some(w) => {
+                let (owner, seq) = read_watermark(w).ok_or("ErrorInvalidWatermark")?;
+                let oldest = events.front().map_or(current, |e| e.seq.saturating_sub(1));
+                if owner != mailbox.id || seq > current || seq < oldest {
+                    return Err("ErrorInvalidWatermark");
+                }
+                (seq, events.into_iter().filter(|e| e.seq > seq).collect())
+            }
+        };
         let id = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
-        let mark = watermark(&id, 0);
+        let mark = watermark(&mailbox.id, start);
         self.subs.insert(
             id.clone(),
             Sub {
                 mailbox: mailbox.id.clone(),
                 upn: mailbox.upn.clone(),
                 kind,
-                seq: 0,
-                queue: Vec::new(),
+                queue,
                 stream: None,
                 last_push: Timestamp::now(),
             },
@@ -129,24 +143,63 @@ impl Registry {
             .get_mut(id)
             .filter(|s| s.kind == Kind::Pull)
             .ok_or("ErrorSubscriptionNotFound")?;
+        let current = self.log.get(&sub.mailbox).map_or(0, |(n, _)| *n);
         let (owner, seq) = read_watermark(from).ok_or("ErrorInvalidWatermark")?;
-        if owner != id || seq > sub.seq {
+        if owner != sub.mailbox || seq > current {
             return Err("ErrorInvalidWatermark");
         }
         sub.queue.retain(|e| e.seq > seq);
         let events = std::mem::take(&mut sub.queue);
-        let current = sub.seq;
         Ok(notification(
             id,
-            Some(&watermark(id, seq)),
+            &sub.mailbox,
+            Some(&watermark(&sub.mailbox, seq)),
             &events,
             current,
         ))
     }
+
+    /// A new push subscription's events since its watermark, to send at once.
+    pub(crate) fn take_replay(&mut self, id: &str) -> Option<(String, String)> {
+        let sub = self.subs.get_mut(id)?;
+        let Kind::Push { url, .. } = &sub.kind else {
+            return None;
+        };
+        if sub.queue.is_empty() {
+            return None;
+        }
+        let events = std::mem::take(&mut sub.queue);
+        let current = self.log.get(&sub.mailbox).map_or(0, |(n, _)| *n);
+        let previous = watermark(&sub.mailbox, events[0].seq.saturating_sub(1));
+        Some((
+            url.clone(),
+            push_envelope(&notification(
+                id,
+                &sub.mailbox,
+                Some(&previous),
+                &events,
+                current,
+            )),
+        ))
+    }
+}
+
+/// Sends a new push subscription's catch-up at once.
+pub(crate) fn replay(sim: &EwsSim, id: &str) {
+    let due = lock(&sim.shared.subscriptions).take_replay(id);
+    if let Some((url, body)) = due {
+        deliver(sim, id.to_owned(), url, body);
+    }
 }
 
 /// A `Notification` element: the events, or a `StatusEvent` when there are none.
-fn notification(id: &str, previous: Option<&str>, events: &[Event], current: u64) -> String {
+fn notification(
+    id: &str,
+    mailbox: &str,
+    previous: Option<&str>,
+    events: &[Event],
+    current: u64,
+) -> String {
     let mut x = Writer::default();
     x.open("m:Notification", &[]).leaf("t:SubscriptionId", id);
     if let Some(p) = previous {
@@ -155,13 +208,13 @@ fn notification(id: &str, previous: Option<&str>, events: &[Event], current: u64
     }
     if events.is_empty() {
         x.open("t:StatusEvent", &[])
-            .leaf("t:Watermark", &watermark(id, current))
+            .leaf("t:Watermark", &watermark(mailbox, current))
             .close("t:StatusEvent");
     }
     for e in events {
         let name = format!("t:{}", e.kind);
         x.open(&name, &[])
-            .leaf("t:Watermark", &watermark(id, e.seq))
+            .leaf("t:Watermark", &watermark(mailbox, e.seq))
             .leaf(
                 "t:TimeStamp",
                 &e.at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -288,28 +341,36 @@ fn on_change(sim: &EwsSim, user: &str, item: &str, kind: &str) {
     };
     let mut pushes = Vec::new();
     {
-        let mut registry = lock(&sim.shared.subscriptions);
+        let mut guard = lock(&sim.shared.subscriptions);
+        let registry = &mut *guard;
+        let (seq, kept) = registry.log.entry(user.to_owned()).or_default();
+        *seq += 1;
+        let seq = *seq;
+        let event = Event {
+            seq,
+            kind,
+            item: URL_SAFE_NO_PAD.encode(format!("{user}\u{1f}{item}\u{1f}0")),
+            at: Timestamp::now(),
+        };
+        kept.push_back(event.clone());
+        if kept.len() > KEPT {
+            kept.pop_front();
+        }
         for (id, sub) in registry.subs.iter_mut().filter(|(_, s)| s.mailbox == user) {
-            sub.seq += 1;
-            let event = Event {
-                seq: sub.seq,
-                kind,
-                item: URL_SAFE_NO_PAD.encode(format!("{user}\u{1f}{item}\u{1f}0")),
-                at: Timestamp::now(),
-            };
+            let event = event.clone();
             match &sub.kind {
                 Kind::Pull => sub.queue.push(event),
                 Kind::Push { url, .. } => {
-                    let previous = watermark(id, sub.seq - 1);
+                    let previous = watermark(user, seq - 1);
                     pushes.push((
                         id.clone(),
                         url.clone(),
-                        notification(id, Some(&previous), &[event], sub.seq),
+                        notification(id, user, Some(&previous), &[event], seq),
                     ));
                     sub.last_push = Timestamp::now();
                 }
                 Kind::Streaming => {
-                    let chunk = notification(id, None, std::slice::from_ref(&event), sub.seq);
+                    let chunk = notification(id, user, None, std::slice::from_ref(&event), seq);
                     let sent = sub
                         .stream
                         .as_ref()
@@ -336,8 +397,10 @@ fn push_keepalives(sim: &EwsSim) {
     let now = Timestamp::now();
     let mut due = Vec::new();
     {
-        let mut registry = lock(&sim.shared.subscriptions);
+        let mut guard = lock(&sim.shared.subscriptions);
+        let registry = &mut *guard;
         for (id, sub) in &mut registry.subs {
+            let current = registry.log.get(&sub.mailbox).map_or(0, |(n, _)| *n);
             if let Kind::Push {
                 url,
                 status_minutes,
@@ -350,7 +413,13 @@ fn push_keepalives(sim: &EwsSim) {
                     due.push((
                         id.clone(),
                         url.clone(),
-                        notification(id, Some(&watermark(id, sub.seq)), &[], sub.seq),
+                        notification(
+                            id,
+                            &sub.mailbox,
+                            Some(&watermark(&sub.mailbox, current)),
+                            &[],
+                            current,
+                        ),
                     ));
                 }
             }
@@ -431,12 +500,13 @@ pub(crate) fn stream(sim: &EwsSim, ids: Vec<String>, minutes: u64) -> EventStrea
             }));
         }
         let _ = tx.send(stream_envelope(&[], Some("OK")));
+        let registry = &mut *registry;
         for id in &ids {
             if let Some(sub) = registry.subs.get_mut(id) {
                 let queued = std::mem::take(&mut sub.queue);
-                if !queued.is_empty() {
+                if let Some(last) = queued.last() {
                     let _ = tx.send(stream_envelope(
-                        &[notification(id, None, &queued, sub.seq)],
+                        &[notification(id, &sub.mailbox, None, &queued, last.seq)],
                         None,
                     ));
                 }

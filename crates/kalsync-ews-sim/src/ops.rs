@@ -574,6 +574,7 @@ pub(crate) fn subscribe(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fau
             ),
         ));
     }
+    crate::notify::replay(sim, &id);
     let streaming = matches!(request.tag_name().name(), "StreamingSubscriptionRequest");
     Ok(response("Subscribe", |x| {
         message(x, "Subscribe", Ok(()));

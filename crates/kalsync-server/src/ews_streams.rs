@@ -187,6 +187,16 @@ impl EwsStreams {
                 .get(WATERMARK)
                 .and_then(|w| w.as_str())
                 .map(str::to_owned);
+            // The token names the user before Exchange can push to it (it may push the
+            // events since the watermark at once).
+            if self
+                .store
+                .set_subscription(user.id, Some(&token))
+                .await
+                .is_err()
+            {
+                continue;
+            }
             let ctx = client.context(&mailbox);
             let subscribe = |watermark: Option<&str>| {
                 request::subscribe(
@@ -215,19 +225,12 @@ impl EwsStreams {
             }
             match answer {
                 Ok(s) => {
-                    if self
-                        .store
-                        .set_subscription(user.id, Some(&token))
-                        .await
-                        .is_ok()
-                    {
-                        lock(&self.instances)
-                            .entry(instance)
-                            .or_default()
-                            .subscriptions
-                            .insert(user.id, Subscribed { mailbox, id: s.id });
-                        made += 1;
-                    }
+                    lock(&self.instances)
+                        .entry(instance)
+                        .or_default()
+                        .subscriptions
+                        .insert(user.id, Subscribed { mailbox, id: s.id });
+                    made += 1;
                 }
                 Err(e) => {
                     tracing::warn!(user = %user.id, error = %e, "an EWS push subscription could not be made; the mailbox is polled");

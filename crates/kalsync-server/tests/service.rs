@@ -88,6 +88,17 @@ fn ews_source(base: &url::Url, username: &str, auth: &str, version: &str) -> Sou
     }
 }
 
+/// Waits (at most five seconds) until `check` holds; whether it did.
+async fn eventually(check: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// A service serving on a loopback port until stopped.
 struct Running {
     base: String,
@@ -620,4 +631,89 @@ async fn exchange_2007_pushes_changes_to_the_service() {
         "{stray}"
     );
     running.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
+    let dir = std::env::temp_dir().join(format!("kalsync-ews-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let calendars = simulator_with_anna();
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars.clone(),
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
+    );
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let start = |dir: std::path::PathBuf| {
+        let (sim_url, ews_url) = (sim_url.clone(), ews_url.clone());
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let base = format!("http://{}/", listener.local_addr().expect("addr"));
+            let mut s = settings(&sim_url, &dir).await;
+            s.engine.poll_interval_secs = 3600;
+            s.public_url = Some(url::Url::parse(&base).expect("url"));
+            s.companies[0].instances[0].source =
+                ews_source(&ews_url, "CORP\\svc-kalsync", "basic", "2007");
+            // Stopping removes only this folder; the database stays for the restart.
+            Running::on(listener, s, dir.join("run")).await
+        }
+    };
+
+    let first = start(dir.clone()).await;
+    assert!(
+        eventually(|| ews.subscriptions().len() == 1).await,
+        "subscribed"
+    );
+    // A change tomorrow: pushed, and its watermark kept.
+    let tomorrow = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    calendars
+        .create_event(
+            "anna@acme.example",
+            EventSpec::new(
+                "Möte",
+                tomorrow,
+                tomorrow + jiff::SignedDuration::from_hours(1),
+            ),
+        )
+        .expect("event");
+    assert!(
+        eventually(|| ews.stats().notifications_pushed >= 1).await,
+        "pushed"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first.stop().await;
+
+    // While the service is down, Anna books a lunch in force now.
+    let now = jiff::Timestamp::now();
+    calendars
+        .create_event(
+            "anna@acme.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                now - jiff::SignedDuration::from_mins(1),
+                now + jiff::SignedDuration::from_mins(59),
+            ),
+        )
+        .expect("event");
+
+    // Restarted: the mailbox was read recently, so only the resumed subscription can
+    // bring the lunch before the hour-long poll.
+    let second = start(dir.clone()).await;
+    eventually(|| second.pbx.received() > 0).await;
+    let current = second.pbx.current();
+    assert_eq!(
+        current
+            .get("anna@acme.example")
+            .and_then(|s| s.status.absence.as_ref())
+            .map(|a| a.reason.clone())
+            .as_deref(),
+        Some("lunch"),
+        "the change made while down arrived"
+    );
+    second.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
