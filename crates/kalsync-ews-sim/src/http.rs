@@ -242,8 +242,12 @@ async fn ews(
 ) -> Response {
     let started = tokio::time::Instant::now();
     let latency = lock(&sim.shared.faults).latency_ms;
+    let stats = &sim.shared.stats;
+    let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
     let response = answer(&sim, peer, &headers, &body).await;
     tokio::time::sleep_until(started + Duration::from_millis(latency)).await;
+    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     response
 }
 

@@ -95,6 +95,8 @@ pub struct EwsFaults {
 #[derive(Debug, Default)]
 struct Stats {
     requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     unauthorized: AtomicU64,
     body_requested: AtomicU64,
     server_busy: AtomicU64,
@@ -108,6 +110,8 @@ struct Stats {
 pub struct EwsStats {
     /// EWS requests answered.
     pub requests: u64,
+    /// The most requests in progress at once (streaming connections included).
+    pub max_in_flight: u64,
     /// Refused for credentials.
     pub unauthorized: u64,
     /// Requests whose shape would have returned a body (must stay 0).
@@ -191,6 +195,7 @@ impl EwsSim {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         EwsStats {
             requests: get(&s.requests),
+            max_in_flight: get(&s.max_in_flight),
             unauthorized: get(&s.unauthorized),
             body_requested: get(&s.body_requested),
             server_busy: get(&s.server_busy),

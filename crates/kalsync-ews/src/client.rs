@@ -65,6 +65,9 @@ pub struct Settings {
     pub timeout: Duration,
     /// Attempts of one request while the server says it is busy.
     pub max_attempts: u32,
+    /// Requests in flight at once for this instance, under the server's throttling
+    /// policy (`EWSMaxConcurrency` is 10 by default on Exchange 2010, 27 from 2013).
+    pub max_concurrency: usize,
 }
 
 impl Settings {
@@ -78,6 +81,7 @@ impl Settings {
             zone: None,
             timeout: Duration::from_secs(30),
             max_attempts: 4,
+            max_concurrency: 10,
         }
     }
 }
@@ -96,6 +100,9 @@ pub struct CalendarRead {
 pub struct EwsClient {
     http: reqwest::Client,
     ntlm: Option<std::sync::Arc<crate::ntlm::NtlmPool>>,
+    /// Bounds the requests in flight (streaming connections are not counted: they
+    /// wait, they do not work the server).
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
     settings: Settings,
 }
 
@@ -136,6 +143,7 @@ impl EwsClient {
         Ok(EwsClient {
             http,
             ntlm,
+            gate: std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_concurrency.max(1))),
             settings,
         })
     }
@@ -162,7 +170,11 @@ impl EwsClient {
         let mut wait = Duration::from_secs(1);
         let mut attempt = 1;
         loop {
-            match self.post(&envelope, request, mailbox).await {
+            let sent = {
+                let _permit = self.gate.acquire().await;
+                self.post(&envelope, request, mailbox).await
+            };
+            match sent {
                 Err(e) if e.is_throttling() && attempt < self.settings.max_attempts => {
                     let pause = e.back_off().unwrap_or(wait).min(Duration::from_secs(300));
                     tracing::debug!(

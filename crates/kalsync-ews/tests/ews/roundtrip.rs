@@ -579,3 +579,34 @@ async fn a_streaming_connection_carries_changes_as_they_happen() {
     }
     assert!(!closed, "cut, not closed");
 }
+
+#[tokio::test]
+async fn an_instance_keeps_under_its_concurrency() {
+    let x = exchange().await;
+    x.sim.set_faults(EwsFaults {
+        latency_ms: 40,
+        ..EwsFaults::default()
+    });
+    let mut settings = client(&x, Access::Impersonation, PASSWORD)
+        .settings()
+        .clone();
+    settings.max_concurrency = 3;
+    let c = EwsClient::new(settings).expect("client");
+    let mut reads = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let c = c.clone();
+        let mailbox = if i % 2 == 0 {
+            "anna@corp.example"
+        } else {
+            "bo@corp.example"
+        };
+        reads.spawn(async move { read_week(&c, mailbox).await.map(|_| ()) });
+    }
+    while let Some(done) = reads.join_next().await {
+        done.expect("task").expect("read");
+    }
+    let stats = x.sim.stats();
+    assert!(stats.requests >= 12, "{stats:?}");
+    assert!(stats.max_in_flight <= 3, "{stats:?}");
+    assert!(stats.max_in_flight >= 2, "the reads did overlap: {stats:?}");
+}
