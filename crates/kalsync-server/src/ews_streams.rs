@@ -27,6 +27,8 @@ use kalsync_store::{InstanceId, SourceConfig, Store, UserId};
 
 /// Subscriptions per connection (Exchange's limit for a group).
 const GROUP: usize = 200;
+/// How often pull subscriptions are asked for events.
+const PULL_EVERY: Duration = Duration::from_secs(10);
 /// How long one `GetStreamingEvents` is held (minutes; Exchange allows 1–30).
 const CONNECTION_MINUTES: u32 = 30;
 
@@ -35,10 +37,14 @@ const CONNECTION_MINUTES: u32 = 30;
 struct Subscribed {
     mailbox: String,
     id: String,
+    /// For a pull subscription: the watermark to ask `GetEvents` from.
+    pull_from: Option<String>,
 }
 
 #[derive(Default)]
 struct Instance {
+    /// The instance's client, for pulling.
+    client: Option<EwsClient>,
     subscriptions: BTreeMap<UserId, Subscribed>,
     groups: Vec<tokio::task::JoinHandle<()>>,
     /// The membership the running groups were started with.
@@ -102,7 +108,8 @@ impl EwsStreams {
                 continue;
             }
             if !settings.version.has_streaming() {
-                made += self.push(instance.id, &client).await;
+                lock(&self.instances).entry(instance.id).or_default().client = Some(client.clone());
+                made += self.push_or_pull(instance.id, &client).await;
                 continue;
             }
             let Ok(users) = self.store.users(instance.id).await else {
@@ -142,7 +149,14 @@ impl EwsStreams {
                             .entry(instance.id)
                             .or_default()
                             .subscriptions
-                            .insert(user.id, Subscribed { mailbox, id: s.id });
+                            .insert(
+                                user.id,
+                                Subscribed {
+                                    mailbox,
+                                    id: s.id,
+                                    pull_from: None,
+                                },
+                            );
                         made += 1;
                     }
                     Err(e) => {
@@ -159,12 +173,10 @@ impl EwsStreams {
         made
     }
 
-    /// Push subscriptions for the held users of a pre-streaming instance that have
-    /// none on this node, resuming from each user's last watermark.
-    async fn push(&self, instance: InstanceId, client: &EwsClient) -> usize {
-        let Some(base) = &self.public_url else {
-            return 0;
-        };
+    /// Push subscriptions (with a public URL) or pull subscriptions (without) for the
+    /// held users of a pre-streaming instance that have none on this node, resuming
+    /// from each user's last watermark.
+    async fn push_or_pull(&self, instance: InstanceId, client: &EwsClient) -> usize {
         let Ok(users) = self.store.users(instance).await else {
             return 0;
         };
@@ -176,10 +188,6 @@ impl EwsStreams {
             if known {
                 continue;
             }
-            let token = uuid::Uuid::new_v4().simple().to_string();
-            let Ok(url) = base.join(&format!("notifications/ews/{token}")) else {
-                return made;
-            };
             let mailbox = user.email.to_string();
             let watermark = user
                 .sync_state
@@ -187,26 +195,40 @@ impl EwsStreams {
                 .get(WATERMARK)
                 .and_then(|w| w.as_str())
                 .map(str::to_owned);
-            // The token names the user before Exchange can push to it (it may push the
-            // events since the watermark at once).
-            if self
-                .store
-                .set_subscription(user.id, Some(&token))
-                .await
-                .is_err()
-            {
-                continue;
-            }
+            let push_url = match &self.public_url {
+                Some(base) => {
+                    let token = uuid::Uuid::new_v4().simple().to_string();
+                    let Ok(url) = base.join(&format!("notifications/ews/{token}")) else {
+                        return made;
+                    };
+                    // The token names the user before Exchange can push to it (it may
+                    // push the events since the watermark at once).
+                    if self
+                        .store
+                        .set_subscription(user.id, Some(&token))
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    Some(url)
+                }
+                None => None,
+            };
             let ctx = client.context(&mailbox);
             let subscribe = |watermark: Option<&str>| {
-                request::subscribe(
-                    &ctx,
-                    &Subscription::Push {
+                let kind = match &push_url {
+                    Some(url) => Subscription::Push {
                         url: url.as_str(),
                         status_minutes: 5,
                         watermark,
                     },
-                )
+                    None => Subscription::Pull {
+                        timeout_minutes: 30,
+                        watermark,
+                    },
+                };
+                request::subscribe(&ctx, &kind)
             };
             let mut answer = client
                 .call(&subscribe(watermark.as_deref()), &mailbox)
@@ -225,15 +247,23 @@ impl EwsStreams {
             }
             match answer {
                 Ok(s) => {
+                    let pull_from = push_url.is_none().then(|| s.watermark.clone()).flatten();
                     lock(&self.instances)
                         .entry(instance)
                         .or_default()
                         .subscriptions
-                        .insert(user.id, Subscribed { mailbox, id: s.id });
+                        .insert(
+                            user.id,
+                            Subscribed {
+                                mailbox,
+                                id: s.id,
+                                pull_from,
+                            },
+                        );
                     made += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(user = %user.id, error = %e, "an EWS push subscription could not be made; the mailbox is polled");
+                    tracing::warn!(user = %user.id, error = %e, "an EWS subscription could not be made; the mailbox is polled");
                 }
             }
         }
@@ -275,28 +305,96 @@ impl EwsStreams {
         entry.started_with = members;
     }
 
+    /// Asks every pull subscription for its events: a change marks its user for a
+    /// re-read, the watermark moves on (and is kept), a lost subscription is made again
+    /// on the next pass and its user read.
+    pub async fn pull(&self) {
+        let work: Vec<(EwsClient, UserId, Subscribed)> = lock(&self.instances)
+            .values()
+            .filter_map(|i| Some((i.client.clone()?, i)))
+            .flat_map(|(c, i)| {
+                i.subscriptions
+                    .iter()
+                    .filter(|(_, s)| s.pull_from.is_some())
+                    .map(move |(u, s)| (c.clone(), *u, s.clone()))
+            })
+            .collect();
+        for (client, user, sub) in work {
+            let Some(mut from) = sub.pull_from.clone() else {
+                continue;
+            };
+            let ctx = client.context(&sub.mailbox);
+            for _ in 0..10 {
+                let pulled = client
+                    .call(&request::get_events(&ctx, &sub.id, &from), &sub.mailbox)
+                    .await
+                    .and_then(|a| response::pulled(&a));
+                match pulled {
+                    Ok(n) => {
+                        if n.has_changes() {
+                            self.engine.mark_dirty(user, Timestamp::now());
+                        }
+                        if let Some(w) = n.last_watermark() {
+                            from = w.to_owned();
+                        }
+                        if !n.more {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::info!(user = %user, error = %e, "an EWS pull subscription is gone; it is made again and the mailbox read");
+                        for i in lock(&self.instances).values_mut() {
+                            i.subscriptions.remove(&user);
+                        }
+                        self.engine.mark_dirty(user, Timestamp::now());
+                        break;
+                    }
+                }
+            }
+            if Some(&from) != sub.pull_from.as_ref() {
+                for i in lock(&self.instances).values_mut() {
+                    if let Some(s) = i.subscriptions.get_mut(&user) {
+                        s.pull_from = Some(from.clone());
+                    }
+                }
+                if let Ok(u) = self.store.user(user).await {
+                    let mut state = u.sync_state.clone();
+                    if !state.0.is_object() {
+                        state.0 = serde_json::json!({});
+                    }
+                    state.0[WATERMARK] = serde_json::Value::String(from);
+                    let _ = self.store.set_sync_state(user, &state).await;
+                }
+            }
+        }
+    }
+
     /// Keeps the subscriptions up until `stop`: a pass at once, then whenever the
-    /// users this node holds change, and every 30 seconds.
+    /// users this node holds change, and every 30 seconds; pull subscriptions are asked
+    /// every 10 seconds.
     pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
         let mut held = self.engine.held_changes();
+        let mut pulls = tokio::time::interval(PULL_EVERY);
         loop {
             let made = self.maintain().await;
             if made > 0 {
-                tracing::info!(
-                    made,
-                    live = self.known(),
-                    "EWS streaming subscriptions made"
-                );
+                tracing::info!(made, live = self.known(), "EWS subscriptions made");
             }
-            tokio::select! {
-                () = stop.notified() => break,
-                _ = held.changed() => {}
-                () = tokio::time::sleep(Duration::from_secs(30)) => {}
-            }
-        }
-        for (_, mut i) in lock(&self.instances).drain() {
-            for g in i.groups.drain(..) {
-                g.abort();
+            let next_pass = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                tokio::select! {
+                    () = stop.notified() => {
+                        for (_, mut i) in lock(&self.instances).drain() {
+                            for g in i.groups.drain(..) {
+                                g.abort();
+                            }
+                        }
+                        return;
+                    }
+                    _ = held.changed() => break,
+                    () = tokio::time::sleep_until(next_pass) => break,
+                    _ = pulls.tick() => self.pull().await,
+                }
             }
         }
     }

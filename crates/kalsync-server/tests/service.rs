@@ -717,3 +717,52 @@ async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
     second.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn without_a_public_url_exchange_2007_is_pulled() {
+    let dir = std::env::temp_dir().join(format!("kalsync-ews-pull-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let calendars = simulator_with_anna();
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars.clone(),
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
+    );
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let mut s = settings(&sim_url, &dir).await;
+    s.engine.poll_interval_secs = 3600;
+    s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2007");
+    let running = Running::start(s, dir).await;
+    assert!(
+        eventually(|| ews.subscriptions().len() == 1).await,
+        "subscribed"
+    );
+    assert_eq!(ews.subscriptions()[0].2, "pull");
+
+    let now = jiff::Timestamp::now();
+    calendars
+        .create_event(
+            "anna@acme.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                now - jiff::SignedDuration::from_mins(1),
+                now + jiff::SignedDuration::from_mins(59),
+            ),
+        )
+        .expect("event");
+    // Pulled every ten seconds.
+    for _ in 0..300 {
+        if running.pbx.received() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        running.pbx.received(),
+        1,
+        "the lunch reached the PBX by pulling"
+    );
+    running.stop().await;
+}
