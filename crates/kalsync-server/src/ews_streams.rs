@@ -145,18 +145,7 @@ impl EwsStreams {
                 match answer {
                     Ok(s) => {
                         lock(&self.owners).insert(s.id.clone(), user.id);
-                        lock(&self.instances)
-                            .entry(instance.id)
-                            .or_default()
-                            .subscriptions
-                            .insert(
-                                user.id,
-                                Subscribed {
-                                    mailbox,
-                                    id: s.id,
-                                    pull_from: None,
-                                },
-                            );
+                        self.record(instance.id, user.id, mailbox, s.id, None);
                         made += 1;
                     }
                     Err(e) => {
@@ -171,6 +160,29 @@ impl EwsStreams {
             );
         }
         made
+    }
+
+    /// Remembers a user's subscription.
+    fn record(
+        &self,
+        instance: InstanceId,
+        user: UserId,
+        mailbox: String,
+        id: String,
+        pull_from: Option<String>,
+    ) {
+        lock(&self.instances)
+            .entry(instance)
+            .or_default()
+            .subscriptions
+            .insert(
+                user,
+                Subscribed {
+                    mailbox,
+                    id,
+                    pull_from,
+                },
+            );
     }
 
     /// Push subscriptions (with a public URL) or pull subscriptions (without) for the
@@ -248,18 +260,7 @@ impl EwsStreams {
             match answer {
                 Ok(s) => {
                     let pull_from = push_url.is_none().then(|| s.watermark.clone()).flatten();
-                    lock(&self.instances)
-                        .entry(instance)
-                        .or_default()
-                        .subscriptions
-                        .insert(
-                            user.id,
-                            Subscribed {
-                                mailbox,
-                                id: s.id,
-                                pull_from,
-                            },
-                        );
+                    self.record(instance, user.id, mailbox, s.id, pull_from);
                     made += 1;
                 }
                 Err(e) => {

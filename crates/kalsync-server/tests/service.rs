@@ -88,6 +88,35 @@ fn ews_source(base: &url::Url, username: &str, auth: &str, version: &str) -> Sou
     }
 }
 
+/// Anna's mailbox served over Graph and over EWS (account `CORP\svc-kalsync`,
+/// password `Sommar2026!`).
+struct Exchange {
+    calendars: Simulator,
+    sim_url: url::Url,
+    ews: kalsync_ews_sim::EwsSim,
+    ews_url: url::Url,
+    _servers: (kalsync_graph_sim::SimHandle, kalsync_ews_sim::EwsHandle),
+}
+
+async fn exchange_with_anna() -> Exchange {
+    let calendars = simulator_with_anna();
+    let (sim_url, graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars.clone(),
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
+    );
+    let (ews_url, server) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    Exchange {
+        calendars,
+        sim_url,
+        ews,
+        ews_url,
+        _servers: (graph, server),
+    }
+}
+
 /// Waits (at most five seconds) until `check` holds; whether it did.
 async fn eventually(check: impl Fn() -> bool) -> bool {
     for _ in 0..100 {
@@ -453,15 +482,13 @@ async fn a_booking_on_an_exchange_server_reaches_the_pbx_over_ews() {
 async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling() {
     let dir = std::env::temp_dir().join(format!("kalsync-ews-stream-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let calendars = simulator_with_anna();
-    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
-        .await
-        .expect("sim");
-    let ews = kalsync_ews_sim::EwsSim::new(
-        calendars.clone(),
-        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
-    );
-    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let Exchange {
+        calendars,
+        sim_url,
+        ews,
+        ews_url,
+        _servers,
+    } = exchange_with_anna().await;
     let mut s = settings(&sim_url, &dir).await;
     s.engine.poll_interval_secs = 3600;
     s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2016");
@@ -562,15 +589,13 @@ async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
 async fn exchange_2007_pushes_changes_to_the_service() {
     let dir = std::env::temp_dir().join(format!("kalsync-ews-push-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let calendars = simulator_with_anna();
-    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
-        .await
-        .expect("sim");
-    let ews = kalsync_ews_sim::EwsSim::new(
-        calendars.clone(),
-        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
-    );
-    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let Exchange {
+        calendars,
+        sim_url,
+        ews,
+        ews_url,
+        _servers,
+    } = exchange_with_anna().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -637,15 +662,13 @@ async fn exchange_2007_pushes_changes_to_the_service() {
 async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
     let dir = std::env::temp_dir().join(format!("kalsync-ews-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let calendars = simulator_with_anna();
-    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
-        .await
-        .expect("sim");
-    let ews = kalsync_ews_sim::EwsSim::new(
-        calendars.clone(),
-        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
-    );
-    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let Exchange {
+        calendars,
+        sim_url,
+        ews,
+        ews_url,
+        _servers,
+    } = exchange_with_anna().await;
     let start = |dir: std::path::PathBuf| {
         let (sim_url, ews_url) = (sim_url.clone(), ews_url.clone());
         async move {
@@ -722,15 +745,13 @@ async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
 async fn without_a_public_url_exchange_2007_is_pulled() {
     let dir = std::env::temp_dir().join(format!("kalsync-ews-pull-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let calendars = simulator_with_anna();
-    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
-        .await
-        .expect("sim");
-    let ews = kalsync_ews_sim::EwsSim::new(
-        calendars.clone(),
-        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!"),
-    );
-    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
+    let Exchange {
+        calendars,
+        sim_url,
+        ews,
+        ews_url,
+        _servers,
+    } = exchange_with_anna().await;
     let mut s = settings(&sim_url, &dir).await;
     s.engine.poll_interval_secs = 3600;
     s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2007");
