@@ -102,7 +102,7 @@ async fn serve_ews(args: &EwsSimArgs) -> Result<(), String> {
     );
     say!("Exchange (EWS) simulator on {base}");
     say!(
-        "  ews            {base}EWS/Exchange.asmx   (Basic; FindItem, GetItem, SyncFolderItems, Subscribe, GetEvents, GetStreamingEvents)"
+        "  ews            {base}EWS/Exchange.asmx   (NTLM or Basic; FindItem, GetItem, SyncFolderItems, Subscribe, GetEvents, GetStreamingEvents)"
     );
     say!(
         "  account        {}   (may impersonate every mailbox)",
