@@ -13,11 +13,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures_util::stream::BoxStream;
 use jiff::Timestamp;
-use kalsync_ews::request::{MESSAGES, TYPES};
 use kalsync_ews::xml::Writer;
 use tokio::sync::mpsc;
 
-use crate::ops::Mailbox;
+use crate::ops::{Mailbox, message, messages_in, refusal, response};
 use crate::{EwsSim, lock};
 
 /// How a subscription is served.
@@ -232,79 +231,46 @@ fn notification(
 
 /// A push: `SendNotification` as Exchange POSTs it.
 fn push_envelope(notification: &str) -> String {
-    let mut x = Writer::default();
-    x.open(
-        "m:SendNotification",
-        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
-    )
-    .open("m:ResponseMessages", &[])
-    .open(
-        "m:SendNotificationResponseMessage",
-        &[("ResponseClass", "Success")],
-    )
-    .leaf("m:ResponseCode", "NoError")
-    .raw(notification)
-    .close("m:SendNotificationResponseMessage")
-    .close("m:ResponseMessages")
-    .close("m:SendNotification");
-    crate::http::envelope(&x.done())
+    crate::http::envelope(&messages_in("SendNotification", |x| {
+        message(x, "SendNotification", Ok(()));
+        x.raw(notification)
+            .close("m:SendNotificationResponseMessage");
+    }))
 }
 
 /// One part of a streaming answer: notifications, or a connection status.
 fn stream_envelope(notifications: &[String], status: Option<&str>) -> String {
-    let mut x = Writer::default();
-    x.open(
-        "m:GetStreamingEventsResponse",
-        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
-    )
-    .open("m:ResponseMessages", &[])
-    .open(
-        "m:GetStreamingEventsResponseMessage",
-        &[("ResponseClass", "Success")],
-    )
-    .leaf("m:ResponseCode", "NoError");
-    if !notifications.is_empty() {
-        x.open("m:Notifications", &[]);
-        for n in notifications {
-            x.raw(n);
+    crate::http::envelope(&response("GetStreamingEvents", |x| {
+        message(x, "GetStreamingEvents", Ok(()));
+        if !notifications.is_empty() {
+            x.open("m:Notifications", &[]);
+            for n in notifications {
+                x.raw(n);
+            }
+            x.close("m:Notifications");
         }
-        x.close("m:Notifications");
-    }
-    if let Some(s) = status {
-        x.leaf("m:ConnectionStatus", s);
-    }
-    x.close("m:GetStreamingEventsResponseMessage")
-        .close("m:ResponseMessages")
-        .close("m:GetStreamingEventsResponse");
-    crate::http::envelope(&x.done())
+        if let Some(s) = status {
+            x.leaf("m:ConnectionStatus", s);
+        }
+        x.close("m:GetStreamingEventsResponseMessage");
+    }))
 }
 
+/// A streaming answer naming subscriptions the server does not know.
 fn stream_error(ids: &[String]) -> String {
-    let mut x = Writer::default();
-    x.open(
-        "m:GetStreamingEventsResponse",
-        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
-    )
-    .open("m:ResponseMessages", &[])
-    .open(
-        "m:GetStreamingEventsResponseMessage",
-        &[("ResponseClass", "Error")],
-    )
-    .leaf(
-        "m:MessageText",
+    let lost = refusal(
+        "ErrorSubscriptionNotFound",
         Registry::explain("ErrorSubscriptionNotFound"),
-    )
-    .leaf("m:ResponseCode", "ErrorSubscriptionNotFound")
-    .leaf("m:DescriptiveLinkKey", "0")
-    .open("m:ErrorSubscriptionIds", &[]);
-    for id in ids {
-        x.leaf("m:SubscriptionId", id);
-    }
-    x.close("m:ErrorSubscriptionIds")
-        .close("m:GetStreamingEventsResponseMessage")
-        .close("m:ResponseMessages")
-        .close("m:GetStreamingEventsResponse");
-    crate::http::envelope(&x.done())
+    );
+    crate::http::envelope(&response("GetStreamingEvents", |x| {
+        message(x, "GetStreamingEvents", Err(&lost));
+        x.open("m:ErrorSubscriptionIds", &[]);
+        for id in ids {
+            x.leaf("m:SubscriptionId", id);
+        }
+        x.close("m:ErrorSubscriptionIds")
+            .close("m:GetStreamingEventsResponseMessage");
+    }))
 }
 
 /// Starts the task that turns calendar changes into events, and the push keep-alives.

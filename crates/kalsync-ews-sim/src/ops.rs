@@ -30,7 +30,7 @@ pub(crate) struct Refusal {
     text: String,
 }
 
-fn refusal(code: &'static str, text: impl Into<String>) -> Refusal {
+pub(crate) fn refusal(code: &'static str, text: impl Into<String>) -> Refusal {
     Refusal {
         code,
         text: text.into(),
@@ -121,7 +121,8 @@ fn change_key(o: &Occurrence) -> String {
     STANDARD.encode(format!("CK{}", o.change_key))
 }
 
-fn message(x: &mut Writer, op: &str, result: Result<(), &Refusal>) {
+/// Opens `op`'s response message: success, or the refusal's code and text.
+pub(crate) fn message(x: &mut Writer, op: &str, result: Result<(), &Refusal>) {
     let name = format!("m:{op}ResponseMessage");
     match result {
         Ok(()) => {
@@ -137,16 +138,20 @@ fn message(x: &mut Writer, op: &str, result: Result<(), &Refusal>) {
     }
 }
 
-fn response(op: &str, inner: impl FnOnce(&mut Writer)) -> String {
+/// `op`'s response: `inner` writes its messages.
+pub(crate) fn response(op: &str, inner: impl FnOnce(&mut Writer)) -> String {
+    messages_in(&format!("{op}Response"), inner)
+}
+
+/// The `container` element (`FindItemResponse`, or a push's `SendNotification`) with
+/// the response messages `inner` writes.
+pub(crate) fn messages_in(container: &str, inner: impl FnOnce(&mut Writer)) -> String {
+    let name = format!("m:{container}");
     let mut x = Writer::default();
-    x.open(
-        &format!("m:{op}Response"),
-        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
-    )
-    .open("m:ResponseMessages", &[]);
+    x.open(&name, &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)])
+        .open("m:ResponseMessages", &[]);
     inner(&mut x);
-    x.close("m:ResponseMessages")
-        .close(&format!("m:{op}Response"));
+    x.close("m:ResponseMessages").close(&name);
     x.done()
 }
 

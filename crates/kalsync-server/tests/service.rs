@@ -119,13 +119,34 @@ async fn exchange_with_anna() -> Exchange {
 
 /// Waits (at most five seconds) until `check` holds; whether it did.
 async fn eventually(check: impl Fn() -> bool) -> bool {
-    for _ in 0..100 {
+    eventually_within(Duration::from_secs(5), check).await
+}
+
+/// Waits (at most `limit`) until `check` holds; whether it did.
+async fn eventually_within(limit: Duration, check: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
         if check() {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    false
+    check()
+}
+
+/// A lunch in Anna's calendar from a minute ago for an hour, booked now.
+fn book_lunch_now(calendars: &Simulator) {
+    let now = jiff::Timestamp::now();
+    calendars
+        .create_event(
+            "anna@acme.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                now - jiff::SignedDuration::from_mins(1),
+                now + jiff::SignedDuration::from_mins(59),
+            ),
+        )
+        .expect("event");
 }
 
 /// A service serving on a loopback port until stopped.
@@ -301,13 +322,7 @@ async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
     }));
 
     let wait_for = |what: &'static str, check: Box<dyn Fn() -> bool + Send>| async move {
-        for _ in 0..100 {
-            if check() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("timed out waiting for {what}");
+        assert!(eventually(check).await, "timed out waiting for {what}");
     };
     let s2 = sim.clone();
     wait_for(
@@ -318,17 +333,8 @@ async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
     assert_eq!(subscriptions.known(), 1);
 
     // A booking in force now: only the notification can bring it in an hour-long poll.
-    let now = jiff::Timestamp::now();
     let started = std::time::Instant::now();
-    sim.create_event(
-        "anna@acme.example",
-        EventSpec::new(
-            "LUN: Lunch",
-            now - jiff::SignedDuration::from_mins(1),
-            now + jiff::SignedDuration::from_mins(59),
-        ),
-    )
-    .expect("event");
+    book_lunch_now(&sim);
     let p = pbx.clone();
     wait_for("the lunch at the PBX", Box::new(move || p.received() == 1)).await;
     assert!(
@@ -506,24 +512,9 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
     assert_eq!(ews.subscriptions()[0].2, "streaming");
 
     // A lunch booked now: only the stream can bring it within an hour-long poll.
-    let now = jiff::Timestamp::now();
     let started = std::time::Instant::now();
-    calendars
-        .create_event(
-            "anna@acme.example",
-            EventSpec::new(
-                "LUN: Lunch",
-                now - jiff::SignedDuration::from_mins(1),
-                now + jiff::SignedDuration::from_mins(59),
-            ),
-        )
-        .expect("event");
-    for _ in 0..100 {
-        if running.pbx.received() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    book_lunch_now(&calendars);
+    eventually(|| running.pbx.received() > 0).await;
     assert_eq!(running.pbx.received(), 1, "the lunch reached the PBX");
     assert!(
         started.elapsed() < Duration::from_secs(4),
@@ -605,33 +596,13 @@ async fn exchange_2007_pushes_changes_to_the_service() {
     s.public_url = Some(url::Url::parse(&base).expect("url"));
     s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "basic", "2007");
     let running = Running::on(listener, s, dir).await;
-    for _ in 0..100 {
-        if ews.subscriptions().len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(|| ews.subscriptions().len() == 1).await;
     assert_eq!(ews.subscriptions().len(), 1, "one push subscription");
     assert_eq!(ews.subscriptions()[0].2, "push");
 
-    let now = jiff::Timestamp::now();
     let started = std::time::Instant::now();
-    calendars
-        .create_event(
-            "anna@acme.example",
-            EventSpec::new(
-                "LUN: Lunch",
-                now - jiff::SignedDuration::from_mins(1),
-                now + jiff::SignedDuration::from_mins(59),
-            ),
-        )
-        .expect("event");
-    for _ in 0..100 {
-        if running.pbx.received() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    book_lunch_now(&calendars);
+    eventually(|| running.pbx.received() > 0).await;
     assert_eq!(running.pbx.received(), 1, "the lunch reached the PBX");
     assert!(
         started.elapsed() < Duration::from_secs(4),
@@ -711,17 +682,7 @@ async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
     first.stop().await;
 
     // While the service is down, Anna books a lunch in force now.
-    let now = jiff::Timestamp::now();
-    calendars
-        .create_event(
-            "anna@acme.example",
-            EventSpec::new(
-                "LUN: Lunch",
-                now - jiff::SignedDuration::from_mins(1),
-                now + jiff::SignedDuration::from_mins(59),
-            ),
-        )
-        .expect("event");
+    book_lunch_now(&calendars);
 
     // Restarted: the mailbox was read recently, so only the resumed subscription can
     // bring the lunch before the hour-long poll.
@@ -762,24 +723,9 @@ async fn without_a_public_url_exchange_2007_is_pulled() {
     );
     assert_eq!(ews.subscriptions()[0].2, "pull");
 
-    let now = jiff::Timestamp::now();
-    calendars
-        .create_event(
-            "anna@acme.example",
-            EventSpec::new(
-                "LUN: Lunch",
-                now - jiff::SignedDuration::from_mins(1),
-                now + jiff::SignedDuration::from_mins(59),
-            ),
-        )
-        .expect("event");
+    book_lunch_now(&calendars);
     // Pulled every ten seconds.
-    for _ in 0..300 {
-        if running.pbx.received() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_within(Duration::from_secs(15), || running.pbx.received() > 0).await;
     assert_eq!(
         running.pbx.received(),
         1,

@@ -93,13 +93,7 @@ async fn serve_ews(args: &EwsSimArgs) -> Result<(), String> {
         calendars,
         kalsync_ews_sim::EwsConfig::new(&args.account, &password),
     );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
-    let base = format!(
-        "http://{}/",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
+    let (listener, base) = bind(args.listen).await?;
     say!("Exchange (EWS) simulator on {base}");
     say!(
         "  ews            {base}EWS/Exchange.asmx   (NTLM or Basic; FindItem, GetItem, SyncFolderItems, Subscribe, GetEvents, GetStreamingEvents)"
@@ -112,6 +106,27 @@ async fn serve_ews(args: &EwsSimArgs) -> Result<(), String> {
     say!(
         "  control        {base}_sim/   (users, events) and {base}_sim/ews/   (faults, rights, stats)"
     );
+    say_mailboxes(&people, monday);
+    say!("Stop with Ctrl-C.");
+    kalsync_ews_sim::run(sim, listener, crate::serve::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Listens on `listen`; the listener and its base URL.
+async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, String), String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    let base = format!(
+        "http://{}/",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    Ok((listener, base))
+}
+
+/// The line naming the sample mailboxes.
+fn say_mailboxes(people: &[sample::Person], monday: jiff::civil::Date) {
     match people.first() {
         Some(p) => say!(
             "  mailboxes      {} from {monday} (e.g. {} <{}>)",
@@ -121,10 +136,6 @@ async fn serve_ews(args: &EwsSimArgs) -> Result<(), String> {
         ),
         None => say!("  mailboxes      none"),
     }
-    say!("Stop with Ctrl-C.");
-    kalsync_ews_sim::run(sim, listener, crate::serve::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
 }
 
 fn this_monday() -> jiff::civil::Date {
@@ -147,13 +158,7 @@ async fn serve_graph(args: &GraphSimArgs) -> Result<(), String> {
     let monday = args.monday.unwrap_or_else(this_monday);
     let people = sample::populate(&sim, args.users, monday, 2, args.seed, &args.domain)
         .map_err(|e| format!("sample company: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
-    let base = format!(
-        "http://{}/",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
+    let (listener, base) = bind(args.listen).await?;
     say!("Microsoft Graph simulator on {base}");
     say!("  tenant id      {}", args.tenant);
     say!("  client id      {}", args.client_id);
@@ -164,15 +169,7 @@ async fn serve_graph(args: &GraphSimArgs) -> Result<(), String> {
     );
     say!("  graph          {base}v1.0/   (calendarView, $batch, subscriptions, mailboxSettings)");
     say!("  control        {base}_sim/   (users, events, faults, subscriptions, stats)");
-    match people.first() {
-        Some(p) => say!(
-            "  mailboxes      {} from {monday} (e.g. {} <{}>)",
-            people.len(),
-            p.name,
-            p.upn
-        ),
-        None => say!("  mailboxes      none"),
-    }
+    say_mailboxes(&people, monday);
     say!("Stop with Ctrl-C.");
     kalsync_graph_sim::run(sim, listener, crate::serve::shutdown_signal())
         .await
