@@ -111,6 +111,23 @@ pub enum SyncOutcome {
     },
     /// The instance is switched off.
     Inactive,
+    /// A poll found nothing changed since the last read; the window was not read.
+    Unchanged,
+}
+
+/// A poll reads the whole window at least this often even when the source says nothing
+/// changed: the window moves, and a series' later occurrences enter it.
+const FULL_READ_EVERY: SignedDuration = SignedDuration::from_hours(6);
+
+/// The sync-state key of a source's change cursor (EWS `SyncState`).
+const CURSOR_KEY: &str = "source_cursor";
+
+/// A user's change cursor as the engine holds it.
+#[derive(Debug, Clone)]
+struct Cursor {
+    token: String,
+    /// The last full read since the cursor was taken.
+    full_read: Option<Timestamp>,
 }
 
 /// What one delivery pass did.
@@ -133,6 +150,10 @@ struct Inner {
     dirty: HashMap<UserId, Timestamp>,
     /// Users being read now; a change meanwhile reads them once more afterwards.
     in_flight: std::collections::HashSet<UserId>,
+    /// Dirty users whose read is only a poll (no change notified).
+    polls: std::collections::HashSet<UserId>,
+    /// Change cursors of sources that can tell cheaply whether anything changed.
+    cursors: HashMap<UserId, Cursor>,
     /// When each known user was last read.
     last_read: HashMap<UserId, Timestamp>,
     /// Known users by instance and mailbox, for notifications.
@@ -223,6 +244,7 @@ impl Engine {
         let due = now + self.config.debounce;
         {
             let mut inner = self.inner();
+            inner.polls.remove(&user);
             let entry = inner.dirty.entry(user).or_insert(due);
             // A burst of notifications waits for its last one, but no longer than twice
             // the debounce after its first.
@@ -554,6 +576,81 @@ impl Engine {
         })
     }
 
+    /// A poll: where the source can tell cheaply that nothing changed since the last
+    /// look, and the window was read within [`FULL_READ_EVERY`], only the look is
+    /// recorded; otherwise the window is read. The cursor is taken before the read, so
+    /// a change during the read is seen again, never missed.
+    pub async fn poll_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<SyncOutcome, EngineError> {
+        let (record, instance) = {
+            let inner = self.inner();
+            let record = inner.held.get(&user).map(|(u, _)| u.clone());
+            let instance = record
+                .as_ref()
+                .and_then(|u| inner.instances.get(&u.instance).cloned());
+            (record, instance)
+        };
+        let (Some(record), Some(instance)) = (record, instance) else {
+            return self.sync_user(user, now).await;
+        };
+        let Ok(source) = self.source_for(&instance) else {
+            return self.sync_user(user, now).await;
+        };
+        let kept = self.inner().cursors.get(&user).cloned();
+        let read_lately = kept
+            .as_ref()
+            .and_then(|c| c.full_read)
+            .is_some_and(|at| now.duration_since(at) < FULL_READ_EVERY);
+        let token = kept.map(|c| c.token).or_else(|| {
+            record
+                .sync_state
+                .0
+                .get(CURSOR_KEY)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        });
+        let changes = match source.changes(&record.email, token.as_deref()).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return self.sync_user(user, now).await,
+            Err(e) => {
+                tracing::debug!(user = %user, error = %e, "the look for changes failed; reading the window");
+                return self.sync_user(user, now).await;
+            }
+        };
+        if token.as_deref() != Some(changes.cursor.as_str()) {
+            self.store
+                .set_sync_key(
+                    user,
+                    CURSOR_KEY,
+                    Some(&serde_json::Value::String(changes.cursor.clone())),
+                )
+                .await?;
+        }
+        let full_read = read_lately
+            .then(|| self.inner().cursors.get(&user).and_then(|c| c.full_read))
+            .flatten();
+        self.inner().cursors.insert(
+            user,
+            Cursor {
+                token: changes.cursor,
+                full_read,
+            },
+        );
+        if !changes.any && read_lately {
+            self.inner().last_read.insert(user, now);
+            self.store.record_sync(user, now, None).await?;
+            return Ok(SyncOutcome::Unchanged);
+        }
+        let outcome = self.sync_user(user, now).await?;
+        if let Some(c) = self.inner().cursors.get_mut(&user) {
+            c.full_read = Some(now);
+        }
+        Ok(outcome)
+    }
+
     fn schedule(&self, user: UserId, next: Option<Timestamp>) {
         let mut inner = self.inner();
         if let Some(old) = inner.next_of.remove(&user) {
@@ -678,6 +775,7 @@ impl Engine {
             let jitter =
                 rand::rng().random_range(0..=self.config.poll_interval.as_millis() as u64 / 10);
             inner.dirty.insert(u, now + Duration::from_millis(jitter));
+            inner.polls.insert(u);
         }
         let mut due: Vec<(Timestamp, UserId)> = inner
             .dirty
@@ -695,7 +793,13 @@ impl Engine {
     }
 
     async fn sync_and_release(&self, user: UserId, now: Timestamp) {
-        if let Err(e) = self.sync_user(user, now).await {
+        let poll = self.inner().polls.remove(&user);
+        let outcome = if poll {
+            self.poll_user(user, now).await
+        } else {
+            self.sync_user(user, now).await
+        };
+        if let Err(e) = outcome {
             tracing::debug!(user = %user, error = %e, "sync step failed");
         }
         self.inner().in_flight.remove(&user);

@@ -66,6 +66,26 @@ pub trait Source: Send + Sync {
         window: Window,
         subjects: bool,
     ) -> Result<SourceRead, SourceError>;
+
+    /// A cheap look at whether anything in the mailbox's calendar changed since
+    /// `cursor` (a token this source gave before; none: prime one). `None`: the source
+    /// cannot tell, so a poll reads the window.
+    async fn changes(
+        &self,
+        _mailbox: &EmailAddress,
+        _cursor: Option<&str>,
+    ) -> Result<Option<Changes>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// What a cheap look for changes found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Something changed (always, when no cursor was given).
+    pub any: bool,
+    /// The cursor to keep for the next look.
+    pub cursor: String,
 }
 
 /// Microsoft Graph.
@@ -321,5 +341,27 @@ impl Source for EwsSource {
             rejected: read.rejected,
             mailbox: Mailbox::default(),
         })
+    }
+
+    /// `SyncFolderItems` from the kept sync state. A state Exchange no longer knows
+    /// counts as a change, with a fresh state.
+    async fn changes(
+        &self,
+        mailbox: &EmailAddress,
+        cursor: Option<&str>,
+    ) -> Result<Option<Changes>, SourceError> {
+        let found = match self.client.folder_changes(mailbox.as_str(), cursor).await {
+            Err(e) if e.code() == Some("ErrorInvalidSyncStateData") && cursor.is_some() => {
+                tracing::info!(mailbox = %mailbox, "exchange forgot the sync state; reading afresh");
+                let mut fresh = self.client.folder_changes(mailbox.as_str(), None).await?;
+                fresh.changed = true;
+                fresh
+            }
+            other => other?,
+        };
+        Ok(Some(Changes {
+            any: found.changed || cursor.is_none(),
+            cursor: found.sync_state,
+        }))
     }
 }

@@ -308,6 +308,11 @@ async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str)
         return Fault::new("ErrorSchemaValidation", "An empty SOAP Body.").into_response();
     };
     let call = Call { impersonating, op };
+    match op.tag_name().name() {
+        "FindItem" => stats.find_item.fetch_add(1, Ordering::Relaxed),
+        "SyncFolderItems" => stats.sync_folder_items.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
     let result = match op.tag_name().name() {
         "FindItem" => ops::find_item(sim, &call),
         "GetItem" => ops::get_item(sim, &call),

@@ -103,6 +103,8 @@ struct Stats {
     notifications_pushed: AtomicU64,
     streamed_events: AtomicU64,
     ntlm_sign_ins: AtomicU64,
+    find_item: AtomicU64,
+    sync_folder_items: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -124,6 +126,10 @@ pub struct EwsStats {
     pub streamed_events: u64,
     /// Connections signed in with NTLM.
     pub ntlm_sign_ins: u64,
+    /// `FindItem` requests (window reads).
+    pub find_item: u64,
+    /// `SyncFolderItems` requests (change checks).
+    pub sync_folder_items: u64,
 }
 
 struct Shared {
@@ -202,6 +208,8 @@ impl EwsSim {
             notifications_pushed: get(&s.notifications_pushed),
             streamed_events: get(&s.streamed_events),
             ntlm_sign_ins: get(&s.ntlm_sign_ins),
+            find_item: get(&s.find_item),
+            sync_folder_items: get(&s.sync_folder_items),
         }
     }
 

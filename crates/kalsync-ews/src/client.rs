@@ -387,7 +387,49 @@ impl EwsClient {
         }
         Ok(read)
     }
+
+    /// Whether anything in `mailbox`'s calendar was created, changed or deleted since
+    /// `sync_state` (`SyncFolderItems`, ids only, paged to the end), and the state to
+    /// keep. From no state every item counts as new: the first call primes the state.
+    /// A state Exchange no longer knows fails with `ErrorInvalidSyncStateData`.
+    pub async fn folder_changes(
+        &self,
+        mailbox: &str,
+        sync_state: Option<&str>,
+    ) -> Result<FolderChanges, EwsError> {
+        let ctx = self.context(mailbox);
+        let mut state = sync_state.map(str::to_owned);
+        let mut changed = false;
+        for _ in 0..SYNC_PAGES {
+            let request = request::sync_folder_items(&ctx, state.as_deref(), SYNC_PAGE);
+            let page = response::sync_page(&self.call(&request, mailbox).await?)?;
+            changed |= !page.changes.is_empty();
+            state = Some(page.sync_state);
+            if page.complete {
+                break;
+            }
+        }
+        // Past the page bound the rest waits for the next call, from the state reached.
+        Ok(FolderChanges {
+            changed,
+            sync_state: state.unwrap_or_default(),
+        })
+    }
 }
+
+/// What `SyncFolderItems` found since a kept state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderChanges {
+    /// Some item was created, changed or deleted.
+    pub changed: bool,
+    /// The state to keep and resume from.
+    pub sync_state: String,
+}
+
+/// Changes per `SyncFolderItems` (Exchange's maximum).
+const SYNC_PAGE: u32 = 512;
+/// Pages one `folder_changes` reads at most.
+const SYNC_PAGES: usize = 20;
 
 async fn read_capped(mut answer: reqwest::Response) -> Result<String, EwsError> {
     let mut bytes = Vec::new();

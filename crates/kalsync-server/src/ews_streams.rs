@@ -358,14 +358,10 @@ impl EwsStreams {
                         s.pull_from = Some(from.clone());
                     }
                 }
-                if let Ok(u) = self.store.user(user).await {
-                    let mut state = u.sync_state.clone();
-                    if !state.0.is_object() {
-                        state.0 = serde_json::json!({});
-                    }
-                    state.0[WATERMARK] = serde_json::Value::String(from);
-                    let _ = self.store.set_sync_state(user, &state).await;
-                }
+                let _ = self
+                    .store
+                    .set_sync_key(user, WATERMARK, Some(&serde_json::Value::String(from)))
+                    .await;
             }
         }
     }
@@ -517,12 +513,10 @@ pub(crate) async fn push_endpoint(
         watermark = n.last_watermark().map(str::to_owned).or(watermark);
     }
     if let Some(w) = watermark {
-        let mut state = user.sync_state.clone();
-        if !state.0.is_object() {
-            state.0 = serde_json::json!({});
-        }
-        state.0[WATERMARK] = serde_json::Value::String(w);
-        let _ = service.store.set_sync_state(user.id, &state).await;
+        let _ = service
+            .store
+            .set_sync_key(user.id, WATERMARK, Some(&serde_json::Value::String(w)))
+            .await;
     }
     if changed {
         if service.engine.holds(user.id) {

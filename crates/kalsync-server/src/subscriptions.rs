@@ -18,7 +18,10 @@ use jiff::{SignedDuration, Timestamp};
 use kalsync_engine::{Engine, GraphSource};
 use kalsync_graph::notifications::{self, LifecycleEvent, Notification};
 use kalsync_graph::{GraphClient, GraphError, NewSubscription};
-use kalsync_store::{InstanceId, SecretBox, SourceConfig, Store, SyncState, UserId};
+use kalsync_store::{InstanceId, SecretBox, SourceConfig, Store, UserId};
+
+/// The sync-state key of a user's Graph subscription (id, expiry, sealed clientState).
+const GRAPH_SUBSCRIPTION: &str = "graph_subscription";
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -137,7 +140,7 @@ impl Subscriptions {
                 if !self.engine.holds(user.id) {
                     continue;
                 }
-                let state = user.sync_state.0.get("graph_subscription").cloned();
+                let state = user.sync_state.0.get(GRAPH_SUBSCRIPTION).cloned();
                 let id = state
                     .as_ref()
                     .and_then(|s| s.get("id"))
@@ -279,11 +282,9 @@ impl Subscriptions {
             .set_subscription(user, Some(id))
             .await
             .map_err(|e| e.to_string())?;
-        let state = SyncState(
-            json!({"graph_subscription": {"id": id, "expires": expires.to_string(), "client_state": sealed_state}}),
-        );
+        let state = json!({"id": id, "expires": expires.to_string(), "client_state": sealed_state});
         self.store
-            .set_sync_state(user, &state)
+            .set_sync_key(user, GRAPH_SUBSCRIPTION, Some(&state))
             .await
             .map_err(|e| e.to_string())
     }
@@ -293,7 +294,7 @@ impl Subscriptions {
         if let Some(r) = entry {
             let _ = self
                 .store
-                .set_sync_state(r.user, &SyncState::default())
+                .set_sync_key(r.user, GRAPH_SUBSCRIPTION, None)
                 .await;
             let _ = self.store.set_subscription(r.user, None).await;
         }
@@ -306,7 +307,7 @@ impl Subscriptions {
         let sealed = user
             .sync_state
             .0
-            .get("graph_subscription")?
+            .get(GRAPH_SUBSCRIPTION)?
             .get("client_state")?
             .as_str()?
             .to_owned();

@@ -733,3 +733,80 @@ async fn without_a_public_url_exchange_2007_is_pulled() {
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_delegate_instance_polls_with_sync_folder_items_and_reads_only_on_change() {
+    let dir = std::env::temp_dir().join(format!("kalsync-ews-poll-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let Exchange {
+        calendars,
+        sim_url,
+        ews,
+        ews_url,
+        _servers,
+    } = exchange_with_anna().await;
+    let mut config = kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "Sommar2026!");
+    config.impersonate_all = false;
+    config.delegate.insert(
+        "anna@acme.example".into(),
+        kalsync_ews_sim::DelegateRights::Reviewer,
+    );
+    ews.set_config(config);
+    let mut s = settings(&sim_url, &dir).await;
+    let mut source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2013");
+    if let SourceDecl::Ews { access, .. } = &mut source {
+        *access = "delegate".into();
+    }
+    s.companies[0].instances[0].source = source;
+    let running = Running::start(s, dir).await;
+    // The first read, then polls: the first primes the sync state (and reads once
+    // more); later ones find nothing changed.
+    assert!(
+        eventually_within(Duration::from_secs(10), || ews.stats().sync_folder_items
+            >= 4)
+        .await,
+        "{:?}",
+        ews.stats()
+    );
+    let reads = ews.stats().find_item;
+    assert!(
+        eventually_within(Duration::from_secs(10), || ews.stats().sync_folder_items
+            >= 7)
+        .await
+    );
+    assert_eq!(
+        ews.stats().find_item,
+        reads,
+        "no window read while nothing changed"
+    );
+    assert_eq!(running.pbx.received(), 0);
+
+    // A sync state Exchange forgot: primed afresh and the window read, then quiet again.
+    ews.set_faults(kalsync_ews_sim::EwsFaults {
+        expire_watermarks: 1,
+        ..Default::default()
+    });
+    assert!(
+        eventually_within(Duration::from_secs(10), || ews.stats().find_item > reads).await,
+        "a forgotten state reads the window"
+    );
+    let reads = ews.stats().find_item;
+    let looks = ews.stats().sync_folder_items;
+    assert!(
+        eventually_within(Duration::from_secs(10), || ews.stats().sync_folder_items
+            >= looks + 2)
+        .await
+    );
+    assert_eq!(ews.stats().find_item, reads);
+
+    book_lunch_now(&calendars);
+    assert!(eventually(|| running.pbx.received() > 0).await);
+    assert!(ews.stats().find_item > reads, "the change was read");
+    let anna = running.pbx.current()["anna@acme.example"].clone();
+    assert_eq!(
+        anna.status.absence.as_ref().map(|a| a.reason.as_str()),
+        Some("lunch")
+    );
+    assert_eq!(ews.stats().body_requested, 0);
+    running.stop().await;
+}

@@ -626,6 +626,47 @@ impl Store for SqlStore {
         self.affected(query, format!("user {user}")).await
     }
 
+    async fn set_sync_key(
+        &self,
+        user: UserId,
+        key: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Invalid(format!(
+                "sync state key `{key}`: only letters, digits and _"
+            )));
+        }
+        // One statement, so a concurrent write of another key is never lost.
+        let sql = match (self.backend, value) {
+            (Backend::Sqlite, Some(_)) => {
+                format!(
+                    "UPDATE users SET sync_state = json_set(sync_state, '$.{key}', json($2)) WHERE id = $1"
+                )
+            }
+            (Backend::Sqlite, None) => {
+                format!(
+                    "UPDATE users SET sync_state = json_remove(sync_state, '$.{key}') WHERE id = $1"
+                )
+            }
+            (Backend::Postgres, Some(_)) => {
+                format!(
+                    "UPDATE users SET sync_state = jsonb_set(sync_state::jsonb, '{{{key}}}', $2::jsonb)::text WHERE id = $1"
+                )
+            }
+            (Backend::Postgres, None) => {
+                format!(
+                    "UPDATE users SET sync_state = (sync_state::jsonb - '{key}')::text WHERE id = $1"
+                )
+            }
+        };
+        let mut query = sqlx::query(&sql).bind(user.to_string());
+        if let Some(v) = value {
+            query = query.bind(v.to_string());
+        }
+        self.affected(query, format!("user {user}")).await
+    }
+
     async fn record_sync(
         &self,
         user: UserId,

@@ -224,8 +224,36 @@ pub async fn story(f: &Fixture) {
     s.record_sync(anna.id, at("2026-11-23 08:00"), Some("throttled"))
         .await
         .expect("sync");
+    // One key set or removed leaves the others.
+    s.set_sync_key(anna.id, "cursor", Some(&serde_json::json!("c-1")))
+        .await
+        .expect("key");
+    s.set_sync_key(anna.id, "watermark", Some(&serde_json::json!({"w": 7})))
+        .await
+        .expect("key");
+    s.set_sync_key(anna.id, "watermark", None)
+        .await
+        .expect("gone");
+    s.set_sync_key(anna.id, "missing", None)
+        .await
+        .expect("no-op");
+    assert!(matches!(
+        s.set_sync_key(anna.id, "a'b", None).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.set_sync_key(UserId(uuid::Uuid::nil()), "cursor", None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
     let a = s.user(anna.id).await.expect("user");
     assert_eq!(a.sync_state.0["subscription"], "sub-1");
+    assert_eq!(a.sync_state.0["cursor"], "c-1");
+    assert!(
+        a.sync_state.0.get("watermark").is_none(),
+        "{:?}",
+        a.sync_state
+    );
     assert_eq!(a.last_error.as_deref(), Some("throttled"));
     assert_eq!(a.last_sync, Some(at("2026-11-23 08:00")));
 

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(String),
+    /// The caller asked for something the store cannot hold.
+    #[error("invalid: {0}")]
+    Invalid(String),
 }
 
 /// What one read of a user's calendar leaves in the store.
@@ -118,6 +121,15 @@ pub trait Store: Send + Sync + 'static {
     async fn users(&self, instance: InstanceId) -> Result<Vec<User>, StoreError>;
     /// Replaces the source's sync state of a user (watermark, delta link, subscription).
     async fn set_sync_state(&self, user: UserId, state: &SyncState) -> Result<(), StoreError>;
+    /// Sets (`Some`) or removes (`None`) one key of a user's sync state, leaving the
+    /// others as they are: the engine's cursor and a subscription's watermark are kept
+    /// by different tasks. `key` is a plain name (letters, digits, `_`).
+    async fn set_sync_key(
+        &self,
+        user: UserId,
+        key: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError>;
     /// Records the outcome of a sync.
     async fn record_sync(
         &self,
