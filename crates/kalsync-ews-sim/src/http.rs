@@ -230,6 +230,11 @@ fn unauthorized(config: &EwsConfig, challenge: Option<String>) -> Response {
 pub(crate) struct Call<'a, 'i> {
     /// The mailbox named in `ExchangeImpersonation`.
     pub(crate) impersonating: Option<String>,
+    /// The back end the front end routes this request to: the one the
+    /// `X-BackEndOverrideCookie` names, else the `X-AnchorMailbox`'s (none: neither).
+    pub(crate) back_end: Option<String>,
+    /// `X-PreferServerAffinity: true`.
+    pub(crate) affinity: bool,
     /// The operation's element.
     pub(crate) op: roxmltree::Node<'a, 'i>,
 }
@@ -307,7 +312,31 @@ async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str)
     let Some(op) = elements(soap_body).next() else {
         return Fault::new("ErrorSchemaValidation", "An empty SOAP Body.").into_response();
     };
-    let call = Call { impersonating, op };
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (name, value) = c.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case(BACKEND_COOKIE)
+                .then(|| value.trim().split('~').next().unwrap_or("").to_owned())
+        })
+        .filter(|b| !b.is_empty());
+    let anchor = headers
+        .get("x-anchormailbox")
+        .and_then(|v| v.to_str().ok())
+        .map(back_end_of);
+    let call = Call {
+        impersonating,
+        back_end: cookie.or(anchor),
+        affinity: headers
+            .get("x-preferserveraffinity")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        op,
+    };
     match op.tag_name().name() {
         "FindItem" => stats.find_item.fetch_add(1, Ordering::Relaxed),
         "SyncFolderItems" => stats.sync_folder_items.fetch_add(1, Ordering::Relaxed),
@@ -336,9 +365,40 @@ async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str)
         )),
     };
     match result {
-        Ok(body) => soap_response(StatusCode::OK, &envelope(&body)),
+        Ok(body) => {
+            let mut response = soap_response(StatusCode::OK, &envelope(&body));
+            if call.affinity && op.tag_name().name() == "Subscribe" {
+                // Names the back end for the requests of the same group.
+                let back_end = call
+                    .back_end
+                    .clone()
+                    .unwrap_or_else(|| back_end_of(call.impersonating.as_deref().unwrap_or("")));
+                let cookie = format!(
+                    "{BACKEND_COOKIE}={back_end}~{}; path=/; secure; HttpOnly",
+                    uuid::Uuid::new_v4().simple()
+                );
+                if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            response
+        }
         Err(fault) => fault.into_response(),
     }
+}
+
+/// The cookie that pins a request to a back end.
+const BACKEND_COOKIE: &str = "X-BackEndOverrideCookie";
+
+/// The simulated mailbox server holding `mailbox` (one of three, by its address).
+pub(crate) fn back_end_of(mailbox: &str) -> String {
+    let sum: u32 = mailbox
+        .trim()
+        .to_ascii_lowercase()
+        .bytes()
+        .map(u32::from)
+        .sum();
+    format!("MBX0{}", 1 + sum % 3)
 }
 
 async fn get_faults(State(sim): State<EwsSim>) -> Json<EwsFaults> {

@@ -105,6 +105,7 @@ struct Stats {
     ntlm_sign_ins: AtomicU64,
     find_item: AtomicU64,
     sync_folder_items: AtomicU64,
+    misrouted: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -130,6 +131,8 @@ pub struct EwsStats {
     pub find_item: u64,
     /// `SyncFolderItems` requests (change checks).
     pub sync_folder_items: u64,
+    /// Subscriptions a streaming connection reached on the wrong back end (no affinity).
+    pub misrouted: u64,
 }
 
 struct Shared {
@@ -210,6 +213,7 @@ impl EwsSim {
             ntlm_sign_ins: get(&s.ntlm_sign_ins),
             find_item: get(&s.find_item),
             sync_folder_items: get(&s.sync_folder_items),
+            misrouted: get(&s.misrouted),
         }
     }
 

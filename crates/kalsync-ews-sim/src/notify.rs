@@ -44,6 +44,8 @@ struct Sub {
     queue: Vec<Event>,
     stream: Option<mpsc::UnboundedSender<String>>,
     last_push: Timestamp,
+    /// The mailbox server it lives on.
+    back_end: String,
 }
 
 /// The live subscriptions, and each mailbox's recent events: a watermark names a
@@ -75,6 +77,7 @@ impl Registry {
         kind: Kind,
         mailbox: &Mailbox,
         from: Option<&str>,
+        back_end: String,
     ) -> Result<(String, String), &'static str> {
         let (current, events) = self.log.get(&mailbox.id).cloned().unwrap_or_default();
         let (start, queue) = match from {
@@ -99,6 +102,7 @@ impl Registry {
                 queue,
                 stream: None,
                 last_push: Timestamp::now(),
+                back_end,
             },
         );
         Ok((id, mark))
@@ -130,6 +134,9 @@ impl Registry {
             "ErrorSubscriptionNotFound" => "The specified subscription was not found.",
             "ErrorInvalidWatermark" => {
                 "The watermark used for creating this subscription was not recognized."
+            }
+            "ErrorProxiedSubscriptionCallFailure" => {
+                "The subscription lives on another Mailbox server; route the request to it with X-AnchorMailbox, X-PreferServerAffinity and X-BackEndOverrideCookie."
             }
             _ => "The request failed.",
         }
@@ -257,11 +264,8 @@ fn stream_envelope(notifications: &[String], status: Option<&str>) -> String {
 }
 
 /// A streaming answer naming subscriptions the server does not know.
-fn stream_error(ids: &[String]) -> String {
-    let lost = refusal(
-        "ErrorSubscriptionNotFound",
-        Registry::explain("ErrorSubscriptionNotFound"),
-    );
+fn stream_error(code: &'static str, ids: &[String]) -> String {
+    let lost = refusal(code, Registry::explain(code));
     crate::http::envelope(&response("GetStreamingEvents", |x| {
         message(x, "GetStreamingEvents", Err(&lost));
         x.open("m:ErrorSubscriptionIds", &[]);
@@ -438,7 +442,14 @@ fn deliver(sim: &EwsSim, id: String, url: String, body: String) {
 pub(crate) type EventStream = BoxStream<'static, Result<String, Infallible>>;
 
 /// Opens a streaming connection for `ids`, held `minutes`.
-pub(crate) fn stream(sim: &EwsSim, ids: Vec<String>, minutes: u64) -> EventStream {
+/// A `GetStreamingEvents` connection for `ids`, reaching `back_end` (none: the first
+/// subscription's). Subscriptions living on another back end cannot be served there.
+pub(crate) fn stream(
+    sim: &EwsSim,
+    ids: Vec<String>,
+    minutes: u64,
+    back_end: Option<String>,
+) -> EventStream {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let drop_it = {
         let mut faults = lock(&sim.shared.faults);
@@ -458,8 +469,35 @@ pub(crate) fn stream(sim: &EwsSim, ids: Vec<String>, minutes: u64) -> EventStrea
             })
             .cloned()
             .collect();
-        if !missing.is_empty() {
-            let _ = tx.send(stream_error(&missing));
+        let reached = back_end.or_else(|| {
+            ids.iter()
+                .find_map(|id| registry.subs.get(id.as_str()))
+                .map(|s| s.back_end.clone())
+        });
+        let elsewhere: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                registry
+                    .subs
+                    .get(id.as_str())
+                    .is_some_and(|s| Some(&s.back_end) != reached.as_ref())
+            })
+            .cloned()
+            .collect();
+        if !missing.is_empty() || !elsewhere.is_empty() {
+            if !missing.is_empty() {
+                let _ = tx.send(stream_error("ErrorSubscriptionNotFound", &missing));
+            }
+            if !elsewhere.is_empty() {
+                sim.shared
+                    .stats
+                    .misrouted
+                    .fetch_add(elsewhere.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                let _ = tx.send(stream_error(
+                    "ErrorProxiedSubscriptionCallFailure",
+                    &elsewhere,
+                ));
+            }
             drop(tx);
             return Box::pin(futures_util::stream::poll_fn(move |cx| {
                 rx.poll_recv(cx).map(|m| m.map(Ok))

@@ -559,7 +559,13 @@ pub(crate) fn subscribe(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fau
         }
     };
     let watermark = text(request, "Watermark");
-    let added = lock(&sim.shared.subscriptions).add(kind, &mailbox, watermark);
+    // The subscription lives on the routed back end with affinity, else on the
+    // mailbox's own.
+    let back_end = match (&call.back_end, call.affinity) {
+        (Some(b), true) => b.clone(),
+        _ => crate::http::back_end_of(&mailbox.upn),
+    };
+    let added = lock(&sim.shared.subscriptions).add(kind, &mailbox, watermark, back_end);
     let (id, mark) = match added {
         Ok(x) => x,
         Err(code) => {
@@ -662,5 +668,10 @@ pub(crate) fn get_streaming_events(
         .and_then(|m| m.parse().ok())
         .unwrap_or(30)
         .clamp(1, 30);
-    Ok(crate::notify::stream(sim, ids, minutes))
+    Ok(crate::notify::stream(
+        sim,
+        ids,
+        minutes,
+        call.back_end.clone(),
+    ))
 }

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kalsync_core::{WindowsZone, Zone};
-use kalsync_ews::request::{self, Shape, Subscription};
-use kalsync_ews::{Auth, EwsClient, Settings, response};
+use kalsync_ews::request::{self, Shape};
+use kalsync_ews::{Affinity, Auth, EwsClient, Settings};
 use kalsync_ews_sim::{EwsConfig, EwsFaults, EwsSim};
 use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, sample};
 use secrecy::SecretString;
@@ -111,40 +111,42 @@ fn main() {
         // Streaming: every mailbox subscribed, one connection per group of 200.
         sim.set_faults(EwsFaults::default());
         let subscribed = Instant::now();
-        let owner: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+                let owner: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
-        for mailbox in &mailboxes {
-            let (client, gate, mailbox) = (client.clone(), gate.clone(), mailbox.clone());
-            tasks.spawn(async move {
-                let _permit = gate.acquire().await;
-                let ctx = client.context(&mailbox);
-                let answer = client
-                    .call(&request::subscribe(&ctx, &Subscription::Streaming), &mailbox)
-                    .await
-                    .expect("subscribe");
-                (response::subscribed(&answer).expect("subscribed").id, mailbox)
-            });
+        let mut groups: Vec<(Affinity, Vec<String>)> = Vec::new();
+        for chunk in mailboxes.chunks(200) {
+            // The group's first Subscribe brings its back-end cookie; the rest follow
+            // at once with it.
+            let mut affinity = Affinity::new(&chunk[0]);
+            let first = client.subscribe_streaming(&chunk[0], &mut affinity).await.expect("subscribe");
+            owner.lock().expect("lock").insert(first.clone(), chunk[0].clone());
+            let mut ids = vec![first];
+            let mut tasks = tokio::task::JoinSet::new();
+            for mailbox in &chunk[1..] {
+                let (client, gate, mailbox, mut group) = (client.clone(), gate.clone(), mailbox.clone(), affinity.clone());
+                tasks.spawn(async move {
+                    let _permit = gate.acquire().await;
+                    let id = client.subscribe_streaming(&mailbox, &mut group).await.expect("subscribe");
+                    (id, mailbox)
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                let (id, mailbox) = done.expect("task");
+                owner.lock().expect("lock").insert(id.clone(), mailbox);
+                ids.push(id);
+            }
+            groups.push((affinity, ids));
         }
-        let mut subs = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            let (id, mailbox) = done.expect("task");
-            owner.lock().expect("lock").insert(id.clone(), mailbox.clone());
-            subs.push((mailbox, id));
-        }
-        subs.sort();
         eprintln!("{users} streaming subscriptions in {:.1} s", subscribed.elapsed().as_secs_f64());
         let pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let latencies_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
-        for group in subs.chunks(200) {
+                for (affinity, ids) in groups {
             let (client, owner, pending, seen) = (client.clone(), owner.clone(), pending.clone(), latencies_ms.clone());
-            let anchor = group[0].0.clone();
-            let ids: Vec<String> = group.iter().map(|(_, id)| id.clone()).collect();
             tokio::spawn(async move {
                 let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                let ctx = client.context(&anchor);
+                let ctx = client.context(&affinity.anchor);
                 let mut stream = client
-                    .stream(&request::get_streaming_events(&ctx, &refs, 30), &anchor)
+                    .stream(&request::get_streaming_events(&ctx, &refs, 30), &affinity)
                     .await
                     .expect("stream");
                 while let Some(part) = stream.next().await {

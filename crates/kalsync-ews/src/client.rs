@@ -166,13 +166,42 @@ impl EwsClient {
     /// Sends a request for `mailbox` and returns the answer's text, waiting out
     /// `ErrorServerBusy` up to the attempt limit.
     pub async fn call(&self, request: &Request, mailbox: &str) -> Result<String, EwsError> {
+        Ok(self.call_with(request, mailbox, None).await?.0)
+    }
+
+    /// A streaming `Subscribe` for `mailbox` inside `group`: routed to the group's
+    /// anchor with server affinity, so every subscription of the group lives on the
+    /// back end its connection reaches. The first answer's `X-BackEndOverrideCookie`
+    /// is kept in the group. Returns the subscription id.
+    pub async fn subscribe_streaming(
+        &self,
+        mailbox: &str,
+        group: &mut Affinity,
+    ) -> Result<String, EwsError> {
+        let request = request::subscribe(&self.context(mailbox), &request::Subscription::Streaming);
+        let (answer, cookie) = self.call_with(&request, mailbox, Some(group)).await?;
+        let id = response::subscribed(&answer)?.id;
+        if group.cookie.is_none() {
+            group.cookie = cookie;
+        }
+        Ok(id)
+    }
+
+    /// [`EwsClient::call`], routed by `affinity` when given; also the back-end cookie
+    /// the answer set, if any.
+    async fn call_with(
+        &self,
+        request: &Request,
+        mailbox: &str,
+        affinity: Option<&Affinity>,
+    ) -> Result<(String, Option<String>), EwsError> {
         let envelope = request.envelope();
         let mut wait = Duration::from_secs(1);
         let mut attempt = 1;
         loop {
             let sent = {
                 let _permit = self.gate.acquire().await;
-                self.post(&envelope, request, mailbox).await
+                self.post(&envelope, request, mailbox, affinity).await
             };
             match sent {
                 Err(e) if e.is_throttling() && attempt < self.settings.max_attempts => {
@@ -191,25 +220,46 @@ impl EwsClient {
         }
     }
 
-    async fn post(
+    /// The headers of a request for `mailbox`: under impersonation `X-AnchorMailbox`
+    /// (the group's anchor when routed by `affinity`, with `X-PreferServerAffinity` and
+    /// the back-end cookie once known).
+    fn headers(
         &self,
-        envelope: &str,
         request: &Request,
         mailbox: &str,
-    ) -> Result<String, EwsError> {
+        affinity: Option<&Affinity>,
+    ) -> Vec<(&'static str, String)> {
         let mut headers = vec![
             ("content-type", "text/xml; charset=utf-8".to_owned()),
             ("soapaction", format!("\"{}\"", request.soap_action())),
         ];
         if self.settings.access == Access::Impersonation {
-            headers.push(("x-anchormailbox", mailbox.to_owned()));
+            let anchor = affinity.map_or(mailbox, |a| a.anchor.as_str());
+            headers.push(("x-anchormailbox", anchor.to_owned()));
         }
-        let (status, text) = match &self.ntlm {
+        if let Some(a) = affinity {
+            headers.push(("x-preferserveraffinity", "true".to_owned()));
+            if let Some(cookie) = &a.cookie {
+                headers.push(("cookie", format!("{BACKEND_COOKIE}={cookie}")));
+            }
+        }
+        headers
+    }
+
+    async fn post(
+        &self,
+        envelope: &str,
+        request: &Request,
+        mailbox: &str,
+        affinity: Option<&Affinity>,
+    ) -> Result<(String, Option<String>), EwsError> {
+        let headers = self.headers(request, mailbox, affinity);
+        let (status, text, cookie) = match &self.ntlm {
             Some(pool) => {
                 let answer = pool.post(&headers, envelope).await?;
                 let status = reqwest::StatusCode::from_u16(answer.status)
                     .map_err(|e| EwsError::Transport(e.to_string()))?;
-                (status, answer.body)
+                (status, answer.body, answer.cookie)
             }
             None => self.post_plain(&headers, envelope).await?,
         };
@@ -223,7 +273,7 @@ impl EwsClient {
             if !status.is_success() {
                 response::outcome(&text)?;
             }
-            return Ok(text);
+            return Ok((text, cookie));
         }
         Err(EwsError::Transport(format!(
             "Exchange answered HTTP {status}{}",
@@ -240,7 +290,7 @@ impl EwsClient {
         &self,
         headers: &[(&str, String)],
         envelope: &str,
-    ) -> Result<(reqwest::StatusCode, String), EwsError> {
+    ) -> Result<(reqwest::StatusCode, String, Option<String>), EwsError> {
         let mut http = self
             .http
             .post(self.settings.url.clone())
@@ -260,27 +310,31 @@ impl EwsClient {
             .await
             .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
         let status = answer.status();
+        let cookie = backend_cookie(
+            answer
+                .headers()
+                .get_all(reqwest::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         if answer
             .content_length()
             .is_some_and(|n| n > MAX_ANSWER as u64)
         {
             return Err(EwsError::TooLarge { limit: MAX_ANSWER });
         }
-        Ok((status, read_capped(answer).await?))
+        Ok((status, read_capped(answer).await?, cookie))
     }
 
-    /// Sends a `GetStreamingEvents` request for a group anchored at `anchor` and returns
-    /// the connection's parts as they arrive.
-    pub async fn stream(&self, request: &Request, anchor: &str) -> Result<EventStream, EwsError> {
+    /// Sends a group's `GetStreamingEvents` request, routed to the back end its
+    /// subscriptions live on, and returns the connection's parts as they arrive.
+    pub async fn stream(
+        &self,
+        request: &Request,
+        group: &Affinity,
+    ) -> Result<EventStream, EwsError> {
         let envelope = request.envelope();
-        let mut headers = vec![
-            ("content-type", "text/xml; charset=utf-8".to_owned()),
-            ("soapaction", format!("\"{}\"", request.soap_action())),
-            ("x-preferserveraffinity", "true".to_owned()),
-        ];
-        if self.settings.access == Access::Impersonation {
-            headers.push(("x-anchormailbox", anchor.to_owned()));
-        }
+        let headers = self.headers(request, &group.anchor, Some(group));
         use futures_util::StreamExt as _;
         use http_body_util::BodyExt as _;
         let (status, body): (u16, BoxStream) = match &self.ntlm {
@@ -414,6 +468,42 @@ impl EwsClient {
             changed,
             sync_state: state.unwrap_or_default(),
         })
+    }
+}
+
+/// The cookie Exchange 2013+ names the back end of a server-affinity request with.
+const BACKEND_COOKIE: &str = "X-BackEndOverrideCookie";
+
+/// The `X-BackEndOverrideCookie` value among `Set-Cookie` headers.
+pub(crate) fn backend_cookie<'a>(set_cookies: impl Iterator<Item = &'a str>) -> Option<String> {
+    set_cookies.into_iter().find_map(|c| {
+        let (name, rest) = c.split_once('=')?;
+        (name.trim().eq_ignore_ascii_case(BACKEND_COOKIE))
+            .then(|| rest.split(';').next().unwrap_or("").trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// How one streaming group reaches its back end (Exchange 2013+): every `Subscribe`
+/// of the group and its `GetStreamingEvents` carry the same `X-AnchorMailbox` and
+/// `X-PreferServerAffinity`, and the connection the back-end cookie the first
+/// `Subscribe` got. Without it a front end may route the connection to a back end that
+/// does not hold some of the group's subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Affinity {
+    /// The group's anchor mailbox (its first member).
+    pub anchor: String,
+    /// `X-BackEndOverrideCookie`, once an answer set it.
+    pub cookie: Option<String>,
+}
+
+impl Affinity {
+    /// A group anchored at `mailbox`, no cookie yet.
+    pub fn new(mailbox: &str) -> Affinity {
+        Affinity {
+            anchor: mailbox.to_owned(),
+            cookie: None,
+        }
     }
 }
 

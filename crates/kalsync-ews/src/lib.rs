@@ -13,7 +13,7 @@ pub mod response;
 pub mod setup;
 pub mod xml;
 
-pub use client::{Auth, CalendarRead, EventStream, EwsClient, FolderChanges, Settings};
+pub use client::{Affinity, Auth, CalendarRead, EventStream, EwsClient, FolderChanges, Settings};
 pub use error::EwsError;
 pub use item::CalendarItem;
 pub use request::{Access, Context, ItemRef, Request, Shape, Subscription, Version};

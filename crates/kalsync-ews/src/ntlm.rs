@@ -31,6 +31,8 @@ const IDLE: usize = 8;
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: String,
+    /// The `X-BackEndOverrideCookie` it set.
+    pub(crate) cookie: Option<String>,
 }
 
 /// NTLM connections to one server for one account.
@@ -102,9 +104,14 @@ impl NtlmPool {
         }
         let (sender, answer) = self.signed_in(headers, body).await?;
         let status = answer.status().as_u16();
+        let cookie = cookie_of(&answer);
         let body = self.read(answer.into_body()).await?;
         self.put_idle(sender);
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            cookie,
+        })
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, EwsError> {
@@ -285,11 +292,23 @@ impl NtlmPool {
     ) -> Result<Answer, EwsError> {
         let response = self.request(sender, headers, body, authorization).await?;
         let status = response.status().as_u16();
+        let cookie = cookie_of(&response);
         Ok(Answer {
             status,
             body: self.read(response.into_body()).await?,
+            cookie,
         })
     }
+}
+
+fn cookie_of(response: &hyper::Response<Incoming>) -> Option<String> {
+    crate::client::backend_cookie(
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 /// The NTLM challenge in a 401's `WWW-Authenticate`.

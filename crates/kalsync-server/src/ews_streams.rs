@@ -1,7 +1,10 @@
 //! EWS change notifications (SPEC §4.2): each user this node holds on an EWS instance
 //! with impersonation and Exchange 2010 SP1 or later gets a streaming subscription.
-//! Subscriptions are grouped — at most 200 on one connection, anchored at the group's
-//! first mailbox (`X-AnchorMailbox`, `X-PreferServerAffinity`) — and each group's
+//! Subscriptions are grouped — at most 200 on one connection. A group is anchored at its
+//! first mailbox: each of its `Subscribe`s and its `GetStreamingEvents` carry that
+//! `X-AnchorMailbox` and `X-PreferServerAffinity`, and the connection the
+//! `X-BackEndOverrideCookie` the first `Subscribe` got, so all of a group's subscriptions
+//! live on the back end its connection reaches. A user keeps its group; each group's
 //! `GetStreamingEvents` is held open and opened again when Exchange closes it. A change
 //! asks the engine to read its user again; a subscription Exchange lost is made again
 //! and its user read; a connection that breaks is reopened after a pause and its users
@@ -22,7 +25,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kalsync_engine::{Engine, EwsSource};
 use kalsync_ews::request::{self, Subscription};
-use kalsync_ews::{EwsClient, response};
+use kalsync_ews::{Affinity, EwsClient, response};
 use kalsync_store::{InstanceId, SourceConfig, Store, UserId};
 
 /// Subscriptions per connection (Exchange's limit for a group).
@@ -46,9 +49,25 @@ struct Instance {
     /// The instance's client, for pulling.
     client: Option<EwsClient>,
     subscriptions: BTreeMap<UserId, Subscribed>,
-    groups: Vec<tokio::task::JoinHandle<()>>,
-    /// The membership the running groups were started with.
-    started_with: Vec<UserId>,
+    groups: Vec<Group>,
+}
+
+/// A streaming group: its subscriptions live on its anchor's back end.
+struct Group {
+    /// The user whose mailbox anchors the group.
+    anchor_user: UserId,
+    affinity: Affinity,
+    members: std::collections::BTreeSet<UserId>,
+    /// The connection's task, and the membership it was started with.
+    task: Option<(tokio::task::JoinHandle<()>, Vec<UserId>)>,
+}
+
+impl Group {
+    fn stop(&mut self) {
+        if let Some((task, _)) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 /// The streaming subscriptions of this node's EWS instances.
@@ -119,13 +138,10 @@ impl EwsStreams {
                 .into_iter()
                 .filter(|u| self.engine.holds(u.id))
                 .collect();
+            let held_ids: Vec<UserId> = held.iter().map(|u| u.id).collect();
+            self.prune(instance.id, &held_ids);
             let missing: Vec<_> = {
-                let mut map = lock(&self.instances);
-                // Subscriptions a stream found lost are made again.
-                if let Some(i) = map.get_mut(&instance.id) {
-                    let owners = lock(&self.owners);
-                    i.subscriptions.retain(|_, s| owners.contains_key(&s.id));
-                }
+                let map = lock(&self.instances);
                 let known = map.get(&instance.id);
                 held.iter()
                     .filter(|u| known.is_none_or(|i| !i.subscriptions.contains_key(&u.id)))
@@ -134,18 +150,35 @@ impl EwsStreams {
             };
             for user in missing {
                 let mailbox = user.email.to_string();
-                let ctx = client.context(&mailbox);
-                let answer = client
-                    .call(
-                        &request::subscribe(&ctx, &Subscription::Streaming),
-                        &mailbox,
-                    )
-                    .await
-                    .and_then(|a| response::subscribed(&a));
-                match answer {
-                    Ok(s) => {
-                        lock(&self.owners).insert(s.id.clone(), user.id);
-                        self.record(instance.id, user.id, mailbox, s.id, None);
+                // A group with room, or a new one anchored here.
+                let (index, mut affinity) = {
+                    let mut map = lock(&self.instances);
+                    let entry = map.entry(instance.id).or_default();
+                    match entry.groups.iter().position(|g| g.members.len() < GROUP) {
+                        Some(i) => (i, entry.groups[i].affinity.clone()),
+                        None => {
+                            entry.groups.push(Group {
+                                anchor_user: user.id,
+                                affinity: Affinity::new(&mailbox),
+                                members: Default::default(),
+                                task: None,
+                            });
+                            (entry.groups.len() - 1, Affinity::new(&mailbox))
+                        }
+                    }
+                };
+                match client.subscribe_streaming(&mailbox, &mut affinity).await {
+                    Ok(id) => {
+                        lock(&self.owners).insert(id.clone(), user.id);
+                        self.record(instance.id, user.id, mailbox, id, None);
+                        let mut map = lock(&self.instances);
+                        if let Some(g) = map
+                            .get_mut(&instance.id)
+                            .and_then(|i| i.groups.get_mut(index))
+                        {
+                            g.affinity.cookie = g.affinity.cookie.take().or(affinity.cookie);
+                            g.members.insert(user.id);
+                        }
                         made += 1;
                     }
                     Err(e) => {
@@ -153,11 +186,7 @@ impl EwsStreams {
                     }
                 }
             }
-            self.regroup(
-                instance.id,
-                &client,
-                &held.iter().map(|u| u.id).collect::<Vec<_>>(),
-            );
+            self.regroup(instance.id, &client);
         }
         made
     }
@@ -271,39 +300,80 @@ impl EwsStreams {
         made
     }
 
-    /// Drops users no longer held and restarts the group connections when their
-    /// membership changed.
-    fn regroup(&self, instance: InstanceId, client: &EwsClient, held: &[UserId]) {
+    /// Forgets subscriptions a stream found lost (they are made again) and users no
+    /// longer held. A group whose anchor is no longer held is dissolved: its members are
+    /// subscribed again in other groups and read meanwhile.
+    fn prune(&self, instance: InstanceId, held: &[UserId]) {
         let mut map = lock(&self.instances);
-        let entry = map.entry(instance).or_default();
-        let gone: Vec<UserId> = entry
-            .subscriptions
-            .keys()
-            .filter(|u| !held.contains(u))
-            .copied()
-            .collect();
-        for user in gone {
-            if let Some(s) = entry.subscriptions.remove(&user) {
-                lock(&self.owners).remove(&s.id);
+        let Some(entry) = map.get_mut(&instance) else {
+            return;
+        };
+        let mut owners = lock(&self.owners);
+        let now = Timestamp::now();
+        for group in &mut entry.groups {
+            if !held.contains(&group.anchor_user) {
+                group.stop();
+                for user in std::mem::take(&mut group.members) {
+                    if let Some(s) = entry.subscriptions.remove(&user) {
+                        owners.remove(&s.id);
+                    }
+                    if held.contains(&user) {
+                        self.engine.mark_dirty(user, now);
+                    }
+                }
             }
         }
-        let members: Vec<UserId> = entry.subscriptions.keys().copied().collect();
-        if members == entry.started_with && entry.groups.iter().all(|g| !g.is_finished()) {
+        entry.groups.retain(|g| held.contains(&g.anchor_user));
+        entry.subscriptions.retain(|user, s| {
+            let keep = held.contains(user) && owners.contains_key(&s.id);
+            if !keep {
+                owners.remove(&s.id);
+            }
+            keep
+        });
+        for group in &mut entry.groups {
+            group
+                .members
+                .retain(|u| entry.subscriptions.contains_key(u));
+        }
+    }
+
+    /// (Re)starts each group's connection when its membership changed or it ended; a
+    /// group left empty is dropped.
+    fn regroup(&self, instance: InstanceId, client: &EwsClient) {
+        let mut map = lock(&self.instances);
+        let Some(entry) = map.get_mut(&instance) else {
             return;
-        }
-        for g in entry.groups.drain(..) {
-            g.abort();
-        }
-        let subs: Vec<Subscribed> = entry.subscriptions.values().cloned().collect();
-        for group in subs.chunks(GROUP) {
-            entry.groups.push(tokio::spawn(hold(
+        };
+        for group in &mut entry.groups {
+            let members: Vec<UserId> = group.members.iter().copied().collect();
+            let running = group
+                .task
+                .as_ref()
+                .is_some_and(|(t, with)| !t.is_finished() && *with == members);
+            if running {
+                continue;
+            }
+            group.stop();
+            if members.is_empty() {
+                continue;
+            }
+            let subs: Vec<Subscribed> = members
+                .iter()
+                .filter_map(|u| entry.subscriptions.get(u).cloned())
+                .collect();
+            let task = tokio::spawn(hold(
                 client.clone(),
-                group.to_vec(),
+                group.affinity.clone(),
+                subs,
                 self.engine.clone(),
                 self.owners.clone(),
-            )));
+            ));
+            group.task = Some((task, members));
         }
-        entry.started_with = members;
+        entry
+            .groups
+            .retain(|g| !g.members.is_empty() || g.task.is_some());
     }
 
     /// Asks every pull subscription for its events: a change marks its user for a
@@ -382,8 +452,8 @@ impl EwsStreams {
                 tokio::select! {
                     () = stop.notified() => {
                         for (_, mut i) in lock(&self.instances).drain() {
-                            for g in i.groups.drain(..) {
-                                g.abort();
+                                                        for mut g in i.groups.drain(..) {
+                                g.stop();
                             }
                         }
                         return;
@@ -401,13 +471,12 @@ impl EwsStreams {
 /// pause when it breaks.
 async fn hold(
     client: EwsClient,
+    affinity: Affinity,
     group: Vec<Subscribed>,
     engine: Arc<Engine>,
     owners: Arc<Mutex<HashMap<String, UserId>>>,
 ) {
-    let Some(anchor) = group.first().map(|s| s.mailbox.clone()) else {
-        return;
-    };
+    let anchor = affinity.anchor.clone();
     let ids: Vec<&str> = group.iter().map(|s| s.id.as_str()).collect();
     let read_all = |why: &str| {
         tracing::debug!(
@@ -426,7 +495,7 @@ async fn hold(
     loop {
         let ctx = client.context(&anchor);
         let request = request::get_streaming_events(&ctx, &ids, CONNECTION_MINUTES);
-        let mut stream = match client.stream(&request, &anchor).await {
+        let mut stream = match client.stream(&request, &affinity).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(anchor, error = %e, "an EWS stream could not be opened");

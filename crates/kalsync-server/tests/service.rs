@@ -495,21 +495,36 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
         ews_url,
         _servers,
     } = exchange_with_anna().await;
+    // Bo's mailbox lives on another back end than Anna's: one group must reach both.
+    calendars
+        .add_user(UserSpec {
+            upn: "bo@acme.example".into(),
+            id: None,
+            display_name: None,
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: None,
+        })
+        .expect("bo");
     let mut s = settings(&sim_url, &dir).await;
     s.engine.poll_interval_secs = 3600;
     s.companies[0].instances[0].source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2016");
+    s.companies[0].instances[0].users.push(UserDecl::Full {
+        email: "bo@acme.example".into(),
+        name: Some("Bo".into()),
+        extension: Some("202".into()),
+    });
     let running = Running::start(s, dir).await;
     // Read once, and subscribed.
     for _ in 0..100 {
-        if ews.subscriptions().len() == 1
+        if ews.subscriptions().len() == 2
             && running.page_until(|_| true).await.contains("Available")
         {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(ews.subscriptions().len(), 1, "one streaming subscription");
-    assert_eq!(ews.subscriptions()[0].2, "streaming");
+    assert_eq!(ews.subscriptions().len(), 2, "two streaming subscriptions");
+    assert!(ews.subscriptions().iter().all(|s| s.2 == "streaming"));
 
     // A lunch booked now: only the stream can bring it within an hour-long poll.
     let started = std::time::Instant::now();
@@ -522,6 +537,11 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
         started.elapsed()
     );
     assert!(ews.stats().streamed_events >= 1);
+    assert_eq!(
+        ews.stats().misrouted,
+        0,
+        "the group's connection reached both"
+    );
     assert_eq!(ews.stats().body_requested, 0);
     running.stop().await;
 }

@@ -637,28 +637,21 @@ impl Store for SqlStore {
                 "sync state key `{key}`: only letters, digits and _"
             )));
         }
-        // One statement, so a concurrent write of another key is never lost.
+        // One statement, so a concurrent write of another key is never lost. A state
+        // that is not an object yet (a new user's `null`) starts as `{}`.
         let sql = match (self.backend, value) {
-            (Backend::Sqlite, Some(_)) => {
-                format!(
-                    "UPDATE users SET sync_state = json_set(sync_state, '$.{key}', json($2)) WHERE id = $1"
-                )
-            }
-            (Backend::Sqlite, None) => {
-                format!(
-                    "UPDATE users SET sync_state = json_remove(sync_state, '$.{key}') WHERE id = $1"
-                )
-            }
-            (Backend::Postgres, Some(_)) => {
-                format!(
-                    "UPDATE users SET sync_state = jsonb_set(sync_state::jsonb, '{{{key}}}', $2::jsonb)::text WHERE id = $1"
-                )
-            }
-            (Backend::Postgres, None) => {
-                format!(
-                    "UPDATE users SET sync_state = (sync_state::jsonb - '{key}')::text WHERE id = $1"
-                )
-            }
+            (Backend::Sqlite, Some(_)) => format!(
+                "UPDATE users SET sync_state = json_set(CASE json_type(sync_state) WHEN 'object' THEN sync_state ELSE '{{}}' END, '$.{key}', json($2)) WHERE id = $1"
+            ),
+            (Backend::Sqlite, None) => format!(
+                "UPDATE users SET sync_state = json_remove(CASE json_type(sync_state) WHEN 'object' THEN sync_state ELSE '{{}}' END, '$.{key}') WHERE id = $1"
+            ),
+            (Backend::Postgres, Some(_)) => format!(
+                "UPDATE users SET sync_state = jsonb_set(CASE jsonb_typeof(sync_state::jsonb) WHEN 'object' THEN sync_state::jsonb ELSE '{{}}'::jsonb END, '{{{key}}}', $2::jsonb)::text WHERE id = $1"
+            ),
+            (Backend::Postgres, None) => format!(
+                "UPDATE users SET sync_state = (CASE jsonb_typeof(sync_state::jsonb) WHEN 'object' THEN sync_state::jsonb ELSE '{{}}'::jsonb END - '{key}')::text WHERE id = $1"
+            ),
         };
         let mut query = sqlx::query(&sql).bind(user.to_string());
         if let Some(v) = value {

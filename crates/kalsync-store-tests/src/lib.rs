@@ -246,6 +246,21 @@ pub async fn story(f: &Fixture) {
             .await,
         Err(StoreError::NotFound(_))
     ));
+    // A new user's empty state takes a key too.
+    let fresh = s
+        .users(anna.instance)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.id != anna.id && u.sync_state == SyncState::default())
+        .expect("a user with no state yet");
+    s.set_sync_key(fresh.id, "cursor", Some(&serde_json::json!("c-0")))
+        .await
+        .expect("key");
+    assert_eq!(
+        s.user(fresh.id).await.expect("user").sync_state.0["cursor"],
+        "c-0"
+    );
     let a = s.user(anna.id).await.expect("user");
     assert_eq!(a.sync_state.0["subscription"], "sub-1");
     assert_eq!(a.sync_state.0["cursor"], "c-1");

@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{BookingTime, FreeBusy, WindowsZone, Zone};
 use kalsync_ews::request::{self, Access, Shape, Subscription};
 use kalsync_ews::response::{self, Change};
-use kalsync_ews::{Auth, EwsClient, EwsError, Settings};
+use kalsync_ews::{Affinity, Auth, EwsClient, EwsError, Settings};
 use kalsync_ews_sim::{DelegateRights, EwsConfig, EwsFaults, EwsSim};
 use kalsync_graph_sim::{EventSpec, RecurrenceSpec, SimConfig, Simulator, UserSpec};
 use secrecy::SecretString;
@@ -481,6 +481,8 @@ async fn a_streaming_connection_carries_changes_as_they_happen() {
         } else {
             client(&x, Access::Impersonation, PASSWORD)
         };
+        // Anna's and Bo's mailboxes live on different back ends. Subscribed each at
+        // its own mailbox, one connection cannot reach both.
         let mut ids = Vec::new();
         for mailbox in ["anna@corp.example", "bo@corp.example"] {
             let ctx = c.context(mailbox);
@@ -494,11 +496,43 @@ async fn a_streaming_connection_carries_changes_as_they_happen() {
         }
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let anchor = c.context("anna@corp.example");
-        let mut stream = c
+        let mut scattered = c
             .stream(
                 &request::get_streaming_events(&anchor, &id_refs, 1),
-                "anna@corp.example",
+                &Affinity::new("anna@corp.example"),
             )
+            .await
+            .expect("answer");
+        let part = scattered.next().await.expect("a part").expect("readable");
+        assert_eq!(part.lost.len(), 1, "{auth}: {part:?}");
+        assert_eq!(part.lost[0].0.as_deref(), Some(ids[1].as_str()));
+        assert_eq!(
+            part.lost[0].1.code(),
+            Some("ErrorProxiedSubscriptionCallFailure")
+        );
+
+        // Subscribed as one group, with affinity: the back-end cookie comes with the
+        // first answer and the connection reaches every subscription.
+        let mut group = Affinity::new("anna@corp.example");
+        let mut ids = Vec::new();
+        for mailbox in ["anna@corp.example", "bo@corp.example"] {
+            ids.push(
+                c.subscribe_streaming(mailbox, &mut group)
+                    .await
+                    .expect("subscribe"),
+            );
+        }
+        assert!(
+            group
+                .cookie
+                .as_deref()
+                .is_some_and(|c| c.starts_with("MBX02~")),
+            "{auth}: {group:?}"
+        );
+        let misrouted = x.sim.stats().misrouted;
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut stream = c
+            .stream(&request::get_streaming_events(&anchor, &id_refs, 1), &group)
             .await
             .expect("stream");
         let first = stream.next().await.expect("a part").expect("readable");
@@ -532,6 +566,7 @@ async fn a_streaming_connection_carries_changes_as_they_happen() {
             "{auth}: bo's subscription"
         );
         assert!(part.notifications[0].has_changes());
+        assert_eq!(x.sim.stats().misrouted, misrouted, "{auth}: all reached");
     }
 
     // A subscription the server no longer knows is named, so it can be made again.
@@ -540,7 +575,7 @@ async fn a_streaming_connection_carries_changes_as_they_happen() {
     let mut lost = c
         .stream(
             &request::get_streaming_events(&anchor, &["gone"], 1),
-            "anna@corp.example",
+            &Affinity::new("anna@corp.example"),
         )
         .await
         .expect("answer");
@@ -566,7 +601,7 @@ async fn a_streaming_connection_carries_changes_as_they_happen() {
     let mut dropped = c
         .stream(
             &request::get_streaming_events(&anchor, &[s.id.as_str()], 1),
-            "anna@corp.example",
+            &Affinity::new("anna@corp.example"),
         )
         .await
         .expect("stream");
