@@ -267,8 +267,9 @@ impl EwsSource {
             username,
             password,
             auth,
-            version,
+                        version,
             access,
+            options,
         } = config
         else {
             return Err(SourceError::Failed("not an EWS instance".into()));
@@ -279,17 +280,24 @@ impl EwsSource {
                 username: username.clone(),
                 password: password.clone(),
             },
-            "ntlm" => kalsync_ews::Auth::Ntlm {
+                        "ntlm" => kalsync_ews::Auth::Ntlm {
                 username: username.clone(),
                 password: password.clone(),
             },
+            "oauth" => kalsync_ews::Auth::OAuth(std::sync::Arc::new(EntraTokens::new(
+                &url, username, password, options,
+            )?)),
             other => {
                 return Err(SourceError::Failed(format!(
-                    "auth `{other}` (expected ntlm or basic)"
+                    "auth `{other}` (expected ntlm, basic or oauth)"
                 )));
             }
         };
         let mut settings = kalsync_ews::Settings::new(url, auth);
+        if let Some(n) = options.max_concurrency {
+            settings.max_concurrency = usize::try_from(n.max(1)).unwrap_or(10);
+        }
+        settings.ca_pem = options.ca_pem.clone();
         settings.version = kalsync_ews::Version::parse(version).map_err(SourceError::Failed)?;
         settings.access = match access.as_str() {
             "impersonation" => kalsync_ews::Access::Impersonation,
@@ -305,6 +313,63 @@ impl EwsSource {
             client: kalsync_ews::EwsClient::new(settings)?,
             fallback_zone: zone,
         })
+    }
+}
+
+/// OAuth tokens for EWS from Entra ID (client credentials): the app registration with
+/// `full_access_as_app` (Exchange Online) or hybrid modern auth on premises.
+struct EntraTokens(kalsync_graph::TokenSource);
+
+impl EntraTokens {
+    /// `client_id` and `secret` of the app in `options.tenant`; the scope defaults to
+    /// the EWS host's `/.default`.
+    fn new(
+        ews: &url::Url,
+        client_id: &str,
+        secret: &secrecy::SecretString,
+        options: &kalsync_store::EwsOptions,
+    ) -> Result<EntraTokens, SourceError> {
+        let tenant = options.tenant.clone().ok_or_else(|| {
+            SourceError::Failed("auth `oauth` needs options.tenant (the app's tenant)".into())
+        })?;
+        let login = match &options.login_url {
+            Some(l) => url::Url::parse(l)
+                .map_err(|e| SourceError::Failed(format!("options.login_url: {e}")))?,
+            None => Endpoints::global().login,
+        };
+        let scope = match &options.scope {
+            Some(s) => s.clone(),
+            None => format!(
+                "{}://{}/.default",
+                ews.scheme(),
+                ews.host_str().unwrap_or_default()
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| SourceError::Failed(e.to_string()))?;
+        let credentials = AppCredentials {
+            tenant,
+            client_id: client_id.to_owned(),
+            auth: ClientAuth::Secret(secret.clone()),
+        };
+        kalsync_graph::TokenSource::new(http, &login, &scope, credentials)
+            .map(EntraTokens)
+            .map_err(|e| SourceError::Credentials(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl kalsync_ews::TokenProvider for EntraTokens {
+    async fn token(&self) -> Result<secrecy::SecretString, kalsync_ews::EwsError> {
+        self.0.token().await.map_err(|e| {
+            kalsync_ews::EwsError::Unauthorized(format!("no OAuth token for Exchange: {e}"))
+        })
+    }
+
+    async fn invalidate(&self) {
+        self.0.invalidate().await;
     }
 }
 

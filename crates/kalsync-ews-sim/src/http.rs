@@ -145,8 +145,18 @@ fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
                 let Some(Connection::Challenged(challenge)) = connections.remove(&peer) else {
                     return Admission::Refused;
                 };
-                match crate::ntlm::verify(&message, &challenge, &config.username, &config.password)
-                {
+                                let channel = lock(&sim.shared.channel).clone();
+                let binding = crate::ntlm::Binding {
+                    policy: config.extended_protection,
+                    channel: channel.as_deref(),
+                };
+                match crate::ntlm::verify(
+                    &message,
+                    &challenge,
+                    &config.username,
+                    &config.password,
+                    binding,
+                ) {
                     Ok(()) => {
                         sim.shared
                             .stats
@@ -162,6 +172,21 @@ fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
                 }
             }
             _ => Admission::Refused,
+        }
+        } else if let Some(token) = value.strip_prefix("Bearer ") {
+        let issued_for = sim.graph().token_audience(token.trim());
+        match (&config.oauth_audience, issued_for) {
+            (Some(wanted), Ok(audience)) if audience.trim_end_matches('/') == wanted.trim_end_matches('/') => {
+                Admission::Allowed
+            }
+            (_, Err(why)) => {
+                tracing::debug!(why, "bearer token refused");
+                Admission::Refused
+            }
+            _ => {
+                tracing::debug!("bearer token for another audience refused");
+                Admission::Refused
+            }
         }
     } else if value.is_empty() {
         if connections.get(&peer) == Some(&Connection::Signed) {
@@ -214,8 +239,14 @@ fn unauthorized(config: &EwsConfig, challenge: Option<String>) -> Response {
                 .header(header::WWW_AUTHENTICATE, "Negotiate")
                 .header(header::WWW_AUTHENTICATE, "NTLM");
         }
-        if config.basic {
+                if config.basic {
             response = response.header(header::WWW_AUTHENTICATE, "Basic realm=\"ews.sim\"");
+        }
+        if config.oauth_audience.is_some() {
+            response = response.header(
+                header::WWW_AUTHENTICATE,
+                "Bearer error=\"invalid_token\", token_types=\"app_asserted_user_v1 service_asserted_app_v1\"",
+            );
         }
     }
     response

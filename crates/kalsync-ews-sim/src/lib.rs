@@ -11,6 +11,9 @@ mod http;
 mod notify;
 mod ntlm;
 mod ops;
+mod tls;
+
+pub use tls::spawn_tls;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -31,6 +34,20 @@ pub enum DelegateRights {
     Reviewer,
 }
 
+/// IIS's Extended Protection for Authentication on the EWS virtual directory: whether
+/// an NTLM sign-in over TLS must carry the channel's binding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtendedProtection {
+    /// Not checked (IIS "Off").
+    #[default]
+    Off,
+    /// Checked when the client sends one (IIS "Accept").
+    Accept,
+    /// Required (IIS "Required").
+    Require,
+}
+
 /// The service account and its rights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,9 +59,17 @@ pub struct EwsConfig {
     /// Accepts Basic authentication.
     #[serde(default = "yes")]
     pub basic: bool,
-    /// Accepts NTLM (per connection).
+        /// Accepts NTLM (per connection).
     #[serde(default = "yes")]
     pub ntlm: bool,
+    /// Accepts OAuth bearer tokens the Graph simulator's token endpoint issued for this
+    /// audience (the resource of the `…/.default` scope, e.g.
+    /// `https://outlook.office365.com`), as an app with impersonation rights.
+        #[serde(default)]
+    pub oauth_audience: Option<String>,
+    /// Extended Protection for NTLM over TLS.
+    #[serde(default)]
+    pub extended_protection: ExtendedProtection,
     /// May impersonate every mailbox (the ApplicationImpersonation role)…
     #[serde(default = "yes")]
     pub impersonate_all: bool,
@@ -66,8 +91,10 @@ impl EwsConfig {
         EwsConfig {
             username: username.into(),
             password: password.into(),
-            basic: true,
+                        basic: true,
             ntlm: true,
+                        oauth_audience: None,
+            extended_protection: ExtendedProtection::Off,
             impersonate_all: true,
             impersonate: HashSet::new(),
             delegate: HashMap::new(),
@@ -142,8 +169,10 @@ struct Shared {
     stats: Stats,
     subscriptions: Mutex<notify::Registry>,
     http: reqwest::Client,
-    /// NTLM state per client connection.
+        /// NTLM state per client connection.
     ntlm: Mutex<HashMap<std::net::SocketAddr, http::Connection>>,
+    /// Served over TLS: the `tls-server-end-point` token of its certificate.
+    channel: Mutex<Option<Vec<u8>>>,
 }
 
 /// The simulator; cheap to clone.
@@ -162,7 +191,8 @@ impl EwsSim {
             faults: Mutex::new(EwsFaults::default()),
             stats: Stats::default(),
             subscriptions: Mutex::new(notify::Registry::default()),
-            ntlm: Mutex::new(HashMap::new()),
+                        ntlm: Mutex::new(HashMap::new()),
+            channel: Mutex::new(None),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .build()

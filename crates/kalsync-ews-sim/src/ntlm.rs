@@ -113,13 +113,73 @@ pub(crate) fn challenge(server_challenge: [u8; 8], negotiate: &[u8]) -> Vec<u8> 
     m
 }
 
+/// How the channel binding of an AUTHENTICATE is checked (IIS's Extended Protection).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Binding<'a> {
+    /// Off, Accept (checked when sent) or Require.
+    pub(crate) policy: crate::ExtendedProtection,
+    /// The connection's `tls-server-end-point` token (none: not TLS).
+    pub(crate) channel: Option<&'a [u8]>,
+}
+
+/// `MsvAvChannelBindings`: MD5 over the `gss_channel_bindings_struct` with no addresses
+/// and `token` as its application data (MS-NLMP §2.2.2.1, RFC 2744 §3.11).
+fn channel_binding_hash(token: &[u8]) -> [u8; 16] {
+    let mut md5 = Md5::new();
+    md5.update([0u8; 16]);
+    md5.update(u32::try_from(token.len()).unwrap_or(0).to_le_bytes());
+    md5.update(token);
+    md5.finalize().into()
+}
+
+/// The value of AV pair `id` in an NTLMv2 blob's list (which starts at byte 28).
+fn av_pair(blob: &[u8], id: u16) -> Option<&[u8]> {
+    let mut at = 28;
+    loop {
+        let kind = u16_at(blob, at)?;
+        let len = usize::from(u16_at(blob, at + 2)?);
+        let value = blob.get(at + 4..at + 4 + len)?;
+        if kind == id {
+            return Some(value);
+        }
+        if kind == 0 {
+            return None;
+        }
+        at += 4 + len;
+    }
+}
+
+/// Whether the blob's channel binding satisfies `binding`.
+fn check_binding(blob: &[u8], binding: Binding<'_>) -> Result<(), String> {
+    use crate::ExtendedProtection::{Accept, Off, Require};
+    let sent = av_pair(blob, 0x000A).filter(|v| v.iter().any(|b| *b != 0));
+    match (binding.policy, sent, binding.channel) {
+        (Off, _, _) | (Accept, None, _) => Ok(()),
+        (Require, None, _) => {
+            Err("Extended Protection requires a channel binding; none was sent".into())
+        }
+        (_, Some(_), None) => {
+            Err("a channel binding was sent, but the connection is not TLS".into())
+        }
+        (_, Some(hash), Some(token)) => {
+            if hash == channel_binding_hash(token) {
+                Ok(())
+            } else {
+                Err("the channel binding names another TLS channel (a relay?)".into())
+            }
+        }
+    }
+}
+
 /// Checks an AUTHENTICATE against `server_challenge` for the account named `account`
-/// (`DOMAIN\user`, `user@domain` or `user`) with `password`. `Err` says why not.
+/// (`DOMAIN\user`, `user@domain` or `user`) with `password`, and its channel binding
+/// against `binding`. `Err` says why not.
 pub(crate) fn verify(
     authenticate: &[u8],
     server_challenge: &[u8; 8],
     account: &str,
     password: &str,
+    binding: Binding<'_>,
 ) -> Result<(), String> {
     if message_type(authenticate) != Some(AUTHENTICATE) {
         return Err("not an AUTHENTICATE message".into());
@@ -150,11 +210,11 @@ pub(crate) fn verify(
         .iter()
         .zip(proof)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff == 0 {
-        Ok(())
-    } else {
-        Err("wrong password".into())
+        if diff != 0 {
+        return Err("wrong password".into());
     }
+    // The blob is covered by the proof just checked, so its binding is the client's.
+    check_binding(blob, binding)
 }
 
 #[cfg(test)]
@@ -172,14 +232,50 @@ mod tests {
     #[test]
     fn garbage_is_refused_not_panicked_on() {
         let challenge = [1u8; 8];
+                let off = Binding {
+            policy: crate::ExtendedProtection::Off,
+            channel: None,
+        };
         for bad in [&b""[..], b"NTLMSSP\0", b"NTLMSSP\0\x03\0\0\0", &[0xff; 100]] {
-            assert!(verify(bad, &challenge, "svc", "pw").is_err());
+            assert!(verify(bad, &challenge, "svc", "pw", off).is_err());
         }
         let mut short = b"NTLMSSP\0".to_vec();
         short.extend_from_slice(&3u32.to_le_bytes());
         short.extend_from_slice(&[0xff; 60]);
-        assert!(verify(&short, &challenge, "svc", "pw").is_err());
+                assert!(verify(&short, &challenge, "svc", "pw", off).is_err());
+        // A blob whose AV pairs run off its end has no binding, and no panic.
+        let mut blob = vec![1u8, 1];
+        blob.extend_from_slice(&[0; 26]);
+        blob.extend_from_slice(&[0x0a, 0, 0xff, 0xff, 1, 2]);
+        assert_eq!(av_pair(&blob, 0x000A), None);
         assert_eq!(message_type(&challenge_message_for_test()), Some(2));
+    }
+
+        #[test]
+    fn the_binding_hash_is_the_gss_structure_of_the_token() {
+        // The hash Windows computes for a `tls-server-end-point` token of 32 zero bytes
+        // over the same 16 zero address bytes, length and data.
+        let mut token = b"tls-server-end-point:".to_vec();
+        token.extend_from_slice(&[0; 32]);
+        let mut whole = vec![0u8; 16];
+        whole.extend_from_slice(&(token.len() as u32).to_le_bytes());
+        whole.extend_from_slice(&token);
+        assert_eq!(channel_binding_hash(&token), <[u8; 16]>::from(Md5::digest(&whole)));
+        let mut blob = vec![1u8, 1];
+        blob.extend_from_slice(&[0; 26]);
+        blob.extend_from_slice(&[0x0a, 0, 16, 0]);
+        blob.extend_from_slice(&channel_binding_hash(&token));
+        blob.extend_from_slice(&[0, 0, 0, 0]);
+        let require = |channel| Binding {
+            policy: crate::ExtendedProtection::Require,
+            channel,
+        };
+        assert!(check_binding(&blob, require(Some(&token))).is_ok());
+        let mut other = token.clone();
+        other[30] = 1;
+        assert!(check_binding(&blob, require(Some(&other))).is_err());
+        assert!(check_binding(&blob, require(None)).is_err());
+        assert!(check_binding(&blob[..28], require(Some(&token))).is_err());
     }
 
     fn challenge_message_for_test() -> Vec<u8> {

@@ -27,8 +27,12 @@ pub enum Auth {
         /// Its password.
         password: SecretString,
     },
-    /// `Authorization: Bearer` (OAuth against Exchange hybrid modern auth).
+        /// `Authorization: Bearer` with a fixed token.
     Bearer(SecretString),
+    /// `Authorization: Bearer` with tokens from a provider (OAuth client credentials
+    /// for Exchange Online or hybrid modern auth); a refused token is fetched afresh
+    /// once.
+    OAuth(std::sync::Arc<dyn TokenProvider>),
     /// NTLMv2 on kept-alive connections (Windows integrated authentication).
     Ntlm {
         /// `DOMAIN\user` or `user@domain`.
@@ -43,9 +47,19 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
             Auth::Ntlm { username, .. } => write!(f, "Ntlm({username}, ***)"),
-            Auth::Bearer(_) => f.write_str("Bearer(***)"),
+                        Auth::Bearer(_) => f.write_str("Bearer(***)"),
+            Auth::OAuth(_) => f.write_str("OAuth(***)"),
         }
     }
+}
+
+/// Where OAuth bearer tokens come from.
+#[async_trait::async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// A valid token (cached until close to its expiry).
+    async fn token(&self) -> Result<SecretString, EwsError>;
+    /// Forgets the cached token: Exchange refused it.
+    async fn invalidate(&self);
 }
 
 /// An Exchange server and how Kalsync talks to it.
@@ -65,9 +79,11 @@ pub struct Settings {
     pub timeout: Duration,
     /// Attempts of one request while the server says it is busy.
     pub max_attempts: u32,
-    /// Requests in flight at once for this instance, under the server's throttling
+        /// Requests in flight at once for this instance, under the server's throttling
     /// policy (`EWSMaxConcurrency` is 10 by default on Exchange 2010, 27 from 2013).
     pub max_concurrency: usize,
+    /// CA certificates (PEM) trusted besides the public roots: a company's own CA.
+    pub ca_pem: Option<String>,
 }
 
 impl Settings {
@@ -80,8 +96,9 @@ impl Settings {
             access: Access::Impersonation,
             zone: None,
             timeout: Duration::from_secs(30),
-            max_attempts: 4,
+                        max_attempts: 4,
             max_concurrency: 10,
+            ca_pem: None,
         }
     }
 }
@@ -123,10 +140,20 @@ const SMALLEST_WINDOW: SignedDuration = SignedDuration::from_mins(15);
 
 impl EwsClient {
     /// A client; fails only when the HTTP stack cannot start.
-    pub fn new(settings: Settings) -> Result<EwsClient, EwsError> {
-        let http = reqwest::Client::builder()
+        pub fn new(settings: Settings) -> Result<EwsClient, EwsError> {
+        let roots = match &settings.ca_pem {
+            Some(pem) => crate::tls::certificates(pem)?,
+            None => Vec::new(),
+        };
+        let mut http = reqwest::Client::builder()
             .timeout(settings.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60));
+        for der in &roots {
+            let cert = reqwest::Certificate::from_der(der)
+                .map_err(|e| EwsError::Transport(format!("a trusted CA certificate: {e}")))?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http
             .build()
             .map_err(|e| EwsError::Transport(e.to_string()))?;
         let ntlm = match &settings.auth {
@@ -136,6 +163,7 @@ impl EwsClient {
                     username.clone(),
                     password.clone(),
                     settings.timeout,
+                    roots,
                 )))
             }
             _ => None,
@@ -291,24 +319,9 @@ impl EwsClient {
         headers: &[(&str, String)],
         envelope: &str,
     ) -> Result<(reqwest::StatusCode, String, Option<String>), EwsError> {
-        let mut http = self
-            .http
-            .post(self.settings.url.clone())
-            .body(envelope.to_owned());
-        for (k, v) in headers {
-            http = http.header(*k, v.as_str());
-        }
-        http = match &self.settings.auth {
-            Auth::Basic { username, password } => {
-                http.basic_auth(username, Some(password.expose_secret()))
-            }
-            Auth::Bearer(token) => http.bearer_auth(token.expose_secret()),
-            Auth::Ntlm { .. } => http,
-        };
-        let answer = http
-            .send()
-            .await
-            .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+                let answer = self
+            .send_plain(headers, envelope.to_owned(), self.settings.timeout)
+            .await?;
         let status = answer.status();
         let cookie = backend_cookie(
             answer
@@ -324,6 +337,48 @@ impl EwsClient {
             return Err(EwsError::TooLarge { limit: MAX_ANSWER });
         }
         Ok((status, read_capped(answer).await?, cookie))
+    }
+
+        /// One POST with Basic or bearer credentials, its answer not yet read. With OAuth, a
+    /// 401 fetches a fresh token and sends once more.
+    async fn send_plain(
+        &self,
+        headers: &[(&str, String)],
+        envelope: String,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, EwsError> {
+        let mut refreshed = false;
+        loop {
+            let mut http = self
+                .http
+                .post(self.settings.url.clone())
+                .timeout(timeout)
+                .body(envelope.clone());
+            for (k, v) in headers {
+                http = http.header(*k, v.as_str());
+            }
+            http = match &self.settings.auth {
+                Auth::Basic { username, password } => {
+                    http.basic_auth(username, Some(password.expose_secret()))
+                }
+                Auth::Bearer(token) => http.bearer_auth(token.expose_secret()),
+                Auth::OAuth(tokens) => http.bearer_auth(tokens.token().await?.expose_secret()),
+                Auth::Ntlm { .. } => http,
+            };
+            let answer = http
+                .send()
+                .await
+                .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+            match &self.settings.auth {
+                Auth::OAuth(tokens)
+                    if answer.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed =>
+                {
+                    tokens.invalidate().await;
+                    refreshed = true;
+                }
+                _ => return Ok(answer),
+            }
+        }
     }
 
     /// Sends a group's `GetStreamingEvents` request, routed to the back end its
@@ -347,24 +402,11 @@ impl EwsClient {
                         .boxed(),
                 )
             }
-            None => {
-                let mut http = self.http.post(self.settings.url.clone()).body(envelope);
-                for (k, v) in &headers {
-                    http = http.header(*k, v.as_str());
-                }
-                http = match &self.settings.auth {
-                    Auth::Basic { username, password } => {
-                        http.basic_auth(username, Some(password.expose_secret()))
-                    }
-                    Auth::Bearer(token) => http.bearer_auth(token.expose_secret()),
-                    Auth::Ntlm { .. } => http,
-                };
-                // A stream is held for up to half an hour: no overall timeout.
-                let answer = http
-                    .timeout(Duration::from_secs(40 * 60))
-                    .send()
-                    .await
-                    .map_err(|e| EwsError::Transport(e.without_url().to_string()))?;
+                        None => {
+                // A stream is held for up to half an hour: no shorter overall timeout.
+                let answer = self
+                    .send_plain(&headers, envelope, Duration::from_secs(40 * 60))
+                    .await?;
                 (
                     answer.status().as_u16(),
                     answer

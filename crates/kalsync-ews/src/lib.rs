@@ -11,9 +11,12 @@ mod ntlm;
 pub mod request;
 pub mod response;
 pub mod setup;
+pub mod tls;
 pub mod xml;
 
-pub use client::{Affinity, Auth, CalendarRead, EventStream, EwsClient, FolderChanges, Settings};
+pub use client::{
+    Affinity, Auth, CalendarRead, EventStream, EwsClient, FolderChanges, Settings, TokenProvider,
+};
 pub use error::EwsError;
 pub use item::CalendarItem;
 pub use request::{Access, Context, ItemRef, Request, Shape, Subscription, Version};

@@ -3,7 +3,9 @@
 //! on one kept-alive connection and later requests reuse it without credentials. The
 //! NTLMv2 messages come from the `sspi` crate; this module owns the connections — a pool
 //! of authenticated ones, each a hyper HTTP/1.1 connection (a pooled client could switch
-//! connections between the legs).
+//! connections between the legs). Over TLS the AUTHENTICATE message carries the
+//! channel binding of the server's certificate (`tls-server-end-point`), which IIS
+//! requires when Extended Protection for Authentication is on.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,7 +42,9 @@ pub(crate) struct NtlmPool {
     url: url::Url,
     username: String,
     password: SecretString,
-    timeout: Duration,
+        timeout: Duration,
+    /// CA certificates trusted besides the public roots (DER).
+    roots: Vec<Vec<u8>>,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
@@ -52,14 +56,16 @@ impl NtlmPool {
     pub(crate) fn new(
         url: url::Url,
         username: String,
-        password: SecretString,
+                password: SecretString,
         timeout: Duration,
+        roots: Vec<Vec<u8>>,
     ) -> NtlmPool {
         NtlmPool {
             url,
             username,
             password,
             timeout,
+            roots,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -114,7 +120,8 @@ impl NtlmPool {
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, EwsError> {
+        /// A new connection, and over TLS the channel binding of the server's certificate.
+    async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, Option<Vec<u8>>), EwsError> {
         let host = self
             .url
             .host_str()
@@ -133,8 +140,13 @@ impl NtlmPool {
         .map_err(|e| transport(format!("{host}:{port}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         if self.url.scheme() == "https" {
-            let mut roots = rustls::RootCertStore::empty();
+                        let mut roots = rustls::RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            for der in &self.roots {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| transport(format!("a trusted CA certificate: {e}")))?;
+            }
             let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -145,30 +157,38 @@ impl NtlmPool {
             let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
                 .connect(name, tcp)
                 .await
-                .map_err(|e| transport(format!("TLS with {host}: {e}")))?;
+                                .map_err(|e| transport(format!("TLS with {host}: {e}")))?;
+            let binding = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| crate::tls::server_end_point(leaf))
+                .transpose()?;
             let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
                 .map_err(transport)?;
             tokio::spawn(connection);
-            Ok(sender)
+            Ok((sender, binding))
         } else {
             let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                 .await
                 .map_err(transport)?;
             tokio::spawn(connection);
-            Ok(sender)
+            Ok((sender, None))
         }
     }
 
     /// NEGOTIATE and the request, the CHALLENGE in the 401, AUTHENTICATE and the request
     /// again: the answer to the second is the request's (its body not yet read).
-    async fn authenticate(
+        async fn authenticate(
         &self,
         sender: &mut SendRequest<Full<Bytes>>,
+        binding: Option<&[u8]>,
         headers: &[(&str, String)],
         body: &str,
     ) -> Result<hyper::Response<Incoming>, EwsError> {
-        let mut ntlm = Handshake::new(&self.username, self.password.expose_secret())?;
+        let mut ntlm = Handshake::new(&self.username, self.password.expose_secret(), binding)?;
         let negotiate = ntlm.step(None)?;
         let first = self
             .request(
@@ -206,11 +226,13 @@ impl NtlmPool {
         headers: &[(&str, String)],
         body: &str,
     ) -> Result<(SendRequest<Full<Bytes>>, hyper::Response<Incoming>), EwsError> {
-        let mut sender = self.connect().await?;
-        let answer =
-            tokio::time::timeout(self.timeout, self.authenticate(&mut sender, headers, body))
-                .await
-                .map_err(|_| transport("NTLM sign-in timed out"))??;
+                let (mut sender, binding) = self.connect().await?;
+        let answer = tokio::time::timeout(
+            self.timeout,
+            self.authenticate(&mut sender, binding.as_deref(), headers, body),
+        )
+        .await
+        .map_err(|_| transport("NTLM sign-in timed out"))??;
         if answer.status() == 401 {
             return Err(EwsError::Unauthorized(
                 "Exchange refused the service account's NTLM sign-in (401)".into(),
@@ -333,14 +355,18 @@ fn sspi_error(e: impl std::fmt::Display) -> EwsError {
 }
 
 impl Handshake {
-    /// `DOMAIN\user` or `user@domain`.
-    fn new(username: &str, password: &str) -> Result<Handshake, EwsError> {
+        /// `DOMAIN\user` or `user@domain`; `binding`: the TLS channel's
+    /// `tls-server-end-point` token, put in the AUTHENTICATE message.
+    fn new(username: &str, password: &str, binding: Option<&[u8]>) -> Result<Handshake, EwsError> {
         let username = Username::parse(username).map_err(sspi_error)?;
         let identity = AuthIdentity {
             username,
             password: password.to_owned().into(),
         };
-        let mut ntlm = Ntlm::new();
+                let mut ntlm = Ntlm::new();
+        if let Some(token) = binding {
+            ntlm.set_channel_bindings(token);
+        }
         let credentials = ntlm
             .acquire_credentials_handle()
             .with_credential_use(CredentialUse::Outbound)

@@ -183,7 +183,7 @@ fn authorize(sim: &Simulator, headers: &HeaderMap) -> Result<String, Response> {
         })?;
     let world = sim.world();
     match world.tokens.get(token) {
-        Some((client, expires)) if *expires > Timestamp::now() => Ok(client.clone()),
+                Some((client, expires, _)) if *expires > Timestamp::now() => Ok(client.clone()),
         Some(_) => Err(graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
@@ -328,9 +328,14 @@ async fn token(
     );
     let lifetime = sim.shared.config.token_lifetime;
     let expires = Timestamp::now() + lifetime;
+        let audience = form
+        .get("scope")
+        .and_then(|s| s.strip_suffix("/.default"))
+        .unwrap_or_default()
+        .to_owned();
     sim.world()
         .tokens
-        .insert(token.clone(), (client_id, expires));
+        .insert(token.clone(), (client_id, expires, audience));
     sim.shared.stats.tokens.fetch_add(1, Ordering::Relaxed);
     Json(json!({"token_type": "Bearer", "expires_in": lifetime.as_secs(), "ext_expires_in": lifetime.as_secs(), "access_token": token})).into_response()
 }

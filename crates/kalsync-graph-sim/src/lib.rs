@@ -183,7 +183,8 @@ pub(crate) struct Delivery {
 
 pub(crate) struct World {
     pub(crate) directory: Directory,
-    pub(crate) tokens: HashMap<String, (String, Timestamp)>,
+    /// Issued tokens: the app, expiry, audience (the scope's resource).
+    pub(crate) tokens: HashMap<String, (String, Timestamp, String)>,
     pub(crate) subscriptions: HashMap<String, Subscription>,
     pub(crate) faults: Faults,
 }
@@ -259,6 +260,17 @@ impl Simulator {
         });
         tokio::spawn(deliver(Arc::downgrade(&shared), inbox));
         Simulator { shared }
+    }
+
+        /// The audience a bearer token was issued for (the resource of its
+    /// `…/.default` scope), if it was issued here and has not expired; else why not, as
+    /// Entra's tokens are refused.
+    pub fn token_audience(&self, token: &str) -> Result<String, &'static str> {
+        match self.world().tokens.get(token) {
+            Some((_, expires, audience)) if *expires > Timestamp::now() => Ok(audience.clone()),
+            Some(_) => Err("Lifetime validation failed, the token is expired."),
+            None => Err("IDX14100: JWT is not well formed."),
+        }
     }
 
     pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, World> {
@@ -652,6 +664,13 @@ pub async fn spawn_router(router: axum::Router) -> std::io::Result<(url::Url, Si
 pub struct SimHandle {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl SimHandle {
+    /// A handle for a server task spawned elsewhere: dropping it aborts the task.
+    pub fn from_task(task: tokio::task::JoinHandle<std::io::Result<()>>) -> SimHandle {
+        SimHandle { stop: None, task }
+    }
 }
 
 impl Drop for SimHandle {

@@ -8,7 +8,7 @@ pub mod error;
 pub mod model;
 pub mod notifications;
 
-pub use auth::{AppCredentials, ClientAuth, ConsentOutcome, TokenError};
+pub use auth::{AppCredentials, ClientAuth, ConsentOutcome, TokenError, TokenSource};
 pub use client::{
     CalendarRead, Endpoints, GraphClient, Limits, NewSubscription, ReadOptions, Subscription,
 };

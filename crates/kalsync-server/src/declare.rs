@@ -9,8 +9,8 @@ use kalsync_store::{
 use crate::ServerError;
 use crate::settings::{CompanyDecl, SourceDecl, TargetDecl, UserDecl};
 
-fn source(decl: &SourceDecl) -> SourceConfig {
-    match decl {
+fn source(decl: &SourceDecl) -> Result<SourceConfig, ServerError> {
+    Ok(match decl {
         SourceDecl::Graph {
             tenant,
             client_id,
@@ -29,17 +29,29 @@ fn source(decl: &SourceDecl) -> SourceConfig {
             username,
             password,
             auth,
-            version,
+                        version,
             access,
-        } => SourceConfig::Ews {
-            url: url.clone(),
-            username: username.clone(),
-            password: password.clone(),
-            auth: auth.clone(),
-            version: version.clone(),
-            access: access.clone(),
-        },
-    }
+            options,
+            ca_file,
+        } => {
+            let mut options = options.clone();
+            if let Some(path) = ca_file {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    ServerError::Config(format!("ca_file {}: {e}", path.display()))
+                })?;
+                options.ca_pem = Some(pem);
+            }
+            SourceConfig::Ews {
+                url: url.clone(),
+                username: username.clone(),
+                password: password.clone(),
+                auth: auth.clone(),
+                version: version.clone(),
+                access: access.clone(),
+                options,
+            }
+        }
+    })
 }
 
 /// Applies the declarations.
@@ -130,7 +142,7 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
             let instance = match instances.iter().find(|x| x.name == i.name) {
                 Some(existing) => {
                     let mut updated = existing.clone();
-                    updated.source = source(&i.source);
+                    updated.source = source(&i.source)?;
                     updated.settings = settings;
                     store.update_instance(&updated).await?;
                     updated
@@ -140,7 +152,7 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                         .create_instance(NewInstance {
                             company: company.id,
                             name: i.name.clone(),
-                            source: source(&i.source),
+                            source: source(&i.source)?,
                             settings,
                         })
                         .await?

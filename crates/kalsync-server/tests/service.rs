@@ -84,7 +84,9 @@ fn ews_source(base: &url::Url, username: &str, auth: &str, version: &str) -> Sou
         password: "Sommar2026!".to_owned().into(),
         auth: auth.into(),
         version: version.into(),
-        access: "impersonation".into(),
+                access: "impersonation".into(),
+        options: Default::default(),
+        ca_file: None,
     }
 }
 

@@ -122,9 +122,30 @@ pub enum SourceConfig {
         auth: String,
         /// `RequestServerVersion` or product year (`2010`, `Exchange2013_SP1`…).
         version: String,
-        /// `impersonation` or `delegate`.
+                /// `impersonation` or `delegate`.
         access: String,
+        /// OAuth, request limit, trusted CAs.
+        options: EwsOptions,
     },
+}
+
+/// An EWS instance's less common settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EwsOptions {
+    /// With `auth = "oauth"`: the Entra ID tenant of the app (the instance's
+    /// `username` is the app's client id, its `password` the client secret).
+    pub tenant: Option<String>,
+    /// Entra ID's login host other than the global cloud's.
+    pub login_url: Option<String>,
+    /// The OAuth scope (default: the EWS host's `/.default`).
+    pub scope: Option<String>,
+    /// Requests in flight at once (default 10, Exchange 2010's `EWSMaxConcurrency`;
+    /// 2013 and later allow 27).
+    pub max_concurrency: Option<u32>,
+    /// CA certificates (PEM) trusted for the server besides the public roots: a
+    /// company's own CA.
+    pub ca_pem: Option<String>,
 }
 
 impl SourceConfig {
@@ -167,11 +188,12 @@ impl SourceConfig {
                 username,
                 password,
                 auth,
-                version,
+                                version,
                 access,
+                options,
             } => json!({"kind": "ews", "url": url, "username": username,
                         "password": secrets.seal(password), "auth": auth,
-                        "version": version, "access": access}),
+                        "version": version, "access": access, "options": options}),
         }
     }
 
@@ -214,8 +236,13 @@ impl SourceConfig {
                     username: field("username")?,
                     password: secrets.open(&field("password")?)?,
                     auth: field("auth")?,
-                    version: field("version")?,
+                                        version: field("version")?,
                     access: field("access")?,
+                    options: match value.get("options") {
+                        None | Some(Value::Null) => EwsOptions::default(),
+                        Some(o) => serde_json::from_value(o.clone())
+                            .map_err(|e| corrupt(&format!("options: {e}")))?,
+                    },
                 })
             }
             _ => Err(corrupt("unknown source kind")),

@@ -10,7 +10,7 @@ use kalsync_core::{BookingTime, FreeBusy, WindowsZone, Zone};
 use kalsync_ews::request::{self, Access, Shape, Subscription};
 use kalsync_ews::response::{self, Change};
 use kalsync_ews::{Affinity, Auth, EwsClient, EwsError, Settings};
-use kalsync_ews_sim::{DelegateRights, EwsConfig, EwsFaults, EwsSim};
+use kalsync_ews_sim::{DelegateRights, EwsConfig, EwsFaults, EwsSim, ExtendedProtection};
 use kalsync_graph_sim::{EventSpec, RecurrenceSpec, SimConfig, Simulator, UserSpec};
 use secrecy::SecretString;
 
@@ -644,4 +644,131 @@ async fn an_instance_keeps_under_its_concurrency() {
     assert!(stats.requests >= 12, "{stats:?}");
     assert!(stats.max_in_flight <= 3, "{stats:?}");
     assert!(stats.max_in_flight >= 2, "the reads did overlap: {stats:?}");
+}
+
+#[tokio::test]
+async fn ntlm_over_tls_carries_the_channel_binding_extended_protection_requires() {
+    let plain = exchange().await;
+    let graph = plain.sim.graph().clone();
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config.extended_protection = ExtendedProtection::Require;
+    let sim = EwsSim::new(graph.clone(), config.clone());
+    let (base, _tls, ca_pem) = kalsync_ews_sim::spawn_tls(sim.clone()).await.expect("tls");
+    assert_eq!(base.scheme(), "https");
+    let ntlm = |url: url::Url, ca: Option<String>| {
+        let mut s = Settings::new(
+            url,
+            Auth::Ntlm {
+                username: ACCOUNT.into(),
+                password: SecretString::from(PASSWORD),
+            },
+        );
+        s.timeout = Duration::from_secs(10);
+        s.ca_pem = ca;
+        EwsClient::new(s).expect("client")
+    };
+    let url = base.join("EWS/Exchange.asmx").expect("url");
+
+    // The company's CA trusted: signed in with the channel's binding, and read.
+    let c = ntlm(url.clone(), Some(ca_pem.clone()));
+    let read = read_week(&c, "anna@corp.example").await.expect("read");
+    assert!(read.rejected.is_empty());
+    read_week(&c, "bo@corp.example").await.expect("again");
+    assert_eq!(sim.stats().ntlm_sign_ins, 1, "one connection, signed in once");
+
+    // Not trusted: a TLS error that says so, nothing sent.
+    let e = read_week(&ntlm(url, None), "anna@corp.example")
+        .await
+        .expect_err("untrusted");
+    assert!(e.to_string().contains("TLS"), "{e}");
+
+    // Without TLS there is no channel to bind: a server requiring it refuses.
+    plain.sim.set_config(config);
+    let e = read_week(&ntlm(plain.url.clone(), None), "anna@corp.example")
+        .await
+        .expect_err("refused");
+    assert!(matches!(e, EwsError::Unauthorized(_)), "{e}");
+    assert_eq!(plain.sim.stats().ntlm_sign_ins, 0);
+    assert!(kalsync_ews::tls::certificates("not a certificate").is_err());
+    assert_eq!(
+        kalsync_ews::tls::certificates(&ca_pem).expect("pem").len(),
+        1
+    );
+}
+
+/// Tokens from the Graph simulator's Entra endpoint, as the service gets them.
+struct SimTokens {
+    http: reqwest::Client,
+    token_url: url::Url,
+    scope: String,
+    fetched: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl kalsync_ews::TokenProvider for SimTokens {
+    async fn token(&self) -> Result<SecretString, EwsError> {
+        self.fetched
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let answer: serde_json::Value = self
+            .http
+            .post(self.token_url.clone())
+            .form(&[
+                ("client_id", "c"),
+                ("client_secret", "s"),
+                ("grant_type", "client_credentials"),
+                ("scope", self.scope.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| EwsError::Transport(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| EwsError::Transport(e.to_string()))?;
+        let token = answer["access_token"]
+            .as_str()
+            .ok_or_else(|| EwsError::Unauthorized(format!("{answer}")))?;
+        Ok(SecretString::from(token.to_owned()))
+    }
+
+    async fn invalidate(&self) {}
+}
+
+#[tokio::test]
+async fn oauth_tokens_for_the_exchange_audience_are_taken_and_others_refused() {
+    let x = exchange().await;
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config.oauth_audience = Some("https://outlook.office365.com".into());
+    x.sim.set_config(config);
+    let (graph_url, _graph) = kalsync_graph_sim::spawn(x.sim.graph().clone())
+        .await
+        .expect("graph");
+    let oauth = |scope: &str| {
+        let tokens = std::sync::Arc::new(SimTokens {
+            http: reqwest::Client::new(),
+            token_url: graph_url.join("t/oauth2/v2.0/token").expect("url"),
+            scope: scope.into(),
+            fetched: Default::default(),
+        });
+        let mut s = Settings::new(x.url.clone(), Auth::OAuth(tokens.clone()));
+        s.timeout = Duration::from_secs(10);
+        (EwsClient::new(s).expect("client"), tokens)
+    };
+    let (c, tokens) = oauth("https://outlook.office365.com/.default");
+    read_week(&c, "anna@corp.example").await.expect("read");
+    assert_eq!(x.sim.stats().body_requested, 0);
+
+    // A Graph token is not an Exchange token: refused after one fresh try.
+    let (c, tokens_graph) = oauth("https://graph.microsoft.com/.default");
+    let e = read_week(&c, "anna@corp.example")
+        .await
+        .expect_err("wrong audience");
+    assert!(matches!(e, EwsError::Unauthorized(_)), "{e}");
+    assert_eq!(
+        tokens_graph
+            .fetched
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the refused token was fetched afresh once"
+    );
+    assert!(tokens.fetched.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }
