@@ -267,7 +267,7 @@ impl EwsSource {
             username,
             password,
             auth,
-                        version,
+            version,
             access,
             options,
         } = config
@@ -280,7 +280,7 @@ impl EwsSource {
                 username: username.clone(),
                 password: password.clone(),
             },
-                        "ntlm" => kalsync_ews::Auth::Ntlm {
+            "ntlm" => kalsync_ews::Auth::Ntlm {
                 username: username.clone(),
                 password: password.clone(),
             },

@@ -145,7 +145,7 @@ fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
                 let Some(Connection::Challenged(challenge)) = connections.remove(&peer) else {
                     return Admission::Refused;
                 };
-                                let channel = lock(&sim.shared.channel).clone();
+                let channel = lock(&sim.shared.channel).clone();
                 let binding = crate::ntlm::Binding {
                     policy: config.extended_protection,
                     channel: channel.as_deref(),
@@ -173,10 +173,12 @@ fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
             }
             _ => Admission::Refused,
         }
-        } else if let Some(token) = value.strip_prefix("Bearer ") {
+    } else if let Some(token) = value.strip_prefix("Bearer ") {
         let issued_for = sim.graph().token_audience(token.trim());
         match (&config.oauth_audience, issued_for) {
-            (Some(wanted), Ok(audience)) if audience.trim_end_matches('/') == wanted.trim_end_matches('/') => {
+            (Some(wanted), Ok(audience))
+                if audience.trim_end_matches('/') == wanted.trim_end_matches('/') =>
+            {
                 Admission::Allowed
             }
             (_, Err(why)) => {
@@ -239,7 +241,7 @@ fn unauthorized(config: &EwsConfig, challenge: Option<String>) -> Response {
                 .header(header::WWW_AUTHENTICATE, "Negotiate")
                 .header(header::WWW_AUTHENTICATE, "NTLM");
         }
-                if config.basic {
+        if config.basic {
             response = response.header(header::WWW_AUTHENTICATE, "Basic realm=\"ews.sim\"");
         }
         if config.oauth_audience.is_some() {

@@ -59,13 +59,13 @@ pub struct EwsConfig {
     /// Accepts Basic authentication.
     #[serde(default = "yes")]
     pub basic: bool,
-        /// Accepts NTLM (per connection).
+    /// Accepts NTLM (per connection).
     #[serde(default = "yes")]
     pub ntlm: bool,
     /// Accepts OAuth bearer tokens the Graph simulator's token endpoint issued for this
     /// audience (the resource of the `…/.default` scope, e.g.
     /// `https://outlook.office365.com`), as an app with impersonation rights.
-        #[serde(default)]
+    #[serde(default)]
     pub oauth_audience: Option<String>,
     /// Extended Protection for NTLM over TLS.
     #[serde(default)]
@@ -91,9 +91,9 @@ impl EwsConfig {
         EwsConfig {
             username: username.into(),
             password: password.into(),
-                        basic: true,
+            basic: true,
             ntlm: true,
-                        oauth_audience: None,
+            oauth_audience: None,
             extended_protection: ExtendedProtection::Off,
             impersonate_all: true,
             impersonate: HashSet::new(),
@@ -169,7 +169,7 @@ struct Shared {
     stats: Stats,
     subscriptions: Mutex<notify::Registry>,
     http: reqwest::Client,
-        /// NTLM state per client connection.
+    /// NTLM state per client connection.
     ntlm: Mutex<HashMap<std::net::SocketAddr, http::Connection>>,
     /// Served over TLS: the `tls-server-end-point` token of its certificate.
     channel: Mutex<Option<Vec<u8>>>,
@@ -191,7 +191,7 @@ impl EwsSim {
             faults: Mutex::new(EwsFaults::default()),
             stats: Stats::default(),
             subscriptions: Mutex::new(notify::Registry::default()),
-                        ntlm: Mutex::new(HashMap::new()),
+            ntlm: Mutex::new(HashMap::new()),
             channel: Mutex::new(None),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))

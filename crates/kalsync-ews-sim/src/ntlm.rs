@@ -210,7 +210,7 @@ pub(crate) fn verify(
         .iter()
         .zip(proof)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 {
+    if diff != 0 {
         return Err("wrong password".into());
     }
     // The blob is covered by the proof just checked, so its binding is the client's.
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn garbage_is_refused_not_panicked_on() {
         let challenge = [1u8; 8];
-                let off = Binding {
+        let off = Binding {
             policy: crate::ExtendedProtection::Off,
             channel: None,
         };
@@ -242,7 +242,7 @@ mod tests {
         let mut short = b"NTLMSSP\0".to_vec();
         short.extend_from_slice(&3u32.to_le_bytes());
         short.extend_from_slice(&[0xff; 60]);
-                assert!(verify(&short, &challenge, "svc", "pw", off).is_err());
+        assert!(verify(&short, &challenge, "svc", "pw", off).is_err());
         // A blob whose AV pairs run off its end has no binding, and no panic.
         let mut blob = vec![1u8, 1];
         blob.extend_from_slice(&[0; 26]);
@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(message_type(&challenge_message_for_test()), Some(2));
     }
 
-        #[test]
+    #[test]
     fn the_binding_hash_is_the_gss_structure_of_the_token() {
         // The hash Windows computes for a `tls-server-end-point` token of 32 zero bytes
         // over the same 16 zero address bytes, length and data.
@@ -260,7 +260,10 @@ mod tests {
         let mut whole = vec![0u8; 16];
         whole.extend_from_slice(&(token.len() as u32).to_le_bytes());
         whole.extend_from_slice(&token);
-        assert_eq!(channel_binding_hash(&token), <[u8; 16]>::from(Md5::digest(&whole)));
+        assert_eq!(
+            channel_binding_hash(&token),
+            <[u8; 16]>::from(Md5::digest(&whole))
+        );
         let mut blob = vec![1u8, 1];
         blob.extend_from_slice(&[0; 26]);
         blob.extend_from_slice(&[0x0a, 0, 16, 0]);

@@ -55,8 +55,13 @@ pub async fn spawn_tls(sim: EwsSim) -> std::io::Result<(url::Url, EwsHandle, Str
             while connections.try_join_next().is_some() {}
         }
     });
-    let url = url::Url::parse(&format!("https://localhost:{port}/")).map_err(std::io::Error::other)?;
-    Ok((url, kalsync_graph_sim::SimHandle::from_task(task), cert.pem()))
+    let url =
+        url::Url::parse(&format!("https://localhost:{port}/")).map_err(std::io::Error::other)?;
+    Ok((
+        url,
+        kalsync_graph_sim::SimHandle::from_task(task),
+        cert.pem(),
+    ))
 }
 
 /// Serves one connection, its requests knowing the peer (NTLM signs in a connection).

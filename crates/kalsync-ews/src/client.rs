@@ -27,7 +27,7 @@ pub enum Auth {
         /// Its password.
         password: SecretString,
     },
-        /// `Authorization: Bearer` with a fixed token.
+    /// `Authorization: Bearer` with a fixed token.
     Bearer(SecretString),
     /// `Authorization: Bearer` with tokens from a provider (OAuth client credentials
     /// for Exchange Online or hybrid modern auth); a refused token is fetched afresh
@@ -47,7 +47,7 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
             Auth::Ntlm { username, .. } => write!(f, "Ntlm({username}, ***)"),
-                        Auth::Bearer(_) => f.write_str("Bearer(***)"),
+            Auth::Bearer(_) => f.write_str("Bearer(***)"),
             Auth::OAuth(_) => f.write_str("OAuth(***)"),
         }
     }
@@ -79,7 +79,7 @@ pub struct Settings {
     pub timeout: Duration,
     /// Attempts of one request while the server says it is busy.
     pub max_attempts: u32,
-        /// Requests in flight at once for this instance, under the server's throttling
+    /// Requests in flight at once for this instance, under the server's throttling
     /// policy (`EWSMaxConcurrency` is 10 by default on Exchange 2010, 27 from 2013).
     pub max_concurrency: usize,
     /// CA certificates (PEM) trusted besides the public roots: a company's own CA.
@@ -96,7 +96,7 @@ impl Settings {
             access: Access::Impersonation,
             zone: None,
             timeout: Duration::from_secs(30),
-                        max_attempts: 4,
+            max_attempts: 4,
             max_concurrency: 10,
             ca_pem: None,
         }
@@ -140,7 +140,7 @@ const SMALLEST_WINDOW: SignedDuration = SignedDuration::from_mins(15);
 
 impl EwsClient {
     /// A client; fails only when the HTTP stack cannot start.
-        pub fn new(settings: Settings) -> Result<EwsClient, EwsError> {
+    pub fn new(settings: Settings) -> Result<EwsClient, EwsError> {
         let roots = match &settings.ca_pem {
             Some(pem) => crate::tls::certificates(pem)?,
             None => Vec::new(),
@@ -319,7 +319,7 @@ impl EwsClient {
         headers: &[(&str, String)],
         envelope: &str,
     ) -> Result<(reqwest::StatusCode, String, Option<String>), EwsError> {
-                let answer = self
+        let answer = self
             .send_plain(headers, envelope.to_owned(), self.settings.timeout)
             .await?;
         let status = answer.status();
@@ -339,7 +339,7 @@ impl EwsClient {
         Ok((status, read_capped(answer).await?, cookie))
     }
 
-        /// One POST with Basic or bearer credentials, its answer not yet read. With OAuth, a
+    /// One POST with Basic or bearer credentials, its answer not yet read. With OAuth, a
     /// 401 fetches a fresh token and sends once more.
     async fn send_plain(
         &self,
@@ -402,7 +402,7 @@ impl EwsClient {
                         .boxed(),
                 )
             }
-                        None => {
+            None => {
                 // A stream is held for up to half an hour: no shorter overall timeout.
                 let answer = self
                     .send_plain(&headers, envelope, Duration::from_secs(40 * 60))

@@ -42,7 +42,7 @@ pub(crate) struct NtlmPool {
     url: url::Url,
     username: String,
     password: SecretString,
-        timeout: Duration,
+    timeout: Duration,
     /// CA certificates trusted besides the public roots (DER).
     roots: Vec<Vec<u8>>,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
@@ -56,7 +56,7 @@ impl NtlmPool {
     pub(crate) fn new(
         url: url::Url,
         username: String,
-                password: SecretString,
+        password: SecretString,
         timeout: Duration,
         roots: Vec<Vec<u8>>,
     ) -> NtlmPool {
@@ -120,7 +120,7 @@ impl NtlmPool {
         })
     }
 
-        /// A new connection, and over TLS the channel binding of the server's certificate.
+    /// A new connection, and over TLS the channel binding of the server's certificate.
     async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, Option<Vec<u8>>), EwsError> {
         let host = self
             .url
@@ -140,7 +140,7 @@ impl NtlmPool {
         .map_err(|e| transport(format!("{host}:{port}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         if self.url.scheme() == "https" {
-                        let mut roots = rustls::RootCertStore::empty();
+            let mut roots = rustls::RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             for der in &self.roots {
                 roots
@@ -157,7 +157,7 @@ impl NtlmPool {
             let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
                 .connect(name, tcp)
                 .await
-                                .map_err(|e| transport(format!("TLS with {host}: {e}")))?;
+                .map_err(|e| transport(format!("TLS with {host}: {e}")))?;
             let binding = tls
                 .get_ref()
                 .1
@@ -181,7 +181,7 @@ impl NtlmPool {
 
     /// NEGOTIATE and the request, the CHALLENGE in the 401, AUTHENTICATE and the request
     /// again: the answer to the second is the request's (its body not yet read).
-        async fn authenticate(
+    async fn authenticate(
         &self,
         sender: &mut SendRequest<Full<Bytes>>,
         binding: Option<&[u8]>,
@@ -226,7 +226,7 @@ impl NtlmPool {
         headers: &[(&str, String)],
         body: &str,
     ) -> Result<(SendRequest<Full<Bytes>>, hyper::Response<Incoming>), EwsError> {
-                let (mut sender, binding) = self.connect().await?;
+        let (mut sender, binding) = self.connect().await?;
         let answer = tokio::time::timeout(
             self.timeout,
             self.authenticate(&mut sender, binding.as_deref(), headers, body),
@@ -355,7 +355,7 @@ fn sspi_error(e: impl std::fmt::Display) -> EwsError {
 }
 
 impl Handshake {
-        /// `DOMAIN\user` or `user@domain`; `binding`: the TLS channel's
+    /// `DOMAIN\user` or `user@domain`; `binding`: the TLS channel's
     /// `tls-server-end-point` token, put in the AUTHENTICATE message.
     fn new(username: &str, password: &str, binding: Option<&[u8]>) -> Result<Handshake, EwsError> {
         let username = Username::parse(username).map_err(sspi_error)?;
@@ -363,7 +363,7 @@ impl Handshake {
             username,
             password: password.to_owned().into(),
         };
-                let mut ntlm = Ntlm::new();
+        let mut ntlm = Ntlm::new();
         if let Some(token) = binding {
             ntlm.set_channel_bindings(token);
         }

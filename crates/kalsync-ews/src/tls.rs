@@ -10,7 +10,7 @@ use crate::error::EwsError;
 
 /// The DER certificates in a PEM text; an error when there are none or one is broken.
 pub fn certificates(pem: &str) -> Result<Vec<Vec<u8>>, EwsError> {
-        let blocks = pem::parse_many(pem).map_err(|e| bad(&e.to_string()))?;
+    let blocks = pem::parse_many(pem).map_err(|e| bad(&e.to_string()))?;
     let mut found = Vec::new();
     for block in blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE") {
         let der = block.into_contents();

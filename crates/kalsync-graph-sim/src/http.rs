@@ -183,7 +183,7 @@ fn authorize(sim: &Simulator, headers: &HeaderMap) -> Result<String, Response> {
         })?;
     let world = sim.world();
     match world.tokens.get(token) {
-                Some((client, expires, _)) if *expires > Timestamp::now() => Ok(client.clone()),
+        Some((client, expires, _)) if *expires > Timestamp::now() => Ok(client.clone()),
         Some(_) => Err(graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
@@ -328,7 +328,7 @@ async fn token(
     );
     let lifetime = sim.shared.config.token_lifetime;
     let expires = Timestamp::now() + lifetime;
-        let audience = form
+    let audience = form
         .get("scope")
         .and_then(|s| s.strip_suffix("/.default"))
         .unwrap_or_default()

@@ -262,7 +262,7 @@ impl Simulator {
         Simulator { shared }
     }
 
-        /// The audience a bearer token was issued for (the resource of its
+    /// The audience a bearer token was issued for (the resource of its
     /// `…/.default` scope), if it was issued here and has not expired; else why not, as
     /// Entra's tokens are refused.
     pub fn token_audience(&self, token: &str) -> Result<String, &'static str> {

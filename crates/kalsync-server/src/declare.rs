@@ -29,16 +29,15 @@ fn source(decl: &SourceDecl) -> Result<SourceConfig, ServerError> {
             username,
             password,
             auth,
-                        version,
+            version,
             access,
             options,
             ca_file,
         } => {
             let mut options = options.clone();
             if let Some(path) = ca_file {
-                let pem = std::fs::read_to_string(path).map_err(|e| {
-                    ServerError::Config(format!("ca_file {}: {e}", path.display()))
-                })?;
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| ServerError::Config(format!("ca_file {}: {e}", path.display())))?;
                 options.ca_pem = Some(pem);
             }
             SourceConfig::Ews {

@@ -224,7 +224,7 @@ pub enum SourceDecl {
         /// `2007`, `2010`, `2013`, `2016`, `2019`, `se` or `Exchange2010_SP1`….
         #[serde(default = "exchange_2016")]
         version: String,
-                /// `impersonation` (ApplicationImpersonation) or `delegate` (Reviewer).
+        /// `impersonation` (ApplicationImpersonation) or `delegate` (Reviewer).
         #[serde(default = "impersonation")]
         access: String,
         /// OAuth tenant and scope, request limit (`max_concurrency`), inline CAs.

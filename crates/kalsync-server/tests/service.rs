@@ -84,7 +84,7 @@ fn ews_source(base: &url::Url, username: &str, auth: &str, version: &str) -> Sou
         password: "Sommar2026!".to_owned().into(),
         auth: auth.into(),
         version: version.into(),
-                access: "impersonation".into(),
+        access: "impersonation".into(),
         options: Default::default(),
         ca_file: None,
     }
@@ -830,5 +830,58 @@ async fn a_delegate_instance_polls_with_sync_folder_items_and_reads_only_on_chan
         Some("lunch")
     );
     assert_eq!(ews.stats().body_requested, 0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_exchange_instance_signs_in_with_oauth_tokens_from_entra() {
+    let dir = std::env::temp_dir().join(format!("kalsync-ews-oauth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let Exchange {
+        calendars,
+        sim_url,
+        ews,
+        ews_url,
+        _servers,
+    } = exchange_with_anna().await;
+    // The app's tokens are for the Exchange host; the account has no password at all.
+    let mut config = kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", "unused");
+    config.basic = false;
+    config.ntlm = false;
+    config.oauth_audience = Some("http://127.0.0.1".into());
+    ews.set_config(config);
+    book_lunch_now(&calendars);
+    let mut s = settings(&sim_url, &dir).await;
+    s.companies[0].instances[0].source = SourceDecl::Ews {
+        url: format!("{ews_url}EWS/Exchange.asmx"),
+        username: "c".into(),
+        password: "s".to_owned().into(),
+        auth: "oauth".into(),
+        version: "2016".into(),
+        access: "impersonation".into(),
+        options: kalsync_store::EwsOptions {
+            tenant: Some("t".into()),
+            login_url: Some(sim_url.to_string()),
+            max_concurrency: Some(4),
+            ..Default::default()
+        },
+        ca_file: None,
+    };
+    let running = Running::start(s, dir).await;
+    assert!(
+        eventually(|| running.pbx.received() > 0).await,
+        "{:?}",
+        ews.stats()
+    );
+    let anna = running.pbx.current()["anna@acme.example"].clone();
+    assert_eq!(
+        anna.status.absence.as_ref().map(|a| a.reason.as_str()),
+        Some("lunch")
+    );
+    assert_eq!(ews.stats().unauthorized, 0);
+    assert!(
+        calendars.stats().tokens >= 1,
+        "a token from the Entra endpoint"
+    );
     running.stop().await;
 }

@@ -122,7 +122,7 @@ pub enum SourceConfig {
         auth: String,
         /// `RequestServerVersion` or product year (`2010`, `Exchange2013_SP1`…).
         version: String,
-                /// `impersonation` or `delegate`.
+        /// `impersonation` or `delegate`.
         access: String,
         /// OAuth, request limit, trusted CAs.
         options: EwsOptions,
@@ -188,7 +188,7 @@ impl SourceConfig {
                 username,
                 password,
                 auth,
-                                version,
+                version,
                 access,
                 options,
             } => json!({"kind": "ews", "url": url, "username": username,
@@ -236,7 +236,7 @@ impl SourceConfig {
                     username: field("username")?,
                     password: secrets.open(&field("password")?)?,
                     auth: field("auth")?,
-                                        version: field("version")?,
+                    version: field("version")?,
                     access: field("access")?,
                     options: match value.get("options") {
                         None | Some(Value::Null) => EwsOptions::default(),

@@ -236,7 +236,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                         username: ews_account.into(),
                         password: ews_password.to_owned().into(),
                         auth: "ntlm".into(),
-                                                version: "2016".into(),
+                        version: "2016".into(),
                         access: "impersonation".into(),
                         options: Default::default(),
                         ca_file: None,

@@ -674,7 +674,11 @@ async fn ntlm_over_tls_carries_the_channel_binding_extended_protection_requires(
     let read = read_week(&c, "anna@corp.example").await.expect("read");
     assert!(read.rejected.is_empty());
     read_week(&c, "bo@corp.example").await.expect("again");
-    assert_eq!(sim.stats().ntlm_sign_ins, 1, "one connection, signed in once");
+    assert_eq!(
+        sim.stats().ntlm_sign_ins,
+        1,
+        "one connection, signed in once"
+    );
 
     // Not trusted: a TLS error that says so, nothing sent.
     let e = read_week(&ntlm(url, None), "anna@corp.example")
