@@ -13,7 +13,7 @@ mod ntlm;
 mod ops;
 mod tls;
 
-pub use tls::spawn_tls;
+pub use tls::{certificate, run_tls, spawn_tls};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

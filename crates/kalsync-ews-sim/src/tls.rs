@@ -18,6 +18,18 @@ use crate::{EwsHandle, EwsSim, http, lock};
 /// (`https://localhost:PORT/`), a handle that stops it when dropped, and the PEM of
 /// its certificate (for the client to trust).
 pub async fn spawn_tls(sim: EwsSim) -> std::io::Result<(url::Url, EwsHandle, String)> {
+    let (acceptor, pem) = certificate(&sim)?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(run_tls(sim, listener, acceptor, std::future::pending()));
+    let url =
+        url::Url::parse(&format!("https://localhost:{port}/")).map_err(std::io::Error::other)?;
+    Ok((url, kalsync_graph_sim::SimHandle::from_task(task), pem))
+}
+
+/// A fresh self-signed certificate for `localhost` and `127.0.0.1`, its channel
+/// binding recorded in `sim`: the acceptor, and the certificate's PEM.
+pub fn certificate(sim: &EwsSim) -> std::io::Result<(tokio_rustls::TlsAcceptor, String)> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)
         .map_err(std::io::Error::other)?;
     let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
@@ -36,32 +48,38 @@ pub async fn spawn_tls(sim: EwsSim) -> std::io::Result<(url::Url, EwsHandle, Str
             rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .map_err(std::io::Error::other)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let router = http::router(sim);
-    let task = tokio::spawn(async move {
-        // Dropping the set (the task aborted) closes every connection.
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let (tcp, peer) = listener.accept().await?;
-            let (acceptor, router) = (acceptor.clone(), router.clone());
-            connections.spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                serve(TokioIo::new(tls), router, peer).await;
-            });
-            while connections.try_join_next().is_some() {}
-        }
-    });
-    let url =
-        url::Url::parse(&format!("https://localhost:{port}/")).map_err(std::io::Error::other)?;
     Ok((
-        url,
-        kalsync_graph_sim::SimHandle::from_task(task),
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         cert.pem(),
     ))
+}
+
+/// Serves the simulator over TLS on `listener` until `shutdown` completes; the
+/// connections end with it.
+pub async fn run_tls(
+    sim: EwsSim,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = http::router(sim);
+    // Dropping the set closes every connection.
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        connections.spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            serve(TokioIo::new(tls), router, peer).await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
 }
 
 /// Serves one connection, its requests knowing the peer (NTLM signs in a connection).

@@ -37,8 +37,11 @@ fn step(name: &'static str, result: Result<String, String>) -> Step {
 /// What an EWS error means for the admin.
 fn advice(e: &EwsError) -> String {
     match (e, e.code()) {
-        (EwsError::Unauthorized(_), _) => format!(
-            "{e}. Check the account name (DOMAIN\\user or user@domain) and password, and that the EWS virtual directory allows the chosen sign-in (Get-WebServicesVirtualDirectory | fl WindowsAuthentication, BasicAuthentication)."
+                (EwsError::Unauthorized(_), _) => format!(
+            "{e}. Check the account name (DOMAIN\\user or user@domain) and password, and that the EWS virtual directory allows the chosen sign-in (Get-WebServicesVirtualDirectory | fl WindowsAuthentication, BasicAuthentication, ExtendedProtectionTokenChecking). With auth = \"oauth\", check the app's tenant, id, secret and its Exchange permission (full_access_as_app)."
+        ),
+        (EwsError::Transport(m), _) if m.contains("certificate") => format!(
+            "{e}. The server's certificate is not trusted: if it comes from the company's own CA, export that CA's certificate (PEM) and name it with ca_file in the instance; check too that the address's host name is in the certificate."
         ),
         (EwsError::Transport(_), _) => format!(
             "{e}. Check the EWS address (…/EWS/Exchange.asmx), DNS and that the firewall lets this server reach it on TCP 443."

@@ -40,6 +40,11 @@ pub(crate) struct EwsSimArgs {
     /// Mail domain of the sample company.
     #[arg(long, default_value = "corp.example")]
     domain: String,
+    /// Serve HTTPS with a fresh self-signed certificate, written (PEM) to this file for
+    /// the client's `ca_file`; NTLM then requires the channel binding (IIS Extended
+    /// Protection "Required").
+    #[arg(long, value_name = "FILE")]
+    tls_cert_out: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `kalsync sim graph`.
@@ -89,12 +94,34 @@ async fn serve_ews(args: &EwsSimArgs) -> Result<(), String> {
     let monday = args.monday.unwrap_or_else(this_monday);
     let people = sample::populate(&calendars, args.users, monday, 2, args.seed, &args.domain)
         .map_err(|e| format!("sample company: {e}"))?;
-    let sim = kalsync_ews_sim::EwsSim::new(
-        calendars,
-        kalsync_ews_sim::EwsConfig::new(&args.account, &password),
-    );
+    let mut config = kalsync_ews_sim::EwsConfig::new(&args.account, &password);
+    if args.tls_cert_out.is_some() {
+        config.extended_protection = kalsync_ews_sim::ExtendedProtection::Require;
+    }
+    let sim = kalsync_ews_sim::EwsSim::new(calendars, config);
     let (listener, base) = bind(args.listen).await?;
+    let tls = match &args.tls_cert_out {
+        Some(path) => {
+            let (acceptor, pem) =
+                kalsync_ews_sim::certificate(&sim).map_err(|e| format!("certificate: {e}"))?;
+            std::fs::write(path, pem)
+                .map_err(|e| format!("--tls-cert-out {}: {e}", path.display()))?;
+            Some(acceptor)
+        }
+        None => None,
+    };
+    let base = if tls.is_some() {
+        base.replacen("http://", "https://", 1)
+    } else {
+        base
+    };
     say!("Exchange (EWS) simulator on {base}");
+    if let Some(path) = &args.tls_cert_out {
+        say!(
+            "  certificate    {}   (trust it with ca_file; NTLM needs the channel binding)",
+            path.display()
+        );
+    }
     say!(
         "  ews            {base}EWS/Exchange.asmx   (NTLM or Basic; FindItem, GetItem, SyncFolderItems, Subscribe, GetEvents, GetStreamingEvents)"
     );
@@ -108,9 +135,13 @@ async fn serve_ews(args: &EwsSimArgs) -> Result<(), String> {
     );
     say_mailboxes(&people, monday);
     say!("Stop with Ctrl-C.");
-    kalsync_ews_sim::run(sim, listener, crate::serve::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    match tls {
+        Some(acceptor) => {
+            kalsync_ews_sim::run_tls(sim, listener, acceptor, crate::serve::shutdown_signal()).await
+        }
+        None => kalsync_ews_sim::run(sim, listener, crate::serve::shutdown_signal()).await,
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Listens on `listen`; the listener and its base URL.
