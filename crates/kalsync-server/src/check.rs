@@ -37,7 +37,7 @@ fn step(name: &'static str, result: Result<String, String>) -> Step {
 /// What an EWS error means for the admin.
 fn advice(e: &EwsError) -> String {
     match (e, e.code()) {
-                (EwsError::Unauthorized(_), _) => format!(
+        (EwsError::Unauthorized(_), _) => format!(
             "{e}. Check the account name (DOMAIN\\user or user@domain) and password, and that the EWS virtual directory allows the chosen sign-in (Get-WebServicesVirtualDirectory | fl WindowsAuthentication, BasicAuthentication, ExtendedProtectionTokenChecking). With auth = \"oauth\", check the app's tenant, id, secret and its Exchange permission (full_access_as_app)."
         ),
         (EwsError::Transport(m), _) if m.contains("certificate") => format!(
