@@ -7,11 +7,13 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{Booking, EmailAddress, Extension, InstanceSettings, Timeline};
+mod accounts;
+
 use kalsync_store::{
-    AuditEntry, BookingDiff, Company, CompanyId, Delivery, DeliveryId, DeliveryState, Instance,
-    InstanceId, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, SecretBox,
-    SourceConfig, Store, StoreError, SyncState, SyncWrite, Target, TargetConfig, TargetId, User,
-    UserId,
+    Account, AccountId, ApiToken, ApiTokenId, AuditEntry, BookingDiff, Company, CompanyId,
+    Delivery, DeliveryId, DeliveryState, Grant, Instance, InstanceId, NewAccount, NewAuditEntry,
+    NewDelivery, NewInstance, NewTarget, NewUser, SecretBox, Session, SourceConfig, Store,
+    StoreError, SyncState, SyncWrite, Target, TargetConfig, TargetId, User, UserId,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -1254,6 +1256,75 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn create_account(&self, account: NewAccount) -> Result<Account, StoreError> {
+        self.insert_account(account).await
+    }
+
+    async fn account(&self, account: AccountId) -> Result<Account, StoreError> {
+        self.select_account(account).await
+    }
+
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError> {
+        self.select_account_by_email(email).await
+    }
+
+    async fn accounts(&self, company: Option<CompanyId>) -> Result<Vec<Account>, StoreError> {
+        self.select_accounts(company).await
+    }
+
+    async fn set_password(&self, account: AccountId, hash: &str) -> Result<(), StoreError> {
+        self.update_password(account, hash).await
+    }
+
+    async fn delete_account(&self, account: AccountId) -> Result<(), StoreError> {
+        self.remove_account(account).await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.insert_session(session).await
+    }
+
+    async fn session(&self, id_hash: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        self.select_session(id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.remove_session(id_hash).await
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.remove_expired_sessions(now).await
+    }
+
+    async fn create_api_token(
+        &self,
+        grant: Grant,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<ApiToken, StoreError> {
+        self.insert_api_token(grant, name, token_hash).await
+    }
+
+    async fn use_api_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        self.select_and_touch_token(token_hash, now).await
+    }
+
+    async fn api_tokens(&self, company: CompanyId) -> Result<Vec<ApiToken>, StoreError> {
+        self.select_api_tokens(company).await
+    }
+
+    async fn delete_api_token(
+        &self,
+        company: CompanyId,
+        token: ApiTokenId,
+    ) -> Result<(), StoreError> {
+        self.remove_api_token(company, token).await
     }
 
     async fn lease_users(

@@ -7,8 +7,9 @@ use kalsync_core::{
     Window, build_timeline,
 };
 use kalsync_store::{
-    DeliveryState, GraphCredential, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser,
-    SecretBox, SourceConfig, Store, StoreError, SyncState, SyncWrite, TargetConfig, UserId,
+    CompanyId, DeliveryState, Grant, GraphCredential, NewAccount, NewAuditEntry, NewDelivery,
+    NewInstance, NewTarget, NewUser, Role, SecretBox, Session, SourceConfig, Store, StoreError,
+    SyncState, SyncWrite, TargetConfig, UserId,
 };
 use kalsync_store_sql::{DatabaseUrl, SqlStore};
 use secrecy::{ExposeSecret, SecretString};
@@ -737,6 +738,8 @@ pub async fn story(f: &Fixture) {
         Err(StoreError::NotFound(_))
     ));
 
+    accounts_story(s, acme.id, other.id).await;
+
     // Removing an instance, then a company, removes the rest.
     s.delete_instance(instance.id)
         .await
@@ -748,6 +751,166 @@ pub async fn story(f: &Fixture) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.companies().await.expect("companies").len(), 1);
+    assert!(
+        s.accounts(Some(acme.id))
+            .await
+            .expect("accounts")
+            .is_empty(),
+        "a removed company's accounts are gone"
+    );
+}
+
+/// Accounts, sessions and API tokens: unique e-mails, grants kept, sessions ended by a
+/// new password or their expiry, tokens found by hash and only within their company.
+async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
+    let operator = s
+        .create_account(NewAccount {
+            email: " Ops@Operator.example ".into(),
+            display_name: Some("Ops".into()),
+            grant: Grant::operator(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        })
+        .await
+        .expect("operator");
+    assert_eq!(operator.email, "ops@operator.example");
+    let admin = s
+        .create_account(NewAccount {
+            email: "it@acme.example".into(),
+            display_name: None,
+            grant: Grant::company(Role::CompanyAdmin, acme).expect("grant"),
+            password_hash: "h1".into(),
+        })
+        .await
+        .expect("admin");
+    assert!(matches!(
+        s.create_account(NewAccount {
+            email: "IT@acme.example".into(),
+            display_name: None,
+            grant: Grant::company(Role::Reader, beta).expect("grant"),
+            password_hash: "h2".into(),
+        })
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(Grant::company(Role::Operator, acme).is_err());
+    assert_eq!(
+        s.account_by_email("IT@ACME.example")
+            .await
+            .expect("by e-mail"),
+        Some(admin.clone())
+    );
+    assert_eq!(s.account(admin.id).await.expect("get"), admin);
+    assert_eq!(s.accounts(Some(acme)).await.expect("acme"), [admin.clone()]);
+    assert_eq!(
+        s.accounts(None).await.expect("operator"),
+        [operator.clone()]
+    );
+    assert!(s.accounts(Some(beta)).await.expect("beta").is_empty());
+    let grant = admin.grant;
+    assert!(grant.sees(acme) && grant.manages(acme));
+    assert!(!grant.sees(beta) && !grant.manages(beta));
+    assert!(operator.grant.manages(beta));
+
+    // Sessions: found until they expire; a new password ends them.
+    let session = Session {
+        id_hash: "s-hash".into(),
+        account: admin.id,
+        csrf: "csrf".into(),
+        expires: at("2026-11-23 10:00"),
+    };
+    s.create_session(&session).await.expect("session");
+    assert_eq!(
+        s.session("s-hash", at("2026-11-23 09:00"))
+            .await
+            .expect("get"),
+        Some(session.clone())
+    );
+    assert_eq!(
+        s.session("s-hash", at("2026-11-23 10:00"))
+            .await
+            .expect("expired"),
+        None
+    );
+    s.set_password(admin.id, "h3").await.expect("password");
+    assert_eq!(s.account(admin.id).await.expect("get").password_hash, "h3");
+    assert_eq!(
+        s.session("s-hash", at("2026-11-23 09:00"))
+            .await
+            .expect("gone"),
+        None
+    );
+    s.create_session(&Session {
+        id_hash: "old".into(),
+        ..session.clone()
+    })
+    .await
+    .expect("session");
+    assert_eq!(
+        s.delete_expired_sessions(at("2026-11-23 11:00"))
+            .await
+            .expect("expired"),
+        1
+    );
+    s.create_session(&session).await.expect("again");
+    s.delete_session("s-hash").await.expect("sign out");
+    assert_eq!(
+        s.session("s-hash", at("2026-11-23 09:00"))
+            .await
+            .expect("get"),
+        None
+    );
+
+    // API tokens: one company's, found by hash, revoked only by that company.
+    let token = s
+        .create_api_token(grant, "switchboard", "t-hash")
+        .await
+        .expect("token");
+    assert!(matches!(
+        s.create_api_token(Grant::operator(), "x", "t2").await,
+        Err(StoreError::Invalid(_))
+    ));
+    let used = s
+        .use_api_token("t-hash", at("2026-11-23 09:30"))
+        .await
+        .expect("use")
+        .expect("found");
+    assert_eq!(used.grant, grant);
+    assert_eq!(used.last_used, Some(at("2026-11-23 09:30")));
+    assert_eq!(
+        s.use_api_token("nope", at("2026-11-23 09:30"))
+            .await
+            .expect("use"),
+        None
+    );
+    assert_eq!(s.api_tokens(acme).await.expect("tokens").len(), 1);
+    assert!(matches!(
+        s.delete_api_token(beta, token.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.delete_api_token(acme, token.id).await.expect("revoke");
+    assert!(s.api_tokens(acme).await.expect("tokens").is_empty());
+
+    // Removing an account ends its sessions.
+    s.create_session(&session).await.expect("session");
+    s.delete_account(admin.id).await.expect("delete");
+    assert!(matches!(
+        s.account(admin.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.session("s-hash", at("2026-11-23 09:00"))
+            .await
+            .expect("get"),
+        None
+    );
+    s.create_account(NewAccount {
+        email: "it@acme.example".into(),
+        display_name: None,
+        grant,
+        password_hash: "h4".into(),
+    })
+    .await
+    .expect("the e-mail is free again");
 }
 
 /// What a node wrote is there after a restart, secrets included.

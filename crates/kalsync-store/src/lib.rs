@@ -278,6 +278,49 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError>;
 
+    // Accounts, sessions and API tokens (admin UI and REST API).
+    /// Creates an account; the e-mail is unique (`Conflict`).
+    async fn create_account(&self, account: NewAccount) -> Result<Account, StoreError>;
+    /// One account.
+    async fn account(&self, account: AccountId) -> Result<Account, StoreError>;
+    /// The account signing in with `email` (any case).
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError>;
+    /// A company's accounts (`None`: the operator's).
+    async fn accounts(&self, company: Option<CompanyId>) -> Result<Vec<Account>, StoreError>;
+    /// Replaces an account's password hash and ends its sessions.
+    async fn set_password(&self, account: AccountId, hash: &str) -> Result<(), StoreError>;
+    /// Removes an account and its sessions.
+    async fn delete_account(&self, account: AccountId) -> Result<(), StoreError>;
+    /// Starts a session.
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// A session that has not expired by `now`.
+    async fn session(&self, id_hash: &str, now: Timestamp) -> Result<Option<Session>, StoreError>;
+    /// Ends a session (signing out).
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Forgets sessions expired by `now`; how many.
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Creates an API token for a company.
+    async fn create_api_token(
+        &self,
+        grant: Grant,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<ApiToken, StoreError>;
+    /// The token with this hash, its last use set to `now`.
+    async fn use_api_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiToken>, StoreError>;
+    /// A company's API tokens.
+    async fn api_tokens(&self, company: CompanyId) -> Result<Vec<ApiToken>, StoreError>;
+    /// Revokes a company's API token.
+    async fn delete_api_token(
+        &self,
+        company: CompanyId,
+        token: ApiTokenId,
+    ) -> Result<(), StoreError>;
+
     // Leases (several nodes).
     /// Takes up to `limit` users nobody holds (or whose lease expired) and renews this
     /// node's own; returns every user this node holds now.

@@ -579,3 +579,153 @@ pub struct AuditEntry {
     /// Details.
     pub detail: Value,
 }
+
+id_type!(
+    /// An admin account's id.
+    AccountId
+);
+id_type!(
+    /// An API token's id.
+    ApiTokenId
+);
+
+/// What an account or API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The operator's staff: every company, its targets and accounts.
+    Operator,
+    /// A company's IT admin: that company's instances, users and accounts.
+    CompanyAdmin,
+    /// Read only within one company (a receptionist, a console).
+    Reader,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::CompanyAdmin => "company_admin",
+            Role::Reader => "reader",
+        }
+    }
+
+    /// A stored or typed name.
+    pub fn parse(text: &str) -> Result<Role, String> {
+        match text.trim() {
+            "operator" => Ok(Role::Operator),
+            "company_admin" => Ok(Role::CompanyAdmin),
+            "reader" => Ok(Role::Reader),
+            other => Err(format!(
+                "role `{other}` (expected operator, company_admin or reader)"
+            )),
+        }
+    }
+}
+
+/// Whom an account or token acts for: the operator (every company) or one company.
+/// An operator account belongs to no company; every other role to exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    /// The role.
+    pub role: Role,
+    /// The company (none for the operator).
+    pub company: Option<CompanyId>,
+}
+
+impl Grant {
+    /// The operator's grant.
+    pub fn operator() -> Grant {
+        Grant {
+            role: Role::Operator,
+            company: None,
+        }
+    }
+
+    /// A role within `company`; the operator role is not one.
+    pub fn company(role: Role, company: CompanyId) -> Result<Grant, String> {
+        if role == Role::Operator {
+            return Err("an operator account belongs to no company".into());
+        }
+        Ok(Grant {
+            role,
+            company: Some(company),
+        })
+    }
+
+    /// Whether it may see `company`'s data.
+    pub fn sees(&self, company: CompanyId) -> bool {
+        self.role == Role::Operator || self.company == Some(company)
+    }
+
+    /// Whether it may change `company`'s data.
+    pub fn manages(&self, company: CompanyId) -> bool {
+        self.role == Role::Operator
+            || (self.role == Role::CompanyAdmin && self.company == Some(company))
+    }
+}
+
+/// Someone who signs in to the admin UI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// Id.
+    pub id: AccountId,
+    /// The sign-in name, lower case.
+    pub email: String,
+    /// Shown name.
+    pub display_name: Option<String>,
+    /// What it may do, and where.
+    pub grant: Grant,
+    /// Its argon2 password hash (PHC string); never shown.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// Preferred UI language (`sv`, `en`), if chosen.
+    pub language: Option<String>,
+    /// Created.
+    pub created: Timestamp,
+}
+
+/// An account to create.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The sign-in name (stored lower case).
+    pub email: String,
+    /// Shown name.
+    pub display_name: Option<String>,
+    /// What it may do, and where.
+    pub grant: Grant,
+    /// Its argon2 password hash.
+    pub password_hash: String,
+}
+
+/// A signed-in browser: only the hash of its cookie's id is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Hash of the session id (the cookie holds the id).
+    pub id_hash: String,
+    /// Whose.
+    pub account: AccountId,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+    /// When it ends.
+    pub expires: Timestamp,
+}
+
+/// A company's API token: only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// Id.
+    pub id: ApiTokenId,
+    /// Hash of the token.
+    #[serde(skip)]
+    pub token_hash: String,
+    /// The company and role it acts as.
+    pub grant: Grant,
+    /// A name saying what uses it.
+    pub name: String,
+    /// Created.
+    pub created: Timestamp,
+    /// Last used.
+    pub last_used: Option<Timestamp>,
+}
