@@ -804,7 +804,7 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
         s.accounts(Some(acme)).await.expect("acme"),
         std::slice::from_ref(&admin)
     );
-        assert_eq!(
+    assert_eq!(
         s.accounts(None).await.expect("operator"),
         std::slice::from_ref(&operator)
     );

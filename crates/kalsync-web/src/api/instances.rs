@@ -1,0 +1,436 @@
+//! Instances: one integration of a company with its calendars (Microsoft 365 over Graph,
+//! or on-premises Exchange over EWS), with the settings and rules of SPEC §6 as a rules
+//! file. Secrets go in and are never shown again.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use kalsync_core::InstanceSettings;
+use kalsync_store::{EwsOptions, GraphCredential, Instance, InstanceId, NewInstance, SourceConfig};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::companies::{audit, visible};
+use super::path_id;
+use crate::WebState;
+use crate::auth::Principal;
+use crate::error::{ApiError, Body};
+
+/// Where an instance reads calendars. Secrets (`client_secret`, `password`) may be left
+/// out when changing an instance of the same kind: the stored ones are kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub(crate) enum SourceInput {
+    /// Microsoft 365 through Microsoft Graph (an Entra ID app with a client secret).
+    Graph {
+        /// Tenant id or domain.
+        tenant: String,
+        /// Application (client) id.
+        client_id: String,
+        /// Client secret.
+        #[schema(value_type = Option<String>)]
+        client_secret: Option<SecretString>,
+        /// Graph root for national clouds (or the simulator).
+        graph_url: Option<String>,
+        /// Login host for national clouds (or the simulator).
+        login_url: Option<String>,
+    },
+    /// On-premises Exchange over EWS with a service account.
+    Ews {
+        /// `https://mail.corp.example/EWS/Exchange.asmx`.
+        url: String,
+        /// `DOMAIN\user`, `user@domain`, or the app's client id with `auth = oauth`.
+        username: String,
+        /// Its password (or the app's secret).
+        #[schema(value_type = Option<String>)]
+        password: Option<SecretString>,
+        /// `ntlm` (default), `basic` or `oauth`.
+        auth: Option<String>,
+        /// `2007`, `2010`, `2013`, `2016` (default), `2019` or `se`.
+        version: Option<String>,
+        /// `impersonation` (default) or `delegate`.
+        access: Option<String>,
+        /// OAuth tenant/login/scope, `max_concurrency`, `ca_pem`.
+        #[schema(value_type = Option<Object>)]
+        options: Option<EwsOptions>,
+    },
+}
+
+/// An instance's source as shown: no secrets.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(crate) enum SourceView {
+    /// Graph.
+    Graph {
+        /// Tenant.
+        tenant: String,
+        /// Client id.
+        client_id: String,
+        /// `secret` or `certificate`.
+        credential: String,
+        /// Graph root, if not the global cloud's.
+        graph_url: Option<String>,
+    },
+    /// EWS.
+    Ews {
+        /// Address.
+        url: String,
+        /// Service account.
+        username: String,
+        /// `ntlm`, `basic` or `oauth`.
+        auth: String,
+        /// Version.
+        version: String,
+        /// `impersonation` or `delegate`.
+        access: String,
+        /// Requests in flight at most.
+        max_concurrency: Option<u32>,
+        /// Whether a company CA is trusted.
+        own_ca: bool,
+    },
+}
+
+impl From<&SourceConfig> for SourceView {
+    fn from(s: &SourceConfig) -> Self {
+        match s {
+            SourceConfig::Graph {
+                tenant,
+                client_id,
+                credential,
+                graph_url,
+                ..
+            } => SourceView::Graph {
+                tenant: tenant.clone(),
+                client_id: client_id.clone(),
+                credential: match credential {
+                    GraphCredential::Secret(_) => "secret".into(),
+                    GraphCredential::Certificate { .. } => "certificate".into(),
+                },
+                graph_url: graph_url.clone(),
+            },
+            SourceConfig::Ews {
+                url,
+                username,
+                auth,
+                version,
+                access,
+                options,
+                ..
+            } => SourceView::Ews {
+                url: url.clone(),
+                username: username.clone(),
+                auth: auth.clone(),
+                version: version.clone(),
+                access: access.clone(),
+                max_concurrency: options.max_concurrency,
+                own_ca: options.ca_pem.is_some(),
+            },
+        }
+    }
+}
+
+/// An instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InstanceView {
+    /// Id.
+    id: String,
+    /// Its company.
+    company: String,
+    /// Name.
+    name: String,
+    /// Reading and publishing, or switched off.
+    active: bool,
+    /// The source, without secrets.
+    source: SourceView,
+    /// The settings and rules as a rules file (TOML; see the README's reference).
+    settings: String,
+    /// Created (RFC 3339).
+    created: String,
+}
+
+impl From<&Instance> for InstanceView {
+    fn from(i: &Instance) -> Self {
+        InstanceView {
+            id: i.id.to_string(),
+            company: i.company.to_string(),
+            name: i.name.clone(),
+            active: i.active,
+            source: SourceView::from(&i.source),
+            settings: i.settings.to_toml(),
+            created: i.created.to_string(),
+        }
+    }
+}
+
+/// An instance to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewInstanceInput {
+    /// Name (1–200 characters).
+    name: String,
+    /// The source.
+    source: SourceInput,
+    /// The settings and rules as a rules file (TOML); the defaults when left out.
+    settings: Option<String>,
+}
+
+/// Changes to an instance; what is left out stays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstanceChange {
+    /// Name.
+    name: Option<String>,
+    /// Switch it on or off.
+    active: Option<bool>,
+    /// The source (secrets may be left out to keep the stored ones).
+    source: Option<SourceInput>,
+    /// The whole rules file.
+    settings: Option<String>,
+}
+
+fn name(text: &str) -> Result<String, ApiError> {
+    let t = text.trim();
+    if t.is_empty() || t.chars().count() > 200 {
+        return Err(ApiError::invalid("name", "1 to 200 characters"));
+    }
+    Ok(t.to_owned())
+}
+
+fn settings(text: &str) -> Result<InstanceSettings, ApiError> {
+    InstanceSettings::from_toml(text)
+        .map_err(|e| ApiError::invalid("settings", e.located("settings", text)))
+}
+
+fn url(field: &str, text: &str) -> Result<String, ApiError> {
+    let u = url_parse(text).map_err(|e| ApiError::invalid(field, e))?;
+    Ok(u)
+}
+
+fn url_parse(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let scheme_ok = t.starts_with("https://") || t.starts_with("http://");
+    let host = t
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .unwrap_or("");
+    if !scheme_ok || host.is_empty() || t.contains(char::is_whitespace) {
+        return Err(format!("`{t}` is not an http(s) address"));
+    }
+    Ok(t.to_owned())
+}
+
+fn one_of(field: &str, value: Option<String>, allowed: &[&str]) -> Result<String, ApiError> {
+    let v = value.unwrap_or_else(|| allowed[0].to_owned());
+    if allowed.contains(&v.as_str()) {
+        Ok(v)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("`{v}` (expected {})", allowed.join(", ")),
+        ))
+    }
+}
+
+fn required(field: &str, text: &str) -> Result<String, ApiError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(ApiError::invalid(field, "required"));
+    }
+    Ok(t.to_owned())
+}
+
+/// The source config of an input; `kept` supplies secrets left out.
+fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfig, ApiError> {
+    match input {
+        SourceInput::Graph {
+            tenant,
+            client_id,
+            client_secret,
+            graph_url,
+            login_url,
+        } => {
+            let credential = match (client_secret, kept) {
+                (Some(s), _) if !s.expose_secret().is_empty() => GraphCredential::Secret(s),
+                (_, Some(SourceConfig::Graph { credential, .. })) => credential.clone(),
+                _ => return Err(ApiError::invalid("source.client_secret", "required")),
+            };
+            Ok(SourceConfig::Graph {
+                tenant: required("source.tenant", &tenant)?,
+                client_id: required("source.client_id", &client_id)?,
+                credential,
+                graph_url: graph_url.map(|u| url("source.graph_url", &u)).transpose()?,
+                login_url: login_url.map(|u| url("source.login_url", &u)).transpose()?,
+            })
+        }
+        SourceInput::Ews {
+            url: address,
+            username,
+            password,
+            auth,
+            version,
+            access,
+            options,
+        } => {
+            let password = match (password, kept) {
+                (Some(p), _) if !p.expose_secret().is_empty() => p,
+                (_, Some(SourceConfig::Ews { password, .. })) => password.clone(),
+                _ => return Err(ApiError::invalid("source.password", "required")),
+            };
+            let auth = one_of("source.auth", auth, &["ntlm", "basic", "oauth"])?;
+            let options = options.unwrap_or_default();
+            if auth == "oauth" && options.tenant.is_none() {
+                return Err(ApiError::invalid(
+                    "source.options.tenant",
+                    "required with auth = oauth",
+                ));
+            }
+            if options.max_concurrency == Some(0) {
+                return Err(ApiError::invalid(
+                    "source.options.max_concurrency",
+                    "at least 1",
+                ));
+            }
+            Ok(SourceConfig::Ews {
+                url: url("source.url", &address)?,
+                username: required("source.username", &username)?,
+                password,
+                auth,
+                version: one_of(
+                    "source.version",
+                    version,
+                    &["2016", "2007", "2010", "2013", "2019", "se"],
+                )?,
+                access: one_of("source.access", access, &["impersonation", "delegate"])?,
+                options,
+            })
+        }
+    }
+}
+
+/// The instance named in a path, if the principal may see it.
+pub(crate) async fn visible_instance(
+    state: &WebState,
+    principal: &Principal,
+    instance: &str,
+) -> Result<Instance, ApiError> {
+    let id: InstanceId = path_id(instance, "instance")?;
+    let found = state.store.instance(id).await?;
+    principal.sees(found.company, &format!("instance {instance}"))?;
+    Ok(found)
+}
+
+/// A company's instances.
+#[utoipa::path(get, path = "/api/v1/companies/{company}/instances", params(("company" = String, Path)),
+    responses((status = 200, body = [InstanceView])))]
+pub(crate) async fn list(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(company): Path<String>,
+) -> Result<Json<Vec<InstanceView>>, ApiError> {
+    let id = visible(&state, &principal, &company).await?;
+    let list = state.store.instances(id).await?;
+    Ok(Json(list.iter().map(InstanceView::from).collect()))
+}
+
+/// Creates an instance.
+#[utoipa::path(post, path = "/api/v1/companies/{company}/instances", params(("company" = String, Path)), request_body = NewInstanceInput,
+    responses((status = 201, body = InstanceView), (status = 422, body = crate::error::ErrorBody)))]
+pub(crate) async fn create(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(company): Path<String>,
+    Body(input): Body<NewInstanceInput>,
+) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
+    let id = visible(&state, &principal, &company).await?;
+    principal.manages(id, "company")?;
+    let new = NewInstance {
+        company: id,
+        name: name(&input.name)?,
+        source: source(input.source, None)?,
+        settings: match &input.settings {
+            Some(text) => settings(text)?,
+            None => InstanceSettings::default(),
+        },
+    };
+    let instance = state.store.create_instance(new).await?;
+    audit(
+        &state,
+        &principal,
+        Some(id),
+        "instance.created",
+        serde_json::json!({"instance": instance.id, "kind": instance.source.kind()}),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(InstanceView::from(&instance))))
+}
+
+/// One instance.
+#[utoipa::path(get, path = "/api/v1/instances/{instance}", params(("instance" = String, Path)),
+    responses((status = 200, body = InstanceView), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn get(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(instance): Path<String>,
+) -> Result<Json<InstanceView>, ApiError> {
+    let found = visible_instance(&state, &principal, &instance).await?;
+    Ok(Json(InstanceView::from(&found)))
+}
+
+/// Changes an instance: name, on/off, source, settings.
+#[utoipa::path(patch, path = "/api/v1/instances/{instance}", params(("instance" = String, Path)), request_body = InstanceChange,
+    responses((status = 200, body = InstanceView), (status = 422, body = crate::error::ErrorBody)))]
+pub(crate) async fn update(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(instance): Path<String>,
+    Body(change): Body<InstanceChange>,
+) -> Result<Json<InstanceView>, ApiError> {
+    let mut found = visible_instance(&state, &principal, &instance).await?;
+    principal.manages(found.company, "instance")?;
+    if let Some(n) = &change.name {
+        found.name = name(n)?;
+    }
+    if let Some(a) = change.active {
+        found.active = a;
+    }
+    if let Some(s) = change.source {
+        found.source = source(s, Some(&found.source))?;
+    }
+    if let Some(text) = &change.settings {
+        found.settings = settings(text)?;
+    }
+    state.store.update_instance(&found).await?;
+    audit(
+        &state,
+        &principal,
+        Some(found.company),
+        "instance.changed",
+        serde_json::json!({"instance": found.id}),
+    )
+    .await?;
+    Ok(Json(InstanceView::from(&found)))
+}
+
+/// Removes an instance with its users and all their data.
+#[utoipa::path(delete, path = "/api/v1/instances/{instance}", params(("instance" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn remove(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(instance): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let found = visible_instance(&state, &principal, &instance).await?;
+    principal.manages(found.company, "instance")?;
+    state.store.delete_instance(found.id).await?;
+    audit(
+        &state,
+        &principal,
+        Some(found.company),
+        "instance.removed",
+        serde_json::json!({"instance": found.id}),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,104 @@
+//! `/api/v1`: the routes, and the OpenAPI description generated from the handlers'
+//! annotations (`/api/v1/openapi.json`).
+
+mod companies;
+mod instances;
+mod session;
+mod status;
+mod users;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::{delete, get, post};
+use utoipa::OpenApi;
+
+use crate::WebState;
+use crate::error::ApiError;
+
+/// The OpenAPI description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kalsync API",
+        description = "Calendar bookings to PBX absence status: companies, instances, users, their status and timeline, the switchboard directory. Sign in with a session (POST /api/v1/session; state-changing requests then carry X-CSRF-Token) or a company API token (Authorization: Bearer kst_…). Another company's data answers 404."
+    ),
+    paths(
+        session::sign_in, session::sign_out, session::me,
+        companies::list, companies::create, companies::get, companies::audit_log,
+        companies::deliveries, companies::tokens, companies::create_token, companies::revoke_token,
+        instances::list, instances::create, instances::get, instances::update, instances::remove,
+        users::list, users::add, users::import, users::remove,
+        status::user_status, status::directory,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    tags((name = "kalsync"))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+/// The routes (state to be given).
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route(
+            "/api/v1/session",
+            post(session::sign_in).delete(session::sign_out),
+        )
+        .route("/api/v1/me", get(session::me))
+        .route(
+            "/api/v1/companies",
+            get(companies::list).post(companies::create),
+        )
+        .route("/api/v1/companies/{company}", get(companies::get))
+        .route(
+            "/api/v1/companies/{company}/audit",
+            get(companies::audit_log),
+        )
+        .route(
+            "/api/v1/companies/{company}/deliveries",
+            get(companies::deliveries),
+        )
+        .route(
+            "/api/v1/companies/{company}/tokens",
+            get(companies::tokens).post(companies::create_token),
+        )
+        .route(
+            "/api/v1/companies/{company}/tokens/{token}",
+            delete(companies::revoke_token),
+        )
+        .route(
+            "/api/v1/companies/{company}/instances",
+            get(instances::list).post(instances::create),
+        )
+        .route(
+            "/api/v1/instances/{instance}",
+            get(instances::get)
+                .patch(instances::update)
+                .delete(instances::remove),
+        )
+        .route(
+            "/api/v1/instances/{instance}/users",
+            get(users::list).post(users::add),
+        )
+        .route(
+            "/api/v1/instances/{instance}/users/import",
+            post(users::import),
+        )
+        .route("/api/v1/users/{user}", delete(users::remove))
+        .route("/api/v1/users/{user}/status", get(status::user_status))
+        .route("/api/v1/directory", get(status::directory))
+        .route("/api/v1/{*rest}", axum::routing::any(not_found))
+}
+
+/// Parses a path id, or says it is not found (a malformed id names nothing).
+pub(crate) fn path_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::NotFound(format!("{what} {text}")))
+}

@@ -1,0 +1,268 @@
+//! What the PBX shows: a user's status now and timeline ahead, each absence with the
+//! bookings it came from ("why is Anna diverted?"), and the switchboard directory of
+//! who is away now and until when.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{Absence, Booking, Lang, Timeline, Window, build_timeline};
+use kalsync_store::Instance;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::users::visible_user;
+use crate::WebState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+/// One absence as the PBX gets it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AbsenceView {
+    /// Reason code, e.g. `lunch`.
+    reason: String,
+    /// The reason's label in English and Swedish.
+    label_en: String,
+    /// Swedish label.
+    label_sv: String,
+    /// `divert` or `info`.
+    mode: String,
+    /// Start (RFC 3339).
+    start: String,
+    /// End (RFC 3339).
+    end: String,
+    /// When the user is back (RFC 3339).
+    returns_at: String,
+    /// The PBX text in English.
+    message_en: String,
+    /// The PBX text in Swedish.
+    message_sv: String,
+    /// The user's own choice (prefix or category) decided it.
+    user_choice: bool,
+    /// The bookings it came from, as stored (subjects only where the instance shows
+    /// titles).
+    #[schema(value_type = Vec<Object>)]
+    bookings: Vec<Booking>,
+}
+
+/// A user's status now and ahead.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatusView {
+    /// The user.
+    user: String,
+    /// Mailbox.
+    email: String,
+    /// The absence in force now; none: available.
+    now: Option<AbsenceView>,
+    /// Today and the days ahead.
+    timeline: Vec<AbsenceView>,
+    /// The last read (RFC 3339).
+    last_sync: Option<String>,
+    /// Why the last read failed, if it did.
+    last_error: Option<String>,
+}
+
+fn view(
+    absence: &Absence,
+    timeline: &Timeline,
+    instance: &Instance,
+    sources: &[(Absence, Vec<Booking>)],
+    stored: &[Booking],
+) -> AbsenceView {
+    let settings = &instance.settings;
+    // The bookings behind it: those of the re-built absences it overlaps with the same
+    // reason (the stored timeline keeps no booking ids). Where the re-build cannot tell
+    // (a prefix decided, and the instance keeps no titles), the stored bookings that
+    // block its time.
+    let overlaps = |start: Timestamp, end: Timestamp| start < absence.end && absence.start < end;
+    let mut bookings: Vec<Booking> = sources
+        .iter()
+        .filter(|(a, _)| a.reason == absence.reason && overlaps(a.start, a.end))
+        .flat_map(|(_, b)| b.iter().cloned())
+        .collect();
+    if bookings.is_empty() {
+        let tz = settings.time_zone.tz();
+        bookings = stored
+            .iter()
+            .filter(|b| !b.cancelled && b.free_busy != kalsync_core::FreeBusy::Free)
+            .filter(|b| {
+                kalsync_core::timeline::interval(&b.time, tz).is_some_and(|(s, e)| overlaps(s, e))
+            })
+            .cloned()
+            .collect();
+    }
+    bookings.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    bookings.dedup_by(|a, b| a.id == b.id);
+    AbsenceView {
+        reason: absence.reason.as_str().to_owned(),
+        label_en: absence.label(settings, Lang::En).to_owned(),
+        label_sv: absence.label(settings, Lang::Sv).to_owned(),
+        mode: absence.mode.as_str().to_owned(),
+        start: absence.start.to_string(),
+        end: absence.end.to_string(),
+        returns_at: absence.returns_at.to_string(),
+        message_en: timeline.message(absence, settings, Lang::En),
+        message_sv: timeline.message(absence, settings, Lang::Sv),
+        user_choice: absence.user_choice,
+        bookings,
+    }
+}
+
+/// A user's status now and the timeline ahead, each absence with its bookings.
+#[utoipa::path(get, path = "/api/v1/users/{user}/status", params(("user" = String, Path)),
+    responses((status = 200, body = StatusView), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn user_status(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(user): Path<String>,
+) -> Result<Json<StatusView>, ApiError> {
+    let (found, _) = visible_user(&state, &principal, &user).await?;
+    let instance = state.store.instance(found.instance).await?;
+    let now = Timestamp::now();
+    let timeline = state.store.timeline(found.id).await?.unwrap_or_default();
+    let stored = state.store.bookings(found.id).await?;
+    let window = Window::sync(now, instance.settings.days_ahead);
+    let rebuilt = build_timeline(&stored, &instance.settings, window);
+    let sources: Vec<(Absence, Vec<Booking>)> = rebuilt
+        .absences
+        .iter()
+        .map(|a| {
+            let from: Vec<Booking> = stored
+                .iter()
+                .filter(|b| a.bookings.contains(&b.id))
+                .cloned()
+                .collect();
+            (a.clone(), from)
+        })
+        .collect();
+    let shown_from = now - SignedDuration::from_hours(12);
+    Ok(Json(StatusView {
+        user: found.id.to_string(),
+        email: found.email.to_string(),
+        now: timeline
+            .at(now)
+            .map(|a| view(a, &timeline, &instance, &sources, &stored)),
+        timeline: timeline
+            .absences
+            .iter()
+            .filter(|a| a.end > shown_from)
+            .map(|a| view(a, &timeline, &instance, &sources, &stored))
+            .collect(),
+        last_sync: found.last_sync.map(|t| t.to_string()),
+        last_error: found.last_error.clone(),
+    }))
+}
+
+/// Who to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DirectoryQuery {
+    /// Only names, e-mails or extensions containing this (any case).
+    q: Option<String>,
+    /// Also those who are available.
+    all: Option<bool>,
+}
+
+/// One person on the switchboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DirectoryEntry {
+    /// The user.
+    user: String,
+    /// Name, or the e-mail when none.
+    name: String,
+    /// Mailbox.
+    email: String,
+    /// PBX extension.
+    extension: Option<String>,
+    /// The company.
+    company: String,
+    /// Away now; none: available.
+    absence: Option<AwayView>,
+}
+
+/// Away now, and until when.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AwayView {
+    /// Reason code.
+    reason: String,
+    /// Label (English).
+    label_en: String,
+    /// Label (Swedish).
+    label_sv: String,
+    /// `divert` or `info`.
+    mode: String,
+    /// Back at (RFC 3339).
+    returns_at: String,
+    /// The PBX text in English.
+    message_en: String,
+    /// The PBX text in Swedish.
+    message_sv: String,
+}
+
+/// Who is away now in the companies the principal sees, and until when (for
+/// receptionist consoles).
+#[utoipa::path(get, path = "/api/v1/directory", params(DirectoryQuery),
+    responses((status = 200, body = [DirectoryEntry])))]
+pub(crate) async fn directory(
+    State(state): State<WebState>,
+    principal: Principal,
+    Query(query): Query<DirectoryQuery>,
+) -> Result<Json<Vec<DirectoryEntry>>, ApiError> {
+    let now = Timestamp::now();
+    let needle = query
+        .q
+        .as_deref()
+        .map(|q| q.trim().to_lowercase())
+        .filter(|q| !q.is_empty());
+    let mut out = Vec::new();
+    for company in state.store.companies().await? {
+        if !principal.grant.sees(company.id) {
+            continue;
+        }
+        for instance in state.store.instances(company.id).await? {
+            if !instance.active {
+                continue;
+            }
+            for user in state.store.users(instance.id).await? {
+                let name = user
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| user.email.to_string());
+                let extension = user.extension.as_ref().map(|e| e.as_str().to_owned());
+                if let Some(n) = &needle {
+                    let hay = format!(
+                        "{} {} {}",
+                        name.to_lowercase(),
+                        user.email.as_str().to_lowercase(),
+                        extension.as_deref().unwrap_or("")
+                    );
+                    if !hay.contains(n.as_str()) {
+                        continue;
+                    }
+                }
+                let timeline = state.store.timeline(user.id).await?.unwrap_or_default();
+                let absence = timeline.at(now).map(|a| AwayView {
+                    reason: a.reason.as_str().to_owned(),
+                    label_en: a.label(&instance.settings, Lang::En).to_owned(),
+                    label_sv: a.label(&instance.settings, Lang::Sv).to_owned(),
+                    mode: a.mode.as_str().to_owned(),
+                    returns_at: a.returns_at.to_string(),
+                    message_en: timeline.message(a, &instance.settings, Lang::En),
+                    message_sv: timeline.message(a, &instance.settings, Lang::Sv),
+                });
+                if absence.is_none() && !query.all.unwrap_or(false) {
+                    continue;
+                }
+                out.push(DirectoryEntry {
+                    user: user.id.to_string(),
+                    name,
+                    email: user.email.to_string(),
+                    extension,
+                    company: company.name.clone(),
+                    absence,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|e| e.name.to_lowercase());
+    Ok(Json(out))
+}

@@ -1,0 +1,441 @@
+//! Who is asking: password hashing (argon2id), sign-in with a rate limit, sessions in
+//! `HttpOnly` `SameSite=Strict` cookies (only a hash of the id is stored), the CSRF
+//! token every state-changing request of a session must carry, company API tokens, and
+//! the [`Principal`] extractor every handler starts from.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::{SignedDuration, Timestamp};
+use kalsync_store::{Account, Grant, Session};
+use rand::RngCore as _;
+use sha2::Digest as _;
+
+use crate::WebState;
+use crate::error::ApiError;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "kalsync_session";
+/// The header a session's state-changing requests carry the CSRF token in (forms
+/// carry it as the `csrf` field).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a session lasts.
+pub const SESSION_LIFETIME: SignedDuration = SignedDuration::from_hours(12);
+/// API tokens start with this, so a leaked one is recognisable.
+pub const TOKEN_PREFIX: &str = "kst_";
+
+/// A fresh random secret, URL-safe.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The stored form of a session id or API token: SHA-256, hex. (They are random and
+/// long, so a fast hash is enough; passwords get argon2.)
+pub fn secret_hash(secret: &str) -> String {
+    sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An argon2id hash (PHC string) of `password`, off the async threads.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&random_salt()).map_err(|e| e.to_string())?;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::Internal)
+}
+
+fn random_salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    salt
+}
+
+/// Whether `password` matches `hash`, off the async threads. A malformed hash never
+/// matches.
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A password an admin may choose: long enough, not all one character.
+pub fn check_password(password: &str) -> Result<(), ApiError> {
+    let chars = password.chars().count();
+    if chars < 10 {
+        return Err(ApiError::invalid(
+            "password",
+            "at least 10 characters, please",
+        ));
+    }
+    if chars > 256 {
+        return Err(ApiError::invalid("password", "at most 256 characters"));
+    }
+    let first = password.chars().next();
+    if password.chars().all(|c| Some(c) == first) {
+        return Err(ApiError::invalid("password", "not one character repeated"));
+    }
+    Ok(())
+}
+
+/// Failed sign-ins per address and per account: five within fifteen minutes, then a
+/// pause until the oldest falls out of the window. Kept per node.
+#[derive(Debug, Default)]
+pub struct SignInLimit {
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+/// Failures allowed in [`WINDOW`].
+const ALLOWED_FAILURES: usize = 5;
+/// The window failures are counted in.
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl SignInLimit {
+    fn keys(ip: Option<IpAddr>, email: &str) -> Vec<String> {
+        let mut keys = vec![format!("account:{}", email.trim().to_lowercase())];
+        if let Some(ip) = ip {
+            keys.push(format!("ip:{ip}"));
+        }
+        keys
+    }
+
+    /// `Err(TooMany)` while the address or the account is paused.
+    pub fn check(&self, ip: Option<IpAddr>, email: &str) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in Self::keys(ip, email) {
+            if let Some(list) = failures.get_mut(&key) {
+                list.retain(|t| now.duration_since(*t) < WINDOW);
+                if list.len() >= ALLOWED_FAILURES {
+                    let wait = WINDOW.saturating_sub(now.duration_since(list[0]));
+                    return Err(ApiError::TooMany(wait.as_secs().max(1)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed sign-in.
+    pub fn failed(&self, ip: Option<IpAddr>, email: &str) {
+        let now = Instant::now();
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failures.len() > 100_000 {
+            // Bounded memory under a spray of addresses: forget the old ones.
+            failures.retain(|_, list| list.iter().any(|t| now.duration_since(*t) < WINDOW));
+        }
+        for key in Self::keys(ip, email) {
+            failures.entry(key).or_default().push(now);
+        }
+    }
+
+    /// Forgets an account's failures after it signed in.
+    pub fn succeeded(&self, email: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&format!("account:{}", email.trim().to_lowercase()));
+    }
+}
+
+/// A hash no password matches, verified when the account is unknown so that a wrong
+/// e-mail takes as long as a wrong password.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Yk1IhCTIHWHVPYsXkd7sVBfeH2wZ7SG9MWkVmSSl7Tk";
+
+/// Checks e-mail and password under the rate limit; the account on success.
+pub async fn sign_in(
+    state: &WebState,
+    ip: Option<IpAddr>,
+    email: &str,
+    password: &str,
+) -> Result<Account, ApiError> {
+    state.limit.check(ip, email)?;
+    let account = state.store.account_by_email(email).await?;
+    let hash = account
+        .as_ref()
+        .map_or(DUMMY_HASH.to_owned(), |a| a.password_hash.clone());
+    let ok = verify_password(password.to_owned(), hash).await;
+    match account {
+        Some(a) if ok => {
+            state.limit.succeeded(email);
+            Ok(a)
+        }
+        _ => {
+            state.limit.failed(ip, email);
+            tracing::info!(email, "a sign-in failed");
+            Err(ApiError::Forbidden(
+                "the e-mail or the password is wrong".into(),
+            ))
+        }
+    }
+}
+
+/// Starts a session for `account`: the cookie to set and the session's CSRF token.
+pub async fn start_session(
+    state: &WebState,
+    account: &Account,
+) -> Result<(Cookie<'static>, String), ApiError> {
+    let id = random_secret();
+    let csrf = random_secret();
+    state
+        .store
+        .create_session(&Session {
+            id_hash: secret_hash(&id),
+            account: account.id,
+            csrf: csrf.clone(),
+            expires: Timestamp::now() + SESSION_LIFETIME,
+        })
+        .await?;
+    let cookie = Cookie::build((SESSION_COOKIE, id))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.secure_cookies)
+        .path("/")
+        .max_age(time_duration(SESSION_LIFETIME))
+        .build();
+    Ok((cookie, csrf))
+}
+
+fn time_duration(d: SignedDuration) -> time::Duration {
+    time::Duration::seconds(d.as_secs())
+}
+
+/// The client's address, when the server knows it (rate limiting).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The cookie that removes the session cookie.
+pub fn ended_cookie(secure: bool) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .path("/")
+        .max_age(time_duration(SignedDuration::ZERO))
+        .build()
+}
+
+/// How a request was authenticated.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A browser session; its CSRF token.
+    Session {
+        /// The stored hash of the session id.
+        id_hash: String,
+        /// The token its forms carry.
+        csrf: String,
+    },
+    /// A company API token.
+    Token,
+}
+
+/// Who is asking, and what they may do.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Role and company.
+    pub grant: Grant,
+    /// For the audit log: the account's e-mail or `token:<name>`.
+    pub actor: String,
+    /// The account, when signed in as one.
+    pub account: Option<Account>,
+    /// Session or token.
+    pub via: Via,
+}
+
+impl Principal {
+    /// `NotFound` unless it may see `company` — another tenant's data does not exist
+    /// for it.
+    pub fn sees(&self, company: kalsync_store::CompanyId, what: &str) -> Result<(), ApiError> {
+        if self.grant.sees(company) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(what.to_owned()))
+        }
+    }
+
+    /// As [`Principal::sees`], and `Forbidden` for a reader.
+    pub fn manages(&self, company: kalsync_store::CompanyId, what: &str) -> Result<(), ApiError> {
+        self.sees(company, what)?;
+        if self.grant.manages(company) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this role may only read".into()))
+        }
+    }
+
+    /// `Forbidden` unless it is the operator.
+    pub fn operator(&self) -> Result<(), ApiError> {
+        if self.grant.role == kalsync_store::Role::Operator {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("only the operator may do this".into()))
+        }
+    }
+}
+
+/// The session cookie's value, if the request has one.
+fn session_cookie(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| Cookie::parse(c.trim().to_owned()).ok())
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+impl FromRequestParts<WebState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        let now = Timestamp::now();
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if let Some(token) = bearer {
+            let found = state.store.use_api_token(&secret_hash(token), now).await?;
+            let Some(found) = found else {
+                return Err(ApiError::Unauthenticated);
+            };
+            return Ok(Principal {
+                grant: found.grant,
+                actor: format!("token:{}", found.name),
+                account: None,
+                via: Via::Token,
+            });
+        }
+        let Some(id) = session_cookie(parts) else {
+            return Err(ApiError::Unauthenticated);
+        };
+        let id_hash = secret_hash(&id);
+        let Some(session) = state.store.session(&id_hash, now).await? else {
+            return Err(ApiError::Unauthenticated);
+        };
+        let account = match state.store.account(session.account).await {
+            Ok(a) => a,
+            Err(kalsync_store::StoreError::NotFound(_)) => return Err(ApiError::Unauthenticated),
+            Err(e) => return Err(e.into()),
+        };
+        // A session's state-changing request must carry its CSRF token: a page of
+        // another site can make the browser send the cookie, never this header.
+        let changes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if changes {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let same: bool =
+                subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), session.csrf.as_bytes()).into();
+            if !same {
+                return Err(ApiError::Forbidden(
+                    "the CSRF token is missing or wrong; reload the page".into(),
+                ));
+            }
+        }
+        Ok(Principal {
+            grant: account.grant,
+            actor: account.email.clone(),
+            account: Some(account),
+            via: Via::Session {
+                id_hash,
+                csrf: session.csrf,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify_and_the_dummy_never_matches() {
+        let hash = hash_password("Sommar2026!x".into()).await.expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("Sommar2026!x".into(), hash.clone()).await);
+        assert!(!verify_password("sommar2026!x".into(), hash).await);
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "a well-formed hash");
+        assert!(!verify_password("".into(), DUMMY_HASH.into()).await);
+        assert!(!verify_password("x".into(), "not a hash".into()).await);
+    }
+
+    #[test]
+    fn weak_passwords_are_named() {
+        assert!(check_password("short").is_err());
+        assert!(check_password("aaaaaaaaaaaa").is_err());
+        assert!(check_password("lång-lösen-2026").is_ok());
+    }
+
+    #[test]
+    fn the_sixth_failure_within_the_window_is_paused() {
+        let limit = SignInLimit::default();
+        let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        for _ in 0..ALLOWED_FAILURES {
+            assert!(limit.check(ip, "a@x.example").is_ok());
+            limit.failed(ip, "a@x.example");
+        }
+        assert!(matches!(
+            limit.check(ip, "A@x.example"),
+            Err(ApiError::TooMany(s)) if s > 0 && s <= 900
+        ));
+        // The address is paused for other accounts too; another address is not.
+        assert!(limit.check(ip, "b@x.example").is_err());
+        assert!(
+            limit
+                .check(Some(IpAddr::from([10, 0, 0, 1])), "b@x.example")
+                .is_ok()
+        );
+        limit.succeeded("a@x.example");
+        assert!(limit.check(None, "a@x.example").is_ok());
+    }
+}

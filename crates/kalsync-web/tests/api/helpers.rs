@@ -1,0 +1,212 @@
+//! `spawn_app`: the API on a loopback port over a fresh store with two companies —
+//! Acme (an admin and a reader) and Beta (an admin) — and an operator.
+
+use std::sync::Arc;
+
+use kalsync_store::{CompanyId, Grant, NewAccount, Role, Store};
+use kalsync_store_sql::{DatabaseUrl, SqlStore};
+use kalsync_web::WebState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub(crate) const PASSWORD: &str = "rätt-lösenord-2026";
+
+pub(crate) struct App {
+    pub(crate) base: String,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) acme: CompanyId,
+    pub(crate) beta: CompanyId,
+    _dir: TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A signed-in client: its cookie jar and the session's CSRF token (none for a token).
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) csrf: Option<String>,
+    pub(crate) bearer: Option<String>,
+}
+
+pub(crate) async fn spawn_app() -> App {
+    let dir = std::env::temp_dir().join(format!("kalsync-web-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let url = DatabaseUrl::new(format!("sqlite:{}", dir.join("k.db").display()));
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::connect(&url, kalsync_store::SecretBox::ephemeral())
+            .await
+            .expect("store"),
+    );
+    let acme = store.create_company("Acme AB").await.expect("acme").id;
+    let beta = store.create_company("Beta AB").await.expect("beta").id;
+    let hash = kalsync_web::auth::hash_password(PASSWORD.into())
+        .await
+        .expect("hash");
+    for (email, grant) in [
+        ("ops@operator.example", Grant::operator()),
+        (
+            "it@acme.example",
+            Grant::company(Role::CompanyAdmin, acme).expect("g"),
+        ),
+        (
+            "reception@acme.example",
+            Grant::company(Role::Reader, acme).expect("g"),
+        ),
+        (
+            "it@beta.example",
+            Grant::company(Role::CompanyAdmin, beta).expect("g"),
+        ),
+    ] {
+        store
+            .create_account(NewAccount {
+                email: email.into(),
+                display_name: None,
+                grant,
+                password_hash: hash.clone(),
+            })
+            .await
+            .expect("account");
+    }
+    let router = kalsync_web::router(WebState::new(store.clone(), false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    App {
+        base,
+        store,
+        acme,
+        beta,
+        _dir: TempDir(dir),
+        _server: server,
+    }
+}
+
+impl App {
+    /// A client with no credentials.
+    pub(crate) fn anonymous(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    /// Signed in as `email` (password [`PASSWORD`]).
+    pub(crate) async fn signed_in(&self, email: &str) -> Client {
+        let mut c = self.anonymous();
+        let (status, body) = c
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/session",
+                Some(json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        c.csrf = body["csrf"].as_str().map(str::to_owned);
+        c
+    }
+
+    /// A client using an API token.
+    pub(crate) fn with_token(&self, token: &str) -> Client {
+        let mut c = self.anonymous();
+        c.bearer = Some(token.to_owned());
+        c
+    }
+}
+
+impl Client {
+    /// Sends JSON (or nothing) with the session's CSRF token; the status and JSON body.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(csrf) = &self.csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        (status, value)
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Posts raw text (CSV).
+    pub(crate) async fn post_text(&self, path: &str, text: String) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "text/csv")
+            .body(text);
+        if let Some(csrf) = &self.csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
+        )
+    }
+}
+
+/// A Graph instance for `company`, made by `client`; its id.
+pub(crate) async fn graph_instance(client: &Client, company: CompanyId) -> String {
+    let (status, body) = client
+        .post(
+            &format!("/api/v1/companies/{company}/instances"),
+            json!({
+                "name": "Microsoft 365",
+                "source": {"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": "s3cret"},
+                "settings": "template = \"prefix\"\ndays_ahead = 7\n"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().expect("id").to_owned()
+}

@@ -1,0 +1,7 @@
+//! The REST API as a client sees it: a fresh SQLite store, the router served on port 0,
+//! and typed helpers for signing in as each role.
+
+mod helpers;
+mod isolation;
+mod sessions;
+mod validation;

@@ -1,0 +1,179 @@
+//! Signing in and out: cookie flags, CSRF, the rate limit, uniform refusals, API tokens.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, spawn_app};
+
+#[tokio::test]
+async fn a_session_is_a_strict_http_only_cookie_and_changes_need_its_csrf_token() {
+    let app = spawn_app().await;
+    let anonymous = app.anonymous();
+    let (status, body) = anonymous.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthenticated");
+
+    // The cookie's flags.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/session", app.base))
+        .json(&json!({"email": "IT@acme.example", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_owned();
+    assert!(cookie.starts_with("kalsync_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+
+    let admin = app.signed_in("it@acme.example").await;
+    let (status, me) = admin.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["role"], "company_admin");
+    assert_eq!(me["company"], app.acme.to_string());
+    assert_eq!(me["csrf"].as_str(), admin.csrf.as_deref());
+
+    // Without the token a change is refused, with it allowed.
+    let mut forged = app.signed_in("it@acme.example").await;
+    forged.csrf = Some("wrong".into());
+    let (status, body) = forged
+        .post(
+            &format!("/api/v1/companies/{}/tokens", app.acme),
+            json!({"name": "console"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("CSRF")
+    );
+    let (status, _) = admin
+        .post(
+            &format!("/api/v1/companies/{}/tokens", app.acme),
+            json!({"name": "console"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Signing out ends the session on the server, not only in the browser.
+    let (status, _) = admin.delete("/api/v1/session").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(admin.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_alike_and_paused_after_five() {
+    let app = spawn_app().await;
+    let c = app.anonymous();
+    let (unknown_status, unknown) = c
+        .post(
+            "/api/v1/session",
+            json!({"email": "nobody@acme.example", "password": "whatever-at-all"}),
+        )
+        .await;
+    let (wrong_status, wrong) = c
+        .post(
+            "/api/v1/session",
+            json!({"email": "it@beta.example", "password": "whatever-at-all"}),
+        )
+        .await;
+    assert_eq!(unknown_status, StatusCode::FORBIDDEN);
+    assert_eq!(wrong_status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        unknown, wrong,
+        "an unknown account looks like a wrong password"
+    );
+    for _ in 0..4 {
+        c.post(
+            "/api/v1/session",
+            json!({"email": "it@beta.example", "password": "whatever-at-all"}),
+        )
+        .await;
+    }
+    // Paused now, even with the right password.
+    let (status, body) = c
+        .post(
+            "/api/v1/session",
+            json!({"email": "it@beta.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_requests");
+}
+
+#[tokio::test]
+async fn api_tokens_act_for_their_company_and_role_until_revoked() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let (status, made) = admin
+        .post(
+            &format!("/api/v1/companies/{}/tokens", app.acme),
+            json!({"name": "reception console"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(made["role"], "reader");
+    let secret = made["token"].as_str().expect("shown once").to_owned();
+    assert!(secret.starts_with("kst_"));
+    let (_, listed) = admin
+        .get(&format!("/api/v1/companies/{}/tokens", app.acme))
+        .await;
+    assert!(listed[0].get("token").is_none(), "never shown again");
+
+    let console = app.with_token(&secret);
+    let (status, me) = console.get("/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["actor"], "token:reception console");
+    assert_eq!(console.get("/api/v1/directory").await.0, StatusCode::OK);
+    // A reader token may not change anything (and needs no CSRF token to be told so).
+    let (status, _) = console
+        .post(
+            &format!("/api/v1/companies/{}/instances", app.acme),
+            json!({"name": "x", "source": {"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": "s"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another company's data does not exist for it.
+    let (status, _) = console
+        .get(&format!("/api/v1/companies/{}", app.beta))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let id = made["id"].as_str().expect("id");
+    let (status, _) = admin
+        .delete(&format!("/api/v1/companies/{}/tokens/{id}", app.acme))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(console.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.with_token("kst_made-up").get("/api/v1/me").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_description_is_served_and_names_every_route() {
+    let app = spawn_app().await;
+    let (status, doc) = app.anonymous().get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/api/v1/session",
+        "/api/v1/companies/{company}/instances",
+        "/api/v1/instances/{instance}/users/import",
+        "/api/v1/users/{user}/status",
+        "/api/v1/directory",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
