@@ -53,6 +53,53 @@ fn source(decl: &SourceDecl) -> Result<SourceConfig, ServerError> {
     })
 }
 
+/// Creates the declared accounts that do not exist yet.
+pub(crate) async fn accounts(
+    store: &dyn Store,
+    accounts: &[crate::settings::AccountDecl],
+) -> Result<(), ServerError> {
+    use kalsync_store::{Grant, NewAccount, Role};
+    let bad = |email: &str, why: String| ServerError::Config(format!("accounts ({email}): {why}"));
+    for decl in accounts {
+        if store.account_by_email(&decl.email).await?.is_some() {
+            continue;
+        }
+        let role = Role::parse(&decl.role).map_err(|e| bad(&decl.email, e))?;
+        let grant = match (role, &decl.company) {
+            (Role::Operator, None) => Grant::operator(),
+            (Role::Operator, Some(_)) => {
+                return Err(bad(&decl.email, "an operator belongs to no company".into()));
+            }
+            (role, Some(name)) => {
+                let company = store
+                    .companies()
+                    .await?
+                    .into_iter()
+                    .find(|c| &c.name == name)
+                    .ok_or_else(|| bad(&decl.email, format!("no company named {name}")))?;
+                Grant::company(role, company.id).map_err(|e| bad(&decl.email, e))?
+            }
+            (_, None) => return Err(bad(&decl.email, "company is required for this role".into())),
+        };
+        let password = secrecy::ExposeSecret::expose_secret(&decl.password).to_owned();
+        kalsync_web::auth::check_password(&password)
+            .map_err(|e| bad(&decl.email, e.to_string()))?;
+        let password_hash = kalsync_web::auth::hash_password(password)
+            .await
+            .map_err(|e| bad(&decl.email, e.to_string()))?;
+        store
+            .create_account(NewAccount {
+                email: decl.email.clone(),
+                display_name: None,
+                grant,
+                password_hash,
+            })
+            .await?;
+        tracing::info!(email = %decl.email, role = role.as_str(), "account created");
+    }
+    Ok(())
+}
+
 /// Applies the declarations.
 pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Result<(), ServerError> {
     for decl in companies {

@@ -70,6 +70,7 @@ impl Service {
         let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url, secrets.clone()).await?);
         tracing::info!(database = %url, backend = store.backend(), "store open");
         declare::apply(store.as_ref(), &settings.companies).await?;
+        declare::accounts(store.as_ref(), &settings.accounts).await?;
         let pbx = PbxSimulator::new();
         let engine = Engine::new(
             store.clone(),
@@ -113,6 +114,13 @@ impl Service {
                 axum::routing::post(subscriptions::endpoint),
             )
             .with_state(self.clone())
+            .merge(kalsync_web::router(kalsync_web::WebState::new(
+                self.store.clone(),
+                self.settings
+                    .public_url
+                    .as_ref()
+                    .is_some_and(|u| u.scheme() == "https"),
+            )))
     }
 
     /// Serves until `shutdown` completes, the engine running beside the endpoints;
@@ -146,9 +154,13 @@ impl Service {
             )
             .run(stop_streams.clone()),
         );
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        // The peer address feeds the sign-in rate limit.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         stop_subscriptions.notify_one();
         if let Some(task) = subscriptions {
             let _ = task.await;

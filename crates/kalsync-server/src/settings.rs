@@ -38,6 +38,25 @@ pub struct Settings {
     pub engine: EngineSettings,
     /// Companies declared in the file.
     pub companies: Vec<CompanyDecl>,
+    /// Accounts that sign in to the admin UI and API, created when missing (an existing
+    /// account keeps its password).
+    pub accounts: Vec<AccountDecl>,
+}
+
+/// An account declared in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDecl {
+    /// The sign-in e-mail.
+    pub email: String,
+    /// `operator`, `company_admin` or `reader`.
+    pub role: String,
+    /// The company's name (not for the operator).
+    #[serde(default)]
+    pub company: Option<String>,
+    /// The first password (at least 10 characters); change it after signing in.
+    #[serde(skip_serializing)]
+    pub password: SecretString,
 }
 
 impl Default for Settings {
@@ -52,6 +71,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             engine: EngineSettings::default(),
             companies: Vec::new(),
+            accounts: Vec::new(),
         }
     }
 }
@@ -318,6 +338,8 @@ mod tests {
         std::fs::write(&path, EXAMPLE).expect("write");
         let s = Settings::load(Some(&path), &Overrides::default()).expect("the example loads");
         assert_eq!(s.companies.len(), 1);
+        assert_eq!(s.accounts.len(), 1);
+        assert_eq!(s.accounts[0].role, "operator");
         // Its commented EWS instance is valid too, once uncommented.
         let ews_lines: Vec<&str> = EXAMPLE
             .lines()

@@ -885,3 +885,56 @@ async fn an_exchange_instance_signs_in_with_oauth_tokens_from_entra() {
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_declared_admin_signs_in_and_the_directory_shows_who_is_away() {
+    let dir = std::env::temp_dir().join(format!("kalsync-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    let mut s = settings(&sim_url, &dir).await;
+    s.accounts = vec![kalsync_server::settings::AccountDecl {
+        email: "it@acme.example".into(),
+        role: "company_admin".into(),
+        company: Some("Acme".into()),
+        password: "ett-långt-lösenord".to_owned().into(),
+    }];
+    let running = Running::start(s, dir).await;
+    running.page_until(|p| p.contains("Lunch, back")).await;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let me: serde_json::Value = http
+        .post(format!("{}/api/v1/session", running.base))
+        .json(&serde_json::json!({"email": "it@acme.example", "password": "ett-långt-lösenord"}))
+        .send()
+        .await
+        .expect("sign in")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["role"], "company_admin", "{me}");
+    let directory: serde_json::Value = http
+        .get(format!("{}/api/v1/directory", running.base))
+        .send()
+        .await
+        .expect("directory")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(directory[0]["email"], "anna@acme.example", "{directory}");
+    assert_eq!(directory[0]["absence"]["reason"], "lunch");
+    assert!(
+        directory[0]["absence"]["message_sv"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Lunch, åter"),
+        "{directory}"
+    );
+    // Without signing in: nothing.
+    let anonymous = reqwest::get(format!("{}/api/v1/directory", running.base))
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    running.stop().await;
+}

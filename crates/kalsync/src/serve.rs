@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, sample};
-use kalsync_server::settings::{CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl};
+use kalsync_server::settings::{
+    AccountDecl, CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl,
+};
 use kalsync_server::{Overrides, Settings};
 
 /// Arguments of `kalsync serve`.
@@ -123,7 +125,32 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<(), String> {
     runtime.block_on(run_demo(args))
 }
 
+/// The demo's accounts: the operator, Demo AB's admin and its receptionist, all with
+/// `password`.
+fn demo_accounts(password: &str) -> Vec<AccountDecl> {
+    [
+        ("operator@demo.example", "operator", None),
+        ("admin@demo.example", "company_admin", Some("Demo AB")),
+        ("reception@demo.example", "reader", Some("Demo AB")),
+        (
+            "admin@lokal.example",
+            "company_admin",
+            Some("Demo Lokal AB"),
+        ),
+    ]
+    .into_iter()
+    .map(|(email, role, company)| AccountDecl {
+        email: email.into(),
+        role: role.into(),
+        company: company.map(str::to_owned),
+        password: password.to_owned().into(),
+    })
+    .collect()
+}
+
 async fn run_demo(args: &DemoArgs) -> Result<(), String> {
+    // A fresh password each run: the demo is reachable by anyone on its address.
+    let demo_password = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let dir = std::env::temp_dir().join(format!("kalsync-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (tenant, client_id, secret) = (
@@ -246,6 +273,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                 }],
             },
         ],
+        accounts: demo_accounts(&demo_password),
         ..Settings::default()
     };
     settings.engine.debounce_ms = 200;
@@ -276,7 +304,10 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README): the change arrives as a Graph notification within a second"
     );
     say!(
-        "  sign-in      none yet: the admin UI with accounts is not built; this page is read-only"
+        "  sign in      operator@demo.example, admin@demo.example, reception@demo.example or admin@lokal.example, password {demo_password}"
+    );
+    say!(
+        "  API          http://{address}/api/v1/openapi.json describes it; POST /api/v1/session signs in (the admin UI comes next)"
     );
     say!("Stop with Ctrl-C.");
     let result = kalsync_server::run(settings, listener, shutdown_signal())
