@@ -56,6 +56,8 @@ pub struct Service {
     pub settings: Arc<Settings>,
     /// Graph change subscriptions, when a public URL is set.
     pub subscriptions: Option<Arc<subscriptions::Subscriptions>>,
+    /// The admin UI's and API's state (sign-in limits).
+    pub web: kalsync_web::WebState,
 }
 
 impl Service {
@@ -85,7 +87,12 @@ impl Service {
             ),
             None => None,
         };
+        let secure = settings
+            .public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https");
         Ok(Service {
+            web: kalsync_web::WebState::new(store.clone(), secure),
             subscriptions,
             store,
             engine,
@@ -97,7 +104,7 @@ impl Service {
     /// The HTTP endpoints.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/", get(pages::who_is_away))
+            .route("/overview", get(pages::who_is_away))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
@@ -114,13 +121,7 @@ impl Service {
                 axum::routing::post(subscriptions::endpoint),
             )
             .with_state(self.clone())
-            .merge(kalsync_web::router(kalsync_web::WebState::new(
-                self.store.clone(),
-                self.settings
-                    .public_url
-                    .as_ref()
-                    .is_some_and(|u| u.scheme() == "https"),
-            )))
+            .merge(kalsync_web::router(self.web.clone()))
     }
 
     /// Serves until `shutdown` completes, the engine running beside the endpoints;

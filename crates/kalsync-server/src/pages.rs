@@ -15,7 +15,23 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub(crate) async fn who_is_away(State(service): State<Service>) -> Html<String> {
+/// Every company's people and their status, for the operator (signed in).
+pub(crate) async fn who_is_away(
+    State(service): State<Service>,
+    parts: axum::http::request::Parts,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match kalsync_web::auth::authenticate(&parts, &service.web, None).await {
+        Ok(p) if p.grant.role == kalsync_store::Role::Operator => {
+            who_is_away_page(&service).await.into_response()
+        }
+        Ok(_) => kalsync_web::ApiError::Forbidden("only the operator sees every company".into())
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn who_is_away_page(service: &Service) -> Html<String> {
     let now = Timestamp::now();
     let mut rows = String::new();
     let mut away = 0;
@@ -23,7 +39,7 @@ pub(crate) async fn who_is_away(State(service): State<Service>) -> Html<String> 
     let mut faults = String::new();
     let companies = service.store.companies().await.unwrap_or_default();
     for company in &companies {
-        faults.push_str(&company_faults(&service, company).await);
+        faults.push_str(&company_faults(service, company).await);
         for instance in service
             .store
             .instances(company.id)

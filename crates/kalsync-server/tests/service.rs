@@ -36,8 +36,18 @@ async fn settings(sim_url: &url::Url, dir: &std::path::Path) -> Settings {
     };
     s.engine.poll_interval_secs = 1;
     s.engine.debounce_ms = 0;
+    s.accounts = vec![kalsync_server::settings::AccountDecl {
+        email: OPERATOR.into(),
+        role: "operator".into(),
+        company: None,
+        password: OPERATOR_PASSWORD.to_owned().into(),
+    }];
     s
 }
+
+/// The operator account every test service has.
+const OPERATOR: &str = "ops@operator.example";
+const OPERATOR_PASSWORD: &str = "operatörens-lösenord";
 
 /// A Graph simulator with one mailbox, Anna's.
 fn simulator_with_anna() -> Simulator {
@@ -189,13 +199,24 @@ impl Running {
         }
     }
 
-    /// The who-is-away page, fetched until `done` holds (at most ten seconds).
+    /// The operator's overview page, fetched signed in until `done` holds (at most ten
+    /// seconds).
     async fn page_until(&self, done: impl Fn(&str) -> bool) -> String {
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        let signed_in = http
+            .post(format!("{}/api/v1/session", self.base))
+            .json(&serde_json::json!({"email": OPERATOR, "password": OPERATOR_PASSWORD}))
+            .send()
+            .await
+            .expect("sign in");
+        assert!(signed_in.status().is_success(), "{}", signed_in.status());
         let mut page = String::new();
         for _ in 0..100 {
             page = http
-                .get(format!("{}/", self.base))
+                .get(format!("{}/overview", self.base))
                 .send()
                 .await
                 .expect("page")
@@ -892,12 +913,12 @@ async fn a_declared_admin_signs_in_and_the_directory_shows_who_is_away() {
     std::fs::create_dir_all(&dir).expect("dir");
     let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
     let mut s = settings(&sim_url, &dir).await;
-    s.accounts = vec![kalsync_server::settings::AccountDecl {
+    s.accounts.push(kalsync_server::settings::AccountDecl {
         email: "it@acme.example".into(),
         role: "company_admin".into(),
         company: Some("Acme".into()),
         password: "ett-långt-lösenord".to_owned().into(),
-    }];
+    });
     let running = Running::start(s, dir).await;
     running.page_until(|p| p.contains("Lunch, back")).await;
     let http = reqwest::Client::builder()

@@ -334,6 +334,49 @@ impl FromRequestParts<WebState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        // A session's state-changing request must carry its CSRF token: a page of
+        // another site can make the browser send the cookie, never this header.
+        let changes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let sent = changes.then(|| {
+            parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        });
+        authenticate(parts, state, sent.as_deref()).await
+    }
+}
+
+impl Principal {
+    /// `Forbidden` unless `sent` is this session's CSRF token (API tokens need none).
+    pub fn check_csrf(&self, sent: &str) -> Result<(), ApiError> {
+        match &self.via {
+            Via::Token => Ok(()),
+            Via::Session { csrf, .. } => {
+                let same: bool =
+                    subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), csrf.as_bytes()).into();
+                if same {
+                    Ok(())
+                } else {
+                    Err(ApiError::Forbidden(
+                        "the CSRF token is missing or wrong; reload the page".into(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Who sent the request: an API token or a session cookie. With `csrf`, a session must
+/// have sent that token.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &WebState,
+    csrf: Option<&str>,
+) -> Result<Principal, ApiError> {
+    {
         let now = Timestamp::now();
         let bearer = parts
             .headers
@@ -365,24 +408,7 @@ impl FromRequestParts<WebState> for Principal {
             Err(kalsync_store::StoreError::NotFound(_)) => return Err(ApiError::Unauthenticated),
             Err(e) => return Err(e.into()),
         };
-        // A session's state-changing request must carry its CSRF token: a page of
-        // another site can make the browser send the cookie, never this header.
-        let changes = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if changes {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let same: bool =
-                subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), session.csrf.as_bytes()).into();
-            if !same {
-                return Err(ApiError::Forbidden(
-                    "the CSRF token is missing or wrong; reload the page".into(),
-                ));
-            }
-        }
-        Ok(Principal {
+        let principal = Principal {
             grant: account.grant,
             actor: account.email.clone(),
             account: Some(account),
@@ -390,7 +416,11 @@ impl FromRequestParts<WebState> for Principal {
                 id_hash,
                 csrf: session.csrf,
             },
-        })
+        };
+        if let Some(sent) = csrf {
+            principal.check_csrf(sent)?;
+        }
+        Ok(principal)
     }
 }
 

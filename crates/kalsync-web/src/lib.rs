@@ -1,11 +1,13 @@
 //! Kalsync's admin face (SPEC §6): the REST API under `/api/v1` with its OpenAPI
 //! description, sign-in and sessions, roles (operator, company admin, reader) and
 //! tenant isolation — a company's admin can never see or change another company's
-//! data, and it answers 404 as if it did not exist. The service mounts [`router`].
+//! data, and it answers 404 as if it did not exist — and the web UI over the same
+//! checks. The service mounts [`router`].
 
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// The API and its description.
 pub fn router(state: WebState) -> axum::Router {
     api::router()
+        .merge(ui::router())
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -4,7 +4,7 @@
 mod companies;
 mod instances;
 mod session;
-mod status;
+pub(crate) mod status;
 mod users;
 
 use axum::Json;

@@ -166,36 +166,36 @@ pub(crate) struct DirectoryQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DirectoryEntry {
     /// The user.
-    user: String,
+    pub(crate) user: String,
     /// Name, or the e-mail when none.
-    name: String,
+    pub(crate) name: String,
     /// Mailbox.
-    email: String,
+    pub(crate) email: String,
     /// PBX extension.
-    extension: Option<String>,
+    pub(crate) extension: Option<String>,
     /// The company.
-    company: String,
+    pub(crate) company: String,
     /// Away now; none: available.
-    absence: Option<AwayView>,
+    pub(crate) absence: Option<AwayView>,
 }
 
 /// Away now, and until when.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AwayView {
     /// Reason code.
-    reason: String,
+    pub(crate) reason: String,
     /// Label (English).
-    label_en: String,
+    pub(crate) label_en: String,
     /// Label (Swedish).
-    label_sv: String,
+    pub(crate) label_sv: String,
     /// `divert` or `info`.
-    mode: String,
+    pub(crate) mode: String,
     /// Back at (RFC 3339).
-    returns_at: String,
+    pub(crate) returns_at: String,
     /// The PBX text in English.
-    message_en: String,
+    pub(crate) message_en: String,
     /// The PBX text in Swedish.
-    message_sv: String,
+    pub(crate) message_sv: String,
 }
 
 /// Who is away now in the companies the principal sees, and until when (for
@@ -207,12 +207,27 @@ pub(crate) async fn directory(
     principal: Principal,
     Query(query): Query<DirectoryQuery>,
 ) -> Result<Json<Vec<DirectoryEntry>>, ApiError> {
+    Ok(Json(
+        directory_entries(
+            &state,
+            &principal,
+            query.q.as_deref(),
+            query.all.unwrap_or(false),
+        )
+        .await?,
+    ))
+}
+
+/// The switchboard's people: those `principal` sees whose name, e-mail or extension
+/// contains `q`; only the absent ones unless `all`.
+pub(crate) async fn directory_entries(
+    state: &WebState,
+    principal: &Principal,
+    q: Option<&str>,
+    all: bool,
+) -> Result<Vec<DirectoryEntry>, ApiError> {
     let now = Timestamp::now();
-    let needle = query
-        .q
-        .as_deref()
-        .map(|q| q.trim().to_lowercase())
-        .filter(|q| !q.is_empty());
+    let needle = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
     let mut out = Vec::new();
     for company in state.store.companies().await? {
         if !principal.grant.sees(company.id) {
@@ -249,7 +264,7 @@ pub(crate) async fn directory(
                     message_en: timeline.message(a, &instance.settings, Lang::En),
                     message_sv: timeline.message(a, &instance.settings, Lang::Sv),
                 });
-                if absence.is_none() && !query.all.unwrap_or(false) {
+                if absence.is_none() && !all {
                     continue;
                 }
                 out.push(DirectoryEntry {
@@ -264,5 +279,5 @@ pub(crate) async fn directory(
         }
     }
     out.sort_by_key(|e| e.name.to_lowercase());
-    Ok(Json(out))
+    Ok(out)
 }

@@ -210,3 +210,40 @@ pub(crate) async fn graph_instance(client: &Client, company: CompanyId) -> Strin
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["id"].as_str().expect("id").to_owned()
 }
+
+/// Stores, as a sync would, a lunch in force now (booked "LUN: Lunch", id `lunch-1`)
+/// for `user` of an instance with the prefix template.
+pub(crate) async fn lunch_now(app: &App, user: kalsync_store::UserId) {
+    use jiff::{SignedDuration, Timestamp};
+    use kalsync_core::{Booking, BookingId, BookingTime, InstanceSettings, Window, build_timeline};
+    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now");
+    let mut lunch = Booking::new(
+        BookingId::parse("lunch-1").expect("id"),
+        BookingTime::timed(
+            now - SignedDuration::from_mins(10),
+            now + SignedDuration::from_mins(50),
+        )
+        .expect("time"),
+    );
+    lunch.subject = Some("LUN: Lunch".into());
+    let settings =
+        InstanceSettings::from_toml("template = \"prefix\"\ndays_ahead = 7\n").expect("settings");
+    let timeline = build_timeline(
+        std::slice::from_ref(&lunch),
+        &settings,
+        Window::sync(now, 7),
+    )
+    .without_bookings();
+    app.store
+        .save_sync(kalsync_store::SyncWrite {
+            user,
+            bookings: std::slice::from_ref(&lunch),
+            keep_subjects: false,
+            timeline: &timeline,
+            next_change: None,
+            at: now,
+            note: None,
+        })
+        .await
+        .expect("stored");
+}

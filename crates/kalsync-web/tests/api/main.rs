@@ -4,4 +4,5 @@
 mod helpers;
 mod isolation;
 mod sessions;
+mod ui;
 mod validation;

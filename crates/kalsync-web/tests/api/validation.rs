@@ -1,13 +1,10 @@
 //! Bad input gets a precise error in one JSON shape and changes nothing; a user's status
 //! shows the bookings its absences came from; an import reports every row.
 
-use jiff::{SignedDuration, Timestamp};
-use kalsync_core::{Booking, BookingId, BookingTime, InstanceSettings, Window, build_timeline};
-use kalsync_store::SyncWrite;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{graph_instance, spawn_app};
+use crate::helpers::{graph_instance, lunch_now, spawn_app};
 
 #[tokio::test]
 async fn bad_input_names_the_field_and_changes_nothing() {
@@ -264,37 +261,7 @@ async fn a_users_status_shows_the_bookings_behind_each_absence_and_removal_delet
         .await;
     let anna_id: kalsync_store::UserId = anna["id"].as_str().expect("id").parse().expect("uuid");
 
-    // A lunch in force now, as a sync would have stored it.
-    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now");
-    let mut lunch = Booking::new(
-        BookingId::parse("lunch-1").expect("id"),
-        BookingTime::timed(
-            now - SignedDuration::from_mins(10),
-            now + SignedDuration::from_mins(50),
-        )
-        .expect("time"),
-    );
-    lunch.subject = Some("LUN: Lunch".into());
-    let settings =
-        InstanceSettings::from_toml("template = \"prefix\"\ndays_ahead = 7\n").expect("settings");
-    let timeline = build_timeline(
-        std::slice::from_ref(&lunch),
-        &settings,
-        Window::sync(now, 7),
-    )
-    .without_bookings();
-    app.store
-        .save_sync(SyncWrite {
-            user: anna_id,
-            bookings: std::slice::from_ref(&lunch),
-            keep_subjects: false,
-            timeline: &timeline,
-            next_change: None,
-            at: now,
-            note: None,
-        })
-        .await
-        .expect("stored");
+    lunch_now(&app, anna_id).await;
 
     let (status, view) = admin.get(&format!("/api/v1/users/{anna_id}/status")).await;
     assert_eq!(status, StatusCode::OK, "{view}");

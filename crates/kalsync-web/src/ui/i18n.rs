@@ -1,0 +1,204 @@
+//! The UI's words in Swedish and English. One struct per language, so a missing text is
+//! a compile error, not a blank on the page. The language comes from the `kalsync_lang`
+//! cookie (the switch on every page), else `Accept-Language`, else Swedish.
+
+use axum::http::HeaderMap;
+use axum::http::header;
+use kalsync_core::Lang;
+
+/// The cookie the language switch sets.
+pub const LANG_COOKIE: &str = "kalsync_lang";
+
+/// Every text of the UI.
+pub struct Texts {
+    pub(crate) html_lang: &'static str,
+    pub(crate) other_language: &'static str,
+    pub(crate) other_code: &'static str,
+    pub(crate) sign_in: &'static str,
+    pub(crate) sign_out: &'static str,
+    pub(crate) email: &'static str,
+    pub(crate) password: &'static str,
+    pub(crate) sign_in_intro: &'static str,
+    pub(crate) dashboard: &'static str,
+    pub(crate) switchboard: &'static str,
+    pub(crate) instances: &'static str,
+    pub(crate) instance: &'static str,
+    pub(crate) company: &'static str,
+    pub(crate) source: &'static str,
+    pub(crate) users: &'static str,
+    pub(crate) last_sync: &'static str,
+    pub(crate) errors: &'static str,
+    pub(crate) dead_letters: &'static str,
+    pub(crate) active: &'static str,
+    pub(crate) inactive: &'static str,
+    pub(crate) never: &'static str,
+    pub(crate) ok: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) extension: &'static str,
+    pub(crate) status: &'static str,
+    pub(crate) back: &'static str,
+    pub(crate) available: &'static str,
+    pub(crate) away_now: &'static str,
+    pub(crate) filter: &'static str,
+    pub(crate) show_available: &'static str,
+    pub(crate) nobody_away: &'static str,
+    pub(crate) live: &'static str,
+    pub(crate) no_instances: &'static str,
+    pub(crate) signed_in_as: &'static str,
+}
+
+/// Swedish.
+pub const SV: Texts = Texts {
+    html_lang: "sv",
+    other_language: "English",
+    other_code: "en",
+    sign_in: "Logga in",
+    sign_out: "Logga ut",
+    email: "E-post",
+    password: "Lösenord",
+    sign_in_intro: "Logga in för att se vem som är borta, instanserna och reglerna.",
+    dashboard: "Instrumentpanel",
+    switchboard: "Telefonist",
+    instances: "Instanser",
+    instance: "Instans",
+    company: "Företag",
+    source: "Källa",
+    users: "Användare",
+    last_sync: "Senast läst",
+    errors: "Fel",
+    dead_letters: "Ej levererade",
+    active: "aktiv",
+    inactive: "avstängd",
+    never: "aldrig",
+    ok: "ok",
+    name: "Namn",
+    extension: "Anknytning",
+    status: "Status",
+    back: "Åter",
+    available: "Tillgänglig",
+    away_now: "Borta nu",
+    filter: "Sök namn eller anknytning",
+    show_available: "Visa även tillgängliga",
+    nobody_away: "Ingen är borta just nu.",
+    live: "uppdateras direkt",
+    no_instances: "Inga instanser ännu.",
+    signed_in_as: "Inloggad som",
+};
+
+/// English.
+pub const EN: Texts = Texts {
+    html_lang: "en",
+    other_language: "Svenska",
+    other_code: "sv",
+    sign_in: "Sign in",
+    sign_out: "Sign out",
+    email: "E-mail",
+    password: "Password",
+    sign_in_intro: "Sign in to see who is away, the instances and their rules.",
+    dashboard: "Dashboard",
+    switchboard: "Switchboard",
+    instances: "Instances",
+    instance: "Instance",
+    company: "Company",
+    source: "Source",
+    users: "Users",
+    last_sync: "Last read",
+    errors: "Errors",
+    dead_letters: "Undelivered",
+    active: "active",
+    inactive: "switched off",
+    never: "never",
+    ok: "ok",
+    name: "Name",
+    extension: "Extension",
+    status: "Status",
+    back: "Back",
+    available: "Available",
+    away_now: "Away now",
+    filter: "Search name or extension",
+    show_available: "Show available people too",
+    nobody_away: "Nobody is away right now.",
+    live: "updates live",
+    no_instances: "No instances yet.",
+    signed_in_as: "Signed in as",
+};
+
+/// The texts of `lang`.
+pub fn texts(lang: Lang) -> &'static Texts {
+    match lang {
+        Lang::Sv => &SV,
+        Lang::En => &EN,
+    }
+}
+
+/// The language of a request: the switch's cookie, else the first of `Accept-Language`
+/// that is Swedish or English, else Swedish.
+pub fn language(headers: &HeaderMap) -> Lang {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == LANG_COOKIE)
+        .map(|(_, v)| v.trim().to_owned());
+    if let Some(l) = cookie.as_deref().and_then(parse) {
+        return l;
+    }
+    let mut asked: Vec<(f32, Lang)> = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next()?.trim();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((q, parse(tag)?))
+        })
+        .collect();
+    asked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    asked.first().map_or(Lang::Sv, |(_, l)| *l)
+}
+
+/// `sv`, `sv-SE`, `en`, `en-GB` … → the language.
+pub fn parse(tag: &str) -> Option<Lang> {
+    let primary = tag.split(['-', '_']).next()?.to_ascii_lowercase();
+    match primary.as_str() {
+        "sv" => Some(Lang::Sv),
+        "en" => Some(Lang::En),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_cookie_wins_then_accept_language_by_weight() {
+        let mut h = HeaderMap::new();
+        assert_eq!(language(&h), Lang::Sv);
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("de-DE, en-GB;q=0.8, sv;q=0.5"),
+        );
+        assert_eq!(language(&h), Lang::En);
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("fr, sv-SE;q=0.9, en;q=0.7"),
+        );
+        assert_eq!(language(&h), Lang::Sv);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; kalsync_lang=en"),
+        );
+        assert_eq!(language(&h), Lang::En);
+        h.insert(header::COOKIE, HeaderValue::from_static("kalsync_lang=xx"));
+        assert_eq!(language(&h), Lang::Sv);
+    }
+}

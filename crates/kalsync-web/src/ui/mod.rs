@@ -1,0 +1,172 @@
+//! The admin web UI, server-rendered (maud) so that nothing needs a front-end build: the
+//! sign-in page, the dashboard (*instrumentpanel*) and the switchboard (*telefonist*)
+//! with live updates over server-sent events. Every page is in Swedish and English.
+//! Forms carry the session's CSRF token and are refused from another origin.
+
+pub mod i18n;
+mod pages;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use kalsync_core::Lang;
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::WebState;
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+use i18n::Texts;
+
+/// The pages (state to be given).
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/switchboard", get(pages::switchboard))
+        .route("/switchboard/events", get(pages::switchboard_events))
+        .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
+        .route("/sign-out", post(pages::sign_out))
+        .route("/lang", get(switch_language))
+}
+
+/// A signed-in viewer of a page, and the page's language. Without a session the page
+/// answers with a redirect to the sign-in page.
+pub(crate) struct Viewer {
+    pub(crate) principal: Principal,
+    pub(crate) lang: Lang,
+}
+
+impl FromRequestParts<WebState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        let lang = i18n::language(&parts.headers);
+        match auth::authenticate(parts, state, None).await {
+            Ok(principal) => Ok(Viewer { principal, lang }),
+            Err(ApiError::Unauthenticated) => Err(Redirect::to("/sign-in").into_response()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+/// `Forbidden` when a form comes from another origin (its `Origin` or `Referer` names
+/// another host than the one it was sent to).
+pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let from = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok());
+    match from {
+        None => Ok(()),
+        Some(origin) => {
+            let origin_host = origin
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or("");
+            if origin_host.eq_ignore_ascii_case(host) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden("a form from another site".into()))
+            }
+        }
+    }
+}
+
+/// The frame of every page: title, navigation, language switch, sign-out.
+pub(crate) fn page(
+    t: &Texts,
+    title: &str,
+    viewer: Option<&Principal>,
+    path: &str,
+    body: Markup,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(t.html_lang) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Kalsync" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong.brand { "Kalsync" }
+                                        @if viewer.is_some() {
+                        nav {
+                            a href="/" class=[(path == "/").then_some("here")] { (t.dashboard) }
+                            a href="/switchboard" class=[(path == "/switchboard").then_some("here")] { (t.switchboard) }
+                        }
+                    }
+                    span.spacer {}
+                    a.lang href={ "/lang?to=" (t.other_code) "&back=" (path) } hreflang=(t.other_code) { (t.other_language) }
+                    @if let Some(p) = viewer {
+                        span.who { (t.signed_in_as) " " (p.actor) }
+                        @if let auth::Via::Session { csrf, .. } = &p.via {
+                            form.inline method="post" action="/sign-out" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button type="submit" { (t.sign_out) }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
+header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#12355b;color:#fff}
+header a{color:#fff}.brand{font-size:1.2rem}nav{display:flex;gap:1rem}nav a.here{font-weight:bold;text-decoration:none;border-bottom:2px solid #fff}
+.spacer{flex:1}.who{opacity:.8}form.inline{display:inline}
+main{padding:1.2rem;max-width:70rem}
+table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #e3e6ea}
+th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color:#2d7a3e}
+.bad{color:#a0341c;font-weight:bold}.muted{color:#6b7280}
+.card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
+label{display:block;margin:.6rem 0 .2rem}input[type=email],input[type=password],input[type=search]{width:100%;padding:.4rem;box-sizing:border-box}
+button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}
+";
+
+/// Where the language switch returns to.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Switch {
+    to: String,
+    back: Option<String>,
+}
+
+/// Sets the language cookie and returns to the page (only a path on this site).
+async fn switch_language(
+    State(state): State<WebState>,
+    jar: CookieJar,
+    Query(q): Query<Switch>,
+) -> Result<(CookieJar, Redirect), StatusCode> {
+    let lang = i18n::parse(&q.to).ok_or(StatusCode::BAD_REQUEST)?;
+    let code = match lang {
+        Lang::Sv => "sv",
+        Lang::En => "en",
+    };
+    let back = q
+        .back
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .unwrap_or_else(|| "/".into());
+    let cookie = Cookie::build((i18n::LANG_COOKIE, code))
+        .path("/")
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .max_age(time::Duration::days(365))
+        .build();
+    Ok((jar.add(cookie), Redirect::to(&back)))
+}

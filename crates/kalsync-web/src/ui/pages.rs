@@ -1,0 +1,371 @@
+//! The pages: sign-in, the dashboard and the switchboard (with its event stream).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use jiff::Timestamp;
+use kalsync_core::Lang;
+use kalsync_store::DeliveryState;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::i18n::{self, Texts};
+use super::{Viewer, page, same_origin};
+use crate::WebState;
+use crate::api::status::{DirectoryEntry, directory_entries};
+use crate::auth::{self, PeerIp, Via};
+use crate::error::ApiError;
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SignInForm {
+    email: String,
+    password: String,
+}
+
+fn sign_in_form(t: &Texts, email: &str, error: Option<&str>) -> Markup {
+    page(
+        t,
+        t.sign_in,
+        None,
+        "/sign-in",
+        html! {
+            div.card {
+                h1 { (t.sign_in) }
+                p.muted { (t.sign_in_intro) }
+                @if let Some(e) = error { p.error role="alert" { (e) } }
+                form method="post" action="/sign-in" {
+                    label for="email" { (t.email) }
+                    input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
+                    label for="password" { (t.password) }
+                    input #password type="password" name="password" required autocomplete="current-password";
+                    button type="submit" { (t.sign_in) }
+                }
+            }
+        },
+    )
+}
+
+pub(crate) async fn sign_in_page(headers: HeaderMap) -> Markup {
+    let t = i18n::texts(i18n::language(&headers));
+    sign_in_form(t, "", None)
+}
+
+pub(crate) async fn sign_in(
+    State(state): State<WebState>,
+    PeerIp(ip): PeerIp,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let lang = i18n::language(&headers);
+    let t = i18n::texts(lang);
+    if let Err(e) = same_origin(&headers) {
+        return e.into_response();
+    }
+    match auth::sign_in(&state, ip, &form.email, &form.password).await {
+        Ok(account) => match auth::start_session(&state, &account).await {
+            Ok((cookie, _)) => (jar.add(cookie), Redirect::to("/")).into_response(),
+            Err(e) => e.into_response(),
+        },
+        Err(e) => {
+            let (status, message) = match &e {
+                ApiError::TooMany(s) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    match lang {
+                        Lang::Sv => format!(
+                            "För många försök. Försök igen om {} minuter.",
+                            s.div_ceil(60)
+                        ),
+                        Lang::En => format!(
+                            "Too many attempts. Try again in {} minutes.",
+                            s.div_ceil(60)
+                        ),
+                    },
+                ),
+                ApiError::Forbidden(_) => (
+                    StatusCode::FORBIDDEN,
+                    match lang {
+                        Lang::Sv => "Fel e-post eller lösenord.".to_owned(),
+                        Lang::En => "The e-mail or the password is wrong.".to_owned(),
+                    },
+                ),
+                _ => return e.into_response(),
+            };
+            (status, sign_in_form(t, &form.email, Some(&message))).into_response()
+        }
+    }
+}
+
+/// The sign-out form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: String,
+}
+
+pub(crate) async fn sign_out(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+        return e.into_response();
+    }
+    if let Via::Session { id_hash, .. } = &viewer.principal.via {
+        if let Err(e) = state.store.delete_session(id_hash).await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    (
+        jar.add(auth::ended_cookie(state.secure_cookies)),
+        Redirect::to("/sign-in"),
+    )
+        .into_response()
+}
+
+/// `12:05` today, `Mon 12:05` otherwise, in the instance's zone.
+fn clock(t: Timestamp, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
+    let z = t.to_zoned(zone.clone());
+    let today = Timestamp::now().to_zoned(zone.clone()).date();
+    if z.date() == today {
+        z.strftime("%H:%M").to_string()
+    } else {
+        let day = match (lang, z.weekday()) {
+            (Lang::Sv, jiff::civil::Weekday::Monday) => "mån",
+            (Lang::Sv, jiff::civil::Weekday::Tuesday) => "tis",
+            (Lang::Sv, jiff::civil::Weekday::Wednesday) => "ons",
+            (Lang::Sv, jiff::civil::Weekday::Thursday) => "tor",
+            (Lang::Sv, jiff::civil::Weekday::Friday) => "fre",
+            (Lang::Sv, jiff::civil::Weekday::Saturday) => "lör",
+            (Lang::Sv, jiff::civil::Weekday::Sunday) => "sön",
+            (Lang::En, d) => match d {
+                jiff::civil::Weekday::Monday => "Mon",
+                jiff::civil::Weekday::Tuesday => "Tue",
+                jiff::civil::Weekday::Wednesday => "Wed",
+                jiff::civil::Weekday::Thursday => "Thu",
+                jiff::civil::Weekday::Friday => "Fri",
+                jiff::civil::Weekday::Saturday => "Sat",
+                jiff::civil::Weekday::Sunday => "Sun",
+            },
+        };
+        format!("{day} {}", z.strftime("%H:%M"))
+    }
+}
+
+/// The dashboard: per instance, its users, the last read, errors and undelivered
+/// statuses.
+pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> Response {
+    let t = i18n::texts(viewer.lang);
+    let mut rows = Vec::new();
+    let companies = match state.store.companies().await {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    for company in companies
+        .into_iter()
+        .filter(|c| viewer.principal.grant.sees(c.id))
+    {
+        let dead = state
+            .store
+            .deliveries(company.id, DeliveryState::Dead, 1000)
+            .await
+            .map(|d| d.len())
+            .unwrap_or(0);
+        for instance in state.store.instances(company.id).await.unwrap_or_default() {
+            let users = state.store.users(instance.id).await.unwrap_or_default();
+            let last = users.iter().filter_map(|u| u.last_sync).max();
+            let failing: Vec<_> = users.iter().filter(|u| u.last_error.is_some()).collect();
+            rows.push(html! {
+                tr {
+                    td { (company.name) }
+                    td { (instance.name) }
+                    td { (instance.source.kind()) }
+                    td { @if instance.active { (t.active) } @else { span.muted { (t.inactive) } } }
+                    td { (users.len()) }
+                    td { @match last {
+                        Some(at) => (clock(at, instance.settings.time_zone.tz(), viewer.lang)),
+                        None => span.muted { (t.never) },
+                    } }
+                    td { @if failing.is_empty() { span.available { (t.ok) } } @else {
+                        span.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
+                    } }
+                    td { @if dead == 0 { span.available { "0" } } @else { span.bad { (dead) } } }
+                }
+            });
+        }
+    }
+    page(
+        t,
+        t.dashboard,
+        Some(&viewer.principal),
+        "/",
+        html! {
+            h1 { (t.dashboard) }
+            h2 { (t.instances) }
+            @if rows.is_empty() { p.muted { (t.no_instances) } } @else {
+                table #instances {
+                    thead { tr {
+                        th { (t.company) } th { (t.instance) } th { (t.source) } th { (t.status) }
+                        th { (t.users) } th { (t.last_sync) } th { (t.errors) } th { (t.dead_letters) }
+                    } }
+                    tbody { @for r in &rows { (r) } }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// The switchboard's filter.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Filter {
+    q: Option<String>,
+    all: Option<String>,
+}
+
+impl Filter {
+    fn all(&self) -> bool {
+        self.all
+            .as_deref()
+            .is_some_and(|a| a == "1" || a == "on" || a == "true")
+    }
+}
+
+/// The rows of the switchboard's table.
+fn switchboard_rows(t: &Texts, lang: Lang, entries: &[DirectoryEntry]) -> Markup {
+    html! {
+        @if entries.is_empty() {
+            tr { td colspan="4" .muted { (t.nobody_away) } }
+        }
+        @for e in entries {
+            tr data-user=(e.user) {
+                td { (e.name) }
+                td { (e.extension.clone().unwrap_or_default()) }
+                @match &e.absence {
+                    Some(a) => {
+                        td class=(a.mode) { (if lang == Lang::Sv { &a.label_sv } else { &a.label_en }) }
+                        td { (if lang == Lang::Sv { &a.message_sv } else { &a.message_en }) }
+                    }
+                    None => {
+                        td.available { (t.available) }
+                        td {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) async fn switchboard(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let t = i18n::texts(viewer.lang);
+    let entries =
+        match directory_entries(&state, &viewer.principal, filter.q.as_deref(), filter.all()).await
+        {
+            Ok(e) => e,
+            Err(e) => return e.into_response(),
+        };
+    let q = filter.q.clone().unwrap_or_default();
+    let stream = format!(
+        "/switchboard/events?q={}&all={}",
+        percent(&q),
+        if filter.all() { "1" } else { "" }
+    );
+    page(
+        t,
+        t.switchboard,
+        Some(&viewer.principal),
+        "/switchboard",
+        html! {
+            h1 { (t.away_now) " " small.muted #live { "· " (t.live) } }
+            form method="get" action="/switchboard" {
+                input type="search" name="q" value=(q) placeholder=(t.filter) aria-label=(t.filter);
+                label { input type="checkbox" name="all" value="1" checked[filter.all()]; " " (t.show_available) }
+                button type="submit" { (t.filter) }
+            }
+            table #switchboard {
+                thead { tr { th { (t.name) } th { (t.extension) } th { (t.status) } th { (t.back) } } }
+                tbody #rows { (switchboard_rows(t, viewer.lang, &entries)) }
+            }
+            script {
+                (maud::PreEscaped(format!(
+                    "new EventSource({}).addEventListener('rows',function(e){{document.getElementById('rows').innerHTML=e.data;}});",
+                    serde_json::to_string(&stream).unwrap_or_else(|_| "\"\"".into())
+                )))
+            }
+        },
+    )
+    .into_response()
+}
+
+/// Percent-encodes a query value.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// How often the switchboard's stream looks for changes.
+const SWITCHBOARD_EVERY: Duration = Duration::from_secs(2);
+/// How long one stream lasts; the browser reconnects by itself.
+const SWITCHBOARD_FOR: Duration = Duration::from_secs(30 * 60);
+
+/// The switchboard's rows as server-sent events: sent when they change.
+pub(crate) async fn switchboard_events(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Query(filter): Query<Filter>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let t = i18n::texts(viewer.lang);
+    let all = filter.all();
+    let stream = futures_util::stream::unfold(
+        (
+            String::new(),
+            tokio::time::Instant::now() + SWITCHBOARD_FOR,
+            true,
+        ),
+        move |(last, end, first)| {
+            let state = state.clone();
+            let principal = viewer.principal.clone();
+            let q = filter.q.clone();
+            async move {
+                if tokio::time::Instant::now() >= end {
+                    return None;
+                }
+                if !first {
+                    tokio::time::sleep(SWITCHBOARD_EVERY).await;
+                }
+                let entries = directory_entries(&state, &principal, q.as_deref(), all)
+                    .await
+                    .unwrap_or_default();
+                let rows = switchboard_rows(t, viewer.lang, &entries).into_string();
+                if rows == last {
+                    // Unchanged: a comment, and another look after the pause.
+                    return Some((
+                        Ok(Event::default().comment("unchanged")),
+                        (last, end, false),
+                    ));
+                }
+                let event = Event::default().event("rows").data(rows.clone());
+                Some((Ok(event), (rows, end, false)))
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
