@@ -294,7 +294,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         "  on-premises  Demo Lokal AB: {} people on a simulated Exchange 2016, read over EWS ({ews_url}EWS/Exchange.asmx, account {ews_account})",
         lokal_people.len()
     );
-        say!(
+    say!(
         "  open         http://{address}/ and sign in (below): the dashboard, and the switchboard of who is away, updating live"
     );
     say!(
@@ -309,7 +309,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         "  sign in      operator@demo.example, admin@demo.example, reception@demo.example or admin@lokal.example, password {demo_password}"
     );
     say!(
-                "  API          http://{address}/api/v1/openapi.json describes it; the operator's overview of every company is at /overview"
+        "  API          http://{address}/api/v1/openapi.json describes it; the operator's overview of every company is at /overview"
     );
     say!("Stop with Ctrl-C.");
     let result = kalsync_server::run(settings, listener, shutdown_signal())
