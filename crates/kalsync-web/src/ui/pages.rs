@@ -292,7 +292,7 @@ pub(crate) async fn switchboard(
             form method="get" action="/switchboard" {
                 input type="search" name="q" value=(q) placeholder=(t.filter) aria-label=(t.filter);
                 label { input type="checkbox" name="all" value="1" checked[filter.all()]; " " (t.show_available) }
-                button type="submit" { (t.filter) }
+                                button type="submit" { (t.search) }
             }
             table #switchboard {
                 thead { tr { th { (t.name) } th { (t.extension) } th { (t.status) } th { (t.back) } } }

@@ -25,11 +25,20 @@ fn the_demo_serves_a_company_whose_statuses_are_read() {
         .expect("starts");
     let mut child = Killed(child);
     let stdout = child.0.stdout.take().expect("stdout");
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("text");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("text");
+    // The accounts and their fresh password.
+    let password = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take(20)
+        .find_map(|l| {
+            l.split("password ")
+                .nth(1)
+                .map(|p| p.trim().to_owned())
+                .filter(|_| l.contains("sign in"))
+        })
+        .expect("the demo prints its password");
     let base = first
         .rsplit(' ')
         .next()
@@ -39,11 +48,30 @@ fn the_demo_serves_a_company_whose_statuses_are_read() {
     assert!(base.starts_with("http://127.0.0.1:"), "{first}");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        // The operator signs in through the form.
+        let dashboard = http
+            .post(format!("{base}/sign-in"))
+            .form(&[
+                ("email", "operator@demo.example"),
+                ("password", password.as_str()),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(dashboard.url().path(), "/");
+        let dashboard = dashboard.text().await.expect("html");
+        assert!(
+            dashboard.contains("Demo AB") && dashboard.contains("Demo Lokal AB"),
+            "{dashboard}"
+        );
         let mut page = String::new();
         for _ in 0..100 {
             page = http
-                .get(format!("{base}/"))
+                .get(format!("{base}/overview"))
                 .send()
                 .await
                 .expect("page")

@@ -1,0 +1,316 @@
+//! The admin UI in a real headless Chromium, driven over WebDriver (chromedriver): the
+//! receptionist signs in, a booking made in Microsoft 365 appears on the open
+//! switchboard without a reload, the language switches, and a company admin who tries
+//! another company's URLs gets 404. Screenshots of each page in both languages are kept
+//! under `target/screenshots/` of the checkout. Without chromedriver the test says it
+//! is skipped — except under CI, where `.ci/run` installs it and its absence fails.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, UserSpec};
+use kalsync_server::Settings;
+use kalsync_server::settings::{
+    AccountDecl, CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl,
+};
+
+const PASSWORD: &str = "receptionens-lösenord";
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> Option<String> {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(str::to_owned)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A headless Chromium session.
+async fn browser() -> Option<(Driver, Client)> {
+    let Some(path) = chromedriver() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "chromedriver is missing; .ci/run installs chromium-driver"
+        );
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return None;
+    };
+    let port = free_port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver(child);
+    // fantoccini's TLS stack finds two crypto providers in this workspace; the talk to
+    // chromedriver is plain HTTP on loopback anyway.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=sv-SE"],
+            "prefs": {"intl.accept_languages": "sv-SE,sv"},
+        }),
+    );
+    // chromedriver takes a moment to listen.
+    for _ in 0..50 {
+        if let Ok(client) = ClientBuilder::rustls()
+            .expect("tls")
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            return Some((driver, client));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer");
+}
+
+/// Where screenshots go: `target/screenshots/` of the checkout.
+fn shot(name: &str, png: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot");
+}
+
+/// Waits (at most `secs`) until the page's text contains `text`.
+async fn until_text(c: &Client, text: &str, secs: u64) -> String {
+    let mut body = String::new();
+    for _ in 0..secs * 10 {
+        body = c
+            .find(Locator::Css("body"))
+            .await
+            .expect("body")
+            .text()
+            .await
+            .expect("text");
+        if body.contains(text) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("`{text}` never appeared: {body}");
+}
+
+#[tokio::test]
+async fn a_receptionist_sees_a_new_booking_appear_live_in_both_languages() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    // Acme on a simulated Microsoft 365 (Anna), and Beta beside it.
+    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
+    for upn in ["anna@acme.example", "bo@beta.example"] {
+        sim.add_user(UserSpec {
+            upn: upn.into(),
+            id: None,
+            display_name: None,
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: None,
+        })
+        .expect("user");
+    }
+    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    let dir = std::env::temp_dir().join(format!("kalsync-browser-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let company = |name: &str, email: &str, name_of_user: &str| CompanyDecl {
+        name: name.into(),
+        targets: vec![TargetDecl::Simulator { name: "pbx".into() }],
+        instances: vec![InstanceDecl {
+            name: "Microsoft 365".into(),
+            source: SourceDecl::Graph {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                client_secret: "s".to_owned().into(),
+                graph_url: Some(format!("{sim_url}v1.0/")),
+                login_url: Some(sim_url.to_string()),
+            },
+            settings: Some(toml::from_str("template = \"prefix\"").expect("toml")),
+            users: vec![UserDecl::Full {
+                email: email.into(),
+                name: Some(name_of_user.into()),
+                extension: Some("201".into()),
+            }],
+        }],
+    };
+    let account = |email: &str, role: &str, company: &str| AccountDecl {
+        email: email.into(),
+        role: role.into(),
+        company: Some(company.into()),
+        password: PASSWORD.to_owned().into(),
+    };
+    let mut settings = Settings {
+        database_url: format!("sqlite:{}", dir.join("k.db").display()),
+        master_key_file: dir.join("k.key"),
+        public_url: url::Url::parse(&format!("{base}/")).ok(),
+        companies: vec![
+            company("Acme AB", "anna@acme.example", "Anna Andersson"),
+            company("Beta AB", "bo@beta.example", "Bo Berg"),
+        ],
+        accounts: vec![
+            account("reception@acme.example", "reader", "Acme AB"),
+            account("it@acme.example", "company_admin", "Acme AB"),
+        ],
+        ..Settings::default()
+    };
+    settings.engine.debounce_ms = 0;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    // Signed out: the sign-in page, in Swedish (the browser's language).
+    c.goto(&format!("{base}/switchboard")).await.expect("goto");
+    until_text(&c, "Logga in", 5).await;
+    shot("sign-in-sv", &c.screenshot().await.expect("png"));
+    c.find(Locator::Css("#email"))
+        .await
+        .expect("e-mail field")
+        .send_keys("reception@acme.example")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#password"))
+        .await
+        .expect("password field")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type");
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    until_text(&c, "Instrumentpanel", 5).await;
+    until_text(&c, "Microsoft 365", 5).await;
+    shot("dashboard-sv", &c.screenshot().await.expect("png"));
+
+    // The switchboard is open when Anna books lunch in Outlook: her row appears live.
+    c.goto(&format!("{base}/switchboard")).await.expect("goto");
+    until_text(&c, "Ingen är borta just nu.", 10).await;
+    let now = jiff::Timestamp::now();
+    sim.create_event(
+        "anna@acme.example",
+        EventSpec::new(
+            "LUN: Lunch",
+            now - jiff::SignedDuration::from_mins(1),
+            now + jiff::SignedDuration::from_mins(59),
+        ),
+    )
+    .expect("event");
+    let text = until_text(&c, "Lunch, åter", 15).await;
+    assert!(
+        text.contains("Anna Andersson") && text.contains("201"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Bo Berg"),
+        "another company's people: {text}"
+    );
+    shot("switchboard-sv", &c.screenshot().await.expect("png"));
+
+    // In English.
+    c.find(Locator::Css("a.lang"))
+        .await
+        .expect("language switch")
+        .click()
+        .await
+        .expect("click");
+    let text = until_text(&c, "Lunch, back", 5).await;
+    assert!(text.contains("Switchboard"), "{text}");
+    shot("switchboard-en", &c.screenshot().await.expect("png"));
+    c.goto(&format!("{base}/")).await.expect("goto");
+    until_text(&c, "Dashboard", 5).await;
+    shot("dashboard-en", &c.screenshot().await.expect("png"));
+
+    // Another company's data is not there for Acme's admin.
+    c.find(Locator::Css("form[action='/sign-out'] button"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("click");
+    until_text(&c, "Sign in", 5).await;
+    shot("sign-in-en", &c.screenshot().await.expect("png"));
+    c.find(Locator::Css("#email"))
+        .await
+        .expect("e-mail")
+        .send_keys("it@acme.example")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#password"))
+        .await
+        .expect("password")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type");
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    let text = until_text(&c, "Dashboard", 5).await;
+    assert!(!text.contains("Beta AB"), "{text}");
+    // Beta's ids, read from the database beside the service.
+    let store = kalsync_store_sql::SqlStore::connect(
+        &kalsync_store_sql::DatabaseUrl::new(format!("sqlite:{}", dir.join("k.db").display())),
+        kalsync_store::SecretBox::from_key_file(&dir.join("k.key")).expect("key"),
+    )
+    .await
+    .expect("store");
+    let beta = kalsync_store::Store::companies(&store)
+        .await
+        .expect("companies")
+        .into_iter()
+        .find(|c| c.name == "Beta AB")
+        .expect("Beta");
+    let beta_instance = kalsync_store::Store::instances(&store, beta.id)
+        .await
+        .expect("instances")
+        .remove(0);
+    for path in [
+        format!("/api/v1/companies/{}", beta.id),
+        format!("/api/v1/companies/{}/instances", beta.id),
+        format!("/api/v1/instances/{}", beta_instance.id),
+        format!("/api/v1/instances/{}/users", beta_instance.id),
+    ] {
+        c.goto(&format!("{base}{path}")).await.expect("goto");
+        let text = until_text(&c, "not_found", 5).await;
+        assert!(
+            !text.contains("Bo Berg") && !text.contains("Beta"),
+            "{path}: {text}"
+        );
+    }
+    shot("another-company-404", &c.screenshot().await.expect("png"));
+
+    c.close().await.expect("close");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
