@@ -2,10 +2,10 @@
 //! annotations (`/api/v1/openapi.json`).
 
 mod companies;
-mod instances;
+pub(crate) mod instances;
 mod session;
 pub(crate) mod status;
-mod users;
+pub(crate) mod users;
 
 use axum::Json;
 use axum::Router;

@@ -19,46 +19,52 @@ use crate::error::ApiError;
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AbsenceView {
     /// Reason code, e.g. `lunch`.
-    reason: String,
+    pub(crate) reason: String,
     /// The reason's label in English and Swedish.
-    label_en: String,
+    pub(crate) label_en: String,
     /// Swedish label.
-    label_sv: String,
+    pub(crate) label_sv: String,
     /// `divert` or `info`.
-    mode: String,
+    pub(crate) mode: String,
     /// Start (RFC 3339).
-    start: String,
+    pub(crate) start: String,
     /// End (RFC 3339).
-    end: String,
+    pub(crate) end: String,
     /// When the user is back (RFC 3339).
-    returns_at: String,
+    pub(crate) returns_at: String,
     /// The PBX text in English.
-    message_en: String,
+    pub(crate) message_en: String,
     /// The PBX text in Swedish.
-    message_sv: String,
+    pub(crate) message_sv: String,
     /// The user's own choice (prefix or category) decided it.
-    user_choice: bool,
+    pub(crate) user_choice: bool,
     /// The bookings it came from, as stored (subjects only where the instance shows
     /// titles).
     #[schema(value_type = Vec<Object>)]
-    bookings: Vec<Booking>,
+    pub(crate) bookings: Vec<Booking>,
 }
 
 /// A user's status now and ahead.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StatusView {
     /// The user.
-    user: String,
+    pub(crate) user: String,
     /// Mailbox.
-    email: String,
+    pub(crate) email: String,
     /// The absence in force now; none: available.
-    now: Option<AbsenceView>,
+    pub(crate) now: Option<AbsenceView>,
     /// Today and the days ahead.
-    timeline: Vec<AbsenceView>,
+    pub(crate) timeline: Vec<AbsenceView>,
     /// The last read (RFC 3339).
-    last_sync: Option<String>,
+    pub(crate) last_sync: Option<String>,
     /// Why the last read failed, if it did.
-    last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
+    /// The instance's zone (for drawing).
+    #[serde(skip)]
+    pub(crate) zone: jiff::tz::TimeZone,
+    /// Days ahead the timeline covers.
+    #[serde(skip)]
+    pub(crate) days_ahead: u16,
 }
 
 fn view(
@@ -115,7 +121,16 @@ pub(crate) async fn user_status(
     principal: Principal,
     Path(user): Path<String>,
 ) -> Result<Json<StatusView>, ApiError> {
-    let (found, _) = visible_user(&state, &principal, &user).await?;
+    Ok(Json(status_of(&state, &principal, &user).await?))
+}
+
+/// The status and timeline of the user named `user`, if `principal` may see it.
+pub(crate) async fn status_of(
+    state: &WebState,
+    principal: &Principal,
+    user: &str,
+) -> Result<StatusView, ApiError> {
+    let (found, _) = visible_user(state, principal, user).await?;
     let instance = state.store.instance(found.instance).await?;
     let now = Timestamp::now();
     let timeline = state.store.timeline(found.id).await?.unwrap_or_default();
@@ -135,7 +150,7 @@ pub(crate) async fn user_status(
         })
         .collect();
     let shown_from = now - SignedDuration::from_hours(12);
-    Ok(Json(StatusView {
+    Ok(StatusView {
         user: found.id.to_string(),
         email: found.email.to_string(),
         now: timeline
@@ -149,7 +164,9 @@ pub(crate) async fn user_status(
             .collect(),
         last_sync: found.last_sync.map(|t| t.to_string()),
         last_error: found.last_error.clone(),
-    }))
+        zone: instance.settings.time_zone.tz().clone(),
+        days_ahead: instance.settings.days_ahead,
+    })
 }
 
 /// Who to list.

@@ -20,17 +20,17 @@ use crate::error::{ApiError, Body, Text};
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserView {
     /// Id.
-    id: String,
+    pub(crate) id: String,
     /// Mailbox.
-    email: String,
+    pub(crate) email: String,
     /// Name.
-    display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     /// PBX extension.
-    extension: Option<String>,
+    pub(crate) extension: Option<String>,
     /// Last read of the calendar (RFC 3339).
-    last_sync: Option<String>,
+    pub(crate) last_sync: Option<String>,
     /// Why the last read failed, if it did.
-    last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -117,14 +117,30 @@ pub(crate) async fn add(
     Body(input): Body<NewUserInput>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let found = visible_instance(&state, &principal, &instance).await?;
-    principal.manages(found.company, "instance")?;
-    let new = checked(
-        found.id,
+    let user = add_user(
+        &state,
+        &principal,
+        &found,
         &input.email,
         input.display_name.as_deref(),
         input.extension.as_deref(),
     )
-    .map_err(|(f, why)| ApiError::invalid(f, why))?;
+    .await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// Adds a user to `found` (checked, audited); the principal must manage it.
+pub(crate) async fn add_user(
+    state: &WebState,
+    principal: &Principal,
+    found: &kalsync_store::Instance,
+    email: &str,
+    name: Option<&str>,
+    extension: Option<&str>,
+) -> Result<User, ApiError> {
+    principal.manages(found.company, "instance")?;
+    let new =
+        checked(found.id, email, name, extension).map_err(|(f, why)| ApiError::invalid(f, why))?;
     let email = new.email.to_string();
     let user = state.store.add_user(new).await.map_err(|e| match e {
         StoreError::Conflict(_) => {
@@ -133,44 +149,44 @@ pub(crate) async fn add(
         other => other.into(),
     })?;
     audit(
-        &state,
-        &principal,
+        state,
+        principal,
         Some(found.company),
         "user.added",
         serde_json::json!({"user": user.id, "instance": found.id}),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+    Ok(user)
 }
 
 /// One row of an import's report.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ImportRow {
     /// The line in the file (1 = the first).
-    line: u64,
+    pub(crate) line: u64,
     /// The e-mail as given.
-    email: String,
+    pub(crate) email: String,
     /// `added`, `exists` or `error`.
-    outcome: String,
+    pub(crate) outcome: String,
     /// The field at fault, for an error.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
+    pub(crate) field: Option<String>,
     /// Why, for an error.
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// What an import did.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ImportReport {
     /// Users added.
-    added: usize,
+    pub(crate) added: usize,
     /// Already there.
-    existing: usize,
+    pub(crate) existing: usize,
     /// Rows refused.
-    errors: usize,
+    pub(crate) errors: usize,
     /// Every row.
-    rows: Vec<ImportRow>,
+    pub(crate) rows: Vec<ImportRow>,
 }
 
 /// Rows one import takes at most.
@@ -188,6 +204,16 @@ pub(crate) async fn import(
     Text(body): Text,
 ) -> Result<Json<ImportReport>, ApiError> {
     let found = visible_instance(&state, &principal, &instance).await?;
+    Ok(Json(import_csv(&state, &principal, &found, &body).await?))
+}
+
+/// Adds the users of a CSV text to `found`, reporting every row.
+pub(crate) async fn import_csv(
+    state: &WebState,
+    principal: &Principal,
+    found: &kalsync_store::Instance,
+    body: &str,
+) -> Result<ImportReport, ApiError> {
     principal.manages(found.company, "instance")?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -264,8 +290,8 @@ pub(crate) async fn import(
                 report.added += 1;
                 report.rows.push(row("added", None, None));
                 audit(
-                    &state,
-                    &principal,
+                    state,
+                    principal,
                     Some(found.company),
                     "user.added",
                     serde_json::json!({"user": user.id, "instance": found.id, "import": true}),
@@ -279,7 +305,7 @@ pub(crate) async fn import(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Json(report))
+    Ok(report)
 }
 
 /// Removes a user: its bookings, timeline, sync state and deliveries are deleted.
@@ -290,18 +316,28 @@ pub(crate) async fn remove(
     principal: Principal,
     Path(user): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (found, company) = visible_user(&state, &principal, &user).await?;
+    remove_user(&state, &principal, &user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the user named `user` with its data; the instance it was in.
+pub(crate) async fn remove_user(
+    state: &WebState,
+    principal: &Principal,
+    user: &str,
+) -> Result<kalsync_store::InstanceId, ApiError> {
+    let (found, company) = visible_user(state, principal, user).await?;
     principal.manages(company, "user")?;
     state.store.remove_user(found.id).await?;
     audit(
-        &state,
-        &principal,
+        state,
+        principal,
         Some(company),
         "user.removed",
         serde_json::json!({"user": found.id, "instance": found.instance}),
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(found.instance)
 }
 
 /// The user named in a path and its company, if the principal may see it.

@@ -5,6 +5,7 @@
 
 pub mod i18n;
 mod pages;
+mod people;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Query, State};
@@ -32,6 +33,11 @@ pub fn router() -> Router<WebState> {
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/lang", get(switch_language))
+        .route("/instances/{instance}", get(people::instance))
+        .route("/instances/{instance}/users", post(people::add))
+        .route("/instances/{instance}/import", post(people::import))
+        .route("/users/{user}", get(people::user))
+        .route("/users/{user}/remove", post(people::remove))
 }
 
 /// A signed-in viewer of a page, and the page's language. Without a session the page
@@ -138,6 +144,12 @@ th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color
 .card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
 label{display:block;margin:.6rem 0 .2rem}input[type=email],input[type=password],input[type=search]{width:100%;padding:.4rem;box-sizing:border-box}
 button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}
+.forms{display:flex;gap:1rem;flex-wrap:wrap;margin-top:1rem}textarea,input[type=text]{width:100%;box-sizing:border-box;padding:.4rem}
+td form.inline button{margin:0}.booking{font-size:.9em}
+.timebar{background:#fff;padding:.6rem;border-radius:.4rem}.day{display:flex;align-items:center;gap:.6rem;margin:.2rem 0}
+.date{width:6.5rem;font-size:.85em;color:#6b7280}.track{position:relative;flex:1;height:1.4rem;background:#eef1f4;border-radius:.2rem}
+.block{position:absolute;top:0;bottom:0;overflow:hidden;white-space:nowrap;font-size:.75em;color:#fff;padding:0 .2rem;border-radius:.2rem}
+.block.divert{background:#a0341c}.block.info{background:#1f5fa8}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
 ";
 
 /// Where the language switch returns to.

@@ -186,7 +186,7 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
             rows.push(html! {
                 tr {
                     td { (company.name) }
-                    td { (instance.name) }
+                                        td { a href={ "/instances/" (instance.id) } { (instance.name) } }
                     td { (instance.source.kind()) }
                     td { @if instance.active { (t.active) } @else { span.muted { (t.inactive) } } }
                     td { (users.len()) }

@@ -212,3 +212,185 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
         "{html}"
     );
 }
+
+/// The session's CSRF token as a page's forms carry it.
+fn form_token(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a form's token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverted() {
+    let app = spawn_app().await;
+    let api = app.signed_in("it@acme.example").await;
+    let instance = graph_instance(&api, app.acme).await;
+    let en = browser("en");
+    en.post(format!("{}/sign-in", app.base))
+        .form(&[("email", "it@acme.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    let dashboard = en
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        dashboard.contains(&format!("href=\"/instances/{instance}\"")),
+        "{dashboard}"
+    );
+    let page = en
+        .get(format!("{}/instances/{instance}", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let csrf = form_token(&page);
+
+    // One user by the form; a bad address is named.
+    let added = en
+        .post(format!("{}/instances/{instance}/users", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "anna@acme.example"),
+            ("name", "Anna Andersson"),
+            ("extension", "201"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(added.status(), StatusCode::OK);
+    let html = added.text().await.expect("html");
+    assert!(
+        html.contains("Added anna@acme.example") && html.contains("Anna Andersson"),
+        "{html}"
+    );
+    let bad = en
+        .post(format!("{}/instances/{instance}/users", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "anna(at)acme"),
+            ("name", ""),
+            ("extension", ""),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.expect("html").contains("email:"));
+    let forged = en
+        .post(format!("{}/instances/{instance}/users", app.base))
+        .form(&[("csrf", "forged"), ("email", "eve@acme.example")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // A CSV: the good rows added, the bad one reported with its line.
+    let imported = en
+        .post(format!("{}/instances/{instance}/import", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            (
+                "csv",
+                "bo@acme.example,Bo Berg,202\nnot-an-address,X,\ncai@acme.example,,",
+            ),
+        ])
+        .send()
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        imported.contains("2 added") && imported.contains("1 errors"),
+        "{imported}"
+    );
+    assert!(
+        imported.contains("not-an-address") && imported.contains("Bo Berg"),
+        "{imported}"
+    );
+
+    // Anna at lunch: her page draws the block and says which booking it came from.
+    let users: serde_json::Value = api
+        .get(&format!("/api/v1/instances/{instance}/users"))
+        .await
+        .1;
+    let anna = users
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["email"] == "anna@acme.example"))
+        .and_then(|u| u["id"].as_str())
+        .expect("anna")
+        .to_owned();
+    lunch_now(&app, anna.parse().expect("uuid")).await;
+    let html = en
+        .get(format!("{}/users/{anna}", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("class=\"block divert\""), "{html}");
+    assert!(html.contains("Lunch, back"), "{html}");
+    assert!(
+        html.contains("(title not shown)") && html.contains("busy"),
+        "the booking, without its title: {html}"
+    );
+
+    // Removed by the form: gone with its data.
+    let removed = en
+        .post(format!("{}/users/{anna}/remove", app.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(removed.url().path(), format!("/instances/{instance}"));
+    let html = removed.text().await.expect("html");
+    assert!(!html.contains("anna@acme.example"), "{html}");
+    assert_eq!(
+        en.get(format!("{}/users/{anna}", app.base))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The receptionist sees the users but no forms, and may not post them.
+    let reader = browser("sv");
+    reader
+        .post(format!("{}/sign-in", app.base))
+        .form(&[("email", "reception@acme.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    let html = reader
+        .get(format!("{}/instances/{instance}", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("Bo Berg") && !html.contains("Lägg till användare"),
+        "{html}"
+    );
+    let token = form_token(&html);
+    let refused = reader
+        .post(format!("{}/instances/{instance}/users", app.base))
+        .form(&[("csrf", token.as_str()), ("email", "x@acme.example")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}

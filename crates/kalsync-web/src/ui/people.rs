@@ -1,0 +1,354 @@
+//! An instance's page (its users: add one, import a CSV, remove) and a user's page: the
+//! time bar of today and the days ahead, each absence with its reason, mode, return
+//! time and the bookings it came from — "why is Anna diverted?".
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use jiff::{SignedDuration, Timestamp, ToSpan as _};
+use kalsync_core::Lang;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::i18n::{self, Texts};
+use super::{Viewer, page, same_origin};
+use crate::WebState;
+use crate::api::instances::visible_instance;
+use crate::api::status::{AbsenceView, status_of};
+use crate::api::users::{ImportReport, add_user, import_csv, remove_user};
+use crate::auth::Via;
+use crate::error::ApiError;
+
+fn csrf_of(viewer: &Viewer) -> String {
+    match &viewer.principal.via {
+        Via::Session { csrf, .. } => csrf.clone(),
+        Via::Token => String::new(),
+    }
+}
+
+/// What a form on the instance page left to say.
+enum Notice {
+    None,
+    Error(String),
+    Added(String),
+    Imported(ImportReport),
+}
+
+async fn instance_page(
+    state: &WebState,
+    viewer: &Viewer,
+    instance: &str,
+    notice: Notice,
+) -> Result<Markup, ApiError> {
+    let t = i18n::texts(viewer.lang);
+    let found = visible_instance(state, &viewer.principal, instance).await?;
+    let users = state.store.users(found.id).await?;
+    let manages = viewer.principal.grant.manages(found.company);
+    let csrf = csrf_of(viewer);
+    let zone = found.settings.time_zone.tz().clone();
+    Ok(page(
+        t,
+        &found.name,
+        Some(&viewer.principal),
+        &format!("/instances/{}", found.id),
+        html! {
+            h1 { (found.name) " " small.muted { "· " (found.source.kind()) " · " @if found.active { (t.active) } @else { (t.inactive) } } }
+            @match &notice {
+                Notice::None => {}
+                Notice::Error(e) => p.error role="alert" { (e) },
+                Notice::Added(email) => p.available role="status" { (t.added) " " (email) },
+                Notice::Imported(r) => div role="status" {
+                    p { (t.imported) ": " (r.added) " " (t.added_n) ", " (r.existing) " " (t.existing_n) ", " (r.errors) " " (t.errors_n) }
+                    @if r.errors > 0 {
+                        table #import-errors {
+                            thead { tr { th { (t.line) } th { (t.email) } th { (t.problem) } } }
+                            tbody { @for row in r.rows.iter().filter(|r| r.outcome == "error") {
+                                tr { td { (row.line) } td { (row.email) } td.bad {
+                                    @if let Some(f) = &row.field { (f) ": " } (row.message.clone().unwrap_or_default())
+                                } }
+                            } }
+                        }
+                    }
+                },
+            }
+            h2 { (t.users) " (" (users.len()) ")" }
+            table #users {
+                thead { tr { th { (t.name) } th { (t.email) } th { (t.extension) } th { (t.last_sync) } th { (t.errors) } @if manages { th {} } } }
+                tbody { @for u in &users {
+                    tr {
+                        td { a href={ "/users/" (u.id) } { (u.display_name.clone().unwrap_or_else(|| u.email.to_string())) } }
+                        td { (u.email) }
+                        td { (u.extension.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default()) }
+                        td { @match u.last_sync { Some(at) => (at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M")), None => span.muted { (t.never) } } }
+                        td { @match &u.last_error { Some(e) => span.bad { (e) }, None => span.available { (t.ok) } } }
+                        @if manages { td {
+                            form.inline method="post" action={ "/users/" (u.id) "/remove" } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button type="submit" title=(t.remove_hint) { (t.remove) }
+                            }
+                        } }
+                    }
+                } }
+            }
+            @if manages {
+                div.forms {
+                    form.card method="post" action={ "/instances/" (found.id) "/users" } {
+                        h3 { (t.add_user) }
+                        input type="hidden" name="csrf" value=(csrf);
+                        label for="new-email" { (t.email) }
+                        input #new-email type="email" name="email" required;
+                        label for="new-name" { (t.name) }
+                        input #new-name type="text" name="name";
+                        label for="new-extension" { (t.extension) }
+                        input #new-extension type="text" name="extension" inputmode="tel";
+                        button type="submit" { (t.add_user) }
+                    }
+                    form.card method="post" action={ "/instances/" (found.id) "/import" } {
+                        h3 { (t.import_csv) }
+                        input type="hidden" name="csrf" value=(csrf);
+                        label for="csv" { (t.csv_hint) }
+                        textarea #csv name="csv" rows="6" required placeholder="email,name,extension" {}
+                        button type="submit" { (t.import_csv) }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+pub(crate) async fn instance(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(instance): Path<String>,
+) -> Response {
+    match instance_page(&state, &viewer, &instance, Notice::None).await {
+        Ok(p) => p.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The add-user form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddForm {
+    csrf: String,
+    email: String,
+    name: Option<String>,
+    extension: Option<String>,
+}
+
+pub(crate) async fn add(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(form): Form<AddForm>,
+) -> Response {
+    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+        return e.into_response();
+    }
+    let found = match visible_instance(&state, &viewer.principal, &instance).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let added = add_user(
+        &state,
+        &viewer.principal,
+        &found,
+        &form.email,
+        form.name.as_deref(),
+        form.extension.as_deref(),
+    )
+    .await;
+    let (status, notice) = match added {
+        Ok(u) => (StatusCode::OK, Notice::Added(u.email.to_string())),
+        Err(e @ (ApiError::Invalid { .. } | ApiError::Conflict(_))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Notice::Error(e.to_string()),
+        ),
+        Err(e) => return e.into_response(),
+    };
+    match instance_page(&state, &viewer, &instance, notice).await {
+        Ok(p) => (status, p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The import form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ImportForm {
+    csrf: String,
+    csv: String,
+}
+
+pub(crate) async fn import(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(form): Form<ImportForm>,
+) -> Response {
+    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+        return e.into_response();
+    }
+    let found = match visible_instance(&state, &viewer.principal, &instance).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let notice = match import_csv(&state, &viewer.principal, &found, &form.csv).await {
+        Ok(report) => Notice::Imported(report),
+        Err(e @ ApiError::BadRequest(_)) => Notice::Error(e.to_string()),
+        Err(e) => return e.into_response(),
+    };
+    match instance_page(&state, &viewer, &instance, notice).await {
+        Ok(p) => p.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The remove form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RemoveForm {
+    csrf: String,
+}
+
+pub(crate) async fn remove(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    Form(form): Form<RemoveForm>,
+) -> Response {
+    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+        return e.into_response();
+    }
+    match remove_user(&state, &viewer.principal, &user).await {
+        Ok(instance) => Redirect::to(&format!("/instances/{instance}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Where an absence sits on a day's track: left and width in percent of the day.
+fn on_day(
+    a: &AbsenceView,
+    day: jiff::civil::Date,
+    zone: &jiff::tz::TimeZone,
+) -> Option<(f64, f64)> {
+    let start: Timestamp = a.start.parse().ok()?;
+    let end: Timestamp = a.end.parse().ok()?;
+    let from = day.to_zoned(zone.clone()).ok()?.timestamp();
+    let to = (day + 1.day()).to_zoned(zone.clone()).ok()?.timestamp();
+    if end <= from || start >= to {
+        return None;
+    }
+    let length = to.duration_since(from).as_secs_f64();
+    let left = start.max(from).duration_since(from).as_secs_f64() / length * 100.0;
+    let right = end.min(to).duration_since(from).as_secs_f64() / length * 100.0;
+    Some((left, (right - left).max(0.4)))
+}
+
+fn when(text: &str, zone: &jiff::tz::TimeZone) -> String {
+    text.parse::<Timestamp>()
+        .map(|t| {
+            t.to_zoned(zone.clone())
+                .strftime("%a %Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::TimeZone) -> Markup {
+    html! {
+        table #absences {
+            thead { tr { th { (t.reason) } th { (t.mode) } th { (t.from) } th { (t.to) } th { (t.back) } th { (t.why) } } }
+            tbody { @for a in list {
+                tr {
+                    td class=(a.mode) { (if lang == Lang::Sv { &a.label_sv } else { &a.label_en }) }
+                    td { (if a.mode == "divert" { t.divert } else { t.info }) }
+                    td { (when(&a.start, zone)) }
+                    td { (when(&a.end, zone)) }
+                    td { (if lang == Lang::Sv { &a.message_sv } else { &a.message_en }) }
+                    td {
+                        @if a.user_choice { span.muted { (t.own_choice) " " } }
+                        @for b in &a.bookings {
+                            div.booking {
+                                (b.subject.clone().unwrap_or_else(|| t.no_title.to_owned()))
+                                " · " (b.free_busy.as_str())
+                                @if !b.categories.is_empty() { " · " (b.categories.join(", ")) }
+                            }
+                        }
+                        @if a.bookings.is_empty() { span.muted { "—" } }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+pub(crate) async fn user(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(user): Path<String>,
+) -> Response {
+    let t = i18n::texts(viewer.lang);
+    let status = match status_of(&state, &viewer.principal, &user).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let zone = status.zone.clone();
+    let today = Timestamp::now().to_zoned(zone.clone()).date();
+    let days: Vec<jiff::civil::Date> = (0..=i64::from(status.days_ahead))
+        .filter_map(|d| today.checked_add(d.days()).ok())
+        .collect();
+    let now_left = {
+        let now = Timestamp::now();
+        today
+            .to_zoned(zone.clone())
+            .ok()
+            .map(|z| {
+                now.duration_since(z.timestamp()).as_secs_f64()
+                    / SignedDuration::from_hours(24).as_secs_f64()
+                    * 100.0
+            })
+            .unwrap_or(0.0)
+    };
+    page(
+        t,
+        &status.email,
+        Some(&viewer.principal),
+        &format!("/users/{}", status.user),
+        html! {
+            h1 { (status.email) }
+            p {
+                @match &status.now {
+                    Some(a) => span class=(a.mode) { strong { (if viewer.lang == Lang::Sv { &a.message_sv } else { &a.message_en }) } },
+                    None => span.available { strong { (t.available) } },
+                }
+                " · " (t.last_sync) ": " @match &status.last_sync { Some(s) => (when(s, &zone)), None => span.muted { (t.never) } }
+                @if let Some(e) = &status.last_error { " · " span.bad { (e) } }
+            }
+            h2 { (t.time_bar) }
+            div.timebar #timebar {
+                @for (i, day) in days.iter().enumerate() {
+                    div.day {
+                        span.date { (day.strftime("%a %d/%m")) }
+                        div.track {
+                            @if i == 0 { div.now style={ "left:" (format!("{now_left:.2}")) "%" } {} }
+                            @for a in &status.timeline {
+                                @if let Some((left, width)) = on_day(a, *day, &zone) {
+                                    div class={ "block " (a.mode) } style={ "left:" (format!("{left:.2}")) "%;width:" (format!("{width:.2}")) "%" }
+                                        title=(if viewer.lang == Lang::Sv { &a.message_sv } else { &a.message_en }) {
+                                        (if viewer.lang == Lang::Sv { &a.label_sv } else { &a.label_en })
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { (t.absences) }
+            @if status.timeline.is_empty() { p.muted { (t.no_absences) } } @else { (absence_list(t, viewer.lang, &status.timeline, &zone)) }
+        },
+    )
+    .into_response()
+}
