@@ -234,6 +234,31 @@ async fn a_receptionist_sees_a_new_booking_appear_live_in_both_languages() {
     );
     shot("switchboard-sv", &c.screenshot().await.expect("png"));
 
+    // From the dashboard to the instance, and to Anna's time bar: why is she diverted?
+    c.goto(&format!("{base}/")).await.expect("goto");
+    c.find(Locator::LinkText("Microsoft 365"))
+        .await
+        .expect("the instance's link")
+        .click()
+        .await
+        .expect("click");
+    until_text(&c, "Användare (1)", 5).await;
+    shot("instance-sv", &c.screenshot().await.expect("png"));
+    c.find(Locator::LinkText("Anna Andersson"))
+        .await
+        .expect("Anna's link")
+        .click()
+        .await
+        .expect("click");
+    let text = until_text(&c, "Idag och framåt", 5).await;
+    assert!(text.contains("Lunch, åter"), "{text}");
+    assert!(
+        c.find(Locator::Css(".block.divert")).await.is_ok(),
+        "the lunch on the bar"
+    );
+    shot("user-sv", &c.screenshot().await.expect("png"));
+    c.goto(&format!("{base}/switchboard")).await.expect("goto");
+
     // In English.
     c.find(Locator::Css("a.lang"))
         .await
@@ -247,6 +272,22 @@ async fn a_receptionist_sees_a_new_booking_appear_live_in_both_languages() {
     c.goto(&format!("{base}/")).await.expect("goto");
     until_text(&c, "Dashboard", 5).await;
     shot("dashboard-en", &c.screenshot().await.expect("png"));
+    c.find(Locator::LinkText("Microsoft 365"))
+        .await
+        .expect("the instance's link")
+        .click()
+        .await
+        .expect("click");
+    until_text(&c, "Users (1)", 5).await;
+    shot("instance-en", &c.screenshot().await.expect("png"));
+    c.find(Locator::LinkText("Anna Andersson"))
+        .await
+        .expect("Anna's link")
+        .click()
+        .await
+        .expect("click");
+    until_text(&c, "Lunch, back", 5).await;
+    shot("user-en", &c.screenshot().await.expect("png"));
 
     // Another company's data is not there for Acme's admin.
     c.find(Locator::Css("form[action='/sign-out'] button"))

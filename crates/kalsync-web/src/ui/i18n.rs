@@ -239,6 +239,27 @@ pub fn language(headers: &HeaderMap) -> Lang {
     asked.first().map_or(Lang::Sv, |(_, l)| *l)
 }
 
+/// A weekday's short name.
+pub fn weekday(lang: Lang, day: jiff::civil::Weekday) -> &'static str {
+    use jiff::civil::Weekday::{Friday, Monday, Saturday, Sunday, Thursday, Tuesday, Wednesday};
+    match (lang, day) {
+        (Lang::Sv, Monday) => "mån",
+        (Lang::Sv, Tuesday) => "tis",
+        (Lang::Sv, Wednesday) => "ons",
+        (Lang::Sv, Thursday) => "tor",
+        (Lang::Sv, Friday) => "fre",
+        (Lang::Sv, Saturday) => "lör",
+        (Lang::Sv, Sunday) => "sön",
+        (Lang::En, Monday) => "Mon",
+        (Lang::En, Tuesday) => "Tue",
+        (Lang::En, Wednesday) => "Wed",
+        (Lang::En, Thursday) => "Thu",
+        (Lang::En, Friday) => "Fri",
+        (Lang::En, Saturday) => "Sat",
+        (Lang::En, Sunday) => "Sun",
+    }
+}
+
 /// `sv`, `sv-SE`, `en`, `en-GB` … → the language.
 pub fn parse(tag: &str) -> Option<Lang> {
     let primary = tag.split(['-', '_']).next()?.to_ascii_lowercase();

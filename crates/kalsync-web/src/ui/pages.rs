@@ -138,25 +138,11 @@ fn clock(t: Timestamp, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
     if z.date() == today {
         z.strftime("%H:%M").to_string()
     } else {
-        let day = match (lang, z.weekday()) {
-            (Lang::Sv, jiff::civil::Weekday::Monday) => "mån",
-            (Lang::Sv, jiff::civil::Weekday::Tuesday) => "tis",
-            (Lang::Sv, jiff::civil::Weekday::Wednesday) => "ons",
-            (Lang::Sv, jiff::civil::Weekday::Thursday) => "tor",
-            (Lang::Sv, jiff::civil::Weekday::Friday) => "fre",
-            (Lang::Sv, jiff::civil::Weekday::Saturday) => "lör",
-            (Lang::Sv, jiff::civil::Weekday::Sunday) => "sön",
-            (Lang::En, d) => match d {
-                jiff::civil::Weekday::Monday => "Mon",
-                jiff::civil::Weekday::Tuesday => "Tue",
-                jiff::civil::Weekday::Wednesday => "Wed",
-                jiff::civil::Weekday::Thursday => "Thu",
-                jiff::civil::Weekday::Friday => "Fri",
-                jiff::civil::Weekday::Saturday => "Sat",
-                jiff::civil::Weekday::Sunday => "Sun",
-            },
-        };
-        format!("{day} {}", z.strftime("%H:%M"))
+        format!(
+            "{} {}",
+            i18n::weekday(lang, z.weekday()),
+            z.strftime("%H:%M")
+        )
     }
 }
 

@@ -247,12 +247,15 @@ fn on_day(
     Some((left, (right - left).max(0.4)))
 }
 
-fn when(text: &str, zone: &jiff::tz::TimeZone) -> String {
+fn when(text: &str, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
     text.parse::<Timestamp>()
         .map(|t| {
-            t.to_zoned(zone.clone())
-                .strftime("%a %Y-%m-%d %H:%M")
-                .to_string()
+            let z = t.to_zoned(zone.clone());
+            format!(
+                "{} {}",
+                i18n::weekday(lang, z.weekday()),
+                z.strftime("%Y-%m-%d %H:%M")
+            )
         })
         .unwrap_or_else(|_| text.to_owned())
 }
@@ -265,8 +268,8 @@ fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::Ti
                 tr {
                     td class=(a.mode) { (if lang == Lang::Sv { &a.label_sv } else { &a.label_en }) }
                     td { (if a.mode == "divert" { t.divert } else { t.info }) }
-                    td { (when(&a.start, zone)) }
-                    td { (when(&a.end, zone)) }
+                    td { (when(&a.start, zone, lang)) }
+                    td { (when(&a.end, zone, lang)) }
                     td { (if lang == Lang::Sv { &a.message_sv } else { &a.message_en }) }
                     td {
                         @if a.user_choice { span.muted { (t.own_choice) " " } }
@@ -324,14 +327,14 @@ pub(crate) async fn user(
                     Some(a) => span class=(a.mode) { strong { (if viewer.lang == Lang::Sv { &a.message_sv } else { &a.message_en }) } },
                     None => span.available { strong { (t.available) } },
                 }
-                " · " (t.last_sync) ": " @match &status.last_sync { Some(s) => (when(s, &zone)), None => span.muted { (t.never) } }
+                " · " (t.last_sync) ": " @match &status.last_sync { Some(s) => (when(s, &zone, viewer.lang)), None => span.muted { (t.never) } }
                 @if let Some(e) = &status.last_error { " · " span.bad { (e) } }
             }
             h2 { (t.time_bar) }
             div.timebar #timebar {
                 @for (i, day) in days.iter().enumerate() {
                     div.day {
-                        span.date { (day.strftime("%a %d/%m")) }
+                        span.date { (i18n::weekday(viewer.lang, day.weekday())) " " (day.strftime("%d/%m")) }
                         div.track {
                             @if i == 0 { div.now style={ "left:" (format!("{now_left:.2}")) "%" } {} }
                             @for a in &status.timeline {
