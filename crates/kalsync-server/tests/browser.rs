@@ -99,13 +99,12 @@ fn shot(name: &str, png: &[u8]) {
 async fn until_text(c: &Client, text: &str, secs: u64) -> String {
     let mut body = String::new();
     for _ in 0..secs * 10 {
-        body = c
-            .find(Locator::Css("body"))
-            .await
-            .expect("body")
-            .text()
-            .await
-            .expect("text");
+        // While a page loads its old body goes stale: look again.
+        if let Ok(element) = c.find(Locator::Css("body")).await {
+            if let Ok(t) = element.text().await {
+                body = t;
+            }
+        }
         if body.contains(text) {
             return body;
         }
