@@ -1,7 +1,7 @@
 //! `/api/v1`: the routes, and the OpenAPI description generated from the handlers'
 //! annotations (`/api/v1/openapi.json`).
 
-mod companies;
+pub(crate) mod companies;
 pub(crate) mod instances;
 mod session;
 pub(crate) mod status;

@@ -70,6 +70,16 @@ pub struct Texts {
     pub(crate) time_bar: &'static str,
     pub(crate) absences: &'static str,
     pub(crate) no_absences: &'static str,
+    pub(crate) rules: &'static str,
+    pub(crate) rules_intro: &'static str,
+    pub(crate) rules_file: &'static str,
+    pub(crate) calendar_to_try: &'static str,
+    pub(crate) preview: &'static str,
+    pub(crate) save: &'static str,
+    pub(crate) saved: &'static str,
+    pub(crate) events_read: &'static str,
+    pub(crate) paste_calendar: &'static str,
+    pub(crate) edit_rules: &'static str,
 }
 
 /// Swedish.
@@ -133,6 +143,16 @@ pub const SV: Texts = Texts {
     time_bar: "Idag och framåt",
     absences: "Frånvaro",
     no_absences: "Ingen frånvaro bokad.",
+    rules: "Regler",
+    rules_intro: "Inställningar och regler som en regelfil. Prova dem mot en kalender (en .ics-fil från Outlook: Arkiv → Spara kalender) innan du sparar.",
+    rules_file: "regelfilen",
+    calendar_to_try: "Kalender att prova mot (.ics)",
+    preview: "Förhandsgranska",
+    save: "Spara",
+    saved: "Sparat. Ändringen når synkroniseringen inom tio sekunder.",
+    events_read: "händelser lästa",
+    paste_calendar: "Klistra in en kalender (.ics) att prova reglerna mot.",
+    edit_rules: "Regler och inställningar",
 };
 
 /// English.
@@ -196,6 +216,16 @@ pub const EN: Texts = Texts {
     time_bar: "Today and ahead",
     absences: "Absences",
     no_absences: "No absence booked.",
+    rules: "Rules",
+    rules_intro: "The settings and rules as a rules file. Try them on a calendar (an .ics file from Outlook: File → Save Calendar) before saving.",
+    rules_file: "rules file",
+    calendar_to_try: "Calendar to try (.ics)",
+    preview: "Preview",
+    save: "Save",
+    saved: "Saved. The change reaches the syncs within ten seconds.",
+    events_read: "events read",
+    paste_calendar: "Paste a calendar (.ics) to try the rules on.",
+    edit_rules: "Rules and settings",
 };
 
 /// The texts of `lang`.

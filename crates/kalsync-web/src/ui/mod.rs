@@ -6,6 +6,7 @@
 pub mod i18n;
 mod pages;
 mod people;
+mod rules;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Query, State};
@@ -36,6 +37,10 @@ pub fn router() -> Router<WebState> {
         .route("/instances/{instance}", get(people::instance))
         .route("/instances/{instance}/users", post(people::add))
         .route("/instances/{instance}/import", post(people::import))
+        .route(
+            "/instances/{instance}/rules",
+            get(rules::show).post(rules::submit),
+        )
         .route("/users/{user}", get(people::user))
         .route("/users/{user}/remove", post(people::remove))
 }
@@ -144,6 +149,7 @@ th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color
 .card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
 label{display:block;margin:.6rem 0 .2rem}input[type=email],input[type=password],input[type=search]{width:100%;padding:.4rem;box-sizing:border-box}
 button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}
+.code{font-family:ui-monospace,monospace;font-size:.9em}pre.error{white-space:pre-wrap}
 .forms{display:flex;gap:1rem;flex-wrap:wrap;margin-top:1rem}textarea,input[type=text]{width:100%;box-sizing:border-box;padding:.4rem}
 td form.inline button{margin:0}.booking{font-size:.9em}
 .timebar{background:#fff;padding:.6rem;border-radius:.4rem}.day{display:flex;align-items:center;gap:.6rem;margin:.2rem 0}

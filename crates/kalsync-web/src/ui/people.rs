@@ -53,7 +53,8 @@ async fn instance_page(
         Some(&viewer.principal),
         &format!("/instances/{}", found.id),
         html! {
-            h1 { (found.name) " " small.muted { "· " (found.source.kind()) " · " @if found.active { (t.active) } @else { (t.inactive) } } }
+                        h1 { (found.name) " " small.muted { "· " (found.source.kind()) " · " @if found.active { (t.active) } @else { (t.inactive) } } }
+            p { a href={ "/instances/" (found.id) "/rules" } { (t.edit_rules) } }
             @match &notice {
                 Notice::None => {}
                 Notice::Error(e) => p.error role="alert" { (e) },

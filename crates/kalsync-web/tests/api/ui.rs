@@ -394,3 +394,172 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
         .expect("post");
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
+
+/// A calendar with one "LUN: Lunch" tomorrow 11:00–12:00 UTC.
+fn lunch_tomorrow_ics() -> String {
+    let day = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .tomorrow()
+        .expect("tomorrow");
+    let stamp = |h: i8| day.at(h, 0, 0, 0).strftime("%Y%m%dT%H%M%SZ").to_string();
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VEVENT\r\nUID:lunch-1\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:LUN: Lunch\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        stamp(8),
+        stamp(11),
+        stamp(12)
+    )
+}
+
+#[tokio::test]
+async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules() {
+    let app = spawn_app().await;
+    let api = app.signed_in("it@acme.example").await;
+    let instance = graph_instance(&api, app.acme).await;
+    let en = browser("en");
+    en.post(format!("{}/sign-in", app.base))
+        .form(&[("email", "it@acme.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    let page = en
+        .get(format!("{}/instances/{instance}/rules", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("days_ahead = 7") && page.contains("Save"),
+        "{page}"
+    );
+    let csrf = form_token(&page);
+    let rules = format!("{}/instances/{instance}/rules", app.base);
+
+    // A mistake is shown with its line and column, and nothing is saved.
+    let bad = en
+        .post(&rules)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("settings", "template = \"prefix\"\ndays_ahead = \"many\"\n"),
+            ("calendar", ""),
+            ("action", "save"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = bad.text().await.expect("html");
+    assert!(html.contains("rules file:2:"), "{html}");
+    assert!(
+        html.contains("days_ahead = &quot;many&quot;") || html.contains("days_ahead = \"many\""),
+        "the text is kept: {html}"
+    );
+
+    // The preview: tomorrow's lunch under the prefix rules, in English.
+    let preview = en
+        .post(&rules)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("settings", "template = \"prefix\"\ndays_ahead = 7\n"),
+            ("calendar", lunch_tomorrow_ics().as_str()),
+            ("action", "preview"),
+        ])
+        .send()
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        preview.contains("id=\"preview\"") && preview.contains("Lunch, back"),
+        "{preview}"
+    );
+    assert!(preview.contains("1 events read"), "{preview}");
+    let garbage = en
+        .post(&rules)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("settings", "template = \"prefix\"\n"),
+            ("calendar", "this is not a calendar"),
+            ("action", "preview"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(garbage.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        garbage
+            .text()
+            .await
+            .expect("html")
+            .contains("not an iCalendar file")
+    );
+
+    // Saved: the instance has the new rules.
+    let saved = en
+        .post(&rules)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            (
+                "settings",
+                "template = \"showas-divert\"\ndays_ahead = 10\n",
+            ),
+            ("calendar", ""),
+            ("action", "save"),
+        ])
+        .send()
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    assert!(saved.contains("Saved."), "{saved}");
+    let stored = app
+        .store
+        .instance(instance.parse().expect("id"))
+        .await
+        .expect("instance");
+    assert_eq!(stored.settings.days_ahead, 10);
+
+    // The receptionist may preview but not save.
+    let reader = browser("en");
+    reader
+        .post(format!("{}/sign-in", app.base))
+        .form(&[("email", "reception@acme.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    let page = reader
+        .get(&rules)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(!page.contains("value=\"save\""), "{page}");
+    let token = form_token(&page);
+    let refused = reader
+        .post(&rules)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("settings", "template = \"prefix\"\n"),
+            ("calendar", ""),
+            ("action", "save"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.store
+            .instance(instance.parse().expect("id"))
+            .await
+            .expect("instance")
+            .settings
+            .days_ahead,
+        10
+    );
+}

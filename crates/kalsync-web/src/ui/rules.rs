@@ -1,0 +1,216 @@
+//! An instance's settings and rules: the rules file in an editor, tried against a
+//! pasted calendar (`.ics`, as Outlook exports it) before it is saved — the engine of
+//! `kalsync preview`, run on the page. Errors point at the line and column.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{InstanceSettings, Lang, Window, build_timeline};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::i18n;
+use super::{Viewer, page, same_origin};
+use crate::WebState;
+use crate::api::companies::audit;
+use crate::api::instances::visible_instance;
+use crate::auth::Via;
+use crate::error::ApiError;
+
+/// The editor's form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RulesForm {
+    csrf: String,
+    settings: String,
+    #[serde(default)]
+    calendar: String,
+    /// `preview` or `save`.
+    action: String,
+}
+
+/// What the page shows under the editor.
+enum Outcome {
+    Nothing,
+    Error(String),
+    Saved,
+    Preview(Markup),
+}
+
+async fn editor(
+    state: &WebState,
+    viewer: &Viewer,
+    instance: &str,
+    settings_text: Option<&str>,
+    calendar: &str,
+    outcome: Outcome,
+) -> Result<Markup, ApiError> {
+    let t = i18n::texts(viewer.lang);
+    let found = visible_instance(state, &viewer.principal, instance).await?;
+    let manages = viewer.principal.grant.manages(found.company);
+    let csrf = match &viewer.principal.via {
+        Via::Session { csrf, .. } => csrf.clone(),
+        Via::Token => String::new(),
+    };
+    let text = settings_text
+        .map(str::to_owned)
+        .unwrap_or_else(|| found.settings.to_toml());
+    Ok(page(
+        t,
+        &format!("{} · {}", found.name, t.rules),
+        Some(&viewer.principal),
+        &format!("/instances/{}/rules", found.id),
+        html! {
+            h1 { a href={ "/instances/" (found.id) } { (found.name) } " · " (t.rules) }
+            p.muted { (t.rules_intro) }
+            @match &outcome {
+                Outcome::Nothing => {}
+                Outcome::Error(e) => pre.error role="alert" #rules-error { (e) },
+                Outcome::Saved => p.available role="status" { (t.saved) },
+                Outcome::Preview(_) => {}
+            }
+            form method="post" action={ "/instances/" (found.id) "/rules" } {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="settings" { (t.edit_rules) }
+                textarea #settings name="settings" rows="18" spellcheck="false" class="code" { (text) }
+                label for="calendar" { (t.calendar_to_try) }
+                textarea #calendar name="calendar" rows="6" spellcheck="false" class="code" placeholder="BEGIN:VCALENDAR …" { (calendar) }
+                button type="submit" name="action" value="preview" { (t.preview) }
+                @if manages { " " button type="submit" name="action" value="save" { (t.save) } }
+            }
+            @if let Outcome::Preview(table) = &outcome { h2 { (t.preview) } (table) }
+        },
+    ))
+}
+
+pub(crate) async fn show(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(instance): Path<String>,
+) -> Response {
+    match editor(&state, &viewer, &instance, None, "", Outcome::Nothing).await {
+        Ok(p) => p.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The absences the rules make of a pasted calendar, today and the days ahead.
+fn preview(settings: &InstanceSettings, calendar: &str, lang: Lang) -> Result<Markup, String> {
+    let t = i18n::texts(lang);
+    let now = Timestamp::now();
+    let shown = Window::sync(now, settings.days_ahead);
+    // Bookings a little outside still shape what is shown (a chain, a long absence).
+    let margin = SignedDuration::from_hours(24 * 31);
+    let wide = Window {
+        start: shown.start - margin,
+        end: shown.end + margin,
+    };
+    let imported = kalsync_ics::import(
+        calendar,
+        &kalsync_ics::ImportOptions {
+            default_zone: settings.time_zone.name().to_owned(),
+            window: wide,
+            owner: None,
+        },
+    )
+    .map_err(|e| format!("{}: {e}", t.calendar_to_try))?;
+    let timeline = build_timeline(&imported.bookings, settings, wide);
+    let zone = settings.time_zone.tz().clone();
+    let local = |at: Timestamp| {
+        let z = at.to_zoned(zone.clone());
+        format!(
+            "{} {}",
+            i18n::weekday(lang, z.weekday()),
+            z.strftime("%Y-%m-%d %H:%M")
+        )
+    };
+    let absences: Vec<_> = timeline.overlapping(shown.start, shown.end).collect();
+    Ok(html! {
+        p.muted { (imported.events) " " (t.events_read) @for w in &imported.warnings { br; (w) } }
+        @if absences.is_empty() { p.muted { (t.no_absences) } } @else {
+            table #preview {
+                thead { tr { th { (t.from) } th { (t.to) } th { (t.reason) } th { (t.mode) } th { (t.back) } } }
+                tbody { @for a in &absences {
+                    tr {
+                        td { (local(a.start)) }
+                        td { (local(a.end)) }
+                        td class=(a.mode.as_str()) { (a.label(settings, lang)) }
+                        td { (if a.mode.as_str() == "divert" { t.divert } else { t.info }) }
+                        td { (timeline.message(a, settings, lang)) }
+                    }
+                } }
+            }
+        }
+    })
+}
+
+pub(crate) async fn submit(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(form): Form<RulesForm>,
+) -> Response {
+    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+        return e.into_response();
+    }
+    let t = i18n::texts(viewer.lang);
+    let parsed = InstanceSettings::from_toml(&form.settings)
+        .map_err(|e| e.located(t.rules_file, &form.settings));
+    let (status, outcome) = match (form.action.as_str(), parsed) {
+        (_, Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
+        ("preview", Ok(settings)) => {
+            if form.calendar.trim().is_empty() {
+                (StatusCode::OK, Outcome::Error(t.paste_calendar.to_owned()))
+            } else {
+                match preview(&settings, &form.calendar, viewer.lang) {
+                    Ok(table) => (StatusCode::OK, Outcome::Preview(table)),
+                    Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
+                }
+            }
+        }
+        ("save", Ok(settings)) => {
+            let mut found = match visible_instance(&state, &viewer.principal, &instance).await {
+                Ok(f) => f,
+                Err(e) => return e.into_response(),
+            };
+            if let Err(e) = viewer.principal.manages(found.company, "instance") {
+                return e.into_response();
+            }
+            found.settings = settings;
+            if let Err(e) = state.store.update_instance(&found).await {
+                return ApiError::from(e).into_response();
+            }
+            if let Err(e) = audit(
+                &state,
+                &viewer.principal,
+                Some(found.company),
+                "instance.rules_changed",
+                serde_json::json!({"instance": found.id}),
+            )
+            .await
+            {
+                return e.into_response();
+            }
+            (StatusCode::OK, Outcome::Saved)
+        }
+        (other, Ok(_)) => {
+            return ApiError::invalid("action", format!("`{other}` (expected preview or save)"))
+                .into_response();
+        }
+    };
+    match editor(
+        &state,
+        &viewer,
+        &instance,
+        Some(&form.settings),
+        &form.calendar,
+        outcome,
+    )
+    .await
+    {
+        Ok(p) => (status, p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
