@@ -243,6 +243,16 @@ async fn a_receptionist_sees_a_new_booking_appear_live_in_both_languages() {
         .expect("click");
     until_text(&c, "Användare (1)", 5).await;
     shot("instance-sv", &c.screenshot().await.expect("png"));
+    c.find(Locator::LinkText("Regler och inställningar"))
+        .await
+        .expect("the rules link")
+        .click()
+        .await
+        .expect("click");
+    until_text(&c, "Förhandsgranska", 5).await;
+    shot("rules-sv", &c.screenshot().await.expect("png"));
+    c.back().await.expect("back");
+    until_text(&c, "Användare (1)", 5).await;
     c.find(Locator::LinkText("Anna Andersson"))
         .await
         .expect("Anna's link")
@@ -279,6 +289,16 @@ async fn a_receptionist_sees_a_new_booking_appear_live_in_both_languages() {
         .expect("click");
     until_text(&c, "Users (1)", 5).await;
     shot("instance-en", &c.screenshot().await.expect("png"));
+    c.find(Locator::LinkText("Rules and settings"))
+        .await
+        .expect("the rules link")
+        .click()
+        .await
+        .expect("click");
+    until_text(&c, "Preview", 5).await;
+    shot("rules-en", &c.screenshot().await.expect("png"));
+    c.back().await.expect("back");
+    until_text(&c, "Users (1)", 5).await;
     c.find(Locator::LinkText("Anna Andersson"))
         .await
         .expect("Anna's link")
