@@ -168,11 +168,11 @@ impl From<&Instance> for InstanceView {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewInstanceInput {
     /// Name (1–200 characters).
-    name: String,
+    pub(crate) name: String,
     /// The source.
-    source: SourceInput,
+    pub(crate) source: SourceInput,
     /// The settings and rules as a rules file (TOML); the defaults when left out.
-    settings: Option<String>,
+    pub(crate) settings: Option<String>,
 }
 
 /// Changes to an instance; what is left out stays.
@@ -344,9 +344,20 @@ pub(crate) async fn create(
     Body(input): Body<NewInstanceInput>,
 ) -> Result<(StatusCode, Json<InstanceView>), ApiError> {
     let id = visible(&state, &principal, &company).await?;
-    principal.manages(id, "company")?;
+    let instance = create_instance(&state, &principal, id, input).await?;
+    Ok((StatusCode::CREATED, Json(InstanceView::from(&instance))))
+}
+
+/// Creates an instance of `company` (checked, audited); the principal must manage it.
+pub(crate) async fn create_instance(
+    state: &WebState,
+    principal: &Principal,
+    company: kalsync_store::CompanyId,
+    input: NewInstanceInput,
+) -> Result<Instance, ApiError> {
+    principal.manages(company, "company")?;
     let new = NewInstance {
-        company: id,
+        company,
         name: name(&input.name)?,
         source: source(input.source, None)?,
         settings: match &input.settings {
@@ -356,14 +367,14 @@ pub(crate) async fn create(
     };
     let instance = state.store.create_instance(new).await?;
     audit(
-        &state,
-        &principal,
-        Some(id),
+        state,
+        principal,
+        Some(company),
         "instance.created",
         serde_json::json!({"instance": instance.id, "kind": instance.source.kind()}),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(InstanceView::from(&instance))))
+    Ok(instance)
 }
 
 /// One instance.

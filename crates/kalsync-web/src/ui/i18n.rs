@@ -80,6 +80,19 @@ pub struct Texts {
     pub(crate) events_read: &'static str,
     pub(crate) paste_calendar: &'static str,
     pub(crate) edit_rules: &'static str,
+    pub(crate) new_instance: &'static str,
+    pub(crate) exchange_on_premises: &'static str,
+    pub(crate) tenant: &'static str,
+    pub(crate) client_id: &'static str,
+    pub(crate) client_secret: &'static str,
+    pub(crate) ews_address: &'static str,
+    pub(crate) service_account: &'static str,
+    pub(crate) sign_in_method: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) access: &'static str,
+    pub(crate) create: &'static str,
+    pub(crate) exchange_setup: &'static str,
+    pub(crate) exchange_setup_intro: &'static str,
 }
 
 /// Swedish.
@@ -153,6 +166,19 @@ pub const SV: Texts = Texts {
     events_read: "händelser lästa",
     paste_calendar: "Klistra in en kalender (.ics) att prova reglerna mot.",
     edit_rules: "Regler och inställningar",
+    new_instance: "Ny instans",
+    exchange_on_premises: "Exchange på plats",
+    tenant: "Katalog (tenant)",
+    client_id: "Program-id (client id)",
+    client_secret: "Klienthemlighet",
+    ews_address: "EWS-adress",
+    service_account: "Tjänstekonto",
+    sign_in_method: "Inloggning",
+    version: "Version",
+    access: "Åtkomst",
+    create: "Skapa",
+    exchange_setup: "Förbered Exchange",
+    exchange_setup_intro: "Exchange-administratören kör detta i Exchange Management Shell: tjänstekontot, dess rättigheter och en begränsningspolicy, med kontroller på slutet.",
 };
 
 /// English.
@@ -226,6 +252,19 @@ pub const EN: Texts = Texts {
     events_read: "events read",
     paste_calendar: "Paste a calendar (.ics) to try the rules on.",
     edit_rules: "Rules and settings",
+    new_instance: "New instance",
+    exchange_on_premises: "On-premises Exchange",
+    tenant: "Directory (tenant)",
+    client_id: "Application (client) id",
+    client_secret: "Client secret",
+    ews_address: "EWS address",
+    service_account: "Service account",
+    sign_in_method: "Sign-in",
+    version: "Version",
+    access: "Access",
+    create: "Create",
+    exchange_setup: "Prepare Exchange",
+    exchange_setup_intro: "The Exchange admin runs this in the Exchange Management Shell: the service account, its rights and a throttling policy, with checks at the end.",
 };
 
 /// The texts of `lang`.

@@ -4,6 +4,7 @@
 //! Forms carry the session's CSRF token and are refused from another origin.
 
 pub mod i18n;
+mod new_instance;
 mod pages;
 mod people;
 mod rules;
@@ -34,6 +35,10 @@ pub fn router() -> Router<WebState> {
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/lang", get(switch_language))
+        .route(
+            "/companies/{company}/instances/new",
+            get(new_instance::show).post(new_instance::create),
+        )
         .route("/instances/{instance}", get(people::instance))
         .route("/instances/{instance}/users", post(people::add))
         .route("/instances/{instance}/import", post(people::import))

@@ -155,10 +155,16 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
         Ok(c) => c,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    for company in companies
+    let companies: Vec<_> = companies
         .into_iter()
         .filter(|c| viewer.principal.grant.sees(c.id))
-    {
+        .collect();
+    let managed: Vec<_> = companies
+        .iter()
+        .filter(|c| viewer.principal.grant.manages(c.id))
+        .map(|c| (c.id, c.name.clone()))
+        .collect();
+    for company in companies {
         let dead = state
             .store
             .deliveries(company.id, DeliveryState::Dead, 1000)
@@ -202,8 +208,11 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                         th { (t.company) } th { (t.instance) } th { (t.source) } th { (t.status) }
                         th { (t.users) } th { (t.last_sync) } th { (t.errors) } th { (t.dead_letters) }
                     } }
-                    tbody { @for r in &rows { (r) } }
+                                        tbody { @for r in &rows { (r) } }
                 }
+            }
+            @for (id, name) in &managed {
+                p { a href={ "/companies/" (id) "/instances/new" } { (t.new_instance) " · " (name) } }
             }
         },
     )

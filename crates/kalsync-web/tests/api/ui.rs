@@ -563,3 +563,115 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
         10
     );
 }
+
+#[tokio::test]
+async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell() {
+    let app = spawn_app().await;
+    let sv = browser("sv");
+    sv.post(format!("{}/sign-in", app.base))
+        .form(&[("email", "it@acme.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    let dashboard = sv
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    let new = format!("/companies/{}/instances/new", app.acme);
+    assert!(dashboard.contains(&new), "{dashboard}");
+    assert!(!dashboard.contains(&format!("/companies/{}/instances/new", app.beta)));
+
+    // For Exchange the page shows the PowerShell for the version chosen.
+    let page = sv
+        .get(format!("{}{new}?kind=ews", app.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Förbered Exchange") && page.contains("New-ManagementRoleAssignment"),
+        "{page}"
+    );
+    let csrf = form_token(&page);
+
+    // A wrong address is named, the form kept; then a good one is created.
+    let bad = sv
+        .post(format!("{}{new}", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("kind", "ews"),
+            ("name", "Exchange"),
+            ("url", "mail.acme.example"),
+            ("username", "ACME\\svc-kalsync"),
+            ("password", "pw"),
+            ("auth", "ntlm"),
+            ("version", "2010"),
+            ("access", "impersonation"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = bad.text().await.expect("html");
+    assert!(
+        html.contains("source.url") && html.contains("value=\"Exchange\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("Set-ThrottlingPolicy") || html.contains("ThrottlingPolicy"),
+        "2010's PowerShell: {html}"
+    );
+    let made = sv
+        .post(format!("{}{new}", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("kind", "graph"),
+            ("name", "Microsoft 365"),
+            ("tenant", "t"),
+            ("client_id", "c"),
+            ("client_secret", "s3cret"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert!(
+        made.url().path().starts_with("/instances/"),
+        "{}",
+        made.url()
+    );
+    let list = app.store.instances(app.acme).await.expect("instances");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].source.kind(), "graph");
+
+    // Not for another company, nor for a reader.
+    assert_eq!(
+        sv.get(format!("{}/companies/{}/instances/new", app.base, app.beta))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let reader = browser("sv");
+    reader
+        .post(format!("{}/sign-in", app.base))
+        .form(&[("email", "reception@acme.example"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(
+        reader
+            .get(format!("{}{new}", app.base))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}
