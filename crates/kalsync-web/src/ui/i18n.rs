@@ -80,6 +80,10 @@ pub struct Texts {
     pub(crate) events_read: &'static str,
     pub(crate) paste_calendar: &'static str,
     pub(crate) edit_rules: &'static str,
+    pub(crate) other_cloud: &'static str,
+    pub(crate) graph_url: &'static str,
+    pub(crate) login_url: &'static str,
+
     pub(crate) new_instance: &'static str,
     pub(crate) exchange_on_premises: &'static str,
     pub(crate) tenant: &'static str,
@@ -166,6 +170,10 @@ pub const SV: Texts = Texts {
     events_read: "händelser lästa",
     paste_calendar: "Klistra in en kalender (.ics) att prova reglerna mot.",
     edit_rules: "Regler och inställningar",
+    other_cloud: "Annat moln (nationella moln, simulator)",
+    graph_url: "Graph-adress",
+    login_url: "Inloggningsadress",
+
     new_instance: "Ny instans",
     exchange_on_premises: "Exchange på plats",
     tenant: "Katalog (tenant)",
@@ -252,6 +260,10 @@ pub const EN: Texts = Texts {
     events_read: "events read",
     paste_calendar: "Paste a calendar (.ics) to try the rules on.",
     edit_rules: "Rules and settings",
+    other_cloud: "Another cloud (national clouds, a simulator)",
+    graph_url: "Graph address",
+    login_url: "Login address",
+
     new_instance: "New instance",
     exchange_on_premises: "On-premises Exchange",
     tenant: "Directory (tenant)",

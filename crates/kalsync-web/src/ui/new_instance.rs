@@ -35,6 +35,10 @@ pub(crate) struct NewForm {
     #[serde(default)]
     client_secret: String,
     #[serde(default)]
+    graph_url: String,
+    #[serde(default)]
+    login_url: String,
+    #[serde(default)]
     url: String,
     #[serde(default)]
     username: String,
@@ -111,7 +115,14 @@ fn form_page(viewer: &Viewer, company: &str, form: &NewForm, error: Option<&str>
                         label for="client_id" { (t.client_id) }
                         input #client_id type="text" name="client_id" value=(form.client_id);
                         label for="client_secret" { (t.client_secret) }
-                        input #client_secret type="password" name="client_secret" autocomplete="off";
+                                                input #client_secret type="password" name="client_secret" autocomplete="off";
+                        details open[!form.graph_url.is_empty() || !form.login_url.is_empty()] {
+                            summary { (t.other_cloud) }
+                            label for="graph_url" { (t.graph_url) }
+                            input #graph_url type="text" name="graph_url" value=(form.graph_url) placeholder="https://graph.microsoft.com/v1.0/";
+                            label for="login_url" { (t.login_url) }
+                            input #login_url type="text" name="login_url" value=(form.login_url) placeholder="https://login.microsoftonline.com/";
+                        }
                     }
                     fieldset.card {
                         legend { (t.exchange_on_premises) }
@@ -209,8 +220,8 @@ pub(crate) async fn create(
             tenant: form.tenant.clone(),
             client_id: form.client_id.clone(),
             client_secret: secret(&form.client_secret),
-            graph_url: None,
-            login_url: None,
+            graph_url: Some(form.graph_url.clone()).filter(|u| !u.trim().is_empty()),
+            login_url: Some(form.login_url.clone()).filter(|u| !u.trim().is_empty()),
         }
     };
     let input = NewInstanceInput {
