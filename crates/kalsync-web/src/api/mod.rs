@@ -1,6 +1,7 @@
 //! `/api/v1`: the routes, and the OpenAPI description generated from the handlers'
 //! annotations (`/api/v1/openapi.json`).
 
+mod accounts;
 pub(crate) mod companies;
 pub(crate) mod instances;
 mod session;
@@ -23,7 +24,8 @@ use crate::error::ApiError;
         description = "Calendar bookings to PBX absence status: companies, instances, users, their status and timeline, the switchboard directory. Sign in with a session (POST /api/v1/session; state-changing requests then carry X-CSRF-Token) or a company API token (Authorization: Bearer kst_…). Another company's data answers 404."
     ),
     paths(
-        session::sign_in, session::sign_out, session::me,
+                session::sign_in, session::sign_out, session::me,
+        accounts::list, accounts::create, accounts::remove, accounts::change_password,
         companies::list, companies::create, companies::get, companies::audit_log,
         companies::deliveries, companies::tokens, companies::create_token, companies::revoke_token,
         instances::list, instances::create, instances::get, instances::update, instances::remove,
@@ -52,6 +54,18 @@ pub fn router() -> Router<WebState> {
             post(session::sign_in).delete(session::sign_out),
         )
         .route("/api/v1/me", get(session::me))
+        .route(
+            "/api/v1/me/password",
+            axum::routing::put(accounts::change_password),
+        )
+        .route(
+            "/api/v1/companies/{company}/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route(
+            "/api/v1/companies/{company}/accounts/{account}",
+            delete(accounts::remove),
+        )
         .route(
             "/api/v1/companies",
             get(companies::list).post(companies::create),

@@ -113,12 +113,17 @@ impl App {
 
     /// Signed in as `email` (password [`PASSWORD`]).
     pub(crate) async fn signed_in(&self, email: &str) -> Client {
+        self.signed_in_with(email, PASSWORD).await
+    }
+
+    /// Signed in as `email` with `password`.
+    pub(crate) async fn signed_in_with(&self, email: &str, password: &str) -> Client {
         let mut c = self.anonymous();
         let (status, body) = c
             .send(
                 reqwest::Method::POST,
                 "/api/v1/session",
-                Some(json!({"email": email, "password": PASSWORD})),
+                Some(json!({"email": email, "password": password})),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");

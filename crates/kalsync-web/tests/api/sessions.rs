@@ -177,3 +177,111 @@ async fn the_openapi_description_is_served_and_names_every_route() {
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }
+
+#[tokio::test]
+async fn a_company_admin_manages_its_accounts_and_everyone_their_password() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let accounts = format!("/api/v1/companies/{}/accounts", app.acme);
+    let (status, made) = admin
+        .post(&accounts, json!({"email": "Vaxel@acme.example", "role": "reader", "password": "växeln-2026-lösen"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["email"], "vaxel@acme.example");
+    assert!(made.get("password").is_none() && !made.to_string().contains("argon2"));
+    for (body, field) in [
+        (
+            json!({"email": "x", "role": "reader", "password": "långt-nog-lösen"}),
+            "email",
+        ),
+        (
+            json!({"email": "y@acme.example", "role": "operator", "password": "långt-nog-lösen"}),
+            "role",
+        ),
+        (
+            json!({"email": "y@acme.example", "role": "reader", "password": "kort"}),
+            "password",
+        ),
+    ] {
+        let (status, answer) = admin.post(&accounts, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["error"]["field"], field);
+    }
+    let (status, _) = admin
+        .post(&accounts, json!({"email": "vaxel@acme.example", "role": "reader", "password": "växeln-2026-lösen"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // The new account signs in; a reader may not manage accounts.
+    let reader = app.anonymous();
+    let (status, _) = reader
+        .post(
+            "/api/v1/session",
+            json!({"email": "vaxel@acme.example", "password": "växeln-2026-lösen"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let reader = app.signed_in("reception@acme.example").await;
+    assert_eq!(reader.get(&accounts).await.0, StatusCode::FORBIDDEN);
+    // Beta's admin cannot see or remove Acme's accounts.
+    let beta = app.signed_in("it@beta.example").await;
+    assert_eq!(beta.get(&accounts).await.0, StatusCode::NOT_FOUND);
+    let id = made["id"].as_str().expect("id");
+    assert_eq!(
+        beta.delete(&format!("/api/v1/companies/{}/accounts/{id}", app.beta))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // A password change needs the current one and ends other sessions.
+    let other_session = app.signed_in("it@acme.example").await;
+    let (status, answer) = admin
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/me/password",
+            Some(json!({"current": "wrong-password", "new": "ett-nytt-lösenord"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer["error"]["field"], "current");
+    let (status, _) = admin
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/me/password",
+            Some(json!({"current": PASSWORD, "new": "ett-nytt-lösenord"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        other_session.get("/api/v1/me").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = app
+        .anonymous()
+        .post(
+            "/api/v1/session",
+            json!({"email": "it@acme.example", "password": "ett-nytt-lösenord"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Removing an account; not one's own.
+    let admin = app
+        .signed_in_with("it@acme.example", "ett-nytt-lösenord")
+        .await;
+    assert_eq!(
+        admin.delete(&format!("{accounts}/{id}")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let own = app
+        .store
+        .account_by_email("it@acme.example")
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(
+        admin.delete(&format!("{accounts}/{}", own.id)).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
