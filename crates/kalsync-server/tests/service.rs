@@ -129,6 +129,13 @@ async fn exchange_with_anna() -> Exchange {
     }
 }
 
+/// A fresh folder for one test's database and key, named after the test.
+fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
 /// Waits (at most five seconds) until `check` holds; whether it did.
 async fn eventually(check: impl Fn() -> bool) -> bool {
     eventually_within(Duration::from_secs(5), check).await
@@ -244,8 +251,7 @@ impl Running {
 
 #[tokio::test]
 async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
-    let dir = std::env::temp_dir().join(format!("kalsync-service-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-service");
     let (sim, sim_url, _sim, _) = anna_at_lunch().await;
     let running = Running::start(settings(&sim_url, &dir).await, dir).await;
     let (base, pbx) = (running.base.clone(), running.pbx.clone());
@@ -324,8 +330,7 @@ async fn a_booking_in_the_source_reaches_the_pbx_and_the_endpoints_answer() {
 
 #[tokio::test]
 async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
-    let dir = std::env::temp_dir().join(format!("kalsync-service-notify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-service-notify");
     let sim = simulator_with_anna();
     let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
 
@@ -398,8 +403,7 @@ async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
 
 #[tokio::test]
 async fn a_target_that_cannot_be_reached_shows_its_dead_letters_on_the_page() {
-    let dir = std::env::temp_dir().join(format!("kalsync-dead-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-dead");
     let (_, sim_url, _sim, _) = anna_at_lunch().await;
     // A port nothing listens on: every attempt is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -447,8 +451,7 @@ async fn a_booking_in_outlook_becomes_a_notify_on_the_receptionists_phone() {
     let phone = kamailio::Watcher::subscribe(server.port, "201").await;
     phone.notify_where(|_| true).await;
 
-    let dir = std::env::temp_dir().join(format!("kalsync-sip-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-sip-e2e");
     let (_, sim_url, _sim, lunch_ends) = anna_at_lunch().await;
     let mut s = settings(&sim_url, &dir).await;
     s.companies[0].targets = vec![TargetDecl::Sip {
@@ -480,8 +483,7 @@ async fn a_booking_in_outlook_becomes_a_notify_on_the_receptionists_phone() {
 
 #[tokio::test]
 async fn a_booking_on_an_exchange_server_reaches_the_pbx_over_ews() {
-    let dir = std::env::temp_dir().join(format!("kalsync-ews-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-ews");
     let (calendars, sim_url, _graph, _) = anna_at_lunch().await;
     let ews = kalsync_ews_sim::EwsSim::new(
         calendars,
@@ -509,8 +511,7 @@ async fn a_booking_on_an_exchange_server_reaches_the_pbx_over_ews() {
 
 #[tokio::test]
 async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling() {
-    let dir = std::env::temp_dir().join(format!("kalsync-ews-stream-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-ews-stream");
     let Exchange {
         calendars,
         sim_url,
@@ -571,8 +572,7 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
 
 #[tokio::test]
 async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
-    let dir = std::env::temp_dir().join(format!("kalsync-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-check");
     let (calendars, sim_url, _graph, _) = anna_at_lunch().await;
     let ews = kalsync_ews_sim::EwsSim::new(
         calendars,
@@ -621,8 +621,7 @@ async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
 
 #[tokio::test]
 async fn exchange_2007_pushes_changes_to_the_service() {
-    let dir = std::env::temp_dir().join(format!("kalsync-ews-push-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-ews-push");
     let Exchange {
         calendars,
         sim_url,
@@ -674,8 +673,7 @@ async fn exchange_2007_pushes_changes_to_the_service() {
 
 #[tokio::test]
 async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
-    let dir = std::env::temp_dir().join(format!("kalsync-ews-resume-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-ews-resume");
     let Exchange {
         calendars,
         sim_url,
@@ -747,8 +745,7 @@ async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
 
 #[tokio::test]
 async fn without_a_public_url_exchange_2007_is_pulled() {
-    let dir = std::env::temp_dir().join(format!("kalsync-ews-pull-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-ews-pull");
     let Exchange {
         calendars,
         sim_url,
@@ -779,8 +776,7 @@ async fn without_a_public_url_exchange_2007_is_pulled() {
 
 #[tokio::test]
 async fn a_delegate_instance_polls_with_sync_folder_items_and_reads_only_on_change() {
-    let dir = std::env::temp_dir().join(format!("kalsync-ews-poll-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-ews-poll");
     let Exchange {
         calendars,
         sim_url,
@@ -856,8 +852,7 @@ async fn a_delegate_instance_polls_with_sync_folder_items_and_reads_only_on_chan
 
 #[tokio::test]
 async fn an_exchange_instance_signs_in_with_oauth_tokens_from_entra() {
-    let dir = std::env::temp_dir().join(format!("kalsync-ews-oauth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-ews-oauth");
     let Exchange {
         calendars,
         sim_url,
@@ -909,8 +904,7 @@ async fn an_exchange_instance_signs_in_with_oauth_tokens_from_entra() {
 
 #[tokio::test]
 async fn a_declared_admin_signs_in_and_the_directory_shows_who_is_away() {
-    let dir = std::env::temp_dir().join(format!("kalsync-api-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = test_dir("kalsync-api");
     let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
     let mut s = settings(&sim_url, &dir).await;
     s.accounts.push(kalsync_server::settings::AccountDecl {

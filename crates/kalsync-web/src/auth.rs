@@ -350,6 +350,14 @@ impl FromRequestParts<WebState> for Principal {
 }
 
 impl Principal {
+    /// The token this session's forms carry (empty for an API token, which needs none).
+    pub fn csrf(&self) -> &str {
+        match &self.via {
+            Via::Session { csrf, .. } => csrf,
+            Via::Token => "",
+        }
+    }
+
     /// `Forbidden` unless `sent` is this session's CSRF token (API tokens need none).
     pub fn check_csrf(&self, sent: &str) -> Result<(), ApiError> {
         match &self.via {

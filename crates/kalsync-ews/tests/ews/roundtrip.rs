@@ -59,6 +59,20 @@ fn client(x: &Exchange, access: Access, password: &str) -> EwsClient {
     EwsClient::new(s).expect("client")
 }
 
+/// An NTLM client of the service account at `url` with `password`, trusting `ca`.
+fn ntlm_client(url: url::Url, password: &str, ca: Option<String>) -> EwsClient {
+    let mut s = Settings::new(
+        url,
+        Auth::Ntlm {
+            username: ACCOUNT.into(),
+            password: SecretString::from(password),
+        },
+    );
+    s.timeout = Duration::from_secs(10);
+    s.ca_pem = ca;
+    EwsClient::new(s).expect("client")
+}
+
 /// Reads `mailbox`'s test week with the default shape.
 async fn read_week(c: &EwsClient, mailbox: &str) -> Result<kalsync_ews::CalendarRead, EwsError> {
     let (from, to) = week();
@@ -414,17 +428,7 @@ async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
     let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
     config.basic = false;
     x.sim.set_config(config);
-    let ntlm = |password: &str| {
-        let mut s = Settings::new(
-            x.url.clone(),
-            Auth::Ntlm {
-                username: ACCOUNT.into(),
-                password: SecretString::from(password),
-            },
-        );
-        s.timeout = Duration::from_secs(10);
-        EwsClient::new(s).expect("client")
-    };
+    let ntlm = |password: &str| ntlm_client(x.url.clone(), password, None);
     x.sim
         .graph()
         .create_event(
@@ -469,15 +473,7 @@ async fn a_streaming_connection_carries_changes_as_they_happen() {
     let x = exchange().await;
     for auth in ["basic", "ntlm"] {
         let c = if auth == "ntlm" {
-            let mut s = Settings::new(
-                x.url.clone(),
-                Auth::Ntlm {
-                    username: ACCOUNT.into(),
-                    password: SecretString::from(PASSWORD),
-                },
-            );
-            s.timeout = Duration::from_secs(10);
-            EwsClient::new(s).expect("client")
+            ntlm_client(x.url.clone(), PASSWORD, None)
         } else {
             client(&x, Access::Impersonation, PASSWORD)
         };
@@ -655,18 +651,7 @@ async fn ntlm_over_tls_carries_the_channel_binding_extended_protection_requires(
     let sim = EwsSim::new(graph.clone(), config.clone());
     let (base, _tls, ca_pem) = kalsync_ews_sim::spawn_tls(sim.clone()).await.expect("tls");
     assert_eq!(base.scheme(), "https");
-    let ntlm = |url: url::Url, ca: Option<String>| {
-        let mut s = Settings::new(
-            url,
-            Auth::Ntlm {
-                username: ACCOUNT.into(),
-                password: SecretString::from(PASSWORD),
-            },
-        );
-        s.timeout = Duration::from_secs(10);
-        s.ca_pem = ca;
-        EwsClient::new(s).expect("client")
-    };
+    let ntlm = |url: url::Url, ca: Option<String>| ntlm_client(url, PASSWORD, ca);
     let url = base.join("EWS/Exchange.asmx").expect("url");
 
     // The company's CA trusted: signed in with the channel's binding, and read.

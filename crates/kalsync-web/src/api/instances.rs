@@ -202,23 +202,18 @@ fn settings(text: &str) -> Result<InstanceSettings, ApiError> {
         .map_err(|e| ApiError::invalid("settings", e.located("settings", text)))
 }
 
+/// An http(s) address with a host, as given.
 fn url(field: &str, text: &str) -> Result<String, ApiError> {
-    let u = url_parse(text).map_err(|e| ApiError::invalid(field, e))?;
-    Ok(u)
-}
-
-fn url_parse(text: &str) -> Result<String, String> {
     let t = text.trim();
-    let scheme_ok = t.starts_with("https://") || t.starts_with("http://");
-    let host = t
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?', '#']).next())
-        .unwrap_or("");
-    if !scheme_ok || host.is_empty() || t.contains(char::is_whitespace) {
-        return Err(format!("`{t}` is not an http(s) address"));
+    match url::Url::parse(t) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            Ok(t.to_owned())
+        }
+        _ => Err(ApiError::invalid(
+            field,
+            format!("`{t}` is not an http(s) address"),
+        )),
     }
-    Ok(t.to_owned())
 }
 
 fn one_of(field: &str, value: Option<String>, allowed: &[&str]) -> Result<String, ApiError> {

@@ -70,6 +70,15 @@ impl FromRequestParts<WebState> for Viewer {
     }
 }
 
+impl Viewer {
+    /// `Forbidden` unless a posted form comes from this site and carries the session's
+    /// CSRF token.
+    pub(crate) fn check_form(&self, headers: &HeaderMap, csrf: &str) -> Result<(), ApiError> {
+        same_origin(headers)?;
+        self.principal.check_csrf(csrf)
+    }
+}
+
 /// `Forbidden` when a form comes from another origin (its `Origin` or `Referer` names
 /// another host than the one it was sent to).
 pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -128,9 +137,9 @@ pub(crate) fn page(
                     a.lang href={ "/lang?to=" (t.other_code) "&back=" (path) } hreflang=(t.other_code) { (t.other_language) }
                     @if let Some(p) = viewer {
                         span.who { (t.signed_in_as) " " (p.actor) }
-                        @if let auth::Via::Session { csrf, .. } = &p.via {
+                                                @if let auth::Via::Session { .. } = &p.via {
                             form.inline method="post" action="/sign-out" {
-                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="csrf" value=(p.csrf());
                                 button type="submit" { (t.sign_out) }
                             }
                         }

@@ -12,11 +12,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::i18n;
-use super::{Viewer, page, same_origin};
+use super::{Viewer, page};
 use crate::WebState;
 use crate::api::companies::visible;
 use crate::api::instances::{NewInstanceInput, SourceInput, create_instance};
-use crate::auth::Via;
 use crate::error::ApiError;
 
 /// The form (fields of both kinds; the chosen `kind` decides which count).
@@ -75,10 +74,7 @@ fn powershell(version: &str, access: &str, account: &str) -> Result<String, Stri
 
 fn form_page(viewer: &Viewer, company: &str, form: &NewForm, error: Option<&str>) -> Markup {
     let t = i18n::texts(viewer.lang);
-    let csrf = match &viewer.principal.via {
-        Via::Session { csrf, .. } => csrf.clone(),
-        Via::Token => String::new(),
-    };
+    let csrf = viewer.principal.csrf();
     let ews = form.kind == "ews";
     let version = if form.version.is_empty() {
         "2016"
@@ -198,7 +194,7 @@ pub(crate) async fn create(
     Path(company): Path<String>,
     Form(form): Form<NewForm>,
 ) -> Response {
-    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
     }
     let id = match visible(&state, &viewer.principal, &company).await {

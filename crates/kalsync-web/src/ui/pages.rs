@@ -116,7 +116,7 @@ pub(crate) async fn sign_out(
     jar: CookieJar,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
     }
     if let Via::Session { id_hash, .. } = &viewer.principal.via {
@@ -274,7 +274,7 @@ pub(crate) async fn switchboard(
     let q = filter.q.clone().unwrap_or_default();
     let stream = format!(
         "/switchboard/events?q={}&all={}",
-        percent(&q),
+        url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
         if filter.all() { "1" } else { "" }
     );
     page(
@@ -302,18 +302,6 @@ pub(crate) async fn switchboard(
         },
     )
     .into_response()
-}
-
-/// Percent-encodes a query value.
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// How often the switchboard's stream looks for changes.

@@ -12,20 +12,12 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::i18n::{self, Texts};
-use super::{Viewer, page, same_origin};
+use super::{Viewer, page};
 use crate::WebState;
 use crate::api::instances::visible_instance;
 use crate::api::status::{AbsenceView, status_of};
 use crate::api::users::{ImportReport, add_user, import_csv, remove_user};
-use crate::auth::Via;
 use crate::error::ApiError;
-
-fn csrf_of(viewer: &Viewer) -> String {
-    match &viewer.principal.via {
-        Via::Session { csrf, .. } => csrf.clone(),
-        Via::Token => String::new(),
-    }
-}
 
 /// What a form on the instance page left to say.
 enum Notice {
@@ -45,7 +37,7 @@ async fn instance_page(
     let found = visible_instance(state, &viewer.principal, instance).await?;
     let users = state.store.users(found.id).await?;
     let manages = viewer.principal.grant.manages(found.company);
-    let csrf = csrf_of(viewer);
+    let csrf = viewer.principal.csrf();
     let zone = found.settings.time_zone.tz().clone();
     Ok(page(
         t,
@@ -145,7 +137,7 @@ pub(crate) async fn add(
     Path(instance): Path<String>,
     Form(form): Form<AddForm>,
 ) -> Response {
-    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
     }
     let found = match visible_instance(&state, &viewer.principal, &instance).await {
@@ -189,7 +181,7 @@ pub(crate) async fn import(
     Path(instance): Path<String>,
     Form(form): Form<ImportForm>,
 ) -> Response {
-    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
     }
     let found = match visible_instance(&state, &viewer.principal, &instance).await {
@@ -220,7 +212,7 @@ pub(crate) async fn remove(
     Path(user): Path<String>,
     Form(form): Form<RemoveForm>,
 ) -> Response {
-    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
     }
     match remove_user(&state, &viewer.principal, &user).await {

@@ -12,11 +12,10 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::i18n;
-use super::{Viewer, page, same_origin};
+use super::{Viewer, page};
 use crate::WebState;
 use crate::api::companies::audit;
 use crate::api::instances::visible_instance;
-use crate::auth::Via;
 use crate::error::ApiError;
 
 /// The editor's form.
@@ -49,10 +48,7 @@ async fn editor(
     let t = i18n::texts(viewer.lang);
     let found = visible_instance(state, &viewer.principal, instance).await?;
     let manages = viewer.principal.grant.manages(found.company);
-    let csrf = match &viewer.principal.via {
-        Via::Session { csrf, .. } => csrf.clone(),
-        Via::Token => String::new(),
-    };
+    let csrf = viewer.principal.csrf();
     let text = settings_text
         .map(str::to_owned)
         .unwrap_or_else(|| found.settings.to_toml());
@@ -152,7 +148,7 @@ pub(crate) async fn submit(
     Path(instance): Path<String>,
     Form(form): Form<RulesForm>,
 ) -> Response {
-    if let Err(e) = same_origin(&headers).and_then(|()| viewer.principal.check_csrf(&form.csrf)) {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
     }
     let t = i18n::texts(viewer.lang);

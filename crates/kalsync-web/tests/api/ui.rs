@@ -99,28 +99,14 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
         !html.contains("Beta AB"),
         "another company's instance: {html}"
     );
-    let html = sv
-        .get(format!("{}/switchboard", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let html = page_at(&sv, format!("{}/switchboard", app.base)).await;
     assert!(
         html.contains("Anna Andersson") && html.contains("Lunch, åter"),
         "{html}"
     );
     assert!(html.contains("201"));
     assert!(!html.contains("Bo Berg"), "{html}");
-    let filtered = sv
-        .get(format!("{}/switchboard?q=nobody", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let filtered = page_at(&sv, format!("{}/switchboard?q=nobody", app.base)).await;
     assert!(filtered.contains("Ingen är borta just nu."), "{filtered}");
 
     // The live stream's first event carries the rows.
@@ -199,18 +185,38 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
 
     // An English browser gets English from the start.
     let en = browser("en-GB,en;q=0.9");
-    let html = en
-        .get(format!("{}/sign-in", app.base))
+    let html = page_at(&en, format!("{}/sign-in", app.base)).await;
+    assert!(
+        html.contains("<html lang=\"en\">") && html.contains("Sign in"),
+        "{html}"
+    );
+}
+
+/// A browser in `language` signed in as `email` through the form.
+async fn signed_in_browser(
+    app: &crate::helpers::App,
+    language: &str,
+    email: &str,
+) -> reqwest::Client {
+    let b = browser(language);
+    b.post(format!("{}/sign-in", app.base))
+        .form(&[("email", email), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    b
+}
+
+/// A page's HTML.
+async fn page_at(client: &reqwest::Client, url: String) -> String {
+    client
+        .get(url)
         .send()
         .await
         .expect("get")
         .text()
         .await
-        .expect("html");
-    assert!(
-        html.contains("<html lang=\"en\">") && html.contains("Sign in"),
-        "{html}"
-    );
+        .expect("html")
 }
 
 /// The session's CSRF token as a page's forms carry it.
@@ -227,32 +233,13 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
     let app = spawn_app().await;
     let api = app.signed_in("it@acme.example").await;
     let instance = graph_instance(&api, app.acme).await;
-    let en = browser("en");
-    en.post(format!("{}/sign-in", app.base))
-        .form(&[("email", "it@acme.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    let dashboard = en
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let en = signed_in_browser(&app, "en", "it@acme.example").await;
+    let dashboard = page_at(&en, format!("{}/", app.base)).await;
     assert!(
         dashboard.contains(&format!("href=\"/instances/{instance}\"")),
         "{dashboard}"
     );
-    let page = en
-        .get(format!("{}/instances/{instance}", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let page = page_at(&en, format!("{}/instances/{instance}", app.base)).await;
     let csrf = form_token(&page);
 
     // One user by the form; a bad address is named.
@@ -331,14 +318,7 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
         .expect("anna")
         .to_owned();
     lunch_now(&app, anna.parse().expect("uuid")).await;
-    let html = en
-        .get(format!("{}/users/{anna}", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let html = page_at(&en, format!("{}/users/{anna}", app.base)).await;
     assert!(html.contains("class=\"block divert\""), "{html}");
     assert!(html.contains("Lunch, back"), "{html}");
     assert!(
@@ -366,21 +346,8 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
     );
 
     // The receptionist sees the users but no forms, and may not post them.
-    let reader = browser("sv");
-    reader
-        .post(format!("{}/sign-in", app.base))
-        .form(&[("email", "reception@acme.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    let html = reader
-        .get(format!("{}/instances/{instance}", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let html = page_at(&reader, format!("{}/instances/{instance}", app.base)).await;
     assert!(
         html.contains("Bo Berg") && !html.contains("Lägg till användare"),
         "{html}"
@@ -416,20 +383,8 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
     let app = spawn_app().await;
     let api = app.signed_in("it@acme.example").await;
     let instance = graph_instance(&api, app.acme).await;
-    let en = browser("en");
-    en.post(format!("{}/sign-in", app.base))
-        .form(&[("email", "it@acme.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    let page = en
-        .get(format!("{}/instances/{instance}/rules", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let en = signed_in_browser(&app, "en", "it@acme.example").await;
+    let page = page_at(&en, format!("{}/instances/{instance}/rules", app.base)).await;
     assert!(
         page.contains("days_ahead = 7") && page.contains("Save"),
         "{page}"
@@ -524,21 +479,8 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
     assert_eq!(stored.settings.days_ahead, 10);
 
     // The receptionist may preview but not save.
-    let reader = browser("en");
-    reader
-        .post(format!("{}/sign-in", app.base))
-        .form(&[("email", "reception@acme.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    let page = reader
-        .get(&rules)
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let reader = signed_in_browser(&app, "en", "reception@acme.example").await;
+    let page = page_at(&reader, rules.clone()).await;
     assert!(!page.contains("value=\"save\""), "{page}");
     let token = form_token(&page);
     let refused = reader
@@ -567,33 +509,14 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
 #[tokio::test]
 async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell() {
     let app = spawn_app().await;
-    let sv = browser("sv");
-    sv.post(format!("{}/sign-in", app.base))
-        .form(&[("email", "it@acme.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    let dashboard = sv
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let dashboard = page_at(&sv, format!("{}/", app.base)).await;
     let new = format!("/companies/{}/instances/new", app.acme);
     assert!(dashboard.contains(&new), "{dashboard}");
     assert!(!dashboard.contains(&format!("/companies/{}/instances/new", app.beta)));
 
     // For Exchange the page shows the PowerShell for the version chosen.
-    let page = sv
-        .get(format!("{}{new}?kind=ews", app.base))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let page = page_at(&sv, format!("{}{new}?kind=ews", app.base)).await;
     assert!(
         page.contains("Förbered Exchange") && page.contains("New-ManagementRoleAssignment"),
         "{page}"
@@ -658,13 +581,7 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
             .status(),
         StatusCode::NOT_FOUND
     );
-    let reader = browser("sv");
-    reader
-        .post(format!("{}/sign-in", app.base))
-        .form(&[("email", "reception@acme.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
     assert_eq!(
         reader
             .get(format!("{}{new}", app.base))
