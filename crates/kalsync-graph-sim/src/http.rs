@@ -58,6 +58,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .layer(axum::middleware::from_fn_with_state(sim.clone(), pace));
     Router::new()
         .merge(graph)
+        .merge(crate::consent::router())
         .with_state(sim.clone())
         .merge(control_router(sim))
 }
@@ -314,7 +315,7 @@ async fn token(
             "The request body must contain client_assertion or client_secret.",
         );
     }
-    if !app.consented {
+    if !app.consented && !sim.world().consented.contains(&app.client_id) {
         return aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",

@@ -7,6 +7,7 @@
 //! seven-digit fractional `dateTime` with `timeZone`).
 
 pub mod calendar;
+mod consent;
 mod http;
 
 pub use http::control_router;
@@ -187,6 +188,8 @@ pub(crate) struct World {
     pub(crate) tokens: HashMap<String, (String, Timestamp, String)>,
     pub(crate) subscriptions: HashMap<String, Subscription>,
     pub(crate) faults: Faults,
+    /// Apps an admin consented to through the admin-consent page.
+    pub(crate) consented: std::collections::HashSet<String>,
 }
 
 pub(crate) struct Shared {
@@ -251,6 +254,7 @@ impl Simulator {
                 tokens: HashMap::new(),
                 subscriptions: HashMap::new(),
                 faults: Faults::default(),
+                consented: Default::default(),
             }),
             stats: Stats::default(),
             outbox,

@@ -198,3 +198,26 @@ pub async fn check_instance(
         }
     }
 }
+
+/// The admin UI's and API's connection check: [`check_instance`] over the service's store.
+pub(crate) struct Checker(pub(crate) std::sync::Arc<dyn Store>);
+
+impl kalsync_web::ConnectionCheck for Checker {
+    fn check<'a>(
+        &'a self,
+        instance: InstanceId,
+        mailbox: Option<&'a str>,
+    ) -> kalsync_web::Hook<'a, Result<Vec<kalsync_web::CheckStep>, String>> {
+        Box::pin(async move {
+            let steps = check_instance(self.0.as_ref(), instance, mailbox).await?;
+            Ok(steps
+                .into_iter()
+                .map(|s| kalsync_web::CheckStep {
+                    name: s.name.to_owned(),
+                    ok: s.ok,
+                    detail: s.detail,
+                })
+                .collect())
+        })
+    }
+}

@@ -92,7 +92,9 @@ impl Service {
             .as_ref()
             .is_some_and(|u| u.scheme() == "https");
         Ok(Service {
-            web: kalsync_web::WebState::new(store.clone(), secure),
+            web: kalsync_web::WebState::new(store.clone(), secure)
+                .with_checker(Arc::new(check::Checker(store.clone())))
+                .with_microsoft365(microsoft365_app(&settings)?, settings.public_url.clone()),
             subscriptions,
             store,
             engine,
@@ -184,6 +186,30 @@ pub async fn run(
         .await?
         .serve(listener, shutdown)
         .await
+}
+
+/// The operator's Microsoft 365 app from the settings, its addresses checked.
+fn microsoft365_app(
+    settings: &Settings,
+) -> Result<Option<kalsync_web::Microsoft365App>, ServerError> {
+    let Some(app) = &settings.microsoft365 else {
+        return Ok(None);
+    };
+    if app.client_id.trim().is_empty() {
+        return Err(ServerError::Config(
+            "microsoft365.client_id is empty".into(),
+        ));
+    }
+    let login_url = app
+        .login_url
+        .clone()
+        .unwrap_or_else(|| kalsync_graph::Endpoints::global().login);
+    Ok(Some(kalsync_web::Microsoft365App {
+        client_id: app.client_id.trim().to_owned(),
+        client_secret: app.client_secret.clone(),
+        login_url,
+        graph_url: app.graph_url.clone(),
+    }))
 }
 
 fn engine_config(settings: &Settings) -> EngineConfig {

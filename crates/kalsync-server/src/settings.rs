@@ -41,6 +41,26 @@ pub struct Settings {
     /// Accounts that sign in to the admin UI and API, created when missing (an existing
     /// account keeps its password).
     pub accounts: Vec<AccountDecl>,
+    /// The operator's multi-tenant Entra ID app, for *Connect Microsoft 365*.
+    pub microsoft365: Option<Microsoft365Settings>,
+}
+
+/// The operator's multi-tenant app: companies grant it access with the admin-consent
+/// redirect instead of registering their own app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Microsoft365Settings {
+    /// Application (client) id.
+    pub client_id: String,
+    /// Its client secret.
+    #[serde(skip_serializing)]
+    pub client_secret: SecretString,
+    /// Login host [default: `https://login.microsoftonline.com/`].
+    #[serde(default)]
+    pub login_url: Option<url::Url>,
+    /// Graph root when not the global cloud's (national clouds, the simulator).
+    #[serde(default)]
+    pub graph_url: Option<String>,
 }
 
 /// An account declared in the file.
@@ -72,6 +92,7 @@ impl Default for Settings {
             engine: EngineSettings::default(),
             companies: Vec::new(),
             accounts: Vec::new(),
+            microsoft365: None,
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// Too many attempts; try after this many seconds.
     #[error("too many attempts; try again in {0} s")]
     TooMany(u64),
+    /// This service cannot do it here (a part it needs is not configured).
+    #[error("{0}")]
+    Unavailable(String),
     /// Something on our side.
     #[error("internal: {0}")]
     Internal(String),
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +82,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "invalid",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::TooMany(_) => "too_many_requests",
             ApiError::TooLarge(_) => "too_large",
             ApiError::Internal(_) => "internal",
@@ -96,7 +101,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: `unauthenticated`, `forbidden`, `not_found`, `invalid`,
-    /// `bad_request`, `conflict`, `too_many_requests`, `too_large`, `internal`.
+    /// `bad_request`, `conflict`, `too_many_requests`, `too_large`, `unavailable`,
+    /// `internal`.
     pub code: String,
     /// For people.
     pub message: String,

@@ -9,9 +9,13 @@ pub mod auth;
 pub mod error;
 pub mod ui;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use kalsync_store::Store;
+use kalsync_store::{InstanceId, Store};
+use secrecy::SecretString;
+use serde::Serialize;
 
 pub use error::ApiError;
 
@@ -24,6 +28,15 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// Failed sign-ins per address and account.
     pub limit: Arc<auth::SignInLimit>,
+    /// Runs an instance's connection check; the service provides it.
+    pub checker: Option<Arc<dyn ConnectionCheck>>,
+    /// The operator's multi-tenant app, for *Connect Microsoft 365*.
+    pub microsoft365: Option<Arc<Microsoft365App>>,
+    /// Where browsers reach this service (the consent's return address); without it,
+    /// the request's own host.
+    pub public_url: Option<url::Url>,
+    /// Admin consents under way.
+    pub consents: Arc<ui::connect::Consents>,
 }
 
 impl WebState {
@@ -33,8 +46,69 @@ impl WebState {
             store,
             secure_cookies,
             limit: Arc::default(),
+            checker: None,
+            microsoft365: None,
+            public_url: None,
+            consents: Arc::default(),
         }
     }
+
+    /// With the service's connection check.
+    pub fn with_checker(mut self, checker: Arc<dyn ConnectionCheck>) -> WebState {
+        self.checker = Some(checker);
+        self
+    }
+
+    /// With the operator's Microsoft 365 app, and the address browsers reach us at.
+    pub fn with_microsoft365(
+        mut self,
+        app: Option<Microsoft365App>,
+        public_url: Option<url::Url>,
+    ) -> WebState {
+        self.microsoft365 = app.map(Arc::new);
+        self.public_url = public_url;
+        self
+    }
+}
+
+/// The operator's own multi-tenant Entra ID app: a company's admin grants it access
+/// with the admin-consent redirect, and its instances sign in with it.
+#[derive(Clone)]
+pub struct Microsoft365App {
+    /// Application (client) id.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: SecretString,
+    /// The login host (`https://login.microsoftonline.com/`, another cloud's, the simulator).
+    pub login_url: url::Url,
+    /// The Graph root when not the global cloud's.
+    pub graph_url: Option<String>,
+}
+
+/// One step of a connection check, as `kalsync check` prints it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckStep {
+    /// What was checked (`sign in`, `mailbox`, `read`, `subscribe`).
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was seen, or exactly what to fix.
+    pub detail: String,
+}
+
+/// A boxed future, for the service's hooks.
+pub type Hook<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An instance's set-up verified against its source; the service implements it, since
+/// only it knows the sources.
+pub trait ConnectionCheck: Send + Sync {
+    /// Checks `instance` with `mailbox` (its first user when none): the steps, or why
+    /// the check could not start.
+    fn check<'a>(
+        &'a self,
+        instance: InstanceId,
+        mailbox: Option<&'a str>,
+    ) -> Hook<'a, Result<Vec<CheckStep>, String>>;
 }
 
 /// Requests larger than this are refused (a CSV import of 10,000 users fits).

@@ -180,16 +180,16 @@ pub(crate) struct NewInstanceInput {
 #[serde(deny_unknown_fields)]
 pub(crate) struct InstanceChange {
     /// Name.
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Switch it on or off.
-    active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// The source (secrets may be left out to keep the stored ones).
-    source: Option<SourceInput>,
+    pub(crate) source: Option<SourceInput>,
     /// The whole rules file.
-    settings: Option<String>,
+    pub(crate) settings: Option<String>,
 }
 
-fn name(text: &str) -> Result<String, ApiError> {
+pub(crate) fn name(text: &str) -> Result<String, ApiError> {
     let t = text.trim();
     if t.is_empty() || t.chars().count() > 200 {
         return Err(ApiError::invalid("name", "1 to 200 characters"));
@@ -393,7 +393,18 @@ pub(crate) async fn update(
     Path(instance): Path<String>,
     Body(change): Body<InstanceChange>,
 ) -> Result<Json<InstanceView>, ApiError> {
-    let mut found = visible_instance(&state, &principal, &instance).await?;
+    let found = visible_instance(&state, &principal, &instance).await?;
+    let changed = change_instance(&state, &principal, found, change).await?;
+    Ok(Json(InstanceView::from(&changed)))
+}
+
+/// Applies `change` to `found` (checked, audited); the principal must manage it.
+pub(crate) async fn change_instance(
+    state: &WebState,
+    principal: &Principal,
+    mut found: Instance,
+    change: InstanceChange,
+) -> Result<Instance, ApiError> {
     principal.manages(found.company, "instance")?;
     if let Some(n) = &change.name {
         found.name = name(n)?;
@@ -409,14 +420,14 @@ pub(crate) async fn update(
     }
     state.store.update_instance(&found).await?;
     audit(
-        &state,
-        &principal,
+        state,
+        principal,
         Some(found.company),
         "instance.changed",
         serde_json::json!({"instance": found.id}),
     )
     .await?;
-    Ok(Json(InstanceView::from(&found)))
+    Ok(found)
 }
 
 /// Removes an instance with its users and all their data.
@@ -428,15 +439,109 @@ pub(crate) async fn remove(
     Path(instance): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let found = visible_instance(&state, &principal, &instance).await?;
+    remove_instance(&state, &principal, &found).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `found` with its users and their data (checked, audited).
+pub(crate) async fn remove_instance(
+    state: &WebState,
+    principal: &Principal,
+    found: &Instance,
+) -> Result<(), ApiError> {
     principal.manages(found.company, "instance")?;
     state.store.delete_instance(found.id).await?;
     audit(
-        &state,
-        &principal,
+        state,
+        principal,
         Some(found.company),
         "instance.removed",
         serde_json::json!({"instance": found.id}),
     )
+    .await
+}
+
+/// What a connection check is asked.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckInput {
+    /// A test mailbox (the instance's first user when left out).
+    #[serde(default)]
+    pub(crate) mailbox: Option<String>,
+}
+
+/// A connection check's answer: each step, passed or with what to fix.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CheckReport {
+    /// Whether every step passed.
+    pub(crate) ok: bool,
+    /// The steps, in order; the first failure ends them.
+    pub(crate) steps: Vec<crate::CheckStep>,
+}
+
+/// How long a check may take before the source is said not to answer.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs the connection check of `found` (its admins only: it signs in with the stored
+/// credentials).
+pub(crate) async fn run_check(
+    state: &WebState,
+    principal: &Principal,
+    found: &Instance,
+    mailbox: Option<&str>,
+) -> Result<CheckReport, ApiError> {
+    principal.manages(found.company, "instance")?;
+    let mailbox = match mailbox.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => Some(
+            kalsync_core::EmailAddress::parse(m).map_err(|e| ApiError::invalid("mailbox", e))?,
+        ),
+        None if state.store.users(found.id).await?.is_empty() => {
+            return Err(ApiError::invalid(
+                "mailbox",
+                "the instance has no users yet: name a mailbox to test with",
+            ));
+        }
+        None => None,
+    };
+    let checker = state.checker.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("connection checks are not available on this server".into())
+    })?;
+    let steps = tokio::time::timeout(
+        CHECK_TIMEOUT,
+        checker.check(found.id, mailbox.as_ref().map(|m| m.as_str())),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::Unavailable(format!(
+            "the source did not answer within {} s",
+            CHECK_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(ApiError::BadRequest)?;
+    let ok = steps.iter().all(|s| s.ok);
+    audit(
+        state,
+        principal,
+        Some(found.company),
+        "instance.checked",
+        serde_json::json!({"instance": found.id, "ok": ok}),
+    )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(CheckReport { ok, steps })
+}
+
+/// Tests the instance's connection step by step: sign in, reach the mailbox, read its
+/// calendar, subscribe — each failure naming what the admin must fix.
+#[utoipa::path(post, path = "/api/v1/instances/{instance}/check", params(("instance" = String, Path)), request_body = CheckInput,
+    responses((status = 200, body = CheckReport), (status = 422, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn check(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(instance): Path<String>,
+    Body(input): Body<CheckInput>,
+) -> Result<Json<CheckReport>, ApiError> {
+    let found = visible_instance(&state, &principal, &instance).await?;
+    Ok(Json(
+        run_check(&state, &principal, &found, input.mailbox.as_deref()).await?,
+    ))
 }

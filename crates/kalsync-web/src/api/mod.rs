@@ -28,7 +28,7 @@ use crate::error::ApiError;
         accounts::list, accounts::create, accounts::remove, accounts::change_password,
         companies::list, companies::create, companies::get, companies::audit_log,
         companies::deliveries, companies::tokens, companies::create_token, companies::revoke_token,
-        instances::list, instances::create, instances::get, instances::update, instances::remove,
+        instances::list, instances::create, instances::get, instances::update, instances::remove, instances::check,
         users::list, users::add, users::import, users::remove,
         status::user_status, status::directory,
     ),
@@ -97,6 +97,7 @@ pub fn router() -> Router<WebState> {
                 .patch(instances::update)
                 .delete(instances::remove),
         )
+        .route("/api/v1/instances/{instance}/check", post(instances::check))
         .route(
             "/api/v1/instances/{instance}/users",
             get(users::list).post(users::add),

@@ -3,6 +3,7 @@
 //! with live updates over server-sent events. Every page is in Swedish and English.
 //! Forms carry the session's CSRF token and are refused from another origin.
 
+pub mod connect;
 pub mod i18n;
 mod new_instance;
 mod pages;
@@ -39,12 +40,27 @@ pub fn router() -> Router<WebState> {
             "/companies/{company}/instances/new",
             get(new_instance::show).post(new_instance::create),
         )
+        .route(
+            "/companies/{company}/connect-microsoft365",
+            post(connect::start),
+        )
+        .route("/connect/microsoft365/callback", get(connect::callback))
         .route("/instances/{instance}", get(people::instance))
+        .route(
+            "/instances/{instance}/settings",
+            get(new_instance::settings).post(new_instance::save_settings),
+        )
+        .route("/instances/{instance}/remove", post(new_instance::remove))
+        .route("/instances/{instance}/check", post(people::check))
         .route("/instances/{instance}/users", post(people::add))
         .route("/instances/{instance}/import", post(people::import))
         .route(
             "/instances/{instance}/rules",
             get(rules::show).post(rules::submit),
+        )
+        .route(
+            "/instances/{instance}/rules/preview",
+            post(rules::live_preview),
         )
         .route("/users/{user}", get(people::user))
         .route("/users/{user}/remove", post(people::remove))

@@ -1,7 +1,8 @@
-//! A new instance, from the UI: Microsoft 365 (an Entra ID app's tenant, id and secret)
-//! or on-premises Exchange (the EWS address and service account). For Exchange, the page
-//! first shows the PowerShell the Exchange admin runs for the chosen version and access,
-//! as `kalsync setup exchange` prints it.
+//! An instance's forms: a new one — Microsoft 365 (connected with the operator's app, or
+//! an Entra ID app's tenant, id and secret) or on-premises Exchange (the EWS address and
+//! service account), for which the page shows the PowerShell the Exchange admin runs for
+//! the chosen version and access, as `kalsync setup exchange` prints it — and an existing
+//! one's settings: name, on/off, source (secrets kept unless replaced), removal.
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -15,8 +16,12 @@ use super::i18n;
 use super::{Viewer, page};
 use crate::WebState;
 use crate::api::companies::visible;
-use crate::api::instances::{NewInstanceInput, SourceInput, create_instance};
+use crate::api::instances::{
+    InstanceChange, NewInstanceInput, SourceInput, change_instance, create_instance,
+    remove_instance, visible_instance,
+};
 use crate::error::ApiError;
+use kalsync_store::{Instance, SourceConfig};
 
 /// The form (fields of both kinds; the chosen `kind` decides which count).
 #[derive(Debug, Default, Deserialize)]
@@ -49,6 +54,38 @@ pub(crate) struct NewForm {
     version: String,
     #[serde(default)]
     access: String,
+    /// The settings page's on/off checkbox (`on` when ticked).
+    #[serde(default)]
+    active: Option<String>,
+}
+
+impl NewForm {
+    /// The source the fields describe; an EWS instance's stored options (OAuth, limits,
+    /// its CA) are kept when `kept` is one.
+    pub(super) fn source_input(&self, kept: Option<&SourceConfig>) -> SourceInput {
+        if self.kind == "ews" {
+            SourceInput::Ews {
+                url: self.url.clone(),
+                username: self.username.clone(),
+                password: secret(&self.password),
+                auth: Some(self.auth.clone()).filter(|a| !a.is_empty()),
+                version: Some(self.version.clone()).filter(|v| !v.is_empty()),
+                access: Some(self.access.clone()).filter(|a| !a.is_empty()),
+                options: match kept {
+                    Some(SourceConfig::Ews { options, .. }) => Some(options.clone()),
+                    _ => None,
+                },
+            }
+        } else {
+            SourceInput::Graph {
+                tenant: self.tenant.clone(),
+                client_id: self.client_id.clone(),
+                client_secret: secret(&self.client_secret),
+                graph_url: Some(self.graph_url.clone()).filter(|u| !u.trim().is_empty()),
+                login_url: Some(self.login_url.clone()).filter(|u| !u.trim().is_empty()),
+            }
+        }
+    }
 }
 
 /// The PowerShell for an Exchange version and access, or why not.
@@ -72,7 +109,69 @@ fn powershell(version: &str, access: &str, account: &str) -> Result<String, Stri
     }))
 }
 
-fn form_page(viewer: &Viewer, company: &str, form: &NewForm, error: Option<&str>) -> Markup {
+/// The source's fields of both kinds (secrets never pre-filled).
+pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm) -> Markup {
+    let version = if form.version.is_empty() {
+        "2016"
+    } else {
+        form.version.as_str()
+    };
+    let access = if form.access.is_empty() {
+        "impersonation"
+    } else {
+        form.access.as_str()
+    };
+    html! {
+    div.forms {
+        fieldset.card {
+            legend { "Microsoft 365" }
+            label for="tenant" { (t.tenant) }
+            input #tenant type="text" name="tenant" value=(form.tenant);
+            label for="client_id" { (t.client_id) }
+            input #client_id type="text" name="client_id" value=(form.client_id);
+            label for="client_secret" { (t.client_secret) }
+                                    input #client_secret type="password" name="client_secret" autocomplete="off";
+            details open[!form.graph_url.is_empty() || !form.login_url.is_empty()] {
+                summary { (t.other_cloud) }
+                label for="graph_url" { (t.graph_url) }
+                input #graph_url type="text" name="graph_url" value=(form.graph_url) placeholder="https://graph.microsoft.com/v1.0/";
+                label for="login_url" { (t.login_url) }
+                input #login_url type="text" name="login_url" value=(form.login_url) placeholder="https://login.microsoftonline.com/";
+            }
+        }
+        fieldset.card {
+            legend { (t.exchange_on_premises) }
+            label for="url" { (t.ews_address) }
+            input #url type="text" name="url" value=(form.url) placeholder="https://mail.example.se/EWS/Exchange.asmx";
+            label for="username" { (t.service_account) }
+            input #username type="text" name="username" value=(form.username) placeholder="CORP\\svc-kalsync";
+            label for="password" { (t.password) }
+            input #password type="password" name="password" autocomplete="off";
+            label for="auth" { (t.sign_in_method) }
+            select #auth name="auth" {
+                @for a in ["ntlm", "basic", "oauth"] { option value=(a) selected[form.auth == a] { (a) } }
+            }
+            label for="version" { (t.version) }
+            select #version name="version" {
+                @for v in ["2007", "2010", "2013", "2016", "2019", "se"] { option value=(v) selected[version == v] { (v) } }
+            }
+            label for="access" { (t.access) }
+            select #access name="access" {
+                option value="impersonation" selected[access == "impersonation"] { "ApplicationImpersonation" }
+                option value="delegate" selected[access == "delegate"] { "Reviewer (delegate)" }
+            }
+        }
+    }
+    }
+}
+
+fn form_page(
+    viewer: &Viewer,
+    company: &str,
+    form: &NewForm,
+    error: Option<&str>,
+    connect: bool,
+) -> Markup {
     let t = i18n::texts(viewer.lang);
     let csrf = viewer.principal.csrf();
     let ews = form.kind == "ews";
@@ -92,8 +191,19 @@ fn form_page(viewer: &Viewer, company: &str, form: &NewForm, error: Option<&str>
         Some(&viewer.principal),
         &format!("/companies/{company}/instances/new"),
         html! {
-            h1 { (t.new_instance) }
+                        h1 { (t.new_instance) }
             @if let Some(e) = error { p.error role="alert" { (e) } }
+            @if connect && !ews {
+                form.card #connect method="post" action={ "/companies/" (company) "/connect-microsoft365" } {
+                    h2 { (t.connect_m365) }
+                    p.muted { (t.connect_intro) }
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="connect-name" { (t.name) }
+                    input #connect-name type="text" name="name" value=(form.name) required;
+                    button type="submit" { (t.connect_m365) " →" }
+                }
+                h2 { (t.own_app) }
+            }
             form method="post" action={ "/companies/" (company) "/instances/new" } {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="name" { (t.name) }
@@ -103,46 +213,7 @@ fn form_page(viewer: &Viewer, company: &str, form: &NewForm, error: Option<&str>
                     label { input type="radio" name="kind" value="graph" checked[!ews]; " Microsoft 365 (Graph)" }
                     label { input type="radio" name="kind" value="ews" checked[ews]; " " (t.exchange_on_premises) " (EWS)" }
                 }
-                div.forms {
-                    fieldset.card {
-                        legend { "Microsoft 365" }
-                        label for="tenant" { (t.tenant) }
-                        input #tenant type="text" name="tenant" value=(form.tenant);
-                        label for="client_id" { (t.client_id) }
-                        input #client_id type="text" name="client_id" value=(form.client_id);
-                        label for="client_secret" { (t.client_secret) }
-                                                input #client_secret type="password" name="client_secret" autocomplete="off";
-                        details open[!form.graph_url.is_empty() || !form.login_url.is_empty()] {
-                            summary { (t.other_cloud) }
-                            label for="graph_url" { (t.graph_url) }
-                            input #graph_url type="text" name="graph_url" value=(form.graph_url) placeholder="https://graph.microsoft.com/v1.0/";
-                            label for="login_url" { (t.login_url) }
-                            input #login_url type="text" name="login_url" value=(form.login_url) placeholder="https://login.microsoftonline.com/";
-                        }
-                    }
-                    fieldset.card {
-                        legend { (t.exchange_on_premises) }
-                        label for="url" { (t.ews_address) }
-                        input #url type="text" name="url" value=(form.url) placeholder="https://mail.example.se/EWS/Exchange.asmx";
-                        label for="username" { (t.service_account) }
-                        input #username type="text" name="username" value=(form.username) placeholder="CORP\\svc-kalsync";
-                        label for="password" { (t.password) }
-                        input #password type="password" name="password" autocomplete="off";
-                        label for="auth" { (t.sign_in_method) }
-                        select #auth name="auth" {
-                            @for a in ["ntlm", "basic"] { option value=(a) selected[form.auth == a] { (a) } }
-                        }
-                        label for="version" { (t.version) }
-                        select #version name="version" {
-                            @for v in ["2007", "2010", "2013", "2016", "2019", "se"] { option value=(v) selected[version == v] { (v) } }
-                        }
-                        label for="access" { (t.access) }
-                        select #access name="access" {
-                            option value="impersonation" selected[access == "impersonation"] { "ApplicationImpersonation" }
-                            option value="delegate" selected[access == "delegate"] { "Reviewer (delegate)" }
-                        }
-                    }
-                }
+                (source_fields(t, form))
                 button type="submit" { (t.create) }
             }
             @if ews {
@@ -180,7 +251,7 @@ pub(crate) async fn show(
         kind: kind.kind.unwrap_or_default(),
         ..NewForm::default()
     };
-    form_page(&viewer, &company, &form, None).into_response()
+    form_page(&viewer, &company, &form, None, state.microsoft365.is_some()).into_response()
 }
 
 fn secret(text: &str) -> Option<SecretString> {
@@ -201,25 +272,7 @@ pub(crate) async fn create(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let source = if form.kind == "ews" {
-        SourceInput::Ews {
-            url: form.url.clone(),
-            username: form.username.clone(),
-            password: secret(&form.password),
-            auth: Some(form.auth.clone()).filter(|a| !a.is_empty()),
-            version: Some(form.version.clone()).filter(|v| !v.is_empty()),
-            access: Some(form.access.clone()).filter(|a| !a.is_empty()),
-            options: None,
-        }
-    } else {
-        SourceInput::Graph {
-            tenant: form.tenant.clone(),
-            client_id: form.client_id.clone(),
-            client_secret: secret(&form.client_secret),
-            graph_url: Some(form.graph_url.clone()).filter(|u| !u.trim().is_empty()),
-            login_url: Some(form.login_url.clone()).filter(|u| !u.trim().is_empty()),
-        }
-    };
+    let source = form.source_input(None);
     let input = NewInstanceInput {
         name: form.name.clone(),
         source,
@@ -229,9 +282,194 @@ pub(crate) async fn create(
         Ok(instance) => Redirect::to(&format!("/instances/{}", instance.id)).into_response(),
         Err(e @ ApiError::Invalid { .. }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            form_page(&viewer, &company, &form, Some(&e.to_string())),
+            form_page(
+                &viewer,
+                &company,
+                &form,
+                Some(&e.to_string()),
+                state.microsoft365.is_some(),
+            ),
         )
             .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+impl NewForm {
+    /// The form as an existing instance fills it (no secrets).
+    fn of(instance: &Instance) -> NewForm {
+        let mut form = NewForm {
+            name: instance.name.clone(),
+            active: instance.active.then(|| "on".to_owned()),
+            ..NewForm::default()
+        };
+        match &instance.source {
+            SourceConfig::Graph {
+                tenant,
+                client_id,
+                graph_url,
+                login_url,
+                ..
+            } => {
+                form.kind = "graph".into();
+                form.tenant = tenant.clone();
+                form.client_id = client_id.clone();
+                form.graph_url = graph_url.clone().unwrap_or_default();
+                form.login_url = login_url.clone().unwrap_or_default();
+            }
+            SourceConfig::Ews {
+                url,
+                username,
+                auth,
+                version,
+                access,
+                ..
+            } => {
+                form.kind = "ews".into();
+                form.url = url.clone();
+                form.username = username.clone();
+                form.auth = auth.clone();
+                form.version = version.clone();
+                form.access = access.clone();
+            }
+        }
+        form
+    }
+}
+
+fn settings_page(
+    viewer: &Viewer,
+    instance: &Instance,
+    form: &NewForm,
+    error: Option<&str>,
+    saved: bool,
+) -> Markup {
+    let t = i18n::texts(viewer.lang);
+    let csrf = viewer.principal.csrf();
+    let path = format!("/instances/{}/settings", instance.id);
+    page(
+        t,
+        t.settings,
+        Some(&viewer.principal),
+        &path,
+        html! {
+            p { a href={ "/instances/" (instance.id) } { "← " (instance.name) } }
+            h1 { (t.settings) " · " (instance.name) }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            @if saved { p.available role="status" { (t.saved) } }
+            p.muted { (t.settings_intro) }
+            form #settings method="post" action=(path) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="kind" value=(form.kind);
+                label for="name" { (t.name) }
+                input #name type="text" name="name" value=(form.name) required;
+                label { input #active type="checkbox" name="active" value="on" checked[form.active.is_some()]; " " (t.instance_on) }
+                (source_fields(t, form))
+                button type="submit" { (t.save) }
+            }
+            form.card #remove-instance method="post" action={ "/instances/" (instance.id) "/remove" } {
+                h2 { (t.remove_instance) }
+                input type="hidden" name="csrf" value=(csrf);
+                label { input type="checkbox" name="confirm" value="on" required; " " (t.remove_instance_confirm) }
+                button type="submit" { (t.remove_instance) }
+            }
+        },
+    )
+}
+
+/// The settings page of an instance the viewer manages.
+async fn managed(state: &WebState, viewer: &Viewer, instance: &str) -> Result<Instance, ApiError> {
+    let found = visible_instance(state, &viewer.principal, instance).await?;
+    viewer.principal.manages(found.company, "instance")?;
+    Ok(found)
+}
+
+pub(crate) async fn settings(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(instance): Path<String>,
+) -> Response {
+    match managed(&state, &viewer, &instance).await {
+        Ok(found) => {
+            settings_page(&viewer, &found, &NewForm::of(&found), None, false).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(crate) async fn save_settings(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(mut form): Form<NewForm>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
+        return e.into_response();
+    }
+    let found = match managed(&state, &viewer, &instance).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    // The kind stays the instance's own.
+    form.kind = found.source.kind().to_owned();
+    let change = InstanceChange {
+        name: Some(form.name.clone()),
+        active: Some(form.active.is_some()),
+        source: Some(form.source_input(Some(&found.source))),
+        settings: None,
+    };
+    match change_instance(&state, &viewer.principal, found.clone(), change).await {
+        Ok(changed) => {
+            settings_page(&viewer, &changed, &NewForm::of(&changed), None, true).into_response()
+        }
+        Err(e @ ApiError::Invalid { .. }) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            settings_page(&viewer, &found, &form, Some(&e.to_string()), false),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The removal form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RemoveForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+pub(crate) async fn remove(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(form): Form<RemoveForm>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
+        return e.into_response();
+    }
+    let found = match managed(&state, &viewer, &instance).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if form.confirm.is_none() {
+        let t = i18n::texts(viewer.lang);
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            settings_page(
+                &viewer,
+                &found,
+                &NewForm::of(&found),
+                Some(t.remove_instance_unconfirmed),
+                false,
+            ),
+        )
+            .into_response();
+    }
+    match remove_instance(&state, &viewer.principal, &found).await {
+        Ok(()) => Redirect::to("/").into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -132,6 +132,25 @@ pub(crate) async fn sign_out(
 }
 
 /// `12:05` today, `Mon 12:05` otherwise, in the instance's zone.
+/// The expiries of the users' live Graph change subscriptions, soonest first.
+fn subscription_expiries(users: &[kalsync_store::User], now: Timestamp) -> Vec<Timestamp> {
+    let mut expiries: Vec<Timestamp> = users
+        .iter()
+        .filter_map(|u| {
+            u.sync_state
+                .0
+                .get("graph_subscription")?
+                .get("expires")?
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .filter(|at| *at > now)
+        .collect();
+    expiries.sort();
+    expiries
+}
+
 fn clock(t: Timestamp, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
     let z = t.to_zoned(zone.clone());
     let today = Timestamp::now().to_zoned(zone.clone()).date();
@@ -164,17 +183,40 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
         .filter(|c| viewer.principal.grant.manages(c.id))
         .map(|c| (c.id, c.name.clone()))
         .collect();
+    let now = Timestamp::now();
     for company in companies {
-        let dead = state
-            .store
-            .deliveries(company.id, DeliveryState::Dead, 1000)
-            .await
-            .map(|d| d.len())
-            .unwrap_or(0);
+        let waiting = |kind| {
+            let store = state.store.clone();
+            async move {
+                store
+                    .deliveries(company.id, kind, 10_000)
+                    .await
+                    .unwrap_or_default()
+            }
+        };
+        let (dead, queued) = (
+            waiting(DeliveryState::Dead).await,
+            waiting(DeliveryState::Pending).await,
+        );
         for instance in state.store.instances(company.id).await.unwrap_or_default() {
             let users = state.store.users(instance.id).await.unwrap_or_default();
+            let mine = |list: &[kalsync_store::Delivery]| {
+                list.iter()
+                    .filter(|d| users.iter().any(|u| u.id == d.user))
+                    .count()
+            };
+            let (dead, queued) = (mine(&dead), mine(&queued));
             let last = users.iter().filter_map(|u| u.last_sync).max();
             let failing: Vec<_> = users.iter().filter(|u| u.last_error.is_some()).collect();
+            let throttled = failing
+                .iter()
+                .filter(|u| {
+                    u.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("throttled"))
+                })
+                .count();
+            let subscriptions = subscription_expiries(&users, now);
             rows.push(html! {
                 tr {
                     td { (company.name) }
@@ -189,6 +231,16 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                     td { @if failing.is_empty() { span.available { (t.ok) } } @else {
                         span.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
                     } }
+                                        td.subscriptions { @match (&instance.source, subscriptions.first()) {
+                        (kalsync_store::SourceConfig::Graph { .. }, Some(first)) => {
+                            (subscriptions.len()) "/" (users.len()) br;
+                            small.muted { (t.renewed_by) " " (clock(*first, instance.settings.time_zone.tz(), viewer.lang)) }
+                        },
+                        (kalsync_store::SourceConfig::Graph { .. }, None) => span.muted { "0/" (users.len()) },
+                        _ => span.muted { "—" },
+                    } }
+                    td { @if throttled == 0 { "0" } @else { span.bad { (throttled) } } }
+                    td { (queued) }
                     td { @if dead == 0 { span.available { "0" } } @else { span.bad { (dead) } } }
                 }
             });
@@ -206,7 +258,8 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                 table #instances {
                     thead { tr {
                         th { (t.company) } th { (t.instance) } th { (t.source) } th { (t.status) }
-                        th { (t.users) } th { (t.last_sync) } th { (t.errors) } th { (t.dead_letters) }
+                                                th { (t.users) } th { (t.last_sync) } th { (t.errors) } th { (t.subscriptions) }
+                        th { (t.throttled) } th { (t.outbox) } th { (t.dead_letters) }
                     } }
                                         tbody { @for r in &rows { (r) } }
                 }

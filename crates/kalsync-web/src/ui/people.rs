@@ -3,7 +3,7 @@
 //! time and the bookings it came from — "why is Anna diverted?".
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::{SignedDuration, Timestamp, ToSpan as _};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::i18n::{self, Texts};
 use super::{Viewer, page};
 use crate::WebState;
-use crate::api::instances::visible_instance;
+use crate::api::instances::{CheckReport, run_check, visible_instance};
 use crate::api::status::{AbsenceView, status_of};
 use crate::api::users::{ImportReport, add_user, import_csv, remove_user};
 use crate::error::ApiError;
@@ -25,6 +25,24 @@ enum Notice {
     Error(String),
     Added(String),
     Imported(ImportReport),
+    Checked(CheckReport),
+}
+
+/// Users shown on the instance page at most; a search narrows them.
+const PAGE_ROWS: usize = 200;
+
+/// Whether `user` matches the search `q` (name, e-mail or extension, any case).
+fn matches(user: &kalsync_store::User, q: &str) -> bool {
+    let q = q.to_lowercase();
+    user.email.as_str().to_lowercase().contains(&q)
+        || user
+            .display_name
+            .as_deref()
+            .is_some_and(|n| n.to_lowercase().contains(&q))
+        || user
+            .extension
+            .as_ref()
+            .is_some_and(|e| e.as_str().contains(&q))
 }
 
 async fn instance_page(
@@ -32,10 +50,17 @@ async fn instance_page(
     viewer: &Viewer,
     instance: &str,
     notice: Notice,
+    q: &str,
 ) -> Result<Markup, ApiError> {
     let t = i18n::texts(viewer.lang);
     let found = visible_instance(state, &viewer.principal, instance).await?;
-    let users = state.store.users(found.id).await?;
+    let all = state.store.users(found.id).await?;
+    let q = q.trim();
+    let matching: Vec<_> = all
+        .iter()
+        .filter(|u| q.is_empty() || matches(u, q))
+        .collect();
+    let users = &matching[..matching.len().min(PAGE_ROWS)];
     let manages = viewer.principal.grant.manages(found.company);
     let csrf = viewer.principal.csrf();
     let zone = found.settings.time_zone.tz().clone();
@@ -46,11 +71,20 @@ async fn instance_page(
         &format!("/instances/{}", found.id),
         html! {
                         h1 { (found.name) " " small.muted { "· " (found.source.kind()) " · " @if found.active { (t.active) } @else { (t.inactive) } } }
-            p { a href={ "/instances/" (found.id) "/rules" } { (t.edit_rules) } }
+                        p {
+                a href={ "/instances/" (found.id) "/rules" } { (t.edit_rules) }
+                @if manages { " · " a href={ "/instances/" (found.id) "/settings" } { (t.settings) } }
+            }
             @match &notice {
                 Notice::None => {}
                 Notice::Error(e) => p.error role="alert" { (e) },
-                Notice::Added(email) => p.available role="status" { (t.added) " " (email) },
+                                Notice::Added(email) => p.available role="status" { (t.added) " " (email) },
+                Notice::Checked(report) => div #check-result role="status" {
+                    @if report.ok { p.available { (t.check_passed) } } @else { p.bad { (t.check_failed) } }
+                    ol { @for s in &report.steps {
+                        li { @if s.ok { span.available { "✓ " } } @else { span.bad { "✗ " } } strong { (s.name) } ": " (s.detail) }
+                    } }
+                },
                 Notice::Imported(r) => div role="status" {
                     p { (t.imported) ": " (r.added) " " (t.added_n) ", " (r.existing) " " (t.existing_n) ", " (r.errors) " " (t.errors_n) }
                     @if r.errors > 0 {
@@ -65,10 +99,28 @@ async fn instance_page(
                     }
                 },
             }
-            h2 { (t.users) " (" (users.len()) ")" }
+                        @if manages {
+                form.card #check method="post" action={ "/instances/" (found.id) "/check" } {
+                    h3 { (t.test_connection) }
+                    p.muted { (t.test_connection_intro) }
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="mailbox" { (t.test_mailbox) }
+                    input #mailbox type="email" name="mailbox";
+                    button type="submit" { (t.test_connection) }
+                }
+            }
+            h2 { (t.users) " (" (all.len()) ")" }
+            form #user-search method="get" action={ "/instances/" (found.id) } {
+                label for="q" { (t.search_users) }
+                input #q type="search" name="q" value=(q);
+                button type="submit" { (t.search) }
+            }
+            @if users.len() < all.len() {
+                p.muted #showing { (t.showing) " " (users.len()) " " (t.of_total) " " (all.len()) }
+            }
             table #users {
                 thead { tr { th { (t.name) } th { (t.email) } th { (t.extension) } th { (t.last_sync) } th { (t.errors) } @if manages { th {} } } }
-                tbody { @for u in &users {
+                                tbody { @for u in users {
                     tr {
                         td { a href={ "/users/" (u.id) } { (u.display_name.clone().unwrap_or_else(|| u.email.to_string())) } }
                         td { (u.email) }
@@ -110,12 +162,20 @@ async fn instance_page(
     ))
 }
 
+/// The instance page's search.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Search {
+    #[serde(default)]
+    q: String,
+}
+
 pub(crate) async fn instance(
     State(state): State<WebState>,
     viewer: Viewer,
     Path(instance): Path<String>,
+    Query(search): Query<Search>,
 ) -> Response {
-    match instance_page(&state, &viewer, &instance, Notice::None).await {
+    match instance_page(&state, &viewer, &instance, Notice::None, &search.q).await {
         Ok(p) => p.into_response(),
         Err(e) => e.into_response(),
     }
@@ -161,7 +221,46 @@ pub(crate) async fn add(
         ),
         Err(e) => return e.into_response(),
     };
-    match instance_page(&state, &viewer, &instance, notice).await {
+    match instance_page(&state, &viewer, &instance, notice, "").await {
+        Ok(p) => (status, p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The connection-check form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CheckForm {
+    csrf: String,
+    #[serde(default)]
+    mailbox: String,
+}
+
+pub(crate) async fn check(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(form): Form<CheckForm>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
+        return e.into_response();
+    }
+    let found = match visible_instance(&state, &viewer.principal, &instance).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let (status, notice) =
+        match run_check(&state, &viewer.principal, &found, Some(&form.mailbox)).await {
+            Ok(report) => (StatusCode::OK, Notice::Checked(report)),
+            Err(
+                e @ (ApiError::Invalid { .. } | ApiError::BadRequest(_) | ApiError::Unavailable(_)),
+            ) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Notice::Error(e.to_string()),
+            ),
+            Err(e) => return e.into_response(),
+        };
+    match instance_page(&state, &viewer, &instance, notice, "").await {
         Ok(p) => (status, p).into_response(),
         Err(e) => e.into_response(),
     }
@@ -193,7 +292,7 @@ pub(crate) async fn import(
         Err(e @ ApiError::BadRequest(_)) => Notice::Error(e.to_string()),
         Err(e) => return e.into_response(),
     };
-    match instance_page(&state, &viewer, &instance, notice).await {
+    match instance_page(&state, &viewer, &instance, notice, "").await {
         Ok(p) => p.into_response(),
         Err(e) => e.into_response(),
     }

@@ -60,13 +60,8 @@ async fn editor(
         html! {
             h1 { a href={ "/instances/" (found.id) } { (found.name) } " · " (t.rules) }
             p.muted { (t.rules_intro) }
-            @match &outcome {
-                Outcome::Nothing => {}
-                Outcome::Error(e) => pre.error role="alert" #rules-error { (e) },
-                Outcome::Saved => p.available role="status" { (t.saved) },
-                Outcome::Preview(_) => {}
-            }
-            form method="post" action={ "/instances/" (found.id) "/rules" } {
+                        @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
+            form #rules method="post" action={ "/instances/" (found.id) "/rules" } {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="settings" { (t.edit_rules) }
                 textarea #settings name="settings" rows="18" spellcheck="false" class="code" { (text) }
@@ -75,9 +70,75 @@ async fn editor(
                 button type="submit" name="action" value="preview" { (t.preview) }
                 @if manages { " " button type="submit" name="action" value="save" { (t.save) } }
             }
-            @if let Outcome::Preview(table) = &outcome { h2 { (t.preview) } (table) }
+                        div #live aria-live="polite" { (live(t, &outcome)) }
+            // Typing in either box tries again after a pause; without scripts the
+            // button does the same.
+            script { (maud::PreEscaped(LIVE_PREVIEW)) }
         },
     ))
+}
+
+/// What the editor says under the form: the error, or the preview.
+fn live(t: &i18n::Texts, outcome: &Outcome) -> Markup {
+    html! {
+        @match outcome {
+            Outcome::Error(e) => pre.error role="alert" #rules-error { (e) },
+            Outcome::Preview(table) => { h2 { (t.preview) } (table) },
+            Outcome::Nothing | Outcome::Saved => {}
+        }
+    }
+}
+
+const LIVE_PREVIEW: &str = r#"(() => {
+  const form = document.getElementById('rules');
+  const live = document.getElementById('live');
+  if (!form || !live || !window.fetch) return;
+  let timer = null, asked = 0;
+  const ask = () => {
+    const body = new URLSearchParams(new FormData(form));
+    body.set('action', 'preview');
+    const mine = ++asked;
+    fetch(form.action + '/preview', { method: 'POST', body, credentials: 'same-origin' })
+      .then(r => r.text())
+      .then(html => { if (mine === asked) live.innerHTML = html; })
+      .catch(() => {});
+  };
+  form.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(ask, 400); });
+})();"#;
+
+/// The error or preview for the form's rules and calendar.
+fn try_rules(t: &i18n::Texts, form: &RulesForm, lang: Lang) -> (StatusCode, Outcome) {
+    let parsed = InstanceSettings::from_toml(&form.settings)
+        .map_err(|e| e.located(t.rules_file, &form.settings));
+    match parsed {
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
+        Ok(_) if form.calendar.trim().is_empty() => {
+            (StatusCode::OK, Outcome::Error(t.paste_calendar.to_owned()))
+        }
+        Ok(settings) => match preview(&settings, &form.calendar, lang) {
+            Ok(table) => (StatusCode::OK, Outcome::Preview(table)),
+            Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
+        },
+    }
+}
+
+/// The live preview: only the part under the form.
+pub(crate) async fn live_preview(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(form): Form<RulesForm>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
+        return e.into_response();
+    }
+    if let Err(e) = visible_instance(&state, &viewer.principal, &instance).await {
+        return e.into_response();
+    }
+    let t = i18n::texts(viewer.lang);
+    let (status, outcome) = try_rules(t, &form, viewer.lang);
+    (status, live(t, &outcome)).into_response()
 }
 
 pub(crate) async fn show(
@@ -156,16 +217,7 @@ pub(crate) async fn submit(
         .map_err(|e| e.located(t.rules_file, &form.settings));
     let (status, outcome) = match (form.action.as_str(), parsed) {
         (_, Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
-        ("preview", Ok(settings)) => {
-            if form.calendar.trim().is_empty() {
-                (StatusCode::OK, Outcome::Error(t.paste_calendar.to_owned()))
-            } else {
-                match preview(&settings, &form.calendar, viewer.lang) {
-                    Ok(table) => (StatusCode::OK, Outcome::Preview(table)),
-                    Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
-                }
-            }
-        }
+        ("preview", Ok(_)) => try_rules(t, &form, viewer.lang),
         ("save", Ok(settings)) => {
             let mut found = match visible_instance(&state, &viewer.principal, &instance).await {
                 Ok(f) => f,

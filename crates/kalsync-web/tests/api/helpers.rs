@@ -37,6 +37,11 @@ pub(crate) struct Client {
 }
 
 pub(crate) async fn spawn_app() -> App {
+    spawn_app_with(|state| state).await
+}
+
+/// [`spawn_app`] with the state changed by `configure` (a checker, an operator's app).
+pub(crate) async fn spawn_app_with(configure: impl FnOnce(WebState) -> WebState) -> App {
     let dir = std::env::temp_dir().join(format!("kalsync-web-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
     let url = DatabaseUrl::new(format!("sqlite:{}", dir.join("k.db").display()));
@@ -75,7 +80,7 @@ pub(crate) async fn spawn_app() -> App {
             .await
             .expect("account");
     }
-    let router = kalsync_web::router(WebState::new(store.clone(), false));
+    let router = kalsync_web::router(configure(WebState::new(store.clone(), false)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::helpers::{PASSWORD, graph_instance, lunch_now, spawn_app};
 
-fn browser(language: &str) -> reqwest::Client {
+pub(crate) fn browser(language: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::ACCEPT_LANGUAGE,
@@ -193,7 +193,7 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
 }
 
 /// A browser in `language` signed in as `email` through the form.
-async fn signed_in_browser(
+pub(crate) async fn signed_in_browser(
     app: &crate::helpers::App,
     language: &str,
     email: &str,
@@ -208,7 +208,7 @@ async fn signed_in_browser(
 }
 
 /// A page's HTML.
-async fn page_at(client: &reqwest::Client, url: String) -> String {
+pub(crate) async fn page_at(client: &reqwest::Client, url: String) -> String {
     client
         .get(url)
         .send()
@@ -220,7 +220,7 @@ async fn page_at(client: &reqwest::Client, url: String) -> String {
 }
 
 /// The session's CSRF token as a page's forms carry it.
-fn form_token(html: &str) -> String {
+pub(crate) fn form_token(html: &str) -> String {
     html.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
@@ -363,7 +363,7 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
 }
 
 /// A calendar with one "LUN: Lunch" tomorrow 11:00–12:00 UTC.
-fn lunch_tomorrow_ics() -> String {
+pub(crate) fn lunch_tomorrow_ics() -> String {
     let day = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()

@@ -1,0 +1,367 @@
+//! An instance's own pages: its settings (name, on/off, source with the secret kept,
+//! removal only when confirmed), the connection check from the API and the page, the
+//! user search, the rules editor's live preview, and *Connect Microsoft 365* refusing
+//! answers it did not ask for.
+
+use std::sync::{Arc, Mutex};
+
+use kalsync_store::{GraphCredential, InstanceId, SourceConfig};
+use kalsync_web::{CheckStep, ConnectionCheck, Hook};
+use reqwest::StatusCode;
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+use crate::helpers::{graph_instance, spawn_app, spawn_app_with};
+use crate::ui::{form_token, page_at, signed_in_browser};
+
+/// A checker that records what it was asked and answers a failed read: the web layer's
+/// part is tested here; the real check against the simulators in the service's tests.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(InstanceId, Option<String>)>>);
+
+impl ConnectionCheck for Recorded {
+    fn check<'a>(
+        &'a self,
+        instance: InstanceId,
+        mailbox: Option<&'a str>,
+    ) -> Hook<'a, Result<Vec<CheckStep>, String>> {
+        Box::pin(async move {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((instance, mailbox.map(str::to_owned)));
+            Ok(vec![
+                CheckStep {
+                    name: "sign in".into(),
+                    ok: true,
+                    detail: "the app's credentials give a token".into(),
+                },
+                CheckStep {
+                    name: "read the calendar".into(),
+                    ok: false,
+                    detail: "ErrorAccessDenied: give the account Reviewer".into(),
+                },
+            ])
+        })
+    }
+}
+
+fn secret_of(source: &SourceConfig) -> String {
+    match source {
+        SourceConfig::Graph {
+            credential: GraphCredential::Secret(s),
+            ..
+        } => s.expose_secret().to_owned(),
+        other => panic!("not a Graph secret: {}", other.kind()),
+    }
+}
+
+#[tokio::test]
+async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirmation() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let id = graph_instance(&admin, app.acme).await;
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let url = format!("{}/instances/{id}/settings", app.base);
+    let page = page_at(&sv, url.clone()).await;
+    assert!(
+        page.contains("value=\"Microsoft 365\"") && page.contains("value=\"t\""),
+        "{page}"
+    );
+    assert!(!page.contains("s3cret"), "a secret is never shown");
+    let csrf = form_token(&page);
+
+    // Renamed and switched off; the secret left empty is kept.
+    let saved = sv
+        .post(&url)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Acme M365"),
+            ("tenant", "t2"),
+            ("client_id", "c"),
+            ("client_secret", ""),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(saved.status(), StatusCode::OK);
+    assert!(saved.text().await.expect("html").contains("Sparat"));
+    let stored = app
+        .store
+        .instance(id.parse().expect("id"))
+        .await
+        .expect("instance");
+    assert_eq!(stored.name, "Acme M365");
+    assert!(!stored.active);
+    assert_eq!(secret_of(&stored.source), "s3cret");
+    assert!(matches!(&stored.source, SourceConfig::Graph { tenant, .. } if tenant == "t2"));
+
+    // A bad address is named and nothing changes.
+    let bad = sv
+        .post(&url)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Other"),
+            ("active", "on"),
+            ("tenant", "t2"),
+            ("client_id", "c"),
+            ("graph_url", "not an address"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.expect("html").contains("source.graph_url"));
+    let unchanged = app
+        .store
+        .instance(id.parse().expect("id"))
+        .await
+        .expect("instance");
+    assert_eq!(unchanged.name, "Acme M365");
+
+    // Readers and other companies do not reach the page.
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    assert_eq!(
+        reader.get(&url).send().await.expect("get").status(),
+        StatusCode::FORBIDDEN
+    );
+    let beta = signed_in_browser(&app, "sv", "it@beta.example").await;
+    assert_eq!(
+        beta.get(&url).send().await.expect("get").status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Removal without the box ticked changes nothing; with it the instance is gone.
+    let remove = format!("{}/instances/{id}/remove", app.base);
+    let unconfirmed = sv
+        .post(&remove)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.store.instances(app.acme).await.expect("list").len(), 1);
+    let removed = sv
+        .post(&remove)
+        .form(&[("csrf", csrf.as_str()), ("confirm", "on")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(removed.url().path(), "/");
+    assert!(
+        app.store
+            .instances(app.acme)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_connection_check_runs_from_the_api_and_the_instance_page() {
+    // Without the service's checker the API says so.
+    let bare = spawn_app().await;
+    let admin = bare.signed_in("it@acme.example").await;
+    let id = graph_instance(&admin, bare.acme).await;
+    let (status, body) = admin
+        .post(
+            &format!("/api/v1/instances/{id}/check"),
+            json!({"mailbox": "anna@acme.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+
+    let checker = Arc::new(Recorded::default());
+    let given = checker.clone();
+    let app = spawn_app_with(move |state| state.with_checker(given)).await;
+    let admin = app.signed_in("it@acme.example").await;
+    let id = graph_instance(&admin, app.acme).await;
+    let check = format!("/api/v1/instances/{id}/check");
+
+    // No users and no mailbox, or a malformed one: the field is named.
+    let (status, body) = admin.post(&check, json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "mailbox");
+    let (status, body) = admin.post(&check, json!({"mailbox": "anna"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = admin.post(&check, json!({"mailbx": "a@b.se"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an unknown field");
+    assert!(checker.0.lock().expect("lock").is_empty());
+
+    let (status, body) = admin
+        .post(&check, json!({"mailbox": "Anna@Acme.example"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["steps"][1]["name"], "read the calendar");
+    assert_eq!(
+        checker.0.lock().expect("lock")[0].1.as_deref(),
+        Some("anna@acme.example")
+    );
+
+    // Readers may not sign in with the stored credentials; another company sees nothing.
+    let reader = app.signed_in("reception@acme.example").await;
+    assert_eq!(
+        reader
+            .post(&check, json!({"mailbox": "a@acme.example"}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let beta = app.signed_in("it@beta.example").await;
+    assert_eq!(
+        beta.post(&check, json!({"mailbox": "a@acme.example"}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // The page shows each step and what to fix.
+    let en = signed_in_browser(&app, "en", "it@acme.example").await;
+    let page = page_at(&en, format!("{}/instances/{id}", app.base)).await;
+    assert!(page.contains("Test the connection"), "{page}");
+    let answered = en
+        .post(format!("{}/instances/{id}/check", app.base))
+        .form(&[
+            ("csrf", form_token(&page).as_str()),
+            ("mailbox", "anna@acme.example"),
+        ])
+        .send()
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        answered.contains("The connection needs fixing")
+            && answered.contains("give the account Reviewer"),
+        "{answered}"
+    );
+    let (_, audit) = admin
+        .get(&format!("/api/v1/companies/{}/audit", app.acme))
+        .await;
+    assert!(audit.to_string().contains("instance.checked"), "{audit}");
+}
+
+#[tokio::test]
+async fn the_instance_page_searches_users_and_the_rules_preview_answers_while_typing() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let id = graph_instance(&admin, app.acme).await;
+    for (email, name, ext) in [
+        ("anna@acme.example", "Anna Andersson", "201"),
+        ("bertil@acme.example", "Bertil Berg", "202"),
+    ] {
+        let (status, body) = admin
+            .post(
+                &format!("/api/v1/instances/{id}/users"),
+                json!({"email": email, "display_name": name, "extension": ext}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let sv = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let found = page_at(&sv, format!("{}/instances/{id}?q=ANNA", app.base)).await;
+    assert!(
+        found.contains("anna@acme.example") && !found.contains("bertil@acme.example"),
+        "{found}"
+    );
+    assert!(found.contains("Visar 1 av 2"), "{found}");
+    let by_extension = page_at(&sv, format!("{}/instances/{id}?q=202", app.base)).await;
+    assert!(
+        by_extension.contains("bertil@acme.example") && !by_extension.contains("anna@acme.example")
+    );
+    assert!(
+        !found.contains("Testa anslutningen"),
+        "a reader gets no check form"
+    );
+
+    // The live preview answers with the part under the form only.
+    let editor = page_at(&sv, format!("{}/instances/{id}/rules", app.base)).await;
+    assert!(editor.contains("id=\"live\""), "{editor}");
+    let csrf = form_token(&editor);
+    let preview = format!("{}/instances/{id}/rules/preview", app.base);
+    let ics = crate::ui::lunch_tomorrow_ics();
+    let answer = sv
+        .post(&preview)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("settings", "template = \"prefix\"\n"),
+            ("calendar", ics.as_str()),
+            ("action", "preview"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let fragment = answer.text().await.expect("html");
+    assert!(
+        fragment.contains("id=\"preview\"") && !fragment.contains("<html"),
+        "{fragment}"
+    );
+    let wrong = sv
+        .post(&preview)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("settings", "template = \"prefix\"\nfoo = 1\n"),
+            ("calendar", ics.as_str()),
+            ("action", "preview"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.text().await.expect("html").contains(":2:"));
+    let forged = sv
+        .post(&preview)
+        .form(&[
+            ("csrf", "forged"),
+            ("settings", ""),
+            ("calendar", ""),
+            ("action", "preview"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn connect_microsoft_365_refuses_answers_it_did_not_ask_for() {
+    let app = spawn_app().await;
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    // Without an operator app there is no connect button, and starting one is refused.
+    let page = page_at(
+        &sv,
+        format!("{}/companies/{}/instances/new", app.base, app.acme),
+    )
+    .await;
+    assert!(!page.contains("connect-microsoft365"), "{page}");
+    let refused = sv
+        .post(format!(
+            "{}/companies/{}/connect-microsoft365",
+            app.base, app.acme
+        ))
+        .form(&[("csrf", form_token(&page).as_str()), ("name", "M365")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // A redirect with a state nobody issued creates nothing.
+    let forged = reqwest::get(format!(
+        "{}/connect/microsoft365/callback?admin_consent=True&tenant=evil&state=guessed",
+        app.base
+    ))
+    .await
+    .expect("get");
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        app.store
+            .instances(app.acme)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
