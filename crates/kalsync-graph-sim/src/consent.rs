@@ -97,7 +97,7 @@ async fn ask(
         "<!doctype html><html lang=\"en\"><title>Permissions requested</title>\
 <h1>Permissions requested</h1><p>Accept for your organization</p>\
 <p>App <code id=\"app\">{}</code> asks, in tenant {}, for <code>{}</code>: read calendars and mailbox settings in all mailboxes.</p>\
-<p><a id=\"accept\" href=\"answer?{keep}&amp;accept=1\">Accept</a> <a id=\"cancel\" href=\"answer?{keep}&amp;accept=0\">Cancel</a></p></html>",
+<p><a id=\"accept\" href=\"adminconsent/answer?{keep}&amp;accept=1\">Accept</a> <a id=\"cancel\" href=\"adminconsent/answer?{keep}&amp;accept=0\">Cancel</a></p></html>",
         escape(&client_id),
         escape(&sim.shared.config.tenant),
         escape(&scope),

@@ -156,8 +156,12 @@ async fn until_gone_reloading(c: &Client, text: &str, secs: u64) -> String {
     panic!("`{text}` stayed: {body}");
 }
 
+/// One Chromium at a time: two on two cores make each other's waits flaky.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live() {
+    let _one = ONE_BROWSER.lock().await;
     let Some((_driver, c)) = browser().await else {
         return;
     };
@@ -377,6 +381,168 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
         );
     }
     shot("another-company-404", &c.screenshot().await.expect("png"));
+
+    c.close().await.expect("close");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A lunch tomorrow at noon, as Outlook exports it (short).
+fn lunch_tomorrow_ics() -> String {
+    let tomorrow = jiff::Zoned::now().date().tomorrow().expect("tomorrow");
+    let day = tomorrow.strftime("%Y%m%d");
+    format!(
+        "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:lunch-1\nDTSTART;TZID=Europe/Stockholm:{day}T120000\nDTEND;TZID=Europe/Stockholm:{day}T130000\nSUMMARY:LUN: Lunch\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
+}
+
+#[tokio::test]
+async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its_rules() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    // The operator's multi-tenant app in a simulated tenant nobody has consented in yet.
+    let mut config = SimConfig::with_secret("t", "c", "s");
+    config.apps.push(kalsync_graph_sim::SimApp {
+        client_id: "kalsync-operator".into(),
+        secret: Some("operator-secret".into()),
+        certificate: None,
+        consented: false,
+        secret_expired: false,
+    });
+    let sim = Simulator::new(config);
+    sim.add_user(UserSpec {
+        upn: "anna@gamma.example".into(),
+        id: None,
+        display_name: None,
+        time_zone: "W. Europe Standard Time".into(),
+        working_hours: None,
+    })
+    .expect("user");
+    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    let dir = std::env::temp_dir().join(format!("kalsync-browser-connect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut settings = Settings {
+        database_url: format!("sqlite:{}", dir.join("k.db").display()),
+        master_key_file: dir.join("k.key"),
+        public_url: url::Url::parse(&format!("{base}/")).ok(),
+        companies: vec![CompanyDecl {
+            name: "Gamma AB".into(),
+            targets: vec![TargetDecl::Simulator { name: "pbx".into() }],
+            instances: vec![],
+        }],
+        accounts: vec![AccountDecl {
+            email: "it@gamma.example".into(),
+            role: "company_admin".into(),
+            company: Some("Gamma AB".into()),
+            password: PASSWORD.to_owned().into(),
+        }],
+        microsoft365: Some(kalsync_server::settings::Microsoft365Settings {
+            client_id: "kalsync-operator".into(),
+            client_secret: "operator-secret".to_owned().into(),
+            login_url: Some(sim_url.clone()),
+            graph_url: Some(format!("{sim_url}v1.0/")),
+        }),
+        ..Settings::default()
+    };
+    settings.engine.debounce_ms = 0;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    c.goto(&format!("{base}/")).await.expect("goto");
+    until_text(&c, "Logga in", 5).await;
+    sign_in(&c, "it@gamma.example").await;
+    until_text(&c, "Inga instanser ännu.", 5).await;
+    click(&c, Locator::Css("a[href$='/instances/new']")).await;
+    until_text(&c, "Anslut Microsoft 365", 5).await;
+    fill(&c, "#connect-name", "Gamma 365").await;
+    shot("connect-sv", &c.screenshot().await.expect("png"));
+    click(&c, Locator::Css("#connect button")).await;
+    // Entra ID's consent page (the simulator's), then back with the tenant.
+    until_text(&c, "Permissions requested", 5).await;
+    shot(
+        "consent-simulated-entra",
+        &c.screenshot().await.expect("png"),
+    );
+    click(&c, Locator::Id("accept")).await;
+    let text = until_text(&c, "Microsoft 365 är anslutet", 5).await;
+    assert!(text.contains("tenant t"), "{text}");
+    shot("connected-sv", &c.screenshot().await.expect("png"));
+    // The page moves on to the instance by itself, signed in.
+    until_text(&c, "Användare (0)", 5).await;
+    fill(&c, "#new-email", "anna@gamma.example").await;
+    fill(&c, "#new-name", "Anna Gran").await;
+    click(&c, Locator::Css("form[action$='/users'] button")).await;
+    until_text(&c, "Användare (1)", 5).await;
+    click(&c, Locator::Css("#check button")).await;
+    let text = until_text(&c, "Anslutningen fungerar", 20).await;
+    assert!(
+        text.contains("sign in") && text.contains("read the calendar"),
+        "{text}"
+    );
+    shot("check-sv", &c.screenshot().await.expect("png"));
+
+    // Settings: renamed; the secret is never shown.
+    click(&c, Locator::LinkText("Anslutning och namn")).await;
+    until_text(&c, "Instansen är på", 5).await;
+    assert!(!c.source().await.expect("html").contains("operator-secret"));
+    fill(&c, "#name", "Gamma Microsoft 365").await;
+    click(&c, Locator::Css("#settings button[type=submit]")).await;
+    until_text(&c, "Sparat", 5).await;
+    shot("settings-sv", &c.screenshot().await.expect("png"));
+
+    // The rules editor answers while the admin pastes a calendar: no button pressed.
+    click(
+        &c,
+        Locator::Css("a[href^='/instances/']:not([href$='/settings'])"),
+    )
+    .await;
+    until_text(&c, "Användare (1)", 5).await;
+    click(&c, Locator::LinkText("Regler och inställningar")).await;
+    until_text(&c, "Förhandsgranska", 5).await;
+    fill(&c, "#settings", "template = \"prefix\"\n").await;
+    fill(&c, "#calendar", &lunch_tomorrow_ics()).await;
+
+    let text = until_text(&c, "Lunch, åter", 5).await;
+    assert!(
+        c.find(Locator::Css("#live #preview")).await.is_ok(),
+        "{text}"
+    );
+    shot("rules-live-sv", &c.screenshot().await.expect("png"));
+
+    // The same pages in English.
+    click(&c, Locator::Css("a.lang")).await;
+    until_text(&c, "Rules", 5).await;
+    c.goto(&format!("{base}/")).await.expect("goto");
+    until_text(&c, "Subscriptions", 5).await;
+    click(&c, Locator::LinkText("Gamma Microsoft 365")).await;
+    until_text(&c, "Users (1)", 5).await;
+    click(&c, Locator::Css("#check button")).await;
+    until_text(&c, "The connection works", 20).await;
+    shot("check-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Connection and name")).await;
+    until_text(&c, "The instance is on", 5).await;
+    shot("settings-en", &c.screenshot().await.expect("png"));
+    let new = c
+        .find(Locator::Css("header"))
+        .await
+        .expect("header")
+        .text()
+        .await
+        .expect("text");
+    assert!(new.contains("it@gamma.example"), "{new}");
+    click(&c, Locator::LinkText("Dashboard")).await;
+    click(&c, Locator::Css("a[href$='/instances/new']")).await;
+    until_text(&c, "Connect Microsoft 365", 5).await;
+    shot("connect-en", &c.screenshot().await.expect("png"));
 
     c.close().await.expect("close");
     let _ = stop.send(());

@@ -953,3 +953,171 @@ async fn a_declared_admin_signs_in_and_the_directory_shows_who_is_away() {
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
     running.stop().await;
 }
+
+/// The link with `id` in a page, as an absolute URL against the page's own.
+fn link(page_url: &reqwest::Url, html: &str, id: &str) -> reqwest::Url {
+    let href = html
+        .split(&format!("id=\"{id}\" href=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no link #{id} in {html}"))
+        .replace("&amp;", "&");
+    page_url.join(&href).expect("link")
+}
+
+#[tokio::test]
+async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_its_check() {
+    let dir = test_dir("kalsync-connect");
+    let mut config = SimConfig::with_secret("t", "c", "s");
+    // The operator's multi-tenant app: no admin has consented yet.
+    config.apps.push(kalsync_graph_sim::SimApp {
+        client_id: "kalsync-operator".into(),
+        secret: Some("operator-secret".into()),
+        certificate: None,
+        consented: false,
+        secret_expired: false,
+    });
+    let calendars = Simulator::new(config);
+    calendars
+        .add_user(UserSpec {
+            upn: "anna@acme.example".into(),
+            id: None,
+            display_name: None,
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: None,
+        })
+        .expect("user");
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let mut s = settings(&sim_url, &dir).await;
+    s.microsoft365 = Some(kalsync_server::settings::Microsoft365Settings {
+        client_id: "kalsync-operator".into(),
+        client_secret: "operator-secret".to_owned().into(),
+        login_url: Some(sim_url.clone()),
+        graph_url: Some(format!("{sim_url}v1.0/")),
+    });
+    s.accounts.push(kalsync_server::settings::AccountDecl {
+        email: "it@acme.example".into(),
+        role: "company_admin".into(),
+        company: Some("Acme".into()),
+        password: "ett-långt-lösenord".to_owned().into(),
+    });
+    let running = Running::start(s, dir).await;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let me: serde_json::Value = http
+        .post(format!("{}/api/v1/session", running.base))
+        .json(&serde_json::json!({"email": "it@acme.example", "password": "ett-långt-lösenord"}))
+        .send()
+        .await
+        .expect("sign in")
+        .json()
+        .await
+        .expect("json");
+    let csrf = me["csrf"].as_str().expect("csrf").to_owned();
+    let company = me["company"].as_str().expect("company").to_owned();
+    let connect = format!("{}/companies/{company}/connect-microsoft365", running.base);
+    let new_page = http
+        .get(format!(
+            "{}/companies/{company}/instances/new",
+            running.base
+        ))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(new_page.contains("connect-microsoft365"), "{new_page}");
+
+    // The admin declines in Entra ID: nothing is created.
+    let prompt = http
+        .post(&connect)
+        .form(&[("csrf", csrf.as_str()), ("name", "Microsoft 365")])
+        .send()
+        .await
+        .expect("to Entra ID");
+    let prompt_url = prompt.url().clone();
+    let html = prompt.text().await.expect("html");
+    assert!(
+        prompt_url.path().ends_with("/v2.0/adminconsent") && html.contains("kalsync-operator"),
+        "{prompt_url}: {html}"
+    );
+    let declined = http
+        .get(link(&prompt_url, &html, "cancel"))
+        .send()
+        .await
+        .expect("back");
+    let declined_url = declined.url().clone();
+    let declined = format!("{declined_url} {}", declined.text().await.expect("html"));
+    assert!(declined.contains("access_denied"), "{declined}");
+
+    // Accepted: the callback records the tenant and makes the instance.
+    let prompt = http
+        .post(&connect)
+        .form(&[("csrf", csrf.as_str()), ("name", "Microsoft 365")])
+        .send()
+        .await
+        .expect("to Entra ID");
+    let prompt_url = prompt.url().clone();
+    let html = prompt.text().await.expect("html");
+    let back = http
+        .get(link(&prompt_url, &html, "accept"))
+        .send()
+        .await
+        .expect("back");
+    let callback_url = back.url().clone();
+    let connected = back.text().await.expect("html");
+    assert!(
+        callback_url.path() == "/connect/microsoft365/callback"
+            && connected.contains("<code>t</code>"),
+        "{callback_url}: {connected}"
+    );
+    let instance = link(&callback_url, &connected, "continue");
+    let id = instance.path().trim_start_matches("/instances/").to_owned();
+    let instances: serde_json::Value = http
+        .get(format!(
+            "{}/api/v1/companies/{company}/instances",
+            running.base
+        ))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let made = instances
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|i| i["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} in {instances}"));
+    assert_eq!(made["source"]["tenant"], "t", "{made}");
+    assert_eq!(made["source"]["client_id"], "kalsync-operator", "{made}");
+    assert_eq!(
+        instances.as_array().map(Vec::len),
+        Some(2),
+        "only one was made"
+    );
+
+    // The same answer again is refused: each consent is used once.
+    let replay = http.get(callback_url.clone()).send().await.expect("replay");
+    assert_eq!(replay.status(), reqwest::StatusCode::BAD_REQUEST);
+
+    // The instance signs in with the operator's app and reads Anna's calendar.
+    let check: serde_json::Value = http
+        .post(format!("{}/api/v1/instances/{id}/check", running.base))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"mailbox": "anna@acme.example"}))
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(check["ok"], true, "{check}");
+    running.stop().await;
+}

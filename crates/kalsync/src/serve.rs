@@ -137,6 +137,7 @@ fn demo_accounts(password: &str) -> Vec<AccountDecl> {
             "company_admin",
             Some("Demo Lokal AB"),
         ),
+        ("admin@ny.example", "company_admin", Some("Demo Ny AB")),
     ]
     .into_iter()
     .map(|(email, role, company)| AccountDecl {
@@ -158,7 +159,21 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         "00000000-0000-4000-8000-0000000de70a",
         "demo-client-secret",
     );
-    let sim = Simulator::new(SimConfig::with_secret(tenant, client_id, secret));
+    let mut config = SimConfig::with_secret(tenant, client_id, secret);
+    // The operator's multi-tenant app, which Demo Ny AB's admin connects with the
+    // admin-consent page the simulator plays.
+    let (operator_app, operator_secret) = (
+        "00000000-0000-4000-8000-0000000de70b",
+        "demo-operator-secret",
+    );
+    config.apps.push(kalsync_graph_sim::SimApp {
+        client_id: operator_app.into(),
+        secret: Some(operator_secret.into()),
+        certificate: None,
+        consented: false,
+        secret_expired: false,
+    });
+    let sim = Simulator::new(config);
     let people = sample::populate(&sim, args.users, this_monday(), 2, 7, "demo.example")
         .map_err(|e| e.to_string())?;
     // A few bookings that start in the next minutes, so statuses change while you watch.
@@ -252,6 +267,13 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                 }],
             },
             CompanyDecl {
+                name: "Demo Ny AB".into(),
+                targets: vec![TargetDecl::Simulator {
+                    name: "PBX simulator".into(),
+                }],
+                instances: Vec::new(),
+            },
+            CompanyDecl {
                 name: "Demo Lokal AB".into(),
                 targets: vec![TargetDecl::Simulator {
                     name: "PBX simulator".into(),
@@ -274,6 +296,12 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
             },
         ],
         accounts: demo_accounts(&demo_password),
+        microsoft365: Some(kalsync_server::settings::Microsoft365Settings {
+            client_id: operator_app.into(),
+            client_secret: operator_secret.to_owned().into(),
+            login_url: Some(sim_url.clone()),
+            graph_url: Some(format!("{sim_url}v1.0/")),
+        }),
         ..Settings::default()
     };
     settings.engine.debounce_ms = 200;
@@ -306,7 +334,10 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README): the change arrives as a Graph notification within a second"
     );
     say!(
-        "  sign in      operator@demo.example, admin@demo.example, reception@demo.example or admin@lokal.example, password {demo_password}"
+        "  connect      Demo Ny AB has no instance yet: its admin connects Microsoft 365 from \"Ny instans\" (the simulator plays Entra ID's consent page)"
+    );
+    say!(
+        "  sign in      operator@demo.example, admin@demo.example, reception@demo.example, admin@lokal.example or admin@ny.example, password {demo_password}"
     );
     say!(
         "  API          http://{address}/api/v1/openapi.json describes it; the operator's overview of every company is at /overview"

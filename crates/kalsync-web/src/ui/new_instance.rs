@@ -109,8 +109,11 @@ fn powershell(version: &str, access: &str, account: &str) -> Result<String, Stri
     }))
 }
 
-/// The source's fields of both kinds (secrets never pre-filled).
-pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm) -> Markup {
+/// The source's fields: of both kinds, or only of `only` (`graph`, `ews`); secrets are
+/// never pre-filled.
+pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm, only: Option<&str>) -> Markup {
+    let graph = only.is_none_or(|k| k == "graph");
+    let ews = only.is_none_or(|k| k == "ews");
     let version = if form.version.is_empty() {
         "2016"
     } else {
@@ -122,8 +125,8 @@ pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm) -> Markup {
         form.access.as_str()
     };
     html! {
-    div.forms {
-        fieldset.card {
+        div.forms {
+        @if graph { fieldset.card {
             legend { "Microsoft 365" }
             label for="tenant" { (t.tenant) }
             input #tenant type="text" name="tenant" value=(form.tenant);
@@ -136,10 +139,10 @@ pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm) -> Markup {
                 label for="graph_url" { (t.graph_url) }
                 input #graph_url type="text" name="graph_url" value=(form.graph_url) placeholder="https://graph.microsoft.com/v1.0/";
                 label for="login_url" { (t.login_url) }
-                input #login_url type="text" name="login_url" value=(form.login_url) placeholder="https://login.microsoftonline.com/";
+                                input #login_url type="text" name="login_url" value=(form.login_url) placeholder="https://login.microsoftonline.com/";
             }
-        }
-        fieldset.card {
+        } }
+        @if ews { fieldset.card {
             legend { (t.exchange_on_premises) }
             label for="url" { (t.ews_address) }
             input #url type="text" name="url" value=(form.url) placeholder="https://mail.example.se/EWS/Exchange.asmx";
@@ -158,9 +161,9 @@ pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm) -> Markup {
             label for="access" { (t.access) }
             select #access name="access" {
                 option value="impersonation" selected[access == "impersonation"] { "ApplicationImpersonation" }
-                option value="delegate" selected[access == "delegate"] { "Reviewer (delegate)" }
+                                option value="delegate" selected[access == "delegate"] { "Reviewer (delegate)" }
             }
-        }
+        } }
     }
     }
 }
@@ -213,7 +216,7 @@ fn form_page(
                     label { input type="radio" name="kind" value="graph" checked[!ews]; " Microsoft 365 (Graph)" }
                     label { input type="radio" name="kind" value="ews" checked[ews]; " " (t.exchange_on_premises) " (EWS)" }
                 }
-                (source_fields(t, form))
+                (source_fields(t, form, None))
                 button type="submit" { (t.create) }
             }
             @if ews {
@@ -364,7 +367,7 @@ fn settings_page(
                 label for="name" { (t.name) }
                 input #name type="text" name="name" value=(form.name) required;
                 label { input #active type="checkbox" name="active" value="on" checked[form.active.is_some()]; " " (t.instance_on) }
-                (source_fields(t, form))
+                (source_fields(t, form, Some(&form.kind)))
                 button type="submit" { (t.save) }
             }
             form.card #remove-instance method="post" action={ "/instances/" (instance.id) "/remove" } {

@@ -98,7 +98,8 @@ const LIVE_PREVIEW: &str = r#"(() => {
     const body = new URLSearchParams(new FormData(form));
     body.set('action', 'preview');
     const mine = ++asked;
-    fetch(form.action + '/preview', { method: 'POST', body, credentials: 'same-origin' })
+        // getAttribute: the buttons named `action` hide the form's own property.
+    fetch(form.getAttribute('action') + '/preview', { method: 'POST', body, credentials: 'same-origin' })
       .then(r => r.text())
       .then(html => { if (mine === asked) live.innerHTML = html; })
       .catch(() => {});
