@@ -1,7 +1,7 @@
 //! `/api/v1`: the routes, and the OpenAPI description generated from the handlers'
 //! annotations (`/api/v1/openapi.json`).
 
-mod accounts;
+pub(crate) mod accounts;
 pub(crate) mod companies;
 pub(crate) mod instances;
 mod session;
@@ -26,6 +26,7 @@ use crate::error::ApiError;
     paths(
                 session::sign_in, session::sign_out, session::me,
         accounts::list, accounts::create, accounts::remove, accounts::change_password,
+        accounts::operators, accounts::create_operator, accounts::remove_operator,
         companies::list, companies::create, companies::get, companies::audit_log,
         companies::deliveries, companies::tokens, companies::create_token, companies::revoke_token,
         instances::list, instances::create, instances::get, instances::update, instances::remove, instances::check,
@@ -54,6 +55,14 @@ pub fn router() -> Router<WebState> {
             post(session::sign_in).delete(session::sign_out),
         )
         .route("/api/v1/me", get(session::me))
+        .route(
+            "/api/v1/operators",
+            get(accounts::operators).post(accounts::create_operator),
+        )
+        .route(
+            "/api/v1/operators/{account}",
+            delete(accounts::remove_operator),
+        )
         .route(
             "/api/v1/me/password",
             axum::routing::put(accounts::change_password),

@@ -3,6 +3,7 @@
 //! with live updates over server-sent events. Every page is in Swedish and English.
 //! Forms carry the session's CSRF token and are refused from another origin.
 
+mod accounts;
 pub mod connect;
 pub mod i18n;
 mod new_instance;
@@ -36,6 +37,24 @@ pub fn router() -> Router<WebState> {
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/lang", get(switch_language))
+        .route("/account", get(accounts::own))
+        .route("/account/password", post(accounts::change_password))
+        .route(
+            "/companies/{company}/accounts",
+            get(accounts::company_accounts).post(accounts::add_company_account),
+        )
+        .route(
+            "/companies/{company}/accounts/{account}/remove",
+            post(accounts::remove_company_account),
+        )
+        .route(
+            "/operators",
+            get(accounts::operator_accounts).post(accounts::add_operator_account),
+        )
+        .route(
+            "/operators/{account}/remove",
+            post(accounts::remove_operator_account),
+        )
         .route(
             "/companies/{company}/instances/new",
             get(new_instance::show).post(new_instance::create),
@@ -152,7 +171,7 @@ pub(crate) fn page(
                     span.spacer {}
                     a.lang href={ "/lang?to=" (t.other_code) "&back=" (path) } hreflang=(t.other_code) { (t.other_language) }
                     @if let Some(p) = viewer {
-                        span.who { (t.signed_in_as) " " (p.actor) }
+                        span.who { (t.signed_in_as) " " a href="/account" { (p.actor) } }
                                                 @if let auth::Via::Session { .. } = &p.via {
                             form.inline method="post" action="/sign-out" {
                                 input type="hidden" name="csrf" value=(p.csrf());

@@ -264,8 +264,15 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                                         tbody { @for r in &rows { (r) } }
                 }
             }
-            @for (id, name) in &managed {
-                p { a href={ "/companies/" (id) "/instances/new" } { (t.new_instance) " · " (name) } }
+                        @for (id, name) in &managed {
+                p {
+                    a href={ "/companies/" (id) "/instances/new" } { (t.new_instance) " · " (name) }
+                    " · "
+                    a href={ "/companies/" (id) "/accounts" } { (t.accounts) " · " (name) }
+                }
+            }
+            @if viewer.principal.operator().is_ok() {
+                p { a href="/operators" { (t.operators) } }
             }
         },
     )

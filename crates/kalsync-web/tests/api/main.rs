@@ -1,6 +1,7 @@
 //! The REST API as a client sees it: a fresh SQLite store, the router served on port 0,
 //! and typed helpers for signing in as each role.
 
+mod accounts;
 mod helpers;
 mod instance_pages;
 mod isolation;
