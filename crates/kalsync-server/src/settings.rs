@@ -352,6 +352,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readmes_settings_blocks_and_the_examples_operator_app_load() {
+        let readme = include_str!("../../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml settings\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .collect();
+        assert!(!blocks.is_empty(), "the README shows the operator's app");
+        let app: String = EXAMPLE
+            .lines()
+            .skip_while(|l| !l.starts_with("# [microsoft365]"))
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        for block in blocks.into_iter().chain([app.as_str()]) {
+            let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+                .merge(Toml::string(&block.replace('…', "x")))
+                .extract()
+                .unwrap_or_else(|e| panic!("{e}\n{block}"));
+            assert!(s.microsoft365.is_some(), "{block}");
+        }
+    }
+
+    #[test]
     fn the_example_is_valid_and_layers_apply_in_order() {
         let dir = std::env::temp_dir().join(format!("kalsync-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
