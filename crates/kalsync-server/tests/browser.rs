@@ -518,9 +518,22 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     );
     shot("rules-live-sv", &c.screenshot().await.expect("png"));
 
+    // The company's accounts and one's own, before the language changes.
+    click(&c, Locator::LinkText("Instrumentpanel")).await;
+    click(&c, Locator::Css("a[href$='/accounts']")).await;
+    until_text(&c, "Lägg till konto", 5).await;
+    fill(&c, "#email", "reception@gamma.example").await;
+    fill(&c, "#password", "receptionens-första").await;
+    click(&c, Locator::Css("#add-account button")).await;
+    until_text(&c, "Kontot är skapat: reception@gamma.example", 5).await;
+    shot("accounts-sv", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("it@gamma.example")).await;
+    until_text(&c, "Byt lösenord", 5).await;
+    shot("account-sv", &c.screenshot().await.expect("png"));
+
     // The same pages in English.
     click(&c, Locator::Css("a.lang")).await;
-    until_text(&c, "Rules", 5).await;
+    until_text(&c, "Change password", 5).await;
     c.goto(&format!("{base}/")).await.expect("goto");
     until_text(&c, "Subscriptions", 5).await;
     click(&c, Locator::LinkText("Gamma Microsoft 365")).await;
@@ -539,10 +552,37 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
         .await
         .expect("text");
     assert!(new.contains("it@gamma.example"), "{new}");
+    click(
+        &c,
+        Locator::Css("a[href^='/instances/']:not([href$='/settings'])"),
+    )
+    .await;
+    until_text(&c, "Users (1)", 5).await;
+    click(&c, Locator::LinkText("Rules and settings")).await;
+    until_text(&c, "Preview", 5).await;
+    fill(&c, "#settings", "template = \"prefix\"\n").await;
+    fill(&c, "#calendar", &lunch_tomorrow_ics()).await;
+    until_text(&c, "Lunch, back", 5).await;
+    shot("rules-live-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("it@gamma.example")).await;
+    until_text(&c, "Change password", 5).await;
+    shot("account-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Dashboard")).await;
+    click(&c, Locator::Css("a[href$='/accounts']")).await;
+    until_text(&c, "Reader (e.g. reception)", 5).await;
+    shot("accounts-en", &c.screenshot().await.expect("png"));
     click(&c, Locator::LinkText("Dashboard")).await;
     click(&c, Locator::Css("a[href$='/instances/new']")).await;
     until_text(&c, "Connect Microsoft 365", 5).await;
     shot("connect-en", &c.screenshot().await.expect("png"));
+    // A second tenant connection, declined this time: said in English.
+    fill(&c, "#connect-name", "Gamma test").await;
+    click(&c, Locator::Css("#connect button")).await;
+    until_text(&c, "Permissions requested", 5).await;
+    click(&c, Locator::Id("cancel")).await;
+    let text = until_text(&c, "Microsoft 365 was not connected", 5).await;
+    assert!(text.contains("access_denied"), "{text}");
+    shot("connect-declined-en", &c.screenshot().await.expect("png"));
 
     c.close().await.expect("close");
     let _ = stop.send(());
