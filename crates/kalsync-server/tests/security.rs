@@ -1,0 +1,607 @@
+//! Secrets stay secret: a service with every kind of secret — a Graph client secret, an
+//! Exchange service account's password, a webhook signing secret, an AMI secret, the
+//! operator's app secret, account passwords and API tokens — runs, reads, delivers and
+//! answers every API and page, with logs at TRACE. None of them then appears in the log,
+//! in any answer, or in clear in the database (SQLite's files, and every row of every
+//! PostgreSQL table when `KALSYNC_TEST_POSTGRES_URL` is set).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, UserSpec};
+use kalsync_server::Settings;
+use kalsync_server::settings::{
+    AccountDecl, CompanyDecl, InstanceDecl, Microsoft365Settings, SourceDecl, TargetDecl, UserDecl,
+};
+use serde_json::json;
+
+const GRAPH_SECRET: &str = "graph-client-secret-7f3a9d";
+const ROTATED_SECRET: &str = "graph-client-secret-rotated-8b21";
+const EWS_PASSWORD: &str = "ews-service-password-91c2";
+const WEBHOOK_KEY: &str = "c2lnbmluZy1zZWNyZXQtb2YtdGhlLXdlYmhvb2s";
+const AMI_SECRET: &str = "ami-manager-secret-55e1";
+const OPERATOR_APP_SECRET: &str = "operator-app-secret-3c7d";
+const ADMIN_PASSWORD: &str = "admin-password-4411-lång";
+
+/// Everything the service logs, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// The process's one log, at TRACE, captured for every test here (a subscriber set per
+/// thread misses events while another test's thread registers its own).
+fn captured() -> &'static Captured {
+    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(log.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        log
+    })
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+/// A port nothing listens on (a target that is down: its errors get logged).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// A new PostgreSQL database's URL, and the admin URL to drop it with.
+async fn postgres_database() -> Option<(String, String, String)> {
+    use sqlx::Connection as _;
+    let admin = std::env::var("KALSYNC_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let name = format!("kalsync_secrets_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("KALSYNC_TEST_POSTGRES_URL reachable");
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut conn)
+        .await;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some((format!("{base}/{name}"), admin.clone(), name))
+}
+
+/// Every row of every table, as JSON text.
+async fn postgres_dump(url: &str) -> String {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("tables");
+    let mut dump = String::new();
+    for (table,) in tables {
+        let rows: Vec<(String,)> =
+            sqlx::query_as(&format!("SELECT row_to_json(t)::text FROM \"{table}\" t"))
+                .fetch_all(&mut conn)
+                .await
+                .expect("rows");
+        for (row,) in rows {
+            dump.push_str(&row);
+            dump.push('\n');
+        }
+    }
+    dump
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_logs_answers_or_the_database_in_clear() {
+    let sqlite = run_with_every_secret(None).await;
+    check(&sqlite);
+    if let Some((url, admin, name)) = postgres_database().await {
+        let pg = run_with_every_secret(Some(url.clone())).await;
+        check(&pg);
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    } else {
+        eprintln!("skipped the PostgreSQL half: KALSYNC_TEST_POSTGRES_URL is not set (CI sets it)");
+    }
+}
+
+/// What one run left behind.
+struct Seen {
+    backend: &'static str,
+    log: String,
+    answers: String,
+    database: String,
+    token: String,
+}
+
+fn check(seen: &Seen) {
+    // The scans see what they should: the run logged, answered and stored things.
+    assert!(
+        seen.log.contains("store open"),
+        "{}: log captured",
+        seen.backend
+    );
+    assert!(
+        seen.answers.contains("anna@acme.example"),
+        "{}: answers captured",
+        seen.backend
+    );
+    assert!(
+        seen.database.contains("svc-kalsync"),
+        "{}: the database dump holds the (not secret) account name",
+        seen.backend
+    );
+    for secret in [
+        GRAPH_SECRET,
+        ROTATED_SECRET,
+        EWS_PASSWORD,
+        WEBHOOK_KEY,
+        AMI_SECRET,
+        OPERATOR_APP_SECRET,
+        ADMIN_PASSWORD,
+        seen.token.as_str(),
+    ] {
+        for (place, text) in [
+            ("the log", &seen.log),
+            ("an API or page answer", &seen.answers),
+            ("the database", &seen.database),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{}: `{secret}` is in {place}",
+                seen.backend
+            );
+        }
+    }
+}
+
+async fn run_with_every_secret(postgres: Option<String>) -> Seen {
+    let log = captured();
+
+    let calendars = Simulator::new(SimConfig::with_secret("t", "c", GRAPH_SECRET));
+    calendars
+        .add_user(UserSpec {
+            upn: "anna@acme.example".into(),
+            id: None,
+            display_name: None,
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: None,
+        })
+        .expect("user");
+    let now = jiff::Timestamp::now();
+    calendars
+        .create_event(
+            "anna@acme.example",
+            EventSpec::new(
+                "LUN: Lunch",
+                now - jiff::SignedDuration::from_mins(5),
+                now + jiff::SignedDuration::from_mins(55),
+            ),
+        )
+        .expect("event");
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let ews = kalsync_ews_sim::EwsSim::new(
+        calendars.clone(),
+        kalsync_ews_sim::EwsConfig::new("CORP\\svc-kalsync", EWS_PASSWORD),
+    );
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews).await.expect("ews");
+    let backend = if postgres.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let dir =
+        std::env::temp_dir().join(format!("kalsync-secrets-{backend}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let user = || UserDecl::Full {
+        email: "anna@acme.example".into(),
+        name: Some("Anna".into()),
+        extension: Some("201".into()),
+    };
+    let mut settings = Settings {
+        database_url: postgres
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", dir.join("k.db").display())),
+        master_key_file: dir.join("k.key"),
+        public_url: url::Url::parse(&format!("{base}/")).ok(),
+        companies: vec![CompanyDecl {
+            name: "Acme".into(),
+            targets: vec![
+                TargetDecl::Webhook {
+                    name: "hook".into(),
+                    url: format!("http://127.0.0.1:{}/hook", closed_port()),
+                    signing_secret: format!("whsec_{WEBHOOK_KEY}").into(),
+                },
+                TargetDecl::Ami {
+                    name: "asterisk".into(),
+                    host: "127.0.0.1".into(),
+                    port: closed_port(),
+                    username: "kalsync".into(),
+                    secret: AMI_SECRET.to_owned().into(),
+                    announcement: "*99".into(),
+                },
+            ],
+            instances: vec![
+                InstanceDecl {
+                    name: "M365".into(),
+                    source: SourceDecl::Graph {
+                        tenant: "t".into(),
+                        client_id: "c".into(),
+                        client_secret: GRAPH_SECRET.to_owned().into(),
+                        graph_url: Some(format!("{sim_url}v1.0/")),
+                        login_url: Some(sim_url.to_string()),
+                    },
+                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                    users: vec![user()],
+                },
+                InstanceDecl {
+                    name: "Exchange".into(),
+                    source: SourceDecl::Ews {
+                        url: format!("{ews_url}EWS/Exchange.asmx"),
+                        username: "CORP\\svc-kalsync".into(),
+                        password: EWS_PASSWORD.to_owned().into(),
+                        auth: "ntlm".into(),
+                        version: "2016".into(),
+                        access: "impersonation".into(),
+                        options: Default::default(),
+                        ca_file: None,
+                    },
+                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                    users: vec![user()],
+                },
+            ],
+        }],
+        accounts: vec![AccountDecl {
+            email: "it@acme.example".into(),
+            role: "company_admin".into(),
+            company: Some("Acme".into()),
+            password: ADMIN_PASSWORD.to_owned().into(),
+        }],
+        microsoft365: Some(Microsoft365Settings {
+            client_id: "operator-app".into(),
+            client_secret: OPERATOR_APP_SECRET.to_owned().into(),
+            login_url: Some(sim_url.clone()),
+            graph_url: None,
+        }),
+        ..Settings::default()
+    };
+    settings.engine.debounce_ms = 0;
+    settings.engine.poll_interval_secs = 1;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let mut answers = String::new();
+    let mut me = serde_json::Value::Null;
+    for _ in 0..100 {
+        if let Ok(r) = http
+            .post(format!("{base}/api/v1/session"))
+            .json(&json!({"email": "it@acme.example", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            me = r.json().await.expect("me");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let csrf = me["csrf"].as_str().expect("signed in").to_owned();
+    let company = me["company"].as_str().expect("company").to_owned();
+    let get = |path: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    // The token is shown once, in its creation's answer: that answer is not scanned.
+    let made: serde_json::Value = http
+        .post(format!("{base}/api/v1/companies/{company}/tokens"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "console"}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = made["token"].as_str().expect("token").to_owned();
+    let instances: serde_json::Value =
+        serde_json::from_str(&get(format!("/api/v1/companies/{company}/instances")).await)
+            .expect("instances");
+    let graph_instance = instances
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["source"]["kind"] == "graph"))
+        .expect("graph")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // A new secret in a change is not echoed back.
+    let changed = http
+        .patch(format!("{base}/api/v1/instances/{graph_instance}"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"source": {"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": ROTATED_SECRET,
+            "graph_url": format!("{sim_url}v1.0/"), "login_url": sim_url.to_string()}}))
+        .send()
+        .await
+        .expect("patch")
+        .text()
+        .await
+        .expect("text");
+    answers.push_str(&changed);
+    // Read with the rotated secret: wait for Anna's lunch in the status.
+    let users: serde_json::Value =
+        serde_json::from_str(&get(format!("/api/v1/instances/{graph_instance}/users")).await)
+            .expect("users");
+    let anna = users[0]["id"].as_str().expect("anna").to_owned();
+    for _ in 0..100 {
+        let status = get(format!("/api/v1/users/{anna}/status")).await;
+        if status.contains("lunch") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for path in [
+        "/api/v1/me".to_owned(),
+        "/api/v1/companies".to_owned(),
+        format!("/api/v1/companies/{company}"),
+        format!("/api/v1/companies/{company}/instances"),
+        format!("/api/v1/companies/{company}/tokens"),
+        format!("/api/v1/companies/{company}/accounts"),
+        format!("/api/v1/companies/{company}/audit"),
+        format!("/api/v1/companies/{company}/deliveries"),
+        format!("/api/v1/companies/{company}/deliveries?state=dead"),
+        format!("/api/v1/instances/{graph_instance}"),
+        format!("/api/v1/instances/{graph_instance}/users"),
+        format!("/api/v1/users/{anna}/status"),
+        "/api/v1/directory?all=true".to_owned(),
+        "/api/v1/openapi.json".to_owned(),
+        "/".to_owned(),
+        "/switchboard".to_owned(),
+        format!("/instances/{graph_instance}"),
+        format!("/instances/{graph_instance}/settings"),
+        format!("/instances/{graph_instance}/rules"),
+        format!("/users/{anna}"),
+        format!("/companies/{company}/accounts"),
+        format!("/companies/{company}/instances/new"),
+        "/account".to_owned(),
+        "/metrics".to_owned(),
+    ] {
+        answers.push_str(&get(path).await);
+    }
+    // The token works, and its use is not echoed.
+    answers.push_str(
+        &http
+            .get(format!("{base}/api/v1/directory"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("token use")
+            .text()
+            .await
+            .expect("text"),
+    );
+    // A wrong password's refusal says nothing of the right one.
+    answers.push_str(
+        &reqwest::Client::new()
+            .post(format!("{base}/api/v1/session"))
+            .json(&json!({"email": "it@acme.example", "password": "wrong-password-00"}))
+            .send()
+            .await
+            .expect("refused")
+            .text()
+            .await
+            .expect("text"),
+    );
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    let database = match &postgres {
+        Some(url) => postgres_dump(url).await,
+        None => std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("k.db"))
+            .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).expect("read")).into_owned())
+            .collect(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    Seen {
+        backend,
+        log: log.text(),
+        answers,
+        database,
+        token,
+    }
+}
+
+#[tokio::test]
+async fn hostile_notifications_are_refused_and_change_nothing() {
+    captured();
+    let calendars = Simulator::new(SimConfig::with_secret("t", "c", "s"));
+    calendars
+        .add_user(UserSpec {
+            upn: "anna@acme.example".into(),
+            id: None,
+            display_name: None,
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: None,
+        })
+        .expect("user");
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let dir = std::env::temp_dir().join(format!("kalsync-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let settings = Settings {
+        database_url: format!("sqlite:{}", dir.join("k.db").display()),
+        master_key_file: dir.join("k.key"),
+        public_url: url::Url::parse(&format!("{base}/")).ok(),
+        companies: vec![CompanyDecl {
+            name: "Acme".into(),
+            targets: vec![TargetDecl::Simulator { name: "pbx".into() }],
+            instances: vec![InstanceDecl {
+                name: "M365".into(),
+                source: SourceDecl::Graph {
+                    tenant: "t".into(),
+                    client_id: "c".into(),
+                    client_secret: "s".to_owned().into(),
+                    graph_url: Some(format!("{sim_url}v1.0/")),
+                    login_url: Some(sim_url.to_string()),
+                },
+                settings: None,
+                users: vec![UserDecl::Email("anna@acme.example".into())],
+            }],
+        }],
+        ..Settings::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
+        let _ = stopped.await;
+    }));
+    for _ in 0..100 {
+        if !calendars.subscriptions().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let subscription = calendars.subscriptions()[0].0.clone();
+    let reads = calendars.stats().requests;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Vec<u8>, kind: &str| {
+        http.post(format!("{base}{path}"))
+            .header("content-type", kind)
+            .body(body)
+            .send()
+    };
+
+    // Oversized: refused before it is read.
+    let huge = post(
+        "/notifications/graph",
+        vec![b' '; 3 * 1024 * 1024],
+        "application/json",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(huge.status(), 413);
+    // Malformed, or the right subscription with a guessed clientState: refused.
+    let malformed = post(
+        "/notifications/graph",
+        b"{\"value\": [".to_vec(),
+        "application/json",
+    )
+    .await
+    .expect("answer");
+    assert!(
+        malformed.status().is_client_error(),
+        "{}",
+        malformed.status()
+    );
+    let forged = json!({"value": [{"subscriptionId": subscription, "clientState": "guess",
+        "changeType": "updated", "resource": "Users/x/Events/y", "tenantId": "t"}]});
+    let answer = post(
+        "/notifications/graph",
+        forged.to_string().into_bytes(),
+        "application/json",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(answer.status(), 403);
+    // An EWS push for no subscription of ours, carrying an entity bomb: told to stop.
+    let bomb = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\"><!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>&lol3;</s:Body></s:Envelope>";
+    let pushed = post("/notifications/ews/guessed-token", bomb.into(), "text/xml")
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(pushed.contains("Unsubscribe"), "{pushed}");
+    // The validation handshake echoes only plain text.
+    let echo = http
+        .post(format!(
+            "{base}/notifications/graph?validationToken=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+        ))
+        .send()
+        .await
+        .expect("answer");
+    let kind = echo
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(kind.starts_with("text/plain"), "{kind}");
+
+    // Nothing was read because of them, and the service still answers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calendars.stats().requests, reads);
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("health");
+    assert!(health.status().is_success());
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
