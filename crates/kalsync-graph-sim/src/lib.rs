@@ -114,6 +114,8 @@ pub struct Faults {
     pub expire_tokens: bool,
     /// Drop the next n change notifications instead of sending them.
     pub lose_notifications: u32,
+    /// Send the next n change notifications twice (Graph delivers at least once).
+    pub duplicate_notifications: u32,
 }
 
 /// Counters a test or benchmark reads.
@@ -562,6 +564,13 @@ impl Simulator {
                 "clientState": sub.client_state,
                 "tenantId": self.shared.config.tenant,
             }]});
+            if world.faults.duplicate_notifications > 0 {
+                world.faults.duplicate_notifications -= 1;
+                let _ = self.shared.outbox.send(Delivery {
+                    url: sub.notification_url.clone(),
+                    body: body.clone(),
+                });
+            }
             let _ = self.shared.outbox.send(Delivery {
                 url: sub.notification_url,
                 body,

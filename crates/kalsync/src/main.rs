@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod admin;
+mod chaos;
 mod preview;
 mod serve;
 mod sim;
@@ -50,6 +51,9 @@ enum Command {
     Setup(admin::SetupCommand),
     /// Verify an instance's set-up: sign-in, rights, a read, a subscription.
     Check(admin::CheckArgs),
+    /// The convergence harness: random calendar changes and faults against the service
+    /// on simulators, then every user compared with an independent oracle.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Config(command) => serve::config(&command),
         Command::Setup(command) => admin::setup(&command),
         Command::Check(args) => admin::check(&args),
+        Command::Chaos(args) => chaos::chaos(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

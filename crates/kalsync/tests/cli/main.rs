@@ -1,5 +1,6 @@
 //! `kalsync` run as a process, the way an admin runs it.
 
+mod chaos;
 mod crash;
 mod demo;
 mod helpers;
