@@ -1142,14 +1142,14 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
     let mut lost = 0;
     {
         use kalsync_store::{DeliveryState, Store as _};
-        let book = pbx.book();
+        let applied: HashSet<String> = pbx.book().applied.keys().cloned().collect();
         for company in store.companies().await.map_err(|e| e.to_string())? {
             for d in store
                 .deliveries(company.id, DeliveryState::Delivered, usize::MAX >> 1)
                 .await
                 .map_err(|e| e.to_string())?
             {
-                if !book.applied.contains_key(&d.id.to_string()) {
+                if !applied.contains(&d.id.to_string()) {
                     lost += 1;
                 }
             }
