@@ -58,8 +58,8 @@ fn check_declaration(text: &str) -> Result<(), EwsError> {
         .split_once("version")
         .map(|(_, v)| v.trim_start().trim_start_matches('=').trim_start())
         .and_then(|v| {
-            let quote = v.chars().next()?;
-            v[1..].split(quote).next()
+            let quote = v.chars().next().filter(|q| matches!(q, '"' | '\''))?;
+            v[quote.len_utf8()..].split(quote).next()
         });
     match version {
         Some(v)
@@ -191,5 +191,27 @@ impl Writer {
     /// The text written.
     pub fn done(self) -> String {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `fuzz/run.sh` (notification_bodies): a declaration whose version is not
+    /// quoted but begins with a multi-byte character cut a string inside that character.
+    #[test]
+    fn an_unquoted_or_odd_version_is_refused_not_panicked_on() {
+        for text in [
+            " <?xml version=\u{79b}ncrypts>\n",
+            "<?xml version=\u{79b}ncrypts>",
+            "<?xml version=1.0?><a/>",
+            "<?xml version=\"\u{e5}\"?><a/>",
+            "<?xml version='1.0\u{e5}'?><a/>",
+        ] {
+            assert!(check_declaration(text.trim_start()).is_err(), "{text:?}");
+        }
+        assert!(check_declaration("<?xml version=\"1.0\"?><a/>").is_ok());
+        assert!(check_declaration("<?xml version='1.1' encoding='utf-8'?><a/>").is_ok());
     }
 }
