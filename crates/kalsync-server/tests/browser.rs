@@ -6,11 +6,13 @@
 //! under `target/screenshots/` of the checkout. Without chromedriver the test says it
 //! is skipped — except under CI, where `.ci/run` installs it and its absence fails.
 
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, UserSpec};
+use kalsync_graph_sim::{EventSpec, SimConfig, Simulator};
 use kalsync_server::Settings;
 use kalsync_server::settings::{
     AccountDecl, CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl,
@@ -166,24 +168,13 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
         return;
     };
     // A simulated Microsoft 365 with Anna (Acme) and Bo (Beta).
-    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
-    for upn in ["anna@acme.example", "bo@beta.example"] {
-        sim.add_user(UserSpec {
-            upn: upn.into(),
-            id: None,
-            display_name: None,
-            time_zone: "W. Europe Standard Time".into(),
-            working_hours: None,
-        })
-        .expect("user");
-    }
+    let sim = support::simulator(
+        SimConfig::with_secret("t", "c", "s"),
+        &["anna@acme.example", "bo@beta.example"],
+    );
     let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
-    let dir = std::env::temp_dir().join(format!("kalsync-browser-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let dir = support::folder("kalsync-browser");
+    let (listener, base) = support::listener().await;
     let graph = SourceDecl::Graph {
         tenant: "t".into(),
         client_id: "c".into(),
@@ -231,10 +222,7 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     };
     settings.engine.debounce_ms = 0;
     settings.engine.poll_interval_secs = 2;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = support::Served::start(settings, listener, dir.clone());
 
     // Signed out: the sign-in page, in Swedish (the browser's language).
     c.goto(&format!("{base}/")).await.expect("goto");
@@ -383,9 +371,7 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     shot("another-company-404", &c.screenshot().await.expect("png"));
 
     c.close().await.expect("close");
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
-    let _ = std::fs::remove_dir_all(dir);
+    served.stop().await;
 }
 
 /// A lunch tomorrow at noon, as Outlook exports it (short).
@@ -413,21 +399,11 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
         secret_expired: false,
     });
     let sim = Simulator::new(config);
-    sim.add_user(UserSpec {
-        upn: "anna@gamma.example".into(),
-        id: None,
-        display_name: None,
-        time_zone: "W. Europe Standard Time".into(),
-        working_hours: None,
-    })
-    .expect("user");
+    sim.add_user(support::mailbox("anna@gamma.example"))
+        .expect("user");
     let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
-    let dir = std::env::temp_dir().join(format!("kalsync-browser-connect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let dir = support::folder("kalsync-browser-connect");
+    let (listener, base) = support::listener().await;
     let mut settings = Settings {
         database_url: format!("sqlite:{}", dir.join("k.db").display()),
         master_key_file: dir.join("k.key"),
@@ -452,10 +428,7 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
         ..Settings::default()
     };
     settings.engine.debounce_ms = 0;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = support::Served::start(settings, listener, dir.clone());
 
     c.goto(&format!("{base}/")).await.expect("goto");
     until_text(&c, "Logga in", 5).await;
@@ -585,7 +558,5 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     shot("connect-declined-en", &c.screenshot().await.expect("png"));
 
     c.close().await.expect("close");
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
-    let _ = std::fs::remove_dir_all(dir);
+    served.stop().await;
 }

@@ -5,11 +5,13 @@
 //! in any answer, or in clear in the database (SQLite's files, and every row of every
 //! PostgreSQL table when `KALSYNC_TEST_POSTGRES_URL` is set).
 
+mod support;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kalsync_graph_sim::{EventSpec, SimConfig, Simulator, UserSpec};
+use kalsync_graph_sim::{EventSpec, SimConfig, Simulator};
 use kalsync_server::Settings;
 use kalsync_server::settings::{
     AccountDecl, CompanyDecl, InstanceDecl, Microsoft365Settings, SourceDecl, TargetDecl, UserDecl,
@@ -197,13 +199,7 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
 
     let calendars = Simulator::new(SimConfig::with_secret("t", "c", GRAPH_SECRET));
     calendars
-        .add_user(UserSpec {
-            upn: "anna@acme.example".into(),
-            id: None,
-            display_name: None,
-            time_zone: "W. Europe Standard Time".into(),
-            working_hours: None,
-        })
+        .add_user(support::mailbox("anna@acme.example"))
         .expect("user");
     let now = jiff::Timestamp::now();
     calendars
@@ -233,10 +229,7 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
         std::env::temp_dir().join(format!("kalsync-secrets-{backend}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (listener, base) = support::listener().await;
     let user = || UserDecl::Full {
         email: "anna@acme.example".into(),
         name: Some("Anna".into()),
@@ -311,10 +304,7 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
     };
     settings.engine.debounce_ms = 0;
     settings.engine.poll_interval_secs = 1;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = support::Served::start(settings, listener, dir.clone());
 
     let http = reqwest::Client::builder()
         .cookie_store(true)
@@ -450,8 +440,7 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
             .expect("text"),
     );
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    served.halt().await;
     let database = match &postgres {
         Some(url) => postgres_dump(url).await,
         None => std::fs::read_dir(&dir)
@@ -476,23 +465,13 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
     captured();
     let calendars = Simulator::new(SimConfig::with_secret("t", "c", "s"));
     calendars
-        .add_user(UserSpec {
-            upn: "anna@acme.example".into(),
-            id: None,
-            display_name: None,
-            time_zone: "W. Europe Standard Time".into(),
-            working_hours: None,
-        })
+        .add_user(support::mailbox("anna@acme.example"))
         .expect("user");
     let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
         .await
         .expect("sim");
-    let dir = std::env::temp_dir().join(format!("kalsync-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let dir = support::folder("kalsync-hostile");
+    let (listener, base) = support::listener().await;
     let settings = Settings {
         database_url: format!("sqlite:{}", dir.join("k.db").display()),
         master_key_file: dir.join("k.key"),
@@ -515,10 +494,7 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
         }],
         ..Settings::default()
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kalsync_server::run(settings, listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = support::Served::start(settings, listener, dir.clone());
     for _ in 0..100 {
         if !calendars.subscriptions().is_empty() {
             break;
@@ -601,7 +577,5 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
         .await
         .expect("health");
     assert!(health.status().is_success());
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
-    let _ = std::fs::remove_dir_all(dir);
+    served.stop().await;
 }

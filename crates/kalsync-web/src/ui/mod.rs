@@ -112,6 +112,19 @@ impl Viewer {
         same_origin(headers)?;
         self.principal.check_csrf(csrf)
     }
+
+    /// The instance a posted form is about: the form checked as by
+    /// [`Viewer::check_form`], the instance one the viewer may see.
+    pub(crate) async fn form_instance(
+        &self,
+        state: &WebState,
+        headers: &HeaderMap,
+        csrf: &str,
+        instance: &str,
+    ) -> Result<kalsync_store::Instance, ApiError> {
+        self.check_form(headers, csrf)?;
+        crate::api::instances::visible_instance(state, &self.principal, instance).await
+    }
 }
 
 /// `Forbidden` when a form comes from another origin (its `Origin` or `Referer` names

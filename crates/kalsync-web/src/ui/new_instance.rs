@@ -60,6 +60,14 @@ pub(crate) struct NewForm {
 }
 
 impl NewForm {
+    /// The Exchange version and access chosen, or the defaults.
+    fn version_and_access(&self) -> (&str, &str) {
+        fn or<'a>(v: &'a str, default: &'static str) -> &'a str {
+            if v.is_empty() { default } else { v }
+        }
+        (or(&self.version, "2016"), or(&self.access, "impersonation"))
+    }
+
     /// The source the fields describe; an EWS instance's stored options (OAuth, limits,
     /// its CA) are kept when `kept` is one.
     pub(super) fn source_input(&self, kept: Option<&SourceConfig>) -> SourceInput {
@@ -114,16 +122,7 @@ fn powershell(version: &str, access: &str, account: &str) -> Result<String, Stri
 pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm, only: Option<&str>) -> Markup {
     let graph = only.is_none_or(|k| k == "graph");
     let ews = only.is_none_or(|k| k == "ews");
-    let version = if form.version.is_empty() {
-        "2016"
-    } else {
-        form.version.as_str()
-    };
-    let access = if form.access.is_empty() {
-        "impersonation"
-    } else {
-        form.access.as_str()
-    };
+    let (version, access) = form.version_and_access();
     html! {
         div.forms {
         @if graph { fieldset.card {
@@ -178,16 +177,7 @@ fn form_page(
     let t = i18n::texts(viewer.lang);
     let csrf = viewer.principal.csrf();
     let ews = form.kind == "ews";
-    let version = if form.version.is_empty() {
-        "2016"
-    } else {
-        form.version.as_str()
-    };
-    let access = if form.access.is_empty() {
-        "impersonation"
-    } else {
-        form.access.as_str()
-    };
+    let (version, access) = form.version_and_access();
     page(
         t,
         t.new_instance,

@@ -162,6 +162,20 @@ async fn instance_page(
     ))
 }
 
+/// The instance page again after a form, with what the form left to say.
+async fn after_form(
+    state: &WebState,
+    viewer: &Viewer,
+    instance: &str,
+    status: StatusCode,
+    notice: Notice,
+) -> Response {
+    match instance_page(state, viewer, instance, notice, "").await {
+        Ok(p) => (status, p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The instance page's search.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Search {
@@ -197,10 +211,10 @@ pub(crate) async fn add(
     Path(instance): Path<String>,
     Form(form): Form<AddForm>,
 ) -> Response {
-    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
-        return e.into_response();
-    }
-    let found = match visible_instance(&state, &viewer.principal, &instance).await {
+    let found = match viewer
+        .form_instance(&state, &headers, &form.csrf, &instance)
+        .await
+    {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
@@ -221,10 +235,7 @@ pub(crate) async fn add(
         ),
         Err(e) => return e.into_response(),
     };
-    match instance_page(&state, &viewer, &instance, notice, "").await {
-        Ok(p) => (status, p).into_response(),
-        Err(e) => e.into_response(),
-    }
+    after_form(&state, &viewer, &instance, status, notice).await
 }
 
 /// The connection-check form.
@@ -242,10 +253,10 @@ pub(crate) async fn check(
     Path(instance): Path<String>,
     Form(form): Form<CheckForm>,
 ) -> Response {
-    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
-        return e.into_response();
-    }
-    let found = match visible_instance(&state, &viewer.principal, &instance).await {
+    let found = match viewer
+        .form_instance(&state, &headers, &form.csrf, &instance)
+        .await
+    {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
@@ -260,10 +271,7 @@ pub(crate) async fn check(
             ),
             Err(e) => return e.into_response(),
         };
-    match instance_page(&state, &viewer, &instance, notice, "").await {
-        Ok(p) => (status, p).into_response(),
-        Err(e) => e.into_response(),
-    }
+    after_form(&state, &viewer, &instance, status, notice).await
 }
 
 /// The import form.
@@ -280,10 +288,10 @@ pub(crate) async fn import(
     Path(instance): Path<String>,
     Form(form): Form<ImportForm>,
 ) -> Response {
-    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
-        return e.into_response();
-    }
-    let found = match visible_instance(&state, &viewer.principal, &instance).await {
+    let found = match viewer
+        .form_instance(&state, &headers, &form.csrf, &instance)
+        .await
+    {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
@@ -292,10 +300,7 @@ pub(crate) async fn import(
         Err(e @ ApiError::BadRequest(_)) => Notice::Error(e.to_string()),
         Err(e) => return e.into_response(),
     };
-    match instance_page(&state, &viewer, &instance, notice, "").await {
-        Ok(p) => p.into_response(),
-        Err(e) => e.into_response(),
-    }
+    after_form(&state, &viewer, &instance, StatusCode::OK, notice).await
 }
 
 /// The remove form.

@@ -131,10 +131,10 @@ pub(crate) async fn live_preview(
     Path(instance): Path<String>,
     Form(form): Form<RulesForm>,
 ) -> Response {
-    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
-        return e.into_response();
-    }
-    if let Err(e) = visible_instance(&state, &viewer.principal, &instance).await {
+    if let Err(e) = viewer
+        .form_instance(&state, &headers, &form.csrf, &instance)
+        .await
+    {
         return e.into_response();
     }
     let t = i18n::texts(viewer.lang);

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, spawn_app};
-use crate::ui::{browser, form_token, page_at, signed_in_browser};
+use crate::ui::{browser, form_token, page_at, post_form, signed_in_browser};
 
 #[tokio::test]
 async fn the_operator_manages_its_own_accounts_and_nobody_else_may() {
@@ -101,33 +101,33 @@ async fn a_company_admin_adds_and_removes_accounts_on_the_companys_page() {
     );
     assert!(!page.contains("it@beta.example"), "{page}");
     let csrf = form_token(&page);
-    let short = sv
-        .post(&url)
-        .form(&[
+    let short = post_form(
+        &sv,
+        &url,
+        &[
             ("csrf", csrf.as_str()),
             ("email", "vakt@acme.example"),
             ("role", "reader"),
             ("password", "kort"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(short.text().await.expect("html").contains("password"));
-    let added = sv
-        .post(&url)
-        .form(&[
+    let added = post_form(
+        &sv,
+        &url,
+        &[
             ("csrf", csrf.as_str()),
             ("email", "Vakt@Acme.example"),
             ("role", "reader"),
             ("password", "ett-långt-lösenord"),
-        ])
-        .send()
-        .await
-        .expect("post")
-        .text()
-        .await
-        .expect("html");
+        ],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
     assert!(
         added.contains("Kontot är skapat: vakt@acme.example"),
         "{added}"
@@ -160,15 +160,15 @@ async fn a_company_admin_adds_and_removes_accounts_on_the_companys_page() {
         .expect("vakt")
         .id;
     assert!(added.contains(&format!("/accounts/{id}/remove")), "{added}");
-    let removed = sv
-        .post(format!("{url}/{id}/remove"))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("post")
-        .text()
-        .await
-        .expect("html");
+    let removed = post_form(
+        &sv,
+        format!("{url}/{id}/remove"),
+        &[("csrf", csrf.as_str())],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
     assert!(!removed.contains("vakt@acme.example"), "{removed}");
     assert!(
         vakt.get(format!("{}/", app.base))

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use crate::helpers::{graph_instance, spawn_app, spawn_app_with};
-use crate::ui::{form_token, page_at, signed_in_browser};
+use crate::ui::{form_token, page_at, post_form, signed_in_browser};
 
 /// A checker that records what it was asked and answers a failed read: the web layer's
 /// part is tested here; the real check against the simulators in the service's tests.
@@ -72,18 +72,18 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
     let csrf = form_token(&page);
 
     // Renamed and switched off; the secret left empty is kept.
-    let saved = sv
-        .post(&url)
-        .form(&[
+    let saved = post_form(
+        &sv,
+        &url,
+        &[
             ("csrf", csrf.as_str()),
             ("name", "Acme M365"),
             ("tenant", "t2"),
             ("client_id", "c"),
             ("client_secret", ""),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(saved.status(), StatusCode::OK);
     assert!(saved.text().await.expect("html").contains("Sparat"));
     let stored = app
@@ -97,19 +97,19 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
     assert!(matches!(&stored.source, SourceConfig::Graph { tenant, .. } if tenant == "t2"));
 
     // A bad address is named and nothing changes.
-    let bad = sv
-        .post(&url)
-        .form(&[
+    let bad = post_form(
+        &sv,
+        &url,
+        &[
             ("csrf", csrf.as_str()),
             ("name", "Other"),
             ("active", "on"),
             ("tenant", "t2"),
             ("client_id", "c"),
             ("graph_url", "not an address"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().await.expect("html").contains("source.graph_url"));
     let unchanged = app
@@ -133,20 +133,10 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
 
     // Removal without the box ticked changes nothing; with it the instance is gone.
     let remove = format!("{}/instances/{id}/remove", app.base);
-    let unconfirmed = sv
-        .post(&remove)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let unconfirmed = post_form(&sv, &remove, &[("csrf", csrf.as_str())]).await;
     assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.store.instances(app.acme).await.expect("list").len(), 1);
-    let removed = sv
-        .post(&remove)
-        .form(&[("csrf", csrf.as_str()), ("confirm", "on")])
-        .send()
-        .await
-        .expect("post");
+    let removed = post_form(&sv, &remove, &[("csrf", csrf.as_str()), ("confirm", "on")]).await;
     assert_eq!(removed.url().path(), "/");
     assert!(
         app.store
@@ -221,18 +211,18 @@ async fn the_connection_check_runs_from_the_api_and_the_instance_page() {
     let en = signed_in_browser(&app, "en", "it@acme.example").await;
     let page = page_at(&en, format!("{}/instances/{id}", app.base)).await;
     assert!(page.contains("Test the connection"), "{page}");
-    let answered = en
-        .post(format!("{}/instances/{id}/check", app.base))
-        .form(&[
+    let answered = post_form(
+        &en,
+        format!("{}/instances/{id}/check", app.base),
+        &[
             ("csrf", form_token(&page).as_str()),
             ("mailbox", "anna@acme.example"),
-        ])
-        .send()
-        .await
-        .expect("post")
-        .text()
-        .await
-        .expect("html");
+        ],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
     assert!(
         answered.contains("The connection needs fixing")
             && answered.contains("give the account Reviewer"),
@@ -283,47 +273,47 @@ async fn the_instance_page_searches_users_and_the_rules_preview_answers_while_ty
     let csrf = form_token(&editor);
     let preview = format!("{}/instances/{id}/rules/preview", app.base);
     let ics = crate::ui::lunch_tomorrow_ics();
-    let answer = sv
-        .post(&preview)
-        .form(&[
+    let answer = post_form(
+        &sv,
+        &preview,
+        &[
             ("csrf", csrf.as_str()),
             ("settings", "template = \"prefix\"\n"),
             ("calendar", ics.as_str()),
             ("action", "preview"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(answer.status(), StatusCode::OK);
     let fragment = answer.text().await.expect("html");
     assert!(
         fragment.contains("id=\"preview\"") && !fragment.contains("<html"),
         "{fragment}"
     );
-    let wrong = sv
-        .post(&preview)
-        .form(&[
+    let wrong = post_form(
+        &sv,
+        &preview,
+        &[
             ("csrf", csrf.as_str()),
             ("settings", "template = \"prefix\"\nfoo = 1\n"),
             ("calendar", ics.as_str()),
             ("action", "preview"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(wrong.text().await.expect("html").contains(":2:"));
-    let forged = sv
-        .post(&preview)
-        .form(&[
+    let forged = post_form(
+        &sv,
+        &preview,
+        &[
             ("csrf", "forged"),
             ("settings", ""),
             ("calendar", ""),
             ("action", "preview"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 }
 

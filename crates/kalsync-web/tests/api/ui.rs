@@ -55,15 +55,15 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
     );
 
     // A wrong password: the form again, with the error in Swedish.
-    let wrong = sv
-        .post(format!("{}/sign-in", app.base))
-        .form(&[
+    let wrong = post_form(
+        &sv,
+        format!("{}/sign-in", app.base),
+        &[
             ("email", "reception@acme.example"),
             ("password", "fel-lösenord-här"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let html = wrong.text().await.expect("html");
     assert!(html.contains("Fel e-post eller lösenord."), "{html}");
@@ -83,12 +83,12 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
     // The receptionist signs in: the dashboard, then the switchboard with Anna only.
-    let signed_in = sv
-        .post(format!("{}/sign-in", app.base))
-        .form(&[("email", "reception@acme.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("post");
+    let signed_in = post_form(
+        &sv,
+        format!("{}/sign-in", app.base),
+        &[("email", "reception@acme.example"), ("password", PASSWORD)],
+    )
+    .await;
     assert_eq!(signed_in.url().path(), "/");
     let html = signed_in.text().await.expect("html");
     assert!(
@@ -162,19 +162,14 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
         .and_then(|r| r.split('"').next())
         .expect("the sign-out form's token")
         .to_owned();
-    let refused = sv
-        .post(format!("{}/sign-out", app.base))
-        .form(&[("csrf", "wrong")])
-        .send()
-        .await
-        .expect("post");
+    let refused = post_form(&sv, format!("{}/sign-out", app.base), &[("csrf", "wrong")]).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let out = sv
-        .post(format!("{}/sign-out", app.base))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let out = post_form(
+        &sv,
+        format!("{}/sign-out", app.base),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
     assert!(out.url().path().ends_with("/sign-in"));
     let again = sv
         .get(format!("{}/switchboard", app.base))
@@ -219,6 +214,15 @@ pub(crate) async fn page_at(client: &reqwest::Client, url: String) -> String {
         .expect("html")
 }
 
+/// Posts a form as the browser would.
+pub(crate) async fn post_form(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    client.post(url).form(fields).send().await.expect("post")
+}
+
 /// The session's CSRF token as a page's forms carry it.
 pub(crate) fn form_token(html: &str) -> String {
     html.split("name=\"csrf\" value=\"")
@@ -243,60 +247,60 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
     let csrf = form_token(&page);
 
     // One user by the form; a bad address is named.
-    let added = en
-        .post(format!("{}/instances/{instance}/users", app.base))
-        .form(&[
+    let added = post_form(
+        &en,
+        format!("{}/instances/{instance}/users", app.base),
+        &[
             ("csrf", csrf.as_str()),
             ("email", "anna@acme.example"),
             ("name", "Anna Andersson"),
             ("extension", "201"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(added.status(), StatusCode::OK);
     let html = added.text().await.expect("html");
     assert!(
         html.contains("Added anna@acme.example") && html.contains("Anna Andersson"),
         "{html}"
     );
-    let bad = en
-        .post(format!("{}/instances/{instance}/users", app.base))
-        .form(&[
+    let bad = post_form(
+        &en,
+        format!("{}/instances/{instance}/users", app.base),
+        &[
             ("csrf", csrf.as_str()),
             ("email", "anna(at)acme"),
             ("name", ""),
             ("extension", ""),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().await.expect("html").contains("email:"));
-    let forged = en
-        .post(format!("{}/instances/{instance}/users", app.base))
-        .form(&[("csrf", "forged"), ("email", "eve@acme.example")])
-        .send()
-        .await
-        .expect("post");
+    let forged = post_form(
+        &en,
+        format!("{}/instances/{instance}/users", app.base),
+        &[("csrf", "forged"), ("email", "eve@acme.example")],
+    )
+    .await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
     // A CSV: the good rows added, the bad one reported with its line.
-    let imported = en
-        .post(format!("{}/instances/{instance}/import", app.base))
-        .form(&[
+    let imported = post_form(
+        &en,
+        format!("{}/instances/{instance}/import", app.base),
+        &[
             ("csrf", csrf.as_str()),
             (
                 "csv",
                 "bo@acme.example,Bo Berg,202\nnot-an-address,X,\ncai@acme.example,,",
             ),
-        ])
-        .send()
-        .await
-        .expect("post")
-        .text()
-        .await
-        .expect("html");
+        ],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
     assert!(
         imported.contains("2 added") && imported.contains("1 errors"),
         "{imported}"
@@ -327,12 +331,12 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
     );
 
     // Removed by the form: gone with its data.
-    let removed = en
-        .post(format!("{}/users/{anna}/remove", app.base))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let removed = post_form(
+        &en,
+        format!("{}/users/{anna}/remove", app.base),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(removed.url().path(), format!("/instances/{instance}"));
     let html = removed.text().await.expect("html");
     assert!(!html.contains("anna@acme.example"), "{html}");
@@ -353,12 +357,12 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
         "{html}"
     );
     let token = form_token(&html);
-    let refused = reader
-        .post(format!("{}/instances/{instance}/users", app.base))
-        .form(&[("csrf", token.as_str()), ("email", "x@acme.example")])
-        .send()
-        .await
-        .expect("post");
+    let refused = post_form(
+        &reader,
+        format!("{}/instances/{instance}/users", app.base),
+        &[("csrf", token.as_str()), ("email", "x@acme.example")],
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
 
@@ -393,17 +397,17 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
     let rules = format!("{}/instances/{instance}/rules", app.base);
 
     // A mistake is shown with its line and column, and nothing is saved.
-    let bad = en
-        .post(&rules)
-        .form(&[
+    let bad = post_form(
+        &en,
+        &rules,
+        &[
             ("csrf", csrf.as_str()),
             ("settings", "template = \"prefix\"\ndays_ahead = \"many\"\n"),
             ("calendar", ""),
             ("action", "save"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = bad.text().await.expect("html");
     assert!(html.contains("rules file:2:"), "{html}");
@@ -413,36 +417,36 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
     );
 
     // The preview: tomorrow's lunch under the prefix rules, in English.
-    let preview = en
-        .post(&rules)
-        .form(&[
+    let preview = post_form(
+        &en,
+        &rules,
+        &[
             ("csrf", csrf.as_str()),
             ("settings", "template = \"prefix\"\ndays_ahead = 7\n"),
             ("calendar", lunch_tomorrow_ics().as_str()),
             ("action", "preview"),
-        ])
-        .send()
-        .await
-        .expect("post")
-        .text()
-        .await
-        .expect("html");
+        ],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
     assert!(
         preview.contains("id=\"preview\"") && preview.contains("Lunch, back"),
         "{preview}"
     );
     assert!(preview.contains("1 events read"), "{preview}");
-    let garbage = en
-        .post(&rules)
-        .form(&[
+    let garbage = post_form(
+        &en,
+        &rules,
+        &[
             ("csrf", csrf.as_str()),
             ("settings", "template = \"prefix\"\n"),
             ("calendar", "this is not a calendar"),
             ("action", "preview"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(garbage.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         garbage
@@ -453,9 +457,10 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
     );
 
     // Saved: the instance has the new rules.
-    let saved = en
-        .post(&rules)
-        .form(&[
+    let saved = post_form(
+        &en,
+        &rules,
+        &[
             ("csrf", csrf.as_str()),
             (
                 "settings",
@@ -463,13 +468,12 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
             ),
             ("calendar", ""),
             ("action", "save"),
-        ])
-        .send()
-        .await
-        .expect("post")
-        .text()
-        .await
-        .expect("html");
+        ],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
     assert!(saved.contains("Saved."), "{saved}");
     let stored = app
         .store
@@ -483,17 +487,17 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
     let page = page_at(&reader, rules.clone()).await;
     assert!(!page.contains("value=\"save\""), "{page}");
     let token = form_token(&page);
-    let refused = reader
-        .post(&rules)
-        .form(&[
+    let refused = post_form(
+        &reader,
+        &rules,
+        &[
             ("csrf", token.as_str()),
             ("settings", "template = \"prefix\"\n"),
             ("calendar", ""),
             ("action", "save"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         app.store
@@ -524,9 +528,10 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
     let csrf = form_token(&page);
 
     // A wrong address is named, the form kept; then a good one is created.
-    let bad = sv
-        .post(format!("{}{new}", app.base))
-        .form(&[
+    let bad = post_form(
+        &sv,
+        format!("{}{new}", app.base),
+        &[
             ("csrf", csrf.as_str()),
             ("kind", "ews"),
             ("name", "Exchange"),
@@ -536,10 +541,9 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
             ("auth", "ntlm"),
             ("version", "2010"),
             ("access", "impersonation"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = bad.text().await.expect("html");
     assert!(
@@ -550,19 +554,19 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
         html.contains("Set-ThrottlingPolicy") || html.contains("ThrottlingPolicy"),
         "2010's PowerShell: {html}"
     );
-    let made = sv
-        .post(format!("{}{new}", app.base))
-        .form(&[
+    let made = post_form(
+        &sv,
+        format!("{}{new}", app.base),
+        &[
             ("csrf", csrf.as_str()),
             ("kind", "graph"),
             ("name", "Microsoft 365"),
             ("tenant", "t"),
             ("client_id", "c"),
             ("client_secret", "s3cret"),
-        ])
-        .send()
-        .await
-        .expect("post");
+        ],
+    )
+    .await;
     assert!(
         made.url().path().starts_with("/instances/"),
         "{}",
