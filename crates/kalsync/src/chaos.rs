@@ -242,8 +242,28 @@ struct Node {
     child: Child,
 }
 
+/// libfaketime, which steps the child's wall clock from a file (Debian's `faketime`).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// The child's wall clock: an offset in a file libfaketime reads at every call.
+struct Clock {
+    file: std::path::PathBuf,
+}
+
+impl Clock {
+    /// Steps the service's wall clock to `seconds` off the true time.
+    fn set(&self, seconds: i64) {
+        let _ = std::fs::write(&self.file, format!("{seconds:+}\n"));
+    }
+}
+
 impl Node {
-    fn start(config: &std::path::Path, port: u16, log: &std::path::Path) -> Result<Node, String> {
+    fn start(
+        config: &std::path::Path,
+        port: u16,
+        log: &std::path::Path,
+        clock: Option<&Clock>,
+    ) -> Result<Node, String> {
         use std::io::{BufRead, BufReader};
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let log = std::fs::OpenOptions::new()
@@ -260,6 +280,15 @@ impl Node {
                 &format!("127.0.0.1:{port}"),
             ])
             .env("RUST_LOG", "warn")
+            .envs(clock.into_iter().flat_map(|c| {
+                [
+                    ("LD_PRELOAD", FAKETIME.into()),
+                    ("FAKETIME_TIMESTAMP_FILE", c.file.display().to_string()),
+                    ("FAKETIME_NO_CACHE", "1".into()),
+                    // Only the wall clock steps; timers keep their own time.
+                    ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
+                ]
+            }))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -939,8 +968,19 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
     .map_err(|e| e.to_string())?;
     let log = dir.join("service.log");
     let base = format!("http://127.0.0.1:{port}");
+    // The wall clock steps only where libfaketime is installed; the report says so.
+    let clock = std::path::Path::new(FAKETIME).exists().then(|| Clock {
+        file: dir.join("clock"),
+    });
+    if let Some(c) = &clock {
+        c.set(0);
+    } else {
+        eprintln!("chaos: no clock steps: {FAKETIME} is missing (apt-get install faketime)");
+    }
+    let clock_file = clock.as_ref().map(|c| c.file.clone());
     let start = |config: std::path::PathBuf, log: std::path::PathBuf| {
-        tokio::task::spawn_blocking(move || Node::start(&config, port, &log))
+        let clock = clock_file.clone().map(|file| Clock { file });
+        tokio::task::spawn_blocking(move || Node::start(&config, port, &log, clock.as_ref()))
     };
     let mut node = Some(
         start(config.clone(), log.clone())
@@ -976,7 +1016,21 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
             continue;
         }
         let n = rng.random_range(1..4);
-        let kind = match rng.random_range(0..13) {
+        let kind = match rng.random_range(0..14) {
+            13 => {
+                // NTP-sized steps either way; a webhook's signature stays within the
+                // receiver's five-minute tolerance.
+                let step = rng.random_range(30..120) * if rng.random_bool(0.5) { 1 } else { -1 };
+                let Some(c) = &clock else {
+                    continue;
+                };
+                c.set(step);
+                if step > 0 {
+                    "clock stepped forward"
+                } else {
+                    "clock stepped back"
+                }
+            }
             0 => {
                 let mut f = graph.faults();
                 f.throttle += n;
@@ -1067,7 +1121,11 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
         *faults_by_kind.entry(kind).or_default() += 1;
     }
 
-    // Quiesce: the faults stop, the service catches up.
+    // Quiesce: the faults stop (the clock is set right: one more step), the service
+    // catches up.
+    if let Some(c) = &clock {
+        c.set(0);
+    }
     graph.set_faults(Faults::default());
     ews.set_faults(EwsFaults::default());
     let workload_done = Instant::now();
