@@ -758,6 +758,19 @@ impl Engine {
         count
     }
 
+    /// The wall clock stepped back by `by`: pending re-reads and the poll clock move
+    /// back with it, so nothing waits for the time the clock had been ahead.
+    pub fn clock_stepped_back(&self, by: Duration) {
+        let mut inner = self.inner();
+        let earlier = |t: &mut Timestamp| {
+            if let Ok(back) = t.checked_sub(by) {
+                *t = back;
+            }
+        };
+        inner.dirty.values_mut().for_each(earlier);
+        inner.last_read.values_mut().for_each(earlier);
+    }
+
     /// Takes the users due for a re-read: debounce over, or poll due; not being read
     /// already. They are marked in flight.
     fn take_due(&self, now: Timestamp) -> Vec<UserId> {
@@ -1098,7 +1111,20 @@ impl Engine {
             let engine = self.clone();
             let stopped = is_stopping.clone();
             loops.spawn(async move {
+                let mut clock = WallClock::new();
                 while !stopped() {
+                    // The wall clock stepped back (an NTP correction after a forward
+                    // step): statuses sent early are taken back by the state in force.
+                    if let Some(back) = clock.stepped_back() {
+                        tracing::warn!(
+                            seconds = back.as_secs_f64(),
+                            "the wall clock stepped back; the status in force now goes out again"
+                        );
+                        engine.clock_stepped_back(back);
+                        if let Err(e) = engine.catch_up(Timestamp::now()).await {
+                            tracing::warn!(error = %e, "cannot catch up after the clock step");
+                        }
+                    }
                     if let Err(e) = engine.schedule_due(Timestamp::now()).await {
                         tracing::warn!(error = %e, "scheduling failed");
                     }
@@ -1181,4 +1207,53 @@ enum Outcome {
     Delivered(kalsync_store::DeliveryId),
     Retry,
     Dead,
+}
+
+/// Watches the wall clock against the monotonic one: a step back shows as wall time
+/// that advanced less than the monotonic time did.
+struct WallClock {
+    wall: Timestamp,
+    mono: std::time::Instant,
+}
+
+/// Smaller differences are scheduling noise, not a step.
+const CLOCK_STEP: Duration = Duration::from_secs(2);
+
+impl WallClock {
+    fn new() -> WallClock {
+        WallClock {
+            wall: Timestamp::now(),
+            mono: std::time::Instant::now(),
+        }
+    }
+
+    /// How far the wall clock stepped back since the last look, if it did.
+    fn stepped_back(&mut self) -> Option<Duration> {
+        let (wall, mono) = (Timestamp::now(), std::time::Instant::now());
+        let back = step_back(self.wall, mono.duration_since(self.mono), wall);
+        (self.wall, self.mono) = (wall, mono);
+        back
+    }
+}
+
+/// How far `now` lies behind `before + elapsed`, when more than [`CLOCK_STEP`].
+fn step_back(before: Timestamp, elapsed: Duration, now: Timestamp) -> Option<Duration> {
+    let expected = before.checked_add(elapsed).ok()?;
+    let behind = Duration::try_from(expected.duration_since(now)).ok()?;
+    (behind > CLOCK_STEP).then_some(behind)
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn a_step_back_is_seen_and_noise_is_not() {
+        let t = Timestamp::from_second(1_795_000_000).expect("t");
+        let s = Duration::from_secs;
+        assert_eq!(step_back(t, s(10), t + s(10)), None);
+        assert_eq!(step_back(t, s(10), t + s(9)), None, "a second of noise");
+        assert_eq!(step_back(t, s(10), t + s(100)), None, "a step forward");
+        assert_eq!(step_back(t, s(10), t - s(80)), Some(s(90)));
+    }
 }

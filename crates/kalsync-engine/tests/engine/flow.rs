@@ -425,3 +425,39 @@ async fn the_run_loop_delivers_on_time_and_stops_cleanly() {
         .expect("stops within the grace")
         .expect("task");
 }
+
+#[tokio::test]
+async fn after_the_clock_steps_back_the_status_sent_early_is_taken_back() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "customer",
+        "2026-11-24 14:00",
+        "2026-11-24 15:00",
+        "MOT: Kund",
+    )]);
+    let engine = w.engine_after_read("2026-11-24 09:00").await;
+    // A clock five hours fast: the meeting goes out early.
+    engine
+        .schedule_due(at("2026-11-24 14:30"))
+        .await
+        .expect("schedule");
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    assert_eq!(w.pbx.statuses(), [Some("Möte, åter 15.00".to_owned())]);
+    // Set right: the state in force at 09:30 goes out, and the meeting waits for 14:00.
+    engine
+        .catch_up(at("2026-11-24 09:30"))
+        .await
+        .expect("catch up");
+    engine
+        .deliver_due(jiff::Timestamp::now())
+        .await
+        .expect("pass");
+    assert_eq!(
+        w.pbx.statuses(),
+        [Some("Möte, åter 15.00".to_owned()), None]
+    );
+    assert_eq!(engine.next_scheduled(), Some(at("2026-11-24 14:00")));
+}
