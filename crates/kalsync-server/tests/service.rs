@@ -45,6 +45,18 @@ async fn settings(sim_url: &url::Url, dir: &std::path::Path) -> Settings {
     s
 }
 
+const ACME_ADMIN_PASSWORD: &str = "ett-långt-lösenord";
+
+/// Acme's company admin, for tests that add it.
+fn acme_admin() -> kalsync_server::settings::AccountDecl {
+    kalsync_server::settings::AccountDecl {
+        email: "it@acme.example".into(),
+        role: "company_admin".into(),
+        company: Some("Acme".into()),
+        password: ACME_ADMIN_PASSWORD.to_owned().into(),
+    }
+}
+
 /// The operator account every test service has.
 const OPERATOR: &str = "ops@operator.example";
 const OPERATOR_PASSWORD: &str = "operatörens-lösenord";
@@ -236,6 +248,24 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         page
+    }
+
+    /// Acme's admin ([`acme_admin`]) signed in through the API: the client and `me`.
+    async fn signed_in_as_acme_admin(&self) -> (reqwest::Client, serde_json::Value) {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        let me: serde_json::Value = http
+            .post(format!("{}/api/v1/session", self.base))
+            .json(&serde_json::json!({"email": "it@acme.example", "password": ACME_ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("sign in")
+            .json()
+            .await
+            .expect("json");
+        (http, me)
     }
 
     async fn stop(self) {
@@ -907,27 +937,10 @@ async fn a_declared_admin_signs_in_and_the_directory_shows_who_is_away() {
     let dir = test_dir("kalsync-api");
     let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
     let mut s = settings(&sim_url, &dir).await;
-    s.accounts.push(kalsync_server::settings::AccountDecl {
-        email: "it@acme.example".into(),
-        role: "company_admin".into(),
-        company: Some("Acme".into()),
-        password: "ett-långt-lösenord".to_owned().into(),
-    });
+    s.accounts.push(acme_admin());
     let running = Running::start(s, dir).await;
     running.page_until(|p| p.contains("Lunch, back")).await;
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client");
-    let me: serde_json::Value = http
-        .post(format!("{}/api/v1/session", running.base))
-        .json(&serde_json::json!({"email": "it@acme.example", "password": "ett-långt-lösenord"}))
-        .send()
-        .await
-        .expect("sign in")
-        .json()
-        .await
-        .expect("json");
+    let (http, me) = running.signed_in_as_acme_admin().await;
     assert_eq!(me["role"], "company_admin", "{me}");
     let directory: serde_json::Value = http
         .get(format!("{}/api/v1/directory", running.base))
@@ -997,26 +1010,9 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         login_url: Some(sim_url.clone()),
         graph_url: Some(format!("{sim_url}v1.0/")),
     });
-    s.accounts.push(kalsync_server::settings::AccountDecl {
-        email: "it@acme.example".into(),
-        role: "company_admin".into(),
-        company: Some("Acme".into()),
-        password: "ett-långt-lösenord".to_owned().into(),
-    });
+    s.accounts.push(acme_admin());
     let running = Running::start(s, dir).await;
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client");
-    let me: serde_json::Value = http
-        .post(format!("{}/api/v1/session", running.base))
-        .json(&serde_json::json!({"email": "it@acme.example", "password": "ett-långt-lösenord"}))
-        .send()
-        .await
-        .expect("sign in")
-        .json()
-        .await
-        .expect("json");
+    let (http, me) = running.signed_in_as_acme_admin().await;
     let csrf = me["csrf"].as_str().expect("csrf").to_owned();
     let company = me["company"].as_str().expect("company").to_owned();
     let connect = format!("{}/companies/{company}/connect-microsoft365", running.base);
