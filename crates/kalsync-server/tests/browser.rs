@@ -458,7 +458,7 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     click(&c, Locator::Css("#check button")).await;
     let text = until_text(&c, "Anslutningen fungerar", 20).await;
     assert!(
-        text.contains("sign in") && text.contains("read the calendar"),
+        text.contains("Inloggning") && text.contains("Kalendern läses"),
         "{text}"
     );
     shot("check-sv", &c.screenshot().await.expect("png"));

@@ -6,6 +6,18 @@ use axum::http::HeaderMap;
 use axum::http::header;
 use kalsync_core::Lang;
 
+/// A connection check's step, named as `kalsync check` names it, in the page's language
+/// (the details stay as the check wrote them).
+pub(crate) fn check_step<'a>(t: &'a Texts, name: &'a str) -> &'a str {
+    match name {
+        "sign in" => t.step_sign_in,
+        "reach the test mailbox" => t.step_mailbox,
+        "read the calendar" => t.step_read,
+        "subscribe to changes" => t.step_subscribe,
+        other => other,
+    }
+}
+
 /// The cookie the language switch sets.
 pub const LANG_COOKIE: &str = "kalsync_lang";
 
@@ -141,6 +153,10 @@ pub struct Texts {
     pub(crate) first_password: &'static str,
     pub(crate) created: &'static str,
     pub(crate) account_added: &'static str,
+    pub(crate) step_sign_in: &'static str,
+    pub(crate) step_mailbox: &'static str,
+    pub(crate) step_read: &'static str,
+    pub(crate) step_subscribe: &'static str,
 }
 
 /// Swedish.
@@ -275,6 +291,10 @@ pub const SV: Texts = Texts {
     first_password: "Första lösenord (minst 10 tecken; byts efter inloggning)",
     created: "Skapat",
     account_added: "Kontot är skapat:",
+    step_sign_in: "Inloggning",
+    step_mailbox: "Testbrevlådan nås",
+    step_read: "Kalendern läses",
+    step_subscribe: "Prenumeration på ändringar",
 };
 
 /// English.
@@ -409,6 +429,10 @@ pub const EN: Texts = Texts {
     first_password: "First password (at least 10 characters; changed after signing in)",
     created: "Created",
     account_added: "The account is created:",
+    step_sign_in: "Sign-in",
+    step_mailbox: "The test mailbox is reached",
+    step_read: "The calendar is read",
+    step_subscribe: "Subscription to changes",
 };
 
 /// The texts of `lang`.

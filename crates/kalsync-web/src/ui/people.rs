@@ -82,7 +82,7 @@ async fn instance_page(
                 Notice::Checked(report) => div #check-result role="status" {
                     @if report.ok { p.available { (t.check_passed) } } @else { p.bad { (t.check_failed) } }
                     ol { @for s in &report.steps {
-                        li { @if s.ok { span.available { "✓ " } } @else { span.bad { "✗ " } } strong { (s.name) } ": " (s.detail) }
+                        li { @if s.ok { span.available { "✓ " } } @else { span.bad { "✗ " } } strong { (i18n::check_step(t, &s.name)) } ": " (s.detail) }
                     } }
                 },
                 Notice::Imported(r) => div role="status" {

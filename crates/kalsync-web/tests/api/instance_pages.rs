@@ -225,6 +225,7 @@ async fn the_connection_check_runs_from_the_api_and_the_instance_page() {
     .expect("html");
     assert!(
         answered.contains("The connection needs fixing")
+            && answered.contains("The calendar is read")
             && answered.contains("give the account Reviewer"),
         "{answered}"
     );
