@@ -125,13 +125,20 @@ impl SignInLimit {
 
     /// `Err(TooMany)` while the address or the account is paused.
     pub fn check(&self, ip: Option<IpAddr>, email: &str) -> Result<(), ApiError> {
-        let now = Instant::now();
         let mut failures = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for key in Self::keys(ip, email) {
-            if let Some(list) = failures.get_mut(&key) {
+        Self::paused(&mut failures, &Self::keys(ip, email), Instant::now())
+    }
+
+    fn paused(
+        failures: &mut HashMap<String, Vec<Instant>>,
+        keys: &[String],
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        for key in keys {
+            if let Some(list) = failures.get_mut(key) {
                 list.retain(|t| now.duration_since(*t) < WINDOW);
                 if list.len() >= ALLOWED_FAILURES {
                     let wait = WINDOW.saturating_sub(now.duration_since(list[0]));
@@ -142,6 +149,38 @@ impl SignInLimit {
         Ok(())
     }
 
+    /// Checks and counts an attempt as failed in one step, before the (slow) password
+    /// check, so that many attempts at once cannot all pass the check first; the
+    /// attempt's mark, for [`SignInLimit::succeeded_attempt`].
+    pub fn attempt(&self, ip: Option<IpAddr>, email: &str) -> Result<Instant, ApiError> {
+        let now = Instant::now();
+        let keys = Self::keys(ip, email);
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::paused(&mut failures, &keys, now)?;
+        Self::count(&mut failures, &keys, now);
+        Ok(now)
+    }
+
+    /// The attempt marked `at` succeeded: it no longer counts, and the account's
+    /// failures are forgotten.
+    pub fn succeeded_attempt(&self, ip: Option<IpAddr>, email: &str, at: Instant) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in Self::keys(ip, email) {
+            if let Some(list) = failures.get_mut(&key)
+                && let Some(i) = list.iter().position(|t| *t == at)
+            {
+                list.remove(i);
+            }
+        }
+        failures.remove(&format!("account:{}", email.trim().to_lowercase()));
+    }
+
     /// Counts a failed sign-in.
     pub fn failed(&self, ip: Option<IpAddr>, email: &str) {
         let now = Instant::now();
@@ -149,12 +188,16 @@ impl SignInLimit {
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::count(&mut failures, &Self::keys(ip, email), now);
+    }
+
+    fn count(failures: &mut HashMap<String, Vec<Instant>>, keys: &[String], now: Instant) {
         if failures.len() > 100_000 {
             // Bounded memory under a spray of addresses: forget the old ones.
             failures.retain(|_, list| list.iter().any(|t| now.duration_since(*t) < WINDOW));
         }
-        for key in Self::keys(ip, email) {
-            failures.entry(key).or_default().push(now);
+        for key in keys {
+            failures.entry(key.clone()).or_default().push(now);
         }
     }
 
@@ -179,7 +222,7 @@ pub async fn sign_in(
     email: &str,
     password: &str,
 ) -> Result<Account, ApiError> {
-    state.limit.check(ip, email)?;
+    let attempt = state.limit.attempt(ip, email)?;
     let account = state.store.account_by_email(email).await?;
     let hash = account
         .as_ref()
@@ -187,11 +230,10 @@ pub async fn sign_in(
     let ok = verify_password(password.to_owned(), hash).await;
     match account {
         Some(a) if ok => {
-            state.limit.succeeded(email);
+            state.limit.succeeded_attempt(ip, email, attempt);
             Ok(a)
         }
         _ => {
-            state.limit.failed(ip, email);
             tracing::info!(email, "a sign-in failed");
             Err(ApiError::Forbidden(
                 "the e-mail or the password is wrong".into(),
@@ -475,5 +517,22 @@ mod tests {
         );
         limit.succeeded("a@x.example");
         assert!(limit.check(None, "a@x.example").is_ok());
+    }
+
+    #[test]
+    fn attempts_count_before_their_answer_and_a_success_does_not() {
+        let limit = SignInLimit::default();
+        let ip = Some(IpAddr::from([127, 0, 0, 2]));
+        // Many at once, none answered yet: the sixth is already refused.
+        for _ in 0..ALLOWED_FAILURES {
+            assert!(limit.attempt(ip, "c@x.example").is_ok());
+        }
+        assert!(limit.attempt(ip, "c@x.example").is_err());
+        // Successful sign-ins never pause an address.
+        let other = Some(IpAddr::from([127, 0, 0, 3]));
+        for _ in 0..ALLOWED_FAILURES * 2 {
+            let at = limit.attempt(other, "d@x.example").expect("not paused");
+            limit.succeeded_attempt(other, "d@x.example", at);
+        }
     }
 }

@@ -246,17 +246,35 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
             graph_url,
             login_url,
         } => {
+            let client_id = required("source.client_id", &client_id)?;
+            let login_url = login_url.map(|u| url("source.login_url", &u)).transpose()?;
+            // The stored secret is kept only for the same app signing in at the same
+            // login host: it never goes to an address it was not given for.
             let credential = match (client_secret, kept) {
                 (Some(s), _) if !s.expose_secret().is_empty() => GraphCredential::Secret(s),
-                (_, Some(SourceConfig::Graph { credential, .. })) => credential.clone(),
+                (
+                    _,
+                    Some(SourceConfig::Graph {
+                        credential,
+                        client_id: kept_id,
+                        login_url: kept_login,
+                        ..
+                    }),
+                ) if *kept_id == client_id && *kept_login == login_url => credential.clone(),
+                (_, Some(SourceConfig::Graph { .. })) => {
+                    return Err(ApiError::invalid(
+                        "source.client_secret",
+                        "required again when the client id or the login address changes",
+                    ));
+                }
                 _ => return Err(ApiError::invalid("source.client_secret", "required")),
             };
             Ok(SourceConfig::Graph {
                 tenant: required("source.tenant", &tenant)?,
-                client_id: required("source.client_id", &client_id)?,
+                client_id,
                 credential,
                 graph_url: graph_url.map(|u| url("source.graph_url", &u)).transpose()?,
-                login_url: login_url.map(|u| url("source.login_url", &u)).transpose()?,
+                login_url,
             })
         }
         SourceInput::Ews {
@@ -268,13 +286,44 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
             access,
             options,
         } => {
+            let address = url("source.url", &address)?;
+            let username = required("source.username", &username)?;
+            let auth = one_of("source.auth", auth, &["ntlm", "basic", "oauth"])?;
+            // Options left out are the stored ones (a company CA, OAuth, limits).
+            let options = match (options, kept) {
+                (Some(o), _) => o,
+                (None, Some(SourceConfig::Ews { options, .. })) => options.clone(),
+                (None, _) => EwsOptions::default(),
+            };
+            // The stored password is kept only for the same account signing in the same
+            // way at the same address (and, for OAuth, the same login host).
             let password = match (password, kept) {
                 (Some(p), _) if !p.expose_secret().is_empty() => p,
-                (_, Some(SourceConfig::Ews { password, .. })) => password.clone(),
+                (
+                    _,
+                    Some(SourceConfig::Ews {
+                        password,
+                        url: kept_url,
+                        username: kept_user,
+                        auth: kept_auth,
+                        options: kept_options,
+                        ..
+                    }),
+                ) if *kept_url == address
+                    && *kept_user == username
+                    && *kept_auth == auth
+                    && kept_options.login_url == options.login_url =>
+                {
+                    password.clone()
+                }
+                (_, Some(SourceConfig::Ews { .. })) => {
+                    return Err(ApiError::invalid(
+                        "source.password",
+                        "required again when the address, account, sign-in or login address changes",
+                    ));
+                }
                 _ => return Err(ApiError::invalid("source.password", "required")),
             };
-            let auth = one_of("source.auth", auth, &["ntlm", "basic", "oauth"])?;
-            let options = options.unwrap_or_default();
             if auth == "oauth" && options.tenant.is_none() {
                 return Err(ApiError::invalid(
                     "source.options.tenant",
@@ -288,8 +337,8 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                 ));
             }
             Ok(SourceConfig::Ews {
-                url: url("source.url", &address)?,
-                username: required("source.username", &username)?,
+                url: address,
+                username,
                 password,
                 auth,
                 version: one_of(
@@ -413,7 +462,22 @@ pub(crate) async fn change_instance(
         found.active = a;
     }
     if let Some(s) = change.source {
-        found.source = source(s, Some(&found.source))?;
+        let changed = source(s, Some(&found.source))?;
+        if let (
+            Some(app),
+            SourceConfig::Graph {
+                tenant, client_id, ..
+            },
+        ) = (&state.microsoft365, &found.source)
+            && *client_id == app.client_id
+            && !matches!(&changed, SourceConfig::Graph { tenant: t, .. } if t == tenant)
+        {
+            return Err(ApiError::invalid(
+                "source.tenant",
+                "an instance connected with the operator's app keeps its tenant; connect Microsoft 365 again for another",
+            ));
+        }
+        found.source = changed;
     }
     if let Some(text) = &change.settings {
         found.settings = settings(text)?;

@@ -226,12 +226,14 @@ pub(crate) async fn import_csv(
         errors: 0,
         rows: Vec::new(),
     };
-    for (index, record) in reader.records().enumerate() {
-        if index >= IMPORT_ROWS {
-            return Err(ApiError::BadRequest(format!(
-                "at most {IMPORT_ROWS} rows per import; split the file"
-            )));
-        }
+    // Counted before any is added: a file that is too long adds nobody.
+    let records: Vec<_> = reader.records().take(IMPORT_ROWS + 1).collect();
+    if records.len() > IMPORT_ROWS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {IMPORT_ROWS} rows per import; split the file"
+        )));
+    }
+    for (index, record) in records.into_iter().enumerate() {
         let line = record
             .as_ref()
             .ok()

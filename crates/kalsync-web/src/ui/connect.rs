@@ -153,6 +153,26 @@ pub(crate) async fn start(
     }
 }
 
+/// Whether another company has a Microsoft 365 instance in `tenant`.
+async fn tenant_of_another_company(
+    state: &WebState,
+    tenant: &str,
+    company: CompanyId,
+) -> Result<bool, ApiError> {
+    for other in state.store.companies().await? {
+        if other.id == company {
+            continue;
+        }
+        for instance in state.store.instances(other.id).await? {
+            if matches!(&instance.source, kalsync_store::SourceConfig::Graph { tenant: t, .. } if t.eq_ignore_ascii_case(tenant))
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// A page of the consent's outcome.
 fn outcome(lang: Lang, status: StatusCode, title: &str, body: maud::Markup) -> Response {
     let t = i18n::texts(lang);
@@ -215,12 +235,36 @@ pub(crate) async fn callback(
             );
         }
     };
-    // The admin's account may have been removed while Entra ID was asking.
-    if let Some(account) = &pending.principal.account
-        && state.store.account(account.id).await.is_err()
-    {
-        return ApiError::Forbidden("the account that asked no longer exists".into())
-            .into_response();
+    // The admin's account may have been removed, or its role changed, while Entra ID
+    // was asking: what it may do now decides.
+    let mut principal = pending.principal.clone();
+    if let Some(account) = &pending.principal.account {
+        match state.store.account(account.id).await {
+            Ok(fresh) if fresh.grant.manages(pending.company) => {
+                principal.grant = fresh.grant.clone();
+                principal.account = Some(fresh);
+            }
+            _ => {
+                return ApiError::Forbidden(
+                    "the account that asked no longer manages this company".into(),
+                )
+                .into_response();
+            }
+        }
+    }
+    // The tenant in the answer comes through the browser: one that another company
+    // connected is refused, so an admin cannot point an instance at someone else's.
+    match tenant_of_another_company(&state, &tenant, pending.company).await {
+        Ok(false) => {}
+        Ok(true) => {
+            return outcome(
+                lang,
+                StatusCode::CONFLICT,
+                t.consent_refused,
+                html! { p.error role="alert" { "tenant " (tenant) ": connected by another company" } },
+            );
+        }
+        Err(e) => return e.into_response(),
     }
     let Some(app) = state.microsoft365.as_ref() else {
         return ApiError::Unavailable("this server has no Microsoft 365 app of its own".into())
@@ -237,7 +281,7 @@ pub(crate) async fn callback(
         },
         settings: None,
     };
-    match create_instance(&state, &pending.principal, pending.company, input).await {
+    match create_instance(&state, &principal, pending.company, input).await {
         Ok(instance) => {
             let to = format!("/instances/{}", instance.id);
             // A navigation started by this page is same-site again, so the session

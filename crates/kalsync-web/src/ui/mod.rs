@@ -240,7 +240,14 @@ async fn switch_language(
     };
     let back = q
         .back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        // A path on this site only: browsers drop tabs and newlines from a Location,
+        // which would turn `/\t/evil.example` into `//evil.example`.
+        .filter(|b| {
+            b.starts_with('/')
+                && !b.starts_with("//")
+                && !b.contains('\\')
+                && !b.chars().any(|c| c.is_control() || c.is_whitespace())
+        })
         .unwrap_or_else(|| "/".into());
     let cookie = Cookie::build((i18n::LANG_COOKIE, code))
         .path("/")

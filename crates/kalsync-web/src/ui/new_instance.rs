@@ -68,9 +68,9 @@ impl NewForm {
         (or(&self.version, "2016"), or(&self.access, "impersonation"))
     }
 
-    /// The source the fields describe; an EWS instance's stored options (OAuth, limits,
-    /// its CA) are kept when `kept` is one.
-    pub(super) fn source_input(&self, kept: Option<&SourceConfig>) -> SourceInput {
+    /// The source the fields describe (options the form does not show are kept by the
+    /// change itself).
+    pub(super) fn source_input(&self) -> SourceInput {
         if self.kind == "ews" {
             SourceInput::Ews {
                 url: self.url.clone(),
@@ -79,10 +79,7 @@ impl NewForm {
                 auth: Some(self.auth.clone()).filter(|a| !a.is_empty()),
                 version: Some(self.version.clone()).filter(|v| !v.is_empty()),
                 access: Some(self.access.clone()).filter(|a| !a.is_empty()),
-                options: match kept {
-                    Some(SourceConfig::Ews { options, .. }) => Some(options.clone()),
-                    _ => None,
-                },
+                options: None,
             }
         } else {
             SourceInput::Graph {
@@ -265,7 +262,7 @@ pub(crate) async fn create(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let source = form.source_input(None);
+    let source = form.source_input();
     let input = NewInstanceInput {
         name: form.name.clone(),
         source,
@@ -409,7 +406,7 @@ pub(crate) async fn save_settings(
     let change = InstanceChange {
         name: Some(form.name.clone()),
         active: Some(form.active.is_some()),
-        source: Some(form.source_input(Some(&found.source))),
+        source: Some(form.source_input()),
         settings: None,
     };
     match change_instance(&state, &viewer.principal, found.clone(), change).await {

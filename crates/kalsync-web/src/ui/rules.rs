@@ -14,8 +14,7 @@ use serde::Deserialize;
 use super::i18n;
 use super::{Viewer, page};
 use crate::WebState;
-use crate::api::companies::audit;
-use crate::api::instances::visible_instance;
+use crate::api::instances::{InstanceChange, change_instance, visible_instance};
 use crate::error::ApiError;
 
 /// The editor's form.
@@ -219,27 +218,19 @@ pub(crate) async fn submit(
     let (status, outcome) = match (form.action.as_str(), parsed) {
         (_, Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
         ("preview", Ok(_)) => try_rules(t, &form, viewer.lang),
-        ("save", Ok(settings)) => {
-            let mut found = match visible_instance(&state, &viewer.principal, &instance).await {
+        ("save", Ok(_)) => {
+            let found = match visible_instance(&state, &viewer.principal, &instance).await {
                 Ok(f) => f,
                 Err(e) => return e.into_response(),
             };
-            if let Err(e) = viewer.principal.manages(found.company, "instance") {
-                return e.into_response();
-            }
-            found.settings = settings;
-            if let Err(e) = state.store.update_instance(&found).await {
-                return ApiError::from(e).into_response();
-            }
-            if let Err(e) = audit(
-                &state,
-                &viewer.principal,
-                Some(found.company),
-                "instance.rules_changed",
-                serde_json::json!({"instance": found.id}),
-            )
-            .await
-            {
+            // The API's change, settings only: the same checks and audit entry.
+            let change = InstanceChange {
+                name: None,
+                active: None,
+                source: None,
+                settings: Some(form.settings.clone()),
+            };
+            if let Err(e) = change_instance(&state, &viewer.principal, found, change).await {
                 return e.into_response();
             }
             (StatusCode::OK, Outcome::Saved)

@@ -356,3 +356,182 @@ async fn connect_microsoft_365_refuses_answers_it_did_not_ask_for() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_stored_secret_never_goes_to_an_address_it_was_not_given_for() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let id = graph_instance(&admin, app.acme).await;
+    let path = format!("/api/v1/instances/{id}");
+    // Another login host, or another app, needs the secret again.
+    for source in [
+        json!({"kind": "graph", "tenant": "t", "client_id": "c", "login_url": "https://login.evil.example/"}),
+        json!({"kind": "graph", "tenant": "t", "client_id": "other-app"}),
+    ] {
+        let (status, body) = admin
+            .send(
+                reqwest::Method::PATCH,
+                &path,
+                Some(json!({"source": source})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["field"], "source.client_secret", "{body}");
+    }
+    let stored = app
+        .store
+        .instance(id.parse().expect("id"))
+        .await
+        .expect("there");
+    assert_eq!(secret_of(&stored.source), "s3cret");
+
+    // The same for an Exchange password: a new address or account needs it again.
+    let (status, made) = admin
+        .post(
+            &format!("/api/v1/companies/{}/instances", app.acme),
+            json!({"name": "Exchange", "source": {"kind": "ews", "url": "https://mail.acme.example/EWS/Exchange.asmx",
+                "username": "ACME\\svc", "password": "ews-pw", "options": {"max_concurrency": 4}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let ews = format!("/api/v1/instances/{}", made["id"].as_str().expect("id"));
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &ews,
+            Some(json!({"source": {"kind": "ews", "url": "http://mail.evil.example/EWS/Exchange.asmx", "username": "ACME\\svc"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "source.password", "{body}");
+    // Unchanged address and account: the password and the options left out are kept.
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &ews,
+            Some(json!({"source": {"kind": "ews", "url": "https://mail.acme.example/EWS/Exchange.asmx", "username": "ACME\\svc", "version": "2019"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["source"]["max_concurrency"], 4, "{body}");
+}
+
+#[tokio::test]
+async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_apps_tenant() {
+    let operator_app = kalsync_web::Microsoft365App {
+        client_id: "operator-app".into(),
+        client_secret: "operator-secret".to_owned().into(),
+        login_url: url::Url::parse("https://login.example/").expect("url"),
+        graph_url: None,
+    };
+    let app = spawn_app_with(move |state| state.with_microsoft365(Some(operator_app), None)).await;
+    // Beta has an instance in tenant `t`.
+    let beta = app.signed_in("it@beta.example").await;
+    graph_instance(&beta, app.beta).await;
+    // Acme's admin starts a consent, then forges the answer with Beta's tenant.
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let page = page_at(
+        &sv,
+        format!("{}/companies/{}/instances/new", app.base, app.acme),
+    )
+    .await;
+    assert!(page.contains("connect-microsoft365"), "{page}");
+    let no_redirects = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    no_redirects
+        .post(format!("{}/sign-in", app.base))
+        .form(&[
+            ("email", "it@acme.example"),
+            ("password", crate::helpers::PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    let started = no_redirects
+        .post(format!(
+            "{}/companies/{}/connect-microsoft365",
+            app.base, app.acme
+        ))
+        .form(&[
+            (
+                "csrf",
+                form_token(
+                    &page_at(
+                        &no_redirects,
+                        format!("{}/companies/{}/instances/new", app.base, app.acme),
+                    )
+                    .await,
+                )
+                .as_str(),
+            ),
+            ("name", "Stolen"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    let to = url::Url::parse(
+        started
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .expect("to Entra ID"),
+    )
+    .expect("url");
+    assert!(
+        to.as_str()
+            .starts_with("https://login.example/organizations/v2.0/adminconsent"),
+        "{to}"
+    );
+    let state = to
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let forged = reqwest::get(format!(
+        "{}/connect/microsoft365/callback?admin_consent=True&tenant=T&state={state}",
+        app.base
+    ))
+    .await
+    .expect("callback");
+    assert_eq!(forged.status(), StatusCode::CONFLICT);
+    assert!(
+        app.store
+            .instances(app.acme)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // An instance of the operator's app keeps its tenant.
+    let admin = app.signed_in("it@acme.example").await;
+    let (status, made) = admin
+        .post(
+            &format!("/api/v1/companies/{}/instances", app.acme),
+            json!({"name": "M365", "source": {"kind": "graph", "tenant": "acme-tenant", "client_id": "operator-app", "client_secret": "operator-secret"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/instances/{}", made["id"].as_str().expect("id")),
+            Some(json!({"source": {"kind": "graph", "tenant": "t", "client_id": "operator-app"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "source.tenant", "{body}");
+
+    // The language switch only returns to a path here, whatever hides in it.
+    let back = no_redirects
+        .get(format!("{}/lang?to=en&back=/%09/evil.example", app.base))
+        .send()
+        .await
+        .expect("lang");
+    assert_eq!(
+        back.headers().get("location").and_then(|l| l.to_str().ok()),
+        Some("/")
+    );
+}

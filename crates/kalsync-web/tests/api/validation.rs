@@ -325,3 +325,21 @@ async fn a_users_status_shows_the_bookings_behind_each_absence_and_removal_delet
         "{actions:?}"
     );
 }
+
+#[tokio::test]
+async fn an_import_over_the_row_limit_adds_nobody() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let instance = graph_instance(&admin, app.acme).await;
+    let csv: String = (0..10_001)
+        .map(|i| format!("u{i}@acme.example\n"))
+        .collect();
+    let (status, body) = admin
+        .post_text(&format!("/api/v1/instances/{instance}/users/import"), csv)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, users) = admin
+        .get(&format!("/api/v1/instances/{instance}/users"))
+        .await;
+    assert_eq!(users.as_array().map(Vec::len), Some(0), "{users}");
+}
