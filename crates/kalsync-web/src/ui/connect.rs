@@ -241,7 +241,7 @@ pub(crate) async fn callback(
     if let Some(account) = &pending.principal.account {
         match state.store.account(account.id).await {
             Ok(fresh) if fresh.grant.manages(pending.company) => {
-                principal.grant = fresh.grant.clone();
+                principal.grant = fresh.grant;
                 principal.account = Some(fresh);
             }
             _ => {
