@@ -86,6 +86,8 @@ pub(crate) struct Report {
     /// Redeliveries of one delivery the PBX recognised by its id and ignored.
     redeliveries_ignored: u64,
     statuses_received: usize,
+    /// Users compared with the oracle in the last round (all of them, or the run fails).
+    users_compared: usize,
     seconds_to_settle: f64,
     seconds_in_all: f64,
     /// The first few differences, for a reader.
@@ -94,7 +96,10 @@ pub(crate) struct Report {
 
 impl Report {
     fn passed(&self) -> bool {
-        self.divergences == 0 && self.lost_deliveries == 0 && self.duplicates == 0
+        self.divergences == 0
+            && self.lost_deliveries == 0
+            && self.duplicates == 0
+            && self.users_compared == self.users
     }
 }
 
@@ -248,12 +253,24 @@ const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 /// The child's wall clock: an offset in a file libfaketime reads at every call.
 struct Clock {
     file: std::path::PathBuf,
+    offset: std::cell::Cell<i64>,
 }
 
 impl Clock {
-    /// Steps the service's wall clock to `seconds` off the true time.
-    fn set(&self, seconds: i64) {
+    /// Sets the service's wall clock `seconds` off the true time; the step it made
+    /// (new offset less the old one).
+    fn set(&self, seconds: i64) -> i64 {
         let _ = std::fs::write(&self.file, format!("{seconds:+}\n"));
+        seconds - self.offset.replace(seconds)
+    }
+}
+
+/// How a clock step is counted.
+fn step_kind(step: i64) -> Option<&'static str> {
+    match step {
+        0 => None,
+        s if s > 0 => Some("clock stepped forward"),
+        _ => Some("clock stepped back"),
     }
 }
 
@@ -262,7 +279,7 @@ impl Node {
         config: &std::path::Path,
         port: u16,
         log: &std::path::Path,
-        clock: Option<&Clock>,
+        clock_file: Option<&std::path::Path>,
     ) -> Result<Node, String> {
         use std::io::{BufRead, BufReader};
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -280,10 +297,10 @@ impl Node {
                 &format!("127.0.0.1:{port}"),
             ])
             .env("RUST_LOG", "warn")
-            .envs(clock.into_iter().flat_map(|c| {
+            .envs(clock_file.into_iter().flat_map(|file| {
                 [
                     ("LD_PRELOAD", FAKETIME.into()),
-                    ("FAKETIME_TIMESTAMP_FILE", c.file.display().to_string()),
+                    ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
                     ("FAKETIME_NO_CACHE", "1".into()),
                     // Only the wall clock steps; timers keep their own time.
                     ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
@@ -305,14 +322,9 @@ impl Node {
         std::thread::spawn(move || for _ in lines {});
         Ok(Node { child })
     }
-
-    /// SIGKILL: no shutdown, no flush.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
+/// Dropping the node kills it with SIGKILL: no shutdown, no flush.
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -887,8 +899,8 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
     let started = Instant::now();
     let seed = args.seed.unwrap_or_else(rand::random);
     eprintln!(
-        "chaos: seed {seed} (to repeat: kalsync chaos --seed {seed} --users {} --changes {} --kills {})",
-        args.users, args.changes, args.kills
+        "chaos: seed {seed} (to repeat: kalsync chaos --seed {seed} --users {} --changes {} --rate {} --kills {} --fault-rate {} --settle-secs {})",
+        args.users, args.changes, args.rate, args.kills, args.fault_rate, args.settle_secs
     );
     let mut rng = StdRng::seed_from_u64(seed);
     let settings = InstanceSettings::from_toml(RULES).map_err(|e| e.to_string())?;
@@ -971,6 +983,7 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
     // The wall clock steps only where libfaketime is installed; the report says so.
     let clock = std::path::Path::new(FAKETIME).exists().then(|| Clock {
         file: dir.join("clock"),
+        offset: std::cell::Cell::new(0),
     });
     if let Some(c) = &clock {
         c.set(0);
@@ -979,8 +992,8 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
     }
     let clock_file = clock.as_ref().map(|c| c.file.clone());
     let start = |config: std::path::PathBuf, log: std::path::PathBuf| {
-        let clock = clock_file.clone().map(|file| Clock { file });
-        tokio::task::spawn_blocking(move || Node::start(&config, port, &log, clock.as_ref()))
+        let clock_file = clock_file.clone();
+        tokio::task::spawn_blocking(move || Node::start(&config, port, &log, clock_file.as_deref()))
     };
     let mut node = Some(
         start(config.clone(), log.clone())
@@ -1001,7 +1014,7 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
         *changes_by_kind.entry(change(&mut rng, m, now)).or_default() += 1;
         if kill_at.contains(&i) {
             if let Some(n) = node.take() {
-                n.kill();
+                drop(n);
             }
             *faults_by_kind.entry("SIGKILL and restart").or_default() += 1;
             tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
@@ -1018,18 +1031,13 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
         let n = rng.random_range(1..4);
         let kind = match rng.random_range(0..14) {
             13 => {
-                // NTP-sized steps either way; a webhook's signature stays within the
-                // receiver's five-minute tolerance.
-                let step = rng.random_range(30..120) * if rng.random_bool(0.5) { 1 } else { -1 };
-                let Some(c) = &clock else {
+                // The clock stays within two minutes of the truth, so a webhook's
+                // signature stays within the receiver's five-minute tolerance.
+                let offset = rng.random_range(30..120) * if rng.random_bool(0.5) { 1 } else { -1 };
+                let Some(kind) = clock.as_ref().and_then(|c| step_kind(c.set(offset))) else {
                     continue;
                 };
-                c.set(step);
-                if step > 0 {
-                    "clock stepped forward"
-                } else {
-                    "clock stepped back"
-                }
+                kind
             }
             0 => {
                 let mut f = graph.faults();
@@ -1123,8 +1131,8 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
 
     // Quiesce: the faults stop (the clock is set right: one more step), the service
     // catches up.
-    if let Some(c) = &clock {
-        c.set(0);
+    if let Some(kind) = clock.as_ref().and_then(|c| step_kind(c.set(0))) {
+        *faults_by_kind.entry(kind).or_default() += 1;
     }
     graph.set_faults(Faults::default());
     ews.set_faults(EwsFaults::default());
@@ -1140,23 +1148,34 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
         }
     };
     let ids = api.users().await?;
-    let mut previous: HashSet<String> = HashSet::new();
-    let mut examples: Vec<String>;
+    let mut previous: Option<HashSet<String>> = None;
+    let mut examples: Vec<(String, String)>;
     let mut diverged: HashSet<String>;
+    let mut compared;
     loop {
         diverged = HashSet::new();
         examples = Vec::new();
+        compared = 0;
         for m in &mailboxes {
             let Some(id) = ids.get(&m.email) else {
                 diverged.insert(m.email.clone());
-                examples.push(format!("{}: not a user of the service", m.email));
+                examples.push((
+                    m.email.clone(),
+                    format!("{}: not a user of the service", m.email),
+                ));
                 continue;
             };
             let status = api.get(&format!("/api/v1/users/{id}/status")).await?;
             let now = Timestamp::now();
             let Some(truth) = oracle(m, &settings, now) else {
+                diverged.insert(m.email.clone());
+                examples.push((
+                    m.email.clone(),
+                    format!("{}: the oracle cannot read its calendar", m.email),
+                ));
                 continue;
             };
+            compared += 1;
             let shown = pbx.book().shown.get(&m.email).cloned();
             if let Some(d) = difference(
                 &m.email,
@@ -1167,29 +1186,35 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
                 settings.days_ahead,
             ) {
                 diverged.insert(m.email.clone());
-                if examples.len() < 5 {
-                    examples.push(d);
-                }
+                examples.push((m.email.clone(), d));
             }
         }
-        // Settled when nobody differs; a difference must last two rounds to count.
-        let lasting: HashSet<String> = diverged.intersection(&previous).cloned().collect();
-        if diverged.is_empty() || (Instant::now() > deadline && !lasting.is_empty()) {
-            diverged = lasting;
+        // Settled when nobody differs. At the deadline, a difference counts when it
+        // lasted the last two rounds (one round may fall on a transition's instant);
+        // there are always two rounds before it is judged.
+        if diverged.is_empty() {
             break;
         }
-        if Instant::now() > deadline {
-            diverged = lasting;
+        if Instant::now() > deadline
+            && let Some(before) = &previous
+        {
+            diverged = diverged.intersection(before).cloned().collect();
+            examples.retain(|(user, _)| diverged.contains(user));
             break;
         }
-        previous = diverged;
+        previous = Some(diverged);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    examples.truncate(5);
     let settled = workload_done.elapsed();
 
     // Deliveries: what the service counts as delivered, the PBX must have applied; none
-    // may be left pending or dead.
+    // may be dead, or pending past its time. The service stops first, so the store and
+    // the PBX are read at rest.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Some(n) = node.take() {
+        drop(n);
+    }
     let store = kalsync_store_sql::SqlStore::connect(
         &kalsync_store_sql::DatabaseUrl::new(format!("sqlite:{}", dir.join("chaos.db").display())),
         kalsync_store::SecretBox::from_key_file(&dir.join("chaos.key"))
@@ -1211,21 +1236,20 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
                     lost += 1;
                 }
             }
-            for state in [DeliveryState::Pending, DeliveryState::Dead] {
-                let left = store
-                    .deliveries(company.id, state, usize::MAX >> 1)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // A transition due in the next seconds is pending by design.
-                lost += left
-                    .iter()
-                    .filter(|d| d.due <= Timestamp::now() - SignedDuration::from_secs(10))
-                    .count();
-            }
+            lost += store
+                .deliveries(company.id, DeliveryState::Dead, usize::MAX >> 1)
+                .await
+                .map_err(|e| e.to_string())?
+                .len();
+            // A transition due in the last seconds is pending by design.
+            lost += store
+                .deliveries(company.id, DeliveryState::Pending, usize::MAX >> 1)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter(|d| d.due <= Timestamp::now() - SignedDuration::from_secs(10))
+                .count();
         }
-    }
-    if let Some(n) = node.take() {
-        n.kill();
     }
     pbx_server.abort();
     let book = pbx.book();
@@ -1242,7 +1266,8 @@ async fn run(args: &ChaosArgs) -> Result<Report, String> {
         statuses_received: book.applied.len(),
         seconds_to_settle: settled.as_secs_f64(),
         seconds_in_all: started.elapsed().as_secs_f64(),
-        examples,
+        users_compared: compared,
+        examples: examples.into_iter().map(|(_, d)| d).collect(),
     };
     drop(book);
     if report.passed() {

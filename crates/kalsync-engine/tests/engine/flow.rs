@@ -461,3 +461,20 @@ async fn after_the_clock_steps_back_the_status_sent_early_is_taken_back() {
     );
     assert_eq!(engine.next_scheduled(), Some(at("2026-11-24 14:00")));
 }
+
+#[tokio::test]
+async fn a_reread_asked_under_a_fast_clock_waits_no_longer_once_it_steps_back() {
+    let w = world(Template::Prefix).await;
+    w.book(Vec::new());
+    let engine = w.engine_after_read("2026-11-24 09:00").await;
+    // A notification while the clock was an hour fast.
+    engine.mark_dirty(w.anna.id, at("2026-11-24 10:00"));
+    assert_eq!(
+        engine.sync_due(at("2026-11-24 09:01")).await,
+        0,
+        "not due yet"
+    );
+    // The clock is set right: the re-read is due now, not in an hour.
+    engine.clock_stepped_back(std::time::Duration::from_secs(3600));
+    assert_eq!(engine.sync_due(at("2026-11-24 09:01")).await, 1);
+}

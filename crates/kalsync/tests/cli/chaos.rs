@@ -47,6 +47,7 @@ fn a_small_chaos_run_converges() {
     assert_eq!(report["divergences"], 0, "{report:#}\n{stderr}");
     assert_eq!(report["lost_deliveries"], 0, "{report:#}\n{stderr}");
     assert_eq!(report["duplicates"], 0, "{report:#}\n{stderr}");
+    assert_eq!(report["users_compared"], 12, "{report:#}\n{stderr}");
     assert!(
         report["faults_by_kind"]["SIGKILL and restart"] == 2,
         "{report:#}"
