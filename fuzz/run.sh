@@ -16,6 +16,7 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export CARGO_TARGET_DIR="${KALSYNC_FUZZ_TARGET_DIR:-$HOME/.cache/kalsync-fuzz-target}"
 export RUSTC_BOOTSTRAP=1
 shared=../../shared/fixtures
+[ -d "$shared" ] || echo "note: $shared is missing; the corpora start from the examples only" >&2
 seed() {
   local target=$1
   shift
@@ -38,8 +39,9 @@ for t in "${targets[@]}"; do
       | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|artifact_prefix|Test unit written)"; then
     status=1
   fi
-  if ls "artifacts/$t"/crash-* "artifacts/$t"/timeout-* "artifacts/$t"/oom-* >/dev/null 2>&1; then
-    echo "!! $t found: $(ls artifacts/$t)"
+    if compgen -G "artifacts/$t/crash-*" >/dev/null || compgen -G "artifacts/$t/timeout-*" >/dev/null \
+      || compgen -G "artifacts/$t/oom-*" >/dev/null; then
+    echo "!! $t found: $(ls "artifacts/$t")"
     status=1
   fi
 done
