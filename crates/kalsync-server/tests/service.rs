@@ -978,6 +978,23 @@ fn link(page_url: &reqwest::Url, html: &str, id: &str) -> reqwest::Url {
     page_url.join(&href).expect("link")
 }
 
+/// Starts *Connect Microsoft 365* and follows it to the consent page: its address and
+/// HTML.
+async fn consent_prompt(
+    http: &reqwest::Client,
+    connect: &str,
+    csrf: &str,
+) -> (reqwest::Url, String) {
+    let prompt = http
+        .post(connect)
+        .form(&[("csrf", csrf), ("name", "Microsoft 365")])
+        .send()
+        .await
+        .expect("to Entra ID");
+    let url = prompt.url().clone();
+    (url, prompt.text().await.expect("html"))
+}
+
 #[tokio::test]
 async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_its_check() {
     let dir = test_dir("kalsync-connect");
@@ -1030,14 +1047,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     assert!(new_page.contains("connect-microsoft365"), "{new_page}");
 
     // The admin declines in Entra ID: nothing is created.
-    let prompt = http
-        .post(&connect)
-        .form(&[("csrf", csrf.as_str()), ("name", "Microsoft 365")])
-        .send()
-        .await
-        .expect("to Entra ID");
-    let prompt_url = prompt.url().clone();
-    let html = prompt.text().await.expect("html");
+    let (prompt_url, html) = consent_prompt(&http, &connect, &csrf).await;
     assert!(
         prompt_url.path().ends_with("/v2.0/adminconsent") && html.contains("kalsync-operator"),
         "{prompt_url}: {html}"
@@ -1052,14 +1062,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     assert!(declined.contains("access_denied"), "{declined}");
 
     // Accepted: the callback records the tenant and makes the instance.
-    let prompt = http
-        .post(&connect)
-        .form(&[("csrf", csrf.as_str()), ("name", "Microsoft 365")])
-        .send()
-        .await
-        .expect("to Entra ID");
-    let prompt_url = prompt.url().clone();
-    let html = prompt.text().await.expect("html");
+    let (prompt_url, html) = consent_prompt(&http, &connect, &csrf).await;
     let back = http
         .get(link(&prompt_url, &html, "accept"))
         .send()

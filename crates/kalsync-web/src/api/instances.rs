@@ -18,7 +18,8 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Body};
 
 /// Where an instance reads calendars. Secrets (`client_secret`, `password`) may be left
-/// out when changing an instance of the same kind: the stored ones are kept.
+/// out when changing an instance of the same kind: the stored ones are kept while the
+/// app and login address (Graph) or the address, account and sign-in (EWS) stay.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub(crate) enum SourceInput {
