@@ -295,7 +295,7 @@ impl Engine {
             .unwrap_or(SignedDuration::from_secs(30));
         let leased: std::collections::HashSet<UserId> = self
             .store
-            .lease_users(&self.config.node, ttl, self.config.max_users)
+            .lease_users(&self.config.node, now, ttl, self.config.max_users)
             .await?
             .into_iter()
             .collect();
@@ -352,9 +352,11 @@ impl Engine {
                 continue;
             }
             // Read recently (by this node before a restart, or another): polled on
-            // schedule; otherwise read now.
+            // schedule; otherwise read now. A read recorded after `now` (this node's
+            // clock is behind the one that read, or was stepped back) says nothing about
+            // when the next poll is due: read now rather than wait for that clock.
             match user.last_sync {
-                Some(at) if now.duration_since(at) < poll => {
+                Some(at) if at <= now && now.duration_since(at) < poll => {
                     inner.last_read.insert(*id, at);
                 }
                 _ => {
@@ -944,9 +946,7 @@ impl Engine {
             }
         }
         if !delivered.is_empty() {
-            self.store
-                .mark_delivered_many(&delivered, Timestamp::now())
-                .await?;
+            self.store.mark_delivered_many(&delivered, now).await?;
         }
         Ok(pass)
     }

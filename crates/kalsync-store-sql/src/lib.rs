@@ -887,7 +887,7 @@ impl Store for SqlStore {
             state: DeliveryState::Pending,
             attempts: 0,
             due: new.due,
-            next_attempt: now,
+            next_attempt: new.due,
             created: now,
             delivered: None,
             last_error: None,
@@ -1002,7 +1002,7 @@ impl Store for SqlStore {
                         state: DeliveryState::Pending,
                         attempts: 0,
                         due: d.due,
-                        next_attempt: now,
+                        next_attempt: d.due,
                         created: now,
                         delivered: None,
                         last_error: None,
@@ -1330,10 +1330,10 @@ impl Store for SqlStore {
     async fn lease_users(
         &self,
         node: &str,
+        now: Timestamp,
         ttl: SignedDuration,
         limit: usize,
     ) -> Result<Vec<UserId>, StoreError> {
-        let now = Timestamp::now();
         let expires = ms(now) + ttl.as_millis().clamp(0, i128::from(i64::MAX / 2)) as i64;
         sqlx::query("UPDATE leases SET expires_ms = $2 WHERE node = $1")
             .bind(node.to_owned())

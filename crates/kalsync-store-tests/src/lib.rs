@@ -465,9 +465,11 @@ pub async fn story(f: &Fixture) {
     );
 
     // Outbox: per user and target sequences, only the latest pending state survives.
-    // Deliveries go to the node that holds the user.
+    // Deliveries go to the node that holds the user. The story's clock is fixed, never
+    // the machine's: a delivery is first due at its `due` time.
+    let now = at("2026-11-23 13:30");
     assert_eq!(
-        s.lease_users("node-a", SignedDuration::from_secs(60), 100)
+        s.lease_users("node-a", now, SignedDuration::from_secs(60), 100)
             .await
             .expect("lease")
             .len(),
@@ -519,10 +521,16 @@ pub async fn story(f: &Fixture) {
         .expect("enqueue");
     assert_eq!(for_bo.sequence, 1, "sequences are per user");
     assert_eq!(s.outbox_depth().await.expect("depth"), 2);
-    let later = Timestamp::now() + SignedDuration::from_hours(1);
+    assert!(
+        s.due_deliveries("node-a", at("2026-11-23 12:59"), 10)
+            .await
+            .expect("due")
+            .is_empty(),
+        "a delivery is not due before its time"
+    );
+    let later = now + SignedDuration::from_hours(1);
     let due = s.due_deliveries("node-a", later, 10).await.expect("due");
-    // Both became due at their enqueueing, possibly in the same millisecond: the order
-    // between them is not part of the contract.
+    // Both became due at 13:00: the order between them is not part of the contract.
     let mut ids = due.iter().map(|d| d.id.to_string()).collect::<Vec<_>>();
     ids.sort();
     let mut expected = vec![second.id.to_string(), for_bo.id.to_string()];
@@ -538,25 +546,17 @@ pub async fn story(f: &Fixture) {
     s.mark_retry(second.id, later, "503 from the PBX")
         .await
         .expect("retry");
-    let due_now = s
-        .due_deliveries("node-a", Timestamp::now(), 10)
-        .await
-        .expect("due");
+    let due_now = s.due_deliveries("node-a", now, 10).await.expect("due");
     assert_eq!(
         due_now.iter().map(|d| d.id).collect::<Vec<_>>(),
         [for_bo.id],
         "a retried delivery waits"
     );
     assert_eq!(
-        s.next_due()
-            .await
-            .expect("next")
-            .map(|t| t <= Timestamp::now()),
+        s.next_due().await.expect("next").map(|t| t <= now),
         Some(true)
     );
-    s.mark_delivered(for_bo.id, Timestamp::now())
-        .await
-        .expect("delivered");
+    s.mark_delivered(for_bo.id, now).await.expect("delivered");
     let retried = s.delivery(second.id).await.expect("retried");
     assert_eq!(
         (retried.attempts, retried.last_error.as_deref()),
@@ -624,27 +624,35 @@ pub async fn story(f: &Fixture) {
     );
     s.release_leases("node-a").await.expect("release");
 
-    // Leases: one node holds a user until its lease runs out.
+    // Leases: one node holds a user until its lease runs out, by the clock the nodes
+    // pass in.
     let ttl = SignedDuration::from_millis(300);
-    let held = s.lease_users("node-a", ttl, 100).await.expect("lease");
+    let ms = SignedDuration::from_millis;
+    let held = s.lease_users("node-a", now, ttl, 100).await.expect("lease");
     assert_eq!(held.len(), 2);
     assert!(
-        s.lease_users("node-b", ttl, 100)
+        s.lease_users("node-b", now + ms(100), ttl, 100)
             .await
             .expect("lease")
             .is_empty(),
         "held users stay with node-a"
     );
     assert_eq!(
-        s.lease_users("node-a", ttl, 100)
+        s.lease_users("node-a", now + ms(200), ttl, 100)
             .await
             .expect("renew")
             .len(),
         2
     );
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        s.lease_users("node-b", now + ms(450), ttl, 100)
+            .await
+            .expect("renewed")
+            .is_empty(),
+        "a renewed lease holds past its first expiry"
+    );
     assert_eq!(
-        s.lease_users("node-b", ttl, 1)
+        s.lease_users("node-b", now + ms(600), ttl, 1)
             .await
             .expect("take over")
             .len(),
@@ -652,21 +660,21 @@ pub async fn story(f: &Fixture) {
         "an expired lease is taken, at most `limit` a time"
     );
     assert_eq!(
-        s.lease_users("node-b", ttl, 100)
+        s.lease_users("node-b", now + ms(600), ttl, 100)
             .await
             .expect("take over")
             .len(),
         2
     );
     assert!(
-        s.lease_users("node-a", ttl, 100)
+        s.lease_users("node-a", now + ms(650), ttl, 100)
             .await
             .expect("lost")
             .is_empty()
     );
     s.release_leases("node-b").await.expect("release");
     assert_eq!(
-        s.lease_users("node-a", ttl, 100)
+        s.lease_users("node-a", now + ms(700), ttl, 100)
             .await
             .expect("free again")
             .len(),

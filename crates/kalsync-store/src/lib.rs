@@ -206,7 +206,7 @@ pub trait Store: Send + Sync + 'static {
     // Outbox.
     /// Writes a delivery before it is sent, with the next sequence number of its user and
     /// target. Pending older deliveries of the same user and target are superseded: only
-    /// the latest state goes out.
+    /// the latest state goes out. Its first attempt is due at its `due` time.
     async fn enqueue(&self, new: NewDelivery) -> Result<Delivery, StoreError>;
     /// Pending deliveries due at `now` of the users `node` holds, oldest first, at most
     /// `limit`.
@@ -322,11 +322,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     // Leases (several nodes).
-    /// Takes up to `limit` users nobody holds (or whose lease expired) and renews this
-    /// node's own; returns every user this node holds now.
+    /// Takes up to `limit` users nobody holds (or whose lease expired by `now`) and
+    /// renews this node's own until `now + ttl`; returns every user this node holds now.
     async fn lease_users(
         &self,
         node: &str,
+        now: Timestamp,
         ttl: jiff::SignedDuration,
         limit: usize,
     ) -> Result<Vec<UserId>, StoreError>;

@@ -38,7 +38,7 @@ async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
     );
     assert_eq!(
         engine
-            .deliver_due(jiff::Timestamp::now())
+            .deliver_due(at("2026-11-24 12:00"))
             .await
             .expect("pass")
             .delivered,
@@ -58,7 +58,7 @@ async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
         .await
         .expect("schedule");
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 13:00"))
         .await
         .expect("pass");
     assert_eq!(
@@ -104,7 +104,7 @@ async fn after_a_clock_jump_the_state_in_force_goes_out_once() {
         "nothing in between is replayed"
     );
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 14:30"))
         .await
         .expect("pass");
     assert_eq!(w.pbx.statuses(), [Some("Möte, åter 15.00".to_owned())]);
@@ -124,7 +124,7 @@ async fn a_change_in_outlook_updates_the_status_in_force() {
     let now = at("2026-11-24 10:15");
     engine.sync_user(w.anna.id, now).await.expect("sync");
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 10:15"))
         .await
         .expect("pass");
     // The meeting runs long; then it is deleted.
@@ -139,7 +139,7 @@ async fn a_change_in_outlook_updates_the_status_in_force() {
         .await
         .expect("sync");
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 10:20"))
         .await
         .expect("pass");
     w.book(vec![]);
@@ -148,7 +148,7 @@ async fn a_change_in_outlook_updates_the_status_in_force() {
         .await
         .expect("sync");
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 10:25"))
         .await
         .expect("pass");
     assert_eq!(
@@ -166,7 +166,7 @@ async fn a_change_in_outlook_updates_the_status_in_force() {
         .expect("sync");
     assert_eq!(
         engine
-            .deliver_due(jiff::Timestamp::now())
+            .deliver_due(at("2026-11-24 10:26"))
             .await
             .expect("pass")
             .delivered,
@@ -197,7 +197,7 @@ async fn after_a_restart_only_the_latest_state_goes_out() {
         1
     );
     second
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 13:30"))
         .await
         .expect("pass");
     assert_eq!(w.pbx.statuses(), [Some("Möte, åter 14.00".to_owned())]);
@@ -230,7 +230,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
             message: "503".into(),
             retry_after: Some(Duration::from_secs(30)),
         });
-    let now = jiff::Timestamp::now();
+    let now = at("2026-11-24 12:10");
     assert_eq!(engine.deliver_due(now).await.expect("pass").retried, 1);
     let pending = w
         .store
@@ -275,7 +275,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
                 retry_after: None,
             });
     }
-    let mut t = jiff::Timestamp::now();
+    let mut t = at("2026-11-24 13:00");
     for _ in 0..3 {
         engine.deliver_due(t).await.expect("pass");
         t += jiff::SignedDuration::from_secs(120);
@@ -313,7 +313,7 @@ async fn a_gone_webhook_is_switched_off() {
         .push(DeliveryError::Gone("410".into()));
     assert_eq!(
         engine
-            .deliver_due(jiff::Timestamp::now())
+            .deliver_due(at("2026-11-24 12:10"))
             .await
             .expect("pass")
             .dead,
@@ -368,7 +368,7 @@ async fn subjects_are_kept_only_where_titles_may_be_shown() {
     )]);
     let engine = w.engine_after_read("2026-11-24 10:15").await;
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 10:15"))
         .await
         .expect("pass");
     assert!(
@@ -442,7 +442,7 @@ async fn after_the_clock_steps_back_the_status_sent_early_is_taken_back() {
         .await
         .expect("schedule");
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 14:30"))
         .await
         .expect("pass");
     assert_eq!(w.pbx.statuses(), [Some("Möte, åter 15.00".to_owned())]);
@@ -452,7 +452,7 @@ async fn after_the_clock_steps_back_the_status_sent_early_is_taken_back() {
         .await
         .expect("catch up");
     engine
-        .deliver_due(jiff::Timestamp::now())
+        .deliver_due(at("2026-11-24 09:30"))
         .await
         .expect("pass");
     assert_eq!(
@@ -477,4 +477,33 @@ async fn a_reread_asked_under_a_fast_clock_waits_no_longer_once_it_steps_back() 
     // The clock is set right: the re-read is due now, not in an hour.
     engine.clock_stepped_back(std::time::Duration::from_secs(3600));
     assert_eq!(engine.sync_due(at("2026-11-24 09:01")).await, 1);
+}
+
+#[tokio::test]
+async fn a_read_recorded_in_the_future_does_not_delay_the_next_one() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "l",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: x",
+    )]);
+    // Another node, whose clock is a day ahead, read Anna last; this node's clock says
+    // it is a day earlier. Waiting for a poll "five minutes after" that read would
+    // leave her unread for a day.
+    w.store
+        .record_sync(w.anna.id, at("2026-11-25 00:00"), None)
+        .await
+        .expect("recorded");
+    let engine = w.engine().await;
+    assert_eq!(engine.sync_due(at(START)).await, 1, "read at once");
+    engine
+        .schedule_due(at("2026-11-24 12:00"))
+        .await
+        .expect("schedule");
+    engine
+        .deliver_due(at("2026-11-24 12:00"))
+        .await
+        .expect("pass");
+    assert_eq!(w.pbx.statuses(), [Some("Lunch, åter 13.00".to_owned())]);
 }
