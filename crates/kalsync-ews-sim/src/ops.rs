@@ -413,12 +413,18 @@ pub(crate) fn get_item(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Faul
 /// What a sync state remembers: each item's change key.
 type Snapshot = BTreeMap<String, String>;
 
-fn sync_window() -> (Timestamp, Timestamp) {
-    let now = Timestamp::now();
-    (
-        now - SignedDuration::from_hours(24 * 30),
-        now + SignedDuration::from_hours(24 * 400),
-    )
+/// The occurrences a folder sync reports: Exchange's sync has no window, but a series
+/// without an end has no last occurrence, so the simulator reports from a day before
+/// the calendar's first booking to 400 days after its last — taken from the calendar,
+/// not the machine's clock, so a sync state means the same whatever today's date is.
+fn sync_window(span: Option<(Timestamp, Timestamp)>) -> (Timestamp, Timestamp) {
+    match span {
+        Some((first, last)) => (
+            first - SignedDuration::from_hours(24),
+            last.max(first) + SignedDuration::from_hours(24 * 400),
+        ),
+        None => (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH),
+    }
 }
 
 pub(crate) fn sync_folder_items(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fault> {
@@ -458,7 +464,11 @@ pub(crate) fn sync_folder_items(sim: &EwsSim, call: &Call<'_, '_>) -> Result<Str
     let max: usize = text(op, "MaxChangesReturned")
         .and_then(|m| m.parse().ok())
         .unwrap_or(512);
-    let (from, to) = sync_window();
+    let (from, to) = sync_window(
+        sim.graph()
+            .calendar_span(&mailbox.id)
+            .map_err(|e| Fault::new("ErrorInternalServerError", e.to_string()))?,
+    );
     let now: Vec<Occurrence> = sim
         .graph()
         .occurrences(&mailbox.id, from, to)

@@ -93,6 +93,19 @@ impl Simulator {
         Ok(out)
     }
 
+    /// From the first start to the last end of `user`'s events as booked (a series by
+    /// its first occurrence); `None` for an empty calendar. Lets a protocol that
+    /// serves "every item" (EWS folder sync) pick a window from the calendar itself,
+    /// whatever the machine's date.
+    pub fn calendar_span(&self, user: &str) -> Result<Option<(Timestamp, Timestamp)>, SpecError> {
+        let world = self.world();
+        let u = world.directory.user(user)?;
+        Ok(u.events
+            .values()
+            .map(|event| event.when.span(&event.zone))
+            .reduce(|(s1, e1), (s2, e2)| (s1.min(s2), e1.max(e2))))
+    }
+
     /// One item by id: a single event, or an occurrence within `[from, to)`.
     pub fn occurrence(
         &self,

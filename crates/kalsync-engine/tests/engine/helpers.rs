@@ -181,7 +181,6 @@ pub(crate) async fn world(template: Template) -> World {
 }
 
 impl World {
-    /// An engine that holds the users (a lease as node `test-node`).
     /// An engine that has read Anna's calendar at `when`.
     pub(crate) async fn engine_after_read(&self, when: &str) -> Arc<Engine> {
         let engine = self.engine().await;
@@ -192,12 +191,23 @@ impl World {
         engine
     }
 
+    /// An engine that took its users at the tests' [`START`].
     pub(crate) async fn engine(&self) -> Arc<Engine> {
+        self.engine_at(at(START)).await
+    }
+
+    /// An engine that took its users at `now`.
+    pub(crate) async fn engine_at(&self, now: Timestamp) -> Arc<Engine> {
+        self.engine_with(now, Duration::ZERO).await
+    }
+
+    /// An engine that took its users at `now` and waits `debounce` after a change.
+    pub(crate) async fn engine_with(&self, now: Timestamp, debounce: Duration) -> Arc<Engine> {
         let calendars = self.calendars.clone();
         let pbx = self.pbx.clone();
         let config = EngineConfig {
             node: "test-node".into(),
-            debounce: Duration::from_millis(0),
+            debounce,
             retry: kalsync_engine::RetryPolicy {
                 max_attempts: 3,
                 base: Duration::from_secs(2),
@@ -211,7 +221,7 @@ impl World {
             Arc::new(move |_| Ok(calendars.clone() as Arc<dyn Source>)),
             Arc::new(move |_| Ok(pbx.clone() as Arc<dyn Target>)),
         );
-        engine.refresh_users(at(START)).await.expect("lease");
+        engine.refresh_users(now).await.expect("lease");
         engine
     }
 
