@@ -148,6 +148,9 @@ type StatusKey = Option<(String, kalsync_core::Mode, Timestamp, Timestamp, Times
 struct Inner {
     /// Users to re-read, and when (debounced).
     dirty: HashMap<UserId, Timestamp>,
+    /// Users a source asked to wait (`Retry-After`, or a failed read's back-off): not
+    /// read before then, whatever notifications say.
+    backoff: HashMap<UserId, Timestamp>,
     /// Users being read now; a change meanwhile reads them once more afterwards.
     in_flight: std::collections::HashSet<UserId>,
     /// Dirty users whose read is only a poll (no change notified).
@@ -240,15 +243,21 @@ impl Engine {
     }
 
     /// Asks for a re-read of a user's window after the debounce.
+    ///
+    /// The first pending change sets the time: later notifications gather into the same
+    /// read but never push it back, so no notification rate, forged or real, can keep a
+    /// user from being read. A source's back-off still holds.
     pub fn mark_dirty(&self, user: UserId, now: Timestamp) {
         let due = now + self.config.debounce;
         {
             let mut inner = self.inner();
             inner.polls.remove(&user);
+            let not_before = inner.backoff.get(&user).copied();
             let entry = inner.dirty.entry(user).or_insert(due);
-            // A burst of notifications waits for its last one, but no longer than twice
-            // the debounce after its first.
-            *entry = (*entry).max(due).min(due + self.config.debounce);
+            *entry = (*entry).min(due);
+            if let Some(wait) = not_before {
+                *entry = (*entry).max(wait);
+            }
         }
         self.sync_wake.notify_one();
     }
@@ -377,6 +386,7 @@ impl Engine {
         }
         inner.last_read.retain(|u, _| held.contains_key(u));
         inner.dirty.retain(|u, _| held.contains_key(u));
+        inner.backoff.retain(|u, _| held.contains_key(u));
         inner.plans.retain(|u, _| held.contains_key(u));
         inner.published.retain(|(u, _), _| held.contains_key(u));
         let gone: Vec<(Timestamp, UserId)> = inner
@@ -500,7 +510,13 @@ impl Engine {
         if !instance.active {
             return Ok(SyncOutcome::Inactive);
         }
-        self.inner().last_read.insert(user.id, now);
+        {
+            // This read covers every change asked for before it starts; one asked for
+            // while it runs asks again.
+            let mut inner = self.inner();
+            inner.last_read.insert(user.id, now);
+            inner.dirty.remove(&user.id);
+        }
         let window = Window::sync(now, instance.settings.days_ahead);
         let read = match self.source_for(&instance) {
             Ok(source) => {
@@ -522,6 +538,7 @@ impl Engine {
                 if let Some(after) = retry {
                     let mut inner = self.inner();
                     inner.dirty.insert(user.id, now + after);
+                    inner.backoff.insert(user.id, now + after);
                 }
                 tracing::warn!(user = %user.id, instance = %instance.id, error = %e, "sync failed");
                 self.store
@@ -560,6 +577,7 @@ impl Engine {
         self.metrics.synced();
         {
             let mut inner = self.inner();
+            inner.backoff.remove(&user.id);
             inner.plans.insert(user.id, plan);
             inner
                 .held
@@ -770,6 +788,7 @@ impl Engine {
             }
         };
         inner.dirty.values_mut().for_each(earlier);
+        inner.backoff.values_mut().for_each(earlier);
         inner.last_read.values_mut().for_each(earlier);
     }
 

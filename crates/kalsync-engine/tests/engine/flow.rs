@@ -400,7 +400,8 @@ async fn the_run_loop_delivers_on_time_and_stops_cleanly() {
     b.time = kalsync_core::BookingTime::timed(start, start + jiff::SignedDuration::from_secs(3600))
         .expect("time");
     w.book(vec![b]);
-    let engine = w.engine().await;
+    // The run loop reads the machine's clock, so this test's engine starts on it too.
+    let engine = w.engine_at(now).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(engine.clone().run(
         async move {
@@ -506,4 +507,65 @@ async fn a_read_recorded_in_the_future_does_not_delay_the_next_one() {
         .await
         .expect("pass");
     assert_eq!(w.pbx.statuses(), [Some("Lunch, åter 13.00".to_owned())]);
+}
+
+#[tokio::test]
+async fn notifications_faster_than_the_debounce_cannot_keep_a_user_from_being_read() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "l",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: x",
+    )]);
+    let first = at("2026-11-24 11:00");
+    let engine = w.engine_with(first, Duration::from_secs(2)).await;
+    assert_eq!(engine.sync_due(first).await, 1, "the first read");
+    let reads = || w.calendars.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let before = reads();
+    // One notification every 100 ms for ten seconds, forged or real: the read they ask
+    // for is due two seconds after the first of them and happens then.
+    let mut read_at = None;
+    for i in 0..100 {
+        let t = first + jiff::SignedDuration::from_millis(100 * i);
+        engine.mark_dirty(w.anna.id, t);
+        if engine.sync_due(t).await > 0 && read_at.is_none() {
+            read_at = Some(t);
+        }
+    }
+    assert_eq!(
+        read_at,
+        Some(first + jiff::SignedDuration::from_secs(2)),
+        "read within the debounce of the first notification"
+    );
+    assert!(
+        reads() - before >= 4,
+        "and again every debounce while they go on"
+    );
+}
+
+#[tokio::test]
+async fn a_notification_does_not_cut_a_sources_retry_after_short() {
+    let w = world(Template::Prefix).await;
+    let now = at("2026-11-24 09:00");
+    let engine = w.engine_with(now, Duration::from_secs(2)).await;
+    *w.calendars.fail_next.lock().expect("lock") = Some(SourceError::Throttled {
+        retry_after: Duration::from_secs(20),
+    });
+    assert_eq!(engine.sync_due(now).await, 1);
+    let later = now + jiff::SignedDuration::from_secs(5);
+    engine.mark_dirty(w.anna.id, later);
+    assert_eq!(
+        engine
+            .sync_due(later + jiff::SignedDuration::from_secs(2))
+            .await,
+        0,
+        "Graph said wait 20 s"
+    );
+    assert_eq!(
+        engine
+            .sync_due(now + jiff::SignedDuration::from_secs(20))
+            .await,
+        1
+    );
 }
