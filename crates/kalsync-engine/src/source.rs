@@ -110,11 +110,13 @@ impl From<GraphError> for SourceError {
 }
 
 impl GraphSource {
-    /// A source for an instance's Graph configuration.
+    /// A source for an instance's Graph configuration, sending only where `outbound`
+    /// permits.
     pub fn new(
         config: &SourceConfig,
         zone: Zone,
         limits: Limits,
+        outbound: &kalsync_outbound::OutboundPolicy,
     ) -> Result<GraphSource, SourceError> {
         let SourceConfig::Graph {
             tenant,
@@ -153,6 +155,7 @@ impl GraphSource {
                 auth,
             },
             limits,
+            outbound,
         )?;
         Ok(GraphSource {
             client,
@@ -212,7 +215,8 @@ impl Source for GraphSource {
                 window,
                 ReadOptions {
                     subject: subjects,
-                    location: subjects,
+                    // Shown nowhere, so never read (SPEC §3.1).
+                    location: false,
                 },
                 &self.fallback_zone,
             )
@@ -260,8 +264,13 @@ impl From<kalsync_ews::EwsError> for SourceError {
 }
 
 impl EwsSource {
-    /// The source of an EWS instance; `zone` is the instance's.
-    pub fn new(config: &SourceConfig, zone: Zone) -> Result<EwsSource, SourceError> {
+    /// The source of an EWS instance; `zone` is the instance's. It sends only where
+    /// `outbound` permits.
+    pub fn new(
+        config: &SourceConfig,
+        zone: Zone,
+        outbound: &kalsync_outbound::OutboundPolicy,
+    ) -> Result<EwsSource, SourceError> {
         let SourceConfig::Ews {
             url,
             username,
@@ -285,7 +294,7 @@ impl EwsSource {
                 password: password.clone(),
             },
             "oauth" => kalsync_ews::Auth::OAuth(std::sync::Arc::new(EntraTokens::new(
-                &url, username, password, options,
+                &url, username, password, options, outbound,
             )?)),
             other => {
                 return Err(SourceError::Failed(format!(
@@ -309,6 +318,7 @@ impl EwsSource {
             }
         };
         settings.zone = kalsync_core::WindowsZone::from_zone(&zone);
+        settings.outbound = outbound.clone();
         Ok(EwsSource {
             client: kalsync_ews::EwsClient::new(settings)?,
             fallback_zone: zone,
@@ -328,6 +338,7 @@ impl EntraTokens {
         client_id: &str,
         secret: &secrecy::SecretString,
         options: &kalsync_store::EwsOptions,
+        outbound: &kalsync_outbound::OutboundPolicy,
     ) -> Result<EntraTokens, SourceError> {
         let tenant = options.tenant.clone().ok_or_else(|| {
             SourceError::Failed("auth `oauth` needs options.tenant (the app's tenant)".into())
@@ -345,7 +356,11 @@ impl EntraTokens {
                 ews.host_str().unwrap_or_default()
             ),
         };
-        let http = reqwest::Client::builder()
+        outbound
+            .check_url(&login)
+            .map_err(|e| SourceError::Failed(e.to_string()))?;
+        let http = outbound
+            .http()
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| SourceError::Failed(e.to_string()))?;
@@ -396,7 +411,8 @@ impl Source for EwsSource {
                 window.end,
                 kalsync_ews::Shape {
                     subject: subjects,
-                    location: subjects,
+                    // Shown nowhere, so never read (SPEC §3.1).
+                    location: false,
                 },
                 &self.fallback_zone,
             )

@@ -69,6 +69,7 @@ fn main() {
         settings.timeout = Duration::from_secs(60);
         // The instance's own limit follows the concurrency measured.
         settings.max_concurrency = concurrency;
+        settings.outbound = kalsync_outbound::OutboundPolicy::with_loopback();
         let client = EwsClient::new(settings).expect("client");
         let start = stockholm.parse_instant("2026-11-23").expect("t");
         let end = stockholm.parse_instant("2026-12-07").expect("t");

@@ -84,6 +84,8 @@ pub struct Settings {
     pub max_concurrency: usize,
     /// CA certificates (PEM) trusted besides the public roots: a company's own CA.
     pub ca_pem: Option<String>,
+    /// Where requests may go [default: public addresses only].
+    pub outbound: kalsync_outbound::OutboundPolicy,
 }
 
 impl Settings {
@@ -99,6 +101,7 @@ impl Settings {
             max_attempts: 4,
             max_concurrency: 10,
             ca_pem: None,
+            outbound: kalsync_outbound::OutboundPolicy::default(),
         }
     }
 }
@@ -145,7 +148,13 @@ impl EwsClient {
             Some(pem) => crate::tls::certificates(pem)?,
             None => Vec::new(),
         };
-        let mut http = reqwest::Client::builder()
+        settings
+            .outbound
+            .check_url(&settings.url)
+            .map_err(|e| EwsError::Transport(e.to_string()))?;
+        let mut http = settings
+            .outbound
+            .http()
             .timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(60));
         for der in &roots {
@@ -164,6 +173,7 @@ impl EwsClient {
                     password.clone(),
                     settings.timeout,
                     roots,
+                    settings.outbound.clone(),
                 )))
             }
             _ => None,

@@ -45,6 +45,8 @@ pub(crate) struct NtlmPool {
     timeout: Duration,
     /// CA certificates trusted besides the public roots (DER).
     roots: Vec<Vec<u8>>,
+    /// Where connections may go.
+    outbound: kalsync_outbound::OutboundPolicy,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
@@ -59,6 +61,7 @@ impl NtlmPool {
         password: SecretString,
         timeout: Duration,
         roots: Vec<Vec<u8>>,
+        outbound: kalsync_outbound::OutboundPolicy,
     ) -> NtlmPool {
         NtlmPool {
             url,
@@ -66,6 +69,7 @@ impl NtlmPool {
             password,
             timeout,
             roots,
+            outbound,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -131,13 +135,10 @@ impl NtlmPool {
             .url
             .port_or_known_default()
             .ok_or_else(|| transport("the EWS address has no port"))?;
-        let tcp = tokio::time::timeout(
-            self.timeout,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| transport(format!("{host}:{port}: connection timed out")))?
-        .map_err(|e| transport(format!("{host}:{port}: {e}")))?;
+        let tcp = tokio::time::timeout(self.timeout, self.outbound.connect(host.as_str(), port))
+            .await
+            .map_err(|_| transport(format!("{host}:{port}: connection timed out")))?
+            .map_err(|e| transport(format!("{host}:{port}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         if self.url.scheme() == "https" {
             let mut roots = rustls::RootCertStore::empty();

@@ -49,8 +49,19 @@ pub struct Setup<'a> {
     pub group: Option<&'a str>,
 }
 
+/// A PowerShell single-quoted string. PowerShell ends such a string at any of five
+/// quote characters (`'`, `‘`, `’`, `‚`, `‛`), and takes each doubled as itself.
 fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
 }
 
 /// The script, commented step by step.
@@ -209,6 +220,21 @@ pub fn powershell(s: &Setup<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_quote_powershell_knows_is_doubled() {
+        assert_eq!(quoted("svc-kalsync"), "'svc-kalsync'");
+        assert_eq!(quoted("o'hara"), "'o''hara'");
+        for q in ['\u{2018}', '\u{2019}', '\u{201A}', '\u{201B}'] {
+            let hostile = format!("x{q}; Remove-Mailbox -Identity *; {q}");
+            let out = quoted(&hostile);
+            assert_eq!(
+                out.matches(q).count(),
+                4,
+                "{out}: each of the two is doubled"
+            );
+        }
+    }
 
     #[test]
     fn each_version_gets_its_own_commands() {

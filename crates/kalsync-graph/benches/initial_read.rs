@@ -59,6 +59,7 @@ fn main() {
                     Endpoints::at(&base).expect("endpoints"),
                     AppCredentials { tenant: "bench-tenant".into(), client_id: "bench-app".into(), auth: ClientAuth::Secret(SecretString::from("bench-secret")) },
                     Limits { global: concurrency, timeout: Duration::from_secs(60), ..Limits::default() },
+                    &kalsync_outbound::OutboundPolicy::with_loopback(),
                 )
                 .expect("client");
                 client.check_credentials().await.expect("token");

@@ -174,6 +174,35 @@ pub struct TokenSource {
     cached: Arc<Mutex<Option<Cached>>>,
 }
 
+/// The token endpoint of `tenant` at `login_base`, built segment by segment: the tenant
+/// is one path segment, so no text in it (`//host`, `../`, `?`, an absolute URL) can
+/// move the request, and the secret with it, to another host or path. A tenant is an id
+/// (a GUID) or a domain name; anything else is refused.
+pub fn token_url(login_base: &Url, tenant: &str) -> Result<Url, TokenError> {
+    let tenant = tenant.trim();
+    let plausible = !tenant.is_empty()
+        && tenant.len() <= 253
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !tenant.starts_with('.')
+        && !tenant.contains("..");
+    if !plausible {
+        return Err(TokenError::WrongTenant(format!(
+            "`{}` is neither a tenant id nor a domain name",
+            tenant.escape_debug()
+        )));
+    }
+    let mut url = login_base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| TokenError::WrongTenant("the login address cannot take a path".into()))?
+        .pop_if_empty()
+        .extend([tenant, "oauth2", "v2.0", "token"]);
+    Ok(url)
+}
+
 /// Tokens are renewed this long before they expire.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
@@ -186,9 +215,7 @@ impl TokenSource {
         scope: &str,
         credentials: AppCredentials,
     ) -> Result<Self, TokenError> {
-        let token_url = login_base
-            .join(&format!("{}/oauth2/v2.0/token", credentials.tenant.trim()))
-            .map_err(|e| TokenError::WrongTenant(e.to_string()))?;
+        let token_url = token_url(login_base, &credentials.tenant)?;
         Ok(TokenSource {
             http,
             token_url,
@@ -423,6 +450,44 @@ pub fn parse_consent_redirect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_never_moves_the_token_request_to_another_host() {
+        let login = Url::parse("https://login.microsoftonline.com/").expect("url");
+        assert_eq!(
+            token_url(&login, "acme.onmicrosoft.com")
+                .expect("url")
+                .as_str(),
+            "https://login.microsoftonline.com/acme.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            token_url(&login, " 72f988bf-86f1-41af-91ab-2d7cd011db47 ")
+                .expect("url")
+                .as_str(),
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
+        );
+        let sim = Url::parse("http://127.0.0.1:9/sim").expect("url");
+        assert_eq!(
+            token_url(&sim, "t").expect("url").as_str(),
+            "http://127.0.0.1:9/sim/t/oauth2/v2.0/token"
+        );
+        for hostile in [
+            "//attacker.example/x",
+            "https://attacker.example/",
+            "t/oauth2/v2.0/token?x=",
+            "../../other",
+            "t#frag",
+            "user@attacker.example",
+            "",
+            "..",
+            "a\nb",
+        ] {
+            assert!(
+                matches!(token_url(&login, hostile), Err(TokenError::WrongTenant(_))),
+                "{hostile}"
+            );
+        }
+    }
 
     #[test]
     fn aadsts_codes_become_what_the_admin_must_fix() {

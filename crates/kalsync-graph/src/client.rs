@@ -241,13 +241,20 @@ struct Answer {
 }
 
 impl GraphClient {
-    /// A client with its own HTTP client.
+    /// A client with its own HTTP client, sending only where `outbound` permits.
     pub fn new(
         endpoints: Endpoints,
         credentials: AppCredentials,
         limits: Limits,
+        outbound: &kalsync_outbound::OutboundPolicy,
     ) -> Result<Self, GraphError> {
-        let http = reqwest::Client::builder()
+        for url in [&endpoints.graph, &endpoints.login] {
+            outbound
+                .check_url(url)
+                .map_err(|e| GraphError::Transport(e.to_string()))?;
+        }
+        let http = outbound
+            .http()
             .timeout(limits.timeout)
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(limits.global.max(1))

@@ -9,6 +9,8 @@ use subtle::ConstantTimeEq as _;
 
 /// The most a notification body may weigh (Graph sends at most a few kB per item).
 pub const MAX_NOTIFICATION_BYTES: usize = 1024 * 1024;
+/// The most items one POST may carry; Graph batches far fewer.
+pub const MAX_NOTIFICATION_ITEMS: usize = 1000;
 
 /// The validation handshake: a POST whose query carries `validationToken`. The
 /// endpoint answers `200 text/plain` with the token, decoded, within 10 seconds.
@@ -114,6 +116,9 @@ pub enum NotificationError {
     /// Over [`MAX_NOTIFICATION_BYTES`].
     #[error("the notification body is larger than {MAX_NOTIFICATION_BYTES} bytes")]
     TooLarge,
+    /// Over [`MAX_NOTIFICATION_ITEMS`].
+    #[error("the notification body has more than {MAX_NOTIFICATION_ITEMS} items")]
+    TooMany,
     /// Not `{"value": [...]}`.
     #[error("not a notification collection: {0}")]
     Malformed(String),
@@ -155,6 +160,9 @@ pub fn parse(body: &[u8]) -> Result<NotificationBatch, NotificationError> {
     }
     let collection: Collection =
         serde_json::from_slice(body).map_err(|e| NotificationError::Malformed(e.to_string()))?;
+    if collection.value.len() > MAX_NOTIFICATION_ITEMS {
+        return Err(NotificationError::TooMany);
+    }
     let mut batch = NotificationBatch::default();
     for (index, value) in collection.value.into_iter().enumerate() {
         match read_item(value) {
@@ -233,10 +241,9 @@ pub fn receive(
         Ok(b) => b,
         Err(e) => {
             return Reception {
-                status: if e == NotificationError::TooLarge {
-                    413
-                } else {
-                    400
+                status: match e {
+                    NotificationError::TooLarge | NotificationError::TooMany => 413,
+                    NotificationError::Malformed(_) => 400,
                 },
                 body: String::new(),
                 accepted: Vec::new(),

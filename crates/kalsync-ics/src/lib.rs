@@ -29,6 +29,11 @@ use kalsync_core::{
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 /// The most occurrences one series yields inside the window.
 pub const MAX_OCCURRENCES: u16 = 10_000;
+/// The most occurrences all series of a file together are stepped through, inside the
+/// window and before it (recurrences are expanded from their first occurrence on): a
+/// daily series since 1850 takes 64,000; `FREQ=SECONDLY` from 1970 would take 1.8
+/// billion, and is refused instead of read for minutes.
+pub const MAX_EXPANSION_STEPS: u32 = 1_000_000;
 
 /// How to read a file.
 #[derive(Debug, Clone)]
@@ -53,11 +58,20 @@ pub struct Imported {
     pub events: usize,
     /// Earliest and latest start of any event or series in the file.
     pub span: Option<(jiff::Timestamp, jiff::Timestamp)>,
+    /// Occurrences stepped through so far ([`MAX_EXPANSION_STEPS`]).
+    steps: u32,
+    /// The series that used up the steps, when one did.
+    too_much: Option<String>,
 }
 
 /// Why a file could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IcsError {
+    /// Its recurrences repeat too often to be expanded ([`MAX_EXPANSION_STEPS`]).
+    #[error(
+        "{0} repeats too often: more than {MAX_EXPANSION_STEPS} occurrences from its start to the end of the window (Outlook's series repeat daily at most)"
+    )]
+    TooManyOccurrences(String),
     /// Over [`MAX_FILE_BYTES`].
     #[error("the file is {0} bytes; at most {MAX_FILE_BYTES} are read")]
     TooLarge(usize),
@@ -124,6 +138,9 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Imported, IcsError>
     }
     for (index, calendar) in calendars.iter().enumerate() {
         read_calendar(calendar, index, default_tz, options, &mut out);
+        if let Some(series) = out.too_much.take() {
+            return Err(IcsError::TooManyOccurrences(series));
+        }
     }
     out.bookings.sort_by(|a, b| a.id.cmp(&b.id));
     let mut seen = std::collections::HashSet::new();
@@ -640,17 +657,40 @@ fn expand(
     ) else {
         return;
     };
+    if out.too_much.is_some() {
+        return;
+    }
+    // rrule steps through every occurrence from the series' start, those before the
+    // window too: the steps are counted against the file's budget, and the ones inside
+    // the window kept.
+    let after = as_utc(from - length.max(TimeDelta::zero()) - margin);
     let mut set = rrule::RRuleSet::new(dt_start)
         .rrule(built)
-        .after(as_utc(from - length.max(TimeDelta::zero()) - margin))
         .before(as_utc(to + margin));
     for r in &event.rdates {
         set = set.rdate(as_utc(local_of(r)));
     }
-    let result = set.all(MAX_OCCURRENCES);
+    let budget = MAX_EXPANSION_STEPS.saturating_sub(out.steps);
+    let walked = set.all(u16::try_from(budget).unwrap_or(u16::MAX));
+    out.steps = out
+        .steps
+        .saturating_add(u32::try_from(walked.dates.len()).unwrap_or(u32::MAX));
+    let reached_window = walked.dates.last().is_some_and(|d| *d >= after);
+    if walked.limited && (out.steps >= MAX_EXPANSION_STEPS || !reached_window) {
+        out.too_much = Some(event.label.clone());
+        return;
+    }
+    // Cut short inside the window (by the step budget), or more than a series may
+    // yield there: the rest is left out, with a warning.
+    let mut result = walked;
+    result.dates.retain(|d| *d >= after);
+    if result.dates.len() > usize::from(MAX_OCCURRENCES) {
+        result.dates.truncate(usize::from(MAX_OCCURRENCES));
+        result.limited = true;
+    }
     if result.limited {
         out.warnings.push(format!(
-            "{}: more than {MAX_OCCURRENCES} occurrences in the window; the rest are left out",
+            "{}: more occurrences than are read (at most {MAX_OCCURRENCES} in the window); the rest are left out",
             event.label
         ));
     }
@@ -979,6 +1019,45 @@ mod tests {
         let i = import(&text, &o).expect("imports");
         assert_eq!(i.bookings.len(), 7);
         assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    }
+
+    #[test]
+    fn a_series_too_dense_to_reach_the_window_is_refused_quickly() {
+        let mut o = options(None);
+        o.window = Window {
+            start: stockholm("2026-11-23 00:00"),
+            end: stockholm("2026-11-30 00:00"),
+        };
+        let started = std::time::Instant::now();
+        let refused = import(
+            &calendar(
+                "BEGIN:VEVENT\r\nUID:bomb\r\nDTSTART:19700101T000000Z\r\nDTEND:19700101T000001Z\r\nRRULE:FREQ=SECONDLY\r\nEND:VEVENT\r\n",
+            ),
+            &o,
+        );
+        assert!(
+            matches!(&refused, Err(IcsError::TooManyOccurrences(series)) if series.contains("bomb")),
+            "{refused:?}"
+        );
+        // Many such series share one budget: the file is refused after the first.
+        let many: String = (0..200)
+            .map(|i| format!("BEGIN:VEVENT\r\nUID:b{i}\r\nDTSTART:20260101T000000Z\r\nDTEND:20260101T000001Z\r\nRRULE:FREQ=MINUTELY\r\nEND:VEVENT\r\n"))
+            .collect();
+        assert!(matches!(
+            import(&calendar(&many), &o),
+            Err(IcsError::TooManyOccurrences(_))
+        ));
+        // Reported here, not timed: a debug build takes well under a second for both.
+        eprintln!("refused in {:?}", started.elapsed());
+        // A daily series since 1900 still reaches the window.
+        let old = import(
+            &calendar(
+                "BEGIN:VEVENT\r\nUID:old\r\nDTSTART:19000101T120000Z\r\nDTEND:19000101T130000Z\r\nRRULE:FREQ=DAILY\r\nEND:VEVENT\r\n",
+            ),
+            &o,
+        )
+        .expect("imports");
+        assert_eq!(old.bookings.len(), 7);
     }
 
     #[test]

@@ -126,6 +126,8 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
                     .collect(),
             }],
         }],
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
         ..Settings::default()
     };
     settings.engine.poll_interval_secs = 3600;

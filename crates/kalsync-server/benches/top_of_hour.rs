@@ -120,7 +120,7 @@ fn main() {
             Arc::new(|_| Ok(Arc::new(NoSource) as Arc<dyn Source>)),
             Arc::new(|t| match &t.config {
                 TargetConfig::Webhook { url, signing_secret } => {
-                    Ok(Arc::new(kalsync_target_webhook::WebhookTarget::new(url, signing_secret, Duration::from_secs(10)).map_err(|e| e.to_string())?) as Arc<dyn Target>)
+                    Ok(Arc::new(kalsync_target_webhook::WebhookTarget::new(url, signing_secret, Duration::from_secs(10), &kalsync_outbound::OutboundPolicy::with_loopback()).map_err(|e| e.to_string())?) as Arc<dyn Target>)
                 }
                 _ => Err("webhook only".into()),
             }),

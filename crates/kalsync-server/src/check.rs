@@ -65,6 +65,7 @@ fn advice(e: &EwsError) -> String {
 /// Checks instance `id` with the mailbox `user` (the instance's first user when none).
 pub async fn check_instance(
     store: &dyn Store,
+    outbound: &kalsync_outbound::OutboundPolicy,
     id: InstanceId,
     user: Option<&str>,
 ) -> Result<Vec<Step>, String> {
@@ -84,8 +85,8 @@ pub async fn check_instance(
     let (start, end) = (now, now + SignedDuration::from_hours(24 * 14));
     match &instance.source {
         SourceConfig::Ews { .. } => {
-            let source =
-                EwsSource::new(&instance.source, zone.clone()).map_err(|e| e.to_string())?;
+            let source = EwsSource::new(&instance.source, zone.clone(), outbound)
+                .map_err(|e| e.to_string())?;
             let client = source.client();
             let mut steps = Vec::new();
             // A one-hour view: signs in and reaches the mailbox in one request.
@@ -171,8 +172,13 @@ pub async fn check_instance(
             Ok(steps)
         }
         SourceConfig::Graph { .. } => {
-            let source = GraphSource::new(&instance.source, zone, kalsync_graph::Limits::default())
-                .map_err(|e| e.to_string())?;
+            let source = GraphSource::new(
+                &instance.source,
+                zone,
+                kalsync_graph::Limits::default(),
+                outbound,
+            )
+            .map_err(|e| e.to_string())?;
             let mut steps = vec![step(
                 "sign in",
                 source
@@ -199,8 +205,12 @@ pub async fn check_instance(
     }
 }
 
-/// The admin UI's and API's connection check: [`check_instance`] over the service's store.
-pub(crate) struct Checker(pub(crate) std::sync::Arc<dyn Store>);
+/// The admin UI's and API's connection check: [`check_instance`] over the service's store,
+/// under its outbound policy.
+pub(crate) struct Checker(
+    pub(crate) std::sync::Arc<dyn Store>,
+    pub(crate) kalsync_outbound::OutboundPolicy,
+);
 
 impl kalsync_web::ConnectionCheck for Checker {
     fn check<'a>(
@@ -209,7 +219,7 @@ impl kalsync_web::ConnectionCheck for Checker {
         mailbox: Option<&'a str>,
     ) -> kalsync_web::Hook<'a, Result<Vec<kalsync_web::CheckStep>, String>> {
         Box::pin(async move {
-            let steps = check_instance(self.0.as_ref(), instance, mailbox).await?;
+            let steps = check_instance(self.0.as_ref(), &self.1, instance, mailbox).await?;
             Ok(steps
                 .into_iter()
                 .map(|s| kalsync_web::CheckStep {

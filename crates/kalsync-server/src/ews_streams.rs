@@ -74,6 +74,10 @@ impl Group {
 pub struct EwsStreams {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
+    /// Mints the push addresses' tokens.
+    secrets: kalsync_store::SecretBox,
+    /// Where Exchange may be reached.
+    outbound: kalsync_outbound::OutboundPolicy,
     /// Where Exchange can reach this service (push subscriptions).
     public_url: Option<url::Url>,
     instances: Mutex<HashMap<InstanceId, Instance>>,
@@ -90,11 +94,15 @@ impl EwsStreams {
     pub fn new(
         store: Arc<dyn Store>,
         engine: Arc<Engine>,
+        secrets: kalsync_store::SecretBox,
+        outbound: kalsync_outbound::OutboundPolicy,
         public_url: Option<url::Url>,
     ) -> Arc<EwsStreams> {
         Arc::new(EwsStreams {
             store,
             engine,
+            secrets,
+            outbound,
             public_url,
             instances: Mutex::new(HashMap::new()),
             owners: Arc::new(Mutex::new(HashMap::new())),
@@ -117,8 +125,11 @@ impl EwsStreams {
             let SourceConfig::Ews { .. } = &instance.source else {
                 continue;
             };
-            let Ok(source) = EwsSource::new(&instance.source, instance.settings.time_zone.clone())
-            else {
+            let Ok(source) = EwsSource::new(
+                &instance.source,
+                instance.settings.time_zone.clone(),
+                &self.outbound,
+            ) else {
                 continue;
             };
             let client = source.client().clone();
@@ -238,15 +249,18 @@ impl EwsStreams {
                 .map(str::to_owned);
             let push_url = match &self.public_url {
                 Some(base) => {
-                    let token = uuid::Uuid::new_v4().simple().to_string();
-                    let Ok(url) = base.join(&format!("notifications/ews/{token}")) else {
+                    let token = self.secrets.mint_token(PUSH_TOKEN);
+                    let mut url = base.clone();
+                    let Ok(mut path) = url.path_segments_mut() else {
                         return made;
                     };
+                    path.pop_if_empty().extend(["notifications", "ews", &token]);
+                    drop(path);
                     // The token names the user before Exchange can push to it (it may
                     // push the events since the watermark at once).
                     if self
                         .store
-                        .set_subscription(user.id, Some(&token))
+                        .set_push_token(user.id, Some(&token))
                         .await
                         .is_err()
                     {
@@ -545,6 +559,9 @@ async fn hold(
 
 /// Where a user's last push watermark is kept in its sync state.
 const WATERMARK: &str = "ews_watermark";
+/// What a push address's token is minted for: random per subscription, and recognised
+/// as the service's own before anything is looked up.
+const PUSH_TOKEN: &str = "ews-push";
 
 /// Exchange's push: `SendNotification` for the subscription the token names. Its
 /// user is read again (here, or by the node that holds it) and the watermark kept; an
@@ -562,20 +579,25 @@ pub(crate) async fn push_endpoint(
         )
             .into_response()
     };
-    let user = match service.store.user_by_subscription(&token).await {
+    if !service.secrets.is_minted(PUSH_TOKEN, &token) {
+        return answer(false);
+    }
+    let user = match service.store.user_by_push_token(&token).await {
         Ok(Some(user)) => user,
         Ok(None) => return answer(false),
         // The store is down: keep the subscription; Exchange sends again.
         Err(_) => return answer(true),
     };
+    // Only a notification that says something changed asks for a read: an empty or
+    // unreadable body is no change (whoever sent it learns nothing and costs nothing).
     let notifications = match response::pushed(&body) {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(user = %user.id, error = %e, "an EWS push could not be read; the mailbox is read again");
-            Vec::new()
+            tracing::warn!(user = %user.id, error = %e, "an EWS push could not be read; ignored");
+            return answer(true);
         }
     };
-    let mut changed = notifications.is_empty();
+    let mut changed = false;
     let mut watermark = None;
     for n in notifications.into_iter().flatten() {
         changed |= n.has_changes();

@@ -8,6 +8,7 @@
 pub mod check;
 mod declare;
 pub mod ews_streams;
+pub mod logs;
 mod pages;
 pub mod settings;
 pub mod subscriptions;
@@ -58,6 +59,10 @@ pub struct Service {
     pub subscriptions: Option<Arc<subscriptions::Subscriptions>>,
     /// The admin UI's and API's state (sign-in limits).
     pub web: kalsync_web::WebState,
+    /// Seals secrets at rest and mints the tokens notification endpoints recognise.
+    pub secrets: SecretBox,
+    /// Where sources and targets may be reached.
+    pub outbound: kalsync_outbound::OutboundPolicy,
 }
 
 impl Service {
@@ -73,17 +78,24 @@ impl Service {
         tracing::info!(database = %url, backend = store.backend(), "store open");
         declare::apply(store.as_ref(), &settings.companies).await?;
         declare::accounts(store.as_ref(), &settings.accounts).await?;
+        let outbound = settings.outbound.policy();
         let pbx = PbxSimulator::new();
         let engine = Engine::new(
             store.clone(),
             engine_config(&settings),
-            source_factory(),
-            target_factory(pbx.clone()),
+            source_factory(outbound.clone()),
+            target_factory(pbx.clone(), outbound.clone()),
         );
         let subscriptions = match &settings.public_url {
             Some(url) => Some(
-                subscriptions::Subscriptions::new(store.clone(), engine.clone(), secrets, url)
-                    .map_err(|e| ServerError::Config(format!("public_url: {e}")))?,
+                subscriptions::Subscriptions::new(
+                    store.clone(),
+                    engine.clone(),
+                    secrets.clone(),
+                    outbound.clone(),
+                    url,
+                )
+                .map_err(|e| ServerError::Config(format!("public_url: {e}")))?,
             ),
             None => None,
         };
@@ -93,13 +105,16 @@ impl Service {
             .is_some_and(|u| u.scheme() == "https");
         Ok(Service {
             web: kalsync_web::WebState::new(store.clone(), secure)
-                .with_checker(Arc::new(check::Checker(store.clone())))
-                .with_microsoft365(microsoft365_app(&settings)?, settings.public_url.clone()),
+                .with_checker(Arc::new(check::Checker(store.clone(), outbound.clone())))
+                .with_microsoft365(microsoft365_app(&settings)?, settings.public_url.clone())
+                .with_trusted_proxies(settings.trusted_proxies.clone()),
             subscriptions,
             store,
             engine,
             pbx,
             settings: Arc::new(settings),
+            secrets,
+            outbound,
         })
     }
 
@@ -153,6 +168,8 @@ impl Service {
             ews_streams::EwsStreams::new(
                 self.store.clone(),
                 self.engine.clone(),
+                self.secrets.clone(),
+                self.outbound.clone(),
                 self.settings.public_url.clone(),
             )
             .run(stop_streams.clone()),
@@ -240,24 +257,29 @@ fn host_name() -> String {
 }
 
 /// Sources by kind.
-fn source_factory() -> kalsync_engine::SourceFactory {
-    Arc::new(|instance| -> Result<Arc<dyn Source>, SourceError> {
+fn source_factory(outbound: kalsync_outbound::OutboundPolicy) -> kalsync_engine::SourceFactory {
+    Arc::new(move |instance| -> Result<Arc<dyn Source>, SourceError> {
         match &instance.source {
             config @ SourceConfig::Graph { .. } => Ok(Arc::new(GraphSource::new(
                 config,
                 instance.settings.time_zone.clone(),
                 kalsync_graph::Limits::default(),
+                &outbound,
             )?)),
             config @ SourceConfig::Ews { .. } => Ok(Arc::new(kalsync_engine::EwsSource::new(
                 config,
                 instance.settings.time_zone.clone(),
+                &outbound,
             )?)),
         }
     })
 }
 
 /// Targets by kind; every `simulator` target is the one in-process PBX.
-fn target_factory(pbx: PbxSimulator) -> kalsync_engine::TargetFactory {
+fn target_factory(
+    pbx: PbxSimulator,
+    outbound: kalsync_outbound::OutboundPolicy,
+) -> kalsync_engine::TargetFactory {
     Arc::new(move |target| -> Result<Arc<dyn Target>, String> {
         match &target.config {
             TargetConfig::Webhook {
@@ -268,6 +290,7 @@ fn target_factory(pbx: PbxSimulator) -> kalsync_engine::TargetFactory {
                     url,
                     signing_secret,
                     Duration::from_secs(10),
+                    &outbound,
                 )
                 .map_err(|e| e.to_string())?,
             )),
@@ -284,6 +307,7 @@ fn target_factory(pbx: PbxSimulator) -> kalsync_engine::TargetFactory {
                 username,
                 secret.clone(),
                 announcement,
+                outbound.clone(),
             ))),
             TargetConfig::Sip {
                 proxy,
@@ -298,6 +322,7 @@ fn target_factory(pbx: PbxSimulator) -> kalsync_engine::TargetFactory {
                     password: password.clone(),
                     expires: Duration::from_secs(600),
                     timeout: Duration::from_secs(8),
+                    outbound: outbound.clone(),
                 },
             ))),
         }

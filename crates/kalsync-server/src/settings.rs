@@ -43,6 +43,12 @@ pub struct Settings {
     pub accounts: Vec<AccountDecl>,
     /// The operator's multi-tenant Entra ID app, for *Connect Microsoft 365*.
     pub microsoft365: Option<Microsoft365Settings>,
+    /// Where sources and targets may be reached.
+    pub outbound: OutboundSettings,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client, for the sign-in limits [default:
+    /// none, every peer is the client].
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The operator's multi-tenant app: companies grant it access with the admin-consent
@@ -93,7 +99,38 @@ impl Default for Settings {
             companies: Vec::new(),
             accounts: Vec::new(),
             microsoft365: None,
+            outbound: OutboundSettings::default(),
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// Where outbound requests may go. Company admins type the addresses of their sources:
+/// loopback, private, link-local and unique-local addresses are refused unless allowed
+/// here (`docs/THREAT_MODEL.md`, T5).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSettings {
+    /// Networks on such ranges that sources and targets may still reach, e.g.
+    /// `["10.20.0.0/16"]` for an on-premises Exchange and a PBX on the operator's own
+    /// network [default: none].
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl OutboundSettings {
+    /// This machine's loopback allowed (the demo and tests, whose simulators listen
+    /// there).
+    pub fn loopback() -> OutboundSettings {
+        OutboundSettings {
+            allow: kalsync_outbound::OutboundPolicy::with_loopback()
+                .allowed()
+                .to_vec(),
+        }
+    }
+
+    /// The policy every outbound client of the service follows.
+    pub fn policy(&self) -> kalsync_outbound::OutboundPolicy {
+        kalsync_outbound::OutboundPolicy::new(self.allow.clone())
     }
 }
 

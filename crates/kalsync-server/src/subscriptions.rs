@@ -22,6 +22,9 @@ use kalsync_store::{InstanceId, SecretBox, SourceConfig, Store, UserId};
 
 /// The sync-state key of a user's Graph subscription (id, expiry, sealed clientState).
 const GRAPH_SUBSCRIPTION: &str = "graph_subscription";
+/// What a `clientState` is minted for ([`SecretBox::mint_token`]): each is random, and
+/// the endpoint recognises one of its own before it looks anything up.
+const CLIENT_STATE: &str = "graph-client-state";
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -41,6 +44,7 @@ pub struct Subscriptions {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
     secrets: SecretBox,
+    outbound: kalsync_outbound::OutboundPolicy,
     notification_url: url::Url,
     lifecycle_url: url::Url,
     clients: Mutex<HashMap<InstanceId, GraphClient>>,
@@ -48,6 +52,8 @@ pub struct Subscriptions {
     /// Subscriptions Graph asked to reauthorise: renewed on the next pass.
     reauthorize: Mutex<std::collections::HashSet<String>>,
     wake: tokio::sync::Notify,
+    /// Refused notification items, logged as one summary now and then.
+    refused: crate::logs::Tally,
 }
 
 /// What one maintenance pass did.
@@ -69,18 +75,21 @@ impl Subscriptions {
         store: Arc<dyn Store>,
         engine: Arc<Engine>,
         secrets: SecretBox,
+        outbound: kalsync_outbound::OutboundPolicy,
         public_url: &url::Url,
     ) -> Result<Arc<Self>, url::ParseError> {
         Ok(Arc::new(Subscriptions {
             store,
             engine,
             secrets,
+            outbound,
             notification_url: public_url.join("notifications/graph")?,
             lifecycle_url: public_url.join("notifications/graph/lifecycle")?,
             clients: Mutex::new(HashMap::new()),
             registry: Mutex::new(HashMap::new()),
             reauthorize: Mutex::new(std::collections::HashSet::new()),
             wake: tokio::sync::Notify::new(),
+            refused: crate::logs::Tally::new("notification items were refused"),
         }))
     }
 
@@ -101,6 +110,7 @@ impl Subscriptions {
             &instance.source,
             instance.settings.time_zone.clone(),
             kalsync_graph::Limits::default(),
+            &self.outbound,
         )
         .ok()?;
         let client = source.client().clone();
@@ -151,11 +161,19 @@ impl Subscriptions {
                     .and_then(|s| s.get("expires"))
                     .and_then(|v| v.as_str())
                     .and_then(|t| t.parse::<Timestamp>().ok());
+                // A clientState this key did not mint (made before they were minted, or
+                // under another master key) cannot pass the endpoint's first check: the
+                // subscription is made anew.
                 let sealed = state
                     .as_ref()
                     .and_then(|s| s.get("client_state"))
                     .and_then(|v| v.as_str())
-                    .map(str::to_owned);
+                    .map(str::to_owned)
+                    .filter(|sealed| {
+                        self.secrets
+                            .open(sealed)
+                            .is_ok_and(|c| self.secrets.is_minted(CLIENT_STATE, c.expose_secret()))
+                    });
                 let result = match (id, expires, sealed) {
                     (Some(id), Some(expires), Some(sealed)) => {
                         let Ok(client_state) = self.secrets.open(&sealed) else {
@@ -246,7 +264,7 @@ impl Subscriptions {
         done: &mut Maintenance,
         alive: &mut HashMap<String, ()>,
     ) -> Result<(), String> {
-        let client_state = SecretString::from(random_client_state());
+        let client_state = SecretString::from(self.secrets.mint_token(CLIENT_STATE));
         let created = client
             .create_subscription(&NewSubscription {
                 user: mailbox.to_owned(),
@@ -320,11 +338,26 @@ impl Subscriptions {
 
     /// Handles one POST from Graph. It may name users another node holds: their
     /// `clientState` comes from the store, and the holder is asked to read.
+    ///
+    /// What anyone on the internet can send here costs little: an item whose
+    /// `clientState` this service did not mint is refused before any look-up, each
+    /// subscription is looked up once per POST, and refusals are counted into one log
+    /// line now and then, never a line per item.
     pub async fn receive(&self, query: Option<&str>, body: &[u8]) -> Response {
         let mut known: HashMap<String, Registered> = HashMap::new();
-        if let Ok(batch) = notifications::parse(body) {
-            for n in &batch.notifications {
-                let id = n.subscription_id();
+        if notifications::validation_token(query).is_none()
+            && let Ok(batch) = notifications::parse(body)
+        {
+            let ours: std::collections::BTreeSet<&str> = batch
+                .notifications
+                .iter()
+                .filter(|n| {
+                    n.client_state()
+                        .is_some_and(|c| self.secrets.is_minted(CLIENT_STATE, c))
+                })
+                .map(Notification::subscription_id)
+                .collect();
+            for id in ours {
                 let entry = self.registry().get(id).cloned();
                 let entry = match entry {
                     Some(e) => Some(e),
@@ -340,16 +373,20 @@ impl Subscriptions {
                 .get(id)
                 .map(|r| r.client_state.expose_secret().to_owned())
         });
-        for why in &reception.rejected {
-            tracing::warn!(reason = %why, "a notification was refused");
+        if !reception.rejected.is_empty() {
+            self.refused
+                .count(reception.rejected.len(), &reception.rejected[0]);
         }
         let now = Timestamp::now();
+        let mut asked = std::collections::HashSet::new();
         for n in &reception.accepted {
             let Some(user) = known.get(n.subscription_id()).map(|r| r.user) else {
                 continue;
             };
             if !self.engine.holds(user) {
-                if let Err(e) = self.store.request_sync(user).await {
+                if asked.insert(user)
+                    && let Err(e) = self.store.request_sync(user).await
+                {
                     tracing::warn!(user = %user, error = %e, "cannot pass a notification on to the node that holds the user");
                 }
                 continue;
@@ -414,11 +451,6 @@ impl Subscriptions {
             }
         }
     }
-}
-
-/// A random `clientState`: 122 random bits from the OS's generator.
-fn random_client_state() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The endpoint's handler.

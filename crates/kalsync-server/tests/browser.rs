@@ -224,6 +224,8 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
             account("it@acme.example", "company_admin", "Acme AB"),
             account("reception@acme.example", "reader", "Acme AB"),
         ],
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
         ..Settings::default()
     };
     settings.engine.debounce_ms = 0;
@@ -431,6 +433,8 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
             login_url: Some(sim_url.clone()),
             graph_url: Some(format!("{sim_url}v1.0/")),
         }),
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
         ..Settings::default()
     };
     settings.engine.debounce_ms = 0;

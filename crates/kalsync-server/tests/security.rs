@@ -59,7 +59,7 @@ fn captured() -> &'static Captured {
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
-            .with_writer(log.clone())
+            .with_writer(kalsync_server::logs::LineSafe(log.clone()))
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
         log
@@ -300,6 +300,8 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
             login_url: Some(sim_url.clone()),
             graph_url: None,
         }),
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
         ..Settings::default()
     };
     settings.engine.debounce_ms = 0;
@@ -495,6 +497,8 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
                 users: vec![UserDecl::Email("anna@acme.example".into())],
             }],
         }],
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
         ..Settings::default()
     };
     let mut settings = settings;
@@ -567,6 +571,63 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
         .await
         .expect("text");
     assert!(pushed.contains("Unsubscribe"), "{pushed}");
+    // A Graph subscription id posted as an EWS push token names nobody.
+    let crossed = post(
+        &format!("/notifications/ews/{subscription}"),
+        b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"/>".to_vec(),
+        "text/xml",
+    )
+    .await
+    .expect("answer")
+    .text()
+    .await
+    .expect("text");
+    assert!(crossed.contains("Unsubscribe"), "{crossed}");
+    // A flood of unknown subscriptions, one of them carrying a forged log line: refused
+    // without a look-up or a log line each, and the forged line never starts a line.
+    let forged_line = "2026-12-02T00:00:00.000000Z  WARN kalsync: FORGED by a notification";
+    let mut flood: Vec<serde_json::Value> = (0..999)
+        .map(|i| {
+            json!({"subscriptionId": format!("flood-{i}"), "clientState": "guess",
+            "changeType": "updated", "resource": "Users/x/Events/y"})
+        })
+        .collect();
+    flood.push(
+        json!({"subscriptionId": format!("x\n{forged_line}\u{1b}[31m"),
+        "clientState": format!("y\n{forged_line}"), "changeType": "updated", "resource": "r"}),
+    );
+    let answer = post(
+        "/notifications/graph",
+        json!({"value": flood}).to_string().into_bytes(),
+        "application/json",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(answer.status(), 403);
+    let too_many: Vec<serde_json::Value> = (0..1001)
+        .map(|_| {
+            json!({"subscriptionId": subscription, "clientState": "guess",
+            "changeType": "updated", "resource": "r"})
+        })
+        .collect();
+    let answer = post(
+        "/notifications/graph",
+        json!({"value": too_many}).to_string().into_bytes(),
+        "application/json",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(answer.status(), 413, "more items than Graph ever batches");
+    let log = captured().text();
+    assert!(
+        !log.lines().any(|l| l.starts_with(forged_line)),
+        "a field from outside started a line of its own"
+    );
+    assert!(!log.contains('\u{1b}'), "no escape byte reaches the log");
+    assert!(
+        log.lines().filter(|l| l.contains("flood-")).count() <= 1,
+        "a thousand refused items are one summary line at most"
+    );
     // The validation handshake echoes only plain text.
     let echo = http
         .post(format!(
@@ -593,4 +654,107 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
         .expect("health");
     assert!(health.status().is_success());
     served.stop().await;
+}
+
+/// Sources and targets a company admin points at this machine or a private network are
+/// refused before anything is sent (`docs/THREAT_MODEL.md`, T5): with no `[outbound]
+/// allow`, an Exchange, a Graph and login host, a webhook and an AMI manager on loopback
+/// get no connection, and the connection check says why.
+#[tokio::test]
+async fn sources_and_targets_on_local_addresses_are_refused_without_the_operators_allow_list() {
+    captured();
+    let internal = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("an internal service");
+    let port = internal.local_addr().expect("addr").port();
+    let local = format!("http://127.0.0.1:{port}/");
+    let dir = support::folder("kalsync-outbound");
+    let (listener, _base) = support::listener().await;
+    let user = || UserDecl::Email("anna@acme.example".into());
+    let mut settings = Settings {
+        database_url: format!("sqlite:{}", dir.join("k.db").display()),
+        master_key_file: dir.join("k.key"),
+        companies: vec![CompanyDecl {
+            name: "Acme".into(),
+            targets: vec![
+                TargetDecl::Webhook {
+                    name: "hook".into(),
+                    url: format!("{local}hook"),
+                    signing_secret: format!("whsec_{WEBHOOK_KEY}").into(),
+                },
+                TargetDecl::Ami {
+                    name: "asterisk".into(),
+                    host: "127.0.0.1".into(),
+                    port,
+                    username: "kalsync".into(),
+                    secret: AMI_SECRET.to_owned().into(),
+                    announcement: "*99".into(),
+                },
+            ],
+            instances: vec![
+                InstanceDecl {
+                    name: "M365".into(),
+                    source: SourceDecl::Graph {
+                        tenant: "t".into(),
+                        client_id: "c".into(),
+                        client_secret: GRAPH_SECRET.to_owned().into(),
+                        graph_url: Some(format!("{local}v1.0/")),
+                        login_url: Some(local.clone()),
+                    },
+                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                    users: vec![user()],
+                },
+                InstanceDecl {
+                    name: "Exchange".into(),
+                    source: SourceDecl::Ews {
+                        url: format!("{local}EWS/Exchange.asmx"),
+                        username: "CORP\\svc-kalsync".into(),
+                        password: EWS_PASSWORD.to_owned().into(),
+                        auth: "ntlm".into(),
+                        version: "2016".into(),
+                        access: "impersonation".into(),
+                        options: Default::default(),
+                        ca_file: None,
+                    },
+                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                    users: vec![user()],
+                },
+            ],
+        }],
+        ..Settings::default()
+    };
+    settings.engine.debounce_ms = 0;
+    settings.engine.poll_interval_secs = 1;
+    // The service runs, reads and delivers for a while: nothing reaches the listener.
+    let served = support::Served::start(settings.clone(), listener, dir.clone());
+    let reached = tokio::time::timeout(Duration::from_secs(3), internal.accept()).await;
+    assert!(reached.is_err(), "a request reached an internal address");
+    served.stop().await;
+
+    // The connection check names the refusal for each source.
+    let service = kalsync_server::Service::start(settings)
+        .await
+        .expect("service");
+    let company = service.store.companies().await.expect("companies")[0].id;
+    for instance in service.store.instances(company).await.expect("instances") {
+        let steps = kalsync_server::check::check_instance(
+            service.store.as_ref(),
+            &service.outbound,
+            instance.id,
+            Some("anna@acme.example"),
+        )
+        .await;
+        let text = format!("{steps:?}");
+        assert!(
+            text.contains("local or private network"),
+            "{}: {text}",
+            instance.name
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), internal.accept())
+            .await
+            .is_err(),
+        "the check reached an internal address"
+    );
 }

@@ -32,6 +32,8 @@ async fn settings(sim_url: &url::Url, dir: &std::path::Path) -> Settings {
                 }],
             }],
         }],
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
         ..Settings::default()
     };
     s.engine.poll_interval_secs = 1;
@@ -615,7 +617,8 @@ async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
     let store = service.store.clone();
     let company = store.companies().await.expect("companies")[0].id;
     let instance = store.instances(company).await.expect("instances")[0].id;
-    let run = || kalsync_server::check::check_instance(store.as_ref(), instance, None);
+    let outbound = service.outbound.clone();
+    let run = || kalsync_server::check::check_instance(store.as_ref(), &outbound, instance, None);
 
     let steps = run().await.expect("checked");
     assert_eq!(steps.len(), 4, "{steps:?}");

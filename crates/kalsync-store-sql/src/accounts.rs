@@ -3,13 +3,13 @@
 
 use jiff::Timestamp;
 use kalsync_store::{
-    Account, AccountId, ApiToken, ApiTokenId, CompanyId, Grant, NewAccount, Role, Session,
-    StoreError,
+    Account, AccountId, ApiToken, ApiTokenId, CompanyId, Grant, NewAccount, NewApiToken, Role,
+    Session, StoreError,
 };
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use crate::{SqlStore, at, collect, corrupt, db, id, ms, now};
+use crate::{SqlStore, at, collect, corrupt, db, db_or_missing, id, ms, now};
 
 fn grant(row: &AnyRow) -> Result<Grant, StoreError> {
     let role: String = row.try_get("role").map_err(db)?;
@@ -40,6 +40,7 @@ fn account_row(row: &AnyRow) -> Result<Account, StoreError> {
 
 fn token_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
     let last: Option<i64> = row.try_get("last_used_ms").map_err(db)?;
+    let owner: Option<String> = row.try_get("account_id").map_err(db)?;
     Ok(ApiToken {
         id: id(row, "id")?,
         token_hash: row.try_get("token_hash").map_err(db)?,
@@ -47,12 +48,15 @@ fn token_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
         name: row.try_get("name").map_err(db)?,
         created: at(row.try_get("created_ms").map_err(db)?),
         last_used: last.map(at),
+        expires: at(row.try_get("expires_ms").map_err(db)?),
+        owner: owner
+            .map(|o| o.parse().map_err(|e| corrupt("api token owner", e)))
+            .transpose()?,
     })
 }
 
 const ACCOUNT: &str = "SELECT id, email, display_name, role, company_id, password_hash, language, created_ms FROM accounts";
-const TOKEN: &str =
-    "SELECT id, token_hash, company_id, role, name, created_ms, last_used_ms FROM api_tokens";
+const TOKEN: &str = "SELECT id, token_hash, company_id, role, name, created_ms, last_used_ms, expires_ms, account_id FROM api_tokens";
 
 impl SqlStore {
     pub(crate) async fn insert_account(&self, new: NewAccount) -> Result<Account, StoreError> {
@@ -237,33 +241,35 @@ impl SqlStore {
 
     pub(crate) async fn insert_api_token(
         &self,
-        grant: Grant,
-        name: &str,
-        token_hash: &str,
+        new: NewApiToken<'_>,
     ) -> Result<ApiToken, StoreError> {
-        let Some(company) = grant.company else {
+        let Some(company) = new.grant.company else {
             return Err(StoreError::Invalid(
                 "an API token belongs to a company".into(),
             ));
         };
         let token = ApiToken {
             id: ApiTokenId::new(),
-            token_hash: token_hash.to_owned(),
-            grant,
-            name: name.to_owned(),
-            created: now(),
+            token_hash: new.token_hash.to_owned(),
+            grant: new.grant,
+            name: new.name.to_owned(),
+            created: at(ms(new.created)),
             last_used: None,
+            expires: at(ms(new.expires)),
+            owner: Some(new.owner),
         };
-        sqlx::query("INSERT INTO api_tokens (id, token_hash, company_id, name, role, created_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO api_tokens (id, token_hash, company_id, name, role, created_ms, expires_ms, account_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(token.id.to_string())
             .bind(&token.token_hash)
             .bind(company.to_string())
             .bind(&token.name)
-            .bind(grant.role.as_str())
+            .bind(new.grant.role.as_str())
             .bind(ms(token.created))
+            .bind(ms(token.expires))
+            .bind(new.owner.to_string())
             .execute(&self.pool)
             .await
-            .map_err(db)?;
+            .map_err(db_or_missing(format!("account {}", new.owner)))?;
         Ok(token)
     }
 
@@ -272,11 +278,14 @@ impl SqlStore {
         token_hash: &str,
         now: Timestamp,
     ) -> Result<Option<ApiToken>, StoreError> {
-        let row = sqlx::query(&format!("{TOKEN} WHERE token_hash = $1"))
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query(&format!(
+            "{TOKEN} WHERE token_hash = $1 AND expires_ms > $2"
+        ))
+        .bind(token_hash)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
         let Some(row) = row else {
             return Ok(None);
         };

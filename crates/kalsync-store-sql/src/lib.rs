@@ -11,9 +11,9 @@ mod accounts;
 
 use kalsync_store::{
     Account, AccountId, ApiToken, ApiTokenId, AuditEntry, BookingDiff, Company, CompanyId,
-    Delivery, DeliveryId, DeliveryState, Grant, Instance, InstanceId, NewAccount, NewAuditEntry,
-    NewDelivery, NewInstance, NewTarget, NewUser, SecretBox, Session, SourceConfig, Store,
-    StoreError, SyncState, SyncWrite, Target, TargetConfig, TargetId, User, UserId,
+    Delivery, DeliveryId, DeliveryState, Instance, InstanceId, NewAccount, NewApiToken,
+    NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, SecretBox, Session, SourceConfig,
+    Store, StoreError, SyncState, SyncWrite, Target, TargetConfig, TargetId, User, UserId,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -97,7 +97,7 @@ fn db(e: sqlx::Error) -> StoreError {
 
 /// A write refused because a row it refers to is gone: `NotFound(what)`; anything else as
 /// [`db`].
-fn db_or_missing(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn db_or_missing(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| {
         if let sqlx::Error::Database(d) = &e {
             if d.is_foreign_key_violation() || d.message().to_lowercase().contains("foreign key") {
@@ -690,6 +690,22 @@ impl Store for SqlStore {
     async fn user_by_subscription(&self, subscription: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query("SELECT * FROM users WHERE subscription_id = $1")
             .bind(subscription.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(Self::user_row).transpose()
+    }
+
+    async fn set_push_token(&self, user: UserId, token: Option<&str>) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE users SET push_token = $2 WHERE id = $1")
+            .bind(user.to_string())
+            .bind(token.map(str::to_owned));
+        self.affected(query, format!("user {user}")).await
+    }
+
+    async fn user_by_push_token(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT * FROM users WHERE push_token = $1")
+            .bind(token.to_owned())
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
@@ -1298,13 +1314,8 @@ impl Store for SqlStore {
         self.remove_expired_sessions(now).await
     }
 
-    async fn create_api_token(
-        &self,
-        grant: Grant,
-        name: &str,
-        token_hash: &str,
-    ) -> Result<ApiToken, StoreError> {
-        self.insert_api_token(grant, name, token_hash).await
+    async fn create_api_token(&self, new: NewApiToken<'_>) -> Result<ApiToken, StoreError> {
+        self.insert_api_token(new).await
     }
 
     async fn use_api_token(

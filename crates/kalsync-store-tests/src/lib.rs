@@ -7,9 +7,9 @@ use kalsync_core::{
     Window, build_timeline,
 };
 use kalsync_store::{
-    CompanyId, DeliveryState, Grant, GraphCredential, NewAccount, NewAuditEntry, NewDelivery,
-    NewInstance, NewTarget, NewUser, Role, SecretBox, Session, SourceConfig, Store, StoreError,
-    SyncState, SyncWrite, TargetConfig, UserId,
+    CompanyId, DeliveryState, Grant, GraphCredential, NewAccount, NewApiToken, NewAuditEntry,
+    NewDelivery, NewInstance, NewTarget, NewUser, Role, SecretBox, Session, SourceConfig, Store,
+    StoreError, SyncState, SyncWrite, TargetConfig, UserId,
 };
 use kalsync_store_sql::{DatabaseUrl, SqlStore};
 use secrecy::{ExposeSecret, SecretString};
@@ -455,6 +455,30 @@ pub async fn story(f: &Fixture) {
         s.user_by_subscription("sub-none").await.expect("lookup"),
         None
     );
+    // EWS push tokens are a namespace of their own: neither kind names a user as the
+    // other.
+    s.set_push_token(bo.id, Some("push-bo"))
+        .await
+        .expect("push token");
+    assert_eq!(
+        s.user_by_push_token("push-bo")
+            .await
+            .expect("lookup")
+            .map(|u| u.id),
+        Some(bo.id)
+    );
+    assert_eq!(
+        s.user_by_push_token("sub-anna").await.expect("lookup"),
+        None,
+        "a Graph subscription id is no push token"
+    );
+    assert_eq!(
+        s.user_by_subscription("push-bo").await.expect("lookup"),
+        None,
+        "a push token is no Graph subscription id"
+    );
+    s.set_push_token(bo.id, None).await.expect("cleared");
+    assert_eq!(s.user_by_push_token("push-bo").await.expect("lookup"), None);
     s.request_sync(bo.id).await.expect("request");
     assert!(
         s.claim_sync_requests("node-a")
@@ -874,15 +898,32 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
         None
     );
 
-    // API tokens: one company's, found by hash, revoked only by that company.
+    // API tokens: one company's, found by hash until they expire, revoked only by that
+    // company.
+    let new_token = |grant: Grant, hash: &'static str| NewApiToken {
+        grant,
+        name: "switchboard",
+        token_hash: hash,
+        owner: admin.id,
+        created: at("2026-11-23 09:00"),
+        expires: at("2026-12-23 09:00"),
+    };
     let token = s
-        .create_api_token(grant, "switchboard", "t-hash")
+        .create_api_token(new_token(grant, "t-hash"))
         .await
         .expect("token");
+    assert_eq!(token.owner, Some(admin.id));
     assert!(matches!(
-        s.create_api_token(Grant::operator(), "x", "t2").await,
+        s.create_api_token(new_token(Grant::operator(), "t2")).await,
         Err(StoreError::Invalid(_))
     ));
+    assert_eq!(
+        s.use_api_token("t-hash", at("2026-12-23 09:00"))
+            .await
+            .expect("use"),
+        None,
+        "expired"
+    );
     let used = s
         .use_api_token("t-hash", at("2026-11-23 09:30"))
         .await
@@ -904,7 +945,10 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
     s.delete_api_token(acme, token.id).await.expect("revoke");
     assert!(s.api_tokens(acme).await.expect("tokens").is_empty());
 
-    // Removing an account ends its sessions.
+    // Removing an account ends its sessions and revokes its tokens.
+    s.create_api_token(new_token(grant, "t3-hash"))
+        .await
+        .expect("token");
     s.create_session(&session).await.expect("session");
     s.delete_account(admin.id).await.expect("delete");
     assert!(matches!(
@@ -916,6 +960,13 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
             .await
             .expect("get"),
         None
+    );
+    assert_eq!(
+        s.use_api_token("t3-hash", at("2026-11-23 09:30"))
+            .await
+            .expect("use"),
+        None,
+        "the account's tokens went with it"
     );
     s.create_account(NewAccount {
         email: "it@acme.example".into(),

@@ -6,17 +6,26 @@ use std::path::Path;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac as _};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 
 /// The prefix of a sealed value; the version lets the format change later.
 const PREFIX: &str = "sealed:v1:";
 
-/// Seals and opens secrets. Its `Debug` shows nothing of the key.
+/// The prefix of a minted token ([`SecretBox::mint_token`]).
+const TOKEN_PREFIX: &str = "kt1.";
+
+/// Seals and opens secrets, and mints tokens it recognises again without a look-up.
+/// Its `Debug` shows nothing of the keys.
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// Tags minted tokens; derived from the master key, never the key itself.
+    token_key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -48,7 +57,11 @@ impl SecretBox {
     /// A box for a 32-byte key.
     pub fn new(key: &[u8]) -> Result<Self, CryptoError> {
         let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| CryptoError::BadKey)?;
-        Ok(SecretBox { cipher })
+        let mut mac =
+            <Hmac<Sha256> as hmac::Mac>::new_from_slice(key).map_err(|_| CryptoError::BadKey)?;
+        mac.update(b"kalsync token key v1");
+        let token_key = mac.finalize().into_bytes().into();
+        Ok(SecretBox { cipher, token_key })
     }
 
     /// A box for a base64 key, as `KALSYNC_MASTER_KEY` holds it.
@@ -85,9 +98,47 @@ impl SecretBox {
     pub fn ephemeral() -> Self {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
-        SecretBox {
-            cipher: Aes256Gcm::new(&key.into()),
-        }
+        // A 32-byte key is always a valid key.
+        Self::new(&key).expect("a 32-byte key")
+    }
+
+    /// A fresh random token for `purpose` that only this key recognises: `kt1.` and
+    /// base64url of 16 random bytes and a 16-byte HMAC-SHA256 tag over the purpose and
+    /// them. An endpoint that receives such a token from outside (a Graph `clientState`,
+    /// an EWS push address) throws forged ones away before any look-up.
+    pub fn mint_token(&self, purpose: &str) -> String {
+        let mut random = [0u8; 16];
+        rand::rng().fill_bytes(&mut random);
+        let mut out = random.to_vec();
+        out.extend_from_slice(&self.token_tag(purpose, &random));
+        format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Whether `token` was minted by this key for `purpose` (in constant time).
+    pub fn is_minted(&self, purpose: &str, token: &str) -> bool {
+        let Some(bytes) = token
+            .strip_prefix(TOKEN_PREFIX)
+            .filter(|b| b.len() == 43)
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+        else {
+            return false;
+        };
+        let (random, tag) = bytes.split_at(16);
+        bool::from(self.token_tag(purpose, random).ct_eq(tag))
+    }
+
+    fn token_tag(&self, purpose: &str, random: &[u8]) -> [u8; 16] {
+        // A 32-byte key is always a valid HMAC key.
+        let Ok(mut mac) = <Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.token_key) else {
+            return [0; 16];
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(random);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&full[..16]);
+        tag
     }
 
     /// Seals a secret: `sealed:v1:` and base64 of a random 96-bit nonce and the
@@ -173,6 +224,33 @@ mod tests {
         assert!(a.open(&tampered).is_err());
         assert!(a.open("plain text").is_err());
         assert!(!format!("{a:?}").contains('['));
+    }
+
+    #[test]
+    fn minted_tokens_are_recognised_only_by_their_key_and_purpose() {
+        let a = SecretBox::ephemeral();
+        let token = a.mint_token("graph-client-state");
+        assert!(
+            token.len() <= 128,
+            "Graph takes a clientState of 128 characters"
+        );
+        assert!(a.is_minted("graph-client-state", &token));
+        assert_ne!(token, a.mint_token("graph-client-state"), "random");
+        assert!(!a.is_minted("ews-push", &token), "bound to its purpose");
+        assert!(!SecretBox::ephemeral().is_minted("graph-client-state", &token));
+        let mut forged = token.clone();
+        let last = forged.pop().expect("a character");
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(!a.is_minted("graph-client-state", &forged));
+        for junk in [
+            "",
+            "kt1.",
+            "kt1.\n",
+            "8f14e45fceea167a5a36dedd4bea2543",
+            &"x".repeat(10_000),
+        ] {
+            assert!(!a.is_minted("graph-client-state", junk), "{junk}");
+        }
     }
 
     #[test]

@@ -146,6 +146,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The user a change subscription belongs to.
     async fn user_by_subscription(&self, subscription: &str) -> Result<Option<User>, StoreError>;
+    /// Sets or clears the secret token in a user's EWS push address
+    /// (`/notifications/ews/{token}`), kept apart from Graph subscription ids.
+    async fn set_push_token(&self, user: UserId, token: Option<&str>) -> Result<(), StoreError>;
+    /// The user whose EWS push address carries `token`.
+    async fn user_by_push_token(&self, token: &str) -> Result<Option<User>, StoreError>;
     /// Asks whichever node holds the user to read it again.
     async fn request_sync(&self, user: UserId) -> Result<(), StoreError>;
     /// Takes the read requests for the users `node` holds.
@@ -300,13 +305,8 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets sessions expired by `now`; how many.
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// Creates an API token for a company.
-    async fn create_api_token(
-        &self,
-        grant: Grant,
-        name: &str,
-        token_hash: &str,
-    ) -> Result<ApiToken, StoreError>;
-    /// The token with this hash, its last use set to `now`.
+    async fn create_api_token(&self, new: NewApiToken<'_>) -> Result<ApiToken, StoreError>;
+    /// The token with this hash, unless it expired by `now`; its last use set to `now`.
     async fn use_api_token(
         &self,
         token_hash: &str,

@@ -148,7 +148,96 @@ pub struct EwsOptions {
     pub ca_pem: Option<String>,
 }
 
+/// Everything that decides where an instance's secret, and the tokens it earns, are
+/// sent. A stored secret is kept on a change only while this stays the same: a new
+/// tenant, app, address, account, sign-in, OAuth tenant, login host, scope or trusted
+/// CA needs the secret typed in again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretDestination {
+    /// A Graph app's secret goes to `login_url`'s token endpoint for `tenant`; its
+    /// tokens go to `graph_url`.
+    Graph {
+        /// Tenant.
+        tenant: String,
+        /// App.
+        client_id: String,
+        /// Graph root.
+        graph_url: Option<String>,
+        /// Login host.
+        login_url: Option<String>,
+    },
+    /// An Exchange password goes to `url` (or, with OAuth, to the login host).
+    Ews {
+        /// The EWS address.
+        url: String,
+        /// The account.
+        username: String,
+        /// How it signs in.
+        auth: String,
+        /// OAuth's tenant, login host and scope.
+        oauth: (Option<String>, Option<String>, Option<String>),
+        /// The CAs trusted for the server.
+        ca_pem: Option<String>,
+    },
+}
+
 impl SourceConfig {
+    /// Where this configuration's secret goes ([`SecretDestination`]).
+    pub fn secret_destination(&self) -> SecretDestination {
+        match self {
+            SourceConfig::Graph {
+                tenant,
+                client_id,
+                graph_url,
+                login_url,
+                ..
+            } => SecretDestination::Graph {
+                tenant: tenant.clone(),
+                client_id: client_id.clone(),
+                graph_url: graph_url.clone(),
+                login_url: login_url.clone(),
+            },
+            SourceConfig::Ews {
+                url,
+                username,
+                auth,
+                options,
+                ..
+            } => SecretDestination::Ews {
+                url: url.clone(),
+                username: username.clone(),
+                auth: auth.clone(),
+                oauth: (
+                    options.tenant.clone(),
+                    options.login_url.clone(),
+                    options.scope.clone(),
+                ),
+                ca_pem: options.ca_pem.clone(),
+            },
+        }
+    }
+
+    /// This configuration with `stored`'s secret, when both send it to the same place;
+    /// `None` when anything that decides where it goes changed (or the kind did).
+    pub fn keeping_secret_of(mut self, stored: &SourceConfig) -> Option<SourceConfig> {
+        if self.secret_destination() != stored.secret_destination() {
+            return None;
+        }
+        match (&mut self, stored) {
+            (
+                SourceConfig::Graph { credential, .. },
+                SourceConfig::Graph {
+                    credential: kept, ..
+                },
+            ) => *credential = kept.clone(),
+            (SourceConfig::Ews { password, .. }, SourceConfig::Ews { password: kept, .. }) => {
+                *password = kept.clone()
+            }
+            _ => return None,
+        }
+        Some(self)
+    }
+
     /// The kind, for lists: `graph` or `ews`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -728,4 +817,26 @@ pub struct ApiToken {
     pub created: Timestamp,
     /// Last used.
     pub last_used: Option<Timestamp>,
+    /// Refused from then on.
+    pub expires: Timestamp,
+    /// The account that made it: removing the account revokes it (`None` for tokens
+    /// made before tokens had owners).
+    pub owner: Option<AccountId>,
+}
+
+/// An API token to store.
+#[derive(Debug, Clone)]
+pub struct NewApiToken<'a> {
+    /// The company and role it acts as.
+    pub grant: Grant,
+    /// What uses it.
+    pub name: &'a str,
+    /// Hash of the token.
+    pub token_hash: &'a str,
+    /// The account making it.
+    pub owner: AccountId,
+    /// Made at.
+    pub created: Timestamp,
+    /// Refused from then on.
+    pub expires: Timestamp,
 }

@@ -17,14 +17,17 @@ use kalsync_engine::{DeliveryError, StatusUpdate, Target};
 use kalsync_store::Delivery;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// The presence subtype Kalsync writes starts with this, so it knows its own.
 const MARK: &str = "kalsync:";
 
 /// An Asterisk or FreePBX manager.
 pub struct AmiTarget {
+    host: String,
+    port: u16,
     address: String,
+    /// Where connections may go.
+    outbound: kalsync_outbound::OutboundPolicy,
     username: String,
     secret: SecretString,
     announcement: String,
@@ -154,9 +157,13 @@ impl AmiTarget {
         username: &str,
         secret: SecretString,
         announcement: &str,
+        outbound: kalsync_outbound::OutboundPolicy,
     ) -> Self {
         AmiTarget {
+            host: host.to_owned(),
+            port,
             address: format!("{host}:{port}"),
+            outbound,
             username: username.to_owned(),
             secret,
             announcement: announcement.to_owned(),
@@ -165,7 +172,9 @@ impl AmiTarget {
     }
 
     async fn connect(&self) -> Result<Session, DeliveryError> {
-        let stream = TcpStream::connect(&self.address)
+        let stream = self
+            .outbound
+            .connect(&self.host, self.port)
             .await
             .map_err(|e| retry(format!("ami {}: {e}", self.address)))?;
         let (read, writer) = stream.into_split();

@@ -179,6 +179,8 @@ fn target(port: u16, secret: &str) -> AmiTarget {
         "kalsync",
         SecretString::from(secret.to_owned()),
         "7799",
+        // The fake manager listens on loopback.
+        kalsync_outbound::OutboundPolicy::with_loopback(),
     )
 }
 

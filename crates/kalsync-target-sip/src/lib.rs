@@ -40,6 +40,8 @@ pub struct SipSettings {
     pub expires: Duration,
     /// How long one request may take, retransmissions included.
     pub timeout: Duration,
+    /// Where requests may go.
+    pub outbound: kalsync_outbound::OutboundPolicy,
 }
 
 struct Publication {
@@ -214,7 +216,7 @@ impl Inner {
         expires: Duration,
     ) -> Result<Answer, DeliveryError> {
         let s = &self.settings;
-        let server = resolve(&s.proxy).await?;
+        let server = resolve(&s.proxy, &s.outbound).await?;
         let bind = if server.ip().is_loopback() {
             "127.0.0.1:0"
         } else if server.is_ipv6() {
@@ -339,24 +341,25 @@ fn refresh_time(expires: u64) -> Instant {
 }
 
 /// `sip:host:port`, `host:port` or `host` (port 5060).
-async fn resolve(proxy: &str) -> Result<SocketAddr, DeliveryError> {
+async fn resolve(
+    proxy: &str,
+    outbound: &kalsync_outbound::OutboundPolicy,
+) -> Result<SocketAddr, DeliveryError> {
     let rest = proxy
         .strip_prefix("sip:")
         .unwrap_or(proxy)
         .split(';')
         .next()
         .unwrap_or_default();
-    let with_port = if rest
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        rest.to_owned()
-    } else {
-        format!("{rest}:5060")
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse::<u16>().unwrap_or(5060)),
+        _ => (rest, 5060),
     };
-    tokio::net::lookup_host(&with_port)
+    outbound
+        .resolve(host, port)
         .await
-        .map_err(|e| retry(format!("sip: cannot resolve `{proxy}`: {e}"), None))?
+        .map_err(|e| retry(format!("sip: `{proxy}`: {e}"), None))?
+        .into_iter()
         .next()
         .ok_or_else(|| retry(format!("sip: `{proxy}` has no address"), None))
 }

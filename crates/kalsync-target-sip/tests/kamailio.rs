@@ -205,5 +205,7 @@ fn target_settings(port: u16) -> SipSettings {
         password: SecretString::from(PASSWORD),
         expires: Duration::from_secs(600),
         timeout: Duration::from_secs(5),
+        // Kamailio listens on loopback.
+        outbound: kalsync_outbound::OutboundPolicy::with_loopback(),
     }
 }

@@ -39,7 +39,12 @@ impl std::fmt::Display for ConfigError {
 
 impl WebhookTarget {
     /// A target for `url`, signing with a `whsec_…` secret (base64 after the prefix).
-    pub fn new(url: &str, secret: &SecretString, timeout: Duration) -> Result<Self, ConfigError> {
+    pub fn new(
+        url: &str,
+        secret: &SecretString,
+        timeout: Duration,
+        outbound: &kalsync_outbound::OutboundPolicy,
+    ) -> Result<Self, ConfigError> {
         let url = reqwest::Url::parse(url).map_err(|e| ConfigError(format!("url `{url}`: {e}")))?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(ConfigError(format!("url `{url}`: expected http or https")));
@@ -53,7 +58,11 @@ impl WebhookTarget {
                 "the signing secret must carry at least 16 bytes".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        outbound
+            .check_url(&url)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let http = outbound
+            .http()
             .timeout(timeout)
             .user_agent(concat!("Kalsync/", env!("CARGO_PKG_VERSION")))
             .build()

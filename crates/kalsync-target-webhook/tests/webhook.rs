@@ -88,8 +88,19 @@ fn delivery(sequence: u64) -> (Delivery, StatusUpdate) {
     (d, s)
 }
 
+/// The receivers here listen on loopback.
+fn loopback() -> kalsync_outbound::OutboundPolicy {
+    kalsync_outbound::OutboundPolicy::with_loopback()
+}
+
 fn target(url: &str) -> WebhookTarget {
-    WebhookTarget::new(url, &SecretString::from(SECRET), Duration::from_secs(5)).expect("target")
+    WebhookTarget::new(
+        url,
+        &SecretString::from(SECRET),
+        Duration::from_secs(5),
+        &loopback(),
+    )
+    .expect("target")
 }
 
 #[tokio::test]
@@ -111,6 +122,7 @@ async fn a_wrong_secret_fails_verification() {
         &url,
         &SecretString::from("whsec_c29tZW90aGVyc2VjcmV0a2V5MTIzNDU2"),
         Duration::from_secs(5),
+        &loopback(),
     )
     .expect("target");
     let (d, s) = delivery(1);
@@ -180,7 +192,8 @@ async fn an_unreachable_endpoint_is_retried_and_bad_configuration_refused() {
         WebhookTarget::new(
             "ftp://x",
             &SecretString::from(SECRET),
-            Duration::from_secs(1)
+            Duration::from_secs(1),
+            &loopback(),
         )
         .is_err()
     );
@@ -188,7 +201,8 @@ async fn an_unreachable_endpoint_is_retried_and_bad_configuration_refused() {
         WebhookTarget::new(
             "https://x.example",
             &SecretString::from("whsec_!!"),
-            Duration::from_secs(1)
+            Duration::from_secs(1),
+            &loopback(),
         )
         .is_err()
     );
@@ -196,7 +210,8 @@ async fn an_unreachable_endpoint_is_retried_and_bad_configuration_refused() {
         WebhookTarget::new(
             "https://x.example",
             &SecretString::from("whsec_c2hvcnQ="),
-            Duration::from_secs(1)
+            Duration::from_secs(1),
+            &loopback(),
         )
         .is_err()
     );

@@ -102,46 +102,69 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Failed sign-ins per address and per account: five within fifteen minutes, then a
-/// pause until the oldest falls out of the window. Kept per node.
+/// Failed sign-ins, counted per account *at* an address (five within fifteen minutes
+/// pause that account from that address) and per address (fifty pause the address for
+/// every account: one address guessing many accounts). An account is never paused for
+/// an address that did not fail, so nobody can lock another person — the operator
+/// included — out. Kept per node, in bounded memory.
 #[derive(Debug, Default)]
 pub struct SignInLimit {
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    failures: Mutex<HashMap<LimitKey, Vec<Instant>>>,
 }
 
-/// Failures allowed in [`WINDOW`].
-const ALLOWED_FAILURES: usize = 5;
+/// What failures are counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum LimitKey {
+    /// One account from one address (or from an address nobody knows).
+    AccountAt(String, Option<IpAddr>),
+    /// One address, whatever account it tries.
+    Address(IpAddr),
+}
+
+/// Failures of one account from one address allowed in [`WINDOW`].
+const ACCOUNT_FAILURES: usize = 5;
+/// Failures from one address allowed in [`WINDOW`], over all accounts.
+const ADDRESS_FAILURES: usize = 50;
 /// The window failures are counted in.
 const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The most keys kept: past it, the stalest are forgotten.
+const MAX_KEYS: usize = 100_000;
 
 impl SignInLimit {
-    fn keys(ip: Option<IpAddr>, email: &str) -> Vec<String> {
-        let mut keys = vec![format!("account:{}", email.trim().to_lowercase())];
+    fn keys(ip: Option<IpAddr>, email: &str) -> Vec<(LimitKey, usize)> {
+        let mut keys = vec![(
+            LimitKey::AccountAt(email.trim().to_lowercase(), ip),
+            ACCOUNT_FAILURES,
+        )];
         if let Some(ip) = ip {
-            keys.push(format!("ip:{ip}"));
+            keys.push((LimitKey::Address(ip), ADDRESS_FAILURES));
         }
         keys
     }
 
-    /// `Err(TooMany)` while the address or the account is paused.
-    pub fn check(&self, ip: Option<IpAddr>, email: &str) -> Result<(), ApiError> {
-        let mut failures = self
-            .failures
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<LimitKey, Vec<Instant>>> {
+        self.failures
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Self::paused(&mut failures, &Self::keys(ip, email), Instant::now())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `Err(TooMany(seconds until a retry))` while the account at this address, or the
+    /// address, is paused.
+    pub fn check(&self, ip: Option<IpAddr>, email: &str) -> Result<(), ApiError> {
+        Self::paused(&mut self.failures(), &Self::keys(ip, email), Instant::now())
     }
 
     fn paused(
-        failures: &mut HashMap<String, Vec<Instant>>,
-        keys: &[String],
+        failures: &mut HashMap<LimitKey, Vec<Instant>>,
+        keys: &[(LimitKey, usize)],
         now: Instant,
     ) -> Result<(), ApiError> {
-        for key in keys {
+        for (key, allowed) in keys {
             if let Some(list) = failures.get_mut(key) {
                 list.retain(|t| now.duration_since(*t) < WINDOW);
-                if list.len() >= ALLOWED_FAILURES {
-                    let wait = WINDOW.saturating_sub(now.duration_since(list[0]));
+                if list.len() >= *allowed {
+                    let oldest = list[list.len() - allowed];
+                    let wait = WINDOW.saturating_sub(now.duration_since(oldest));
                     return Err(ApiError::TooMany(wait.as_secs().max(1)));
                 }
             }
@@ -155,58 +178,69 @@ impl SignInLimit {
     pub fn attempt(&self, ip: Option<IpAddr>, email: &str) -> Result<Instant, ApiError> {
         let now = Instant::now();
         let keys = Self::keys(ip, email);
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = self.failures();
         Self::paused(&mut failures, &keys, now)?;
         Self::count(&mut failures, &keys, now);
         Ok(now)
     }
 
     /// The attempt marked `at` succeeded: it no longer counts, and the account's
-    /// failures are forgotten.
+    /// failures at this address are forgotten.
     pub fn succeeded_attempt(&self, ip: Option<IpAddr>, email: &str, at: Instant) {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for key in Self::keys(ip, email) {
+        let mut failures = self.failures();
+        for (key, _) in Self::keys(ip, email) {
             if let Some(list) = failures.get_mut(&key)
                 && let Some(i) = list.iter().position(|t| *t == at)
             {
                 list.remove(i);
             }
         }
-        failures.remove(&format!("account:{}", email.trim().to_lowercase()));
+        failures.remove(&LimitKey::AccountAt(email.trim().to_lowercase(), ip));
     }
 
     /// Counts a failed sign-in.
     pub fn failed(&self, ip: Option<IpAddr>, email: &str) {
-        let now = Instant::now();
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Self::count(&mut failures, &Self::keys(ip, email), now);
+        Self::count(&mut self.failures(), &Self::keys(ip, email), Instant::now());
     }
 
-    fn count(failures: &mut HashMap<String, Vec<Instant>>, keys: &[String], now: Instant) {
-        if failures.len() > 100_000 {
-            // Bounded memory under a spray of addresses: forget the old ones.
+    fn count(
+        failures: &mut HashMap<LimitKey, Vec<Instant>>,
+        keys: &[(LimitKey, usize)],
+        now: Instant,
+    ) {
+        if failures.len() >= MAX_KEYS {
+            // A spray of addresses or e-mails: forget what is over, then the stalest.
             failures.retain(|_, list| list.iter().any(|t| now.duration_since(*t) < WINDOW));
+            if failures.len() >= MAX_KEYS {
+                let mut last: Vec<(Instant, LimitKey)> = failures
+                    .iter()
+                    .map(|(k, list)| (list.last().copied().unwrap_or(now), k.clone()))
+                    .collect();
+                last.sort_by_key(|(t, _)| *t);
+                for (_, key) in last.into_iter().take(MAX_KEYS / 10) {
+                    failures.remove(&key);
+                }
+            }
         }
-        for key in keys {
-            failures.entry(key.clone()).or_default().push(now);
+        for (key, allowed) in keys {
+            let list = failures.entry(key.clone()).or_default();
+            list.push(now);
+            // Only the last `allowed` matter.
+            if list.len() > *allowed {
+                list.drain(..list.len() - allowed);
+            }
         }
     }
 
-    /// Forgets an account's failures after it signed in.
-    pub fn succeeded(&self, email: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&format!("account:{}", email.trim().to_lowercase()));
+    /// Forgets an account's failures at an address after it signed in there.
+    pub fn succeeded(&self, ip: Option<IpAddr>, email: &str) {
+        self.failures()
+            .remove(&LimitKey::AccountAt(email.trim().to_lowercase(), ip));
+    }
+
+    /// How many keys are kept (for tests of the bound).
+    pub fn keys_kept(&self) -> usize {
+        self.failures().len()
     }
 }
 
@@ -272,21 +306,87 @@ fn time_duration(d: SignedDuration) -> time::Duration {
     time::Duration::seconds(d.as_secs())
 }
 
-/// The client's address, when the server knows it (rate limiting).
+/// The client's address, when the server knows it (rate limiting): the peer's, or the
+/// one a trusted reverse proxy names ([`client_address`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+impl FromRequestParts<WebState> for PeerIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(PeerIp(
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .map(|c| client_address(c.0.ip(), &parts.headers, &state.trusted_proxies)),
         ))
     }
+}
+
+/// Who sent a request: `peer` itself unless it is a trusted proxy; then, reading the
+/// proxies' `Forwarded` (RFC 7239) or else `X-Forwarded-For` from the nearest hop back,
+/// the first address that is not a trusted proxy. A client cannot pose as another by
+/// writing the header itself: only what trusted proxies appended is believed.
+pub fn client_address(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_owned())
+            .collect()
+    };
+    let mut hops: Vec<Option<IpAddr>> = values("forwarded")
+        .iter()
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| forwarded_for(v))
+            })
+        })
+        .collect();
+    if hops.is_empty() {
+        hops = values("x-forwarded-for")
+            .iter()
+            .map(|v| forwarded_for(v))
+            .collect();
+    }
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(ip) => continue,
+            Some(ip) => return *ip,
+            // `unknown` or an obfuscated name: nothing further back can be believed.
+            None => break,
+        }
+    }
+    peer
+}
+
+/// An address as `Forwarded: for=` or `X-Forwarded-For` write it: `192.0.2.60`,
+/// `"192.0.2.60:4711"`, `"[2001:db8::17]:4711"`, `2001:db8::17`.
+fn forwarded_for(value: &str) -> Option<IpAddr> {
+    let v = value.trim().trim_matches('"');
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    v.parse()
+        .ok()
+        .or_else(|| v.rsplit_once(':')?.0.parse().ok())
 }
 
 /// The cookie that removes the session cookie.
@@ -500,7 +600,7 @@ mod tests {
     fn the_sixth_failure_within_the_window_is_paused() {
         let limit = SignInLimit::default();
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
-        for _ in 0..ALLOWED_FAILURES {
+        for _ in 0..ACCOUNT_FAILURES {
             assert!(limit.check(ip, "a@x.example").is_ok());
             limit.failed(ip, "a@x.example");
         }
@@ -508,15 +608,99 @@ mod tests {
             limit.check(ip, "A@x.example"),
             Err(ApiError::TooMany(s)) if s > 0 && s <= 900
         ));
-        // The address is paused for other accounts too; another address is not.
-        assert!(limit.check(ip, "b@x.example").is_err());
+        // Another account at the same address is not paused (behind one proxy, that is
+        // everyone); the same account from an address that did not fail is not either.
+        assert!(limit.check(ip, "b@x.example").is_ok());
         assert!(
             limit
-                .check(Some(IpAddr::from([10, 0, 0, 1])), "b@x.example")
+                .check(Some(IpAddr::from([10, 0, 0, 1])), "a@x.example")
                 .is_ok()
         );
-        limit.succeeded("a@x.example");
-        assert!(limit.check(None, "a@x.example").is_ok());
+        limit.succeeded(ip, "a@x.example");
+        assert!(limit.check(ip, "a@x.example").is_ok());
+    }
+
+    #[test]
+    fn an_address_guessing_many_accounts_is_paused_for_all_of_them() {
+        let limit = SignInLimit::default();
+        let ip = Some(IpAddr::from([192, 0, 2, 7]));
+        for i in 0..ADDRESS_FAILURES {
+            limit.failed(ip, &format!("user{i}@x.example"));
+        }
+        assert!(limit.check(ip, "operator@x.example").is_err());
+        assert!(
+            limit
+                .check(Some(IpAddr::from([192, 0, 2, 8])), "operator@x.example")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, v.parse().expect("value"));
+            }
+            h
+        };
+        let proxy = IpAddr::from([10, 0, 0, 2]);
+        let outsider = IpAddr::from([198, 51, 100, 9]);
+        let client = IpAddr::from([192, 0, 2, 60]);
+        // A client writing the header itself is still itself.
+        assert_eq!(
+            client_address(
+                outsider,
+                &headers(&[("x-forwarded-for", "192.0.2.60")]),
+                &trusted
+            ),
+            outsider
+        );
+        // Behind the proxy: the nearest untrusted hop, not what the client prepended.
+        assert_eq!(
+            client_address(
+                proxy,
+                &headers(&[("x-forwarded-for", "203.0.113.1, 192.0.2.60, 10.0.0.7")]),
+                &trusted
+            ),
+            client
+        );
+        assert_eq!(
+            client_address(
+                proxy,
+                &headers(&[("forwarded", "for=\"[2001:db8::17]:4711\";proto=https")]),
+                &trusted
+            ),
+            "2001:db8::17".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            client_address(
+                proxy,
+                &headers(&[("forwarded", "for=192.0.2.60:1234")]),
+                &trusted
+            ),
+            client
+        );
+        assert_eq!(
+            client_address(proxy, &headers(&[("forwarded", "for=unknown")]), &trusted),
+            proxy
+        );
+        assert_eq!(client_address(proxy, &headers(&[]), &trusted), proxy);
+        assert_eq!(
+            client_address(proxy, &headers(&[("x-forwarded-for", "192.0.2.60")]), &[]),
+            proxy,
+            "no proxy trusted: headers are ignored"
+        );
+    }
+
+    #[test]
+    fn a_spray_of_addresses_keeps_memory_bounded() {
+        let limit = SignInLimit::default();
+        for i in 0..(MAX_KEYS as u32 + 5_000) {
+            limit.failed(Some(IpAddr::from(i.to_be_bytes())), "a@x.example");
+        }
+        assert!(limit.keys_kept() <= MAX_KEYS + 2, "{}", limit.keys_kept());
     }
 
     #[test]
@@ -524,13 +708,13 @@ mod tests {
         let limit = SignInLimit::default();
         let ip = Some(IpAddr::from([127, 0, 0, 2]));
         // Many at once, none answered yet: the sixth is already refused.
-        for _ in 0..ALLOWED_FAILURES {
+        for _ in 0..ACCOUNT_FAILURES {
             assert!(limit.attempt(ip, "c@x.example").is_ok());
         }
         assert!(limit.attempt(ip, "c@x.example").is_err());
         // Successful sign-ins never pause an address.
         let other = Some(IpAddr::from([127, 0, 0, 3]));
-        for _ in 0..ALLOWED_FAILURES * 2 {
+        for _ in 0..ACCOUNT_FAILURES * 2 {
             let at = limit.attempt(other, "d@x.example").expect("not paused");
             limit.succeeded_attempt(other, "d@x.example", at);
         }

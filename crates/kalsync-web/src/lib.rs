@@ -37,6 +37,9 @@ pub struct WebState {
     pub public_url: Option<url::Url>,
     /// Admin consents under way.
     pub consents: Arc<ui::connect::Consents>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for the
+    /// sign-in limits); any other peer is the client itself.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl WebState {
@@ -50,7 +53,14 @@ impl WebState {
             microsoft365: None,
             public_url: None,
             consents: Arc::default(),
+            trusted_proxies: Arc::default(),
         }
+    }
+
+    /// Trusts these reverse proxies to name the client.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> WebState {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     /// With the service's connection check.

@@ -115,8 +115,13 @@ pub(crate) fn check(args: &CheckArgs) -> Result<(), String> {
             instance.source.kind(),
             instance.id
         );
-        let steps =
-            kalsync_server::check::check_instance(store, instance.id, args.user.as_deref()).await?;
+        let steps = kalsync_server::check::check_instance(
+            store,
+            &service.outbound,
+            instance.id,
+            args.user.as_deref(),
+        )
+        .await?;
         let mut failed = 0;
         for s in &steps {
             say!(

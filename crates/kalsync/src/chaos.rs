@@ -856,6 +856,10 @@ fn config_text(
 master_key_file = "{key}"
 public_url = "http://127.0.0.1:{port}/"
 
+# The simulators and the webhook PBX listen on loopback.
+[outbound]
+allow = ["127.0.0.0/8", "::1/128"]
+
 [engine]
 poll_interval_secs = 5
 debounce_ms = 200

@@ -46,9 +46,12 @@ pub(crate) struct DemoArgs {
 fn init_logs(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
+    // One line per event whatever its fields carry, and no colours: a field from
+    // outside could otherwise forge a line or a colour of its own.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(false)
+        .with_writer(kalsync_server::logs::LineSafe(std::io::stderr));
     let _ = if settings.log.format == "json" {
         builder.json().try_init()
     } else {
@@ -302,6 +305,8 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
             login_url: Some(sim_url.clone()),
             graph_url: Some(format!("{sim_url}v1.0/")),
         }),
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
         ..Settings::default()
     };
     settings.engine.debounce_ms = 200;

@@ -56,6 +56,8 @@ fn client(x: &Exchange, access: Access, password: &str) -> EwsClient {
     s.access = access;
     s.zone = WindowsZone::parse("W. Europe Standard Time").ok();
     s.timeout = Duration::from_secs(10);
+    // The simulators listen on loopback.
+    s.outbound = kalsync_outbound::OutboundPolicy::with_loopback();
     EwsClient::new(s).expect("client")
 }
 
@@ -70,6 +72,8 @@ fn ntlm_client(url: url::Url, password: &str, ca: Option<String>) -> EwsClient {
     );
     s.timeout = Duration::from_secs(10);
     s.ca_pem = ca;
+    // The simulators listen on loopback.
+    s.outbound = kalsync_outbound::OutboundPolicy::with_loopback();
     EwsClient::new(s).expect("client")
 }
 
@@ -740,6 +744,7 @@ async fn oauth_tokens_for_the_exchange_audience_are_taken_and_others_refused() {
         });
         let mut s = Settings::new(x.url.clone(), Auth::OAuth(tokens.clone()));
         s.timeout = Duration::from_secs(10);
+        s.outbound = kalsync_outbound::OutboundPolicy::with_loopback();
         (EwsClient::new(s).expect("client"), tokens)
     };
     let (c, tokens) = oauth("https://outlook.office365.com/.default");

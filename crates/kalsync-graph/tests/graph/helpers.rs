@@ -87,6 +87,7 @@ pub(crate) fn client_with(
             auth,
         },
         limits,
+        &kalsync_outbound::OutboundPolicy::with_loopback(),
     )
     .expect("client")
 }

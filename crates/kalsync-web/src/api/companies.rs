@@ -266,6 +266,8 @@ pub(crate) struct TokenView {
     created: String,
     /// Last used (RFC 3339).
     last_used: Option<String>,
+    /// Refused from then on (RFC 3339).
+    expires: String,
     /// The token itself: only in the answer that made it.
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
@@ -279,6 +281,7 @@ impl TokenView {
             role: t.grant.role.as_str().to_owned(),
             created: t.created.to_string(),
             last_used: t.last_used.map(|t| t.to_string()),
+            expires: t.expires.to_string(),
             token: secret,
         }
     }
@@ -292,6 +295,9 @@ pub(crate) struct NewToken {
     name: String,
     /// `reader` (default) or `company_admin`.
     role: Option<String>,
+    /// Days until it is refused: 1 to 365 [default: 90]. It also ends when the account
+    /// that made it is removed.
+    expires_in_days: Option<u32>,
 }
 
 /// The company's API tokens.
@@ -330,10 +336,29 @@ pub(crate) async fn create_token(
         Some(r) => Role::parse(r).map_err(|e| ApiError::invalid("role", e))?,
     };
     let grant = Grant::company(role, id).map_err(|e| ApiError::invalid("role", e))?;
+    let days = input.expires_in_days.unwrap_or(90);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::invalid("expires_in_days", "1 to 365"));
+    }
+    // A token answers for the person who made it: one made by a token would outlive
+    // anyone's removal.
+    let Some(owner) = principal.account.as_ref().map(|a| a.id) else {
+        return Err(ApiError::Forbidden(
+            "API tokens are made by a person signed in, not by another token".into(),
+        ));
+    };
     let secret = format!("{}{}", auth::TOKEN_PREFIX, auth::random_secret());
+    let now = jiff::Timestamp::now();
     let token = state
         .store
-        .create_api_token(grant, name, &auth::secret_hash(&secret))
+        .create_api_token(kalsync_store::NewApiToken {
+            grant,
+            name,
+            token_hash: &auth::secret_hash(&secret),
+            owner,
+            created: now,
+            expires: now + jiff::SignedDuration::from_hours(24 * i64::from(days)),
+        })
         .await?;
     audit(
         &state,

@@ -18,8 +18,10 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Body};
 
 /// Where an instance reads calendars. Secrets (`client_secret`, `password`) may be left
-/// out when changing an instance of the same kind: the stored ones are kept while the
-/// app and login address (Graph) or the address, account and sign-in (EWS) stay.
+/// out when changing an instance of the same kind: the stored ones are kept while
+/// everything that decides where they go stays — tenant, app, Graph and login addresses
+/// (Graph); address, account, sign-in, OAuth tenant, login address, scope and trusted
+/// CAs (EWS).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub(crate) enum SourceInput {
@@ -247,36 +249,28 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
             graph_url,
             login_url,
         } => {
-            let client_id = required("source.client_id", &client_id)?;
-            let login_url = login_url.map(|u| url("source.login_url", &u)).transpose()?;
-            // The stored secret is kept only for the same app signing in at the same
-            // login host: it never goes to an address it was not given for.
-            let credential = match (client_secret, kept) {
-                (Some(s), _) if !s.expose_secret().is_empty() => GraphCredential::Secret(s),
-                (
-                    _,
-                    Some(SourceConfig::Graph {
-                        credential,
-                        client_id: kept_id,
-                        login_url: kept_login,
-                        ..
-                    }),
-                ) if *kept_id == client_id && *kept_login == login_url => credential.clone(),
-                (_, Some(SourceConfig::Graph { .. })) => {
-                    return Err(ApiError::invalid(
-                        "source.client_secret",
-                        "required again when the client id or the login address changes",
-                    ));
-                }
-                _ => return Err(ApiError::invalid("source.client_secret", "required")),
-            };
-            Ok(SourceConfig::Graph {
+            let given = client_secret.filter(|s| !s.expose_secret().is_empty());
+            let config = SourceConfig::Graph {
                 tenant: required("source.tenant", &tenant)?,
-                client_id,
-                credential,
+                client_id: required("source.client_id", &client_id)?,
+                credential: GraphCredential::Secret(
+                    given.clone().unwrap_or_else(|| String::new().into()),
+                ),
                 graph_url: graph_url.map(|u| url("source.graph_url", &u)).transpose()?,
-                login_url,
-            })
+                login_url: login_url.map(|u| url("source.login_url", &u)).transpose()?,
+            };
+            // A stored secret is kept only while it would go to the same place: it
+            // never goes to an address, tenant or app it was not given for.
+            match (given, kept) {
+                (Some(_), _) => Ok(config),
+                (None, Some(kept)) => config.keeping_secret_of(kept).ok_or_else(|| {
+                    ApiError::invalid(
+                        "source.client_secret",
+                        "required again when the tenant, client id, Graph address or login address changes",
+                    )
+                }),
+                (None, None) => Err(ApiError::invalid("source.client_secret", "required")),
+            }
         }
         SourceInput::Ews {
             url: address,
@@ -296,35 +290,7 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                 (None, Some(SourceConfig::Ews { options, .. })) => options.clone(),
                 (None, _) => EwsOptions::default(),
             };
-            // The stored password is kept only for the same account signing in the same
-            // way at the same address (and, for OAuth, the same login host).
-            let password = match (password, kept) {
-                (Some(p), _) if !p.expose_secret().is_empty() => p,
-                (
-                    _,
-                    Some(SourceConfig::Ews {
-                        password,
-                        url: kept_url,
-                        username: kept_user,
-                        auth: kept_auth,
-                        options: kept_options,
-                        ..
-                    }),
-                ) if *kept_url == address
-                    && *kept_user == username
-                    && *kept_auth == auth
-                    && kept_options.login_url == options.login_url =>
-                {
-                    password.clone()
-                }
-                (_, Some(SourceConfig::Ews { .. })) => {
-                    return Err(ApiError::invalid(
-                        "source.password",
-                        "required again when the address, account, sign-in or login address changes",
-                    ));
-                }
-                _ => return Err(ApiError::invalid("source.password", "required")),
-            };
+            let given = password.filter(|p| !p.expose_secret().is_empty());
             if auth == "oauth" && options.tenant.is_none() {
                 return Err(ApiError::invalid(
                     "source.options.tenant",
@@ -337,10 +303,10 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                     "at least 1",
                 ));
             }
-            Ok(SourceConfig::Ews {
+            let config = SourceConfig::Ews {
                 url: address,
                 username,
-                password,
+                password: given.clone().unwrap_or_else(|| String::new().into()),
                 auth,
                 version: one_of(
                     "source.version",
@@ -349,7 +315,18 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                 )?,
                 access: one_of("source.access", access, &["impersonation", "delegate"])?,
                 options,
-            })
+            };
+            // The stored password is kept only while it would go to the same place.
+            match (given, kept) {
+                (Some(_), _) => Ok(config),
+                (None, Some(kept)) => config.keeping_secret_of(kept).ok_or_else(|| {
+                    ApiError::invalid(
+                        "source.password",
+                        "required again when the address, account, sign-in, OAuth tenant, login address, scope or trusted CA changes",
+                    )
+                }),
+                (None, None) => Err(ApiError::invalid("source.password", "required")),
+            }
         }
     }
 }
@@ -464,18 +441,16 @@ pub(crate) async fn change_instance(
     }
     if let Some(s) = change.source {
         let changed = source(s, Some(&found.source))?;
-        if let (
-            Some(app),
-            SourceConfig::Graph {
-                tenant, client_id, ..
-            },
-        ) = (&state.microsoft365, &found.source)
+        // An instance of the operator's app keeps its tenant and every address: the
+        // operator's secret goes nowhere a company admin chose.
+        if let (Some(app), SourceConfig::Graph { client_id, .. }) =
+            (&state.microsoft365, &found.source)
             && *client_id == app.client_id
-            && !matches!(&changed, SourceConfig::Graph { tenant: t, .. } if t == tenant)
+            && changed.secret_destination() != found.source.secret_destination()
         {
             return Err(ApiError::invalid(
                 "source.tenant",
-                "an instance connected with the operator's app keeps its tenant; connect Microsoft 365 again for another",
+                "an instance connected with the operator's app keeps its tenant and addresses; connect Microsoft 365 again for another",
             ));
         }
         found.source = changed;

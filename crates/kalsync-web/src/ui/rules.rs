@@ -18,7 +18,7 @@ use crate::api::instances::{InstanceChange, change_instance, visible_instance};
 use crate::error::ApiError;
 
 /// The editor's form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct RulesForm {
     csrf: String,
     settings: String,
@@ -106,6 +106,25 @@ const LIVE_PREVIEW: &str = r#"(() => {
   form.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(ask, 400); });
 })();"#;
 
+/// How long a preview may work before the page says so. It works on a blocking thread,
+/// so no other request waits for it meanwhile; the calendar's own limits
+/// ([`kalsync_ics::MAX_EXPANSION_STEPS`]) keep that work short.
+const PREVIEW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`try_rules`] on a blocking thread, within [`PREVIEW_DEADLINE`].
+async fn try_rules_bounded(form: &RulesForm, lang: Lang) -> (StatusCode, Outcome) {
+    let t = i18n::texts(lang);
+    let form = form.clone();
+    let work = tokio::task::spawn_blocking(move || try_rules(t, &form, lang));
+    match tokio::time::timeout(PREVIEW_DEADLINE, work).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(_)) | Err(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Outcome::Error(t.calendar_too_slow.to_owned()),
+        ),
+    }
+}
+
 /// The error or preview for the form's rules and calendar.
 fn try_rules(t: &i18n::Texts, form: &RulesForm, lang: Lang) -> (StatusCode, Outcome) {
     let parsed = InstanceSettings::from_toml(&form.settings)
@@ -137,7 +156,7 @@ pub(crate) async fn live_preview(
         return e.into_response();
     }
     let t = i18n::texts(viewer.lang);
-    let (status, outcome) = try_rules(t, &form, viewer.lang);
+    let (status, outcome) = try_rules_bounded(&form, viewer.lang).await;
     (status, live(t, &outcome)).into_response()
 }
 
@@ -171,7 +190,12 @@ fn preview(settings: &InstanceSettings, calendar: &str, lang: Lang) -> Result<Ma
             owner: None,
         },
     )
-    .map_err(|e| format!("{}: {e}", t.calendar_to_try))?;
+    .map_err(|e| match e {
+        kalsync_ics::IcsError::TooManyOccurrences(series) => {
+            format!("{}: {series} {}", t.calendar_to_try, t.repeats_too_often)
+        }
+        other => format!("{}: {other}", t.calendar_to_try),
+    })?;
     let timeline = build_timeline(&imported.bookings, settings, wide);
     let zone = settings.time_zone.tz().clone();
     let local = |at: Timestamp| {
@@ -217,7 +241,7 @@ pub(crate) async fn submit(
         .map_err(|e| e.located(t.rules_file, &form.settings));
     let (status, outcome) = match (form.action.as_str(), parsed) {
         (_, Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
-        ("preview", Ok(_)) => try_rules(t, &form, viewer.lang),
+        ("preview", Ok(_)) => try_rules_bounded(&form, viewer.lang).await,
         ("save", Ok(_)) => {
             let found = match visible_instance(&state, &viewer.principal, &instance).await {
                 Ok(f) => f,

@@ -72,13 +72,27 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
     let csrf = form_token(&page);
 
     // Renamed and switched off; the secret left empty is kept.
-    let saved = post_form(
+    // Another tenant needs the secret again: it would go somewhere new.
+    let moved = post_form(
         &sv,
         &url,
         &[
             ("csrf", csrf.as_str()),
             ("name", "Acme M365"),
             ("tenant", "t2"),
+            ("client_id", "c"),
+            ("client_secret", ""),
+        ],
+    )
+    .await;
+    assert_eq!(moved.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let saved = post_form(
+        &sv,
+        &url,
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "Acme M365"),
+            ("tenant", "t"),
             ("client_id", "c"),
             ("client_secret", ""),
         ],
@@ -94,7 +108,7 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
     assert_eq!(stored.name, "Acme M365");
     assert!(!stored.active);
     assert_eq!(secret_of(&stored.source), "s3cret");
-    assert!(matches!(&stored.source, SourceConfig::Graph { tenant, .. } if tenant == "t2"));
+    assert!(matches!(&stored.source, SourceConfig::Graph { tenant, .. } if tenant == "t"));
 
     // A bad address is named and nothing changes.
     let bad = post_form(
@@ -363,10 +377,12 @@ async fn a_stored_secret_never_goes_to_an_address_it_was_not_given_for() {
     let admin = app.signed_in("it@acme.example").await;
     let id = graph_instance(&admin, app.acme).await;
     let path = format!("/api/v1/instances/{id}");
-    // Another login host, or another app, needs the secret again.
+    // Another login host, app, tenant or Graph address needs the secret again.
     for source in [
         json!({"kind": "graph", "tenant": "t", "client_id": "c", "login_url": "https://login.evil.example/"}),
         json!({"kind": "graph", "tenant": "t", "client_id": "other-app"}),
+        json!({"kind": "graph", "tenant": "other-company.example", "client_id": "c"}),
+        json!({"kind": "graph", "tenant": "t", "client_id": "c", "graph_url": "https://graph.evil.example/v1.0/"}),
     ] {
         let (status, body) = admin
             .send(
@@ -404,6 +420,28 @@ async fn a_stored_secret_never_goes_to_an_address_it_was_not_given_for() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "source.password", "{body}");
+    // So does another OAuth tenant, login host or scope, or another trusted CA.
+    for options in [
+        json!({"tenant": "evil.example"}),
+        json!({"login_url": "https://login.evil.example/"}),
+        json!({"scope": "https://evil.example/.default"}),
+        json!({"ca_pem": "-----BEGIN CERTIFICATE-----"}),
+    ] {
+        let (status, body) = admin
+            .send(
+                reqwest::Method::PATCH,
+                &ews,
+                Some(json!({"source": {"kind": "ews", "url": "https://mail.acme.example/EWS/Exchange.asmx",
+                    "username": "ACME\\svc", "options": options}})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{options}: {body}"
+        );
+        assert_eq!(body["error"]["field"], "source.password", "{body}");
+    }
     // Unchanged address and account: the password and the options left out are kept.
     let (status, body) = admin
         .send(
@@ -518,11 +556,25 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
         .send(
             reqwest::Method::PATCH,
             &format!("/api/v1/instances/{}", made["id"].as_str().expect("id")),
-            Some(json!({"source": {"kind": "graph", "tenant": "t", "client_id": "operator-app"}})),
+            Some(json!({"source": {"kind": "graph", "tenant": "t", "client_id": "operator-app", "client_secret": "mine"}})),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "source.tenant", "{body}");
+    // …and its addresses, even with a secret of the admin's own.
+    for source in [
+        json!({"kind": "graph", "tenant": "acme-tenant", "client_id": "operator-app", "graph_url": "https://graph.evil.example/v1.0/"}),
+        json!({"kind": "graph", "tenant": "acme-tenant", "client_id": "operator-app", "login_url": "https://login.evil.example/", "client_secret": "mine"}),
+    ] {
+        let (status, body) = admin
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/instances/{}", made["id"].as_str().expect("id")),
+                Some(json!({"source": source})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{source}: {body}");
+    }
 
     // The language switch only returns to a path here, whatever hides in it.
     let back = no_redirects

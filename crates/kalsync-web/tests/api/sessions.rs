@@ -107,6 +107,14 @@ async fn wrong_passwords_are_refused_alike_and_paused_after_five() {
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "too_many_requests");
+    // Someone else at the same address (behind one proxy: everyone) still signs in.
+    let (status, body) = c
+        .post(
+            "/api/v1/session",
+            json!({"email": "it@acme.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -157,6 +165,67 @@ async fn api_tokens_act_for_their_company_and_role_until_revoked() {
         app.with_token("kst_made-up").get("/api/v1/me").await.0,
         StatusCode::UNAUTHORIZED
     );
+
+    // A token expires (90 days unless asked otherwise, a year at most)…
+    let expires: jiff::Timestamp = made["expires"]
+        .as_str()
+        .expect("expires")
+        .parse()
+        .expect("a time");
+    let days = expires.duration_since(jiff::Timestamp::now()).as_hours() / 24;
+    assert!((89..=90).contains(&days), "{days}");
+    let (status, body) = admin
+        .post(
+            &format!("/api/v1/companies/{}/tokens", app.acme),
+            json!({"name": "forever", "expires_in_days": 10_000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "expires_in_days");
+    // …is made only by a person, not by another token…
+    let (status, _) = app
+        .with_token(&secret_of_new_token(&admin, &app, "company_admin").await)
+        .post(
+            &format!("/api/v1/companies/{}/tokens", app.acme),
+            json!({"name": "child"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // …and goes with the account that made it.
+    let accounts = format!("/api/v1/companies/{}/accounts", app.acme);
+    let (status, colleague) = admin
+        .post(&accounts, json!({"email": "it2@acme.example", "role": "company_admin", "password": "kollegans-lösen-2026"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{colleague}");
+    let theirs = app
+        .signed_in_with("it2@acme.example", "kollegans-lösen-2026")
+        .await;
+    let kept = app.with_token(&secret_of_new_token(&theirs, &app, "reader").await);
+    assert_eq!(kept.get("/api/v1/me").await.0, StatusCode::OK);
+    let (status, _) = admin
+        .delete(&format!(
+            "{accounts}/{}",
+            colleague["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(kept.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+}
+
+/// A new API token of Acme's with `role`, made by `by`: its secret.
+async fn secret_of_new_token(
+    by: &crate::helpers::Client,
+    app: &crate::helpers::App,
+    role: &str,
+) -> String {
+    let (status, made) = by
+        .post(
+            &format!("/api/v1/companies/{}/tokens", app.acme),
+            json!({"name": format!("{role} console"), "role": role}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    made["token"].as_str().expect("token").to_owned()
 }
 
 #[tokio::test]

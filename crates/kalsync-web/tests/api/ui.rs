@@ -456,6 +456,30 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
             .contains("not an iCalendar file")
     );
 
+    // A calendar that repeats every second since 1970 is refused at once, with the
+    // reason, and the service answers others meanwhile.
+    let bomb = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:bomb\r\nDTSTART:19700101T000000Z\r\nDTEND:19700101T000001Z\r\nRRULE:FREQ=SECONDLY\r\nSUMMARY:LUN: x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("settings", "template = \"prefix\"\n"),
+        ("calendar", bomb),
+        ("action", "preview"),
+    ];
+    let started = std::time::Instant::now();
+    let (dense, other) = tokio::join!(
+        post_form(&en, &rules, &fields),
+        page_at(&en, format!("{}/instances/{instance}", app.base)),
+    );
+    assert_eq!(dense.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    let html = dense.text().await.expect("html");
+    assert!(html.contains("repeats too often"), "{html}");
+    assert!(!other.is_empty());
+
     // Saved: the instance has the new rules.
     let saved = post_form(
         &en,

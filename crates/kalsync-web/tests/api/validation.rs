@@ -152,12 +152,21 @@ async fn bad_input_names_the_field_and_changes_nothing() {
             .unwrap_or("")
             .contains("days_ahead = 7")
     );
-    // A change that leaves the secret out keeps it.
-    let (status, changed) = admin
+    // A change that leaves the secret out keeps it while it goes where it went; another
+    // tenant needs it again.
+    let (status, refused) = admin
         .send(
             reqwest::Method::PATCH,
             &format!("/api/v1/instances/{instance}"),
             Some(json!({"active": false, "source": {"kind": "graph", "tenant": "t2", "client_id": "c"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (status, changed) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/instances/{instance}"),
+            Some(json!({"active": false, "source": {"kind": "graph", "tenant": "t", "client_id": "c"}})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
@@ -169,7 +178,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     assert!(!stored.active);
     assert!(matches!(
         stored.source,
-        kalsync_store::SourceConfig::Graph { ref tenant, credential: kalsync_store::GraphCredential::Secret(_), .. } if tenant == "t2"
+        kalsync_store::SourceConfig::Graph { ref tenant, credential: kalsync_store::GraphCredential::Secret(_), .. } if tenant == "t"
     ));
 }
 

@@ -143,6 +143,8 @@ fn nothing_is_lost_or_applied_twice_across_sigkill() {
         format!(
             r#"database_url = "sqlite:{db}"
 master_key_file = "{key}"
+[outbound]
+allow = ["127.0.0.0/8"]
 [engine]
 poll_interval_secs = 2
 debounce_ms = 0
