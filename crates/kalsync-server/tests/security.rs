@@ -72,6 +72,64 @@ impl Captured {
     }
 }
 
+/// Acme with a webhook and an AMI target, a Graph instance (Graph and login at
+/// `graph_root`) and an EWS one at `ews`, each with `user`, and every kind of secret.
+fn acme_with_every_source_and_target(
+    hook: &str,
+    ami_port: u16,
+    graph_root: &str,
+    ews: &str,
+    user: UserDecl,
+) -> CompanyDecl {
+    CompanyDecl {
+        name: "Acme".into(),
+        targets: vec![
+            TargetDecl::Webhook {
+                name: "hook".into(),
+                url: hook.to_owned(),
+                signing_secret: format!("whsec_{WEBHOOK_KEY}").into(),
+            },
+            TargetDecl::Ami {
+                name: "asterisk".into(),
+                host: "127.0.0.1".into(),
+                port: ami_port,
+                username: "kalsync".into(),
+                secret: AMI_SECRET.to_owned().into(),
+                announcement: "*99".into(),
+            },
+        ],
+        instances: vec![
+            InstanceDecl {
+                name: "M365".into(),
+                source: SourceDecl::Graph {
+                    tenant: "t".into(),
+                    client_id: "c".into(),
+                    client_secret: GRAPH_SECRET.to_owned().into(),
+                    graph_url: Some(format!("{graph_root}v1.0/")),
+                    login_url: Some(graph_root.to_owned()),
+                },
+                settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                users: vec![user.clone()],
+            },
+            InstanceDecl {
+                name: "Exchange".into(),
+                source: SourceDecl::Ews {
+                    url: ews.to_owned(),
+                    username: "CORP\\svc-kalsync".into(),
+                    password: EWS_PASSWORD.to_owned().into(),
+                    auth: "ntlm".into(),
+                    version: "2016".into(),
+                    access: "impersonation".into(),
+                    options: Default::default(),
+                    ca_file: None,
+                },
+                settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                users: vec![user],
+            },
+        ],
+    }
+}
+
 /// A port nothing listens on (a target that is down: its errors get logged).
 fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -241,53 +299,13 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
             .unwrap_or_else(|| format!("sqlite:{}", dir.join("k.db").display())),
         master_key_file: dir.join("k.key"),
         public_url: url::Url::parse(&format!("{base}/")).ok(),
-        companies: vec![CompanyDecl {
-            name: "Acme".into(),
-            targets: vec![
-                TargetDecl::Webhook {
-                    name: "hook".into(),
-                    url: format!("http://127.0.0.1:{}/hook", closed_port()),
-                    signing_secret: format!("whsec_{WEBHOOK_KEY}").into(),
-                },
-                TargetDecl::Ami {
-                    name: "asterisk".into(),
-                    host: "127.0.0.1".into(),
-                    port: closed_port(),
-                    username: "kalsync".into(),
-                    secret: AMI_SECRET.to_owned().into(),
-                    announcement: "*99".into(),
-                },
-            ],
-            instances: vec![
-                InstanceDecl {
-                    name: "M365".into(),
-                    source: SourceDecl::Graph {
-                        tenant: "t".into(),
-                        client_id: "c".into(),
-                        client_secret: GRAPH_SECRET.to_owned().into(),
-                        graph_url: Some(format!("{sim_url}v1.0/")),
-                        login_url: Some(sim_url.to_string()),
-                    },
-                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
-                    users: vec![user()],
-                },
-                InstanceDecl {
-                    name: "Exchange".into(),
-                    source: SourceDecl::Ews {
-                        url: format!("{ews_url}EWS/Exchange.asmx"),
-                        username: "CORP\\svc-kalsync".into(),
-                        password: EWS_PASSWORD.to_owned().into(),
-                        auth: "ntlm".into(),
-                        version: "2016".into(),
-                        access: "impersonation".into(),
-                        options: Default::default(),
-                        ca_file: None,
-                    },
-                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
-                    users: vec![user()],
-                },
-            ],
-        }],
+        companies: vec![acme_with_every_source_and_target(
+            &format!("http://127.0.0.1:{}/hook", closed_port()),
+            closed_port(),
+            &sim_url.to_string(),
+            &format!("{ews_url}EWS/Exchange.asmx"),
+            user(),
+        )],
         accounts: vec![AccountDecl {
             email: "it@acme.example".into(),
             role: "company_admin".into(),
@@ -674,53 +692,13 @@ async fn sources_and_targets_on_local_addresses_are_refused_without_the_operator
     let mut settings = Settings {
         database_url: format!("sqlite:{}", dir.join("k.db").display()),
         master_key_file: dir.join("k.key"),
-        companies: vec![CompanyDecl {
-            name: "Acme".into(),
-            targets: vec![
-                TargetDecl::Webhook {
-                    name: "hook".into(),
-                    url: format!("{local}hook"),
-                    signing_secret: format!("whsec_{WEBHOOK_KEY}").into(),
-                },
-                TargetDecl::Ami {
-                    name: "asterisk".into(),
-                    host: "127.0.0.1".into(),
-                    port,
-                    username: "kalsync".into(),
-                    secret: AMI_SECRET.to_owned().into(),
-                    announcement: "*99".into(),
-                },
-            ],
-            instances: vec![
-                InstanceDecl {
-                    name: "M365".into(),
-                    source: SourceDecl::Graph {
-                        tenant: "t".into(),
-                        client_id: "c".into(),
-                        client_secret: GRAPH_SECRET.to_owned().into(),
-                        graph_url: Some(format!("{local}v1.0/")),
-                        login_url: Some(local.clone()),
-                    },
-                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
-                    users: vec![user()],
-                },
-                InstanceDecl {
-                    name: "Exchange".into(),
-                    source: SourceDecl::Ews {
-                        url: format!("{local}EWS/Exchange.asmx"),
-                        username: "CORP\\svc-kalsync".into(),
-                        password: EWS_PASSWORD.to_owned().into(),
-                        auth: "ntlm".into(),
-                        version: "2016".into(),
-                        access: "impersonation".into(),
-                        options: Default::default(),
-                        ca_file: None,
-                    },
-                    settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
-                    users: vec![user()],
-                },
-            ],
-        }],
+        companies: vec![acme_with_every_source_and_target(
+            &format!("{local}hook"),
+            port,
+            &local,
+            &format!("{local}EWS/Exchange.asmx"),
+            user(),
+        )],
         ..Settings::default()
     };
     settings.engine.debounce_ms = 0;

@@ -239,6 +239,25 @@ fn required(field: &str, text: &str) -> Result<String, ApiError> {
     Ok(t.to_owned())
 }
 
+/// `config` when its secret was typed in (`given`); otherwise with the stored one, but
+/// only while it would go to the same place: a secret never goes to an address, tenant,
+/// app or account it was not given for (`field` is then required `again`).
+fn with_secret(
+    config: SourceConfig,
+    given: bool,
+    kept: Option<&SourceConfig>,
+    field: &'static str,
+    again: &'static str,
+) -> Result<SourceConfig, ApiError> {
+    match (given, kept) {
+        (true, _) => Ok(config),
+        (false, Some(kept)) => config
+            .keeping_secret_of(kept)
+            .ok_or_else(|| ApiError::invalid(field, again)),
+        (false, None) => Err(ApiError::invalid(field, "required")),
+    }
+}
+
 /// The source config of an input; `kept` supplies secrets left out.
 fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfig, ApiError> {
     match input {
@@ -259,18 +278,13 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                 graph_url: graph_url.map(|u| url("source.graph_url", &u)).transpose()?,
                 login_url: login_url.map(|u| url("source.login_url", &u)).transpose()?,
             };
-            // A stored secret is kept only while it would go to the same place: it
-            // never goes to an address, tenant or app it was not given for.
-            match (given, kept) {
-                (Some(_), _) => Ok(config),
-                (None, Some(kept)) => config.keeping_secret_of(kept).ok_or_else(|| {
-                    ApiError::invalid(
-                        "source.client_secret",
-                        "required again when the tenant, client id, Graph address or login address changes",
-                    )
-                }),
-                (None, None) => Err(ApiError::invalid("source.client_secret", "required")),
-            }
+            with_secret(
+                config,
+                given.is_some(),
+                kept,
+                "source.client_secret",
+                "required again when the tenant, client id, Graph address or login address changes",
+            )
         }
         SourceInput::Ews {
             url: address,
@@ -316,17 +330,13 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                 access: one_of("source.access", access, &["impersonation", "delegate"])?,
                 options,
             };
-            // The stored password is kept only while it would go to the same place.
-            match (given, kept) {
-                (Some(_), _) => Ok(config),
-                (None, Some(kept)) => config.keeping_secret_of(kept).ok_or_else(|| {
-                    ApiError::invalid(
-                        "source.password",
-                        "required again when the address, account, sign-in, OAuth tenant, login address, scope or trusted CA changes",
-                    )
-                }),
-                (None, None) => Err(ApiError::invalid("source.password", "required")),
-            }
+            with_secret(
+                config,
+                given.is_some(),
+                kept,
+                "source.password",
+                "required again when the address, account, sign-in, OAuth tenant, login address, scope or trusted CA changes",
+            )
         }
     }
 }
