@@ -302,7 +302,7 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
         companies: vec![acme_with_every_source_and_target(
             &format!("http://127.0.0.1:{}/hook", closed_port()),
             closed_port(),
-            &sim_url.to_string(),
+            sim_url.as_ref(),
             &format!("{ews_url}EWS/Exchange.asmx"),
             user(),
         )],
