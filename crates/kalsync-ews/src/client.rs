@@ -434,6 +434,7 @@ impl EwsClient {
         let mut stream = EventStream {
             body,
             buffer: Vec::new(),
+            searched: 0,
             pending: std::collections::VecDeque::new(),
         };
         if status != 200 {
@@ -595,6 +596,10 @@ type BoxStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, E
 pub struct EventStream {
     body: BoxStream,
     buffer: Vec<u8>,
+    /// How much of `buffer` was searched for an envelope's end without finding one: a
+    /// new chunk is searched from there, so a long part costs its length once, not
+    /// once per chunk.
+    searched: usize,
     pending: std::collections::VecDeque<String>,
 }
 
@@ -617,7 +622,8 @@ impl EventStream {
             match self.body.next().await {
                 Some(Ok(bytes)) => {
                     self.buffer.extend_from_slice(&bytes);
-                    while let Some(end) = envelope_end(&self.buffer) {
+                    while let Some(end) = envelope_end(&self.buffer, self.searched) {
+                        self.searched = 0;
                         let part: Vec<u8> = self.buffer.drain(..end).collect();
                         match String::from_utf8(part) {
                             Ok(text) => self.pending.push_back(text),
@@ -628,8 +634,10 @@ impl EventStream {
                             }
                         }
                     }
+                    self.searched = self.buffer.len();
                     if self.buffer.len() > MAX_ANSWER {
                         self.buffer.clear();
+                        self.searched = 0;
                         return Some(Err(EwsError::TooLarge { limit: MAX_ANSWER }));
                     }
                 }
@@ -649,10 +657,11 @@ impl EventStream {
 }
 
 /// Where the first complete envelope in `buffer` ends: after `</Envelope>` or
-/// `</prefix:Envelope>`.
-fn envelope_end(buffer: &[u8]) -> Option<usize> {
+/// `</prefix:Envelope>`. The first `searched` bytes are known to hold no end, so the
+/// search starts just before them (an end tag may straddle two chunks).
+fn envelope_end(buffer: &[u8], searched: usize) -> Option<usize> {
     const TAG: &[u8] = b"Envelope>";
-    let mut from = 0;
+    let mut from = searched.saturating_sub(TAG.len() - 1).min(buffer.len());
     while let Some(i) = buffer[from..].windows(TAG.len()).position(|w| w == TAG) {
         let at = from + i;
         let mut j = at;
@@ -677,9 +686,23 @@ mod tests {
     #[test]
     fn envelopes_are_cut_where_they_end() {
         let two = b"<s:Envelope><a/></s:Envelope><soap:Envelope></soap:Envelope>";
-        assert_eq!(envelope_end(two), Some(29));
-        assert_eq!(envelope_end(&two[29..]), Some(two.len() - 29));
-        assert_eq!(envelope_end(b"<Envelope><x>Envelope></x>"), None);
-        assert_eq!(envelope_end(b"<Envelope></Envelope>"), Some(21));
+        assert_eq!(envelope_end(two, 0), Some(29));
+        assert_eq!(envelope_end(&two[29..], 0), Some(two.len() - 29));
+        assert_eq!(envelope_end(b"<Envelope><x>Envelope></x>", 0), None);
+        assert_eq!(envelope_end(b"<Envelope></Envelope>", 0), Some(21));
+    }
+
+    #[test]
+    fn a_search_goes_on_where_the_last_stopped_even_inside_an_end_tag() {
+        let part = b"<s:Envelope><a/></s:Envelope>";
+        // Arriving a byte at a time, searched up to the byte before each new one.
+        let mut found = None;
+        for n in 1..=part.len() {
+            found = envelope_end(&part[..n], n - 1);
+            if found.is_some() {
+                assert_eq!(n, part.len());
+            }
+        }
+        assert_eq!(found, Some(part.len()));
     }
 }

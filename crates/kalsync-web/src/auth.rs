@@ -244,6 +244,47 @@ impl SignInLimit {
     }
 }
 
+/// Streams one person (or API token) may hold open at once: a few tabs and consoles.
+pub const STREAMS_PER_PERSON: usize = 8;
+
+/// Open long-lived answers (the switchboard's streams) per person ([`Principal::key`]).
+#[derive(Debug, Default)]
+pub struct Streams(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One open stream, counted until it is dropped.
+pub struct OpenStream {
+    streams: std::sync::Arc<Streams>,
+    key: String,
+}
+
+impl Streams {
+    /// Counts one more stream for `key`; `None` when it holds the most already.
+    pub fn open(streams: &std::sync::Arc<Streams>, key: String) -> Option<OpenStream> {
+        let mut open = streams.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(key.clone()).or_default();
+        if *count >= STREAMS_PER_PERSON {
+            return None;
+        }
+        *count += 1;
+        Some(OpenStream {
+            streams: streams.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// A hash no password matches, verified when the account is unknown so that a wrong
 /// e-mail takes as long as a wrong password.
 const DUMMY_HASH: &str =
@@ -411,7 +452,10 @@ pub enum Via {
         csrf: String,
     },
     /// A company API token.
-    Token,
+    Token {
+        /// The stored hash of the token.
+        hash: String,
+    },
 }
 
 /// Who is asking, and what they may do.
@@ -492,18 +536,41 @@ impl FromRequestParts<WebState> for Principal {
 }
 
 impl Principal {
+    /// Whether the session or API token this principal came with still holds at `now`
+    /// (not signed out, expired or revoked, its account not removed): long-lived
+    /// answers such as the switchboard's stream ask again as they go.
+    pub async fn still_valid(&self, state: &WebState, now: Timestamp) -> bool {
+        match &self.via {
+            Via::Session { id_hash, .. } => {
+                matches!(state.store.session(id_hash, now).await, Ok(Some(_)))
+            }
+            Via::Token { hash } => {
+                matches!(state.store.use_api_token(hash, now).await, Ok(Some(_)))
+            }
+        }
+    }
+
+    /// Who this is for per-person limits: the account, or the API token.
+    pub fn key(&self) -> String {
+        match (&self.account, &self.via) {
+            (Some(a), _) => format!("account:{}", a.id),
+            (None, Via::Token { hash }) => format!("token:{hash}"),
+            (None, Via::Session { id_hash, .. }) => format!("session:{id_hash}"),
+        }
+    }
+
     /// The token this session's forms carry (empty for an API token, which needs none).
     pub fn csrf(&self) -> &str {
         match &self.via {
             Via::Session { csrf, .. } => csrf,
-            Via::Token => "",
+            Via::Token { .. } => "",
         }
     }
 
     /// `Forbidden` unless `sent` is this session's CSRF token (API tokens need none).
     pub fn check_csrf(&self, sent: &str) -> Result<(), ApiError> {
         match &self.via {
-            Via::Token => Ok(()),
+            Via::Token { .. } => Ok(()),
             Via::Session { csrf, .. } => {
                 let same: bool =
                     subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), csrf.as_bytes()).into();
@@ -535,7 +602,8 @@ pub async fn authenticate(
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if let Some(token) = bearer {
-            let found = state.store.use_api_token(&secret_hash(token), now).await?;
+            let hash = secret_hash(token);
+            let found = state.store.use_api_token(&hash, now).await?;
             let Some(found) = found else {
                 return Err(ApiError::Unauthenticated);
             };
@@ -543,7 +611,7 @@ pub async fn authenticate(
                 grant: found.grant,
                 actor: format!("token:{}", found.name),
                 account: None,
-                via: Via::Token,
+                via: Via::Token { hash },
             });
         }
         let Some(id) = session_cookie(parts) else {

@@ -40,6 +40,8 @@ pub struct WebState {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for the
     /// sign-in limits); any other peer is the client itself.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Open switchboard streams per person.
+    pub streams: Arc<auth::Streams>,
 }
 
 impl WebState {
@@ -54,6 +56,7 @@ impl WebState {
             public_url: None,
             consents: Arc::default(),
             trusted_proxies: Arc::default(),
+            streams: Arc::default(),
         }
     }
 

@@ -368,13 +368,17 @@ pub(crate) async fn switchboard(
 const SWITCHBOARD_EVERY: Duration = Duration::from_secs(2);
 /// How long one stream lasts; the browser reconnects by itself.
 const SWITCHBOARD_FOR: Duration = Duration::from_secs(30 * 60);
-
-/// The switchboard's rows as server-sent events: sent when they change.
+/// The switchboard's rows as server-sent events: sent when they change. The stream
+/// ends when its session is signed out or its token revoked (asked before each look),
+/// and one person holds at most [`auth::STREAMS_PER_PERSON`] at once.
 pub(crate) async fn switchboard_events(
     State(state): State<WebState>,
     viewer: Viewer,
     Query(filter): Query<Filter>,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Some(open) = auth::Streams::open(&state.streams, viewer.principal.key()) else {
+        return Err(ApiError::TooMany(SWITCHBOARD_EVERY.as_secs()));
+    };
     let t = i18n::texts(viewer.lang);
     let all = filter.all();
     let stream = futures_util::stream::unfold(
@@ -382,8 +386,9 @@ pub(crate) async fn switchboard_events(
             String::new(),
             tokio::time::Instant::now() + SWITCHBOARD_FOR,
             true,
+            open,
         ),
-        move |(last, end, first)| {
+        move |(last, end, first, open)| {
             let state = state.clone();
             let principal = viewer.principal.clone();
             let q = filter.q.clone();
@@ -394,6 +399,9 @@ pub(crate) async fn switchboard_events(
                 if !first {
                     tokio::time::sleep(SWITCHBOARD_EVERY).await;
                 }
+                if !principal.still_valid(&state, Timestamp::now()).await {
+                    return None;
+                }
                 let entries = directory_entries(&state, &principal, q.as_deref(), all)
                     .await
                     .unwrap_or_default();
@@ -402,13 +410,13 @@ pub(crate) async fn switchboard_events(
                     // Unchanged: a comment, and another look after the pause.
                     return Some((
                         Ok(Event::default().comment("unchanged")),
-                        (last, end, false),
+                        (last, end, false, open),
                     ));
                 }
                 let event = Event::default().event("rows").data(rows.clone());
-                Some((Ok(event), (rows, end, false)))
+                Some((Ok(event), (rows, end, false, open)))
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -620,3 +620,40 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn a_switchboard_stream_ends_at_sign_out_and_one_person_holds_a_few() {
+    let app = spawn_app().await;
+    let sv = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let url = format!("{}/switchboard/events", app.base);
+    let mut open = Vec::new();
+    for _ in 0..kalsync_web::auth::STREAMS_PER_PERSON {
+        let stream = sv.get(&url).send().await.expect("events");
+        assert_eq!(stream.status(), StatusCode::OK);
+        open.push(stream);
+    }
+    let refused = sv.get(&url).send().await.expect("answer");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another person is not held back by this one's streams.
+    let other = signed_in_browser(&app, "sv", "it@acme.example").await;
+    assert_eq!(
+        other.get(&url).send().await.expect("events").status(),
+        StatusCode::OK
+    );
+
+    // Signed out: every stream of the session ends by itself.
+    let html = page_at(&sv, format!("{}/switchboard", app.base)).await;
+    let csrf = form_token(&html);
+    post_form(
+        &sv,
+        format!("{}/sign-out", app.base),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
+    let mut stream = open.pop().expect("a stream");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream went on after signing out");
+}
