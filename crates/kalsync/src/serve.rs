@@ -162,21 +162,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         "00000000-0000-4000-8000-0000000de70a",
         "demo-client-secret",
     );
-    let mut config = SimConfig::with_secret(tenant, client_id, secret);
-    // The operator's multi-tenant app, which Demo Ny AB's admin connects with the
-    // admin-consent page the simulator plays.
-    let (operator_app, operator_secret) = (
-        "00000000-0000-4000-8000-0000000de70b",
-        "demo-operator-secret",
-    );
-    config.apps.push(kalsync_graph_sim::SimApp {
-        client_id: operator_app.into(),
-        secret: Some(operator_secret.into()),
-        certificate: None,
-        consented: false,
-        secret_expired: false,
-    });
-    let sim = Simulator::new(config);
+    let sim = Simulator::new(SimConfig::with_secret(tenant, client_id, secret));
     let people = sample::populate(&sim, args.users, this_monday(), 2, 7, "demo.example")
         .map_err(|e| e.to_string())?;
     // A few bookings that start in the next minutes, so statuses change while you watch.
@@ -197,6 +183,29 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         }
     }
     let (sim_url, _sim_handle) = kalsync_graph_sim::spawn(sim.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Demo Ny AB's own Microsoft 365 (a tenant of its own), where the operator's
+    // multi-tenant app is not consented yet: its admin connects it through the
+    // admin-consent page this simulator plays.
+    let ny_tenant = "00000000-0000-4000-8000-00000000de71";
+    let (operator_app, operator_secret) = (
+        "00000000-0000-4000-8000-0000000de70b",
+        "demo-operator-secret",
+    );
+    let mut ny_config = SimConfig::with_secret(ny_tenant, client_id, secret);
+    ny_config.apps.push(kalsync_graph_sim::SimApp {
+        client_id: operator_app.into(),
+        secret: Some(operator_secret.into()),
+        certificate: None,
+        consented: false,
+        secret_expired: false,
+    });
+    let ny = Simulator::new(ny_config);
+    sample::populate(&ny, args.users.min(8), this_monday(), 2, 13, "ny.example")
+        .map_err(|e| e.to_string())?;
+    let (ny_url, _ny_handle) = kalsync_graph_sim::spawn(ny)
         .await
         .map_err(|e| e.to_string())?;
 
@@ -302,8 +311,8 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         microsoft365: Some(kalsync_server::settings::Microsoft365Settings {
             client_id: operator_app.into(),
             client_secret: operator_secret.to_owned().into(),
-            login_url: Some(sim_url.clone()),
-            graph_url: Some(format!("{sim_url}v1.0/")),
+            login_url: Some(ny_url.clone()),
+            graph_url: Some(format!("{ny_url}v1.0/")),
         }),
         // The simulators listen on loopback.
         outbound: kalsync_server::settings::OutboundSettings::loopback(),

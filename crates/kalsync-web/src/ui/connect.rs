@@ -245,10 +245,12 @@ pub(crate) async fn callback(
                 principal.account = Some(fresh);
             }
             _ => {
-                return ApiError::Forbidden(
-                    "the account that asked no longer manages this company".into(),
-                )
-                .into_response();
+                return outcome(
+                    lang,
+                    StatusCode::FORBIDDEN,
+                    t.consent_refused,
+                    html! { p.error role="alert" { (t.no_longer_manages) } p { a href="/" { (t.dashboard) } } },
+                );
             }
         }
     }
@@ -261,7 +263,10 @@ pub(crate) async fn callback(
                 lang,
                 StatusCode::CONFLICT,
                 t.consent_refused,
-                html! { p.error role="alert" { "tenant " (tenant) ": connected by another company" } },
+                html! {
+                    p.error role="alert" #tenant-taken { (t.tenant_taken) " (" code { (tenant) } ")" }
+                    p { a href=(again) { (t.try_again) } }
+                },
             );
         }
         Err(e) => return e.into_response(),

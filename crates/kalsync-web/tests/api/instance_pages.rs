@@ -535,6 +535,13 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
     .await
     .expect("callback");
     assert_eq!(forged.status(), StatusCode::CONFLICT);
+    // Said in the page's language, with the way back to the new-instance page.
+    let page = forged.text().await.expect("page");
+    assert!(
+        page.contains("redan ansluten")
+            && page.contains(&format!("/companies/{}/instances/new", app.acme)),
+        "{page}"
+    );
     assert!(
         app.store
             .instances(app.acme)
