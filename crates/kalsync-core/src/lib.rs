@@ -8,6 +8,7 @@ pub mod address;
 pub mod booking;
 pub mod message;
 pub mod reason;
+pub mod redact;
 pub mod rules;
 pub mod settings;
 pub mod timeline;

@@ -541,8 +541,13 @@ impl Engine {
                     inner.backoff.insert(user.id, now + after);
                 }
                 tracing::warn!(user = %user.id, instance = %instance.id, error = %e, "sync failed");
+                // The company sees what failed; where it failed is in the log.
                 self.store
-                    .record_sync(user.id, now, Some(&e.to_string()))
+                    .record_sync(
+                        user.id,
+                        now,
+                        Some(&kalsync_core::redact::shown_error(&e.to_string())),
+                    )
                     .await?;
                 return Err(e.into());
             }
@@ -985,33 +990,24 @@ impl Engine {
             },
         };
         if !target.active {
-            self.store
-                .mark_dead(delivery.id, "the target is switched off")
-                .await?;
-            self.forget_published(&delivery);
-            self.metrics.dead_letter();
-            return Ok(Outcome::Dead);
+            return self
+                .dead_letter(&delivery, "the target is switched off")
+                .await;
         }
         let status: StatusUpdate = match serde_json::from_value(delivery.payload.clone()) {
             Ok(s) => s,
             Err(e) => {
-                self.store
-                    .mark_dead(delivery.id, &format!("unreadable payload: {e}"))
-                    .await?;
-                self.forget_published(&delivery);
-                self.metrics.dead_letter();
-                return Ok(Outcome::Dead);
+                return self
+                    .dead_letter(&delivery, &format!("unreadable payload: {e}"))
+                    .await;
             }
         };
         let adapter = match self.target_for(&target) {
             Ok(a) => a,
             Err(e) => {
-                self.store
-                    .mark_dead(delivery.id, &format!("target configuration: {e}"))
-                    .await?;
-                self.forget_published(&delivery);
-                self.metrics.dead_letter();
-                return Ok(Outcome::Dead);
+                return self
+                    .dead_letter(&delivery, &format!("target configuration: {e}"))
+                    .await;
             }
         };
         match adapter.deliver(&delivery, &status).await {
@@ -1026,34 +1022,41 @@ impl Engine {
                 retry_after,
             }) => {
                 if delivery.attempts + 1 >= self.config.retry.max_attempts {
-                    self.store.mark_dead(delivery.id, &message).await?;
-                    self.forget_published(&delivery);
-                    self.metrics.dead_letter();
-                    tracing::warn!(target = %target.id, delivery = %delivery.id, error = %message, "retry budget spent: dead letter");
-                    return Ok(Outcome::Dead);
+                    tracing::warn!(target = %target.id, delivery = %delivery.id, "retry budget spent");
+                    return self.dead_letter(&delivery, &message).await;
                 }
                 let wait = self.config.retry.delay(delivery.attempts, retry_after);
+                tracing::debug!(target = %target.id, delivery = %delivery.id, error = %message, "a delivery will be tried again");
                 self.store
-                    .mark_retry(delivery.id, now + wait, &message)
+                    .mark_retry(
+                        delivery.id,
+                        now + wait,
+                        &kalsync_core::redact::shown_error(&message),
+                    )
                     .await?;
                 self.metrics.retried();
                 Ok(Outcome::Retry)
             }
             Err(DeliveryError::Gone(message)) => {
                 self.store.set_target_active(target.id, false).await?;
-                self.store.mark_dead(delivery.id, &message).await?;
-                self.forget_published(&delivery);
-                self.metrics.dead_letter();
                 tracing::warn!(target = %target.id, "the target answered 410 Gone: switched off");
-                Ok(Outcome::Dead)
+                self.dead_letter(&delivery, &message).await
             }
-            Err(DeliveryError::Rejected(message)) => {
-                self.store.mark_dead(delivery.id, &message).await?;
-                self.forget_published(&delivery);
-                self.metrics.dead_letter();
-                Ok(Outcome::Dead)
-            }
+            Err(DeliveryError::Rejected(message)) => self.dead_letter(&delivery, &message).await,
         }
+    }
+
+    /// Gives a delivery up: the whole reason to the log, the company's view of it
+    /// (without addresses) to the store; the target may lack this user's status, so
+    /// the next change writes it again.
+    async fn dead_letter(&self, delivery: &Delivery, why: &str) -> Result<Outcome, EngineError> {
+        tracing::warn!(delivery = %delivery.id, target = %delivery.target, error = %why, "dead letter");
+        self.store
+            .mark_dead(delivery.id, &kalsync_core::redact::shown_error(why))
+            .await?;
+        self.forget_published(delivery);
+        self.metrics.dead_letter();
+        Ok(Outcome::Dead)
     }
 
     /// A dead letter: the target may not have this user's status, so the next change

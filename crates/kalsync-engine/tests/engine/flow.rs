@@ -569,3 +569,41 @@ async fn a_notification_does_not_cut_a_sources_retry_after_short() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_dead_letter_says_what_failed_but_not_where() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "l",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: x",
+    )]);
+    let engine = w.engine_after_read("2026-11-24 12:10").await;
+    w.pbx
+        .failures
+        .lock()
+        .expect("lock")
+        .push(DeliveryError::Rejected(
+            "422 from http://pbx.corp.example:8443/hook (10.20.0.7:8443): unknown extension".into(),
+        ));
+    engine
+        .deliver_due(at("2026-11-24 12:10"))
+        .await
+        .expect("pass");
+    let company = w
+        .store
+        .instance(w.anna.instance)
+        .await
+        .expect("instance")
+        .company;
+    let dead = w
+        .store
+        .deliveries(company, DeliveryState::Dead, 10)
+        .await
+        .expect("dead");
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some("422 from (address) ((address)): unknown extension")
+    );
+}

@@ -567,7 +567,16 @@ pub(crate) async fn run_check(
             CHECK_TIMEOUT.as_secs()
         ))
     })?
-    .map_err(ApiError::BadRequest)?;
+    .map_err(|e| ApiError::BadRequest(shown_to(principal, &e)))?;
+    // A company's admin learns what failed and what to do; the addresses and answers
+    // behind it are for the operator and the log.
+    let steps: Vec<_> = steps
+        .into_iter()
+        .map(|mut s| {
+            s.detail = shown_to(principal, &s.detail);
+            s
+        })
+        .collect();
     let ok = steps.iter().all(|s| s.ok);
     audit(
         state,
@@ -578,6 +587,16 @@ pub(crate) async fn run_check(
     )
     .await?;
     Ok(CheckReport { ok, steps })
+}
+
+/// An error text as `principal` may see it: whole for the operator, without addresses
+/// for a company's people.
+fn shown_to(principal: &Principal, text: &str) -> String {
+    if principal.grant.role == kalsync_store::Role::Operator {
+        text.to_owned()
+    } else {
+        kalsync_core::redact::without_addresses(text)
+    }
 }
 
 /// Tests the instance's connection step by step: sign in, reach the mailbox, read its

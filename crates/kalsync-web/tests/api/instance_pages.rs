@@ -39,7 +39,7 @@ impl ConnectionCheck for Recorded {
                 CheckStep {
                     name: "read the calendar".into(),
                     ok: false,
-                    detail: "ErrorAccessDenied: give the account Reviewer".into(),
+                    detail: "ErrorAccessDenied from https://mail.corp.example/EWS/Exchange.asmx (10.1.2.3:443): give the account Reviewer".into(),
                 },
             ])
         })
@@ -199,6 +199,14 @@ async fn the_connection_check_runs_from_the_api_and_the_instance_page() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ok"], false);
     assert_eq!(body["steps"][1]["name"], "read the calendar");
+    // What failed and what to do, not where: addresses are for the operator and the log.
+    let detail = body["steps"][1]["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("give the account Reviewer")
+            && !detail.contains("10.1.2.3")
+            && !detail.contains("mail.corp.example"),
+        "{detail}"
+    );
     assert_eq!(
         checker.0.lock().expect("lock")[0].1.as_deref(),
         Some("anna@acme.example")
