@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kalsync_core::Template;
 use kalsync_engine::{DeliveryError, SourceError};
-use kalsync_store::{DeliveryState, Store};
+use kalsync_store::Store;
 
 use crate::helpers::*;
 
@@ -280,17 +280,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
         engine.deliver_due(t).await.expect("pass");
         t += jiff::SignedDuration::from_secs(120);
     }
-    let company = w
-        .store
-        .instance(w.anna.instance)
-        .await
-        .expect("instance")
-        .company;
-    let dead = w
-        .store
-        .deliveries(company, DeliveryState::Dead, 10)
-        .await
-        .expect("dead");
+    let dead = w.dead_letters().await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].last_error.as_deref(), Some("connection refused"));
     assert_eq!(engine.metrics().dead_total(), 1);
@@ -591,17 +581,7 @@ async fn a_dead_letter_says_what_failed_but_not_where() {
         .deliver_due(at("2026-11-24 12:10"))
         .await
         .expect("pass");
-    let company = w
-        .store
-        .instance(w.anna.instance)
-        .await
-        .expect("instance")
-        .company;
-    let dead = w
-        .store
-        .deliveries(company, DeliveryState::Dead, 10)
-        .await
-        .expect("dead");
+    let dead = w.dead_letters().await;
     assert_eq!(
         dead[0].last_error.as_deref(),
         Some("422 from (address) ((address)): unknown extension")

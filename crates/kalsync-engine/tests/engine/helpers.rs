@@ -225,6 +225,20 @@ impl World {
         engine
     }
 
+    /// The company's dead letters, newest first.
+    pub(crate) async fn dead_letters(&self) -> Vec<Delivery> {
+        let company = self
+            .store
+            .instance(self.anna.instance)
+            .await
+            .expect("instance")
+            .company;
+        self.store
+            .deliveries(company, kalsync_store::DeliveryState::Dead, 10)
+            .await
+            .expect("dead letters")
+    }
+
     pub(crate) fn book(&self, bookings: Vec<Booking>) {
         self.calendars
             .bookings
