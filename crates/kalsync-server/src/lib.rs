@@ -174,13 +174,34 @@ impl Service {
             )
             .run(stop_streams.clone()),
         );
+        // The stop ends the long-lived answers at once; requests still open ten
+        // seconds later do not hold the stop up.
+        let web = self.web.clone();
+        let (signalled, stop_asked) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            web.stop();
+            let _ = signalled.send(());
+        };
         // The peer address feeds the sign-in rate limit.
-        axum::serve(
+        let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        .with_graceful_shutdown(signal)
+        .into_future();
+        tokio::select! {
+            served = server => served?,
+            () = async {
+                if stop_asked.await.is_ok() {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!("requests still open ten seconds after the stop: they are cut");
+            }
+        }
         stop_subscriptions.notify_one();
         if let Some(task) = subscriptions {
             let _ = task.await;

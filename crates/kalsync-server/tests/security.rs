@@ -736,3 +736,54 @@ async fn sources_and_targets_on_local_addresses_are_refused_without_the_operator
         "the check reached an internal address"
     );
 }
+
+/// Nothing a client holds open delays a stop (`docs/THREAT_MODEL.md`, T8): a
+/// receptionist's live switchboard ends when the service is told to stop.
+#[tokio::test]
+async fn an_open_switchboard_stream_does_not_hold_a_stop_up() {
+    captured();
+    let dir = support::folder("kalsync-stop");
+    let (listener, base) = support::listener().await;
+    let settings = Settings {
+        database_url: format!("sqlite:{}", dir.join("k.db").display()),
+        master_key_file: dir.join("k.key"),
+        accounts: vec![AccountDecl {
+            email: "operator@example.se".into(),
+            role: "operator".into(),
+            company: None,
+            password: ADMIN_PASSWORD.to_owned().into(),
+        }],
+        ..Settings::default()
+    };
+    let served = support::Served::start(settings, listener, dir);
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let mut signed_in = false;
+    for _ in 0..100 {
+        if let Ok(r) = http
+            .post(format!("{base}/api/v1/session"))
+            .json(&json!({"email": "operator@example.se", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            signed_in = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(signed_in, "the service answers");
+    let stream = http
+        .get(format!("{base}/switchboard/events"))
+        .send()
+        .await
+        .expect("the stream");
+    assert_eq!(stream.status(), reqwest::StatusCode::OK);
+    assert!(
+        served.stop_within(Duration::from_secs(8)).await,
+        "the stop waited for the open stream"
+    );
+    drop(stream);
+}

@@ -42,6 +42,9 @@ pub struct WebState {
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Open switchboard streams per person.
     pub streams: Arc<auth::Streams>,
+    /// Set when the service stops: long-lived answers (the switchboard's streams) end,
+    /// so they never hold a graceful stop up.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl WebState {
@@ -57,7 +60,13 @@ impl WebState {
             consents: Arc::default(),
             trusted_proxies: Arc::default(),
             streams: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Ends the long-lived answers: the service is stopping.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Trusts these reverse proxies to name the client.

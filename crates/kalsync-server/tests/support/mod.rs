@@ -72,6 +72,15 @@ impl Served {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Stops it; whether it stopped within `limit`. Its folder is removed.
+    #[allow(dead_code)] // Used by some of the test binaries that share this module.
+    pub(crate) async fn stop_within(self, limit: Duration) -> bool {
+        let _ = self.stop.send(());
+        let stopped = tokio::time::timeout(limit, self.task).await.is_ok();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        stopped
+    }
+
     /// Stops it and keeps its folder for the caller to read; the folder.
     pub(crate) async fn halt(self) -> std::path::PathBuf {
         let _ = self.stop.send(());

@@ -381,6 +381,7 @@ pub(crate) async fn switchboard_events(
     };
     let t = i18n::texts(viewer.lang);
     let all = filter.all();
+    let stopping = state.stopping.subscribe();
     let stream = futures_util::stream::unfold(
         (
             String::new(),
@@ -392,12 +393,17 @@ pub(crate) async fn switchboard_events(
             let state = state.clone();
             let principal = viewer.principal.clone();
             let q = filter.q.clone();
+            let mut stopping = stopping.clone();
             async move {
-                if tokio::time::Instant::now() >= end {
+                if tokio::time::Instant::now() >= end || *stopping.borrow() {
                     return None;
                 }
                 if !first {
-                    tokio::time::sleep(SWITCHBOARD_EVERY).await;
+                    // The service stopping ends the stream at once, not after the pause.
+                    tokio::select! {
+                        () = tokio::time::sleep(SWITCHBOARD_EVERY) => {}
+                        _ = stopping.changed() => return None,
+                    }
                 }
                 if !principal.still_valid(&state, Timestamp::now()).await {
                     return None;
