@@ -387,17 +387,12 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
         serde_json::from_str(&get(format!("/api/v1/instances/{graph_instance}/users")).await)
             .expect("users");
     let anna = users[0]["id"].as_str().expect("anna").to_owned();
-    let mut lunch = false;
-    for _ in 0..100 {
-        if get(format!("/api/v1/users/{anna}/status"))
+    let lunch = support::eventually(|| async {
+        get(format!("/api/v1/users/{anna}/status"))
             .await
             .contains("lunch")
-        {
-            lunch = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert!(lunch, "Anna's lunch was read");
     // A new secret in a change is stored, and not echoed back.
     let changed = http
@@ -760,20 +755,14 @@ async fn an_open_switchboard_stream_does_not_hold_a_stop_up() {
         .cookie_store(true)
         .build()
         .expect("client");
-    let mut signed_in = false;
-    for _ in 0..100 {
-        if let Ok(r) = http
-            .post(format!("{base}/api/v1/session"))
+    let signed_in = support::eventually(|| async {
+        http.post(format!("{base}/api/v1/session"))
             .json(&json!({"email": "operator@example.se", "password": ADMIN_PASSWORD}))
             .send()
             .await
-            && r.status().is_success()
-        {
-            signed_in = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
     assert!(signed_in, "the service answers");
     let stream = http
         .get(format!("{base}/switchboard/events"))

@@ -45,6 +45,22 @@ pub(crate) async fn listener() -> (tokio::net::TcpListener, String) {
     (listener, base)
 }
 
+/// Asks `check` every 100 ms, at most 100 times, until it holds; whether it did.
+#[allow(dead_code)] // Used by some of the test binaries that share this module.
+pub(crate) async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// `kalsync_server::run` in a task until [`Served::stop`].
 pub(crate) struct Served {
     stop: tokio::sync::oneshot::Sender<()>,
