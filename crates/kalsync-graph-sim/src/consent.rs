@@ -24,14 +24,14 @@ pub(crate) fn router() -> Router<Simulator> {
 }
 
 /// HTML-escapes text put into the page.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-fn error_page(code: u32, text: &str) -> Response {
+pub(crate) fn error_page(code: u32, text: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Html(format!(
@@ -48,7 +48,7 @@ fn checked(
     tenant: &str,
     query: &HashMap<String, String>,
 ) -> Result<(String, url::Url), Response> {
-    if !matches!(tenant, "organizations" | "common") && tenant != sim.shared.config.tenant {
+    if !matches!(tenant, "organizations" | "common") && !sim.names_tenant(tenant) {
         return Err(error_page(90002, &format!("Tenant '{tenant}' not found.")));
     }
     let client_id = query.get("client_id").cloned().unwrap_or_default();

@@ -59,6 +59,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
     Router::new()
         .merge(graph)
         .merge(crate::consent::router())
+        .merge(crate::oidc::router())
         .with_state(sim.clone())
         .merge(control_router(sim))
 }
@@ -68,6 +69,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
 pub fn control_router(sim: Simulator) -> Router {
     Router::new()
         .route("/_sim/users", post(control_add_user).get(control_users))
+        .route("/_sim/people", post(control_add_person))
         .route("/_sim/users/{user}/events", post(control_create_event))
         .route(
             "/_sim/users/{user}/events/{id}",
@@ -214,7 +216,12 @@ async fn admit(sim: &Simulator, headers: &HeaderMap) -> Result<String, Response>
     authorize(sim, headers)
 }
 
-fn aad_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+/// An unguessable token for codes and access tokens.
+pub(crate) fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+}
+
+pub(crate) fn aad_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
     let body = json!({
         "error": error,
         "error_description": format!("AADSTS{code}: {text}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), Timestamp::now().strftime("%Y-%m-%d %H:%M:%SZ")),
@@ -237,6 +244,11 @@ async fn token(
     // Graph's fault counts.
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
 
+    if form.get("grant_type").map(String::as_str) == Some("authorization_code")
+        && matches!(tenant.as_str(), "organizations" | "common")
+    {
+        return crate::oidc::redeem(&sim, &headers, &form);
+    }
     if tenant != sim.shared.config.tenant {
         return aad_error(
             StatusCode::BAD_REQUEST,
@@ -325,7 +337,7 @@ async fn token(
     }
     let token = format!(
         "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.sim",
-        URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+        random_token()
     );
     let lifetime = sim.shared.config.token_lifetime;
     let expires = Timestamp::now() + lifetime;
@@ -1243,6 +1255,15 @@ async fn control_add_user(State(sim): State<Simulator>, body: Bytes) -> Response
         Ok(id) => (StatusCode::CREATED, Json(json!({"id": id, "upn": upn}))).into_response(),
         Err(e) => spec_error(e),
     }
+}
+
+async fn control_add_person(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let person: crate::SimPerson = match parse_json(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let oid = sim.add_person(person);
+    (StatusCode::CREATED, Json(json!({ "oid": oid }))).into_response()
 }
 
 async fn control_users(State(sim): State<Simulator>) -> Response {

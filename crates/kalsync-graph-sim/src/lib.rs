@@ -9,6 +9,8 @@
 pub mod calendar;
 mod consent;
 mod http;
+mod oidc;
+pub use oidc::{BadIdToken, SimPerson};
 
 pub use http::control_router;
 pub mod sample;
@@ -74,6 +76,10 @@ pub struct SimConfig {
     pub default_page_size: usize,
     /// Lifetime of issued tokens.
     pub token_lifetime: Duration,
+    /// The tenant's domains (its OpenID metadata answers to them too).
+    pub domains: Vec<String>,
+    /// People who can sign in (more through `POST /_sim/people`).
+    pub people: Vec<SimPerson>,
 }
 
 impl SimConfig {
@@ -90,6 +96,8 @@ impl SimConfig {
             }],
             default_page_size: 10,
             token_lifetime: Duration::from_secs(3599),
+            domains: Vec::new(),
+            people: Vec::new(),
         }
     }
 }
@@ -116,6 +124,8 @@ pub struct Faults {
     pub lose_notifications: u32,
     /// Send the next n change notifications twice (Graph delivers at least once).
     pub duplicate_notifications: u32,
+    /// Sign-in `id_token`s are issued wrong this way until cleared.
+    pub bad_id_token: Option<BadIdToken>,
 }
 
 /// Counters a test or benchmark reads.
@@ -192,6 +202,10 @@ pub(crate) struct World {
     pub(crate) faults: Faults,
     /// Apps an admin consented to through the admin-consent page.
     pub(crate) consented: std::collections::HashSet<String>,
+    /// People who can sign in.
+    pub(crate) people: Vec<SimPerson>,
+    /// Sign-in codes not yet redeemed.
+    pub(crate) codes: HashMap<String, oidc::IssuedCode>,
 }
 
 pub(crate) struct Shared {
@@ -257,6 +271,8 @@ impl Simulator {
                 subscriptions: HashMap::new(),
                 faults: Faults::default(),
                 consented: Default::default(),
+                people: Vec::new(),
+                codes: HashMap::new(),
             }),
             stats: Stats::default(),
             outbox,
@@ -265,7 +281,11 @@ impl Simulator {
             changes: tokio::sync::broadcast::channel(4096).0,
         });
         tokio::spawn(deliver(Arc::downgrade(&shared), inbox));
-        Simulator { shared }
+        let sim = Simulator { shared };
+        for person in sim.shared.config.people.clone() {
+            sim.add_person(person);
+        }
+        sim
     }
 
     /// The audience a bearer token was issued for (the resource of its

@@ -1,12 +1,14 @@
 //! The Microsoft Graph source (Exchange Online / Microsoft 365), SPEC §4.1: app-only
 //! tokens, `calendarView` reads mapped to bookings, `$batch`, subscriptions and the
-//! notifications they bring. Knows nothing of storage.
+//! notifications they bring; and people signing in with Entra ID. Knows nothing of
+//! storage.
 
 pub mod auth;
 pub mod client;
 pub mod error;
 pub mod model;
 pub mod notifications;
+pub mod oidc;
 
 pub use auth::{AppCredentials, ClientAuth, ConsentOutcome, TokenError, TokenSource};
 pub use client::{
@@ -14,3 +16,4 @@ pub use client::{
 };
 pub use error::GraphError;
 pub use notifications::{Notification, NotificationBatch};
+pub use oidc::{EntraSignIn, Person, SignInError};

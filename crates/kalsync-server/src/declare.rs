@@ -93,6 +93,7 @@ pub(crate) async fn accounts(
                 display_name: None,
                 grant,
                 password_hash,
+                entra: None,
             })
             .await?;
         tracing::info!(email = %decl.email, role = role.as_str(), "account created");

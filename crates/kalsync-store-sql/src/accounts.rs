@@ -2,9 +2,10 @@
 //! Only hashes of passwords, session ids and tokens are stored.
 
 use jiff::Timestamp;
+use kalsync_core::TenantId;
 use kalsync_store::{
-    Account, AccountId, ApiToken, ApiTokenId, CompanyId, Grant, NewAccount, NewApiToken, Role,
-    Session, StoreError,
+    Account, AccountId, ApiToken, ApiTokenId, CompanyId, CompanyTenant, EntraId, Grant, NewAccount,
+    NewApiToken, Role, Session, StoreError,
 };
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -35,7 +36,39 @@ fn account_row(row: &AnyRow) -> Result<Account, StoreError> {
         password_hash: row.try_get("password_hash").map_err(db)?,
         language: row.try_get("language").map_err(db)?,
         created: at(row.try_get("created_ms").map_err(db)?),
+        entra: entra(row)?,
     })
+}
+
+fn entra(row: &AnyRow) -> Result<Option<EntraId>, StoreError> {
+    let tenant: Option<String> = row.try_get("entra_tenant").map_err(db)?;
+    let object: Option<String> = row.try_get("entra_object").map_err(db)?;
+    match (tenant, object) {
+        (Some(t), Some(object)) => Ok(Some(EntraId {
+            tenant: TenantId::parse(&t).map_err(|e| corrupt("entra_tenant", e))?,
+            object,
+        })),
+        _ => Ok(None),
+    }
+}
+
+fn tenant_row(row: &AnyRow) -> Result<CompanyTenant, StoreError> {
+    let tenant: String = row.try_get("tenant").map_err(db)?;
+    let list = |column: &str| -> Result<Vec<String>, StoreError> {
+        let text: String = row.try_get(column).map_err(db)?;
+        serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+    };
+    Ok(CompanyTenant {
+        tenant: TenantId::parse(&tenant).map_err(|e| corrupt("tenant", e))?,
+        company: id(row, "company_id")?,
+        admins: list("admins")?,
+        readers: list("readers")?,
+        proven: at(row.try_get("proven_ms").map_err(db)?),
+    })
+}
+
+fn list_json(list: &[String]) -> String {
+    serde_json::Value::from(list.to_vec()).to_string()
 }
 
 fn token_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
@@ -55,7 +88,8 @@ fn token_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
     })
 }
 
-const ACCOUNT: &str = "SELECT id, email, display_name, role, company_id, password_hash, language, created_ms FROM accounts";
+const ACCOUNT: &str = "SELECT id, email, display_name, role, company_id, password_hash, language, created_ms, entra_tenant, entra_object FROM accounts";
+const TENANT: &str = "SELECT tenant, company_id, admins, readers, proven_ms FROM company_tenants";
 const TOKEN: &str = "SELECT id, token_hash, company_id, role, name, created_ms, last_used_ms, expires_ms, account_id FROM api_tokens";
 
 impl SqlStore {
@@ -72,8 +106,9 @@ impl SqlStore {
             password_hash: new.password_hash,
             language: None,
             created: now(),
+            entra: new.entra,
         };
-        sqlx::query("INSERT INTO accounts (id, email, display_name, role, company_id, password_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO accounts (id, email, display_name, role, company_id, password_hash, created_ms, entra_tenant, entra_object) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(account.id.to_string())
             .bind(&account.email)
             .bind(account.display_name.clone())
@@ -81,6 +116,8 @@ impl SqlStore {
             .bind(account.grant.company.map(|c| c.to_string()))
             .bind(&account.password_hash)
             .bind(ms(account.created))
+            .bind(account.entra.as_ref().map(|e| e.tenant.to_string()))
+            .bind(account.entra.as_ref().map(|e| e.object.clone()))
             .execute(&self.pool)
             .await
             .map_err(|e| match db(e) {
@@ -113,6 +150,167 @@ impl SqlStore {
             .map_err(db)?
             .map(|r| account_row(&r))
             .transpose()
+    }
+
+    pub(crate) async fn select_account_by_entra(
+        &self,
+        entra: &EntraId,
+    ) -> Result<Option<Account>, StoreError> {
+        sqlx::query(&format!(
+            "{ACCOUNT} WHERE entra_tenant = $1 AND entra_object = $2"
+        ))
+        .bind(entra.tenant.to_string())
+        .bind(&entra.object)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .map(|r| account_row(&r))
+        .transpose()
+    }
+
+    pub(crate) async fn update_entra(
+        &self,
+        account: AccountId,
+        entra: Option<&EntraId>,
+    ) -> Result<(), StoreError> {
+        let changed =
+            sqlx::query("UPDATE accounts SET entra_tenant = $2, entra_object = $3 WHERE id = $1")
+                .bind(account.to_string())
+                .bind(entra.map(|e| e.tenant.to_string()))
+                .bind(entra.map(|e| e.object.clone()))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| match db(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(
+                        "this Microsoft account signs in as another account".into(),
+                    ),
+                    other => other,
+                })?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn update_grant(
+        &self,
+        account: AccountId,
+        grant: Grant,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let changed = sqlx::query(
+            "UPDATE accounts SET role = $2, company_id = $3 WHERE id = $1 AND (role <> $2 OR COALESCE(company_id, '') <> COALESCE($3, ''))",
+        )
+        .bind(account.to_string())
+        .bind(grant.role.as_str())
+        .bind(grant.company.map(|c| c.to_string()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if changed.rows_affected() > 0 {
+            sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM api_tokens WHERE account_id = $1")
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    pub(crate) async fn insert_company_tenant(
+        &self,
+        tenant: &CompanyTenant,
+    ) -> Result<CompanyTenant, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO company_tenants (tenant, company_id, admins, readers, proven_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant) DO NOTHING",
+        )
+        .bind(tenant.tenant.to_string())
+        .bind(tenant.company.to_string())
+        .bind(list_json(&tenant.admins))
+        .bind(list_json(&tenant.readers))
+        .bind(ms(tenant.proven))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        let kept = self
+            .select_company_tenant(&tenant.tenant)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("tenant {}", tenant.tenant)))?;
+        if inserted.rows_affected() == 0 && kept.company != tenant.company {
+            return Err(StoreError::Conflict(format!(
+                "tenant {} belongs to another company",
+                tenant.tenant
+            )));
+        }
+        Ok(kept)
+    }
+
+    pub(crate) async fn select_company_tenant(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<CompanyTenant>, StoreError> {
+        sqlx::query(&format!("{TENANT} WHERE tenant = $1"))
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| tenant_row(&r))
+            .transpose()
+    }
+
+    pub(crate) async fn select_company_tenants(
+        &self,
+        company: CompanyId,
+    ) -> Result<Vec<CompanyTenant>, StoreError> {
+        collect(
+            &self.pool,
+            sqlx::query(&format!("{TENANT} WHERE company_id = $1 ORDER BY tenant"))
+                .bind(company.to_string()),
+            tenant_row,
+        )
+        .await
+    }
+
+    pub(crate) async fn update_tenant_roles(
+        &self,
+        tenant: &CompanyTenant,
+    ) -> Result<(), StoreError> {
+        let changed = sqlx::query(
+            "UPDATE company_tenants SET admins = $3, readers = $4 WHERE tenant = $1 AND company_id = $2",
+        )
+        .bind(tenant.tenant.to_string())
+        .bind(tenant.company.to_string())
+        .bind(list_json(&tenant.admins))
+        .bind(list_json(&tenant.readers))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if changed.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("tenant {}", tenant.tenant)));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn delete_company_tenant(
+        &self,
+        company: CompanyId,
+        tenant: &TenantId,
+    ) -> Result<(), StoreError> {
+        let gone = sqlx::query("DELETE FROM company_tenants WHERE tenant = $1 AND company_id = $2")
+            .bind(tenant.to_string())
+            .bind(company.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if gone.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("tenant {tenant}")));
+        }
+        Ok(())
     }
 
     pub(crate) async fn select_accounts(

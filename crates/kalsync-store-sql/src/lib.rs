@@ -6,14 +6,15 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use kalsync_core::{Booking, EmailAddress, Extension, InstanceSettings, Timeline};
+use kalsync_core::{Booking, EmailAddress, Extension, InstanceSettings, TenantId, Timeline};
 mod accounts;
 
 use kalsync_store::{
     Account, AccountId, ApiToken, ApiTokenId, AuditEntry, BookingDiff, Company, CompanyId,
-    Delivery, DeliveryId, DeliveryState, Instance, InstanceId, NewAccount, NewApiToken,
-    NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, SecretBox, Session, SourceConfig,
-    Store, StoreError, SyncState, SyncWrite, Target, TargetConfig, TargetId, User, UserId,
+    CompanyTenant, Delivery, DeliveryId, DeliveryState, EntraId, Grant, Instance, InstanceId,
+    NewAccount, NewApiToken, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser,
+    SecretBox, Session, SourceConfig, Store, StoreError, SyncState, SyncWrite, Target,
+    TargetConfig, TargetId, User, UserId,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -1296,6 +1297,46 @@ impl Store for SqlStore {
 
     async fn delete_account(&self, account: AccountId) -> Result<(), StoreError> {
         self.remove_account(account).await
+    }
+
+    async fn account_by_entra(&self, entra: &EntraId) -> Result<Option<Account>, StoreError> {
+        self.select_account_by_entra(entra).await
+    }
+
+    async fn link_entra(
+        &self,
+        account: AccountId,
+        entra: Option<&EntraId>,
+    ) -> Result<(), StoreError> {
+        self.update_entra(account, entra).await
+    }
+
+    async fn set_grant(&self, account: AccountId, grant: Grant) -> Result<(), StoreError> {
+        self.update_grant(account, grant).await
+    }
+
+    async fn claim_tenant(&self, tenant: &CompanyTenant) -> Result<CompanyTenant, StoreError> {
+        self.insert_company_tenant(tenant).await
+    }
+
+    async fn company_tenant(&self, tenant: &TenantId) -> Result<Option<CompanyTenant>, StoreError> {
+        self.select_company_tenant(tenant).await
+    }
+
+    async fn company_tenants(&self, company: CompanyId) -> Result<Vec<CompanyTenant>, StoreError> {
+        self.select_company_tenants(company).await
+    }
+
+    async fn set_tenant_roles(&self, tenant: &CompanyTenant) -> Result<(), StoreError> {
+        self.update_tenant_roles(tenant).await
+    }
+
+    async fn release_tenant(
+        &self,
+        company: CompanyId,
+        tenant: &TenantId,
+    ) -> Result<(), StoreError> {
+        self.delete_company_tenant(company, tenant).await
     }
 
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {

@@ -2,14 +2,15 @@
 //! [`Store`] trait, plus checks that nothing private is left in the database.
 
 use jiff::{SignedDuration, Timestamp};
+use kalsync_core::TenantId;
 use kalsync_core::{
     Booking, BookingId, BookingTime, EmailAddress, Extension, InstanceSettings, Template, Timeline,
     Window, build_timeline,
 };
 use kalsync_store::{
-    CompanyId, DeliveryState, Grant, GraphCredential, NewAccount, NewApiToken, NewAuditEntry,
-    NewDelivery, NewInstance, NewTarget, NewUser, Role, SecretBox, Session, SourceConfig, Store,
-    StoreError, SyncState, SyncWrite, TargetConfig, UserId,
+    CompanyId, CompanyTenant, DeliveryState, EntraId, Grant, GraphCredential, NewAccount,
+    NewApiToken, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, Role, SecretBox,
+    Session, SourceConfig, Store, StoreError, SyncState, SyncWrite, TargetConfig, UserId,
 };
 use kalsync_store_sql::{DatabaseUrl, SqlStore};
 use secrecy::{ExposeSecret, SecretString};
@@ -774,6 +775,7 @@ pub async fn story(f: &Fixture) {
     ));
 
     accounts_story(s, acme.id, other.id).await;
+    entra_story(s, acme.id, other.id).await;
 
     // Removing an instance, then a company, removes the rest.
     s.delete_instance(instance.id)
@@ -804,6 +806,7 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
             display_name: Some("Ops".into()),
             grant: Grant::operator(),
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            entra: None,
         })
         .await
         .expect("operator");
@@ -814,6 +817,7 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
             display_name: None,
             grant: Grant::company(Role::CompanyAdmin, acme).expect("grant"),
             password_hash: "h1".into(),
+            entra: None,
         })
         .await
         .expect("admin");
@@ -823,6 +827,7 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
             display_name: None,
             grant: Grant::company(Role::Reader, beta).expect("grant"),
             password_hash: "h2".into(),
+            entra: None,
         })
         .await,
         Err(StoreError::Conflict(_))
@@ -973,9 +978,157 @@ async fn accounts_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
         display_name: None,
         grant,
         password_hash: "h4".into(),
+        entra: None,
     })
     .await
     .expect("the e-mail is free again");
+}
+
+/// People signing in with Microsoft: accounts matched by tenant and object id (never by
+/// e-mail), one account per person, a tenant owned by one company.
+async fn entra_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
+    let tenant = TenantId::parse("84bd8158-6d4d-4958-8b9f-9d6445542f95").expect("tenant");
+    let anna = EntraId {
+        tenant: tenant.clone(),
+        object: "0b0e3a52-52a4-4a5f-9a4c-8d3c3e9f1a01".into(),
+    };
+    let admin = Grant::company(Role::CompanyAdmin, acme).expect("grant");
+    let made = s
+        .create_account(NewAccount {
+            email: "anna@contoso.example".into(),
+            display_name: Some("Anna Berg".into()),
+            grant: admin,
+            password_hash: String::new(),
+            entra: Some(anna.clone()),
+        })
+        .await
+        .expect("a Microsoft account");
+    assert_eq!(made.entra.as_ref(), Some(&anna));
+    let found = s
+        .account_by_entra(&anna)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(found.id, made.id);
+    assert_eq!(found.entra.as_ref(), Some(&anna));
+    let stranger = EntraId {
+        tenant: tenant.clone(),
+        object: "ffffffff-52a4-4a5f-9a4c-8d3c3e9f1a01".into(),
+    };
+    assert_eq!(s.account_by_entra(&stranger).await.expect("get"), None);
+
+    // One person signs in as one account.
+    let local = s
+        .create_account(NewAccount {
+            email: "local@acme.example".into(),
+            display_name: None,
+            grant: admin,
+            password_hash: "h5".into(),
+            entra: None,
+        })
+        .await
+        .expect("local");
+    assert!(matches!(
+        s.link_entra(local.id, Some(&anna)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.link_entra(local.id, Some(&stranger)).await.expect("link");
+    assert_eq!(
+        s.account_by_entra(&stranger)
+            .await
+            .expect("get")
+            .map(|a| a.id),
+        Some(local.id)
+    );
+    s.link_entra(local.id, None).await.expect("unlink");
+    assert_eq!(s.account_by_entra(&stranger).await.expect("get"), None);
+
+    // A changed grant ends the account's sessions.
+    s.create_session(&Session {
+        id_hash: "anna-session".into(),
+        account: made.id,
+        csrf: "c".into(),
+        expires: at("2026-11-24 09:00"),
+    })
+    .await
+    .expect("session");
+    s.set_grant(made.id, admin).await.expect("same grant");
+    assert!(
+        s.session("anna-session", at("2026-11-23 09:00"))
+            .await
+            .expect("get")
+            .is_some(),
+        "an unchanged grant keeps the session"
+    );
+    let reader = Grant::company(Role::Reader, acme).expect("grant");
+    s.set_grant(made.id, reader).await.expect("grant");
+    assert_eq!(s.account(made.id).await.expect("get").grant, reader);
+    assert_eq!(
+        s.session("anna-session", at("2026-11-23 09:00"))
+            .await
+            .expect("get"),
+        None
+    );
+
+    // A tenant belongs to one company.
+    let claim = CompanyTenant::with_default_roles(tenant.clone(), acme, at("2026-11-23 09:00"));
+    assert_eq!(s.claim_tenant(&claim).await.expect("claim"), claim);
+    assert_eq!(
+        s.claim_tenant(&CompanyTenant {
+            admins: vec!["other".into()],
+            ..claim.clone()
+        })
+        .await
+        .expect("claimed again by its owner"),
+        claim,
+        "a second claim by its owner changes nothing"
+    );
+    assert!(matches!(
+        s.claim_tenant(&CompanyTenant::with_default_roles(
+            tenant.clone(),
+            beta,
+            at("2026-11-23 10:00")
+        ))
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.company_tenant(&tenant)
+            .await
+            .expect("get")
+            .map(|t| t.company),
+        Some(acme)
+    );
+    let changed = CompanyTenant {
+        admins: vec![
+            "Kalsync.Admin".into(),
+            "5d2b0a1e-1111-4222-8333-944455556666".into(),
+        ],
+        readers: Vec::new(),
+        ..claim.clone()
+    };
+    s.set_tenant_roles(&changed).await.expect("roles");
+    assert_eq!(
+        s.company_tenants(acme).await.expect("list"),
+        vec![changed.clone()]
+    );
+    assert!(matches!(
+        s.set_tenant_roles(&CompanyTenant {
+            company: beta,
+            ..changed.clone()
+        })
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.release_tenant(beta, &tenant).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.company_tenants(beta).await.expect("list").is_empty());
+    s.release_tenant(acme, &tenant).await.expect("release");
+    assert_eq!(s.company_tenant(&tenant).await.expect("get"), None);
+    s.delete_account(made.id).await.expect("delete");
+    s.delete_account(local.id).await.expect("delete");
 }
 
 /// What a node wrote is there after a restart, secrets included.

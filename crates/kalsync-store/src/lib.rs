@@ -12,7 +12,7 @@ mod records;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use kalsync_core::{Booking, Timeline};
+use kalsync_core::{Booking, TenantId, Timeline};
 
 pub use crypto::{CryptoError, SecretBox};
 pub use records::*;
@@ -296,6 +296,29 @@ pub trait Store: Send + Sync + 'static {
     async fn set_password(&self, account: AccountId, hash: &str) -> Result<(), StoreError>;
     /// Removes an account and its sessions.
     async fn delete_account(&self, account: AccountId) -> Result<(), StoreError>;
+    /// The account the Microsoft person `entra` signs in as.
+    async fn account_by_entra(&self, entra: &EntraId) -> Result<Option<Account>, StoreError>;
+    /// Links an account to a Microsoft person (`None`: unlinks); a person signs in as
+    /// one account at most (`Conflict`).
+    async fn link_entra(
+        &self,
+        account: AccountId,
+        entra: Option<&EntraId>,
+    ) -> Result<(), StoreError>;
+    /// Changes what an account may do; its sessions end when the grant changes.
+    async fn set_grant(&self, account: AccountId, grant: Grant) -> Result<(), StoreError>;
+    /// Records that `tenant.company` proved it owns `tenant.tenant`. A tenant already
+    /// the company's is kept as it is; another company's is a `Conflict`.
+    async fn claim_tenant(&self, tenant: &CompanyTenant) -> Result<CompanyTenant, StoreError>;
+    /// The company that proved it owns `tenant`, if one did.
+    async fn company_tenant(&self, tenant: &TenantId) -> Result<Option<CompanyTenant>, StoreError>;
+    /// The tenants a company proved it owns.
+    async fn company_tenants(&self, company: CompanyId) -> Result<Vec<CompanyTenant>, StoreError>;
+    /// Changes who of a company's tenant signs in as what.
+    async fn set_tenant_roles(&self, tenant: &CompanyTenant) -> Result<(), StoreError>;
+    /// Gives a tenant up (its people no longer sign in through it).
+    async fn release_tenant(&self, company: CompanyId, tenant: &TenantId)
+    -> Result<(), StoreError>;
     /// Starts a session.
     async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
     /// A session that has not expired by `now`.

@@ -773,6 +773,70 @@ pub struct Account {
     pub language: Option<String>,
     /// Created.
     pub created: Timestamp,
+    /// The Microsoft (Entra ID) person who signs in as it, if one does.
+    pub entra: Option<EntraId>,
+}
+
+/// A person in Entra ID: their tenant and object id (`tid`, `oid` of their sign-in
+/// token). People are matched by these, never by e-mail: a name can be changed by its
+/// owner, an object id cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct EntraId {
+    /// The tenant.
+    pub tenant: kalsync_core::TenantId,
+    /// The object id, lower case.
+    pub object: String,
+}
+
+/// A tenant a company proved it owns (its admin signed in there and granted the
+/// operator's app access): each tenant belongs to one company at most, and who of its
+/// people signs in as what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompanyTenant {
+    /// The tenant.
+    pub tenant: kalsync_core::TenantId,
+    /// Whose.
+    pub company: CompanyId,
+    /// App role values or group ids whose people sign in as the company's admins.
+    pub admins: Vec<String>,
+    /// App role values or group ids whose people sign in as readers.
+    pub readers: Vec<String>,
+    /// When it was proven.
+    pub proven: Timestamp,
+}
+
+impl CompanyTenant {
+    /// The app roles a newly connected tenant signs in with.
+    pub fn with_default_roles(
+        tenant: kalsync_core::TenantId,
+        company: CompanyId,
+        proven: Timestamp,
+    ) -> CompanyTenant {
+        CompanyTenant {
+            tenant,
+            company,
+            admins: vec!["Kalsync.Admin".into()],
+            readers: vec!["Kalsync.Reader".into()],
+            proven,
+        }
+    }
+
+    /// The role someone with these app roles and groups has in the company: admin
+    /// before reader; none when nothing matches.
+    pub fn role_of(&self, roles: &[String], groups: &[String]) -> Option<Role> {
+        let matches = |wanted: &[String]| {
+            wanted.iter().any(|w| {
+                roles.iter().any(|r| r == w) || groups.iter().any(|g| g.eq_ignore_ascii_case(w))
+            })
+        };
+        if matches(&self.admins) {
+            Some(Role::CompanyAdmin)
+        } else if matches(&self.readers) {
+            Some(Role::Reader)
+        } else {
+            None
+        }
+    }
 }
 
 /// An account to create.
@@ -784,8 +848,10 @@ pub struct NewAccount {
     pub display_name: Option<String>,
     /// What it may do, and where.
     pub grant: Grant,
-    /// Its argon2 password hash.
+    /// Its argon2 password hash (empty: it signs in with Microsoft only).
     pub password_hash: String,
+    /// The Microsoft person who signs in as it.
+    pub entra: Option<EntraId>,
 }
 
 /// A signed-in browser: only the hash of its cookie's id is stored.

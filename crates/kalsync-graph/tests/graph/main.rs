@@ -5,3 +5,4 @@ mod helpers;
 mod notifications_e2e;
 mod roundtrip;
 mod shape;
+mod sign_in;

@@ -96,6 +96,7 @@ pub(crate) async fn create_account(
             display_name: None,
             grant,
             password_hash: hash,
+            entra: None,
         })
         .await
         .map_err(|e| match e {

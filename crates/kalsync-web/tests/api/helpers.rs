@@ -76,6 +76,7 @@ pub(crate) async fn spawn_app_with(configure: impl FnOnce(WebState) -> WebState)
                 display_name: None,
                 grant,
                 password_hash: hash.clone(),
+                entra: None,
             })
             .await
             .expect("account");
