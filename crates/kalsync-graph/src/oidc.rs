@@ -400,68 +400,9 @@ impl EntraSignIn {
             .map_err(|_| SignInError::Unreachable("a published key cannot be used".into()))
     }
 
-    /// The id of the tenant `name` (an id, or one of the tenant's domains), from its
-    /// OpenID metadata: the issuer names it.
+    /// The id of the tenant `name` (an id, or one of the tenant's domains).
     pub async fn tenant_id(&self, name: &str) -> Result<TenantId, SignInError> {
-        if let Ok(id) = TenantId::parse(name) {
-            return Ok(id);
-        }
-        let name = name.trim().to_ascii_lowercase();
-        let plausible = !name.is_empty()
-            && name.len() <= 253
-            && name.contains('.')
-            && name
-                .split('.')
-                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        if !plausible {
-            return Err(SignInError::UnknownTenant(
-                name.chars()
-                    .take(80)
-                    .collect::<String>()
-                    .escape_debug()
-                    .to_string(),
-            ));
-        }
-        let url = endpoint(
-            &self.login,
-            &[&name, "v2.0", ".well-known", "openid-configuration"],
-        )?;
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| SignInError::Unreachable(e.without_url().to_string()))?;
-        if response.status().is_client_error() {
-            return Err(SignInError::UnknownTenant(name));
-        }
-        if !response.status().is_success() {
-            return Err(SignInError::Unreachable(format!(
-                "HTTP {} for the tenant's metadata",
-                response.status().as_u16()
-            )));
-        }
-        let body = read_limited(response).await?;
-        let metadata: Metadata = serde_json::from_slice(&body)
-            .map_err(|_| SignInError::Unreachable("the tenant's metadata cannot be read".into()))?;
-        // `{login}/{tenant id}/v2.0`: the issuer of the tenant's tokens.
-        let issuer = Url::parse(&metadata.issuer)
-            .map_err(|_| SignInError::Unreachable("the tenant's issuer is no URL".into()))?;
-        let id = issuer
-            .path_segments()
-            .and_then(|mut s| {
-                let segments: Vec<&str> = s.by_ref().filter(|x| !x.is_empty()).collect();
-                segments.iter().rev().nth(1).map(|t| (*t).to_owned())
-            })
-            .and_then(|t| TenantId::parse(&t).ok())
-            .ok_or_else(|| SignInError::Unreachable("the tenant's issuer names no id".into()))?;
-        let expected = endpoint(&self.login, &[id.as_str(), "v2.0"])?;
-        if issuer.as_str().trim_end_matches('/') != expected.as_str().trim_end_matches('/') {
-            return Err(SignInError::Unreachable(
-                "the tenant's issuer is not on the login host".into(),
-            ));
-        }
-        Ok(id)
+        tenant_id(&self.http, &self.login, name).await
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, SignInError> {
@@ -481,6 +422,73 @@ impl EntraSignIn {
         serde_json::from_slice(&body)
             .map_err(|_| SignInError::Unreachable("an answer cannot be read".into()))
     }
+}
+
+/// The id of the tenant `name` (an id, or one of the tenant's domains) at the login
+/// host `login`, from the tenant's OpenID metadata: its issuer names it.
+pub async fn tenant_id(
+    http: &reqwest::Client,
+    login: &Url,
+    name: &str,
+) -> Result<TenantId, SignInError> {
+    if let Ok(id) = TenantId::parse(name) {
+        return Ok(id);
+    }
+    let name = name.trim().to_ascii_lowercase();
+    let plausible = !name.is_empty()
+        && name.len() <= 253
+        && name.contains('.')
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !plausible {
+        return Err(SignInError::UnknownTenant(
+            name.chars()
+                .take(80)
+                .collect::<String>()
+                .escape_debug()
+                .to_string(),
+        ));
+    }
+    let url = endpoint(
+        login,
+        &[&name, "v2.0", ".well-known", "openid-configuration"],
+    )?;
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| SignInError::Unreachable(e.without_url().to_string()))?;
+    if response.status().is_client_error() {
+        return Err(SignInError::UnknownTenant(name));
+    }
+    if !response.status().is_success() {
+        return Err(SignInError::Unreachable(format!(
+            "HTTP {} for the tenant's metadata",
+            response.status().as_u16()
+        )));
+    }
+    let body = read_limited(response).await?;
+    let metadata: Metadata = serde_json::from_slice(&body)
+        .map_err(|_| SignInError::Unreachable("the tenant's metadata cannot be read".into()))?;
+    // `{login}/{tenant id}/v2.0`: the issuer of the tenant's tokens.
+    let issuer = Url::parse(&metadata.issuer)
+        .map_err(|_| SignInError::Unreachable("the tenant's issuer is no URL".into()))?;
+    let id = issuer
+        .path_segments()
+        .and_then(|mut s| {
+            let segments: Vec<&str> = s.by_ref().filter(|x| !x.is_empty()).collect();
+            segments.iter().rev().nth(1).map(|t| (*t).to_owned())
+        })
+        .and_then(|t| TenantId::parse(&t).ok())
+        .ok_or_else(|| SignInError::Unreachable("the tenant's issuer names no id".into()))?;
+    let expected = endpoint(login, &[id.as_str(), "v2.0"])?;
+    if issuer.as_str().trim_end_matches('/') != expected.as_str().trim_end_matches('/') {
+        return Err(SignInError::Unreachable(
+            "the tenant's issuer is not on the login host".into(),
+        ));
+    }
+    Ok(id)
 }
 
 /// A response's body, at most [`MAX_ANSWER`] bytes.

@@ -106,7 +106,19 @@ impl Service {
         Ok(Service {
             web: kalsync_web::WebState::new(store.clone(), secure)
                 .with_checker(Arc::new(check::Checker(store.clone(), outbound.clone())))
-                .with_microsoft365(microsoft365_app(&settings)?, settings.public_url.clone())
+                .with_http(
+                    outbound
+                        .http()
+                        .timeout(Duration::from_secs(20))
+                        .build()
+                        .map_err(|e| {
+                            ServerError::Config(format!("the outbound HTTP client: {e}"))
+                        })?,
+                )
+                .with_microsoft365(
+                    microsoft365_app(&settings, &outbound)?,
+                    settings.public_url.clone(),
+                )
                 .with_trusted_proxies(settings.trusted_proxies.clone()),
             subscriptions,
             store,
@@ -229,6 +241,7 @@ pub async fn run(
 /// The operator's Microsoft 365 app from the settings, its addresses checked.
 fn microsoft365_app(
     settings: &Settings,
+    outbound: &kalsync_outbound::OutboundPolicy,
 ) -> Result<Option<kalsync_web::Microsoft365App>, ServerError> {
     let Some(app) = &settings.microsoft365 else {
         return Ok(None);
@@ -242,11 +255,21 @@ fn microsoft365_app(
         .login_url
         .clone()
         .unwrap_or_else(|| kalsync_graph::Endpoints::global().login);
-    Ok(Some(kalsync_web::Microsoft365App {
-        client_id: app.client_id.trim().to_owned(),
-        client_secret: app.client_secret.clone(),
+    let http = outbound
+        .http()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| ServerError::Config(format!("the outbound HTTP client: {e}")))?;
+    let made = kalsync_web::Microsoft365App::new(
+        http,
+        app.client_id.trim(),
+        app.client_secret.clone(),
         login_url,
-        graph_url: app.graph_url.clone(),
+        app.graph_url.clone(),
+    );
+    Ok(Some(match &app.operator_tenant {
+        Some(tenant) => made.with_operators(tenant.clone(), app.operator_roles.clone()),
+        None => made,
     }))
 }
 

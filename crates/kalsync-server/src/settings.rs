@@ -67,6 +67,19 @@ pub struct Microsoft365Settings {
     /// Graph root when not the global cloud's (national clouds, the simulator).
     #[serde(default)]
     pub graph_url: Option<String>,
+    /// The operator's own tenant (its Directory id): its people with one of
+    /// `operator_roles` sign in with Microsoft as the operator [default: none, the
+    /// operator's staff sign in with passwords or linked accounts].
+    #[serde(default)]
+    pub operator_tenant: Option<kalsync_core::TenantId>,
+    /// App role values or group ids of the operator's staff [default:
+    /// `["Kalsync.Operator"]`].
+    #[serde(default = "operator_roles")]
+    pub operator_roles: Vec<String>,
+}
+
+fn operator_roles() -> Vec<String> {
+    vec!["Kalsync.Operator".into()]
 }
 
 /// An account declared in the file.

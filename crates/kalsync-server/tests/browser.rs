@@ -391,6 +391,19 @@ fn lunch_tomorrow_ics() -> String {
     )
 }
 
+/// Gamma's simulated Microsoft 365 tenant.
+const GAMMA_TENANT: &str = "3c1d2e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5";
+
+fn gamma_person(upn: &str, name: &str, roles: &[&str]) -> kalsync_graph_sim::SimPerson {
+    kalsync_graph_sim::SimPerson {
+        oid: None,
+        upn: upn.into(),
+        name: Some(name.into()),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        groups: Vec::new(),
+    }
+}
+
 #[tokio::test]
 async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its_rules() {
     let _one = ONE_BROWSER.lock().await;
@@ -398,7 +411,14 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
         return;
     };
     // The operator's multi-tenant app in a simulated tenant nobody has consented in yet.
-    let mut config = SimConfig::with_secret("t", "c", "s");
+    let mut config = SimConfig::with_secret(GAMMA_TENANT, "c", "s");
+    // Gamma's people in Entra ID: the admin, a receptionist with the reader app role,
+    // and someone without a role.
+    config.people = vec![
+        gamma_person("it@gamma.example", "Ida Tell", &[]),
+        gamma_person("lisa@gamma.example", "Lisa Reception", &["Kalsync.Reader"]),
+        gamma_person("guest@gamma.example", "Gäst", &[]),
+    ];
     config.apps.push(kalsync_graph_sim::SimApp {
         client_id: "kalsync-operator".into(),
         secret: Some("operator-secret".into()),
@@ -432,6 +452,8 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
             client_secret: "operator-secret".to_owned().into(),
             login_url: Some(sim_url.clone()),
             graph_url: Some(format!("{sim_url}v1.0/")),
+            operator_tenant: None,
+            operator_roles: vec!["Kalsync.Operator".into()],
         }),
         // The simulators listen on loopback.
         outbound: kalsync_server::settings::OutboundSettings::loopback(),
@@ -449,7 +471,14 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     fill(&c, "#connect-name", "Gamma 365").await;
     shot("connect-sv", &c.screenshot().await.expect("png"));
     click(&c, Locator::Css("#connect button")).await;
-    // Entra ID's consent page (the simulator's), then back with the tenant.
+    // The admin signs in at Entra ID (the simulator's), proving the tenant is Gamma's…
+    until_text(&c, "Pick an account", 5).await;
+    shot(
+        "sign-in-simulated-entra",
+        &c.screenshot().await.expect("png"),
+    );
+    click(&c, Locator::Css("a.account[data-upn='it@gamma.example']")).await;
+    // …then consents there, and comes back with the tenant.
     until_text(&c, "Permissions requested", 5).await;
     shot(
         "consent-simulated-entra",
@@ -457,7 +486,7 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     );
     click(&c, Locator::Id("accept")).await;
     let text = until_text(&c, "Microsoft 365 är anslutet", 5).await;
-    assert!(text.contains("tenant t"), "{text}");
+    assert!(text.contains(GAMMA_TENANT), "{text}");
     shot("connected-sv", &c.screenshot().await.expect("png"));
     // The page moves on to the instance by itself, signed in.
     until_text(&c, "Användare (0)", 5).await;
@@ -561,11 +590,62 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     // A second tenant connection, declined this time: said in English.
     fill(&c, "#connect-name", "Gamma test").await;
     click(&c, Locator::Css("#connect button")).await;
+    until_text(&c, "Pick an account", 5).await;
+    click(&c, Locator::Css("a.account[data-upn='it@gamma.example']")).await;
     until_text(&c, "Permissions requested", 5).await;
     click(&c, Locator::Id("cancel")).await;
     let text = until_text(&c, "Microsoft 365 was not connected", 5).await;
     assert!(text.contains("access_denied"), "{text}");
     shot("connect-declined-en", &c.screenshot().await.expect("png"));
+
+    // The connected tenant's people sign in with Microsoft by their app role.
+    c.goto(&format!("{base}/")).await.expect("goto");
+    until_text(&c, "Subscriptions", 5).await;
+    click(&c, Locator::Css("a[href$='/accounts']")).await;
+    until_text(&c, "Sign-in with Microsoft", 5).await;
+    shot("accounts-microsoft-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::Css("form[action='/sign-out'] button")).await;
+    until_text(&c, "Sign in with Microsoft", 5).await;
+    shot("sign-in-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::Id("sign-in-microsoft")).await;
+    until_text(&c, "Pick an account", 5).await;
+    click(&c, Locator::Css("a.account[data-upn='lisa@gamma.example']")).await;
+    let text = until_text(&c, "lisa@gamma.example", 5).await;
+    assert!(text.contains("Switchboard"), "{text}");
+    shot(
+        "signed-in-microsoft-en",
+        &c.screenshot().await.expect("png"),
+    );
+    // Someone of the tenant without a role is told whom to ask.
+    click(&c, Locator::Css("form[action='/sign-out'] button")).await;
+    until_text(&c, "Sign in with Microsoft", 5).await;
+    click(&c, Locator::Id("sign-in-microsoft")).await;
+    until_text(&c, "Pick an account", 5).await;
+    click(
+        &c,
+        Locator::Css("a.account[data-upn='guest@gamma.example']"),
+    )
+    .await;
+    until_text(&c, "has no access to Kalsync", 5).await;
+    shot(
+        "microsoft-no-access-en",
+        &c.screenshot().await.expect("png"),
+    );
+    // An expired token (or one signed with a foreign key, or for another app) signs
+    // nobody in.
+    let mut faults = sim.faults();
+    faults.bad_id_token = Some(kalsync_graph_sim::BadIdToken::Expired);
+    sim.set_faults(faults);
+    c.goto(&format!("{base}/sign-in/microsoft"))
+        .await
+        .expect("goto");
+    until_text(&c, "Pick an account", 5).await;
+    click(&c, Locator::Css("a.account[data-upn='lisa@gamma.example']")).await;
+    let text = until_text(&c, "Signing in with Microsoft failed", 5).await;
+    assert!(text.contains("expired"), "{text}");
+    shot("microsoft-expired-en", &c.screenshot().await.expect("png"));
+    c.goto(&format!("{base}/")).await.expect("goto");
+    until_text(&c, "Sign in with Microsoft", 5).await;
 
     c.close().await.expect("close");
     served.stop().await;

@@ -317,6 +317,8 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
             client_secret: OPERATOR_APP_SECRET.to_owned().into(),
             login_url: Some(sim_url.clone()),
             graph_url: None,
+            operator_tenant: None,
+            operator_roles: vec!["Kalsync.Operator".into()],
         }),
         // The simulators listen on loopback.
         outbound: kalsync_server::settings::OutboundSettings::loopback(),

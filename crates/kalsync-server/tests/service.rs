@@ -981,27 +981,87 @@ fn link(page_url: &reqwest::Url, html: &str, id: &str) -> reqwest::Url {
     page_url.join(&href).expect("link")
 }
 
-/// Starts *Connect Microsoft 365* and follows it to the consent page: its address and
-/// HTML.
+/// The link the simulated Entra ID's account picker shows for `upn`.
+fn pick(page_url: &reqwest::Url, html: &str, upn: &str) -> reqwest::Url {
+    let href = html
+        .split(&format!("data-upn=\"{upn}\" href=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no account {upn} in {html}"))
+        .replace("&amp;", "&");
+    page_url.join(&href).expect("link")
+}
+
+/// Starts *Connect Microsoft 365*, signs in at the simulated Entra ID as `upn` and
+/// follows on to the consent page: its address and HTML.
 async fn consent_prompt(
     http: &reqwest::Client,
     connect: &str,
     csrf: &str,
+    upn: &str,
 ) -> (reqwest::Url, String) {
-    let prompt = http
+    let picker = http
         .post(connect)
         .form(&[("csrf", csrf), ("name", "Microsoft 365")])
         .send()
         .await
         .expect("to Entra ID");
+    let picker_url = picker.url().clone();
+    let html = picker.text().await.expect("html");
+    assert!(
+        picker_url.path().ends_with("/oauth2/v2.0/authorize"),
+        "{picker_url}: {html}"
+    );
+    let prompt = http
+        .get(pick(&picker_url, &html, upn))
+        .send()
+        .await
+        .expect("signed in");
     let url = prompt.url().clone();
     (url, prompt.text().await.expect("html"))
+}
+
+/// The simulated tenant of the connect tests.
+const CONNECTED_TENANT: &str = "6e9b7d1c-3f2a-4c5d-8e7f-0a1b2c3d4e5f";
+
+fn person(upn: &str, roles: &[&str]) -> kalsync_graph_sim::SimPerson {
+    kalsync_graph_sim::SimPerson {
+        oid: None,
+        upn: upn.into(),
+        name: None,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        groups: Vec::new(),
+    }
+}
+
+/// Signs in with Microsoft as `upn` on a fresh browser: the client (signed in or not)
+/// and the last page's address and text.
+async fn microsoft_sign_in(base: &str, upn: &str) -> (reqwest::Client, reqwest::Url, String) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let picker = http
+        .get(format!("{base}/sign-in/microsoft"))
+        .send()
+        .await
+        .expect("to Entra ID");
+    let picker_url = picker.url().clone();
+    let html = picker.text().await.expect("html");
+    let back = http
+        .get(pick(&picker_url, &html, upn))
+        .send()
+        .await
+        .expect("back");
+    let url = back.url().clone();
+    let text = back.text().await.expect("html");
+    (http, url, text)
 }
 
 #[tokio::test]
 async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_its_check() {
     let dir = test_dir("kalsync-connect");
-    let mut config = SimConfig::with_secret("t", "c", "s");
+    let mut config = SimConfig::with_secret(CONNECTED_TENANT, "c", "s");
     // The operator's multi-tenant app: no admin has consented yet.
     config.apps.push(kalsync_graph_sim::SimApp {
         client_id: "kalsync-operator".into(),
@@ -1010,6 +1070,11 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         consented: false,
         secret_expired: false,
     });
+    config.people = vec![
+        person("it@acme.example", &[]),
+        person("lisa@acme.example", &["Kalsync.Reader"]),
+        person("guest@acme.example", &[]),
+    ];
     let calendars = Simulator::new(config);
     calendars
         .add_user(UserSpec {
@@ -1029,6 +1094,8 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         client_secret: "operator-secret".to_owned().into(),
         login_url: Some(sim_url.clone()),
         graph_url: Some(format!("{sim_url}v1.0/")),
+        operator_tenant: None,
+        operator_roles: vec!["Kalsync.Operator".into()],
     });
     s.accounts.push(acme_admin());
     let running = Running::start(s, dir).await;
@@ -1049,10 +1116,18 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         .expect("html");
     assert!(new_page.contains("connect-microsoft365"), "{new_page}");
 
-    // The admin declines in Entra ID: nothing is created.
-    let (prompt_url, html) = consent_prompt(&http, &connect, &csrf).await;
+    // Before any tenant is the company's, nobody of it signs in with Microsoft.
+    let (_, _, refused) = microsoft_sign_in(&running.base, "lisa@acme.example").await;
     assert!(
-        prompt_url.path().ends_with("/v2.0/adminconsent") && html.contains("kalsync-operator"),
+        refused.contains("no access") || refused.contains("ingen åtkomst"),
+        "{refused}"
+    );
+
+    // The admin signs in, then declines in Entra ID: nothing is created.
+    let (prompt_url, html) = consent_prompt(&http, &connect, &csrf, "it@acme.example").await;
+    assert!(
+        prompt_url.path() == format!("/{CONNECTED_TENANT}/v2.0/adminconsent")
+            && html.contains("kalsync-operator"),
         "{prompt_url}: {html}"
     );
     let declined = http
@@ -1064,8 +1139,26 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     let declined = format!("{declined_url} {}", declined.text().await.expect("html"));
     assert!(declined.contains("access_denied"), "{declined}");
 
-    // Accepted: the callback records the tenant and makes the instance.
-    let (prompt_url, html) = consent_prompt(&http, &connect, &csrf).await;
+    // An answer naming another tenant than the one the admin proved is refused.
+    let (prompt_url, _) = consent_prompt(&http, &connect, &csrf, "it@acme.example").await;
+    let state = prompt_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let forged = http
+        .get(format!(
+            "{}/connect/microsoft365/callback?admin_consent=True&tenant=84bd8158-6d4d-4958-8b9f-9d6445542f95&state={state}",
+            running.base
+        ))
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(forged.text().await.expect("html").contains("other-tenant"));
+
+    // Accepted: the callback records the proven tenant and makes the instance.
+    let (prompt_url, html) = consent_prompt(&http, &connect, &csrf, "it@acme.example").await;
     let back = http
         .get(link(&prompt_url, &html, "accept"))
         .send()
@@ -1075,7 +1168,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     let connected = back.text().await.expect("html");
     assert!(
         callback_url.path() == "/connect/microsoft365/callback"
-            && connected.contains("<code>t</code>"),
+            && connected.contains(&format!("<code>{CONNECTED_TENANT}</code>")),
         "{callback_url}: {connected}"
     );
     let instance = link(&callback_url, &connected, "continue");
@@ -1097,13 +1190,49 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         .iter()
         .find(|i| i["id"] == id.as_str())
         .unwrap_or_else(|| panic!("{id} in {instances}"));
-    assert_eq!(made["source"]["tenant"], "t", "{made}");
+    assert_eq!(made["source"]["tenant"], CONNECTED_TENANT, "{made}");
     assert_eq!(made["source"]["client_id"], "kalsync-operator", "{made}");
     assert_eq!(
         instances.as_array().map(Vec::len),
         Some(2),
         "only one was made"
     );
+
+    // Now the tenant's people sign in by their app role: Lisa reads Acme; a guest
+    // without a role is told whom to ask.
+    let (lisa, _, page) = microsoft_sign_in(&running.base, "lisa@acme.example").await;
+    assert!(
+        page.contains("signed-in") || page.contains("Acme"),
+        "{page}"
+    );
+    let me: serde_json::Value = lisa
+        .get(format!("{}/api/v1/me", running.base))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["role"], "reader", "{me}");
+    assert_eq!(me["company"], company.as_str(), "{me}");
+    assert_eq!(me["actor"], "lisa@acme.example", "{me}");
+    let (_, _, refused) = microsoft_sign_in(&running.base, "guest@acme.example").await;
+    assert!(refused.contains("Kalsync.Reader"), "{refused}");
+
+    // A wrong token is refused however the rest looks.
+    let mut faults = calendars.faults();
+    faults.bad_id_token = Some(kalsync_graph_sim::BadIdToken::ForeignKey);
+    calendars.set_faults(faults.clone());
+    let (forged, _, page) = microsoft_sign_in(&running.base, "lisa@acme.example").await;
+    assert!(page.contains("signature"), "{page}");
+    let me = forged
+        .get(format!("{}/api/v1/me", running.base))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED);
+    faults.bad_id_token = None;
+    calendars.set_faults(faults);
 
     // The same answer again is refused: each consent is used once.
     let replay = http.get(callback_url.clone()).send().await.expect("replay");

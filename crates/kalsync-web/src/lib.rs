@@ -36,12 +36,17 @@ pub struct WebState {
     /// the request's own host.
     pub public_url: Option<url::Url>,
     /// Admin consents under way.
-    pub consents: Arc<ui::connect::Consents>,
+    pub consents: Arc<ui::microsoft::Pending<ui::connect::Consent>>,
+    /// Sign-ins with Microsoft under way.
+    pub sign_ins: Arc<ui::microsoft::Pending<ui::microsoft::Started>>,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for the
     /// sign-in limits); any other peer is the client itself.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Open switchboard streams per person.
     pub streams: Arc<auth::Streams>,
+    /// The outbound client (the service's policy on addresses), for looking up a
+    /// tenant's id.
+    pub http: reqwest::Client,
     /// Set when the service stops: long-lived answers (the switchboard's streams) end,
     /// so they never hold a graceful stop up.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
@@ -58,10 +63,22 @@ impl WebState {
             microsoft365: None,
             public_url: None,
             consents: Arc::default(),
+            sign_ins: Arc::default(),
             trusted_proxies: Arc::default(),
             streams: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            http: kalsync_outbound::OutboundPolicy::default()
+                .http()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .unwrap_or_default(),
         }
+    }
+
+    /// Reaches outside through `http` (the service's outbound policy).
+    pub fn with_http(mut self, http: reqwest::Client) -> WebState {
+        self.http = http;
+        self
     }
 
     /// Ends the long-lived answers: the service is stopping.
@@ -93,8 +110,9 @@ impl WebState {
     }
 }
 
-/// The operator's own multi-tenant Entra ID app: a company's admin grants it access
-/// with the admin-consent redirect, and its instances sign in with it.
+/// The operator's own multi-tenant Entra ID app: people sign in with it, a company's
+/// admin grants it access with the admin-consent redirect, and its instances read
+/// calendars with it.
 #[derive(Clone)]
 pub struct Microsoft365App {
     /// Application (client) id.
@@ -105,6 +123,42 @@ pub struct Microsoft365App {
     pub login_url: url::Url,
     /// The Graph root when not the global cloud's.
     pub graph_url: Option<String>,
+    /// Sign-in with it (keeps Entra ID's signing keys).
+    pub entra: kalsync_graph::EntraSignIn,
+    /// Who of the operator's own tenant signs in as the operator.
+    pub operators: Option<ui::microsoft::OperatorTenant>,
+}
+
+impl Microsoft365App {
+    /// The app `client_id` at `login_url`, reached through `http` (the service's
+    /// outbound client).
+    pub fn new(
+        http: reqwest::Client,
+        client_id: &str,
+        client_secret: SecretString,
+        login_url: url::Url,
+        graph_url: Option<String>,
+    ) -> Microsoft365App {
+        Microsoft365App {
+            entra: kalsync_graph::EntraSignIn::new(
+                http,
+                login_url.clone(),
+                client_id,
+                client_secret.clone(),
+            ),
+            client_id: client_id.to_owned(),
+            client_secret,
+            login_url,
+            graph_url,
+            operators: None,
+        }
+    }
+
+    /// With the operator's own staff signing in from `tenant` with one of `roles`.
+    pub fn with_operators(mut self, tenant: kalsync_core::TenantId, roles: Vec<String>) -> Self {
+        self.operators = Some(ui::microsoft::OperatorTenant { tenant, roles });
+        self
+    }
 }
 
 /// One step of a connection check, as `kalsync check` prints it.

@@ -313,6 +313,8 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
             client_secret: operator_secret.to_owned().into(),
             login_url: Some(ny_url.clone()),
             graph_url: Some(format!("{ny_url}v1.0/")),
+            operator_tenant: None,
+            operator_roles: vec!["Kalsync.Operator".into()],
         }),
         // The simulators listen on loopback.
         outbound: kalsync_server::settings::OutboundSettings::loopback(),

@@ -341,6 +341,97 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
     }
 }
 
+/// The input with its tenants as Directory ids: a domain is looked up in the tenant's
+/// OpenID metadata at the instance's login host, so that what is stored (and compared
+/// when a secret is kept) is the id, which cannot move to another tenant.
+async fn with_tenant_ids(state: &WebState, input: SourceInput) -> Result<SourceInput, ApiError> {
+    match input {
+        SourceInput::Graph {
+            tenant,
+            client_id,
+            client_secret,
+            graph_url,
+            login_url,
+        } => Ok(SourceInput::Graph {
+            tenant: tenant_id(state, "source.tenant", tenant, login_url.as_deref()).await?,
+            client_id,
+            client_secret,
+            graph_url,
+            login_url,
+        }),
+        SourceInput::Ews {
+            url,
+            username,
+            password,
+            auth,
+            version,
+            access,
+            options: Some(mut options),
+        } => {
+            if let Some(tenant) = options.tenant.take() {
+                options.tenant = Some(
+                    tenant_id(
+                        state,
+                        "source.options.tenant",
+                        tenant,
+                        options.login_url.as_deref(),
+                    )
+                    .await?,
+                );
+            }
+            Ok(SourceInput::Ews {
+                url,
+                username,
+                password,
+                auth,
+                version,
+                access,
+                options: Some(options),
+            })
+        }
+        other => Ok(other),
+    }
+}
+
+/// `text` as a Directory id (looked up when it is a domain).
+async fn tenant_id(
+    state: &WebState,
+    field: &'static str,
+    text: String,
+    login: Option<&str>,
+) -> Result<String, ApiError> {
+    if let Ok(id) = kalsync_core::TenantId::parse(&text) {
+        return Ok(id.to_string());
+    }
+    if text.trim().is_empty() {
+        // `required` says what is missing.
+        return Ok(text);
+    }
+    let login = match login {
+        Some(u) => url::Url::parse(&url("source.login_url", u)?)
+            .map_err(|_| ApiError::invalid("source.login_url", "not an address"))?,
+        None => kalsync_graph::Endpoints::global().login,
+    };
+    kalsync_graph::oidc::tenant_id(&state.http, &login, &text)
+        .await
+        .map(|id| id.to_string())
+        .map_err(|e| match e {
+            kalsync_graph::SignInError::UnknownTenant(_) => ApiError::invalid(
+                field,
+                format!(
+                    "no Microsoft 365 organisation is known by `{}`: give its Directory (tenant) ID",
+                    text.trim().chars().take(80).collect::<String>().escape_debug()
+                ),
+            ),
+            other => ApiError::invalid(
+                field,
+                format!(
+                    "cannot look the domain up at Entra ID ({other}): give the Directory (tenant) ID instead"
+                ),
+            ),
+        })
+}
+
 /// The instance named in a path, if the principal may see it.
 pub(crate) async fn visible_instance(
     state: &WebState,
@@ -391,7 +482,7 @@ pub(crate) async fn create_instance(
     let new = NewInstance {
         company,
         name: name(&input.name)?,
-        source: source(input.source, None)?,
+        source: source(with_tenant_ids(state, input.source).await?, None)?,
         settings: match &input.settings {
             Some(text) => settings(text)?,
             None => InstanceSettings::default(),
@@ -450,7 +541,7 @@ pub(crate) async fn change_instance(
         found.active = a;
     }
     if let Some(s) = change.source {
-        let changed = source(s, Some(&found.source))?;
+        let changed = source(with_tenant_ids(state, s).await?, Some(&found.source))?;
         // An instance of the operator's app keeps its tenant and every address: the
         // operator's secret goes nowhere a company admin chose.
         if let (Some(app), SourceConfig::Graph { client_id, .. }) =

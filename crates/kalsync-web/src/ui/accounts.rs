@@ -25,7 +25,7 @@ fn role_name(t: &Texts, role: Role) -> &'static str {
     }
 }
 
-fn own_page(viewer: &Viewer, error: Option<&str>) -> Markup {
+fn own_page(state: &WebState, viewer: &Viewer, error: Option<&str>) -> Markup {
     let t = i18n::texts(viewer.lang);
     let p = &viewer.principal;
     page(
@@ -37,7 +37,8 @@ fn own_page(viewer: &Viewer, error: Option<&str>) -> Markup {
             h1 { (t.my_account) }
             p { (p.actor) " · " (role_name(t, p.grant.role)) }
             @if let Some(e) = error { p.error role="alert" { (e) } }
-            @if p.account.is_some() {
+            (super::microsoft::account_section(state, t, p))
+            @if p.account.as_ref().is_some_and(|a| !super::microsoft::microsoft_only(a)) {
                 form.card #password method="post" action="/account/password" {
                     h2 { (t.change_password) }
                     input type="hidden" name="csrf" value=(p.csrf());
@@ -54,8 +55,8 @@ fn own_page(viewer: &Viewer, error: Option<&str>) -> Markup {
     )
 }
 
-pub(crate) async fn own(viewer: Viewer) -> Response {
-    own_page(&viewer, None).into_response()
+pub(crate) async fn own(State(state): State<WebState>, viewer: Viewer) -> Response {
+    own_page(&state, &viewer, None).into_response()
 }
 
 /// The password form.
@@ -80,7 +81,7 @@ pub(crate) async fn change_password(
     if form.new != form.repeat {
         return (
             StatusCode::UNPROCESSABLE_ENTITY,
-            own_page(&viewer, Some(t.passwords_differ)),
+            own_page(&state, &viewer, Some(t.passwords_differ)),
         )
             .into_response();
     }
@@ -99,7 +100,7 @@ pub(crate) async fn change_password(
         .into_response(),
         Err(e @ ApiError::Invalid { .. }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            own_page(&viewer, Some(&e.to_string())),
+            own_page(&state, &viewer, Some(&e.to_string())),
         )
             .into_response(),
         Err(e) => e.into_response(),
@@ -153,6 +154,7 @@ enum Said {
     Nothing,
     Error(String),
     Added(String),
+    RolesSaved,
 }
 
 async fn list_page(
@@ -179,6 +181,12 @@ async fn list_page(
     let csrf = viewer.principal.csrf();
     let path = scope.path();
     let own = viewer.principal.account.as_ref().map(|a| a.id);
+    let microsoft = match scope {
+        Scope::Company(id) => {
+            super::microsoft::company_section(state, t, &viewer.principal, id, &path).await?
+        }
+        Scope::Operator => html! {},
+    };
     Ok(page(
         t,
         &title,
@@ -190,6 +198,7 @@ async fn list_page(
                 Said::Nothing => {}
                 Said::Error(e) => p.error role="alert" { (e) },
                 Said::Added(email) => p.available role="status" { (t.account_added) " " (email) },
+                Said::RolesSaved => p.available role="status" #roles-saved { (t.roles_saved) },
             }
             table #accounts {
                 thead { tr { th { (t.email) } th { (t.role) } th { (t.created) } th {} } }
@@ -223,6 +232,7 @@ async fn list_page(
                 input #password type="password" name="password" autocomplete="new-password" minlength="10" required;
                 button type="submit" { (t.add_account) }
             }
+            (microsoft)
         },
     ))
 }
@@ -373,4 +383,28 @@ pub(crate) async fn remove_operator_account(
     Form(form): Form<RemoveForm>,
 ) -> Response {
     remove(&state, &viewer, &headers, None, &account, form).await
+}
+
+/// `POST /companies/{company}/accounts/microsoft`: who of a proven tenant signs in as
+/// what.
+pub(crate) async fn save_microsoft_roles(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(company): Path<String>,
+    Form(form): Form<super::microsoft::RolesForm>,
+) -> Response {
+    let scope = match Scope::of(&state, &viewer, Some(&company)).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let Scope::Company(id) = scope else {
+        return ApiError::NotFound("company".into()).into_response();
+    };
+    let said = match super::microsoft::save_roles(&state, &viewer, &headers, id, form).await {
+        Ok(()) => Said::RolesSaved,
+        Err(e @ ApiError::Invalid { .. }) => Said::Error(e.to_string()),
+        Err(e) => return e.into_response(),
+    };
+    answer(&state, &viewer, scope, said).await
 }

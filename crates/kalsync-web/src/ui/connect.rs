@@ -1,76 +1,44 @@
-//! *Connect Microsoft 365* (SPEC §4.1): a company's admin grants the operator's
-//! multi-tenant app access with Entra ID's admin-consent redirect. The answer names the
-//! tenant, and an instance is created that signs in there with the operator's app.
+//! *Connect Microsoft 365* (SPEC §4.1): a company's admin signs in with Microsoft
+//! (proving which tenant is theirs: the `tid` of a verified `id_token`), then grants the
+//! operator's multi-tenant app access there with Entra ID's admin-consent redirect. The
+//! instance is created for the proven tenant — never for one the callback's query
+//! names — and the tenant becomes the company's (one company per tenant).
 //!
-//! The pending consent is kept here, keyed by the `state` sent to Entra ID: the session
-//! cookie is `SameSite=Strict`, so the browser does not send it on the way back from
+//! The consent under way is kept by its `state`: the session cookie is
+//! `SameSite=Strict`, so the browser does not send it on the way back from
 //! login.microsoftonline.com, and the unguessable, single-use `state` is what ties the
 //! answer to the admin who asked.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::Form;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use kalsync_core::Lang;
+use jiff::Timestamp;
+use kalsync_core::{Lang, TenantId};
 use kalsync_graph::ConsentOutcome;
-use kalsync_store::CompanyId;
+use kalsync_store::{CompanyId, CompanyTenant, StoreError};
 use maud::html;
 use serde::Deserialize;
 
-use super::{Viewer, i18n, page};
+use super::microsoft::{Purpose, begin, our_url, outcome};
+use super::{Viewer, i18n};
 use crate::WebState;
 use crate::api::companies::visible;
 use crate::api::instances::{NewInstanceInput, SourceInput, create_instance};
-use crate::auth::{Principal, random_secret};
+use crate::auth::Principal;
 use crate::error::ApiError;
 
-/// How long an admin has to answer Entra ID.
-const PENDING_FOR: Duration = Duration::from_secs(30 * 60);
-/// Consents under way at most (older ones are dropped first).
-const MAX_PENDING: usize = 10_000;
-
-/// One consent under way.
-struct Pending {
+/// Who asked to connect, for which company, with what name for the instance.
+pub(crate) struct Request {
     company: CompanyId,
     name: String,
     principal: Principal,
-    started: Instant,
 }
 
-/// The consents under way, by `state` (on this node; the answer comes back to the node
-/// the browser reaches, which a sticky load balancer keeps).
-#[derive(Default)]
-pub struct Consents {
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-impl Consents {
-    fn start(&self, pending: Pending) -> String {
-        let state = random_secret();
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, p| p.started.elapsed() < PENDING_FOR);
-        if map.len() >= MAX_PENDING
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, p)| p.started)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(state.clone(), pending);
-        state
-    }
-
-    /// Takes the consent `state` names (once), if it is still fresh.
-    fn take(&self, state: &str) -> Option<Pending> {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(state)
-            .filter(|p| p.started.elapsed() < PENDING_FOR)
-    }
+/// A consent under way: the request, and the tenant the admin proved is theirs.
+pub struct Consent {
+    request: Request,
+    tenant: TenantId,
 }
 
 /// The form on the new-instance page.
@@ -78,28 +46,6 @@ impl Consents {
 pub(crate) struct ConnectForm {
     csrf: String,
     name: String,
-}
-
-/// Where Entra ID sends the admin back: `public_url`, else the host the browser used.
-fn callback_url(state: &WebState, headers: &HeaderMap) -> Result<url::Url, ApiError> {
-    let base = match &state.public_url {
-        Some(u) => u.clone(),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .ok_or_else(|| ApiError::BadRequest("the request names no host".into()))?;
-            let scheme = if state.secure_cookies {
-                "https"
-            } else {
-                "http"
-            };
-            url::Url::parse(&format!("{scheme}://{host}/"))
-                .map_err(|_| ApiError::BadRequest("the request's host is not valid".into()))?
-        }
-    };
-    base.join("connect/microsoft365/callback")
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// The permission scope asked: `.default` of the Graph the app talks to.
@@ -123,29 +69,16 @@ pub(crate) async fn start(
         viewer.check_form(&headers, &form.csrf)?;
         let id = visible(&state, &viewer.principal, &company).await?;
         viewer.principal.manages(id, "company")?;
-        let app = state.microsoft365.as_ref().ok_or_else(|| {
-            ApiError::Unavailable(
-                "this server has no Microsoft 365 app of its own ([microsoft365] in the settings)"
-                    .into(),
-            )
-        })?;
         let name = crate::api::instances::name(&form.name)?;
-        let redirect = callback_url(&state, &headers)?;
-        let consent_state = state.consents.start(Pending {
-            company: id,
-            name,
-            principal: viewer.principal.clone(),
-            started: Instant::now(),
-        });
-        let to = kalsync_graph::auth::admin_consent_url(
-            &app.login_url,
-            &app.client_id,
-            &redirect,
-            &consent_state,
-            &scope(app.graph_url.as_deref()),
+        begin(
+            &state,
+            &headers,
+            Purpose::Connect(Request {
+                company: id,
+                name,
+                principal: viewer.principal.clone(),
+            }),
         )
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok::<_, ApiError>(Redirect::to(to.as_str()))
     };
     match go.await {
         Ok(r) => r.into_response(),
@@ -153,12 +86,17 @@ pub(crate) async fn start(
     }
 }
 
-/// Whether another company has a Microsoft 365 instance in `tenant`.
+/// Whether `tenant` is another company's: proven by it, or read by one of its
+/// Microsoft 365 instances.
 async fn tenant_of_another_company(
     state: &WebState,
-    tenant: &str,
+    tenant: &TenantId,
     company: CompanyId,
 ) -> Result<bool, ApiError> {
+    if let Some(owner) = state.store.company_tenant(tenant).await? {
+        return Ok(owner.company != company);
+    }
+    let tenant = tenant.as_str();
     for other in state.store.companies().await? {
         if other.id == company {
             continue;
@@ -173,20 +111,58 @@ async fn tenant_of_another_company(
     Ok(false)
 }
 
-/// A page of the consent's outcome.
-fn outcome(lang: Lang, status: StatusCode, title: &str, body: maud::Markup) -> Response {
+/// The admin proved `tenant` is theirs: unless another company's, on to the consent.
+pub(crate) async fn tenant_proven(
+    state: &WebState,
+    headers: &HeaderMap,
+    lang: Lang,
+    request: Request,
+    tenant: TenantId,
+) -> Response {
     let t = i18n::texts(lang);
-    (
-        status,
-        page(
-            t,
-            title,
-            None,
-            "/connect/microsoft365/callback",
-            html! { h1 { (title) } (body) },
+    let again = format!("/companies/{}/instances/new", request.company);
+    match tenant_of_another_company(state, &tenant, request.company).await {
+        Ok(false) => {}
+        Ok(true) => return taken(lang, &tenant, &again),
+        Err(e) => return e.into_response(),
+    }
+    let Some(app) = state.microsoft365.as_ref() else {
+        return ApiError::Unavailable("this server has no Microsoft 365 app of its own".into())
+            .into_response();
+    };
+    let go = || {
+        let back = our_url(state, headers, &["connect", "microsoft365", "callback"])?;
+        let scope = scope(app.graph_url.as_deref());
+        let st = state.consents.start(Consent {
+            request,
+            tenant: tenant.clone(),
+        });
+        app.entra
+            .admin_consent_url(&tenant, &back, &st, &scope)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    };
+    match go() {
+        Ok(to) => Redirect::to(to.as_str()).into_response(),
+        Err(e) => outcome(
+            lang,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            t.consent_refused,
+            html! { p.error role="alert" { (e) } p { a href=(again) { (t.try_again) } } },
         ),
+    }
+}
+
+fn taken(lang: Lang, tenant: &TenantId, again: &str) -> Response {
+    let t = i18n::texts(lang);
+    outcome(
+        lang,
+        StatusCode::CONFLICT,
+        t.consent_refused,
+        html! {
+            p.error role="alert" #tenant-taken { (t.tenant_taken) " (" code { (tenant) } ")" }
+            p { a href=(again) { (t.try_again) } }
+        },
     )
-        .into_response()
 }
 
 /// Entra ID's answer. Without the session cookie (see the module's comment); the
@@ -202,7 +178,11 @@ pub(crate) async fn callback(
     let given: Option<String> = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned());
-    let Some(pending) = given.as_deref().and_then(|s| state.consents.take(s)) else {
+    let Some(Consent {
+        request: pending,
+        tenant,
+    }) = given.as_deref().and_then(|s| state.consents.take(s))
+    else {
         return outcome(
             lang,
             StatusCode::BAD_REQUEST,
@@ -211,30 +191,40 @@ pub(crate) async fn callback(
         );
     };
     let again = format!("/companies/{}/instances/new", pending.company);
+    let refused = |status: StatusCode, body: maud::Markup| {
+        outcome(
+            lang,
+            status,
+            t.consent_refused,
+            html! { (body) p { a href=(again) { (t.try_again) } } },
+        )
+    };
     let answer =
         kalsync_graph::auth::parse_consent_redirect(&query, given.as_deref().unwrap_or(""));
-    let tenant = match answer {
-        Ok(ConsentOutcome::Granted { tenant }) => tenant,
+    match answer {
+        // The answer comes through the browser: its tenant only has to agree with the
+        // one the admin proved; the proven one is used.
+        Ok(ConsentOutcome::Granted { tenant: said })
+            if TenantId::parse(&said).is_ok_and(|s| s == tenant) => {}
+        Ok(ConsentOutcome::Granted { .. }) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                html! { p.error role="alert" #other-tenant { (t.consent_other_tenant) } },
+            );
+        }
         Ok(ConsentOutcome::Refused { error, description }) => {
-            return outcome(
-                lang,
+            return refused(
                 StatusCode::OK,
-                t.consent_refused,
-                html! {
-                    p.error role="alert" { (error) ": " (description.lines().next().unwrap_or_default()) }
-                    p { a href=(again) { (t.try_again) } }
-                },
+                html! { p.error role="alert" { (error) ": " (description.lines().next().unwrap_or_default()) } },
             );
         }
         Err(e) => {
-            return outcome(
-                lang,
+            return refused(
                 StatusCode::BAD_REQUEST,
-                t.consent_refused,
-                html! { p.error role="alert" { (e) } p { a href=(again) { (t.try_again) } } },
+                html! { p.error role="alert" { (e) } },
             );
         }
-    };
+    }
     // The admin's account may have been removed, or its role changed, while Entra ID
     // was asking: what it may do now decides.
     let mut principal = pending.principal.clone();
@@ -254,31 +244,32 @@ pub(crate) async fn callback(
             }
         }
     }
-    // The tenant in the answer comes through the browser: one that another company
-    // connected is refused, so an admin cannot point an instance at someone else's.
-    match tenant_of_another_company(&state, &tenant, pending.company).await {
-        Ok(false) => {}
-        Ok(true) => {
-            return outcome(
-                lang,
-                StatusCode::CONFLICT,
-                t.consent_refused,
-                html! {
-                    p.error role="alert" #tenant-taken { (t.tenant_taken) " (" code { (tenant) } ")" }
-                    p { a href=(again) { (t.try_again) } }
-                },
-            );
-        }
-        Err(e) => return e.into_response(),
-    }
     let Some(app) = state.microsoft365.as_ref() else {
         return ApiError::Unavailable("this server has no Microsoft 365 app of its own".into())
             .into_response();
     };
+    // The tenant becomes the company's; another company's is refused (one owner per
+    // tenant, kept by the store, so two admins racing cannot both have it).
+    let owned_before = match state.store.company_tenant(&tenant).await {
+        Ok(owner) => owner.is_some_and(|o| o.company == pending.company),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let claim =
+        CompanyTenant::with_default_roles(tenant.clone(), pending.company, Timestamp::now());
+    match tenant_of_another_company(&state, &tenant, pending.company).await {
+        Ok(false) => {}
+        Ok(true) => return taken(lang, &tenant, &again),
+        Err(e) => return e.into_response(),
+    }
+    match state.store.claim_tenant(&claim).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict(_)) => return taken(lang, &tenant, &again),
+        Err(e) => return ApiError::from(e).into_response(),
+    }
     let input = NewInstanceInput {
         name: pending.name.clone(),
         source: SourceInput::Graph {
-            tenant: tenant.clone(),
+            tenant: tenant.to_string(),
             client_id: app.client_id.clone(),
             client_secret: Some(app.client_secret.clone()),
             graph_url: app.graph_url.clone(),
@@ -286,7 +277,11 @@ pub(crate) async fn callback(
         },
         settings: None,
     };
-    match create_instance(&state, &principal, pending.company, input).await {
+    let made = create_instance(&state, &principal, pending.company, input).await;
+    if made.is_err() && !owned_before {
+        let _ = state.store.release_tenant(pending.company, &tenant).await;
+    }
+    match made {
         Ok(instance) => {
             let to = format!("/instances/{}", instance.id);
             // A navigation started by this page is same-site again, so the session
@@ -302,11 +297,9 @@ pub(crate) async fn callback(
                 },
             )
         }
-        Err(e @ ApiError::Invalid { .. }) => outcome(
-            lang,
+        Err(e @ ApiError::Invalid { .. }) => refused(
             StatusCode::UNPROCESSABLE_ENTITY,
-            t.consent_refused,
-            html! { p.error role="alert" { (e) } p { a href=(again) { (t.try_again) } } },
+            html! { p.error role="alert" { (e) } },
         ),
         Err(e) => e.into_response(),
     }

@@ -6,6 +6,7 @@
 mod accounts;
 pub mod connect;
 pub mod i18n;
+pub mod microsoft;
 mod new_instance;
 mod pages;
 mod people;
@@ -39,6 +40,14 @@ pub fn router() -> Router<WebState> {
         .route("/lang", get(switch_language))
         .route("/account", get(accounts::own))
         .route("/account/password", post(accounts::change_password))
+        .route("/account/microsoft", post(microsoft::link))
+        .route("/account/microsoft/unlink", post(microsoft::unlink))
+        .route("/sign-in/microsoft", get(microsoft::sign_in))
+        .route("/auth/microsoft/callback", get(microsoft::callback))
+        .route(
+            "/companies/{company}/accounts/microsoft",
+            post(accounts::save_microsoft_roles),
+        )
         .route(
             "/companies/{company}/accounts",
             get(accounts::company_accounts).post(accounts::add_company_account),
@@ -204,6 +213,7 @@ body{font-family:system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
 header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:#12355b;color:#fff}
 header a{color:#fff}.brand{font-size:1.2rem}nav{display:flex;gap:1rem}nav a.here{font-weight:bold;text-decoration:none;border-bottom:2px solid #fff}
 .spacer{flex:1}.who{opacity:.8}form.inline{display:inline}
+a.button{display:inline-block;padding:.55rem 1rem;border:1px solid #8a8f98;border-radius:4px;background:#fff;color:#1b1f24;text-decoration:none;font-weight:600}a.button:hover{background:#eef1f5}
 main{padding:1.2rem;max-width:70rem}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #e3e6ea}
 th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color:#2d7a3e}

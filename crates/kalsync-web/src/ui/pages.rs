@@ -29,7 +29,7 @@ pub(crate) struct SignInForm {
     password: String,
 }
 
-fn sign_in_form(t: &Texts, email: &str, error: Option<&str>) -> Markup {
+fn sign_in_form(t: &Texts, microsoft: bool, email: &str, error: Option<&str>) -> Markup {
     page(
         t,
         t.sign_in,
@@ -40,6 +40,10 @@ fn sign_in_form(t: &Texts, email: &str, error: Option<&str>) -> Markup {
                 h1 { (t.sign_in) }
                 p.muted { (t.sign_in_intro) }
                 @if let Some(e) = error { p.error role="alert" { (e) } }
+                @if microsoft {
+                    p { a.button #sign-in-microsoft href="/sign-in/microsoft" { (t.sign_in_microsoft) } }
+                    p.muted { (t.or_password) }
+                }
                 form method="post" action="/sign-in" {
                     label for="email" { (t.email) }
                     input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
@@ -52,9 +56,9 @@ fn sign_in_form(t: &Texts, email: &str, error: Option<&str>) -> Markup {
     )
 }
 
-pub(crate) async fn sign_in_page(headers: HeaderMap) -> Markup {
+pub(crate) async fn sign_in_page(State(state): State<WebState>, headers: HeaderMap) -> Markup {
     let t = i18n::texts(i18n::language(&headers));
-    sign_in_form(t, "", None)
+    sign_in_form(t, state.microsoft365.is_some(), "", None)
 }
 
 pub(crate) async fn sign_in(
@@ -98,7 +102,11 @@ pub(crate) async fn sign_in(
                 ),
                 _ => return e.into_response(),
             };
-            (status, sign_in_form(t, &form.email, Some(&message))).into_response()
+            (
+                status,
+                sign_in_form(t, state.microsoft365.is_some(), &form.email, Some(&message)),
+            )
+                .into_response()
         }
     }
 }

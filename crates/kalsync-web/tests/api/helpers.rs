@@ -10,6 +10,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub(crate) const PASSWORD: &str = "rätt-lösenord-2026";
+/// A Directory (tenant) id.
+pub(crate) const TENANT: &str = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
+/// Another one.
+pub(crate) const TENANT_2: &str = "2f0a5a2e-9d5e-4b7e-a0f2-5c3e8d1b7a11";
 
 pub(crate) struct App {
     pub(crate) base: String,
@@ -213,7 +217,7 @@ pub(crate) async fn graph_instance(client: &Client, company: CompanyId) -> Strin
             &format!("/api/v1/companies/{company}/instances"),
             json!({
                 "name": "Microsoft 365",
-                "source": {"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": "s3cret"},
+                "source": {"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c", "client_secret": "s3cret"},
                 "settings": "template = \"prefix\"\ndays_ahead = 7\n"
             }),
         )

@@ -65,7 +65,8 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
     let url = format!("{}/instances/{id}/settings", app.base);
     let page = page_at(&sv, url.clone()).await;
     assert!(
-        page.contains("value=\"Microsoft 365\"") && page.contains("value=\"t\""),
+        page.contains("value=\"Microsoft 365\"")
+            && page.contains(&format!("value=\"{}\"", crate::helpers::TENANT)),
         "{page}"
     );
     assert!(!page.contains("s3cret"), "a secret is never shown");
@@ -79,7 +80,7 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
         &[
             ("csrf", csrf.as_str()),
             ("name", "Acme M365"),
-            ("tenant", "t2"),
+            ("tenant", crate::helpers::TENANT_2),
             ("client_id", "c"),
             ("client_secret", ""),
         ],
@@ -92,7 +93,7 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
         &[
             ("csrf", csrf.as_str()),
             ("name", "Acme M365"),
-            ("tenant", "t"),
+            ("tenant", crate::helpers::TENANT),
             ("client_id", "c"),
             ("client_secret", ""),
         ],
@@ -108,7 +109,9 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
     assert_eq!(stored.name, "Acme M365");
     assert!(!stored.active);
     assert_eq!(secret_of(&stored.source), "s3cret");
-    assert!(matches!(&stored.source, SourceConfig::Graph { tenant, .. } if tenant == "t"));
+    assert!(
+        matches!(&stored.source, SourceConfig::Graph { tenant, .. } if tenant == crate::helpers::TENANT)
+    );
 
     // A bad address is named and nothing changes.
     let bad = post_form(
@@ -118,7 +121,7 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
             ("csrf", csrf.as_str()),
             ("name", "Other"),
             ("active", "on"),
-            ("tenant", "t2"),
+            ("tenant", crate::helpers::TENANT_2),
             ("client_id", "c"),
             ("graph_url", "not an address"),
         ],
@@ -387,10 +390,10 @@ async fn a_stored_secret_never_goes_to_an_address_it_was_not_given_for() {
     let path = format!("/api/v1/instances/{id}");
     // Another login host, app, tenant or Graph address needs the secret again.
     for source in [
-        json!({"kind": "graph", "tenant": "t", "client_id": "c", "login_url": "https://login.evil.example/"}),
-        json!({"kind": "graph", "tenant": "t", "client_id": "other-app"}),
-        json!({"kind": "graph", "tenant": "other-company.example", "client_id": "c"}),
-        json!({"kind": "graph", "tenant": "t", "client_id": "c", "graph_url": "https://graph.evil.example/v1.0/"}),
+        json!({"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c", "login_url": "https://login.evil.example/"}),
+        json!({"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "other-app"}),
+        json!({"kind": "graph", "tenant": crate::helpers::TENANT_2, "client_id": "c"}),
+        json!({"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c", "graph_url": "https://graph.evil.example/v1.0/"}),
     ] {
         let (status, body) = admin
             .send(
@@ -430,7 +433,7 @@ async fn a_stored_secret_never_goes_to_an_address_it_was_not_given_for() {
     assert_eq!(body["error"]["field"], "source.password", "{body}");
     // So does another OAuth tenant, login host or scope, or another trusted CA.
     for options in [
-        json!({"tenant": "evil.example"}),
+        json!({"tenant": crate::helpers::TENANT_2}),
         json!({"login_url": "https://login.evil.example/"}),
         json!({"scope": "https://evil.example/.default"}),
         json!({"ca_pem": "-----BEGIN CERTIFICATE-----"}),
@@ -464,12 +467,13 @@ async fn a_stored_secret_never_goes_to_an_address_it_was_not_given_for() {
 
 #[tokio::test]
 async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_apps_tenant() {
-    let operator_app = kalsync_web::Microsoft365App {
-        client_id: "operator-app".into(),
-        client_secret: "operator-secret".to_owned().into(),
-        login_url: url::Url::parse("https://login.example/").expect("url"),
-        graph_url: None,
-    };
+    let operator_app = kalsync_web::Microsoft365App::new(
+        reqwest::Client::new(),
+        "operator-app",
+        "operator-secret".to_owned().into(),
+        url::Url::parse("https://login.example/").expect("url"),
+        None,
+    );
     let app = spawn_app_with(move |state| state.with_microsoft365(Some(operator_app), None)).await;
     // Beta has an instance in tenant `t`.
     let beta = app.signed_in("it@beta.example").await;
@@ -526,30 +530,37 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
             .expect("to Entra ID"),
     )
     .expect("url");
+    // The admin first proves which tenant is theirs by signing in.
     assert!(
         to.as_str()
-            .starts_with("https://login.example/organizations/v2.0/adminconsent"),
+            .starts_with("https://login.example/organizations/oauth2/v2.0/authorize"),
         "{to}"
     );
+    for pair in [
+        ("response_type", "code"),
+        ("code_challenge_method", "S256"),
+        ("scope", "openid profile email"),
+    ] {
+        assert!(
+            to.query_pairs().any(|(k, v)| k == pair.0 && v == pair.1),
+            "{pair:?} in {to}"
+        );
+    }
     let state = to
         .query_pairs()
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .expect("state");
+    // A forged consent answer naming Beta's tenant, with the sign-in's state, is no
+    // consent: nothing is created.
     let forged = reqwest::get(format!(
-        "{}/connect/microsoft365/callback?admin_consent=True&tenant=T&state={state}",
-        app.base
+        "{}/connect/microsoft365/callback?admin_consent=True&tenant={}&state={state}",
+        app.base,
+        crate::helpers::TENANT
     ))
     .await
     .expect("callback");
-    assert_eq!(forged.status(), StatusCode::CONFLICT);
-    // Said in the page's language, with the way back to the new-instance page.
-    let page = forged.text().await.expect("page");
-    assert!(
-        page.contains("redan ansluten")
-            && page.contains(&format!("/companies/{}/instances/new", app.acme)),
-        "{page}"
-    );
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
     assert!(
         app.store
             .instances(app.acme)
@@ -563,7 +574,7 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
     let (status, made) = admin
         .post(
             &format!("/api/v1/companies/{}/instances", app.acme),
-            json!({"name": "M365", "source": {"kind": "graph", "tenant": "acme-tenant", "client_id": "operator-app", "client_secret": "operator-secret"}}),
+            json!({"name": "M365", "source": {"kind": "graph", "tenant": crate::helpers::TENANT_2, "client_id": "operator-app", "client_secret": "operator-secret"}}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
@@ -571,15 +582,15 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
         .send(
             reqwest::Method::PATCH,
             &format!("/api/v1/instances/{}", made["id"].as_str().expect("id")),
-            Some(json!({"source": {"kind": "graph", "tenant": "t", "client_id": "operator-app", "client_secret": "mine"}})),
+            Some(json!({"source": {"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "operator-app", "client_secret": "mine"}})),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "source.tenant", "{body}");
     // …and its addresses, even with a secret of the admin's own.
     for source in [
-        json!({"kind": "graph", "tenant": "acme-tenant", "client_id": "operator-app", "graph_url": "https://graph.evil.example/v1.0/"}),
-        json!({"kind": "graph", "tenant": "acme-tenant", "client_id": "operator-app", "login_url": "https://login.evil.example/", "client_secret": "mine"}),
+        json!({"kind": "graph", "tenant": crate::helpers::TENANT_2, "client_id": "operator-app", "graph_url": "https://graph.evil.example/v1.0/"}),
+        json!({"kind": "graph", "tenant": crate::helpers::TENANT_2, "client_id": "operator-app", "login_url": "https://login.evil.example/", "client_secret": "mine"}),
     ] {
         let (status, body) = admin
             .send(

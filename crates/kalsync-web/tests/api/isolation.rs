@@ -42,7 +42,7 @@ fn example_body(method: &reqwest::Method, template: &str) -> Example {
     let body = match (method.as_str(), template) {
         ("POST", "/api/v1/companies/{company}/instances") => json!({
             "name": "x",
-            "source": {"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": "s"}
+            "source": {"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c", "client_secret": "s"}
         }),
         ("POST", "/api/v1/companies/{company}/tokens") => json!({"name": "x"}),
         ("POST", "/api/v1/companies/{company}/accounts") => json!({

@@ -145,7 +145,7 @@ async fn api_tokens_act_for_their_company_and_role_until_revoked() {
     let (status, _) = console
         .post(
             &format!("/api/v1/companies/{}/instances", app.acme),
-            json!({"name": "x", "source": {"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": "s"}}),
+            json!({"name": "x", "source": {"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c", "client_secret": "s"}}),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -585,7 +585,7 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
             ("csrf", csrf.as_str()),
             ("kind", "graph"),
             ("name", "Microsoft 365"),
-            ("tenant", "t"),
+            ("tenant", crate::helpers::TENANT),
             ("client_id", "c"),
             ("client_secret", "s3cret"),
         ],

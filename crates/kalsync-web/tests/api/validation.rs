@@ -11,7 +11,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     let app = spawn_app().await;
     let admin = app.signed_in("it@acme.example").await;
     let instances = format!("/api/v1/companies/{}/instances", app.acme);
-    let graph = json!({"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": "s"});
+    let graph = json!({"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c", "client_secret": "s"});
     let cases = [
         (
             json!({"name": "x", "source": graph, "colour": "red"}),
@@ -26,7 +26,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
             "1 to 200",
         ),
         (
-            json!({"name": "x", "source": {"kind": "graph", "tenant": "t", "client_id": "c"}}),
+            json!({"name": "x", "source": {"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c"}}),
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("source.client_secret"),
             "required",
@@ -158,7 +158,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
         .send(
             reqwest::Method::PATCH,
             &format!("/api/v1/instances/{instance}"),
-            Some(json!({"active": false, "source": {"kind": "graph", "tenant": "t2", "client_id": "c"}})),
+            Some(json!({"active": false, "source": {"kind": "graph", "tenant": crate::helpers::TENANT_2, "client_id": "c"}})),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
@@ -166,7 +166,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
         .send(
             reqwest::Method::PATCH,
             &format!("/api/v1/instances/{instance}"),
-            Some(json!({"active": false, "source": {"kind": "graph", "tenant": "t", "client_id": "c"}})),
+            Some(json!({"active": false, "source": {"kind": "graph", "tenant": crate::helpers::TENANT, "client_id": "c"}})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
@@ -178,7 +178,7 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     assert!(!stored.active);
     assert!(matches!(
         stored.source,
-        kalsync_store::SourceConfig::Graph { ref tenant, credential: kalsync_store::GraphCredential::Secret(_), .. } if tenant == "t"
+        kalsync_store::SourceConfig::Graph { ref tenant, credential: kalsync_store::GraphCredential::Secret(_), .. } if tenant == crate::helpers::TENANT
     ));
 }
 
