@@ -99,8 +99,9 @@ pub struct Person {
     pub object: String,
     /// `name`.
     pub name: Option<String>,
-    /// `preferred_username` (usually the UPN) or `email`: shown, never trusted to
-    /// identify anyone (people can change it).
+    /// `preferred_username` (usually the UPN, in one of the tenant's domains): shown
+    /// and used to name a new account, never to find one (it can be changed). The
+    /// unverified `email` claim is not read.
     pub username: Option<String>,
     /// `roles`: the app roles assigned to the person in their tenant.
     pub roles: Vec<String>,
@@ -127,8 +128,6 @@ struct Claims {
     name: Option<String>,
     #[serde(default)]
     preferred_username: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
     #[serde(default)]
@@ -371,7 +370,7 @@ impl EntraSignIn {
             tenant,
             object: object.to_ascii_lowercase(),
             name: claims.name,
-            username: claims.preferred_username.or(claims.email),
+            username: claims.preferred_username,
             roles: claims.roles,
             groups: claims.groups,
         })

@@ -175,14 +175,17 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     };
     // A simulated Microsoft 365 with Anna (Acme) and Bo (Beta).
     let sim = support::simulator(
-        SimConfig::with_secret("t", "c", "s"),
+        SimConfig {
+            domains: vec!["acme.onmicrosoft.com".into()],
+            ..SimConfig::with_secret(ACME_TENANT, "c", "s")
+        },
         &["anna@acme.example", "bo@beta.example"],
     );
     let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
     let dir = support::folder("kalsync-browser");
     let (listener, base) = support::listener().await;
     let graph = SourceDecl::Graph {
-        tenant: "t".into(),
+        tenant: ACME_TENANT.into(),
         client_id: "c".into(),
         client_secret: "s".to_owned().into(),
         graph_url: Some(format!("{sim_url}v1.0/")),
@@ -243,7 +246,8 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     click(&c, Locator::Css("a[href$='/instances/new']")).await;
     until_text(&c, "Klienthemlighet", 5).await;
     fill(&c, "#name", "Microsoft 365").await;
-    fill(&c, "#tenant", "t").await;
+    // The tenant by its domain, as admins know it: stored as its directory id.
+    fill(&c, "#tenant", "acme.onmicrosoft.com").await;
     fill(&c, "#client_id", "c").await;
     fill(&c, "#client_secret", "s").await;
     click(&c, Locator::Css("details summary")).await;
@@ -390,6 +394,9 @@ fn lunch_tomorrow_ics() -> String {
         "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:lunch-1\nDTSTART;TZID=Europe/Stockholm:{day}T120000\nDTEND;TZID=Europe/Stockholm:{day}T130000\nSUMMARY:LUN: Lunch\nEND:VEVENT\nEND:VCALENDAR\n"
     )
 }
+
+/// Acme's (and Beta's) simulated Microsoft 365 tenant.
+const ACME_TENANT: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 
 /// Gamma's simulated Microsoft 365 tenant.
 const GAMMA_TENANT: &str = "3c1d2e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5";

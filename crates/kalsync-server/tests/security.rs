@@ -102,7 +102,7 @@ fn acme_with_every_source_and_target(
             InstanceDecl {
                 name: "M365".into(),
                 source: SourceDecl::Graph {
-                    tenant: "t".into(),
+                    tenant: SIM_TENANT.into(),
                     client_id: "c".into(),
                     client_secret: GRAPH_SECRET.to_owned().into(),
                     graph_url: Some(format!("{graph_root}v1.0/")),
@@ -184,6 +184,8 @@ async fn postgres_dump(url: &str) -> String {
     dump
 }
 
+/// The simulated Microsoft 365 tenant.
+const SIM_TENANT: &str = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
 #[tokio::test]
 async fn no_secret_appears_in_logs_answers_or_the_database_in_clear() {
     let sqlite = run_with_every_secret(None).await;
@@ -255,7 +257,7 @@ fn check(seen: &Seen) {
 async fn run_with_every_secret(postgres: Option<String>) -> Seen {
     let log = captured();
 
-    let calendars = Simulator::new(SimConfig::with_secret("t", "c", GRAPH_SECRET));
+    let calendars = Simulator::new(SimConfig::with_secret(SIM_TENANT, "c", GRAPH_SECRET));
     calendars
         .add_user(support::mailbox("anna@acme.example"))
         .expect("user");
@@ -400,7 +402,7 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
     let changed = http
         .patch(format!("{base}/api/v1/instances/{graph_instance}"))
         .header("x-csrf-token", &csrf)
-        .json(&json!({"source": {"kind": "graph", "tenant": "t", "client_id": "c", "client_secret": ROTATED_SECRET,
+        .json(&json!({"source": {"kind": "graph", "tenant": SIM_TENANT, "client_id": "c", "client_secret": ROTATED_SECRET,
             "graph_url": format!("{sim_url}v1.0/"), "login_url": sim_url.to_string()}}))
         .send()
         .await
@@ -483,7 +485,7 @@ async fn run_with_every_secret(postgres: Option<String>) -> Seen {
 #[tokio::test]
 async fn hostile_notifications_are_refused_and_change_nothing() {
     captured();
-    let calendars = Simulator::new(SimConfig::with_secret("t", "c", "s"));
+    let calendars = Simulator::new(SimConfig::with_secret(SIM_TENANT, "c", "s"));
     calendars
         .add_user(support::mailbox("anna@acme.example"))
         .expect("user");
@@ -502,7 +504,7 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
             instances: vec![InstanceDecl {
                 name: "M365".into(),
                 source: SourceDecl::Graph {
-                    tenant: "t".into(),
+                    tenant: SIM_TENANT.into(),
                     client_id: "c".into(),
                     client_secret: "s".to_owned().into(),
                     graph_url: Some(format!("{sim_url}v1.0/")),

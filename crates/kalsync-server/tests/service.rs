@@ -1157,6 +1157,28 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     assert_eq!(forged.status(), reqwest::StatusCode::BAD_REQUEST);
     assert!(forged.text().await.expect("html").contains("other-tenant"));
 
+    // A round trip started in one browser and carried to another (a link sent to
+    // someone else, who signs in there) finishes nothing.
+    let picker = http
+        .post(&connect)
+        .form(&[("csrf", csrf.as_str()), ("name", "Carried")])
+        .send()
+        .await
+        .expect("to Entra ID");
+    let picker_url = picker.url().clone();
+    let html = picker.text().await.expect("html");
+    let elsewhere = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let carried = elsewhere
+        .get(pick(&picker_url, &html, "it@acme.example"))
+        .send()
+        .await
+        .expect("carried");
+    assert_eq!(carried.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(carried.url().path().starts_with("/auth/microsoft/callback"));
+
     // Accepted: the callback records the proven tenant and makes the instance.
     let (prompt_url, html) = consent_prompt(&http, &connect, &csrf, "it@acme.example").await;
     let back = http
@@ -1250,5 +1272,50 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         .await
         .expect("json");
     assert_eq!(check["ok"], true, "{check}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_given_by_its_domain_is_stored_as_its_directory_id() {
+    let dir = test_dir("kalsync-tenant-domain");
+    let calendars = Simulator::new(SimConfig {
+        domains: vec!["acme.onmicrosoft.com".into()],
+        ..SimConfig::with_secret(CONNECTED_TENANT, "c", "s")
+    });
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let mut s = settings(&sim_url, &dir).await;
+    s.accounts.push(acme_admin());
+    let running = Running::start(s, dir).await;
+    let (http, me) = running.signed_in_as_acme_admin().await;
+    let csrf = me["csrf"].as_str().expect("csrf").to_owned();
+    let company = me["company"].as_str().expect("company").to_owned();
+    let create = |tenant: &str| {
+        http.post(format!(
+            "{}/api/v1/companies/{company}/instances",
+            running.base
+        ))
+        .header("x-csrf-token", &csrf)
+        .json(
+            &serde_json::json!({"name": format!("M365 {tenant}"), "source": {
+            "kind": "graph", "tenant": tenant, "client_id": "c", "client_secret": "s",
+            "graph_url": format!("{sim_url}v1.0/"), "login_url": sim_url.to_string()}}),
+        )
+        .send()
+    };
+    let made: serde_json::Value = create("Acme.OnMicrosoft.com")
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(made["source"]["tenant"], CONNECTED_TENANT, "{made}");
+    for unknown in ["fabrikam.onmicrosoft.com", "t", "//127.0.0.1:9/x"] {
+        let refused = create(unknown).await.expect("create");
+        assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+        let body: serde_json::Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["field"], "source.tenant", "{body}");
+    }
     running.stop().await;
 }

@@ -202,6 +202,25 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         consented: false,
         secret_expired: false,
     });
+    // Its people in Entra ID: the admin who connects it, and two who sign in with
+    // Microsoft once it is connected, by the app role assigned to them.
+    let person = |upn: &str, name: &str, role: Option<&str>| kalsync_graph_sim::SimPerson {
+        oid: None,
+        upn: upn.into(),
+        name: Some(name.into()),
+        roles: role.map(|r| vec![r.to_owned()]).unwrap_or_default(),
+        groups: Vec::new(),
+    };
+    ny_config.domains = vec!["ny.example".into()];
+    ny_config.people = vec![
+        person("admin@ny.example", "Nora Admin", None),
+        person("chef@ny.example", "Nils Chef", Some("Kalsync.Admin")),
+        person(
+            "reception@ny.example",
+            "Rut Reception",
+            Some("Kalsync.Reader"),
+        ),
+    ];
     let ny = Simulator::new(ny_config);
     sample::populate(&ny, args.users.min(8), this_monday(), 2, 13, "ny.example")
         .map_err(|e| e.to_string())?;
@@ -350,10 +369,13 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README): the change arrives as a Graph notification within a second"
     );
     say!(
-        "  connect      Demo Ny AB has no instance yet: its admin connects Microsoft 365 from \"Ny instans\" (the simulator plays Entra ID's consent page)"
+        "  connect      Demo Ny AB has no instance yet: its admin connects Microsoft 365 from \"Ny instans\" (the simulator plays Entra ID's sign-in and consent pages)"
     );
     say!(
         "  sign in      operator@demo.example, admin@demo.example, reception@demo.example, admin@lokal.example or admin@ny.example, password {demo_password}"
+    );
+    say!(
+        "  Microsoft    after that, \"Logga in med Microsoft\" signs in chef@ny.example (app role Kalsync.Admin) or reception@ny.example (Kalsync.Reader) as Demo Ny AB's admin or reader"
     );
     say!(
         "  API          http://{address}/api/v1/openapi.json describes it; the operator's overview of every company is at /overview"

@@ -13,6 +13,7 @@ use axum::Form;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
 use jiff::Timestamp;
 use kalsync_core::{Lang, TenantId};
 use kalsync_graph::ConsentOutcome;
@@ -39,6 +40,8 @@ pub(crate) struct Request {
 pub struct Consent {
     request: Request,
     tenant: TenantId,
+    /// The browser the round trip is bound to ([`super::microsoft::FLOW_COOKIE`]).
+    binding: String,
 }
 
 /// The form on the new-instance page.
@@ -62,6 +65,7 @@ pub(crate) async fn start(
     State(state): State<WebState>,
     viewer: Viewer,
     headers: HeaderMap,
+    jar: CookieJar,
     Path(company): Path<String>,
     Form(form): Form<ConnectForm>,
 ) -> Response {
@@ -73,6 +77,7 @@ pub(crate) async fn start(
         begin(
             &state,
             &headers,
+            jar,
             Purpose::Connect(Request {
                 company: id,
                 name,
@@ -118,6 +123,7 @@ pub(crate) async fn tenant_proven(
     lang: Lang,
     request: Request,
     tenant: TenantId,
+    binding: String,
 ) -> Response {
     let t = i18n::texts(lang);
     let again = format!("/companies/{}/instances/new", request.company);
@@ -136,6 +142,7 @@ pub(crate) async fn tenant_proven(
         let st = state.consents.start(Consent {
             request,
             tenant: tenant.clone(),
+            binding,
         });
         app.entra
             .admin_consent_url(&tenant, &back, &st, &scope)
@@ -170,6 +177,7 @@ fn taken(lang: Lang, tenant: &TenantId, again: &str) -> Response {
 pub(crate) async fn callback(
     State(state): State<WebState>,
     headers: HeaderMap,
+    jar: CookieJar,
     RawQuery(query): RawQuery,
 ) -> Response {
     let lang = i18n::language(&headers);
@@ -181,7 +189,11 @@ pub(crate) async fn callback(
     let Some(Consent {
         request: pending,
         tenant,
-    }) = given.as_deref().and_then(|s| state.consents.take(s))
+        binding: _,
+    }) = given
+        .as_deref()
+        .and_then(|s| state.consents.take(s))
+        .filter(|c| super::microsoft::bound(&jar, &c.binding))
     else {
         return outcome(
             lang,

@@ -23,6 +23,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use jiff::Timestamp;
 use kalsync_core::{Lang, TenantId};
 use kalsync_graph::oidc::{Answer, Pkce, parse_answer};
@@ -108,6 +109,38 @@ pub struct Started {
     nonce: String,
     pkce: Pkce,
     redirect_uri: url::Url,
+    binding: String,
+}
+
+/// The cookie that ties a round trip to the browser that started it: without it, an
+/// answer carried to another browser (a link sent to someone) finishes nothing there —
+/// nobody is signed in to someone else's account, no account linked to someone else's
+/// Microsoft account, no tenant connected from someone else's consent. `SameSite=Lax`,
+/// so it comes back on the top-level navigation from Entra ID.
+pub(crate) const FLOW_COOKIE: &str = "kalsync_flow";
+
+/// A fresh binding: its cookie, and the hash kept with the round trip.
+fn new_binding(state: &WebState) -> (Cookie<'static>, String) {
+    let value = random_secret();
+    let hash = crate::auth::secret_hash(&value);
+    let cookie = Cookie::build((FLOW_COOKIE, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .path("/")
+        .max_age(time::Duration::minutes(30))
+        .build();
+    (cookie, hash)
+}
+
+/// Whether this browser holds the binding kept as `hash`.
+pub(crate) fn bound(jar: &CookieJar, hash: &str) -> bool {
+    jar.get(FLOW_COOKIE).is_some_and(|c| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            crate::auth::secret_hash(c.value()).as_bytes(),
+            hash.as_bytes(),
+        ))
+    })
 }
 
 /// The operator's own staff: who of the operator's tenant signs in as the operator.
@@ -151,12 +184,13 @@ pub(crate) fn our_url(
     Ok(base)
 }
 
-/// Sends the browser to Entra ID's sign-in for `purpose`.
+/// Sends the browser to Entra ID's sign-in for `purpose`, bound to it by a cookie.
 pub(crate) fn begin(
     state: &WebState,
     headers: &HeaderMap,
+    jar: CookieJar,
     purpose: Purpose,
-) -> Result<Redirect, ApiError> {
+) -> Result<(CookieJar, Redirect), ApiError> {
     let app = state.microsoft365.as_ref().ok_or_else(|| {
         ApiError::Unavailable(
             "this server has no Microsoft 365 app of its own ([microsoft365] in the settings)"
@@ -166,22 +200,28 @@ pub(crate) fn begin(
     let redirect_uri = our_url(state, headers, &["auth", "microsoft", "callback"])?;
     let nonce = random_secret();
     let pkce = Pkce::new();
+    let (cookie, binding) = new_binding(state);
     let st = state.sign_ins.start(Started {
         purpose,
         nonce: nonce.clone(),
         pkce: pkce.clone(),
         redirect_uri: redirect_uri.clone(),
+        binding,
     });
     let to = app
         .entra
         .authorize_url(&redirect_uri, &st, &nonce, &pkce)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Redirect::to(to.as_str()))
+    Ok((jar.add(cookie), Redirect::to(to.as_str())))
 }
 
 /// `GET /sign-in/microsoft`.
-pub(crate) async fn sign_in(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    match begin(&state, &headers, Purpose::SignIn) {
+pub(crate) async fn sign_in(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Response {
+    match begin(&state, &headers, jar, Purpose::SignIn) {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
     }
@@ -198,6 +238,7 @@ pub(crate) async fn link(
     State(state): State<WebState>,
     viewer: Viewer,
     headers: HeaderMap,
+    jar: CookieJar,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
     let go = || {
@@ -205,7 +246,7 @@ pub(crate) async fn link(
         let account = viewer.principal.account.as_ref().ok_or_else(|| {
             ApiError::Forbidden("only a person's account links a Microsoft account".into())
         })?;
-        begin(&state, &headers, Purpose::Link(account.id))
+        begin(&state, &headers, jar, Purpose::Link(account.id))
     };
     match go() {
         Ok(r) => r.into_response(),
@@ -404,6 +445,12 @@ pub(crate) async fn callback(
     let Some(started) = state.sign_ins.take(&st) else {
         return failed(lang, StatusCode::BAD_REQUEST, t.sign_in_expired, None);
     };
+    if !bound(&jar, &started.binding) {
+        tracing::warn!(
+            "a Microsoft sign-in came back to another browser than the one that started it"
+        );
+        return failed(lang, StatusCode::BAD_REQUEST, t.sign_in_expired, None);
+    }
     let code = match answer {
         Answer::Code(code) => code,
         Answer::Refused { error, description } => {
@@ -444,7 +491,15 @@ pub(crate) async fn callback(
         Purpose::SignIn => signed_in(&state, lang, jar, &person).await,
         Purpose::Link(account) => linked(&state, lang, account, &person).await,
         Purpose::Connect(request) => {
-            super::connect::tenant_proven(&state, &headers, lang, request, person.tenant).await
+            super::connect::tenant_proven(
+                &state,
+                &headers,
+                lang,
+                request,
+                person.tenant,
+                started.binding,
+            )
+            .await
         }
     }
 }
