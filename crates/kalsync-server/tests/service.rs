@@ -1074,6 +1074,8 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         person("it@acme.example", &[]),
         person("lisa@acme.example", &["Kalsync.Reader"]),
         person("guest@acme.example", &[]),
+        // Someone of the tenant who named themselves as the operator's account.
+        person(OPERATOR, &["Kalsync.Admin"]),
     ];
     let calendars = Simulator::new(config);
     calendars
@@ -1240,6 +1242,19 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     assert_eq!(me["actor"], "lisa@acme.example", "{me}");
     let (_, _, refused) = microsoft_sign_in(&running.base, "guest@acme.example").await;
     assert!(refused.contains("Kalsync.Reader"), "{refused}");
+    // A name is not an identity: the person calling themselves the operator's e-mail
+    // is not signed in as the operator (nor gets an account of that name).
+    let (pretender, _, refused) = microsoft_sign_in(&running.base, OPERATOR).await;
+    assert!(
+        refused.contains("finns redan") && refused.contains(OPERATOR),
+        "{refused}"
+    );
+    let me = pretender
+        .get(format!("{}/api/v1/me", running.base))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED);
 
     // A wrong token is refused however the rest looks.
     let mut faults = calendars.faults();

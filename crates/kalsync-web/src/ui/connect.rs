@@ -38,7 +38,7 @@ pub(crate) struct Request {
 
 /// A consent under way: the request, and the tenant the admin proved is theirs.
 pub struct Consent {
-    request: Request,
+    request: Box<Request>,
     tenant: TenantId,
     /// The browser the round trip is bound to ([`super::microsoft::FLOW_COOKIE`]).
     binding: String,
@@ -78,11 +78,11 @@ pub(crate) async fn start(
             &state,
             &headers,
             jar,
-            Purpose::Connect(Request {
+            Purpose::Connect(Box::new(Request {
                 company: id,
                 name,
                 principal: viewer.principal.clone(),
-            }),
+            })),
         )
     };
     match go.await {
@@ -121,7 +121,7 @@ pub(crate) async fn tenant_proven(
     state: &WebState,
     headers: &HeaderMap,
     lang: Lang,
-    request: Request,
+    request: Box<Request>,
     tenant: TenantId,
     binding: String,
 ) -> Response {

@@ -100,7 +100,7 @@ pub(crate) enum Purpose {
     /// Linking the Microsoft account to this (signed-in) account.
     Link(AccountId),
     /// Proving the tenant before *Connect Microsoft 365* asks for consent there.
-    Connect(super::connect::Request),
+    Connect(Box<super::connect::Request>),
 }
 
 /// A sign-in under way.

@@ -247,3 +247,99 @@ async fn the_account_page_changes_the_password_and_ends_every_session() {
         .await;
     assert_eq!(again.get("/api/v1/me").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_company_admin_sets_who_of_its_own_tenant_signs_in_as_what_and_of_no_other() {
+    use kalsync_core::TenantId;
+    use kalsync_store::CompanyTenant;
+
+    let app = spawn_app().await;
+    let now = jiff::Timestamp::now();
+    let acme_tenant = TenantId::parse(crate::helpers::TENANT).expect("tenant");
+    let beta_tenant = TenantId::parse(crate::helpers::TENANT_2).expect("tenant");
+    for (tenant, company) in [(&acme_tenant, app.acme), (&beta_tenant, app.beta)] {
+        app.store
+            .claim_tenant(&CompanyTenant::with_default_roles(
+                tenant.clone(),
+                company,
+                now,
+            ))
+            .await
+            .expect("claim");
+    }
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let url = format!("{}/companies/{}/accounts", app.base, app.acme);
+    let csrf = form_token(&page_at(&sv, url.clone()).await);
+    let save = |tenant: &str, admins: &str| {
+        let form = [
+            ("csrf".to_owned(), csrf.clone()),
+            ("tenant".to_owned(), tenant.to_owned()),
+            ("admins".to_owned(), admins.to_owned()),
+            ("readers".to_owned(), "Kalsync.Reader".to_owned()),
+        ];
+        let sv = sv.clone();
+        let to = format!("{url}/microsoft");
+        async move {
+            let form: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            post_form(&sv, &to, &form).await
+        }
+    };
+    let saved = save(
+        crate::helpers::TENANT,
+        "Kalsync.Admin\n5d2b0a1e-1111-4222-8333-944455556666",
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    assert!(saved.text().await.expect("html").contains("roles-saved"));
+    let kept = app
+        .store
+        .company_tenant(&acme_tenant)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(
+        kept.admins,
+        vec![
+            "Kalsync.Admin".to_owned(),
+            "5d2b0a1e-1111-4222-8333-944455556666".to_owned()
+        ]
+    );
+    // Another company's tenant is not there for Acme's admin.
+    let other = save(crate::helpers::TENANT_2, "Everyone").await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    let beta = app
+        .store
+        .company_tenant(&beta_tenant)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(beta.admins, vec!["Kalsync.Admin".to_owned()]);
+    // A role value is one line of text.
+    let bad = save(crate::helpers::TENANT, &format!("a{}b", '\u{1b}')).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A reader changes nothing.
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let answer = post_form(
+        &reader,
+        &format!("{url}/microsoft"),
+        &[
+            ("csrf", "x"),
+            ("tenant", crate::helpers::TENANT),
+            ("admins", "Everyone"),
+            ("readers", ""),
+        ],
+    )
+    .await;
+    assert!(answer.status().is_client_error(), "{}", answer.status());
+    assert_eq!(
+        app.store
+            .company_tenant(&acme_tenant)
+            .await
+            .expect("get")
+            .expect("there")
+            .admins
+            .len(),
+        2
+    );
+}
