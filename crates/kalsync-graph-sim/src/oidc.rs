@@ -47,6 +47,17 @@ pub struct SimPerson {
     /// Group ids (`groups`).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// A directory admin (may grant admin consent).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+impl SimPerson {
+    /// With this object id.
+    pub fn with_oid(mut self, oid: &str) -> SimPerson {
+        self.oid = Some(oid.to_owned());
+        self
+    }
 }
 
 /// Tokens the simulator issues wrong on purpose, for tests of a client's checks.
@@ -260,6 +271,7 @@ async fn authorize(
                     | "response_type"
                     | "code_challenge"
                     | "code_challenge_method"
+                    | "prompt"
             )
         }))
         .finish();
@@ -287,7 +299,10 @@ async fn authorize(
     .into_response()
 }
 
-/// The person picked (or cancelled): the browser goes back with a code.
+/// The person picked (or cancelled): the browser goes back with a code. A request for
+/// an app's own permissions (`…/.default`) is a consent: an admin is asked first
+/// (always with `prompt=consent`, else until the app is consented), anyone else is
+/// refused until an admin has consented (AADSTS90094), as Entra ID does.
 async fn answer(
     State(sim): State<Simulator>,
     Path(tenant): Path<String>,
@@ -297,7 +312,6 @@ async fn answer(
         Ok(r) => r,
         Err(page) => return page,
     };
-    let mut redirect = request.redirect_uri.clone();
     let person = query.get("person").and_then(|oid| {
         sim.world()
             .people
@@ -305,37 +319,98 @@ async fn answer(
             .find(|p| p.oid.as_deref() == Some(oid))
             .cloned()
     });
-    {
-        let mut pairs = redirect.query_pairs_mut();
-        match person {
-            Some(person) if !query.contains_key("cancel") => {
-                let code = format!("sim.{}", crate::http::random_token());
-                let mut world = sim.world();
-                let now = Timestamp::now();
-                world.codes.retain(|_, c| c.expires > now);
-                world.codes.insert(
-                    code.clone(),
-                    IssuedCode {
-                        client_id: request.client_id.clone(),
-                        redirect_uri: request.redirect_uri.to_string(),
-                        nonce: request.nonce.clone(),
-                        challenge: request.challenge.clone(),
-                        person,
-                        expires: Timestamp::now() + jiff::SignedDuration::from_mins(10),
-                    },
-                );
-                pairs.append_pair("code", &code);
+    let scope = query.get("scope").cloned().unwrap_or_default();
+    let wants_app = scope.split(' ').any(|s| s.ends_with("/.default"));
+    let consented = sim
+        .shared
+        .config
+        .apps
+        .iter()
+        .any(|a| a.client_id == request.client_id && a.consented)
+        || sim.world().consented.contains(&request.client_id);
+    let prompt_consent = query.get("prompt").map(String::as_str) == Some("consent");
+    let refuse = |error: &str, description: &str| {
+        let mut back = request.redirect_uri.clone();
+        back.query_pairs_mut()
+            .append_pair("error", error)
+            .append_pair("error_description", description)
+            .append_pair("state", &request.state);
+        Redirect::to(back.as_str()).into_response()
+    };
+    let Some(person) = person.filter(|_| !query.contains_key("cancel")) else {
+        return refuse(
+            "access_denied",
+            "AADSTS65004: User declined to consent to access the app.",
+        );
+    };
+    if wants_app {
+        match query.get("accept").map(String::as_str) {
+            Some("1") if person.admin => {
+                sim.world().consented.insert(request.client_id.clone());
             }
-            _ => {
-                pairs.append_pair("error", "access_denied").append_pair(
-                    "error_description",
-                    "AADSTS50126: The user cancelled the sign-in.",
+            Some(_) => {
+                return refuse(
+                    "access_denied",
+                    "AADSTS65004: User declined to consent to access the app.",
                 );
             }
+            None if person.admin && (prompt_consent || !consented) => {
+                return consent_page(&sim, &request.client_id, &query, &scope);
+            }
+            None if !consented => {
+                return refuse(
+                    "access_denied",
+                    "AADSTS90094: The grant requires admin permission.",
+                );
+            }
+            None => {}
         }
-        pairs.append_pair("state", &request.state);
     }
-    Redirect::to(redirect.as_str()).into_response()
+    let code = format!("sim.{}", crate::http::random_token());
+    {
+        let mut world = sim.world();
+        let now = Timestamp::now();
+        world.codes.retain(|_, c| c.expires > now);
+        world.codes.insert(
+            code.clone(),
+            IssuedCode {
+                client_id: request.client_id.clone(),
+                redirect_uri: request.redirect_uri.to_string(),
+                nonce: request.nonce.clone(),
+                challenge: request.challenge.clone(),
+                person,
+                expires: now + jiff::SignedDuration::from_mins(10),
+            },
+        );
+    }
+    let mut back = request.redirect_uri.clone();
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &request.state);
+    Redirect::to(back.as_str()).into_response()
+}
+
+/// Entra ID's "Permissions requested — Accept for your organization" page.
+fn consent_page(
+    sim: &Simulator,
+    client_id: &str,
+    query: &HashMap<String, String>,
+    scope: &str,
+) -> Response {
+    let keep: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query.iter().filter(|(k, _)| k.as_str() != "accept"))
+        .finish();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><title>Permissions requested</title>\
+<h1>Permissions requested</h1><p>Accept for your organization</p>\
+<p>App <code id=\"app\">{}</code> asks, in tenant {}, for <code>{}</code>: read calendars and mailbox settings in all mailboxes.</p>\
+<p><a id=\"accept\" href=\"answer?{keep}&amp;accept=1\">Accept</a> <a id=\"cancel\" href=\"answer?{keep}&amp;accept=0\">Cancel</a></p></html>",
+        escape(client_id),
+        escape(&sim.shared.config.tenant),
+        escape(scope),
+        keep = escape(&keep),
+    ))
+    .into_response()
 }
 
 /// The token endpoint's `authorization_code` grant: the code redeemed once, by the app

@@ -1,5 +1,5 @@
-//! OAuth 2.0 client credentials against Entra ID (client secret or certificate), the
-//! token cache, and the admin-consent redirect of the multi-tenant on-boarding.
+//! OAuth 2.0 client credentials against Entra ID (client secret or certificate) and the
+//! token cache.
 //!
 //! Written here rather than with a general OAuth crate: the flow is one form POST, and
 //! what matters is Entra's `AADSTS…` codes turned into what an admin must fix, and a
@@ -359,94 +359,6 @@ pub fn certificate_thumbprint(certificate_pem: &str) -> Result<String, TokenErro
     Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(cert.contents())))
 }
 
-/// The URL an admin opens to grant the operator's multi-tenant app its permissions
-/// (*Connect Microsoft 365*).
-pub fn admin_consent_url(
-    login_base: &Url,
-    client_id: &str,
-    redirect_uri: &Url,
-    state: &str,
-    scope: &str,
-) -> Result<Url, url::ParseError> {
-    let mut url = login_base.join("organizations/v2.0/adminconsent")?;
-    url.query_pairs_mut()
-        .append_pair("client_id", client_id)
-        .append_pair("scope", scope)
-        .append_pair("redirect_uri", redirect_uri.as_str())
-        .append_pair("state", state);
-    Ok(url)
-}
-
-/// What the admin-consent redirect says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsentOutcome {
-    /// Consent granted in this tenant.
-    Granted {
-        /// The tenant id.
-        tenant: String,
-    },
-    /// The admin declined, or could not consent.
-    Refused {
-        /// `error`, e.g. `access_denied`.
-        error: String,
-        /// `error_description`.
-        description: String,
-    },
-}
-
-/// Why a consent redirect cannot be trusted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConsentError {
-    /// `state` is missing or not the one issued (a forged or replayed redirect).
-    #[error("the consent answer does not belong to this sign-in (state mismatch)")]
-    StateMismatch,
-    /// Neither `admin_consent=True` with a tenant nor an `error`.
-    #[error("the consent answer is incomplete: {0}")]
-    Incomplete(&'static str),
-}
-
-/// Reads the query of the redirect back from Entra ID.
-pub fn parse_consent_redirect(
-    query: &str,
-    expected_state: &str,
-) -> Result<ConsentOutcome, ConsentError> {
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
-            .into_owned()
-            .collect();
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let state = get("state").unwrap_or_default();
-    if state.is_empty()
-        || !bool::from(subtle::ConstantTimeEq::ct_eq(
-            state.as_bytes(),
-            expected_state.as_bytes(),
-        ))
-    {
-        return Err(ConsentError::StateMismatch);
-    }
-    if let Some(error) = get("error") {
-        return Ok(ConsentOutcome::Refused {
-            error: error.to_owned(),
-            description: get("error_description").unwrap_or_default().to_owned(),
-        });
-    }
-    let granted = get("admin_consent").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    match (granted, get("tenant")) {
-        (true, Some(tenant)) if !tenant.trim().is_empty() && tenant.len() <= 256 => {
-            Ok(ConsentOutcome::Granted {
-                tenant: tenant.trim().to_owned(),
-            })
-        }
-        (true, _) => Err(ConsentError::Incomplete("no tenant")),
-        (false, _) => Err(ConsentError::Incomplete("admin_consent is not True")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,56 +437,6 @@ mod tests {
             classify_token_error(b"<html>proxy</html>"),
             TokenError::Unreachable(_)
         ));
-    }
-
-    #[test]
-    fn consent_redirects_are_checked_against_the_state() {
-        assert_eq!(
-            parse_consent_redirect(
-                "admin_consent=True&tenant=84bd8158-6d4d-4958-8b9f-9d6445542f95&state=s1",
-                "s1"
-            ),
-            Ok(ConsentOutcome::Granted {
-                tenant: "84bd8158-6d4d-4958-8b9f-9d6445542f95".into()
-            })
-        );
-        assert_eq!(
-            parse_consent_redirect(
-                "?error=access_denied&error_description=The+admin+canceled&state=s1",
-                "s1"
-            ),
-            Ok(ConsentOutcome::Refused {
-                error: "access_denied".into(),
-                description: "The admin canceled".into()
-            })
-        );
-        assert_eq!(
-            parse_consent_redirect("admin_consent=True&tenant=t&state=other", "s1"),
-            Err(ConsentError::StateMismatch)
-        );
-        assert_eq!(
-            parse_consent_redirect("admin_consent=True&tenant=t", "s1"),
-            Err(ConsentError::StateMismatch)
-        );
-        assert!(matches!(
-            parse_consent_redirect("admin_consent=True&state=s1", "s1"),
-            Err(ConsentError::Incomplete(_))
-        ));
-        let url = admin_consent_url(
-            &Url::parse("https://login.microsoftonline.com/").expect("url"),
-            "app",
-            &Url::parse("https://kalsync.example/consent").expect("url"),
-            "s1",
-            "https://graph.microsoft.com/.default",
-        )
-        .expect("url");
-        assert!(url.as_str().starts_with(
-            "https://login.microsoftonline.com/organizations/v2.0/adminconsent?client_id=app"
-        ));
-        assert!(
-            url.as_str()
-                .contains("redirect_uri=https%3A%2F%2Fkalsync.example%2Fconsent")
-        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod model;
 pub mod notifications;
 pub mod oidc;
 
-pub use auth::{AppCredentials, ClientAuth, ConsentOutcome, TokenError, TokenSource};
+pub use auth::{AppCredentials, ClientAuth, TokenError, TokenSource};
 pub use client::{
     CalendarRead, Endpoints, GraphClient, Limits, NewSubscription, ReadOptions, Subscription,
 };

@@ -220,6 +220,42 @@ impl EntraSignIn {
         nonce: &str,
         pkce: &Pkce,
     ) -> Result<Url, SignInError> {
+        self.authorize(redirect_uri, state, nonce, pkce, SCOPE, "select_account")
+    }
+
+    /// Where an admin signs in *and* grants the app its own permissions (`app_scope`,
+    /// e.g. `https://graph.microsoft.com/.default`) for their organisation, in one
+    /// round trip: the code that comes back is redeemed like a sign-in's, so the
+    /// answer proves who consented and in which tenant — nothing in it is taken from
+    /// the browser's word. Someone who is not an admin is refused by Entra ID until an
+    /// admin has consented.
+    pub fn consent_url(
+        &self,
+        redirect_uri: &Url,
+        state: &str,
+        nonce: &str,
+        pkce: &Pkce,
+        app_scope: &str,
+    ) -> Result<Url, SignInError> {
+        self.authorize(
+            redirect_uri,
+            state,
+            nonce,
+            pkce,
+            &format!("{SCOPE} {app_scope}"),
+            "consent",
+        )
+    }
+
+    fn authorize(
+        &self,
+        redirect_uri: &Url,
+        state: &str,
+        nonce: &str,
+        pkce: &Pkce,
+        scope: &str,
+        prompt: &str,
+    ) -> Result<Url, SignInError> {
         let mut url = endpoint(
             &self.login,
             &["organizations", "oauth2", "v2.0", "authorize"],
@@ -229,30 +265,12 @@ impl EntraSignIn {
             .append_pair("response_type", "code")
             .append_pair("redirect_uri", redirect_uri.as_str())
             .append_pair("response_mode", "query")
-            .append_pair("scope", SCOPE)
+            .append_pair("scope", scope)
             .append_pair("state", state)
             .append_pair("nonce", nonce)
             .append_pair("code_challenge", &pkce.challenge)
             .append_pair("code_challenge_method", "S256")
-            .append_pair("prompt", "select_account");
-        Ok(url)
-    }
-
-    /// Where an admin grants the app its permissions in `tenant` (the one they proved
-    /// they belong to by signing in).
-    pub fn admin_consent_url(
-        &self,
-        tenant: &TenantId,
-        redirect_uri: &Url,
-        state: &str,
-        scope: &str,
-    ) -> Result<Url, SignInError> {
-        let mut url = endpoint(&self.login, &[tenant.as_str(), "v2.0", "adminconsent"])?;
-        url.query_pairs_mut()
-            .append_pair("client_id", &self.client_id)
-            .append_pair("scope", scope)
-            .append_pair("redirect_uri", redirect_uri.as_str())
-            .append_pair("state", state);
+            .append_pair("prompt", prompt);
         Ok(url)
     }
 

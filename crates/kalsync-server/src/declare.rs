@@ -53,6 +53,41 @@ fn source(decl: &SourceDecl) -> Result<SourceConfig, ServerError> {
     })
 }
 
+/// Records, for every instance of the operator's app (`operator_app`), its tenant as
+/// its company's — instances connected before tenants were recorded — so that the
+/// tenant is no other company's and its people can sign in with Microsoft.
+pub(crate) async fn tenants_of_operator_app(
+    store: &dyn Store,
+    operator_app: &str,
+) -> Result<(), ServerError> {
+    for company in store.companies().await? {
+        for instance in store.instances(company.id).await? {
+            if let SourceConfig::Graph {
+                tenant, client_id, ..
+            } = &instance.source
+                && client_id == operator_app
+                && let Ok(tenant) = kalsync_core::TenantId::parse(tenant)
+            {
+                let claim = kalsync_store::CompanyTenant::with_default_roles(
+                    tenant.clone(),
+                    company.id,
+                    jiff::Timestamp::now(),
+                );
+                match store.claim_tenant(&claim).await {
+                    Ok(_) => {}
+                    Err(kalsync_store::StoreError::Conflict(_)) => tracing::warn!(
+                        %tenant,
+                        company = %company.name,
+                        "an instance of the operator's app reads a tenant another company holds"
+                    ),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates the declared accounts that do not exist yet.
 pub(crate) async fn accounts(
     store: &dyn Store,
@@ -61,7 +96,15 @@ pub(crate) async fn accounts(
     use kalsync_store::{Grant, NewAccount, Role};
     let bad = |email: &str, why: String| ServerError::Config(format!("accounts ({email}): {why}"));
     for decl in accounts {
-        if store.account_by_email(&decl.email).await?.is_some() {
+        if let Some(existing) = store.account_by_email(&decl.email).await? {
+            if existing.password_hash.is_empty() {
+                // Made by someone signing in with Microsoft under that name: the
+                // declaration does not become theirs, and the operator should know.
+                tracing::warn!(
+                    email = %decl.email,
+                    "a declared account's e-mail is taken by an account that signs in with Microsoft; the declaration is not applied"
+                );
+            }
             continue;
         }
         let role = Role::parse(&decl.role).map_err(|e| bad(&decl.email, e))?;

@@ -78,6 +78,9 @@ impl Service {
         tracing::info!(database = %url, backend = store.backend(), "store open");
         declare::apply(store.as_ref(), &settings.companies).await?;
         declare::accounts(store.as_ref(), &settings.accounts).await?;
+        if let Some(app) = &settings.microsoft365 {
+            declare::tenants_of_operator_app(store.as_ref(), app.client_id.trim()).await?;
+        }
         let outbound = settings.outbound.policy();
         let pbx = PbxSimulator::new();
         let engine = Engine::new(

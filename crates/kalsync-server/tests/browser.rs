@@ -408,6 +408,7 @@ fn gamma_person(upn: &str, name: &str, roles: &[&str]) -> kalsync_graph_sim::Sim
         name: Some(name.into()),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         groups: Vec::new(),
+        admin: false,
     }
 }
 
@@ -422,7 +423,10 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     // Gamma's people in Entra ID: the admin, a receptionist with the reader app role,
     // and someone without a role.
     config.people = vec![
-        gamma_person("it@gamma.example", "Ida Tell", &[]),
+        kalsync_graph_sim::SimPerson {
+            admin: true,
+            ..gamma_person("it@gamma.example", "Ida Tell", &[])
+        },
         gamma_person("lisa@gamma.example", "Lisa Reception", &["Kalsync.Reader"]),
         gamma_person("guest@gamma.example", "Gäst", &[]),
     ];
@@ -478,14 +482,14 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     fill(&c, "#connect-name", "Gamma 365").await;
     shot("connect-sv", &c.screenshot().await.expect("png"));
     click(&c, Locator::Css("#connect button")).await;
-    // The admin signs in at Entra ID (the simulator's), proving the tenant is Gamma's…
+    // The admin signs in at Entra ID (the simulator's)…
     until_text(&c, "Pick an account", 5).await;
     shot(
         "sign-in-simulated-entra",
         &c.screenshot().await.expect("png"),
     );
     click(&c, Locator::Css("a.account[data-upn='it@gamma.example']")).await;
-    // …then consents there, and comes back with the tenant.
+    // …and, a directory admin, consents for the organisation, and comes back.
     until_text(&c, "Permissions requested", 5).await;
     shot(
         "consent-simulated-entra",

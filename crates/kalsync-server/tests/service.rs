@@ -1021,6 +1021,9 @@ async fn consent_prompt(
     (url, prompt.text().await.expect("html"))
 }
 
+/// Lisa's object id in the simulated tenant.
+const LISA: &str = "1f0e2d3c-4b5a-4697-8a8b-9c0d1e2f3a4b";
+
 /// The simulated tenant of the connect tests.
 const CONNECTED_TENANT: &str = "6e9b7d1c-3f2a-4c5d-8e7f-0a1b2c3d4e5f";
 
@@ -1031,6 +1034,7 @@ fn person(upn: &str, roles: &[&str]) -> kalsync_graph_sim::SimPerson {
         name: None,
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         groups: Vec::new(),
+        admin: false,
     }
 }
 
@@ -1071,8 +1075,12 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         secret_expired: false,
     });
     config.people = vec![
-        person("it@acme.example", &[]),
-        person("lisa@acme.example", &["Kalsync.Reader"]),
+        // The directory admin, who consents.
+        kalsync_graph_sim::SimPerson {
+            admin: true,
+            ..person("it@acme.example", &[])
+        },
+        person("lisa@acme.example", &["Kalsync.Reader"]).with_oid(LISA),
         person("guest@acme.example", &[]),
         // Someone of the tenant who named themselves as the operator's account.
         person(OPERATOR, &["Kalsync.Admin"]),
@@ -1100,6 +1108,18 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         operator_roles: vec!["Kalsync.Operator".into()],
     });
     s.accounts.push(acme_admin());
+    // Beta, whose admin is also a directory admin of Acme's tenant.
+    s.companies.push(CompanyDecl {
+        name: "Beta".into(),
+        targets: vec![TargetDecl::Simulator { name: "pbx".into() }],
+        instances: Vec::new(),
+    });
+    s.accounts.push(kalsync_server::settings::AccountDecl {
+        email: "it@beta.example".into(),
+        role: "company_admin".into(),
+        company: Some("Beta".into()),
+        password: ACME_ADMIN_PASSWORD.to_owned().into(),
+    });
     let running = Running::start(s, dir).await;
     let (http, me) = running.signed_in_as_acme_admin().await;
     let csrf = me["csrf"].as_str().expect("csrf").to_owned();
@@ -1125,10 +1145,20 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         "{refused}"
     );
 
-    // The admin signs in, then declines in Entra ID: nothing is created.
+    // Someone of the tenant who is no directory admin cannot consent: nothing made.
+    let lisa_tries = consent_prompt(&http, &connect, &csrf, "lisa@acme.example").await;
+    assert!(
+        lisa_tries.0.path() == "/auth/microsoft/callback" && lisa_tries.1.contains("AADSTS90094"),
+        "{}: {}",
+        lisa_tries.0,
+        lisa_tries.1
+    );
+
+    // The admin signs in and is asked for consent, then declines: nothing is created.
     let (prompt_url, html) = consent_prompt(&http, &connect, &csrf, "it@acme.example").await;
     assert!(
-        prompt_url.path() == format!("/{CONNECTED_TENANT}/v2.0/adminconsent")
+        prompt_url.path().ends_with("/oauth2/v2.0/authorize/answer")
+            && html.contains("Permissions requested")
             && html.contains("kalsync-operator"),
         "{prompt_url}: {html}"
     );
@@ -1141,23 +1171,28 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     let declined = format!("{declined_url} {}", declined.text().await.expect("html"));
     assert!(declined.contains("access_denied"), "{declined}");
 
-    // An answer naming another tenant than the one the admin proved is refused.
-    let (prompt_url, _) = consent_prompt(&http, &connect, &csrf, "it@acme.example").await;
-    let state = prompt_url
+    // A made-up code with a real state (this browser's own round trip) is no consent.
+    let picker = http
+        .post(&connect)
+        .form(&[("csrf", csrf.as_str()), ("name", "Forged")])
+        .send()
+        .await
+        .expect("to Entra ID");
+    let state = picker
+        .url()
         .query_pairs()
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .expect("state");
     let forged = http
         .get(format!(
-            "{}/connect/microsoft365/callback?admin_consent=True&tenant=84bd8158-6d4d-4958-8b9f-9d6445542f95&state={state}",
+            "{}/auth/microsoft/callback?code=made-up&state={state}&admin_consent=True&tenant=84bd8158-6d4d-4958-8b9f-9d6445542f95",
             running.base
         ))
         .send()
         .await
         .expect("forged");
-    assert_eq!(forged.status(), reqwest::StatusCode::BAD_REQUEST);
-    assert!(forged.text().await.expect("html").contains("other-tenant"));
+    assert_eq!(forged.status(), reqwest::StatusCode::FORBIDDEN);
 
     // A round trip started in one browser and carried to another (a link sent to
     // someone else, who signs in there) finishes nothing.
@@ -1173,11 +1208,18 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         .cookie_store(true)
         .build()
         .expect("client");
-    let carried = elsewhere
+    let asked = elsewhere
         .get(pick(&picker_url, &html, "it@acme.example"))
         .send()
         .await
         .expect("carried");
+    let asked_url = asked.url().clone();
+    let asked = asked.text().await.expect("html");
+    let carried = elsewhere
+        .get(link(&asked_url, &asked, "accept"))
+        .send()
+        .await
+        .expect("accepted");
     assert_eq!(carried.status(), reqwest::StatusCode::BAD_REQUEST);
     assert!(carried.url().path().starts_with("/auth/microsoft/callback"));
 
@@ -1191,7 +1233,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     let callback_url = back.url().clone();
     let connected = back.text().await.expect("html");
     assert!(
-        callback_url.path() == "/connect/microsoft365/callback"
+        callback_url.path() == "/auth/microsoft/callback"
             && connected.contains(&format!("<code>{CONNECTED_TENANT}</code>")),
         "{callback_url}: {connected}"
     );
@@ -1222,6 +1264,56 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         "only one was made"
     );
 
+    // The tenant is Acme's now: Beta's admin, a directory admin there too, cannot
+    // connect it to Beta.
+    let beta = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let beta_me: serde_json::Value = beta
+        .post(format!("{}/api/v1/session", running.base))
+        .json(&serde_json::json!({"email": "it@beta.example", "password": ACME_ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("sign in")
+        .json()
+        .await
+        .expect("json");
+    let beta_company = beta_me["company"].as_str().expect("company").to_owned();
+    let (prompt_url, html) = consent_prompt(
+        &beta,
+        &format!(
+            "{}/companies/{beta_company}/connect-microsoft365",
+            running.base
+        ),
+        beta_me["csrf"].as_str().expect("csrf"),
+        "it@acme.example",
+    )
+    .await;
+    let taken = beta
+        .get(link(&prompt_url, &html, "accept"))
+        .send()
+        .await
+        .expect("back");
+    assert_eq!(taken.status(), reqwest::StatusCode::CONFLICT);
+    assert!(taken.text().await.expect("html").contains("tenant-taken"));
+    let beta_instances: serde_json::Value = beta
+        .get(format!(
+            "{}/api/v1/companies/{beta_company}/instances",
+            running.base
+        ))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        beta_instances.as_array().map(Vec::len),
+        Some(0),
+        "{beta_instances}"
+    );
+
     // Now the tenant's people sign in by their app role: Lisa reads Acme; a guest
     // without a role is told whom to ask.
     let (lisa, _, page) = microsoft_sign_in(&running.base, "lisa@acme.example").await;
@@ -1240,6 +1332,18 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     assert_eq!(me["role"], "reader", "{me}");
     assert_eq!(me["company"], company.as_str(), "{me}");
     assert_eq!(me["actor"], "lisa@acme.example", "{me}");
+    // Her role taken away in Entra ID: her next sign-in is refused, and the session she
+    // still had ends with it.
+    calendars.add_person(person("lisa@acme.example", &[]).with_oid(LISA));
+    let (_, _, refused) = microsoft_sign_in(&running.base, "lisa@acme.example").await;
+    assert!(refused.contains("Kalsync.Reader"), "{refused}");
+    let gone = lisa
+        .get(format!("{}/api/v1/me", running.base))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(gone.status(), reqwest::StatusCode::UNAUTHORIZED);
+    calendars.add_person(person("lisa@acme.example", &["Kalsync.Reader"]).with_oid(LISA));
     let (_, _, refused) = microsoft_sign_in(&running.base, "guest@acme.example").await;
     assert!(refused.contains("Kalsync.Reader"), "{refused}");
     // A name is not an identity: the person calling themselves the operator's e-mail

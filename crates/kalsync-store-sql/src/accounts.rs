@@ -222,10 +222,22 @@ impl SqlStore {
         tx.commit().await.map_err(db)
     }
 
+    pub(crate) async fn delete_access(&self, account: AccountId) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for table in ["sessions", "api_tokens"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
     pub(crate) async fn insert_company_tenant(
         &self,
         tenant: &CompanyTenant,
-    ) -> Result<CompanyTenant, StoreError> {
+    ) -> Result<(CompanyTenant, bool), StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO company_tenants (tenant, company_id, admins, readers, proven_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant) DO NOTHING",
         )
@@ -247,7 +259,7 @@ impl SqlStore {
                 tenant.tenant
             )));
         }
-        Ok(kept)
+        Ok((kept, inserted.rows_affected() > 0))
     }
 
     pub(crate) async fn select_company_tenant(

@@ -1315,8 +1315,15 @@ impl Store for SqlStore {
         self.update_grant(account, grant).await
     }
 
-    async fn claim_tenant(&self, tenant: &CompanyTenant) -> Result<CompanyTenant, StoreError> {
+    async fn claim_tenant(
+        &self,
+        tenant: &CompanyTenant,
+    ) -> Result<(CompanyTenant, bool), StoreError> {
         self.insert_company_tenant(tenant).await
+    }
+
+    async fn revoke_access(&self, account: AccountId) -> Result<(), StoreError> {
+        self.delete_access(account).await
     }
 
     async fn company_tenant(&self, tenant: &TenantId) -> Result<Option<CompanyTenant>, StoreError> {

@@ -1060,6 +1060,22 @@ async fn entra_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
             .is_some(),
         "an unchanged grant keeps the session"
     );
+    // Access taken away where it came from ends the sessions.
+    s.revoke_access(made.id).await.expect("revoke");
+    assert_eq!(
+        s.session("anna-session", at("2026-11-23 09:00"))
+            .await
+            .expect("get"),
+        None
+    );
+    s.create_session(&Session {
+        id_hash: "anna-session".into(),
+        account: made.id,
+        csrf: "c".into(),
+        expires: at("2026-11-24 09:00"),
+    })
+    .await
+    .expect("session");
     let reader = Grant::company(Role::Reader, acme).expect("grant");
     s.set_grant(made.id, reader).await.expect("grant");
     assert_eq!(s.account(made.id).await.expect("get").grant, reader);
@@ -1072,7 +1088,10 @@ async fn entra_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
 
     // A tenant belongs to one company.
     let claim = CompanyTenant::with_default_roles(tenant.clone(), acme, at("2026-11-23 09:00"));
-    assert_eq!(s.claim_tenant(&claim).await.expect("claim"), claim);
+    assert_eq!(
+        s.claim_tenant(&claim).await.expect("claim"),
+        (claim.clone(), true)
+    );
     assert_eq!(
         s.claim_tenant(&CompanyTenant {
             admins: vec!["other".into()],
@@ -1080,7 +1099,7 @@ async fn entra_story(s: &dyn Store, acme: CompanyId, beta: CompanyId) {
         })
         .await
         .expect("claimed again by its owner"),
-        claim,
+        (claim.clone(), false),
         "a second claim by its owner changes nothing"
     );
     assert!(matches!(

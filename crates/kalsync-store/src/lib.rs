@@ -307,9 +307,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Changes what an account may do; its sessions end when the grant changes.
     async fn set_grant(&self, account: AccountId, grant: Grant) -> Result<(), StoreError>;
-    /// Records that `tenant.company` proved it owns `tenant.tenant`. A tenant already
-    /// the company's is kept as it is; another company's is a `Conflict`.
-    async fn claim_tenant(&self, tenant: &CompanyTenant) -> Result<CompanyTenant, StoreError>;
+    /// Records that `tenant.company` proved it owns `tenant.tenant`: the tenant as kept,
+    /// and whether this claim made it the company's. A tenant already the company's is
+    /// kept as it is; another company's is a `Conflict`.
+    async fn claim_tenant(
+        &self,
+        tenant: &CompanyTenant,
+    ) -> Result<(CompanyTenant, bool), StoreError>;
+    /// Ends an account's sessions and revokes its API tokens (its access was taken
+    /// away where it came from).
+    async fn revoke_access(&self, account: AccountId) -> Result<(), StoreError>;
     /// The company that proved it owns `tenant`, if one did.
     async fn company_tenant(&self, tenant: &TenantId) -> Result<Option<CompanyTenant>, StoreError>;
     /// The tenants a company proved it owns.

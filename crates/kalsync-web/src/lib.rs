@@ -35,8 +35,6 @@ pub struct WebState {
     /// Where browsers reach this service (the consent's return address); without it,
     /// the request's own host.
     pub public_url: Option<url::Url>,
-    /// Admin consents under way.
-    pub consents: Arc<ui::microsoft::Pending<ui::connect::Consent>>,
     /// Sign-ins with Microsoft under way.
     pub sign_ins: Arc<ui::microsoft::Pending<ui::microsoft::Started>>,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for the
@@ -62,7 +60,6 @@ impl WebState {
             checker: None,
             microsoft365: None,
             public_url: None,
-            consents: Arc::default(),
             sign_ins: Arc::default(),
             trusted_proxies: Arc::default(),
             streams: Arc::default(),

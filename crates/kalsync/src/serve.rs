@@ -202,18 +202,22 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         consented: false,
         secret_expired: false,
     });
-    // Its people in Entra ID: the admin who connects it, and two who sign in with
-    // Microsoft once it is connected, by the app role assigned to them.
+    // Its people in Entra ID: the directory admin who connects it (and consents), and
+    // two who sign in with Microsoft once it is connected, by their app role.
     let person = |upn: &str, name: &str, role: Option<&str>| kalsync_graph_sim::SimPerson {
         oid: None,
         upn: upn.into(),
         name: Some(name.into()),
         roles: role.map(|r| vec![r.to_owned()]).unwrap_or_default(),
         groups: Vec::new(),
+        admin: false,
     };
     ny_config.domains = vec!["ny.example".into()];
     ny_config.people = vec![
-        person("admin@ny.example", "Nora Admin", None),
+        kalsync_graph_sim::SimPerson {
+            admin: true,
+            ..person("admin@ny.example", "Nora Admin", None)
+        },
         person("chef@ny.example", "Nils Chef", Some("Kalsync.Admin")),
         person(
             "reception@ny.example",

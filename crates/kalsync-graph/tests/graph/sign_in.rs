@@ -19,6 +19,7 @@ async fn with_people() -> Setup {
             name: Some("Anna Berg".into()),
             roles: vec!["Kalsync.Admin".into()],
             groups: vec!["5d2b0a1e-1111-4222-8333-944455556666".into()],
+            admin: false,
         }],
         ..SimConfig::with_secret(TENANT, CLIENT, SECRET)
     })

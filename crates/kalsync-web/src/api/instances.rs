@@ -393,6 +393,26 @@ async fn with_tenant_ids(state: &WebState, input: SourceInput) -> Result<SourceI
     }
 }
 
+/// A stored source whose tenant was kept as a domain (before tenants were stored as
+/// ids), with the id instead where it can be looked up: a change that names the same
+/// tenant by its id keeps the secret.
+async fn stored_with_tenant_ids(state: &WebState, mut config: SourceConfig) -> SourceConfig {
+    let (tenant, login) = match &mut config {
+        SourceConfig::Graph {
+            tenant, login_url, ..
+        } => (Some(tenant), login_url.clone()),
+        SourceConfig::Ews { options, .. } => (options.tenant.as_mut(), options.login_url.clone()),
+    };
+    if let Some(tenant) = tenant
+        && kalsync_core::TenantId::parse(tenant).is_err()
+        && let Ok(id) =
+            self::tenant_id(state, "source.tenant", tenant.clone(), login.as_deref()).await
+    {
+        *tenant = id;
+    }
+    config
+}
+
 /// `text` as a Directory id (looked up when it is a domain).
 async fn tenant_id(
     state: &WebState,
@@ -541,7 +561,8 @@ pub(crate) async fn change_instance(
         found.active = a;
     }
     if let Some(s) = change.source {
-        let changed = source(with_tenant_ids(state, s).await?, Some(&found.source))?;
+        let kept = stored_with_tenant_ids(state, found.source.clone()).await;
+        let changed = source(with_tenant_ids(state, s).await?, Some(&kept))?;
         // An instance of the operator's app keeps its tenant and every address: the
         // operator's secret goes nowhere a company admin chose.
         if let (Some(app), SourceConfig::Graph { client_id, .. }) =

@@ -1,28 +1,26 @@
-//! *Connect Microsoft 365* (SPEC §4.1): a company's admin signs in with Microsoft
-//! (proving which tenant is theirs: the `tid` of a verified `id_token`), then grants the
-//! operator's multi-tenant app access there with Entra ID's admin-consent redirect. The
-//! instance is created for the proven tenant — never for one the callback's query
-//! names — and the tenant becomes the company's (one company per tenant).
-//!
-//! The consent under way is kept by its `state`: the session cookie is
-//! `SameSite=Strict`, so the browser does not send it on the way back from
-//! login.microsoftonline.com, and the unguessable, single-use `state` is what ties the
-//! answer to the admin who asked.
+//! *Connect Microsoft 365* (SPEC §4.1): a company's admin signs in with Microsoft and,
+//! in the same round trip, grants the operator's multi-tenant app its permissions for
+//! their organisation (`prompt=consent` for the app's `.default` scope, which only an
+//! admin can grant). The code that comes back is redeemed with PKCE and its `id_token`
+//! verified, so the tenant is the `tid` Entra ID signed — nothing the browser says is
+//! believed. Before the tenant becomes the company's (one company per tenant) the app
+//! gets a token there, which only a consented app can. The instance is made for it.
 
 use axum::Form;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use jiff::Timestamp;
 use kalsync_core::{Lang, TenantId};
-use kalsync_graph::ConsentOutcome;
-use kalsync_store::{CompanyId, CompanyTenant, StoreError};
+use kalsync_graph::{AppCredentials, ClientAuth, TokenSource};
+use kalsync_store::{CompanyId, CompanyTenant, SourceConfig, StoreError};
 use maud::html;
 use serde::Deserialize;
 
-use super::microsoft::{Purpose, begin, our_url, outcome};
-use super::{Viewer, i18n};
+use super::Viewer;
+use super::i18n;
+use super::microsoft::{Purpose, begin, outcome};
 use crate::WebState;
 use crate::api::companies::visible;
 use crate::api::instances::{NewInstanceInput, SourceInput, create_instance};
@@ -36,14 +34,6 @@ pub(crate) struct Request {
     principal: Principal,
 }
 
-/// A consent under way: the request, and the tenant the admin proved is theirs.
-pub struct Consent {
-    request: Box<Request>,
-    tenant: TenantId,
-    /// The browser the round trip is bound to ([`super::microsoft::FLOW_COOKIE`]).
-    binding: String,
-}
-
 /// The form on the new-instance page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ConnectForm {
@@ -52,15 +42,15 @@ pub(crate) struct ConnectForm {
 }
 
 /// The permission scope asked: `.default` of the Graph the app talks to.
-fn scope(graph_url: Option<&str>) -> String {
+pub(crate) fn scope(graph_url: Option<&str>) -> String {
     graph_url
         .and_then(|u| url::Url::parse(u).ok())
         .map(|u| format!("{}/.default", u.origin().ascii_serialization()))
         .unwrap_or_else(|| "https://graph.microsoft.com/.default".into())
 }
 
-/// Starts a consent: checks the admin may add an instance to the company, then sends
-/// the browser to Entra ID.
+/// Starts a connection: checks the admin may add an instance to the company, then sends
+/// the browser to Entra ID to sign in and consent.
 pub(crate) async fn start(
     State(state): State<WebState>,
     viewer: Viewer,
@@ -91,23 +81,29 @@ pub(crate) async fn start(
     }
 }
 
-/// Whether `tenant` is another company's: proven by it, or read by one of its
-/// Microsoft 365 instances.
+/// Whether `tenant` is another company's: proven by it, or read by one of its instances
+/// of the operator's app.
 async fn tenant_of_another_company(
     state: &WebState,
     tenant: &TenantId,
     company: CompanyId,
+    operator_app: &str,
 ) -> Result<bool, ApiError> {
     if let Some(owner) = state.store.company_tenant(tenant).await? {
         return Ok(owner.company != company);
     }
-    let tenant = tenant.as_str();
     for other in state.store.companies().await? {
         if other.id == company {
             continue;
         }
         for instance in state.store.instances(other.id).await? {
-            if matches!(&instance.source, kalsync_store::SourceConfig::Graph { tenant: t, .. } if t.eq_ignore_ascii_case(tenant))
+            if let SourceConfig::Graph {
+                tenant: t,
+                client_id,
+                ..
+            } = &instance.source
+                && client_id == operator_app
+                && t.eq_ignore_ascii_case(tenant.as_str())
             {
                 return Ok(true);
             }
@@ -116,133 +112,57 @@ async fn tenant_of_another_company(
     Ok(false)
 }
 
-/// The admin proved `tenant` is theirs: unless another company's, on to the consent.
-pub(crate) async fn tenant_proven(
+/// The answer for a refused connection, with the way back.
+fn refused(lang: Lang, status: StatusCode, company: CompanyId, body: maud::Markup) -> Response {
+    let t = i18n::texts(lang);
+    let again = format!("/companies/{company}/instances/new");
+    outcome(
+        lang,
+        status,
+        t.consent_refused,
+        html! { (body) p { a href=(again) { (t.try_again) } } },
+    )
+}
+
+/// The admin declined (or Entra ID refused) on Microsoft's side.
+pub(crate) fn declined(lang: Lang, request: &Request, said: &str) -> Response {
+    refused(
+        lang,
+        StatusCode::OK,
+        request.company,
+        html! { p.error role="alert" { (said) } },
+    )
+}
+
+/// Entra ID signed who consented, in which tenant: unless the tenant is the operator's
+/// or another company's, or the app cannot get a token there, it becomes the company's
+/// and the instance is made.
+pub(crate) async fn consented(
     state: &WebState,
-    headers: &HeaderMap,
     lang: Lang,
     request: Box<Request>,
     tenant: TenantId,
-    binding: String,
 ) -> Response {
     let t = i18n::texts(lang);
-    let again = format!("/companies/{}/instances/new", request.company);
-    match tenant_of_another_company(state, &tenant, request.company).await {
-        Ok(false) => {}
-        Ok(true) => return taken(lang, &tenant, &again),
-        Err(e) => return e.into_response(),
-    }
+    let company = request.company;
     let Some(app) = state.microsoft365.as_ref() else {
         return ApiError::Unavailable("this server has no Microsoft 365 app of its own".into())
             .into_response();
     };
-    let go = || {
-        let back = our_url(state, headers, &["connect", "microsoft365", "callback"])?;
-        let scope = scope(app.graph_url.as_deref());
-        let st = state.consents.start(Consent {
-            request,
-            tenant: tenant.clone(),
-            binding,
-        });
-        app.entra
-            .admin_consent_url(&tenant, &back, &st, &scope)
-            .map_err(|e| ApiError::Internal(e.to_string()))
-    };
-    match go() {
-        Ok(to) => Redirect::to(to.as_str()).into_response(),
-        Err(e) => outcome(
+    if app.operators.as_ref().is_some_and(|o| o.tenant == tenant) {
+        return refused(
             lang,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            t.consent_refused,
-            html! { p.error role="alert" { (e) } p { a href=(again) { (t.try_again) } } },
-        ),
-    }
-}
-
-fn taken(lang: Lang, tenant: &TenantId, again: &str) -> Response {
-    let t = i18n::texts(lang);
-    outcome(
-        lang,
-        StatusCode::CONFLICT,
-        t.consent_refused,
-        html! {
-            p.error role="alert" #tenant-taken { (t.tenant_taken) " (" code { (tenant) } ")" }
-            p { a href=(again) { (t.try_again) } }
-        },
-    )
-}
-
-/// Entra ID's answer. Without the session cookie (see the module's comment); the
-/// `state` finds the admin who asked.
-pub(crate) async fn callback(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    jar: CookieJar,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let lang = i18n::language(&headers);
-    let t = i18n::texts(lang);
-    let query = query.unwrap_or_default();
-    let given: Option<String> = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned());
-    let Some(Consent {
-        request: pending,
-        tenant,
-        binding: _,
-    }) = given
-        .as_deref()
-        .and_then(|s| state.consents.take(s))
-        .filter(|c| super::microsoft::bound(&jar, &c.binding))
-    else {
-        return outcome(
-            lang,
-            StatusCode::BAD_REQUEST,
-            t.consent_refused,
-            html! { p.error role="alert" { (t.consent_unknown) } p { a href="/" { (t.dashboard) } } },
+            StatusCode::CONFLICT,
+            company,
+            html! { p.error role="alert" #operator-tenant { (t.operator_tenant) } },
         );
-    };
-    let again = format!("/companies/{}/instances/new", pending.company);
-    let refused = |status: StatusCode, body: maud::Markup| {
-        outcome(
-            lang,
-            status,
-            t.consent_refused,
-            html! { (body) p { a href=(again) { (t.try_again) } } },
-        )
-    };
-    let answer =
-        kalsync_graph::auth::parse_consent_redirect(&query, given.as_deref().unwrap_or(""));
-    match answer {
-        // The answer comes through the browser: its tenant only has to agree with the
-        // one the admin proved; the proven one is used.
-        Ok(ConsentOutcome::Granted { tenant: said })
-            if TenantId::parse(&said).is_ok_and(|s| s == tenant) => {}
-        Ok(ConsentOutcome::Granted { .. }) => {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" #other-tenant { (t.consent_other_tenant) } },
-            );
-        }
-        Ok(ConsentOutcome::Refused { error, description }) => {
-            return refused(
-                StatusCode::OK,
-                html! { p.error role="alert" { (error) ": " (description.lines().next().unwrap_or_default()) } },
-            );
-        }
-        Err(e) => {
-            return refused(
-                StatusCode::BAD_REQUEST,
-                html! { p.error role="alert" { (e) } },
-            );
-        }
     }
     // The admin's account may have been removed, or its role changed, while Entra ID
     // was asking: what it may do now decides.
-    let mut principal = pending.principal.clone();
-    if let Some(account) = &pending.principal.account {
+    let mut principal = request.principal.clone();
+    if let Some(account) = &request.principal.account {
         match state.store.account(account.id).await {
-            Ok(fresh) if fresh.grant.manages(pending.company) => {
+            Ok(fresh) if fresh.grant.manages(company) => {
                 principal.grant = fresh.grant;
                 principal.account = Some(fresh);
             }
@@ -256,30 +176,49 @@ pub(crate) async fn callback(
             }
         }
     }
-    let Some(app) = state.microsoft365.as_ref() else {
-        return ApiError::Unavailable("this server has no Microsoft 365 app of its own".into())
-            .into_response();
+    let taken = || {
+        refused(
+            lang,
+            StatusCode::CONFLICT,
+            company,
+            html! { p.error role="alert" #tenant-taken { (t.tenant_taken) " (" code { (tenant) } ")" } },
+        )
     };
-    // The tenant becomes the company's; another company's is refused (one owner per
-    // tenant, kept by the store, so two admins racing cannot both have it).
-    let owned_before = match state.store.company_tenant(&tenant).await {
-        Ok(owner) => owner.is_some_and(|o| o.company == pending.company),
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let claim =
-        CompanyTenant::with_default_roles(tenant.clone(), pending.company, Timestamp::now());
-    match tenant_of_another_company(&state, &tenant, pending.company).await {
+    match tenant_of_another_company(state, &tenant, company, &app.client_id).await {
         Ok(false) => {}
-        Ok(true) => return taken(lang, &tenant, &again),
+        Ok(true) => return taken(),
         Err(e) => return e.into_response(),
     }
-    match state.store.claim_tenant(&claim).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict(_)) => return taken(lang, &tenant, &again),
-        Err(e) => return ApiError::from(e).into_response(),
+    // Only an app consented in the tenant gets a token there.
+    let tokens = TokenSource::new(
+        state.http.clone(),
+        &app.login_url,
+        &scope(app.graph_url.as_deref()),
+        AppCredentials {
+            tenant: tenant.to_string(),
+            client_id: app.client_id.clone(),
+            auth: ClientAuth::Secret(app.client_secret.clone()),
+        },
+    );
+    if let Err(e) = async { tokens?.token().await }.await {
+        tracing::warn!(%tenant, error = %e, "Connect Microsoft 365: the operator's app gets no token in the tenant");
+        return refused(
+            lang,
+            StatusCode::FORBIDDEN,
+            company,
+            html! { p.error role="alert" #no-token { (kalsync_core::redact::shown_error(&e.to_string())) } },
+        );
     }
+    // The tenant becomes the company's; another company's is refused (one owner per
+    // tenant, kept by the store, so two admins racing cannot both have it).
+    let claim = CompanyTenant::with_default_roles(tenant.clone(), company, Timestamp::now());
+    let newly = match state.store.claim_tenant(&claim).await {
+        Ok((_, newly)) => newly,
+        Err(StoreError::Conflict(_)) => return taken(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let input = NewInstanceInput {
-        name: pending.name.clone(),
+        name: request.name.clone(),
         source: SourceInput::Graph {
             tenant: tenant.to_string(),
             client_id: app.client_id.clone(),
@@ -289,9 +228,9 @@ pub(crate) async fn callback(
         },
         settings: None,
     };
-    let made = create_instance(&state, &principal, pending.company, input).await;
-    if made.is_err() && !owned_before {
-        let _ = state.store.release_tenant(pending.company, &tenant).await;
+    let made = create_instance(state, &principal, company, input).await;
+    if made.is_err() && newly {
+        let _ = state.store.release_tenant(company, &tenant).await;
     }
     match made {
         Ok(instance) => {
@@ -310,7 +249,9 @@ pub(crate) async fn callback(
             )
         }
         Err(e @ ApiError::Invalid { .. }) => refused(
+            lang,
             StatusCode::UNPROCESSABLE_ENTITY,
+            company,
             html! { p.error role="alert" { (e) } },
         ),
         Err(e) => e.into_response(),

@@ -1,7 +1,6 @@
 //! Signing in with Microsoft (Entra ID, OpenID Connect with PKCE) through the operator's
 //! multi-tenant app: people sign in, link their Microsoft account to a local one, and
-//! an admin proves which tenant is theirs before *Connect Microsoft 365* asks for
-//! consent there.
+//! an admin signs in and consents for *Connect Microsoft 365*.
 //!
 //! A person is matched by tenant and object id (`tid`, `oid` of the verified
 //! `id_token`), never by e-mail: anyone can name themselves anything in their own
@@ -99,7 +98,7 @@ pub(crate) enum Purpose {
     SignIn,
     /// Linking the Microsoft account to this (signed-in) account.
     Link(AccountId),
-    /// Proving the tenant before *Connect Microsoft 365* asks for consent there.
+    /// Signing in and consenting for *Connect Microsoft 365*.
     Connect(Box<super::connect::Request>),
 }
 
@@ -115,7 +114,7 @@ pub struct Started {
 /// The cookie that ties a round trip to the browser that started it: without it, an
 /// answer carried to another browser (a link sent to someone) finishes nothing there —
 /// nobody is signed in to someone else's account, no account linked to someone else's
-/// Microsoft account, no tenant connected from someone else's consent. `SameSite=Lax`,
+/// Microsoft account, no tenant connected to someone else's company. `SameSite=Lax`,
 /// so it comes back on the top-level navigation from Entra ID.
 pub(crate) const FLOW_COOKIE: &str = "kalsync_flow";
 
@@ -201,6 +200,7 @@ pub(crate) fn begin(
     let nonce = random_secret();
     let pkce = Pkce::new();
     let (cookie, binding) = new_binding(state);
+    let connect = matches!(purpose, Purpose::Connect(_));
     let st = state.sign_ins.start(Started {
         purpose,
         nonce: nonce.clone(),
@@ -208,10 +208,17 @@ pub(crate) fn begin(
         redirect_uri: redirect_uri.clone(),
         binding,
     });
-    let to = app
-        .entra
-        .authorize_url(&redirect_uri, &st, &nonce, &pkce)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let to = match connect {
+        true => app.entra.consent_url(
+            &redirect_uri,
+            &st,
+            &nonce,
+            &pkce,
+            &super::connect::scope(app.graph_url.as_deref()),
+        ),
+        false => app.entra.authorize_url(&redirect_uri, &st, &nonce, &pkce),
+    }
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((jar.add(cookie), Redirect::to(to.as_str())))
 }
 
@@ -340,36 +347,30 @@ enum NoAccount {
 }
 
 /// The grant a person's tenant and roles give: the operator's staff, or a role in the
-/// company that proved the tenant is theirs. `None` when neither applies; the flag says
-/// whether any mapping governs the tenant at all.
-async fn mapped_grant(
-    state: &WebState,
-    person: &Person,
-) -> Result<(bool, Option<Grant>), ApiError> {
-    let mut governed = false;
+/// company that proved the tenant is theirs; `None` when neither applies.
+async fn mapped_grant(state: &WebState, person: &Person) -> Result<Option<Grant>, ApiError> {
     if let Some(operators) = state
         .microsoft365
         .as_ref()
         .and_then(|a| a.operators.as_ref())
         && operators.tenant == person.tenant
     {
-        governed = true;
         let is_staff = operators.roles.iter().any(|w| {
             person.roles.iter().any(|r| r == w)
                 || person.groups.iter().any(|g| g.eq_ignore_ascii_case(w))
         });
         if is_staff {
-            return Ok((true, Some(Grant::operator())));
+            return Ok(Some(Grant::operator()));
         }
     }
-    if let Some(tenant) = state.store.company_tenant(&person.tenant).await? {
-        governed = true;
-        if let Some(role) = tenant.role_of(&person.roles, &person.groups) {
-            let grant = Grant::company(role, tenant.company).map_err(ApiError::Internal)?;
-            return Ok((true, Some(grant)));
-        }
+    if let Some(tenant) = state.store.company_tenant(&person.tenant).await?
+        && let Some(role) = tenant.role_of(&person.roles, &person.groups)
+    {
+        return Grant::company(role, tenant.company)
+            .map(Some)
+            .map_err(ApiError::Internal);
     }
-    Ok((governed, None))
+    Ok(None)
 }
 
 /// The account a verified person signs in as: the one linked to them (its role
@@ -383,19 +384,28 @@ async fn account_for(
         tenant: person.tenant.clone(),
         object: person.object.clone(),
     };
-    let (governed, grant) = mapped_grant(state, person).await?;
+    let grant = mapped_grant(state, person).await?;
     if let Some(account) = state.store.account_by_entra(&entra).await? {
-        if !microsoft_only(&account) || !governed {
+        if !microsoft_only(&account) {
+            // Linked by its owner, who signs in with a password too: its own role.
             return Ok(Ok(account));
         }
         return match grant {
             Some(grant) => {
                 if grant != account.grant {
+                    // Its sessions and tokens end with the old role.
                     state.store.set_grant(account.id, grant).await?;
                 }
                 Ok(Ok(Account { grant, ..account }))
             }
-            None => Ok(Err(NoAccount::NoAccess)),
+            None => {
+                // The mapping that made it gives nothing now (the role was taken away,
+                // the tenant released, the operator's tenant changed): what it still
+                // held ends too.
+                state.store.revoke_access(account.id).await?;
+                audit(state, &account, "account.microsoft_access_ended").await?;
+                Ok(Err(NoAccount::NoAccess))
+            }
         };
     }
     let Some(grant) = grant else {
@@ -455,6 +465,9 @@ pub(crate) async fn callback(
         Answer::Code(code) => code,
         Answer::Refused { error, description } => {
             let said = format!("{error}: {description}");
+            if let Purpose::Connect(request) = &started.purpose {
+                return super::connect::declined(lang, request, &said);
+            }
             return failed(lang, StatusCode::OK, t.microsoft_failed, Some(&said));
         }
     };
@@ -491,15 +504,7 @@ pub(crate) async fn callback(
         Purpose::SignIn => signed_in(&state, lang, jar, &person).await,
         Purpose::Link(account) => linked(&state, lang, account, &person).await,
         Purpose::Connect(request) => {
-            super::connect::tenant_proven(
-                &state,
-                &headers,
-                lang,
-                request,
-                person.tenant,
-                started.binding,
-            )
-            .await
+            super::connect::consented(&state, lang, request, person.tenant).await
         }
     }
 }
@@ -664,6 +669,12 @@ pub(crate) async fn save_roles(
     kept.admins = role_list("admins", &form.admins)?;
     kept.readers = role_list("readers", &form.readers)?;
     state.store.set_tenant_roles(&kept).await?;
+    // The tenant's people signed in under the old roles sign in again under the new.
+    for account in state.store.accounts(Some(company)).await? {
+        if microsoft_only(&account) && account.entra.as_ref().is_some_and(|e| e.tenant == tenant) {
+            state.store.revoke_access(account.id).await?;
+        }
+    }
     state
         .store
         .audit(NewAuditEntry {

@@ -72,7 +72,6 @@ pub fn router() -> Router<WebState> {
             "/companies/{company}/connect-microsoft365",
             post(connect::start),
         )
-        .route("/connect/microsoft365/callback", get(connect::callback))
         .route("/instances/{instance}", get(people::instance))
         .route(
             "/instances/{instance}/settings",

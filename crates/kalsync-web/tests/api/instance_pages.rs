@@ -367,7 +367,7 @@ async fn connect_microsoft_365_refuses_answers_it_did_not_ask_for() {
 
     // A redirect with a state nobody issued creates nothing.
     let forged = reqwest::get(format!(
-        "{}/connect/microsoft365/callback?admin_consent=True&tenant=evil&state=guessed",
+        "{}/auth/microsoft/callback?code=x&state=guessed",
         app.base
     ))
     .await
@@ -530,7 +530,7 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
             .expect("to Entra ID"),
     )
     .expect("url");
-    // The admin first proves which tenant is theirs by signing in.
+    // The admin signs in and consents in one round trip.
     assert!(
         to.as_str()
             .starts_with("https://login.example/organizations/oauth2/v2.0/authorize"),
@@ -539,7 +539,11 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
     for pair in [
         ("response_type", "code"),
         ("code_challenge_method", "S256"),
-        ("scope", "openid profile email"),
+        (
+            "scope",
+            "openid profile email https://graph.microsoft.com/.default",
+        ),
+        ("prompt", "consent"),
     ] {
         assert!(
             to.query_pairs().any(|(k, v)| k == pair.0 && v == pair.1),
@@ -551,16 +555,27 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .expect("state");
-    // A forged consent answer naming Beta's tenant, with the sign-in's state, is no
-    // consent: nothing is created.
-    let forged = reqwest::get(format!(
-        "{}/connect/microsoft365/callback?admin_consent=True&tenant={}&state={state}",
-        app.base,
-        crate::helpers::TENANT
-    ))
-    .await
-    .expect("callback");
-    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    // A forged answer naming Beta's tenant, with the sign-in's state but from another
+    // browser and without a code Entra ID issued, is no consent: nothing is created.
+    for forged in [
+        format!(
+            "{}/connect/microsoft365/callback?admin_consent=True&tenant={}&state={state}",
+            app.base,
+            crate::helpers::TENANT
+        ),
+        format!(
+            "{}/auth/microsoft/callback?admin_consent=True&tenant={}&code=x&state={state}",
+            app.base,
+            crate::helpers::TENANT
+        ),
+    ] {
+        let answer = reqwest::get(&forged).await.expect("callback");
+        assert!(
+            answer.status().is_client_error(),
+            "{forged}: {}",
+            answer.status()
+        );
+    }
     assert!(
         app.store
             .instances(app.acme)
