@@ -42,8 +42,9 @@ pub(crate) fn error_page(code: u32, text: &str) -> Response {
         .into_response()
 }
 
-/// The request's parameters, checked: the app's id and where to send the answer.
-fn checked(
+/// The request's parameters, checked: the app's id and where to send the answer (for
+/// consent and sign-in alike).
+pub(crate) fn checked(
     sim: &Simulator,
     tenant: &str,
     query: &HashMap<String, String>,
@@ -93,15 +94,31 @@ async fn ask(
         }))
         .finish();
     let scope = query.get("scope").cloned().unwrap_or_default();
+    permissions_page(
+        &sim,
+        &client_id,
+        &scope,
+        &format!("adminconsent/answer?{keep}"),
+    )
+}
+
+/// Entra ID's "Permissions requested — Accept for your organization" page: the app
+/// asks for `scope`; Accept and Cancel go to `answer` with `accept=1` or `accept=0`.
+pub(crate) fn permissions_page(
+    sim: &Simulator,
+    client_id: &str,
+    scope: &str,
+    answer: &str,
+) -> Response {
     Html(format!(
         "<!doctype html><html lang=\"en\"><title>Permissions requested</title>\
 <h1>Permissions requested</h1><p>Accept for your organization</p>\
 <p>App <code id=\"app\">{}</code> asks, in tenant {}, for <code>{}</code>: read calendars and mailbox settings in all mailboxes.</p>\
-<p><a id=\"accept\" href=\"adminconsent/answer?{keep}&amp;accept=1\">Accept</a> <a id=\"cancel\" href=\"adminconsent/answer?{keep}&amp;accept=0\">Cancel</a></p></html>",
-        escape(&client_id),
+<p><a id=\"accept\" href=\"{answer}&amp;accept=1\">Accept</a> <a id=\"cancel\" href=\"{answer}&amp;accept=0\">Cancel</a></p></html>",
+        escape(client_id),
         escape(&sim.shared.config.tenant),
-        escape(&scope),
-        keep = escape(&keep),
+        escape(scope),
+        answer = escape(answer),
     ))
     .into_response()
 }

@@ -216,6 +216,28 @@ async fn admit(sim: &Simulator, headers: &HeaderMap) -> Result<String, Response>
     authorize(sim, headers)
 }
 
+impl Simulator {
+    /// The app registration `client_id`, or the token endpoint's answer that there is
+    /// none (AADSTS700016).
+    pub(crate) fn app(&self, client_id: &str) -> Result<&crate::SimApp, Response> {
+        self.shared
+            .config
+            .apps
+            .iter()
+            .find(|a| a.client_id == client_id)
+            .ok_or_else(|| {
+                aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    700016,
+                    &format!(
+                        "Application with identifier '{client_id}' was not found in the directory."
+                    ),
+                )
+            })
+    }
+}
+
 /// An unguessable token for codes and access tokens.
 pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
@@ -274,19 +296,9 @@ async fn token(
         );
     }
     let client_id = form.get("client_id").cloned().unwrap_or_default();
-    let Some(app) = sim
-        .shared
-        .config
-        .apps
-        .iter()
-        .find(|a| a.client_id == client_id)
-    else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        );
+    let app = match sim.app(&client_id) {
+        Ok(app) => app,
+        Err(refused) => return refused,
     };
     if let Some(given) = form.get("client_secret") {
         if app.secret.as_deref() != Some(given.as_str()) {

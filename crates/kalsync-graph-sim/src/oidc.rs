@@ -149,12 +149,6 @@ fn base(headers: &HeaderMap) -> String {
 }
 
 impl Simulator {
-    /// Whether `name` (an id, a domain, `organizations` or `common`) reaches this tenant
-    /// for sign-in.
-    fn signs_in(&self, name: &str) -> bool {
-        matches!(name, "organizations" | "common") || self.names_tenant(name)
-    }
-
     /// Whether `name` is this tenant's id or one of its domains.
     pub(crate) fn names_tenant(&self, name: &str) -> bool {
         let config = &self.shared.config;
@@ -189,32 +183,7 @@ fn checked(
     tenant: &str,
     query: &HashMap<String, String>,
 ) -> Result<AuthorizeRequest, Response> {
-    if !sim.signs_in(tenant) {
-        return Err(error_page(90002, &format!("Tenant '{tenant}' not found.")));
-    }
-    let client_id = query.get("client_id").cloned().unwrap_or_default();
-    if !sim
-        .shared
-        .config
-        .apps
-        .iter()
-        .any(|a| a.client_id == client_id)
-    {
-        return Err(error_page(
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        ));
-    }
-    let Some(redirect_uri) = query
-        .get("redirect_uri")
-        .and_then(|u| url::Url::parse(u).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-    else {
-        return Err(error_page(
-            50011,
-            "The redirect URI specified in the request does not match the redirect URIs configured for the application.",
-        ));
-    };
+    let (client_id, redirect_uri) = crate::consent::checked(sim, tenant, query)?;
     if query.get("response_type").map(String::as_str) != Some("code") {
         return Err(error_page(
             900144,
@@ -390,7 +359,7 @@ async fn answer(
     Redirect::to(back.as_str()).into_response()
 }
 
-/// Entra ID's "Permissions requested — Accept for your organization" page.
+/// The consent prompt for an authorization request: Accept and Cancel answer it again.
 fn consent_page(
     sim: &Simulator,
     client_id: &str,
@@ -400,17 +369,7 @@ fn consent_page(
     let keep: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(query.iter().filter(|(k, _)| k.as_str() != "accept"))
         .finish();
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><title>Permissions requested</title>\
-<h1>Permissions requested</h1><p>Accept for your organization</p>\
-<p>App <code id=\"app\">{}</code> asks, in tenant {}, for <code>{}</code>: read calendars and mailbox settings in all mailboxes.</p>\
-<p><a id=\"accept\" href=\"answer?{keep}&amp;accept=1\">Accept</a> <a id=\"cancel\" href=\"answer?{keep}&amp;accept=0\">Cancel</a></p></html>",
-        escape(client_id),
-        escape(&sim.shared.config.tenant),
-        escape(scope),
-        keep = escape(&keep),
-    ))
-    .into_response()
+    crate::consent::permissions_page(sim, client_id, scope, &format!("answer?{keep}"))
 }
 
 /// The token endpoint's `authorization_code` grant: the code redeemed once, by the app
@@ -436,19 +395,9 @@ pub(crate) fn redeem(
         );
     }
     let client_id = form.get("client_id").cloned().unwrap_or_default();
-    let Some(app) = sim
-        .shared
-        .config
-        .apps
-        .iter()
-        .find(|a| a.client_id == client_id)
-    else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        );
+    let app = match sim.app(&client_id) {
+        Ok(app) => app,
+        Err(refused) => return refused,
     };
     if client_id != issued.client_id {
         return invalid_grant(70000, "The code was issued to another application.");

@@ -720,7 +720,11 @@ fn status_error(status: u16, body: &[u8]) -> GraphError {
     }
 }
 
-async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, GraphError> {
+/// A response's body, at most `limit` bytes.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, GraphError> {
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(GraphError::TooLarge { limit });
     }

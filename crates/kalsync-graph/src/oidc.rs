@@ -509,19 +509,10 @@ pub async fn tenant_id(
 }
 
 /// A response's body, at most [`MAX_ANSWER`] bytes.
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, SignInError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+async fn read_limited(response: reqwest::Response) -> Result<Vec<u8>, SignInError> {
+    crate::client::read_capped(response, MAX_ANSWER)
         .await
-        .map_err(|e| SignInError::Unreachable(e.without_url().to_string()))?
-    {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(SignInError::Unreachable("the answer is too large".into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|e| SignInError::Unreachable(e.to_string()))
 }
 
 /// What came back to the redirect address.

@@ -254,13 +254,37 @@ impl Running {
 
     /// Acme's admin ([`acme_admin`]) signed in through the API: the client and `me`.
     async fn signed_in_as_acme_admin(&self) -> (reqwest::Client, serde_json::Value) {
+        self.signed_in_as("it@acme.example", ACME_ADMIN_PASSWORD)
+            .await
+    }
+
+    /// A company's instances, as `http` sees them.
+    async fn instances_of(&self, http: &reqwest::Client, company: &str) -> serde_json::Value {
+        http.get(format!(
+            "{}/api/v1/companies/{company}/instances",
+            self.base
+        ))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json")
+    }
+
+    /// A client signed in with `email` and `password`, and who it is (`/api/v1/me`).
+    async fn signed_in_as(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> (reqwest::Client, serde_json::Value) {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .build()
             .expect("client");
         let me: serde_json::Value = http
             .post(format!("{}/api/v1/session", self.base))
-            .json(&serde_json::json!({"email": "it@acme.example", "password": ACME_ADMIN_PASSWORD}))
+            .json(&serde_json::json!({"email": email, "password": password}))
             .send()
             .await
             .expect("sign in")
@@ -1239,17 +1263,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     );
     let instance = link(&callback_url, &connected, "continue");
     let id = instance.path().trim_start_matches("/instances/").to_owned();
-    let instances: serde_json::Value = http
-        .get(format!(
-            "{}/api/v1/companies/{company}/instances",
-            running.base
-        ))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let instances = running.instances_of(&http, &company).await;
     let made = instances
         .as_array()
         .expect("list")
@@ -1266,19 +1280,9 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
 
     // The tenant is Acme's now: Beta's admin, a directory admin there too, cannot
     // connect it to Beta.
-    let beta = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client");
-    let beta_me: serde_json::Value = beta
-        .post(format!("{}/api/v1/session", running.base))
-        .json(&serde_json::json!({"email": "it@beta.example", "password": ACME_ADMIN_PASSWORD}))
-        .send()
-        .await
-        .expect("sign in")
-        .json()
-        .await
-        .expect("json");
+    let (beta, beta_me) = running
+        .signed_in_as("it@beta.example", ACME_ADMIN_PASSWORD)
+        .await;
     let beta_company = beta_me["company"].as_str().expect("company").to_owned();
     let (prompt_url, html) = consent_prompt(
         &beta,
@@ -1297,17 +1301,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         .expect("back");
     assert_eq!(taken.status(), reqwest::StatusCode::CONFLICT);
     assert!(taken.text().await.expect("html").contains("tenant-taken"));
-    let beta_instances: serde_json::Value = beta
-        .get(format!(
-            "{}/api/v1/companies/{beta_company}/instances",
-            running.base
-        ))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let beta_instances = running.instances_of(&beta, &beta_company).await;
     assert_eq!(
         beta_instances.as_array().map(Vec::len),
         Some(0),

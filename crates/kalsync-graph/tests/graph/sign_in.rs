@@ -94,6 +94,18 @@ async fn sign_in(setup: &Setup, entra: &EntraSignIn) -> Result<kalsync_graph::Pe
         .await
 }
 
+/// A code for the first account, with state `s` and nonce `n`, and its PKCE.
+async fn a_code(entra: &EntraSignIn) -> (String, Pkce) {
+    let pkce = Pkce::new();
+    let url = entra
+        .authorize_url(&redirect_uri(), "s", "n", &pkce)
+        .expect("url");
+    let Some((_, Answer::Code(code))) = parse_answer(&pick_first_account(url).await) else {
+        panic!("no code");
+    };
+    (code, pkce)
+}
+
 #[tokio::test]
 async fn a_person_signs_in_with_a_verified_token() {
     let setup = with_people().await;
@@ -137,13 +149,7 @@ async fn every_wrong_token_is_refused() {
 async fn a_token_is_checked_against_the_given_time() {
     let setup = with_people().await;
     let entra = entra(&setup, SECRET);
-    let pkce = Pkce::new();
-    let url = entra
-        .authorize_url(&redirect_uri(), "s", "n", &pkce)
-        .expect("url");
-    let Some((_, Answer::Code(code))) = parse_answer(&pick_first_account(url).await) else {
-        panic!("no code");
-    };
+    let (code, pkce) = a_code(&entra).await;
     let two_hours_on = Timestamp::now() + jiff::SignedDuration::from_hours(2);
     assert!(matches!(
         entra
@@ -157,13 +163,7 @@ async fn a_token_is_checked_against_the_given_time() {
 async fn a_code_needs_its_verifier_the_apps_secret_and_is_redeemed_once() {
     let setup = with_people().await;
     let good = entra(&setup, SECRET);
-    let pkce = Pkce::new();
-    let url = good
-        .authorize_url(&redirect_uri(), "s", "n", &pkce)
-        .expect("url");
-    let Some((_, Answer::Code(code))) = parse_answer(&pick_first_account(url).await) else {
-        panic!("no code");
-    };
+    let (code, pkce) = a_code(&good).await;
     let now = Timestamp::now();
     // A code caught on the way back is worth nothing without the verifier…
     assert!(matches!(
@@ -176,13 +176,7 @@ async fn a_code_needs_its_verifier_the_apps_secret_and_is_redeemed_once() {
         good.redeem(&code, &redirect_uri(), &pkce, "n", now).await,
         Err(SignInError::Refused { .. })
     ));
-    let pkce = Pkce::new();
-    let url = good
-        .authorize_url(&redirect_uri(), "s", "n", &pkce)
-        .expect("url");
-    let Some((_, Answer::Code(code))) = parse_answer(&pick_first_account(url).await) else {
-        panic!("no code");
-    };
+    let (code, pkce) = a_code(&good).await;
     assert!(matches!(
         entra(&setup, "wrong secret")
             .redeem(&code, &redirect_uri(), &pkce, "n", now)
