@@ -339,17 +339,30 @@ async fn token(
             "The request body must contain client_assertion or client_secret.",
         );
     }
-    if !app.consented && !sim.world().consented.contains(&app.client_id) {
+    // An admin's consent grants the app its permissions (the token's `roles`); a
+    // person's sign-in only makes the app known in the tenant: its tokens carry none.
+    let roles: &[&str] = if app.consented || sim.world().consented.contains(&app.client_id) {
+        &["Calendars.Read", "MailboxSettings.Read"]
+    } else if sim.world().signed_in_apps.contains(&app.client_id) {
+        &[]
+    } else {
         return aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             65001,
             "The user or administrator has not consented to use the application.",
         );
-    }
+    };
+    let claims = json!({
+        "aud": form.get("scope").and_then(|s| s.strip_suffix("/.default")).unwrap_or_default(),
+        "tid": sim.shared.config.tenant,
+        "appid": app.client_id,
+        "roles": roles,
+        "jti": random_token(),
+    });
     let token = format!(
         "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.sim",
-        random_token()
+        URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let lifetime = sim.shared.config.token_lifetime;
     let expires = Timestamp::now() + lifetime;

@@ -204,6 +204,9 @@ pub(crate) struct World {
     pub(crate) consented: std::collections::HashSet<String>,
     /// People who can sign in.
     pub(crate) people: Vec<SimPerson>,
+    /// Apps someone signed in to (known in the tenant, without permissions unless
+    /// consented).
+    pub(crate) signed_in_apps: std::collections::HashSet<String>,
     /// Sign-in codes not yet redeemed.
     pub(crate) codes: HashMap<String, oidc::IssuedCode>,
 }
@@ -273,6 +276,7 @@ impl Simulator {
                 consented: Default::default(),
                 people: Vec::new(),
                 codes: HashMap::new(),
+                signed_in_apps: Default::default(),
             }),
             stats: Stats::default(),
             outbox,

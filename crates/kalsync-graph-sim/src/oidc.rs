@@ -340,6 +340,7 @@ async fn answer(
         let mut world = sim.world();
         let now = Timestamp::now();
         world.codes.retain(|_, c| c.expires > now);
+        world.signed_in_apps.insert(request.client_id.clone());
         world.codes.insert(
             code.clone(),
             IssuedCode {

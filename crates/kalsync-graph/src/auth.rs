@@ -352,6 +352,23 @@ pub fn client_assertion(
         .map_err(|e| TokenError::BadCertificate(e.to_string()))
 }
 
+/// The application permissions an app-only access token carries (its `roles`), read
+/// from the token as it came from the token endpoint (over TLS, from the login host:
+/// its signature is for the resource to check, not for us). `None` when the token is
+/// not a JWT with a readable payload.
+pub fn granted_permissions(token: &SecretString) -> Option<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Payload {
+        #[serde(default)]
+        roles: Vec<String>,
+    }
+    let payload = token.expose_secret().split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<Payload>(&bytes)
+        .ok()
+        .map(|p| p.roles)
+}
+
 /// The SHA-256 thumbprint Entra shows for a certificate, base64url as in `x5t#S256`.
 pub fn certificate_thumbprint(certificate_pem: &str) -> Result<String, TokenError> {
     let cert =
@@ -437,6 +454,23 @@ mod tests {
             classify_token_error(b"<html>proxy</html>"),
             TokenError::Unreachable(_)
         ));
+    }
+
+    #[test]
+    fn an_app_tokens_permissions_are_its_roles() {
+        let token = |payload: &str| {
+            SecretString::from(format!(
+                "eyJhbGciOiJSUzI1NiJ9.{}.sig",
+                URL_SAFE_NO_PAD.encode(payload)
+            ))
+        };
+        assert_eq!(
+            granted_permissions(&token(r#"{"roles":["Calendars.Read"],"tid":"x"}"#)),
+            Some(vec!["Calendars.Read".to_owned()])
+        );
+        assert_eq!(granted_permissions(&token(r#"{"tid":"x"}"#)), Some(vec![]));
+        assert_eq!(granted_permissions(&token("not json")), None);
+        assert_eq!(granted_permissions(&SecretString::from("opaque")), None);
     }
 
     #[test]

@@ -58,15 +58,35 @@ fn source(decl: &SourceDecl) -> Result<SourceConfig, ServerError> {
 /// tenant is no other company's and its people can sign in with Microsoft.
 pub(crate) async fn tenants_of_operator_app(
     store: &dyn Store,
-    operator_app: &str,
+    operator_app: &crate::settings::Microsoft365Settings,
 ) -> Result<(), ServerError> {
+    use secrecy::ExposeSecret as _;
     for company in store.companies().await? {
         for instance in store.instances(company.id).await? {
-            if let SourceConfig::Graph {
-                tenant, client_id, ..
+            let SourceConfig::Graph {
+                tenant,
+                client_id,
+                credential,
+                ..
             } = &instance.source
-                && client_id == operator_app
-                && let Ok(tenant) = kalsync_core::TenantId::parse(tenant)
+            else {
+                continue;
+            };
+            // Only instances that really sign in with the operator's app (its secret).
+            let operators = client_id == operator_app.client_id.trim()
+                && matches!(credential, kalsync_store::GraphCredential::Secret(s)
+                    if s.expose_secret() == operator_app.client_secret.expose_secret());
+            if !operators {
+                continue;
+            }
+            let Ok(tenant) = kalsync_core::TenantId::parse(tenant) else {
+                tracing::warn!(
+                    instance = %instance.id,
+                    %tenant,
+                    "an instance of the operator's app names its tenant by a domain: it is not recorded as its company's; connect it again"
+                );
+                continue;
+            };
             {
                 let claim = kalsync_store::CompanyTenant::with_default_roles(
                     tenant.clone(),

@@ -79,7 +79,7 @@ impl Service {
         declare::apply(store.as_ref(), &settings.companies).await?;
         declare::accounts(store.as_ref(), &settings.accounts).await?;
         if let Some(app) = &settings.microsoft365 {
-            declare::tenants_of_operator_app(store.as_ref(), app.client_id.trim()).await?;
+            declare::tenants_of_operator_app(store.as_ref(), app).await?;
         }
         let outbound = settings.outbound.policy();
         let pbx = PbxSimulator::new();

@@ -1178,6 +1178,40 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         lisa_tries.1
     );
 
+    // Nor by leaving the consent out of the request: her sign-in makes the app known in
+    // the tenant, but its tokens there carry no permission.
+    let picker = http
+        .post(&connect)
+        .form(&[("csrf", csrf.as_str()), ("name", "Stripped")])
+        .send()
+        .await
+        .expect("to Entra ID");
+    let mut stripped = picker.url().clone();
+    let pairs: Vec<(String, String)> = stripped
+        .query_pairs()
+        .filter(|(k, _)| k != "prompt")
+        .map(|(k, v)| match &*k {
+            "scope" => (k.into_owned(), "openid profile email".to_owned()),
+            _ => (k.into_owned(), v.into_owned()),
+        })
+        .collect();
+    stripped.query_pairs_mut().clear().extend_pairs(pairs);
+    let html = http
+        .get(stripped.clone())
+        .send()
+        .await
+        .expect("picker")
+        .text()
+        .await
+        .expect("html");
+    let back = http
+        .get(pick(&stripped, &html, "lisa@acme.example"))
+        .send()
+        .await
+        .expect("back");
+    assert_eq!(back.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(back.text().await.expect("html").contains("not-consented"));
+
     // The admin signs in and is asked for consent, then declines: nothing is created.
     let (prompt_url, html) = consent_prompt(&http, &connect, &csrf, "it@acme.example").await;
     assert!(

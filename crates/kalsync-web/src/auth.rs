@@ -119,7 +119,12 @@ enum LimitKey {
     AccountAt(String, Option<IpAddr>),
     /// One address, whatever account it tries.
     Address(IpAddr),
+    /// A company adding accounts whose e-mail is taken (probing for who has accounts).
+    Taken(kalsync_store::CompanyId),
 }
+
+/// E-mails found taken a company may try in [`WINDOW`] before adding accounts pauses.
+const TAKEN_TRIES: usize = 5;
 
 /// Failures of one account from one address allowed in [`WINDOW`].
 const ACCOUNT_FAILURES: usize = 5;
@@ -230,6 +235,27 @@ impl SignInLimit {
                 list.drain(..list.len() - allowed);
             }
         }
+    }
+
+    /// `Err(TooMany)` while `company` may not add accounts: it tried too many e-mails
+    /// that were taken. E-mails are unique across the operator (they sign in), so
+    /// whether one is taken cannot be hidden from whoever adds it; this keeps the
+    /// answer from becoming a way to list another company's people.
+    pub fn check_taken(&self, company: kalsync_store::CompanyId) -> Result<(), ApiError> {
+        Self::paused(
+            &mut self.failures(),
+            &[(LimitKey::Taken(company), TAKEN_TRIES)],
+            Instant::now(),
+        )
+    }
+
+    /// Counts an e-mail `company` tried that was taken.
+    pub fn taken(&self, company: kalsync_store::CompanyId) {
+        Self::count(
+            &mut self.failures(),
+            &[(LimitKey::Taken(company), TAKEN_TRIES)],
+            Instant::now(),
+        );
     }
 
     /// Forgets an account's failures at an address after it signed in there.

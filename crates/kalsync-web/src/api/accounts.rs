@@ -87,6 +87,9 @@ pub(crate) async fn create_account(
 ) -> Result<Account, ApiError> {
     let email = kalsync_core::EmailAddress::parse(email.trim())
         .map_err(|e| ApiError::invalid("email", e))?;
+    if let Some(company) = company {
+        state.limit.check_taken(company)?;
+    }
     auth::check_password(&password)?;
     let hash = auth::hash_password(password).await?;
     let account = state
@@ -101,10 +104,28 @@ pub(crate) async fn create_account(
         .await
         .map_err(|e| match e {
             kalsync_store::StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("an account for {email} already exists"))
+                // Said the same whoever has it; counted and audited, so a company
+                // cannot list another's people by trying e-mails.
+                if let Some(company) = company {
+                    state.limit.taken(company);
+                }
+                ApiError::Conflict(format!(
+                    "{email} cannot be used for a new account: it signs in already (here or elsewhere)"
+                ))
             }
             other => other.into(),
-        })?;
+        });
+    if account.is_err() {
+        audit(
+            state,
+            principal,
+            company,
+            "account.email_taken",
+            serde_json::json!({"email": email.to_string()}),
+        )
+        .await?;
+    }
+    let account = account?;
     audit(
         state,
         principal,

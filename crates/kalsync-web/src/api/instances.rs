@@ -498,6 +498,32 @@ pub(crate) async fn create_instance(
     company: kalsync_store::CompanyId,
     input: NewInstanceInput,
 ) -> Result<Instance, ApiError> {
+    not_the_operators_app(state, &input.source)?;
+    insert_instance(state, principal, company, input).await
+}
+
+/// Refuses the operator's own app in a source a company typed: its instances are made
+/// by *Connect Microsoft 365* alone, for a tenant an admin consented in.
+fn not_the_operators_app(state: &WebState, input: &SourceInput) -> Result<(), ApiError> {
+    match (&state.microsoft365, input) {
+        (Some(app), SourceInput::Graph { client_id, .. }) if client_id.trim() == app.client_id => {
+            Err(ApiError::invalid(
+                "source.client_id",
+                "the operator's own app is connected with Connect Microsoft 365, not typed in",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Creates an instance (checked, audited): `create_instance` without the check that
+/// the source is no instance of the operator's app (*Connect Microsoft 365* makes those).
+pub(crate) async fn insert_instance(
+    state: &WebState,
+    principal: &Principal,
+    company: kalsync_store::CompanyId,
+    input: NewInstanceInput,
+) -> Result<Instance, ApiError> {
     principal.manages(company, "company")?;
     let new = NewInstance {
         company,
@@ -562,14 +588,15 @@ pub(crate) async fn change_instance(
     }
     if let Some(s) = change.source {
         let kept = stored_with_tenant_ids(state, found.source.clone()).await;
+        let operators_instance = matches!((&state.microsoft365, &found.source),
+            (Some(app), SourceConfig::Graph { client_id, .. }) if *client_id == app.client_id);
+        if !operators_instance {
+            not_the_operators_app(state, &s)?;
+        }
         let changed = source(with_tenant_ids(state, s).await?, Some(&kept))?;
         // An instance of the operator's app keeps its tenant and every address: the
         // operator's secret goes nowhere a company admin chose.
-        if let (Some(app), SourceConfig::Graph { client_id, .. }) =
-            (&state.microsoft365, &found.source)
-            && *client_id == app.client_id
-            && changed.secret_destination() != found.source.secret_destination()
-        {
+        if operators_instance && changed.secret_destination() != kept.secret_destination() {
             return Err(ApiError::invalid(
                 "source.tenant",
                 "an instance connected with the operator's app keeps its tenant and addresses; connect Microsoft 365 again for another",

@@ -23,9 +23,12 @@ use super::i18n;
 use super::microsoft::{Purpose, begin, outcome};
 use crate::WebState;
 use crate::api::companies::visible;
-use crate::api::instances::{NewInstanceInput, SourceInput, create_instance};
+use crate::api::instances::{NewInstanceInput, SourceInput, insert_instance};
 use crate::auth::Principal;
 use crate::error::ApiError;
+
+/// The application permission an admin's consent must have granted.
+const REQUIRED_PERMISSION: &str = "Calendars.Read";
 
 /// Who asked to connect, for which company, with what name for the instance.
 pub(crate) struct Request {
@@ -200,14 +203,30 @@ pub(crate) async fn consented(
             auth: ClientAuth::Secret(app.client_secret.clone()),
         },
     );
-    if let Err(e) = async { tokens?.token().await }.await {
-        tracing::warn!(%tenant, error = %e, "Connect Microsoft 365: the operator's app gets no token in the tenant");
-        return refused(
-            lang,
-            StatusCode::FORBIDDEN,
-            company,
-            html! { p.error role="alert" #no-token { (kalsync_core::redact::shown_error(&e.to_string())) } },
-        );
+    // …and a token proves consent only if it carries the permission: Entra ID issues
+    // tokens without any in a tenant where someone merely signed in.
+    match async { tokens?.token().await }.await {
+        Ok(token)
+            if kalsync_graph::auth::granted_permissions(&token)
+                .is_some_and(|roles| roles.iter().any(|r| r == REQUIRED_PERMISSION)) => {}
+        Ok(_) => {
+            tracing::warn!(%tenant, "Connect Microsoft 365: the operator's app has no Calendars.Read in the tenant");
+            return refused(
+                lang,
+                StatusCode::FORBIDDEN,
+                company,
+                html! { p.error role="alert" #not-consented { (t.not_consented) } },
+            );
+        }
+        Err(e) => {
+            tracing::warn!(%tenant, error = %e, "Connect Microsoft 365: the operator's app gets no token in the tenant");
+            return refused(
+                lang,
+                StatusCode::FORBIDDEN,
+                company,
+                html! { p.error role="alert" #no-token { (kalsync_core::redact::shown_error(&e.to_string())) } },
+            );
+        }
     }
     // The tenant becomes the company's; another company's is refused (one owner per
     // tenant, kept by the store, so two admins racing cannot both have it).
@@ -228,7 +247,7 @@ pub(crate) async fn consented(
         },
         settings: None,
     };
-    let made = create_instance(state, &principal, company, input).await;
+    let made = insert_instance(state, &principal, company, input).await;
     if made.is_err() && newly {
         let _ = state.store.release_tenant(company, &tenant).await;
     }

@@ -584,15 +584,47 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
             .is_empty()
     );
 
-    // An instance of the operator's app keeps its tenant.
+    // The operator's app is not typed in: only Connect makes its instances (a company
+    // could otherwise hold a tenant it does not administer against the one that does),
+    // nor does an instance of a company's own app become one.
     let admin = app.signed_in("it@acme.example").await;
-    let (status, made) = admin
+    let typed = json!({"kind": "graph", "tenant": crate::helpers::TENANT_2, "client_id": "operator-app", "client_secret": "operator-secret"});
+    let (status, body) = admin
         .post(
             &format!("/api/v1/companies/{}/instances", app.acme),
-            json!({"name": "M365", "source": {"kind": "graph", "tenant": crate::helpers::TENANT_2, "client_id": "operator-app", "client_secret": "operator-secret"}}),
+            json!({"name": "M365", "source": typed}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "source.client_id", "{body}");
+    let own = graph_instance(&admin, app.acme).await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/instances/{own}"),
+            Some(json!({"source": typed})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // An instance of the operator's app (Connect made it) keeps its tenant.
+    let made = app
+        .store
+        .create_instance(kalsync_store::NewInstance {
+            company: app.acme,
+            name: "M365".into(),
+            source: SourceConfig::Graph {
+                tenant: crate::helpers::TENANT_2.into(),
+                client_id: "operator-app".into(),
+                credential: GraphCredential::Secret("operator-secret".to_owned().into()),
+                graph_url: None,
+                login_url: Some("https://login.example/".into()),
+            },
+            settings: Default::default(),
+        })
+        .await
+        .expect("made");
+    let made = json!({"id": made.id.to_string()});
     let (status, body) = admin
         .send(
             reqwest::Method::PATCH,

@@ -354,3 +354,52 @@ async fn a_company_admin_manages_its_accounts_and_everyone_their_password() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn adding_accounts_cannot_list_another_companys_people() {
+    let app = spawn_app().await;
+    let beta = app.signed_in("it@beta.example").await;
+    let accounts = format!("/api/v1/companies/{}/accounts", app.beta);
+    let add =
+        |email: &str| json!({"email": email, "role": "reader", "password": "ett-långt-lösenord"});
+    // Taken in Acme or taken in Beta: the same answer, naming nobody's company.
+    let (in_acme, acme_answer) = beta.post(&accounts, add("it@acme.example")).await;
+    let (in_beta, beta_answer) = beta.post(&accounts, add("it@beta.example")).await;
+    assert_eq!(
+        (in_acme, in_beta),
+        (StatusCode::CONFLICT, StatusCode::CONFLICT)
+    );
+    let said = |answer: &serde_json::Value, email: &str| {
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .replace(email, "…")
+    };
+    assert_eq!(
+        said(&acme_answer, "it@acme.example"),
+        said(&beta_answer, "it@beta.example")
+    );
+    // Trying more taken e-mails pauses adding, even of a free one, and the operator
+    // finds every try in the audit log.
+    for _ in 0..3 {
+        beta.post(&accounts, add("reception@acme.example")).await;
+    }
+    let (paused, answer) = beta.post(&accounts, add("free@beta.example")).await;
+    assert_eq!(paused, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    let log = app.store.audit_log(Some(app.beta), 50).await.expect("log");
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.action == "account.email_taken")
+            .count(),
+        5
+    );
+    // Acme adds as before.
+    let acme = app.signed_in("it@acme.example").await;
+    let (status, _) = acme
+        .post(
+            &format!("/api/v1/companies/{}/accounts", app.acme),
+            add("ny@acme.example"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
