@@ -130,13 +130,15 @@ impl OutboundPolicy {
         tokio::net::TcpStream::connect(&addresses[..]).await
     }
 
-    /// An HTTP client builder that resolves names through this policy and never
-    /// follows a redirect (a redirect would take the request, and its secret, to an
-    /// address nobody checked).
+    /// An HTTP client builder that resolves names through this policy, never follows a
+    /// redirect (a redirect would take the request, and its secret, to an address
+    /// nobody checked) and never goes through a proxy named in the environment
+    /// (`HTTPS_PROXY`…): a proxy resolves names itself, out of this policy's reach.
     pub fn http(&self) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .dns_resolver(Arc::new(self.clone()))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
     }
 }
 

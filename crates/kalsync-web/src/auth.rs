@@ -121,7 +121,13 @@ enum LimitKey {
     Address(IpAddr),
     /// A company adding accounts whose e-mail is taken (probing for who has accounts).
     Taken(kalsync_store::CompanyId),
+    /// Sign-ins with Microsoft started from one address.
+    Started(IpAddr),
 }
+
+/// Sign-ins with Microsoft one address may start in [`WINDOW`] (an office behind one
+/// address signing in at nine included).
+const STARTS_PER_ADDRESS: usize = 200;
 
 /// E-mails found taken a company may try in [`WINDOW`] before adding accounts pauses.
 const TAKEN_TRIES: usize = 5;
@@ -247,6 +253,19 @@ impl SignInLimit {
             &[(LimitKey::Taken(company), TAKEN_TRIES)],
             Instant::now(),
         )
+    }
+
+    /// Counts a sign-in with Microsoft started from `ip`; `Err(TooMany)` past
+    /// [`STARTS_PER_ADDRESS`] in the window, so one address cannot crowd everyone's
+    /// sign-ins under way out of memory.
+    pub fn start_sign_in(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let keys = [(LimitKey::Started(ip), STARTS_PER_ADDRESS)];
+        let now = Instant::now();
+        let mut failures = self.failures();
+        Self::paused(&mut failures, &keys, now)?;
+        Self::count(&mut failures, &keys, now);
+        Ok(())
     }
 
     /// Counts an e-mail `company` tried that was taken.
@@ -715,6 +734,24 @@ mod tests {
                 .is_ok()
         );
         limit.succeeded(ip, "a@x.example");
+        assert!(limit.check(ip, "a@x.example").is_ok());
+    }
+
+    #[test]
+    fn one_address_starts_a_bounded_number_of_microsoft_sign_ins() {
+        let limit = SignInLimit::default();
+        let ip = Some(IpAddr::from([192, 0, 2, 9]));
+        for _ in 0..STARTS_PER_ADDRESS {
+            limit.start_sign_in(ip).expect("under the limit");
+        }
+        assert!(matches!(
+            limit.start_sign_in(ip),
+            Err(ApiError::TooMany(s)) if s > 0 && s <= 900
+        ));
+        // Others start theirs, and password sign-ins from the address are not paused.
+        limit
+            .start_sign_in(Some(IpAddr::from([192, 0, 2, 10])))
+            .expect("another address");
         assert!(limit.check(ip, "a@x.example").is_ok());
     }
 

@@ -225,9 +225,13 @@ pub(crate) fn begin(
 /// `GET /sign-in/microsoft`.
 pub(crate) async fn sign_in(
     State(state): State<WebState>,
+    crate::auth::PeerIp(ip): crate::auth::PeerIp,
     headers: HeaderMap,
     jar: CookieJar,
 ) -> Response {
+    if let Err(e) = state.limit.start_sign_in(ip) {
+        return e.into_response();
+    }
     match begin(&state, &headers, jar, Purpose::SignIn) {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
