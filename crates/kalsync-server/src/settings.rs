@@ -377,11 +377,12 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(
-            Env::prefixed("KALSYNC_")
-                .split("__")
-                .ignore(&["test_postgres_url", "sim_client_secret"]),
-        );
+        // The test suite's own variables are not settings.
+        figment = figment.merge(Env::prefixed("KALSYNC_").split("__").ignore(&[
+            "test_postgres_url",
+            "sim_client_secret",
+            "require_fixtures",
+        ]));
         if let Some(listen) = overrides.listen {
             figment = figment.merge(Serialized::default("listen", listen));
         }

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use kalsync_core::WindowsZone;
 use kalsync_ews::request::{self, Access, Context, ItemRef, Request, Shape, Subscription, Version};
 
-fn shared_schema() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/ews/schema")
+fn shared_schema() -> Option<PathBuf> {
+    kalsync_testkit::fixtures("ews/schema")
 }
 
 /// The schema copied to a temporary folder with two changes libxml2 needs, neither in
@@ -20,6 +20,7 @@ fn shared_schema() -> PathBuf {
 /// lists the members of `Transition`'s substitution group beside their head, which
 /// libxml2 refuses as non-deterministic (the head alone admits the same elements).
 fn schema() -> Option<PathBuf> {
+    let shared = shared_schema()?;
     if Command::new("xmllint").arg("--version").output().is_err() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("xmllint is not installed; .ci/run installs libxml2-utils");
@@ -30,7 +31,7 @@ fn schema() -> Option<PathBuf> {
     let dir = std::env::temp_dir().join(format!("kalsync-ews-xsd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     for file in ["messages.xsd", "types.xsd"] {
-        let mut text = std::fs::read_to_string(shared_schema().join(file)).expect("schema");
+        let mut text = std::fs::read_to_string(shared.join(file)).expect("schema");
         if file == "types.xsd" {
             let import = "<xs:import namespace=\"http://www.w3.org/XML/1998/namespace\"/>";
             assert!(text.contains(import), "types.xsd changed: {import}");

@@ -14,14 +14,15 @@ pub(crate) const TENANT: &str = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
 pub(crate) const CLIENT: &str = "24d3b144-21ae-4080-943f-7067b395b913";
 pub(crate) const SECRET: &str = "test-secret-value";
 
+/// `../shared/fixtures/graph` (a test checks [`have_fixtures`] first).
 pub(crate) fn graph_fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/graph");
-    assert!(
-        dir.is_dir(),
-        "the shared fixtures are expected at {}",
-        dir.display()
-    );
-    dir
+    kalsync_testkit::fixtures("graph").expect("the shared Graph fixtures")
+}
+
+/// Whether the shared Graph fixtures are beside the checkout (else the test is
+/// skipped, see `kalsync-testkit`).
+pub(crate) fn have_fixtures() -> bool {
+    kalsync_testkit::fixtures("graph").is_some()
 }
 
 pub(crate) fn fixture(name: &str) -> String {

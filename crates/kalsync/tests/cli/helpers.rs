@@ -7,15 +7,16 @@ pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `../shared/fixtures/ics`, beside the checkout.
+/// `../shared/fixtures/ics`, beside the checkout (a test checks [`have_fixtures`]
+/// first).
 pub(crate) fn ics_fixtures() -> PathBuf {
-    let dir = repo().join("../shared/fixtures/ics");
-    assert!(
-        dir.is_dir(),
-        "the shared fixtures are expected at {} (the checkout's sibling `shared/`)",
-        dir.display()
-    );
-    dir
+    kalsync_testkit::fixtures("ics").expect("the shared .ics fixtures")
+}
+
+/// Whether the shared `.ics` fixtures are beside the checkout (else the test is
+/// skipped, see `kalsync-testkit`).
+pub(crate) fn have_fixtures() -> bool {
+    kalsync_testkit::fixtures("ics").is_some()
 }
 
 pub(crate) struct Run {

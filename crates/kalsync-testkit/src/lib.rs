@@ -1,0 +1,51 @@
+//! What Kalsync's tests share (a dev-dependency only): where the third-party payloads
+//! live — Microsoft's EWS schema and answers, Graph responses and notifications, Outlook
+//! `.ics` files, kept in the `shared/` folder beside the checkout, not in the
+//! repository — and what a test does when they are not there.
+//!
+//! On a plain clone the folder is absent: a test that needs it says it is skipped and
+//! passes. With `KALSYNC_REQUIRE_FIXTURES` set (CI sets it when the folder is there),
+//! an absent folder fails the test instead, so a wrong path can never pass as a skip.
+
+use std::path::PathBuf;
+
+/// The variable that makes absent fixtures a failure.
+pub const REQUIRE: &str = "KALSYNC_REQUIRE_FIXTURES";
+
+/// `../shared/fixtures/<part>` beside the checkout, when it is there; `None` (after
+/// saying the test is skipped) when it is not and nothing requires it.
+///
+/// # Panics
+/// When the folder is absent and `KALSYNC_REQUIRE_FIXTURES` is set.
+pub fn fixtures(part: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(part);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let required = std::env::var(REQUIRE).is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "{REQUIRE} is set but the shared fixtures are not at {} (the checkout's sibling `shared/`)",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: ../shared/fixtures not present ({} not found beside the checkout)",
+        dir.display()
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_part_is_none_unless_required() {
+        if std::env::var(REQUIRE).is_ok_and(|v| !v.is_empty() && v != "0") {
+            return;
+        }
+        assert_eq!(fixtures("no-such-part-of-the-fixtures"), None);
+    }
+}
