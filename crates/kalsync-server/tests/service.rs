@@ -1388,6 +1388,37 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         .expect("me");
     assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED);
 
+    // The admin, who signs in with a password, links their Microsoft account on My
+    // account; from then on Microsoft signs them in as that account, with its own role.
+    let picker = http
+        .post(format!("{}/account/microsoft", running.base))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("to Entra ID");
+    let picker_url = picker.url().clone();
+    let html = picker.text().await.expect("html");
+    let linked = http
+        .get(pick(&picker_url, &html, "it@acme.example"))
+        .send()
+        .await
+        .expect("linked");
+    assert!(linked.text().await.expect("html").contains("id=\"linked\""));
+    let (admin_ms, _, _) = microsoft_sign_in(&running.base, "it@acme.example").await;
+    let me: serde_json::Value = admin_ms
+        .get(format!("{}/api/v1/me", running.base))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (me["actor"].as_str(), me["role"].as_str()),
+        (Some("it@acme.example"), Some("company_admin")),
+        "{me}"
+    );
+
     // A wrong token is refused however the rest looks.
     let mut faults = calendars.faults();
     faults.bad_id_token = Some(kalsync_graph_sim::BadIdToken::ForeignKey);
