@@ -10,7 +10,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kalsync_core::{Booking, Window, Zone};
 use rand::Rng as _;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -375,7 +374,8 @@ impl GraphClient {
                     if matches!(status.as_u16(), 429 | 503 | 504) {
                         inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
                         let wait =
-                            retry_after(response.headers()).unwrap_or_else(|| backoff(attempt));
+                            kalsync_outbound::retry_after(response.headers(), Timestamp::now())
+                                .unwrap_or_else(|| backoff(attempt));
                         if attempt >= inner.limits.max_retries || wait > inner.limits.max_retry_wait
                         {
                             return Err(GraphError::Throttled { retry_after: wait });
@@ -589,7 +589,7 @@ impl GraphClient {
                         .headers
                         .iter()
                         .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                        .and_then(|(_, v)| parse_retry_after(v))
+                        .and_then(|(_, v)| kalsync_outbound::parse_retry_after(v, Timestamp::now()))
                         .unwrap_or_else(|| backoff(attempt));
                     wait = wait.max(after);
                     retry.push(i);
@@ -742,26 +742,6 @@ pub(crate) async fn read_capped(
     Ok(body)
 }
 
-/// `Retry-After` as seconds (Graph sends fractions such as `2.128`) or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after)
-}
-
-/// Parses a `Retry-After` value.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
-    }
-    let date = jiff::fmt::rfc2822::parse(value).ok()?;
-    let wait = date.timestamp().duration_since(Timestamp::now());
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
-}
-
 /// Exponential back-off with jitter when Graph gives no `Retry-After`: 1 s, 2 s, 4 s …
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(1000u64.saturating_mul(1 << attempt.min(6)));
@@ -772,21 +752,6 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_takes_fractions_and_dates() {
-        assert_eq!(
-            parse_retry_after("2.128"),
-            Some(Duration::from_millis(2128))
-        );
-        assert_eq!(parse_retry_after("10"), Some(Duration::from_secs(10)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(parse_retry_after("-1"), None);
-    }
 
     #[test]
     fn errors_keep_graphs_code() {

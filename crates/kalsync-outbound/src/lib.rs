@@ -6,7 +6,12 @@
 //! operator allows them, and HTTP redirects are never followed.
 //!
 //! The check is made on the addresses a name resolves to, at every connection, so a
-//! name that later resolves elsewhere (DNS rebinding) is caught too.
+//! name that later resolves elsewhere (DNS rebinding) is caught too. Beside it, how an
+//! outbound answer's `Retry-After` is read ([`retry`]).
+
+pub mod retry;
+
+pub use retry::{parse_retry_after, retry_after};
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

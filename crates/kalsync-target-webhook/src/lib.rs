@@ -122,11 +122,7 @@ impl Target for WebhookTarget {
         if status_code.is_success() {
             return Ok(());
         }
-        let retry_after = answer
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(kalsync_graph::client::parse_retry_after);
+        let retry_after = kalsync_outbound::retry_after(answer.headers(), jiff::Timestamp::now());
         let message = format!("webhook answered {status_code}");
         match status_code.as_u16() {
             410 => Err(DeliveryError::Gone(message)),

@@ -18,9 +18,7 @@ pub const REQUIRE: &str = "KALSYNC_REQUIRE_FIXTURES";
 /// # Panics
 /// When the folder is absent and `KALSYNC_REQUIRE_FIXTURES` is set.
 pub fn fixtures(part: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(part);
+    let dir = checkout().join("../shared/fixtures").join(part);
     if dir.is_dir() {
         return Some(dir);
     }
@@ -35,6 +33,21 @@ pub fn fixtures(part: &str) -> Option<PathBuf> {
         dir.display()
     );
     None
+}
+
+/// The checkout the running test belongs to: the nearest folder holding `Cargo.lock`
+/// above the package cargo runs the test for. Read when the test runs, not when this
+/// crate was compiled — a build shared by several checkouts (one target directory)
+/// would otherwise point every one of them at the first.
+fn checkout() -> PathBuf {
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    package
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map(PathBuf::from)
+        .unwrap_or(package)
 }
 
 #[cfg(test)]
