@@ -33,7 +33,7 @@ pub use source::{EwsSource, GraphSource, Mailbox, Source, SourceError, SourceRea
 pub use status::{AbsenceStatus, Person, StatusUpdate, UPCOMING, next_transition};
 
 use plan::{Plan, Reasons};
-pub use target::{DeliveryError, RetryPolicy, Target};
+pub use target::{DeliveryError, Envelope, RetryPolicy, Target};
 
 /// Builds the source of an instance (the binary wires the protocols in).
 pub type SourceFactory =
@@ -1010,7 +1010,7 @@ impl Engine {
                     .await;
             }
         };
-        match adapter.deliver(&delivery, &status).await {
+        match adapter.deliver(&Envelope::of(&delivery), &status).await {
             Ok(()) => {
                 // Recorded with the pass's other acknowledgements, in one write.
                 self.metrics

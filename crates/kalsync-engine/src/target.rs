@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kalsync_store::Delivery;
 use rand::Rng as _;
 
 use crate::status::StatusUpdate;
@@ -28,14 +27,38 @@ pub enum DeliveryError {
     Rejected(String),
 }
 
+/// What a target knows of one delivery besides its status: enough to apply it once and
+/// in order, nothing of how the outbox keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Envelope {
+    /// The same across retries: an idempotent target applies it once.
+    pub id: uuid::Uuid,
+    /// Grows with each status for the same user and target: an older one arriving late
+    /// is not applied over a newer.
+    pub sequence: u64,
+    /// Which attempt this is (1 for the first).
+    pub attempt: u32,
+}
+
+impl Envelope {
+    /// The envelope of an outbox delivery about to be tried.
+    pub fn of(delivery: &kalsync_store::Delivery) -> Envelope {
+        Envelope {
+            id: delivery.id.0,
+            sequence: delivery.sequence,
+            attempt: delivery.attempts.saturating_add(1),
+        }
+    }
+}
+
 /// A PBX adapter: webhook, SIP presence, AMI, simulator.
 #[async_trait]
 pub trait Target: Send + Sync {
-    /// Delivers one status. `delivery.id` is stable across retries: an idempotent target
+    /// Delivers one status. `envelope.id` is stable across retries: an idempotent target
     /// applies it once.
     async fn deliver(
         &self,
-        delivery: &Delivery,
+        envelope: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError>;
 }

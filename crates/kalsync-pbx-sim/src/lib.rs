@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use kalsync_engine::{DeliveryError, StatusUpdate, Target};
-use kalsync_store::{Delivery, DeliveryId};
+use kalsync_engine::{DeliveryError, Envelope, StatusUpdate, Target};
 use serde::Serialize;
 
 /// One status as the PBX received it.
@@ -16,7 +15,7 @@ pub struct Received {
     /// When it arrived.
     pub at: Timestamp,
     /// The delivery (idempotency key).
-    pub delivery: DeliveryId,
+    pub delivery: uuid::Uuid,
     /// Its sequence for the user.
     pub sequence: u64,
     /// The status.
@@ -28,7 +27,7 @@ struct Book {
     /// Per user (mailbox): every status in arrival order.
     history: BTreeMap<String, Vec<Received>>,
     /// Deliveries already applied.
-    applied: HashSet<DeliveryId>,
+    applied: HashSet<uuid::Uuid>,
     /// Duplicates refused.
     duplicates: u64,
     /// Out-of-order (older sequence) deliveries ignored.
@@ -84,7 +83,7 @@ impl PbxSimulator {
 impl Target for PbxSimulator {
     async fn deliver(
         &self,
-        delivery: &Delivery,
+        delivery: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError> {
         let mut book = self.book();

@@ -13,8 +13,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kalsync_core::Mode;
-use kalsync_engine::{DeliveryError, StatusUpdate, Target};
-use kalsync_store::Delivery;
+use kalsync_engine::{DeliveryError, Envelope, StatusUpdate, Target};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -326,7 +325,7 @@ fn expect(answer: Answer, what: &str) -> Result<(), DeliveryError> {
 impl Target for AmiTarget {
     async fn deliver(
         &self,
-        _delivery: &Delivery,
+        _delivery: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError> {
         tokio::time::timeout(self.timeout, self.apply(status))

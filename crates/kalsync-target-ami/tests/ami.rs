@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kalsync_core::Mode;
-use kalsync_engine::{AbsenceStatus, DeliveryError, Person, StatusUpdate, Target};
-use kalsync_store::{Delivery, DeliveryId, DeliveryState, TargetId, UserId};
+use kalsync_engine::{AbsenceStatus, DeliveryError, Envelope, Person, StatusUpdate, Target};
 use kalsync_target_ami::AmiTarget;
 use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -128,21 +127,12 @@ async fn fake_ami() -> (Shared, u16) {
     (pbx, port)
 }
 
-fn status(reason: Option<(&str, Mode, &str)>) -> (Delivery, StatusUpdate) {
+fn status(reason: Option<(&str, Mode, &str)>) -> (Envelope, StatusUpdate) {
     let now = jiff::Timestamp::now();
-    let d = Delivery {
-        id: DeliveryId::new(),
-        user: UserId::new(),
-        target: TargetId::new(),
+    let d = Envelope {
+        id: uuid::Uuid::new_v4(),
         sequence: 1,
-        payload: serde_json::Value::Null,
-        state: DeliveryState::Pending,
-        attempts: 0,
-        due: now,
-        next_attempt: now,
-        created: now,
-        delivered: None,
-        last_error: None,
+        attempt: 1,
     };
     let absence = reason.map(|(code, mode, message)| AbsenceStatus {
         reason: code.into(),

@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use kalsync_engine::{DeliveryError, StatusUpdate, Target};
-use kalsync_store::Delivery;
+use kalsync_engine::{DeliveryError, Envelope, StatusUpdate, Target};
 use message::{Message, Request, token};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::UdpSocket;
@@ -427,7 +426,7 @@ pub async fn transaction(
 impl Target for SipTarget {
     async fn deliver(
         &self,
-        _delivery: &Delivery,
+        _delivery: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError> {
         let Some(extension) = status.user.extension.as_deref() else {

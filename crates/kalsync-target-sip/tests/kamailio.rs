@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use kalsync_core::Mode;
-use kalsync_engine::{AbsenceStatus, DeliveryError, Person, StatusUpdate, Target};
-use kalsync_store::{Delivery, DeliveryId, DeliveryState, TargetId, UserId};
+use kalsync_engine::{AbsenceStatus, DeliveryError, Envelope, Person, StatusUpdate, Target};
 use kalsync_target_sip::{SipSettings, SipTarget};
 use secrecy::SecretString;
 
@@ -62,21 +61,11 @@ fn lunch() -> StatusUpdate {
     )
 }
 
-fn delivery() -> Delivery {
-    let now = Timestamp::now();
-    Delivery {
-        id: DeliveryId::new(),
-        user: UserId::new(),
-        target: TargetId::new(),
+fn delivery() -> Envelope {
+    Envelope {
+        id: uuid::Uuid::new_v4(),
         sequence: 1,
-        payload: serde_json::Value::Null,
-        state: DeliveryState::Pending,
-        attempts: 0,
-        due: now,
-        next_attempt: now,
-        created: now,
-        delivered: None,
-        last_error: None,
+        attempt: 1,
     }
 }
 

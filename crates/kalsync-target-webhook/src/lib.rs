@@ -12,8 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
-use kalsync_engine::{DeliveryError, StatusUpdate, Target};
-use kalsync_store::Delivery;
+use kalsync_engine::{DeliveryError, Envelope, StatusUpdate, Target};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -85,7 +84,7 @@ impl WebhookTarget {
 
     /// The body of a delivery: `{type, timestamp, data}` with the status, its sequence
     /// and its id.
-    pub fn body(delivery: &Delivery, status: &StatusUpdate) -> Vec<u8> {
+    pub fn body(delivery: &Envelope, status: &StatusUpdate) -> Vec<u8> {
         let mut data = serde_json::to_value(status).unwrap_or_default();
         data["sequence"] = delivery.sequence.into();
         data["delivery_id"] = delivery.id.to_string().into();
@@ -97,7 +96,7 @@ impl WebhookTarget {
 impl Target for WebhookTarget {
     async fn deliver(
         &self,
-        delivery: &Delivery,
+        delivery: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError> {
         let id = delivery.id.to_string();

@@ -8,8 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use kalsync_engine::{DeliveryError, Person, StatusUpdate, Target};
-use kalsync_store::{Delivery, DeliveryId, DeliveryState, TargetId, UserId};
+use kalsync_engine::{DeliveryError, Envelope, Person, StatusUpdate, Target};
 use kalsync_target_webhook::WebhookTarget;
 use secrecy::SecretString;
 
@@ -58,25 +57,16 @@ async fn receiver() -> (Receiver, String) {
     (r, url)
 }
 
-fn delivery(sequence: u64) -> (Delivery, StatusUpdate) {
+fn delivery(sequence: u64) -> (Envelope, StatusUpdate) {
     let now = jiff::Timestamp::now();
-    let d = Delivery {
-        id: DeliveryId::new(),
-        user: UserId::new(),
-        target: TargetId::new(),
+    let d = Envelope {
+        id: uuid::Uuid::new_v4(),
         sequence,
-        payload: serde_json::Value::Null,
-        state: DeliveryState::Pending,
-        attempts: 0,
-        due: now,
-        next_attempt: now,
-        created: now,
-        delivered: None,
-        last_error: None,
+        attempt: 1,
     };
     let s = StatusUpdate {
         user: Person {
-            id: d.user.to_string(),
+            id: uuid::Uuid::new_v4().to_string(),
             email: "anna@acme.example".into(),
             name: Some("Anna".into()),
             extension: Some("201".into()),

@@ -10,7 +10,8 @@ use kalsync_core::{
     Booking, BookingId, BookingTime, EmailAddress, Extension, InstanceSettings, Template, Window,
 };
 use kalsync_engine::{
-    DeliveryError, Engine, EngineConfig, Source, SourceError, SourceRead, StatusUpdate, Target,
+    DeliveryError, Engine, EngineConfig, Envelope, Source, SourceError, SourceRead, StatusUpdate,
+    Target,
 };
 use kalsync_store::{
     Delivery, GraphCredential, NewInstance, NewTarget, NewUser, SecretBox, SourceConfig, Store,
@@ -82,7 +83,7 @@ impl Source for Calendars {
 /// fail.
 #[derive(Default)]
 pub(crate) struct RecordingPbx {
-    pub(crate) received: Mutex<Vec<(Delivery, StatusUpdate)>>,
+    pub(crate) received: Mutex<Vec<(Envelope, StatusUpdate)>>,
     pub(crate) times: Mutex<Vec<Timestamp>>,
     pub(crate) failures: Mutex<Vec<DeliveryError>>,
     pub(crate) attempts: std::sync::atomic::AtomicU64,
@@ -103,7 +104,7 @@ impl RecordingPbx {
 impl Target for RecordingPbx {
     async fn deliver(
         &self,
-        delivery: &Delivery,
+        delivery: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError> {
         self.attempts
@@ -113,7 +114,7 @@ impl Target for RecordingPbx {
         }
         let mut received = self.received.lock().expect("lock");
         if !received.iter().any(|(d, _)| d.id == delivery.id) {
-            received.push((delivery.clone(), status.clone()));
+            received.push((*delivery, status.clone()));
             self.times.lock().expect("lock").push(Timestamp::now());
         }
         Ok(())
