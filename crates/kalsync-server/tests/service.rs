@@ -1062,6 +1062,20 @@ fn person(upn: &str, roles: &[&str]) -> kalsync_graph_sim::SimPerson {
     }
 }
 
+/// Who `client` is signed in as: the status of `/api/v1/me` and its answer.
+async fn who_am_i(
+    client: &reqwest::Client,
+    base: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let answer = client
+        .get(format!("{base}/api/v1/me"))
+        .send()
+        .await
+        .expect("me");
+    let status = answer.status();
+    (status, answer.json().await.unwrap_or_default())
+}
+
 /// Signs in with Microsoft as `upn` on a fresh browser: the client (signed in or not)
 /// and the last page's address and text.
 async fn microsoft_sign_in(base: &str, upn: &str) -> (reqwest::Client, reqwest::Url, String) {
@@ -1349,14 +1363,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         page.contains("signed-in") || page.contains("Acme"),
         "{page}"
     );
-    let me: serde_json::Value = lisa
-        .get(format!("{}/api/v1/me", running.base))
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let (_, me) = who_am_i(&lisa, &running.base).await;
     assert_eq!(me["role"], "reader", "{me}");
     assert_eq!(me["company"], company.as_str(), "{me}");
     assert_eq!(me["actor"], "lisa@acme.example", "{me}");
@@ -1365,12 +1372,10 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     calendars.add_person(person("lisa@acme.example", &[]).with_oid(LISA));
     let (_, _, refused) = microsoft_sign_in(&running.base, "lisa@acme.example").await;
     assert!(refused.contains("Kalsync.Reader"), "{refused}");
-    let gone = lisa
-        .get(format!("{}/api/v1/me", running.base))
-        .send()
-        .await
-        .expect("me");
-    assert_eq!(gone.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        who_am_i(&lisa, &running.base).await.0,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
     calendars.add_person(person("lisa@acme.example", &["Kalsync.Reader"]).with_oid(LISA));
     let (_, _, refused) = microsoft_sign_in(&running.base, "guest@acme.example").await;
     assert!(refused.contains("Kalsync.Reader"), "{refused}");
@@ -1381,12 +1386,10 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         refused.contains("finns redan") && refused.contains(OPERATOR),
         "{refused}"
     );
-    let me = pretender
-        .get(format!("{}/api/v1/me", running.base))
-        .send()
-        .await
-        .expect("me");
-    assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        who_am_i(&pretender, &running.base).await.0,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
 
     // The admin, who signs in with a password, links their Microsoft account on My
     // account; from then on Microsoft signs them in as that account, with its own role.
@@ -1405,14 +1408,7 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
         .expect("linked");
     assert!(linked.text().await.expect("html").contains("id=\"linked\""));
     let (admin_ms, _, _) = microsoft_sign_in(&running.base, "it@acme.example").await;
-    let me: serde_json::Value = admin_ms
-        .get(format!("{}/api/v1/me", running.base))
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let (_, me) = who_am_i(&admin_ms, &running.base).await;
     assert_eq!(
         (me["actor"].as_str(), me["role"].as_str()),
         (Some("it@acme.example"), Some("company_admin")),
@@ -1425,12 +1421,10 @@ async fn connect_microsoft_365_records_the_tenant_and_the_new_instance_passes_it
     calendars.set_faults(faults.clone());
     let (forged, _, page) = microsoft_sign_in(&running.base, "lisa@acme.example").await;
     assert!(page.contains("signature"), "{page}");
-    let me = forged
-        .get(format!("{}/api/v1/me", running.base))
-        .send()
-        .await
-        .expect("me");
-    assert_eq!(me.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        who_am_i(&forged, &running.base).await.0,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
     faults.bad_id_token = None;
     calendars.set_faults(faults);
 
