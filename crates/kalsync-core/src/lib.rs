@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod booking;
+pub mod exchange;
 pub mod message;
 pub mod reason;
 pub mod redact;

@@ -80,6 +80,44 @@ pub struct StatusUpdate {
     pub upcoming: Vec<AbsenceStatus>,
 }
 
+/// What a PBX shows of a status: the absence's reason, mode and times (its messages
+/// follow from them), without the upcoming list. Two statuses with the same key need
+/// not both be sent. The engine compares keys before it writes the texts out, so it
+/// makes them from the timeline's absence ([`StatusKey::of`]) as well as from a sent
+/// status ([`StatusUpdate::key`]): both through [`StatusKey::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusKey {
+    reason: String,
+    mode: Mode,
+    since: Timestamp,
+    until: Timestamp,
+    returns_at: Timestamp,
+}
+
+impl StatusKey {
+    /// The key of these shown parts.
+    pub fn new(
+        reason: &str,
+        mode: Mode,
+        since: Timestamp,
+        until: Timestamp,
+        returns_at: Timestamp,
+    ) -> StatusKey {
+        StatusKey {
+            reason: reason.to_owned(),
+            mode,
+            since,
+            until,
+            returns_at,
+        }
+    }
+
+    /// The key of an absence in a timeline.
+    pub fn of(a: &Absence) -> StatusKey {
+        StatusKey::new(a.reason.as_str(), a.mode, a.start, a.end, a.returns_at)
+    }
+}
+
 /// How many upcoming absences go with a status.
 pub const UPCOMING: usize = 5;
 
@@ -113,22 +151,10 @@ impl StatusUpdate {
         }
     }
 
-    /// What a PBX shows: the absence (reason, mode, times, messages), without the
-    /// upcoming list. Two updates with the same key need not both be sent.
-    pub fn key(&self) -> Option<(String, Mode, Timestamp, Timestamp, Timestamp)> {
+    /// What a PBX shows ([`StatusKey`]); `None`: available.
+    pub fn key(&self) -> Option<StatusKey> {
         self.absence
             .as_ref()
-            .map(|a| (a.reason.clone(), a.mode, a.since, a.until, a.returns_at))
+            .map(|a| StatusKey::new(&a.reason, a.mode, a.since, a.until, a.returns_at))
     }
-}
-
-/// When a timeline next changes someone's status after `t`: the next absence start or
-/// end.
-pub fn next_transition(timeline: &Timeline, t: Timestamp) -> Option<Timestamp> {
-    timeline
-        .absences
-        .iter()
-        .flat_map(|a| [a.start, a.end])
-        .filter(|&x| x > t)
-        .min()
 }

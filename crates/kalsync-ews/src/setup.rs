@@ -9,7 +9,7 @@
 //! name throughout, `-ResultSize Unlimited`, `-AccessRights`, the 2010 and 2013+
 //! throttling parameters kept apart, no role assignment on 2007 (it has no RBAC).
 
-use crate::request::Access;
+use crate::request::{Access, Version};
 
 /// An Exchange product, for its administration commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,6 +32,18 @@ impl Product {
             other => Err(format!(
                 "`{other}` is not an Exchange version (expected 2007, 2010, 2013, 2016, 2019 or se)"
             )),
+        }
+    }
+}
+
+impl From<Version> for Product {
+    fn from(v: Version) -> Product {
+        match v {
+            Version::Exchange2007Sp1 => Product::Exchange2007,
+            Version::Exchange2010 | Version::Exchange2010Sp1 | Version::Exchange2010Sp2 => {
+                Product::Exchange2010
+            }
+            Version::Exchange2013 | Version::Exchange2013Sp1 => Product::Exchange2013,
         }
     }
 }

@@ -223,7 +223,7 @@ fn main() {
         );
         let first = engine(store.clone(), users);
         let now = Timestamp::now();
-        first.refresh_users(now).await.expect("users");
+        first.renew_leases(now).await.expect("users");
         let read = Instant::now();
         let gate = Arc::new(tokio::sync::Semaphore::new(16));
         let mut tasks = tokio::task::JoinSet::new();

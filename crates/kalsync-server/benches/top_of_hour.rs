@@ -125,8 +125,8 @@ fn main() {
                 _ => Err("webhook only".into()),
             }),
         );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(engine.clone().run(async move { let _ = stopped.await; }, Duration::from_secs(10)));
+        let stop = kalsync_engine::CancellationToken::new();
+        let running = tokio::spawn(engine.clone().run(stop.clone(), Duration::from_secs(10)));
         let wait = Duration::try_from(start.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO);
         eprintln!("engine started; the absences begin in {:.1} s", wait.as_secs_f64());
         tokio::time::sleep(wait).await;
@@ -135,7 +135,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let acks = acks.lock().expect("lock").clone();
-        let _ = stop.send(());
+        stop.cancel();
         let _ = running.await;
         let mut lateness: Vec<f64> = acks.iter().map(|a| a.saturating_duration_since(t0).as_secs_f64()).collect();
         lateness.sort_by(f64::total_cmp);

@@ -3,9 +3,9 @@
 //! step saying what passed or exactly what the Exchange (or Microsoft 365) admin must do.
 
 use jiff::{SignedDuration, Timestamp};
-use kalsync_engine::{EwsSource, GraphSource, Source};
 use kalsync_ews::request::{self, Subscription};
 use kalsync_ews::{EwsError, Shape, response};
+use kalsync_sources::Connections;
 use kalsync_store::{InstanceId, SourceConfig, Store};
 
 /// One step's result.
@@ -65,7 +65,7 @@ fn advice(e: &EwsError) -> String {
 /// Checks instance `id` with the mailbox `user` (the instance's first user when none).
 pub async fn check_instance(
     store: &dyn Store,
-    outbound: &kalsync_outbound::OutboundPolicy,
+    connections: &Connections,
     id: InstanceId,
     user: Option<&str>,
 ) -> Result<Vec<Step>, String> {
@@ -85,9 +85,8 @@ pub async fn check_instance(
     let (start, end) = (now, now + SignedDuration::from_hours(24 * 14));
     match &instance.source {
         SourceConfig::Ews { .. } => {
-            let source = EwsSource::new(&instance.source, zone.clone(), outbound)
-                .map_err(|e| e.to_string())?;
-            let client = source.client();
+            let connection = connections.reopen(&instance).map_err(|e| e.to_string())?;
+            let client = connection.ews().ok_or("not an EWS instance")?;
             let mut steps = Vec::new();
             // A one-hour view: signs in and reaches the mailbox in one request.
             let ctx = client.context(&mailbox);
@@ -172,17 +171,12 @@ pub async fn check_instance(
             Ok(steps)
         }
         SourceConfig::Graph { .. } => {
-            let source = GraphSource::new(
-                &instance.source,
-                zone,
-                kalsync_graph::Limits::default(),
-                outbound,
-            )
-            .map_err(|e| e.to_string())?;
+            let connection = connections.reopen(&instance).map_err(|e| e.to_string())?;
+            let source = connection.source();
+            let client = connection.graph().ok_or("not a Graph instance")?;
             let mut steps = vec![step(
                 "sign in",
-                source
-                    .client()
+                client
                     .check_credentials()
                     .await
                     .map(|()| "the app's credentials give a token".to_owned())
@@ -206,10 +200,10 @@ pub async fn check_instance(
 }
 
 /// The admin UI's and API's connection check: [`check_instance`] over the service's store,
-/// under its outbound policy.
+/// through the instances' own connections.
 pub(crate) struct Checker(
     pub(crate) std::sync::Arc<dyn Store>,
-    pub(crate) kalsync_outbound::OutboundPolicy,
+    pub(crate) std::sync::Arc<Connections>,
 );
 
 impl kalsync_web::ConnectionCheck for Checker {

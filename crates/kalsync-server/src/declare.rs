@@ -44,9 +44,9 @@ fn source(decl: &SourceDecl) -> Result<SourceConfig, ServerError> {
                 url: url.clone(),
                 username: username.clone(),
                 password: password.clone(),
-                auth: auth.clone(),
-                version: version.clone(),
-                access: access.clone(),
+                auth: *auth,
+                version: *version,
+                access: *access,
                 options,
             }
         }

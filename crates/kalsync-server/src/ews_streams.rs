@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kalsync_engine::{Engine, EwsSource};
+use kalsync_engine::Engine;
 use kalsync_ews::request::{self, Subscription};
 use kalsync_ews::{Affinity, EwsClient, response};
 use kalsync_store::{InstanceId, SourceConfig, Store, UserId};
@@ -76,8 +76,8 @@ pub struct EwsStreams {
     engine: Arc<Engine>,
     /// Mints the push addresses' tokens.
     secrets: kalsync_store::SecretBox,
-    /// Where Exchange may be reached.
-    outbound: kalsync_outbound::OutboundPolicy,
+    /// Each instance's one connection.
+    connections: Arc<kalsync_sources::Connections>,
     /// Where Exchange can reach this service (push subscriptions).
     public_url: Option<url::Url>,
     instances: Mutex<HashMap<InstanceId, Instance>>,
@@ -95,14 +95,14 @@ impl EwsStreams {
         store: Arc<dyn Store>,
         engine: Arc<Engine>,
         secrets: kalsync_store::SecretBox,
-        outbound: kalsync_outbound::OutboundPolicy,
+        connections: Arc<kalsync_sources::Connections>,
         public_url: Option<url::Url>,
     ) -> Arc<EwsStreams> {
         Arc::new(EwsStreams {
             store,
             engine,
             secrets,
-            outbound,
+            connections,
             public_url,
             instances: Mutex::new(HashMap::new()),
             owners: Arc::new(Mutex::new(HashMap::new())),
@@ -125,14 +125,14 @@ impl EwsStreams {
             let SourceConfig::Ews { .. } = &instance.source else {
                 continue;
             };
-            let Ok(source) = EwsSource::new(
-                &instance.source,
-                instance.settings.time_zone.clone(),
-                &self.outbound,
-            ) else {
+            let Some(client) = self
+                .connections
+                .of(&instance)
+                .ok()
+                .and_then(|c| c.ews().cloned())
+            else {
                 continue;
             };
-            let client = source.client().clone();
             let settings = client.settings();
             if settings.access != kalsync_ews::Access::Impersonation {
                 continue;
@@ -453,7 +453,7 @@ impl EwsStreams {
     /// Keeps the subscriptions up until `stop`: a pass at once, then whenever the
     /// users this node holds change, and every 30 seconds; pull subscriptions are asked
     /// every 10 seconds.
-    pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
+    pub async fn run(self: Arc<Self>, stop: kalsync_engine::CancellationToken) {
         let mut held = self.engine.held_changes();
         let mut pulls = tokio::time::interval(PULL_EVERY);
         loop {
@@ -464,9 +464,9 @@ impl EwsStreams {
             let next_pass = tokio::time::Instant::now() + Duration::from_secs(30);
             loop {
                 tokio::select! {
-                    () = stop.notified() => {
+                    () = stop.cancelled() => {
                         for (_, mut i) in lock(&self.instances).drain() {
-                                                        for mut g in i.groups.drain(..) {
+                            for mut g in i.groups.drain(..) {
                                 g.stop();
                             }
                         }

@@ -22,9 +22,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kalsync_engine::{Engine, EngineConfig, GraphSource, RetryPolicy, Source, SourceError, Target};
+use kalsync_engine::{Engine, EngineConfig, RetryPolicy, Target};
 use kalsync_pbx_sim::PbxSimulator;
-use kalsync_store::{SecretBox, SourceConfig, Store, StoreError, TargetConfig};
+use kalsync_sources::Connections;
+use kalsync_store::{SecretBox, Store, StoreError, TargetConfig};
 use kalsync_store_sql::{DatabaseUrl, SqlStore};
 use tokio::net::TcpListener;
 
@@ -63,6 +64,9 @@ pub struct Service {
     pub secrets: SecretBox,
     /// Where sources and targets may be reached.
     pub outbound: kalsync_outbound::OutboundPolicy,
+    /// Each instance's one connection to its calendars, shared by the engine, the
+    /// subscriptions, the streams and the connection check.
+    pub connections: Arc<Connections>,
 }
 
 impl Service {
@@ -83,10 +87,11 @@ impl Service {
         }
         let outbound = settings.outbound.policy();
         let pbx = PbxSimulator::new();
+        let connections = Connections::new(outbound.clone());
         let engine = Engine::new(
             store.clone(),
             engine_config(&settings),
-            source_factory(outbound.clone()),
+            connections.factory(),
             target_factory(pbx.clone(), outbound.clone()),
         );
         let subscriptions = match &settings.public_url {
@@ -95,7 +100,7 @@ impl Service {
                     store.clone(),
                     engine.clone(),
                     secrets.clone(),
-                    outbound.clone(),
+                    connections.clone(),
                     url,
                 )
                 .map_err(|e| ServerError::Config(format!("public_url: {e}")))?,
@@ -108,7 +113,7 @@ impl Service {
             .is_some_and(|u| u.scheme() == "https");
         Ok(Service {
             web: kalsync_web::WebState::new(store.clone(), secure)
-                .with_checker(Arc::new(check::Checker(store.clone(), outbound.clone())))
+                .with_checker(Arc::new(check::Checker(store.clone(), connections.clone())))
                 .with_http(
                     outbound
                         .http()
@@ -130,6 +135,7 @@ impl Service {
             settings: Arc::new(settings),
             secrets,
             outbound,
+            connections,
         })
     }
 
@@ -156,47 +162,46 @@ impl Service {
             .merge(kalsync_web::router(self.web.clone()))
     }
 
-    /// Serves until `shutdown` completes, the engine running beside the endpoints;
-    /// in-flight deliveries finish within ten seconds.
+    /// Serves until `shutdown` completes, the engine, subscriptions and streams running
+    /// beside the endpoints; then one cancellation stops them all, and requests and
+    /// deliveries in flight finish within ten seconds.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
-        let engine = tokio::spawn(self.engine.clone().run(
-            async move {
-                let _ = engine_stopped.await;
-            },
-            Duration::from_secs(10),
-        ));
+        // One signal stops every task; each finishes what it has in hand.
+        let stop = kalsync_engine::CancellationToken::new();
+        let engine = tokio::spawn(
+            self.engine
+                .clone()
+                .run(stop.clone(), Duration::from_secs(10)),
+        );
         let router = self.router();
         tracing::info!(address = %listener.local_addr()?, "serving");
         // Subscribing makes Graph call the endpoint back: it starts once serving does.
-        let stop_subscriptions = Arc::new(tokio::sync::Notify::new());
         let subscriptions = self
             .subscriptions
             .clone()
-            .map(|s| tokio::spawn(s.run(stop_subscriptions.clone())));
-        let stop_streams = Arc::new(tokio::sync::Notify::new());
+            .map(|s| tokio::spawn(s.run(stop.clone())));
         let streams = tokio::spawn(
             ews_streams::EwsStreams::new(
                 self.store.clone(),
                 self.engine.clone(),
                 self.secrets.clone(),
-                self.outbound.clone(),
+                self.connections.clone(),
                 self.settings.public_url.clone(),
             )
-            .run(stop_streams.clone()),
+            .run(stop.clone()),
         );
         // The stop ends the long-lived answers at once; requests still open ten
         // seconds later do not hold the stop up.
         let web = self.web.clone();
-        let (signalled, stop_asked) = tokio::sync::oneshot::channel::<()>();
+        let signalled = stop.clone();
         let signal = async move {
             shutdown.await;
             web.stop();
-            let _ = signalled.send(());
+            signalled.cancel();
         };
         // The peer address feeds the sign-in rate limit.
         let server = axum::serve(
@@ -205,27 +210,23 @@ impl Service {
         )
         .with_graceful_shutdown(signal)
         .into_future();
-        tokio::select! {
-            served = server => served?,
+        let served = tokio::select! {
+            served = server => served,
             () = async {
-                if stop_asked.await.is_ok() {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
+                stop.cancelled().await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
             } => {
                 tracing::warn!("requests still open ten seconds after the stop: they are cut");
+                Ok(())
             }
-        }
-        stop_subscriptions.notify_one();
+        };
+        stop.cancel();
         if let Some(task) = subscriptions {
             let _ = task.await;
         }
-        stop_streams.notify_one();
         let _ = streams.await;
-        let _ = stop_engine.send(());
         let _ = engine.await;
-        Ok(())
+        Ok(served?)
     }
 }
 
@@ -301,25 +302,6 @@ fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "kalsync".into())
-}
-
-/// Sources by kind.
-fn source_factory(outbound: kalsync_outbound::OutboundPolicy) -> kalsync_engine::SourceFactory {
-    Arc::new(move |instance| -> Result<Arc<dyn Source>, SourceError> {
-        match &instance.source {
-            config @ SourceConfig::Graph { .. } => Ok(Arc::new(GraphSource::new(
-                config,
-                instance.settings.time_zone.clone(),
-                kalsync_graph::Limits::default(),
-                &outbound,
-            )?)),
-            config @ SourceConfig::Ews { .. } => Ok(Arc::new(kalsync_engine::EwsSource::new(
-                config,
-                instance.settings.time_zone.clone(),
-                &outbound,
-            )?)),
-        }
-    })
 }
 
 /// Targets by kind; every `simulator` target is the one in-process PBX.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use kalsync_core::exchange::{Access, SignIn, Version};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -309,15 +310,15 @@ pub enum SourceDecl {
         /// Its password.
         #[serde(skip_serializing)]
         password: SecretString,
-        /// `ntlm` (Windows integrated authentication, the default) or `basic`.
+        /// `ntlm` (Windows integrated authentication, the default), `basic` or `oauth`.
         #[serde(default = "ntlm")]
-        auth: String,
+        auth: SignIn,
         /// `2007`, `2010`, `2013`, `2016`, `2019`, `se` or `Exchange2010_SP1`….
         #[serde(default = "exchange_2016")]
-        version: String,
+        version: Version,
         /// `impersonation` (ApplicationImpersonation) or `delegate` (Reviewer).
         #[serde(default = "impersonation")]
-        access: String,
+        access: Access,
         /// OAuth tenant and scope, request limit (`max_concurrency`), inline CAs.
         #[serde(default)]
         options: kalsync_store::EwsOptions,
@@ -327,16 +328,16 @@ pub enum SourceDecl {
     },
 }
 
-fn ntlm() -> String {
-    "ntlm".into()
+fn ntlm() -> SignIn {
+    SignIn::Ntlm
 }
 
-fn exchange_2016() -> String {
-    "2016".into()
+fn exchange_2016() -> Version {
+    Version::Exchange2013Sp1
 }
 
-fn impersonation() -> String {
-    "impersonation".into()
+fn impersonation() -> Access {
+    Access::Impersonation
 }
 
 /// A user declared in the file.
@@ -453,7 +454,11 @@ mod tests {
         let s = Settings::load(Some(&path), &Overrides::default()).expect("with EWS");
         assert!(matches!(
             &s.companies[0].instances[1].source,
-            SourceDecl::Ews { auth, access, .. } if auth == "ntlm" && access == "impersonation"
+            SourceDecl::Ews {
+                auth: SignIn::Ntlm,
+                access: Access::Impersonation,
+                ..
+            }
         ));
         std::fs::write(&path, EXAMPLE).expect("write");
         let flags = Overrides {

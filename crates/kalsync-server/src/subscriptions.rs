@@ -15,10 +15,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
-use kalsync_engine::{Engine, GraphSource};
+use kalsync_engine::Engine;
 use kalsync_graph::notifications::{self, LifecycleEvent, Notification};
 use kalsync_graph::{GraphClient, GraphError, NewSubscription};
-use kalsync_store::{InstanceId, SecretBox, SourceConfig, Store, UserId};
+use kalsync_sources::Connections;
+use kalsync_store::{SecretBox, Store, UserId};
 
 /// The sync-state key of a user's Graph subscription (id, expiry, sealed clientState).
 const GRAPH_SUBSCRIPTION: &str = "graph_subscription";
@@ -44,10 +45,9 @@ pub struct Subscriptions {
     store: Arc<dyn Store>,
     engine: Arc<Engine>,
     secrets: SecretBox,
-    outbound: kalsync_outbound::OutboundPolicy,
+    connections: Arc<Connections>,
     notification_url: url::Url,
     lifecycle_url: url::Url,
-    clients: Mutex<HashMap<InstanceId, GraphClient>>,
     registry: Mutex<HashMap<String, Registered>>,
     /// Subscriptions Graph asked to reauthorise: renewed on the next pass.
     reauthorize: Mutex<std::collections::HashSet<String>>,
@@ -75,17 +75,16 @@ impl Subscriptions {
         store: Arc<dyn Store>,
         engine: Arc<Engine>,
         secrets: SecretBox,
-        outbound: kalsync_outbound::OutboundPolicy,
+        connections: Arc<Connections>,
         public_url: &url::Url,
     ) -> Result<Arc<Self>, url::ParseError> {
         Ok(Arc::new(Subscriptions {
             store,
             engine,
             secrets,
-            outbound,
+            connections,
             notification_url: public_url.join("notifications/graph")?,
             lifecycle_url: public_url.join("notifications/graph/lifecycle")?,
-            clients: Mutex::new(HashMap::new()),
             registry: Mutex::new(HashMap::new()),
             reauthorize: Mutex::new(std::collections::HashSet::new()),
             wake: tokio::sync::Notify::new(),
@@ -93,32 +92,10 @@ impl Subscriptions {
         }))
     }
 
+    /// The instance's Graph client (its one connection's); EWS instances are polled
+    /// or streamed instead.
     fn client(&self, instance: &kalsync_store::Instance) -> Option<GraphClient> {
-        if let Some(c) = self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&instance.id)
-        {
-            return Some(c.clone());
-        }
-        // Graph subscriptions are for Graph instances; EWS instances are polled.
-        let SourceConfig::Graph { .. } = &instance.source else {
-            return None;
-        };
-        let source = GraphSource::new(
-            &instance.source,
-            instance.settings.time_zone.clone(),
-            kalsync_graph::Limits::default(),
-            &self.outbound,
-        )
-        .ok()?;
-        let client = source.client().clone();
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(instance.id, client.clone());
-        Some(client)
+        self.connections.of(instance).ok()?.graph().cloned()
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Registered>> {
@@ -428,9 +405,9 @@ impl Subscriptions {
             .into_response()
     }
 
-    /// Keeps subscriptions alive until `stop` is set: a pass at start, then every
+    /// Keeps subscriptions alive until `stop` is cancelled: a pass at start, then every
     /// five minutes or when a lifecycle event asks.
-    pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
+    pub async fn run(self: Arc<Self>, stop: kalsync_engine::CancellationToken) {
         let mut held = self.engine.held_changes();
         loop {
             let pass = self.maintain(Timestamp::now()).await;
@@ -444,7 +421,7 @@ impl Subscriptions {
                 );
             }
             tokio::select! {
-                () = stop.notified() => return,
+                () = stop.cancelled() => return,
                 () = self.wake.notified() => {}
                 _ = held.changed() => {}
                 () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}

@@ -117,9 +117,9 @@ fn acme_with_every_source_and_target(
                     url: ews.to_owned(),
                     username: "CORP\\svc-kalsync".into(),
                     password: EWS_PASSWORD.to_owned().into(),
-                    auth: "ntlm".into(),
-                    version: "2016".into(),
-                    access: "impersonation".into(),
+                    auth: kalsync_core::exchange::SignIn::Ntlm,
+                    version: kalsync_core::exchange::Version::Exchange2013Sp1,
+                    access: kalsync_core::exchange::Access::Impersonation,
                     options: Default::default(),
                     ca_file: None,
                 },
@@ -716,7 +716,7 @@ async fn sources_and_targets_on_local_addresses_are_refused_without_the_operator
     for instance in service.store.instances(company).await.expect("instances") {
         let steps = kalsync_server::check::check_instance(
             service.store.as_ref(),
-            &service.outbound,
+            &service.connections,
             instance.id,
             Some("anna@acme.example"),
         )

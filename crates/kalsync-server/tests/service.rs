@@ -106,9 +106,9 @@ fn ews_source(base: &url::Url, username: &str, auth: &str, version: &str) -> Sou
         url: format!("{base}EWS/Exchange.asmx"),
         username: username.into(),
         password: "Sommar2026!".to_owned().into(),
-        auth: auth.into(),
-        version: version.into(),
-        access: "impersonation".into(),
+        auth: kalsync_core::exchange::SignIn::parse(auth).expect("a sign-in"),
+        version: kalsync_core::exchange::Version::parse(version).expect("a version"),
+        access: kalsync_core::exchange::Access::Impersonation,
         options: Default::default(),
         ca_file: None,
     }
@@ -641,7 +641,7 @@ async fn check_walks_an_exchange_set_up_and_names_what_to_fix() {
     let store = service.store.clone();
     let company = store.companies().await.expect("companies")[0].id;
     let instance = store.instances(company).await.expect("instances")[0].id;
-    let outbound = service.outbound.clone();
+    let outbound = service.connections.clone();
     let run = || kalsync_server::check::check_instance(store.as_ref(), &outbound, instance, None);
 
     let steps = run().await.expect("checked");
@@ -851,7 +851,7 @@ async fn a_delegate_instance_polls_with_sync_folder_items_and_reads_only_on_chan
     let mut s = settings(&sim_url, &dir).await;
     let mut source = ews_source(&ews_url, "CORP\\svc-kalsync", "ntlm", "2013");
     if let SourceDecl::Ews { access, .. } = &mut source {
-        *access = "delegate".into();
+        *access = kalsync_core::exchange::Access::Delegate;
     }
     s.companies[0].instances[0].source = source;
     let running = Running::start(s, dir).await;
@@ -929,9 +929,9 @@ async fn an_exchange_instance_signs_in_with_oauth_tokens_from_entra() {
         url: format!("{ews_url}EWS/Exchange.asmx"),
         username: "c".into(),
         password: "s".to_owned().into(),
-        auth: "oauth".into(),
-        version: "2016".into(),
-        access: "impersonation".into(),
+        auth: kalsync_core::exchange::SignIn::OAuth,
+        version: kalsync_core::exchange::Version::Exchange2013Sp1,
+        access: kalsync_core::exchange::Access::Impersonation,
         options: kalsync_store::EwsOptions {
             tenant: Some("t".into()),
             login_url: Some(sim_url.to_string()),

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use jiff::Timestamp;
+use kalsync_core::exchange::{Access, SignIn, Version};
 use kalsync_core::{EmailAddress, Extension, InstanceSettings};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -118,19 +119,19 @@ pub enum SourceConfig {
         username: String,
         /// Its password.
         password: SecretString,
-        /// `basic` or `ntlm`.
-        auth: String,
-        /// `RequestServerVersion` or product year (`2010`, `Exchange2013_SP1`…).
-        version: String,
-        /// `impersonation` or `delegate`.
-        access: String,
+        /// How it signs in: NTLM, Basic or OAuth.
+        auth: SignIn,
+        /// The `RequestServerVersion` it is asked as.
+        version: Version,
+        /// Impersonation or delegate access.
+        access: Access,
         /// OAuth, request limit, trusted CAs.
         options: EwsOptions,
     },
 }
 
 /// An EWS instance's less common settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EwsOptions {
     /// With `auth = "oauth"`: the Entra ID tenant of the app (the instance's
@@ -152,7 +153,7 @@ pub struct EwsOptions {
 /// sent. A stored secret is kept on a change only while this stays the same: a new
 /// tenant, app, address, account, sign-in, OAuth tenant, login host, scope or trusted
 /// CA needs the secret typed in again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SecretDestination {
     /// A Graph app's secret goes to `login_url`'s token endpoint for `tenant`; its
     /// tokens go to `graph_url`.
@@ -173,7 +174,7 @@ pub enum SecretDestination {
         /// The account.
         username: String,
         /// How it signs in.
-        auth: String,
+        auth: SignIn,
         /// OAuth's tenant, login host and scope.
         oauth: (Option<String>, Option<String>, Option<String>),
         /// The CAs trusted for the server.
@@ -206,7 +207,7 @@ impl SourceConfig {
             } => SecretDestination::Ews {
                 url: url.clone(),
                 username: username.clone(),
-                auth: auth.clone(),
+                auth: *auth,
                 oauth: (
                     options.tenant.clone(),
                     options.login_url.clone(),
@@ -236,6 +237,33 @@ impl SourceConfig {
             _ => return None,
         }
         Some(self)
+    }
+
+    /// A digest of everything in the configuration, secrets too, so that a connection
+    /// built from it can tell when it is out of date. Kept in memory only: never stored,
+    /// logged or shown.
+    pub fn fingerprint(&self) -> u64 {
+        use secrecy::ExposeSecret as _;
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::hash::DefaultHasher::new();
+        self.secret_destination().hash(&mut h);
+        match self {
+            SourceConfig::Graph { credential, .. } => match credential {
+                GraphCredential::Secret(s) => s.expose_secret().hash(&mut h),
+                GraphCredential::Certificate {
+                    certificate_pem,
+                    private_key_pem,
+                } => (certificate_pem, private_key_pem.expose_secret()).hash(&mut h),
+            },
+            SourceConfig::Ews {
+                password,
+                version,
+                access,
+                options,
+                ..
+            } => (password.expose_secret(), version, access, options).hash(&mut h),
+        }
+        h.finish()
     }
 
     /// The kind, for lists: `graph` or `ews`.
@@ -281,8 +309,8 @@ impl SourceConfig {
                 access,
                 options,
             } => json!({"kind": "ews", "url": url, "username": username,
-                        "password": secrets.seal(password), "auth": auth,
-                        "version": version, "access": access, "options": options}),
+                        "password": secrets.seal(password), "auth": auth.as_str(),
+                        "version": version.as_str(), "access": access.as_str(), "options": options}),
         }
     }
 
@@ -324,9 +352,9 @@ impl SourceConfig {
                     url: field("url")?,
                     username: field("username")?,
                     password: secrets.open(&field("password")?)?,
-                    auth: field("auth")?,
-                    version: field("version")?,
-                    access: field("access")?,
+                    auth: SignIn::parse(&field("auth")?).map_err(|e| corrupt(&e))?,
+                    version: Version::parse(&field("version")?).map_err(|e| corrupt(&e))?,
+                    access: Access::parse(&field("access")?).map_err(|e| corrupt(&e))?,
                     options: match value.get("options") {
                         None | Some(Value::Null) => EwsOptions::default(),
                         Some(o) => serde_json::from_value(o.clone())
@@ -452,6 +480,36 @@ pub enum TargetConfig {
 }
 
 impl TargetConfig {
+    /// A digest of everything in the configuration, secrets too, so that a connection
+    /// built from it can tell when it is out of date. Kept in memory only.
+    pub fn fingerprint(&self) -> u64 {
+        use secrecy::ExposeSecret as _;
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::hash::DefaultHasher::new();
+        self.kind().hash(&mut h);
+        match self {
+            TargetConfig::Webhook {
+                url,
+                signing_secret,
+            } => (url, signing_secret.expose_secret()).hash(&mut h),
+            TargetConfig::Sip {
+                proxy,
+                domain,
+                username,
+                password,
+            } => (proxy, domain, username, password.expose_secret()).hash(&mut h),
+            TargetConfig::Ami {
+                host,
+                port,
+                username,
+                secret,
+                announcement,
+            } => (host, port, username, secret.expose_secret(), announcement).hash(&mut h),
+            TargetConfig::Simulator => {}
+        }
+        h.finish()
+    }
+
     /// `webhook`, `sip`, `ami` or `simulator`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -26,8 +26,8 @@ pub(crate) struct ExchangeArgs {
     #[arg(long, value_name = "GROUP")]
     users_from_group: Option<String>,
     /// `impersonation` (the ApplicationImpersonation role) or `delegate` (Reviewer).
-    #[arg(long, default_value = "impersonation")]
-    access: String,
+    #[arg(long, default_value = "impersonation", value_parser = kalsync_ews::Access::parse)]
+    access: kalsync_ews::Access,
 }
 
 /// Arguments of `kalsync check`.
@@ -50,15 +50,7 @@ pub(crate) struct CheckArgs {
 /// Runs `kalsync setup …`.
 pub(crate) fn setup(command: &SetupCommand) -> Result<(), String> {
     let SetupCommand::Exchange(args) = command;
-    let access = match args.access.as_str() {
-        "impersonation" => kalsync_ews::Access::Impersonation,
-        "delegate" => kalsync_ews::Access::Delegate,
-        other => {
-            return Err(format!(
-                "--access `{other}`: expected impersonation or delegate"
-            ));
-        }
-    };
+    let access = args.access;
     let account = args.account.trim();
     if account.is_empty() || account.contains(['"', '\n', '`', '$']) {
         return Err(format!(
@@ -117,7 +109,7 @@ pub(crate) fn check(args: &CheckArgs) -> Result<(), String> {
         );
         let steps = kalsync_server::check::check_instance(
             store,
-            &service.outbound,
+            &service.connections,
             instance.id,
             args.user.as_deref(),
         )

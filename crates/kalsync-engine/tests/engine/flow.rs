@@ -31,7 +31,7 @@ async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
 
     assert_eq!(
         engine
-            .schedule_due(at("2026-11-24 12:00"))
+            .publish_due(at("2026-11-24 12:00"))
             .await
             .expect("schedule"),
         1
@@ -54,7 +54,7 @@ async fn a_lunch_reaches_the_pbx_at_noon_and_clears_at_one() {
     assert_eq!(delivery.sequence, 1);
 
     engine
-        .schedule_due(at("2026-11-24 13:00"))
+        .publish_due(at("2026-11-24 13:00"))
         .await
         .expect("schedule");
     engine
@@ -90,14 +90,14 @@ async fn after_a_clock_jump_the_state_in_force_goes_out_once() {
     // The clock jumps from 09:00 to 14:30: lunch came and went, the meeting is on.
     assert_eq!(
         engine
-            .schedule_due(at("2026-11-24 14:30"))
+            .publish_due(at("2026-11-24 14:30"))
             .await
             .expect("schedule"),
         1
     );
     assert_eq!(
         engine
-            .schedule_due(at("2026-11-24 14:30"))
+            .publish_due(at("2026-11-24 14:30"))
             .await
             .expect("again"),
         0,
@@ -262,7 +262,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered() {
 
     // A PBX that keeps failing ends in a dead letter after the budget (3 attempts).
     engine
-        .schedule_due(at("2026-11-24 13:00"))
+        .publish_due(at("2026-11-24 13:00"))
         .await
         .expect("clear scheduled");
     for _ in 0..3 {
@@ -320,7 +320,7 @@ async fn a_throttled_read_is_retried_after_retry_after_and_reported() {
         retry_after: Duration::from_secs(20),
     });
     let now = at("2026-11-24 09:00");
-    engine.refresh_users(now).await.expect("users");
+    engine.renew_leases(now).await.expect("users");
     assert_eq!(engine.sync_due(now).await, 1);
     let user = w.store.user(w.anna.id).await.expect("user");
     assert!(
@@ -392,13 +392,8 @@ async fn the_run_loop_delivers_on_time_and_stops_cleanly() {
     w.book(vec![b]);
     // The run loop reads the machine's clock, so this test's engine starts on it too.
     let engine = w.engine_at(now).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(engine.clone().run(
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(5),
-    ));
+    let stop = kalsync_engine::CancellationToken::new();
+    let running = tokio::spawn(engine.clone().run(stop.clone(), Duration::from_secs(5)));
     tokio::time::sleep(Duration::from_millis(2800)).await;
     assert_eq!(
         w.pbx.received.lock().expect("lock").len(),
@@ -410,7 +405,7 @@ async fn the_run_loop_delivers_on_time_and_stops_cleanly() {
         late < jiff::SignedDuration::from_secs(1),
         "within a second of its time: {late}"
     );
-    let _ = stop.send(());
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(6), running)
         .await
         .expect("stops within the grace")
@@ -429,7 +424,7 @@ async fn after_the_clock_steps_back_the_status_sent_early_is_taken_back() {
     let engine = w.engine_after_read("2026-11-24 09:00").await;
     // A clock five hours fast: the meeting goes out early.
     engine
-        .schedule_due(at("2026-11-24 14:30"))
+        .publish_due(at("2026-11-24 14:30"))
         .await
         .expect("schedule");
     engine
@@ -489,7 +484,7 @@ async fn a_read_recorded_in_the_future_does_not_delay_the_next_one() {
     let engine = w.engine().await;
     assert_eq!(engine.sync_due(at(START)).await, 1, "read at once");
     engine
-        .schedule_due(at("2026-11-24 12:00"))
+        .publish_due(at("2026-11-24 12:00"))
         .await
         .expect("schedule");
     engine

@@ -222,7 +222,7 @@ impl World {
             Arc::new(move |_| Ok(calendars.clone() as Arc<dyn Source>)),
             Arc::new(move |_| Ok(pbx.clone() as Arc<dyn Target>)),
         );
-        engine.refresh_users(now).await.expect("lease");
+        engine.renew_leases(now).await.expect("lease");
         engine
     }
 

@@ -31,9 +31,9 @@ async fn takeover(store: Arc<dyn Store>, w: &World) {
     let a = node(w, "node-a", store.clone());
     let b = node(w, "node-b", store.clone());
     let now = at("2026-11-24 09:00");
-    assert_eq!(a.refresh_users(now).await.expect("a"), 1);
+    assert_eq!(a.renew_leases(now).await.expect("a"), 1);
     assert_eq!(
-        b.refresh_users(now).await.expect("b"),
+        b.renew_leases(now).await.expect("b"),
         0,
         "a user belongs to one node"
     );
@@ -49,9 +49,9 @@ async fn takeover(store: Arc<dyn Store>, w: &World) {
 
     // Node a stops without a word; after the lease time node b holds the user.
     let later = now + jiff::SignedDuration::from_millis(500);
-    assert_eq!(b.refresh_users(later).await.expect("b"), 1);
+    assert_eq!(b.renew_leases(later).await.expect("b"), 1);
     assert!(b.holds(w.anna.id));
-    assert_eq!(a.refresh_users(later).await.expect("a"), 0, "a lost it");
+    assert_eq!(a.renew_leases(later).await.expect("a"), 0, "a lost it");
     // Node b picks up where node a stopped: nothing is sent twice.
     assert_eq!(b.catch_up(later).await.expect("catch up"), 0);
 }

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kalsync_core::InstanceSettings;
+use kalsync_core::exchange::{Access, SignIn, Version};
 use kalsync_store::{EwsOptions, GraphCredential, Instance, InstanceId, NewInstance, SourceConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -82,11 +83,14 @@ pub(crate) enum SourceView {
         /// Service account.
         username: String,
         /// `ntlm`, `basic` or `oauth`.
-        auth: String,
-        /// Version.
-        version: String,
+        #[schema(value_type = String)]
+        auth: SignIn,
+        /// Version, e.g. `Exchange2013_SP1`.
+        #[schema(value_type = String)]
+        version: Version,
         /// `impersonation` or `delegate`.
-        access: String,
+        #[schema(value_type = String)]
+        access: Access,
         /// Requests in flight at most.
         max_concurrency: Option<u32>,
         /// Whether a company CA is trusted.
@@ -123,9 +127,9 @@ impl From<&SourceConfig> for SourceView {
             } => SourceView::Ews {
                 url: url.clone(),
                 username: username.clone(),
-                auth: auth.clone(),
-                version: version.clone(),
-                access: access.clone(),
+                auth: *auth,
+                version: *version,
+                access: *access,
                 max_concurrency: options.max_concurrency,
                 own_ca: options.ca_pem.is_some(),
             },
@@ -219,15 +223,16 @@ fn url(field: &str, text: &str) -> Result<String, ApiError> {
     }
 }
 
-fn one_of(field: &str, value: Option<String>, allowed: &[&str]) -> Result<String, ApiError> {
-    let v = value.unwrap_or_else(|| allowed[0].to_owned());
-    if allowed.contains(&v.as_str()) {
-        Ok(v)
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("`{v}` (expected {})", allowed.join(", ")),
-        ))
+/// `value` read by `parse` (whose message names what is expected), or `default`.
+fn parsed<T>(
+    field: &str,
+    value: Option<String>,
+    default: T,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(v) => parse(&v).map_err(|e| ApiError::invalid(field, e)),
     }
 }
 
@@ -297,7 +302,7 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
         } => {
             let address = url("source.url", &address)?;
             let username = required("source.username", &username)?;
-            let auth = one_of("source.auth", auth, &["ntlm", "basic", "oauth"])?;
+            let auth = parsed("source.auth", auth, SignIn::Ntlm, SignIn::parse)?;
             // Options left out are the stored ones (a company CA, OAuth, limits).
             let options = match (options, kept) {
                 (Some(o), _) => o,
@@ -305,7 +310,7 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                 (None, _) => EwsOptions::default(),
             };
             let given = password.filter(|p| !p.expose_secret().is_empty());
-            if auth == "oauth" && options.tenant.is_none() {
+            if auth == SignIn::OAuth && options.tenant.is_none() {
                 return Err(ApiError::invalid(
                     "source.options.tenant",
                     "required with auth = oauth",
@@ -322,12 +327,18 @@ fn source(input: SourceInput, kept: Option<&SourceConfig>) -> Result<SourceConfi
                 username,
                 password: given.clone().unwrap_or_else(|| String::new().into()),
                 auth,
-                version: one_of(
+                version: parsed(
                     "source.version",
                     version,
-                    &["2016", "2007", "2010", "2013", "2019", "se"],
+                    Version::Exchange2013Sp1,
+                    Version::parse,
                 )?,
-                access: one_of("source.access", access, &["impersonation", "delegate"])?,
+                access: parsed(
+                    "source.access",
+                    access,
+                    Access::Impersonation,
+                    Access::parse,
+                )?,
                 options,
             };
             with_secret(

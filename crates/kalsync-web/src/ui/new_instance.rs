@@ -95,7 +95,7 @@ impl NewForm {
 
 /// The PowerShell for an Exchange version and access, or why not.
 fn powershell(version: &str, access: &str, account: &str) -> Result<String, String> {
-    let product = kalsync_ews::setup::Product::parse(version)?;
+    let product = kalsync_ews::setup::Product::from(kalsync_ews::Version::parse(version)?);
     let access = match access {
         "delegate" => kalsync_ews::Access::Delegate,
         _ => kalsync_ews::Access::Impersonation,
@@ -152,7 +152,9 @@ pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm, only: Option<&str>)
             }
             label for="version" { (t.version) }
             select #version name="version" {
-                @for v in ["2007", "2010", "2013", "2016", "2019", "se"] { option value=(v) selected[version == v] { (v) } }
+                @let years = ["2007", "2010", "2013", "2016", "2019", "se"];
+                @if !years.contains(&version) { option value=(version) selected { (version) } }
+                @for v in years { option value=(v) selected[version == v] { (v) } }
             }
             label for="access" { (t.access) }
             select #access name="access" {
@@ -318,9 +320,9 @@ impl NewForm {
                 form.kind = "ews".into();
                 form.url = url.clone();
                 form.username = username.clone();
-                form.auth = auth.clone();
-                form.version = version.clone();
-                form.access = access.clone();
+                form.auth = auth.as_str().into();
+                form.version = version.year().unwrap_or(version.as_str()).into();
+                form.access = access.as_str().into();
             }
         }
         form

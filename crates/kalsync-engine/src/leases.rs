@@ -1,0 +1,192 @@
+//! Which users this node holds: leases renewed and taken, each held user's instance,
+//! targets and stored plan loaded, requests other nodes left for them claimed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_store::{DeliveryState, Instance, InstanceId, User, UserId};
+
+use crate::plan::Plan;
+use crate::status::StatusUpdate;
+use crate::{Engine, EngineError};
+
+impl Engine {
+    /// Reads requests other nodes left for this node's users.
+    pub async fn claim_requests(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let users = self.store.claim_sync_requests(&self.config.node).await?;
+        for user in &users {
+            self.mark_dirty(*user, now);
+        }
+        Ok(users.len())
+    }
+
+    /// Renews this node's leases and takes free users (up to `max_users`), then reads
+    /// every active instance's users and targets: newly held users are read at once (or
+    /// polled on schedule when read lately), users no longer held leave the schedule.
+    /// Returns how many users this node holds. The lease loop's one step.
+    pub async fn renew_leases(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let ttl = SignedDuration::try_from(self.config.lease_ttl)
+            .unwrap_or(SignedDuration::from_secs(30));
+        let leased: std::collections::HashSet<UserId> = self
+            .store
+            .lease_users(&self.config.node, now, ttl, self.config.max_users)
+            .await?
+            .into_iter()
+            .collect();
+        let mut held = HashMap::new();
+        let mut instances = HashMap::new();
+        let mut mailboxes = HashMap::new();
+        let mut company_targets = HashMap::new();
+        let mut targets_by_id = HashMap::new();
+        for instance in self.store.active_instances().await? {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                company_targets.entry(instance.company)
+            {
+                let targets: Vec<Arc<kalsync_store::Target>> = self
+                    .store
+                    .targets(instance.company)
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.active)
+                    .map(Arc::new)
+                    .collect();
+                for t in &targets {
+                    targets_by_id.insert(t.id, t.clone());
+                }
+                slot.insert(targets);
+            }
+            for user in self.store.users(instance.id).await? {
+                if !leased.contains(&user.id) {
+                    continue;
+                }
+                mailboxes.insert((instance.id, user.email.to_string()), user.id);
+                held.insert(user.id, (Arc::new(user), instance.company));
+            }
+            instances.insert(instance.id, Arc::new(instance));
+        }
+        let poll = SignedDuration::try_from(self.config.poll_interval)
+            .unwrap_or(SignedDuration::from_mins(5));
+        let new_users = {
+            let inner = self.inner();
+            held.keys().any(|u| !inner.held.contains_key(u))
+        };
+        // Newly held users' timelines (page by page) and last deliveries.
+        let deliveries = if new_users {
+            self.load_plans(&held, &instances, now).await?;
+            self.store.held_last_deliveries(&self.config.node).await?
+        } else {
+            Vec::new()
+        };
+        let mut inner = self.inner();
+        for (id, (user, _)) in &held {
+            if inner.held.contains_key(id)
+                || inner.last_read.contains_key(id)
+                || inner.dirty.contains_key(id)
+            {
+                continue;
+            }
+            // Read recently (by this node before a restart, or another): polled on
+            // schedule; otherwise read now. A read recorded after `now` (this node's
+            // clock is behind the one that read, or was stepped back) says nothing about
+            // when the next poll is due: read now rather than wait for that clock.
+            match user.last_sync {
+                Some(at) if at <= now && now.duration_since(at) < poll => {
+                    inner.last_read.insert(*id, at);
+                }
+                _ => {
+                    inner.dirty.insert(*id, now);
+                }
+            }
+        }
+        for d in deliveries {
+            if d.state == DeliveryState::Dead {
+                continue;
+            }
+            let key = serde_json::from_value::<StatusUpdate>(d.payload)
+                .map(|s| s.key())
+                .ok();
+            if let Some(key) = key {
+                inner.published.entry((d.user, d.target)).or_insert(key);
+            }
+        }
+        inner.last_read.retain(|u, _| held.contains_key(u));
+        inner.dirty.retain(|u, _| held.contains_key(u));
+        inner.backoff.retain(|u, _| held.contains_key(u));
+        inner.plans.retain(|u, _| held.contains_key(u));
+        inner.published.retain(|(u, _), _| held.contains_key(u));
+        let gone: Vec<(Timestamp, UserId)> = inner
+            .schedule
+            .iter()
+            .filter(|(_, u)| !held.contains_key(u))
+            .copied()
+            .collect();
+        for entry in gone {
+            inner.schedule.remove(&entry);
+            inner.next_of.remove(&entry.1);
+        }
+        let changed =
+            held.len() != inner.held.len() || held.keys().any(|u| !inner.held.contains_key(u));
+        inner.by_mailbox = mailboxes;
+        inner.company_targets = company_targets;
+        inner.targets_by_id = targets_by_id;
+        let count = held.len();
+        inner.held = held;
+        inner.instances = instances;
+        drop(inner);
+        if changed {
+            self.held_version.send_modify(|v| *v += 1);
+        }
+        Ok(count)
+    }
+
+    /// Packs the stored timelines of the users this node holds and has no plan for yet,
+    /// a page at a time. A timeline that cannot be read sends its user to a re-read.
+    pub(crate) async fn load_plans(
+        &self,
+        held: &HashMap<UserId, (Arc<User>, kalsync_store::CompanyId)>,
+        instances: &HashMap<InstanceId, Arc<Instance>>,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        const PAGE: usize = 2000;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .held_timelines(&self.config.node, after, PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(*last);
+            let more = page.len() == PAGE;
+            let mut guard = self.inner();
+            let inner = &mut *guard;
+            for (user, timeline) in page {
+                let Some(instance) = held
+                    .get(&user)
+                    .and_then(|(u, _)| instances.get(&u.instance))
+                else {
+                    continue;
+                };
+                if inner.plans.contains_key(&user) {
+                    continue;
+                }
+                match timeline {
+                    Ok(t) => {
+                        let plan = Plan::pack(&t, &instance.settings.time_zone, &mut inner.reasons);
+                        inner.plans.insert(user, plan);
+                    }
+                    Err(e) => {
+                        tracing::warn!(user = %user, error = %e, "the stored timeline cannot be read; the calendar is read again");
+                        inner.dirty.insert(user, now);
+                    }
+                }
+            }
+            drop(guard);
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The engine's loops — leases, sync, publish, deliver, retention — each a loop around
+//! one public step, all stopped by one cancellation token with a bounded drain; and the
+//! watch on the wall clock that catches a step back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::Engine;
+
+impl Engine {
+    /// Runs the loops until `shutdown` is cancelled; work in flight then finishes
+    /// within `grace` (what is left stays in the outbox), and the leases are released.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, grace: Duration) {
+        if let Err(e) = self.renew_leases(Timestamp::now()).await {
+            tracing::error!(error = %e, "cannot read the users");
+        }
+        if let Err(e) = self.catch_up(Timestamp::now()).await {
+            tracing::error!(error = %e, "cannot catch up after the start");
+        }
+        let mut loops = tokio::task::JoinSet::new();
+        loops.spawn(self.clone().sync_loop(shutdown.clone()));
+        loops.spawn(self.clone().publish_loop(shutdown.clone()));
+        loops.spawn(self.clone().deliver_loop(shutdown.clone()));
+        loops.spawn(self.clone().retention_loop(shutdown.clone()));
+        shutdown.cancelled().await;
+        if tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "stopping took longer than {grace:?}; the rest is abandoned (the outbox keeps it)"
+            );
+            loops.abort_all();
+        }
+        // Another node takes this node's users at once instead of after the lease time.
+        if let Err(e) = self.store.release_leases(&self.config.node).await {
+            tracing::warn!(error = %e, "cannot release the leases");
+        }
+    }
+
+    /// Leases renewed every `refresh_interval`, other nodes' requests claimed, and the
+    /// due reads started, each on its own.
+    async fn sync_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut last_refresh = tokio::time::Instant::now();
+        while !shutdown.is_cancelled() {
+            if last_refresh.elapsed() >= self.config.refresh_interval {
+                last_refresh = tokio::time::Instant::now();
+                if let Err(e) = self.renew_leases(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "cannot refresh the users");
+                }
+            }
+            if let Err(e) = self.claim_requests(Timestamp::now()).await {
+                tracing::warn!(error = %e, "cannot read requests from other nodes");
+            }
+            // The reads run on their own: this loop does not wait for them.
+            drop(self.start_due(Timestamp::now()));
+            let wait = until(self.next_dirty(), Duration::from_millis(500));
+            tokio::select! {
+                () = self.sync_wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Due transitions published; a step back of the wall clock sends the state in
+    /// force again.
+    async fn publish_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut clock = WallClock::new();
+        while !shutdown.is_cancelled() {
+            // The wall clock stepped back (an NTP correction after a forward step):
+            // statuses sent early are taken back by the state in force.
+            if let Some(back) = clock.stepped_back() {
+                tracing::warn!(
+                    seconds = back.as_secs_f64(),
+                    "the wall clock stepped back; the status in force now goes out again"
+                );
+                self.clock_stepped_back(back);
+                if let Err(e) = self.catch_up(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "cannot catch up after the clock step");
+                }
+            }
+            if let Err(e) = self.publish_due(Timestamp::now()).await {
+                tracing::warn!(error = %e, "scheduling failed");
+            }
+            let wait = until(self.next_scheduled(), Duration::from_millis(250));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Passes over the outbox, back to back while there is work; one last pass after
+    /// the stop, so what was written goes out.
+    async fn deliver_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            match self.deliver_due(Timestamp::now()).await {
+                Ok(pass) if pass.delivered + pass.retried + pass.dead > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "delivery pass failed"),
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                () = self.delivery_wake.notified() => {}
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
+    /// Bookings past the retention deleted hourly.
+    async fn retention_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(e) = self.apply_retention(Timestamp::now()).await {
+                tracing::warn!(error = %e, "retention failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// How long to wait for `next`, at most `longest`.
+fn until(next: Option<Timestamp>, longest: Duration) -> Duration {
+    next.map(|t| Duration::try_from(t.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO))
+        .unwrap_or(longest)
+        .min(longest)
+}
+
+/// Watches the wall clock against the monotonic one: a step back shows as wall time
+/// that advanced less than the monotonic time did.
+struct WallClock {
+    wall: Timestamp,
+    mono: std::time::Instant,
+}
+
+/// Smaller differences are scheduling noise, not a step.
+const CLOCK_STEP: Duration = Duration::from_secs(2);
+
+impl WallClock {
+    fn new() -> WallClock {
+        WallClock {
+            wall: Timestamp::now(),
+            mono: std::time::Instant::now(),
+        }
+    }
+
+    /// How far the wall clock stepped back since the last look, if it did.
+    fn stepped_back(&mut self) -> Option<Duration> {
+        let (wall, mono) = (Timestamp::now(), std::time::Instant::now());
+        let back = step_back(self.wall, mono.duration_since(self.mono), wall);
+        (self.wall, self.mono) = (wall, mono);
+        back
+    }
+}
+
+/// How far `now` lies behind `before + elapsed`, when more than [`CLOCK_STEP`].
+fn step_back(before: Timestamp, elapsed: Duration, now: Timestamp) -> Option<Duration> {
+    let expected = before.checked_add(elapsed).ok()?;
+    let behind = Duration::try_from(expected.duration_since(now)).ok()?;
+    (behind > CLOCK_STEP).then_some(behind)
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn a_step_back_is_seen_and_noise_is_not() {
+        let t = Timestamp::from_second(1_795_000_000).expect("t");
+        let s = Duration::from_secs;
+        assert_eq!(step_back(t, s(10), t + s(10)), None);
+        assert_eq!(step_back(t, s(10), t + s(9)), None, "a second of noise");
+        assert_eq!(step_back(t, s(10), t + s(100)), None, "a step forward");
+        assert_eq!(step_back(t, s(10), t - s(80)), Some(s(90)));
+    }
+}

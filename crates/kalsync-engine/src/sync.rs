@@ -1,0 +1,321 @@
+//! Reading calendars: a user's window read (or a cheap look for changes first), the
+//! timeline rebuilt and stored, the status published; which users are due, and the
+//! pacing around them (debounce, polls, back-off).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_core::{Window, build_timeline};
+use kalsync_store::{Instance, SyncWrite, UserId};
+use rand::Rng as _;
+
+use crate::plan::Plan;
+use crate::source::{Source, SourceError};
+use crate::{CURSOR_KEY, Cursor, Engine, EngineError, FULL_READ_EVERY, SyncOutcome};
+
+impl Engine {
+    /// The instance's source: the factory keeps one per instance (and knows when its
+    /// configuration changed).
+    pub(crate) fn source_for(&self, instance: &Instance) -> Result<Arc<dyn Source>, SourceError> {
+        (self.sources)(instance)
+    }
+
+    /// Re-reads one user's window: bookings stored (as the instance allows), timeline
+    /// recomputed, the current status published if it changed, the next transition
+    /// scheduled.
+    pub async fn sync_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<SyncOutcome, EngineError> {
+        // The user and instance as of the last refresh; the store only for one not held.
+        let (cached_user, cached_instance) = {
+            let inner = self.inner();
+            let user = inner.held.get(&user).map(|(u, _)| u.clone());
+            let instance = user
+                .as_ref()
+                .and_then(|u| inner.instances.get(&u.instance).cloned());
+            (user, instance)
+        };
+        let user = match cached_user {
+            Some(u) => u,
+            None => Arc::new(self.store.user(user).await?),
+        };
+        let instance = match cached_instance {
+            Some(i) => i,
+            None => Arc::new(self.store.instance(user.instance).await?),
+        };
+        if !instance.active {
+            return Ok(SyncOutcome::Inactive);
+        }
+        {
+            // This read covers every change asked for before it starts; one asked for
+            // while it runs asks again.
+            let mut inner = self.inner();
+            inner.last_read.insert(user.id, now);
+            inner.dirty.remove(&user.id);
+        }
+        let window = Window::sync(now, instance.settings.days_ahead);
+        let read = match self.source_for(&instance) {
+            Ok(source) => {
+                source
+                    .read(&user.email, window, instance.settings.needs_subject())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                self.metrics.sync_failed(&e);
+                let retry = match &e {
+                    SourceError::Throttled { retry_after } => Some(*retry_after),
+                    SourceError::Failed(_) => Some(Duration::from_secs(30)),
+                    _ => None,
+                };
+                if let Some(after) = retry {
+                    let mut inner = self.inner();
+                    inner.dirty.insert(user.id, now + after);
+                    inner.backoff.insert(user.id, now + after);
+                }
+                tracing::warn!(user = %user.id, instance = %instance.id, error = %e, "sync failed");
+                // The company sees what failed; where it failed is in the log.
+                self.store
+                    .record_sync(
+                        user.id,
+                        now,
+                        Some(&kalsync_core::redact::shown_error(&e.to_string())),
+                    )
+                    .await?;
+                return Err(e.into());
+            }
+        };
+        for (id, why) in &read.rejected {
+            tracing::warn!(user = %user.id, instance = %instance.id, item = %id, reason = %why, "a booking could not be read; it is left out");
+        }
+        let settings = instance.settings.for_mailbox(
+            read.mailbox.zone.as_ref(),
+            read.mailbox.working_hours.as_ref(),
+        );
+        let timeline = build_timeline(&read.bookings, &settings, window).without_bookings();
+        let plan = {
+            let mut inner = self.inner();
+            Plan::pack(&timeline, &instance.settings.time_zone, &mut inner.reasons)
+        };
+        let next = plan.next_transition(now);
+        let note = (!read.rejected.is_empty())
+            .then(|| format!("{} booking(s) could not be read", read.rejected.len()));
+        let diff = self
+            .store
+            .save_sync(SyncWrite {
+                user: user.id,
+                bookings: &read.bookings,
+                keep_subjects: settings.subjects_allowed(),
+                timeline: &timeline,
+                next_change: next,
+                at: now,
+                note: note.as_deref(),
+            })
+            .await?;
+        self.metrics.synced();
+        {
+            let mut inner = self.inner();
+            inner.backoff.remove(&user.id);
+            inner.plans.insert(user.id, plan);
+            inner
+                .held
+                .entry(user.id)
+                .or_insert_with(|| (user.clone(), instance.company));
+            inner
+                .instances
+                .entry(instance.id)
+                .or_insert_with(|| instance.clone());
+        }
+        self.publish_many(&[(user.id, now)]).await?;
+        self.schedule(user.id, next);
+        Ok(SyncOutcome::Synced {
+            changed: diff.added + diff.changed + diff.removed,
+            absences: timeline.absences.len(),
+        })
+    }
+
+    /// A poll: where the source can tell cheaply that nothing changed since the last
+    /// look, and the window was read within [`FULL_READ_EVERY`], only the look is
+    /// recorded; otherwise the window is read. The cursor is taken before the read, so
+    /// a change during the read is seen again, never missed.
+    pub async fn poll_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<SyncOutcome, EngineError> {
+        let (record, instance) = {
+            let inner = self.inner();
+            let record = inner.held.get(&user).map(|(u, _)| u.clone());
+            let instance = record
+                .as_ref()
+                .and_then(|u| inner.instances.get(&u.instance).cloned());
+            (record, instance)
+        };
+        let (Some(record), Some(instance)) = (record, instance) else {
+            return self.sync_user(user, now).await;
+        };
+        let Ok(source) = self.source_for(&instance) else {
+            return self.sync_user(user, now).await;
+        };
+        let kept = self.inner().cursors.get(&user).cloned();
+        let read_lately = kept
+            .as_ref()
+            .and_then(|c| c.full_read)
+            .is_some_and(|at| now.duration_since(at) < FULL_READ_EVERY);
+        let token = kept.map(|c| c.token).or_else(|| {
+            record
+                .sync_state
+                .0
+                .get(CURSOR_KEY)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        });
+        let changes = match source.changes(&record.email, token.as_deref()).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return self.sync_user(user, now).await,
+            Err(e) => {
+                tracing::debug!(user = %user, error = %e, "the look for changes failed; reading the window");
+                return self.sync_user(user, now).await;
+            }
+        };
+        if token.as_deref() != Some(changes.cursor.as_str()) {
+            self.store
+                .set_sync_key(
+                    user,
+                    CURSOR_KEY,
+                    Some(&serde_json::Value::String(changes.cursor.clone())),
+                )
+                .await?;
+        }
+        let full_read = read_lately
+            .then(|| self.inner().cursors.get(&user).and_then(|c| c.full_read))
+            .flatten();
+        self.inner().cursors.insert(
+            user,
+            Cursor {
+                token: changes.cursor,
+                full_read,
+            },
+        );
+        if !changes.any && read_lately {
+            self.inner().last_read.insert(user, now);
+            self.store.record_sync(user, now, None).await?;
+            return Ok(SyncOutcome::Unchanged);
+        }
+        let outcome = self.sync_user(user, now).await?;
+        if let Some(c) = self.inner().cursors.get_mut(&user) {
+            c.full_read = Some(now);
+        }
+        Ok(outcome)
+    }
+
+    /// Starts a read of every user due by `now` (debounce over, or poll due), each on
+    /// its own task under the sync concurrency, so a slow mailbox holds up no other.
+    /// The sync loop calls this; the handles say when each read is done.
+    pub fn start_due(self: &Arc<Self>, now: Timestamp) -> Vec<tokio::task::JoinHandle<()>> {
+        self.take_due(now)
+            .into_iter()
+            .map(|user| {
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    let _permit = engine.sync_gate.clone().acquire_owned().await;
+                    engine.sync_one(user, now).await;
+                })
+            })
+            .collect()
+    }
+
+    /// Reads every user due by `now` and waits for the reads. Returns how many were
+    /// read.
+    pub async fn sync_due(self: &Arc<Self>, now: Timestamp) -> usize {
+        let started = self.start_due(now);
+        let count = started.len();
+        for read in started {
+            if let Err(e) = read.await {
+                tracing::error!(error = %e, "a read failed");
+            }
+        }
+        count
+    }
+
+    /// The wall clock stepped back by `by`: pending re-reads and the poll clock move
+    /// back with it, so nothing waits for the time the clock had been ahead.
+    pub fn clock_stepped_back(&self, by: Duration) {
+        let mut inner = self.inner();
+        let earlier = |t: &mut Timestamp| {
+            if let Ok(back) = t.checked_sub(by) {
+                *t = back;
+            }
+        };
+        inner.dirty.values_mut().for_each(earlier);
+        inner.backoff.values_mut().for_each(earlier);
+        inner.last_read.values_mut().for_each(earlier);
+    }
+
+    /// Takes the users due for a re-read: debounce over, or poll due; not being read
+    /// already. They are marked in flight.
+    pub(crate) fn take_due(&self, now: Timestamp) -> Vec<UserId> {
+        let mut inner = self.inner();
+        let poll = SignedDuration::try_from(self.config.poll_interval)
+            .unwrap_or(SignedDuration::from_mins(5));
+        let stale: Vec<UserId> = inner
+            .last_read
+            .iter()
+            .filter(|(u, at)| now.duration_since(**at) >= poll && !inner.dirty.contains_key(u))
+            .map(|(u, _)| *u)
+            .collect();
+        for u in stale {
+            // Jitter spreads the polls of many users over a tenth of the interval.
+            let jitter =
+                rand::rng().random_range(0..=self.config.poll_interval.as_millis() as u64 / 10);
+            inner.dirty.insert(u, now + Duration::from_millis(jitter));
+            inner.polls.insert(u);
+        }
+        let mut due: Vec<(Timestamp, UserId)> = inner
+            .dirty
+            .iter()
+            .filter(|(u, t)| **t <= now && !inner.in_flight.contains(u))
+            .map(|(u, t)| (*t, *u))
+            .collect();
+        due.sort();
+        due.truncate(self.config.sync_concurrency.max(1) * 4);
+        for (_, u) in &due {
+            inner.dirty.remove(u);
+            inner.in_flight.insert(*u);
+        }
+        due.into_iter().map(|(_, u)| u).collect()
+    }
+
+    /// Reads one user taken by [`Engine::start_due`] (a poll, or a read of the window)
+    /// and lets them be taken again: the sync loop's one step.
+    pub async fn sync_one(&self, user: UserId, now: Timestamp) {
+        let poll = self.inner().polls.remove(&user);
+        let outcome = if poll {
+            self.poll_user(user, now).await
+        } else {
+            self.sync_user(user, now).await
+        };
+        if let Err(e) = outcome {
+            tracing::debug!(user = %user, error = %e, "sync step failed");
+        }
+        self.inner().in_flight.remove(&user);
+        self.sync_wake.notify_one();
+    }
+
+    /// When the next re-read is due.
+    pub(crate) fn next_dirty(&self) -> Option<Timestamp> {
+        let inner = self.inner();
+        inner
+            .dirty
+            .iter()
+            .filter(|(u, _)| !inner.in_flight.contains(u))
+            .map(|(_, t)| *t)
+            .min()
+    }
+}

@@ -1,0 +1,163 @@
+//! Microsoft Graph as a source: an instance's app reads each mailbox's calendarView (and,
+//! hourly at most, its mailbox settings); the same client makes the instance's change
+//! subscriptions and answers the connection check.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use kalsync_core::{EmailAddress, Window, Zone};
+use kalsync_engine::{Mailbox, Source, SourceError, SourceRead};
+use kalsync_graph::{
+    AppCredentials, ClientAuth, Endpoints, GraphClient, GraphError, Limits, ReadOptions,
+};
+use kalsync_store::{GraphCredential, SourceConfig};
+
+/// Microsoft Graph.
+pub struct GraphSource {
+    client: GraphClient,
+    fallback_zone: Zone,
+    /// Mailbox settings change rarely: read at most hourly.
+    mailboxes: Mutex<HashMap<String, (Mailbox, Timestamp)>>,
+}
+
+/// What a Graph error means to the engine.
+pub(crate) fn source_error(e: GraphError) -> SourceError {
+    {
+        match e {
+            GraphError::Throttled { retry_after } => SourceError::Throttled { retry_after },
+            GraphError::NotFound(m) => SourceError::NotFound(m),
+            GraphError::Forbidden(m) => SourceError::Forbidden(m),
+            GraphError::Token(t) => SourceError::Credentials(t.to_string()),
+            GraphError::Unauthorized(m) => SourceError::Credentials(m),
+            other => SourceError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl GraphSource {
+    /// A source for an instance's Graph configuration, sending only where `outbound`
+    /// permits.
+    pub(crate) fn new(
+        config: &SourceConfig,
+        zone: Zone,
+        limits: Limits,
+        outbound: &kalsync_outbound::OutboundPolicy,
+    ) -> Result<GraphSource, SourceError> {
+        let SourceConfig::Graph {
+            tenant,
+            client_id,
+            credential,
+            graph_url,
+            login_url,
+        } = config
+        else {
+            return Err(SourceError::Failed("not a Microsoft Graph instance".into()));
+        };
+        let mut endpoints = Endpoints::global();
+        if let Some(g) = graph_url {
+            endpoints.graph =
+                url::Url::parse(g).map_err(|e| SourceError::Failed(format!("graph_url: {e}")))?;
+        }
+        if let Some(l) = login_url {
+            endpoints.login =
+                url::Url::parse(l).map_err(|e| SourceError::Failed(format!("login_url: {e}")))?;
+        }
+        let auth = match credential {
+            GraphCredential::Secret(s) => ClientAuth::Secret(s.clone()),
+            GraphCredential::Certificate {
+                certificate_pem,
+                private_key_pem,
+            } => ClientAuth::Certificate {
+                certificate_pem: certificate_pem.clone(),
+                private_key_pem: private_key_pem.clone(),
+            },
+        };
+        let client = GraphClient::new(
+            endpoints,
+            AppCredentials {
+                tenant: tenant.clone(),
+                client_id: client_id.clone(),
+                auth,
+            },
+            limits,
+            outbound,
+        )
+        .map_err(source_error)?;
+        Ok(GraphSource {
+            client,
+            fallback_zone: zone,
+            mailboxes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client, for subscriptions.
+    pub fn client(&self) -> &GraphClient {
+        &self.client
+    }
+
+    async fn mailbox(&self, mailbox: &EmailAddress) -> Mailbox {
+        let now = Timestamp::now();
+        if let Some((m, at)) = self
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(mailbox.as_str())
+        {
+            if now.duration_since(*at) < jiff::SignedDuration::from_hours(1) {
+                return m.clone();
+            }
+        }
+        // Without MailboxSettings.Read the instance's settings stand.
+        let m = match self.client.mailbox_settings(mailbox.as_str()).await {
+            Ok(s) => Mailbox {
+                zone: s.working_hours_zone.or(s.zone),
+                working_hours: s.working_hours,
+            },
+            Err(e) => {
+                tracing::debug!(mailbox = %mailbox, error = %e, "no mailbox settings; the instance's apply");
+                Mailbox::default()
+            }
+        };
+        self.mailboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(mailbox.to_string(), (m.clone(), now));
+        m
+    }
+}
+
+#[async_trait]
+impl Source for GraphSource {
+    async fn read(
+        &self,
+        mailbox: &EmailAddress,
+        window: Window,
+        subjects: bool,
+    ) -> Result<SourceRead, SourceError> {
+        let read = self
+            .client
+            .calendar_view(
+                mailbox.as_str(),
+                window,
+                ReadOptions {
+                    subject: subjects,
+                    // Shown nowhere, so never read (SPEC §3.1).
+                    location: false,
+                },
+                &self.fallback_zone,
+            )
+            .await
+            .map_err(source_error)?;
+        Ok(SourceRead {
+            bookings: read.bookings,
+            rejected: read
+                .rejected
+                .into_iter()
+                .map(|(id, e)| (id, e.to_string()))
+                .collect(),
+            mailbox: self.mailbox(mailbox).await,
+        })
+    }
+}
