@@ -51,7 +51,7 @@ pub(super) async fn batch(
         );
     }
     // Each item holds its mailbox for the whole batch, as Graph counts them.
-    let entered: Vec<Option<crate::InFlight>> = request
+    let entered: Vec<Option<crate::mailbox_slots::InFlight>> = request
         .requests
         .iter()
         .map(|item| sim.enter(&batch_mailbox(&item.url)))

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::admission::admit;
 use super::{base_url, graph_error};
-use crate::{Simulator, Subscription, graph_time};
+use crate::notify::Subscription;
+use crate::{Simulator, graph_time};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
