@@ -52,8 +52,9 @@ pub struct Service {
     pub store: Arc<dyn Store>,
     /// The engine.
     pub engine: Arc<Engine>,
-    /// The in-process PBX every `simulator` target shares.
-    pub pbx: PbxSimulator,
+    /// The in-process PBX every `simulator` target shares: only when the settings
+    /// declare one (the demo, tests); a production service has none.
+    pub pbx: Option<PbxSimulator>,
     /// The settings it runs with.
     pub settings: Arc<Settings>,
     /// Graph change subscriptions, when a public URL is set.
@@ -86,7 +87,12 @@ impl Service {
             declare::tenants_of_operator_app(store.as_ref(), app).await?;
         }
         let outbound = settings.outbound.policy();
-        let pbx = PbxSimulator::new();
+        let pbx = settings
+            .companies
+            .iter()
+            .flat_map(|c| &c.targets)
+            .any(|t| matches!(t, settings::TargetDecl::Simulator { .. }))
+            .then(PbxSimulator::new);
         let connections = Connections::new(outbound.clone());
         let engine = Engine::new(
             store.clone(),
@@ -306,7 +312,7 @@ fn host_name() -> String {
 
 /// Targets by kind; every `simulator` target is the one in-process PBX.
 fn target_factory(
-    pbx: PbxSimulator,
+    pbx: Option<PbxSimulator>,
     outbound: kalsync_outbound::OutboundPolicy,
 ) -> kalsync_engine::TargetFactory {
     Arc::new(move |target| -> Result<Arc<dyn Target>, String> {
@@ -323,7 +329,10 @@ fn target_factory(
                 )
                 .map_err(|e| e.to_string())?,
             )),
-            TargetConfig::Simulator => Ok(Arc::new(pbx.clone())),
+            TargetConfig::Simulator => match &pbx {
+                Some(pbx) => Ok(Arc::new(pbx.clone())),
+                None => Err("this service runs no PBX simulator".into()),
+            },
             TargetConfig::Ami {
                 host,
                 port,

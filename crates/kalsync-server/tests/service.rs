@@ -205,7 +205,7 @@ impl Running {
         dir: std::path::PathBuf,
     ) -> Running {
         let service = Service::start(settings).await.expect("starts");
-        let pbx = service.pbx.clone();
+        let pbx = service.pbx.clone().expect("a simulator target");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(service.serve(listener, async move {
@@ -398,7 +398,7 @@ async fn with_a_public_url_changes_arrive_by_notification_not_by_polling() {
     s.engine.poll_interval_secs = 3600;
     s.public_url = Some(url::Url::parse(&base).expect("url"));
     let service = Service::start(s).await.expect("starts");
-    let pbx = service.pbx.clone();
+    let pbx = service.pbx.clone().expect("a simulator target");
     let subscriptions = service.subscriptions.clone().expect("subscriptions on");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(service.serve(listener, async move {

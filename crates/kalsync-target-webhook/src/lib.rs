@@ -85,11 +85,35 @@ impl WebhookTarget {
     /// The body of a delivery: `{type, timestamp, data}` with the status, its sequence
     /// and its id.
     pub fn body(delivery: &Envelope, status: &StatusUpdate) -> Vec<u8> {
-        let mut data = serde_json::to_value(status).unwrap_or_default();
-        data["sequence"] = delivery.sequence.into();
-        data["delivery_id"] = delivery.id.to_string().into();
-        serde_json::to_vec(&serde_json::json!({"type": EVENT_TYPE, "timestamp": status.at.to_string(), "data": data})).unwrap_or_default()
+        let event = Event {
+            kind: EVENT_TYPE,
+            timestamp: status.at,
+            data: Data {
+                status,
+                sequence: delivery.sequence,
+                delivery_id: delivery.id,
+            },
+        };
+        serde_json::to_vec(&event).unwrap_or_default()
     }
+}
+
+/// The Standard Webhooks envelope, written straight to bytes.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timestamp: jiff::Timestamp,
+    data: Data<'a>,
+}
+
+/// The status with the delivery's sequence and id beside its fields.
+#[derive(serde::Serialize)]
+struct Data<'a> {
+    #[serde(flatten)]
+    status: &'a StatusUpdate,
+    sequence: u64,
+    delivery_id: uuid::Uuid,
 }
 
 #[async_trait]
