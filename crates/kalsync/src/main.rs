@@ -10,7 +10,6 @@ macro_rules! say {
 }
 
 mod admin;
-mod chaos;
 mod preview;
 mod serve;
 mod sim;
@@ -53,7 +52,8 @@ enum Command {
     Check(admin::CheckArgs),
     /// The convergence harness: random calendar changes and faults against the service
     /// on simulators, then every user compared with an independent oracle.
-    Chaos(chaos::ChaosArgs),
+    #[cfg(feature = "chaos")]
+    Chaos(kalsync_chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,7 +66,8 @@ fn main() -> ExitCode {
         Command::Config(command) => serve::config(&command),
         Command::Setup(command) => admin::setup(&command),
         Command::Check(args) => admin::check(&args),
-        Command::Chaos(args) => chaos::chaos(&args),
+        #[cfg(feature = "chaos")]
+        Command::Chaos(args) => kalsync_chaos::chaos(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `kalsync` run as a process, the way an admin runs it.
 
+#[cfg(feature = "chaos")]
 mod chaos;
 mod crash;
 mod demo;

@@ -1,0 +1,81 @@
+//! `kalsync chaos`: the convergence harness. It runs `kalsync serve` as a child process
+//! against a simulated Microsoft 365 and a simulated Exchange (EWS) with a webhook PBX,
+//! drives a seeded random workload of calendar changes while injecting faults — Graph
+//! 429/5xx/resets, lost and duplicated notifications, removed subscriptions, expired
+//! tokens, Exchange busy answers, dropped streams and expired watermarks, PBX outages, and
+//! the service killed with SIGKILL and started again — then lets it settle and compares
+//! each user with an independent oracle: the timeline the core crate computes straight
+//! from the simulators' own calendars (not through Graph or EWS), against the service's
+//! timeline and the status the PBX shows. It reports divergences, lost deliveries and
+//! duplicates; any of them makes the run fail.
+//!
+//! The harness is a test instrument, not part of the service: the `kalsync` binary
+//! carries it only with its `chaos` feature. The service it runs is the binary it is
+//! called from (`std::env::current_exe`), so [`chaos`] is meant to be called from the
+//! `kalsync` command line.
+//!
+//! - `workload`: the mailboxes and the random calendar changes;
+//! - `faults`: the faults injected along the way;
+//! - `pbx`: the webhook PBX that applies each delivery once;
+//! - `node`: the service as a child process, its settings and its wall clock;
+//! - `api`: the admin API client that reads the service's users and statuses;
+//! - `oracle`: the expected timeline and the comparison with what the service shows;
+//! - `run`: the run, step by step;
+//! - `report`: what a run found, as text or JSON.
+
+mod api;
+mod faults;
+mod node;
+mod oracle;
+mod pbx;
+mod report;
+mod run;
+mod workload;
+
+/// `kalsync chaos`.
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// Mailboxes: half on the simulated Microsoft 365, half on the simulated Exchange.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) users: usize,
+    /// Calendar changes to make.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) changes: usize,
+    /// Changes per second.
+    #[arg(long, default_value_t = 40.0)]
+    pub(crate) rate: f64,
+    /// Times the service is killed with SIGKILL and started again.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) kills: usize,
+    /// A fault after roughly this share of the changes (0 to 1).
+    #[arg(long, default_value_t = 0.08)]
+    pub(crate) fault_rate: f64,
+    /// The random seed; a fresh one when left out. It is printed either way.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Longest wait for the service to settle after the last change, seconds.
+    #[arg(long, default_value_t = 180)]
+    pub(crate) settle_secs: u64,
+    /// Print the report as JSON (one line) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Runs `kalsync chaos` and prints its report; fails when the run did not converge.
+pub fn chaos(args: &ChaosArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
+    let report = runtime.block_on(run::run(args))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        report.print();
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(report.failure())
+    }
+}
