@@ -6,7 +6,8 @@
 //! (companies, instances, targets), `users`, `sync` (bookings and timelines), `outbox`,
 //! `audit`, `leases` and `accounts` (accounts, sessions, API tokens, Entra tenants), with
 //! `backend` choosing and opening the database and `rows` reading rows into records.
-//! `test_hooks` holds what only tests call.
+//! Test hooks (`dump_for_tests`, `execute_for_tests`) exist only with the `test-hooks`
+//! feature, which the workspace's tests enable as a dev-dependency.
 
 mod accounts;
 mod audit;
@@ -17,6 +18,7 @@ mod rows;
 mod store;
 mod sync;
 mod tenancy;
+#[cfg(feature = "test-hooks")]
 mod test_hooks;
 mod users;
 

@@ -1,5 +1,5 @@
-//! Test hooks: reading every stored text and running raw SQL, for tests that prove what
-//! is (not) in the database or corrupt a row on purpose.
+//! Test hooks, only with the `test-hooks` feature: reading every stored text and running
+//! raw SQL, for tests that prove what is (not) in the database or corrupt a row on purpose.
 
 use kalsync_store::StoreError;
 use sqlx::Row as _;
@@ -10,7 +10,6 @@ use crate::rows::db;
 impl SqlStore {
     /// Every stored text, concatenated: for tests that prove a secret, a subject or a
     /// removed user's e-mail is nowhere in the database.
-    #[doc(hidden)]
     pub async fn dump_for_tests(&self) -> String {
         let mut out = String::new();
         for (table, columns) in [
@@ -39,7 +38,6 @@ impl SqlStore {
     }
 
     /// Runs raw SQL: for tests that corrupt a row on purpose.
-    #[doc(hidden)]
     pub async fn execute_for_tests(&self, sql: &str) -> Result<u64, StoreError> {
         Ok(sqlx::query(sql)
             .execute(&self.pool)
