@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{
     Absence, BookingId, EmailAddress, Extension, InstanceSettings, Mode, ReasonCode, Timeline, Zone,
 };
-use kalsync_engine::{Engine, EngineConfig, Source, SourceError, Target};
+use kalsync_engine::{Engine, EngineConfig, Source, SourceError};
 use kalsync_store::{
     GraphCredential, NewInstance, NewTarget, NewUser, SecretBox, SourceConfig, Store, TargetConfig,
 };
@@ -118,12 +118,7 @@ fn main() {
             store.clone(),
             config,
             Arc::new(|_| Ok(Arc::new(NoSource) as Arc<dyn Source>)),
-            Arc::new(|t| match &t.config {
-                TargetConfig::Webhook { url, signing_secret } => {
-                    Ok(Arc::new(kalsync_target_webhook::WebhookTarget::new(url, signing_secret, Duration::from_secs(10), &kalsync_outbound::OutboundPolicy::with_loopback()).map_err(|e| e.to_string())?) as Arc<dyn Target>)
-                }
-                _ => Err("webhook only".into()),
-            }),
+            kalsync_targets::factory(kalsync_outbound::OutboundPolicy::with_loopback(), None),
         );
         let stop = kalsync_engine::CancellationToken::new();
         let running = tokio::spawn(engine.clone().run(stop.clone(), Duration::from_secs(10)));

@@ -120,6 +120,10 @@ impl EwsStreams {
         let Ok(instances) = self.store.active_instances().await else {
             return 0;
         };
+        // This pass reads every active instance: the connections of instances removed
+        // or switched off are closed here.
+        let active: Vec<InstanceId> = instances.iter().map(|i| i.id).collect();
+        self.connections.retain(&active);
         let mut made = 0;
         for instance in instances {
             let SourceConfig::Ews { .. } = &instance.source else {

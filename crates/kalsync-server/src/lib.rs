@@ -22,10 +22,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kalsync_engine::{Engine, EngineConfig, RetryPolicy, Target};
+use kalsync_engine::{Engine, EngineConfig, RetryPolicy};
 use kalsync_pbx_sim::PbxSimulator;
 use kalsync_sources::Connections;
-use kalsync_store::{SecretBox, Store, StoreError, TargetConfig};
+use kalsync_store::{SecretBox, Store, StoreError};
 use kalsync_store_sql::{DatabaseUrl, SqlStore};
 use tokio::net::TcpListener;
 
@@ -98,7 +98,7 @@ impl Service {
             store.clone(),
             engine_config(&settings),
             connections.factory(),
-            target_factory(pbx.clone(), outbound.clone()),
+            kalsync_targets::factory(outbound.clone(), pbx.clone()),
         );
         let subscriptions = match &settings.public_url {
             Some(url) => Some(
@@ -308,63 +308,6 @@ fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "kalsync".into())
-}
-
-/// Targets by kind; every `simulator` target is the one in-process PBX.
-fn target_factory(
-    pbx: Option<PbxSimulator>,
-    outbound: kalsync_outbound::OutboundPolicy,
-) -> kalsync_engine::TargetFactory {
-    Arc::new(move |target| -> Result<Arc<dyn Target>, String> {
-        match &target.config {
-            TargetConfig::Webhook {
-                url,
-                signing_secret,
-            } => Ok(Arc::new(
-                kalsync_target_webhook::WebhookTarget::new(
-                    url,
-                    signing_secret,
-                    Duration::from_secs(10),
-                    &outbound,
-                )
-                .map_err(|e| e.to_string())?,
-            )),
-            TargetConfig::Simulator => match &pbx {
-                Some(pbx) => Ok(Arc::new(pbx.clone())),
-                None => Err("this service runs no PBX simulator".into()),
-            },
-            TargetConfig::Ami {
-                host,
-                port,
-                username,
-                secret,
-                announcement,
-            } => Ok(Arc::new(kalsync_target_ami::AmiTarget::new(
-                host,
-                *port,
-                username,
-                secret.clone(),
-                announcement,
-                outbound.clone(),
-            ))),
-            TargetConfig::Sip {
-                proxy,
-                domain,
-                username,
-                password,
-            } => Ok(Arc::new(kalsync_target_sip::SipTarget::new(
-                kalsync_target_sip::SipSettings {
-                    proxy: proxy.clone(),
-                    domain: domain.clone(),
-                    username: username.clone(),
-                    password: password.clone(),
-                    expires: Duration::from_secs(600),
-                    timeout: Duration::from_secs(8),
-                    outbound: outbound.clone(),
-                },
-            ))),
-        }
-    })
 }
 
 async fn readyz(State(service): State<Service>) -> Response {

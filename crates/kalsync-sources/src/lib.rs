@@ -157,3 +157,74 @@ fn fingerprint(instance: &Instance) -> u64 {
     instance.settings.time_zone.to_string().hash(&mut h);
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kalsync_core::exchange::{Access, SignIn, Version};
+    use kalsync_store::{CompanyId, GraphCredential};
+
+    fn graph(secret: &str) -> Instance {
+        Instance {
+            id: InstanceId(uuid::Uuid::from_u128(1)),
+            company: CompanyId(uuid::Uuid::from_u128(2)),
+            name: "Acme".into(),
+            source: SourceConfig::Graph {
+                tenant: "acme.example".into(),
+                client_id: "app".into(),
+                credential: GraphCredential::Secret(secret.to_owned().into()),
+                graph_url: Some("http://127.0.0.1:9/v1.0/".into()),
+                login_url: Some("http://127.0.0.1:9/".into()),
+            },
+            settings: Default::default(),
+            active: true,
+            created: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn same(a: &Connection, b: &Connection) -> bool {
+        Arc::ptr_eq(&a.source(), &b.source())
+    }
+
+    #[test]
+    fn one_connection_per_instance_until_its_configuration_changes() {
+        let connections = Connections::new(kalsync_outbound::OutboundPolicy::with_loopback());
+        let first = connections.of(&graph("s1")).expect("graph");
+        assert!(first.graph().is_some() && first.ews().is_none());
+        let again = connections.of(&graph("s1")).expect("graph");
+        assert!(
+            same(&first, &again),
+            "the same client, pool and token cache"
+        );
+
+        let typed_again = connections.of(&graph("s2")).expect("graph");
+        assert!(
+            !same(&first, &typed_again),
+            "a new secret, a new connection"
+        );
+        assert_eq!(connections.len(), 1, "which replaces the old one");
+
+        let reopened = connections.reopen(&graph("s2")).expect("graph");
+        assert!(!same(&typed_again, &reopened), "a check signs in afresh");
+        assert!(same(
+            &reopened,
+            &connections.of(&graph("s2")).expect("graph")
+        ));
+
+        let mut ews = graph("s2");
+        ews.source = SourceConfig::Ews {
+            url: "http://127.0.0.1:9/EWS/Exchange.asmx".into(),
+            username: "CORP\\svc".into(),
+            password: "p".to_owned().into(),
+            auth: SignIn::Ntlm,
+            version: Version::Exchange2013Sp1,
+            access: Access::Impersonation,
+            options: Default::default(),
+        };
+        let switched = connections.of(&ews).expect("ews");
+        assert!(switched.ews().is_some(), "a new kind, a new connection");
+
+        connections.retain(&[]);
+        assert!(connections.is_empty(), "removed instances are closed");
+    }
+}

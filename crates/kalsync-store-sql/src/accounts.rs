@@ -10,7 +10,8 @@ use kalsync_store::{
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use crate::{SqlStore, at, collect, corrupt, db, db_or_missing, id, ms, now};
+use crate::SqlStore;
+use crate::rows::{at, collect, corrupt, db, db_or_missing, id, ms, now};
 
 fn grant(row: &AnyRow) -> Result<Grant, StoreError> {
     let role: String = row.try_get("role").map_err(db)?;

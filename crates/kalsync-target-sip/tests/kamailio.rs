@@ -137,6 +137,7 @@ async fn a_publication_is_refreshed_before_it_expires() {
         .await
         .expect("lunch published");
     // Twice the granted time; the server removes expired publications every second.
+    // Real sleeps: Kamailio is another process with its own clock.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let watcher = Watcher::subscribe(kamailio.port, "1001").await;
     let body = watcher.notify_where(|_| true).await;

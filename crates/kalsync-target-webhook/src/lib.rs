@@ -91,7 +91,7 @@ impl WebhookTarget {
             data: Data {
                 status,
                 sequence: delivery.sequence,
-                delivery_id: delivery.id,
+                delivery_id: delivery.id.to_string(),
             },
         };
         serde_json::to_vec(&event).unwrap_or_default()
@@ -113,7 +113,7 @@ struct Data<'a> {
     #[serde(flatten)]
     status: &'a StatusUpdate,
     sequence: u64,
-    delivery_id: uuid::Uuid,
+    delivery_id: String,
 }
 
 #[async_trait]

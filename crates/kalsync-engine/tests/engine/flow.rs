@@ -394,6 +394,8 @@ async fn the_run_loop_delivers_on_time_and_stops_cleanly() {
     let engine = w.engine_at(now).await;
     let stop = kalsync_engine::CancellationToken::new();
     let running = tokio::spawn(engine.clone().run(stop.clone(), Duration::from_secs(5)));
+    // A real sleep: the run loop reads the wall clock (jiff), which tokio's paused time
+    // does not move.
     tokio::time::sleep(Duration::from_millis(2800)).await;
     assert_eq!(
         w.pbx.received.lock().expect("lock").len(),

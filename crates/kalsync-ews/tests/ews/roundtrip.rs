@@ -375,6 +375,7 @@ async fn subscriptions_and_sync_states_work_as_exchange_s() {
             ),
         )
         .expect("event");
+    // A real sleep: the simulator notifies on its own task over real sockets.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let events = response::pulled(
         &c.call(

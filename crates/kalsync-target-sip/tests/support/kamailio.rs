@@ -29,6 +29,7 @@ impl Drop for Kamailio {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
+            // Kamailio is another process: its exit takes real time.
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
@@ -114,6 +115,7 @@ pub(crate) async fn start() -> Option<Kamailio> {
                 return Some(kamailio);
             }
         }
+        // Kamailio is another process: its start takes real time.
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let log = std::fs::read_to_string(kamailio.dir.join("kamailio.log")).unwrap_or_default();

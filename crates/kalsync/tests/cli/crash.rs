@@ -33,7 +33,8 @@ async fn receive(State(pbx): State<Pbx>, headers: HeaderMap, body: Bytes) -> Sta
         return StatusCode::UNAUTHORIZED;
     }
     *pbx.posts.lock().expect("lock") += 1;
-    // A slow PBX: a kill lands while deliveries are in flight.
+    // A slow PBX: a kill lands while deliveries are in flight (a real sleep: the node is
+    // a child process).
     tokio::time::sleep(Duration::from_millis(150)).await;
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     let id = headers["webhook-id"].to_str().expect("id").to_owned();
@@ -170,7 +171,8 @@ template = "prefix"
     )
     .expect("config");
 
-    // Killed while reading: a few mailboxes read, none delivered yet.
+    // Killed while reading: a few mailboxes read, none delivered yet. The nodes are child
+    // processes, so the waits below are real time.
     let node = start(&config);
     std::thread::sleep(Duration::from_millis(400));
     drop(node);

@@ -81,6 +81,7 @@ fn the_demo_serves_a_company_whose_statuses_are_read() {
             if !page.contains("not yet") && page.contains("anna.andersson@demo.example") {
                 break;
             }
+            // The demo runs as a child process: its reads take real time.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(!page.contains("not yet"), "every mailbox was read: {page}");

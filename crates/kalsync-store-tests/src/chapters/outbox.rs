@@ -1,0 +1,148 @@
+//! The outbox chapter: per user and target sequences, deliveries due for the node that
+//! holds the user, retries, dead letters.
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_store::{DeliveryState, NewDelivery, StoreError, Target};
+
+use super::{Cast, at};
+
+/// Outbox: per user and target sequences, only the latest pending state survives.
+/// Deliveries go to the node that holds the user. The story's clock is fixed, never
+/// the machine's: a delivery is first due at its `due` time. Node-a holds both users
+/// afterwards; the clock (`now`, an hour `later`), for the chapters after.
+pub(crate) async fn outbox(c: &Cast<'_>, hook: &Target) -> (Timestamp, Timestamp) {
+    let Cast {
+        s,
+        acme,
+        other,
+        anna,
+        bo,
+        ..
+    } = c;
+    let now = at("2026-11-23 13:30");
+    assert_eq!(
+        s.lease_users("node-a", now, SignedDuration::from_secs(60), 100)
+            .await
+            .expect("lease")
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.claim_sync_requests("node-a").await.expect("claim"),
+        [bo.id]
+    );
+    assert!(
+        s.claim_sync_requests("node-a")
+            .await
+            .expect("claimed once")
+            .is_empty()
+    );
+    let payload = |reason: &str| serde_json::json!({"reason": reason, "user": anna.id.to_string()});
+    let first = s
+        .enqueue(NewDelivery {
+            user: anna.id,
+            target: hook.id,
+            payload: payload("lunch"),
+            due: at("2026-11-23 12:00"),
+        })
+        .await
+        .expect("enqueue");
+    assert_eq!(first.sequence, 1);
+    let second = s
+        .enqueue(NewDelivery {
+            user: anna.id,
+            target: hook.id,
+            payload: payload("meeting"),
+            due: at("2026-11-23 13:00"),
+        })
+        .await
+        .expect("enqueue");
+    assert_eq!(second.sequence, 2);
+    assert_eq!(
+        s.delivery(first.id).await.expect("first").state,
+        DeliveryState::Superseded
+    );
+    let for_bo = s
+        .enqueue(NewDelivery {
+            user: bo.id,
+            target: hook.id,
+            payload: payload("busy"),
+            due: at("2026-11-23 13:00"),
+        })
+        .await
+        .expect("enqueue");
+    assert_eq!(for_bo.sequence, 1, "sequences are per user");
+    assert_eq!(s.outbox_depth().await.expect("depth"), 2);
+    assert!(
+        s.due_deliveries("node-a", at("2026-11-23 12:59"), 10)
+            .await
+            .expect("due")
+            .is_empty(),
+        "a delivery is not due before its time"
+    );
+    let later = now + SignedDuration::from_hours(1);
+    let due = s.due_deliveries("node-a", later, 10).await.expect("due");
+    // Both became due at 13:00: the order between them is not part of the contract.
+    let mut ids = due.iter().map(|d| d.id.to_string()).collect::<Vec<_>>();
+    ids.sort();
+    let mut expected = vec![second.id.to_string(), for_bo.id.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        s.due_deliveries("node-a", later, 1)
+            .await
+            .expect("due")
+            .len(),
+        1
+    );
+    s.mark_retry(second.id, later, "503 from the PBX")
+        .await
+        .expect("retry");
+    let due_now = s.due_deliveries("node-a", now, 10).await.expect("due");
+    assert_eq!(
+        due_now.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [for_bo.id],
+        "a retried delivery waits"
+    );
+    assert_eq!(
+        s.next_due().await.expect("next").map(|t| t <= now),
+        Some(true)
+    );
+    s.mark_delivered(for_bo.id, now).await.expect("delivered");
+    let retried = s.delivery(second.id).await.expect("retried");
+    assert_eq!(
+        (retried.attempts, retried.last_error.as_deref()),
+        (1, Some("503 from the PBX"))
+    );
+    s.mark_dead(second.id, "retry budget spent")
+        .await
+        .expect("dead");
+    let dead = s
+        .deliveries(acme.id, DeliveryState::Dead, 10)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload["reason"], "meeting");
+    assert!(
+        s.deliveries(other.id, DeliveryState::Dead, 10)
+            .await
+            .expect("other")
+            .is_empty()
+    );
+    assert_eq!(
+        s.last_delivery(anna.id, hook.id)
+            .await
+            .expect("last")
+            .map(|d| d.sequence),
+        Some(2)
+    );
+    assert_eq!(s.outbox_depth().await.expect("depth"), 0);
+    assert!(
+        matches!(
+            s.mark_retry(second.id, later, "x").await,
+            Err(StoreError::NotFound(_))
+        ),
+        "only pending deliveries are retried"
+    );
+    (now, later)
+}
