@@ -72,8 +72,8 @@ impl Engine {
 
     /// Sends one delivery to its target and records what came of it — except an
     /// acknowledgement, which [`Engine::deliver_due`] records with the rest of its
-    /// pass in one write. The delivery loop's one step, per delivery.
-    pub async fn deliver_one(
+    /// pass in one write (so this is only ever called from there).
+    async fn deliver_one(
         &self,
         delivery: Delivery,
         now: Timestamp,
@@ -163,7 +163,7 @@ impl Engine {
 
 /// What came of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryOutcome {
+enum DeliveryOutcome {
     /// The target took it (to be acknowledged).
     Delivered(kalsync_store::DeliveryId),
     /// To be tried again.

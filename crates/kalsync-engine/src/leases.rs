@@ -8,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use kalsync_store::{DeliveryState, Instance, InstanceId, User, UserId};
 
 use crate::plan::Plan;
+use crate::source::Source;
 use crate::status::StatusUpdate;
 use crate::{Engine, EngineError};
 
@@ -24,7 +25,7 @@ impl Engine {
     /// Renews this node's leases and takes free users (up to `max_users`), then reads
     /// every active instance's users and targets: newly held users are read at once (or
     /// polled on schedule when read lately), users no longer held leave the schedule.
-    /// Returns how many users this node holds. The lease loop's one step.
+    /// Returns how many users this node holds.
     pub async fn renew_leases(&self, now: Timestamp) -> Result<usize, EngineError> {
         let ttl = SignedDuration::try_from(self.config.lease_ttl)
             .unwrap_or(SignedDuration::from_secs(30));
@@ -78,6 +79,16 @@ impl Engine {
         } else {
             Vec::new()
         };
+        // The sources in use follow the instances just read (the factory keeps one
+        // connection per instance, and makes a new one when its configuration changed).
+        // Only here, from rows read now: a read's older snapshot never takes a
+        // connection back to the configuration an admin just replaced.
+        let in_use: Vec<InstanceId> = self.inner().sources.keys().copied().collect();
+        let sources: HashMap<InstanceId, Arc<dyn Source>> = in_use
+            .iter()
+            .filter_map(|id| instances.get(id))
+            .filter_map(|i| (self.sources)(i).ok().map(|s| (i.id, s)))
+            .collect();
         let mut inner = self.inner();
         for (id, (user, _)) in &held {
             if inner.held.contains_key(id)
@@ -133,6 +144,7 @@ impl Engine {
         let count = held.len();
         inner.held = held;
         inner.instances = instances;
+        inner.sources = sources;
         drop(inner);
         if changed {
             self.held_version.send_modify(|v| *v += 1);

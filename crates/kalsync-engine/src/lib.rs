@@ -3,16 +3,16 @@
 //! deliveries go to the PBX targets with retries, back-off and dead letters.
 //!
 //! The engine knows its sources and targets only by the [`Source`] and [`Target`]
-//! traits; the server wires the protocols in. Each loop is a loop around one public
-//! step that tests call alone with a fixed `now`:
+//! traits; the server wires the protocols in. Each loop is a loop around public steps
+//! that tests call alone with a fixed `now`:
 //!
 //! | module | step | does |
 //! | --- | --- | --- |
-//! | `leases` | [`Engine::renew_leases`] | which users this node holds |
-//! | `sync` | [`Engine::sync_due`] ([`Engine::sync_one`]) | re-reads changed or due calendars |
+//! | `leases` | [`Engine::renew_leases`] | which users this node holds (the sync loop renews them every `refresh_interval`) |
+//! | `sync` | [`Engine::start_due`] ([`Engine::sync_due`] waits for it) | re-reads changed or due calendars |
 //! | `publish` | [`Engine::publish_due`] | due transitions into the outbox |
-//! | `deliver` | [`Engine::deliver_due`] ([`Engine::deliver_one`]) | the outbox to the targets |
-//! | `loops` | [`Engine::run`] | the loops, until one cancellation token stops them |
+//! | `deliver` | [`Engine::deliver_due`] | the outbox to the targets, one pass |
+//! | `loops` | [`Engine::run`] | the sync, publish, deliver and retention loops, until one cancellation token stops them |
 
 mod deliver;
 mod leases;
@@ -34,10 +34,10 @@ use kalsync_core::EmailAddress;
 use kalsync_store::{Instance, InstanceId, Store, StoreError, TargetId, User, UserId};
 use tokio::sync::Notify;
 
-pub use deliver::DeliveryOutcome;
 pub use metrics::Metrics;
 pub use source::{Changes, Mailbox, Source, SourceError, SourceRead};
 pub use status::{AbsenceStatus, Person, StatusKey, StatusUpdate, UPCOMING};
+pub use sync::ReadAt;
 pub use target::{DeliveryError, Envelope, RetryPolicy, Target};
 pub use tokio_util::sync::CancellationToken;
 
@@ -149,8 +149,6 @@ pub struct DeliveryPass {
     pub dead: usize,
 }
 
-/// What a status is keyed by: what the PBX shows (`None`: available).
-
 #[derive(Default)]
 struct Inner {
     /// Users to re-read, and when (debounced).
@@ -186,6 +184,8 @@ struct Inner {
     schedule: BTreeSet<(Timestamp, UserId)>,
     /// Each user's next scheduled transition.
     next_of: HashMap<UserId, Timestamp>,
+    /// Sources in use by instance, as of the last lease renewal.
+    sources: HashMap<InstanceId, Arc<dyn Source>>,
     /// Targets by id, with the fingerprint of the configuration each was built from.
     targets: HashMap<TargetId, (u64, Arc<dyn Target>)>,
 }

@@ -1,12 +1,14 @@
-//! The engine's loops — leases, sync, publish, deliver, retention — each a loop around
-//! one public step, all stopped by one cancellation token with a bounded drain; and the
-//! watch on the wall clock that catches a step back.
+//! The engine's loops — sync (with the leases), publish, deliver, retention — each a
+//! loop around public steps, all stopped by one cancellation token with a bounded
+//! drain; and the watch on the wall clock that catches a step back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
+
+use kalsync_store::UserId;
 
 use crate::Engine;
 
@@ -35,6 +37,21 @@ impl Engine {
             );
             loops.abort_all();
         }
+        // Changes notified but not read yet are left to the node that takes the users
+        // next, and from now on notifications go to the store for it, not to this
+        // stopped engine.
+        let unread: Vec<UserId> = {
+            let mut inner = self.inner();
+            inner.held.clear();
+            inner.by_mailbox.clear();
+            inner.dirty.drain().map(|(u, _)| u).collect()
+        };
+        self.held_version.send_modify(|v| *v += 1);
+        for user in unread {
+            if let Err(e) = self.store.request_sync(user).await {
+                tracing::warn!(user = %user, error = %e, "cannot leave a read to another node");
+            }
+        }
         // Another node takes this node's users at once instead of after the lease time.
         if let Err(e) = self.store.release_leases(&self.config.node).await {
             tracing::warn!(error = %e, "cannot release the leases");
@@ -56,7 +73,7 @@ impl Engine {
                 tracing::warn!(error = %e, "cannot read requests from other nodes");
             }
             // The reads run on their own: this loop does not wait for them.
-            drop(self.start_due(Timestamp::now()));
+            drop(self.start_due(Timestamp::now(), crate::ReadAt::Wall));
             let wait = until(self.next_dirty(), Duration::from_millis(500));
             tokio::select! {
                 () = self.sync_wake.notified() => {}

@@ -15,10 +15,15 @@ use crate::source::{Source, SourceError};
 use crate::{CURSOR_KEY, Cursor, Engine, EngineError, FULL_READ_EVERY, SyncOutcome};
 
 impl Engine {
-    /// The instance's source: the factory keeps one per instance (and knows when its
-    /// configuration changed).
+    /// The instance's source in use: the factory's at first use; lease renewals follow
+    /// a change of its configuration.
     pub(crate) fn source_for(&self, instance: &Instance) -> Result<Arc<dyn Source>, SourceError> {
-        (self.sources)(instance)
+        if let Some(s) = self.inner().sources.get(&instance.id) {
+            return Ok(s.clone());
+        }
+        let source = (self.sources)(instance)?;
+        self.inner().sources.insert(instance.id, source.clone());
+        Ok(source)
     }
 
     /// Re-reads one user's window: bookings stored (as the instance allows), timeline
@@ -217,14 +222,25 @@ impl Engine {
 
     /// Starts a read of every user due by `now` (debounce over, or poll due), each on
     /// its own task under the sync concurrency, so a slow mailbox holds up no other.
-    /// The sync loop calls this; the handles say when each read is done.
-    pub fn start_due(self: &Arc<Self>, now: Timestamp) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Each read happens at `at` — a fixed instant (tests), or the wall clock when the
+    /// read gets its turn (the sync loop: a read that waited for a turn must not
+    /// count from before it waited, or a back-off would be over before it began).
+    /// The handles say when each read is done.
+    pub fn start_due(
+        self: &Arc<Self>,
+        now: Timestamp,
+        at: ReadAt,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         self.take_due(now)
             .into_iter()
             .map(|user| {
                 let engine = self.clone();
                 tokio::spawn(async move {
                     let _permit = engine.sync_gate.clone().acquire_owned().await;
+                    let now = match at {
+                        ReadAt::Fixed(t) => t,
+                        ReadAt::Wall => Timestamp::now(),
+                    };
                     engine.sync_one(user, now).await;
                 })
             })
@@ -234,7 +250,7 @@ impl Engine {
     /// Reads every user due by `now` and waits for the reads. Returns how many were
     /// read.
     pub async fn sync_due(self: &Arc<Self>, now: Timestamp) -> usize {
-        let started = self.start_due(now);
+        let started = self.start_due(now, ReadAt::Fixed(now));
         let count = started.len();
         for read in started {
             if let Err(e) = read.await {
@@ -293,8 +309,8 @@ impl Engine {
     }
 
     /// Reads one user taken by [`Engine::start_due`] (a poll, or a read of the window)
-    /// and lets them be taken again: the sync loop's one step.
-    pub async fn sync_one(&self, user: UserId, now: Timestamp) {
+    /// and lets them be taken again. Only for a user taken: it ends the user's turn.
+    async fn sync_one(&self, user: UserId, now: Timestamp) {
         let poll = self.inner().polls.remove(&user);
         let outcome = if poll {
             self.poll_user(user, now).await
@@ -318,4 +334,13 @@ impl Engine {
             .map(|(_, t)| *t)
             .min()
     }
+}
+
+/// When the reads [`Engine::start_due`] starts take place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAt {
+    /// At this instant (a test's `now`).
+    Fixed(Timestamp),
+    /// By the wall clock, when each read gets its turn.
+    Wall,
 }

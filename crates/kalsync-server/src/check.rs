@@ -85,7 +85,7 @@ pub async fn check_instance(
     let (start, end) = (now, now + SignedDuration::from_hours(24 * 14));
     match &instance.source {
         SourceConfig::Ews { .. } => {
-            let connection = connections.reopen(&instance).map_err(|e| e.to_string())?;
+            let connection = connections.fresh(&instance).map_err(|e| e.to_string())?;
             let client = connection.ews().ok_or("not an EWS instance")?;
             let mut steps = Vec::new();
             // A one-hour view: signs in and reaches the mailbox in one request.
@@ -171,7 +171,7 @@ pub async fn check_instance(
             Ok(steps)
         }
         SourceConfig::Graph { .. } => {
-            let connection = connections.reopen(&instance).map_err(|e| e.to_string())?;
+            let connection = connections.fresh(&instance).map_err(|e| e.to_string())?;
             let source = connection.source();
             let client = connection.graph().ok_or("not a Graph instance")?;
             let mut steps = vec![step(

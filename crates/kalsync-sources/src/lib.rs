@@ -97,15 +97,13 @@ impl Connections {
         Ok(slot.1.clone())
     }
 
-    /// A new connection for `instance`, replacing the open one: its sign-in is done
-    /// afresh. (NTLM signs a TCP connection in, not each request, so a kept connection
-    /// would go on working after the account's password changed on the server; the
-    /// connection check must see that.)
-    pub fn reopen(&self, instance: &Instance) -> Result<Connection, SourceError> {
-        let made = self.build(instance)?;
-        self.lock()
-            .insert(instance.id, (fingerprint(instance), made.clone()));
-        Ok(made)
+    /// A new connection for `instance`, beside the open one and not kept: its sign-in
+    /// is done afresh, for the connection check. (NTLM signs a TCP connection in, not
+    /// each request, so a kept connection would go on working after the account's
+    /// password changed on the server; the check must see that. It must not take the
+    /// open connection's token and settings caches away either.)
+    pub fn fresh(&self, instance: &Instance) -> Result<Connection, SourceError> {
+        self.build(instance)
     }
 
     fn build(&self, instance: &Instance) -> Result<Connection, SourceError> {
@@ -204,12 +202,12 @@ mod tests {
         );
         assert_eq!(connections.len(), 1, "which replaces the old one");
 
-        let reopened = connections.reopen(&graph("s2")).expect("graph");
-        assert!(!same(&typed_again, &reopened), "a check signs in afresh");
-        assert!(same(
-            &reopened,
-            &connections.of(&graph("s2")).expect("graph")
-        ));
+        let fresh = connections.fresh(&graph("s2")).expect("graph");
+        assert!(!same(&typed_again, &fresh), "a check signs in afresh");
+        assert!(
+            same(&typed_again, &connections.of(&graph("s2")).expect("graph")),
+            "and leaves the open connection as it was"
+        );
 
         let mut ews = graph("s2");
         ews.source = SourceConfig::Ews {

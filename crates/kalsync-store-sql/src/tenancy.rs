@@ -115,7 +115,20 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        rows.iter().map(|r| self.instance_row(r)).collect()
+        // An instance that cannot be read (a row written by an older version, a value
+        // no longer understood) is left out, with its reason in the log: the other
+        // companies' instances go on syncing. Its own company sees the error.
+        Ok(rows
+            .iter()
+            .filter_map(|r| match self.instance_row(r) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    let id: String = r.try_get("id").unwrap_or_default();
+                    tracing::error!(instance = %id, error = %e, "an instance cannot be read; it is left out until it is fixed");
+                    None
+                }
+            })
+            .collect())
     }
 
     pub(crate) async fn update_instance_row(&self, instance: &Instance) -> Result<(), StoreError> {

@@ -41,6 +41,7 @@ pub async fn story(f: &Fixture) {
     leases::leases(&c, now, later).await;
     sync::held_timelines(&c, &timeline).await;
     sync::a_corrupted_row(&c).await;
+    tenancy::an_unreadable_instance(&c).await;
     users::removing_a_user(&c, &hook).await;
     accounts::accounts_story(s, c.acme.id, c.other.id).await;
     entra::entra_story(s, c.acme.id, c.other.id).await;

@@ -364,3 +364,12 @@ pub trait Store: Send + Sync + 'static {
     /// Gives up this node's leases (clean shutdown).
     async fn release_leases(&self, node: &str) -> Result<(), StoreError>;
 }
+
+/// The hasher of configuration fingerprints: keyed at random once per process, so a
+/// fingerprint (a digest over secrets too) says nothing outside the process it was
+/// made in.
+pub(crate) fn fingerprint_hasher() -> std::hash::DefaultHasher {
+    use std::hash::BuildHasher as _;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new).build_hasher()
+}

@@ -1,6 +1,7 @@
 //! Chapters on companies, their instances and targets: created, read back with their
 //! secrets, listed, and finally removed with everything under them.
 
+use kalsync_core::exchange::{Access, SignIn, Version};
 use kalsync_core::{InstanceSettings, Template};
 use kalsync_store::{
     Company, GraphCredential, Instance, NewInstance, NewTarget, SourceConfig, Store, StoreError,
@@ -156,4 +157,42 @@ pub(crate) async fn removing_the_rest(c: &Cast<'_>, hook: &Target) {
             .is_empty(),
         "a removed company's accounts are gone"
     );
+}
+
+/// An instance whose row cannot be read is an error for its company only: the active
+/// instances every node syncs are read without it.
+pub(crate) async fn an_unreadable_instance(c: &Cast<'_>) {
+    let Cast { f, s, acme, .. } = c;
+    let broken = s
+        .create_instance(NewInstance {
+            company: acme.id,
+            name: "Old Exchange".into(),
+            source: SourceConfig::Ews {
+                url: "https://mail.acme.example/EWS/Exchange.asmx".into(),
+                username: "ACME\\svc".into(),
+                password: "p".to_owned().into(),
+                auth: SignIn::Ntlm,
+                version: Version::Exchange2010Sp2,
+                access: Access::Impersonation,
+                options: Default::default(),
+            },
+            settings: Default::default(),
+        })
+        .await
+        .expect("created");
+    f.store
+        .execute_for_tests(&format!(
+            "UPDATE instances SET source = replace(source, '\"auth\":\"ntlm\"', '\"auth\":\"kerberos\"') WHERE id = '{}'",
+            broken.id
+        ))
+        .await
+        .expect("corrupt");
+    assert!(matches!(
+        s.instance(broken.id).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    let active = s.active_instances().await.expect("the others are read");
+    assert!(!active.is_empty(), "Acme's own instance still syncs");
+    assert!(active.iter().all(|i| i.id != broken.id));
+    s.delete_instance(broken.id).await.expect("removed");
 }

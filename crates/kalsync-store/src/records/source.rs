@@ -173,7 +173,7 @@ impl SourceConfig {
     pub fn fingerprint(&self) -> u64 {
         use secrecy::ExposeSecret as _;
         use std::hash::{Hash as _, Hasher as _};
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = crate::fingerprint_hasher();
         self.secret_destination().hash(&mut h);
         match self {
             SourceConfig::Graph { credential, .. } => match credential {

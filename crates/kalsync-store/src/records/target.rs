@@ -53,7 +53,7 @@ impl TargetConfig {
     pub fn fingerprint(&self) -> u64 {
         use secrecy::ExposeSecret as _;
         use std::hash::{Hash as _, Hasher as _};
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = crate::fingerprint_hasher();
         self.kind().hash(&mut h);
         match self {
             TargetConfig::Webhook {
