@@ -1,7 +1,7 @@
-//! What Kalsync's tests share (a dev-dependency only): where the third-party payloads
-//! live — Microsoft's EWS schema and answers, Graph responses and notifications, Outlook
-//! `.ics` files, kept in the `shared/` folder beside the checkout, not in the
-//! repository — and what a test does when they are not there.
+//! What Kalsync's tests share (a dev-dependency only): a free loopback port, and where
+//! the third-party payloads live — Microsoft's EWS schema and answers, Graph responses
+//! and notifications, Outlook `.ics` files, kept in the `shared/` folder beside the
+//! checkout, not in the repository — and what a test does when they are not there.
 //!
 //! On a plain clone the folder is absent: a test that needs it says it is skipped and
 //! passes. With `KALSYNC_REQUIRE_FIXTURES` set (CI sets it when the folder is there),
@@ -33,6 +33,18 @@ pub fn fixtures(part: &str) -> Option<PathBuf> {
         dir.display()
     );
     None
+}
+
+/// A loopback port nothing listens on when this returns: for a server a test starts
+/// itself (it binds the port), or for a peer that is down (nothing ever binds it).
+///
+/// # Panics
+/// When no port can be bound on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// The checkout the running test belongs to: the nearest folder holding `Cargo.lock`

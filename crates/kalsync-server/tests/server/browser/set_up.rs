@@ -1,0 +1,229 @@
+//! A company admin sets Microsoft 365 up in the browser (an instance against the
+//! simulator, the tenant given by its domain, a user, the rules); the receptionist's open
+//! switchboard shows a booking made in Outlook without a reload; the time bar says why;
+//! the language switches; and the admin who tries another company's URLs gets 404.
+
+use fantoccini::Locator;
+use kalsync_graph_sim::{EventSpec, SimConfig};
+use kalsync_server::Settings;
+use kalsync_server::settings::{
+    AccountDecl, CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl,
+};
+
+use super::{
+    ONE_BROWSER, PASSWORD, browser, click, fill, shot, sign_in, until_gone_reloading, until_text,
+};
+use crate::support::Launch;
+use crate::support::sims::simulator;
+
+#[tokio::test]
+async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    // A simulated Microsoft 365 with Anna (Acme) and Bo (Beta).
+    let sim = simulator(
+        SimConfig {
+            domains: vec!["acme.onmicrosoft.com".into()],
+            ..SimConfig::with_secret(ACME_TENANT, "c", "s")
+        },
+        &["anna@acme.example", "bo@beta.example"],
+    );
+    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    let graph = SourceDecl::Graph {
+        tenant: ACME_TENANT.into(),
+        client_id: "c".into(),
+        client_secret: "s".to_owned().into(),
+        graph_url: Some(format!("{sim_url}v1.0/")),
+        login_url: Some(sim_url.to_string()),
+    };
+    let account = |email: &str, role: &str, company: &str| AccountDecl {
+        email: email.into(),
+        role: role.into(),
+        company: Some(company.into()),
+        password: PASSWORD.to_owned().into(),
+    };
+    let mut settings = Settings {
+        companies: vec![
+            // Acme starts with nothing: its admin sets it up in the browser.
+            CompanyDecl {
+                name: "Acme AB".into(),
+                targets: vec![TargetDecl::Simulator { name: "pbx".into() }],
+                instances: vec![],
+            },
+            CompanyDecl {
+                name: "Beta AB".into(),
+                targets: vec![TargetDecl::Simulator { name: "pbx".into() }],
+                instances: vec![InstanceDecl {
+                    name: "Beta 365".into(),
+                    source: graph,
+                    settings: None,
+                    users: vec![UserDecl::Full {
+                        email: "bo@beta.example".into(),
+                        name: Some("Bo Berg".into()),
+                        extension: Some("301".into()),
+                    }],
+                }],
+            },
+        ],
+        accounts: vec![
+            account("it@acme.example", "company_admin", "Acme AB"),
+            account("reception@acme.example", "reader", "Acme AB"),
+        ],
+        // The simulators listen on loopback.
+        outbound: kalsync_server::settings::OutboundSettings::loopback(),
+        ..Settings::default()
+    };
+    settings.engine.debounce_ms = 0;
+    settings.engine.poll_interval_secs = 2;
+    let app = Launch::new(settings).public().spawn().await;
+    let base = &app.base;
+
+    // Signed out: the sign-in page, in Swedish (the browser's language).
+    c.goto(&format!("{base}/")).await.expect("goto");
+    until_text(&c, "Logga in", 5).await;
+    shot("sign-in-sv", &c.screenshot().await.expect("png"));
+    sign_in(&c, "it@acme.example").await;
+    until_text(&c, "Inga instanser ännu.", 5).await;
+
+    // A Microsoft 365 instance against the simulator, then Anna by the form.
+    click(&c, Locator::Css("a[href$='/instances/new']")).await;
+    until_text(&c, "Klienthemlighet", 5).await;
+    fill(&c, "#name", "Microsoft 365").await;
+    // The tenant by its domain, as admins know it: stored as its directory id.
+    fill(&c, "#tenant", "acme.onmicrosoft.com").await;
+    fill(&c, "#client_id", "c").await;
+    fill(&c, "#client_secret", "s").await;
+    click(&c, Locator::Css("details summary")).await;
+    fill(&c, "#graph_url", &format!("{sim_url}v1.0/")).await;
+    fill(&c, "#login_url", sim_url.as_str()).await;
+    shot("new-instance-sv", &c.screenshot().await.expect("png"));
+    click(
+        &c,
+        Locator::Css("form[action$='/instances/new'] button[type=submit]"),
+    )
+    .await;
+    until_text(&c, "Användare (0)", 5).await;
+    fill(&c, "#new-email", "anna@acme.example").await;
+    fill(&c, "#new-name", "Anna Andersson").await;
+    fill(&c, "#new-extension", "201").await;
+    click(&c, Locator::Css("form[action$='/users'] button")).await;
+    until_text(&c, "Användare (1)", 5).await;
+    // Read within the engine's refresh of users (10 s): the last read appears.
+    let text = until_gone_reloading(&c, "aldrig", 30).await;
+    assert!(text.contains("Anna Andersson"), "{text}");
+    shot("instance-sv", &c.screenshot().await.expect("png"));
+    // The company reads prefixes first (LUN: lunch), then free/busy: saved in the editor.
+    click(&c, Locator::LinkText("Regler och inställningar")).await;
+    until_text(&c, "Förhandsgranska", 5).await;
+    fill(&c, "#settings", "template = \"prefix-then-showas\"\n").await;
+    click(&c, Locator::Css("button[value=save]")).await;
+    until_text(&c, "Sparat.", 5).await;
+    shot("rules-sv", &c.screenshot().await.expect("png"));
+
+    // The receptionist's switchboard is open when Anna books lunch in Outlook.
+    click(&c, Locator::Css("form[action='/sign-out'] button")).await;
+    until_text(&c, "Logga in", 5).await;
+    sign_in(&c, "reception@acme.example").await;
+    until_text(&c, "Instrumentpanel", 5).await;
+    click(&c, Locator::LinkText("Telefonist")).await;
+    until_text(&c, "Ingen är borta just nu.", 10).await;
+    let now = jiff::Timestamp::now();
+    sim.create_event(
+        "anna@acme.example",
+        EventSpec::new(
+            "LUN: Lunch",
+            now - jiff::SignedDuration::from_mins(1),
+            now + jiff::SignedDuration::from_mins(59),
+        ),
+    )
+    .expect("event");
+    let text = until_text(&c, "Lunch, åter", 20).await;
+    assert!(
+        text.contains("Anna Andersson") && text.contains("201"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Bo Berg"),
+        "another company's people: {text}"
+    );
+    shot("switchboard-sv", &c.screenshot().await.expect("png"));
+
+    // Why is Anna diverted? Her time bar, from the dashboard.
+    click(&c, Locator::LinkText("Instrumentpanel")).await;
+    until_text(&c, "Microsoft 365", 5).await;
+    shot("dashboard-sv", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Microsoft 365")).await;
+    until_text(&c, "Användare (1)", 5).await;
+    click(&c, Locator::LinkText("Anna Andersson")).await;
+    let text = until_text(&c, "Idag och framåt", 5).await;
+    assert!(text.contains("Lunch, åter"), "{text}");
+    assert!(
+        c.find(Locator::Css(".block.divert")).await.is_ok(),
+        "the lunch on the bar"
+    );
+    shot("user-sv", &c.screenshot().await.expect("png"));
+
+    // In English.
+    click(&c, Locator::Css("a.lang")).await;
+    until_text(&c, "Today and ahead", 5).await;
+    shot("user-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Switchboard")).await;
+    let text = until_text(&c, "Lunch, back", 5).await;
+    assert!(text.contains("Anna Andersson"), "{text}");
+    shot("switchboard-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Dashboard")).await;
+    until_text(&c, "Microsoft 365", 5).await;
+    shot("dashboard-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Microsoft 365")).await;
+    until_text(&c, "Users (1)", 5).await;
+    shot("instance-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Rules and settings")).await;
+    until_text(&c, "Preview", 5).await;
+    shot("rules-en", &c.screenshot().await.expect("png"));
+
+    // Another company's data is not there for Acme's admin.
+    click(&c, Locator::Css("form[action='/sign-out'] button")).await;
+    until_text(&c, "Sign in", 5).await;
+    shot("sign-in-en", &c.screenshot().await.expect("png"));
+    sign_in(&c, "it@acme.example").await;
+    let text = until_text(&c, "Dashboard", 5).await;
+    assert!(!text.contains("Beta"), "{text}");
+    let store = app.store();
+    let beta = store
+        .companies()
+        .await
+        .expect("companies")
+        .into_iter()
+        .find(|c| c.name == "Beta AB")
+        .expect("Beta");
+    let beta_instance = store.instances(beta.id).await.expect("instances").remove(0);
+    let bo = store
+        .users(beta_instance.id)
+        .await
+        .expect("users")
+        .remove(0);
+    for path in [
+        format!("/instances/{}", beta_instance.id),
+        format!("/instances/{}/rules", beta_instance.id),
+        format!("/users/{}", bo.id),
+        format!("/companies/{}/instances/new", beta.id),
+        format!("/api/v1/companies/{}", beta.id),
+        format!("/api/v1/instances/{}/users", beta_instance.id),
+    ] {
+        c.goto(&format!("{base}{path}")).await.expect("goto");
+        let text = until_text(&c, "not_found", 5).await;
+        assert!(
+            !text.contains("Bo Berg") && !text.contains("Beta"),
+            "{path}: {text}"
+        );
+    }
+    shot("another-company-404", &c.screenshot().await.expect("png"));
+
+    c.close().await.expect("close");
+    app.stop().await;
+}
+
+/// Acme's (and Beta's) simulated Microsoft 365 tenant.
+const ACME_TENANT: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";

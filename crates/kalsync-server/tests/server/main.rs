@@ -1,0 +1,14 @@
+//! The service end to end, one test binary: each scenario starts the service on a
+//! loopback port with a database of its own (`support::spawn_app`), reading simulated
+//! Microsoft 365 and Exchange and delivering to the PBX simulator, a webhook, AMI or a
+//! real Kamailio; the admin UI is driven in a real Chromium.
+
+mod browser;
+mod check;
+mod directory;
+mod ews;
+mod graph;
+mod microsoft365;
+mod security;
+mod support;
+mod targets;
