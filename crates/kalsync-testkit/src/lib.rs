@@ -1,4 +1,5 @@
-//! What Kalsync's tests share (a dev-dependency only): a free loopback port, and where
+//! What Kalsync's tests share (a dev-dependency only): times and bookings written the way
+//! a person reads them, a free loopback port, and where
 //! the third-party payloads live — Microsoft's EWS schema and answers, Graph responses
 //! and notifications, Outlook `.ics` files, kept in the `shared/` folder beside the
 //! checkout, not in the repository — and what a test does when they are not there.
@@ -45,6 +46,30 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+/// `"2026-11-24 12:00"` (or `"2026-11-24"`, midnight) in Stockholm, where the sample
+/// company is.
+///
+/// # Panics
+/// When `s` is not such a time.
+pub fn at(s: &str) -> jiff::Timestamp {
+    kalsync_core::Zone::stockholm()
+        .parse_instant(s)
+        .expect("a Stockholm time")
+}
+
+/// A booking `id` from `from` to `to` (Stockholm times, [`at`]) with `subject`.
+///
+/// # Panics
+/// When the id or the times are not valid.
+pub fn booking(id: &str, from: &str, to: &str, subject: &str) -> kalsync_core::Booking {
+    let mut b = kalsync_core::Booking::new(
+        kalsync_core::BookingId::parse(id).expect("an id"),
+        kalsync_core::BookingTime::timed(at(from), at(to)).expect("a time"),
+    );
+    b.subject = Some(subject.into());
+    b
 }
 
 /// The checkout the running test belongs to: the nearest folder holding `Cargo.lock`

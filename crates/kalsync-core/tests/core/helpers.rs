@@ -11,12 +11,7 @@ pub(crate) fn tz() -> TimeZone {
     TimeZone::get("Europe/Stockholm").expect("zone")
 }
 
-/// `"2026-11-23 12:00"` in Stockholm.
-pub(crate) fn at(s: &str) -> Timestamp {
-    kalsync_core::Zone::stockholm()
-        .parse_instant(s)
-        .expect("time")
-}
+pub(crate) use kalsync_testkit::at;
 
 pub(crate) fn timed(
     id: &str,

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use kalsync_core::{
-    Booking, BookingId, BookingTime, EmailAddress, Extension, InstanceSettings, Template, Window,
-};
+use kalsync_core::{Booking, EmailAddress, Extension, InstanceSettings, Template, Window};
 use kalsync_engine::{
     DeliveryError, Engine, EngineConfig, Envelope, Source, SourceError, SourceRead, StatusUpdate,
     Target,
@@ -24,20 +22,7 @@ use secrecy::SecretString;
 /// the machine's date.
 pub(crate) const START: &str = "2026-11-24 00:00";
 
-pub(crate) fn at(s: &str) -> Timestamp {
-    kalsync_core::Zone::stockholm()
-        .parse_instant(s)
-        .expect("time")
-}
-
-pub(crate) fn booking(id: &str, from: &str, to: &str, subject: &str) -> Booking {
-    let mut b = Booking::new(
-        BookingId::parse(id).expect("id"),
-        BookingTime::timed(at(from), at(to)).expect("time"),
-    );
-    b.subject = Some(subject.into());
-    b
-}
+pub(crate) use kalsync_testkit::{at, booking};
 
 /// Calendars in memory; a read can be made to fail.
 #[derive(Default)]

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use kalsync_core::{Window, Zone};
 use kalsync_graph::{AppCredentials, ClientAuth, Endpoints, GraphClient, Limits};
 use kalsync_graph_sim::{EventSpec, SimConfig, SimHandle, Simulator, UserSpec};
@@ -33,9 +32,7 @@ pub(crate) fn stockholm() -> Zone {
     Zone::parse("Europe/Stockholm").expect("zone")
 }
 
-pub(crate) fn at(s: &str) -> Timestamp {
-    stockholm().parse_instant(s).expect("time")
-}
+pub(crate) use kalsync_testkit::at;
 
 pub(crate) fn week() -> Window {
     Window {

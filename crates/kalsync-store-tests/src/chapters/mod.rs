@@ -1,8 +1,7 @@
 //! The story's chapters, one area of the [`Store`] trait each, and what they share: the
 //! [`Cast`] the first chapters create and the helpers that write times and bookings.
 
-use jiff::Timestamp;
-use kalsync_core::{Booking, BookingId, BookingTime, InstanceSettings};
+use kalsync_core::{Booking, InstanceSettings};
 use kalsync_store::{Company, Instance, Store, User};
 
 use crate::Fixture;
@@ -37,18 +36,11 @@ pub(crate) struct Cast<'a> {
     pub(crate) bo: User,
 }
 
-pub(crate) fn at(s: &str) -> Timestamp {
-    kalsync_core::Zone::stockholm()
-        .parse_instant(s)
-        .expect("time")
-}
+pub(crate) use kalsync_testkit::at;
 
+/// The test kit's booking, in a room (the store must not keep the location).
 pub(crate) fn booking(id: &str, from: &str, to: &str, subject: &str) -> Booking {
-    let mut b = Booking::new(
-        BookingId::parse(id).expect("id"),
-        BookingTime::timed(at(from), at(to)).expect("time"),
-    );
-    b.subject = Some(subject.into());
+    let mut b = kalsync_testkit::booking(id, from, to, subject);
     b.location = Some("Room Kastanjen".into());
     b
 }
