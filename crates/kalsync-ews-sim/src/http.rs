@@ -283,6 +283,13 @@ async fn ews(
     let stats = &sim.shared.stats;
     let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
+    let kalsync = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Kalsync/"));
+    if !kalsync {
+        stats.without_user_agent.fetch_add(1, Ordering::Relaxed);
+    }
     let response = answer(&sim, peer, &headers, &body).await;
     tokio::time::sleep_until(started + Duration::from_millis(latency)).await;
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -133,6 +133,7 @@ struct Stats {
     find_item: AtomicU64,
     sync_folder_items: AtomicU64,
     misrouted: AtomicU64,
+    without_user_agent: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -158,6 +159,9 @@ pub struct EwsStats {
     pub find_item: u64,
     /// `SyncFolderItems` requests (change checks).
     pub sync_folder_items: u64,
+    /// Requests that did not say they come from Kalsync (`User-Agent: Kalsync/…`): an
+    /// Exchange that allow-lists applications by User-Agent would refuse them.
+    pub without_user_agent: u64,
     /// Subscriptions a streaming connection reached on the wrong back end (no affinity).
     pub misrouted: u64,
 }
@@ -243,6 +247,7 @@ impl EwsSim {
             ntlm_sign_ins: get(&s.ntlm_sign_ins),
             find_item: get(&s.find_item),
             sync_folder_items: get(&s.sync_folder_items),
+            without_user_agent: get(&s.without_user_agent),
             misrouted: get(&s.misrouted),
         }
     }

@@ -273,7 +273,9 @@ impl NtlmPool {
             Some(q) => format!("{}?{q}", self.url.path()),
             None => self.url.path().to_owned(),
         };
-        let mut request = hyper::Request::post(path).header("host", host);
+        let mut request = hyper::Request::post(path)
+            .header("host", host)
+            .header("user-agent", kalsync_outbound::USER_AGENT);
         for (k, v) in headers {
             request = request.header(*k, v.as_str());
         }

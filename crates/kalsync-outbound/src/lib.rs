@@ -20,6 +20,11 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+/// What every request Kalsync sends says it is: Exchange's application access policies
+/// (`Set-OrganizationConfig -EwsApplicationAccessPolicy`, `EwsAllowList`) and a PBX's
+/// or proxy's logs match on it.
+pub const USER_AGENT: &str = concat!("Kalsync/", env!("CARGO_PKG_VERSION"));
+
 /// Why a destination was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboundError {
@@ -141,6 +146,7 @@ impl OutboundPolicy {
     /// (`HTTPS_PROXY`…): a proxy resolves names itself, out of this policy's reach.
     pub fn http(&self) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
+            .user_agent(USER_AGENT)
             .dns_resolver(Arc::new(self.clone()))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -212,6 +218,35 @@ fn is_internal(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn every_request_says_it_is_kalsync() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut head = vec![0; 4096];
+            let n = socket.read(&mut head).await.expect("read");
+            let _ = socket
+                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            String::from_utf8_lossy(&head[..n]).to_ascii_lowercase()
+        });
+        let client = OutboundPolicy::with_loopback()
+            .http()
+            .build()
+            .expect("client");
+        client.get(&url).send().await.expect("sent");
+        let head = server.await.expect("served");
+        assert!(
+            head.contains(&format!("user-agent: {}", USER_AGENT.to_ascii_lowercase())),
+            "{head}"
+        );
+    }
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

@@ -218,6 +218,11 @@ async fn a_window_is_read_with_the_explicit_shape_and_never_a_body() {
         0,
         "the body is never asked for"
     );
+    assert_eq!(
+        x.sim.stats().without_user_agent,
+        0,
+        "every request says it is Kalsync (Exchange's EWS allow list)"
+    );
 }
 
 #[tokio::test]
@@ -458,6 +463,11 @@ async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
         "one handshake; the connection is reused"
     );
     assert_eq!(x.sim.stats().unauthorized, 0);
+    assert_eq!(
+        x.sim.stats().without_user_agent,
+        0,
+        "every request over NTLM says it is Kalsync (Exchange's EWS allow list)"
+    );
 
     let wrong = read_week(&ntlm("Vinter2026!"), "anna@corp.example").await;
     assert!(matches!(wrong, Err(EwsError::Unauthorized(_))), "{wrong:?}");
