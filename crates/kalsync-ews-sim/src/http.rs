@@ -347,7 +347,7 @@ async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str)
     }
     let impersonating = child(header, "ExchangeImpersonation")
         .and_then(|i| child(i, "ConnectingSID"))
-        .and_then(|c| text(c, "PrimarySmtpAddress"))
+        .and_then(|c| text(c, "SmtpAddress").or_else(|| text(c, "PrimarySmtpAddress")))
         .map(str::to_ascii_lowercase);
     let Some(op) = elements(soap_body).next() else {
         return Fault::new("ErrorSchemaValidation", "An empty SOAP Body.").into_response();

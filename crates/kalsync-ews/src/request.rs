@@ -124,10 +124,17 @@ fn headers(ctx: &Context<'_>) -> Vec<String> {
     );
     out.push(v.done());
     if ctx.access == Access::Impersonation {
+        // Any of the mailbox's addresses (a user added by an alias is found too);
+        // Exchange 2007 knows only the primary one.
+        let address = if ctx.version >= Version::Exchange2010 {
+            "t:SmtpAddress"
+        } else {
+            "t:PrimarySmtpAddress"
+        };
         let mut i = Xml::default();
         i.open("t:ExchangeImpersonation", &[("xmlns:t", TYPES)])
             .open("t:ConnectingSID", &[])
-            .leaf("t:PrimarySmtpAddress", ctx.mailbox)
+            .leaf(address, ctx.mailbox)
             .close("t:ConnectingSID")
             .close("t:ExchangeImpersonation");
         out.push(i.done());
@@ -432,7 +439,18 @@ mod tests {
             imp.headers
                 .iter()
                 .any(|h| h.contains("ExchangeImpersonation")
-                    && h.contains("<t:PrimarySmtpAddress>anna@corp.example<"))
+                    && h.contains("<t:SmtpAddress>anna@corp.example<"))
+        );
+        let on_2007 = Context {
+            version: Version::Exchange2007Sp1,
+            ..ctx(Access::Impersonation)
+        };
+        assert!(
+            find_calendar_view(&on_2007, Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH, 10)
+                .headers
+                .iter()
+                .any(|h| h.contains("<t:PrimarySmtpAddress>anna@corp.example<")),
+            "Exchange 2007 has no SmtpAddress"
         );
         assert!(!imp.body.contains("t:Mailbox"));
         let del = find_calendar_view(

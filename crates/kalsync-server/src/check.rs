@@ -3,6 +3,7 @@
 //! step saying what passed or exactly what the Exchange (or Microsoft 365) admin must do.
 
 use jiff::{SignedDuration, Timestamp};
+use kalsync_core::exchange::SignIn;
 use kalsync_ews::request::{self, Subscription};
 use kalsync_ews::{EwsError, Shape, response};
 use kalsync_sources::Connections;
@@ -35,28 +36,34 @@ fn step(name: &'static str, result: Result<String, String>) -> Step {
 }
 
 /// What an EWS error means for the admin.
-fn advice(e: &EwsError) -> String {
+fn advice(e: &EwsError, sign_in: SignIn) -> String {
+    // What Exchange said, as one sentence (its own full stop not doubled).
+    let said = e.to_string();
+    let said = said.trim_end().trim_end_matches('.');
     match (e, e.code()) {
+        (EwsError::Unauthorized(_), _) if sign_in == SignIn::OAuth => format!(
+            "{said}. Check the app's tenant, id and secret, and that it has the Exchange permission full_access_as_app with admin consent."
+        ),
         (EwsError::Unauthorized(_), _) => format!(
-            "{e}. Check the account name (DOMAIN\\user or user@domain) and password, and that the EWS virtual directory allows the chosen sign-in (Get-WebServicesVirtualDirectory | fl WindowsAuthentication, BasicAuthentication, ExtendedProtectionTokenChecking). With auth = \"oauth\", check the app's tenant, id, secret and its Exchange permission (full_access_as_app)."
+            "{said}. Check the account name (DOMAIN\\user or user@domain) and password, and that the EWS virtual directory allows the chosen sign-in (Get-WebServicesVirtualDirectory | fl WindowsAuthentication, BasicAuthentication, ExtendedProtectionTokenChecking)."
         ),
         (EwsError::Transport(m), _) if m.contains("certificate") => format!(
-            "{e}. The server's certificate is not trusted: if it comes from the company's own CA, export that CA's certificate (PEM) and name it with ca_file in the instance; check too that the address's host name is in the certificate."
+            "{said}. The server's certificate is not trusted: if it comes from the company's own CA, export that CA's certificate (PEM) and name it with ca_file in the instance; check too that the address's host name is in the certificate."
         ),
         (EwsError::Transport(_), _) => format!(
-            "{e}. Check the EWS address (…/EWS/Exchange.asmx), DNS and that the firewall lets this server reach it on TCP 443."
+            "{said}. Check the EWS address (…/EWS/Exchange.asmx), DNS and that the firewall lets this server reach it on TCP 443."
         ),
         (_, Some("ErrorImpersonateUserDenied")) => format!(
-            "{e}. The account may not impersonate this mailbox: run the role assignment from `kalsync setup exchange` (New-ManagementRoleAssignment -Role ApplicationImpersonation), with a scope that includes the mailbox."
+            "{said}. The account may not impersonate this mailbox: run the role assignment from `kalsync setup exchange` (New-ManagementRoleAssignment -Role ApplicationImpersonation), with a scope that includes the mailbox."
         ),
         (_, Some("ErrorAccessDenied")) => format!(
-            "{e}. The account cannot read this calendar: give it Reviewer (Add-MailboxFolderPermission … -AccessRights Reviewer), or use impersonation."
+            "{said}. The account cannot read this calendar: give it Reviewer (Add-MailboxFolderPermission … -AccessRights Reviewer), or use impersonation."
         ),
         (_, Some("ErrorNonExistentMailbox")) => {
-            format!("{e}. The test user has no mailbox on this server.")
+            format!("{said}. The test user has no mailbox on this server.")
         }
         (_, Some("ErrorExceededSubscriptionCount")) => format!(
-            "{e}. The throttling policy limits subscriptions: associate the policy from `kalsync setup exchange` (EWSMaxSubscriptions)."
+            "{said}. The throttling policy limits subscriptions: associate the policy from `kalsync setup exchange` (EWSMaxSubscriptions)."
         ),
         _ => e.to_string(),
     }
@@ -85,6 +92,10 @@ pub async fn check_instance(
     let (start, end) = (now, now + SignedDuration::from_hours(24 * 14));
     match &instance.source {
         SourceConfig::Ews { .. } => {
+            let sign_in = match &instance.source {
+                SourceConfig::Ews { auth, .. } => *auth,
+                SourceConfig::Graph { .. } => SignIn::OAuth,
+            };
             let connection = connections.fresh(&instance).map_err(|e| e.to_string())?;
             let client = connection.ews().ok_or("not an EWS instance")?;
             let mut steps = Vec::new();
@@ -109,7 +120,9 @@ pub async fn check_instance(
             steps.push(step(
                 "sign in",
                 match &reached {
-                    Err(e @ (EwsError::Unauthorized(_) | EwsError::Transport(_))) => Err(advice(e)),
+                    Err(e @ (EwsError::Unauthorized(_) | EwsError::Transport(_))) => {
+                        Err(advice(e, sign_in))
+                    }
                     _ => Ok(format!("{} accepted the account", client.settings().url)),
                 },
             ));
@@ -125,7 +138,7 @@ pub async fn check_instance(
                 reached
                     .as_ref()
                     .map(|_| format!("may {access} {mailbox}"))
-                    .map_err(advice),
+                    .map_err(|e| advice(e, sign_in)),
             ));
             if reached.is_err() {
                 return Ok(steps);
@@ -142,7 +155,7 @@ pub async fn check_instance(
                             r.rejected.len()
                         )
                     })
-                    .map_err(|e| advice(&e)),
+                    .map_err(|e| advice(&e, sign_in)),
             ));
             let streaming = client.settings().version.has_streaming()
                 && client.settings().access == kalsync_ews::Access::Impersonation;
@@ -160,7 +173,7 @@ pub async fn check_instance(
                         .await;
                 }
                 made.map(|_| "a streaming subscription was made (and removed)".to_owned())
-                    .map_err(|e| advice(&e))
+                    .map_err(|e| advice(&e, sign_in))
             } else {
                 Ok(
                     "no streaming on this version or with delegate access: the mailbox is polled"
@@ -223,5 +236,25 @@ impl kalsync_web::ConnectionCheck for Checker {
                 })
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_is_one_clean_sentence_for_the_instance_s_own_sign_in() {
+        let refused = EwsError::Unauthorized("Exchange refused the account.".into());
+        let ntlm = advice(&refused, SignIn::Ntlm);
+        assert!(!ntlm.contains(".."), "{ntlm}");
+        assert!(ntlm.contains("password"), "{ntlm}");
+        assert!(
+            !ntlm.contains("full_access_as_app"),
+            "no OAuth hint: {ntlm}"
+        );
+        let oauth = advice(&refused, SignIn::OAuth);
+        assert!(oauth.contains("full_access_as_app"), "{oauth}");
+        assert!(!oauth.contains("WindowsAuthentication"), "{oauth}");
     }
 }
