@@ -67,3 +67,79 @@ async fn users_move_to_another_node_when_one_stops() {
     )]);
     takeover(w.store.clone(), &w).await;
 }
+
+/// A source that says, on each read, which app it was built for.
+struct Labelled {
+    app: String,
+    calendars: Arc<Calendars>,
+    reads: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl Source for Labelled {
+    async fn read(
+        &self,
+        mailbox: &kalsync_core::EmailAddress,
+        window: kalsync_core::Window,
+        subjects: bool,
+    ) -> Result<kalsync_engine::SourceRead, kalsync_engine::SourceError> {
+        self.reads.lock().expect("lock").push(self.app.clone());
+        self.calendars.read(mailbox, window, subjects).await
+    }
+}
+
+/// An admin's change of an instance's source (another app, a new secret) is taken up
+/// at the next lease renewal, from the instance as stored then; until then the source in
+/// use stays.
+#[tokio::test]
+async fn a_changed_source_is_taken_up_at_the_next_lease_renewal() {
+    let w = world(Template::Prefix).await;
+    let reads: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let (calendars, pbx, seen) = (w.calendars.clone(), w.pbx.clone(), reads.clone());
+    let engine = Engine::new(
+        w.store.clone(),
+        EngineConfig {
+            node: "test-node".into(),
+            debounce: Duration::ZERO,
+            ..EngineConfig::default()
+        },
+        Arc::new(move |instance: &kalsync_store::Instance| {
+            let app = match &instance.source {
+                kalsync_store::SourceConfig::Graph { client_id, .. } => client_id.clone(),
+                kalsync_store::SourceConfig::Ews { .. } => "ews".into(),
+            };
+            Ok(Arc::new(Labelled {
+                app,
+                calendars: calendars.clone(),
+                reads: seen.clone(),
+            }) as Arc<dyn Source>)
+        }),
+        Arc::new(move |_| Ok(pbx.clone() as Arc<dyn Target>)),
+    );
+    let now = at(START);
+    let read_by = || reads.lock().expect("lock").last().cloned();
+    engine.renew_leases(now).await.expect("lease");
+    engine.sync_user(w.anna.id, now).await.expect("read");
+    assert_eq!(read_by().as_deref(), Some("c"));
+
+    let mut instance = w.store.instance(w.anna.instance).await.expect("instance");
+    let kalsync_store::SourceConfig::Graph { client_id, .. } = &mut instance.source else {
+        panic!("a Graph instance");
+    };
+    *client_id = "another-app".into();
+    w.store.update_instance(&instance).await.expect("changed");
+    engine.sync_user(w.anna.id, now).await.expect("read");
+    assert_eq!(
+        read_by().as_deref(),
+        Some("c"),
+        "until the renewal the source in use stays"
+    );
+
+    engine.renew_leases(now).await.expect("lease");
+    engine.sync_user(w.anna.id, now).await.expect("read");
+    assert_eq!(
+        read_by().as_deref(),
+        Some("another-app"),
+        "the renewal takes the changed source up"
+    );
+}

@@ -41,18 +41,11 @@ async fn a_booking_on_an_exchange_server_reaches_the_pbx_over_ews() {
 
 #[tokio::test]
 async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling() {
-    let Exchange {
-        calendars,
-        sim_url,
-        ews,
-        ews_url,
-        _servers,
-    } = exchange_with_anna().await;
+    let exchange = exchange_with_anna().await;
+    let Exchange { calendars, ews, .. } = &exchange;
     // Bo's mailbox lives on another back end than Anna's: one group must reach both.
     calendars.add_user(mailbox("bo@acme.example")).expect("bo");
-    let mut s = acme::settings(&sim_url);
-    s.engine.poll_interval_secs = 3600;
-    s.companies[0].instances[0].source = ews_source(&ews_url, EWS_ACCOUNT, "ntlm", "2016");
+    let mut s = exchange.acme_over_ews("ntlm", "2016");
     s.companies[0].instances[0].users.push(UserDecl::Full {
         email: "bo@acme.example".into(),
         name: Some("Bo".into()),
@@ -69,7 +62,7 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
 
     // A lunch booked now: only the stream can bring it within an hour-long poll.
     let started = std::time::Instant::now();
-    book_lunch_now(&calendars);
+    book_lunch_now(calendars);
     eventually(async || app.pbx().received() > 0).await;
     assert_eq!(app.pbx().received(), 1, "the lunch reached the PBX");
     assert!(
@@ -89,23 +82,16 @@ async fn a_change_on_exchange_arrives_by_a_streaming_notification_not_by_polling
 
 #[tokio::test]
 async fn exchange_2007_pushes_changes_to_the_service() {
-    let Exchange {
-        calendars,
-        sim_url,
-        ews,
-        ews_url,
-        _servers,
-    } = exchange_with_anna().await;
-    let mut s = acme::settings(&sim_url);
-    s.engine.poll_interval_secs = 3600;
-    s.companies[0].instances[0].source = ews_source(&ews_url, EWS_ACCOUNT, "basic", "2007");
+    let exchange = exchange_with_anna().await;
+    let Exchange { calendars, ews, .. } = &exchange;
+    let s = exchange.acme_over_ews("basic", "2007");
     let app = Launch::new(s).public().spawn().await;
     eventually(async || ews.subscriptions().len() == 1).await;
     assert_eq!(ews.subscriptions().len(), 1, "one push subscription");
     assert_eq!(ews.subscriptions()[0].2, "push");
 
     let started = std::time::Instant::now();
-    book_lunch_now(&calendars);
+    book_lunch_now(calendars);
     eventually(async || app.pbx().received() > 0).await;
     assert_eq!(app.pbx().received(), 1, "the lunch reached the PBX");
     assert!(
@@ -136,18 +122,11 @@ async fn exchange_2007_pushes_changes_to_the_service() {
 
 #[tokio::test]
 async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
-    let Exchange {
-        calendars,
-        sim_url,
-        ews,
-        ews_url,
-        _servers,
-    } = exchange_with_anna().await;
+    let exchange = exchange_with_anna().await;
+    let Exchange { calendars, ews, .. } = &exchange;
     // Each start has a port (and public URL) of its own; the database stays for the restart.
     let start = |storage: Storage| {
-        let mut s = acme::settings(&sim_url);
-        s.engine.poll_interval_secs = 3600;
-        s.companies[0].instances[0].source = ews_source(&ews_url, EWS_ACCOUNT, "basic", "2007");
+        let s = exchange.acme_over_ews("basic", "2007");
         Launch::new(s).public().on(storage).spawn()
     };
 
@@ -190,7 +169,7 @@ async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
     let storage = first.halt().await;
 
     // While the service is down, Anna books a lunch in force now.
-    book_lunch_now(&calendars);
+    book_lunch_now(calendars);
 
     // Restarted: the mailbox was read recently, so only the resumed subscription can
     // bring the lunch before the hour-long poll.
@@ -211,16 +190,9 @@ async fn after_a_restart_exchange_2007_resumes_from_the_kept_watermark() {
 
 #[tokio::test]
 async fn without_a_public_url_exchange_2007_is_pulled() {
-    let Exchange {
-        calendars,
-        sim_url,
-        ews,
-        ews_url,
-        _servers,
-    } = exchange_with_anna().await;
-    let mut s = acme::settings(&sim_url);
-    s.engine.poll_interval_secs = 3600;
-    s.companies[0].instances[0].source = ews_source(&ews_url, EWS_ACCOUNT, "ntlm", "2007");
+    let exchange = exchange_with_anna().await;
+    let Exchange { calendars, ews, .. } = &exchange;
+    let s = exchange.acme_over_ews("ntlm", "2007");
     let app = spawn_app(s).await;
     assert!(
         eventually(async || ews.subscriptions().len() == 1).await,
@@ -228,7 +200,7 @@ async fn without_a_public_url_exchange_2007_is_pulled() {
     );
     assert_eq!(ews.subscriptions()[0].2, "pull");
 
-    book_lunch_now(&calendars);
+    book_lunch_now(calendars);
     // Pulled every ten seconds.
     eventually_within(Duration::from_secs(15), async || app.pbx().received() > 0).await;
     assert_eq!(

@@ -109,6 +109,18 @@ pub(crate) struct Exchange {
     pub(crate) _servers: (kalsync_graph_sim::SimHandle, kalsync_ews_sim::EwsHandle),
 }
 
+impl Exchange {
+    /// Acme's settings with its instance on this Exchange over EWS (the service account,
+    /// `auth`, `version`, impersonation), polled only hourly: a change that arrives
+    /// sooner came by notification.
+    pub(crate) fn acme_over_ews(&self, auth: &str, version: &str) -> kalsync_server::Settings {
+        let mut s = super::acme::settings(&self.sim_url);
+        s.engine.poll_interval_secs = 3600;
+        s.companies[0].instances[0].source = ews_source(&self.ews_url, EWS_ACCOUNT, auth, version);
+        s
+    }
+}
+
 /// Anna's mailbox over Graph and EWS ([`ews_config`]), nothing booked.
 pub(crate) async fn exchange_with_anna() -> Exchange {
     let calendars = simulator_with_anna();
