@@ -122,6 +122,7 @@ impl Engine {
             }
         }
         inner.last_read.retain(|u, _| held.contains_key(u));
+        inner.subscribed.retain(|u| held.contains_key(u));
         inner.dirty.retain(|u, _| held.contains_key(u));
         inner.backoff.retain(|u, _| held.contains_key(u));
         inner.plans.retain(|u, _| held.contains_key(u));

@@ -59,6 +59,9 @@ pub struct EngineConfig {
     pub debounce: Duration,
     /// Users without notifications are re-read this often (jittered).
     pub poll_interval: Duration,
+    /// Users with a live change subscription are re-read this often (jittered): a
+    /// safety net, since their changes are notified.
+    pub subscribed_poll_interval: Duration,
     /// Concurrent re-reads.
     pub sync_concurrency: usize,
     /// Deliveries taken per pass.
@@ -84,6 +87,7 @@ impl Default for EngineConfig {
             node: format!("node-{}", uuid::Uuid::new_v4().simple()),
             debounce: Duration::from_secs(2),
             poll_interval: Duration::from_secs(300),
+            subscribed_poll_interval: Duration::from_secs(900),
             sync_concurrency: 16,
             delivery_batch: 500,
             delivery_concurrency: 64,
@@ -162,8 +166,10 @@ struct Inner {
     polls: std::collections::HashSet<UserId>,
     /// Change cursors of sources that can tell cheaply whether anything changed.
     cursors: HashMap<UserId, Cursor>,
-    /// When each known user was last read.
+    /// When each known user was last read (when the read began).
     last_read: HashMap<UserId, Timestamp>,
+    /// Held users with a live change subscription: polled only as a safety net.
+    subscribed: std::collections::HashSet<UserId>,
     /// Known users by instance and mailbox, for notifications.
     by_mailbox: HashMap<(InstanceId, String), UserId>,
     /// The users this node holds, with their company.
@@ -265,6 +271,38 @@ impl Engine {
             }
         }
         self.sync_wake.notify_one();
+    }
+
+    /// A change subscription for the user was made, its answer received at `made`: it
+    /// reports changes from then on, never earlier ones. So the order on every path is
+    /// subscribe first, then read — a change between a read and a new subscription
+    /// would be in neither: unless a read of the user began at or after `made`, the
+    /// user is read once more. From now on the user is polled only every
+    /// `subscribed_poll_interval`.
+    pub fn subscribed(&self, user: UserId, made: Timestamp) {
+        let read_since = {
+            let mut inner = self.inner();
+            inner.subscribed.insert(user);
+            // A read that began since, or one due that has not begun yet.
+            let began_since = inner.last_read.get(&user).is_some_and(|at| *at >= made);
+            let due = inner.dirty.contains_key(&user) && !inner.in_flight.contains(&user);
+            began_since || due
+        };
+        if !read_since {
+            self.mark_dirty(user, made);
+        }
+    }
+
+    /// Whether the user's changes are notified (a subscription this node keeps, made
+    /// before this node took the user, so no read is owed): `false` puts the user back
+    /// on the ordinary poll.
+    pub fn notified(&self, user: UserId, notified: bool) {
+        let mut inner = self.inner();
+        if notified {
+            inner.subscribed.insert(user);
+        } else {
+            inner.subscribed.remove(&user);
+        }
     }
 
     /// The user a notification names: by instance and mailbox (address or source id).

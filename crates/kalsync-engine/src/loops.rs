@@ -16,6 +16,20 @@ impl Engine {
     /// Runs the loops until `shutdown` is cancelled; work in flight then finishes
     /// within `grace` (what is left stays in the outbox), and the leases are released.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, grace: Duration) {
+        // Leases this node's name still holds: it stopped without releasing them, and
+        // the changes it was told of but had not read were lost with it.
+        match self
+            .store
+            .recover_leases(&self.config.node, Timestamp::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(users) => tracing::warn!(
+                users,
+                "this node stopped without a clean shutdown; its users are read again"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot recover this node's leases"),
+        }
         if let Err(e) = self.renew_leases(Timestamp::now()).await {
             tracing::error!(error = %e, "cannot read the users");
         }
@@ -43,6 +57,7 @@ impl Engine {
         let unread: Vec<UserId> = {
             let mut inner = self.inner();
             inner.held.clear();
+            inner.subscribed.clear();
             inner.by_mailbox.clear();
             inner.dirty.drain().map(|(u, _)| u).collect()
         };

@@ -278,18 +278,27 @@ impl Engine {
     /// already. They are marked in flight.
     pub(crate) fn take_due(&self, now: Timestamp) -> Vec<UserId> {
         let mut inner = self.inner();
-        let poll = SignedDuration::try_from(self.config.poll_interval)
-            .unwrap_or(SignedDuration::from_mins(5));
-        let stale: Vec<UserId> = inner
+        // Users whose changes are notified are polled only as a safety net.
+        let interval = |subscribed: bool| {
+            if subscribed {
+                self.config.subscribed_poll_interval
+            } else {
+                self.config.poll_interval
+            }
+        };
+        let stale: Vec<(UserId, Duration)> = inner
             .last_read
             .iter()
-            .filter(|(u, at)| now.duration_since(**at) >= poll && !inner.dirty.contains_key(u))
-            .map(|(u, _)| *u)
+            .filter(|(u, _)| !inner.dirty.contains_key(u))
+            .map(|(u, at)| (*u, *at, interval(inner.subscribed.contains(u))))
+            .filter(|(_, at, every)| {
+                SignedDuration::try_from(*every).is_ok_and(|every| now.duration_since(*at) >= every)
+            })
+            .map(|(u, _, every)| (u, every))
             .collect();
-        for u in stale {
+        for (u, every) in stale {
             // Jitter spreads the polls of many users over a tenth of the interval.
-            let jitter =
-                rand::rng().random_range(0..=self.config.poll_interval.as_millis() as u64 / 10);
+            let jitter = rand::rng().random_range(0..=every.as_millis() as u64 / 10);
             inner.dirty.insert(u, now + Duration::from_millis(jitter));
             inner.polls.insert(u);
         }

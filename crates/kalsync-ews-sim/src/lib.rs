@@ -172,6 +172,10 @@ struct Shared {
     faults: Mutex<EwsFaults>,
     stats: Stats,
     subscriptions: Mutex<notify::Registry>,
+    /// Ends every open streaming connection at once (subscriptions forgotten).
+    cut: Arc<tokio::sync::Notify>,
+    /// Runs when the next `Subscribe` arrives, before its subscription exists.
+    before_subscribe: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     http: reqwest::Client,
     /// NTLM state per client connection.
     ntlm: Mutex<HashMap<std::net::SocketAddr, http::Connection>>,
@@ -195,6 +199,8 @@ impl EwsSim {
             faults: Mutex::new(EwsFaults::default()),
             stats: Stats::default(),
             subscriptions: Mutex::new(notify::Registry::default()),
+            cut: Arc::new(tokio::sync::Notify::new()),
+            before_subscribe: Mutex::new(None),
             ntlm: Mutex::new(HashMap::new()),
             channel: Mutex::new(None),
             http: reqwest::Client::builder()
@@ -255,6 +261,23 @@ impl EwsSim {
     /// The live subscriptions: id, mailbox, kind.
     pub fn subscriptions(&self) -> Vec<(String, String, &'static str)> {
         lock(&self.shared.subscriptions).list()
+    }
+
+    /// Exchange forgets every subscription, as a restarted or failed-over mailbox server
+    /// does: open streams are cut (no closing status), later `GetStreamingEvents` and
+    /// `GetEvents` answer `ErrorSubscriptionNotFound`, pushes stop without a word. The
+    /// mailboxes' events stay, so a watermark still resumes. How many were forgotten.
+    pub fn forget_subscriptions(&self) -> usize {
+        let forgotten = lock(&self.shared.subscriptions).clear();
+        self.shared.cut.notify_waiters();
+        forgotten
+    }
+
+    /// Runs `f` when the next `Subscribe` arrives, before its subscription exists: a
+    /// change `f` makes is in no subscription made by that request — what a client that
+    /// read the mailbox before subscribing would miss.
+    pub fn before_next_subscribe(&self, f: impl FnOnce() + Send + 'static) {
+        *lock(&self.shared.before_subscribe) = Some(Box::new(f));
     }
 }
 

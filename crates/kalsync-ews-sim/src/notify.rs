@@ -46,6 +46,8 @@ struct Sub {
     last_push: Timestamp,
     /// The mailbox server it lives on.
     back_end: String,
+    /// Made afresh (no watermark): changes made before this are not its to report.
+    since: Option<Timestamp>,
 }
 
 /// The live subscriptions, and each mailbox's recent events: a watermark names a
@@ -103,6 +105,7 @@ impl Registry {
                 stream: None,
                 last_push: Timestamp::now(),
                 back_end,
+                since: from.is_none().then(Timestamp::now),
             },
         );
         Ok((id, mark))
@@ -110,6 +113,13 @@ impl Registry {
 
     pub(crate) fn remove(&mut self, id: &str) -> bool {
         self.subs.remove(id).is_some()
+    }
+
+    /// Forgets every subscription (the mailboxes' events stay); how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.subs.len();
+        self.subs.clear();
+        n
     }
 
     pub(crate) fn list(&self) -> Vec<(String, String, &'static str)> {
@@ -289,7 +299,7 @@ pub(crate) fn start(sim: &EwsSim) {
                     let Some(shared) = weak.upgrade() else { return };
                     let sim = EwsSim { shared };
                     match change {
-                        Ok(change) => on_change(&sim, &change.user, &change.item, &change.kind),
+                        Ok(change) => on_change(&sim, &change),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(_) => return,
                     }
@@ -303,8 +313,9 @@ pub(crate) fn start(sim: &EwsSim) {
     });
 }
 
-fn on_change(sim: &EwsSim, user: &str, item: &str, kind: &str) {
-    let kind = match kind {
+fn on_change(sim: &EwsSim, change: &kalsync_graph_sim::calendar::CalendarChange) {
+    let (user, item) = (change.user.as_str(), change.item.as_str());
+    let kind = match change.kind.as_str() {
         "created" => "CreatedEvent",
         "deleted" => "DeletedEvent",
         _ => "ModifiedEvent",
@@ -326,7 +337,8 @@ fn on_change(sim: &EwsSim, user: &str, item: &str, kind: &str) {
         if kept.len() > KEPT {
             kept.pop_front();
         }
-        for (id, sub) in registry.subs.iter_mut().filter(|(_, s)| s.mailbox == user) {
+        let reports = |s: &Sub| s.mailbox == user && s.since.is_none_or(|since| since < change.at);
+        for (id, sub) in registry.subs.iter_mut().filter(|(_, s)| reports(s)) {
             let event = event.clone();
             match &sub.kind {
                 Kind::Pull => sub.queue.push(event),
@@ -519,12 +531,15 @@ pub(crate) fn stream(
         }
     }
     let weak = std::sync::Arc::downgrade(&sim.shared);
+    let cut = sim.shared.cut.clone();
     tokio::spawn(async move {
         let end = tokio::time::Instant::now() + Duration::from_secs(minutes * 60);
         let mut beat = tokio::time::interval(Duration::from_secs(if drop_it { 1 } else { 10 }));
         beat.tick().await;
         loop {
             tokio::select! {
+                // The server forgot its subscriptions: the connection drops.
+                () = cut.notified() => break,
                 _ = tokio::time::sleep_until(end) => {
                     let _ = tx.send(stream_envelope(&[], Some("Closed")));
                     break;

@@ -569,6 +569,10 @@ pub(crate) fn subscribe(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fau
         }
     };
     let watermark = text(request, "Watermark");
+    let hook = lock(&sim.shared.before_subscribe).take();
+    if let Some(f) = hook {
+        f();
+    }
     // The subscription lives on the routed back end with affinity, else on the
     // mailbox's own.
     let back_end = match (&call.back_end, call.affinity) {

@@ -51,6 +51,8 @@ pub struct CalendarChange {
     pub item: String,
     /// `created`, `updated` or `deleted`.
     pub kind: String,
+    /// When it was made (a subscription made later does not report it).
+    pub at: jiff::Timestamp,
 }
 
 impl Simulator {

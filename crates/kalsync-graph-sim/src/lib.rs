@@ -67,6 +67,13 @@ pub(crate) struct Shared {
     pub(crate) in_flight: Mutex<HashMap<String, u32>>,
     /// Every calendar change, for other protocols' notifications.
     pub(crate) changes: tokio::sync::broadcast::Sender<calendar::CalendarChange>,
+    /// What runs around the next subscription's creation.
+    pub(crate) hooks: Mutex<notify::Hooks>,
+}
+
+/// A lock, whether or not a holder panicked.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The simulator. Cheap to clone; every clone is the same tenant.
@@ -101,6 +108,7 @@ impl Simulator {
             http,
             in_flight: Mutex::new(HashMap::new()),
             changes: tokio::sync::broadcast::channel(4096).0,
+            hooks: Mutex::new(notify::Hooks::default()),
         });
         tokio::spawn(deliver(Arc::downgrade(&shared), inbox));
         let sim = Simulator { shared };
@@ -122,8 +130,9 @@ impl Simulator {
     }
 
     pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, World> {
-        self.shared.world.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.shared.world)
     }
+
     /// The tenant id.
     pub fn tenant(&self) -> &str {
         &self.shared.config.tenant

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 
-use crate::{Shared, Simulator, SpecError, calendar, graph_time, world};
+use crate::{Shared, Simulator, SpecError, calendar, graph_time, lock, world};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
@@ -20,6 +20,19 @@ pub(crate) struct Subscription {
     pub(crate) client_state: Option<String>,
     pub(crate) expires: Timestamp,
     pub(crate) client_id: String,
+}
+
+/// A change to make around the next subscription's creation.
+pub(crate) type Hook = Box<dyn FnOnce() + Send>;
+
+/// What runs around the next subscription's creation.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Before it exists: a change its subscriber must read after subscribing.
+    pub(crate) before: Option<Hook>,
+    /// Once it exists, before its `201 Created` is sent (held back a moment): the
+    /// notification reaches the subscriber before it knows the subscription's id.
+    pub(crate) during: Option<Hook>,
 }
 
 /// One POST to a subscriber.
@@ -43,6 +56,33 @@ impl Simulator {
             .collect();
         subs.sort();
         subs
+    }
+
+    /// Graph loses every subscription (a `subscriptionRemoved` for each, which removes
+    /// it); how many there were.
+    pub fn forget_subscriptions(&self) -> usize {
+        let ids: Vec<String> = self
+            .subscriptions()
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        ids.iter()
+            .filter(|id| self.lifecycle(id, "subscriptionRemoved").is_ok())
+            .count()
+    }
+
+    /// Runs `f` when the next subscription is asked for, before it exists: a change `f`
+    /// makes is in no notification of it — what a subscriber that read the mailbox
+    /// before subscribing would miss.
+    pub fn before_next_subscription(&self, f: impl FnOnce() + Send + 'static) {
+        lock(&self.shared.hooks).before = Some(Box::new(f));
+    }
+
+    /// Runs `f` once the next subscription exists and holds its `201 Created` back half
+    /// a second: the change `f` makes is notified before the subscriber has read the
+    /// subscription's id.
+    pub fn during_next_subscription(&self, f: impl FnOnce() + Send + 'static) {
+        lock(&self.shared.hooks).during = Some(Box::new(f));
     }
 
     /// Sends a lifecycle notification for a subscription; `subscriptionRemoved` also
@@ -80,12 +120,13 @@ impl Simulator {
 
     /// Queues change notifications for every live subscription on the user's events.
     pub(crate) fn notify(&self, user_id: &str, event_id: &str, change: &str) {
+        let now = Timestamp::now();
         let _ = self.shared.changes.send(calendar::CalendarChange {
             user: user_id.to_owned(),
             item: event_id.to_owned(),
             kind: change.to_owned(),
+            at: now,
         });
-        let now = Timestamp::now();
         let mut world = self.world();
         let subs: Vec<Subscription> = world
             .subscriptions
@@ -137,8 +178,9 @@ impl Simulator {
     }
 }
 
-/// Delivers queued notifications, each on its own task, retrying a failed one three
-/// times with back-off before giving up (Graph retries for hours; a test has no hours).
+/// Delivers queued notifications, each on its own task, retrying a failed one seven
+/// times over some twenty seconds before giving up (Graph retries for hours; a test has
+/// no hours, but a restarted receiver is back within them).
 pub(crate) async fn deliver(
     shared: std::sync::Weak<Shared>,
     mut inbox: mpsc::UnboundedReceiver<Delivery>,
@@ -148,10 +190,10 @@ pub(crate) async fn deliver(
             return;
         };
         tokio::spawn(async move {
-            for attempt in 0..4u32 {
+            for attempt in 0..8u32 {
                 if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt * attempt)))
-                        .await;
+                    let wait = (200 * u64::from(attempt * attempt)).min(5000);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                 }
                 let sent = shared
                     .http
@@ -159,12 +201,21 @@ pub(crate) async fn deliver(
                     .json(&delivery.body)
                     .send()
                     .await;
-                if sent.is_ok_and(|r| r.status().is_success()) {
-                    shared
-                        .stats
-                        .notifications_sent
-                        .fetch_add(1, Ordering::Relaxed);
-                    return;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        shared
+                            .stats
+                            .notifications_sent
+                            .fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(_) => {
+                        shared
+                            .stats
+                            .notifications_refused
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {}
                 }
             }
             shared

@@ -21,6 +21,8 @@ pub struct Stats {
     pub notifications_sent: AtomicU64,
     /// Notifications given up on or lost on purpose.
     pub notifications_lost: AtomicU64,
+    /// Delivery attempts the receiver answered with anything but 2xx (retried).
+    pub notifications_refused: AtomicU64,
     /// Events served with their `body` (a client that never asks keeps this at 0).
     pub bodies_served: AtomicU64,
     /// Requests refused because a mailbox already had four in progress.
@@ -44,6 +46,8 @@ pub struct StatsSnapshot {
     pub notifications_sent: u64,
     /// See [`Stats::notifications_lost`].
     pub notifications_lost: u64,
+    /// See [`Stats::notifications_refused`].
+    pub notifications_refused: u64,
     /// See [`Stats::bodies_served`].
     pub bodies_served: u64,
     /// See [`Stats::mailbox_concurrency_refused`].
@@ -63,6 +67,7 @@ impl Simulator {
             tokens: s.tokens.load(Ordering::Relaxed),
             notifications_sent: s.notifications_sent.load(Ordering::Relaxed),
             notifications_lost: s.notifications_lost.load(Ordering::Relaxed),
+            notifications_refused: s.notifications_refused.load(Ordering::Relaxed),
             bodies_served: s.bodies_served.load(Ordering::Relaxed),
             mailbox_concurrency_refused: s.mailbox_concurrency_refused.load(Ordering::Relaxed),
             max_mailbox_concurrency: s.max_mailbox_concurrency.load(Ordering::Relaxed),

@@ -6,17 +6,27 @@
 //! `X-BackEndOverrideCookie` the first `Subscribe` got, so all of a group's subscriptions
 //! live on the back end its connection reaches. A user keeps its group; each group's
 //! `GetStreamingEvents` is held open and opened again when Exchange closes it. A change
-//! asks the engine to read its user again; a subscription Exchange lost is made again
-//! and its user read; a connection that breaks is reopened after a pause and its users
-//! are read (changes may have been missed meanwhile).
+//! asks the engine to read its user again; a connection that breaks is reopened after a
+//! pause and its users are read (their subscriptions still collect what happened).
+//!
+//! Every path that makes a subscription — the first, one Exchange lost
+//! (`ErrorSubscriptionNotFound`, a mailbox server restarted), a group dissolved, a user
+//! taken over from another node, `ErrorInvalidWatermark` — subscribes first and reads
+//! after ([`Engine::subscribed`]): a subscription reports changes from when it exists,
+//! so a change between a read and a new subscription would be in neither. A lost
+//! subscription wakes the maintenance at once rather than at its next pass.
 //!
 //! Exchange 2007 and 2010 before SP1 have no streaming: with a public URL, their users
 //! get push subscriptions instead. Exchange POSTs `SendNotification` to
 //! `/notifications/ews/<token>`, where the random token names the user (stored as the
 //! user's subscription, so any node can answer) and the last watermark is kept in the
-//! user's sync state, so a subscription made again resumes where the last one stopped.
-//! An unknown token is answered `Unsubscribe`. Delegate access cannot subscribe: those
-//! instances are polled.
+//! user's sync state, so a subscription made again resumes where the last one stopped
+//! (Exchange replays what happened since: no read is owed). An unknown token is answered
+//! `Unsubscribe`. Exchange never says it forgot a push subscription; it only stops its
+//! status pushes, every [`STATUS_MINUTES`]: one not heard from for three of them is made
+//! again. Without a public URL (or where the instance says Exchange cannot reach the
+//! service) pull subscriptions are asked every ten seconds. Delegate access cannot
+//! subscribe: those instances are polled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -34,6 +44,9 @@ const GROUP: usize = 200;
 const PULL_EVERY: Duration = Duration::from_secs(10);
 /// How long one `GetStreamingEvents` is held (minutes; Exchange allows 1–30).
 const CONNECTION_MINUTES: u32 = 30;
+/// How often Exchange pushes a status to a push subscription (minutes; EWS allows 1–1440).
+/// A subscription not heard from for three of them is taken as lost and made again.
+pub(crate) const STATUS_MINUTES: u32 = 1;
 
 /// One user's subscription.
 #[derive(Debug, Clone)]
@@ -42,6 +55,8 @@ struct Subscribed {
     id: String,
     /// For a pull subscription: the watermark to ask `GetEvents` from.
     pull_from: Option<String>,
+    /// A push subscription: when it was made (Exchange is heard from after that).
+    pushed_since: Option<Timestamp>,
 }
 
 #[derive(Default)]
@@ -83,6 +98,8 @@ pub struct EwsStreams {
     instances: Mutex<HashMap<InstanceId, Instance>>,
     /// Subscription id → user, for the group tasks.
     owners: Arc<Mutex<HashMap<String, UserId>>>,
+    /// A stream found subscriptions lost: the maintenance makes them again at once.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,6 +123,7 @@ impl EwsStreams {
             public_url,
             instances: Mutex::new(HashMap::new()),
             owners: Arc::new(Mutex::new(HashMap::new())),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -185,7 +203,12 @@ impl EwsStreams {
                 match client.subscribe_streaming(&mailbox, &mut affinity).await {
                     Ok(id) => {
                         lock(&self.owners).insert(id.clone(), user.id);
-                        self.record(instance.id, user.id, mailbox, id, None);
+                        self.record(instance.id, user.id, mailbox, id, None, None);
+                        if crate::broken::read_before_subscribe() {
+                            self.engine.notified(user.id, true);
+                        } else {
+                            self.engine.subscribed(user.id, Timestamp::now());
+                        }
                         let mut map = lock(&self.instances);
                         if let Some(g) = map
                             .get_mut(&instance.id)
@@ -198,12 +221,20 @@ impl EwsStreams {
                     }
                     Err(e) => {
                         tracing::warn!(user = %user.id, error = %e, "an EWS streaming subscription could not be made; the mailbox is polled");
+                        self.unsubscribed(user.id);
                     }
                 }
             }
             self.regroup(instance.id, &client);
         }
         made
+    }
+
+    /// A user left without a subscription: read now (whatever happened since the last
+    /// one is read) and polled until a subscription is made again.
+    fn unsubscribed(&self, user: UserId) {
+        self.engine.notified(user, false);
+        self.engine.mark_dirty(user, Timestamp::now());
     }
 
     /// Remembers a user's subscription.
@@ -214,6 +245,7 @@ impl EwsStreams {
         mailbox: String,
         id: String,
         pull_from: Option<String>,
+        pushed_since: Option<Timestamp>,
     ) {
         lock(&self.instances)
             .entry(instance)
@@ -225,6 +257,7 @@ impl EwsStreams {
                     mailbox,
                     id,
                     pull_from,
+                    pushed_since,
                 },
             );
     }
@@ -237,12 +270,21 @@ impl EwsStreams {
             return 0;
         };
         let mut made = 0;
+        let now = Timestamp::now();
         for user in users.into_iter().filter(|u| self.engine.holds(u.id)) {
             let known = lock(&self.instances)
                 .get(&instance)
-                .is_some_and(|i| i.subscriptions.contains_key(&user.id));
-            if known {
-                continue;
+                .and_then(|i| i.subscriptions.get(&user.id).cloned());
+            if let Some(known) = known {
+                if !push_silent(&known, &user, now) {
+                    continue;
+                }
+                // Exchange stopped its status pushes: it forgot the subscription (a
+                // restart, a failover). It is made again from the kept watermark.
+                tracing::info!(user = %user.id, "an EWS push subscription fell silent; it is made again");
+                if let Some(i) = lock(&self.instances).get_mut(&instance) {
+                    i.subscriptions.remove(&user.id);
+                }
             }
             let mailbox = user.email.to_string();
             let watermark = user
@@ -279,7 +321,7 @@ impl EwsStreams {
                 let kind = match &push_url {
                     Some(url) => Subscription::Push {
                         url: url.as_str(),
-                        status_minutes: 5,
+                        status_minutes: STATUS_MINUTES,
                         watermark,
                     },
                     None => Subscription::Pull {
@@ -293,12 +335,15 @@ impl EwsStreams {
                 .call(&subscribe(watermark.as_deref()), &mailbox)
                 .await
                 .and_then(|a| response::subscribed(&a));
-            if watermark.is_some()
+            // Resumed from a watermark, Exchange replays what happened since: no read is
+            // owed. Made afresh, it reports only what happens from now: read after.
+            let mut resumed = watermark.is_some();
+            if resumed
                 && answer.as_ref().err().and_then(kalsync_ews::EwsError::code)
                     == Some("ErrorInvalidWatermark")
             {
-                // Too old to resume: subscribe afresh and read the mailbox.
-                self.engine.mark_dirty(user.id, Timestamp::now());
+                // Too old to resume: subscribe afresh, then read the mailbox.
+                resumed = false;
                 answer = client
                     .call(&subscribe(None), &mailbox)
                     .await
@@ -306,12 +351,20 @@ impl EwsStreams {
             }
             match answer {
                 Ok(s) => {
+                    let made_at = Timestamp::now();
                     let pull_from = push_url.is_none().then(|| s.watermark.clone()).flatten();
-                    self.record(instance, user.id, mailbox, s.id, pull_from);
+                    let pushed_since = push_url.is_some().then_some(made_at);
+                    self.record(instance, user.id, mailbox, s.id, pull_from, pushed_since);
+                    if resumed {
+                        self.engine.notified(user.id, true);
+                    } else {
+                        self.engine.subscribed(user.id, made_at);
+                    }
                     made += 1;
                 }
                 Err(e) => {
                     tracing::warn!(user = %user.id, error = %e, "an EWS subscription could not be made; the mailbox is polled");
+                    self.unsubscribed(user.id);
                 }
             }
         }
@@ -320,23 +373,20 @@ impl EwsStreams {
 
     /// Forgets subscriptions a stream found lost (they are made again) and users no
     /// longer held. A group whose anchor is no longer held is dissolved: its members are
-    /// subscribed again in other groups and read meanwhile.
+    /// subscribed again in other groups, and read after.
     fn prune(&self, instance: InstanceId, held: &[UserId]) {
         let mut map = lock(&self.instances);
         let Some(entry) = map.get_mut(&instance) else {
             return;
         };
         let mut owners = lock(&self.owners);
-        let now = Timestamp::now();
         for group in &mut entry.groups {
             if !held.contains(&group.anchor_user) {
+                // Its members are subscribed again in this pass, then read.
                 group.stop();
                 for user in std::mem::take(&mut group.members) {
                     if let Some(s) = entry.subscriptions.remove(&user) {
                         owners.remove(&s.id);
-                    }
-                    if held.contains(&user) {
-                        self.engine.mark_dirty(user, now);
                     }
                 }
             }
@@ -386,6 +436,7 @@ impl EwsStreams {
                 subs,
                 self.engine.clone(),
                 self.owners.clone(),
+                self.wake.clone(),
             ));
             group.task = Some((task, members));
         }
@@ -431,11 +482,14 @@ impl EwsStreams {
                         }
                     }
                     Err(e) => {
-                        tracing::info!(user = %user, error = %e, "an EWS pull subscription is gone; it is made again and the mailbox read");
+                        // Made again at once, from the watermark reached: Exchange
+                        // replays what happened since (or, the watermark too old, it is
+                        // made afresh and the mailbox read after).
+                        tracing::info!(user = %user, error = %e, "an EWS pull subscription is gone; it is made again");
                         for i in lock(&self.instances).values_mut() {
                             i.subscriptions.remove(&user);
                         }
-                        self.engine.mark_dirty(user, Timestamp::now());
+                        self.wake.notify_one();
                         break;
                     }
                 }
@@ -477,6 +531,7 @@ impl EwsStreams {
                         return;
                     }
                     _ = held.changed() => break,
+                    () = self.wake.notified() => break,
                     () = tokio::time::sleep_until(next_pass) => break,
                     _ = pulls.tick() => self.pull().await,
                 }
@@ -486,13 +541,15 @@ impl EwsStreams {
 }
 
 /// Holds one group's connection open: opened again when Exchange closes it, after a
-/// pause when it breaks.
+/// pause when it breaks. Subscriptions Exchange lost end it: the maintenance, woken,
+/// makes them again and reads their users after.
 async fn hold(
     client: EwsClient,
     affinity: Affinity,
     group: Vec<Subscribed>,
     engine: Arc<Engine>,
     owners: Arc<Mutex<HashMap<String, UserId>>>,
+    wake: Arc<tokio::sync::Notify>,
 ) {
     let anchor = affinity.anchor.clone();
     let ids: Vec<&str> = group.iter().map(|s| s.id.as_str()).collect();
@@ -541,13 +598,21 @@ async fn hold(
                 }
             }
             if !part.lost.is_empty() {
-                // Lost subscriptions: the next maintenance pass makes them again; the
-                // users are read meanwhile.
+                // Lost subscriptions: made again at once, their users read after.
+                let broken = crate::broken::read_before_subscribe();
                 for (id, _) in &part.lost {
                     let user = id.as_ref().and_then(|id| lock(&owners).remove(id));
                     if let Some(user) = user {
-                        engine.mark_dirty(user, now);
+                        engine.notified(user, false);
+                        if broken {
+                            // The old order, for the harness's self-check: read now,
+                            // subscribe at the next pass.
+                            engine.mark_dirty(user, now);
+                        }
                     }
+                }
+                if !broken {
+                    wake.notify_one();
                 }
                 return;
             }
@@ -563,6 +628,25 @@ async fn hold(
 
 /// Where a user's last push watermark is kept in its sync state.
 const WATERMARK: &str = "ews_watermark";
+/// When Exchange last pushed to the user's subscription (any node writes it).
+const PUSH_HEARD: &str = "ews_push_heard";
+
+/// Whether a push subscription fell silent: nothing heard from Exchange for three status
+/// periods since it was made.
+fn push_silent(known: &Subscribed, user: &kalsync_store::User, now: Timestamp) -> bool {
+    let Some(made) = known.pushed_since else {
+        return false;
+    };
+    let heard = user
+        .sync_state
+        .0
+        .get(PUSH_HEARD)
+        .and_then(|v| v.as_str())
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .filter(|t| *t <= now)
+        .map_or(made, |t| t.max(made));
+    now.duration_since(heard) > jiff::SignedDuration::from_mins(3 * i64::from(STATUS_MINUTES))
+}
 /// What a push address's token is minted for: random per subscription, and recognised
 /// as the service's own before anything is looked up.
 const PUSH_TOKEN: &str = "ews-push";
@@ -607,10 +691,27 @@ pub(crate) async fn push_endpoint(
         changed |= n.has_changes();
         watermark = n.last_watermark().map(str::to_owned).or(watermark);
     }
-    if let Some(w) = watermark {
+    let kept = |key: &str| user.sync_state.0.get(key).and_then(|v| v.as_str());
+    if let Some(w) = watermark.filter(|w| kept(WATERMARK) != Some(w.as_str())) {
         let _ = service
             .store
             .set_sync_key(user.id, WATERMARK, Some(&serde_json::Value::String(w)))
+            .await;
+    }
+    // Exchange was heard from (the holder, on whichever node, sees a silent
+    // subscription by this); written at most every half minute.
+    let now = Timestamp::now();
+    let heard_lately = kept(PUSH_HEARD)
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .is_some_and(|t| t <= now && now.duration_since(t) < jiff::SignedDuration::from_secs(30));
+    if !heard_lately {
+        let _ = service
+            .store
+            .set_sync_key(
+                user.id,
+                PUSH_HEARD,
+                Some(&serde_json::Value::String(now.to_string())),
+            )
             .await;
     }
     if changed {
@@ -621,4 +722,55 @@ pub(crate) async fn push_endpoint(
         }
     }
     answer(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_heard(at: Option<Timestamp>) -> kalsync_store::User {
+        let mut user = kalsync_store::User {
+            id: UserId::new(),
+            instance: InstanceId::new(),
+            email: kalsync_core::EmailAddress::parse("anna@acme.example").expect("address"),
+            display_name: None,
+            extension: None,
+            sync_state: Default::default(),
+            last_sync: None,
+            last_error: None,
+            created: Timestamp::UNIX_EPOCH,
+        };
+        if let Some(at) = at {
+            user.sync_state.0 = serde_json::json!({ PUSH_HEARD: at.to_string() });
+        }
+        user
+    }
+
+    #[test]
+    fn a_push_subscription_not_heard_from_for_three_status_periods_is_silent() {
+        let made: Timestamp = "2026-12-02T08:00:00Z".parse().expect("time");
+        let mins = |m: i64| made + jiff::SignedDuration::from_mins(m);
+        let push = Subscribed {
+            mailbox: "anna@acme.example".into(),
+            id: "s".into(),
+            pull_from: None,
+            pushed_since: Some(made),
+        };
+        // Never heard: counted from when it was made.
+        assert!(!push_silent(&push, &user_heard(None), mins(2)));
+        assert!(push_silent(&push, &user_heard(None), mins(4)));
+        // Heard lately: not silent; heard long ago: silent.
+        assert!(!push_silent(&push, &user_heard(Some(mins(3))), mins(5)));
+        assert!(push_silent(&push, &user_heard(Some(mins(3))), mins(7)));
+        // Heard before it was made (a former subscription) counts from when it was made.
+        assert!(!push_silent(&push, &user_heard(Some(mins(-60))), mins(2)));
+        // A status stamped in the future (another node's clock) is not trusted.
+        assert!(push_silent(&push, &user_heard(Some(mins(60))), mins(4)));
+        // Streaming and pull subscriptions are never judged by pushes.
+        let stream = Subscribed {
+            pushed_since: None,
+            ..push
+        };
+        assert!(!push_silent(&stream, &user_heard(None), mins(600)));
+    }
 }

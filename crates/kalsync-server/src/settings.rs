@@ -173,6 +173,8 @@ impl Default for LogSettings {
 pub struct EngineSettings {
     /// Seconds between polls of a mailbox without notifications.
     pub poll_interval_secs: u64,
+    /// Seconds between polls of a mailbox whose changes are notified (a safety net).
+    pub subscribed_poll_interval_secs: u64,
     /// Milliseconds a change waits for more before the re-read.
     pub debounce_ms: u64,
     /// Days bookings are kept after they end.
@@ -187,6 +189,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             poll_interval_secs: 300,
+            subscribed_poll_interval_secs: 900,
             debounce_ms: 2000,
             retention_days: 30,
             sync_concurrency: 16,
@@ -378,11 +381,13 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // The test suite's own variables are not settings.
+        // The test suite's and the harness's own variables are not settings.
         figment = figment.merge(Env::prefixed("KALSYNC_").split("__").ignore(&[
             "test_postgres_url",
             "sim_client_secret",
             "require_fixtures",
+            "chaos_seed",
+            "harness_broken",
         ]));
         if let Some(listen) = overrides.listen {
             figment = figment.merge(Serialized::default("listen", listen));

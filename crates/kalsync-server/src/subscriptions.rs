@@ -6,6 +6,14 @@
 //!
 //! A subscription's id, expiry and `clientState` (sealed) live in the user's sync state,
 //! so any node can take notifications and a restart keeps them.
+//!
+//! A subscription reports changes from when it exists, so every path that makes one —
+//! a user's first, one Graph removed (`subscriptionRemoved`), one a renewal found gone —
+//! stores it at once (before the next is made) and then reads its user
+//! ([`Engine::subscribed`]); a removed one is not read before it is made again. Graph may
+//! notify before its `201 Created` for the subscription is even read: each `clientState`
+//! names its user under the service's key ([`SecretBox::mint_bound_token`]), so such a
+//! notification finds its user on any node without the id.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,8 +31,9 @@ use kalsync_store::{SecretBox, Store, UserId};
 
 /// The sync-state key of a user's Graph subscription (id, expiry, sealed clientState).
 const GRAPH_SUBSCRIPTION: &str = "graph_subscription";
-/// What a `clientState` is minted for ([`SecretBox::mint_token`]): each is random, and
-/// the endpoint recognises one of its own before it looks anything up.
+/// What a `clientState` is minted for ([`SecretBox::mint_bound_token`], or
+/// [`SecretBox::mint_token`] before they named their user): each is random, and the
+/// endpoint recognises one of its own before it looks anything up.
 const CLIENT_STATE: &str = "graph-client-state";
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -149,7 +158,7 @@ impl Subscriptions {
                     .filter(|sealed| {
                         self.secrets
                             .open(sealed)
-                            .is_ok_and(|c| self.secrets.is_minted(CLIENT_STATE, c.expose_secret()))
+                            .is_ok_and(|c| self.is_ours(c.expose_secret()))
                     });
                 let result = match (id, expires, sealed) {
                     (Some(id), Some(expires), Some(sealed)) => {
@@ -165,6 +174,7 @@ impl Subscriptions {
                             },
                         );
                         alive.insert(id.clone(), ());
+                        self.engine.notified(user.id, true);
                         let asked = self
                             .reauthorize
                             .lock()
@@ -213,6 +223,9 @@ impl Subscriptions {
                 if let Err(e) = result {
                     done.failed += 1;
                     tracing::warn!(user = %user.id, instance = %instance.id, error = %e, "cannot subscribe to the mailbox; it is polled meanwhile");
+                    // Without a subscription: read now, polled until one is made.
+                    self.engine.notified(user.id, false);
+                    self.engine.mark_dirty(user.id, Timestamp::now());
                 }
             }
             // Subscriptions of users who are gone.
@@ -241,7 +254,10 @@ impl Subscriptions {
         done: &mut Maintenance,
         alive: &mut HashMap<String, ()>,
     ) -> Result<(), String> {
-        let client_state = SecretString::from(self.secrets.mint_token(CLIENT_STATE));
+        let client_state = SecretString::from(
+            self.secrets
+                .mint_bound_token(CLIENT_STATE, user.0.as_bytes()),
+        );
         let created = client
             .create_subscription(&NewSubscription {
                 user: mailbox.to_owned(),
@@ -257,13 +273,35 @@ impl Subscriptions {
             .insert(created.id.clone(), Registered { user, client_state });
         alive.insert(created.id.clone(), ());
         done.created += 1;
+        // Stored before the next subscription is made, then the user read: what changed
+        // before the subscription existed is in the read.
         self.remember(
             user,
             &created.id,
             created.expires().unwrap_or(now + LIFETIME),
             &sealed,
         )
-        .await
+        .await?;
+        self.engine.subscribed(user, Timestamp::now());
+        Ok(())
+    }
+
+    /// Whether a `clientState` is one this service minted.
+    fn is_ours(&self, client_state: &str) -> bool {
+        self.secrets.is_minted(CLIENT_STATE, client_state)
+            || self
+                .secrets
+                .bound_subject(CLIENT_STATE, client_state)
+                .is_some()
+    }
+
+    /// The user a `clientState` names, if it is one this service minted naming one.
+    fn named_by(&self, client_state: &str) -> Option<Registered> {
+        let subject = self.secrets.bound_subject(CLIENT_STATE, client_state)?;
+        Some(Registered {
+            user: UserId(uuid::Uuid::from_bytes(subject)),
+            client_state: SecretString::from(client_state.to_owned()),
+        })
     }
 
     async fn remember(
@@ -284,14 +322,16 @@ impl Subscriptions {
             .map_err(|e| e.to_string())
     }
 
+    /// Forgets a subscription Graph removed, here and in the store (when the store
+    /// still names it), and wakes the pass that makes it again.
     async fn forget(&self, subscription: &str) {
-        let entry = self.registry().remove(subscription);
-        if let Some(r) = entry {
+        self.registry().remove(subscription);
+        if let Ok(Some(user)) = self.store.user_by_subscription(subscription).await {
             let _ = self
                 .store
-                .set_sync_key(r.user, GRAPH_SUBSCRIPTION, None)
+                .set_sync_key(user.id, GRAPH_SUBSCRIPTION, None)
                 .await;
-            let _ = self.store.set_subscription(r.user, None).await;
+            let _ = self.store.set_subscription(user.id, None).await;
         }
         self.wake.notify_one();
     }
@@ -325,20 +365,22 @@ impl Subscriptions {
         if notifications::validation_token(query).is_none()
             && let Ok(batch) = notifications::parse(body)
         {
-            let ours: std::collections::BTreeSet<&str> = batch
+            let ours: std::collections::BTreeMap<&str, &str> = batch
                 .notifications
                 .iter()
-                .filter(|n| {
-                    n.client_state()
-                        .is_some_and(|c| self.secrets.is_minted(CLIENT_STATE, c))
-                })
-                .map(Notification::subscription_id)
+                .filter_map(|n| Some((n.subscription_id(), n.client_state()?)))
+                .filter(|(_, c)| self.is_ours(c))
                 .collect();
-            for id in ours {
+            for (id, client_state) in ours {
                 let entry = self.registry().get(id).cloned();
                 let entry = match entry {
                     Some(e) => Some(e),
-                    None => self.look_up(id).await,
+                    None => match self.look_up(id).await {
+                        Some(e) => Some(e),
+                        // Not stored (yet): a subscription being made, its 201 not read
+                        // — its clientState names the user.
+                        None => self.named_by(client_state),
+                    },
                 };
                 if let Some(e) = entry {
                     known.insert(id.to_owned(), e);
@@ -360,6 +402,25 @@ impl Subscriptions {
             let Some(user) = known.get(n.subscription_id()).map(|r| r.user) else {
                 continue;
             };
+            if let Notification::Lifecycle {
+                event: LifecycleEvent::SubscriptionRemoved,
+                subscription_id,
+                ..
+            } = n
+            {
+                // Forgotten in the store by whichever node hears it; the holder makes it
+                // again at its next pass and reads the user after — a read now, before
+                // the new subscription, could miss a change.
+                self.forget(subscription_id).await;
+                if self.engine.holds(user) {
+                    self.engine.notified(user, false);
+                } else if asked.insert(user)
+                    && let Err(e) = self.store.request_sync(user).await
+                {
+                    tracing::warn!(user = %user, error = %e, "cannot pass a notification on to the node that holds the user");
+                }
+                continue;
+            }
             if !self.engine.holds(user) {
                 if asked.insert(user)
                     && let Err(e) = self.store.request_sync(user).await
@@ -376,12 +437,8 @@ impl Subscriptions {
                 } => self.engine.mark_dirty(user, now),
                 Notification::Lifecycle {
                     event: LifecycleEvent::SubscriptionRemoved,
-                    subscription_id,
                     ..
-                } => {
-                    self.forget(subscription_id).await;
-                    self.engine.mark_dirty(user, now);
-                }
+                } => {}
                 Notification::Lifecycle {
                     event: LifecycleEvent::ReauthorizationRequired,
                     subscription_id,
@@ -406,7 +463,8 @@ impl Subscriptions {
     }
 
     /// Keeps subscriptions alive until `stop` is cancelled: a pass at start, then every
-    /// five minutes or when a lifecycle event asks.
+    /// minute (a subscription another node heard removed is made again by then) or when
+    /// a lifecycle event asks.
     pub async fn run(self: Arc<Self>, stop: kalsync_engine::CancellationToken) {
         let mut held = self.engine.held_changes();
         loop {
@@ -424,7 +482,7 @@ impl Subscriptions {
                 () = stop.cancelled() => return,
                 () = self.wake.notified() => {}
                 _ = held.changed() => {}
-                () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
             }
         }
     }

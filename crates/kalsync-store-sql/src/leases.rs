@@ -22,6 +22,18 @@ impl SqlStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
+        // A lease that ran out was not released: its node stopped without handing over
+        // the changes it was told of and had not read yet. Whoever takes the user reads
+        // it at once.
+        sqlx::query(
+            "UPDATE users SET sync_requested_ms = $2 WHERE id IN \
+             (SELECT user_id FROM leases WHERE expires_ms < $2 AND node <> $1)",
+        )
+        .bind(node.to_owned())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         // Free users, and those of a node whose lease ran out; a conflicting insert takes
         // over only a lease that is still expired when it lands, so two nodes cannot
         // both win the same user.
@@ -46,6 +58,33 @@ impl SqlStore {
             |r| id(r, "user_id"),
         )
         .await
+    }
+
+    /// The leases `node` still holds from before it started: its users are asked to be
+    /// read and the leases given up.
+    pub(crate) async fn recover_leases(
+        &self,
+        node: &str,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let asked = sqlx::query(
+            "UPDATE users SET sync_requested_ms = $2 WHERE id IN \
+             (SELECT user_id FROM leases WHERE node = $1)",
+        )
+        .bind(node.to_owned())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        sqlx::query("DELETE FROM leases WHERE node = $1")
+            .bind(node.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(usize::try_from(asked).unwrap_or(usize::MAX))
     }
 
     pub(crate) async fn delete_leases(&self, node: &str) -> Result<(), StoreError> {

@@ -400,6 +400,10 @@ impl Store for SqlStore {
         self.take_leases(node, now, ttl, limit).await
     }
 
+    async fn recover_leases(&self, node: &str, now: Timestamp) -> Result<usize, StoreError> {
+        SqlStore::recover_leases(self, node, now).await
+    }
+
     async fn release_leases(&self, node: &str) -> Result<(), StoreError> {
         self.delete_leases(node).await
     }

@@ -18,6 +18,8 @@ const PREFIX: &str = "sealed:v1:";
 
 /// The prefix of a minted token ([`SecretBox::mint_token`]).
 const TOKEN_PREFIX: &str = "kt1.";
+/// The prefix of a token that names what it was minted for ([`SecretBox::mint_bound_token`]).
+const BOUND_PREFIX: &str = "kt2.";
 
 /// Seals and opens secrets, and mints tokens it recognises again without a look-up.
 /// Its `Debug` shows nothing of the keys.
@@ -125,6 +127,36 @@ impl SecretBox {
         };
         let (random, tag) = bytes.split_at(16);
         bool::from(self.token_tag(purpose, random).ct_eq(tag))
+    }
+
+    /// A fresh random token for `purpose` that names `subject` (16 bytes, a record's
+    /// id) and that only this key recognises: `kt2.` and base64url of the subject, 8
+    /// random bytes and a 16-byte HMAC-SHA256 tag over the purpose and both. An endpoint
+    /// learns from the token alone, before any look-up, whom it is about — a Graph
+    /// `clientState` names its user, so a notification that arrives before its
+    /// subscription's id is stored still finds the user, on any node.
+    pub fn mint_bound_token(&self, purpose: &str, subject: &[u8; 16]) -> String {
+        let mut out = subject.to_vec();
+        let mut random = [0u8; 8];
+        rand::rng().fill_bytes(&mut random);
+        out.extend_from_slice(&random);
+        let tag = self.token_tag(purpose, &out);
+        out.extend_from_slice(&tag);
+        format!("{BOUND_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// The subject of a token this key minted for `purpose` with
+    /// [`SecretBox::mint_bound_token`] (checked in constant time); none for anything else.
+    pub fn bound_subject(&self, purpose: &str, token: &str) -> Option<[u8; 16]> {
+        let bytes = token
+            .strip_prefix(BOUND_PREFIX)
+            .filter(|b| b.len() == 54)
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())?;
+        let (signed, tag) = bytes.split_at(24);
+        if !bool::from(self.token_tag(purpose, signed).ct_eq(tag)) {
+            return None;
+        }
+        signed.get(..16)?.try_into().ok()
     }
 
     fn token_tag(&self, purpose: &str, random: &[u8]) -> [u8; 16] {
@@ -250,6 +282,47 @@ mod tests {
             &"x".repeat(10_000),
         ] {
             assert!(!a.is_minted("graph-client-state", junk), "{junk}");
+        }
+    }
+
+    #[test]
+    fn bound_tokens_name_their_subject_to_their_key_and_purpose_only() {
+        let a = SecretBox::ephemeral();
+        let subject = *uuid::Uuid::new_v4().as_bytes();
+        let token = a.mint_bound_token("graph-client-state", &subject);
+        assert!(
+            token.len() <= 128,
+            "Graph takes a clientState of 128 characters"
+        );
+        assert_eq!(a.bound_subject("graph-client-state", &token), Some(subject));
+        assert_ne!(
+            token,
+            a.mint_bound_token("graph-client-state", &subject),
+            "random"
+        );
+        assert_eq!(
+            a.bound_subject("ews-push", &token),
+            None,
+            "bound to its purpose"
+        );
+        assert_eq!(
+            SecretBox::ephemeral().bound_subject("graph-client-state", &token),
+            None
+        );
+        assert!(
+            !a.is_minted("graph-client-state", &token),
+            "not a plain token"
+        );
+        // Another subject under the same tag is refused.
+        let mut bytes = URL_SAFE_NO_PAD
+            .decode(token.trim_start_matches("kt2."))
+            .expect("base64");
+        bytes[0] ^= 1;
+        let forged = format!("kt2.{}", URL_SAFE_NO_PAD.encode(&bytes));
+        assert_eq!(a.bound_subject("graph-client-state", &forged), None);
+        let plain = a.mint_token("graph-client-state");
+        for junk in ["", "kt2.", &plain, &"x".repeat(10_000), "kt2.é"] {
+            assert_eq!(a.bound_subject("graph-client-state", junk), None, "{junk}");
         }
     }
 

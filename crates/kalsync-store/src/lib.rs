@@ -354,6 +354,9 @@ pub trait Store: Send + Sync + 'static {
     // Leases (several nodes).
     /// Takes up to `limit` users nobody holds (or whose lease expired by `now`) and
     /// renews this node's own until `now + ttl`; returns every user this node holds now.
+    /// A lease that expired was never released: its node stopped without handing over
+    /// the changes it was told of, so its users are asked to be read (as
+    /// [`Store::request_sync`] does) by whoever takes them.
     async fn lease_users(
         &self,
         node: &str,
@@ -361,6 +364,10 @@ pub trait Store: Send + Sync + 'static {
         ttl: jiff::SignedDuration,
         limit: usize,
     ) -> Result<Vec<UserId>, StoreError>;
+    /// A node starting: the leases its name still holds were never released (it stopped
+    /// without a clean shutdown), so their users are asked to be read and the leases
+    /// given up. Returns how many users were asked.
+    async fn recover_leases(&self, node: &str, now: Timestamp) -> Result<usize, StoreError>;
     /// Gives up this node's leases (clean shutdown).
     async fn release_leases(&self, node: &str) -> Result<(), StoreError>;
 }

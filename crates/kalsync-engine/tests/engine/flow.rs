@@ -584,3 +584,49 @@ async fn a_dead_letter_says_what_failed_but_not_where() {
         Some("422 from (address) ((address)): unknown extension")
     );
 }
+
+#[tokio::test]
+async fn a_new_subscription_owes_a_read_unless_one_began_since_and_spares_the_polls() {
+    let w = world(Template::Prefix).await;
+    let reads = || w.calendars.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let first = at("2026-11-24 09:00");
+    let engine = w.engine_at(first).await;
+    assert_eq!(engine.sync_due(first).await, 1, "the first read");
+
+    // Subscribed after that read: a change between the two is in neither, so the user
+    // is read again.
+    let made = first + jiff::SignedDuration::from_secs(1);
+    engine.subscribed(w.anna.id, made);
+    assert_eq!(engine.sync_due(made).await, 1, "read after subscribing");
+
+    // Subscribed again before a read that began after it: no read is owed.
+    let again = made + jiff::SignedDuration::from_secs(1);
+    engine.subscribed(w.anna.id, made);
+    assert_eq!(engine.sync_due(again).await, 0, "the read after covers it");
+
+    // Notified users are polled only as a safety net (15 minutes), others every five.
+    let before = reads();
+    let six = made + jiff::SignedDuration::from_mins(6);
+    assert_eq!(engine.sync_due(six).await, 0, "no poll after six minutes");
+    engine.notified(w.anna.id, false);
+    // A poll is due, jittered by up to a tenth of its interval.
+    let polled = engine.sync_due(six).await
+        + engine
+            .sync_due(six + jiff::SignedDuration::from_secs(31))
+            .await;
+    assert_eq!(polled, 1, "polled once unsubscribed");
+    assert_eq!(reads() - before, 1);
+    engine.notified(w.anna.id, true);
+    let fourteen = six + jiff::SignedDuration::from_mins(14);
+    assert_eq!(
+        engine.sync_due(fourteen).await,
+        0,
+        "not polled before 15 minutes"
+    );
+    let sixteen = six + jiff::SignedDuration::from_mins(16);
+    let polled = engine.sync_due(sixteen).await
+        + engine
+            .sync_due(sixteen + jiff::SignedDuration::from_secs(91))
+            .await;
+    assert_eq!(polled, 1, "the safety-net poll");
+}

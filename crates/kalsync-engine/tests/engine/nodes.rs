@@ -1,5 +1,6 @@
 //! Several nodes on one database: a user belongs to one node at a time, a stopped node's
-//! users move on within the lease time, and a read request reaches the holder.
+//! users move on within the lease time and are read by the node that takes them, and a
+//! read request reaches the holder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +48,18 @@ async fn takeover(store: Arc<dyn Store>, w: &World) {
     a.deliver_due(now).await.expect("a delivers");
     assert_eq!(w.pbx.received.lock().expect("lock").len(), 1);
 
-    // Node a stops without a word; after the lease time node b holds the user.
+    // Node a is told of a change and stops without a word before reading it; after the
+    // lease time node b holds the user and, the lease never released, reads it.
+    a.mark_dirty(w.anna.id, now);
     let later = now + jiff::SignedDuration::from_millis(500);
     assert_eq!(b.renew_leases(later).await.expect("b"), 1);
     assert!(b.holds(w.anna.id));
     assert_eq!(a.renew_leases(later).await.expect("a"), 0, "a lost it");
+    assert_eq!(
+        b.claim_requests(later).await.expect("b claims"),
+        1,
+        "what node a was told and did not read is read by node b"
+    );
     // Node b picks up where node a stopped: nothing is sent twice.
     assert_eq!(b.catch_up(later).await.expect("catch up"), 0);
 }

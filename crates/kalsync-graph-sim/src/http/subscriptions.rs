@@ -140,6 +140,10 @@ pub(super) async fn create_subscription(
             return graph_error(StatusCode::BAD_REQUEST, "ValidationError", &why);
         }
     }
+    let before = crate::lock(&sim.shared.hooks).before.take();
+    if let Some(f) = before {
+        f();
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let subscription = Subscription {
         id: id.clone(),
@@ -154,6 +158,11 @@ pub(super) async fn create_subscription(
     };
     let body = subscription_json(&base_url(&headers), &subscription);
     sim.world().subscriptions.insert(id, subscription);
+    let during = crate::lock(&sim.shared.hooks).during.take();
+    if let Some(f) = during {
+        f();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     (StatusCode::CREATED, Json(body)).into_response()
 }
 

@@ -1,5 +1,5 @@
 //! The leases chapter: one node holds a user until its lease runs out, by the clock the
-//! nodes pass in.
+//! nodes pass in; a lease that ran out, or that a restarted node finds, asks for a read.
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -24,6 +24,13 @@ pub(crate) async fn leases(c: &Cast<'_>, now: Timestamp, later: Timestamp) {
     let ms = SignedDuration::from_millis;
     let held = s.lease_users("node-a", now, ttl, 100).await.expect("lease");
     assert_eq!(held.len(), 2);
+    // Earlier chapters' requests are node-a's now.
+    s.claim_sync_requests("node-a").await.expect("claim");
+    let claimed = |node: &'static str| async move {
+        let mut users = s.claim_sync_requests(node).await.expect("claim");
+        users.sort();
+        users
+    };
     assert!(
         s.lease_users("node-b", now + ms(100), ttl, 100)
             .await
@@ -45,21 +52,33 @@ pub(crate) async fn leases(c: &Cast<'_>, now: Timestamp, later: Timestamp) {
             .is_empty(),
         "a renewed lease holds past its first expiry"
     );
+    assert!(
+        claimed("node-a").await.is_empty(),
+        "renewals ask for nothing"
+    );
+    let first = s
+        .lease_users("node-b", now + ms(600), ttl, 1)
+        .await
+        .expect("take over");
     assert_eq!(
-        s.lease_users("node-b", now + ms(600), ttl, 1)
-            .await
-            .expect("take over")
-            .len(),
+        first.len(),
         1,
         "an expired lease is taken, at most `limit` a time"
     );
+    // node-a never released them: what it was told and had not read is lost with it,
+    // so the node that takes a user reads it.
     assert_eq!(
-        s.lease_users("node-b", now + ms(600), ttl, 100)
-            .await
-            .expect("take over")
-            .len(),
-        2
+        claimed("node-b").await,
+        first,
+        "a user taken from an expired lease is read"
     );
+    let all = s
+        .lease_users("node-b", now + ms(600), ttl, 100)
+        .await
+        .expect("take over");
+    assert_eq!(all.len(), 2);
+    let second: Vec<_> = all.iter().filter(|u| !first.contains(u)).copied().collect();
+    assert_eq!(claimed("node-b").await, second);
     assert!(
         s.lease_users("node-a", now + ms(650), ttl, 100)
             .await
@@ -73,5 +92,36 @@ pub(crate) async fn leases(c: &Cast<'_>, now: Timestamp, later: Timestamp) {
             .expect("free again")
             .len(),
         2
+    );
+    assert!(
+        claimed("node-a").await.is_empty(),
+        "a released lease asks for nothing: its node handed its reads over"
+    );
+
+    // node-a starts again under its name and finds its leases: it stopped without
+    // releasing them, so it gives them up and asks for its users to be read.
+    assert_eq!(
+        s.recover_leases("node-a", now + ms(750))
+            .await
+            .expect("recover"),
+        2
+    );
+    assert_eq!(
+        s.recover_leases("node-a", now + ms(750))
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(
+        s.lease_users("node-a", now + ms(800), ttl, 100)
+            .await
+            .expect("taken again")
+            .len(),
+        2
+    );
+    assert_eq!(
+        claimed("node-a").await.len(),
+        2,
+        "every user it held is read"
     );
 }
