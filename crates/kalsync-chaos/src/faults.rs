@@ -1,17 +1,39 @@
 //! The faults injected along the workload — Graph throttling, errors and cut
 //! connections, lost and duplicated notifications, lifecycle events, expired tokens,
-//! Exchange back-off, dropped streams and expired watermarks, PBX outages, wall-clock
-//! steps — and their end when the workload stops. (The kills are the run's own step.)
+//! Graph losing every subscription; Exchange back-off, dropped streams, expired
+//! watermarks, Exchange forgetting every subscription; bookings made just as a
+//! subscription is being made; PBX outages, wall-clock steps — and their end when the
+//! workload stops. (The kills are the run's own step.)
 
 use std::time::Duration;
 
 use kalsync_ews_sim::{EwsFaults, EwsSim};
 use kalsync_graph_sim::{Faults, Simulator};
-use rand::Rng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::node::{Clock, step_kind};
 use crate::pbx::Pbx;
+use crate::workload::{Mailbox, Reach, change};
+
+/// The kinds of fault, by the name `--faults` takes.
+pub(crate) const KINDS: [&str; 15] = [
+    "graph-throttle",
+    "graph-error",
+    "graph-reset",
+    "notification-lost",
+    "notification-duplicated",
+    "tokens-expired",
+    "graph-lifecycle",
+    "graph-forgets",
+    "booking-while-subscribing",
+    "exchange-busy",
+    "stream-dropped",
+    "watermark-expired",
+    "exchange-forgets",
+    "pbx-outage",
+    "clock-step",
+];
 
 /// What faults are injected into.
 pub(crate) struct Injector<'a> {
@@ -19,65 +41,71 @@ pub(crate) struct Injector<'a> {
     pub(crate) ews: &'a EwsSim,
     pub(crate) pbx: &'a Pbx,
     pub(crate) clock: Option<&'a Clock>,
+    /// Everyone's mailboxes, for the bookings made as subscriptions are made.
+    pub(crate) mailboxes: &'a [Mailbox],
+    /// The kinds that may be drawn.
+    pub(crate) kinds: &'a [&'static str],
 }
 
 impl Injector<'_> {
-    /// Injects one random fault; its kind, or none when the one drawn could not be made
-    /// (no clock to step, no subscription to end).
+    /// Injects one random fault of the kinds allowed; what it was, or none when the one
+    /// drawn could not be made (no clock to step, no subscription to end).
     pub(crate) fn inject(&self, rng: &mut StdRng) -> Option<&'static str> {
         let (graph, ews) = (self.graph, self.ews);
         let n = rng.random_range(1..4);
-        let kind = match rng.random_range(0..14) {
-            13 => {
+        let kind = *self
+            .kinds
+            .get(rng.random_range(0..self.kinds.len().max(1)))?;
+        // Drawn before looking, so the seed alone decides what comes next.
+        let pick = rng.random::<u32>() as usize;
+        let seed = rng.random::<u64>();
+        Some(match kind {
+            "clock-step" => {
                 // The clock stays within two minutes of the truth, so a webhook's
                 // signature stays within the receiver's five-minute tolerance.
                 let offset = rng.random_range(30..120) * if rng.random_bool(0.5) { 1 } else { -1 };
                 step_kind(self.clock?.set(offset))?
             }
-            0 => {
+            "graph-throttle" => {
                 let mut f = graph.faults();
                 f.throttle += n;
                 f.retry_after_secs = 1.0;
                 graph.set_faults(f);
                 "Graph 429 with Retry-After"
             }
-            1 => {
+            "graph-error" => {
                 let mut f = graph.faults();
                 f.server_errors += n;
                 graph.set_faults(f);
                 "Graph 503"
             }
-            2 => {
+            "graph-reset" => {
                 let mut f = graph.faults();
                 f.drop_connections += n;
                 graph.set_faults(f);
                 "Graph connection reset"
             }
-            3 => {
+            "notification-lost" => {
                 let mut f = graph.faults();
                 f.lose_notifications += n;
                 graph.set_faults(f);
-                "notification lost"
+                "notification lost (then missed)"
             }
-            4 => {
+            "notification-duplicated" => {
                 let mut f = graph.faults();
                 f.duplicate_notifications += n;
                 graph.set_faults(f);
                 "notification duplicated"
             }
-            5 => {
+            "tokens-expired" => {
                 let mut f = graph.faults();
                 f.expire_tokens = true;
                 graph.set_faults(f);
                 "tokens expired"
             }
-            6 | 7 => {
-                // Drawn before looking, so the seed alone decides what comes next.
-                let (pick, event) = (
-                    rng.random::<u32>() as usize,
-                    ["subscriptionRemoved", "missed", "reauthorizationRequired"]
-                        [rng.random_range(0..3)],
-                );
+            "graph-lifecycle" => {
+                let event = ["subscriptionRemoved", "missed", "reauthorizationRequired"]
+                    [rng.random_range(0..3)];
                 let subscriptions = graph.subscriptions();
                 let (id, _, _) = subscriptions.get(pick % subscriptions.len().max(1))?;
                 graph.lifecycle(id, event).ok()?;
@@ -87,32 +115,72 @@ impl Injector<'_> {
                     _ => "reauthorization required",
                 }
             }
-            8 => {
+            "graph-forgets" => {
+                // A booking as the first subscription is asked for again.
+                graph.before_next_subscription(self.booking(Reach::Graph, pick, seed)?);
+                graph.forget_subscriptions();
+                "Graph lost every subscription"
+            }
+            "booking-while-subscribing" => {
+                // Notified before the service has read the subscription's id.
+                graph.during_next_subscription(self.booking(Reach::Graph, pick, seed)?);
+                let subscriptions = graph.subscriptions();
+                let (id, _, _) = subscriptions.get(pick % subscriptions.len().max(1))?;
+                graph.lifecycle(id, "subscriptionRemoved").ok()?;
+                "booking while a subscription is made"
+            }
+            "exchange-busy" => {
                 let mut f = ews.faults();
                 f.server_busy += n;
                 f.back_off_ms = 500;
                 ews.set_faults(f);
                 "Exchange busy with back-off"
             }
-            9 => {
+            "stream-dropped" => {
                 let mut f = ews.faults();
                 f.drop_streams += 1;
                 ews.set_faults(f);
                 "Exchange stream dropped"
             }
-            10 => {
+            "watermark-expired" => {
                 let mut f = ews.faults();
                 f.expire_watermarks += n;
                 ews.set_faults(f);
                 "Exchange watermark or sync state expired"
+            }
+            "exchange-forgets" => {
+                // A mailbox server restarts; a booking as the first Subscribe after.
+                ews.before_next_subscribe(self.booking(Reach::Streaming, pick, seed)?);
+                ews.forget_subscriptions();
+                "Exchange forgot every subscription"
             }
             _ => {
                 self.pbx
                     .outage(Duration::from_millis(rng.random_range(500..3000)));
                 "PBX outage"
             }
-        };
-        Some(kind)
+        })
+    }
+
+    /// A random change to a random mailbox reached `reach`'s way (any, when none is),
+    /// made when the hook it is given to runs.
+    fn booking(
+        &self,
+        reach: Reach,
+        pick: usize,
+        seed: u64,
+    ) -> Option<impl FnOnce() + Send + 'static> {
+        let some: Vec<&Mailbox> = self.mailboxes.iter().filter(|m| m.reach == reach).collect();
+        let mailbox = if some.is_empty() {
+            self.mailboxes.get(pick % self.mailboxes.len().max(1))?
+        } else {
+            some[pick % some.len()]
+        }
+        .clone();
+        Some(move || {
+            let mut rng = StdRng::seed_from_u64(seed);
+            change(&mut rng, &mailbox, jiff::Timestamp::now());
+        })
     }
 
     /// The faults stop: the clock is set right (one more step, its kind if it moved) and

@@ -1,11 +1,13 @@
-//! The service as a child process: the settings file every run writes, `kalsync serve`
-//! started from the binary the harness runs in and killed with SIGKILL, and its wall
-//! clock, stepped through libfaketime.
+//! The service as child processes: the database the nodes share, the settings file each
+//! node gets, `kalsync serve` started from the binary the harness runs in and killed
+//! with SIGKILL, and their wall clock, stepped through libfaketime.
 
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use crate::workload::{Company, Reach};
 
 /// The rules every chaos instance runs (the oracle parses the same text).
 pub(crate) const RULES: &str =
@@ -37,6 +39,7 @@ impl Node {
         port: u16,
         log: &Path,
         clock_file: Option<&Path>,
+        broken: Option<&str>,
     ) -> Result<Node, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let log = std::fs::OpenOptions::new()
@@ -53,6 +56,7 @@ impl Node {
                 &format!("127.0.0.1:{port}"),
             ])
             .env("RUST_LOG", "warn")
+            .envs(broken.map(|b| ("KALSYNC_HARNESS_BROKEN", b)))
             .envs(clock_file.into_iter().flat_map(|file| {
                 [
                     ("LD_PRELOAD", FAKETIME.into()),
@@ -96,6 +100,8 @@ pub(crate) struct Launch {
     pub(crate) port: u16,
     /// The clock file, where the wall clock steps.
     pub(crate) clock_file: Option<PathBuf>,
+    /// A deliberately broken behaviour to switch on (the harness's self-check).
+    pub(crate) broken: Option<String>,
 }
 
 impl Launch {
@@ -108,6 +114,7 @@ impl Launch {
                 launch.port,
                 &launch.log,
                 launch.clock_file.as_deref(),
+                launch.broken.as_deref(),
             )
         })
         .await
@@ -162,29 +169,103 @@ pub(crate) fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Where the service keeps its database and master key, in the run's directory.
-pub(crate) fn database(dir: &Path) -> PathBuf {
-    dir.join("chaos.db")
+/// Where the nodes keep their data: a SQLite file in the run's directory (one node), or
+/// a database of its own on a PostgreSQL server, dropped after the run.
+pub(crate) enum Database {
+    /// The SQLite file.
+    Sqlite(PathBuf),
+    /// A fresh database: the server's admin URL, its name and its URL.
+    Postgres {
+        admin: String,
+        name: String,
+        url: String,
+    },
 }
 
-/// The master key file.
+impl Database {
+    /// A SQLite file in `dir`, or a fresh database on the PostgreSQL server `admin`
+    /// names.
+    pub(crate) async fn make(
+        dir: &Path,
+        postgres: Option<&str>,
+        seed: u64,
+    ) -> Result<Database, String> {
+        use sqlx::Connection as _;
+        let Some(admin) = postgres else {
+            return Ok(Database::Sqlite(dir.join("chaos.db")));
+        };
+        let name = format!("kalsync_chaos_{}_{seed}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .map_err(|e| format!("PostgreSQL at --postgres: {e}"))?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("cannot create the run's database: {e}"))?;
+        let server = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+        Ok(Database::Postgres {
+            admin: admin.to_owned(),
+            url: format!("{server}/{name}"),
+            name,
+        })
+    }
+
+    /// The URL the nodes open.
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Database::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    /// What it is, for the report.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres { .. } => "postgresql",
+        }
+    }
+
+    /// Drops a PostgreSQL database (a SQLite file goes with the run's directory).
+    pub(crate) async fn drop_it(&self) {
+        use sqlx::Connection as _;
+        if let Database::Postgres { admin, name, .. } = self
+            && let Ok(mut conn) = sqlx::PgConnection::connect(admin).await
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// The master key file every node shares.
 pub(crate) fn master_key(dir: &Path) -> PathBuf {
     dir.join("chaos.key")
 }
 
 /// The sources, mailboxes and PBX the service is told about.
 pub(crate) struct Wiring<'a> {
-    pub(crate) port: u16,
+    /// Where the nodes are reached from outside (the balancer): the public URL.
+    pub(crate) public_port: u16,
+    pub(crate) database_url: &'a str,
     pub(crate) pbx_url: &'a str,
     pub(crate) graph_url: &'a url::Url,
     pub(crate) ews_url: &'a url::Url,
-    pub(crate) graph_users: &'a [String],
-    pub(crate) ews_users: &'a [String],
+    pub(crate) company: &'a Company,
 }
 
-/// The service's settings file: one operator, one company with the webhook PBX, an
-/// instance on each simulator, both with [`RULES`].
-pub(crate) fn config_text(dir: &Path, w: &Wiring<'_>) -> String {
+/// One node's settings file: its name, the shared database and key, the balancer as the
+/// public URL; one operator, one company with the webhook PBX, an instance per way a
+/// mailbox is reached (Microsoft 365; Exchange 2016 streaming; Exchange 2007 push;
+/// Exchange 2007 pulled; Exchange 2016 delegate), all with [`RULES`]. Mailboxes without
+/// notifications are polled every five seconds; notified ones only hourly, so a change a
+/// notification path loses stays lost for the run and shows as a divergence.
+pub(crate) fn config_text(dir: &Path, node: usize, w: &Wiring<'_>) -> String {
     let list = |users: &[String]| {
         users
             .iter()
@@ -195,16 +276,45 @@ pub(crate) fn config_text(dir: &Path, w: &Wiring<'_>) -> String {
     };
     let rules: String = RULES.lines().map(|l| format!("{l}\n")).collect();
     let Wiring {
-        port,
+        public_port,
+        database_url,
         pbx_url,
         graph_url,
         ews_url,
-        ..
+        company,
     } = w;
+    let ews = |version: &str, access: &str, options: &str| {
+        format!(
+            "{{ kind = \"ews\", url = \"{ews_url}EWS/Exchange.asmx\", username = \"{account}\", password = \"{EWS_PASSWORD}\", auth = \"ntlm\", version = \"{version}\", access = \"{access}\", options = {{ {options} }} }}",
+            account = EWS_ACCOUNT.replace('\\', "\\\\"),
+        )
+    };
+    let instances: String = Reach::ALL
+        .iter()
+        .map(|reach| {
+            let (name, source) = match reach {
+                Reach::Graph => (
+                    "Microsoft 365",
+                    format!(
+                        "{{ kind = \"graph\", tenant = \"chaos\", client_id = \"chaos-app\", client_secret = \"chaos-secret\", graph_url = \"{graph_url}v1.0/\", login_url = \"{graph_url}\" }}"
+                    ),
+                ),
+                Reach::Streaming => ("Exchange 2016", ews("2016", "impersonation", "")),
+                Reach::Push => ("Exchange 2007 push", ews("2007", "impersonation", "")),
+                Reach::Pull => ("Exchange 2007 pull", ews("2007", "impersonation", "pull = true")),
+                Reach::Delegate => ("Exchange 2016 delegate", ews("2016", "delegate", "")),
+            };
+            format!(
+                "\n[[companies.instances]]\nname = \"{name}\"\nsource = {source}\nusers = [{users}]\n[companies.instances.settings]\n{rules}",
+                users = list(&company.reached(*reach)),
+            )
+        })
+        .collect();
     format!(
-        r#"database_url = "sqlite:{db}"
+        r#"node = "chaos-{node}"
+database_url = "{database_url}"
 master_key_file = "{key}"
-public_url = "http://127.0.0.1:{port}/"
+public_url = "http://127.0.0.1:{public_port}/"
 
 # The simulators and the webhook PBX listen on loopback.
 [outbound]
@@ -212,6 +322,7 @@ allow = ["127.0.0.0/8", "::1/128"]
 
 [engine]
 poll_interval_secs = 5
+subscribed_poll_interval_secs = 3600
 debounce_ms = 200
 max_attempts = 100000
 
@@ -228,23 +339,7 @@ kind = "webhook"
 name = "pbx"
 url = "{pbx_url}"
 signing_secret = "{SIGNING_SECRET}"
-
-[[companies.instances]]
-name = "Microsoft 365"
-source = {{ kind = "graph", tenant = "chaos", client_id = "chaos-app", client_secret = "chaos-secret", graph_url = "{graph_url}v1.0/", login_url = "{graph_url}" }}
-users = [{graph}]
-[companies.instances.settings]
-{rules}
-[[companies.instances]]
-name = "Exchange"
-source = {{ kind = "ews", url = "{ews_url}EWS/Exchange.asmx", username = "{account}", password = "{EWS_PASSWORD}", auth = "ntlm", version = "2016", access = "impersonation" }}
-users = [{ews}]
-[companies.instances.settings]
-{rules}"#,
-        db = database(dir).display(),
+{instances}"#,
         key = master_key(dir).display(),
-        graph = list(w.graph_users),
-        ews = list(w.ews_users),
-        account = EWS_ACCOUNT.replace('\\', "\\\\"),
     )
 }

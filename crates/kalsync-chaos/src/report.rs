@@ -13,10 +13,22 @@ pub(crate) struct Report {
     pub(crate) seed: u64,
     pub(crate) users: usize,
     pub(crate) changes: usize,
+    /// Nodes of the service.
+    pub(crate) nodes: usize,
+    /// Their database: `sqlite` or `postgresql`.
+    pub(crate) database: &'static str,
+    /// The fixed bug restored for the self-check, if any.
+    pub(crate) broken: Option<String>,
     pub(crate) changes_by_kind: Tally,
     pub(crate) faults_by_kind: Tally,
     /// Users whose service timeline or PBX status differs from the oracle's.
     pub(crate) divergences: usize,
+    /// Diverged users by the kinds of fault injected near their last change.
+    pub(crate) divergences_by_fault: Tally,
+    /// Diverged users by how their mailbox reaches the service.
+    pub(crate) divergences_by_reach: Tally,
+    /// Users by how their mailbox reaches the service.
+    pub(crate) users_by_reach: Tally,
     /// Deliveries the service counts as delivered that the PBX never got, and any left
     /// undelivered or dead at the end.
     pub(crate) lost_deliveries: usize,
@@ -54,15 +66,19 @@ impl Report {
     pub(crate) fn print(&self) {
         let r = self;
         println!(
-            "chaos: seed {} · {} users · {} changes · {:.1} s in all, settled {:.1} s after the last change",
-            r.seed, r.users, r.changes, r.seconds_in_all, r.seconds_to_settle
+            "chaos: seed {} · {} users · {} changes · {} node(s) on {} · {:.1} s in all, settled {:.1} s after the last change",
+            r.seed, r.users, r.changes, r.nodes, r.database, r.seconds_in_all, r.seconds_to_settle
         );
+        if let Some(b) = &r.broken {
+            println!("  broken       {b} (the self-check: divergences expected)");
+        }
         let kinds = |m: &Tally| {
             m.iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        println!("  users        {}", kinds(&r.users_by_reach));
         println!("  changes      {}", kinds(&r.changes_by_kind));
         println!("  faults       {}", kinds(&r.faults_by_kind));
         println!(
@@ -73,6 +89,10 @@ impl Report {
             "  divergences  {}\n  lost         {}\n  duplicates   {}",
             r.divergences, r.lost_deliveries, r.duplicates
         );
+        if !r.divergences_by_fault.is_empty() {
+            println!("  diverged near {}", kinds(&r.divergences_by_fault));
+            println!("  diverged on   {}", kinds(&r.divergences_by_reach));
+        }
         for e in &r.examples {
             println!("  · {e}");
         }

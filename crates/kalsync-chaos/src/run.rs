@@ -1,7 +1,8 @@
 //! The run, step by step: two simulated organisations and their mailboxes; the
-//! simulators, the PBX and the service started; the workload with its faults and kills;
-//! the quiet; rounds of comparison with the oracle until every user agrees or the time
-//! is up; the deliveries counted with the service at rest; the report.
+//! simulators, the PBX, the database, the nodes and their balancer started; the workload
+//! with its faults and kills; the quiet; rounds of comparison with the oracle until every
+//! user agrees or the time is up; the deliveries counted with the service at rest; the
+//! report, with the faults near each divergence.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -16,23 +17,46 @@ use rand::{Rng, SeedableRng};
 
 use crate::ChaosArgs;
 use crate::api::Api;
-use crate::faults::Injector;
+use crate::faults::{Injector, KINDS};
 use crate::node::{
-    Clock, EWS_ACCOUNT, EWS_PASSWORD, FAKETIME, Launch, Node, RULES, Wiring, config_text, database,
+    Clock, Database, EWS_ACCOUNT, EWS_PASSWORD, FAKETIME, Launch, Node, RULES, Wiring, config_text,
     free_port, master_key,
 };
 use crate::oracle::{difference, oracle};
 use crate::pbx::{self, Pbx};
 use crate::report::{Report, Tally};
-use crate::workload::{Company, Mailbox, change};
+use crate::workload::{Company, Mailbox, Reach, change};
+
+/// A divergence is put down to the faults injected from this long before its user's last
+/// change to shortly after.
+const NEAR: Duration = Duration::from_secs(30);
 
 /// Runs the harness once; the report, whether or not the run converged.
 pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     let started = Instant::now();
     let seed = args.seed.unwrap_or_else(rand::random);
     eprintln!(
-        "chaos: seed {seed} (to repeat: kalsync chaos --seed {seed} --users {} --changes {} --rate {} --kills {} --fault-rate {} --settle-secs {})",
-        args.users, args.changes, args.rate, args.kills, args.fault_rate, args.settle_secs
+        "chaos: seed {seed} (to repeat: kalsync chaos --seed {seed} --users {} --changes {} --rate {} --kills {} --fault-rate {} --settle-secs {} --nodes {}{}{}{})",
+        args.users,
+        args.changes,
+        args.rate,
+        args.kills,
+        args.fault_rate,
+        args.settle_secs,
+        args.nodes,
+        args.postgres
+            .as_ref()
+            .map(|p| format!(" --postgres {p}"))
+            .unwrap_or_default(),
+        if args.faults.is_empty() {
+            String::new()
+        } else {
+            format!(" --faults {}", args.faults.join(","))
+        },
+        args.broken
+            .as_ref()
+            .map(|b| format!(" --broken {b}"))
+            .unwrap_or_default(),
     );
     let mut rng = StdRng::seed_from_u64(seed);
     let settings = InstanceSettings::from_toml(RULES).map_err(|e| e.to_string())?;
@@ -45,15 +69,37 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     let company = Company::new(args.users, &graph, &exchange)?;
     let mut changes_by_kind = Tally::new();
     company.book_initial(&mut rng, Timestamp::now(), &mut changes_by_kind);
-    let mut stage = Stage::open(graph, exchange, &company, &dir).await?;
+    let database = Database::make(&dir, args.postgres.as_deref(), seed).await?;
+    let kinds: Vec<&'static str> = KINDS
+        .iter()
+        .copied()
+        .filter(|k| args.faults.is_empty() || args.faults.iter().any(|f| f == k))
+        .collect();
+    let mut stage = Stage::open(graph, exchange, &company, &dir, &database, args).await?;
 
-    let mut faults_by_kind = stage
-        .drive(args, &mut rng, &company.mailboxes, &mut changes_by_kind)
-        .await?;
+    let mut log = Log::default();
+    let drove = stage
+        .drive(
+            args,
+            &mut rng,
+            &company.mailboxes,
+            &kinds,
+            &mut changes_by_kind,
+            &mut log,
+        )
+        .await;
+    let mut faults_by_kind = match drove {
+        Ok(f) => f,
+        Err(e) => {
+            stage.stop_service();
+            database.drop_it().await;
+            return Err(e);
+        }
+    };
 
     // Quiesce: the faults stop (the clock is set right: one more step), the service
     // catches up.
-    if let Some(kind) = stage.injector().stop() {
+    if let Some(kind) = stage.injector(&company.mailboxes, &kinds).stop() {
         *faults_by_kind.entry(kind).or_default() += 1;
     }
     let workload_done = Instant::now();
@@ -71,15 +117,33 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     // the PBX are read at rest.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stage.stop_service();
-    let lost = lost_deliveries(&dir, &stage.pbx.applied()).await?;
+    let lost = lost_deliveries(&dir, &database, &stage.pbx.applied()).await;
+    database.drop_it().await;
+    let lost = lost?;
     let pbx = stage.close();
+    let divergences_by_fault = log.near(&round.diverged);
+    let by_reach = |only: &dyn Fn(&str) -> bool| {
+        let mut tally = Tally::new();
+        for m in company.mailboxes.iter().filter(|m| only(&m.email)) {
+            *tally.entry(m.reach.name()).or_default() += 1;
+        }
+        tally
+    };
+    let divergences_by_reach = by_reach(&|email| round.diverged.contains(email));
+    let users_by_reach = by_reach(&|_| true);
     let report = Report {
         seed,
         users: args.users,
         changes: args.changes,
+        nodes: args.nodes,
+        database: database.kind(),
+        broken: args.broken.clone(),
         changes_by_kind,
         faults_by_kind,
         divergences: round.diverged.len(),
+        divergences_by_fault,
+        divergences_by_reach,
+        users_by_reach,
         lost_deliveries: lost,
         duplicates: pbx.twice,
         redeliveries_ignored: pbx.redeliveries,
@@ -100,19 +164,57 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     Ok(report)
 }
 
-/// Everything running during a run: the simulators, the PBX, the service and its clock.
+/// When each fault was injected and each mailbox last changed, to put divergences down
+/// to the faults near them.
+#[derive(Default)]
+struct Log {
+    faults: Vec<(Instant, &'static str)>,
+    last_change: HashMap<String, Instant>,
+}
+
+impl Log {
+    /// The fault kinds injected near the last change of each diverged user, counted.
+    fn near(&self, diverged: &HashSet<String>) -> Tally {
+        let mut by_kind = Tally::new();
+        for user in diverged {
+            let Some(changed) = self.last_change.get(user) else {
+                *by_kind.entry("(no change made to it)").or_default() += 1;
+                continue;
+            };
+            let kinds: std::collections::BTreeSet<&'static str> = self
+                .faults
+                .iter()
+                .filter(|(at, _)| {
+                    *at + NEAR >= *changed && *at <= *changed + Duration::from_secs(5)
+                })
+                .map(|(_, k)| *k)
+                .collect();
+            if kinds.is_empty() {
+                *by_kind.entry("(no fault near it)").or_default() += 1;
+            }
+            for k in kinds {
+                *by_kind.entry(k).or_default() += 1;
+            }
+        }
+        by_kind
+    }
+}
+
+/// Everything running during a run: the simulators, the PBX, the nodes, their balancer
+/// and their clock.
 struct Stage {
     graph: Simulator,
     ews: EwsSim,
     pbx: Pbx,
     clock: Option<Clock>,
-    launch: Launch,
-    node: Option<Node>,
-    /// The service's address, `http://127.0.0.1:<port>`.
+    launches: Vec<Launch>,
+    nodes: Vec<Option<Node>>,
+    /// The balancer's address, `http://127.0.0.1:<port>`.
     base: String,
     /// The simulators' servers, which stop when dropped.
     _servers: (SimHandle, EwsHandle),
     pbx_server: tokio::task::JoinHandle<std::io::Result<()>>,
+    balancer: tokio::task::JoinHandle<()>,
 }
 
 /// One round of comparison with the oracle.
@@ -134,78 +236,103 @@ impl Round {
 }
 
 impl Stage {
-    /// Serves the simulators and the PBX, writes the service's settings into `dir` and
-    /// starts the service.
+    /// Serves the simulators, the PBX and the balancer, writes each node's settings into
+    /// `dir` and starts the nodes.
     async fn open(
         graph: Simulator,
         exchange: Simulator,
         company: &Company,
         dir: &Path,
+        database: &Database,
+        args: &ChaosArgs,
     ) -> Result<Stage, String> {
         let (graph_url, graph_server) = kalsync_graph_sim::spawn(graph.clone())
             .await
             .map_err(|e| e.to_string())?;
-        let ews = EwsSim::new(exchange, EwsConfig::new(EWS_ACCOUNT, EWS_PASSWORD));
+        let mut config = EwsConfig::new(EWS_ACCOUNT, EWS_PASSWORD);
+        for upn in company.reached(Reach::Delegate) {
+            config
+                .delegate
+                .insert(upn, kalsync_ews_sim::DelegateRights::Reviewer);
+        }
+        let ews = EwsSim::new(exchange, config);
         let (ews_url, ews_server) = kalsync_ews_sim::spawn(ews.clone())
             .await
             .map_err(|e| e.to_string())?;
         let pbx = Pbx::default();
         let (pbx_url, pbx_server) = pbx.serve().await?;
 
-        let port = free_port()?;
-        let config = dir.join("kalsync.toml");
+        let ports: Vec<u16> = (0..args.nodes)
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?;
+        let (public_port, balancer) = crate::balancer::spawn(ports.clone()).await?;
+        let database_url = database.url();
         let wiring = Wiring {
-            port,
+            public_port,
+            database_url: &database_url,
             pbx_url: &pbx_url,
             graph_url: &graph_url,
             ews_url: &ews_url,
-            graph_users: &company.graph_users,
-            ews_users: &company.ews_users,
+            company,
         };
-        std::fs::write(&config, config_text(dir, &wiring)).map_err(|e| e.to_string())?;
         // The wall clock steps only where libfaketime is installed; the run says so.
         let clock = Clock::install(dir);
         if clock.is_none() {
             eprintln!("chaos: no clock steps: {FAKETIME} is missing (apt-get install faketime)");
         }
-        let launch = Launch {
-            config,
-            log: dir.join("service.log"),
-            port,
-            clock_file: clock.as_ref().map(|c| c.file().to_path_buf()),
-        };
-        let node = Some(launch.start().await?);
+        let mut launches = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            let config = dir.join(format!("kalsync-{i}.toml"));
+            std::fs::write(&config, config_text(dir, i, &wiring)).map_err(|e| e.to_string())?;
+            launches.push(Launch {
+                config,
+                log: dir.join(format!("service-{i}.log")),
+                port: *port,
+                clock_file: clock.as_ref().map(|c| c.file().to_path_buf()),
+                broken: args.broken.clone(),
+            });
+        }
+        let mut nodes = Vec::new();
+        for launch in &launches {
+            nodes.push(Some(launch.start().await?));
+        }
         Ok(Stage {
             graph,
             ews,
             pbx,
             clock,
-            launch,
-            node,
-            base: format!("http://127.0.0.1:{port}"),
+            launches,
+            nodes,
+            base: format!("http://127.0.0.1:{public_port}"),
             _servers: (graph_server, ews_server),
             pbx_server,
+            balancer,
         })
     }
 
-    fn injector(&self) -> Injector<'_> {
+    fn injector<'a>(&'a self, mailboxes: &'a [Mailbox], kinds: &'a [&'static str]) -> Injector<'a> {
         Injector {
             graph: &self.graph,
             ews: &self.ews,
             pbx: &self.pbx,
             clock: self.clock.as_ref(),
+            mailboxes,
+            kinds,
         }
     }
 
-    /// The workload: `args.changes` random changes, `args.rate` a second; the service
-    /// killed and started again `args.kills` times, spread evenly; a fault after about
-    /// `args.fault_rate` of the other changes. The faults, by kind.
+    /// The workload: `args.changes` random changes, `args.rate` a second; a node killed
+    /// and started again `args.kills` times, spread evenly; a fault of `kinds` after
+    /// about `args.fault_rate` of the other changes. The faults, by kind; each fault and
+    /// change goes into `log`.
     async fn drive(
         &mut self,
         args: &ChaosArgs,
         rng: &mut StdRng,
         mailboxes: &[Mailbox],
+        kinds: &[&'static str],
         changes: &mut Tally,
+        log: &mut Log,
     ) -> Result<Tally, String> {
         let mut faults = Tally::new();
         let kill_at: HashSet<usize> = (1..=args.kills)
@@ -217,31 +344,38 @@ impl Stage {
             let now = Timestamp::now();
             let m = &mailboxes[rng.random_range(0..mailboxes.len())];
             *changes.entry(change(rng, m, now)).or_default() += 1;
+            log.last_change.insert(m.email.clone(), Instant::now());
             if kill_at.contains(&i) {
                 self.kill_and_restart(rng).await?;
                 *faults.entry("SIGKILL and restart").or_default() += 1;
+                log.faults.push((Instant::now(), "SIGKILL and restart"));
                 continue;
             }
-            if rng.random_bool(args.fault_rate.clamp(0.0, 1.0))
-                && let Some(kind) = self.injector().inject(rng)
+            if !kinds.is_empty()
+                && rng.random_bool(args.fault_rate.clamp(0.0, 1.0))
+                && let Some(kind) = self.injector(mailboxes, kinds).inject(rng)
             {
                 *faults.entry(kind).or_default() += 1;
+                log.faults.push((Instant::now(), kind));
             }
         }
         Ok(faults)
     }
 
-    /// SIGKILL, a pause of up to 1.5 s, and the service started again.
+    /// SIGKILL to one node, a pause of up to 1.5 s, and the node started again.
     async fn kill_and_restart(&mut self, rng: &mut StdRng) -> Result<(), String> {
-        self.stop_service();
+        let i = rng.random_range(0..self.nodes.len());
+        drop(self.nodes[i].take());
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
-        self.node = Some(self.launch.start().await?);
+        self.nodes[i] = Some(self.launches[i].start().await?);
         Ok(())
     }
 
-    /// Kills the service (SIGKILL), if it runs.
+    /// Kills every node (SIGKILL).
     fn stop_service(&mut self) {
-        drop(self.node.take());
+        for node in &mut self.nodes {
+            drop(node.take());
+        }
     }
 
     /// Compares every user with the oracle, a round a second, until nobody differs.
@@ -315,9 +449,11 @@ impl Stage {
         Ok(round)
     }
 
-    /// Stops the PBX; what it counted. The simulators stop as the stage is dropped.
+    /// Stops the PBX and the balancer; what the PBX counted. The simulators stop as the
+    /// stage is dropped.
     fn close(self) -> pbx::Tally {
         self.pbx_server.abort();
+        self.balancer.abort();
         self.pbx.tally()
     }
 }
@@ -325,10 +461,14 @@ impl Stage {
 /// Deliveries lost, from the service's database (read with the service stopped):
 /// delivered by its account but never applied by the PBX, dead, or pending past their
 /// time (a transition due in the last seconds is pending by design).
-async fn lost_deliveries(dir: &Path, applied: &HashSet<String>) -> Result<usize, String> {
+async fn lost_deliveries(
+    dir: &Path,
+    database: &Database,
+    applied: &HashSet<String>,
+) -> Result<usize, String> {
     use kalsync_store::{DeliveryState, Store as _};
     let store = kalsync_store_sql::SqlStore::connect(
-        &kalsync_store_sql::DatabaseUrl::new(format!("sqlite:{}", database(dir).display())),
+        &kalsync_store_sql::DatabaseUrl::new(database.url()),
         kalsync_store::SecretBox::from_key_file(&master_key(dir)).map_err(|e| e.to_string())?,
     )
     .await

@@ -9,19 +9,67 @@ use rand::rngs::StdRng;
 
 use crate::report::Tally;
 
+/// How a mailbox reaches the service, and so how its changes are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Reach {
+    /// Microsoft 365: Graph change notifications.
+    Graph,
+    /// Exchange 2016 with impersonation: streaming subscriptions.
+    Streaming,
+    /// Exchange 2007 with impersonation: push subscriptions to the public URL.
+    Push,
+    /// Exchange 2007 that cannot reach the service: pull subscriptions.
+    Pull,
+    /// Exchange 2016 with delegate access: polled with `SyncFolderItems`.
+    Delegate,
+}
+
+impl Reach {
+    /// Every way, in the order the instances are declared.
+    pub(crate) const ALL: [Reach; 5] = [
+        Reach::Graph,
+        Reach::Streaming,
+        Reach::Push,
+        Reach::Pull,
+        Reach::Delegate,
+    ];
+
+    /// How the report names it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Reach::Graph => "Graph",
+            Reach::Streaming => "EWS streaming",
+            Reach::Push => "EWS push (2007)",
+            Reach::Pull => "EWS pull (2007)",
+            Reach::Delegate => "EWS delegate",
+        }
+    }
+
+    /// Mailbox `i`'s way: four in ten on Graph, three streaming, one each pushed,
+    /// pulled and delegated.
+    fn of(i: usize) -> Reach {
+        match i % 10 {
+            0 | 2 | 4 | 7 => Reach::Graph,
+            1 | 3 | 5 => Reach::Streaming,
+            6 => Reach::Push,
+            8 => Reach::Pull,
+            _ => Reach::Delegate,
+        }
+    }
+}
+
 /// A mailbox and the simulator that keeps its calendar.
 #[derive(Clone)]
 pub(crate) struct Mailbox {
     pub(crate) email: String,
     pub(crate) calendars: Simulator,
+    pub(crate) reach: Reach,
 }
 
-/// Everyone's mailboxes: the first half (rounded up) on Microsoft 365, the rest on the
-/// organisation's own Exchange.
+/// Everyone's mailboxes: those on Graph on Microsoft 365, the rest on the
+/// organisation's own Exchange (2016 streaming and delegate, 2007 push and pull).
 pub(crate) struct Company {
     pub(crate) mailboxes: Vec<Mailbox>,
-    pub(crate) graph_users: Vec<String>,
-    pub(crate) ews_users: Vec<String>,
 }
 
 impl Company {
@@ -31,29 +79,34 @@ impl Company {
         graph: &Simulator,
         exchange: &Simulator,
     ) -> Result<Company, String> {
-        let on_graph = users.div_ceil(2);
         let mut company = Company {
             mailboxes: Vec::new(),
-            graph_users: Vec::new(),
-            ews_users: Vec::new(),
         };
         for i in 0..users {
-            let (email, calendars) = if i < on_graph {
-                (format!("g{i:04}@graph.chaos.example"), graph.clone())
-            } else {
-                (format!("e{i:04}@ews.chaos.example"), exchange.clone())
+            let reach = Reach::of(i);
+            let (email, calendars) = match reach {
+                Reach::Graph => (format!("g{i:04}@graph.chaos.example"), graph.clone()),
+                _ => (format!("e{i:04}@ews.chaos.example"), exchange.clone()),
             };
             calendars
                 .add_user(user_spec(&email))
                 .map_err(|e| e.to_string())?;
-            if i < on_graph {
-                company.graph_users.push(email.clone());
-            } else {
-                company.ews_users.push(email.clone());
-            }
-            company.mailboxes.push(Mailbox { email, calendars });
+            company.mailboxes.push(Mailbox {
+                email,
+                calendars,
+                reach,
+            });
         }
         Ok(company)
+    }
+
+    /// The mailboxes reached one way.
+    pub(crate) fn reached(&self, reach: Reach) -> Vec<String> {
+        self.mailboxes
+            .iter()
+            .filter(|m| m.reach == reach)
+            .map(|m| m.email.clone())
+            .collect()
     }
 
     /// Everyone starts with a few bookings, counted as `initial`.

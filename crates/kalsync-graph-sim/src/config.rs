@@ -94,7 +94,8 @@ pub struct Faults {
     pub drop_connections: u32,
     /// Invalidate every token issued so far (once).
     pub expire_tokens: bool,
-    /// Drop the next n change notifications instead of sending them.
+    /// Drop the next n change notifications instead of sending them; as Graph does, a
+    /// `missed` lifecycle notification says so.
     pub lose_notifications: u32,
     /// Send the next n change notifications twice (Graph delivers at least once).
     pub duplicate_notifications: u32,

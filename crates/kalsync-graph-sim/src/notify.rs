@@ -145,6 +145,19 @@ impl Simulator {
                     .stats
                     .notifications_lost
                     .fetch_add(1, Ordering::Relaxed);
+                // Graph says so with a `missed` lifecycle notification.
+                let body = serde_json::json!({"value": [{
+                    "subscriptionId": sub.id,
+                    "subscriptionExpirationDateTime": graph_time(sub.expires),
+                    "tenantId": self.shared.config.tenant,
+                    "clientState": sub.client_state,
+                    "lifecycleEvent": "missed",
+                }]});
+                let url = sub
+                    .lifecycle_url
+                    .clone()
+                    .unwrap_or(sub.notification_url.clone());
+                let _ = self.shared.outbox.send(Delivery { url, body });
                 continue;
             }
             let resource = format!("Users/{user_id}/Events/{event_id}");

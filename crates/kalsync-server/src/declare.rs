@@ -1,5 +1,7 @@
 //! Companies, targets, instances and users declared in the settings file, applied at
 //! start: what is missing is created; instances get the declared source and settings.
+//! Several nodes may apply the same file at once: names are unique in the store, and a
+//! node whose create loses the race takes the row the winner made.
 
 use kalsync_core::{EmailAddress, Extension, InstanceSettings};
 use kalsync_store::{
@@ -150,7 +152,7 @@ pub(crate) async fn accounts(
         let password_hash = kalsync_web::auth::hash_password(password)
             .await
             .map_err(|e| bad(&decl.email, e.to_string()))?;
-        store
+        let made = store
             .create_account(NewAccount {
                 email: decl.email.clone(),
                 display_name: None,
@@ -158,8 +160,13 @@ pub(crate) async fn accounts(
                 password_hash,
                 entra: None,
             })
-            .await?;
-        tracing::info!(email = %decl.email, role = role.as_str(), "account created");
+            .await;
+        match made {
+            Ok(_) => tracing::info!(email = %decl.email, role = role.as_str(), "account created"),
+            // Another node starting at the same time made it.
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
@@ -167,14 +174,22 @@ pub(crate) async fn accounts(
 /// Applies the declarations.
 pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Result<(), ServerError> {
     for decl in companies {
-        let existing = store
-            .companies()
-            .await?
-            .into_iter()
-            .find(|c| c.name == decl.name);
-        let company = match existing {
+        let named = async || -> Result<Option<kalsync_store::Company>, ServerError> {
+            Ok(store
+                .companies()
+                .await?
+                .into_iter()
+                .find(|c| c.name == decl.name))
+        };
+        let company = match named().await? {
             Some(c) => c,
-            None => store.create_company(&decl.name).await?,
+            None => match store.create_company(&decl.name).await {
+                Ok(c) => c,
+                Err(StoreError::Conflict(_)) => named().await?.ok_or_else(|| {
+                    ServerError::Config(format!("company {} vanished as it was made", decl.name))
+                })?,
+                Err(e) => return Err(e.into()),
+            },
         };
         let targets = store.targets(company.id).await?;
         for t in &decl.targets {
@@ -225,13 +240,17 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                 ),
             };
             if !targets.iter().any(|x| &x.name == name) {
-                store
+                let made = store
                     .create_target(NewTarget {
                         company: company.id,
                         name: name.clone(),
                         config,
                     })
-                    .await?;
+                    .await;
+                match made {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         let instances = store.instances(company.id).await?;
@@ -258,14 +277,30 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                     updated
                 }
                 None => {
-                    store
+                    let made = store
                         .create_instance(NewInstance {
                             company: company.id,
                             name: i.name.clone(),
                             source: source(&i.source)?,
                             settings,
                         })
-                        .await?
+                        .await;
+                    match made {
+                        Ok(instance) => instance,
+                        // Another node made it a moment ago, from the same file.
+                        Err(StoreError::Conflict(_)) => store
+                            .instances(company.id)
+                            .await?
+                            .into_iter()
+                            .find(|x| x.name == i.name)
+                            .ok_or_else(|| {
+                                ServerError::Config(format!(
+                                    "instance {} vanished as it was made",
+                                    i.name
+                                ))
+                            })?,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             };
             for u in &i.users {

@@ -144,9 +144,10 @@ impl EwsStreams {
         self.connections.retain(&active);
         let mut made = 0;
         for instance in instances {
-            let SourceConfig::Ews { .. } = &instance.source else {
+            let SourceConfig::Ews { options, .. } = &instance.source else {
                 continue;
             };
+            let pull = options.pull;
             let Some(client) = self
                 .connections
                 .of(&instance)
@@ -161,7 +162,7 @@ impl EwsStreams {
             }
             if !settings.version.has_streaming() {
                 lock(&self.instances).entry(instance.id).or_default().client = Some(client.clone());
-                made += self.push_or_pull(instance.id, &client).await;
+                made += self.push_or_pull(instance.id, &client, pull).await;
                 continue;
             }
             let Ok(users) = self.store.users(instance.id).await else {
@@ -262,10 +263,10 @@ impl EwsStreams {
             );
     }
 
-    /// Push subscriptions (with a public URL) or pull subscriptions (without) for the
-    /// held users of a pre-streaming instance that have none on this node, resuming
-    /// from each user's last watermark.
-    async fn push_or_pull(&self, instance: InstanceId, client: &EwsClient) -> usize {
+    /// Push subscriptions (with a public URL Exchange can reach) or pull subscriptions
+    /// (without, or with `pull`) for the held users of a pre-streaming instance that
+    /// have none on this node, resuming from each user's last watermark.
+    async fn push_or_pull(&self, instance: InstanceId, client: &EwsClient, pull: bool) -> usize {
         let Ok(users) = self.store.users(instance).await else {
             return 0;
         };
@@ -293,7 +294,7 @@ impl EwsStreams {
                 .get(WATERMARK)
                 .and_then(|w| w.as_str())
                 .map(str::to_owned);
-            let push_url = match &self.public_url {
+            let push_url = match self.public_url.as_ref().filter(|_| !pull) {
                 Some(base) => {
                     let token = self.secrets.mint_token(PUSH_TOKEN);
                     let mut url = base.clone();

@@ -9,6 +9,7 @@ mod directory;
 mod ews;
 mod graph;
 mod microsoft365;
+mod nodes;
 mod resubscribe;
 mod security;
 mod support;

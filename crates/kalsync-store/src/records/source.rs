@@ -75,6 +75,10 @@ pub struct EwsOptions {
     /// CA certificates (PEM) trusted for the server besides the public roots: a
     /// company's own CA.
     pub ca_pem: Option<String>,
+    /// Exchange cannot reach the service's public URL (a firewall between them):
+    /// Exchange 2007 and 2010 before SP1 are asked for changes every ten seconds (pull
+    /// subscriptions) instead of pushing them.
+    pub pull: bool,
 }
 
 /// Everything that decides where an instance's secret, and the tokens it earns, are

@@ -71,7 +71,7 @@ impl Launch {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut settings = self.settings;
         settings.database_url = storage.database_url();
-        settings.master_key_file = storage.dir.join("k.key");
+        settings.master_key_file = storage.key_file();
         if self.public {
             settings.public_url = Some(url::Url::parse(&format!("{base}/")).expect("url"));
         }
@@ -285,6 +285,11 @@ impl Storage {
         })
     }
 
+    /// The master key file.
+    pub(crate) fn key_file(&self) -> PathBuf {
+        self.dir.join("k.key")
+    }
+
     /// Which database it is: `sqlite` or `postgres`.
     pub(crate) fn backend(&self) -> &'static str {
         if self.postgres.is_some() {
@@ -294,7 +299,8 @@ impl Storage {
         }
     }
 
-    fn database_url(&self) -> String {
+    /// The URL of its database.
+    pub(crate) fn database_url(&self) -> String {
         match &self.postgres {
             Some(pg) => pg.url.clone(),
             None => format!("sqlite:{}", self.dir.join("k.db").display()),
