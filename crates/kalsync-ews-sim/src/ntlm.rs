@@ -294,6 +294,34 @@ mod tests {
     }
 
     #[test]
+    fn an_authenticate_with_flags_the_challenge_did_not_offer_is_refused() {
+        let off = Binding {
+            policy: crate::ExtendedProtection::Off,
+            channel: None,
+        };
+        // Unicode and OEM_DOMAIN_SUPPLIED (a NEGOTIATE-only flag), nothing else set.
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend_from_slice(&3u32.to_le_bytes());
+        m.extend_from_slice(&[0; 48]);
+        m.extend_from_slice(&0x1001u32.to_le_bytes());
+        let offered = offered_flags(&challenge([7; 8], &[]));
+        assert_eq!(offered & 0x1000, 0);
+        let challenged = Challenged {
+            server_challenge: &[7; 8],
+            offered,
+        };
+        let why = verify(&m, challenged, "svc", "pw", off, None).expect_err("refused");
+        assert!(why.contains("0x00001000"), "{why}");
+        // Offered, the flags pass and the next check (the NT response) refuses it.
+        let challenged = Challenged {
+            offered: offered | 0x1000,
+            ..challenged
+        };
+        let why = verify(&m, challenged, "svc", "pw", off, None).expect_err("refused");
+        assert!(!why.contains("did not offer"), "{why}");
+    }
+
+    #[test]
     fn the_binding_hash_is_the_gss_structure_of_the_token() {
         // The hash Windows computes for a `tls-server-end-point` token of 32 zero bytes
         // over the same 16 zero address bytes, length and data.
