@@ -1,5 +1,6 @@
-//! The simulator's HTTP face: `/EWS/Exchange.asmx` behind Basic authentication, the
-//! EWS control endpoints (`/_sim/ews/…`), and the Graph simulator's control API for
+//! The simulator's HTTP face: `/EWS/Exchange.asmx` behind Basic, NTLM (under `NTLM`
+//! or `Negotiate`, raw or SPNEGO-wrapped) or bearer authentication, the EWS control
+//! endpoints (`/_sim/ews/…`), and the Graph simulator's control API for
 //! the mailboxes and their bookings.
 
 use std::net::SocketAddr;
@@ -16,7 +17,8 @@ use base64::Engine as _;
 use kalsync_ews::xml::{self, Writer, child, elements, text};
 use std::sync::atomic::Ordering;
 
-use crate::{EwsConfig, EwsFaults, EwsSim, lock, ops};
+use crate::{EwsConfig, EwsFaults, EwsSim, NegotiateAnswer, NtlmSchemes, lock, ops};
+use kalsync_ews::spnego::{self, NegState, Negotiation};
 
 pub(crate) fn router(sim: EwsSim) -> Router {
     Router::new()
@@ -107,8 +109,13 @@ pub(crate) fn bare(name: &str) -> String {
 enum Admission {
     /// Go on.
     Allowed,
-    /// 401 with this `WWW-Authenticate: NTLM …` challenge.
-    Challenge(String),
+    /// 401 with `WWW-Authenticate: <scheme> <token>`, the token a CHALLENGE.
+    Challenge {
+        /// `NTLM` or `Negotiate`.
+        scheme: &'static str,
+        /// Base64.
+        token: String,
+    },
     /// 401 offering the schemes the account may use.
     Refused,
 }
@@ -121,28 +128,74 @@ fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let mut connections = lock(&sim.shared.ntlm);
-    if let Some(token) = value
+    let ntlm = value
         .strip_prefix("NTLM ")
-        .or_else(|| value.strip_prefix("Negotiate "))
-    {
-        if !config.ntlm {
+        .map(|t| ("NTLM", t))
+        .or_else(|| value.strip_prefix("Negotiate ").map(|t| ("Negotiate", t)));
+    if let Some((scheme, token)) = ntlm {
+        let taken = match config.ntlm_schemes {
+            NtlmSchemes::NtlmOnly => scheme == "NTLM",
+            NtlmSchemes::NegotiateOnly => scheme == "Negotiate",
+            NtlmSchemes::Both => true,
+        };
+        if !config.ntlm || !taken {
             return Admission::Refused;
         }
-        let Ok(message) = base64::engine::general_purpose::STANDARD.decode(token.trim()) else {
+        let Ok(token) = base64::engine::general_purpose::STANDARD.decode(token.trim()) else {
             return Admission::Refused;
+        };
+        // Under Negotiate the NTLM message comes raw or in SPNEGO, told apart by its
+        // first bytes.
+        let wrapped = scheme == "Negotiate" && spnego::is_spnego(&token);
+        let message = if wrapped {
+            match spnego::decode(&token) {
+                Ok(Negotiation::Init {
+                    mech_types,
+                    mech_token: Some(m),
+                }) if mech_types.first().map(Vec::as_slice) == Some(spnego::NTLM_MECH) => m,
+                Ok(Negotiation::Response { token: Some(m), .. }) => m,
+                other => {
+                    tracing::debug!(%peer, ?other, "a SPNEGO token without NTLM refused");
+                    return Admission::Refused;
+                }
+            }
+        } else {
+            token
         };
         match crate::ntlm::message_type(&message) {
             Some(crate::ntlm::NEGOTIATE) => {
                 let mut challenge = [0u8; 8];
                 challenge.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
-                connections.insert(peer, Connection::Challenged(challenge));
-                Admission::Challenge(
-                    base64::engine::general_purpose::STANDARD
-                        .encode(crate::ntlm::challenge(challenge, &message)),
-                )
+                let answer = crate::ntlm::challenge(challenge, &message);
+                connections.insert(
+                    peer,
+                    Connection::Challenged {
+                        server_challenge: challenge,
+                        offered: crate::ntlm::offered_flags(&answer),
+                    },
+                );
+                sim.shared
+                    .stats
+                    .ntlm_challenges
+                    .fetch_add(1, Ordering::Relaxed);
+                let wrap = scheme == "Negotiate"
+                    && (wrapped || config.negotiate_answer == NegotiateAnswer::Wrapped);
+                let answer = if wrap {
+                    spnego::response(Some(NegState::AcceptIncomplete), true, Some(&answer))
+                } else {
+                    answer
+                };
+                Admission::Challenge {
+                    scheme,
+                    token: base64::engine::general_purpose::STANDARD.encode(answer),
+                }
             }
             Some(crate::ntlm::AUTHENTICATE) => {
-                let Some(Connection::Challenged(challenge)) = connections.remove(&peer) else {
+                let Some(Connection::Challenged {
+                    server_challenge,
+                    offered,
+                }) = connections.remove(&peer)
+                else {
                     return Admission::Refused;
                 };
                 let channel = lock(&sim.shared.channel).clone();
@@ -150,12 +203,17 @@ fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
                     policy: config.extended_protection,
                     channel: channel.as_deref(),
                 };
+                let challenged = crate::ntlm::Challenged {
+                    server_challenge: &server_challenge,
+                    offered,
+                };
                 match crate::ntlm::verify(
                     &message,
-                    &challenge,
+                    challenged,
                     &config.username,
                     &config.password,
                     binding,
+                    config.spn.as_deref(),
                 ) {
                     Ok(()) => {
                         sim.shared
@@ -206,8 +264,13 @@ fn admit(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap) -> Admission {
 /// A connection's NTLM state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Connection {
-    /// A CHALLENGE was sent with this server challenge.
-    Challenged([u8; 8]),
+    /// A CHALLENGE was sent.
+    Challenged {
+        /// Its server challenge.
+        server_challenge: [u8; 8],
+        /// Its flags.
+        offered: u32,
+    },
     /// Authenticated: later requests need no credentials.
     Signed,
 }
@@ -231,15 +294,16 @@ fn authorized(config: &EwsConfig, value: &str) -> bool {
     bare(user) == bare(&config.username) && password == config.password
 }
 
-fn unauthorized(config: &EwsConfig, challenge: Option<String>) -> Response {
+fn unauthorized(config: &EwsConfig, challenge: Option<(&str, String)>) -> Response {
     let mut response = Response::builder().status(StatusCode::UNAUTHORIZED);
-    if let Some(c) = challenge {
-        response = response.header(header::WWW_AUTHENTICATE, format!("NTLM {c}"));
+    if let Some((scheme, token)) = challenge {
+        response = response.header(header::WWW_AUTHENTICATE, format!("{scheme} {token}"));
     } else {
-        if config.ntlm {
-            response = response
-                .header(header::WWW_AUTHENTICATE, "Negotiate")
-                .header(header::WWW_AUTHENTICATE, "NTLM");
+        if config.ntlm && config.ntlm_schemes != NtlmSchemes::NtlmOnly {
+            response = response.header(header::WWW_AUTHENTICATE, "Negotiate");
+        }
+        if config.ntlm && config.ntlm_schemes != NtlmSchemes::NegotiateOnly {
+            response = response.header(header::WWW_AUTHENTICATE, "NTLM");
         }
         if config.basic {
             response = response.header(header::WWW_AUTHENTICATE, "Basic realm=\"ews.sim\"");
@@ -300,7 +364,9 @@ async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str)
     let stats = &sim.shared.stats;
     match admit(sim, peer, headers) {
         Admission::Allowed => {}
-        Admission::Challenge(c) => return unauthorized(&sim.config(), Some(c)),
+        Admission::Challenge { scheme, token } => {
+            return unauthorized(&sim.config(), Some((scheme, token)));
+        }
         Admission::Refused => {
             stats.unauthorized.fetch_add(1, Ordering::Relaxed);
             return unauthorized(&sim.config(), None);

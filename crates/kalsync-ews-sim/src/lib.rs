@@ -48,6 +48,32 @@ pub enum ExtendedProtection {
     Require,
 }
 
+/// The HTTP schemes NTLM is taken under: IIS's Windows authentication providers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NtlmSchemes {
+    /// `NTLM` only.
+    NtlmOnly,
+    /// `Negotiate` only (IIS with the Negotiate provider alone): NTLM inside it, raw or
+    /// SPNEGO-wrapped; an `NTLM` header is refused.
+    NegotiateOnly,
+    /// Both, `Negotiate` offered first (IIS's default).
+    #[default]
+    Both,
+}
+
+/// How a CHALLENGE under `Negotiate` is sent back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NegotiateAnswer {
+    /// As the client's token came: raw NTLMSSP for raw, a SPNEGO `NegTokenResp` for
+    /// SPNEGO (Windows).
+    #[default]
+    InKind,
+    /// Always in a SPNEGO `NegTokenResp`.
+    Wrapped,
+}
+
 /// The service account and its rights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,9 +93,19 @@ pub struct EwsConfig {
     /// `https://outlook.office365.com`), as an app with impersonation rights.
     #[serde(default)]
     pub oauth_audience: Option<String>,
+    /// The schemes NTLM is taken under.
+    #[serde(default)]
+    pub ntlm_schemes: NtlmSchemes,
+    /// How a challenge under `Negotiate` is wrapped.
+    #[serde(default)]
+    pub negotiate_answer: NegotiateAnswer,
     /// Extended Protection for NTLM over TLS.
     #[serde(default)]
     pub extended_protection: ExtendedProtection,
+    /// Extended Protection's service name check: an NTLM sign-in must name this SPN
+    /// (e.g. `HTTP/mail.corp.example`) in `MsvAvTargetName`; none: not checked.
+    #[serde(default)]
+    pub spn: Option<String>,
     /// May impersonate every mailbox (the ApplicationImpersonation role)…
     #[serde(default = "yes")]
     pub impersonate_all: bool,
@@ -94,7 +130,10 @@ impl EwsConfig {
             basic: true,
             ntlm: true,
             oauth_audience: None,
+            ntlm_schemes: NtlmSchemes::Both,
+            negotiate_answer: NegotiateAnswer::InKind,
             extended_protection: ExtendedProtection::Off,
+            spn: None,
             impersonate_all: true,
             impersonate: HashSet::new(),
             delegate: HashMap::new(),
@@ -116,6 +155,9 @@ pub struct EwsFaults {
     pub drop_streams: u32,
     /// The next this many watermarks or sync states presented are refused as expired.
     pub expire_watermarks: u32,
+    /// Streaming connections close (status `Closed`, the answer ended cleanly) after
+    /// this many milliseconds instead of their `ConnectionTimeout` (0: their timeout).
+    pub close_streams_after_ms: u64,
 }
 
 /// Counters a test reads.
@@ -130,6 +172,7 @@ struct Stats {
     notifications_pushed: AtomicU64,
     streamed_events: AtomicU64,
     ntlm_sign_ins: AtomicU64,
+    ntlm_challenges: AtomicU64,
     find_item: AtomicU64,
     sync_folder_items: AtomicU64,
     misrouted: AtomicU64,
@@ -155,6 +198,8 @@ pub struct EwsStats {
     pub streamed_events: u64,
     /// Connections signed in with NTLM.
     pub ntlm_sign_ins: u64,
+    /// NTLM handshakes begun: CHALLENGEs sent, under either scheme.
+    pub ntlm_challenges: u64,
     /// `FindItem` requests (window reads).
     pub find_item: u64,
     /// `SyncFolderItems` requests (change checks).
@@ -251,6 +296,7 @@ impl EwsSim {
             notifications_pushed: get(&s.notifications_pushed),
             streamed_events: get(&s.streamed_events),
             ntlm_sign_ins: get(&s.ntlm_sign_ins),
+            ntlm_challenges: get(&s.ntlm_challenges),
             find_item: get(&s.find_item),
             sync_folder_items: get(&s.sync_folder_items),
             without_user_agent: get(&s.without_user_agent),

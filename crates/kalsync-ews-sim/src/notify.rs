@@ -463,11 +463,11 @@ pub(crate) fn stream(
     back_end: Option<String>,
 ) -> EventStream {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let drop_it = {
+    let (drop_it, close_after_ms) = {
         let mut faults = lock(&sim.shared.faults);
         let d = faults.drop_streams > 0;
         faults.drop_streams = faults.drop_streams.saturating_sub(1);
-        d
+        (d, faults.close_streams_after_ms)
     };
     {
         let mut registry = lock(&sim.shared.subscriptions);
@@ -533,7 +533,12 @@ pub(crate) fn stream(
     let weak = std::sync::Arc::downgrade(&sim.shared);
     let cut = sim.shared.cut.clone();
     tokio::spawn(async move {
-        let end = tokio::time::Instant::now() + Duration::from_secs(minutes * 60);
+        let end = tokio::time::Instant::now()
+            + if close_after_ms > 0 {
+                Duration::from_millis(close_after_ms)
+            } else {
+                Duration::from_secs(minutes * 60)
+            };
         let mut beat = tokio::time::interval(Duration::from_secs(if drop_it { 1 } else { 10 }));
         beat.tick().await;
         loop {

@@ -1,6 +1,7 @@
 //! The server side of NTLM for the simulator, written from MS-NLMP §2.2 and §3.3.2:
 //! a CHALLENGE for a NEGOTIATE, and an NTLMv2 AUTHENTICATE checked against the
-//! account's password. Hand-written because no crate verifies NTLMv2 as a server:
+//! account's password, its flags against the CHALLENGE's (§3.1.5.1.2) and, when asked,
+//! its `MsvAvTargetName` against the service's SPN. Hand-written because no crate verifies NTLMv2 as a server:
 //! `sspi`'s acceptor never compares the client's NTProofStr, so it would admit a wrong
 //! password whenever the client omits the MIC.
 
@@ -61,6 +62,11 @@ fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
 fn ntowf_v2(password: &str, user: &str, domain: &str) -> [u8; 16] {
     let nt = Md4::digest(utf16le(password));
     hmac_md5(&nt, &[&utf16le(&user.to_uppercase()), &utf16le(domain)])
+}
+
+/// The flags a CHALLENGE offered.
+pub(crate) fn offered_flags(challenge: &[u8]) -> u32 {
+    u32_at(challenge, 20).unwrap_or(0)
 }
 
 /// The CHALLENGE answering `negotiate`, with `server_challenge`, for the simulated
@@ -171,22 +177,40 @@ fn check_binding(blob: &[u8], binding: Binding<'_>) -> Result<(), String> {
     }
 }
 
-/// Checks an AUTHENTICATE against `server_challenge` for the account named `account`
-/// (`DOMAIN\user`, `user@domain` or `user`) with `password`, and its channel binding
-/// against `binding`. `Err` says why not.
+/// What an AUTHENTICATE answers: the CHALLENGE sent on its connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Challenged<'a> {
+    /// Its server challenge.
+    pub(crate) server_challenge: &'a [u8; 8],
+    /// Its flags: the AUTHENTICATE may carry no other.
+    pub(crate) offered: u32,
+}
+
+/// Checks an AUTHENTICATE against what `challenged` its connection, for the account
+/// named `account` (`DOMAIN\user`, `user@domain` or `user`) with `password`, its channel
+/// binding against `binding` and, when given, its `MsvAvTargetName` against `spn`.
+/// `Err` says why not.
 pub(crate) fn verify(
     authenticate: &[u8],
-    server_challenge: &[u8; 8],
+    challenged: Challenged<'_>,
     account: &str,
     password: &str,
     binding: Binding<'_>,
+    spn: Option<&str>,
 ) -> Result<(), String> {
+    let server_challenge = challenged.server_challenge;
     if message_type(authenticate) != Some(AUTHENTICATE) {
         return Err("not an AUTHENTICATE message".into());
     }
     let flags = u32_at(authenticate, 60).ok_or("truncated")?;
     if flags & 0x1 == 0 {
         return Err("the client does not speak Unicode".into());
+    }
+    if flags & !challenged.offered != 0 {
+        return Err(format!(
+            "the AUTHENTICATE sets flags {:#010x} the CHALLENGE did not offer",
+            flags & !challenged.offered
+        ));
     }
     let nt = field(authenticate, 20).ok_or("no NT response")?;
     let domain = from_utf16le(field(authenticate, 28).ok_or("no domain")?).ok_or("bad domain")?;
@@ -213,8 +237,22 @@ pub(crate) fn verify(
     if diff != 0 {
         return Err("wrong password".into());
     }
-    // The blob is covered by the proof just checked, so its binding is the client's.
-    check_binding(blob, binding)
+    // The blob is covered by the proof just checked, so its binding and target name
+    // are the client's.
+    check_binding(blob, binding)?;
+    if let Some(spn) = spn {
+        match av_pair(blob, 0x0009) {
+            Some(named) if named == utf16le(spn).as_slice() => {}
+            Some(named) => {
+                return Err(format!(
+                    "the sign-in names the service `{}`, not `{spn}`",
+                    from_utf16le(named).unwrap_or_default()
+                ));
+            }
+            None => return Err(format!("the sign-in names no service; `{spn}` is required")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,19 +274,51 @@ mod tests {
             policy: crate::ExtendedProtection::Off,
             channel: None,
         };
+        let challenged = Challenged {
+            server_challenge: &challenge,
+            offered: u32::MAX,
+        };
         for bad in [&b""[..], b"NTLMSSP\0", b"NTLMSSP\0\x03\0\0\0", &[0xff; 100]] {
-            assert!(verify(bad, &challenge, "svc", "pw", off).is_err());
+            assert!(verify(bad, challenged, "svc", "pw", off, None).is_err());
         }
         let mut short = b"NTLMSSP\0".to_vec();
         short.extend_from_slice(&3u32.to_le_bytes());
         short.extend_from_slice(&[0xff; 60]);
-        assert!(verify(&short, &challenge, "svc", "pw", off).is_err());
+        assert!(verify(&short, challenged, "svc", "pw", off, Some("HTTP/x")).is_err());
         // A blob whose AV pairs run off its end has no binding, and no panic.
         let mut blob = vec![1u8, 1];
         blob.extend_from_slice(&[0; 26]);
         blob.extend_from_slice(&[0x0a, 0, 0xff, 0xff, 1, 2]);
         assert_eq!(av_pair(&blob, 0x000A), None);
         assert_eq!(message_type(&challenge_message_for_test()), Some(2));
+    }
+
+    #[test]
+    fn an_authenticate_with_flags_the_challenge_did_not_offer_is_refused() {
+        let off = Binding {
+            policy: crate::ExtendedProtection::Off,
+            channel: None,
+        };
+        // Unicode and OEM_DOMAIN_SUPPLIED (a NEGOTIATE-only flag), nothing else set.
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend_from_slice(&3u32.to_le_bytes());
+        m.extend_from_slice(&[0; 48]);
+        m.extend_from_slice(&0x1001u32.to_le_bytes());
+        let offered = offered_flags(&challenge([7; 8], &[]));
+        assert_eq!(offered & 0x1000, 0);
+        let challenged = Challenged {
+            server_challenge: &[7; 8],
+            offered,
+        };
+        let why = verify(&m, challenged, "svc", "pw", off, None).expect_err("refused");
+        assert!(why.contains("0x00001000"), "{why}");
+        // Offered, the flags pass and the next check (the NT response) refuses it.
+        let challenged = Challenged {
+            offered: offered | 0x1000,
+            ..challenged
+        };
+        let why = verify(&m, challenged, "svc", "pw", off, None).expect_err("refused");
+        assert!(!why.contains("did not offer"), "{why}");
     }
 
     #[test]

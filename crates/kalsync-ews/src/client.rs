@@ -401,16 +401,10 @@ impl EwsClient {
         let envelope = request.envelope();
         let headers = self.headers(request, &group.anchor, Some(group));
         use futures_util::StreamExt as _;
-        use http_body_util::BodyExt as _;
         let (status, body): (u16, BoxStream) = match &self.ntlm {
             Some(pool) => {
                 let (status, body) = pool.open(&headers, &envelope).await?;
-                (
-                    status,
-                    body.into_data_stream()
-                        .map(|r| r.map_err(|e| EwsError::Transport(e.to_string())))
-                        .boxed(),
-                )
+                (status, body.boxed())
             }
             None => {
                 // A stream is held for up to half an hour: no shorter overall timeout.

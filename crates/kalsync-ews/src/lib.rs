@@ -15,10 +15,12 @@
 pub mod client;
 pub mod error;
 pub mod item;
+mod nlmp;
 mod ntlm;
 pub mod request;
 pub mod response;
 pub mod setup;
+pub mod spnego;
 pub mod tls;
 pub mod xml;
 

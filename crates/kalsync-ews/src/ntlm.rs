@@ -1,13 +1,23 @@
 //! NTLM over HTTP, as IIS in front of Exchange does it: NTLM authenticates a TCP
 //! connection, not a request, so the NEGOTIATE → CHALLENGE → AUTHENTICATE exchange runs
 //! on one kept-alive connection and later requests reuse it without credentials. The
-//! NTLMv2 messages come from the `sspi` crate; this module owns the connections — a pool
+//! NTLMv2 messages come from [`crate::nlmp`]; this module owns the connections — a pool
 //! of authenticated ones, each a hyper HTTP/1.1 connection (a pooled client could switch
 //! connections between the legs). Over TLS the AUTHENTICATE message carries the
 //! channel binding of the server's certificate (`tls-server-end-point`), which IIS
 //! requires when Extended Protection for Authentication is on.
+//!
+//! The scheme is `NTLM` while the server offers it. IIS with only its Negotiate
+//! provider offers `Negotiate` alone: the first leg, sent as `NTLM`, then comes back as
+//! a bare 401 naming the schemes, and the handshake is made again with the same NTLM
+//! messages under `Negotiate` — raw NTLMSSP, as Windows itself sends NTLM there — and the
+//! pool remembers the scheme for its later sign-ins. A server answering with a SPNEGO
+//! `NegTokenResp` gets the AUTHENTICATE wrapped the same way. A streaming answer's
+//! connection, once the answer has ended cleanly, goes back to the pool still signed in.
 
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,12 +28,10 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
-use sspi::{
-    AuthIdentity, BufferType, ClientRequestFlags, CredentialUse, DataRepresentation, Ntlm,
-    SecurityBuffer, Sspi, SspiImpl, Username,
-};
 
 use crate::error::EwsError;
+use crate::nlmp::Handshake;
+use crate::spnego::{self, NegState, Negotiation};
 use crate::xml::MAX_ANSWER;
 
 /// Authenticated connections kept for reuse.
@@ -48,6 +56,34 @@ pub(crate) struct NtlmPool {
     /// Where connections may go.
     outbound: kalsync_outbound::OutboundPolicy,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// The scheme the last sign-in found the server to take.
+    scheme: Mutex<Scheme>,
+}
+
+/// The HTTP authentication scheme NTLM travels in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// `NTLM`.
+    Ntlm,
+    /// `Negotiate` (SPNEGO), NTLM inside.
+    Negotiate,
+}
+
+impl Scheme {
+    fn name(self) -> &'static str {
+        match self {
+            Scheme::Ntlm => "NTLM",
+            Scheme::Negotiate => "Negotiate",
+        }
+    }
+}
+
+/// What a first leg's answer came to.
+enum FirstLeg {
+    /// The request's own answer (signed in, refused, or no sign-in needed).
+    Answer(hyper::Response<Incoming>),
+    /// The server does not take this scheme but takes the other.
+    Switch(Scheme),
 }
 
 fn transport(e: impl std::fmt::Display) -> EwsError {
@@ -71,7 +107,27 @@ impl NtlmPool {
             roots,
             outbound,
             idle: Mutex::new(Vec::new()),
+            scheme: Mutex::new(Scheme::Ntlm),
         }
+    }
+
+    fn scheme(&self) -> Scheme {
+        *self
+            .scheme
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember(&self, scheme: Scheme) {
+        *self
+            .scheme
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = scheme;
+    }
+
+    /// The service's SPN, `HTTP/<host>`, for `MsvAvTargetName`.
+    fn spn(&self) -> String {
+        format!("HTTP/{}", self.url.host_str().unwrap_or_default())
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
@@ -180,44 +236,66 @@ impl NtlmPool {
         }
     }
 
-    /// NEGOTIATE and the request, the CHALLENGE in the 401, AUTHENTICATE and the request
-    /// again: the answer to the second is the request's (its body not yet read).
+    /// NEGOTIATE under `scheme` and the request, the CHALLENGE in the 401, AUTHENTICATE
+    /// and the request again: the answer to the second is the request's (its body not
+    /// yet read). A 401 without a challenge that offers the other scheme asks for a
+    /// switch; one offering neither is an error naming what it offered.
     async fn authenticate(
         &self,
         sender: &mut SendRequest<Full<Bytes>>,
         binding: Option<&[u8]>,
+        scheme: Scheme,
         headers: &[(&str, String)],
         body: &str,
-    ) -> Result<hyper::Response<Incoming>, EwsError> {
-        let mut ntlm = Handshake::new(&self.username, self.password.expose_secret(), binding)?;
-        let negotiate = ntlm.step(None)?;
+    ) -> Result<FirstLeg, EwsError> {
+        let ntlm = Handshake::new(
+            &self.username,
+            self.password.expose_secret(),
+            binding,
+            &self.spn(),
+        )?;
+        let authorization = |token: &[u8]| format!("{} {}", scheme.name(), STANDARD.encode(token));
         let first = self
-            .request(
-                sender,
-                headers,
-                body,
-                Some(format!("NTLM {}", STANDARD.encode(negotiate))),
-            )
+            .request(sender, headers, body, Some(authorization(ntlm.negotiate())))
             .await?;
         if first.status() != 401 {
             // The server did not ask for credentials at all.
-            return Ok(first);
+            return Ok(FirstLeg::Answer(first));
         }
-        let challenge = challenge_of(&first).ok_or_else(|| {
-            EwsError::Unauthorized(
-                "Exchange does not offer NTLM (no NTLM challenge in its 401)".into(),
-            )
-        })?;
-        // The 401's body is read so the connection is free for the second leg.
+        let offer = Offer::of(&first);
+        // The 401's body is read so the connection is free for the next leg.
         self.read(first.into_body()).await?;
-        let authenticate = ntlm.step(Some(&challenge))?;
-        self.request(
-            sender,
-            headers,
-            body,
-            Some(format!("NTLM {}", STANDARD.encode(authenticate))),
-        )
-        .await
+        let Some(token) = offer.token(scheme) else {
+            let other = match scheme {
+                Scheme::Ntlm => Scheme::Negotiate,
+                Scheme::Negotiate => Scheme::Ntlm,
+            };
+            if offer.offers(other) && !offer.offers(scheme) {
+                return Ok(FirstLeg::Switch(other));
+            }
+            return Err(EwsError::Unauthorized(if offer.offers(scheme) {
+                format!(
+                    "Exchange answered the NTLM sign-in's first message under {} without a challenge",
+                    scheme.name()
+                )
+            } else {
+                format!(
+                    "Exchange offers neither NTLM nor Negotiate sign-in; its 401 offers {}",
+                    offer.names()
+                )
+            }));
+        };
+        let (challenge, wrapped) = unwrap_challenge(&token)?;
+        let authenticate = ntlm.authenticate(&challenge)?;
+        let token = if wrapped {
+            spnego::response(None, false, Some(&authenticate))
+        } else {
+            authenticate
+        };
+        let answer = self
+            .request(sender, headers, body, Some(authorization(&token)))
+            .await?;
+        Ok(FirstLeg::Answer(answer))
     }
 
     /// A new connection signed in with `body` as the request, and that request's answer
@@ -227,33 +305,83 @@ impl NtlmPool {
         headers: &[(&str, String)],
         body: &str,
     ) -> Result<(SendRequest<Full<Bytes>>, hyper::Response<Incoming>), EwsError> {
-        let (mut sender, binding) = self.connect().await?;
-        let answer = tokio::time::timeout(
-            self.timeout,
-            self.authenticate(&mut sender, binding.as_deref(), headers, body),
-        )
-        .await
-        .map_err(|_| transport("NTLM sign-in timed out"))??;
-        if answer.status() == 401 {
-            return Err(EwsError::Unauthorized(
-                "Exchange refused the service account's NTLM sign-in (401)".into(),
-            ));
+        let (mut sender, mut binding) = self.connect().await?;
+        let mut scheme = self.scheme();
+        let mut switched = false;
+        loop {
+            let leg = tokio::time::timeout(
+                self.timeout,
+                self.authenticate(&mut sender, binding.as_deref(), scheme, headers, body),
+            )
+            .await
+            .map_err(|_| transport("NTLM sign-in timed out"))??;
+            match leg {
+                FirstLeg::Answer(answer) => {
+                    if answer.status() == 401 {
+                        return Err(EwsError::Unauthorized(format!(
+                            "Exchange refused the service account's NTLM sign-in under {} (401)",
+                            scheme.name()
+                        )));
+                    }
+                    self.remember(scheme);
+                    return Ok((sender, answer));
+                }
+                FirstLeg::Switch(other) if !switched => {
+                    tracing::debug!(
+                        from = scheme.name(),
+                        to = other.name(),
+                        "Exchange takes the other scheme; signing in again"
+                    );
+                    scheme = other;
+                    switched = true;
+                    // The 401 may have closed the connection.
+                    if sender.ready().await.is_err() {
+                        (sender, binding) = self.connect().await?;
+                    }
+                }
+                FirstLeg::Switch(_) => {
+                    return Err(EwsError::Unauthorized(
+                        "Exchange offered NTLM and Negotiate by turns without a challenge".into(),
+                    ));
+                }
+            }
         }
-        Ok((sender, answer))
     }
 
-    /// Opens a new connection, signs it in with `body` as the request, and returns the
-    /// answer's status and its body as it arrives (a streaming subscription's); the
-    /// connection serves only this answer.
+    /// Sends a streaming request (`body`) on an authenticated connection — an idle one,
+    /// or a new one signed in — and returns the answer's status and its body as it
+    /// arrives. The connection serves only this answer; when the answer ends cleanly it
+    /// goes back to the pool, still signed in, for the next one.
     pub(crate) async fn open(
-        &self,
+        self: &Arc<Self>,
         headers: &[(&str, String)],
         body: &str,
-    ) -> Result<(u16, Incoming), EwsError> {
+    ) -> Result<(u16, Streamed), EwsError> {
+        if let Some(mut sender) = self.take_idle() {
+            let answer = self.request(&mut sender, headers, body, None).await?;
+            if answer.status() != 401 {
+                return Ok(self.streamed(sender, answer));
+            }
+            // The server forgot the connection: read its 401 and sign in anew.
+            self.read(answer.into_body()).await?;
+        }
         let (sender, answer) = self.signed_in(headers, body).await?;
-        // The connection task lives while the body is read.
-        drop(sender);
-        Ok((answer.status().as_u16(), answer.into_body()))
+        Ok(self.streamed(sender, answer))
+    }
+
+    fn streamed(
+        self: &Arc<Self>,
+        sender: SendRequest<Full<Bytes>>,
+        answer: hyper::Response<Incoming>,
+    ) -> (u16, Streamed) {
+        (
+            answer.status().as_u16(),
+            Streamed {
+                body: answer.into_body(),
+                sender: Some(sender),
+                pool: Arc::clone(self),
+            },
+        )
     }
 
     async fn request(
@@ -336,72 +464,170 @@ fn cookie_of(response: &hyper::Response<Incoming>) -> Option<String> {
     )
 }
 
-/// The NTLM challenge in a 401's `WWW-Authenticate`.
-fn challenge_of(response: &hyper::Response<Incoming>) -> Option<Vec<u8>> {
-    response
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("NTLM ").map(str::trim).map(str::to_owned))
-        .and_then(|b| STANDARD.decode(b).ok())
+/// The schemes a 401's `WWW-Authenticate` headers offer, and the tokens they carry.
+#[derive(Debug, Default)]
+struct Offer {
+    /// Scheme names as sent, in order.
+    schemes: Vec<String>,
+    /// `(scheme, token)` for `Scheme token68` challenges.
+    tokens: Vec<(String, String)>,
 }
 
-/// The client side of one NTLMv2 handshake (`sspi`).
-struct Handshake {
-    ntlm: Ntlm,
-    credentials: Option<sspi::AuthIdentityBuffers>,
-}
-
-fn sspi_error(e: impl std::fmt::Display) -> EwsError {
-    EwsError::Unauthorized(format!("NTLM: {e}"))
-}
-
-impl Handshake {
-    /// `DOMAIN\user` or `user@domain`; `binding`: the TLS channel's
-    /// `tls-server-end-point` token, put in the AUTHENTICATE message.
-    fn new(username: &str, password: &str, binding: Option<&[u8]>) -> Result<Handshake, EwsError> {
-        let username = Username::parse(username).map_err(sspi_error)?;
-        let identity = AuthIdentity {
-            username,
-            password: password.to_owned().into(),
-        };
-        let mut ntlm = Ntlm::new();
-        if let Some(token) = binding {
-            ntlm.set_channel_bindings(token);
-        }
-        let credentials = ntlm
-            .acquire_credentials_handle()
-            .with_credential_use(CredentialUse::Outbound)
-            .with_auth_data(&identity)
-            .execute(&mut ntlm)
-            .map_err(sspi_error)?
-            .credentials_handle;
-        Ok(Handshake { ntlm, credentials })
+impl Offer {
+    fn of(response: &hyper::Response<Incoming>) -> Offer {
+        Offer::parse(
+            response
+                .headers()
+                .get_all("www-authenticate")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
     }
 
-    /// `None`: the NEGOTIATE message; `Some(challenge)`: the AUTHENTICATE message.
-    fn step(&mut self, challenge: Option<&[u8]>) -> Result<Vec<u8>, EwsError> {
-        let mut output = [SecurityBuffer::new(Vec::new(), BufferType::Token)];
-        let mut input = [SecurityBuffer::new(
-            challenge.unwrap_or_default().to_vec(),
-            BufferType::Token,
-        )];
-        let mut builder = self
-            .ntlm
-            .initialize_security_context()
-            .with_credentials_handle(&mut self.credentials)
-            .with_context_requirements(ClientRequestFlags::empty())
-            .with_target_data_representation(DataRepresentation::Native)
-            .with_output(&mut output);
-        if challenge.is_some() {
-            builder = builder.with_input(&mut input);
+    /// Each header value holds one challenge or several separated by commas; a piece
+    /// whose first word holds `=` or `"` is a parameter of the challenge before it.
+    fn parse<'a>(values: impl Iterator<Item = &'a str>) -> Offer {
+        let mut offer = Offer::default();
+        for piece in values.flat_map(|v| v.split(',')) {
+            let piece = piece.trim();
+            let (name, rest) = piece.split_once(' ').unwrap_or((piece, ""));
+            if name.is_empty() || name.contains(['=', '"']) {
+                continue;
+            }
+            offer.schemes.push(name.to_owned());
+            let rest = rest.trim();
+            if !rest.is_empty() && !rest.contains([' ', '"', ',']) {
+                offer.tokens.push((name.to_owned(), rest.to_owned()));
+            }
         }
-        self.ntlm
-            .initialize_security_context_impl(&mut builder)
-            .map_err(sspi_error)?
-            .resolve_to_result()
-            .map_err(sspi_error)?;
-        Ok(std::mem::take(&mut output[0].buffer))
+        offer
+    }
+
+    fn offers(&self, scheme: Scheme) -> bool {
+        self.schemes
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme.name()))
+    }
+
+    /// The decoded token of `scheme`'s challenge, if one came.
+    fn token(&self, scheme: Scheme) -> Option<Vec<u8>> {
+        self.tokens
+            .iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(scheme.name()))
+            .and_then(|(_, t)| STANDARD.decode(t).ok())
+    }
+
+    fn names(&self) -> String {
+        if self.schemes.is_empty() {
+            "no scheme at all".into()
+        } else {
+            self.schemes.join(", ")
+        }
+    }
+}
+
+/// The NTLM CHALLENGE in a server's token, and whether it came SPNEGO-wrapped (a
+/// `NegTokenResp`): told apart by the first bytes, `NTLMSSP\0` or DER.
+fn unwrap_challenge(token: &[u8]) -> Result<(Vec<u8>, bool), EwsError> {
+    if !spnego::is_spnego(token) {
+        return Ok((token.to_vec(), false));
+    }
+    let refused = |why: String| EwsError::Unauthorized(format!("Negotiate: {why}"));
+    match spnego::decode(token).map_err(refused)? {
+        Negotiation::Response {
+            state: Some(NegState::Reject),
+            ..
+        } => Err(refused("Exchange rejected NTLM".into())),
+        Negotiation::Response {
+            mech: Some(mech), ..
+        } if mech != spnego::NTLM_MECH => Err(refused(
+            "Exchange chose a mechanism other than NTLM (Kerberos is not spoken)".into(),
+        )),
+        Negotiation::Response {
+            token: Some(challenge),
+            ..
+        } => Ok((challenge, true)),
+        _ => Err(refused(
+            "Exchange's answer carries no NTLM challenge".into(),
+        )),
+    }
+}
+
+/// A streaming answer's body as it arrives; its connection goes back to the pool when
+/// the body has ended cleanly (not when it breaks or is dropped early).
+pub(crate) struct Streamed {
+    body: Incoming,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    pool: Arc<NtlmPool>,
+}
+
+impl futures_util::Stream for Streamed {
+    type Item = Result<Bytes, EwsError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match hyper::body::Body::poll_frame(Pin::new(&mut self.body), cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                    // Trailers: nothing to hand on.
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.sender = None;
+                    return Poll::Ready(Some(Err(transport(e))));
+                }
+                Poll::Ready(None) => {
+                    if let Some(sender) = self.sender.take() {
+                        self.pool.put_idle(sender);
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offered_schemes_and_their_tokens_are_read_from_every_header_form() {
+        let offer = Offer::parse(
+            [
+                "Negotiate",
+                "NTLM",
+                "Basic realm=\"ews, mail\"",
+                "Bearer error=\"invalid_token\", token_types=\"app_asserted_user_v1\"",
+            ]
+            .into_iter(),
+        );
+        assert!(offer.offers(Scheme::Negotiate) && offer.offers(Scheme::Ntlm));
+        assert_eq!(offer.token(Scheme::Ntlm), None);
+        assert_eq!(offer.names(), "Negotiate, NTLM, Basic, Bearer");
+
+        let offer = Offer::parse(["negotiate TlRMTVNTUAACAAAA"].into_iter());
+        assert!(offer.offers(Scheme::Negotiate) && !offer.offers(Scheme::Ntlm));
+        assert_eq!(
+            offer.token(Scheme::Negotiate).as_deref(),
+            Some(&b"NTLMSSP\0\x02\0\0\0"[..])
+        );
+        let offer = Offer::parse(["Negotiate, NTLM"].into_iter());
+        assert!(offer.offers(Scheme::Ntlm) && offer.offers(Scheme::Negotiate));
+        assert_eq!(Offer::parse(std::iter::empty()).names(), "no scheme at all");
+    }
+
+    #[test]
+    fn a_challenge_is_taken_raw_or_out_of_a_negtokenresp() {
+        let raw = b"NTLMSSP\0\x02\0\0\0".to_vec();
+        assert_eq!(unwrap_challenge(&raw).ok(), Some((raw.clone(), false)));
+        let wrapped = spnego::response(Some(NegState::AcceptIncomplete), true, Some(&raw));
+        assert_eq!(unwrap_challenge(&wrapped).ok(), Some((raw.clone(), true)));
+        let rejected = spnego::response(Some(NegState::Reject), false, None);
+        assert!(unwrap_challenge(&rejected).is_err());
+        let empty = spnego::response(Some(NegState::AcceptIncomplete), true, None);
+        assert!(unwrap_challenge(&empty).is_err());
     }
 }

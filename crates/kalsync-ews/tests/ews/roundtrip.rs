@@ -10,7 +10,9 @@ use kalsync_core::{BookingTime, FreeBusy, WindowsZone, Zone};
 use kalsync_ews::request::{self, Access, Shape, Subscription};
 use kalsync_ews::response::{self, Change};
 use kalsync_ews::{Affinity, Auth, EwsClient, EwsError, Settings};
-use kalsync_ews_sim::{DelegateRights, EwsConfig, EwsFaults, EwsSim, ExtendedProtection};
+use kalsync_ews_sim::{
+    DelegateRights, EwsConfig, EwsFaults, EwsSim, ExtendedProtection, NegotiateAnswer, NtlmSchemes,
+};
 use kalsync_graph_sim::{EventSpec, RecurrenceSpec, SimConfig, Simulator, UserSpec};
 use secrecy::SecretString;
 
@@ -480,6 +482,257 @@ async fn ntlm_signs_a_connection_in_once_and_refuses_a_wrong_password() {
         matches!(basic, Err(EwsError::Unauthorized(_))),
         "Basic is switched off: {basic:?}"
     );
+    assert_eq!(x.sim.stats().ntlm_sign_ins, 1);
+}
+
+/// The simulator with NTLM alone, taken under `schemes`, challenges sent back as
+/// `answer` says.
+fn ntlm_only(x: &Exchange, schemes: NtlmSchemes, answer: NegotiateAnswer) -> EwsConfig {
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config.basic = false;
+    config.ntlm_schemes = schemes;
+    config.negotiate_answer = answer;
+    x.sim.set_config(config.clone());
+    config
+}
+
+#[tokio::test]
+async fn ntlm_inside_negotiate_signs_in_where_exchange_offers_only_negotiate() {
+    for answer in [NegotiateAnswer::InKind, NegotiateAnswer::Wrapped] {
+        let x = exchange().await;
+        ntlm_only(&x, NtlmSchemes::NegotiateOnly, answer);
+        let c = ntlm_client(x.url.clone(), PASSWORD, None);
+        read_week(&c, "anna@corp.example")
+            .await
+            .unwrap_or_else(|e| panic!("{answer:?}: {e}"));
+        read_week(&c, "bo@corp.example").await.expect("again");
+        let stats = x.sim.stats();
+        assert_eq!(stats.ntlm_sign_ins, 1, "{answer:?}: {stats:?}");
+        assert_eq!(
+            stats.unauthorized, 1,
+            "{answer:?}: only the first leg, sent as NTLM, was refused: {stats:?}"
+        );
+
+        // The pool remembers the scheme: a second connection (the first is held by a
+        // stream) signs in under Negotiate at once.
+        let group = Affinity::new("anna@corp.example");
+        let id = response::subscribed(
+            &c.call(
+                &request::subscribe(&c.context("anna@corp.example"), &Subscription::Streaming),
+                "anna@corp.example",
+            )
+            .await
+            .expect("subscribe"),
+        )
+        .expect("subscribed")
+        .id;
+        let mut held = c
+            .stream(
+                &request::get_streaming_events(&c.context("anna@corp.example"), &[id.as_str()], 1),
+                &group,
+            )
+            .await
+            .expect("stream");
+        held.next().await.expect("a part").expect("readable");
+        read_week(&c, "anna@corp.example")
+            .await
+            .expect("on a second connection");
+        let stats = x.sim.stats();
+        assert_eq!(stats.ntlm_sign_ins, 2, "{answer:?}: {stats:?}");
+        assert_eq!(stats.unauthorized, 1, "{answer:?}: no NTLM probe again");
+
+        // A wrong password is still refused, and says under which scheme.
+        let wrong = read_week(
+            &ntlm_client(x.url.clone(), "Vinter2026!", None),
+            "anna@corp.example",
+        )
+        .await
+        .expect_err("wrong password");
+        assert!(
+            matches!(&wrong, EwsError::Unauthorized(m) if m.contains("refused the service account's NTLM sign-in under Negotiate")),
+            "{answer:?}: {wrong}"
+        );
+        assert_eq!(x.sim.stats().ntlm_sign_ins, 2);
+    }
+}
+
+#[tokio::test]
+async fn ntlm_only_exchange_signs_in_without_a_detour_and_one_offering_neither_is_named() {
+    let x = exchange().await;
+    ntlm_only(&x, NtlmSchemes::NtlmOnly, NegotiateAnswer::InKind);
+    let c = ntlm_client(x.url.clone(), PASSWORD, None);
+    read_week(&c, "anna@corp.example").await.expect("read");
+    let stats = x.sim.stats();
+    assert_eq!((stats.ntlm_sign_ins, stats.ntlm_challenges), (1, 1));
+    assert_eq!(stats.unauthorized, 0);
+
+    // Basic only: the error names what Exchange offered.
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config.ntlm = false;
+    x.sim.set_config(config);
+    let e = read_week(
+        &ntlm_client(x.url.clone(), PASSWORD, None),
+        "anna@corp.example",
+    )
+    .await
+    .expect_err("no NTLM");
+    assert!(
+        matches!(&e, EwsError::Unauthorized(m)
+            if m.contains("neither NTLM nor Negotiate") && m.contains("offers Basic")),
+        "{e}"
+    );
+}
+
+/// The simulator's 401 to `authorization`: its `WWW-Authenticate` values.
+async fn offered(x: &Exchange, authorization: &str) -> Vec<String> {
+    let answer = reqwest::Client::new()
+        .post(x.url.clone())
+        .header("authorization", authorization)
+        .body("<x/>")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 401);
+    answer
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().expect("text").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_negotiate_only_simulator_refuses_the_ntlm_scheme_and_answers_spnego_in_kind() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use kalsync_ews::spnego::{self, NegState, Negotiation};
+    let x = exchange().await;
+    ntlm_only(&x, NtlmSchemes::NegotiateOnly, NegotiateAnswer::InKind);
+    // A NEGOTIATE message: Unicode, NTLM, extended session security.
+    let mut negotiate = b"NTLMSSP\0\x01\0\0\0".to_vec();
+    negotiate.extend_from_slice(&0x0008_0205u32.to_le_bytes());
+    negotiate.extend_from_slice(&[0, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0, 0]);
+    let raw = STANDARD.encode(&negotiate);
+    assert_eq!(
+        offered(&x, &format!("NTLM {raw}")).await,
+        ["Negotiate"],
+        "the NTLM scheme is refused, Negotiate offered alone"
+    );
+    let challenge = offered(&x, &format!("Negotiate {raw}")).await;
+    let token = STANDARD
+        .decode(
+            challenge[0]
+                .strip_prefix("Negotiate ")
+                .expect("a challenge"),
+        )
+        .expect("base64");
+    assert!(token.starts_with(b"NTLMSSP\0\x02\0\0\0"), "raw for raw");
+
+    // A NegTokenInit (RFC 4178 §4.2.1) offering NTLM with the NEGOTIATE as its token.
+    let t = negotiate.len() as u8;
+    let mut init = vec![0x60, 32 + t, 0x06, 0x06, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+    init.extend_from_slice(&[
+        0xa0,
+        22 + t,
+        0x30,
+        20 + t,
+        0xa0,
+        0x0e,
+        0x30,
+        0x0c,
+        0x06,
+        0x0a,
+    ]);
+    init.extend_from_slice(spnego::NTLM_MECH);
+    init.extend_from_slice(&[0xa2, 2 + t, 0x04, t]);
+    init.extend_from_slice(&negotiate);
+    let challenge = offered(&x, &format!("Negotiate {}", STANDARD.encode(&init))).await;
+    let token = STANDARD
+        .decode(
+            challenge[0]
+                .strip_prefix("Negotiate ")
+                .expect("a challenge"),
+        )
+        .expect("base64");
+    match spnego::decode(&token) {
+        Ok(Negotiation::Response {
+            state: Some(NegState::AcceptIncomplete),
+            mech: Some(mech),
+            token: Some(challenge),
+        }) => {
+            assert_eq!(mech, spnego::NTLM_MECH);
+            assert!(challenge.starts_with(b"NTLMSSP\0\x02\0\0\0"));
+        }
+        other => panic!("SPNEGO for SPNEGO: {other:?}"),
+    }
+    assert_eq!(x.sim.stats().ntlm_challenges, 2);
+}
+
+#[tokio::test]
+async fn the_sign_in_names_the_services_spn_extended_protection_checks() {
+    let x = exchange().await;
+    let mut config = ntlm_only(&x, NtlmSchemes::Both, NegotiateAnswer::InKind);
+    config.spn = Some(format!("HTTP/{}", x.url.host_str().expect("host")));
+    x.sim.set_config(config.clone());
+    read_week(
+        &ntlm_client(x.url.clone(), PASSWORD, None),
+        "anna@corp.example",
+    )
+    .await
+    .expect("the SPN is HTTP/<host>");
+    // The same server known by another name behind a proxy: the SPN does not match.
+    config.spn = Some("HTTP/mail.corp.example".into());
+    x.sim.set_config(config);
+    let e = read_week(
+        &ntlm_client(x.url.clone(), PASSWORD, None),
+        "anna@corp.example",
+    )
+    .await
+    .expect_err("another SPN");
+    assert!(matches!(e, EwsError::Unauthorized(_)), "{e}");
+    assert_eq!(x.sim.stats().ntlm_sign_ins, 1);
+}
+
+#[tokio::test]
+async fn reopened_streams_reuse_the_signed_in_connection() {
+    let x = exchange().await;
+    ntlm_only(&x, NtlmSchemes::Both, NegotiateAnswer::InKind);
+    x.sim.set_faults(EwsFaults {
+        close_streams_after_ms: 200,
+        ..EwsFaults::default()
+    });
+    let c = ntlm_client(x.url.clone(), PASSWORD, None);
+    let mut group = Affinity::new("anna@corp.example");
+    let id = c
+        .subscribe_streaming("anna@corp.example", &mut group)
+        .await
+        .expect("subscribe");
+    let anchor = c.context("anna@corp.example");
+    for round in 0..3 {
+        let mut stream = c
+            .stream(
+                &request::get_streaming_events(&anchor, &[id.as_str()], 1),
+                &group,
+            )
+            .await
+            .expect("stream");
+        let mut closed = false;
+        while let Some(part) = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("Exchange closes it")
+        {
+            closed |= part.expect("readable").closed;
+        }
+        assert!(closed, "round {round}: closed cleanly");
+    }
+    let stats = x.sim.stats();
+    assert_eq!(
+        stats.ntlm_sign_ins, 1,
+        "the Subscribe's connection served three streams: {stats:?}"
+    );
+    assert_eq!(stats.unauthorized, 0);
+    // And a request after them still finds it signed in.
+    read_week(&c, "anna@corp.example").await.expect("read");
     assert_eq!(x.sim.stats().ntlm_sign_ins, 1);
 }
 
