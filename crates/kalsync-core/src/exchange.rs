@@ -17,7 +17,12 @@ pub enum Version {
     Exchange2010Sp2,
     /// Exchange 2013.
     Exchange2013,
-    /// Exchange 2013 SP1 — also what 2016, 2019 and Subscription Edition are asked as.
+    /// Exchange 2013 SP1 — also what 2016, 2019 and Subscription Edition are asked as:
+    /// Microsoft documents `Exchange2013_SP1` as the newest `RequestServerVersion` and as
+    /// applying to every later server. The schema those servers ship also lists
+    /// `Exchange2015`, `Exchange2016` and dated `V2015_…` values, which target Exchange
+    /// Online's schema and are documented for no on-premises server; sending one would
+    /// gain nothing Kalsync reads and risk a server that refuses it.
     Exchange2013Sp1,
 }
 

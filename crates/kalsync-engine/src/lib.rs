@@ -273,23 +273,21 @@ impl Engine {
         self.sync_wake.notify_one();
     }
 
-    /// A change subscription for the user was made, its answer received at `made`: it
+    /// A change subscription for the user was just made (its answer received): it
     /// reports changes from then on, never earlier ones. So the order on every path is
     /// subscribe first, then read — a change between a read and a new subscription
-    /// would be in neither: unless a read of the user began at or after `made`, the
-    /// user is read once more. From now on the user is polled only every
-    /// `subscribed_poll_interval`.
-    pub fn subscribed(&self, user: UserId, made: Timestamp) {
-        let read_since = {
+    /// would be in neither: the user is read once more, unless a read is due that has
+    /// not begun (it begins after the subscription). Whether a read began before or
+    /// after is not judged by the wall clock, which may have stepped. `now` times the
+    /// read; from now on the user is polled only every `subscribed_poll_interval`.
+    pub fn subscribed(&self, user: UserId, now: Timestamp) {
+        let due = {
             let mut inner = self.inner();
             inner.subscribed.insert(user);
-            // A read that began since, or one due that has not begun yet.
-            let began_since = inner.last_read.get(&user).is_some_and(|at| *at >= made);
-            let due = inner.dirty.contains_key(&user) && !inner.in_flight.contains(&user);
-            began_since || due
+            inner.dirty.contains_key(&user) && !inner.in_flight.contains(&user)
         };
-        if !read_since {
-            self.mark_dirty(user, made);
+        if !due {
+            self.mark_dirty(user, now);
         }
     }
 

@@ -124,6 +124,8 @@ impl Subscriptions {
             return done;
         };
         let mut alive: HashMap<String, ()> = HashMap::new();
+        // Subscriptions of users other nodes hold: not this node's to delete.
+        let mut elsewhere = std::collections::HashSet::new();
         for instance in instances {
             let Some(client) = self.client(&instance) else {
                 continue;
@@ -134,6 +136,15 @@ impl Subscriptions {
             for user in users {
                 // Each node keeps the subscriptions of the users it holds.
                 if !self.engine.holds(user.id) {
+                    if let Some(id) = user
+                        .sync_state
+                        .0
+                        .get(GRAPH_SUBSCRIPTION)
+                        .and_then(|s| s.get("id"))
+                        .and_then(|v| v.as_str())
+                    {
+                        elsewhere.insert(id.to_owned());
+                    }
                     continue;
                 }
                 let state = user.sync_state.0.get(GRAPH_SUBSCRIPTION).cloned();
@@ -228,7 +239,8 @@ impl Subscriptions {
                     self.engine.mark_dirty(user.id, Timestamp::now());
                 }
             }
-            // Subscriptions of users who are gone.
+            // Subscriptions of users who are gone are deleted; those of users another
+            // node took (a lease moved) are only forgotten here — the holder uses them.
             let gone: Vec<String> = self
                 .registry()
                 .keys()
@@ -236,7 +248,7 @@ impl Subscriptions {
                 .cloned()
                 .collect();
             for id in gone {
-                if client.delete_subscription(&id).await.is_ok() {
+                if !elsewhere.contains(&id) && client.delete_subscription(&id).await.is_ok() {
                     done.deleted += 1;
                 }
                 self.registry().remove(&id);

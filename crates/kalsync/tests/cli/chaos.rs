@@ -1,13 +1,14 @@
-//! The convergence harness at a size that fits every CI run: `kalsync chaos` with a
-//! fresh seed (printed; `KALSYNC_CHAOS_SEED` repeats one), faults, clock steps (where
-//! libfaketime is installed, as `.ci/run` does) and two SIGKILLs, must end with every
-//! user equal to the oracle, nothing lost and nothing applied twice.
+//! The convergence harness at a size that fits every CI run, each with a fresh seed
+//! (printed; `KALSYNC_CHAOS_SEED` repeats one): one node on SQLite and three nodes on
+//! PostgreSQL behind a balancer, with every kind of fault, clock steps (where
+//! libfaketime is installed, as `.ci/run` does) and SIGKILLs, must end with every user
+//! equal to the oracle, nothing lost and nothing applied twice; and with a fixed bug
+//! restored (`--broken read-before-subscribe`), the harness must see it.
 
 use std::process::Command;
 
-#[test]
-fn a_small_chaos_run_converges() {
-    let seed = std::env::var("KALSYNC_CHAOS_SEED")
+fn seed() -> u64 {
+    std::env::var("KALSYNC_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or_else(|| {
@@ -15,11 +16,56 @@ fn a_small_chaos_run_converges() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(1)
-        });
+        })
+}
+
+/// Runs `kalsync chaos` with `args` and the seed; its JSON report and standard error.
+fn chaos(seed: u64, args: &[&str]) -> (serde_json::Value, String, bool) {
     println!("chaos seed {seed} (repeat with KALSYNC_CHAOS_SEED={seed})");
     let out = Command::new(env!("CARGO_BIN_EXE_kalsync"))
-        .args([
-            "chaos",
+        .arg("chaos")
+        .args(args)
+        .args(["--json", "--seed", &seed.to_string()])
+        .output()
+        .expect("kalsync chaos runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("{stdout}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("a JSON report ({e}): {stdout}\n{stderr}"));
+    assert_eq!(report["seed"], seed);
+    (report, stderr, out.status.success())
+}
+
+fn converged(report: &serde_json::Value, stderr: &str, users: u64) {
+    assert_eq!(report["divergences"], 0, "{report:#}\n{stderr}");
+    assert_eq!(report["lost_deliveries"], 0, "{report:#}\n{stderr}");
+    assert_eq!(report["duplicates"], 0, "{report:#}\n{stderr}");
+    assert_eq!(report["users_compared"], users, "{report:#}\n{stderr}");
+    assert!(
+        report["statuses_received"].as_u64().unwrap_or(0) > 0,
+        "{report:#}"
+    );
+    // Every way a mailbox reaches the service is in the mix.
+    for reach in [
+        "Graph",
+        "EWS streaming",
+        "EWS push (2007)",
+        "EWS pull (2007)",
+        "EWS delegate",
+    ] {
+        assert!(
+            report["users_by_reach"][reach].as_u64().unwrap_or(0) > 0,
+            "{reach}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn a_small_chaos_run_on_one_node_converges() {
+    let (report, stderr, ok) = chaos(
+        seed(),
+        &[
             "--users",
             "12",
             "--changes",
@@ -29,32 +75,92 @@ fn a_small_chaos_run_converges() {
             "--kills",
             "2",
             "--fault-rate",
-            "0.15",
+            "0.2",
             "--settle-secs",
             "300",
-            "--json",
-            "--seed",
-            &seed.to_string(),
-        ])
-        .output()
-        .expect("kalsync chaos runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("a JSON report ({e}): {stdout}\n{stderr}"));
-    assert_eq!(report["seed"], seed);
-    assert_eq!(report["divergences"], 0, "{report:#}\n{stderr}");
-    assert_eq!(report["lost_deliveries"], 0, "{report:#}\n{stderr}");
-    assert_eq!(report["duplicates"], 0, "{report:#}\n{stderr}");
-    assert_eq!(report["users_compared"], 12, "{report:#}\n{stderr}");
+        ],
+    );
+    converged(&report, &stderr, 12);
+    assert_eq!(report["nodes"], 1);
+    assert_eq!(
+        report["faults_by_kind"]["SIGKILL and restart"], 2,
+        "{report:#}"
+    );
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn a_small_chaos_run_on_three_nodes_on_postgresql_converges() {
+    let Ok(postgres) = std::env::var("KALSYNC_TEST_POSTGRES_URL") else {
+        println!("skipped: KALSYNC_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (report, stderr, ok) = chaos(
+        seed(),
+        &[
+            "--users",
+            "15",
+            "--changes",
+            "240",
+            "--rate",
+            "40",
+            "--kills",
+            "2",
+            "--fault-rate",
+            "0.2",
+            "--settle-secs",
+            "300",
+            "--nodes",
+            "3",
+            "--postgres",
+            &postgres,
+        ],
+    );
+    converged(&report, &stderr, 15);
+    assert_eq!(report["nodes"], 3);
+    assert_eq!(report["database"], "postgresql");
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn the_harness_sees_a_read_made_before_the_subscription() {
+    // Exchange forgets its subscriptions again and again; the service, with the old
+    // order restored on the streaming path, reads before it subscribes again.
+    let (report, stderr, ok) = chaos(
+        seed(),
+        &[
+            "--users",
+            "20",
+            "--changes",
+            "600",
+            "--rate",
+            "30",
+            "--kills",
+            "0",
+            "--fault-rate",
+            "0.04",
+            "--faults",
+            "exchange-forgets",
+            "--settle-secs",
+            "30",
+            "--broken",
+            "read-before-subscribe",
+        ],
+    );
+    assert_eq!(report["broken"], "read-before-subscribe");
     assert!(
-        report["faults_by_kind"]["SIGKILL and restart"] == 2,
+        report["faults_by_kind"]["Exchange forgot every subscription"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
         "{report:#}"
     );
     assert!(
-        report["statuses_received"].as_u64().unwrap_or(0) > 0,
-        "{report:#}"
+        report["divergences_by_reach"]["EWS streaming"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "the restored bug shows as divergences on the streaming path: {report:#}\n{stderr}"
     );
-    assert!(out.status.success(), "{stderr}");
+    assert!(!ok, "a run with divergences fails");
 }
