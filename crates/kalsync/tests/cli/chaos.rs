@@ -37,6 +37,26 @@ fn chaos(seed: u64, args: &[&str]) -> (serde_json::Value, String, bool) {
     (report, stderr, out.status.success())
 }
 
+/// A small run of `users` with every kind of fault and two kills, and `more` arguments.
+fn small<'a>(users: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--users",
+        users,
+        "--changes",
+        "240",
+        "--rate",
+        "40",
+        "--kills",
+        "2",
+        "--fault-rate",
+        "0.2",
+        "--settle-secs",
+        "300",
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
 fn converged(report: &serde_json::Value, stderr: &str, users: u64) {
     assert_eq!(report["divergences"], 0, "{report:#}\n{stderr}");
     assert_eq!(report["lost_deliveries"], 0, "{report:#}\n{stderr}");
@@ -63,23 +83,7 @@ fn converged(report: &serde_json::Value, stderr: &str, users: u64) {
 
 #[test]
 fn a_small_chaos_run_on_one_node_converges() {
-    let (report, stderr, ok) = chaos(
-        seed(),
-        &[
-            "--users",
-            "12",
-            "--changes",
-            "240",
-            "--rate",
-            "40",
-            "--kills",
-            "2",
-            "--fault-rate",
-            "0.2",
-            "--settle-secs",
-            "300",
-        ],
-    );
+    let (report, stderr, ok) = chaos(seed(), &small("12", &[]));
     converged(&report, &stderr, 12);
     assert_eq!(report["nodes"], 1);
     assert_eq!(
@@ -97,24 +101,7 @@ fn a_small_chaos_run_on_three_nodes_on_postgresql_converges() {
     };
     let (report, stderr, ok) = chaos(
         seed(),
-        &[
-            "--users",
-            "15",
-            "--changes",
-            "240",
-            "--rate",
-            "40",
-            "--kills",
-            "2",
-            "--fault-rate",
-            "0.2",
-            "--settle-secs",
-            "300",
-            "--nodes",
-            "3",
-            "--postgres",
-            &postgres,
-        ],
+        &small("15", &["--nodes", "3", "--postgres", &postgres]),
     );
     converged(&report, &stderr, 15);
     assert_eq!(report["nodes"], 3);
