@@ -55,7 +55,11 @@ impl Node {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
             ])
-            .env("RUST_LOG", "warn")
+            // `KALSYNC_CHAOS_LOG` sets the nodes' log filter (default `warn`).
+            .env(
+                "RUST_LOG",
+                std::env::var("KALSYNC_CHAOS_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .envs(broken.map(|b| ("KALSYNC_HARNESS_BROKEN", b)))
             .envs(clock_file.into_iter().flat_map(|file| {
                 [

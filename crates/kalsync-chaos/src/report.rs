@@ -29,6 +29,9 @@ pub(crate) struct Report {
     pub(crate) divergences_by_reach: Tally,
     /// Users by how their mailbox reaches the service.
     pub(crate) users_by_reach: Tally,
+    /// What the simulated sources sent: notifications delivered, refused by the
+    /// service (and retried), given up on; pushes and streamed events.
+    pub(crate) notifications: std::collections::BTreeMap<&'static str, u64>,
     /// Deliveries the service counts as delivered that the PBX never got, and any left
     /// undelivered or dead at the end.
     pub(crate) lost_deliveries: usize,
@@ -81,6 +84,13 @@ impl Report {
         println!("  users        {}", kinds(&r.users_by_reach));
         println!("  changes      {}", kinds(&r.changes_by_kind));
         println!("  faults       {}", kinds(&r.faults_by_kind));
+        let counts = r
+            .notifications
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("  sources      {counts}");
         println!(
             "  PBX          {} statuses applied, {} redeliveries recognised and ignored",
             r.statuses_received, r.redeliveries_ignored

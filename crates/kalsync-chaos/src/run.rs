@@ -117,9 +117,8 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     // the PBX are read at rest.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stage.stop_service();
-    let lost = lost_deliveries(&dir, &database, &stage.pbx.applied()).await;
-    database.drop_it().await;
-    let lost = lost?;
+    let lost = lost_deliveries(&dir, &database, &stage.pbx.applied()).await?;
+    let notifications = stage.notifications();
     let pbx = stage.close();
     let divergences_by_fault = log.near(&round.diverged);
     let by_reach = |only: &dyn Fn(&str) -> bool| {
@@ -144,6 +143,7 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
         divergences_by_fault,
         divergences_by_reach,
         users_by_reach,
+        notifications,
         lost_deliveries: lost,
         duplicates: pbx.twice,
         redeliveries_ignored: pbx.redeliveries,
@@ -155,10 +155,12 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     };
     if report.passed() {
         let _ = std::fs::remove_dir_all(&dir);
+        database.drop_it().await;
     } else {
         eprintln!(
-            "chaos: the service's log and database are kept in {}",
-            dir.display()
+            "chaos: the service's logs are kept in {}, its database at {}",
+            dir.display(),
+            database.url()
         );
     }
     Ok(report)
@@ -447,6 +449,23 @@ impl Stage {
             }
         }
         Ok(round)
+    }
+
+    /// What the simulated sources sent.
+    fn notifications(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let (graph, ews) = (self.graph.stats(), self.ews.stats());
+        [
+            ("Graph notifications delivered", graph.notifications_sent),
+            ("Graph notifications refused", graph.notifications_refused),
+            (
+                "Graph notifications given up or lost",
+                graph.notifications_lost,
+            ),
+            ("Exchange pushes", ews.notifications_pushed),
+            ("Exchange streamed events", ews.streamed_events),
+        ]
+        .into_iter()
+        .collect()
     }
 
     /// Stops the PBX and the balancer; what the PBX counted. The simulators stop as the

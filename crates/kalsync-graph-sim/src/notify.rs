@@ -40,6 +40,9 @@ pub(crate) struct Hooks {
 pub(crate) struct Delivery {
     pub(crate) url: String,
     pub(crate) body: serde_json::Value,
+    /// A change notification's subscription's lifecycle URL, where a `missed` goes
+    /// when it is given up on.
+    pub(crate) lifecycle_url: Option<String>,
 }
 
 /// How notifications are sent: Graph allows a receiver three seconds.
@@ -114,7 +117,11 @@ impl Simulator {
             "lifecycleEvent": event,
         }]});
         let url = sub.lifecycle_url.unwrap_or(sub.notification_url);
-        let _ = self.shared.outbox.send(Delivery { url, body });
+        let _ = self.shared.outbox.send(Delivery {
+            url,
+            body,
+            lifecycle_url: None,
+        });
         Ok(())
     }
 
@@ -157,7 +164,11 @@ impl Simulator {
                     .lifecycle_url
                     .clone()
                     .unwrap_or(sub.notification_url.clone());
-                let _ = self.shared.outbox.send(Delivery { url, body });
+                let _ = self.shared.outbox.send(Delivery {
+                    url,
+                    body,
+                    lifecycle_url: None,
+                });
                 continue;
             }
             let resource = format!("Users/{user_id}/Events/{event_id}");
@@ -181,11 +192,13 @@ impl Simulator {
                 let _ = self.shared.outbox.send(Delivery {
                     url: sub.notification_url.clone(),
                     body: body.clone(),
+                    lifecycle_url: sub.lifecycle_url.clone(),
                 });
             }
             let _ = self.shared.outbox.send(Delivery {
                 url: sub.notification_url,
                 body,
+                lifecycle_url: sub.lifecycle_url,
             });
         }
     }
@@ -236,6 +249,33 @@ pub(crate) async fn deliver(
                 .notifications_lost
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(url = %delivery.url, "simulator gave up delivering a notification");
+            // As Graph does, a `missed` lifecycle notification says so (once; a missed
+            // notification that cannot be delivered either is not followed by another).
+            if let Some(missed) = missed_for(&delivery) {
+                let _ = shared.outbox.send(missed);
+            }
         });
     }
+}
+
+/// The `missed` lifecycle notification for a change notification given up on, sent to
+/// where its subscription's lifecycle notifications go; none for a lifecycle one.
+fn missed_for(delivery: &Delivery) -> Option<Delivery> {
+    let item = delivery.body.get("value")?.get(0)?;
+    if item.get("lifecycleEvent").is_some() {
+        return None;
+    }
+    let body = serde_json::json!({"value": [{
+        "subscriptionId": item.get("subscriptionId")?,
+        "subscriptionExpirationDateTime": item.get("subscriptionExpirationDateTime")?,
+        "tenantId": item.get("tenantId")?,
+        "clientState": item.get("clientState")?,
+        "lifecycleEvent": "missed",
+    }]});
+    let url = delivery.lifecycle_url.clone()?;
+    Some(Delivery {
+        url,
+        body,
+        lifecycle_url: None,
+    })
 }

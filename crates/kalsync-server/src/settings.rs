@@ -387,6 +387,7 @@ impl Settings {
             "sim_client_secret",
             "require_fixtures",
             "chaos_seed",
+            "chaos_log",
             "harness_broken",
         ]));
         if let Some(listen) = overrides.listen {

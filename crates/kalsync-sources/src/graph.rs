@@ -29,6 +29,11 @@ pub(crate) fn source_error(e: GraphError) -> SourceError {
             GraphError::Throttled { retry_after } => SourceError::Throttled { retry_after },
             GraphError::NotFound(m) => SourceError::NotFound(m),
             GraphError::Forbidden(m) => SourceError::Forbidden(m),
+            // Entra ID unreachable or answering nonsense (a 503, a cut connection) passes:
+            // the read is tried again. Every other refusal needs the admin.
+            GraphError::Token(t @ kalsync_graph::TokenError::Unreachable(_)) => {
+                SourceError::Failed(t.to_string())
+            }
             GraphError::Token(t) => SourceError::Credentials(t.to_string()),
             GraphError::Unauthorized(m) => SourceError::Credentials(m),
             other => SourceError::Failed(other.to_string()),
@@ -159,5 +164,28 @@ impl Source for GraphSource {
                 .collect(),
             mailbox: self.mailbox(mailbox).await,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kalsync_graph::TokenError;
+
+    #[test]
+    fn an_unreachable_login_endpoint_is_tried_again_and_a_refusal_is_for_the_admin() {
+        // A 503 from Entra ID or a cut connection passes: the read is retried, not
+        // dropped until the next poll.
+        let unreachable = GraphError::Token(TokenError::Unreachable("503".into()));
+        assert!(matches!(source_error(unreachable), SourceError::Failed(_)));
+        let wrong = GraphError::Token(TokenError::InvalidSecret("AADSTS7000215".into()));
+        assert!(matches!(source_error(wrong), SourceError::Credentials(_)));
+        let throttled = GraphError::Throttled {
+            retry_after: std::time::Duration::from_secs(3),
+        };
+        assert!(matches!(
+            source_error(throttled),
+            SourceError::Throttled { .. }
+        ));
     }
 }
