@@ -79,6 +79,10 @@ pub struct ChaosArgs {
     /// Longest wait for the service to settle after the last change, seconds.
     #[arg(long, default_value_t = 300)]
     pub(crate) settle_secs: u64,
+    /// Agreement counts only this long after the last change, seconds (a check that
+    /// must see what a late pass of the service does).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) settle_at_least_secs: u64,
     /// Print the report as JSON (one line) instead of text.
     #[arg(long)]
     pub(crate) json: bool,

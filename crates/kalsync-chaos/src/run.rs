@@ -36,13 +36,14 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     let started = Instant::now();
     let seed = args.seed.unwrap_or_else(rand::random);
     eprintln!(
-        "chaos: seed {seed} (to repeat: kalsync chaos --seed {seed} --users {} --changes {} --rate {} --kills {} --fault-rate {} --settle-secs {} --nodes {}{}{}{})",
+        "chaos: seed {seed} (to repeat: kalsync chaos --seed {seed} --users {} --changes {} --rate {} --kills {} --fault-rate {} --settle-secs {} --settle-at-least-secs {} --nodes {}{}{}{})",
         args.users,
         args.changes,
         args.rate,
         args.kills,
         args.fault_rate,
         args.settle_secs,
+        args.settle_at_least_secs,
         args.nodes,
         args.postgres
             .as_ref()
@@ -107,7 +108,12 @@ pub(crate) async fn run(args: &ChaosArgs) -> Result<Report, String> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     stage.pbx.restore();
     let mut round = stage
-        .settle(&company.mailboxes, &settings, deadline)
+        .settle(
+            &company.mailboxes,
+            &settings,
+            workload_done + Duration::from_secs(args.settle_at_least_secs),
+            deadline,
+        )
         .await?;
     round.examples.truncate(5);
     let settled = workload_done.elapsed();
@@ -380,7 +386,8 @@ impl Stage {
         }
     }
 
-    /// Compares every user with the oracle, a round a second, until nobody differs.
+    /// Compares every user with the oracle, a round a second, until nobody differs (and
+    /// `not_before` has passed).
     /// After `deadline`, a difference counts when it lasted the last two rounds (one
     /// round may fall on a transition's instant); there are always two rounds before it
     /// is judged.
@@ -388,6 +395,7 @@ impl Stage {
         &self,
         mailboxes: &[Mailbox],
         settings: &InstanceSettings,
+        not_before: Instant,
         deadline: Instant,
     ) -> Result<Round, String> {
         let api = Api::sign_in_by(&self.base, deadline).await?;
@@ -395,7 +403,7 @@ impl Stage {
         let mut previous: Option<HashSet<String>> = None;
         loop {
             let mut round = self.compare(&api, &ids, mailboxes, settings).await?;
-            if round.diverged.is_empty() {
+            if round.diverged.is_empty() && Instant::now() >= not_before {
                 return Ok(round);
             }
             if Instant::now() > deadline

@@ -89,66 +89,82 @@ impl Engine {
             .filter_map(|id| instances.get(id))
             .filter_map(|i| (self.sources)(i).ok().map(|s| (i.id, s)))
             .collect();
-        let mut inner = self.inner();
-        for (id, (user, _)) in &held {
-            if inner.held.contains_key(id)
-                || inner.last_read.contains_key(id)
-                || inner.dirty.contains_key(id)
-            {
-                continue;
-            }
-            // Read recently (by this node before a restart, or another): polled on
-            // schedule; otherwise read now. A read recorded after `now` (this node's
-            // clock is behind the one that read, or was stepped back) says nothing about
-            // when the next poll is due: read now rather than wait for that clock.
-            match user.last_sync {
-                Some(at) if at <= now && now.duration_since(at) < poll => {
-                    inner.last_read.insert(*id, at);
+        let (changed, count, handed) = {
+            let mut inner = self.inner();
+            for (id, (user, _)) in &held {
+                if inner.held.contains_key(id)
+                    || inner.last_read.contains_key(id)
+                    || inner.dirty.contains_key(id)
+                {
+                    continue;
                 }
-                _ => {
-                    inner.dirty.insert(*id, now);
+                // Read recently (by this node before a restart, or another): polled on
+                // schedule; otherwise read now. A read recorded after `now` (this node's
+                // clock is behind the one that read, or was stepped back) says nothing about
+                // when the next poll is due: read now rather than wait for that clock.
+                match user.last_sync {
+                    Some(at) if at <= now && now.duration_since(at) < poll => {
+                        inner.last_read.insert(*id, at);
+                    }
+                    _ => {
+                        inner.dirty.insert(*id, now);
+                    }
                 }
             }
-        }
-        for d in deliveries {
-            if d.state == DeliveryState::Dead {
-                continue;
+            for d in deliveries {
+                if d.state == DeliveryState::Dead {
+                    continue;
+                }
+                let key = serde_json::from_value::<StatusUpdate>(d.payload)
+                    .map(|s| s.key())
+                    .ok();
+                if let Some(key) = key {
+                    inner.published.entry((d.user, d.target)).or_insert(key);
+                }
             }
-            let key = serde_json::from_value::<StatusUpdate>(d.payload)
-                .map(|s| s.key())
-                .ok();
-            if let Some(key) = key {
-                inner.published.entry((d.user, d.target)).or_insert(key);
+            inner.last_read.retain(|u, _| held.contains_key(u));
+            inner.subscribed.retain(|u| held.contains_key(u));
+            // Reads owed to users another node took (their lease ran out here: a stall, a
+            // clock step) go to that node, as at a clean shutdown.
+            let handed: Vec<UserId> = inner
+                .dirty
+                .keys()
+                .chain(inner.in_flight.iter())
+                .filter(|u| !held.contains_key(*u))
+                .copied()
+                .collect();
+            inner.dirty.retain(|u, _| held.contains_key(u));
+            inner.backoff.retain(|u, _| held.contains_key(u));
+            inner.plans.retain(|u, _| held.contains_key(u));
+            inner.published.retain(|(u, _), _| held.contains_key(u));
+            let gone: Vec<(Timestamp, UserId)> = inner
+                .schedule
+                .iter()
+                .filter(|(_, u)| !held.contains_key(u))
+                .copied()
+                .collect();
+            for entry in gone {
+                inner.schedule.remove(&entry);
+                inner.next_of.remove(&entry.1);
             }
-        }
-        inner.last_read.retain(|u, _| held.contains_key(u));
-        inner.subscribed.retain(|u| held.contains_key(u));
-        inner.dirty.retain(|u, _| held.contains_key(u));
-        inner.backoff.retain(|u, _| held.contains_key(u));
-        inner.plans.retain(|u, _| held.contains_key(u));
-        inner.published.retain(|(u, _), _| held.contains_key(u));
-        let gone: Vec<(Timestamp, UserId)> = inner
-            .schedule
-            .iter()
-            .filter(|(_, u)| !held.contains_key(u))
-            .copied()
-            .collect();
-        for entry in gone {
-            inner.schedule.remove(&entry);
-            inner.next_of.remove(&entry.1);
-        }
-        let changed =
-            held.len() != inner.held.len() || held.keys().any(|u| !inner.held.contains_key(u));
-        inner.by_mailbox = mailboxes;
-        inner.company_targets = company_targets;
-        inner.targets_by_id = targets_by_id;
-        let count = held.len();
-        inner.held = held;
-        inner.instances = instances;
-        inner.sources = sources;
-        drop(inner);
+            let changed =
+                held.len() != inner.held.len() || held.keys().any(|u| !inner.held.contains_key(u));
+            inner.by_mailbox = mailboxes;
+            inner.company_targets = company_targets;
+            inner.targets_by_id = targets_by_id;
+            let count = held.len();
+            inner.held = held;
+            inner.instances = instances;
+            inner.sources = sources;
+            (changed, count, handed)
+        };
         if changed {
             self.held_version.send_modify(|v| *v += 1);
+        }
+        for user in handed {
+            if let Err(e) = self.store.request_sync(user).await {
+                tracing::warn!(user = %user, error = %e, "cannot hand a read over to the node that took the user");
+            }
         }
         Ok(count)
     }

@@ -280,13 +280,25 @@ impl Engine {
     /// not begun (it begins after the subscription). Whether a read began before or
     /// after is not judged by the wall clock, which may have stepped. `now` times the
     /// read; from now on the user is polled only every `subscribed_poll_interval`.
-    pub fn subscribed(&self, user: UserId, now: Timestamp) {
-        let due = {
+    /// A user this node no longer holds (its lease moved while the subscription was
+    /// being made) is read by the node that holds it.
+    pub async fn subscribed(&self, user: UserId, now: Timestamp) {
+        let (held, due) = {
             let mut inner = self.inner();
-            inner.subscribed.insert(user);
-            inner.dirty.contains_key(&user) && !inner.in_flight.contains(&user)
+            let held = inner.held.contains_key(&user);
+            if held {
+                inner.subscribed.insert(user);
+            }
+            (
+                held,
+                inner.dirty.contains_key(&user) && !inner.in_flight.contains(&user),
+            )
         };
-        if !due {
+        if !held {
+            if let Err(e) = self.store.request_sync(user).await {
+                tracing::warn!(user = %user, error = %e, "cannot pass a read on to the node that holds the user");
+            }
+        } else if !due {
             self.mark_dirty(user, now);
         }
     }

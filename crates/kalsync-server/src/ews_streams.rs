@@ -208,7 +208,7 @@ impl EwsStreams {
                         if crate::broken::read_before_subscribe() {
                             self.engine.notified(user.id, true);
                         } else {
-                            self.engine.subscribed(user.id, Timestamp::now());
+                            self.engine.subscribed(user.id, Timestamp::now()).await;
                         }
                         let mut map = lock(&self.instances);
                         if let Some(g) = map
@@ -359,7 +359,7 @@ impl EwsStreams {
                     if resumed {
                         self.engine.notified(user.id, true);
                     } else {
-                        self.engine.subscribed(user.id, made_at);
+                        self.engine.subscribed(user.id, made_at).await;
                     }
                     made += 1;
                 }

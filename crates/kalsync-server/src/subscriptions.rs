@@ -294,7 +294,7 @@ impl Subscriptions {
             &sealed,
         )
         .await?;
-        self.engine.subscribed(user, Timestamp::now());
+        self.engine.subscribed(user, Timestamp::now()).await;
         Ok(())
     }
 

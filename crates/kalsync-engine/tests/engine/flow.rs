@@ -596,9 +596,9 @@ async fn a_new_subscription_owes_a_read_unless_one_is_due_and_spares_the_polls()
     // Subscribed after that read: a change between the two is in neither, so the user
     // is read again — even where the wall clock says the read came later (it stepped).
     let made = first - jiff::SignedDuration::from_secs(60);
-    engine.subscribed(w.anna.id, made);
+    engine.subscribed(w.anna.id, made).await;
     // Subscribed again before that read began: the one read covers both.
-    engine.subscribed(w.anna.id, made);
+    engine.subscribed(w.anna.id, made).await;
     assert_eq!(
         engine.sync_due(made).await,
         1,

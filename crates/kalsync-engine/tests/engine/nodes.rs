@@ -76,6 +76,34 @@ async fn users_move_to_another_node_when_one_stops() {
     takeover(w.store.clone(), &w).await;
 }
 
+#[tokio::test]
+async fn a_read_owed_to_a_user_that_moved_goes_to_the_node_that_holds_it() {
+    let w = world(Template::Prefix).await;
+    let store = w.store.clone();
+    let a = node(&w, "node-a", store.clone());
+    let b = node(&w, "node-b", store.clone());
+    let now = at("2026-11-24 09:00");
+    assert_eq!(a.renew_leases(now).await.expect("a"), 1);
+
+    // Node a is told of a change; before it reads, the user moves to node b (here its
+    // lease is let go; a stall or a clock step does the same).
+    a.mark_dirty(w.anna.id, now);
+    store.release_leases("node-a").await.expect("let go");
+    assert_eq!(b.renew_leases(now).await.expect("b takes"), 1);
+    assert_eq!(b.claim_requests(now).await.expect("nothing yet"), 0);
+    assert_eq!(a.renew_leases(now).await.expect("a lost it"), 0);
+    assert_eq!(
+        b.claim_requests(now).await.expect("b claims"),
+        1,
+        "node a handed its pending read over"
+    );
+
+    // Node a finishes a subscription for the user it no longer holds: node b reads.
+    a.subscribed(w.anna.id, now).await;
+    assert_eq!(a.sync_due(now).await, 0, "node a reads nothing");
+    assert_eq!(b.claim_requests(now).await.expect("b claims"), 1);
+}
+
 /// A source that says, on each read, which app it was built for.
 struct Labelled {
     app: String,

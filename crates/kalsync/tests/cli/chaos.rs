@@ -129,7 +129,11 @@ fn the_harness_sees_a_read_made_before_the_subscription() {
             "--faults",
             "exchange-forgets",
             "--settle-secs",
-            "30",
+            "60",
+            // The old order makes a lost subscription again at the next pass, half a
+            // minute on: the booking made then must be seen.
+            "--settle-at-least-secs",
+            "45",
             "--broken",
             "read-before-subscribe",
         ],
