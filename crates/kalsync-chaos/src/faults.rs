@@ -149,8 +149,12 @@ impl Injector<'_> {
                 "Exchange watermark or sync state expired"
             }
             "exchange-forgets" => {
-                // A mailbox server restarts; a booking as the first Subscribe after.
-                ews.before_next_subscribe(self.booking(Reach::Streaming, pick, seed)?);
+                // A mailbox server restarts; a booking for a streaming mailbox as the
+                // first streaming Subscribe after.
+                ews.before_next_subscribe_of(
+                    "streaming",
+                    self.booking(Reach::Streaming, pick, seed)?,
+                );
                 ews.forget_subscriptions();
                 "Exchange forgot every subscription"
             }

@@ -219,8 +219,9 @@ struct Shared {
     subscriptions: Mutex<notify::Registry>,
     /// Ends every open streaming connection at once (subscriptions forgotten).
     cut: Arc<tokio::sync::Notify>,
-    /// Runs when the next `Subscribe` arrives, before its subscription exists.
-    before_subscribe: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Runs when the next `Subscribe` (of the kind named, or any) arrives, before its
+    /// subscription exists.
+    before_subscribe: Mutex<Option<(Option<&'static str>, Box<dyn FnOnce() + Send>)>>,
     http: reqwest::Client,
     /// NTLM state per client connection.
     ntlm: Mutex<HashMap<std::net::SocketAddr, http::Connection>>,
@@ -323,7 +324,13 @@ impl EwsSim {
     /// change `f` makes is in no subscription made by that request — what a client that
     /// read the mailbox before subscribing would miss.
     pub fn before_next_subscribe(&self, f: impl FnOnce() + Send + 'static) {
-        *lock(&self.shared.before_subscribe) = Some(Box::new(f));
+        *lock(&self.shared.before_subscribe) = Some((None, Box::new(f)));
+    }
+
+    /// As [`EwsSim::before_next_subscribe`], for the next `Subscribe` of one kind only:
+    /// `streaming`, `push` or `pull`.
+    pub fn before_next_subscribe_of(&self, kind: &'static str, f: impl FnOnce() + Send + 'static) {
+        *lock(&self.shared.before_subscribe) = Some((Some(kind), Box::new(f)));
     }
 }
 

@@ -569,8 +569,19 @@ pub(crate) fn subscribe(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fau
         }
     };
     let watermark = text(request, "Watermark");
-    let hook = lock(&sim.shared.before_subscribe).take();
-    if let Some(f) = hook {
+    let name = match kind {
+        Kind::Streaming => "streaming",
+        Kind::Push { .. } => "push",
+        Kind::Pull => "pull",
+    };
+    let hook = {
+        let mut slot = lock(&sim.shared.before_subscribe);
+        match slot.as_ref() {
+            Some((only, _)) if only.is_none_or(|k| k == name) => slot.take(),
+            _ => None,
+        }
+    };
+    if let Some((_, f)) = hook {
         f();
     }
     // The subscription lives on the routed back end with affinity, else on the
