@@ -124,6 +124,7 @@ impl Engine {
             }
             inner.last_read.retain(|u, _| held.contains_key(u));
             inner.subscribed.retain(|u| held.contains_key(u));
+            inner.refused.retain(|u| held.contains_key(u));
             // Reads owed to users another node took (their lease ran out here: a stall, a
             // clock step) go to that node, as at a clean shutdown.
             let handed: Vec<UserId> = inner

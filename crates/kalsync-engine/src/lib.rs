@@ -170,6 +170,9 @@ struct Inner {
     last_read: HashMap<UserId, Timestamp>,
     /// Held users with a live change subscription: polled only as a safety net.
     subscribed: std::collections::HashSet<UserId>,
+    /// Users whose last read was refused (credentials, rights): retried once, then
+    /// left to the polls until a read succeeds.
+    refused: std::collections::HashSet<UserId>,
     /// Known users by instance and mailbox, for notifications.
     by_mailbox: HashMap<(InstanceId, String), UserId>,
     /// The users this node holds, with their company.

@@ -74,15 +74,22 @@ impl Engine {
             Ok(read) => read,
             Err(e) => {
                 self.metrics.sync_failed(&e);
-                let retry = match &e {
-                    SourceError::Throttled { retry_after } => Some(*retry_after),
-                    SourceError::Failed(_) => Some(Duration::from_secs(30)),
-                    _ => None,
-                };
-                if let Some(after) = retry {
+                {
                     let mut inner = self.inner();
-                    inner.dirty.insert(user.id, now + after);
-                    inner.backoff.insert(user.id, now + after);
+                    let retry = match &e {
+                        SourceError::Throttled { retry_after } => Some(*retry_after),
+                        SourceError::Failed(_) => Some(Duration::from_secs(30)),
+                        // Refused (credentials, rights, a mailbox not found): the admin
+                        // must act, but a refusal can pass too (a token revoked as it was
+                        // used). Tried once more after a minute, then left to the polls,
+                        // so a wrong password cannot lock the account out.
+                        _ if inner.refused.insert(user.id) => Some(Duration::from_secs(60)),
+                        _ => None,
+                    };
+                    if let Some(after) = retry {
+                        inner.dirty.insert(user.id, now + after);
+                        inner.backoff.insert(user.id, now + after);
+                    }
                 }
                 tracing::warn!(user = %user.id, instance = %instance.id, error = %e, "sync failed");
                 // The company sees what failed; where it failed is in the log.
@@ -127,6 +134,7 @@ impl Engine {
         {
             let mut inner = self.inner();
             inner.backoff.remove(&user.id);
+            inner.refused.remove(&user.id);
             inner.plans.insert(user.id, plan);
             inner
                 .held

@@ -221,13 +221,16 @@ struct Shared {
     cut: Arc<tokio::sync::Notify>,
     /// Runs when the next `Subscribe` (of the kind named, or any) arrives, before its
     /// subscription exists.
-    before_subscribe: Mutex<Option<(Option<&'static str>, Box<dyn FnOnce() + Send>)>>,
+    before_subscribe: Mutex<Option<SubscribeHook>>,
     http: reqwest::Client,
     /// NTLM state per client connection.
     ntlm: Mutex<HashMap<std::net::SocketAddr, http::Connection>>,
     /// Served over TLS: the `tls-server-end-point` token of its certificate.
     channel: Mutex<Option<Vec<u8>>>,
 }
+
+/// What runs before the next `Subscribe` (of the kind named, or any).
+type SubscribeHook = (Option<&'static str>, Box<dyn FnOnce() + Send>);
 
 /// The simulator; cheap to clone.
 #[derive(Clone)]

@@ -633,3 +633,38 @@ async fn a_new_subscription_owes_a_read_unless_one_is_due_and_spares_the_polls()
             .await;
     assert_eq!(polled, 1, "the safety-net poll");
 }
+
+#[tokio::test]
+async fn a_refused_read_is_tried_once_more_then_left_to_the_polls() {
+    let w = world(Template::Prefix).await;
+    let first = at("2026-11-24 09:00");
+    let engine = w.engine_at(first).await;
+    let secs = |s: i64| first + jiff::SignedDuration::from_secs(s);
+    let refuse = || {
+        *w.calendars.fail_next.lock().expect("lock") = Some(
+            kalsync_engine::SourceError::Credentials("token revoked".into()),
+        );
+    };
+    // A token revoked as it was used: the read asked for is not dropped.
+    refuse();
+    assert_eq!(engine.sync_due(first).await, 1, "refused");
+    assert_eq!(engine.sync_due(secs(30)).await, 0, "not hammered");
+    assert_eq!(
+        engine.sync_due(secs(61)).await,
+        1,
+        "tried once more, and read"
+    );
+
+    // Refused twice in a row (a wrong password): the second is left to the polls, so
+    // the account is not locked out by retries.
+    engine.mark_dirty(w.anna.id, secs(100));
+    refuse();
+    assert_eq!(engine.sync_due(secs(100)).await, 1, "refused");
+    refuse();
+    assert_eq!(engine.sync_due(secs(161)).await, 1, "refused again");
+    assert_eq!(
+        engine.sync_due(secs(250)).await,
+        0,
+        "no third try before a poll"
+    );
+}
