@@ -290,7 +290,11 @@ fn engine_config(settings: &Settings) -> EngineConfig {
         node: settings.node.clone().unwrap_or_else(host_name),
         debounce: Duration::from_millis(e.debounce_ms),
         poll_interval: Duration::from_secs(e.poll_interval_secs.max(1)),
-        subscribed_poll_interval: Duration::from_secs(e.subscribed_poll_interval_secs.max(1)),
+        subscribed_poll_interval: Duration::from_secs(
+            e.subscribed_poll_interval_secs
+                .unwrap_or(e.poll_interval_secs)
+                .max(1),
+        ),
         sync_concurrency: e.sync_concurrency.max(1),
         retry: RetryPolicy {
             max_attempts: e.max_attempts.max(1),

@@ -173,8 +173,9 @@ impl Default for LogSettings {
 pub struct EngineSettings {
     /// Seconds between polls of a mailbox without notifications.
     pub poll_interval_secs: u64,
-    /// Seconds between polls of a mailbox whose changes are notified (a safety net).
-    pub subscribed_poll_interval_secs: u64,
+    /// Seconds between polls of a mailbox whose changes are notified (a safety net)
+    /// [default: `poll_interval_secs`].
+    pub subscribed_poll_interval_secs: Option<u64>,
     /// Milliseconds a change waits for more before the re-read.
     pub debounce_ms: u64,
     /// Days bookings are kept after they end.
@@ -189,7 +190,7 @@ impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
             poll_interval_secs: 300,
-            subscribed_poll_interval_secs: 900,
+            subscribed_poll_interval_secs: None,
             debounce_ms: 2000,
             retention_days: 30,
             sync_concurrency: 16,
