@@ -13,9 +13,37 @@ use crate::status::StatusUpdate;
 use crate::{Engine, EngineError};
 
 impl Engine {
-    /// Reads requests other nodes left for this node's users.
+    /// Reads requests other nodes (or an admin's change of an instance) left for this
+    /// node's users. Their instances are read from the store first, so the reads use
+    /// rules and a source saved a moment ago, not those of the last refresh.
     pub async fn claim_requests(&self, now: Timestamp) -> Result<usize, EngineError> {
         let users = self.store.claim_sync_requests(&self.config.node).await?;
+        if users.is_empty() {
+            return Ok(0);
+        }
+        let instances: std::collections::BTreeSet<InstanceId> = {
+            let inner = self.inner();
+            users
+                .iter()
+                .filter_map(|u| inner.held.get(u).map(|(user, _)| user.instance))
+                .collect()
+        };
+        for id in instances {
+            // One gone or unreadable is left to the reads and the next refresh.
+            let Ok(instance) = self.store.instance(id).await else {
+                continue;
+            };
+            // A new source for a changed configuration (the factory keeps the one it
+            // has otherwise), as at a refresh.
+            let source = (self.sources)(&instance).ok();
+            let mut inner = self.inner();
+            if let Some(source) = source
+                && inner.sources.contains_key(&id)
+            {
+                inner.sources.insert(id, source);
+            }
+            inner.instances.insert(id, Arc::new(instance));
+        }
         for user in &users {
             self.mark_dirty(*user, now);
         }

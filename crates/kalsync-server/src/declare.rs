@@ -274,6 +274,11 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                     updated.source = source(&i.source)?;
                     updated.settings = settings;
                     store.update_instance(&updated).await?;
+                    // Rules changed in the file: the stored timelines follow the old
+                    // ones, so every user is read again, not at its next poll.
+                    if updated.settings != existing.settings {
+                        store.request_instance_sync(updated.id).await?;
+                    }
                     updated
                 }
                 None => {

@@ -27,7 +27,7 @@ use kalsync_engine::Engine;
 use kalsync_graph::notifications::{self, LifecycleEvent, Notification};
 use kalsync_graph::{GraphClient, GraphError, NewSubscription};
 use kalsync_sources::Connections;
-use kalsync_store::{SecretBox, Store, UserId};
+use kalsync_store::{InstanceId, SecretBox, Store, UserId};
 
 /// The sync-state key of a user's Graph subscription (id, expiry, sealed clientState).
 const GRAPH_SUBSCRIPTION: &str = "graph_subscription";
@@ -47,6 +47,9 @@ const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(24);
 struct Registered {
     user: UserId,
     client_state: SecretString,
+    /// The instance whose client keeps the subscription: `None` for one only looked up
+    /// to check a notification.
+    keeper: Option<(InstanceId, GraphClient)>,
 }
 
 /// The subscriptions of this node's Graph instances.
@@ -126,11 +129,14 @@ impl Subscriptions {
         let mut alive: HashMap<String, ()> = HashMap::new();
         // Subscriptions of users other nodes hold: not this node's to delete.
         let mut elsewhere = std::collections::HashSet::new();
+        let mut unlisted = std::collections::HashSet::new();
         for instance in instances {
             let Some(client) = self.client(&instance) else {
                 continue;
             };
             let Ok(users) = self.store.users(instance.id).await else {
+                // Not listed this pass: its subscriptions are kept as they are.
+                unlisted.insert(instance.id);
                 continue;
             };
             for user in users {
@@ -182,6 +188,7 @@ impl Subscriptions {
                             Registered {
                                 user: user.id,
                                 client_state,
+                                keeper: Some((instance.id, client.clone())),
                             },
                         );
                         alive.insert(id.clone(), ());
@@ -207,7 +214,7 @@ impl Subscriptions {
                             }
                             Err(GraphError::NotFound(_)) => {
                                 self.create(
-                                    &client,
+                                    (instance.id, &client),
                                     user.id,
                                     &user.email.to_string(),
                                     now,
@@ -221,7 +228,7 @@ impl Subscriptions {
                     }
                     _ => {
                         self.create(
-                            &client,
+                            (instance.id, &client),
                             user.id,
                             &user.email.to_string(),
                             now,
@@ -239,27 +246,38 @@ impl Subscriptions {
                     self.engine.mark_dirty(user.id, Timestamp::now());
                 }
             }
-            // Subscriptions of users who are gone are deleted; those of users another
-            // node took (a lease moved) are only forgotten here — the holder uses them.
-            let gone: Vec<String> = self
-                .registry()
-                .keys()
-                .filter(|k| !alive.contains_key(*k))
-                .cloned()
-                .collect();
-            for id in gone {
-                if !elsewhere.contains(&id) && client.delete_subscription(&id).await.is_ok() {
-                    done.deleted += 1;
-                }
-                self.registry().remove(&id);
+        }
+        // Judged once every instance is listed: subscriptions of users who are gone (or
+        // of instances no longer active) are deleted with their instance's client; those
+        // of users another node took (a lease moved) are only forgotten here — the
+        // holder uses them.
+        let gone: Vec<(String, Option<GraphClient>)> = self
+            .registry()
+            .iter()
+            .filter(|(id, r)| {
+                !alive.contains_key(*id)
+                    && !r
+                        .keeper
+                        .as_ref()
+                        .is_some_and(|(instance, _)| unlisted.contains(instance))
+            })
+            .map(|(id, r)| (id.clone(), r.keeper.as_ref().map(|(_, c)| c.clone())))
+            .collect();
+        for (id, client) in gone {
+            if !elsewhere.contains(&id)
+                && let Some(client) = client
+                && client.delete_subscription(&id).await.is_ok()
+            {
+                done.deleted += 1;
             }
+            self.registry().remove(&id);
         }
         done
     }
 
     async fn create(
         &self,
-        client: &GraphClient,
+        (instance, client): (InstanceId, &GraphClient),
         user: UserId,
         mailbox: &str,
         now: Timestamp,
@@ -281,8 +299,14 @@ impl Subscriptions {
             .await
             .map_err(|e| e.to_string())?;
         let sealed = self.secrets.seal(&client_state);
-        self.registry()
-            .insert(created.id.clone(), Registered { user, client_state });
+        self.registry().insert(
+            created.id.clone(),
+            Registered {
+                user,
+                client_state,
+                keeper: Some((instance, client.clone())),
+            },
+        );
         alive.insert(created.id.clone(), ());
         done.created += 1;
         // Stored before the next subscription is made, then the user read: what changed
@@ -313,6 +337,7 @@ impl Subscriptions {
         Some(Registered {
             user: UserId(uuid::Uuid::from_bytes(subject)),
             client_state: SecretString::from(client_state.to_owned()),
+            keeper: None,
         })
     }
 
@@ -362,6 +387,7 @@ impl Subscriptions {
         Some(Registered {
             user: user.id,
             client_state,
+            keeper: None,
         })
     }
 
@@ -414,6 +440,13 @@ impl Subscriptions {
             let Some(user) = known.get(n.subscription_id()).map(|r| r.user) else {
                 continue;
             };
+            tracing::debug!(
+                subscription = n.subscription_id(),
+                user = %user,
+                held = self.engine.holds(user),
+                lifecycle = matches!(n, Notification::Lifecycle { .. }),
+                "graph notification"
+            );
             if let Notification::Lifecycle {
                 event: LifecycleEvent::SubscriptionRemoved,
                 subscription_id,

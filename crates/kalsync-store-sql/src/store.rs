@@ -117,6 +117,10 @@ impl Store for SqlStore {
         self.mark_sync_requested(user).await
     }
 
+    async fn request_instance_sync(&self, instance: InstanceId) -> Result<(), StoreError> {
+        self.mark_instance_sync_requested(instance).await
+    }
+
     async fn claim_sync_requests(&self, node: &str) -> Result<Vec<UserId>, StoreError> {
         self.take_sync_requests(node).await
     }

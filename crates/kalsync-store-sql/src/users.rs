@@ -171,6 +171,19 @@ impl SqlStore {
         self.affected(query, format!("user {user}")).await
     }
 
+    pub(crate) async fn mark_instance_sync_requested(
+        &self,
+        instance: InstanceId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET sync_requested_ms = $2 WHERE instance_id = $1")
+            .bind(instance.to_string())
+            .bind(ms(Timestamp::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     pub(crate) async fn take_sync_requests(&self, node: &str) -> Result<Vec<UserId>, StoreError> {
         let rows = sqlx::query(
             "UPDATE users SET sync_requested_ms = NULL WHERE sync_requested_ms IS NOT NULL \

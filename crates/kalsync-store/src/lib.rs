@@ -153,6 +153,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_push_token(&self, token: &str) -> Result<Option<User>, StoreError>;
     /// Asks whichever node holds the user to read it again.
     async fn request_sync(&self, user: UserId) -> Result<(), StoreError>;
+    /// Asks the nodes holding the instance's users to read each again (its rules or
+    /// source changed): one request per user, however many nodes hold them.
+    async fn request_instance_sync(&self, instance: InstanceId) -> Result<(), StoreError>;
     /// Takes the read requests for the users `node` holds.
     async fn claim_sync_requests(&self, node: &str) -> Result<Vec<UserId>, StoreError>;
     /// Removes a user and everything of it, the e-mail included.

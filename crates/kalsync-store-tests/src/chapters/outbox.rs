@@ -37,6 +37,21 @@ pub(crate) async fn outbox(c: &Cast<'_>, hook: &Target) -> (Timestamp, Timestamp
             .expect("claimed once")
             .is_empty()
     );
+    // An instance's rules changed: each of its users is read again, once.
+    s.request_instance_sync(c.instance.id)
+        .await
+        .expect("instance request");
+    let mut claimed = s.claim_sync_requests("node-a").await.expect("claim");
+    claimed.sort();
+    let mut both = vec![anna.id, bo.id];
+    both.sort();
+    assert_eq!(claimed, both);
+    assert!(
+        s.claim_sync_requests("node-a")
+            .await
+            .expect("claimed once")
+            .is_empty()
+    );
     let payload = |reason: &str| serde_json::json!({"reason": reason, "user": anna.id.to_string()});
     let first = s
         .enqueue(NewDelivery {

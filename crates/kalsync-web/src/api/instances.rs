@@ -597,6 +597,8 @@ pub(crate) async fn change_instance(
     if let Some(a) = change.active {
         found.active = a;
     }
+    let reread =
+        change.settings.is_some() || change.source.is_some() || change.active == Some(true);
     if let Some(s) = change.source {
         let kept = stored_with_tenant_ids(state, found.source.clone()).await;
         let operators_instance = matches!((&state.microsoft365, &found.source),
@@ -619,6 +621,11 @@ pub(crate) async fn change_instance(
         found.settings = settings(text)?;
     }
     state.store.update_instance(&found).await?;
+    // New rules or a new source apply from the next read: every user is read again now
+    // (by whichever node holds them), not at its next poll.
+    if reread {
+        state.store.request_instance_sync(found.id).await?;
+    }
     audit(
         state,
         principal,

@@ -77,6 +77,9 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     };
     settings.engine.debounce_ms = 0;
     settings.engine.poll_interval_secs = 2;
+    // Anna's booking must come by notification: her mailbox, once subscribed, is polled
+    // only every 15 minutes.
+    settings.engine.subscribed_poll_interval_secs = Some(900);
     let app = Launch::new(settings).public().spawn().await;
     let base = &app.base;
 
