@@ -153,6 +153,15 @@ impl Engine {
             inner.last_read.retain(|u, _| held.contains_key(u));
             inner.subscribed.retain(|u| held.contains_key(u));
             inner.refused.retain(|u| held.contains_key(u));
+            // A user newly held begins from its record's revision (another node may
+            // have written it meanwhile).
+            let kept: std::collections::HashSet<UserId> = inner
+                .held
+                .keys()
+                .filter(|u| held.contains_key(*u))
+                .copied()
+                .collect();
+            inner.revisions.retain(|u, _| kept.contains(u));
             // Reads owed to users another node took (their lease ran out here: a stall, a
             // clock step) go to that node, as at a clean shutdown.
             let handed: Vec<UserId> = inner

@@ -125,6 +125,9 @@ pub enum SyncOutcome {
     Inactive,
     /// A poll found nothing changed since the last read; the window was not read.
     Unchanged,
+    /// Read, but not written: another node's read of the user was written since this
+    /// one began. The user is read again by whichever node holds it.
+    Overtaken,
 }
 
 /// A poll reads the whole window at least this often even when the source says nothing
@@ -173,6 +176,9 @@ struct Inner {
     /// Users whose last read was refused (credentials, rights): retried once, then
     /// left to the polls until a read succeeds.
     refused: std::collections::HashSet<UserId>,
+    /// Each held user's revision as this node last wrote or saw it (the next read
+    /// begins from it); without one, the revision of the user's record.
+    revisions: HashMap<UserId, u64>,
     /// Known users by instance and mailbox, for notifications.
     by_mailbox: HashMap<(InstanceId, String), UserId>,
     /// The users this node holds, with their company.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{Window, build_timeline};
-use kalsync_store::{Instance, SyncWrite, UserId};
+use kalsync_store::{Instance, StoreError, SyncWrite, UserId};
 use rand::Rng as _;
 
 use crate::plan::Plan;
@@ -54,13 +54,18 @@ impl Engine {
         if !instance.active {
             return Ok(SyncOutcome::Inactive);
         }
-        {
+        let revision = {
             // This read covers every change asked for before it starts; one asked for
             // while it runs asks again.
             let mut inner = self.inner();
             inner.last_read.insert(user.id, now);
             inner.dirty.remove(&user.id);
-        }
+            inner
+                .revisions
+                .get(&user.id)
+                .copied()
+                .unwrap_or(user.sync_revision)
+        };
         let window = Window::sync(now, instance.settings.days_ahead);
         let read = match self.source_for(&instance) {
             Ok(source) => {
@@ -118,7 +123,7 @@ impl Engine {
         let next = plan.next_transition(now);
         let note = (!read.rejected.is_empty())
             .then(|| format!("{} booking(s) could not be read", read.rejected.len()));
-        let diff = self
+        let saved = self
             .store
             .save_sync(SyncWrite {
                 user: user.id,
@@ -128,8 +133,26 @@ impl Engine {
                 next_change: next,
                 at: now,
                 note: note.as_deref(),
+                revision,
             })
-            .await?;
+            .await;
+        let diff = match saved {
+            Ok(saved) => {
+                self.inner().revisions.insert(user.id, saved.revision);
+                saved.diff
+            }
+            Err(StoreError::Overtaken { revision }) => {
+                // Another node read the user and wrote it after this read began (the
+                // user moved while this ran): this read is dropped, and whoever holds
+                // the user now reads it once more — this read may have seen a change
+                // the other one began too early to see.
+                tracing::info!(user = %user.id, "a read was overtaken by another node's; the user is read again");
+                self.inner().revisions.insert(user.id, revision);
+                self.store.request_sync(user.id).await?;
+                return Ok(SyncOutcome::Overtaken);
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.metrics.synced();
         {
             let mut inner = self.inner();

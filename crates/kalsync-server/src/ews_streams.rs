@@ -739,6 +739,7 @@ mod tests {
             sync_state: Default::default(),
             last_sync: None,
             last_error: None,
+            sync_revision: 0,
             created: Timestamp::UNIX_EPOCH,
         };
         if let Some(at) = at {

@@ -117,6 +117,8 @@ impl SqlStore {
                 .map_err(db)?
                 .map(at),
             last_error: row.try_get("last_error").map_err(db)?,
+            sync_revision: u64::try_from(row.try_get::<i64, _>("sync_revision").map_err(db)?)
+                .map_err(|e| corrupt("user sync revision", e))?,
             created: at(row.try_get("created_ms").map_err(db)?),
         })
     }

@@ -8,7 +8,7 @@ use kalsync_store::{
     Account, AccountId, ApiToken, ApiTokenId, AuditEntry, BookingDiff, Company, CompanyId,
     CompanyTenant, Delivery, DeliveryId, DeliveryState, EntraId, Grant, Instance, InstanceId,
     NewAccount, NewApiToken, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, Session,
-    Store, StoreError, SyncState, SyncWrite, Target, TargetId, User, UserId,
+    Store, StoreError, SyncSaved, SyncState, SyncWrite, Target, TargetId, User, UserId,
 };
 
 use crate::SqlStore;
@@ -138,7 +138,7 @@ impl Store for SqlStore {
         self.update_bookings(user, bookings, keep_subjects).await
     }
 
-    async fn save_sync(&self, w: SyncWrite<'_>) -> Result<BookingDiff, StoreError> {
+    async fn save_sync(&self, w: SyncWrite<'_>) -> Result<SyncSaved, StoreError> {
         self.write_sync(w).await
     }
 

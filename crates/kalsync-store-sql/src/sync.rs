@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use kalsync_core::{Booking, Timeline};
-use kalsync_store::{BookingDiff, StoreError, SyncWrite, UserId};
+use kalsync_store::{BookingDiff, StoreError, SyncSaved, SyncWrite, UserId};
 use sqlx::Row as _;
 
 use crate::SqlStore;
@@ -117,23 +117,44 @@ impl SqlStore {
         Ok(diff)
     }
 
-    pub(crate) async fn write_sync(&self, w: SyncWrite<'_>) -> Result<BookingDiff, StoreError> {
+    pub(crate) async fn write_sync(&self, w: SyncWrite<'_>) -> Result<SyncSaved, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        let revision = i64::try_from(w.revision)
+            .map_err(|_| StoreError::Invalid(format!("revision {}", w.revision)))?;
+        // First, so the user's row is locked for the rest: a concurrent write of the same
+        // user waits here and then finds the revision moved on.
+        let recorded = sqlx::query(
+            "UPDATE users SET last_sync_ms = $2, last_error = $3, sync_revision = sync_revision + 1 \
+             WHERE id = $1 AND sync_revision = $4",
+        )
+        .bind(w.user.to_string())
+        .bind(ms(w.at))
+        .bind(w.note.map(str::to_owned))
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if recorded.rows_affected() == 0 {
+            let now: Option<i64> =
+                sqlx::query_scalar("SELECT sync_revision FROM users WHERE id = $1")
+                    .bind(w.user.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            return Err(match now {
+                None => StoreError::NotFound(format!("user {}", w.user)),
+                Some(now) => StoreError::Overtaken {
+                    revision: u64::try_from(now).unwrap_or_default(),
+                },
+            });
+        }
         let diff = write_bookings(&mut tx, w.user, w.bookings, w.keep_subjects).await?;
         write_timeline(&mut tx, w.user, w.timeline, w.next_change).await?;
-        let recorded =
-            sqlx::query("UPDATE users SET last_sync_ms = $2, last_error = $3 WHERE id = $1")
-                .bind(w.user.to_string())
-                .bind(ms(w.at))
-                .bind(w.note.map(str::to_owned))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        if recorded.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user {}", w.user)));
-        }
         tx.commit().await.map_err(db)?;
-        Ok(diff)
+        Ok(SyncSaved {
+            diff,
+            revision: w.revision + 1,
+        })
     }
 
     pub(crate) async fn select_bookings(&self, user: UserId) -> Result<Vec<Booking>, StoreError> {

@@ -20,6 +20,7 @@ impl SqlStore {
             sync_state: SyncState::default(),
             last_sync: None,
             last_error: None,
+            sync_revision: 0,
             created: now(),
         };
         sqlx::query("INSERT INTO users (id, instance_id, email, display_name, extension, sync_state, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")

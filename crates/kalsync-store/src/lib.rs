@@ -43,6 +43,14 @@ pub enum StoreError {
     /// The caller asked for something the store cannot hold.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A read was not written: another read of the user was written since it began.
+    #[error(
+        "another read of the user was written since this one began (now at revision {revision})"
+    )]
+    Overtaken {
+        /// The user's revision now.
+        revision: u64,
+    },
 }
 
 /// What one read of a user's calendar leaves in the store.
@@ -62,6 +70,19 @@ pub struct SyncWrite<'a> {
     pub at: Timestamp,
     /// A note for the admin (e.g. bookings that could not be read).
     pub note: Option<&'a str>,
+    /// The user's [`User::sync_revision`] when the read began: written only if it is
+    /// still that, else [`StoreError::Overtaken`] — so a read that ran while another
+    /// node took the user over and read it later cannot put older bookings back.
+    pub revision: u64,
+}
+
+/// What writing a read did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncSaved {
+    /// The bookings it changed.
+    pub diff: BookingDiff,
+    /// The user's revision now (the next read begins from it).
+    pub revision: u64,
 }
 
 /// A booking diff: what a re-read changed.
@@ -176,17 +197,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes bookings that ended before `cutoff`; how many.
     async fn delete_bookings_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
 
-    /// Stores a read at once: bookings replaced as [`Store::replace_bookings`] does, the
-    /// timeline saved, the sync recorded. A backend with transactions does it in one.
-    async fn save_sync(&self, write: SyncWrite<'_>) -> Result<BookingDiff, StoreError> {
-        let diff = self
-            .replace_bookings(write.user, write.bookings, write.keep_subjects)
-            .await?;
-        self.save_timeline(write.user, write.timeline, write.next_change)
-            .await?;
-        self.record_sync(write.user, write.at, write.note).await?;
-        Ok(diff)
-    }
+    /// Stores a read at once, or nothing: bookings replaced as
+    /// [`Store::replace_bookings`] does, the timeline saved, the sync recorded and the
+    /// revision counted — only while the user's revision is still the one the read
+    /// began from ([`StoreError::Overtaken`] otherwise).
+    async fn save_sync(&self, write: SyncWrite<'_>) -> Result<SyncSaved, StoreError>;
 
     // Timelines.
     /// Stores a user's timeline and when it next changes.

@@ -179,3 +179,108 @@ async fn a_changed_source_is_taken_up_at_the_next_lease_renewal() {
         "the renewal takes the changed source up"
     );
 }
+
+/// A source whose reads take what the calendar holds at once and then wait for the test
+/// to let them finish: a read that is slow to come back.
+struct Slow {
+    calendars: Arc<Calendars>,
+    began: Arc<tokio::sync::Notify>,
+    finish: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl Source for Slow {
+    async fn read(
+        &self,
+        mailbox: &kalsync_core::EmailAddress,
+        window: kalsync_core::Window,
+        subjects: bool,
+    ) -> Result<kalsync_engine::SourceRead, kalsync_engine::SourceError> {
+        let read = self.calendars.read(mailbox, window, subjects).await;
+        self.began.notify_one();
+        let _go = self.finish.acquire().await;
+        read
+    }
+}
+
+/// Node a begins a read; the user moves to node b (a stall, a clock step) while it runs,
+/// and node b reads the booking made meanwhile and writes it. Node a's read, older, comes
+/// back last: it must not put the calendar as it was back (it would stay so until the
+/// next poll — an hour for a notified mailbox), and the holder reads once more.
+#[tokio::test]
+async fn a_slow_read_of_a_user_that_moved_does_not_undo_the_new_holders() {
+    let w = world(Template::Prefix).await;
+    let store: Arc<dyn Store> = w.store.clone();
+    let began = Arc::new(tokio::sync::Notify::new());
+    let finish = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = Arc::new(Slow {
+        calendars: w.calendars.clone(),
+        began: began.clone(),
+        finish: finish.clone(),
+    });
+    let pbx = w.pbx.clone();
+    let a = Engine::new(
+        store.clone(),
+        EngineConfig {
+            node: "node-a".into(),
+            debounce: Duration::ZERO,
+            lease_ttl: Duration::from_millis(400),
+            ..EngineConfig::default()
+        },
+        Arc::new(move |_| Ok(slow.clone() as Arc<dyn Source>)),
+        Arc::new(move |_| Ok(pbx.clone() as Arc<dyn Target>)),
+    );
+    let b = node(&w, "node-b", store.clone());
+    let now = at("2026-11-24 09:00");
+    assert_eq!(a.renew_leases(now).await.expect("a"), 1);
+
+    // Node a's read takes the empty calendar and is slow to come back.
+    let reading = tokio::spawn({
+        let a = a.clone();
+        let anna = w.anna.id;
+        async move { a.sync_user(anna, now).await }
+    });
+    began.notified().await;
+
+    // Meanwhile the user moves to node b, Anna books lunch, node b reads and writes it.
+    store.release_leases("node-a").await.expect("let go");
+    assert_eq!(b.renew_leases(now).await.expect("b takes"), 1);
+    w.book(vec![booking(
+        "l",
+        "2026-11-24 08:30",
+        "2026-11-24 10:00",
+        "LUN: x",
+    )]);
+    b.sync_user(w.anna.id, now).await.expect("b reads");
+
+    // Node a's read comes back last: it writes nothing, and node b reads again.
+    finish.add_permits(1);
+    let outcome = reading.await.expect("joined").expect("a's read");
+    let stored = store
+        .timeline(w.anna.id)
+        .await
+        .expect("timeline")
+        .expect("stored");
+    assert_eq!(
+        stored.absences.len(),
+        1,
+        "the lunch node b read is still stored"
+    );
+    assert_eq!(outcome, kalsync_engine::SyncOutcome::Overtaken);
+    assert_eq!(
+        b.claim_requests(now).await.expect("b claims"),
+        1,
+        "the holder reads once more"
+    );
+    assert_eq!(b.sync_due(now).await, 1);
+    assert_eq!(
+        store
+            .timeline(w.anna.id)
+            .await
+            .expect("timeline")
+            .expect("stored")
+            .absences
+            .len(),
+        1
+    );
+}

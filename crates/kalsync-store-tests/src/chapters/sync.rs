@@ -111,9 +111,11 @@ pub(crate) async fn timelines(c: &Cast<'_>, week: &[Booking]) -> Timeline {
     timeline
 }
 
-/// A read is stored at once: bookings, timeline and the sync's outcome.
+/// A read is stored at once: bookings, timeline and the sync's outcome — only over the
+/// revision it began from: a read overtaken by another's write stores nothing.
 pub(crate) async fn a_read_is_stored_at_once(c: &Cast<'_>, week: &[Booking], timeline: &Timeline) {
     let Cast { s, bo, .. } = c;
+    let began = s.user(bo.id).await.expect("bo").sync_revision;
     let write = SyncWrite {
         user: bo.id,
         bookings: week,
@@ -122,8 +124,12 @@ pub(crate) async fn a_read_is_stored_at_once(c: &Cast<'_>, week: &[Booking], tim
         next_change: Some(at("2026-11-23 12:00")),
         at: at("2026-11-23 09:00"),
         note: Some("1 booking(s) could not be read"),
+        revision: began,
     };
-    let diff = s.save_sync(write).await.expect("save sync");
+    let saved = s.save_sync(write).await.expect("save sync");
+    assert_eq!(saved.revision, began + 1);
+    assert_eq!(s.user(bo.id).await.expect("bo").sync_revision, began + 1);
+    let diff = saved.diff;
     assert_eq!((diff.added, diff.changed, diff.removed), (2, 0, 0));
     assert_eq!(s.bookings(bo.id).await.expect("bookings").len(), 2);
     assert_eq!(
@@ -136,7 +142,37 @@ pub(crate) async fn a_read_is_stored_at_once(c: &Cast<'_>, week: &[Booking], tim
         synced.last_error.as_deref(),
         Some("1 booking(s) could not be read")
     );
-    assert!(s.save_sync(write).await.expect("again").is_empty());
+    // A read that began at the old revision (another node's, which held the user
+    // before) is overtaken: it writes nothing, neither bookings nor timeline nor time.
+    assert!(matches!(
+        s.save_sync(SyncWrite {
+            bookings: &[],
+            timeline: &Timeline::default(),
+            at: at("2026-11-23 09:30"),
+            ..write
+        })
+        .await,
+        Err(StoreError::Overtaken { revision }) if revision == began + 1
+    ));
+    assert_eq!(s.bookings(bo.id).await.expect("bookings").len(), 2);
+    assert_eq!(
+        s.timeline(bo.id).await.expect("timeline"),
+        Some(timeline.clone())
+    );
+    assert_eq!(
+        s.user(bo.id).await.expect("bo").last_sync,
+        Some(at("2026-11-23 09:00"))
+    );
+    assert!(
+        s.save_sync(SyncWrite {
+            revision: began + 1,
+            ..write
+        })
+        .await
+        .expect("again")
+        .diff
+        .is_empty()
+    );
     assert!(matches!(
         s.save_sync(SyncWrite {
             user: UserId(uuid::Uuid::new_v4()),

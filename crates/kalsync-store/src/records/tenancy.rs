@@ -89,6 +89,8 @@ pub struct User {
     pub last_sync: Option<Timestamp>,
     /// Its error, if it failed.
     pub last_error: Option<String>,
+    /// How many reads of it were written ([`crate::SyncWrite::revision`]).
+    pub sync_revision: u64,
     /// Added.
     pub created: Timestamp,
 }

@@ -258,6 +258,7 @@ pub(crate) async fn lunch_now(app: &App, user: kalsync_store::UserId) {
             next_change: None,
             at: now,
             note: None,
+            revision: app.store.user(user).await.expect("user").sync_revision,
         })
         .await
         .expect("stored");
