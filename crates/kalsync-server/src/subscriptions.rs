@@ -31,6 +31,10 @@ use kalsync_store::{InstanceId, SecretBox, Store, UserId};
 
 /// The sync-state key of a user's Graph subscription (id, expiry, sealed clientState).
 const GRAPH_SUBSCRIPTION: &str = "graph_subscription";
+/// The sync-state key naming the user's subscription Graph last said it removed: one
+/// removed before its maker stored it (its `201 Created` not yet read) is stored all the
+/// same, and must not be believed in.
+const GRAPH_REMOVED: &str = "graph_subscription_removed";
 /// What a `clientState` is minted for ([`SecretBox::mint_bound_token`], or
 /// [`SecretBox::mint_token`] before they named their user): each is random, and the
 /// endpoint recognises one of its own before it looks anything up.
@@ -154,10 +158,16 @@ impl Subscriptions {
                     continue;
                 }
                 let state = user.sync_state.0.get(GRAPH_SUBSCRIPTION).cloned();
+                let removed = user
+                    .sync_state
+                    .0
+                    .get(GRAPH_REMOVED)
+                    .and_then(|v| v.as_str());
                 let id = state
                     .as_ref()
                     .and_then(|s| s.get("id"))
                     .and_then(|v| v.as_str())
+                    .filter(|id| Some(*id) != removed)
                     .map(str::to_owned);
                 let expires = state
                     .as_ref()
@@ -360,9 +370,18 @@ impl Subscriptions {
     }
 
     /// Forgets a subscription Graph removed, here and in the store (when the store
-    /// still names it), and wakes the pass that makes it again.
-    async fn forget(&self, subscription: &str) {
+    /// still names it), and wakes the pass that makes it again. The user is told it was
+    /// removed: its maker may not have stored it yet (Graph can remove a subscription
+    /// before its `201 Created` is read), and stores it after.
+    async fn forget(&self, subscription: &str, user: UserId) {
         self.registry().remove(subscription);
+        if let Err(e) = self
+            .store
+            .set_sync_key(user, GRAPH_REMOVED, Some(&json!(subscription)))
+            .await
+        {
+            tracing::warn!(user = %user, error = %e, "cannot record a removed subscription; it is made again when it is renewed");
+        }
         if let Ok(Some(user)) = self.store.user_by_subscription(subscription).await {
             let _ = self
                 .store
@@ -456,7 +475,7 @@ impl Subscriptions {
                 // Forgotten in the store by whichever node hears it; the holder makes it
                 // again at its next pass and reads the user after — a read now, before
                 // the new subscription, could miss a change.
-                self.forget(subscription_id).await;
+                self.forget(subscription_id, user).await;
                 if self.engine.holds(user) {
                     self.engine.notified(user, false);
                 } else if asked.insert(user)

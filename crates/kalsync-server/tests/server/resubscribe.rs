@@ -206,3 +206,31 @@ async fn graph_a_removed_subscription_is_made_again_then_read() {
     assert_eq!(sim.subscriptions().len(), 1, "subscribed again");
     app.stop().await;
 }
+
+/// Graph removes a subscription before its `201 Created` is read (its maker stores it
+/// after the `subscriptionRemoved` came): it is not believed in, but made again, and a
+/// lunch booked later reaches the PBX by notification.
+#[tokio::test]
+async fn graph_a_subscription_removed_before_it_is_stored_is_made_again() {
+    let sim = simulator_with_anna();
+    let (sim_url, _sim) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
+    let mut s = acme::settings(&sim_url);
+    s.engine.poll_interval_secs = 3600;
+    let removed = sim.clone();
+    sim.during_next_subscription(move || {
+        removed.forget_subscriptions();
+    });
+    let app = Launch::new(s).public().spawn().await;
+    // The first one was removed before its 201 went out: any one seen is a new one.
+    assert!(
+        eventually(async || sim.subscriptions().len() == 1).await,
+        "subscribed again"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    book_lunch_now(&sim);
+    assert!(
+        eventually_within(Duration::from_secs(10), async || at_lunch(&app)).await,
+        "the lunch reached the PBX by a subscription that exists"
+    );
+    app.stop().await;
+}
