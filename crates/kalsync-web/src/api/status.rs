@@ -51,6 +51,10 @@ pub(crate) struct StatusView {
     pub(crate) user: String,
     /// Mailbox.
     pub(crate) email: String,
+    /// Display name, if known.
+    pub(crate) name: Option<String>,
+    /// PBX extension, if any.
+    pub(crate) extension: Option<String>,
     /// The absence in force now; none: available.
     pub(crate) now: Option<AbsenceView>,
     /// Today and the days ahead.
@@ -153,6 +157,8 @@ pub(crate) async fn status_of(
     Ok(StatusView {
         user: found.id.to_string(),
         email: found.email.to_string(),
+        name: found.display_name.clone(),
+        extension: found.extension.as_ref().map(|e| e.as_str().to_owned()),
         now: timeline
             .at(now)
             .map(|a| view(a, &timeline, &instance, &sources, &stored)),
@@ -173,7 +179,7 @@ pub(crate) async fn status_of(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DirectoryQuery {
-    /// Only names, e-mails or extensions containing this (any case).
+    /// Only names, e-mails, extensions or company names containing this (any case).
     q: Option<String>,
     /// Also those who are available.
     all: Option<bool>,
@@ -209,6 +215,10 @@ pub(crate) struct AwayView {
     pub(crate) mode: String,
     /// Back at (RFC 3339).
     pub(crate) returns_at: String,
+    /// When back, short, in Swedish: `13.00` today, `ons 2/12 08.00` on another day.
+    pub(crate) back_sv: String,
+    /// When back, short, in English: `13:00` today, `Wed 2 Dec 08:00` on another day.
+    pub(crate) back_en: String,
     /// The PBX text in English.
     pub(crate) message_en: String,
     /// The PBX text in Swedish.
@@ -262,10 +272,11 @@ pub(crate) async fn directory_entries(
                 let extension = user.extension.as_ref().map(|e| e.as_str().to_owned());
                 if let Some(n) = &needle {
                     let hay = format!(
-                        "{} {} {}",
+                        "{} {} {} {}",
                         name.to_lowercase(),
                         user.email.as_str().to_lowercase(),
-                        extension.as_deref().unwrap_or("")
+                        extension.as_deref().unwrap_or(""),
+                        company.name.to_lowercase()
                     );
                     if !hay.contains(n.as_str()) {
                         continue;
@@ -278,6 +289,18 @@ pub(crate) async fn directory_entries(
                     label_sv: a.label(&instance.settings, Lang::Sv).to_owned(),
                     mode: a.mode.as_str().to_owned(),
                     returns_at: a.returns_at.to_string(),
+                    back_sv: crate::ui::i18n::back_at(
+                        Lang::Sv,
+                        a.returns_at,
+                        now,
+                        instance.settings.time_zone.tz(),
+                    ),
+                    back_en: crate::ui::i18n::back_at(
+                        Lang::En,
+                        a.returns_at,
+                        now,
+                        instance.settings.time_zone.tz(),
+                    ),
                     message_en: timeline.message(a, &instance.settings, Lang::En),
                     message_sv: timeline.message(a, &instance.settings, Lang::Sv),
                 });

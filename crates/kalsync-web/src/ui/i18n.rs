@@ -4,6 +4,8 @@
 
 use axum::http::HeaderMap;
 use axum::http::header;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use kalsync_core::Lang;
 
 /// A connection check's step, named as `kalsync check` names it, in the page's language
@@ -578,6 +580,26 @@ pub fn weekday(lang: Lang, day: jiff::civil::Weekday) -> &'static str {
     }
 }
 
+/// When someone is back, as a receptionist reads it at a glance: the time alone today
+/// (`08.00` / `08:00`), else the weekday and date too (`ons 2/12 08.00` /
+/// `Wed 2 Dec 08:00`), in `zone`. `now` decides what today is.
+pub fn back_at(lang: Lang, returns: Timestamp, now: Timestamp, zone: &TimeZone) -> String {
+    let back = returns.to_zoned(zone.clone());
+    let today = now.to_zoned(zone.clone()).date();
+    let day = weekday(lang, back.weekday());
+    match lang {
+        Lang::Sv if back.date() == today => back.strftime("%H.%M").to_string(),
+        Lang::Sv => format!(
+            "{day} {}/{} {}",
+            back.day(),
+            back.month(),
+            back.strftime("%H.%M")
+        ),
+        Lang::En if back.date() == today => back.strftime("%H:%M").to_string(),
+        Lang::En => format!("{day} {}", back.strftime("%-d %b %H:%M")),
+    }
+}
+
 /// `sv`, `sv-SE`, `en`, `en-GB` … → the language.
 pub fn parse(tag: &str) -> Option<Lang> {
     let primary = tag.split(['-', '_']).next()?.to_ascii_lowercase();
@@ -592,6 +614,35 @@ pub fn parse(tag: &str) -> Option<Lang> {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn back_is_the_time_today_and_the_day_too_otherwise() {
+        let zone = TimeZone::get("Europe/Stockholm").expect("zone");
+        let at = |s: &str| {
+            jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", s)
+                .expect("time")
+                .to_zoned(zone.clone())
+                .expect("zoned")
+                .timestamp()
+        };
+        let now = at("2026-12-01 10:00");
+        assert_eq!(
+            back_at(Lang::Sv, at("2026-12-01 13:00"), now, &zone),
+            "13.00"
+        );
+        assert_eq!(
+            back_at(Lang::En, at("2026-12-01 13:00"), now, &zone),
+            "13:00"
+        );
+        assert_eq!(
+            back_at(Lang::Sv, at("2026-12-02 08:00"), now, &zone),
+            "ons 2/12 08.00"
+        );
+        assert_eq!(
+            back_at(Lang::En, at("2026-12-02 08:00"), now, &zone),
+            "Wed 2 Dec 08:00"
+        );
+    }
 
     #[test]
     fn the_cookie_wins_then_accept_language_by_weight() {

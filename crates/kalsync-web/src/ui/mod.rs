@@ -185,7 +185,9 @@ pub(crate) fn page(
                     strong.brand { "Kalsync" }
                                         @if viewer.is_some() {
                         nav {
-                            a href="/" class=[(path == "/").then_some("here")] { (t.dashboard) }
+                            @if viewer.is_some_and(|p| p.grant.role != kalsync_store::Role::Reader) {
+                                a href="/" class=[(path == "/").then_some("here")] { (t.dashboard) }
+                            }
                             a href="/switchboard" class=[(path == "/switchboard").then_some("here")] { (t.switchboard) }
                         }
                     }
@@ -227,6 +229,15 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .date{width:6.5rem;font-size:.85em;color:#6b7280}.track{position:relative;flex:1;height:1.4rem;background:#eef1f4;border-radius:.2rem}
 .block{position:absolute;top:0;bottom:0;overflow:hidden;white-space:nowrap;font-size:.75em;color:#fff;padding:0 .2rem;border-radius:.2rem}
 .block.divert{background:#a0341c}.block.info{background:#1f5fa8}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
+header{flex-wrap:wrap}.who,h1,h2{overflow-wrap:anywhere}pre,.code{overflow-wrap:anywhere}pre{overflow-x:auto;max-width:100%}
+@media (max-width:40rem){
+header{gap:.4rem .8rem;padding:.5rem .8rem}.spacer{display:none}main{padding:.8rem}
+main table:not(.stack){display:block;overflow-x:auto}
+table.stack thead{display:none}table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;box-sizing:border-box}
+table.stack tr{border-bottom:1px solid #c9ced6;padding:.3rem 0}table.stack td{border:0;padding:.15rem .6rem;display:flex;gap:1rem;justify-content:space-between}
+table.stack td::before{content:attr(data-label);font-weight:600;color:#4b5563}
+.date{width:4.5rem}.card{max-width:none}
+}
 ";
 
 /// Where the language switch returns to.

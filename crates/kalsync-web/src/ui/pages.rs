@@ -176,6 +176,10 @@ fn clock(t: Timestamp, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
 /// The dashboard: per instance, its users, the last read, errors and undelivered
 /// statuses.
 pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> Response {
+    // A receptionist's page is the switchboard.
+    if viewer.principal.grant.role == kalsync_store::Role::Reader {
+        return Redirect::to("/switchboard").into_response();
+    }
     let t = i18n::texts(viewer.lang);
     let mut rows = Vec::new();
     let companies = match state.store.companies().await {
@@ -227,19 +231,19 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
             let subscriptions = subscription_expiries(&users, now);
             rows.push(html! {
                 tr {
-                    td { (company.name) }
-                                        td { a href={ "/instances/" (instance.id) } { (instance.name) } }
-                    td { (instance.source.kind()) }
-                    td { @if instance.active { (t.active) } @else { span.muted { (t.inactive) } } }
-                    td { (users.len()) }
-                    td { @match last {
+                    td data-label=(t.company) { (company.name) }
+                                        td data-label=(t.instance) { a href={ "/instances/" (instance.id) } { (instance.name) } }
+                    td data-label=(t.source) { (match instance.source.kind() { "graph" => "Microsoft 365", "ews" => "Exchange", other => other }) }
+                    td data-label=(t.status) { @if instance.active { (t.active) } @else { span.muted { (t.inactive) } } }
+                    td data-label=(t.users) { (users.len()) }
+                    td data-label=(t.last_sync) { @match last {
                         Some(at) => (clock(at, instance.settings.time_zone.tz(), viewer.lang)),
                         None => span.muted { (t.never) },
                     } }
-                    td { @if failing.is_empty() { span.available { (t.ok) } } @else {
+                    td data-label=(t.errors) { @if failing.is_empty() { span.available { (t.ok) } } @else {
                         span.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
                     } }
-                                        td.subscriptions { @match (&instance.source, subscriptions.first()) {
+                                        td.subscriptions data-label=(t.subscriptions) { @match (&instance.source, subscriptions.first()) {
                         (kalsync_store::SourceConfig::Graph { .. }, Some(first)) => {
                             (subscriptions.len()) "/" (users.len()) br;
                             small.muted { (t.renewed_by) " " (clock(*first, instance.settings.time_zone.tz(), viewer.lang)) }
@@ -247,9 +251,9 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                         (kalsync_store::SourceConfig::Graph { .. }, None) => span.muted { "0/" (users.len()) },
                         _ => span.muted { "—" },
                     } }
-                    td { @if throttled == 0 { "0" } @else { span.bad { (throttled) } } }
-                    td { (queued) }
-                    td { @if dead == 0 { span.available { "0" } } @else { span.bad { (dead) } } }
+                    td data-label=(t.throttled) { @if throttled == 0 { "0" } @else { span.bad { (throttled) } } }
+                    td data-label=(t.outbox) { (queued) }
+                    td data-label=(t.dead_letters) { @if dead == 0 { span.available { "0" } } @else { span.bad { (dead) } } }
                 }
             });
         }
@@ -263,7 +267,7 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
             h1 { (t.dashboard) }
             h2 { (t.instances) }
             @if rows.is_empty() { p.muted { (t.no_instances) } } @else {
-                table #instances {
+                table #instances .stack {
                     thead { tr {
                         th { (t.company) } th { (t.instance) } th { (t.source) } th { (t.status) }
                                                 th { (t.users) } th { (t.last_sync) } th { (t.errors) } th { (t.subscriptions) }
@@ -302,24 +306,31 @@ impl Filter {
     }
 }
 
-/// The rows of the switchboard's table.
-fn switchboard_rows(t: &Texts, lang: Lang, entries: &[DirectoryEntry]) -> Markup {
+/// The rows of the switchboard's table: each name opens the person; the status says
+/// why (the whole PBX text on hover), the last column only when they are back. With
+/// `companies` (an operator's) a company column tells namesakes apart.
+fn switchboard_rows(t: &Texts, lang: Lang, entries: &[DirectoryEntry], companies: bool) -> Markup {
+    let columns = if companies { 5 } else { 4 };
     html! {
         @if entries.is_empty() {
-            tr { td colspan="4" .muted { (t.nobody_away) } }
+            tr { td colspan=(columns) .muted { (t.nobody_away) } }
         }
         @for e in entries {
             tr data-user=(e.user) {
-                td { (e.name) }
-                td { (e.extension.clone().unwrap_or_default()) }
+                td data-label=(t.name) { a href={ "/users/" (e.user) } { (e.name) } }
+                @if companies { td data-label=(t.company) { (e.company) } }
+                td data-label=(t.extension) { (e.extension.clone().unwrap_or_default()) }
                 @match &e.absence {
                     Some(a) => {
-                        td class=(a.mode) { (if lang == Lang::Sv { &a.label_sv } else { &a.label_en }) }
-                        td { (if lang == Lang::Sv { &a.message_sv } else { &a.message_en }) }
+                        td data-label=(t.status) class=(a.mode)
+                            title=(if lang == Lang::Sv { &a.message_sv } else { &a.message_en }) {
+                            (if lang == Lang::Sv { &a.label_sv } else { &a.label_en })
+                        }
+                        td data-label=(t.back) { (if lang == Lang::Sv { &a.back_sv } else { &a.back_en }) }
                     }
                     None => {
-                        td.available { (t.available) }
-                        td {}
+                        td data-label=(t.status) .available { (t.available) }
+                        td data-label=(t.back) {}
                     }
                 }
             }
@@ -340,6 +351,7 @@ pub(crate) async fn switchboard(
             Err(e) => return e.into_response(),
         };
     let q = filter.q.clone().unwrap_or_default();
+    let companies = viewer.principal.operator().is_ok();
     let stream = format!(
         "/switchboard/events?q={}&all={}",
         url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
@@ -357,9 +369,13 @@ pub(crate) async fn switchboard(
                 label { input type="checkbox" name="all" value="1" checked[filter.all()]; " " (t.show_available) }
                                 button type="submit" { (t.search) }
             }
-            table #switchboard {
-                thead { tr { th { (t.name) } th { (t.extension) } th { (t.status) } th { (t.back) } } }
-                tbody #rows { (switchboard_rows(t, viewer.lang, &entries)) }
+            table #switchboard .stack {
+                thead { tr {
+                    th { (t.name) }
+                    @if companies { th { (t.company) } }
+                    th { (t.extension) } th { (t.status) } th { (t.back) }
+                } }
+                tbody #rows { (switchboard_rows(t, viewer.lang, &entries, companies)) }
             }
             script {
                 (maud::PreEscaped(format!(
@@ -419,7 +435,8 @@ pub(crate) async fn switchboard_events(
                 let entries = directory_entries(&state, &principal, q.as_deref(), all)
                     .await
                     .unwrap_or_default();
-                let rows = switchboard_rows(t, viewer.lang, &entries).into_string();
+                let companies = principal.operator().is_ok();
+                let rows = switchboard_rows(t, viewer.lang, &entries, companies).into_string();
                 if rows == last {
                     // Unchanged: a comment, and another look after the pause.
                     return Some((

@@ -412,13 +412,18 @@ pub(crate) async fn user(
             })
             .unwrap_or(0.0)
     };
+    let name = status.name.clone().unwrap_or_else(|| status.email.clone());
     page(
         t,
-        &status.email,
+        &name,
         Some(&viewer.principal),
         &format!("/users/{}", status.user),
         html! {
-            h1 { (status.email) }
+            h1 {
+                (name)
+                @if let Some(x) = &status.extension { " " small.muted { "· " (x) } }
+            }
+            p.muted.code { (status.email) }
             p {
                 @match &status.now {
                     Some(a) => span class=(a.mode) { strong { (if viewer.lang == Lang::Sv { &a.message_sv } else { &a.message_en }) } },

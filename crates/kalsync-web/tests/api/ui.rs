@@ -82,27 +82,27 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
         .expect("post");
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
-    // The receptionist signs in: the dashboard, then the switchboard with Anna only.
+    // The receptionist signs in and lands on the switchboard, with Anna only; the
+    // status says why (the PBX text on hover), "Åter" only when.
     let signed_in = post_form(
         &sv,
         format!("{}/sign-in", app.base),
         &[("email", "reception@acme.example"), ("password", PASSWORD)],
     )
     .await;
-    assert_eq!(signed_in.url().path(), "/");
+    assert_eq!(signed_in.url().path(), "/switchboard");
     let html = signed_in.text().await.expect("html");
-    assert!(
-        html.contains("Instrumentpanel") && html.contains("Microsoft 365"),
-        "{html}"
-    );
     assert!(
         !html.contains("Beta AB"),
         "another company's instance: {html}"
     );
-    let html = page_at(&sv, format!("{}/switchboard", app.base)).await;
     assert!(
-        html.contains("Anna Andersson") && html.contains("Lunch, åter"),
+        html.contains("Anna Andersson") && html.contains("title=\"Lunch, åter"),
         "{html}"
+    );
+    assert!(
+        html.contains("href=\"/users/"),
+        "the name opens the person: {html}"
     );
     assert!(html.contains("201"));
     assert!(!html.contains("Bo Berg"), "{html}");
@@ -153,7 +153,13 @@ async fn pages_sign_in_show_who_is_away_in_both_languages_and_sign_out() {
         .send()
         .await
         .expect("switch");
-    assert_eq!(outside.url().path(), "/", "never away from this site");
+    // To `/`: a receptionist's `/` is the switchboard.
+    assert_eq!(
+        outside.url().path(),
+        "/switchboard",
+        "never away from this site"
+    );
+    assert!(outside.url().as_str().starts_with(&app.base));
 
     // Signing out needs the form's token.
     let csrf = html

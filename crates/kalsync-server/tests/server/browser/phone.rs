@@ -1,0 +1,128 @@
+//! Every page at phone width (390×844), in Swedish and English, as the operator, a
+//! company admin and a receptionist: nothing is wider than the screen (no sideways
+//! scrolling of the page), and tables become stacked rows. Screenshots of each.
+
+use fantoccini::{Client, Locator};
+use kalsync_server::settings::AccountDecl;
+
+use super::{ONE_BROWSER, PASSWORD, browser, click, shot, sign_in, until_text};
+use crate::support::Launch;
+use crate::support::acme::{self, ANNA};
+use crate::support::sims::anna_at_lunch;
+
+/// Opens `path` and asserts the page is no wider than the window; its screenshot.
+async fn fits(c: &Client, base: &str, path: &str, name: &str) {
+    c.goto(&format!("{base}{path}")).await.expect("goto");
+    until_text(c, "Kalsync", 5).await;
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .expect("widths");
+    let (page, window) = (
+        widths[0].as_u64().unwrap_or(u64::MAX),
+        widths[1].as_u64().unwrap_or(0),
+    );
+    shot(name, &c.screenshot().await.expect("png"));
+    assert!(
+        page <= window,
+        "{path} is {page} px wide on a {window} px screen (see {name}.png)"
+    );
+}
+
+#[tokio::test]
+async fn every_page_fits_a_phone() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    let mut settings = acme::settings(&sim_url);
+    let account = |email: &str, role: &str, company: Option<&str>| AccountDecl {
+        email: email.into(),
+        role: role.into(),
+        company: company.map(str::to_owned),
+        password: PASSWORD.to_owned().into(),
+    };
+    settings.accounts = vec![
+        account("ops@operator.example", "operator", None),
+        account("it@acme.example", "company_admin", Some("Acme")),
+        account("reception@acme.example", "reader", Some("Acme")),
+    ];
+    let app = Launch::new(settings).spawn().await;
+    let base = app.base.clone();
+    let store = app.store();
+    let company = store.companies().await.expect("companies").remove(0).id;
+    let instance = store
+        .instances(company)
+        .await
+        .expect("instances")
+        .remove(0)
+        .id;
+    let anna = store
+        .users(instance)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.email.as_str() == ANNA)
+        .expect("anna")
+        .id;
+    c.set_window_size(390, 844).await.expect("phone size");
+
+    for lang in ["sv", "en"] {
+        c.goto(&format!("{base}/lang?to={lang}&back=/sign-in"))
+            .await
+            .expect("language");
+        fits(&c, &base, "/sign-in", &format!("phone-sign-in-{lang}")).await;
+        let on = |path: &str, name: &'static str| (path.to_owned(), name);
+        for (who, pages) in [
+            (
+                "ops@operator.example",
+                vec![
+                    on("/", "dashboard"),
+                    on("/switchboard?all=1", "switchboard-operator"),
+                    on("/operators", "operators"),
+                    on("/account", "account"),
+                ],
+            ),
+            (
+                "it@acme.example",
+                vec![
+                    on("/", "dashboard-admin"),
+                    on(&format!("/instances/{instance}"), "instance"),
+                    on(
+                        &format!("/instances/{instance}/settings"),
+                        "instance-settings",
+                    ),
+                    on(&format!("/instances/{instance}/rules"), "rules"),
+                    on(&format!("/users/{anna}"), "user"),
+                    on(
+                        &format!("/companies/{company}/instances/new"),
+                        "new-instance",
+                    ),
+                    on(&format!("/companies/{company}/accounts"), "accounts"),
+                ],
+            ),
+            (
+                "reception@acme.example",
+                vec![
+                    on("/switchboard", "switchboard"),
+                    on(&format!("/users/{anna}"), "user-reader"),
+                ],
+            ),
+        ] {
+            c.goto(&format!("{base}/sign-in")).await.expect("goto");
+            sign_in(&c, who).await;
+            until_text(&c, who, 5).await;
+            for (path, name) in pages {
+                fits(&c, &base, &path, &format!("phone-{name}-{lang}")).await;
+            }
+            click(&c, Locator::Css("form[action='/sign-out'] button")).await;
+            until_text(&c, if lang == "sv" { "Logga in" } else { "Sign in" }, 5).await;
+        }
+    }
+    c.close().await.expect("close");
+    app.stop().await;
+}
