@@ -338,10 +338,11 @@ pub(crate) async fn add_operator_account(
     add(&state, &viewer, &headers, None, form).await
 }
 
-/// The remove button's form.
+/// The remove button's form; without `confirm=yes` it asks first.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RemoveForm {
     csrf: String,
+    confirm: Option<String>,
 }
 
 async fn remove(
@@ -352,6 +353,39 @@ async fn remove(
     account: &str,
     form: RemoveForm,
 ) -> Response {
+    if form.confirm.as_deref() != Some("yes") {
+        let asked = async {
+            viewer.check_form(headers, &form.csrf)?;
+            let scope = Scope::of(state, viewer, company).await?;
+            let found = state
+                .store
+                .accounts(scope.company())
+                .await?
+                .into_iter()
+                .filter(|a| match scope {
+                    Scope::Company(id) => a.grant.company == Some(id),
+                    Scope::Operator => a.grant.role == Role::Operator,
+                })
+                .find(|a| a.id.to_string() == account)
+                .ok_or_else(|| ApiError::NotFound("account".into()))?;
+            let t = i18n::texts(viewer.lang);
+            let what = format!("{} ({})", found.email, role_name(t, found.grant.role));
+            let path = scope.path();
+            Ok::<_, ApiError>(super::confirm_removal(
+                t,
+                &viewer.principal,
+                &what,
+                t.remove_account_what,
+                &format!("{path}/{account}/remove"),
+                &path,
+            ))
+        }
+        .await;
+        return match asked {
+            Ok(p) => p.into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
     let removed = async {
         viewer.check_form(headers, &form.csrf)?;
         let scope = Scope::of(state, viewer, company).await?;

@@ -91,6 +91,7 @@ pub fn router() -> Router<WebState> {
         )
         .route("/users/{user}", get(people::user))
         .route("/users/{user}/remove", post(people::remove))
+        .layer(axum::middleware::from_fn(html_errors))
 }
 
 /// A signed-in viewer of a page, and the page's language. Without a session the page
@@ -163,6 +164,83 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Asks before something is deleted: what it is, what goes with it, a button that
+/// posts `action` again with `confirm=yes`, and the way back to `back`. A removal form
+/// posted without that confirmation gets this page instead of a deletion.
+pub(crate) fn confirm_removal(
+    t: &Texts,
+    viewer: &Principal,
+    what: &str,
+    consequences: &str,
+    action: &str,
+    back: &str,
+) -> Markup {
+    let title = format!("{} {what}?", t.confirm_remove);
+    page(
+        t,
+        &title,
+        Some(viewer),
+        back,
+        html! {
+            div.card #confirm role="alertdialog" aria-labelledby="confirm-title" {
+                h1 #confirm-title { (title) }
+                p { (consequences) }
+                p { strong { (t.cannot_undo) } }
+                form method="post" action=(action) {
+                    input type="hidden" name="csrf" value=(viewer.csrf());
+                    input type="hidden" name="confirm" value="yes";
+                    button.danger type="submit" { (t.confirm_remove) }
+                    " "
+                    a.button href=(back) { (t.cancel) }
+                }
+            }
+        },
+    )
+}
+
+/// Errors as pages for a browser: a JSON error answer (a 403, a 404, a failure) to a
+/// request that accepts HTML becomes a page in the request's language with the way
+/// back. Pages that answer a form with its own message are HTML already and pass.
+async fn html_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let lang = i18n::language(request.headers());
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !wants_html || !json {
+        return response;
+    }
+    let t = i18n::texts(lang);
+    let status = response.status();
+    let (title, text) = match status {
+        StatusCode::NOT_FOUND => (t.not_found_title, t.not_found_text),
+        StatusCode::FORBIDDEN => (t.forbidden_title, t.forbidden_text),
+        s if s.is_server_error() => (t.failed_title, t.failed_text),
+        _ => return response,
+    };
+    let body = page(
+        t,
+        title,
+        None,
+        "/",
+        html! {
+            div.card #error-page {
+                h1 { (title) }
+                p { (text) }
+                p { a.button href="/" { (t.back_home) } }
+            }
+        },
+    );
+    (status, body).into_response()
+}
+
 /// The frame of every page: title, navigation, language switch, sign-out.
 pub(crate) fn page(
     t: &Texts,
@@ -221,7 +299,7 @@ th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color
 .bad{color:#a0341c;font-weight:bold}.muted{color:#6b7280}
 .card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
 label{display:block;margin:.6rem 0 .2rem}input[type=email],input[type=password],input[type=search]{width:100%;padding:.4rem;box-sizing:border-box}
-button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}
+button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}button.danger{background:#a0341c;color:#fff;border:1px solid #7d2814;border-radius:4px}
 .code{font-family:ui-monospace,monospace;font-size:.9em}pre.error{white-space:pre-wrap}
 .forms{display:flex;gap:1rem;flex-wrap:wrap;margin-top:1rem}textarea,input[type=text]{width:100%;box-sizing:border-box;padding:.4rem}
 td form.inline button{margin:0}.booking{font-size:.9em}
@@ -231,7 +309,7 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .block.divert{background:#a0341c}.block.info{background:#1f5fa8}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
 header{flex-wrap:wrap}.who,h1,h2{overflow-wrap:anywhere}pre,.code{overflow-wrap:anywhere}pre{overflow-x:auto;max-width:100%}
 @media (max-width:40rem){
-header{gap:.4rem .8rem;padding:.5rem .8rem}.spacer{display:none}main{padding:.8rem}
+header{gap:.4rem .8rem;padding:.5rem .8rem}.spacer{display:none}main{padding:.8rem}h1{font-size:1.5rem}
 main table:not(.stack){display:block;overflow-x:auto}
 table.stack thead{display:none}table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;box-sizing:border-box}
 table.stack tr{border-bottom:1px solid #c9ced6;padding:.3rem 0}table.stack td{border:0;padding:.15rem .6rem;display:flex;gap:1rem;justify-content:space-between}

@@ -303,10 +303,11 @@ pub(crate) async fn import(
     after_form(&state, &viewer, &instance, StatusCode::OK, notice).await
 }
 
-/// The remove form.
+/// The remove form; without `confirm=yes` it asks first.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RemoveForm {
     csrf: String,
+    confirm: Option<String>,
 }
 
 pub(crate) async fn remove(
@@ -318,6 +319,34 @@ pub(crate) async fn remove(
 ) -> Response {
     if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
+    }
+    if form.confirm.as_deref() != Some("yes") {
+        let t = i18n::texts(viewer.lang);
+        return match crate::api::users::visible_user(&state, &viewer.principal, &user).await {
+            Ok((found, company)) => {
+                if let Err(e) = viewer.principal.manages(company, "user") {
+                    return e.into_response();
+                }
+                let mut what = found
+                    .display_name
+                    .clone()
+                    .map(|n| format!("{n} ({})", found.email))
+                    .unwrap_or_else(|| found.email.to_string());
+                if let Some(x) = &found.extension {
+                    what = format!("{what} · {x}");
+                }
+                super::confirm_removal(
+                    t,
+                    &viewer.principal,
+                    &what,
+                    t.remove_user_what,
+                    &format!("/users/{}/remove", found.id),
+                    &format!("/instances/{}", found.instance),
+                )
+                .into_response()
+            }
+            Err(e) => e.into_response(),
+        };
     }
     match remove_user(&state, &viewer.principal, &user).await {
         Ok(instance) => Redirect::to(&format!("/instances/{instance}")).into_response(),

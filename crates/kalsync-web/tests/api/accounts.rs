@@ -160,10 +160,23 @@ async fn a_company_admin_adds_and_removes_accounts_on_the_companys_page() {
         .expect("vakt")
         .id;
     assert!(added.contains(&format!("/accounts/{id}/remove")), "{added}");
-    let removed = post_form(
+    let asked = post_form(
         &sv,
         format!("{url}/{id}/remove"),
         &[("csrf", csrf.as_str())],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
+    assert!(
+        asked.contains("Ta bort vakt@acme.example") && asked.contains("Det går inte att ångra."),
+        "asked first: {asked}"
+    );
+    let removed = post_form(
+        &sv,
+        format!("{url}/{id}/remove"),
+        &[("csrf", csrf.as_str()), ("confirm", "yes")],
     )
     .await
     .text()

@@ -336,11 +336,33 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
         "the booking, without its title: {html}"
     );
 
-    // Removed by the form: gone with its data.
-    let removed = post_form(
+    // The remove button asks first, saying what goes; nothing is gone yet.
+    let asked = post_form(
         &en,
         format!("{}/users/{anna}/remove", app.base),
         &[("csrf", csrf.as_str())],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
+    assert!(
+        asked.contains("Remove Anna Andersson (anna@acme.example)")
+            && asked.contains("cannot be undone")
+            && asked.contains("name=\"confirm\" value=\"yes\""),
+        "{asked}"
+    );
+    assert!(
+        page_at(&en, format!("{}/users/{anna}", app.base))
+            .await
+            .contains("Lunch, back"),
+        "still there"
+    );
+    // Confirmed: gone with its data.
+    let removed = post_form(
+        &en,
+        format!("{}/users/{anna}/remove", app.base),
+        &[("csrf", csrf.as_str()), ("confirm", "yes")],
     )
     .await;
     assert_eq!(removed.url().path(), format!("/instances/{instance}"));
@@ -625,6 +647,44 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
             .status(),
         StatusCode::FORBIDDEN
     );
+
+    // A browser gets those refusals as pages in its language with the way back; the API
+    // answers JSON as ever.
+    let page = |client: &reqwest::Client, path: String| {
+        let client = client.clone();
+        async move {
+            let answer = client
+                .get(path)
+                .header("accept", "text/html,application/xhtml+xml")
+                .send()
+                .await
+                .expect("get");
+            (answer.status(), answer.text().await.expect("text"))
+        }
+    };
+    let (status, html) = page(
+        &sv,
+        format!("{}/companies/{}/instances/new", app.base, app.beta),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        html.contains("<html lang=\"sv\">")
+            && html.contains("Sidan finns inte")
+            && html.contains("href=\"/\""),
+        "{html}"
+    );
+    let (status, html) = page(&reader, format!("{}{new}", app.base)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Inte tillåtet"), "{html}");
+    let api = sv
+        .get(format!("{}/api/v1/companies/{}", app.base, app.beta))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    assert!(api.text().await.expect("text").contains("not_found"));
 }
 
 #[tokio::test]

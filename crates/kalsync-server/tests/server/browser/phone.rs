@@ -14,9 +14,14 @@ use crate::support::sims::anna_at_lunch;
 async fn fits(c: &Client, base: &str, path: &str, name: &str) {
     c.goto(&format!("{base}{path}")).await.expect("goto");
     until_text(c, "Kalsync", 5).await;
+    fits_here(c, name).await;
+}
+
+/// Asserts the page shown is no wider than the window; its screenshot.
+async fn fits_here(c: &Client, name: &str) {
     let widths = c
         .execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            "return [document.documentElement.scrollWidth, window.innerWidth, location.pathname];",
             vec![],
         )
         .await
@@ -28,7 +33,8 @@ async fn fits(c: &Client, base: &str, path: &str, name: &str) {
     shot(name, &c.screenshot().await.expect("png"));
     assert!(
         page <= window,
-        "{path} is {page} px wide on a {window} px screen (see {name}.png)"
+        "{} is {page} px wide on a {window} px screen (see {name}.png)",
+        widths[2]
     );
 }
 
@@ -123,6 +129,27 @@ async fn every_page_fits_a_phone() {
             until_text(&c, if lang == "sv" { "Logga in" } else { "Sign in" }, 5).await;
         }
     }
+    // Removing a user asks first, saying what goes; cancelled, then confirmed.
+    c.goto(&format!("{base}/sign-in")).await.expect("goto");
+    sign_in(&c, "it@acme.example").await;
+    until_text(&c, "it@acme.example", 5).await;
+    c.goto(&format!("{base}/instances/{instance}"))
+        .await
+        .expect("goto");
+    let remove = Locator::Css("form[action$='/remove'] button");
+    click(&c, remove).await;
+    let text = until_text(&c, "cannot be undone", 5).await;
+    assert!(text.contains("Anna"), "{text}");
+    fits_here(&c, "phone-confirm-remove-en").await;
+    click(&c, Locator::LinkText("Cancel")).await;
+    let text = until_text(&c, "Users (1)", 5).await;
+    assert!(text.contains(ANNA), "cancelled: {text}");
+    click(&c, remove).await;
+    until_text(&c, "cannot be undone", 5).await;
+    click(&c, Locator::Css("#confirm button.danger")).await;
+    let text = until_text(&c, "Users (0)", 5).await;
+    assert!(!text.contains(ANNA), "removed: {text}");
+
     c.close().await.expect("close");
     app.stop().await;
 }
