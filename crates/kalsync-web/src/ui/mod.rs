@@ -11,6 +11,7 @@ mod new_instance;
 mod pages;
 mod people;
 mod rules;
+mod rules_form;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Query, State};
@@ -88,6 +89,11 @@ pub fn router() -> Router<WebState> {
         .route(
             "/instances/{instance}/rules/preview",
             post(rules::live_preview),
+        )
+        .route("/instances/{instance}/rules/form", post(rules::submit_form))
+        .route(
+            "/instances/{instance}/rules/form/preview",
+            post(rules::live_form_preview),
         )
         .route("/users/{user}", get(people::user))
         .route("/users/{user}/remove", post(people::remove))
@@ -307,6 +313,12 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .date{width:6.5rem;font-size:.85em;color:#6b7280}.track{position:relative;flex:1;height:1.4rem;background:#eef1f4;border-radius:.2rem}
 .block{position:absolute;top:0;bottom:0;overflow:hidden;white-space:nowrap;font-size:.75em;color:#fff;padding:0 .2rem;border-radius:.2rem}
 .block.divert{background:#a0341c}.block.info{background:#1f5fa8}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
+nav.tabs{display:flex;gap:.2rem;border-bottom:2px solid #12355b;margin:.8rem 0}nav.tabs a{padding:.45rem .9rem;text-decoration:none;color:#12355b;border-radius:.3rem .3rem 0 0}nav.tabs a[aria-current=page]{background:#12355b;color:#fff;font-weight:600}
+.rules-form fieldset{background:#fff;border:1px solid #d5d9df;border-radius:.4rem;margin:.6rem 0;padding:.6rem .9rem}.rules-form fieldset.bad{border-color:#a0341c;border-width:2px}
+.rules-form legend{font-weight:600}.rules-form .row{margin:.35rem 0;display:flex;flex-wrap:wrap;gap:.3rem .9rem;align-items:flex-end}.rules-form .row label{margin:0}
+.rules-form .pair label{flex:1 1 10rem}.rules-form label.check{display:inline-flex;gap:.3rem;align-items:center;margin:0}.field-label{font-weight:600;flex-basis:100%}
+.rules-form select,.rules-form input[type=number],.rules-form input[type=time]{display:block;padding:.35rem;max-width:100%}.rules-form .moves button{margin:0}
+button.primary{background:#12355b;color:#fff;border:1px solid #0b2440;border-radius:4px}
 header{flex-wrap:wrap}.who,h1,h2{overflow-wrap:anywhere}pre,.code{overflow-wrap:anywhere}pre{overflow-x:auto;max-width:100%}
 @media (max-width:40rem){
 header{gap:.4rem .8rem;padding:.5rem .8rem}.spacer{display:none}main{padding:.8rem}h1{font-size:1.5rem}

@@ -58,6 +58,7 @@ async fn editor(
         &format!("/instances/{}/rules", found.id),
         html! {
             h1 { a href={ "/instances/" (found.id) } { (found.name) } " · " (t.rules) }
+            (tabs(t, &found.id.to_string(), Tab::File))
             p.muted { (t.rules_intro) }
                         @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
             form #rules method="post" action={ "/instances/" (found.id) "/rules" } {
@@ -77,6 +78,186 @@ async fn editor(
     ))
 }
 
+/// Which way of editing the rules a page shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tab {
+    Form,
+    File,
+}
+
+/// The two ways of editing, as tabs.
+fn tabs(t: &i18n::Texts, instance: &str, here: Tab) -> Markup {
+    html! {
+        nav.tabs aria-label=(t.rules) {
+            a href={ "/instances/" (instance) "/rules" } aria-current=[(here == Tab::Form).then_some("page")] { (t.form_tab) }
+            a href={ "/instances/" (instance) "/rules?view=file" } aria-current=[(here == Tab::File).then_some("page")] { (t.toml_tab) }
+        }
+    }
+}
+
+/// The rules as a form, with the calendar to try them on and what they make of it.
+#[allow(clippy::too_many_arguments)]
+async fn form_page(
+    state: &WebState,
+    viewer: &Viewer,
+    instance: &str,
+    settings: Option<&InstanceSettings>,
+    text: Option<&str>,
+    problem: Option<&super::rules_form::Problem>,
+    calendar: &str,
+    outcome: Outcome,
+) -> Result<Markup, ApiError> {
+    let t = i18n::texts(viewer.lang);
+    let found = visible_instance(state, &viewer.principal, instance).await?;
+    let manages = viewer.principal.grant.manages(found.company);
+    let settings = settings.unwrap_or(&found.settings);
+    Ok(page(
+        t,
+        &format!("{} · {}", found.name, t.rules),
+        Some(&viewer.principal),
+        &format!("/instances/{}/rules", found.id),
+        html! {
+            h1 { a href={ "/instances/" (found.id) } { (found.name) } " · " (t.rules) }
+            (tabs(t, &found.id.to_string(), Tab::Form))
+            @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
+            form #rules-form .rules-form method="post" action={ "/instances/" (found.id) "/rules/form" } {
+                input type="hidden" name="csrf" value=(viewer.principal.csrf());
+                (super::rules_form::form(t, viewer.lang, settings, text, problem, manages))
+                h2 { (t.preview) }
+                label for="calendar" { (t.calendar_to_try) }
+                textarea #calendar name="calendar" rows="5" spellcheck="false" class="code" placeholder="BEGIN:VCALENDAR …" { (calendar) }
+                div.actions {
+                    button type="submit" name="op" value="preview" { (t.preview) }
+                    @if manages { " " button.primary #save-rules type="submit" name="op" value="save" { (t.save) } }
+                }
+            }
+            div #live aria-live="polite" { (live(t, &outcome)) }
+            script { (maud::PreEscaped(LIVE_PREVIEW)) }
+        },
+    ))
+}
+
+/// The posted form: its fields in order (checkboxes repeat their name).
+type Pairs = Vec<(String, String)>;
+
+fn field<'a>(pairs: &'a Pairs, key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The form posted: saved, or shown again with a row moved, added or removed, a
+/// template's rules, or a preview — or with what is wrong beside its rule.
+pub(crate) async fn submit_form(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(pairs): Form<Pairs>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, field(&pairs, "csrf").unwrap_or("")) {
+        return e.into_response();
+    }
+    let t = i18n::texts(viewer.lang);
+    let calendar = field(&pairs, "calendar").unwrap_or("").to_owned();
+    let (status, settings, text, problem, outcome) = match super::rules_form::read(t, &pairs) {
+        Err((text, problem)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(text),
+            Some(problem),
+            Outcome::Nothing,
+        ),
+        Ok((settings, super::rules_form::Op::Save)) => {
+            let found = match visible_instance(&state, &viewer.principal, &instance).await {
+                Ok(f) => f,
+                Err(e) => return e.into_response(),
+            };
+            let change = InstanceChange {
+                name: None,
+                active: None,
+                source: None,
+                settings: Some(settings.to_toml()),
+            };
+            if let Err(e) = change_instance(&state, &viewer.principal, found, change).await {
+                return e.into_response();
+            }
+            (StatusCode::OK, None, None, None, Outcome::Saved)
+        }
+        Ok((settings, super::rules_form::Op::Show)) => {
+            let outcome = if field(&pairs, "op") == Some("preview") {
+                let tried = RulesForm {
+                    csrf: String::new(),
+                    settings: settings.to_toml(),
+                    calendar: calendar.clone(),
+                    action: "preview".into(),
+                };
+                try_rules_bounded(&tried, viewer.lang).await.1
+            } else {
+                Outcome::Nothing
+            };
+            (StatusCode::OK, Some(settings), None, None, outcome)
+        }
+    };
+    match form_page(
+        &state,
+        &viewer,
+        &instance,
+        settings.as_ref(),
+        text.as_deref(),
+        problem.as_ref(),
+        &calendar,
+        outcome,
+    )
+    .await
+    {
+        Ok(p) => (status, p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The form's live preview: only the part under the form.
+pub(crate) async fn live_form_preview(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    Form(pairs): Form<Pairs>,
+) -> Response {
+    if let Err(e) = viewer
+        .form_instance(
+            &state,
+            &headers,
+            field(&pairs, "csrf").unwrap_or(""),
+            &instance,
+        )
+        .await
+    {
+        return e.into_response();
+    }
+    let t = i18n::texts(viewer.lang);
+    let mut asked = pairs.clone();
+    asked.retain(|(k, _)| k != "op");
+    asked.push(("op".into(), "preview".into()));
+    let (status, outcome) = match super::rules_form::read(t, &asked) {
+        Err((_, problem)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Outcome::Error(problem.message),
+        ),
+        Ok((settings, _)) => {
+            let tried = RulesForm {
+                csrf: String::new(),
+                settings: settings.to_toml(),
+                calendar: field(&pairs, "calendar").unwrap_or("").to_owned(),
+                action: "preview".into(),
+            };
+            try_rules_bounded(&tried, viewer.lang).await
+        }
+    };
+    (status, live(t, &outcome)).into_response()
+}
+
 /// What the editor says under the form: the error, or the preview.
 fn live(t: &i18n::Texts, outcome: &Outcome) -> Markup {
     html! {
@@ -89,7 +270,7 @@ fn live(t: &i18n::Texts, outcome: &Outcome) -> Markup {
 }
 
 const LIVE_PREVIEW: &str = r#"(() => {
-  const form = document.getElementById('rules');
+  const form = document.getElementById('rules') || document.getElementById('rules-form');
   const live = document.getElementById('live');
   if (!form || !live || !window.fetch) return;
   let timer = null, asked = 0;
@@ -103,7 +284,10 @@ const LIVE_PREVIEW: &str = r#"(() => {
       .then(html => { if (mine === asked) live.innerHTML = html; })
       .catch(() => {});
   };
-  form.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(ask, 400); });
+  // Selects and checkboxes say `change` (some browsers not `input`); text says `input`.
+  const later = () => { clearTimeout(timer); timer = setTimeout(ask, 400); };
+  form.addEventListener('input', later);
+  form.addEventListener('change', later);
 })();"#;
 
 /// How long a preview may work before the page says so. It works on a blocking thread,
@@ -160,12 +344,34 @@ pub(crate) async fn live_preview(
     (status, live(t, &outcome)).into_response()
 }
 
+/// Which tab the rules page opens on.
+#[derive(Debug, Deserialize)]
+pub(crate) struct View {
+    view: Option<String>,
+}
+
 pub(crate) async fn show(
     State(state): State<WebState>,
     viewer: Viewer,
     Path(instance): Path<String>,
+    axum::extract::Query(view): axum::extract::Query<View>,
 ) -> Response {
-    match editor(&state, &viewer, &instance, None, "", Outcome::Nothing).await {
+    let shown = if view.view.as_deref() == Some("file") {
+        editor(&state, &viewer, &instance, None, "", Outcome::Nothing).await
+    } else {
+        form_page(
+            &state,
+            &viewer,
+            &instance,
+            None,
+            None,
+            None,
+            "",
+            Outcome::Nothing,
+        )
+        .await
+    };
+    match shown {
         Ok(p) => p.into_response(),
         Err(e) => e.into_response(),
     }

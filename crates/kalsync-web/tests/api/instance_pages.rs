@@ -294,7 +294,7 @@ async fn the_instance_page_searches_users_and_the_rules_preview_answers_while_ty
     );
 
     // The live preview answers with the part under the form only.
-    let editor = page_at(&sv, format!("{}/instances/{id}/rules", app.base)).await;
+    let editor = page_at(&sv, format!("{}/instances/{id}/rules?view=file", app.base)).await;
     assert!(editor.contains("id=\"live\""), "{editor}");
     let csrf = form_token(&editor);
     let preview = format!("{}/instances/{id}/rules/preview", app.base);

@@ -5,6 +5,7 @@ mod accounts;
 mod helpers;
 mod instance_pages;
 mod isolation;
+mod rules_form;
 mod sessions;
 mod ui;
 mod validation;

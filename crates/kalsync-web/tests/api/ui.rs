@@ -416,7 +416,11 @@ async fn the_rules_editor_previews_a_pasted_calendar_and_saves_only_valid_rules(
     let api = app.signed_in("it@acme.example").await;
     let instance = graph_instance(&api, app.acme).await;
     let en = signed_in_browser(&app, "en", "it@acme.example").await;
-    let page = page_at(&en, format!("{}/instances/{instance}/rules", app.base)).await;
+    let page = page_at(
+        &en,
+        format!("{}/instances/{instance}/rules?view=file", app.base),
+    )
+    .await;
     assert!(
         page.contains("days_ahead = 7") && page.contains("Save"),
         "{page}"

@@ -149,13 +149,53 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     until_text(&c, "Användare (1)", 5).await;
     click(&c, Locator::LinkText("Regler och inställningar")).await;
     until_text(&c, "Förhandsgranska", 5).await;
-    fill(&c, "#settings", "template = \"prefix\"\n").await;
+    c.find(Locator::Css("select#template"))
+        .await
+        .expect("templates")
+        .select_by_value("prefix")
+        .await
+        .expect("picked");
+    click(&c, Locator::Css("button[value=template]")).await;
+    until_text(&c, "Regel 1", 5).await;
     fill(&c, "#calendar", &lunch_tomorrow_ics()).await;
-
     let text = until_text(&c, "Lunch, åter", 5).await;
     assert!(
-        c.find(Locator::Css("#live #preview")).await.is_ok(),
+        c.find(Locator::Css("#live #preview td.divert"))
+            .await
+            .is_ok(),
         "{text}"
+    );
+    // The form changed — users' own choices off, the rules' outcome information — and
+    // the preview follows, no button pressed.
+    c.find(Locator::Css("select[name=user_choice]"))
+        .await
+        .expect("user choice")
+        .select_by_value("off")
+        .await
+        .expect("off");
+    for select in c
+        .find_all(Locator::Css("fieldset.rule select[name$='.mode']"))
+        .await
+        .expect("modes")
+    {
+        select.select_by_value("info").await.expect("info");
+    }
+    let followed = crate::support::polling(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(5),
+        async || c.find(Locator::Css("#live #preview td.info")).await.is_ok(),
+    )
+    .await;
+    let live = c
+        .find(Locator::Id("live"))
+        .await
+        .expect("live")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        followed,
+        "the preview shows the lunch as information: {live}"
     );
     shot("rules-live-sv", &c.screenshot().await.expect("png"));
 
@@ -200,6 +240,9 @@ async fn a_new_company_connects_microsoft_365_tests_the_connection_and_tries_its
     .await;
     until_text(&c, "Users (1)", 5).await;
     click(&c, Locator::LinkText("Rules and settings")).await;
+    until_text(&c, "Preview", 5).await;
+    shot("rules-form-en", &c.screenshot().await.expect("png"));
+    click(&c, Locator::LinkText("Advanced: the rules file")).await;
     until_text(&c, "Preview", 5).await;
     fill(&c, "#settings", "template = \"prefix\"\n").await;
     fill(&c, "#calendar", &lunch_tomorrow_ics()).await;

@@ -118,12 +118,36 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     assert!(text.contains("Anna Andersson"), "{text}");
     shot("instance-sv", &c.screenshot().await.expect("png"));
     // The company reads prefixes first (LUN: lunch), then free/busy: saved in the editor.
+    // In the form, as in One X: the standard template picked from a list.
     click(&c, Locator::LinkText("Regler och inställningar")).await;
     until_text(&c, "Förhandsgranska", 5).await;
-    fill(&c, "#settings", "template = \"prefix-then-showas\"\n").await;
-    click(&c, Locator::Css("button[value=save]")).await;
+    c.find(Locator::Css("select#template"))
+        .await
+        .expect("templates")
+        .select_by_value("prefix-then-showas")
+        .await
+        .expect("picked");
+    click(&c, Locator::Css("button[value=template]")).await;
+    until_text(&c, "Regel 1", 5).await;
+    click(&c, Locator::Id("save-rules")).await;
     until_text(&c, "Sparat.", 5).await;
     shot("rules-sv", &c.screenshot().await.expect("png"));
+    // The rules file shows what the form saved.
+    click(&c, Locator::LinkText("Avancerat: regelfilen")).await;
+    until_text(&c, "Förhandsgranska", 5).await;
+    let file = c
+        .find(Locator::Id("settings"))
+        .await
+        .expect("the file")
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert!(
+        file.contains("from_template = \"prefix-then-showas\""),
+        "{file}"
+    );
+    shot("rules-file-sv", &c.screenshot().await.expect("png"));
     click(&c, Locator::LinkText("Instrumentpanel")).await;
     until_text(&c, "Microsoft 365", 5).await;
     shot("dashboard-sv", &c.screenshot().await.expect("png"));
