@@ -390,6 +390,7 @@ impl Settings {
             "chaos_seed",
             "chaos_log",
             "harness_broken",
+            "axe",
         ]));
         if let Some(listen) = overrides.listen {
             figment = figment.merge(Serialized::default("listen", listen));

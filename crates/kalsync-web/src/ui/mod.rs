@@ -170,6 +170,65 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Which of an instance's pages is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InstanceTab {
+    /// Its users (and the connection test).
+    Users,
+    /// Its rules and settings.
+    Rules,
+    /// Its connection and name.
+    Connection,
+}
+
+/// The company's name, for where one is; empty when it cannot be read.
+pub(crate) async fn company_name(state: &WebState, company: kalsync_store::CompanyId) -> String {
+    state
+        .store
+        .company(company)
+        .await
+        .map(|c| c.name)
+        .unwrap_or_default()
+}
+
+/// The head of each instance page, as admin centres have it: where one is (dashboard ›
+/// company › instance), the instance's name with its kind and state as a pill, and its
+/// tabs (the connection only for those who manage it).
+pub(crate) fn instance_head(
+    t: &Texts,
+    company: &str,
+    instance: &kalsync_store::Instance,
+    here: InstanceTab,
+    manages: bool,
+) -> Markup {
+    let id = instance.id;
+    let kind = match instance.source.kind() {
+        "graph" => "Microsoft 365",
+        "ews" => "Exchange",
+        other => other,
+    };
+    let tab = |tab: InstanceTab| (tab == here).then_some("page");
+    html! {
+        nav.crumbs aria-label=(t.you_are_here) {
+            a href="/" { (t.dashboard) } " › "
+            @if !company.is_empty() { span { (company) } " › " }
+            a href={ "/instances/" (id) } aria-current=[(here == InstanceTab::Users).then_some("page")] { (instance.name) }
+        }
+        h1 {
+            (instance.name) " "
+            small.muted { (kind) } " "
+            @if instance.active { span.pill.ok { (t.active) } } @else { span.pill.off { (t.inactive) } }
+        }
+        nav.tabs aria-label=(instance.name) {
+            a href={ "/instances/" (id) } aria-current=[tab(InstanceTab::Users)] { (t.users) }
+            a href={ "/instances/" (id) "/rules" } aria-current=[tab(InstanceTab::Rules)] { (t.edit_rules) }
+            @if manages {
+                a href={ "/instances/" (id) "/settings" } aria-current=[tab(InstanceTab::Connection)] { (t.settings) }
+            }
+        }
+    }
+}
+
 /// Asks before something is deleted: what it is, what goes with it, a button that
 /// posts `action` again with `confirm=yes`, and the way back to `back`. A removal form
 /// posted without that confirmation gets this page instead of a deletion.
@@ -273,6 +332,9 @@ pub(crate) fn page(
                                 a href="/" class=[(path == "/").then_some("here")] { (t.dashboard) }
                             }
                             a href="/switchboard" class=[(path == "/switchboard").then_some("here")] { (t.switchboard) }
+                            @if viewer.is_some_and(|p| p.grant.role == kalsync_store::Role::Operator) {
+                                a href="/overview" { (t.overview) }
+                            }
                         }
                     }
                     span.spacer {}
@@ -313,7 +375,9 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .date{width:6.5rem;font-size:.85em;color:#6b7280}.track{position:relative;flex:1;height:1.4rem;background:#eef1f4;border-radius:.2rem}
 .block{position:absolute;top:0;bottom:0;overflow:hidden;white-space:nowrap;font-size:.75em;color:#fff;padding:0 .2rem;border-radius:.2rem}
 .block.divert{background:#a0341c}.block.info{background:#1f5fa8}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
-nav.tabs{display:flex;gap:.2rem;border-bottom:2px solid #12355b;margin:.8rem 0}nav.tabs a{padding:.45rem .9rem;text-decoration:none;color:#12355b;border-radius:.3rem .3rem 0 0}nav.tabs a[aria-current=page]{background:#12355b;color:#fff;font-weight:600}
+.crumbs{font-size:.9em;margin:.2rem 0 .4rem}.crumbs a{color:#12355b}
+.pill{display:inline-block;padding:.05rem .6rem;border-radius:1rem;font-size:.8rem;font-weight:600;vertical-align:middle}.pill.ok{background:#dcf2e3;color:#1d5e31}.pill.warn{background:#fdf0d5;color:#6b4200}.pill.bad{background:#fbe0da;color:#8a2a15}.pill.off{background:#e5e7eb;color:#374151}
+nav.tabs{flex-wrap:wrap;display:flex;gap:.2rem;border-bottom:2px solid #12355b;margin:.8rem 0}nav.tabs a{padding:.45rem .9rem;text-decoration:none;color:#12355b;border-radius:.3rem .3rem 0 0}nav.tabs a[aria-current=page]{background:#12355b;color:#fff;font-weight:600}
 .rules-form fieldset{background:#fff;border:1px solid #d5d9df;border-radius:.4rem;margin:.6rem 0;padding:.6rem .9rem}.rules-form fieldset.bad{border-color:#a0341c;border-width:2px}
 .rules-form legend{font-weight:600}.rules-form .row{margin:.35rem 0;display:flex;flex-wrap:wrap;gap:.3rem .9rem;align-items:flex-end}.rules-form .row label{margin:0}
 .rules-form .pair label{flex:1 1 10rem}.rules-form label.check{display:inline-flex;gap:.3rem;align-items:center;margin:0}.field-label{font-weight:600;flex-basis:100%}
@@ -322,7 +386,7 @@ button.primary{background:#12355b;color:#fff;border:1px solid #0b2440;border-rad
 header{flex-wrap:wrap}.who,h1,h2{overflow-wrap:anywhere}pre,.code{overflow-wrap:anywhere}pre{overflow-x:auto;max-width:100%}
 @media (max-width:40rem){
 header{gap:.4rem .8rem;padding:.5rem .8rem}.spacer{display:none}main{padding:.8rem}h1{font-size:1.5rem}
-main table:not(.stack){display:block;overflow-x:auto}
+main table:not(.stack) td,main table:not(.stack) th{overflow-wrap:anywhere;padding:.3rem .35rem}
 table.stack thead{display:none}table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;box-sizing:border-box}
 table.stack tr{border-bottom:1px solid #c9ced6;padding:.3rem 0}table.stack td{border:0;padding:.15rem .6rem;display:flex;gap:1rem;justify-content:space-between}
 table.stack td::before{content:attr(data-label);font-weight:600;color:#4b5563}

@@ -331,6 +331,7 @@ impl NewForm {
 
 fn settings_page(
     viewer: &Viewer,
+    company: &str,
     instance: &Instance,
     form: &NewForm,
     error: Option<&str>,
@@ -345,8 +346,7 @@ fn settings_page(
         Some(&viewer.principal),
         &path,
         html! {
-            p { a href={ "/instances/" (instance.id) } { "← " (instance.name) } }
-            h1 { (t.settings) " · " (instance.name) }
+            (super::instance_head(t, company, instance, super::InstanceTab::Connection, true))
             @if let Some(e) = error { p.error role="alert" { (e) } }
             @if saved { p.available role="status" { (t.saved) } }
             p.muted { (t.settings_intro) }
@@ -382,9 +382,15 @@ pub(crate) async fn settings(
     Path(instance): Path<String>,
 ) -> Response {
     match managed(&state, &viewer, &instance).await {
-        Ok(found) => {
-            settings_page(&viewer, &found, &NewForm::of(&found), None, false).into_response()
-        }
+        Ok(found) => settings_page(
+            &viewer,
+            &super::company_name(&state, found.company).await,
+            &found,
+            &NewForm::of(&found),
+            None,
+            false,
+        )
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -412,12 +418,25 @@ pub(crate) async fn save_settings(
         settings: None,
     };
     match change_instance(&state, &viewer.principal, found.clone(), change).await {
-        Ok(changed) => {
-            settings_page(&viewer, &changed, &NewForm::of(&changed), None, true).into_response()
-        }
+        Ok(changed) => settings_page(
+            &viewer,
+            &super::company_name(&state, changed.company).await,
+            &changed,
+            &NewForm::of(&changed),
+            None,
+            true,
+        )
+        .into_response(),
         Err(e @ ApiError::Invalid { .. }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            settings_page(&viewer, &found, &form, Some(&e.to_string()), false),
+            settings_page(
+                &viewer,
+                &super::company_name(&state, found.company).await,
+                &found,
+                &form,
+                Some(&e.to_string()),
+                false,
+            ),
         )
             .into_response(),
         Err(e) => e.into_response(),
@@ -452,6 +471,7 @@ pub(crate) async fn remove(
             StatusCode::UNPROCESSABLE_ENTITY,
             settings_page(
                 &viewer,
+                &super::company_name(&state, found.company).await,
                 &found,
                 &NewForm::of(&found),
                 Some(t.remove_instance_unconfirmed),

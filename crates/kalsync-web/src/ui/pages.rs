@@ -234,14 +234,14 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                     td data-label=(t.company) { (company.name) }
                                         td data-label=(t.instance) { a href={ "/instances/" (instance.id) } { (instance.name) } }
                     td data-label=(t.source) { (match instance.source.kind() { "graph" => "Microsoft 365", "ews" => "Exchange", other => other }) }
-                    td data-label=(t.status) { @if instance.active { (t.active) } @else { span.muted { (t.inactive) } } }
+                    td data-label=(t.status) { @if !instance.active { span.pill.off { (t.inactive) } } @else if last.is_none() && !users.is_empty() { span.pill.warn { (t.not_read_yet) } } @else { span.pill.ok { (t.active) } } }
                     td data-label=(t.users) { (users.len()) }
                     td data-label=(t.last_sync) { @match last {
                         Some(at) => (clock(at, instance.settings.time_zone.tz(), viewer.lang)),
                         None => span.muted { (t.never) },
                     } }
-                    td data-label=(t.errors) { @if failing.is_empty() { span.available { (t.ok) } } @else {
-                        span.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
+                    td data-label=(t.errors) { @if failing.is_empty() { span.pill.ok { (t.ok) } } @else {
+                        span.pill.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
                     } }
                                         td.subscriptions data-label=(t.subscriptions) { @match (&instance.source, subscriptions.first()) {
                         (kalsync_store::SourceConfig::Graph { .. }, Some(first)) => {
@@ -253,7 +253,7 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                     } }
                     td data-label=(t.throttled) { @if throttled == 0 { "0" } @else { span.bad { (throttled) } } }
                     td data-label=(t.outbox) { (queued) }
-                    td data-label=(t.dead_letters) { @if dead == 0 { span.available { "0" } } @else { span.bad { (dead) } } }
+                    td data-label=(t.dead_letters) { @if dead == 0 { "0" } @else { span.pill.bad { (dead) } } }
                 }
             });
         }

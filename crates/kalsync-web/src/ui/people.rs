@@ -64,17 +64,14 @@ async fn instance_page(
     let manages = viewer.principal.grant.manages(found.company);
     let csrf = viewer.principal.csrf();
     let zone = found.settings.time_zone.tz().clone();
+    let company = super::company_name(state, found.company).await;
     Ok(page(
         t,
         &found.name,
         Some(&viewer.principal),
         &format!("/instances/{}", found.id),
         html! {
-                        h1 { (found.name) " " small.muted { "· " (found.source.kind()) " · " @if found.active { (t.active) } @else { (t.inactive) } } }
-                        p {
-                a href={ "/instances/" (found.id) "/rules" } { (t.edit_rules) }
-                @if manages { " · " a href={ "/instances/" (found.id) "/settings" } { (t.settings) } }
-            }
+            (super::instance_head(t, &company, &found, super::InstanceTab::Users, manages))
             @match &notice {
                 Notice::None => {}
                 Notice::Error(e) => p.error role="alert" { (e) },

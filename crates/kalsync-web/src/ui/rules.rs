@@ -47,6 +47,7 @@ async fn editor(
     let t = i18n::texts(viewer.lang);
     let found = visible_instance(state, &viewer.principal, instance).await?;
     let manages = viewer.principal.grant.manages(found.company);
+    let company = super::company_name(state, found.company).await;
     let csrf = viewer.principal.csrf();
     let text = settings_text
         .map(str::to_owned)
@@ -57,7 +58,7 @@ async fn editor(
         Some(&viewer.principal),
         &format!("/instances/{}/rules", found.id),
         html! {
-            h1 { a href={ "/instances/" (found.id) } { (found.name) } " · " (t.rules) }
+            (super::instance_head(t, &company, &found, super::InstanceTab::Rules, manages))
             (tabs(t, &found.id.to_string(), Tab::File))
             p.muted { (t.rules_intro) }
                         @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
@@ -110,6 +111,7 @@ async fn form_page(
     let t = i18n::texts(viewer.lang);
     let found = visible_instance(state, &viewer.principal, instance).await?;
     let manages = viewer.principal.grant.manages(found.company);
+    let company = super::company_name(state, found.company).await;
     let settings = settings.unwrap_or(&found.settings);
     Ok(page(
         t,
@@ -117,7 +119,7 @@ async fn form_page(
         Some(&viewer.principal),
         &format!("/instances/{}/rules", found.id),
         html! {
-            h1 { a href={ "/instances/" (found.id) } { (found.name) } " · " (t.rules) }
+            (super::instance_head(t, &company, &found, super::InstanceTab::Rules, manages))
             (tabs(t, &found.id.to_string(), Tab::Form))
             @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
             form #rules-form .rules-form method="post" action={ "/instances/" (found.id) "/rules/form" } {

@@ -175,3 +175,56 @@ pub(crate) async fn until_gone_reloading(c: &Client, text: &str, secs: u64) -> S
 
 /// One Chromium at a time: two on two cores make each other's waits flaky.
 pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// axe-core's script (`KALSYNC_AXE`, which `.ci/run` sets after fetching the pinned
+/// package), read once; `None` where it is not installed (outside CI only).
+fn axe_source() -> Option<&'static str> {
+    static AXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| {
+        let path = std::env::var("KALSYNC_AXE").ok();
+        let source = path
+            .as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        if source.is_none() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "axe-core is missing (KALSYNC_AXE={path:?}); .ci/run fetches it"
+            );
+            eprintln!("skipped: the accessibility checks need axe-core (KALSYNC_AXE)");
+        }
+        source
+    })
+    .as_deref()
+}
+
+/// Runs axe-core (WCAG 2 A and AA rules) on the page shown and asserts it finds nothing
+/// serious or critical; what it found, with the elements, otherwise.
+pub(crate) async fn accessible(c: &Client, name: &str) {
+    let Some(axe) = axe_source() else {
+        return;
+    };
+    c.execute(&format!("{axe}\n;return true;"), vec![])
+        .await
+        .expect("axe injected");
+    let found = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+               .then(r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 4).map(n => n.target.join(' ')).join(' | '))))
+               .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .expect("axe ran");
+    let found: Vec<String> = found
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(found.is_empty(), "{name}: {}", found.join("\n"));
+}
