@@ -72,23 +72,136 @@ pub(crate) async fn list(
 }
 
 /// A checked user from its fields; `Err((field, why))`.
+/// What is wrong with a user as given (a form, an API call, a CSV row), in words for
+/// either language: the API answers in English, the pages in the page's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserProblem {
+    /// Not an e-mail address.
+    Email(String),
+    /// A name over 200 characters.
+    NameTooLong,
+    /// Not an extension.
+    Extension(String),
+    /// Another user of the company has that extension (two phones cannot have one).
+    ExtensionTaken {
+        /// The extension.
+        extension: String,
+        /// Whose it is (name or e-mail).
+        by: String,
+    },
+    /// The mailbox is a user of the instance already.
+    EmailTaken(String),
+    /// A CSV line that is not CSV.
+    NotCsv(String),
+    /// A CSV line with more than three columns.
+    Columns(usize),
+    /// The mailbox is a user already, with another extension than the one given.
+    ExistsWithOtherExtension {
+        /// The extension it has.
+        has: String,
+        /// The extension given.
+        given: String,
+    },
+}
+
+impl UserProblem {
+    /// The field at fault.
+    pub(crate) fn field(&self) -> &'static str {
+        match self {
+            UserProblem::Email(_) | UserProblem::EmailTaken(_) => "email",
+            UserProblem::NameTooLong => "display_name",
+            UserProblem::NotCsv(_) | UserProblem::Columns(_) => "line",
+            UserProblem::Extension(_)
+            | UserProblem::ExtensionTaken { .. }
+            | UserProblem::ExistsWithOtherExtension { .. } => "extension",
+        }
+    }
+
+    /// What is wrong, in `lang`.
+    pub(crate) fn say(&self, lang: kalsync_core::Lang) -> String {
+        use kalsync_core::Lang::{En, Sv};
+        match (self, lang) {
+            (UserProblem::Email(why), En) => why.clone(),
+            (UserProblem::Email(_), Sv) => {
+                "Det är ingen giltig e-postadress (till exempel anna@foretag.se).".into()
+            }
+            (UserProblem::NameTooLong, En) => "at most 200 characters".into(),
+            (UserProblem::NameTooLong, Sv) => "Namnet får vara högst 200 tecken.".into(),
+            (UserProblem::Extension(given), En) => format!(
+                "`{given}` is not an extension (expected 2–20 digits, optionally with a leading +)"
+            ),
+            (UserProblem::Extension(given), Sv) => {
+                format!("”{given}” är ingen anknytning: 2–20 siffror, gärna med + först.")
+            }
+            (UserProblem::ExtensionTaken { extension, by }, En) => {
+                format!("extension {extension} is already {by}'s in this company")
+            }
+            (UserProblem::ExtensionTaken { extension, by }, Sv) => {
+                format!("Anknytning {extension} har redan {by} i företaget.")
+            }
+            (UserProblem::EmailTaken(email), En) => {
+                format!("{email} is already a user of this instance")
+            }
+            (UserProblem::EmailTaken(email), Sv) => {
+                format!("{email} är redan användare i instansen.")
+            }
+            (UserProblem::NotCsv(why), En) => format!("not CSV: {why}"),
+            (UserProblem::NotCsv(_), Sv) => "Raden är inte CSV (e-post,namn,anknytning).".into(),
+            (UserProblem::Columns(n), En) => format!("{n} columns; expected email,name,extension"),
+            (UserProblem::Columns(n), Sv) => {
+                format!("{n} kolumner; väntade e-post,namn,anknytning.")
+            }
+            (UserProblem::ExistsWithOtherExtension { has, given }, En) => format!(
+                "already a user, with extension {has} (this row says {given}; change it on the user's page)"
+            ),
+            (UserProblem::ExistsWithOtherExtension { has, given }, Sv) => format!(
+                "Finns redan, med anknytning {has} (raden säger {given}; ändra på användarens sida)."
+            ),
+        }
+    }
+
+    /// The API's answer.
+    pub(crate) fn api_error(&self) -> ApiError {
+        match self {
+            UserProblem::EmailTaken(_) => ApiError::Conflict(self.say(kalsync_core::Lang::En)),
+            other => ApiError::invalid(other.field(), other.say(kalsync_core::Lang::En)),
+        }
+    }
+}
+
+/// The extensions the company's users have, and whose (name, else e-mail).
+async fn extensions_of(
+    state: &WebState,
+    company: kalsync_store::CompanyId,
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let mut taken = std::collections::HashMap::new();
+    for instance in state.store.instances(company).await? {
+        for user in state.store.users(instance.id).await? {
+            if let Some(x) = &user.extension {
+                let who = user
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| user.email.to_string());
+                taken.insert(x.as_str().to_owned(), who);
+            }
+        }
+    }
+    Ok(taken)
+}
+
 fn checked(
     instance: kalsync_store::InstanceId,
     email: &str,
     name: Option<&str>,
     extension: Option<&str>,
-) -> Result<NewUser, (String, String)> {
-    let email =
-        EmailAddress::parse(email.trim()).map_err(|e| ("email".to_owned(), e.to_string()))?;
+) -> Result<NewUser, UserProblem> {
+    let email = EmailAddress::parse(email.trim()).map_err(UserProblem::Email)?;
     let display_name = name
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(|n| {
             if n.chars().count() > 200 {
-                Err((
-                    "display_name".to_owned(),
-                    "at most 200 characters".to_owned(),
-                ))
+                Err(UserProblem::NameTooLong)
             } else {
                 Ok(n.to_owned())
             }
@@ -97,7 +210,7 @@ fn checked(
     let extension = extension
         .map(str::trim)
         .filter(|x| !x.is_empty())
-        .map(|x| Extension::parse(x).map_err(|e| ("extension".to_owned(), e.to_string())))
+        .map(|x| Extension::parse(x).map_err(|_| UserProblem::Extension(x.to_owned())))
         .transpose()?;
     Ok(NewUser {
         instance,
@@ -137,16 +250,23 @@ pub(crate) async fn add_user(
     email: &str,
     name: Option<&str>,
     extension: Option<&str>,
-) -> Result<User, ApiError> {
+) -> Result<User, AddError> {
     principal.manages(found.company, "instance")?;
-    let new =
-        checked(found.id, email, name, extension).map_err(|(f, why)| ApiError::invalid(f, why))?;
+    let new = checked(found.id, email, name, extension).map_err(AddError::Problem)?;
+    if let Some(x) = &new.extension
+        && let Some(by) = extensions_of(state, found.company)
+            .await?
+            .remove(x.as_str())
+    {
+        return Err(AddError::Problem(UserProblem::ExtensionTaken {
+            extension: x.as_str().to_owned(),
+            by,
+        }));
+    }
     let email = new.email.to_string();
     let user = state.store.add_user(new).await.map_err(|e| match e {
-        StoreError::Conflict(_) => {
-            ApiError::Conflict(format!("{email} is already a user of this instance"))
-        }
-        other => other.into(),
+        StoreError::Conflict(_) => AddError::Problem(UserProblem::EmailTaken(email.clone())),
+        other => AddError::Api(other.into()),
     })?;
     audit(
         state,
@@ -157,6 +277,36 @@ pub(crate) async fn add_user(
     )
     .await?;
     Ok(user)
+}
+
+/// Why a user was not added: what is wrong with it, or the service's own refusal.
+#[derive(Debug)]
+pub(crate) enum AddError {
+    /// The user as given.
+    Problem(UserProblem),
+    /// Anything else (rights, the store).
+    Api(ApiError),
+}
+
+impl From<ApiError> for AddError {
+    fn from(e: ApiError) -> Self {
+        AddError::Api(e)
+    }
+}
+
+impl From<StoreError> for AddError {
+    fn from(e: StoreError) -> Self {
+        AddError::Api(e.into())
+    }
+}
+
+impl From<AddError> for ApiError {
+    fn from(e: AddError) -> Self {
+        match e {
+            AddError::Problem(p) => p.api_error(),
+            AddError::Api(e) => e,
+        }
+    }
 }
 
 /// One row of an import's report.
@@ -174,6 +324,9 @@ pub(crate) struct ImportRow {
     /// Why, for an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) message: Option<String>,
+    /// Why, for the pages to say in their language.
+    #[serde(skip)]
+    pub(crate) problem: Option<UserProblem>,
 }
 
 /// What an import did.
@@ -233,23 +386,42 @@ pub(crate) async fn import_csv(
             "at most {IMPORT_ROWS} rows per import; split the file"
         )));
     }
+    // What the company's users have already: an extension is one phone's, and a row
+    // for a mailbox already here is checked against it.
+    let mut taken = extensions_of(state, found.company).await?;
+    let here: std::collections::HashMap<String, Option<String>> = state
+        .store
+        .users(found.id)
+        .await?
+        .into_iter()
+        .map(|u| {
+            (
+                u.email.to_string(),
+                u.extension.map(|x| x.as_str().to_owned()),
+            )
+        })
+        .collect();
     for (index, record) in records.into_iter().enumerate() {
         let line = record
             .as_ref()
             .ok()
             .and_then(|r| r.position())
             .map_or(index as u64 + 1, |p| p.line());
+        let failed = |email: String, problem: UserProblem| ImportRow {
+            line,
+            email,
+            outcome: "error".into(),
+            field: Some(problem.field().to_owned()),
+            message: Some(problem.say(kalsync_core::Lang::En)),
+            problem: Some(problem),
+        };
         let record = match record {
             Ok(r) => r,
             Err(e) => {
                 report.errors += 1;
-                report.rows.push(ImportRow {
-                    line,
-                    email: String::new(),
-                    outcome: "error".into(),
-                    field: None,
-                    message: Some(format!("not CSV: {e}")),
-                });
+                report
+                    .rows
+                    .push(failed(String::new(), UserProblem::NotCsv(e.to_string())));
                 continue;
             }
         };
@@ -260,37 +432,69 @@ pub(crate) async fn import_csv(
         if record.iter().all(str::is_empty) {
             continue;
         }
-        let row = |outcome: &str, field: Option<String>, message: Option<String>| ImportRow {
+        let row = |outcome: &str| ImportRow {
             line,
             email: email.clone(),
             outcome: outcome.into(),
-            field,
-            message,
+            field: None,
+            message: None,
+            problem: None,
         };
         if record.len() > 3 {
             report.errors += 1;
-            report.rows.push(row(
-                "error",
-                None,
-                Some(format!(
-                    "{} columns; expected email,name,extension",
-                    record.len()
-                )),
-            ));
+            report
+                .rows
+                .push(failed(email.clone(), UserProblem::Columns(record.len())));
             continue;
         }
         let new = match checked(found.id, &email, record.get(1), record.get(2)) {
             Ok(n) => n,
-            Err((field, why)) => {
+            Err(problem) => {
                 report.errors += 1;
-                report.rows.push(row("error", Some(field), Some(why)));
+                report.rows.push(failed(email.clone(), problem));
                 continue;
             }
         };
+        let given = new.extension.as_ref().map(|x| x.as_str().to_owned());
+        if let Some(has) = here.get(new.email.as_str()) {
+            match (has, &given) {
+                (Some(has), Some(given)) if has != given => {
+                    report.errors += 1;
+                    let problem = UserProblem::ExistsWithOtherExtension {
+                        has: has.clone(),
+                        given: given.clone(),
+                    };
+                    report.rows.push(failed(email.clone(), problem));
+                }
+                _ => {
+                    report.existing += 1;
+                    report.rows.push(row("exists"));
+                }
+            }
+            continue;
+        }
+        if let Some(x) = &given
+            && let Some(by) = taken.get(x)
+        {
+            report.errors += 1;
+            let problem = UserProblem::ExtensionTaken {
+                extension: x.clone(),
+                by: by.clone(),
+            };
+            report.rows.push(failed(email.clone(), problem));
+            continue;
+        }
+        let who = new
+            .display_name
+            .clone()
+            .unwrap_or_else(|| new.email.to_string());
         match state.store.add_user(new).await {
             Ok(user) => {
                 report.added += 1;
-                report.rows.push(row("added", None, None));
+                report.rows.push(row("added"));
+                if let Some(x) = given {
+                    taken.insert(x, who);
+                }
                 audit(
                     state,
                     principal,
@@ -302,7 +506,7 @@ pub(crate) async fn import_csv(
             }
             Err(StoreError::Conflict(_)) => {
                 report.existing += 1;
-                report.rows.push(row("exists", None, None));
+                report.rows.push(row("exists"));
             }
             Err(e) => return Err(e.into()),
         }

@@ -16,7 +16,7 @@ use super::{Viewer, page};
 use crate::WebState;
 use crate::api::instances::{CheckReport, run_check, visible_instance};
 use crate::api::status::{AbsenceView, status_of};
-use crate::api::users::{ImportReport, add_user, import_csv, remove_user};
+use crate::api::users::{AddError, ImportReport, UserProblem, add_user, import_csv, remove_user};
 use crate::error::ApiError;
 
 /// What a form on the instance page left to say.
@@ -24,7 +24,10 @@ enum Notice {
     None,
     Error(String),
     Added(String),
-    Imported(ImportReport),
+    /// The add-user form refused: what was typed, and why, shown in the form.
+    NotAdded(AddForm, UserProblem),
+    /// An import's report, and the lines that failed (kept in the box to correct).
+    Imported(ImportReport, String),
     Checked(CheckReport),
 }
 
@@ -82,14 +85,18 @@ async fn instance_page(
                         li { @if s.ok { span.available { "✓ " } } @else { span.bad { "✗ " } } strong { (i18n::check_step(t, &s.name)) } ": " (s.detail) }
                     } }
                 },
-                Notice::Imported(r) => div role="status" {
+                Notice::NotAdded(..) => {}
+                Notice::Imported(r, _) => div role="status" {
                     p { (t.imported) ": " (r.added) " " (t.added_n) ", " (r.existing) " " (t.existing_n) ", " (r.errors) " " (t.errors_n) }
                     @if r.errors > 0 {
                         table #import-errors {
                             thead { tr { th { (t.line) } th { (t.email) } th { (t.problem) } } }
                             tbody { @for row in r.rows.iter().filter(|r| r.outcome == "error") {
                                 tr { td { (row.line) } td { (row.email) } td.bad {
-                                    @if let Some(f) = &row.field { (f) ": " } (row.message.clone().unwrap_or_default())
+                                    @match &row.problem {
+                                        Some(p) => (p.say(viewer.lang)),
+                                        None => (row.message.clone().unwrap_or_default()),
+                                    }
                                 } }
                             } }
                         }
@@ -138,19 +145,32 @@ async fn instance_page(
                     form.card method="post" action={ "/instances/" (found.id) "/users" } {
                         h3 { (t.add_user) }
                         input type="hidden" name="csrf" value=(csrf);
+                        @let (typed, problem) = match &notice {
+                            Notice::NotAdded(f, p) => (f.clone(), Some(p)),
+                            _ => (AddForm::default(), None),
+                        };
+                        @let wrong = |field: &str| problem.is_some_and(|p| p.field() == field);
+                        @if let Some(p) = problem {
+                            p.error #add-error role="alert" { (p.say(viewer.lang)) }
+                        }
                         label for="new-email" { (t.email) }
-                        input #new-email type="email" name="email" required;
+                        input #new-email type="email" name="email" required value=(typed.email)
+                            aria-invalid=[wrong("email").then_some("true")] autofocus[wrong("email")];
                         label for="new-name" { (t.name) }
-                        input #new-name type="text" name="name";
+                        input #new-name type="text" name="name" value=(typed.name.clone().unwrap_or_default())
+                            aria-invalid=[wrong("display_name").then_some("true")] autofocus[wrong("display_name")];
                         label for="new-extension" { (t.extension) }
-                        input #new-extension type="text" name="extension" inputmode="tel";
+                        input #new-extension type="text" name="extension" inputmode="tel" value=(typed.extension.clone().unwrap_or_default())
+                            aria-invalid=[wrong("extension").then_some("true")] autofocus[wrong("extension")];
                         button type="submit" { (t.add_user) }
                     }
                     form.card method="post" action={ "/instances/" (found.id) "/import" } {
                         h3 { (t.import_csv) }
                         input type="hidden" name="csrf" value=(csrf);
                         label for="csv" { (t.csv_hint) }
-                        textarea #csv name="csv" rows="6" required placeholder="email,name,extension" {}
+                        textarea #csv name="csv" rows="6" required placeholder="email,name,extension" {
+                            @if let Notice::Imported(_, kept) = &notice { (kept) }
+                        }
                         button type="submit" { (t.import_csv) }
                     }
                 }
@@ -193,7 +213,7 @@ pub(crate) async fn instance(
 }
 
 /// The add-user form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct AddForm {
     csrf: String,
     email: String,
@@ -226,11 +246,11 @@ pub(crate) async fn add(
     .await;
     let (status, notice) = match added {
         Ok(u) => (StatusCode::OK, Notice::Added(u.email.to_string())),
-        Err(e @ (ApiError::Invalid { .. } | ApiError::Conflict(_))) => (
+        Err(AddError::Problem(problem)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Notice::Error(e.to_string()),
+            Notice::NotAdded(form, problem),
         ),
-        Err(e) => return e.into_response(),
+        Err(AddError::Api(e)) => return e.into_response(),
     };
     after_form(&state, &viewer, &instance, status, notice).await
 }
@@ -293,7 +313,23 @@ pub(crate) async fn import(
         Err(e) => return e.into_response(),
     };
     let notice = match import_csv(&state, &viewer.principal, &found, &form.csv).await {
-        Ok(report) => Notice::Imported(report),
+        Ok(report) => {
+            // The lines that failed stay in the box, to be corrected and sent again.
+            let failed: std::collections::BTreeSet<u64> = report
+                .rows
+                .iter()
+                .filter(|r| r.outcome == "error")
+                .map(|r| r.line)
+                .collect();
+            let kept: String = form
+                .csv
+                .lines()
+                .enumerate()
+                .filter(|(i, _)| failed.contains(&(*i as u64 + 1)))
+                .map(|(_, l)| format!("{l}\n"))
+                .collect();
+            Notice::Imported(report, kept)
+        }
         Err(e @ ApiError::BadRequest(_)) => Notice::Error(e.to_string()),
         Err(e) => return e.into_response(),
     };

@@ -282,7 +282,15 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
     )
     .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad.text().await.expect("html").contains("email:"));
+    let html = bad.text().await.expect("html");
+    assert!(
+        html.contains("id=\"add-error\"") && html.contains("is not an e-mail address"),
+        "the message in the form: {html}"
+    );
+    assert!(
+        html.contains("value=\"anna(at)acme\"") && html.contains("aria-invalid=\"true\""),
+        "what was typed is kept, the field marked: {html}"
+    );
     let forged = post_form(
         &en,
         format!("{}/instances/{instance}/users", app.base),
@@ -315,6 +323,66 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
         imported.contains("not-an-address") && imported.contains("Bo Berg"),
         "{imported}"
     );
+    assert!(
+        imported.contains(">not-an-address,X,\n</textarea>"),
+        "the failed line is kept in the box: {imported}"
+    );
+
+    // In Swedish: an extension another user has is refused, by the form and by a CSV
+    // row, as is a row that gives a user already here another extension; the messages
+    // are Swedish and the typed values kept.
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let sv_csrf = form_token(&page_at(&sv, format!("{}/instances/{instance}", app.base)).await);
+    let taken = post_form(
+        &sv,
+        format!("{}/instances/{instance}/users", app.base),
+        &[
+            ("csrf", sv_csrf.as_str()),
+            ("email", "dan@acme.example"),
+            ("name", "Dan"),
+            ("extension", "201"),
+        ],
+    )
+    .await;
+    assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = taken.text().await.expect("html");
+    assert!(
+        html.contains("Anknytning 201 har redan Anna Andersson i företaget.")
+            && html.contains("value=\"dan@acme.example\""),
+        "{html}"
+    );
+    let csv = post_form(
+        &sv,
+        format!("{}/instances/{instance}/import", app.base),
+        &[
+            ("csrf", sv_csrf.as_str()),
+            (
+                "csv",
+                "bo@acme.example,Bo Berg,299\neva@acme.example,Eva,202\nfia@acme.example,Fia,12a",
+            ),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
+    assert!(
+        csv.contains("Finns redan, med anknytning 202 (raden säger 299")
+            && csv.contains("Anknytning 202 har redan Bo Berg i företaget.")
+            && csv.contains("är ingen anknytning"),
+        "{csv}"
+    );
+    for english in ["is not", "already", "expected", "columns"] {
+        let table = csv
+            .split("id=\"import-errors\"")
+            .nth(1)
+            .and_then(|r| r.split("</table>").next())
+            .unwrap_or("");
+        assert!(
+            !table.contains(english),
+            "English on a Swedish page: {table}"
+        );
+    }
 
     // Anna at lunch: her page draws the block and says which booking it came from.
     let users: serde_json::Value = api
