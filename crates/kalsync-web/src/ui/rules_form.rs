@@ -103,7 +103,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn str_of<'a>(v: Option<&'a Value>) -> &'a str {
+fn str_of(v: Option<&Value>) -> &str {
     v.and_then(Value::as_str).unwrap_or("")
 }
 
