@@ -141,6 +141,14 @@ impl Scope {
         }
     }
 
+    /// Whether the account is one this scope's page lists.
+    fn holds(self, account: &kalsync_store::Account) -> bool {
+        match self {
+            Scope::Company(id) => account.grant.company == Some(id),
+            Scope::Operator => account.grant.role == Role::Operator,
+        }
+    }
+
     fn path(self) -> String {
         match self {
             Scope::Company(id) => format!("/companies/{id}/accounts"),
@@ -169,10 +177,7 @@ async fn list_page(
         .accounts(scope.company())
         .await?
         .into_iter()
-        .filter(|a| match scope {
-            Scope::Company(id) => a.grant.company == Some(id),
-            Scope::Operator => a.grant.role == Role::Operator,
-        })
+        .filter(|a| scope.holds(a))
         .collect();
     let title = match scope {
         Scope::Company(id) => format!("{} · {}", t.accounts, state.store.company(id).await?.name),
@@ -362,10 +367,7 @@ async fn remove(
                 .accounts(scope.company())
                 .await?
                 .into_iter()
-                .filter(|a| match scope {
-                    Scope::Company(id) => a.grant.company == Some(id),
-                    Scope::Operator => a.grant.role == Role::Operator,
-                })
+                .filter(|a| scope.holds(a))
                 .find(|a| a.id.to_string() == account)
                 .ok_or_else(|| ApiError::NotFound("account".into()))?;
             let t = i18n::texts(viewer.lang);

@@ -45,21 +45,18 @@ async fn editor(
     outcome: Outcome,
 ) -> Result<Markup, ApiError> {
     let t = i18n::texts(viewer.lang);
-    let found = visible_instance(state, &viewer.principal, instance).await?;
-    let manages = viewer.principal.grant.manages(found.company);
-    let company = super::company_name(state, found.company).await;
+    let (found, manages, company) = rules_instance(state, viewer, instance).await?;
     let csrf = viewer.principal.csrf();
     let text = settings_text
         .map(str::to_owned)
         .unwrap_or_else(|| found.settings.to_toml());
-    Ok(page(
-        t,
-        &format!("{} · {}", found.name, t.rules),
-        Some(&viewer.principal),
-        &format!("/instances/{}/rules", found.id),
+    Ok(rules_page(
+        viewer,
+        &found,
+        &company,
+        manages,
+        Tab::File,
         html! {
-            (super::instance_head(t, &company, &found, super::InstanceTab::Rules, manages))
-            (tabs(t, &found.id.to_string(), Tab::File))
             p.muted { (t.rules_intro) }
                         @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
             form #rules method="post" action={ "/instances/" (found.id) "/rules" } {
@@ -96,6 +93,41 @@ fn tabs(t: &i18n::Texts, instance: &str, here: Tab) -> Markup {
     }
 }
 
+/// The instance a rules page is about, whether the viewer manages it, its company's name.
+async fn rules_instance(
+    state: &WebState,
+    viewer: &Viewer,
+    instance: &str,
+) -> Result<(kalsync_store::Instance, bool, String), ApiError> {
+    let found = visible_instance(state, &viewer.principal, instance).await?;
+    let manages = viewer.principal.grant.manages(found.company);
+    let company = super::company_name(state, found.company).await;
+    Ok((found, manages, company))
+}
+
+/// A rules page: the instance's head, the two ways of editing, and `body`.
+fn rules_page(
+    viewer: &Viewer,
+    found: &kalsync_store::Instance,
+    company: &str,
+    manages: bool,
+    tab: Tab,
+    body: Markup,
+) -> Markup {
+    let t = i18n::texts(viewer.lang);
+    page(
+        t,
+        &format!("{} · {}", found.name, t.rules),
+        Some(&viewer.principal),
+        &format!("/instances/{}/rules", found.id),
+        html! {
+            (super::instance_head(t, company, found, super::InstanceTab::Rules, manages))
+            (tabs(t, &found.id.to_string(), tab))
+            (body)
+        },
+    )
+}
+
 /// The rules as a form, with the calendar to try them on and what they make of it.
 #[allow(clippy::too_many_arguments)]
 async fn form_page(
@@ -109,18 +141,15 @@ async fn form_page(
     outcome: Outcome,
 ) -> Result<Markup, ApiError> {
     let t = i18n::texts(viewer.lang);
-    let found = visible_instance(state, &viewer.principal, instance).await?;
-    let manages = viewer.principal.grant.manages(found.company);
-    let company = super::company_name(state, found.company).await;
+    let (found, manages, company) = rules_instance(state, viewer, instance).await?;
     let settings = settings.unwrap_or(&found.settings);
-    Ok(page(
-        t,
-        &format!("{} · {}", found.name, t.rules),
-        Some(&viewer.principal),
-        &format!("/instances/{}/rules", found.id),
+    Ok(rules_page(
+        viewer,
+        &found,
+        &company,
+        manages,
+        Tab::Form,
         html! {
-            (super::instance_head(t, &company, &found, super::InstanceTab::Rules, manages))
-            (tabs(t, &found.id.to_string(), Tab::Form))
             @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
             form #rules-form .rules-form method="post" action={ "/instances/" (found.id) "/rules/form" } {
                 input type="hidden" name="csrf" value=(viewer.principal.csrf());

@@ -54,15 +54,7 @@ async fn the_rules_form_and_the_rules_file_edit_the_same_settings() {
     ];
     fields.extend(rule(0, "LUN", "lunch", "info"));
     fields.extend(rule(1, "", "out_of_office", "divert"));
-    let pairs = |extra: &[(&str, &str)]| {
-        let mut all = fields.clone();
-        all.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        all
-    };
+    let pairs = |extra: &[(&str, &str)]| with(&fields, extra);
     let saved = sv
         .post(&form)
         .form(&pairs(&[("op", "save")]))
@@ -139,15 +131,7 @@ async fn the_rules_form_and_the_rules_file_edit_the_same_settings() {
             *v = "off".into();
         }
     }
-    let pairs = |extra: &[(&str, &str)]| {
-        let mut all = fields.clone();
-        all.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        all
-    };
+    let pairs = |extra: &[(&str, &str)]| with(&fields, extra);
     let live = post_form_pairs(&sv, &preview, &pairs(&[("calendar", ics.as_str())])).await;
     assert!(
         live.contains("class=\"info\"") && !live.contains("<html"),
@@ -170,6 +154,17 @@ async fn the_rules_form_and_the_rules_file_edit_the_same_settings() {
     )
     .await;
     assert!(templated.contains("Regel 3"), "{templated}");
+}
+
+/// The form's fields and `extra` ones.
+fn with(fields: &[(String, String)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = fields.to_vec();
+    all.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    all
 }
 
 /// The reason catalogue of a rules file.
