@@ -69,6 +69,9 @@ pub(crate) struct StatusView {
     /// Days ahead the timeline covers.
     #[serde(skip)]
     pub(crate) days_ahead: u16,
+    /// The instance's working hours (for drawing).
+    #[serde(skip)]
+    pub(crate) working_hours: kalsync_core::WorkingHours,
 }
 
 fn view(
@@ -172,6 +175,7 @@ pub(crate) async fn status_of(
         last_error: found.last_error.clone(),
         zone: instance.settings.time_zone.tz().clone(),
         days_ahead: instance.settings.days_ahead,
+        working_hours: instance.settings.working_hours.clone(),
     })
 }
 

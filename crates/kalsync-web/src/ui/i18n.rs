@@ -765,6 +765,24 @@ pub fn back_at(lang: Lang, returns: Timestamp, now: Timestamp, zone: &TimeZone) 
     }
 }
 
+/// An Outlook "show as" state (as the rules file names it) in `lang`.
+pub(crate) fn show_as(lang: Lang, code: &str) -> &'static str {
+    match (lang, code) {
+        (Lang::Sv, "free") => "Ledig",
+        (Lang::Sv, "tentative") => "Preliminär",
+        (Lang::Sv, "busy") => "Upptagen",
+        (Lang::Sv, "oof") => "Frånvarande",
+        (Lang::Sv, "working_elsewhere") => "Arbetar någon annanstans",
+        (Lang::Sv, _) => "Okänd",
+        (Lang::En, "free") => "Free",
+        (Lang::En, "tentative") => "Tentative",
+        (Lang::En, "busy") => "Busy",
+        (Lang::En, "oof") => "Away",
+        (Lang::En, "working_elsewhere") => "Working elsewhere",
+        (Lang::En, _) => "Unknown",
+    }
+}
+
 /// `sv`, `sv-SE`, `en`, `en-GB` … → the language.
 pub fn parse(tag: &str) -> Option<Lang> {
     let primary = tag.split(['-', '_']).next()?.to_ascii_lowercase();

@@ -406,6 +406,11 @@ fn on_day(
     Some((left, (right - left).max(0.4)))
 }
 
+/// Minutes since midnight.
+fn minutes(t: jiff::civil::Time) -> f64 {
+    f64::from(t.hour()) * 60.0 + f64::from(t.minute())
+}
+
 fn when(text: &str, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
     text.parse::<Timestamp>()
         .map(|t| {
@@ -423,8 +428,8 @@ fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::Ti
     html! {
         table #absences {
             thead { tr { th { (t.reason) } th { (t.mode) } th { (t.from) } th { (t.to) } th { (t.back) } th { (t.why) } } }
-            tbody { @for a in list {
-                tr {
+            tbody { @for (i, a) in list.iter().enumerate() {
+                tr id={ "absence-" (i) } {
                     td class=(a.mode) { (if lang == Lang::Sv { &a.label_sv } else { &a.label_en }) }
                     td { (if a.mode == "divert" { t.divert } else { t.info }) }
                     td { (when(&a.start, zone, lang)) }
@@ -435,7 +440,7 @@ fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::Ti
                         @for b in &a.bookings {
                             div.booking {
                                 (b.subject.clone().unwrap_or_else(|| t.no_title.to_owned()))
-                                " · " (b.free_busy.as_str())
+                                " · Outlook: " (i18n::show_as(lang, b.free_busy.as_str()))
                                 @if !b.categories.is_empty() { " · " (b.categories.join(", ")) }
                             }
                         }
@@ -496,16 +501,34 @@ pub(crate) async fn user(
             }
             h2 { (t.time_bar) }
             div.timebar #timebar {
+                // The hours, above the days.
+                div.day.hours aria-hidden="true" {
+                    span.date {}
+                    div.scale {
+                        @for h in [0, 6, 12, 18] {
+                            span style={ "left:" (h * 100 / 24) "%" } { (format!("{h:02}")) }
+                        }
+                    }
+                }
                 @for (i, day) in days.iter().enumerate() {
                     div.day {
                         span.date { (i18n::weekday(viewer.lang, day.weekday())) " " (day.strftime("%d/%m")) }
                         div.track {
+                            // Working hours, shaded.
+                            @if status.working_hours.is_working_day(*day) {
+                                @let (from, to) = (minutes(status.working_hours.start()), minutes(status.working_hours.end()));
+                                div.work style={ "left:" (format!("{:.2}", from / 14.4)) "%;width:" (format!("{:.2}", (to - from) / 14.4)) "%" } {}
+                            }
                             @if i == 0 { div.now style={ "left:" (format!("{now_left:.2}")) "%" } {} }
-                            @for a in &status.timeline {
+                            @for (n, a) in status.timeline.iter().enumerate() {
                                 @if let Some((left, width)) = on_day(a, *day, &zone) {
-                                    div class={ "block " (a.mode) } style={ "left:" (format!("{left:.2}")) "%;width:" (format!("{width:.2}")) "%" }
-                                        title=(if viewer.lang == Lang::Sv { &a.message_sv } else { &a.message_en }) {
-                                        (if viewer.lang == Lang::Sv { &a.label_sv } else { &a.label_en })
+                                    // A tap (or a click) goes to the absence's row below.
+                                    a class={ "block " (a.mode) } href={ "#absence-" (n) }
+                                        style={ "left:" (format!("{left:.2}")) "%;width:" (format!("{width:.2}")) "%" }
+                                        title=(if viewer.lang == Lang::Sv { &a.message_sv } else { &a.message_en })
+                                        aria-label=(if viewer.lang == Lang::Sv { &a.message_sv } else { &a.message_en }) {
+                                        // A label only where it fits (some 2 hours): never cut to letters.
+                                        @if width >= 8.0 { (if viewer.lang == Lang::Sv { &a.label_sv } else { &a.label_en }) }
                                     }
                                 }
                             }

@@ -27,23 +27,6 @@ const RESPONSES: [&str; 6] = [
 /// Days of the week, as the rules file names them.
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-/// An Outlook "show as" state in the page's language.
-fn show_as_label(lang: Lang, code: &str) -> &'static str {
-    match (lang, code) {
-        (Lang::Sv, "free") => "Ledig",
-        (Lang::Sv, "tentative") => "Preliminär",
-        (Lang::Sv, "busy") => "Upptagen",
-        (Lang::Sv, "oof") => "Frånvarande",
-        (Lang::Sv, "working_elsewhere") => "Arbetar någon annanstans",
-        (Lang::En, "free") => "Free",
-        (Lang::En, "tentative") => "Tentative",
-        (Lang::En, "busy") => "Busy",
-        (Lang::En, "oof") => "Away",
-        (Lang::En, "working_elsewhere") => "Working elsewhere",
-        _ => "?",
-    }
-}
-
 /// A response in the page's language.
 fn response_label(lang: Lang, code: &str) -> &'static str {
     match (lang, code) {
@@ -489,7 +472,7 @@ pub(crate) fn form(
                     div.row {
                         span.field-label { (t.rule_show_as) }
                         @for s in SHOW_AS {
-                            label.check { input type="checkbox" name={ "r" (i) ".show_as" } value=(s) checked[show_as.iter().any(|x| x == s)]; " " (show_as_label(lang, s)) }
+                            label.check { input type="checkbox" name={ "r" (i) ".show_as" } value=(s) checked[show_as.iter().any(|x| x == s)]; " " (super::i18n::show_as(lang, s)) }
                         }
                     }
                     div.row.pair {

@@ -400,8 +400,12 @@ async fn an_admin_adds_imports_and_removes_users_and_sees_why_someone_is_diverte
     assert!(html.contains("class=\"block divert\""), "{html}");
     assert!(html.contains("Lunch, back"), "{html}");
     assert!(
-        html.contains("(title not shown)") && html.contains("busy"),
-        "the booking, without its title: {html}"
+        html.contains("(title not shown)") && html.contains("Outlook: Busy"),
+        "the booking, without its title, its state as Outlook names it: {html}"
+    );
+    assert!(
+        html.contains("href=\"#absence-0\"") && html.contains("id=\"absence-0\""),
+        "a block on the bar opens its absence below (a tap on a phone): {html}"
     );
 
     // The remove button asks first, saying what goes; nothing is gone yet.
