@@ -196,6 +196,28 @@ pub(crate) struct InstanceChange {
     pub(crate) settings: Option<String>,
 }
 
+/// The refusal of a name another instance of the company has.
+fn taken_name() -> ApiError {
+    ApiError::invalid("name", "the company already has an instance with this name")
+}
+
+/// Refuses a name another instance of the company (other than `own`) has, in any case:
+/// two instances called alike cannot be told apart on the pages.
+async fn unique_name(
+    state: &WebState,
+    company: kalsync_store::CompanyId,
+    name: &str,
+    own: Option<kalsync_store::InstanceId>,
+) -> Result<(), ApiError> {
+    let taken = state
+        .store
+        .instances(company)
+        .await?
+        .iter()
+        .any(|i| Some(i.id) != own && i.name.to_lowercase() == name.to_lowercase());
+    if taken { Err(taken_name()) } else { Ok(()) }
+}
+
 pub(crate) fn name(text: &str) -> Result<String, ApiError> {
     let t = text.trim();
     if t.is_empty() || t.chars().count() > 200 {
@@ -536,16 +558,26 @@ pub(crate) async fn insert_instance(
     input: NewInstanceInput,
 ) -> Result<Instance, ApiError> {
     principal.manages(company, "company")?;
+    let name = name(&input.name)?;
+    unique_name(state, company, &name, None).await?;
     let new = NewInstance {
         company,
-        name: name(&input.name)?,
+        name,
         source: source(with_tenant_ids(state, input.source).await?, None)?,
         settings: match &input.settings {
             Some(text) => settings(text)?,
             None => InstanceSettings::default(),
         },
     };
-    let instance = state.store.create_instance(new).await?;
+    let instance = state
+        .store
+        .create_instance(new)
+        .await
+        .map_err(|e| match e {
+            // Made by someone else at the same moment.
+            kalsync_store::StoreError::Conflict(_) => taken_name(),
+            other => other.into(),
+        })?;
     audit(
         state,
         principal,
@@ -593,6 +625,7 @@ pub(crate) async fn change_instance(
     principal.manages(found.company, "instance")?;
     if let Some(n) = &change.name {
         found.name = name(n)?;
+        unique_name(state, found.company, &found.name, Some(found.id)).await?;
     }
     if let Some(a) = change.active {
         found.active = a;

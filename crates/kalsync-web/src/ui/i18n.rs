@@ -765,6 +765,39 @@ pub fn back_at(lang: Lang, returns: Timestamp, now: Timestamp, zone: &TimeZone) 
     }
 }
 
+/// A refused field of an instance's form, in `lang`: the API's words (English) on an
+/// English page; on a Swedish one, what is wrong with which field in Swedish where it
+/// is known, and the field's Swedish name before the API's words otherwise.
+pub(crate) fn field_problem(t: &Texts, lang: Lang, field: &str, message: &str) -> String {
+    if lang == Lang::En {
+        return format!("{field}: {message}");
+    }
+    let label = match field {
+        "name" => t.name,
+        "source.tenant" => t.tenant,
+        "source.client_id" => t.client_id,
+        "source.client_secret" => t.client_secret,
+        "source.graph_url" => t.graph_url,
+        "source.login_url" => t.login_url,
+        "source.url" => t.ews_address,
+        "source.username" => t.service_account,
+        "source.password" => t.password,
+        "source.auth" => t.sign_in_method,
+        "source.version" => t.version,
+        "source.access" => t.access,
+        other => other,
+    };
+    match (field, message) {
+        (_, "required") => format!("{label}: måste fyllas i."),
+        ("name", "1 to 200 characters") => format!("{label}: 1–200 tecken."),
+        ("name", m) if m.contains("already has an instance") => {
+            "Företaget har redan en instans med det namnet.".into()
+        }
+        (_, "not an address") => format!("{label}: inte en adress (https://…)."),
+        _ => format!("{label}: {message}"),
+    }
+}
+
 /// An Outlook "show as" state (as the rules file names it) in `lang`.
 pub(crate) fn show_as(lang: Lang, code: &str) -> &'static str {
     match (lang, code) {

@@ -59,6 +59,16 @@ pub(crate) struct NewForm {
     active: Option<String>,
 }
 
+/// A refused form's error in the page's language.
+fn said(viewer: &Viewer, e: &ApiError) -> String {
+    match e {
+        ApiError::Invalid { field, message } => {
+            i18n::field_problem(i18n::texts(viewer.lang), viewer.lang, field, message)
+        }
+        other => other.to_string(),
+    }
+}
+
 impl NewForm {
     /// The Exchange version and access chosen, or the defaults.
     fn version_and_access(&self) -> (&str, &str) {
@@ -278,7 +288,7 @@ pub(crate) async fn create(
                 &viewer,
                 &company,
                 &form,
-                Some(&e.to_string()),
+                Some(&said(&viewer, &e)),
                 state.microsoft365.is_some(),
             ),
         )
@@ -434,7 +444,7 @@ pub(crate) async fn save_settings(
                 &super::company_name(&state, found.company).await,
                 &found,
                 &form,
-                Some(&e.to_string()),
+                Some(&said(&viewer, &e)),
                 false,
             ),
         )

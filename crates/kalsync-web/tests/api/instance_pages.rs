@@ -128,7 +128,11 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
     )
     .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad.text().await.expect("html").contains("source.graph_url"));
+    let html = bad.text().await.expect("html");
+    assert!(
+        html.contains("Graph-adress:") && !html.contains("source.graph_url"),
+        "the field by its Swedish name: {html}"
+    );
     let unchanged = app
         .store
         .instance(id.parse().expect("id"))

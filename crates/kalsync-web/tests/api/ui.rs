@@ -675,8 +675,10 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = bad.text().await.expect("html");
     assert!(
-        html.contains("source.url") && html.contains("value=\"Exchange\""),
-        "{html}"
+        html.contains("EWS-adress")
+            && !html.contains("source.url")
+            && html.contains("value=\"Exchange\""),
+        "the field by its Swedish name: {html}"
     );
     assert!(
         html.contains("Set-ThrottlingPolicy") || html.contains("ThrottlingPolicy"),
@@ -699,6 +701,26 @@ async fn an_admin_creates_instances_from_the_ui_and_sees_the_exchange_powershell
         made.url().path().starts_with("/instances/"),
         "{}",
         made.url()
+    );
+    // Another by the same name (in any case) is refused: two could not be told apart.
+    let again = post_form(
+        &sv,
+        format!("{}{new}", app.base),
+        &[
+            ("csrf", csrf.as_str()),
+            ("kind", "graph"),
+            ("name", "microsoft 365"),
+            ("tenant", crate::helpers::TENANT),
+            ("client_id", ""),
+            ("client_secret", "s3cret"),
+        ],
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = again.text().await.expect("html");
+    assert!(
+        html.contains("Företaget har redan en instans med det namnet."),
+        "{html}"
     );
     let list = app.store.instances(app.acme).await.expect("instances");
     assert_eq!(list.len(), 1);
