@@ -342,6 +342,7 @@ impl NewForm {
 fn settings_page(
     viewer: &Viewer,
     company: &str,
+    access: &Markup,
     instance: &Instance,
     form: &NewForm,
     error: Option<&str>,
@@ -359,6 +360,7 @@ fn settings_page(
             (super::instance_head(t, company, instance, super::InstanceTab::Connection, true))
             @if let Some(e) = error { p.error role="alert" { (e) } }
             @if saved { p.available role="status" { (t.saved) } }
+            (access)
             p.muted { (t.settings_intro) }
             form #settings method="post" action=(path) {
                 input type="hidden" name="csrf" value=(csrf);
@@ -379,6 +381,48 @@ fn settings_page(
     )
 }
 
+/// What the instance may read, when that was last shown to work, how to withdraw it,
+/// and the connection test — the *Anslutning* tab's first card.
+async fn access(state: &WebState, viewer: &Viewer, instance: &Instance) -> Markup {
+    let t = i18n::texts(viewer.lang);
+    let users = state.store.users(instance.id).await.unwrap_or_default();
+    let verified = users
+        .iter()
+        .filter(|u| u.last_error.is_none())
+        .filter_map(|u| u.last_sync)
+        .max();
+    let zone = instance.settings.time_zone.tz().clone();
+    html! {
+        section.card #access {
+            h2 { (t.access_title) }
+            @match &instance.source {
+                SourceConfig::Graph { .. } => {
+                    p { (t.access_graph) }
+                    p.muted { (t.withdraw_graph) }
+                }
+                SourceConfig::Ews { username, access, .. } => {
+                    p {
+                        (t.access_ews_account) " " strong.code { (username) } " "
+                        @if *access == kalsync_ews::Access::Delegate { (t.access_ews_delegate) } @else { (t.access_ews_impersonation) }
+                    }
+                    p.muted { (t.withdraw_ews) }
+                }
+            }
+            p {
+                (t.last_verified) ": "
+                @match verified {
+                    Some(at) => (at.to_zoned(zone).strftime("%Y-%m-%d %H:%M")),
+                    None => span.pill.warn { (t.not_read_yet) },
+                }
+            }
+            form.inline method="post" action={ "/instances/" (instance.id) "/check" } {
+                input type="hidden" name="csrf" value=(viewer.principal.csrf());
+                button type="submit" { (t.test_connection) }
+            }
+        }
+    }
+}
+
 /// The settings page of an instance the viewer manages.
 async fn managed(state: &WebState, viewer: &Viewer, instance: &str) -> Result<Instance, ApiError> {
     let found = visible_instance(state, &viewer.principal, instance).await?;
@@ -395,6 +439,7 @@ pub(crate) async fn settings(
         Ok(found) => settings_page(
             &viewer,
             &super::company_name(&state, found.company).await,
+            &access(&state, &viewer, &found).await,
             &found,
             &NewForm::of(&found),
             None,
@@ -431,6 +476,7 @@ pub(crate) async fn save_settings(
         Ok(changed) => settings_page(
             &viewer,
             &super::company_name(&state, changed.company).await,
+            &access(&state, &viewer, &changed).await,
             &changed,
             &NewForm::of(&changed),
             None,
@@ -442,6 +488,7 @@ pub(crate) async fn save_settings(
             settings_page(
                 &viewer,
                 &super::company_name(&state, found.company).await,
+                &access(&state, &viewer, &found).await,
                 &found,
                 &form,
                 Some(&said(&viewer, &e)),
@@ -482,6 +529,7 @@ pub(crate) async fn remove(
             settings_page(
                 &viewer,
                 &super::company_name(&state, found.company).await,
+                &access(&state, &viewer, &found).await,
                 &found,
                 &NewForm::of(&found),
                 Some(t.remove_instance_unconfirmed),

@@ -70,6 +70,13 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
         "{page}"
     );
     assert!(!page.contains("s3cret"), "a secret is never shown");
+    // The connection tab says what the instance may read and how to withdraw it.
+    assert!(
+        page.contains("Calendars.Read")
+            && page.contains("Företagsprogram → programmet → Egenskaper → Ta bort")
+            && page.contains("inte läst än"),
+        "{page}"
+    );
     let csrf = form_token(&page);
 
     // Renamed and switched off; the secret left empty is kept.
