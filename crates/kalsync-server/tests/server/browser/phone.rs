@@ -33,11 +33,52 @@ async fn fits_here(c: &Client, name: &str) {
     );
     shot(name, &c.screenshot().await.expect("png"));
     accessible(c, name).await;
+    if name.ends_with("-sv") {
+        swedish(c, name).await;
+    }
     assert!(
         page <= window,
         "{} is {page} px wide on a {window} px screen (see {name}.png)",
         widths[2]
     );
+}
+
+/// Words of the service's English messages and pages that must not show on a Swedish
+/// page (the API's validation, the checks, the reports, the navigation).
+const ENGLISH: [&str; 16] = [
+    "required",
+    "expected",
+    "is not an",
+    "already",
+    "not found",
+    "characters",
+    "columns",
+    "Sign out",
+    "Dashboard",
+    "Switchboard",
+    "Users (",
+    "Rules and settings",
+    "Connection and name",
+    "never",
+    "Remove",
+    "Save",
+];
+
+/// Asserts the Swedish page shows none of [`ENGLISH`].
+async fn swedish(c: &Client, name: &str) {
+    let text = c
+        .find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("text");
+    for english in ENGLISH {
+        assert!(
+            !text.contains(english),
+            "{name}: English `{english}` on a Swedish page:\n{text}"
+        );
+    }
 }
 
 #[tokio::test]
