@@ -376,7 +376,8 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .block{position:absolute;top:0;bottom:0;overflow:hidden;white-space:nowrap;font-size:.75em;color:#fff;padding:0 .2rem;border-radius:.2rem}
 .block.divert{background:#a0341c}.block.info{background:#1f5fa8}a.block{text-decoration:none;min-width:.5rem}a.block:focus{outline:3px solid #f2b600}
 .track .work{position:absolute;top:0;bottom:0;background:#dfe7f1}.hours .scale{position:relative;flex:1;height:1rem;font-size:.75em;color:#4b5563}.hours .scale span{position:absolute}
-tr:target{background:#fff4c2}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
+tr:target{background:#fff4c2}
+main:has(input[name=kind][value=ews]:checked) .for-graph,main:has(input[name=kind][value=graph]:checked) .for-ews{display:none}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
 .crumbs{font-size:.9em;margin:.2rem 0 .4rem}.crumbs a{color:#12355b}
 .pill{display:inline-block;padding:.05rem .6rem;border-radius:1rem;font-size:.8rem;font-weight:600;vertical-align:middle}.pill.ok{background:#dcf2e3;color:#1d5e31}.pill.warn{background:#fdf0d5;color:#6b4200}.pill.bad{background:#fbe0da;color:#8a2a15}.pill.off{background:#e5e7eb;color:#374151}
 nav.tabs{flex-wrap:wrap;display:flex;gap:.2rem;border-bottom:2px solid #12355b;margin:.8rem 0}nav.tabs a{padding:.45rem .9rem;text-decoration:none;color:#12355b;border-radius:.3rem .3rem 0 0}nav.tabs a[aria-current=page]{background:#12355b;color:#fff;font-weight:600}

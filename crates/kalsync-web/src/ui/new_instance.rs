@@ -132,7 +132,7 @@ pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm, only: Option<&str>)
     let (version, access) = form.version_and_access();
     html! {
         div.forms {
-        @if graph { fieldset.card {
+        @if graph { fieldset.card.for-graph {
             legend { "Microsoft 365" }
             label for="tenant" { (t.tenant) }
             input #tenant type="text" name="tenant" value=(form.tenant);
@@ -148,7 +148,7 @@ pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm, only: Option<&str>)
                                 input #login_url type="text" name="login_url" value=(form.login_url) placeholder="https://login.microsoftonline.com/";
             }
         } }
-        @if ews { fieldset.card {
+        @if ews { fieldset.card.for-ews {
             legend { (t.exchange_on_premises) }
             label for="url" { (t.ews_address) }
             input #url type="text" name="url" value=(form.url) placeholder="https://mail.example.se/EWS/Exchange.asmx";
@@ -195,8 +195,8 @@ fn form_page(
         html! {
                         h1 { (t.new_instance) }
             @if let Some(e) = error { p.error role="alert" { (e) } }
-            @if connect && !ews {
-                form.card #connect method="post" action={ "/companies/" (company) "/connect-microsoft365" } {
+            @if connect {
+                form.card.for-graph #connect method="post" action={ "/companies/" (company) "/connect-microsoft365" } {
                     h2 { (t.connect_m365) }
                     p.muted { (t.connect_intro) }
                     input type="hidden" name="csrf" value=(csrf);
@@ -204,7 +204,7 @@ fn form_page(
                     input #connect-name type="text" name="name" value=(form.name) required;
                     button type="submit" { (t.connect_m365) " →" }
                 }
-                h2 { (t.own_app) }
+                h2.for-graph { (t.own_app) }
             }
             form method="post" action={ "/companies/" (company) "/instances/new" } {
                 input type="hidden" name="csrf" value=(csrf);
@@ -218,11 +218,13 @@ fn form_page(
                 (source_fields(t, form, None))
                 button type="submit" { (t.create) }
             }
-            @if ews {
+            // Only the chosen kind's fields and help show (the radio above decides, no
+            // script needed); the other kind's stay in the form, unused.
+            section.for-ews {
                 h2 { (t.exchange_setup) }
                 p.muted { (t.exchange_setup_intro) }
                 @match powershell(version, access, &form.username) {
-                    Ok(script) => pre.code #powershell { (script) },
+                    Ok(script) => pre.code #powershell tabindex="0" { (script) },
                     Err(e) => p.error { (e) },
                 }
             }

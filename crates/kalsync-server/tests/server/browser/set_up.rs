@@ -93,6 +93,23 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     // A Microsoft 365 instance against the simulator, then Anna by the form.
     click(&c, Locator::Css("a[href$='/instances/new']")).await;
     until_text(&c, "Klienthemlighet", 5).await;
+    // Only the chosen kind's fields show: Exchange's, with its PowerShell, once chosen.
+    let shown = async |css: &str| {
+        c.find(Locator::Css(css))
+            .await
+            .expect(css)
+            .is_displayed()
+            .await
+            .expect("displayed")
+    };
+    assert!(shown("#tenant").await && !shown("#url").await && !shown("#powershell").await);
+    click(&c, Locator::Css("input[name=kind][value=ews]")).await;
+    assert!(!shown("#tenant").await && shown("#url").await && shown("#powershell").await);
+    shot(
+        "new-instance-exchange-sv",
+        &c.screenshot().await.expect("png"),
+    );
+    click(&c, Locator::Css("input[name=kind][value=graph]")).await;
     fill(&c, "#name", "Microsoft 365").await;
     // The tenant by its domain, as admins know it: stored as its directory id.
     fill(&c, "#tenant", "acme.onmicrosoft.com").await;
