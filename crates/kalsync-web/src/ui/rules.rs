@@ -168,6 +168,25 @@ async fn form_page(
     ))
 }
 
+/// Saves a rules file as the instance's settings: the API's change, settings only — the
+/// same checks, the same audit entry, and every user read again.
+async fn save(
+    state: &WebState,
+    viewer: &Viewer,
+    instance: &str,
+    settings: String,
+) -> Result<(), ApiError> {
+    let found = visible_instance(state, &viewer.principal, instance).await?;
+    let change = InstanceChange {
+        name: None,
+        active: None,
+        source: None,
+        settings: Some(settings),
+    };
+    change_instance(state, &viewer.principal, found, change).await?;
+    Ok(())
+}
+
 /// The posted form: its fields in order (checkboxes repeat their name).
 type Pairs = Vec<(String, String)>;
 
@@ -201,17 +220,7 @@ pub(crate) async fn submit_form(
             Outcome::Nothing,
         ),
         Ok((settings, super::rules_form::Op::Save)) => {
-            let found = match visible_instance(&state, &viewer.principal, &instance).await {
-                Ok(f) => f,
-                Err(e) => return e.into_response(),
-            };
-            let change = InstanceChange {
-                name: None,
-                active: None,
-                source: None,
-                settings: Some(settings.to_toml()),
-            };
-            if let Err(e) = change_instance(&state, &viewer.principal, found, change).await {
+            if let Err(e) = save(&state, &viewer, &instance, settings.to_toml()).await {
                 return e.into_response();
             }
             (StatusCode::OK, None, None, None, Outcome::Saved)
@@ -480,18 +489,7 @@ pub(crate) async fn submit(
         (_, Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Error(e)),
         ("preview", Ok(_)) => try_rules_bounded(&form, viewer.lang).await,
         ("save", Ok(_)) => {
-            let found = match visible_instance(&state, &viewer.principal, &instance).await {
-                Ok(f) => f,
-                Err(e) => return e.into_response(),
-            };
-            // The API's change, settings only: the same checks and audit entry.
-            let change = InstanceChange {
-                name: None,
-                active: None,
-                source: None,
-                settings: Some(form.settings.clone()),
-            };
-            if let Err(e) = change_instance(&state, &viewer.principal, found, change).await {
+            if let Err(e) = save(&state, &viewer, &instance, form.settings.clone()).await {
                 return e.into_response();
             }
             (StatusCode::OK, Outcome::Saved)
