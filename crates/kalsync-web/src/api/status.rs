@@ -293,13 +293,13 @@ pub(crate) async fn directory_entries(
                     label_sv: a.label(&instance.settings, Lang::Sv).to_owned(),
                     mode: a.mode.as_str().to_owned(),
                     returns_at: a.returns_at.to_string(),
-                    back_sv: crate::ui::i18n::back_at(
+                    back_sv: crate::ui::i18n::moment(
                         Lang::Sv,
                         a.returns_at,
                         now,
                         instance.settings.time_zone.tz(),
                     ),
-                    back_en: crate::ui::i18n::back_at(
+                    back_en: crate::ui::i18n::moment(
                         Lang::En,
                         a.returns_at,
                         now,

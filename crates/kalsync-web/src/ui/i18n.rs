@@ -769,10 +769,10 @@ pub fn weekday(lang: Lang, day: jiff::civil::Weekday) -> &'static str {
     }
 }
 
-/// When someone is back, as a receptionist reads it at a glance: the time alone today
-/// (`08.00` / `08:00`), else the weekday and date too (`ons 2/12 08.00` /
+/// A moment as people read it at a glance, the one way every page writes one: the time
+/// alone today (`08.00` / `08:00`), else the weekday and date too (`ons 2/12 08.00` /
 /// `Wed 2 Dec 08:00`), in `zone`. `now` decides what today is.
-pub fn back_at(lang: Lang, returns: Timestamp, now: Timestamp, zone: &TimeZone) -> String {
+pub fn moment(lang: Lang, returns: Timestamp, now: Timestamp, zone: &TimeZone) -> String {
     let back = returns.to_zoned(zone.clone());
     let today = now.to_zoned(zone.clone()).date();
     let day = weekday(lang, back.weekday());
@@ -856,7 +856,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn back_is_the_time_today_and_the_day_too_otherwise() {
+    fn a_moment_is_the_time_today_and_the_day_too_otherwise() {
         let zone = TimeZone::get("Europe/Stockholm").expect("zone");
         let at = |s: &str| {
             jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", s)
@@ -867,19 +867,19 @@ mod tests {
         };
         let now = at("2026-12-01 10:00");
         assert_eq!(
-            back_at(Lang::Sv, at("2026-12-01 13:00"), now, &zone),
+            moment(Lang::Sv, at("2026-12-01 13:00"), now, &zone),
             "13.00"
         );
         assert_eq!(
-            back_at(Lang::En, at("2026-12-01 13:00"), now, &zone),
+            moment(Lang::En, at("2026-12-01 13:00"), now, &zone),
             "13:00"
         );
         assert_eq!(
-            back_at(Lang::Sv, at("2026-12-02 08:00"), now, &zone),
+            moment(Lang::Sv, at("2026-12-02 08:00"), now, &zone),
             "ons 2/12 08.00"
         );
         assert_eq!(
-            back_at(Lang::En, at("2026-12-02 08:00"), now, &zone),
+            moment(Lang::En, at("2026-12-02 08:00"), now, &zone),
             "Wed 2 Dec 08:00"
         );
     }

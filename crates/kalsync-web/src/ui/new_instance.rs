@@ -413,7 +413,7 @@ async fn access(state: &WebState, viewer: &Viewer, instance: &Instance) -> Marku
             p {
                 (t.last_verified) ": "
                 @match verified {
-                    Some(at) => (at.to_zoned(zone).strftime("%Y-%m-%d %H:%M")),
+                    Some(at) => (i18n::moment(viewer.lang, at, jiff::Timestamp::now(), &zone)),
                     None => span.pill.warn { (t.not_read_yet) },
                 }
             }

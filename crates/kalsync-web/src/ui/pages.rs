@@ -160,17 +160,7 @@ fn subscription_expiries(users: &[kalsync_store::User], now: Timestamp) -> Vec<T
 }
 
 fn clock(t: Timestamp, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
-    let z = t.to_zoned(zone.clone());
-    let today = Timestamp::now().to_zoned(zone.clone()).date();
-    if z.date() == today {
-        z.strftime("%H:%M").to_string()
-    } else {
-        format!(
-            "{} {}",
-            i18n::weekday(lang, z.weekday()),
-            z.strftime("%H:%M")
-        )
-    }
+    i18n::moment(lang, t, Timestamp::now(), zone)
 }
 
 /// The dashboard: per instance, its users, the last read, errors and undelivered

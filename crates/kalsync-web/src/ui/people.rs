@@ -129,7 +129,7 @@ async fn instance_page(
                         td { a href={ "/users/" (u.id) } { (u.display_name.clone().unwrap_or_else(|| u.email.to_string())) } }
                         td { (u.email) }
                         td { (u.extension.as_ref().map(|e| e.as_str().to_owned()).unwrap_or_default()) }
-                        td { @match u.last_sync { Some(at) => (at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M")), None => span.muted { (t.never) } } }
+                        td { @match u.last_sync { Some(at) => (i18n::moment(viewer.lang, at, Timestamp::now(), &zone)), None => span.muted { (t.never) } } }
                         td { @match &u.last_error { Some(e) => span.bad { (e) }, None => span.available { (t.ok) } } }
                         @if manages { td {
                             form.inline method="post" action={ "/users/" (u.id) "/remove" } {
@@ -413,14 +413,7 @@ fn minutes(t: jiff::civil::Time) -> f64 {
 
 fn when(text: &str, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
     text.parse::<Timestamp>()
-        .map(|t| {
-            let z = t.to_zoned(zone.clone());
-            format!(
-                "{} {}",
-                i18n::weekday(lang, z.weekday()),
-                z.strftime("%Y-%m-%d %H:%M")
-            )
-        })
+        .map(|t| i18n::moment(lang, t, Timestamp::now(), zone))
         .unwrap_or_else(|_| text.to_owned())
 }
 

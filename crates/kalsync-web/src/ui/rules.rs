@@ -444,14 +444,7 @@ fn preview(settings: &InstanceSettings, calendar: &str, lang: Lang) -> Result<Ma
     })?;
     let timeline = build_timeline(&imported.bookings, settings, wide);
     let zone = settings.time_zone.tz().clone();
-    let local = |at: Timestamp| {
-        let z = at.to_zoned(zone.clone());
-        format!(
-            "{} {}",
-            i18n::weekday(lang, z.weekday()),
-            z.strftime("%Y-%m-%d %H:%M")
-        )
-    };
+    let local = |at: Timestamp| i18n::moment(lang, at, now, &zone);
     let absences: Vec<_> = timeline.overlapping(shown.start, shown.end).collect();
     Ok(html! {
         p.muted { (imported.events) " " (t.events_read) @for w in &imported.warnings { br; (w) } }
