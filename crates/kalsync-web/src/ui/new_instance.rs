@@ -54,6 +54,9 @@ pub(crate) struct NewForm {
     version: String,
     #[serde(default)]
     access: String,
+    /// Exchange cannot reach the service: changes are asked for (`on` when ticked).
+    #[serde(default)]
+    pull: Option<String>,
     /// The settings page's on/off checkbox (`on` when ticked).
     #[serde(default)]
     active: Option<String>,
@@ -80,8 +83,21 @@ impl NewForm {
 
     /// The source the fields describe (options the form does not show are kept by the
     /// change itself).
-    pub(super) fn source_input(&self) -> SourceInput {
+    /// The source as the form gives it; an Exchange instance's other options (`kept`,
+    /// set in the settings file) stay as they are, the form sets only `pull`.
+    pub(super) fn source_input(&self, kept: Option<&SourceConfig>) -> SourceInput {
         if self.kind == "ews" {
+            let pull = self.pull.is_some();
+            let options = match kept {
+                Some(SourceConfig::Ews { options, .. }) => Some(kalsync_store::EwsOptions {
+                    pull,
+                    ..options.clone()
+                }),
+                _ => pull.then(|| kalsync_store::EwsOptions {
+                    pull,
+                    ..Default::default()
+                }),
+            };
             SourceInput::Ews {
                 url: self.url.clone(),
                 username: self.username.clone(),
@@ -89,7 +105,7 @@ impl NewForm {
                 auth: Some(self.auth.clone()).filter(|a| !a.is_empty()),
                 version: Some(self.version.clone()).filter(|v| !v.is_empty()),
                 access: Some(self.access.clone()).filter(|a| !a.is_empty()),
-                options: None,
+                options,
             }
         } else {
             SourceInput::Graph {
@@ -171,6 +187,7 @@ pub(super) fn source_fields(t: &i18n::Texts, form: &NewForm, only: Option<&str>)
                 option value="impersonation" selected[access == "impersonation"] { "ApplicationImpersonation" }
                                 option value="delegate" selected[access == "delegate"] { "Reviewer (delegate)" }
             }
+            label.check { input #pull type="checkbox" name="pull" value="on" checked[form.pull.is_some()]; " " (t.pull_option) }
         } }
     }
     }
@@ -276,7 +293,7 @@ pub(crate) async fn create(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let source = form.source_input();
+    let source = form.source_input(None);
     let input = NewInstanceInput {
         name: form.name.clone(),
         source,
@@ -327,9 +344,11 @@ impl NewForm {
                 auth,
                 version,
                 access,
+                options,
                 ..
             } => {
                 form.kind = "ews".into();
+                form.pull = options.pull.then(|| "on".to_owned());
                 form.url = url.clone();
                 form.username = username.clone();
                 form.auth = auth.as_str().into();
@@ -471,7 +490,7 @@ pub(crate) async fn save_settings(
     let change = InstanceChange {
         name: Some(form.name.clone()),
         active: Some(form.active.is_some()),
-        source: Some(form.source_input()),
+        source: Some(form.source_input(Some(&found.source))),
         settings: None,
     };
     match change_instance(&state, &viewer.principal, found.clone(), change).await {

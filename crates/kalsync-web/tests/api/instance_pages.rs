@@ -671,3 +671,80 @@ async fn connect_refuses_a_tenant_another_company_has_and_keeps_the_operator_app
         Some("/")
     );
 }
+
+/// An Exchange that cannot reach the service is pulled: the form's option is stored,
+/// shown again on the connection tab, and turned off there without losing the options
+/// the settings file set.
+#[tokio::test]
+async fn the_exchange_pull_option_is_set_in_the_form_and_other_options_stay() {
+    let app = spawn_app().await;
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let new = format!("{}/companies/{}/instances/new?kind=ews", app.base, app.acme);
+    let page = page_at(&sv, new.clone()).await;
+    assert!(page.contains("name=\"pull\""), "{page}");
+    let csrf = form_token(&page);
+    let made = post_form(
+        &sv,
+        format!("{}/companies/{}/instances/new", app.base, app.acme),
+        &[
+            ("csrf", csrf.as_str()),
+            ("kind", "ews"),
+            ("name", "Exchange 2010"),
+            ("url", "https://mail.acme.example/EWS/Exchange.asmx"),
+            ("username", "ACME\\svc-kalsync"),
+            ("password", "pw"),
+            ("auth", "ntlm"),
+            ("version", "2010"),
+            ("access", "impersonation"),
+            ("pull", "on"),
+        ],
+    )
+    .await;
+    assert!(
+        made.url().path().starts_with("/instances/"),
+        "{}",
+        made.url()
+    );
+    let id: kalsync_store::InstanceId = made
+        .url()
+        .path()
+        .trim_start_matches("/instances/")
+        .parse()
+        .expect("id");
+    let options = |i: &kalsync_store::Instance| match &i.source {
+        kalsync_store::SourceConfig::Ews { options, .. } => options.clone(),
+        other => panic!("an Exchange instance: {other:?}"),
+    };
+    let mut stored = app.store.instance(id).await.expect("instance");
+    assert!(options(&stored).pull, "pulled");
+    // The settings file set another option meanwhile.
+    if let kalsync_store::SourceConfig::Ews { options, .. } = &mut stored.source {
+        options.max_concurrency = Some(4);
+    }
+    app.store.update_instance(&stored).await.expect("update");
+    let url = format!("{}/instances/{id}/settings", app.base);
+    let page = page_at(&sv, url.clone()).await;
+    assert!(
+        page.contains("id=\"pull\" type=\"checkbox\" name=\"pull\" value=\"on\" checked"),
+        "{page}"
+    );
+    let saved = post_form(
+        &sv,
+        &url,
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "Exchange 2010"),
+            ("active", "on"),
+            ("url", "https://mail.acme.example/EWS/Exchange.asmx"),
+            ("username", "ACME\\svc-kalsync"),
+            ("auth", "ntlm"),
+            ("version", "2010"),
+            ("access", "impersonation"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let after = options(&app.store.instance(id).await.expect("instance"));
+    assert!(!after.pull, "the option turned off");
+    assert_eq!(after.max_concurrency, Some(4), "the file's option kept");
+}
