@@ -75,6 +75,10 @@ pub fn router() -> Router<WebState> {
         )
         .route("/instances/{instance}", get(people::instance))
         .route(
+            "/instances/{instance}/overview",
+            get(pages::instance_overview),
+        )
+        .route(
             "/instances/{instance}/settings",
             get(new_instance::settings).post(new_instance::save_settings),
         )
@@ -173,6 +177,8 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Which of an instance's pages is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum InstanceTab {
+    /// Its health at a glance.
+    Overview,
     /// Its users (and the connection test).
     Users,
     /// Its rules and settings.
@@ -220,6 +226,7 @@ pub(crate) fn instance_head(
             @if instance.active { span.pill.ok { (t.active) } } @else { span.pill.off { (t.inactive) } }
         }
         nav.tabs aria-label=(instance.name) {
+            a href={ "/instances/" (id) "/overview" } aria-current=[tab(InstanceTab::Overview)] { (t.overview_tab) }
             a href={ "/instances/" (id) } aria-current=[tab(InstanceTab::Users)] { (t.users) }
             a href={ "/instances/" (id) "/rules" } aria-current=[tab(InstanceTab::Rules)] { (t.edit_rules) }
             @if manages {
@@ -378,6 +385,7 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .track .work{position:absolute;top:0;bottom:0;background:#dfe7f1}.hours .scale{position:relative;flex:1;height:1rem;font-size:.75em;color:#4b5563}.hours .scale span{position:absolute}
 tr:target{background:#fff4c2}
 main:has(input[name=kind][value=ews]:checked) .for-graph,main:has(input[name=kind][value=graph]:checked) .for-ews{display:none}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
+dl.health{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.6rem;margin:1rem 0}dl.health div{background:#fff;border-radius:.4rem;padding:.6rem .8rem;box-shadow:0 1px 2px #0002}dl.health dt{font-size:.85em;color:#4b5563}dl.health dd{margin:.2rem 0 0;font-size:1.2rem;font-weight:600}
 .crumbs{font-size:.9em;margin:.2rem 0 .4rem}.crumbs a{color:#12355b}
 .pill{display:inline-block;padding:.05rem .6rem;border-radius:1rem;font-size:.8rem;font-weight:600;vertical-align:middle}.pill.ok{background:#dcf2e3;color:#1d5e31}.pill.warn{background:#fdf0d5;color:#6b4200}.pill.bad{background:#fbe0da;color:#8a2a15}.pill.off{background:#e5e7eb;color:#374151}
 nav.tabs{flex-wrap:wrap;display:flex;gap:.2rem;border-bottom:2px solid #12355b;margin:.8rem 0}nav.tabs a{padding:.45rem .9rem;text-decoration:none;color:#12355b;border-radius:.3rem .3rem 0 0}nav.tabs a[aria-current=page]{background:#12355b;color:#fff;font-weight:600}

@@ -163,6 +163,183 @@ fn clock(t: Timestamp, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
     i18n::moment(lang, t, Timestamp::now(), zone)
 }
 
+/// An instance's health as the dashboard and the instance's overview show it.
+pub(crate) struct Health {
+    /// Its users.
+    pub(crate) users: Vec<kalsync_store::User>,
+    /// The last read of any of them.
+    pub(crate) last: Option<Timestamp>,
+    /// Users whose last read was throttled.
+    pub(crate) throttled: usize,
+    /// When the live Graph subscriptions expire, soonest first.
+    pub(crate) subscriptions: Vec<Timestamp>,
+    /// Statuses waiting for the PBX.
+    pub(crate) queued: usize,
+    /// Statuses given up on.
+    pub(crate) dead: Vec<kalsync_store::Delivery>,
+}
+
+impl Health {
+    /// The instance's health; `dead` and `queued` are its company's deliveries.
+    pub(crate) async fn of(
+        state: &WebState,
+        instance: &kalsync_store::Instance,
+        dead: &[kalsync_store::Delivery],
+        queued: &[kalsync_store::Delivery],
+        now: Timestamp,
+    ) -> Health {
+        let users = state.store.users(instance.id).await.unwrap_or_default();
+        let mine = |list: &[kalsync_store::Delivery]| -> Vec<kalsync_store::Delivery> {
+            list.iter()
+                .filter(|d| users.iter().any(|u| u.id == d.user))
+                .cloned()
+                .collect()
+        };
+        let throttled = users
+            .iter()
+            .filter(|u| {
+                u.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("throttled"))
+            })
+            .count();
+        Health {
+            last: users.iter().filter_map(|u| u.last_sync).max(),
+            throttled,
+            subscriptions: subscription_expiries(&users, now),
+            queued: mine(queued).len(),
+            dead: mine(dead),
+            users,
+        }
+    }
+
+    /// Users whose last read failed.
+    pub(crate) fn failing(&self) -> Vec<&kalsync_store::User> {
+        self.users
+            .iter()
+            .filter(|u| u.last_error.is_some())
+            .collect()
+    }
+
+    /// Switched off, not read yet, or active.
+    pub(crate) fn state_pill(&self, t: &Texts, instance: &kalsync_store::Instance) -> Markup {
+        html! {
+            @if !instance.active { span.pill.off { (t.inactive) } }
+            @else if self.last.is_none() && !self.users.is_empty() { span.pill.warn { (t.not_read_yet) } }
+            @else { span.pill.ok { (t.active) } }
+        }
+    }
+
+    /// Ok, or how many users' reads fail (the first error on hover).
+    pub(crate) fn errors_pill(&self, t: &Texts) -> Markup {
+        let failing = self.failing();
+        html! {
+            @if failing.is_empty() { span.pill.ok { (t.ok) } } @else {
+                span.pill.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
+            }
+        }
+    }
+}
+
+/// An instance's overview: its health at a glance, the users whose reads fail and the
+/// statuses given up on.
+pub(crate) async fn instance_overview(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    axum::extract::Path(instance): axum::extract::Path<String>,
+) -> Response {
+    let t = i18n::texts(viewer.lang);
+    let found =
+        match crate::api::instances::visible_instance(&state, &viewer.principal, &instance).await {
+            Ok(f) => f,
+            Err(e) => return e.into_response(),
+        };
+    let manages = viewer.principal.grant.manages(found.company);
+    let company = super::company_name(&state, found.company).await;
+    let now = Timestamp::now();
+    let waiting = |kind| {
+        let store = state.store.clone();
+        async move {
+            store
+                .deliveries(found.company, kind, 10_000)
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let (dead, queued) = (
+        waiting(DeliveryState::Dead).await,
+        waiting(DeliveryState::Pending).await,
+    );
+    let health = Health::of(&state, &found, &dead, &queued, now).await;
+    let zone = found.settings.time_zone.tz();
+    let name_of = |id: kalsync_store::UserId| {
+        health
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| {
+                u.display_name
+                    .clone()
+                    .unwrap_or_else(|| u.email.to_string())
+            })
+            .unwrap_or_default()
+    };
+    let failing = health.failing();
+    page(
+        t,
+        &found.name,
+        Some(&viewer.principal),
+        &format!("/instances/{}/overview", found.id),
+        html! {
+            (super::instance_head(t, &company, &found, super::InstanceTab::Overview, manages))
+            dl.health #health {
+                div { dt { (t.status) } dd { (health.state_pill(t, &found)) } }
+                div { dt { (t.users) } dd { (health.users.len()) } }
+                div { dt { (t.last_sync) } dd { @match health.last { Some(at) => (i18n::moment(viewer.lang, at, now, zone)), None => span.muted { (t.never) } } } }
+                div { dt { (t.errors) } dd { (health.errors_pill(t)) } }
+                @if let kalsync_store::SourceConfig::Graph { .. } = &found.source {
+                    div { dt { (t.subscriptions) } dd {
+                        // None at all: notifications are off (no public address), not a fault.
+                        @if health.subscriptions.is_empty() { span.muted { "0/" (health.users.len()) } }
+                        @else if health.subscriptions.len() == health.users.len() { span.pill.ok { (health.subscriptions.len()) "/" (health.users.len()) } }
+                        @else { span.pill.warn { (health.subscriptions.len()) "/" (health.users.len()) } }
+                    } }
+                }
+                div { dt { (t.throttled) } dd { (health.throttled) } }
+                div { dt { (t.outbox) } dd { (health.queued) } }
+                div { dt { (t.dead_letters) } dd { @if health.dead.is_empty() { "0" } @else { span.pill.bad { (health.dead.len()) } } } }
+            }
+            h2 { (t.users_with_errors) }
+            @if failing.is_empty() { p.muted { (t.none_failing) } } @else {
+                table #failing .stack {
+                    thead { tr { th { (t.name) } th { (t.last_sync) } th { (t.errors) } } }
+                    tbody { @for u in failing.iter().take(50) {
+                        tr {
+                            td data-label=(t.name) { a href={ "/users/" (u.id) } { (u.display_name.clone().unwrap_or_else(|| u.email.to_string())) } }
+                            td data-label=(t.last_sync) { @match u.last_sync { Some(at) => (i18n::moment(viewer.lang, at, now, zone)), None => span.muted { (t.never) } } }
+                            td data-label=(t.errors) .bad { (u.last_error.clone().unwrap_or_default()) }
+                        }
+                    } }
+                }
+            }
+            h2 { (t.dead_letters) }
+            @if health.dead.is_empty() { p.muted { (t.none_undelivered) } } @else {
+                table #dead .stack {
+                    thead { tr { th { (t.name) } th { (t.attempts) } th { (t.errors) } } }
+                    tbody { @for d in health.dead.iter().take(50) {
+                        tr {
+                            td data-label=(t.name) { a href={ "/users/" (d.user) } { (name_of(d.user)) } }
+                            td data-label=(t.attempts) { (d.attempts) }
+                            td data-label=(t.errors) { (d.last_error.clone().unwrap_or_default()) }
+                        }
+                    } }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
 /// The dashboard: per instance, its users, the last read, errors and undelivered
 /// statuses.
 pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> Response {
@@ -201,38 +378,28 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
             waiting(DeliveryState::Pending).await,
         );
         for instance in state.store.instances(company.id).await.unwrap_or_default() {
-            let users = state.store.users(instance.id).await.unwrap_or_default();
-            let mine = |list: &[kalsync_store::Delivery]| {
-                list.iter()
-                    .filter(|d| users.iter().any(|u| u.id == d.user))
-                    .count()
-            };
-            let (dead, queued) = (mine(&dead), mine(&queued));
-            let last = users.iter().filter_map(|u| u.last_sync).max();
-            let failing: Vec<_> = users.iter().filter(|u| u.last_error.is_some()).collect();
-            let throttled = failing
-                .iter()
-                .filter(|u| {
-                    u.last_error
-                        .as_deref()
-                        .is_some_and(|e| e.starts_with("throttled"))
-                })
-                .count();
-            let subscriptions = subscription_expiries(&users, now);
+            let health = Health::of(&state, &instance, &dead, &queued, now).await;
+            let Health {
+                users,
+                last,
+                subscriptions,
+                throttled,
+                ..
+            } = &health;
+            let (last, throttled, queued, dead) =
+                (*last, *throttled, health.queued, health.dead.len());
             rows.push(html! {
                 tr {
                     td data-label=(t.company) { (company.name) }
                                         td data-label=(t.instance) { a href={ "/instances/" (instance.id) } { (instance.name) } }
                     td data-label=(t.source) { (match instance.source.kind() { "graph" => "Microsoft 365", "ews" => "Exchange", other => other }) }
-                    td data-label=(t.status) { @if !instance.active { span.pill.off { (t.inactive) } } @else if last.is_none() && !users.is_empty() { span.pill.warn { (t.not_read_yet) } } @else { span.pill.ok { (t.active) } } }
+                    td data-label=(t.status) { (health.state_pill(t, &instance)) }
                     td data-label=(t.users) { (users.len()) }
                     td data-label=(t.last_sync) { @match last {
                         Some(at) => (clock(at, instance.settings.time_zone.tz(), viewer.lang)),
                         None => span.muted { (t.never) },
                     } }
-                    td data-label=(t.errors) { @if failing.is_empty() { span.pill.ok { (t.ok) } } @else {
-                        span.pill.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
-                    } }
+                    td data-label=(t.errors) { (health.errors_pill(t)) }
                                         td.subscriptions data-label=(t.subscriptions) { @match (&instance.source, subscriptions.first()) {
                         (kalsync_store::SourceConfig::Graph { .. }, Some(first)) => {
                             (subscriptions.len()) "/" (users.len()) br;

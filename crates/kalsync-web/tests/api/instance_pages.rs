@@ -70,6 +70,14 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
         "{page}"
     );
     assert!(!page.contains("s3cret"), "a secret is never shown");
+    // The overview: its health at a glance, in Swedish.
+    let overview = page_at(&sv, format!("{}/instances/{id}/overview", app.base)).await;
+    assert!(
+        overview.contains("id=\"health\"")
+            && overview.contains("Översikt")
+            && overview.contains("Inga: växeln har fått allt."),
+        "{overview}"
+    );
     // The connection tab says what the instance may read and how to withdraw it.
     assert!(
         page.contains("Calendars.Read")

@@ -140,6 +140,10 @@ async fn every_page_fits_a_phone() {
                 "it@acme.example",
                 vec![
                     on("/", "dashboard-admin"),
+                    on(
+                        &format!("/instances/{instance}/overview"),
+                        "instance-overview",
+                    ),
                     on(&format!("/instances/{instance}"), "instance"),
                     on(
                         &format!("/instances/{instance}/settings"),
