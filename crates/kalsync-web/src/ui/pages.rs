@@ -434,9 +434,9 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                 }
             }
                         @for (id, name) in &managed {
-                p {
-                    a href={ "/companies/" (id) "/instances/new" } { (t.new_instance) " · " (name) }
-                    " · "
+                p.actions {
+                    a.button href={ "/companies/" (id) "/instances/new" } { "+ " (t.new_instance) " · " (name) }
+                    " "
                     a href={ "/companies/" (id) "/accounts" } { (t.accounts) " · " (name) }
                 }
             }
