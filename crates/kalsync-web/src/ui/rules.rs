@@ -191,10 +191,7 @@ async fn save(
 type Pairs = Vec<(String, String)>;
 
 fn field<'a>(pairs: &'a Pairs, key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    super::rules_form::get(pairs, key)
 }
 
 /// The form posted: saved, or shown again with a row moved, added or removed, a

@@ -177,7 +177,7 @@ fn field_label(t: &Texts, path: &str) -> String {
 }
 
 /// The first value posted under `key`.
-fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == key)
