@@ -54,6 +54,9 @@ pub(crate) struct NewForm {
     version: String,
     #[serde(default)]
     access: String,
+    /// A mailbox to test the connection with as soon as the instance is made.
+    #[serde(default)]
+    mailbox: String,
     /// Exchange cannot reach the service: changes are asked for (`on` when ticked).
     #[serde(default)]
     pull: Option<String>,
@@ -233,6 +236,8 @@ fn form_page(
                     label { input type="radio" name="kind" value="ews" checked[ews]; " " (t.exchange_on_premises) " (EWS)" }
                 }
                 (source_fields(t, form, None))
+                label for="test-mailbox" { (t.test_on_create) }
+                input #test-mailbox type="email" name="mailbox" value=(form.mailbox);
                 button type="submit" { (t.create) }
             }
             // Only the chosen kind's fields and help show (the radio above decides, no
@@ -300,6 +305,10 @@ pub(crate) async fn create(
         settings: None,
     };
     match create_instance(&state, &viewer.principal, id, input).await {
+        // Tested at once when a mailbox was named: the page says whether it works.
+        Ok(instance) if !form.mailbox.trim().is_empty() => {
+            super::people::made_and_checked(&state, &viewer, &instance, &form.mailbox).await
+        }
         Ok(instance) => Redirect::to(&format!("/instances/{}", instance.id)).into_response(),
         Err(e @ ApiError::Invalid { .. }) => (
             StatusCode::UNPROCESSABLE_ENTITY,

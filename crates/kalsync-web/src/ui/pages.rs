@@ -225,7 +225,8 @@ impl Health {
     pub(crate) fn state_pill(&self, t: &Texts, instance: &kalsync_store::Instance) -> Markup {
         html! {
             @if !instance.active { span.pill.off { (t.inactive) } }
-            @else if self.last.is_none() && !self.users.is_empty() { span.pill.warn { (t.not_read_yet) } }
+            @else if self.users.is_empty() { span.pill.warn { (t.no_users_yet) } }
+            @else if self.last.is_none() { span.pill.warn { (t.not_read_yet) } }
             @else { span.pill.ok { (t.active) } }
         }
     }

@@ -179,6 +179,24 @@ async fn instance_page(
     ))
 }
 
+/// The page of an instance just made, with its connection tested on `mailbox`: the
+/// check's steps, or why it could not run.
+pub(super) async fn made_and_checked(
+    state: &WebState,
+    viewer: &Viewer,
+    found: &kalsync_store::Instance,
+    mailbox: &str,
+) -> Response {
+    let notice = match run_check(state, &viewer.principal, found, Some(mailbox)).await {
+        Ok(report) => Notice::Checked(report),
+        Err(
+            e @ (ApiError::Invalid { .. } | ApiError::BadRequest(_) | ApiError::Unavailable(_)),
+        ) => Notice::Error(e.to_string()),
+        Err(e) => return e.into_response(),
+    };
+    after_form(state, viewer, &found.id.to_string(), StatusCode::OK, notice).await
+}
+
 /// The instance page again after a form, with what the form left to say.
 async fn after_form(
     state: &WebState,

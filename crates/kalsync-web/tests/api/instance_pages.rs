@@ -277,6 +277,45 @@ async fn the_connection_check_runs_from_the_api_and_the_instance_page() {
         .get(&format!("/api/v1/companies/{}/audit", app.acme))
         .await;
     assert!(audit.to_string().contains("instance.checked"), "{audit}");
+
+    // An instance made with a test mailbox is tested at once: the new instance's page
+    // says what to fix before anyone is added.
+    let new = page_at(
+        &en,
+        format!("{}/companies/{}/instances/new", app.base, app.acme),
+    )
+    .await;
+    assert!(new.contains("name=\"mailbox\""), "{new}");
+    let made = post_form(
+        &en,
+        format!("{}/companies/{}/instances/new", app.base, app.acme),
+        &[
+            ("csrf", form_token(&new).as_str()),
+            ("kind", "graph"),
+            ("name", "Tested at once"),
+            ("tenant", crate::helpers::TENANT_2),
+            ("client_id", "c"),
+            ("client_secret", "s3cret"),
+            ("mailbox", "bo@acme.example"),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
+    assert!(
+        made.contains("Tested at once") && made.contains("The connection needs fixing"),
+        "{made}"
+    );
+    assert_eq!(
+        checker
+            .0
+            .lock()
+            .expect("lock")
+            .last()
+            .and_then(|c| c.1.clone()),
+        Some("bo@acme.example".to_owned())
+    );
 }
 
 #[tokio::test]
