@@ -185,3 +185,71 @@ async fn post_form_pairs(
     assert_eq!(status, StatusCode::OK, "{html}");
     html
 }
+
+/// The form's routes are the instance's: another company's admin gets 404 and changes
+/// nothing, a receptionist may look but not save, and a form from another site is
+/// refused.
+#[tokio::test]
+async fn the_rules_form_is_refused_to_another_company_a_reader_and_another_site() {
+    let app = spawn_app().await;
+    let api = app.signed_in("it@acme.example").await;
+    let instance = graph_instance(&api, app.acme).await;
+    let id: kalsync_store::InstanceId = instance.parse().expect("id");
+    let before = app.store.instance(id).await.expect("instance").settings;
+    let url = format!("{}/instances/{instance}/rules/form", app.base);
+    let attempt = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("base".to_owned(), "days_ahead = 3\n".to_owned()),
+            ("rules".to_owned(), "0".to_owned()),
+            ("op".to_owned(), "save".to_owned()),
+        ]
+    };
+
+    let beta = signed_in_browser(&app, "en", "it@beta.example").await;
+    let beta_csrf = form_token(&page_at(&beta, format!("{}/", app.base)).await);
+    for path in ["", "/preview"] {
+        let answer = beta
+            .post(format!("{url}{path}"))
+            .form(&attempt(&beta_csrf))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let overview = beta
+        .get(format!("{}/instances/{instance}/overview", app.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(overview.status(), StatusCode::NOT_FOUND);
+
+    let reader = signed_in_browser(&app, "en", "reception@acme.example").await;
+    let page = page_at(&reader, format!("{}/instances/{instance}/rules", app.base)).await;
+    assert!(!page.contains("id=\"save-rules\""), "no save for a reader");
+    let answer = reader
+        .post(&url)
+        .form(&attempt(&form_token(&page)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+
+    let admin = signed_in_browser(&app, "en", "it@acme.example").await;
+    let csrf =
+        form_token(&page_at(&admin, format!("{}/instances/{instance}/rules", app.base)).await);
+    let forged = admin
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .form(&attempt(&csrf))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    assert_eq!(
+        app.store.instance(id).await.expect("instance").settings,
+        before,
+        "nothing saved"
+    );
+}
