@@ -202,7 +202,8 @@ impl Template {
         let showas = |status: FreeBusy, reason: &str, mode: Mode| {
             let reason = ReasonCode::parse(reason).ok()?;
             catalogue.contains(&reason).then(|| Rule {
-                name: Some(format!("{} → {reason}", status.as_str())),
+                // Unnamed: the form describes a rule in the reader's language.
+                name: None,
                 when: Conditions {
                     show_as: Some(BTreeSet::from([status])),
                     ..Conditions::default()
@@ -215,7 +216,7 @@ impl Template {
         let prefix_rules = || {
             catalogue.iter().filter_map(|r| {
                 r.prefix.as_ref().map(|p| Rule {
-                    name: Some(format!("{p} → {}", r.code)),
+                    name: None,
                     when: Conditions {
                         prefix: Some(p.clone()),
                         ..Conditions::default()

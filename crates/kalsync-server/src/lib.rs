@@ -10,7 +10,6 @@ pub mod check;
 mod declare;
 pub mod ews_streams;
 pub mod logs;
-mod pages;
 pub mod settings;
 pub mod subscriptions;
 
@@ -149,7 +148,6 @@ impl Service {
     /// The HTTP endpoints.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/overview", get(pages::who_is_away))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))

@@ -8,6 +8,7 @@ pub mod connect;
 pub mod i18n;
 pub mod microsoft;
 mod new_instance;
+mod overview;
 mod pages;
 mod people;
 mod rules;
@@ -35,6 +36,7 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/switchboard", get(pages::switchboard))
+        .route("/overview", get(overview::all_companies))
         .route("/switchboard/events", get(pages::switchboard_events))
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
@@ -68,6 +70,10 @@ pub fn router() -> Router<WebState> {
         .route(
             "/companies/{company}/instances/new",
             get(new_instance::show).post(new_instance::create),
+        )
+        .route(
+            "/companies/{company}/instances/new/powershell",
+            get(new_instance::show_powershell),
         )
         .route(
             "/companies/{company}/connect-microsoft365",
@@ -340,7 +346,7 @@ pub(crate) fn page(
                             }
                             a href="/switchboard" class=[(path == "/switchboard").then_some("here")] { (t.switchboard) }
                             @if viewer.is_some_and(|p| p.grant.role == kalsync_store::Role::Operator) {
-                                a href="/overview" { (t.overview) }
+                                a href="/overview" class=[(path == "/overview").then_some("here")] { (t.overview) }
                             }
                         }
                     }
@@ -374,7 +380,7 @@ th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color
 .bad{color:#a0341c;font-weight:bold}.muted{color:#6b7280}
 .card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
 label{display:block;margin:.6rem 0 .2rem}input[type=email],input[type=password],input[type=search]{width:100%;padding:.4rem;box-sizing:border-box}
-button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}button.danger{background:#a0341c;color:#fff;border:1px solid #7d2814;border-radius:4px}
+button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}button.danger{background:#a0341c;color:#fff;border:1px solid #7d2814;border-radius:4px;padding:.55rem 1rem;font-weight:600}
 .code{font-family:ui-monospace,monospace;font-size:.9em}pre.error{white-space:pre-wrap}
 .forms{display:flex;gap:1rem;flex-wrap:wrap;margin-top:1rem}textarea,input[type=text]{width:100%;box-sizing:border-box;padding:.4rem}
 td form.inline button{margin:0}.booking{font-size:.9em}
@@ -388,12 +394,13 @@ main:has(input[name=kind][value=ews]:checked) .for-graph,main:has(input[name=kin
 dl.health{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.6rem;margin:1rem 0}dl.health div{background:#fff;border-radius:.4rem;padding:.6rem .8rem;box-shadow:0 1px 2px #0002}dl.health dt{font-size:.85em;color:#4b5563}dl.health dd{margin:.2rem 0 0;font-size:1.2rem;font-weight:600}
 .crumbs{font-size:.9em;margin:.2rem 0 .4rem}.crumbs a{color:#12355b}
 .pill{display:inline-block;padding:.05rem .6rem;border-radius:1rem;font-size:.8rem;font-weight:600;vertical-align:middle}.pill.ok{background:#dcf2e3;color:#1d5e31}.pill.warn{background:#fdf0d5;color:#6b4200}.pill.bad{background:#fbe0da;color:#8a2a15}.pill.off{background:#e5e7eb;color:#374151}
-nav.tabs{flex-wrap:wrap;display:flex;gap:.2rem;border-bottom:2px solid #12355b;margin:.8rem 0}nav.tabs a{padding:.45rem .9rem;text-decoration:none;color:#12355b;border-radius:.3rem .3rem 0 0}nav.tabs a[aria-current=page]{background:#12355b;color:#fff;font-weight:600}
+nav.tabs{display:flex;overflow-x:auto;gap:.2rem;border-bottom:2px solid #12355b;margin:.8rem 0}nav.tabs a{white-space:nowrap;padding:.45rem .9rem;text-decoration:none;color:#12355b;border-radius:.3rem .3rem 0 0}nav.tabs a[aria-current=page]{background:#12355b;color:#fff;font-weight:600}
 .rules-form fieldset{background:#fff;border:1px solid #d5d9df;border-radius:.4rem;margin:.6rem 0;padding:.6rem .9rem}.rules-form fieldset.bad{border-color:#a0341c;border-width:2px}
 .rules-form legend{font-weight:600}.rules-form .row{margin:.35rem 0;display:flex;flex-wrap:wrap;gap:.3rem .9rem;align-items:flex-end}.rules-form .row label{margin:0}
 .rules-form .pair label{flex:1 1 10rem}.rules-form label.check{display:inline-flex;gap:.3rem;align-items:center;margin:0}.field-label{font-weight:600;flex-basis:100%}
 .rules-form select,.rules-form input[type=number],.rules-form input[type=time]{display:block;padding:.35rem;max-width:100%}.rules-form .moves button{margin:0}
 button.primary{background:#12355b;color:#fff;border:1px solid #0b2440;border-radius:4px}
+.editor{display:grid;gap:0 1.2rem}@media (min-width:64rem){main:has(.editor){max-width:90rem}.editor{grid-template-columns:minmax(0,3fr) minmax(0,2fr);align-items:start}.editor #live{position:sticky;top:.5rem;max-height:calc(100vh - 1rem);overflow:auto}}
 header{flex-wrap:wrap}.who,h1,h2{overflow-wrap:anywhere}pre,.code{overflow-wrap:anywhere}pre{overflow-x:auto;max-width:100%}
 @media (max-width:40rem){
 header{gap:.4rem .8rem;padding:.5rem .8rem}.spacer{display:none}main{padding:.8rem}h1{font-size:1.5rem}

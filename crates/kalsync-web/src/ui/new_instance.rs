@@ -246,10 +246,11 @@ fn form_page(
                 h2 { (t.exchange_setup) }
                 p.muted { (t.exchange_setup_intro) }
                 @match powershell(version, access, &form.username) {
-                    Ok(script) => pre.code #powershell tabindex="0" { (script) },
+                    Ok(script) => pre.code #powershell tabindex="0" aria-live="polite" { (script) },
                     Err(e) => p.error { (e) },
                 }
             }
+            script { (maud::PreEscaped(FOLLOW_POWERSHELL)) }
         },
     )
 }
@@ -279,6 +280,49 @@ pub(crate) async fn show(
     };
     form_page(&viewer, &company, &form, None, state.microsoft365.is_some()).into_response()
 }
+
+/// What the PowerShell is asked for.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ScriptFor {
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    access: String,
+    #[serde(default)]
+    username: String,
+}
+
+/// The PowerShell for the version, access and account chosen on the page (the page's
+/// script asks when one changes), as plain text; or why not (422).
+pub(crate) async fn show_powershell(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(company): Path<String>,
+    Query(asked): Query<ScriptFor>,
+) -> Response {
+    let id = match visible(&state, &viewer.principal, &company).await {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = viewer.principal.manages(id, "company") {
+        return e.into_response();
+    }
+    match powershell(&asked.version, &asked.access, &asked.username) {
+        Ok(script) => script.into_response(),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e).into_response(),
+    }
+}
+
+/// Keeps the page's PowerShell in step with the version, access and account chosen.
+const FOLLOW_POWERSHELL: &str = "(function(){
+var shown=document.getElementById('powershell');if(!shown){return;}
+var base=location.pathname.replace(/\\/$/,'')+'/powershell';var timer;
+function redo(){clearTimeout(timer);timer=setTimeout(function(){
+var q=new URLSearchParams();['version','access','username'].forEach(function(n){var f=document.getElementById(n);if(f){q.set(n,f.value);}});
+fetch(base+'?'+q.toString(),{credentials:'same-origin'}).then(function(r){return r.ok?r.text():null;}).then(function(t){if(t!==null){shown.textContent=t;}});},250);}
+['version','access'].forEach(function(n){var f=document.getElementById(n);if(f){f.addEventListener('change',redo);}});
+var u=document.getElementById('username');if(u){u.addEventListener('input',redo);}
+})();";
 
 fn secret(text: &str) -> Option<SecretString> {
     (!text.is_empty()).then(|| SecretString::from(text.to_owned()))
@@ -403,9 +447,9 @@ fn settings_page(
             }
             form.card #remove-instance method="post" action={ "/instances/" (instance.id) "/remove" } {
                 h2 { (t.remove_instance) }
+                p { (t.remove_instance_what) }
                 input type="hidden" name="csrf" value=(csrf);
-                label { input type="checkbox" name="confirm" value="on" required; " " (t.remove_instance_confirm) }
-                button type="submit" { (t.remove_instance) }
+                button.danger type="submit" { (t.remove_instance) "…" }
             }
         },
     )
@@ -530,7 +574,7 @@ pub(crate) async fn save_settings(
     }
 }
 
-/// The removal form.
+/// The removal form; without `confirm=yes` it asks first.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RemoveForm {
     csrf: String,
@@ -552,21 +596,22 @@ pub(crate) async fn remove(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    if form.confirm.is_none() {
+    if form.confirm.as_deref() != Some("yes") {
         let t = i18n::texts(viewer.lang);
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            settings_page(
-                &viewer,
-                &super::company_name(&state, found.company).await,
-                &access(&state, &viewer, &found).await,
-                &found,
-                &NewForm::of(&found),
-                Some(t.remove_instance_unconfirmed),
-                false,
-            ),
+        let users = state.store.users(found.id).await.map_or(0, |u| u.len());
+        let what = match viewer.lang {
+            kalsync_core::Lang::Sv => format!("{} ({users} användare)", found.name),
+            kalsync_core::Lang::En => format!("{} ({users} users)", found.name),
+        };
+        return super::confirm_removal(
+            t,
+            &viewer.principal,
+            &what,
+            t.remove_instance_what,
+            &format!("/instances/{}/remove", found.id),
+            &format!("/instances/{}/settings", found.id),
         )
-            .into_response();
+        .into_response();
     }
     match remove_instance(&state, &viewer.principal, &found).await {
         Ok(()) => Redirect::to("/").into_response(),

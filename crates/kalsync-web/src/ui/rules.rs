@@ -59,6 +59,7 @@ async fn editor(
         html! {
             p.muted { (t.rules_intro) }
                         @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
+            div.editor {
             form #rules method="post" action={ "/instances/" (found.id) "/rules" } {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="settings" { (t.edit_rules) }
@@ -68,7 +69,8 @@ async fn editor(
                 button type="submit" name="action" value="preview" { (t.preview) }
                 @if manages { " " button type="submit" name="action" value="save" { (t.save) } }
             }
-                        div #live aria-live="polite" { (live(t, &outcome)) }
+            div #live aria-live="polite" { (live(t, &outcome)) }
+            }
             // Typing in either box tries again after a pause; without scripts the
             // button does the same.
             script { (maud::PreEscaped(LIVE_PREVIEW)) }
@@ -151,6 +153,8 @@ async fn form_page(
         Tab::Form,
         html! {
             @if let Outcome::Saved = &outcome { p.available role="status" { (t.saved) } }
+            // The preview beside the form on a wide screen, under it on a phone.
+            div.editor {
             form #rules-form .rules-form method="post" action={ "/instances/" (found.id) "/rules/form" } {
                 input type="hidden" name="csrf" value=(viewer.principal.csrf());
                 (super::rules_form::form(t, viewer.lang, settings, text, problem, manages))
@@ -163,6 +167,7 @@ async fn form_page(
                 }
             }
             div #live aria-live="polite" { (live(t, &outcome)) }
+            }
             script { (maud::PreEscaped(LIVE_PREVIEW)) }
         },
     ))

@@ -167,12 +167,21 @@ async fn settings_rename_switch_off_keep_the_secret_and_removal_needs_a_confirma
         StatusCode::NOT_FOUND
     );
 
-    // Removal without the box ticked changes nothing; with it the instance is gone.
+    // Removal first asks, saying what goes with it, and changes nothing; confirmed, the
+    // instance is gone.
     let remove = format!("{}/instances/{id}/remove", app.base);
-    let unconfirmed = post_form(&sv, &remove, &[("csrf", csrf.as_str())]).await;
-    assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let asked = post_form(&sv, &remove, &[("csrf", csrf.as_str())]).await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    let asked = asked.text().await.expect("html");
+    assert!(
+        asked.contains("id=\"confirm\"") && asked.contains("Ta bort Acme M365 (0 användare)?"),
+        "{asked}"
+    );
     assert_eq!(app.store.instances(app.acme).await.expect("list").len(), 1);
-    let removed = post_form(&sv, &remove, &[("csrf", csrf.as_str()), ("confirm", "on")]).await;
+    let ticked = post_form(&sv, &remove, &[("csrf", csrf.as_str()), ("confirm", "on")]).await;
+    assert_eq!(ticked.status(), StatusCode::OK, "only `yes` confirms");
+    assert_eq!(app.store.instances(app.acme).await.expect("list").len(), 1);
+    let removed = post_form(&sv, &remove, &[("csrf", csrf.as_str()), ("confirm", "yes")]).await;
     assert_eq!(removed.url().path(), "/");
     assert!(
         app.store
@@ -794,4 +803,67 @@ async fn the_exchange_pull_option_is_set_in_the_form_and_other_options_stay() {
     let after = options(&app.store.instance(id).await.expect("instance"));
     assert!(!after.pull, "the option turned off");
     assert_eq!(after.max_concurrency, Some(4), "the file's option kept");
+}
+
+#[tokio::test]
+async fn the_new_instance_powershell_follows_the_version_access_and_account_chosen() {
+    let app = spawn_app().await;
+    let admin = signed_in_browser(&app, "en", "it@acme.example").await;
+    let script = |company: String, query: &str| {
+        format!(
+            "{}/companies/{company}/instances/new/powershell?{query}",
+            app.base
+        )
+    };
+    let acme = app.acme.to_string();
+    let answer = admin
+        .get(script(
+            acme.clone(),
+            "version=2010&access=delegate&username=CORP%5Csvc-cal",
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let text = answer.text().await.expect("text");
+    assert!(
+        text.contains("svc-cal") && !text.contains("ApplicationImpersonation"),
+        "{text}"
+    );
+    let impersonation = admin
+        .get(script(acme.clone(), "version=2016&access=impersonation"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        impersonation.contains("ApplicationImpersonation") && impersonation.contains("svc-kalsync"),
+        "{impersonation}"
+    );
+    // A version that is not one: why, not a script.
+    let bad = admin
+        .get(script(acme.clone(), "version=1999"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Only for those who may make the company's instances.
+    let reader = signed_in_browser(&app, "en", "reception@acme.example").await;
+    let status = reader
+        .get(script(acme.clone(), "version=2016"))
+        .send()
+        .await
+        .expect("get")
+        .status();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let beta = signed_in_browser(&app, "en", "it@beta.example").await;
+    let status = beta
+        .get(script(acme, "version=2016"))
+        .send()
+        .await
+        .expect("get")
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -223,6 +223,24 @@ async fn the_rules_form_is_refused_to_another_company_a_reader_and_another_site(
         .await
         .expect("get");
     assert_eq!(overview.status(), StatusCode::NOT_FOUND);
+    // Every company's page is the operator's alone; without a session it asks for one.
+    let all = beta
+        .get(format!("{}/overview", app.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(all.status(), StatusCode::FORBIDDEN);
+    let all = all.text().await.expect("html");
+    assert!(!all.contains("Acme") && !all.contains("anna@"), "{all}");
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("{}/overview", app.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
 
     let reader = signed_in_browser(&app, "en", "reception@acme.example").await;
     let page = page_at(&reader, format!("{}/instances/{instance}/rules", app.base)).await;

@@ -1,13 +1,15 @@
 //! The admin UI in a real headless Chromium, driven over WebDriver (chromedriver): a
 //! company admin sets Microsoft 365 up and the receptionist sees a booking live
 //! (`set_up`); a new company connects its tenant, checks the connection and tries its
-//! rules (`connect`); every page fits a phone (`phone`). Screenshots of each page in both languages are kept under
+//! rules (`connect`); the operator walks an instance's tabs and an admin edits rules,
+//! users and removal (`editing`); every page fits a phone (`phone`). Screenshots of each page in both languages are kept under
 //! `target/screenshots/` of the checkout. Without chromedriver the tests say they are
 //! skipped — except under CI, where `.ci/run` installs it and its absence fails.
 //!
 //! What this module owns: starting chromedriver and a session, and the steps on a page.
 
 mod connect;
+mod editing;
 mod phone;
 mod set_up;
 

@@ -132,6 +132,7 @@ async fn every_page_fits_a_phone() {
                 vec![
                     on("/", "dashboard"),
                     on("/switchboard?all=1", "switchboard-operator"),
+                    on("/overview", "overview"),
                     on("/operators", "operators"),
                     on("/account", "account"),
                 ],

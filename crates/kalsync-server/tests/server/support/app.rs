@@ -191,6 +191,7 @@ impl TestApp {
             async || {
                 page = http
                     .get(self.url("/overview"))
+                    .header("accept-language", "en")
                     .send()
                     .await
                     .expect("page")
