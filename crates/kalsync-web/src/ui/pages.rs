@@ -231,12 +231,24 @@ impl Health {
         }
     }
 
-    /// Ok, or how many users' reads fail (the first error on hover).
-    pub(crate) fn errors_pill(&self, t: &Texts) -> Markup {
+    /// Ok, or how many users' reads fail: the first error on hover, and a tap (or
+    /// click) opens the list of them on the instance's overview.
+    pub(crate) fn errors_pill(&self, t: &Texts, instance: &kalsync_store::Instance) -> Markup {
         let failing = self.failing();
         html! {
             @if failing.is_empty() { span.pill.ok { (t.ok) } } @else {
-                span.pill.bad title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
+                a.pill.bad href={ "/instances/" (instance.id) "/overview#failing" }
+                    title=(failing[0].last_error.clone().unwrap_or_default()) { (failing.len()) }
+            }
+        }
+    }
+
+    /// None, or how many statuses were given up on, opening their list.
+    pub(crate) fn dead_pill(&self, instance: &kalsync_store::Instance) -> Markup {
+        html! {
+            @if self.dead.is_empty() { "0" } @else {
+                a.pill.bad href={ "/instances/" (instance.id) "/overview#dead" }
+                    title=(self.dead[0].last_error.clone().unwrap_or_default()) { (self.dead.len()) }
             }
         }
     }
@@ -297,7 +309,7 @@ pub(crate) async fn instance_overview(
                 div { dt { (t.status) } dd { (health.state_pill(t, &found)) } }
                 div { dt { (t.users) } dd { (health.users.len()) } }
                 div { dt { (t.last_sync) } dd { @match health.last { Some(at) => (i18n::moment(viewer.lang, at, now, zone)), None => span.muted { (t.never) } } } }
-                div { dt { (t.errors) } dd { (health.errors_pill(t)) } }
+                div { dt { (t.errors) } dd { (health.errors_pill(t, &found)) } }
                 @if let kalsync_store::SourceConfig::Graph { .. } = &found.source {
                     div { dt { (t.subscriptions) } dd {
                         // None at all: notifications are off (no public address), not a fault.
@@ -308,7 +320,7 @@ pub(crate) async fn instance_overview(
                 }
                 div { dt { (t.throttled) } dd { (health.throttled) } }
                 div { dt { (t.outbox) } dd { (health.queued) } }
-                div { dt { (t.dead_letters) } dd { @if health.dead.is_empty() { "0" } @else { span.pill.bad { (health.dead.len()) } } } }
+                div { dt { (t.dead_letters) } dd { (health.dead_pill(&found)) } }
             }
             h2 { (t.users_with_errors) }
             @if failing.is_empty() { p.muted { (t.none_failing) } } @else {
@@ -387,8 +399,7 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                 throttled,
                 ..
             } = &health;
-            let (last, throttled, queued, dead) =
-                (*last, *throttled, health.queued, health.dead.len());
+            let (last, throttled, queued) = (*last, *throttled, health.queued);
             rows.push(html! {
                 tr {
                     td data-label=(t.company) { (company.name) }
@@ -400,7 +411,7 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                         Some(at) => (clock(at, instance.settings.time_zone.tz(), viewer.lang)),
                         None => span.muted { (t.never) },
                     } }
-                    td data-label=(t.errors) { (health.errors_pill(t)) }
+                    td data-label=(t.errors) { (health.errors_pill(t, &instance)) }
                                         td.subscriptions data-label=(t.subscriptions) { @match (&instance.source, subscriptions.first()) {
                         (kalsync_store::SourceConfig::Graph { .. }, Some(first)) => {
                             (subscriptions.len()) "/" (users.len()) br;
@@ -411,7 +422,7 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                     } }
                     td data-label=(t.throttled) { @if throttled == 0 { "0" } @else { span.bad { (throttled) } } }
                     td data-label=(t.outbox) { (queued) }
-                    td data-label=(t.dead_letters) { @if dead == 0 { "0" } @else { span.pill.bad { (dead) } } }
+                    td data-label=(t.dead_letters) { (health.dead_pill(&instance)) }
                 }
             });
         }
