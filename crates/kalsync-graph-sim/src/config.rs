@@ -99,6 +99,9 @@ pub struct Faults {
     pub lose_notifications: u32,
     /// Send the next n change notifications twice (Graph delivers at least once).
     pub duplicate_notifications: u32,
+    /// Directory reads (groups, users) are refused with 403 until cleared: the app
+    /// lacks `GroupMember.Read.All` / `User.Read.All`.
+    pub directory_denied: bool,
     /// Sign-in `id_token`s are issued wrong this way until cleared.
     pub bad_id_token: Option<BadIdToken>,
 }

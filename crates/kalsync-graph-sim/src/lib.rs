@@ -12,6 +12,7 @@
 pub mod calendar;
 mod config;
 mod consent;
+mod groups;
 mod http;
 mod mailbox_slots;
 mod notify;
@@ -22,6 +23,7 @@ mod stats;
 mod world;
 
 pub use config::{Faults, SimApp, SimCertificate, SimConfig};
+pub use groups::{GroupSpec, Profile};
 pub use http::control_router;
 pub use mailbox_slots::MAILBOX_CONCURRENCY;
 pub use oidc::{BadIdToken, SimPerson};
@@ -42,6 +44,8 @@ use world::Directory;
 
 pub(crate) struct World {
     pub(crate) directory: Directory,
+    /// Groups, directory attributes and their change log.
+    pub(crate) groups: groups::Groups,
     /// Issued tokens: the app, expiry, audience (the scope's resource).
     pub(crate) tokens: HashMap<String, (String, Timestamp, String)>,
     pub(crate) subscriptions: HashMap<String, Subscription>,
@@ -95,6 +99,7 @@ impl Simulator {
             config,
             world: Mutex::new(World {
                 directory: Directory::default(),
+                groups: groups::Groups::default(),
                 tokens: HashMap::new(),
                 subscriptions: HashMap::new(),
                 faults: Faults::default(),
@@ -141,6 +146,44 @@ impl Simulator {
     /// Adds a user; returns its id.
     pub fn add_user(&self, spec: UserSpec) -> Result<String, SpecError> {
         self.world().directory.add_user(spec).map(|(id, _)| id)
+    }
+
+    /// Adds a group (members by UPN or id, nested groups as `group:<id>`); its id.
+    pub fn add_group(&self, spec: GroupSpec) -> Result<String, SpecError> {
+        let world = &mut *self.world();
+        world.groups.add_group(&world.directory, spec)
+    }
+
+    /// Adds (`true`) or removes a group's member (a UPN, an id or `group:<id>`).
+    pub fn change_member(&self, group: &str, member: &str, add: bool) -> Result<(), SpecError> {
+        let world = &mut *self.world();
+        world
+            .groups
+            .change_member(&world.directory, group, member, add)
+    }
+
+    /// Deletes a group.
+    pub fn delete_group(&self, group: &str) -> Result<(), SpecError> {
+        self.world().groups.delete_group(group)
+    }
+
+    /// Sets a user's directory attributes (mail, phones, department, enabled …).
+    pub fn set_profile(&self, user: &str, profile: Profile) -> Result<(), SpecError> {
+        let world = &mut *self.world();
+        world.groups.set_profile(&world.directory, user, profile)
+    }
+
+    /// Deletes a user from the directory (their mailbox stays for calendar reads).
+    pub fn delete_directory_user(&self, user: &str) -> Result<(), SpecError> {
+        let world = &mut *self.world();
+        world.groups.delete_user(&world.directory, user)
+    }
+
+    /// Expires every directory delta token issued so far (`syncStateNotFound`).
+    pub fn expire_directory_deltas(&self) {
+        let mut world = self.world();
+        let head = world.groups.head();
+        world.groups.expired_before = Some(head);
     }
 
     /// Users, by UPN.

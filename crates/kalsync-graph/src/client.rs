@@ -234,9 +234,9 @@ pub struct GraphClient {
     inner: Arc<Inner>,
 }
 
-struct Answer {
-    status: StatusCode,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
 }
 
 impl GraphClient {
@@ -324,7 +324,7 @@ impl GraphClient {
         permits
     }
 
-    fn url(&self, segments: &[&str]) -> Result<Url, GraphError> {
+    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, GraphError> {
         let mut url = self.inner.endpoints.graph.clone();
         url.path_segments_mut()
             .map_err(|_| GraphError::Malformed("the Graph endpoint cannot take a path".into()))?
@@ -334,7 +334,7 @@ impl GraphClient {
     }
 
     /// Sends one request with the limits, token and retry rules; returns the final answer.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         mailboxes: &[&str],
         method: Method,
@@ -400,7 +400,7 @@ impl GraphClient {
     }
 
     /// `execute`, then a 2xx body parsed as `T` or the error mapped.
-    async fn call<T: for<'de> Deserialize<'de>>(
+    pub(crate) async fn call<T: for<'de> Deserialize<'de>>(
         &self,
         mailboxes: &[&str],
         method: Method,
@@ -417,7 +417,7 @@ impl GraphClient {
         serde_json::from_slice(&answer.body).map_err(|e| GraphError::Malformed(e.to_string()))
     }
 
-    fn check_link(&self, link: &str) -> Result<Url, GraphError> {
+    pub(crate) fn check_link(&self, link: &str) -> Result<Url, GraphError> {
         let url =
             Url::parse(link).map_err(|_| GraphError::Malformed(format!("nextLink `{link}`")))?;
         let base = &self.inner.endpoints.graph;
@@ -700,7 +700,7 @@ impl GraphClient {
 }
 
 /// Maps a non-2xx answer to an error, keeping Graph's code and message.
-fn status_error(status: u16, body: &[u8]) -> GraphError {
+pub(crate) fn status_error(status: u16, body: &[u8]) -> GraphError {
     let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => (e.error.code, e.error.message),
         Err(_) => (

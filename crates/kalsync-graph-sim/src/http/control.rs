@@ -203,3 +203,74 @@ pub(super) async fn lifecycle(
 pub(super) async fn stats(State(sim): State<Simulator>) -> Response {
     Json(sim.stats()).into_response()
 }
+
+pub(super) async fn add_group(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let spec: crate::GroupSpec = match parse_json(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match sim.add_group(spec) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
+        Err(e) => spec_error(e),
+    }
+}
+
+pub(super) async fn delete_group(
+    State(sim): State<Simulator>,
+    Path(group): Path<String>,
+) -> Response {
+    match sim.delete_group(&group) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => spec_error(e),
+    }
+}
+
+pub(super) async fn add_member(
+    State(sim): State<Simulator>,
+    Path((group, member)): Path<(String, String)>,
+) -> Response {
+    match sim.change_member(&group, &member, true) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => spec_error(e),
+    }
+}
+
+pub(super) async fn remove_member(
+    State(sim): State<Simulator>,
+    Path((group, member)): Path<(String, String)>,
+) -> Response {
+    match sim.change_member(&group, &member, false) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => spec_error(e),
+    }
+}
+
+pub(super) async fn set_profile(
+    State(sim): State<Simulator>,
+    Path(user): Path<String>,
+    body: Bytes,
+) -> Response {
+    let profile: crate::Profile = match parse_json(&body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match sim.set_profile(&user, profile) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => spec_error(e),
+    }
+}
+
+pub(super) async fn delete_directory_user(
+    State(sim): State<Simulator>,
+    Path(user): Path<String>,
+) -> Response {
+    match sim.delete_directory_user(&user) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => spec_error(e),
+    }
+}
+
+pub(super) async fn expire_deltas(State(sim): State<Simulator>) -> Response {
+    sim.expire_directory_deltas();
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -8,6 +8,7 @@ mod admission;
 mod batch;
 mod calendar_view;
 mod control;
+mod directory;
 mod mailbox_settings;
 mod subscriptions;
 mod token;
@@ -42,6 +43,12 @@ pub(crate) fn router(sim: Simulator) -> Router {
             get(mailbox_settings::mailbox_settings),
         )
         .route("/v1.0/$batch", post(batch::batch))
+        .route(
+            "/v1.0/groups/{group}/transitiveMembers",
+            get(directory::transitive_members),
+        )
+        .route("/v1.0/groups/delta", get(directory::groups_delta))
+        .route("/v1.0/users/delta", get(directory::users_delta))
         .route(
             "/v1.0/subscriptions",
             post(subscriptions::create_subscription),
@@ -80,6 +87,21 @@ pub fn control_router(sim: Simulator) -> Router {
             put(control::change_occurrence).delete(control::delete_occurrence),
         )
         .route("/_sim/users/{user}/access", put(control::access))
+        .route("/_sim/users/{user}/profile", put(control::set_profile))
+        .route(
+            "/_sim/users/{user}/directory",
+            delete(control::delete_directory_user),
+        )
+        .route("/_sim/groups", post(control::add_group))
+        .route("/_sim/groups/{group}", delete(control::delete_group))
+        .route(
+            "/_sim/groups/{group}/members/{member}",
+            put(control::add_member).delete(control::remove_member),
+        )
+        .route(
+            "/_sim/directory/expire-deltas",
+            post(control::expire_deltas),
+        )
         .route(
             "/_sim/faults",
             get(control::get_faults).put(control::set_faults),

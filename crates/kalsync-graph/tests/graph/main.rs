@@ -1,5 +1,6 @@
 //! The Graph source against Microsoft's real payloads and against the simulator.
 
+mod directory;
 mod fixtures;
 mod helpers;
 mod notifications_e2e;

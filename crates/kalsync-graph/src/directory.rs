@@ -1,0 +1,486 @@
+//! Entra ID groups as a directory (*Katalog Synk* on Microsoft 365): a full read takes
+//! every group's `transitiveMembers` (nested groups included) with `$select` of only the
+//! attributes needed; later reads follow two delta links — `/groups/delta` over the
+//! groups involved (`members@delta`) and `/users/delta` — so an unchanged directory
+//! costs two requests. A membership change reads the members again; a changed person is
+//! taken from the user delta. An expired delta (`syncStateNotFound`, `resyncRequired`,
+//! 410 Gone) starts over with a full read. Needs `GroupMember.Read.All` and
+//! `User.Read.All`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kalsync_directory::{Directory, DirectoryError, GroupRef, MAX_PEOPLE, Person, Read};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::client::{GraphClient, status_error};
+use crate::error::GraphError;
+
+/// The user attributes read: the mapping's candidates and nothing else.
+const USER_SELECT: &str = "id,displayName,mail,userPrincipalName,accountEnabled,businessPhones,mobilePhone,department,onPremisesExtensionAttributes";
+/// Graph's largest page for directory lists.
+const PAGE: &str = "999";
+/// `/groups/delta` filters at most this many ids.
+const DELTA_IDS: usize = 50;
+/// The most nested groups followed.
+const MAX_GROUPS: usize = 2_000;
+/// The most pages one list may take (a link that never ends is a broken server).
+const MAX_PAGES: usize = 1_000;
+
+/// What the next read starts from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    /// The groups asked for, as asked.
+    configured: Vec<String>,
+    /// Every group involved: the configured ones and those nested in them.
+    groups: Vec<String>,
+    /// `/groups/delta` links, one per [`DELTA_IDS`] groups.
+    group_links: Vec<String>,
+    /// The `/users/delta` link.
+    user_link: String,
+    /// The members as last read, by id.
+    people: BTreeMap<String, Person>,
+}
+
+/// Entra ID as a [`Directory`], through an instance's Graph client.
+#[derive(Clone)]
+pub struct GraphDirectory {
+    client: GraphClient,
+}
+
+impl GraphDirectory {
+    /// Reads through `client` (the instance's own).
+    pub fn new(client: GraphClient) -> Self {
+        GraphDirectory { client }
+    }
+}
+
+/// One directory object in a list.
+#[derive(Debug, Deserialize)]
+struct Object {
+    #[serde(rename = "@odata.type", default)]
+    kind: Option<String>,
+    id: String,
+    #[serde(rename = "@removed", default)]
+    removed: Option<Value>,
+    #[serde(flatten)]
+    rest: BTreeMap<String, Value>,
+}
+
+/// A page of a list or a delta.
+#[derive(Debug, Deserialize)]
+struct ObjectPage {
+    #[serde(default)]
+    value: Vec<Object>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next: Option<String>,
+    #[serde(rename = "@odata.deltaLink", default)]
+    delta: Option<String>,
+}
+
+/// Why a delta link cannot go on: read everything again.
+#[derive(Debug)]
+enum Step {
+    Error(DirectoryError),
+    Restart,
+}
+
+impl From<DirectoryError> for Step {
+    fn from(e: DirectoryError) -> Self {
+        Step::Error(e)
+    }
+}
+
+/// A Graph error as the directory says it; `group` names the group asked about.
+fn directory_error(e: GraphError, group: Option<&str>) -> DirectoryError {
+    match e {
+        GraphError::NotFound(m) => match group {
+            Some(g) => DirectoryError::GroupNotFound(g.to_owned()),
+            None => DirectoryError::Protocol(m),
+        },
+        GraphError::Forbidden(m) => DirectoryError::Permission(format!(
+            "{m} (the app needs GroupMember.Read.All and User.Read.All, granted by an admin)"
+        )),
+        GraphError::Unauthorized(m) => DirectoryError::SignIn(m),
+        GraphError::Token(t) => DirectoryError::SignIn(t.to_string()),
+        GraphError::Throttled { retry_after } => {
+            DirectoryError::Throttled(retry_after.as_secs().max(1))
+        }
+        GraphError::Transport(m) => DirectoryError::Unreachable(m),
+        other => DirectoryError::Protocol(other.to_string()),
+    }
+}
+
+/// Whether a delta answer says the link expired (read everything again).
+fn expired(status: u16, body: &[u8]) -> bool {
+    if status == 410 {
+        return true;
+    }
+    let code = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/error/code")?.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (400..500).contains(&status)
+        && matches!(
+            code.as_str(),
+            "syncStateNotFound" | "resyncRequired" | "syncStateInvalid"
+        )
+}
+
+/// A Graph user as a person.
+fn person(o: &Object) -> Person {
+    let text = |name: &str| o.rest.get(name).and_then(Value::as_str).map(str::to_owned);
+    let mut attributes = BTreeMap::new();
+    for name in ["mobilePhone", "department", "userPrincipalName"] {
+        if let Some(v) = text(name) {
+            attributes.insert(name.to_owned(), v);
+        }
+    }
+    if let Some(first) = o
+        .rest
+        .get("businessPhones")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+    {
+        attributes.insert("businessPhones".to_owned(), first.to_owned());
+    }
+    if let Some(extra) = o
+        .rest
+        .get("onPremisesExtensionAttributes")
+        .and_then(Value::as_object)
+    {
+        for (name, value) in extra {
+            if let Some(v) = value.as_str() {
+                attributes.insert(name.clone(), v.to_owned());
+            }
+        }
+    }
+    Person {
+        key: o.id.clone(),
+        name: text("displayName"),
+        email: text("mail"),
+        // Not said (a reader without the right to see it): counted as enabled.
+        enabled: o
+            .rest
+            .get("accountEnabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        attributes,
+    }
+}
+
+fn is_user(o: &Object) -> bool {
+    o.kind
+        .as_deref()
+        .is_none_or(|k| k == "#microsoft.graph.user")
+}
+
+fn is_group(o: &Object) -> bool {
+    o.kind.as_deref() == Some("#microsoft.graph.group")
+}
+
+impl GraphDirectory {
+    /// One page: the objects and where the next one is.
+    async fn page(&self, url: Url, requests: &mut u32) -> Result<ObjectPage, (u16, Vec<u8>)> {
+        *requests += 1;
+        let answer = self
+            .client
+            .execute(&[], Method::GET, url, None, true)
+            .await
+            .map_err(|e| (0, e.to_string().into_bytes()))?;
+        if !answer.status.is_success() {
+            return Err((answer.status.as_u16(), answer.body));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| (1, e.to_string().into_bytes()))
+    }
+
+    /// Turns a failed page into the directory's error.
+    fn failed(&self, (status, body): (u16, Vec<u8>), group: Option<&str>) -> DirectoryError {
+        match status {
+            0 => DirectoryError::Unreachable(String::from_utf8_lossy(&body).into_owned()),
+            1 => DirectoryError::Protocol(String::from_utf8_lossy(&body).into_owned()),
+            s => directory_error(status_error(s, &body), group),
+        }
+    }
+
+    /// Every page from `url` on; `Restart` when a delta link expired.
+    async fn all_pages(
+        &self,
+        url: Url,
+        group: Option<&str>,
+        requests: &mut u32,
+        delta: bool,
+    ) -> Result<(Vec<Object>, Option<String>), Step> {
+        let mut url = url;
+        let mut objects = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page = match self.page(url, requests).await {
+                Ok(p) => p,
+                Err((status, body)) if delta && expired(status, &body) => {
+                    return Err(Step::Restart);
+                }
+                Err(e) => return Err(self.failed(e, group).into()),
+            };
+            objects.extend(page.value);
+            if objects.len() > MAX_PEOPLE {
+                return Err(DirectoryError::TooLarge.into());
+            }
+            match (page.next, page.delta) {
+                (Some(next), _) => {
+                    url = self
+                        .client
+                        .check_link(&next)
+                        .map_err(|e| directory_error(e, None))?;
+                }
+                (None, link) => return Ok((objects, link)),
+            }
+        }
+        Err(DirectoryError::Protocol(format!("more than {MAX_PAGES} pages")).into())
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url, DirectoryError> {
+        self.client
+            .url(segments)
+            .map_err(|e| directory_error(e, None))
+    }
+
+    /// A delta link to start from now (`$deltatoken=latest`: no data, just the link).
+    async fn latest(
+        &self,
+        collection: &str,
+        query: &[(&str, String)],
+        requests: &mut u32,
+    ) -> Result<String, DirectoryError> {
+        let mut url = self.url(&[collection, "delta"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+            pairs.append_pair("$deltatoken", "latest");
+        }
+        match self.all_pages(url, None, requests, false).await {
+            Ok((_, Some(link))) => Ok(link),
+            Ok((_, None)) => Err(DirectoryError::Protocol(format!(
+                "{collection}/delta gave no deltaLink"
+            ))),
+            Err(Step::Error(e)) => Err(e),
+            Err(Step::Restart) => Err(DirectoryError::Protocol("a new delta expired".into())),
+        }
+    }
+
+    /// `/groups/delta` links over `groups`, from now on.
+    async fn group_links(
+        &self,
+        groups: &[String],
+        requests: &mut u32,
+    ) -> Result<Vec<String>, DirectoryError> {
+        let mut links = Vec::new();
+        for chunk in groups.chunks(DELTA_IDS) {
+            let filter = chunk
+                .iter()
+                .map(|g| format!("id eq '{}'", g.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            links.push(
+                self.latest(
+                    "groups",
+                    &[("$filter", filter), ("$select", "members".into())],
+                    requests,
+                )
+                .await?,
+            );
+        }
+        Ok(links)
+    }
+
+    /// Every member of the configured groups, nested ones included, and the groups
+    /// nested in them.
+    async fn members(
+        &self,
+        configured: &[String],
+        requests: &mut u32,
+    ) -> Result<(BTreeMap<String, Person>, Vec<String>), DirectoryError> {
+        let mut people = BTreeMap::new();
+        let mut groups: BTreeSet<String> = configured.iter().cloned().collect();
+        for group in configured {
+            let mut url = self.url(&["groups", group, "transitiveMembers"])?;
+            url.query_pairs_mut()
+                .append_pair("$select", USER_SELECT)
+                .append_pair("$top", PAGE);
+            let (objects, _) = match self.all_pages(url, Some(group), requests, false).await {
+                Ok(o) => o,
+                Err(Step::Error(e)) => return Err(e),
+                Err(Step::Restart) => {
+                    return Err(DirectoryError::Protocol("a list expired".into()));
+                }
+            };
+            for o in &objects {
+                if is_group(o) {
+                    groups.insert(o.id.clone());
+                } else if is_user(o) {
+                    people.insert(o.id.clone(), person(o));
+                }
+            }
+            if groups.len() > MAX_GROUPS {
+                return Err(DirectoryError::Protocol(format!(
+                    "more than {MAX_GROUPS} nested groups"
+                )));
+            }
+            if people.len() > MAX_PEOPLE {
+                return Err(DirectoryError::TooLarge);
+            }
+        }
+        Ok((people, groups.into_iter().collect()))
+    }
+
+    /// Reads everything: delta links first (so nothing changed during the read is
+    /// missed; a change seen twice is harmless), then the members.
+    async fn full(
+        &self,
+        configured: Vec<String>,
+        requests: &mut u32,
+    ) -> Result<State, DirectoryError> {
+        let user_link = self
+            .latest("users", &[("$select", USER_SELECT.into())], requests)
+            .await?;
+        let (people, groups) = self.members(&configured, requests).await?;
+        let group_links = self.group_links(&groups, requests).await?;
+        Ok(State {
+            configured,
+            groups,
+            group_links,
+            user_link,
+            people,
+        })
+    }
+
+    /// Follows the delta links from `state`: `Restart` when one expired.
+    async fn incremental(&self, mut state: State, requests: &mut u32) -> Result<State, Step> {
+        let mut membership_changed = false;
+        let mut links = Vec::with_capacity(state.group_links.len());
+        for link in &state.group_links {
+            let url = self
+                .client
+                .check_link(link)
+                .map_err(|e| directory_error(e, None))?;
+            let (objects, next) = self.all_pages(url, None, requests, true).await?;
+            for o in &objects {
+                if o.removed.is_some() && state.configured.contains(&o.id) {
+                    // A configured group deleted: an error, never "everyone left".
+                    return Err(DirectoryError::GroupNotFound(o.id.clone()).into());
+                }
+                if o.removed.is_some() || o.rest.contains_key("members@delta") {
+                    membership_changed = true;
+                }
+            }
+            links.push(next.ok_or_else(|| {
+                DirectoryError::Protocol("groups/delta ended without a deltaLink".into())
+            })?);
+        }
+        state.group_links = links;
+        let url = self
+            .client
+            .check_link(&state.user_link)
+            .map_err(|e| directory_error(e, None))?;
+        let (changed, next) = self.all_pages(url, None, requests, true).await?;
+        state.user_link = next.ok_or_else(|| {
+            DirectoryError::Protocol("users/delta ended without a deltaLink".into())
+        })?;
+        if membership_changed {
+            let (people, groups) = self.members(&state.configured, requests).await?;
+            if groups != state.groups {
+                state.group_links = self.group_links(&groups, requests).await?;
+                state.groups = groups;
+            }
+            state.people = people;
+            return Ok(state);
+        }
+        for o in changed {
+            if !state.people.contains_key(&o.id) {
+                continue;
+            }
+            if o.removed.is_some() {
+                // Deleted (or soft-deleted): gone.
+                state.people.remove(&o.id);
+            } else {
+                state.people.insert(o.id.clone(), person(&o));
+            }
+        }
+        Ok(state)
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for GraphDirectory {
+    async fn read(&self, groups: &[GroupRef], state: Value) -> Result<Read, DirectoryError> {
+        let configured: Vec<String> = groups.iter().map(|g| g.as_str().to_owned()).collect();
+        let mut requests = 0;
+        let previous = serde_json::from_value::<State>(state)
+            .ok()
+            .filter(|s| s.configured == configured && !s.user_link.is_empty());
+        let (state, full) = match previous {
+            Some(previous) => match self.incremental(previous, &mut requests).await {
+                Ok(s) => (s, false),
+                Err(Step::Restart) => (self.full(configured, &mut requests).await?, true),
+                Err(Step::Error(e)) => return Err(e),
+            },
+            None => (self.full(configured, &mut requests).await?, true),
+        };
+        Ok(Read {
+            people: state.people.values().cloned().collect(),
+            state: serde_json::to_value(&state)
+                .map_err(|e| DirectoryError::Protocol(e.to_string()))?,
+            requests,
+            full,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_deltas_are_told_apart_from_other_errors() {
+        assert!(expired(410, b""));
+        assert!(expired(
+            400,
+            br#"{"error":{"code":"syncStateNotFound","message":"The sync state generation is not found."}}"#
+        ));
+        assert!(expired(
+            400,
+            br#"{"error":{"code":"resyncRequired","message":""}}"#
+        ));
+        assert!(!expired(
+            403,
+            br#"{"error":{"code":"Authorization_RequestDenied"}}"#
+        ));
+        assert!(!expired(500, b"<html>"));
+    }
+
+    #[test]
+    fn a_graph_user_becomes_a_person() {
+        let o: Object = serde_json::from_value(serde_json::json!({
+            "@odata.type": "#microsoft.graph.user",
+            "id": "u1",
+            "displayName": "Anna Andersson",
+            "mail": "anna@acme.se",
+            "accountEnabled": false,
+            "businessPhones": ["+46 8 555 201", "+46 8 555 299"],
+            "mobilePhone": null,
+            "onPremisesExtensionAttributes": {"extensionAttribute3": "201", "extensionAttribute4": null}
+        }))
+        .expect("object");
+        let p = person(&o);
+        assert_eq!(p.email.as_deref(), Some("anna@acme.se"));
+        assert!(!p.enabled);
+        assert_eq!(p.attributes["businessPhones"], "+46 8 555 201");
+        assert_eq!(p.attributes["extensionAttribute3"], "201");
+        assert!(!p.attributes.contains_key("mobilePhone"));
+        assert!(!p.attributes.contains_key("extensionAttribute4"));
+    }
+}
