@@ -740,6 +740,9 @@ mod tests {
             last_sync: None,
             last_error: None,
             sync_revision: 0,
+            department: None,
+            directory_key: None,
+            leaving_since: None,
             created: Timestamp::UNIX_EPOCH,
         };
         if let Some(at) = at {

@@ -4,7 +4,7 @@
 //!
 //! The [`Store`](kalsync_store::Store) methods live by the tables they touch: `tenancy`
 //! (companies, instances, targets), `users`, `sync` (bookings and timelines), `outbox`,
-//! `audit`, `leases` and `accounts` (accounts, sessions, API tokens, Entra tenants), with
+//! `audit`, `leases`, `directories` (Katalog Synk) and `accounts` (accounts, sessions, API tokens, Entra tenants), with
 //! `backend` choosing and opening the database and `rows` reading rows into records.
 //! Test hooks (`dump_for_tests`, `execute_for_tests`) exist only with the `test-hooks`
 //! feature, which the workspace's tests enable as a dev-dependency.
@@ -12,6 +12,7 @@
 mod accounts;
 mod audit;
 mod backend;
+mod directories;
 mod leases;
 mod outbox;
 mod rows;

@@ -119,6 +119,12 @@ impl SqlStore {
             last_error: row.try_get("last_error").map_err(db)?,
             sync_revision: u64::try_from(row.try_get::<i64, _>("sync_revision").map_err(db)?)
                 .map_err(|e| corrupt("user sync revision", e))?,
+            department: row.try_get("department").map_err(db)?,
+            directory_key: row.try_get("directory_key").map_err(db)?,
+            leaving_since: row
+                .try_get::<Option<i64>, _>("leaving_since_ms")
+                .map_err(db)?
+                .map(at),
             created: at(row.try_get("created_ms").map_err(db)?),
         })
     }

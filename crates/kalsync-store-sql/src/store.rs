@@ -6,9 +6,10 @@ use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{Booking, TenantId, Timeline};
 use kalsync_store::{
     Account, AccountId, ApiToken, ApiTokenId, AuditEntry, BookingDiff, Company, CompanyId,
-    CompanyTenant, Delivery, DeliveryId, DeliveryState, EntraId, Grant, Instance, InstanceId,
-    NewAccount, NewApiToken, NewAuditEntry, NewDelivery, NewInstance, NewTarget, NewUser, Session,
-    Store, StoreError, SyncSaved, SyncState, SyncWrite, Target, TargetId, User, UserId,
+    CompanyTenant, Delivery, DeliveryId, DeliveryState, DirectoryRecord, DirectoryRun, EntraId,
+    Grant, Instance, InstanceId, NewAccount, NewApiToken, NewAuditEntry, NewDelivery, NewInstance,
+    NewTarget, NewUser, Session, Store, StoreError, SyncSaved, SyncState, SyncWrite, Target,
+    TargetId, User, UserId, UserProfile,
 };
 
 use crate::SqlStore;
@@ -127,6 +128,49 @@ impl Store for SqlStore {
 
     async fn remove_user(&self, user: UserId) -> Result<(), StoreError> {
         self.delete_user(user).await
+    }
+
+    async fn set_user_profile(
+        &self,
+        user: UserId,
+        profile: &UserProfile,
+    ) -> Result<(), StoreError> {
+        self.update_user_profile(user, profile).await
+    }
+
+    async fn set_directory(
+        &self,
+        instance: InstanceId,
+        settings: Option<&kalsync_directory::DirectorySettings>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.put_directory(instance, settings, now).await
+    }
+
+    async fn directory(&self, instance: InstanceId) -> Result<Option<DirectoryRecord>, StoreError> {
+        self.select_directory(instance).await
+    }
+
+    async fn due_directories(&self, now: Timestamp) -> Result<Vec<DirectoryRecord>, StoreError> {
+        self.select_due_directories(now).await
+    }
+
+    async fn claim_directory(
+        &self,
+        instance: InstanceId,
+        due: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.take_directory(instance, due, next).await
+    }
+
+    async fn save_directory_run(
+        &self,
+        instance: InstanceId,
+        run: &DirectoryRun,
+        state: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        self.write_directory_run(instance, run, state).await
     }
 
     async fn replace_bookings(

@@ -21,6 +21,9 @@ impl SqlStore {
             last_sync: None,
             last_error: None,
             sync_revision: 0,
+            department: None,
+            directory_key: None,
+            leaving_since: None,
             created: now(),
         };
         sqlx::query("INSERT INTO users (id, instance_id, email, display_name, extension, sync_state, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")

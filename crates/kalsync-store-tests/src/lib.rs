@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 mod chapters;
 mod fixture;
 
-use chapters::{Cast, accounts, audit, entra, leases, outbox, sync, tenancy, users};
+use chapters::{Cast, accounts, audit, directories, entra, leases, outbox, sync, tenancy, users};
 pub use fixture::{Fixture, postgres, sqlite};
 
 /// The story: every part of the trait, as the engine and the API use it.
@@ -34,6 +34,7 @@ pub async fn story(f: &Fixture) {
     let week = sync::bookings(&c).await;
     let timeline = sync::timelines(&c, &week).await;
     sync::a_read_is_stored_at_once(&c, &week, &timeline).await;
+    directories::directories(&c).await;
     let hook = tenancy::targets(&c).await;
     users::notifications(&c).await;
     let (now, later) = outbox::outbox(&c, &hook).await;

@@ -181,6 +181,39 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_sync_requests(&self, node: &str) -> Result<Vec<UserId>, StoreError>;
     /// Removes a user and everything of it, the e-mail included.
     async fn remove_user(&self, id: UserId) -> Result<(), StoreError>;
+    /// Writes a user's directory fields (name, extension, department, the directory's
+    /// id for them, their grace period).
+    async fn set_user_profile(&self, id: UserId, profile: &UserProfile) -> Result<(), StoreError>;
+
+    // Directories (Katalog Synk).
+    /// Sets an instance's directory (due at once), or removes it (`None`). Its state is
+    /// kept while the settings change.
+    async fn set_directory(
+        &self,
+        instance: InstanceId,
+        settings: Option<&kalsync_directory::DirectorySettings>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// An instance's directory.
+    async fn directory(&self, instance: InstanceId) -> Result<Option<DirectoryRecord>, StoreError>;
+    /// The directories due at `now`, of active instances.
+    async fn due_directories(&self, now: Timestamp) -> Result<Vec<DirectoryRecord>, StoreError>;
+    /// Takes a due directory for one run: moves its next run from `due` to `next`;
+    /// `false` when another node took it first.
+    async fn claim_directory(
+        &self,
+        instance: InstanceId,
+        due: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Stores what a run did, and the state the next read starts from (unchanged when
+    /// `state` is none).
+    async fn save_directory_run(
+        &self,
+        instance: InstanceId,
+        run: &DirectoryRun,
+        state: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError>;
 
     // Bookings.
     /// Replaces a user's stored bookings with `bookings` and says what changed. Without

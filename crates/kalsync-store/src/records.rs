@@ -3,6 +3,7 @@
 
 mod accounts;
 mod audit;
+mod directory;
 mod ids;
 mod outbox;
 mod source;
@@ -11,6 +12,7 @@ mod tenancy;
 
 pub use accounts::*;
 pub use audit::*;
+pub use directory::*;
 pub use ids::*;
 pub use outbox::*;
 pub use source::*;

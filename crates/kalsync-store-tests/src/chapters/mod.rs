@@ -8,6 +8,7 @@ use crate::Fixture;
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
+pub(crate) mod directories;
 pub(crate) mod entra;
 pub(crate) mod leases;
 pub(crate) mod outbox;

@@ -91,6 +91,13 @@ pub struct User {
     pub last_error: Option<String>,
     /// How many reads of it were written ([`crate::SyncWrite::revision`]).
     pub sync_revision: u64,
+    /// Department (from the directory).
+    pub department: Option<String>,
+    /// The directory's id for them when the directory added or took them over; none:
+    /// added by hand.
+    pub directory_key: Option<String>,
+    /// When the directory first saw them gone (their grace period runs from here).
+    pub leaving_since: Option<Timestamp>,
     /// Added.
     pub created: Timestamp,
 }
