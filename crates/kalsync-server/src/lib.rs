@@ -8,6 +8,7 @@
 mod broken;
 pub mod check;
 mod declare;
+pub mod directory;
 pub mod ews_streams;
 pub mod logs;
 pub mod settings;
@@ -68,6 +69,8 @@ pub struct Service {
     /// Each instance's one connection to its calendars, shared by the engine, the
     /// subscriptions, the streams and the connection check.
     pub connections: Arc<Connections>,
+    /// Katalog Synk: the instances' directories.
+    pub directories: directory::DirectorySync,
 }
 
 impl Service {
@@ -117,9 +120,11 @@ impl Service {
             .public_url
             .as_ref()
             .is_some_and(|u| u.scheme() == "https");
+        let directories = directory::DirectorySync::new(store.clone(), connections.clone());
         Ok(Service {
             web: kalsync_web::WebState::new(store.clone(), secure)
                 .with_checker(Arc::new(check::Checker(store.clone(), connections.clone())))
+                .with_directories(Arc::new(directories.clone()))
                 .with_http(
                     outbound
                         .http()
@@ -142,6 +147,7 @@ impl Service {
             secrets,
             outbound,
             connections,
+            directories,
         })
     }
 
@@ -189,6 +195,7 @@ impl Service {
             .subscriptions
             .clone()
             .map(|s| tokio::spawn(s.run(stop.clone())));
+        let directories = tokio::spawn(self.directories.clone().run(stop.clone()));
         let streams = tokio::spawn(
             ews_streams::EwsStreams::new(
                 self.store.clone(),
@@ -230,6 +237,7 @@ impl Service {
             let _ = task.await;
         }
         let _ = streams.await;
+        let _ = directories.await;
         let _ = engine.await;
         Ok(served?)
     }
@@ -332,7 +340,7 @@ async fn metrics(State(service): State<Service>) -> Response {
     let depth = service.store.outbox_depth().await.unwrap_or(0);
     (
         [("content-type", "text/plain; version=0.0.4")],
-        service.engine.metrics().render(depth),
+        service.engine.metrics().render(depth) + &service.directories.render_metrics(),
     )
         .into_response()
 }

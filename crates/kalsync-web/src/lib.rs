@@ -30,6 +30,10 @@ pub struct WebState {
     pub limit: Arc<auth::SignInLimit>,
     /// Runs an instance's connection check; the service provides it.
     pub checker: Option<Arc<dyn ConnectionCheck>>,
+    /// Runs an instance's directory on request; the service provides it.
+    pub directories: Option<Arc<dyn DirectoryRunner>>,
+    /// When each instance's directory last ran on request.
+    pub(crate) directory_runs: Arc<api::directory::RunTimes>,
     /// The operator's multi-tenant app, for *Connect Microsoft 365*.
     pub microsoft365: Option<Arc<Microsoft365App>>,
     /// Where browsers reach this service (the consent's return address); without it,
@@ -58,6 +62,8 @@ impl WebState {
             secure_cookies,
             limit: Arc::default(),
             checker: None,
+            directories: None,
+            directory_runs: Arc::default(),
             microsoft365: None,
             public_url: None,
             sign_ins: Arc::default(),
@@ -92,6 +98,12 @@ impl WebState {
     /// With the service's connection check.
     pub fn with_checker(mut self, checker: Arc<dyn ConnectionCheck>) -> WebState {
         self.checker = Some(checker);
+        self
+    }
+
+    /// With the service's directory runner (dry runs and runs on request).
+    pub fn with_directories(mut self, runner: Arc<dyn DirectoryRunner>) -> WebState {
+        self.directories = Some(runner);
         self
     }
 
@@ -182,6 +194,28 @@ pub trait ConnectionCheck: Send + Sync {
         instance: InstanceId,
         mailbox: Option<&'a str>,
     ) -> Hook<'a, Result<Vec<CheckStep>, String>>;
+}
+
+/// How a directory run asked for goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryMode {
+    /// Applied when the directory is turned on, as on schedule.
+    Now,
+    /// Shown, never applied.
+    DryRun,
+    /// Applied, the removals held back included (an admin confirmed them).
+    Confirmed,
+}
+
+/// Runs an instance's directory; the service implements it, since only it knows the
+/// directories' protocols.
+pub trait DirectoryRunner: Send + Sync {
+    /// Runs `instance`'s directory: what the run did, or why it could not start.
+    fn run(
+        &self,
+        instance: InstanceId,
+        mode: DirectoryMode,
+    ) -> Hook<'_, Result<kalsync_store::DirectoryRun, String>>;
 }
 
 /// Requests larger than this are refused (a CSV import of 10,000 users fits).

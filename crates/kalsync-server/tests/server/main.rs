@@ -8,6 +8,7 @@ mod check;
 mod directory;
 mod ews;
 mod graph;
+mod katalog;
 mod microsoft365;
 mod nodes;
 mod resubscribe;

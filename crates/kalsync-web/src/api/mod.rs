@@ -3,6 +3,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod companies;
+pub(crate) mod directory;
 pub(crate) mod instances;
 mod session;
 pub(crate) mod status;
@@ -30,6 +31,7 @@ use crate::error::ApiError;
         companies::list, companies::create, companies::get, companies::audit_log,
         companies::deliveries, companies::tokens, companies::create_token, companies::revoke_token,
         instances::list, instances::create, instances::get, instances::update, instances::remove, instances::check,
+        directory::get, directory::put, directory::remove, directory::run,
         users::list, users::add, users::import, users::remove,
         status::user_status, status::directory,
     ),
@@ -107,6 +109,16 @@ pub fn router() -> Router<WebState> {
                 .delete(instances::remove),
         )
         .route("/api/v1/instances/{instance}/check", post(instances::check))
+        .route(
+            "/api/v1/instances/{instance}/directory",
+            get(directory::get)
+                .put(directory::put)
+                .delete(directory::remove),
+        )
+        .route(
+            "/api/v1/instances/{instance}/directory/run",
+            post(directory::run),
+        )
         .route(
             "/api/v1/instances/{instance}/users",
             get(users::list).post(users::add),

@@ -102,6 +102,8 @@ pub(crate) enum UserProblem {
         /// The extension given.
         given: String,
     },
+    /// Only the directory adds users to this instance (*directory only*).
+    DirectoryOnly,
 }
 
 impl UserProblem {
@@ -111,6 +113,7 @@ impl UserProblem {
             UserProblem::Email(_) | UserProblem::EmailTaken(_) => "email",
             UserProblem::NameTooLong => "display_name",
             UserProblem::NotCsv(_) | UserProblem::Columns(_) => "line",
+            UserProblem::DirectoryOnly => "email",
             UserProblem::Extension(_)
             | UserProblem::ExtensionTaken { .. }
             | UserProblem::ExistsWithOtherExtension { .. } => "extension",
@@ -157,6 +160,8 @@ impl UserProblem {
             (UserProblem::ExistsWithOtherExtension { has, given }, Sv) => format!(
                 "Finns redan, med anknytning {has} (raden säger {given}; ändra på användarens sida)."
             ),
+            (UserProblem::DirectoryOnly, En) => "only the directory adds users to this instance (its directory is set to \"directory only\"); add the person to the directory's group".into(),
+            (UserProblem::DirectoryOnly, Sv) => "Bara katalogen lägger till användare i den här instansen (katalogen är inställd på ”endast katalogen”). Lägg till personen i katalogens grupp.".into(),
         }
     }
 
@@ -253,6 +258,11 @@ pub(crate) async fn add_user(
 ) -> Result<User, AddError> {
     principal.manages(found.company, "instance")?;
     let new = checked(found.id, email, name, extension).map_err(AddError::Problem)?;
+    if state.store.directory(found.id).await?.is_some_and(|d| {
+        d.settings.enabled && d.settings.manual == kalsync_directory::ManualUsers::Refuse
+    }) {
+        return Err(AddError::Problem(UserProblem::DirectoryOnly));
+    }
     if let Some(x) = &new.extension
         && let Some(by) = extensions_of(state, found.company)
             .await?

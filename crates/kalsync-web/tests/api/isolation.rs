@@ -54,6 +54,10 @@ fn example_body(method: &reqwest::Method, template: &str) -> Example {
             return Example::Csv("email\neve@acme.example\n".into());
         }
         ("POST", "/api/v1/instances/{instance}/check") => json!({"mailbox": "eve@acme.example"}),
+        ("PUT", "/api/v1/instances/{instance}/directory") => {
+            json!({"kind": "entra", "groups": ["sales"]})
+        }
+        ("POST", "/api/v1/instances/{instance}/directory/run") => json!({"mode": "dry_run"}),
         _ => panic!("{method} {template}: add a valid body to this table"),
     };
     Example::Json(Some(body))

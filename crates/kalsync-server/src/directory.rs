@@ -1,0 +1,454 @@
+//! Katalog Synk at work: every due directory is taken by one node, read (Entra ID
+//! through the instance's Graph connection), compared with the instance's users, and —
+//! when the admin has turned it on — applied: joiners added (and read at once), changed
+//! attributes written, leavers removed with their data after the grace period, each
+//! change in the audit log. A dry run reads and plans without changing anyone. A read
+//! that fails changes nothing and says why on the dashboard.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use kalsync_directory::{Current, Directory, DirectoryError, DirectoryKind, Plan, plan};
+use kalsync_sources::Connections;
+use kalsync_store::{
+    DirectoryRecord, DirectoryRun, Instance, InstanceId, NewAuditEntry, NewUser, Store, StoreError,
+    User, UserId, UserProfile,
+};
+use rand::Rng as _;
+
+/// How often the worker looks for due directories.
+const LOOK_EVERY: Duration = Duration::from_secs(20);
+/// How many people's problems a run keeps for the dashboard.
+const PROBLEMS_KEPT: usize = 200;
+/// Who the audit log says made the changes.
+const ACTOR: &str = "directory";
+
+pub use kalsync_web::DirectoryMode as Mode;
+
+/// The directory runs' figures for `/metrics`.
+#[derive(Default)]
+struct Figures {
+    runs: u64,
+    errors: BTreeMap<&'static str, u64>,
+    added: u64,
+    updated: u64,
+    removed: u64,
+    seconds: f64,
+    members: BTreeMap<InstanceId, usize>,
+}
+
+/// Runs directories.
+#[derive(Clone)]
+pub struct DirectorySync {
+    store: Arc<dyn Store>,
+    connections: Arc<Connections>,
+    figures: Arc<Mutex<Figures>>,
+}
+
+/// Why a run stopped before it changed anything: a code and a message.
+type Stopped = (&'static str, String);
+
+/// What a run that stopped did.
+fn not_run(at: Timestamp, (code, message): Stopped) -> DirectoryRun {
+    DirectoryRun {
+        at: Some(at),
+        error: Some((code.to_owned(), message)),
+        ..DirectoryRun::default()
+    }
+}
+
+fn current(u: &User) -> Current<UserId> {
+    Current {
+        id: u.id,
+        email: u.email.clone(),
+        name: u.display_name.clone(),
+        extension: u.extension.clone(),
+        department: u.department.clone(),
+        key: u.directory_key.clone(),
+        leaving_since: u.leaving_since,
+    }
+}
+
+fn profile(u: &User) -> UserProfile {
+    UserProfile {
+        display_name: u.display_name.clone(),
+        extension: u.extension.clone(),
+        department: u.department.clone(),
+        directory_key: u.directory_key.clone(),
+        leaving_since: u.leaving_since,
+    }
+}
+
+impl DirectorySync {
+    /// A runner over the store and the instances' connections.
+    pub fn new(store: Arc<dyn Store>, connections: Arc<Connections>) -> Self {
+        DirectorySync {
+            store,
+            connections,
+            figures: Arc::default(),
+        }
+    }
+
+    /// Looks for due directories until `stop`.
+    pub async fn run(self, stop: kalsync_engine::CancellationToken) {
+        loop {
+            let ran = self.step(Timestamp::now()).await;
+            if ran > 0 {
+                tracing::debug!(ran, "directories synchronised");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+        }
+    }
+
+    /// One look: every directory due at `now` that this node takes is run. How many ran.
+    pub async fn step(&self, now: Timestamp) -> usize {
+        let due = match self.store.due_directories(now).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "due directories cannot be read");
+                return 0;
+            }
+        };
+        let mut ran = 0;
+        for record in due {
+            // Spread over a tenth of the interval, so many companies' directories do
+            // not all read at the same moment.
+            let every = record.settings.every;
+            let jitter = rand::rng().random_range(0..=every.as_secs() / 10);
+            let next = now + every + SignedDuration::from_secs(jitter);
+            match self
+                .store
+                .claim_directory(record.instance, record.next_run, next)
+                .await
+            {
+                Ok(true) => {
+                    self.run_one(record, now, Mode::Now).await;
+                    ran += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %record.instance, error = %e, "a directory cannot be taken")
+                }
+            }
+        }
+        ran
+    }
+
+    /// Runs an instance's directory now (a dry run, or applied): what it did.
+    pub async fn run_now(
+        &self,
+        instance: InstanceId,
+        mode: Mode,
+    ) -> Result<DirectoryRun, StoreError> {
+        let record = self
+            .store
+            .directory(instance)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("directory of instance {instance}")))?;
+        Ok(self.run_one(record, Timestamp::now(), mode).await)
+    }
+
+    /// The reader for an instance's directory.
+    fn reader(
+        &self,
+        instance: &Instance,
+        kind: DirectoryKind,
+    ) -> Result<Box<dyn Directory>, Stopped> {
+        match kind {
+            DirectoryKind::Entra => {
+                let connection = self
+                    .connections
+                    .of(instance)
+                    .map_err(|e| ("sign_in", e.to_string()))?;
+                let client = connection.graph().cloned().ok_or_else(|| {
+                    (
+                        "not_graph",
+                        "an Entra ID directory needs a Microsoft 365 (Graph) instance".to_owned(),
+                    )
+                })?;
+                Ok(Box::new(kalsync_graph::GraphDirectory::new(client)))
+            }
+            DirectoryKind::Ldap => Err((
+                "unavailable",
+                "Active Directory over LDAP is not available in this version".to_owned(),
+            )),
+        }
+    }
+
+    /// Reads, plans and (per `mode` and the settings) applies one directory; what it did
+    /// is stored and returned.
+    async fn run_one(&self, record: DirectoryRecord, now: Timestamp, mode: Mode) -> DirectoryRun {
+        let started = std::time::Instant::now();
+        let run = self.read_and_apply(&record, now, mode).await;
+        let (run, state) = match run {
+            Ok((run, state)) => (run, Some(state)),
+            Err(stopped) => (not_run(now, stopped), None),
+        };
+        if let Err(e) = self
+            .store
+            .save_directory_run(record.instance, &run, state.as_ref())
+            .await
+        {
+            tracing::warn!(instance = %record.instance, error = %e, "a directory run cannot be stored");
+        }
+        let mut f = self.figures.lock().unwrap_or_else(|p| p.into_inner());
+        f.runs += 1;
+        f.seconds += started.elapsed().as_secs_f64();
+        if let Some((code, message)) = &run.error {
+            let code: &'static str = match code.as_str() {
+                "group_not_found" => "group_not_found",
+                "permission" => "permission",
+                "sign_in" => "sign_in",
+                "unreachable" => "unreachable",
+                "certificate" => "certificate",
+                "throttled" => "throttled",
+                "too_large" => "too_large",
+                _ => "other",
+            };
+            *f.errors.entry(code).or_default() += 1;
+            tracing::warn!(instance = %record.instance, code, error = %message, "a directory read failed; nothing was changed");
+        } else {
+            f.members.insert(record.instance, run.members);
+            if run.applied {
+                f.added += run.added as u64;
+                f.updated += run.updated as u64;
+                f.removed += run.removed as u64;
+            }
+        }
+        run
+    }
+
+    async fn read_and_apply(
+        &self,
+        record: &DirectoryRecord,
+        now: Timestamp,
+        mode: Mode,
+    ) -> Result<(DirectoryRun, serde_json::Value), Stopped> {
+        let failed = |e: StoreError| ("store", e.to_string());
+        let instance = self.store.instance(record.instance).await.map_err(failed)?;
+        let reader = self.reader(&instance, record.settings.kind)?;
+        let read = reader
+            .read(&record.settings.groups, record.state.clone())
+            .await
+            .map_err(|e: DirectoryError| (e.code(), e.to_string()))?;
+        let users = self.store.users(instance.id).await.map_err(failed)?;
+        let stored: Vec<Current<UserId>> = users.iter().map(current).collect();
+        let planned = plan(
+            &read.people,
+            &stored,
+            &record.settings,
+            now,
+            mode == Mode::Confirmed,
+        );
+        let apply = mode == Mode::Confirmed || (mode == Mode::Now && record.settings.enabled);
+        let mut run = DirectoryRun {
+            at: Some(now),
+            applied: apply,
+            members: planned.members,
+            added: planned.add.len(),
+            updated: planned.update.len(),
+            leaving: planned.leaving.len(),
+            removed: planned.remove.len(),
+            held: planned.held.map(|h| (h.would_go, h.of)),
+            problems: planned
+                .problems
+                .iter()
+                .take(PROBLEMS_KEPT)
+                .map(|p| (p.who.clone(), p.problem.to_string()))
+                .collect(),
+            problem_count: planned.problems.len(),
+            requests: read.requests,
+            full: read.full,
+            error: None,
+        };
+        if apply {
+            let refused = self
+                .apply(&instance, &users, planned, now)
+                .await
+                .map_err(failed)?;
+            run.added -= refused.len();
+            run.problem_count += refused.len();
+            run.problems.extend(refused.into_iter().take(PROBLEMS_KEPT));
+        }
+        Ok((run, read.state))
+    }
+
+    /// Makes the plan's changes: removals first (a mailbox or extension they free may
+    /// be taken next), then changes, then additions. Returns the additions refused
+    /// because another instance of the company has the extension.
+    async fn apply(
+        &self,
+        instance: &Instance,
+        users: &[User],
+        planned: Plan<UserId>,
+        now: Timestamp,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let s = &self.store;
+        let by_id: HashMap<UserId, &User> = users.iter().map(|u| (u.id, u)).collect();
+        let audit = |action: &str, detail: serde_json::Value| NewAuditEntry {
+            company: Some(instance.company),
+            actor: ACTOR.into(),
+            action: action.into(),
+            detail,
+        };
+        for r in &planned.remove {
+            match s.remove_user(r.id).await {
+                Ok(()) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            s.audit(audit(
+                "user.removed",
+                serde_json::json!({"user": r.id, "instance": instance.id, "why": r.why}),
+            ))
+            .await?;
+        }
+        for u in &planned.update {
+            let Some(old) = by_id.get(&u.id) else {
+                continue;
+            };
+            let p = UserProfile {
+                display_name: u.member.name.clone().or_else(|| old.display_name.clone()),
+                extension: u.member.extension.clone(),
+                department: u.member.department.clone(),
+                directory_key: Some(u.member.key.clone()),
+                leaving_since: None,
+            };
+            s.set_user_profile(u.id, &p).await?;
+            s.audit(audit(
+                "user.changed",
+                serde_json::json!({"user": u.id, "instance": instance.id, "fields": u.changed, "adopted": u.adopted}),
+            ))
+            .await?;
+        }
+        for (id, since) in planned
+            .leaving
+            .iter()
+            .map(|id| (id, Some(now)))
+            .chain(planned.returned.iter().map(|id| (id, None)))
+        {
+            if planned.update.iter().any(|u| u.id == *id) {
+                continue;
+            }
+            let Some(old) = by_id.get(id) else { continue };
+            s.set_user_profile(
+                *id,
+                &UserProfile {
+                    leaving_since: since,
+                    ..profile(old)
+                },
+            )
+            .await?;
+        }
+        // Extensions other instances of the company have.
+        let mut taken: HashMap<String, String> = HashMap::new();
+        for other in s.instances(instance.company).await? {
+            if other.id == instance.id {
+                continue;
+            }
+            for u in s.users(other.id).await? {
+                if let Some(x) = u.extension {
+                    taken.insert(x.to_string(), u.email.to_string());
+                }
+            }
+        }
+        let mut refused = Vec::new();
+        for m in planned.add {
+            if let Some(by) = m.extension.as_ref().and_then(|x| taken.get(x.as_str())) {
+                refused.push((
+                    m.name.clone().unwrap_or_else(|| m.email.to_string()),
+                    format!(
+                        "extension {} is also {by}'s",
+                        m.extension.as_ref().map(|x| x.as_str()).unwrap_or_default()
+                    ),
+                ));
+                continue;
+            }
+            let user = match s
+                .add_user(NewUser {
+                    instance: instance.id,
+                    email: m.email.clone(),
+                    display_name: m.name.clone(),
+                    extension: m.extension.clone(),
+                })
+                .await
+            {
+                Ok(u) => u,
+                // Added meanwhile (by hand, or by another run): the next run adopts it.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            s.set_user_profile(
+                user.id,
+                &UserProfile {
+                    directory_key: Some(m.key.clone()),
+                    department: m.department.clone(),
+                    ..profile(&user)
+                },
+            )
+            .await?;
+            // Read at once, on whichever node takes the user.
+            s.request_sync(user.id).await?;
+            s.audit(audit(
+                "user.added",
+                serde_json::json!({"user": user.id, "instance": instance.id}),
+            ))
+            .await?;
+        }
+        Ok(refused)
+    }
+
+    /// The runs' figures in Prometheus' text format.
+    pub fn render_metrics(&self) -> String {
+        let f = self.figures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        out.push_str("# HELP kalsync_directory_runs_total Directory reads run (dry runs included).\n# TYPE kalsync_directory_runs_total counter\n");
+        out.push_str(&format!("kalsync_directory_runs_total {}\n", f.runs));
+        out.push_str("# HELP kalsync_directory_errors_total Directory reads that failed, by cause.\n# TYPE kalsync_directory_errors_total counter\n");
+        for (code, n) in &f.errors {
+            out.push_str(&format!(
+                "kalsync_directory_errors_total{{code=\"{code}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP kalsync_directory_changes_total Users the directory added, changed and removed.\n# TYPE kalsync_directory_changes_total counter\n");
+        for (change, n) in [
+            ("added", f.added),
+            ("updated", f.updated),
+            ("removed", f.removed),
+        ] {
+            out.push_str(&format!(
+                "kalsync_directory_changes_total{{change=\"{change}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP kalsync_directory_members Members the last read of each directory found.\n# TYPE kalsync_directory_members gauge\n");
+        for (instance, n) in &f.members {
+            out.push_str(&format!(
+                "kalsync_directory_members{{instance=\"{instance}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP kalsync_directory_seconds_total Time spent in directory runs.\n# TYPE kalsync_directory_seconds_total counter\n");
+        out.push_str(&format!(
+            "kalsync_directory_seconds_total {:.3}\n",
+            f.seconds
+        ));
+        out
+    }
+}
+
+impl kalsync_web::DirectoryRunner for DirectorySync {
+    fn run(
+        &self,
+        instance: InstanceId,
+        mode: Mode,
+    ) -> kalsync_web::Hook<'_, Result<DirectoryRun, String>> {
+        Box::pin(async move {
+            self.run_now(instance, mode)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
