@@ -80,11 +80,13 @@ impl DirectoryError {
 /// A directory: reads the members of groups.
 #[async_trait::async_trait]
 pub trait Directory: Send + Sync {
-    /// Every member of `groups`, nested groups included, starting from `state` (the
-    /// previous read's, or `null` for a full read). Complete, or an error.
+    /// Every member of `groups`, nested groups included, with the mapping's
+    /// `attributes` (and no others), starting from `state` (the previous read's, or
+    /// `null` for a full read). Complete, or an error.
     async fn read(
         &self,
         groups: &[GroupRef],
+        attributes: &[String],
         state: serde_json::Value,
     ) -> Result<Read, DirectoryError>;
 }

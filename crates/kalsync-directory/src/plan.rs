@@ -162,6 +162,14 @@ pub fn plan<U: Clone + Ord>(
         .filter(|p| p.enabled)
         .map(|p| p.key.as_str())
         .collect();
+    // Their mailboxes too, as written: someone added by hand whose entry cannot be
+    // mapped is still there.
+    let present_mail: BTreeSet<String> = people
+        .iter()
+        .filter(|p| p.enabled)
+        .filter_map(|p| p.email.as_deref())
+        .map(|e| e.trim().to_lowercase())
+        .collect();
     let mut members: Vec<Member> = Vec::new();
     let mut seen = BTreeSet::new();
     for p in people.iter().filter(|p| p.enabled) {
@@ -217,9 +225,11 @@ pub fn plan<U: Clone + Ord>(
 
     // One extension, two people: the one who has it keeps it (a stored user, by key,
     // or someone added by hand); otherwise nobody gets it.
-    let holder = |ext: &Extension| -> Option<&Current<U>> {
-        current.iter().find(|c| c.extension.as_ref() == Some(ext))
-    };
+    let holders: HashMap<&str, &Current<U>> = current
+        .iter()
+        .filter_map(|c| c.extension.as_ref().map(|x| (x.as_str(), c)))
+        .collect();
+    let holder = |ext: &Extension| -> Option<&Current<U>> { holders.get(ext.as_str()).copied() };
     let mut by_extension: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {
         if let Some(x) = &m.extension {
@@ -264,6 +274,7 @@ pub fn plan<U: Clone + Ord>(
     let mut returned = Vec::new();
     let mut remove = Vec::new();
     let mut matched: BTreeSet<U> = BTreeSet::new();
+    let mut moved: Vec<(&Current<U>, Option<Member>)> = Vec::new();
     for (i, m) in members.iter().enumerate() {
         // By the directory's id, else by mailbox (someone added by hand, or an entry
         // made again); a user another entry already matched is not matched twice.
@@ -283,15 +294,11 @@ pub fn plan<U: Clone + Ord>(
             returned.push(cur.id.clone());
         }
         if cur.email != m.email {
-            // The same entry, another mailbox: another calendar.
-            remove.push(Removal {
-                id: cur.id.clone(),
-                email: cur.email.clone(),
-                why: Gone::MailboxChanged,
-            });
-            if !refused.contains(&i) && !by_email.contains_key(m.email.as_str()) {
-                add.push(m.clone());
-            }
+            // The same entry, another mailbox: another calendar. The old one's data
+            // goes — counted with the removals, so a renamed mail domain is held.
+            let replacement = (!refused.contains(&i) && !by_email.contains_key(m.email.as_str()))
+                .then(|| m.clone());
+            moved.push((cur, replacement));
             continue;
         }
         let mut changed = Vec::new();
@@ -331,7 +338,11 @@ pub fn plan<U: Clone + Ord>(
         let why = match cur.key.as_deref() {
             Some(k) if present.contains(k) => continue,
             Some(_) => Gone::Left,
-            None if settings.manual == ManualUsers::Refuse => Gone::NotInDirectory,
+            None if settings.manual == ManualUsers::Refuse
+                && !present_mail.contains(cur.email.as_str()) =>
+            {
+                Gone::NotInDirectory
+            }
             None => continue,
         };
         match cur.leaving_since {
@@ -345,9 +356,12 @@ pub fn plan<U: Clone + Ord>(
         .iter()
         .filter(|c| c.key.is_some() || settings.manual == ManualUsers::Refuse)
         .count();
-    let would_go = going.len() + leaving.len();
-    let held = (!confirmed && would_go > HOLD_ABOVE && would_go * 2 > ours)
-        .then_some(Held { would_go, of: ours });
+    let would_go = going.len() + leaving.len() + moved.len();
+    // More than half going (past a few), or every one of several: a wrong group or a
+    // broken directory looks like this, people leaving rarely do.
+    let suspicious =
+        (would_go > HOLD_ABOVE && would_go * 2 > ours) || (ours >= 2 && would_go >= ours);
+    let held = (!confirmed && suspicious).then_some(Held { would_go, of: ours });
     if held.is_some() {
         leaving.clear();
     } else {
@@ -356,6 +370,14 @@ pub fn plan<U: Clone + Ord>(
             email: cur.email.clone(),
             why,
         }));
+        for (cur, replacement) in moved {
+            remove.push(Removal {
+                id: cur.id.clone(),
+                email: cur.email.clone(),
+                why: Gone::MailboxChanged,
+            });
+            add.extend(replacement);
+        }
     }
     add.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
     remove.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));

@@ -135,6 +135,17 @@ impl DirectorySettings {
     }
 }
 
+impl DirectorySettings {
+    /// The attributes the mapping reads (the extension's and the department's).
+    pub fn attributes(&self) -> Vec<String> {
+        self.extension
+            .iter()
+            .map(|e| e.attribute.clone())
+            .chain(self.department.clone())
+            .collect()
+    }
+}
+
 /// The settings as written: durations as text (`"15m"`, `"2d"`), the extension rule
 /// flattened.
 #[derive(Debug, Clone, Serialize, Deserialize)]

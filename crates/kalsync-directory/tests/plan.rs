@@ -365,3 +365,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_user_added_by_hand_still_in_the_directory_stays_under_directory_only() {
+    // Anna was added by hand; her directory entry has a bad extension, so it cannot
+    // be matched — she is still in the group and must not be removed.
+    let mut only = settings();
+    only.manual = ManualUsers::Refuse;
+    let people = [person("anna", "Anna@acme.se", Some("reception"))];
+    let current = [stored(1, None, "anna@acme.se", Some("201"))];
+    let p = plan(&people, &current, &only, now(), false);
+    assert!(p.remove.is_empty(), "{:?}", p.remove);
+}
+
+#[test]
+fn a_renamed_mail_domain_is_held_not_deleted_at_once() {
+    // Every entry's mailbox changes (acme.se → acme.com): the old users' data would
+    // all go at once — held, like any mass removal.
+    let people: Vec<Person> = (0..10)
+        .map(|i| person(&format!("k{i}"), &format!("p{i}@acme.com"), None))
+        .collect();
+    let current: Vec<Current<u32>> = (0..10)
+        .map(|i| stored(i, Some(&format!("k{i}")), &format!("p{i}@acme.se"), None))
+        .collect();
+    let p = plan(&people, &current, &settings(), now(), false);
+    assert!(p.held.is_some(), "{p:?}");
+    assert!(p.remove.is_empty() && p.add.is_empty(), "{p:?}");
+    let confirmed = plan(&people, &current, &settings(), now(), true);
+    assert_eq!(confirmed.remove.len(), 10);
+    assert_eq!(confirmed.add.len(), 10);
+}
+
+#[test]
+fn everyone_going_is_held_however_few() {
+    let current: Vec<Current<u32>> = (0..3)
+        .map(|i| stored(i, Some(&format!("k{i}")), &format!("p{i}@acme.se"), None))
+        .collect();
+    let p = plan::<u32>(&[], &current, &settings(), now(), false);
+    assert_eq!(p.held.map(|h| (h.would_go, h.of)), Some((3, 3)));
+    assert!(p.remove.is_empty());
+    // One of one leaving is a leaver, not a broken directory.
+    let one = plan::<u32>(&[], &current[..1], &settings(), now(), false);
+    assert!(one.held.is_none() && one.remove.len() == 1);
+}

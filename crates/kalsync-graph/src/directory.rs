@@ -18,8 +18,33 @@ use url::Url;
 use crate::client::{GraphClient, status_error};
 use crate::error::GraphError;
 
-/// The user attributes read: the mapping's candidates and nothing else.
-const USER_SELECT: &str = "id,displayName,mail,userPrincipalName,accountEnabled,businessPhones,mobilePhone,department,onPremisesExtensionAttributes";
+/// The user attributes always read; the mapping adds only the ones it uses.
+const BASE_SELECT: &str = "id,displayName,mail,accountEnabled";
+/// Graph user properties a mapping may name (the `extensionAttribute1`…`15` of
+/// `onPremisesExtensionAttributes` besides).
+const USER_PROPERTIES: [&str; 8] = [
+    "businessPhones",
+    "mobilePhone",
+    "department",
+    "userPrincipalName",
+    "employeeId",
+    "officeLocation",
+    "jobTitle",
+    "faxNumber",
+];
+/// The longest attribute value kept (a hostile directory cannot fill the store).
+const MAX_VALUE: usize = 256;
+/// The most answer bytes one read takes in (a 200,000-member tenant fits).
+const MAX_READ_BYTES: usize = 512 * 1024 * 1024;
+/// A full read at least this often, whatever the deltas say.
+const FULL_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// What a read has cost so far.
+#[derive(Debug, Default)]
+struct Tally {
+    requests: u32,
+    bytes: usize,
+}
 /// Graph's largest page for directory lists.
 const PAGE: &str = "999";
 /// `/groups/delta` filters at most this many ids.
@@ -32,8 +57,14 @@ const MAX_PAGES: usize = 1_000;
 /// What the next read starts from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
-    /// The groups asked for, as asked.
+    /// The groups asked for, in order.
     configured: Vec<String>,
+    /// The user properties read (`$select`).
+    #[serde(default)]
+    select: String,
+    /// The mapped attributes kept per person.
+    #[serde(default)]
+    wanted: Vec<String>,
     /// Every group involved: the configured ones and those nested in them.
     groups: Vec<String>,
     /// `/groups/delta` links, one per [`DELTA_IDS`] groups.
@@ -42,6 +73,9 @@ struct State {
     user_link: String,
     /// The members as last read, by id.
     people: BTreeMap<String, Person>,
+    /// When everything was last read.
+    #[serde(default)]
+    full_at: Option<jiff::Timestamp>,
 }
 
 /// Entra ID as a [`Directory`], through an instance's Graph client.
@@ -129,47 +163,92 @@ fn expired(status: u16, body: &[u8]) -> bool {
         )
 }
 
-/// A Graph user as a person.
-fn person(o: &Object) -> Person {
-    let text = |name: &str| o.rest.get(name).and_then(Value::as_str).map(str::to_owned);
-    let mut attributes = BTreeMap::new();
-    for name in ["mobilePhone", "department", "userPrincipalName"] {
-        if let Some(v) = text(name) {
-            attributes.insert(name.to_owned(), v);
+/// A value as kept: at most [`MAX_VALUE`] characters, no control characters.
+fn kept(v: &str) -> String {
+    v.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_VALUE)
+        .collect()
+}
+
+/// The `$select` for the mapping's attributes, or the one that is no Graph property.
+fn select_for(wanted: &[String]) -> Result<String, DirectoryError> {
+    let mut select: Vec<&str> = BASE_SELECT.split(',').collect();
+    for a in wanted {
+        let property = if extension_attribute(a) {
+            "onPremisesExtensionAttributes"
+        } else if let Some(p) = USER_PROPERTIES.iter().find(|p| p.eq_ignore_ascii_case(a)) {
+            p
+        } else {
+            return Err(DirectoryError::Protocol(format!(
+                "`{a}` is not a Microsoft 365 user attribute the directory can map (one of {}, extensionAttribute1–15)",
+                USER_PROPERTIES.join(", ")
+            )));
+        };
+        if !select.contains(&property) {
+            select.push(property);
         }
     }
-    if let Some(first) = o
-        .rest
-        .get("businessPhones")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_str)
-    {
-        attributes.insert("businessPhones".to_owned(), first.to_owned());
+    Ok(select.join(","))
+}
+
+fn extension_attribute(name: &str) -> bool {
+    name.strip_prefix("extensionAttribute")
+        .and_then(|n| n.parse::<u8>().ok())
+        .is_some_and(|n| (1..=15).contains(&n))
+}
+
+/// Writes what a Graph user object says into `person`: only the properties present
+/// (a delta may bring only the changed ones; `null` clears), only the wanted attributes.
+fn merge(person: &mut Person, o: &Object, wanted: &[String]) {
+    let text = |v: &Value| v.as_str().map(kept);
+    if let Some(v) = o.rest.get("displayName") {
+        person.name = text(v);
     }
-    if let Some(extra) = o
-        .rest
-        .get("onPremisesExtensionAttributes")
-        .and_then(Value::as_object)
-    {
-        for (name, value) in extra {
-            if let Some(v) = value.as_str() {
-                attributes.insert(name.clone(), v.to_owned());
-            }
-        }
+    if let Some(v) = o.rest.get("mail") {
+        person.email = text(v);
     }
-    Person {
-        key: o.id.clone(),
-        name: text("displayName"),
-        email: text("mail"),
+    if let Some(v) = o.rest.get("accountEnabled") {
         // Not said (a reader without the right to see it): counted as enabled.
-        enabled: o
-            .rest
-            .get("accountEnabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
-        attributes,
+        person.enabled = v.as_bool().unwrap_or(true);
     }
+    for a in wanted {
+        let value = if extension_attribute(a) {
+            match o.rest.get("onPremisesExtensionAttributes") {
+                None => continue,
+                Some(extra) => match extra.get(a.as_str()) {
+                    None if extra.is_object() => continue,
+                    found => found.and_then(text),
+                },
+            }
+        } else {
+            let Some((_, v)) = o.rest.iter().find(|(k, _)| k.eq_ignore_ascii_case(a)) else {
+                continue;
+            };
+            match v {
+                // `businessPhones`: its first number.
+                Value::Array(items) => items.first().and_then(text),
+                other => text(other),
+            }
+        };
+        match value.filter(|v| !v.trim().is_empty()) {
+            Some(v) => person.attributes.insert(a.clone(), v),
+            None => person.attributes.remove(a),
+        };
+    }
+}
+
+/// A Graph user as a person.
+fn person(o: &Object, wanted: &[String]) -> Person {
+    let mut p = Person {
+        key: o.id.clone(),
+        name: None,
+        email: None,
+        enabled: true,
+        attributes: BTreeMap::new(),
+    };
+    merge(&mut p, o, wanted);
+    p
 }
 
 fn is_user(o: &Object) -> bool {
@@ -184,13 +263,20 @@ fn is_group(o: &Object) -> bool {
 
 impl GraphDirectory {
     /// One page: the objects and where the next one is.
-    async fn page(&self, url: Url, requests: &mut u32) -> Result<ObjectPage, (u16, Vec<u8>)> {
-        *requests += 1;
+    async fn page(&self, url: Url, tally: &mut Tally) -> Result<ObjectPage, (u16, Vec<u8>)> {
+        tally.requests += 1;
         let answer = self
             .client
             .execute(&[], Method::GET, url, None, true)
             .await
             .map_err(|e| (0, e.to_string().into_bytes()))?;
+        tally.bytes += answer.body.len();
+        if tally.bytes > MAX_READ_BYTES {
+            return Err((
+                1,
+                format!("the directory's answers exceed {MAX_READ_BYTES} bytes").into_bytes(),
+            ));
+        }
         if !answer.status.is_success() {
             return Err((answer.status.as_u16(), answer.body));
         }
@@ -211,13 +297,13 @@ impl GraphDirectory {
         &self,
         url: Url,
         group: Option<&str>,
-        requests: &mut u32,
+        tally: &mut Tally,
         delta: bool,
     ) -> Result<(Vec<Object>, Option<String>), Step> {
         let mut url = url;
         let mut objects = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page = match self.page(url, requests).await {
+            let page = match self.page(url, tally).await {
                 Ok(p) => p,
                 Err((status, body)) if delta && expired(status, &body) => {
                     return Err(Step::Restart);
@@ -252,7 +338,7 @@ impl GraphDirectory {
         &self,
         collection: &str,
         query: &[(&str, String)],
-        requests: &mut u32,
+        tally: &mut Tally,
     ) -> Result<String, DirectoryError> {
         let mut url = self.url(&[collection, "delta"])?;
         {
@@ -262,7 +348,7 @@ impl GraphDirectory {
             }
             pairs.append_pair("$deltatoken", "latest");
         }
-        match self.all_pages(url, None, requests, false).await {
+        match self.all_pages(url, None, tally, false).await {
             Ok((_, Some(link))) => Ok(link),
             Ok((_, None)) => Err(DirectoryError::Protocol(format!(
                 "{collection}/delta gave no deltaLink"
@@ -276,7 +362,7 @@ impl GraphDirectory {
     async fn group_links(
         &self,
         groups: &[String],
-        requests: &mut u32,
+        tally: &mut Tally,
     ) -> Result<Vec<String>, DirectoryError> {
         let mut links = Vec::new();
         for chunk in groups.chunks(DELTA_IDS) {
@@ -289,7 +375,7 @@ impl GraphDirectory {
                 self.latest(
                     "groups",
                     &[("$filter", filter), ("$select", "members".into())],
-                    requests,
+                    tally,
                 )
                 .await?,
             );
@@ -302,16 +388,18 @@ impl GraphDirectory {
     async fn members(
         &self,
         configured: &[String],
-        requests: &mut u32,
+        select: &str,
+        wanted: &[String],
+        tally: &mut Tally,
     ) -> Result<(BTreeMap<String, Person>, Vec<String>), DirectoryError> {
         let mut people = BTreeMap::new();
         let mut groups: BTreeSet<String> = configured.iter().cloned().collect();
         for group in configured {
             let mut url = self.url(&["groups", group, "transitiveMembers"])?;
             url.query_pairs_mut()
-                .append_pair("$select", USER_SELECT)
+                .append_pair("$select", select)
                 .append_pair("$top", PAGE);
-            let (objects, _) = match self.all_pages(url, Some(group), requests, false).await {
+            let (objects, _) = match self.all_pages(url, Some(group), tally, false).await {
                 Ok(o) => o,
                 Err(Step::Error(e)) => return Err(e),
                 Err(Step::Restart) => {
@@ -322,7 +410,7 @@ impl GraphDirectory {
                 if is_group(o) {
                     groups.insert(o.id.clone());
                 } else if is_user(o) {
-                    people.insert(o.id.clone(), person(o));
+                    people.insert(o.id.clone(), person(o, wanted));
                 }
             }
             if groups.len() > MAX_GROUPS {
@@ -337,29 +425,42 @@ impl GraphDirectory {
         Ok((people, groups.into_iter().collect()))
     }
 
-    /// Reads everything: delta links first (so nothing changed during the read is
-    /// missed; a change seen twice is harmless), then the members.
+    /// Reads everything: delta links first (so a change during the read is seen next
+    /// time; a change seen twice is harmless), then the members, then the links of
+    /// groups found nested in them.
     async fn full(
         &self,
         configured: Vec<String>,
-        requests: &mut u32,
+        select: String,
+        wanted: Vec<String>,
+        tally: &mut Tally,
     ) -> Result<State, DirectoryError> {
         let user_link = self
-            .latest("users", &[("$select", USER_SELECT.into())], requests)
+            .latest("users", &[("$select", select.clone())], tally)
             .await?;
-        let (people, groups) = self.members(&configured, requests).await?;
-        let group_links = self.group_links(&groups, requests).await?;
+        let early = self.group_links(&configured, tally).await?;
+        let (people, groups) = self.members(&configured, &select, &wanted, tally).await?;
+        let mut sorted = configured.clone();
+        sorted.sort();
+        let group_links = if groups == sorted {
+            early
+        } else {
+            self.group_links(&groups, tally).await?
+        };
         Ok(State {
             configured,
+            select,
+            wanted,
             groups,
             group_links,
             user_link,
             people,
+            full_at: Some(jiff::Timestamp::now()),
         })
     }
 
     /// Follows the delta links from `state`: `Restart` when one expired.
-    async fn incremental(&self, mut state: State, requests: &mut u32) -> Result<State, Step> {
+    async fn incremental(&self, mut state: State, tally: &mut Tally) -> Result<State, Step> {
         let mut membership_changed = false;
         let mut links = Vec::with_capacity(state.group_links.len());
         for link in &state.group_links {
@@ -367,7 +468,7 @@ impl GraphDirectory {
                 .client
                 .check_link(link)
                 .map_err(|e| directory_error(e, None))?;
-            let (objects, next) = self.all_pages(url, None, requests, true).await?;
+            let (objects, next) = self.all_pages(url, None, tally, true).await?;
             for o in &objects {
                 if o.removed.is_some() && state.configured.contains(&o.id) {
                     // A configured group deleted: an error, never "everyone left".
@@ -386,14 +487,16 @@ impl GraphDirectory {
             .client
             .check_link(&state.user_link)
             .map_err(|e| directory_error(e, None))?;
-        let (changed, next) = self.all_pages(url, None, requests, true).await?;
+        let (changed, next) = self.all_pages(url, None, tally, true).await?;
         state.user_link = next.ok_or_else(|| {
             DirectoryError::Protocol("users/delta ended without a deltaLink".into())
         })?;
         if membership_changed {
-            let (people, groups) = self.members(&state.configured, requests).await?;
+            let (people, groups) = self
+                .members(&state.configured, &state.select, &state.wanted, tally)
+                .await?;
             if groups != state.groups {
-                state.group_links = self.group_links(&groups, requests).await?;
+                state.group_links = self.group_links(&groups, tally).await?;
                 state.groups = groups;
             }
             state.people = people;
@@ -406,8 +509,9 @@ impl GraphDirectory {
             if o.removed.is_some() {
                 // Deleted (or soft-deleted): gone.
                 state.people.remove(&o.id);
-            } else {
-                state.people.insert(o.id.clone(), person(&o));
+            } else if let Some(cached) = state.people.get_mut(&o.id) {
+                // Only what the delta says: it may bring just the changed properties.
+                merge(cached, &o, &state.wanted);
             }
         }
         Ok(state)
@@ -416,25 +520,54 @@ impl GraphDirectory {
 
 #[async_trait::async_trait]
 impl Directory for GraphDirectory {
-    async fn read(&self, groups: &[GroupRef], state: Value) -> Result<Read, DirectoryError> {
+    async fn read(
+        &self,
+        groups: &[GroupRef],
+        attributes: &[String],
+        state: Value,
+    ) -> Result<Read, DirectoryError> {
         let configured: Vec<String> = groups.iter().map(|g| g.as_str().to_owned()).collect();
-        let mut requests = 0;
+        let mut wanted: Vec<String> = attributes.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        let select = select_for(&wanted)?;
+        let mut tally = Tally::default();
+        let now = jiff::Timestamp::now();
+        // The same groups (in any order) and attributes, read fully within a day: on
+        // from the deltas; otherwise everything again.
+        let same = |s: &State| {
+            let mut a = s.configured.clone();
+            let mut b = configured.clone();
+            a.sort();
+            b.sort();
+            a == b
+                && s.select == select
+                && !s.user_link.is_empty()
+                && s.full_at
+                    .is_some_and(|at| now.duration_since(at) < FULL_EVERY)
+        };
         let previous = serde_json::from_value::<State>(state)
             .ok()
-            .filter(|s| s.configured == configured && !s.user_link.is_empty());
+            .filter(|s| same(s));
         let (state, full) = match previous {
-            Some(previous) => match self.incremental(previous, &mut requests).await {
+            Some(previous) => match self.incremental(previous, &mut tally).await {
                 Ok(s) => (s, false),
-                Err(Step::Restart) => (self.full(configured, &mut requests).await?, true),
+                Err(Step::Restart) => (
+                    self.full(configured, select, wanted, &mut tally).await?,
+                    true,
+                ),
                 Err(Step::Error(e)) => return Err(e),
             },
-            None => (self.full(configured, &mut requests).await?, true),
+            None => (
+                self.full(configured, select, wanted, &mut tally).await?,
+                true,
+            ),
         };
         Ok(Read {
             people: state.people.values().cloned().collect(),
             state: serde_json::to_value(&state)
                 .map_err(|e| DirectoryError::Protocol(e.to_string()))?,
-            requests,
+            requests: tally.requests,
             full,
         })
     }
@@ -463,6 +596,62 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_with_only_the_changed_properties_changes_only_those() {
+        let wanted = vec![
+            "businessPhones".to_owned(),
+            "extensionAttribute3".to_owned(),
+        ];
+        let full: Object = serde_json::from_value(serde_json::json!({
+            "id": "u1", "displayName": "Anna", "mail": "anna@acme.se", "accountEnabled": false,
+            "businessPhones": ["+46 8 555 201"],
+            "onPremisesExtensionAttributes": {"extensionAttribute3": "201"}
+        }))
+        .expect("object");
+        let mut p = person(&full, &wanted);
+        // A rename: mail, the disabled flag and the phones stay as they were.
+        let renamed: Object =
+            serde_json::from_value(serde_json::json!({"id": "u1", "displayName": "Anna Berg"}))
+                .expect("object");
+        merge(&mut p, &renamed, &wanted);
+        assert_eq!(p.name.as_deref(), Some("Anna Berg"));
+        assert_eq!(p.email.as_deref(), Some("anna@acme.se"));
+        assert!(!p.enabled);
+        assert_eq!(p.attributes["businessPhones"], "+46 8 555 201");
+        assert_eq!(p.attributes["extensionAttribute3"], "201");
+        // A cleared phone and a cleared extension attribute are cleared.
+        let cleared: Object = serde_json::from_value(serde_json::json!({
+            "id": "u1", "businessPhones": [],
+            "onPremisesExtensionAttributes": {"extensionAttribute3": null}
+        }))
+        .expect("object");
+        merge(&mut p, &cleared, &wanted);
+        assert!(p.attributes.is_empty(), "{:?}", p.attributes);
+    }
+
+    #[test]
+    fn only_mapped_attributes_are_selected_and_kept() {
+        assert_eq!(
+            select_for(&[
+                "businessPhones".to_owned(),
+                "extensionAttribute7".to_owned()
+            ])
+            .expect("select"),
+            "id,displayName,mail,accountEnabled,businessPhones,onPremisesExtensionAttributes"
+        );
+        assert!(select_for(&["homePhone".to_owned()]).is_err());
+        let o: Object = serde_json::from_value(serde_json::json!({
+            "id": "u1", "mail": "a@acme.se", "mobilePhone": "070", "department": "x".repeat(5000)
+        }))
+        .expect("object");
+        let p = person(&o, &["department".to_owned()]);
+        assert!(
+            !p.attributes.contains_key("mobilePhone"),
+            "not mapped, not kept"
+        );
+        assert_eq!(p.attributes["department"].len(), MAX_VALUE);
+    }
+
+    #[test]
     fn a_graph_user_becomes_a_person() {
         let o: Object = serde_json::from_value(serde_json::json!({
             "@odata.type": "#microsoft.graph.user",
@@ -475,7 +664,13 @@ mod tests {
             "onPremisesExtensionAttributes": {"extensionAttribute3": "201", "extensionAttribute4": null}
         }))
         .expect("object");
-        let p = person(&o);
+        let wanted = vec![
+            "businessPhones".to_owned(),
+            "extensionAttribute3".to_owned(),
+            "extensionAttribute4".to_owned(),
+            "mobilePhone".to_owned(),
+        ];
+        let p = person(&o, &wanted);
         assert_eq!(p.email.as_deref(), Some("anna@acme.se"));
         assert!(!p.enabled);
         assert_eq!(p.attributes["businessPhones"], "+46 8 555 201");

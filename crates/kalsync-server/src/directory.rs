@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use kalsync_directory::{Current, Directory, DirectoryError, DirectoryKind, Plan, plan};
+use kalsync_directory::{
+    Current, Directory, DirectoryError, DirectoryKind, PersonProblem, Plan, Problem, plan,
+};
 use kalsync_sources::Connections;
 use kalsync_store::{
     DirectoryRecord, DirectoryRun, Instance, InstanceId, NewAuditEntry, NewUser, Store, StoreError,
@@ -24,6 +26,8 @@ const LOOK_EVERY: Duration = Duration::from_secs(20);
 const PROBLEMS_KEPT: usize = 200;
 /// Who the audit log says made the changes.
 const ACTOR: &str = "directory";
+/// The longest one run may take; past it, it stops and changes nothing more.
+const RUN_LIMIT: Duration = Duration::from_secs(10 * 60);
 
 pub use kalsync_web::DirectoryMode as Mode;
 
@@ -45,6 +49,8 @@ pub struct DirectorySync {
     store: Arc<dyn Store>,
     connections: Arc<Connections>,
     figures: Arc<Mutex<Figures>>,
+    /// One run per instance at a time on this node (the schedule's and those asked for).
+    running: Arc<Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Why a run stopped before it changed anything: a code and a message.
@@ -88,6 +94,7 @@ impl DirectorySync {
             store,
             connections,
             figures: Arc::default(),
+            running: Arc::default(),
         }
     }
 
@@ -127,8 +134,17 @@ impl DirectorySync {
                 .await
             {
                 Ok(true) => {
-                    self.run_one(record, now, Mode::Now).await;
-                    ran += 1;
+                    // The due list leaves the state out: read it for the run.
+                    match self.store.directory(record.instance).await {
+                        Ok(Some(full)) => {
+                            self.run_one(full, now, Mode::Now).await;
+                            ran += 1;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(instance = %record.instance, error = %e, "a directory cannot be read")
+                        }
+                    }
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -183,8 +199,26 @@ impl DirectorySync {
     /// Reads, plans and (per `mode` and the settings) applies one directory; what it did
     /// is stored and returned.
     async fn run_one(&self, record: DirectoryRecord, now: Timestamp, mode: Mode) -> DirectoryRun {
+        let gate = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(record.instance)
+            .or_default()
+            .clone();
+        let _one = gate.lock().await;
         let started = std::time::Instant::now();
-        let run = self.read_and_apply(&record, now, mode).await;
+        let run =
+            match tokio::time::timeout(RUN_LIMIT, self.read_and_apply(&record, now, mode)).await {
+                Ok(run) => run,
+                Err(_) => Err((
+                    "timeout",
+                    format!(
+                        "the run took longer than {} minutes and was stopped",
+                        RUN_LIMIT.as_secs() / 60
+                    ),
+                )),
+            };
         let (run, state) = match run {
             Ok((run, state)) => (run, Some(state)),
             Err(stopped) => (not_run(now, stopped), None),
@@ -208,6 +242,7 @@ impl DirectorySync {
                 "certificate" => "certificate",
                 "throttled" => "throttled",
                 "too_large" => "too_large",
+                "timeout" => "timeout",
                 _ => "other",
             };
             *f.errors.entry(code).or_default() += 1;
@@ -233,7 +268,11 @@ impl DirectorySync {
         let instance = self.store.instance(record.instance).await.map_err(failed)?;
         let reader = self.reader(&instance, record.settings.kind)?;
         let read = reader
-            .read(&record.settings.groups, record.state.clone())
+            .read(
+                &record.settings.groups,
+                &record.settings.attributes(),
+                record.state.clone(),
+            )
             .await
             .map_err(|e: DirectoryError| (e.code(), e.to_string()))?;
         let users = self.store.users(instance.id).await.map_err(failed)?;
@@ -245,7 +284,9 @@ impl DirectorySync {
             now,
             mode == Mode::Confirmed,
         );
-        let apply = mode == Mode::Confirmed || (mode == Mode::Now && record.settings.enabled);
+        // Only a directory turned on changes users; a confirmation confirms removals
+        // held back, it does not turn the directory on.
+        let apply = record.settings.enabled && mode != Mode::DryRun;
         let mut run = DirectoryRun {
             at: Some(now),
             applied: apply,
@@ -259,7 +300,7 @@ impl DirectorySync {
                 .problems
                 .iter()
                 .take(PROBLEMS_KEPT)
-                .map(|p| (p.who.clone(), p.problem.to_string()))
+                .cloned()
                 .collect(),
             problem_count: planned.problems.len(),
             requests: read.requests,
@@ -267,11 +308,11 @@ impl DirectorySync {
             error: None,
         };
         if apply {
-            let refused = self
+            let (added, refused) = self
                 .apply(&instance, &users, planned, now)
                 .await
                 .map_err(failed)?;
-            run.added -= refused.len();
+            run.added = added;
             run.problem_count += refused.len();
             run.problems.extend(refused.into_iter().take(PROBLEMS_KEPT));
         }
@@ -279,15 +320,15 @@ impl DirectorySync {
     }
 
     /// Makes the plan's changes: removals first (a mailbox or extension they free may
-    /// be taken next), then changes, then additions. Returns the additions refused
-    /// because another instance of the company has the extension.
+    /// be taken next), then changes, then additions. Returns how many were added, and
+    /// the people refused an extension another instance of the company has.
     async fn apply(
         &self,
         instance: &Instance,
         users: &[User],
         planned: Plan<UserId>,
         now: Timestamp,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<(usize, Vec<PersonProblem>), StoreError> {
         let s = &self.store;
         let by_id: HashMap<UserId, &User> = users.iter().map(|u| (u.id, u)).collect();
         let audit = |action: &str, detail: serde_json::Value| NewAuditEntry {
@@ -307,18 +348,42 @@ impl DirectorySync {
             ))
             .await?;
         }
+        let taken = self.extensions_elsewhere(instance).await?;
+        let mut refused = Vec::new();
         for u in &planned.update {
             let Some(old) = by_id.get(&u.id) else {
                 continue;
             };
+            // An extension another instance of the company has stays with them.
+            let mut extension = u.member.extension.clone();
+            if let Some(x) = &extension
+                && old.extension.as_ref() != Some(x)
+                && let Some(by) = taken.get(x.as_str())
+            {
+                refused.push(PersonProblem {
+                    key: u.member.key.clone(),
+                    who: u
+                        .member
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| u.member.email.to_string()),
+                    problem: Problem::SameExtension {
+                        extension: x.to_string(),
+                        other: by.clone(),
+                    },
+                });
+                extension = old.extension.clone();
+            }
             let p = UserProfile {
                 display_name: u.member.name.clone().or_else(|| old.display_name.clone()),
-                extension: u.member.extension.clone(),
+                extension,
                 department: u.member.department.clone(),
                 directory_key: Some(u.member.key.clone()),
                 leaving_since: None,
             };
-            s.set_user_profile(u.id, &p).await?;
+            if skip_gone(s.set_user_profile(u.id, &p).await)? {
+                continue;
+            }
             s.audit(audit(
                 "user.changed",
                 serde_json::json!({"user": u.id, "instance": instance.id, "fields": u.changed, "adopted": u.adopted}),
@@ -335,37 +400,30 @@ impl DirectorySync {
                 continue;
             }
             let Some(old) = by_id.get(id) else { continue };
-            s.set_user_profile(
-                *id,
-                &UserProfile {
-                    leaving_since: since,
-                    ..profile(old)
-                },
-            )
-            .await?;
+            skip_gone(
+                s.set_user_profile(
+                    *id,
+                    &UserProfile {
+                        leaving_since: since,
+                        ..profile(old)
+                    },
+                )
+                .await,
+            )?;
         }
-        // Extensions other instances of the company have.
-        let mut taken: HashMap<String, String> = HashMap::new();
-        for other in s.instances(instance.company).await? {
-            if other.id == instance.id {
-                continue;
-            }
-            for u in s.users(other.id).await? {
-                if let Some(x) = u.extension {
-                    taken.insert(x.to_string(), u.email.to_string());
-                }
-            }
-        }
-        let mut refused = Vec::new();
+        let mut added = 0;
         for m in planned.add {
-            if let Some(by) = m.extension.as_ref().and_then(|x| taken.get(x.as_str())) {
-                refused.push((
-                    m.name.clone().unwrap_or_else(|| m.email.to_string()),
-                    format!(
-                        "extension {} is also {by}'s",
-                        m.extension.as_ref().map(|x| x.as_str()).unwrap_or_default()
-                    ),
-                ));
+            if let Some(x) = &m.extension
+                && let Some(by) = taken.get(x.as_str())
+            {
+                refused.push(PersonProblem {
+                    key: m.key.clone(),
+                    who: m.name.clone().unwrap_or_else(|| m.email.to_string()),
+                    problem: Problem::SameExtension {
+                        extension: x.to_string(),
+                        other: by.clone(),
+                    },
+                });
                 continue;
             }
             let user = match s
@@ -398,8 +456,28 @@ impl DirectorySync {
                 serde_json::json!({"user": user.id, "instance": instance.id}),
             ))
             .await?;
+            added += 1;
         }
-        Ok(refused)
+        Ok((added, refused))
+    }
+
+    /// The extensions the company's other instances' users have, and whose.
+    async fn extensions_elsewhere(
+        &self,
+        instance: &Instance,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut taken = HashMap::new();
+        for other in self.store.instances(instance.company).await? {
+            if other.id == instance.id {
+                continue;
+            }
+            for u in self.store.users(other.id).await? {
+                if let Some(x) = u.extension {
+                    taken.insert(x.to_string(), u.email.to_string());
+                }
+            }
+        }
+        Ok(taken)
     }
 
     /// The runs' figures in Prometheus' text format.
@@ -439,16 +517,30 @@ impl DirectorySync {
     }
 }
 
+/// A write to a user another run or an admin removed meanwhile: skipped (`true`).
+fn skip_gone(result: Result<(), StoreError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(StoreError::NotFound(_)) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 impl kalsync_web::DirectoryRunner for DirectorySync {
     fn run(
         &self,
         instance: InstanceId,
         mode: Mode,
     ) -> kalsync_web::Hook<'_, Result<DirectoryRun, String>> {
+        // Its own task: a request that goes away (a closed browser, a proxy's timeout)
+        // does not stop a run half-way through its changes.
+        let this = self.clone();
+        let task = tokio::spawn(async move { this.run_now(instance, mode).await });
         Box::pin(async move {
-            self.run_now(instance, mode)
-                .await
-                .map_err(|e| e.to_string())
+            match task.await {
+                Ok(done) => done.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("the directory run failed: {e}")),
+            }
         })
     }
 }

@@ -55,11 +55,22 @@ impl SqlStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let Some(settings) = settings else {
+            // The users stay as if added by hand: no directory id, no grace period
+            // that a later directory would count from.
+            let mut tx = self.pool.begin().await.map_err(db)?;
             sqlx::query("DELETE FROM directories WHERE instance_id = $1")
                 .bind(instance.to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            sqlx::query(
+                "UPDATE users SET directory_key = NULL, leaving_since_ms = NULL WHERE instance_id = $1",
+            )
+            .bind(instance.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
             return Ok(());
         };
         sqlx::query(
@@ -95,8 +106,10 @@ impl SqlStore {
     ) -> Result<Vec<DirectoryRecord>, StoreError> {
         collect(
             &self.pool,
+            // Without the state (it can be large): a run reads it for itself.
             sqlx::query(
-                "SELECT d.* FROM directories d JOIN instances i ON i.id = d.instance_id \
+                "SELECT d.instance_id, d.settings, 'null' AS state, d.next_run_ms, d.last_run \
+                 FROM directories d JOIN instances i ON i.id = d.instance_id \
                  WHERE d.next_run_ms <= $1 AND i.active = 1 ORDER BY d.next_run_ms",
             )
             .bind(ms(now)),

@@ -186,8 +186,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_user_profile(&self, id: UserId, profile: &UserProfile) -> Result<(), StoreError>;
 
     // Directories (Katalog Synk).
-    /// Sets an instance's directory (due at once), or removes it (`None`). Its state is
-    /// kept while the settings change.
+    /// Sets an instance's directory (due at once), or removes it (`None`: its users
+    /// stay, as if added by hand). Its state is kept while the settings change.
     async fn set_directory(
         &self,
         instance: InstanceId,
@@ -196,7 +196,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// An instance's directory.
     async fn directory(&self, instance: InstanceId) -> Result<Option<DirectoryRecord>, StoreError>;
-    /// The directories due at `now`, of active instances.
+    /// The directories due at `now`, of active instances, without their state.
     async fn due_directories(&self, now: Timestamp) -> Result<Vec<DirectoryRecord>, StoreError>;
     /// Takes a due directory for one run: moves its next run from `due` to `next`;
     /// `false` when another node took it first.

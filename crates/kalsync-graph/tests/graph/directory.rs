@@ -14,6 +14,13 @@ fn group(id: &str) -> Vec<GroupRef> {
     vec![GroupRef::parse(id).expect("group")]
 }
 
+/// The attributes a mapping with phones and department reads.
+fn wanted() -> Vec<String> {
+    ["businessPhones", "mobilePhone", "department"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
 fn emails(read: &Read) -> Vec<String> {
     let mut e: Vec<String> = read
         .people
@@ -70,7 +77,7 @@ async fn nested_groups_are_read_then_followed_by_delta() {
     let groups = group("sales");
 
     let first = directory
-        .read(&groups, serde_json::Value::Null)
+        .read(&groups, &wanted(), serde_json::Value::Null)
         .await
         .expect("first read");
     assert!(first.full);
@@ -81,7 +88,7 @@ async fn nested_groups_are_read_then_followed_by_delta() {
 
     // Nothing changed: one request per delta.
     let quiet = directory
-        .read(&groups, first.state.clone())
+        .read(&groups, &wanted(), first.state.clone())
         .await
         .expect("quiet read");
     assert!(!quiet.full);
@@ -101,7 +108,7 @@ async fn nested_groups_are_read_then_followed_by_delta() {
     )
     .expect("profile");
     let joined = directory
-        .read(&groups, quiet.state.clone())
+        .read(&groups, &wanted(), quiet.state.clone())
         .await
         .expect("read");
     assert_eq!(
@@ -122,7 +129,7 @@ async fn nested_groups_are_read_then_followed_by_delta() {
     )
     .expect("profile");
     let changed = directory
-        .read(&groups, joined.state.clone())
+        .read(&groups, &wanted(), joined.state.clone())
         .await
         .expect("read");
     assert_eq!(changed.requests, 2, "no membership change: no re-read");
@@ -144,7 +151,7 @@ async fn nested_groups_are_read_then_followed_by_delta() {
     sim.change_member("sales", "anna@acme.se", false)
         .expect("leave");
     let left = directory
-        .read(&groups, changed.state.clone())
+        .read(&groups, &wanted(), changed.state.clone())
         .await
         .expect("read");
     assert_eq!(emails(&left), ["dora@acme.se"], "{:?}", left.people);
@@ -153,7 +160,7 @@ async fn nested_groups_are_read_then_followed_by_delta() {
     // An expired delta: everything is read again, and nothing is lost.
     sim.expire_directory_deltas();
     let again = directory
-        .read(&groups, left.state.clone())
+        .read(&groups, &wanted(), left.state.clone())
         .await
         .expect("read");
     assert!(again.full);
@@ -161,7 +168,7 @@ async fn nested_groups_are_read_then_followed_by_delta() {
 
     // Another group asked for: a full read of it.
     let other = directory
-        .read(&group("support"), again.state.clone())
+        .read(&group("support"), &wanted(), again.state.clone())
         .await
         .expect("read");
     assert!(other.full);
@@ -169,10 +176,12 @@ async fn nested_groups_are_read_then_followed_by_delta() {
 
     // The group deleted: an error, not an empty group.
     sim.delete_group("sales").expect("delete group");
-    let gone = directory.read(&groups, again.state.clone()).await;
+    let gone = directory
+        .read(&groups, &wanted(), again.state.clone())
+        .await;
     assert_eq!(gone, Err(DirectoryError::GroupNotFound("sales".into())));
     let unknown = directory
-        .read(&group("no-such-group"), serde_json::Value::Null)
+        .read(&group("no-such-group"), &wanted(), serde_json::Value::Null)
         .await;
     assert_eq!(
         unknown,
@@ -197,7 +206,7 @@ async fn a_missing_permission_says_which() {
     });
     let directory = GraphDirectory::new(client(&setup.base));
     match directory
-        .read(&group("sales"), serde_json::Value::Null)
+        .read(&group("sales"), &wanted(), serde_json::Value::Null)
         .await
     {
         Err(DirectoryError::Permission(m)) => {
@@ -228,7 +237,7 @@ async fn large_groups_are_paged() {
     .expect("group");
     let directory = GraphDirectory::new(client(&setup.base));
     let read = directory
-        .read(&group("all"), serde_json::Value::Null)
+        .read(&group("all"), &wanted(), serde_json::Value::Null)
         .await
         .expect("read");
     assert_eq!(read.people.len(), 2_100);

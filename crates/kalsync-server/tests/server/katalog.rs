@@ -242,6 +242,16 @@ async fn the_instances_users_follow_an_entra_group() {
         .await
         .expect("add");
     assert_eq!(by_hand.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let by_file = admin
+        .0
+        .post(app.url(&format!("/api/v1/instances/{}/users/import", instance.id)))
+        .header("x-csrf-token", &admin.1)
+        .header("content-type", "text/csv")
+        .body("eva@acme.example,Eva,209\n")
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(by_file.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // The group deleted: an error, nobody removed.
     sim.delete_group("sales").expect("delete");
@@ -309,6 +319,24 @@ async fn the_instances_users_follow_an_entra_group() {
     assert_eq!(
         run(&reader, &run_url, "dry_run").await.0,
         StatusCode::FORBIDDEN
+    );
+
+    // No directory any more: the users stay, as if added by hand.
+    let removed = admin
+        .0
+        .delete(&directory)
+        .header("x-csrf-token", &admin.1)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let users = store.users(instance.id).await.expect("users");
+    assert_eq!(users.len(), 3);
+    assert!(
+        users
+            .iter()
+            .all(|u| u.directory_key.is_none() && u.leaving_since.is_none()),
+        "{users:?}"
     );
     app.stop().await;
 }

@@ -60,7 +60,11 @@ pub(crate) async fn directories(c: &Cast<'_>) {
         applied: true,
         members: 2,
         added: 1,
-        problems: vec![("Bo".into(), "no e-mail address".into())],
+        problems: vec![kalsync_directory::PersonProblem {
+            key: "k-bo".into(),
+            who: "Bo".into(),
+            problem: kalsync_directory::Problem::NoEmail,
+        }],
         problem_count: 1,
         requests: 3,
         full: true,

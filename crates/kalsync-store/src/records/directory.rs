@@ -41,8 +41,8 @@ pub struct DirectoryRun {
     pub removed: usize,
     /// Removals held back for an admin's confirmation, and of how many.
     pub held: Option<(usize, usize)>,
-    /// People left out and why (the first ones), as `(who, what)`.
-    pub problems: Vec<(String, String)>,
+    /// People left out (or left as they are) and why: the first ones.
+    pub problems: Vec<kalsync_directory::PersonProblem>,
     /// How many people had problems in all.
     pub problem_count: usize,
     /// Requests the read made, and whether it read everything.

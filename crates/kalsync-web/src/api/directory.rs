@@ -151,20 +151,29 @@ pub(crate) async fn remove(
     Path(instance): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let found = visible_instance(&state, &principal, &instance).await?;
+    remove_directory(&state, &principal, &found).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes an instance's directory for `principal` (who must manage it), audited.
+pub(crate) async fn remove_directory(
+    state: &WebState,
+    principal: &Principal,
+    found: &kalsync_store::Instance,
+) -> Result<(), ApiError> {
     principal.manages(found.company, "instance")?;
     state
         .store
         .set_directory(found.id, None, jiff::Timestamp::now())
         .await?;
     audit(
-        &state,
-        &principal,
+        state,
+        principal,
         Some(found.company),
         "directory.removed",
         serde_json::json!({"instance": found.id}),
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 /// How a run is asked for.

@@ -289,6 +289,16 @@ pub(crate) async fn add_user(
     Ok(user)
 }
 
+/// Whether only the instance's directory adds users to it (*directory only*, turned on).
+async fn directory_only(
+    state: &WebState,
+    found: &kalsync_store::Instance,
+) -> Result<bool, ApiError> {
+    Ok(state.store.directory(found.id).await?.is_some_and(|d| {
+        d.settings.enabled && d.settings.manual == kalsync_directory::ManualUsers::Refuse
+    }))
+}
+
 /// Why a user was not added: what is wrong with it, or the service's own refusal.
 #[derive(Debug)]
 pub(crate) enum AddError {
@@ -378,6 +388,9 @@ pub(crate) async fn import_csv(
     body: &str,
 ) -> Result<ImportReport, ApiError> {
     principal.manages(found.company, "instance")?;
+    if directory_only(state, found).await? {
+        return Err(UserProblem::DirectoryOnly.api_error());
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -5,6 +5,7 @@
 
 mod accounts;
 pub mod connect;
+mod directory;
 pub mod i18n;
 pub mod microsoft;
 mod new_instance;
@@ -89,6 +90,15 @@ pub fn router() -> Router<WebState> {
             get(new_instance::settings).post(new_instance::save_settings),
         )
         .route("/instances/{instance}/remove", post(new_instance::remove))
+        .route(
+            "/instances/{instance}/directory",
+            get(directory::show).post(directory::save),
+        )
+        .route("/instances/{instance}/directory/run", post(directory::run))
+        .route(
+            "/instances/{instance}/directory/remove",
+            post(directory::remove),
+        )
         .route("/instances/{instance}/check", post(people::check))
         .route("/instances/{instance}/users", post(people::add))
         .route("/instances/{instance}/import", post(people::import))
@@ -191,6 +201,8 @@ pub(crate) enum InstanceTab {
     Rules,
     /// Its connection and name.
     Connection,
+    /// Its directory (Katalog Synk).
+    Directory,
 }
 
 /// The company's name, for where one is; empty when it cannot be read.
@@ -235,6 +247,7 @@ pub(crate) fn instance_head(
             a href={ "/instances/" (id) "/overview" } aria-current=[tab(InstanceTab::Overview)] { (t.overview_tab) }
             a href={ "/instances/" (id) } aria-current=[tab(InstanceTab::Users)] { (t.users) }
             a href={ "/instances/" (id) "/rules" } aria-current=[tab(InstanceTab::Rules)] { (t.edit_rules) }
+            a href={ "/instances/" (id) "/directory" } aria-current=[tab(InstanceTab::Directory)] { (t.directory_tab) }
             @if manages {
                 a href={ "/instances/" (id) "/settings" } aria-current=[tab(InstanceTab::Connection)] { (t.settings) }
             }

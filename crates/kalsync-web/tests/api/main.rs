@@ -2,6 +2,7 @@
 //! and typed helpers for signing in as each role.
 
 mod accounts;
+mod directory_pages;
 mod helpers;
 mod instance_pages;
 mod isolation;

@@ -59,7 +59,33 @@ async fn the_operator_walks_the_tabs_and_an_admin_edits_rules_users_and_removal(
     let Some((_driver, c)) = browser().await else {
         return;
     };
-    let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    let (calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    // Acme's Sales group: Anna, and Bo, whose account has no mailbox address.
+    calendars
+        .add_user(kalsync_graph_sim::UserSpec {
+            upn: "bo@acme.example".into(),
+            id: None,
+            display_name: Some("Bo Berg".into()),
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: None,
+        })
+        .expect("bo");
+    calendars
+        .set_profile(
+            "bo@acme.example",
+            kalsync_graph_sim::Profile {
+                no_mail: true,
+                ..kalsync_graph_sim::Profile::default()
+            },
+        )
+        .expect("profile");
+    calendars
+        .add_group(kalsync_graph_sim::GroupSpec {
+            id: Some("sales".into()),
+            name: "Sales".into(),
+            members: vec![crate::support::acme::ANNA.into(), "bo@acme.example".into()],
+        })
+        .expect("group");
     let mut settings = acme::settings(&sim_url);
     let account = |email: &str, role: &str, company: Option<&str>| AccountDecl {
         email: email.into(),
@@ -203,6 +229,49 @@ async fn the_operator_walks_the_tabs_and_an_admin_edits_rules_users_and_removal(
     );
     let saved = store.instance(instance.id).await.expect("instance");
     assert_eq!(saved.settings.rules[0].reason.as_str(), "meeting");
+
+    // The directory tab: a refused setting keeps what was typed; saved, a dry run shows
+    // what would change and who cannot be synchronised, and changes nobody.
+    c.goto(&format!("{base}/instances/{}/directory", instance.id))
+        .await
+        .expect("directory");
+    until_text(&c, "Katalogen bestämmer", 5).await;
+    assert_eq!(current_tab(&c).await, "Katalog");
+    fill(&c, "#groups", "sales").await;
+    c.find(Locator::Css("select#attribute"))
+        .await
+        .expect("attribute")
+        .select_by_value("businessPhones")
+        .await
+        .expect("picked");
+    c.find(Locator::Css("select#cut"))
+        .await
+        .expect("cut")
+        .select_by_value("pattern")
+        .await
+        .expect("picked");
+    fill(&c, "#pattern", "\\d+").await;
+    click(&c, Locator::Id("save-directory")).await;
+    until_in(&c, "#directory-error", "fångstgrupp").await;
+    assert_eq!(value(&c, "#groups").await.trim(), "sales");
+    assert_eq!(value(&c, "#pattern").await, "\\d+");
+    c.find(Locator::Css("select#cut"))
+        .await
+        .expect("cut")
+        .select_by_value("last")
+        .await
+        .expect("picked");
+    fill(&c, "#digits", "3").await;
+    click(&c, Locator::Id("save-directory")).await;
+    until_text(&c, "Sparat.", 5).await;
+    let before = store.users(instance.id).await.expect("users").len();
+    click(&c, Locator::Id("dry-run")).await;
+    let text = until_in(&c, "#directory-status", "provkörning").await;
+    assert!(text.contains("Medlemmar"), "{text}");
+    until_in(&c, "#directory-problems", "Ingen e-postadress").await;
+    assert_eq!(store.users(instance.id).await.expect("users").len(), before);
+    shot("directory-sv", &c.screenshot().await.expect("png"));
+    accessible(&c, "directory-sv").await;
 
     // A wrong e-mail: the form comes back with what was typed and says why beside it.
     c.goto(&format!("{base}/instances/{}", instance.id))

@@ -151,6 +151,10 @@ async fn every_page_fits_a_phone() {
                         "instance-settings",
                     ),
                     on(&format!("/instances/{instance}/rules"), "rules"),
+                    on(
+                        &format!("/instances/{instance}/directory"),
+                        "instance-directory",
+                    ),
                     on(&format!("/users/{anna}"), "user"),
                     on(
                         &format!("/companies/{company}/instances/new"),

@@ -1,0 +1,772 @@
+//! The instance's *Katalog* tab (Telenor's *Katalog Synk*): which groups decide who is
+//! synchronised and how their attributes map, a dry run that shows what a sync would
+//! add, change and remove before it is turned on, and what the last run did — its
+//! problems per person, its error with the fix, removals held for a confirmation.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use kalsync_core::Lang;
+use kalsync_directory::{DirectorySettings, ManualUsers, Problem, Transform};
+use kalsync_store::{DirectoryRecord, DirectoryRun, Instance};
+use maud::{Markup, html};
+
+use super::i18n;
+use super::{InstanceTab, Viewer, page};
+use crate::api::directory::{parse_settings, run_directory, save_settings};
+use crate::api::instances::visible_instance;
+use crate::error::ApiError;
+use crate::{DirectoryMode, WebState};
+
+/// The page's own words.
+struct Words {
+    intro: &'static str,
+    permissions: &'static str,
+    groups: &'static str,
+    groups_hint: &'static str,
+    extension_from: &'static str,
+    no_extension: &'static str,
+    cut: &'static str,
+    cut_whole: &'static str,
+    cut_last: &'static str,
+    cut_pattern: &'static str,
+    digits: &'static str,
+    pattern: &'static str,
+    department: &'static str,
+    every: &'static str,
+    grace: &'static str,
+    grace_none: &'static str,
+    manual: &'static str,
+    manual_keep: &'static str,
+    manual_refuse: &'static str,
+    enabled: &'static str,
+    enabled_hint: &'static str,
+    save: &'static str,
+    dry_run: &'static str,
+    run_now: &'static str,
+    last_run: &'static str,
+    never_ran: &'static str,
+    dry: &'static str,
+    applied: &'static str,
+    failed: &'static str,
+    members: &'static str,
+    added: &'static str,
+    updated: &'static str,
+    leaving: &'static str,
+    removed: &'static str,
+    next_run: &'static str,
+    problems: &'static str,
+    no_problems: &'static str,
+    held: &'static str,
+    confirm: &'static str,
+    remove: &'static str,
+    saved: &'static str,
+    person: &'static str,
+    what: &'static str,
+}
+
+const SV: Words = Words {
+    intro: "Katalogen bestämmer vilka som synkroniseras: medlemmarna i grupperna (även i grupper i grupperna) blir instansens användare och läses direkt; den som lämnar gruppen, stängs av eller tas bort försvinner med sina data. En körning som misslyckas tar aldrig bort någon.",
+    permissions: "Appen behöver programbehörigheterna GroupMember.Read.All och User.Read.All med administratörsmedgivande (Entra → Appregistreringar → appen → API-behörigheter).",
+    groups: "Grupper (objekt-id, en per rad)",
+    groups_hint: "Gruppens objekt-id finns i Entra under Grupper → gruppen → Översikt.",
+    extension_from: "Anknytning från",
+    no_extension: "Ingen (anges för hand)",
+    cut: "Hur anknytningen tas ut",
+    cut_whole: "Hela värdet",
+    cut_last: "De sista siffrorna",
+    cut_pattern: "Reguljärt uttryck med en fångstgrupp",
+    digits: "Antal siffror",
+    pattern: "Uttryck (t.ex. ^\\+468(\\d{4})$)",
+    department: "Avdelning från attributet department (för telefonistens filter)",
+    every: "Läs katalogen",
+    grace: "Ta bort den som lämnat",
+    grace_none: "direkt",
+    manual: "Användare som lagts till för hand",
+    manual_keep: "Behålls (katalog och manuellt)",
+    manual_refuse: "Tas bort och kan inte läggas till (endast katalogen)",
+    enabled: "Synkronisera: lägg till, ändra och ta bort användare",
+    enabled_hint: "Avstängd görs bara provkörningar: de visar vad som skulle ändras.",
+    save: "Spara",
+    dry_run: "Provkör",
+    run_now: "Synkronisera nu",
+    last_run: "Senaste körning",
+    never_ran: "Katalogen har inte körts än.",
+    dry: "provkörning",
+    applied: "genomförd",
+    failed: "misslyckad",
+    members: "Medlemmar",
+    added: "Läggs till",
+    updated: "Ändras",
+    leaving: "Har lämnat (väntar)",
+    removed: "Tas bort",
+    next_run: "Nästa körning",
+    problems: "Personer som inte kan synkroniseras",
+    no_problems: "Inga: alla medlemmar kan synkroniseras.",
+    held: "Borttagningarna hålls kvar: mer än hälften av katalogens användare skulle tas bort på en gång. Det ser ut som fel grupp eller ett fel i katalogen. Bekräfta bara om det är meningen.",
+    confirm: "Bekräfta och ta bort",
+    remove: "Sluta använda katalogen",
+    saved: "Sparat. Katalogen körs strax.",
+    person: "Person",
+    what: "Vad är fel",
+};
+
+const EN: Words = Words {
+    intro: "The directory decides who is synchronised: the members of the groups (nested groups included) become the instance's users and are read at once; whoever leaves the group, is disabled or deleted goes with their data. A run that fails never removes anyone.",
+    permissions: "The app needs the application permissions GroupMember.Read.All and User.Read.All with admin consent (Entra → App registrations → the app → API permissions).",
+    groups: "Groups (object ids, one per line)",
+    groups_hint: "A group's object id is in Entra under Groups → the group → Overview.",
+    extension_from: "Extension from",
+    no_extension: "None (set by hand)",
+    cut: "How the extension is taken",
+    cut_whole: "The whole value",
+    cut_last: "The last digits",
+    cut_pattern: "A regular expression with one capture group",
+    digits: "Digits",
+    pattern: "Expression (e.g. ^\\+468(\\d{4})$)",
+    department: "Department from the attribute department (for the switchboard's filter)",
+    every: "Read the directory",
+    grace: "Remove a leaver",
+    grace_none: "at once",
+    manual: "Users added by hand",
+    manual_keep: "Kept (directory and manual)",
+    manual_refuse: "Removed and cannot be added (directory only)",
+    enabled: "Synchronise: add, change and remove users",
+    enabled_hint: "Off, only dry runs are made: they show what would change.",
+    save: "Save",
+    dry_run: "Dry run",
+    run_now: "Synchronise now",
+    last_run: "Last run",
+    never_ran: "The directory has not run yet.",
+    dry: "dry run",
+    applied: "applied",
+    failed: "failed",
+    members: "Members",
+    added: "Added",
+    updated: "Changed",
+    leaving: "Left (waiting)",
+    removed: "Removed",
+    next_run: "Next run",
+    problems: "People who cannot be synchronised",
+    no_problems: "None: every member can be synchronised.",
+    held: "The removals are held back: more than half of the directory's users would go at once. That looks like a wrong group or a fault in the directory. Confirm only if it is meant.",
+    confirm: "Confirm and remove",
+    remove: "Stop using the directory",
+    saved: "Saved. The directory runs shortly.",
+    person: "Person",
+    what: "What is wrong",
+};
+
+fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::Sv => &SV,
+        Lang::En => &EN,
+    }
+}
+
+/// The attributes an extension may come from.
+const ATTRIBUTES: [&str; 17] = [
+    "businessPhones",
+    "mobilePhone",
+    "extensionAttribute1",
+    "extensionAttribute2",
+    "extensionAttribute3",
+    "extensionAttribute4",
+    "extensionAttribute5",
+    "extensionAttribute6",
+    "extensionAttribute7",
+    "extensionAttribute8",
+    "extensionAttribute9",
+    "extensionAttribute10",
+    "extensionAttribute11",
+    "extensionAttribute12",
+    "extensionAttribute13",
+    "extensionAttribute14",
+    "extensionAttribute15",
+];
+
+/// How often, as the form offers it.
+const EVERY: [(&str, &str, &str); 5] = [
+    ("15m", "var 15:e minut", "every 15 minutes"),
+    ("30m", "var 30:e minut", "every 30 minutes"),
+    ("1h", "varje timme", "every hour"),
+    ("4h", "var 4:e timme", "every 4 hours"),
+    ("1d", "en gång om dagen", "once a day"),
+];
+
+/// Grace periods the form offers.
+const GRACE: [(&str, &str, &str); 4] = [
+    ("0s", "", ""),
+    ("1d", "efter 1 dag", "after 1 day"),
+    ("7d", "efter 7 dagar", "after 7 days"),
+    ("30d", "efter 30 dagar", "after 30 days"),
+];
+
+/// A person's problem, in `lang`.
+fn problem(lang: Lang, p: &Problem) -> String {
+    match (lang, p) {
+        (Lang::En, p) => p.to_string(),
+        (Lang::Sv, Problem::NoEmail) => "Ingen e-postadress (mail) i katalogen.".into(),
+        (Lang::Sv, Problem::BadEmail { value }) => format!("”{value}” är ingen e-postadress."),
+        (Lang::Sv, Problem::BadExtension { .. }) => {
+            "Attributet ger ingen anknytning (2–20 siffror).".into()
+        }
+        (Lang::Sv, Problem::SameExtension { extension, other }) => {
+            format!("Anknytning {extension} har också {other}.")
+        }
+        (Lang::Sv, Problem::SameEmail { other }) => {
+            format!("Samma e-postadress som katalogposten {other}.")
+        }
+    }
+}
+
+/// A run's error, in `lang`, with the fix.
+fn error_text(lang: Lang, code: &str, message: &str) -> String {
+    match (lang, code) {
+        (Lang::Sv, "group_not_found") => "En grupp finns inte eller har tagits bort. Kontrollera gruppens objekt-id i Entra (Grupper → gruppen → Översikt). Ingen har tagits bort.".into(),
+        (Lang::Sv, "permission") => "Appen får inte läsa katalogen. Ge den programbehörigheterna GroupMember.Read.All och User.Read.All och bevilja administratörsmedgivande. Ingen har tagits bort.".into(),
+        (Lang::Sv, "sign_in") => "Inloggningen misslyckades: kontrollera instansens anslutning (fliken Anslutning och namn).".into(),
+        (Lang::Sv, "unreachable" | "throttled") => "Katalogen gick inte att läsa just nu; nästa körning försöker igen. Ingen har tagits bort.".into(),
+        (Lang::Sv, _) => format!("Katalogen kunde inte läsas ({code}). Ingen har tagits bort."),
+        (Lang::En, _) => format!("{message}. Nobody was removed."),
+    }
+}
+
+/// A refused setting, in `lang`.
+fn setting_problem(lang: Lang, field: &str, message: &str) -> String {
+    match (lang, field) {
+        (Lang::Sv, "groups") => "Grupper: ange minst en och högst 50 gruppers objekt-id, ett per rad.".into(),
+        (Lang::Sv, "extension.last_digits") => "Antal siffror: 2 till 20.".into(),
+        (Lang::Sv, "extension.pattern") => "Uttrycket måste vara ett reguljärt uttryck med exakt en fångstgrupp, t.ex. ^\\+468(\\d{4})$.".into(),
+        (Lang::Sv, "kind") => "Katalogen kräver en Microsoft 365-instans (Graph).".into(),
+        (Lang::Sv, _) => format!("Inställningen går inte att spara ({field})."),
+        (Lang::En, _) => message.to_owned(),
+    }
+}
+
+/// The form's fields as typed (kept when refused) or as stored.
+#[derive(Debug, Clone, Default)]
+struct Fields {
+    groups: String,
+    attribute: String,
+    cut: String,
+    digits: String,
+    pattern: String,
+    department: bool,
+    every: String,
+    grace: String,
+    refuse: bool,
+    enabled: bool,
+}
+
+impl Fields {
+    fn of(s: &DirectorySettings) -> Fields {
+        let (cut, digits, pattern) = match s.extension.as_ref().map(|e| &e.transform) {
+            Some(Transform::LastDigits(n)) => ("last", n.to_string(), String::new()),
+            Some(Transform::Pattern(re)) => ("pattern", "4".into(), re.as_str().to_owned()),
+            _ => ("whole", "4".into(), String::new()),
+        };
+        let every = format!("{:#}", s.every).replace(' ', "");
+        Fields {
+            groups: s.groups.iter().map(|g| format!("{g}\n")).collect(),
+            attribute: s
+                .extension
+                .as_ref()
+                .map(|e| e.attribute.clone())
+                .unwrap_or_default(),
+            cut: cut.into(),
+            digits,
+            pattern,
+            department: s.department.is_some(),
+            every: if every == "24h" { "1d".into() } else { every },
+            grace: if s.grace.is_zero() {
+                "0s".into()
+            } else {
+                format!("{}d", s.grace.as_secs() / 86_400)
+            },
+            refuse: s.manual == ManualUsers::Refuse,
+            enabled: s.enabled,
+        }
+    }
+
+    fn posted(pairs: &[(String, String)]) -> Fields {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        Fields {
+            groups: get("groups"),
+            attribute: get("attribute"),
+            cut: get("cut"),
+            digits: get("digits"),
+            pattern: get("pattern"),
+            department: get("department") == "on",
+            every: get("every"),
+            grace: get("grace"),
+            refuse: get("manual") == "refuse",
+            enabled: get("enabled") == "on",
+        }
+    }
+
+    /// The settings these fields say, as the API takes them.
+    fn json(&self) -> serde_json::Value {
+        let groups: Vec<&str> = self
+            .groups
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let or = |v: &str, d: &'static str| {
+            if v.is_empty() {
+                d.to_owned()
+            } else {
+                v.to_owned()
+            }
+        };
+        let mut json = serde_json::json!({
+            "kind": "entra",
+            "groups": groups,
+            "every": or(&self.every, "15m"),
+            "grace": or(&self.grace, "0s"),
+            "manual": if self.refuse { "refuse" } else { "keep" },
+            "enabled": self.enabled,
+        });
+        if !self.attribute.is_empty() {
+            let mut rule = serde_json::json!({"attribute": self.attribute});
+            match self.cut.as_str() {
+                "last" => {
+                    rule["last_digits"] = self
+                        .digits
+                        .parse::<u8>()
+                        .map_or(serde_json::Value::from(0), serde_json::Value::from);
+                }
+                "pattern" => rule["pattern"] = serde_json::Value::from(self.pattern.clone()),
+                _ => {}
+            }
+            json["extension"] = rule;
+        }
+        if self.department {
+            json["department"] = serde_json::Value::from("department");
+        }
+        json
+    }
+}
+
+/// What the page says above the form.
+enum Notice {
+    Saved,
+    Error(String),
+}
+
+async fn shown(
+    state: &WebState,
+    viewer: &Viewer,
+    instance: &str,
+) -> Result<(Instance, String, bool, Option<DirectoryRecord>), ApiError> {
+    let found = visible_instance(state, &viewer.principal, instance).await?;
+    let company = super::company_name(state, found.company).await;
+    let manages = viewer.principal.grant.manages(found.company);
+    let record = state.store.directory(found.id).await?;
+    Ok((found, company, manages, record))
+}
+
+/// The tab (`?saved=1` after a save).
+pub(crate) async fn show(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    Path(instance): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let saved = q.get("saved").is_some_and(|v| v == "1");
+    match shown(&state, &viewer, &instance).await {
+        Ok((found, company, manages, record)) => directory_page(
+            &viewer,
+            &found,
+            &company,
+            manages,
+            record.as_ref(),
+            record.as_ref().map(|r| Fields::of(&r.settings)).as_ref(),
+            saved.then_some(Notice::Saved),
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn directory_page(
+    viewer: &Viewer,
+    found: &Instance,
+    company: &str,
+    manages: bool,
+    record: Option<&DirectoryRecord>,
+    typed: Option<&Fields>,
+    notice: Option<Notice>,
+) -> Markup {
+    let t = i18n::texts(viewer.lang);
+    let w = words(viewer.lang);
+    let lang = viewer.lang;
+    let zone = found.settings.time_zone.tz().clone();
+    let now = jiff::Timestamp::now();
+    let path = format!("/instances/{}/directory", found.id);
+    let csrf = viewer.principal.csrf();
+    let defaults = Fields {
+        cut: "last".into(),
+        digits: "3".into(),
+        every: "15m".into(),
+        grace: "0s".into(),
+        ..Fields::default()
+    };
+    let f = typed.unwrap_or(&defaults);
+    let (attribute, cut, every, grace) = (
+        f.attribute.as_str(),
+        f.cut.as_str(),
+        f.every.as_str(),
+        f.grace.as_str(),
+    );
+    page(
+        t,
+        &format!("{} · {}", found.name, t.directory_tab),
+        Some(&viewer.principal),
+        &path,
+        html! {
+            (super::instance_head(t, company, found, InstanceTab::Directory, manages))
+            p.muted { (w.intro) }
+            @match &notice {
+                Some(Notice::Saved) => p.available role="status" { (w.saved) },
+                Some(Notice::Error(e)) => p.error #directory-error role="alert" { (e) },
+                None => {},
+            }
+            @if let Some(r) = record { (last_run(w, lang, r, &zone, now, manages, csrf, &path)) }
+            @if manages {
+                form #directory-form method="post" action=(path) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    p.muted { (w.permissions) }
+                    label for="groups" { (w.groups) }
+                    textarea #groups name="groups" rows="3" spellcheck="false" class="code" aria-describedby="groups-hint" {
+                        (f.groups)
+                    }
+                    p.muted #groups-hint { (w.groups_hint) }
+                    div.forms {
+                        div {
+                            label for="attribute" { (w.extension_from) }
+                            select #attribute name="attribute" {
+                                option value="" selected[attribute.is_empty()] { (w.no_extension) }
+                                @for a in ATTRIBUTES { option value=(a) selected[attribute == a] { (a) } }
+                            }
+                        }
+                        div {
+                            label for="cut" { (w.cut) }
+                            select #cut name="cut" {
+                                option value="whole" selected[cut == "whole"] { (w.cut_whole) }
+                                option value="last" selected[cut == "last"] { (w.cut_last) }
+                                option value="pattern" selected[cut == "pattern"] { (w.cut_pattern) }
+                            }
+                        }
+                        div {
+                            label for="digits" { (w.digits) }
+                            input #digits type="number" name="digits" min="2" max="20" value=(f.digits);
+                        }
+                        div {
+                            label for="pattern" { (w.pattern) }
+                            input #pattern type="text" name="pattern" value=(f.pattern) spellcheck="false";
+                        }
+                    }
+                    label.check { input #department type="checkbox" name="department" value="on" checked[f.department]; " " (w.department) }
+                    div.forms {
+                        div {
+                            label for="every" { (w.every) }
+                            select #every name="every" {
+                                @for (v, sv, en) in EVERY { option value=(v) selected[every == v] { (if lang == Lang::Sv { sv } else { en }) } }
+                            }
+                        }
+                        div {
+                            label for="grace" { (w.grace) }
+                            select #grace name="grace" {
+                                @for (v, sv, en) in GRACE {
+                                    option value=(v) selected[grace == v] {
+                                        @if v == "0s" { (w.grace_none) } @else { (if lang == Lang::Sv { sv } else { en }) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    fieldset {
+                        legend { (w.manual) }
+                        label.check { input type="radio" name="manual" value="keep" checked[!f.refuse]; " " (w.manual_keep) }
+                        label.check { input type="radio" name="manual" value="refuse" checked[f.refuse]; " " (w.manual_refuse) }
+                    }
+                    label.check { input #enabled type="checkbox" name="enabled" value="on" checked[f.enabled]; " " strong { (w.enabled) } }
+                    p.muted { (w.enabled_hint) }
+                    button.primary #save-directory type="submit" { (w.save) }
+                }
+                @if record.is_some() {
+                    div.actions {
+                        form.inline method="post" action={ (path) "/run" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="mode" value="dry_run";
+                            button #dry-run type="submit" { (w.dry_run) }
+                        }
+                        " "
+                        @if record.is_some_and(|r| r.settings.enabled) {
+                            form.inline method="post" action={ (path) "/run" } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="mode" value="now";
+                                button #run-now type="submit" { (w.run_now) }
+                            }
+                            " "
+                        }
+                        form.inline method="post" action={ (path) "/remove" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { (w.remove) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn last_run(
+    w: &Words,
+    lang: Lang,
+    r: &DirectoryRecord,
+    zone: &jiff::tz::TimeZone,
+    now: jiff::Timestamp,
+    manages: bool,
+    csrf: &str,
+    path: &str,
+) -> Markup {
+    html! {
+        section #directory-status {
+            h2 { (w.last_run) }
+            @match &r.last {
+                None => p.muted { (w.never_ran) },
+                Some(run) => { (run_summary(w, lang, run, zone, now)) }
+            }
+            p { (w.next_run) ": " (i18n::moment(lang, r.next_run, now, zone)) }
+            @if let Some(run) = &r.last && run.held.is_some() && manages {
+                p.error role="alert" { (w.held) }
+                form.inline method="post" action={ (path) "/run" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="mode" value="confirmed";
+                    button.danger #confirm-removals type="submit" { (w.confirm) }
+                }
+            }
+            @if let Some(run) = &r.last && run.error.is_none() {
+                h2 { (w.problems) " (" (run.problem_count) ")" }
+                @if run.problems.is_empty() { p.muted { (w.no_problems) } } @else {
+                    table #directory-problems .stack {
+                        thead { tr { th { (w.person) } th { (w.what) } } }
+                        tbody { @for p in &run.problems {
+                            tr { td data-label=(w.person) { (p.who) } td data-label=(w.what) { (problem(lang, &p.problem)) } }
+                        } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_summary(
+    w: &Words,
+    lang: Lang,
+    run: &DirectoryRun,
+    zone: &jiff::tz::TimeZone,
+    now: jiff::Timestamp,
+) -> Markup {
+    html! {
+        dl.health {
+            div { dt { (w.last_run) } dd {
+                @if let Some(at) = run.at { (i18n::moment(lang, at, now, zone)) " " }
+                @if run.error.is_some() { span.pill.bad { (w.failed) } }
+                @else if run.held.is_some() { span.pill.warn { (w.held.split(':').next().unwrap_or(w.held)) } }
+                @else if run.applied { span.pill.ok { (w.applied) } }
+                @else { span.pill.off { (w.dry) } }
+            } }
+            @if run.error.is_none() {
+                div { dt { (w.members) } dd { (run.members) } }
+                div { dt { (w.added) } dd { (run.added) } }
+                div { dt { (w.updated) } dd { (run.updated) } }
+                div { dt { (w.leaving) } dd { (run.leaving) } }
+                div { dt { (w.removed) } dd { @match run.held { Some((go, _)) => span.pill.warn { (go) }, None => (run.removed) } } }
+            }
+        }
+        @if let Some((code, message)) = &run.error {
+            p.error #directory-run-error role="alert" { (error_text(lang, code, message)) }
+        }
+    }
+}
+
+/// Saves the form's settings: the page again, with what was typed and why not.
+pub(crate) async fn save(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let found = match viewer
+        .form_instance(&state, &headers, &csrf, &instance)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = viewer.principal.manages(found.company, "instance") {
+        return e.into_response();
+    }
+    let typed = Fields::posted(&pairs);
+    let outcome = match parse_settings(typed.json()) {
+        Ok(settings) => save_settings(&state, &viewer.principal, &found, &settings)
+            .await
+            .map(|()| settings),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(_) => {
+            Redirect::to(&format!("/instances/{}/directory?saved=1", found.id)).into_response()
+        }
+        Err(ApiError::Invalid { field, message }) => {
+            let company = super::company_name(&state, found.company).await;
+            let record = state.store.directory(found.id).await.ok().flatten();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                directory_page(
+                    &viewer,
+                    &found,
+                    &company,
+                    true,
+                    record.as_ref(),
+                    Some(&typed),
+                    Some(Notice::Error(setting_problem(
+                        viewer.lang,
+                        &field,
+                        &message,
+                    ))),
+                ),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A run asked for from the page: the page again, with what it did.
+pub(crate) async fn run(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let found = match viewer
+        .form_instance(&state, &headers, &get("csrf"), &instance)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let mode = match get("mode").as_str() {
+        "now" => DirectoryMode::Now,
+        "confirmed" => DirectoryMode::Confirmed,
+        _ => DirectoryMode::DryRun,
+    };
+    match run_directory(&state, &viewer.principal, &found, mode).await {
+        Ok(_) => Redirect::to(&format!("/instances/{}/directory", found.id)).into_response(),
+        Err(ApiError::TooMany(secs)) => {
+            let company = super::company_name(&state, found.company).await;
+            let record = state.store.directory(found.id).await.ok().flatten();
+            let text = match viewer.lang {
+                Lang::Sv => format!(
+                    "Katalogen har körts många gånger den senaste minuten; försök igen om {secs} sekunder."
+                ),
+                Lang::En => format!(
+                    "The directory ran many times in the last minute; try again in {secs} seconds."
+                ),
+            };
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                directory_page(
+                    &viewer,
+                    &found,
+                    &company,
+                    true,
+                    record.as_ref(),
+                    record.as_ref().map(|r| Fields::of(&r.settings)).as_ref(),
+                    Some(Notice::Error(text)),
+                ),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Stops using the directory (asks first): the users stay, as if added by hand.
+pub(crate) async fn remove(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(instance): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let found = match viewer
+        .form_instance(&state, &headers, &get("csrf"), &instance)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = viewer.principal.manages(found.company, "instance") {
+        return e.into_response();
+    }
+    let t = i18n::texts(viewer.lang);
+    if get("confirm") != "yes" {
+        let (what, consequences) = match viewer.lang {
+            Lang::Sv => (
+                format!("katalogen för {}", found.name),
+                "Användarna blir kvar som om de lagts till för hand; ingen läggs till eller tas bort av katalogen längre.",
+            ),
+            Lang::En => (
+                format!("the directory of {}", found.name),
+                "The users stay as if added by hand; the directory adds and removes nobody any more.",
+            ),
+        };
+        return super::confirm_removal(
+            t,
+            &viewer.principal,
+            &what,
+            consequences,
+            &format!("/instances/{}/directory/remove", found.id),
+            &format!("/instances/{}/directory", found.id),
+        )
+        .into_response();
+    }
+    match crate::api::directory::remove_directory(&state, &viewer.principal, &found).await {
+        Ok(()) => Redirect::to(&format!("/instances/{}/directory", found.id)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

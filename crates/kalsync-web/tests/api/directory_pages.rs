@@ -1,0 +1,134 @@
+//! The instance's directory tab (Katalog Synk): a refused setting comes back with what
+//! was typed and why, in the page's language; a saved one shows; a reader sees no form;
+//! another company's admin gets 404 and another site's form is refused.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{graph_instance, spawn_app};
+use crate::ui::{form_token, page_at, post_form, signed_in_browser};
+
+#[tokio::test]
+async fn the_directory_tab_keeps_what_was_typed_and_is_only_for_its_company() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let id = graph_instance(&admin, app.acme).await;
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let url = format!("{}/instances/{id}/directory", app.base);
+    let page = page_at(&sv, url.clone()).await;
+    assert!(
+        page.contains("Katalogen bestämmer") && page.contains("id=\"directory-form\""),
+        "{page}"
+    );
+    let csrf = form_token(&page);
+
+    // A pattern without a capture group: refused, in Swedish, the typed values kept.
+    let refused = post_form(
+        &sv,
+        &url,
+        &[
+            ("csrf", csrf.as_str()),
+            ("groups", "sales\r\nsupport"),
+            ("attribute", "businessPhones"),
+            ("cut", "pattern"),
+            ("pattern", "\\d+"),
+            ("every", "1h"),
+            ("grace", "7d"),
+            ("manual", "keep"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.expect("html");
+    assert!(refused.contains("fångstgrupp"), "{refused}");
+    assert!(
+        refused.contains("sales\r\nsupport") || refused.contains("sales\nsupport"),
+        "{refused}"
+    );
+    assert!(refused.contains("value=\"\\d+\""), "{refused}");
+    assert!(
+        app.store
+            .directory(id.parse().expect("id"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    // Saved: shown as saved, due at once.
+    let saved = post_form(
+        &sv,
+        &url,
+        &[
+            ("csrf", csrf.as_str()),
+            ("groups", "sales"),
+            ("attribute", "businessPhones"),
+            ("cut", "last"),
+            ("digits", "3"),
+            ("every", "1h"),
+            ("grace", "7d"),
+            ("manual", "keep"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved = saved.text().await.expect("html");
+    assert!(
+        saved.contains("Sparat.") && saved.contains(">sales"),
+        "{saved}"
+    );
+    let record = app
+        .store
+        .directory(id.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("saved");
+    assert_eq!(record.settings.every, jiff::SignedDuration::from_hours(1));
+    assert!(!record.settings.enabled, "dry runs until turned on");
+
+    // A reader sees the tab without its forms; another company's admin does not see it.
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let seen = page_at(&reader, url.clone()).await;
+    assert!(
+        seen.contains("Katalogen bestämmer") && !seen.contains("directory-form"),
+        "{seen}"
+    );
+    let beta = signed_in_browser(&app, "en", "it@beta.example").await;
+    assert_eq!(
+        beta.get(&url).send().await.expect("get").status(),
+        StatusCode::NOT_FOUND
+    );
+    let beta_csrf = form_token(&page_at(&beta, format!("{}/", app.base)).await);
+    for path in ["", "/run", "/remove"] {
+        let answer = post_form(
+            &beta,
+            format!("{url}{path}"),
+            &[
+                ("csrf", beta_csrf.as_str()),
+                ("groups", "x"),
+                ("mode", "dry_run"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // A form from another site changes nothing.
+    let forged = sv
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("groups", "evil")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.store
+            .directory(id.parse().expect("id"))
+            .await
+            .expect("read")
+            .expect("there")
+            .settings
+            .groups[0]
+            .as_str(),
+        "sales"
+    );
+}
