@@ -1,9 +1,9 @@
 //! Entra ID groups as a directory (*Katalog Synk* on Microsoft 365): a full read takes
 //! every group's `transitiveMembers` (nested groups included) with `$select` of only the
-//! attributes needed; later reads follow two delta links — `/groups/delta` over the
-//! groups involved (`members@delta`) and `/users/delta` — so an unchanged directory
-//! costs two requests. A membership change reads the members again; a changed person is
-//! taken from the user delta. An expired delta (`syncStateNotFound`, `resyncRequired`,
+//! attributes needed; later reads follow two delta links — `/groups/delta`
+//! (`members@delta`, changes to groups not involved passed over) and `/users/delta` —
+//! so an unchanged directory costs two requests. A membership change reads the members
+//! again; a changed person is taken from the user delta. An expired delta (`syncStateNotFound`, `resyncRequired`,
 //! 410 Gone) starts over with a full read. Needs `GroupMember.Read.All` and
 //! `User.Read.All`.
 
@@ -47,8 +47,6 @@ struct Tally {
 }
 /// Graph's largest page for directory lists.
 const PAGE: &str = "999";
-/// `/groups/delta` filters at most this many ids.
-const DELTA_IDS: usize = 50;
 /// The most nested groups followed.
 const MAX_GROUPS: usize = 2_000;
 /// The most pages one list may take (a link that never ends is a broken server).
@@ -67,7 +65,7 @@ struct State {
     wanted: Vec<String>,
     /// Every group involved: the configured ones and those nested in them.
     groups: Vec<String>,
-    /// `/groups/delta` links, one per [`DELTA_IDS`] groups.
+    /// The `/groups/delta` link.
     group_links: Vec<String>,
     /// The `/users/delta` link.
     user_link: String,
@@ -358,29 +356,14 @@ impl GraphDirectory {
         }
     }
 
-    /// `/groups/delta` links over `groups`, from now on.
-    async fn group_links(
-        &self,
-        groups: &[String],
-        tally: &mut Tally,
-    ) -> Result<Vec<String>, DirectoryError> {
-        let mut links = Vec::new();
-        for chunk in groups.chunks(DELTA_IDS) {
-            let filter = chunk
-                .iter()
-                .map(|g| format!("id eq '{}'", g.replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            links.push(
-                self.latest(
-                    "groups",
-                    &[("$filter", filter), ("$select", "members".into())],
-                    tally,
-                )
+    /// A `/groups/delta` link from now on, over every group of the tenant: one request
+    /// when nothing changed, however many groups are nested (a filter takes at most 50
+    /// ids). Changes to groups the directory does not involve are passed over.
+    async fn group_links(&self, tally: &mut Tally) -> Result<Vec<String>, DirectoryError> {
+        Ok(vec![
+            self.latest("groups", &[("$select", "members".into())], tally)
                 .await?,
-            );
-        }
-        Ok(links)
+        ])
     }
 
     /// Every member of the configured groups, nested ones included, and the groups
@@ -438,15 +421,8 @@ impl GraphDirectory {
         let user_link = self
             .latest("users", &[("$select", select.clone())], tally)
             .await?;
-        let early = self.group_links(&configured, tally).await?;
+        let group_links = self.group_links(tally).await?;
         let (people, groups) = self.members(&configured, &select, &wanted, tally).await?;
-        let mut sorted = configured.clone();
-        sorted.sort();
-        let group_links = if groups == sorted {
-            early
-        } else {
-            self.group_links(&groups, tally).await?
-        };
         Ok(State {
             configured,
             select,
@@ -474,7 +450,10 @@ impl GraphDirectory {
                     // A configured group deleted: an error, never "everyone left".
                     return Err(DirectoryError::GroupNotFound(o.id.clone()).into());
                 }
-                if o.removed.is_some() || o.rest.contains_key("members@delta") {
+                // A group the directory involves gained or lost a member, or went.
+                if (o.removed.is_some() || o.rest.contains_key("members@delta"))
+                    && state.groups.binary_search(&o.id).is_ok()
+                {
                     membership_changed = true;
                 }
             }
@@ -495,10 +474,7 @@ impl GraphDirectory {
             let (people, groups) = self
                 .members(&state.configured, &state.select, &state.wanted, tally)
                 .await?;
-            if groups != state.groups {
-                state.group_links = self.group_links(&groups, tally).await?;
-                state.groups = groups;
-            }
+            state.groups = groups;
             state.people = people;
             return Ok(state);
         }
