@@ -124,6 +124,7 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
                         extension: Some(format!("{}", 10_000 + i)),
                     })
                     .collect(),
+                directory: None,
             }],
         }],
         // The simulators listen on loopback.

@@ -308,6 +308,23 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                     }
                 }
             };
+            if let Some(directory) = &i.directory {
+                if directory.kind != kalsync_directory::DirectoryKind::Entra
+                    || !matches!(instance.source, SourceConfig::Graph { .. })
+                {
+                    return Err(ServerError::Config(format!(
+                        "companies[{}].instances[{}].directory: an Entra ID directory on a Microsoft 365 (Graph) instance is what this version reads",
+                        decl.name, i.name
+                    )));
+                }
+                // Set again only when changed: each start would make it due at once.
+                let stored = store.directory(instance.id).await?;
+                if stored.as_ref().map(|d| &d.settings) != Some(directory) {
+                    store
+                        .set_directory(instance.id, Some(directory), jiff::Timestamp::now())
+                        .await?;
+                }
+            }
             for u in &i.users {
                 let (email, name, extension) = match u {
                     UserDecl::Email(e) => (e, None, None),

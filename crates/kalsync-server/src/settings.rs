@@ -283,6 +283,10 @@ pub struct InstanceDecl {
     /// Users: addresses, or tables with `email`, `name`, `extension`.
     #[serde(default)]
     pub users: Vec<UserDecl>,
+    /// Its directory (Katalog Synk): the groups whose members are its users, as
+    /// `PUT /api/v1/instances/{id}/directory` takes them. Left as it is when absent.
+    #[serde(default)]
+    pub directory: Option<kalsync_directory::DirectorySettings>,
 }
 
 /// A source declared in the file.

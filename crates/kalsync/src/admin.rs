@@ -1,5 +1,6 @@
-//! `kalsync setup exchange` and `kalsync check`: the PowerShell an Exchange admin runs,
-//! and the verification of an instance's set-up afterwards.
+//! `kalsync setup exchange`, `kalsync check` and `kalsync directory preview`: the
+//! PowerShell an Exchange admin runs, the verification of an instance's set-up
+//! afterwards, and what its directory (Katalog Synk) would change.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,28 @@ pub(crate) struct ExchangeArgs {
     /// `impersonation` (the ApplicationImpersonation role) or `delegate` (Reviewer).
     #[arg(long, default_value = "impersonation", value_parser = kalsync_ews::Access::parse)]
     access: kalsync_ews::Access,
+}
+
+/// `kalsync directory …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum DirectoryCommand {
+    /// Read the instance's directory and show what a sync would add, change and remove,
+    /// and who cannot be synchronised; nothing is changed.
+    Preview(InstanceArgs),
+}
+
+/// An instance of the service's store.
+#[derive(Debug, Args)]
+pub(crate) struct InstanceArgs {
+    /// The instance: its id or its name.
+    #[arg(long)]
+    instance: String,
+    /// The settings file the service runs with.
+    #[arg(long, value_name = "FILE", env = "KALSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// `sqlite:FILE` or `postgres://…`.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 /// Arguments of `kalsync check`.
@@ -69,38 +92,51 @@ pub(crate) fn setup(command: &SetupCommand) -> Result<(), String> {
 }
 
 /// Runs `kalsync check`: 0 when every step passed.
-pub(crate) fn check(args: &CheckArgs) -> Result<(), String> {
+/// The service as its settings say (not serving), on a runtime of its own.
+fn service_of(
+    config: Option<&std::path::Path>,
+    database_url: Option<&String>,
+) -> Result<(tokio::runtime::Runtime, kalsync_server::Service), String> {
     let settings = Settings::load(
-        args.config.as_deref(),
+        config,
         &Overrides {
             listen: None,
-            database_url: args.database_url.clone(),
+            database_url: database_url.cloned(),
         },
     )?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start: {e}"))?;
-    runtime.block_on(async move {
-        let service = kalsync_server::Service::start(settings)
+    let service = runtime
+        .block_on(kalsync_server::Service::start(settings))
+        .map_err(|e| e.to_string())?;
+    Ok((runtime, service))
+}
+
+/// The instance named by its id or name.
+async fn find_instance(
+    store: &dyn kalsync_store::Store,
+    name: &str,
+) -> Result<kalsync_store::Instance, String> {
+    for company in store.companies().await.map_err(|e| e.to_string())? {
+        for instance in store
+            .instances(company.id)
             .await
-            .map_err(|e| e.to_string())?;
-        let store = service.store.as_ref();
-        let mut found = None;
-        for company in store.companies().await.map_err(|e| e.to_string())? {
-            for instance in store
-                .instances(company.id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                if instance.id.to_string() == args.instance || instance.name == args.instance {
-                    found = Some(instance);
-                }
+            .map_err(|e| e.to_string())?
+        {
+            if instance.id.to_string() == name || instance.name == name {
+                return Ok(instance);
             }
         }
-        let instance = found.ok_or_else(|| {
-            format!(
-                "--instance `{}`: no instance with that id or name",
-                args.instance
-            )
-        })?;
+    }
+    Err(format!(
+        "--instance `{name}`: no instance with that id or name"
+    ))
+}
+
+pub(crate) fn check(args: &CheckArgs) -> Result<(), String> {
+    let (runtime, service) = service_of(args.config.as_deref(), args.database_url.as_ref())?;
+    runtime.block_on(async move {
+        let store = service.store.as_ref();
+        let instance = find_instance(store, &args.instance).await?;
         say!(
             "Checking {} ({}, {})",
             instance.name,
@@ -130,5 +166,53 @@ pub(crate) fn check(args: &CheckArgs) -> Result<(), String> {
         } else {
             Err(format!("{failed} step(s) failed; see above"))
         }
+    })
+}
+
+/// Runs `kalsync directory …`.
+pub(crate) fn directory(command: &DirectoryCommand) -> Result<(), String> {
+    let DirectoryCommand::Preview(args) = command;
+    let (runtime, service) = service_of(args.config.as_deref(), args.database_url.as_ref())?;
+    runtime.block_on(async move {
+        let instance = find_instance(service.store.as_ref(), &args.instance).await?;
+        let run = service
+            .directories
+            .run_now(instance.id, kalsync_server::directory::Mode::DryRun)
+            .await
+            .map_err(|e| match e {
+                kalsync_store::StoreError::NotFound(_) => format!(
+                    "{} has no directory; set one on its Katalog tab or with PUT /api/v1/instances/{}/directory",
+                    instance.name, instance.id
+                ),
+                other => other.to_string(),
+            })?;
+        if let Some((code, message)) = &run.error {
+            return Err(format!("the directory could not be read ({code}): {message}"));
+        }
+        say!(
+            "{}: {} members read in {} requests{}",
+            instance.name,
+            run.members,
+            run.requests,
+            if run.full { " (everything read)" } else { "" }
+        );
+        say!(
+            "  would add {}, change {}, start the grace period of {}, remove {}",
+            run.added,
+            run.updated,
+            run.leaving,
+            run.removed
+        );
+        if let Some((go, of)) = run.held {
+            say!(
+                "  removals held: {go} of the directory's {of} users would go at once; confirm with POST /api/v1/instances/{}/directory/run {{\"mode\": \"confirmed\"}}",
+                instance.id
+            );
+        }
+        say!("  {} cannot be synchronised", run.problem_count);
+        for p in &run.problems {
+            say!("    {}: {}", p.who, p.problem);
+        }
+        Ok(())
     })
 }

@@ -50,6 +50,9 @@ enum Command {
     Setup(admin::SetupCommand),
     /// Verify an instance's set-up: sign-in, rights, a read, a subscription.
     Check(admin::CheckArgs),
+    /// An instance's directory (Katalog Synk).
+    #[command(subcommand)]
+    Directory(admin::DirectoryCommand),
     /// The convergence harness: random calendar changes and faults against the service
     /// on simulators, then every user compared with an independent oracle.
     #[cfg(feature = "chaos")]
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Config(command) => serve::config(&command),
         Command::Setup(command) => admin::setup(&command),
         Command::Check(args) => admin::check(&args),
+        Command::Directory(command) => admin::directory(&command),
         #[cfg(feature = "chaos")]
         Command::Chaos(args) => kalsync_chaos::chaos(&args),
     };

@@ -299,6 +299,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                     },
                     settings: Some(settings_table.clone()),
                     users,
+                    directory: None,
                 }],
             },
             CompanyDecl {
@@ -327,6 +328,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                     },
                     settings: Some(settings_table),
                     users: lokal_users,
+                    directory: None,
                 }],
             },
         ],

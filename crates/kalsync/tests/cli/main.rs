@@ -4,6 +4,7 @@
 mod chaos;
 mod crash;
 mod demo;
+mod directory;
 mod helpers;
 mod preview_errors;
 mod preview_fixtures;

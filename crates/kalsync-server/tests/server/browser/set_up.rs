@@ -64,6 +64,7 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
                         name: Some("Bo Berg".into()),
                         extension: Some("301".into()),
                     }],
+                    directory: None,
                 }],
             },
         ],

@@ -118,6 +118,7 @@ pub(crate) fn acme_with_every_source_and_target(
                 },
                 settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
                 users: vec![user.clone()],
+                directory: None,
             },
             InstanceDecl {
                 name: "Exchange".into(),
@@ -133,6 +134,7 @@ pub(crate) fn acme_with_every_source_and_target(
                 },
                 settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
                 users: vec![user],
+                directory: None,
             },
         ],
     }

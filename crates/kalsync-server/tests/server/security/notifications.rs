@@ -39,6 +39,7 @@ async fn hostile_notifications_are_refused_and_change_nothing() {
                 },
                 settings: None,
                 users: vec![UserDecl::Email("anna@acme.example".into())],
+                directory: None,
             }],
         }],
         // The simulators listen on loopback.

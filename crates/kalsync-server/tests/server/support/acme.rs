@@ -44,6 +44,7 @@ pub(crate) fn settings(sim_url: &url::Url) -> Settings {
                     name: Some("Anna".into()),
                     extension: Some("201".into()),
                 }],
+                directory: None,
             }],
         }],
         // The simulators listen on loopback.

@@ -1,0 +1,146 @@
+//! `kalsync directory preview` as an operator runs it: against the Graph simulator as a
+//! process, with the directory declared in the settings file, it says what a sync would
+//! add and who cannot be synchronised, and changes nothing; an instance without a
+//! directory, or an unknown one, is a clear error.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::helpers::{kalsync, write_temp};
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_preview_shows_what_a_sync_would_change() {
+    let child = Command::new(env!("CARGO_BIN_EXE_kalsync"))
+        .args([
+            "sim",
+            "graph",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "5",
+            "--client-secret",
+            "cli-test-secret",
+            "--monday",
+            "2026-11-23",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut child = Killed(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("text");
+    let base = first.rsplit(' ').next().expect("url").to_owned();
+    // The sample's people in a group, through the control API.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let users: Vec<serde_json::Value> = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let users: Vec<serde_json::Value> = http
+            .get(format!("{base}_sim/users"))
+            .send()
+            .await
+            .expect("users")
+            .json()
+            .await
+            .expect("json");
+        let members: Vec<String> = users
+            .iter()
+            .take(3)
+            .map(|u| u["upn"].as_str().expect("upn").to_owned())
+            .collect();
+        let made = http
+            .post(format!("{base}_sim/groups"))
+            .json(&serde_json::json!({"id": "sales", "name": "Sales", "members": members}))
+            .send()
+            .await
+            .expect("group");
+        assert!(made.status().is_success(), "{}", made.status());
+        users
+    });
+    assert!(users.len() >= 3);
+    let dir = std::env::temp_dir().join(format!("kalsync-cli-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = write_temp(
+        "directory.toml",
+        &format!(
+            r#"database_url = "sqlite:{db}"
+master_key_file = "{key}"
+
+[outbound]
+allow = ["127.0.0.0/8"]
+
+[[companies]]
+name = "Acme"
+
+[[companies.instances]]
+name = "M365"
+source = {{ kind = "graph", tenant = "00000000-0000-4000-8000-00000000c0de", client_id = "00000000-0000-4000-8000-0000000a99e1", client_secret = "cli-test-secret", graph_url = "{base}v1.0/", login_url = "{base}" }}
+directory = {{ kind = "entra", groups = ["sales"] }}
+
+[[companies.instances]]
+name = "Plain"
+source = {{ kind = "graph", tenant = "00000000-0000-4000-8000-00000000c0de", client_id = "00000000-0000-4000-8000-0000000a99e1", client_secret = "cli-test-secret", graph_url = "{base}v1.0/", login_url = "{base}" }}
+"#,
+            db = dir.join("k.db").display(),
+            key = dir.join("key").display(),
+        ),
+    );
+    let config = config.to_str().expect("path");
+    let run = kalsync(&[
+        "directory",
+        "preview",
+        "--instance",
+        "M365",
+        "--config",
+        config,
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("M365: 3 members read"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("would add 3, change 0"),
+        "{}",
+        run.stdout
+    );
+
+    let none = kalsync(&[
+        "directory",
+        "preview",
+        "--instance",
+        "Plain",
+        "--config",
+        config,
+    ]);
+    assert_ne!(none.code, 0);
+    assert!(none.stderr.contains("has no directory"), "{}", none.stderr);
+    let unknown = kalsync(&[
+        "directory",
+        "preview",
+        "--instance",
+        "Nope",
+        "--config",
+        config,
+    ]);
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("no instance with that id or name"),
+        "{}",
+        unknown.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
