@@ -494,6 +494,30 @@ impl GraphDirectory {
     }
 }
 
+impl GraphDirectory {
+    /// Whether the directory can be read, in a few requests: one member of each group
+    /// (`GroupMember.Read.All`) and a user delta from now (`User.Read.All`). What was
+    /// read, or the error naming the fix.
+    pub async fn check(&self, groups: &[GroupRef]) -> Result<String, DirectoryError> {
+        let mut tally = Tally::default();
+        for group in groups {
+            let mut url = self.url(&["groups", group.as_str(), "transitiveMembers"])?;
+            url.query_pairs_mut()
+                .append_pair("$select", "id")
+                .append_pair("$top", "1");
+            if let Err(e) = self.page(url, &mut tally).await {
+                return Err(self.failed(e, Some(group.as_str())));
+            }
+        }
+        self.latest("users", &[("$select", BASE_SELECT.into())], &mut tally)
+            .await?;
+        Ok(format!(
+            "{} group(s) and the users can be read (GroupMember.Read.All, User.Read.All)",
+            groups.len()
+        ))
+    }
+}
+
 #[async_trait::async_trait]
 impl Directory for GraphDirectory {
     async fn read(

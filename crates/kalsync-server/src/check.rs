@@ -206,6 +206,16 @@ pub async fn check_instance(
                         .map(|r| format!("{} bookings in the next 14 days", r.bookings.len()))
                         .map_err(|e| e.to_string()),
                 ));
+                // With a directory (Katalog Synk): its groups and users can be read.
+                if let Some(directory) = store.directory(id).await.map_err(|e| e.to_string())? {
+                    steps.push(step(
+                        "read the directory",
+                        kalsync_graph::GraphDirectory::new(client.clone())
+                            .check(&directory.settings.groups)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    ));
+                }
             }
             Ok(steps)
         }

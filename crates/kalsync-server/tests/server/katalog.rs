@@ -128,6 +128,48 @@ async fn the_instances_users_follow_an_entra_group() {
         .await
         .expect("put");
     assert_eq!(set.status(), StatusCode::OK, "{:?}", set.text().await);
+    // The connection check reads the directory too, and names the permissions it lacks.
+    let check = |admin: &(reqwest::Client, String)| {
+        let http = admin.0.clone();
+        let csrf = admin.1.clone();
+        let url = app.url(&format!("/api/v1/instances/{}/check", instance.id));
+        async move {
+            let steps: Value = http
+                .post(url)
+                .header("x-csrf-token", csrf)
+                .json(&json!({"mailbox": ANNA}))
+                .send()
+                .await
+                .expect("check")
+                .json()
+                .await
+                .expect("json");
+            steps["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .find(|s| s["name"] == "read the directory")
+                .cloned()
+                .unwrap_or_else(|| panic!("a directory step: {steps}"))
+        }
+    };
+    let step = check(&admin).await;
+    assert_eq!(step["ok"], true, "{step}");
+    sim.set_faults(kalsync_graph_sim::Faults {
+        directory_denied: true,
+        ..kalsync_graph_sim::Faults::default()
+    });
+    let step = check(&admin).await;
+    assert_eq!(step["ok"], false, "{step}");
+    assert!(
+        step["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("GroupMember.Read.All"),
+        "{step}"
+    );
+    sim.set_faults(kalsync_graph_sim::Faults::default());
+
     let (status, dry) = run(&admin, &run_url, "dry_run").await;
     assert_eq!(status, StatusCode::OK, "{dry}");
     assert_eq!(dry["applied"], false);

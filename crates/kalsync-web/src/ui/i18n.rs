@@ -16,6 +16,7 @@ pub(crate) fn check_step<'a>(t: &'a Texts, name: &'a str) -> &'a str {
         "reach the test mailbox" => t.step_mailbox,
         "read the calendar" => t.step_read,
         "subscribe to changes" => t.step_subscribe,
+        "read the directory" => t.step_directory,
         other => other,
     }
 }
@@ -134,6 +135,7 @@ pub struct Texts {
     pub(crate) everyone: &'static str,
     pub(crate) next_absences: &'static str,
     pub(crate) directory_tab: &'static str,
+    pub(crate) step_directory: &'static str,
     pub(crate) toml_tab: &'static str,
     pub(crate) confirm_remove: &'static str,
     pub(crate) remove_user_what: &'static str,
@@ -376,6 +378,7 @@ pub const SV: Texts = Texts {
     everyone: "Alla personer",
     next_absences: "Nästa frånvaro",
     directory_tab: "Katalog",
+    step_directory: "Katalogen läses",
     toml_tab: "Avancerat: regelfilen",
     confirm_remove: "Ta bort",
     remove_user_what: "Användarens bokningar, tidslinje och statusar som väntar på att skickas tas bort, och växeln får inga fler statusar för hen.",
@@ -618,6 +621,7 @@ pub const EN: Texts = Texts {
     everyone: "Everyone",
     next_absences: "Next absences",
     directory_tab: "Directory",
+    step_directory: "The directory is read",
     toml_tab: "Advanced: the rules file",
     confirm_remove: "Remove",
     remove_user_what: "The user's bookings, timeline and statuses waiting to be sent are deleted, and the PBX gets no more statuses for them.",
