@@ -182,6 +182,69 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
     }
+    // Demo AB's directory (Katalog Synk): everyone is in "Alla på Demo AB", through its
+    // two departments' groups, with their extension as the last digits of their phone.
+    let mut departments: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    for (i, p) in people.iter().enumerate() {
+        sim.set_profile(
+            &p.id,
+            kalsync_graph_sim::Profile {
+                business_phones: vec![format!("+46 8 555 {}", 201 + i)],
+                department: Some(if i % 2 == 0 { "Sälj" } else { "Support" }.into()),
+                ..kalsync_graph_sim::Profile::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        departments[i % 2].push(p.upn.clone());
+    }
+    for (id, name, members) in [
+        ("demo-salj", "Sälj", departments[0].clone()),
+        ("demo-support", "Support", departments[1].clone()),
+        (
+            "demo-alla",
+            "Alla på Demo AB",
+            vec![
+                "group:demo-salj".to_owned(),
+                "group:demo-support".to_owned(),
+            ],
+        ),
+    ] {
+        sim.add_group(kalsync_graph_sim::GroupSpec {
+            id: Some(id.into()),
+            name: name.into(),
+            members,
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    // A leaver: three minutes in, the last person leaves their group; the next
+    // directory run removes them, and the switchboard no longer shows them.
+    let leaver = people.len().checked_sub(1).and_then(|i| {
+        let group = if i % 2 == 0 {
+            "demo-salj"
+        } else {
+            "demo-support"
+        };
+        people
+            .get(i)
+            .map(|p| (group, p.upn.clone(), p.name.clone()))
+    });
+    if let Some((group, upn, _)) = leaver.clone() {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(180)).await;
+            let _ = sim.change_member(group, &upn, false);
+        });
+    }
+    let directory: kalsync_directory::DirectorySettings =
+        serde_json::from_value(serde_json::json!({
+            "kind": "entra",
+            "groups": ["demo-alla"],
+            "extension": {"attribute": "businessPhones", "last_digits": 3},
+            "department": "department",
+            "every": "5m",
+            "enabled": true,
+        }))
+        .map_err(|e| e.to_string())?;
     let (sim_url, _sim_handle) = kalsync_graph_sim::spawn(sim.clone())
         .await
         .map_err(|e| e.to_string())?;
@@ -299,7 +362,7 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                     },
                     settings: Some(settings_table.clone()),
                     users,
-                    directory: None,
+                    directory: Some(directory),
                 }],
             },
             CompanyDecl {
@@ -374,6 +437,11 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
     say!(
         "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README): the change arrives as a Graph notification within a second"
     );
+    if let Some((_, _, name)) = &leaver {
+        say!(
+            "  directory    Demo AB's users are the group \"Alla på Demo AB\" (its Katalog tab); {name} leaves it in 3 minutes and is gone at the next run (every 5 minutes)"
+        );
+    }
     say!(
         "  connect      Demo Ny AB has no instance yet: its admin connects Microsoft 365 from \"Ny instans\" (the simulator plays Entra ID's sign-in and consent pages)"
     );

@@ -103,6 +103,31 @@ fn the_demo_serves_a_company_whose_statuses_are_read() {
             .await
             .expect("text");
         assert!(metrics.contains("kalsync_syncs_total"), "{metrics}");
+        // Demo AB's users are its directory's group: read without an error, all five.
+        let mut metrics = metrics;
+        for _ in 0..100 {
+            if metrics.contains("kalsync_directory_members{") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            metrics = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+        }
+        let members = metrics
+            .lines()
+            .find(|l| l.starts_with("kalsync_directory_members{"))
+            .unwrap_or_else(|| panic!("a directory run: {metrics}"));
+        assert!(members.ends_with(" 5"), "the five of --users 5: {members}");
+        assert!(
+            !metrics.contains("kalsync_directory_errors_total{"),
+            "{metrics}"
+        );
     });
 }
 
