@@ -290,13 +290,7 @@ impl Fields {
     }
 
     fn posted(pairs: &[(String, String)]) -> Fields {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.trim().to_owned())
-                .unwrap_or_default()
-        };
+        let get = |k: &str| field(pairs, k).trim().to_owned();
         Fields {
             groups: get("groups"),
             attribute: get("attribute"),
@@ -601,6 +595,62 @@ fn run_summary(
     }
 }
 
+/// The tab again with what was refused and why: the fields as typed, else as stored.
+async fn refused_page(
+    state: &WebState,
+    viewer: &Viewer,
+    found: &Instance,
+    typed: Option<&Fields>,
+    status: StatusCode,
+    text: String,
+) -> Response {
+    let company = super::company_name(state, found.company).await;
+    let record = state.store.directory(found.id).await.ok().flatten();
+    let stored = record.as_ref().map(|r| Fields::of(&r.settings));
+    (
+        status,
+        directory_page(
+            viewer,
+            found,
+            &company,
+            true,
+            record.as_ref(),
+            typed.or(stored.as_ref()),
+            Some(Notice::Error(text)),
+        ),
+    )
+        .into_response()
+}
+
+/// A posted field (empty when absent).
+fn field(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// The instance a form of the tab was posted for: the form from this site with the
+/// session's token, the instance one the viewer manages.
+async fn form_for(
+    state: &WebState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    instance: &str,
+    pairs: &[(String, String)],
+) -> Result<Instance, Response> {
+    let found = viewer
+        .form_instance(state, headers, &field(pairs, "csrf"), instance)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    viewer
+        .principal
+        .manages(found.company, "instance")
+        .map_err(IntoResponse::into_response)?;
+    Ok(found)
+}
+
 /// Saves the form's settings: the page again, with what was typed and why not.
 pub(crate) async fn save(
     State(state): State<WebState>,
@@ -609,21 +659,10 @@ pub(crate) async fn save(
     Path(instance): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let csrf = pairs
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let found = match viewer
-        .form_instance(&state, &headers, &csrf, &instance)
-        .await
-    {
+    let found = match form_for(&state, &viewer, &headers, &instance, &pairs).await {
         Ok(f) => f,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
-    if let Err(e) = viewer.principal.manages(found.company, "instance") {
-        return e.into_response();
-    }
     let typed = Fields::posted(&pairs);
     let outcome = match parse_settings(typed.json()) {
         Ok(settings) => save_settings(&state, &viewer.principal, &found, &settings)
@@ -636,25 +675,16 @@ pub(crate) async fn save(
             Redirect::to(&format!("/instances/{}/directory?saved=1", found.id)).into_response()
         }
         Err(ApiError::Invalid { field, message }) => {
-            let company = super::company_name(&state, found.company).await;
-            let record = state.store.directory(found.id).await.ok().flatten();
-            (
+            let text = setting_problem(viewer.lang, &field, &message);
+            refused_page(
+                &state,
+                &viewer,
+                &found,
+                Some(&typed),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                directory_page(
-                    &viewer,
-                    &found,
-                    &company,
-                    true,
-                    record.as_ref(),
-                    Some(&typed),
-                    Some(Notice::Error(setting_problem(
-                        viewer.lang,
-                        &field,
-                        &message,
-                    ))),
-                ),
+                text,
             )
-                .into_response()
+            .await
         }
         Err(e) => e.into_response(),
     }
@@ -668,21 +698,11 @@ pub(crate) async fn run(
     Path(instance): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let found = match viewer
-        .form_instance(&state, &headers, &get("csrf"), &instance)
-        .await
-    {
+    let found = match form_for(&state, &viewer, &headers, &instance, &pairs).await {
         Ok(f) => f,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
-    let mode = match get("mode").as_str() {
+    let mode = match field(&pairs, "mode").as_str() {
         "now" => DirectoryMode::Now,
         "confirmed" => DirectoryMode::Confirmed,
         _ => DirectoryMode::DryRun,
@@ -690,8 +710,6 @@ pub(crate) async fn run(
     match run_directory(&state, &viewer.principal, &found, mode).await {
         Ok(_) => Redirect::to(&format!("/instances/{}/directory", found.id)).into_response(),
         Err(ApiError::TooMany(secs)) => {
-            let company = super::company_name(&state, found.company).await;
-            let record = state.store.directory(found.id).await.ok().flatten();
             let text = match viewer.lang {
                 Lang::Sv => format!(
                     "Katalogen har körts många gånger den senaste minuten; försök igen om {secs} sekunder."
@@ -700,19 +718,15 @@ pub(crate) async fn run(
                     "The directory ran many times in the last minute; try again in {secs} seconds."
                 ),
             };
-            (
+            refused_page(
+                &state,
+                &viewer,
+                &found,
+                None,
                 StatusCode::TOO_MANY_REQUESTS,
-                directory_page(
-                    &viewer,
-                    &found,
-                    &company,
-                    true,
-                    record.as_ref(),
-                    record.as_ref().map(|r| Fields::of(&r.settings)).as_ref(),
-                    Some(Notice::Error(text)),
-                ),
+                text,
             )
-                .into_response()
+            .await
         }
         Err(e) => e.into_response(),
     }
@@ -726,25 +740,12 @@ pub(crate) async fn remove(
     Path(instance): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let found = match viewer
-        .form_instance(&state, &headers, &get("csrf"), &instance)
-        .await
-    {
+    let found = match form_for(&state, &viewer, &headers, &instance, &pairs).await {
         Ok(f) => f,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
-    if let Err(e) = viewer.principal.manages(found.company, "instance") {
-        return e.into_response();
-    }
     let t = i18n::texts(viewer.lang);
-    if get("confirm") != "yes" {
+    if field(&pairs, "confirm") != "yes" {
         let (what, consequences) = match viewer.lang {
             Lang::Sv => (
                 format!("katalogen för {}", found.name),

@@ -252,6 +252,8 @@ pub(crate) fn instance_head(
                 a href={ "/instances/" (id) "/settings" } aria-current=[tab(InstanceTab::Connection)] { (t.settings) }
             }
         }
+        // On a phone the tabs scroll sideways: the current one is brought into view.
+        script { (maud::PreEscaped("(function(){var c=document.querySelector('nav.tabs a[aria-current=page]');if(c&&c.scrollIntoView){c.scrollIntoView({block:'nearest',inline:'center'});}})();")) }
     }
 }
 

@@ -267,11 +267,7 @@ pub(crate) async fn show(
     Path(company): Path<String>,
     Query(kind): Query<Kind>,
 ) -> Response {
-    let id = match visible(&state, &viewer.principal, &company).await {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = viewer.principal.manages(id, "company") {
+    if let Err(e) = managed_company(&state, &viewer, &company).await {
         return e.into_response();
     }
     let form = NewForm {
@@ -279,6 +275,17 @@ pub(crate) async fn show(
         ..NewForm::default()
     };
     form_page(&viewer, &company, &form, None, state.microsoft365.is_some()).into_response()
+}
+
+/// The company named in a path, if the viewer may make its instances.
+async fn managed_company(
+    state: &WebState,
+    viewer: &Viewer,
+    company: &str,
+) -> Result<kalsync_store::CompanyId, ApiError> {
+    let id = visible(state, &viewer.principal, company).await?;
+    viewer.principal.manages(id, "company")?;
+    Ok(id)
 }
 
 /// What the PowerShell is asked for.
@@ -300,11 +307,7 @@ pub(crate) async fn show_powershell(
     Path(company): Path<String>,
     Query(asked): Query<ScriptFor>,
 ) -> Response {
-    let id = match visible(&state, &viewer.principal, &company).await {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = viewer.principal.manages(id, "company") {
+    if let Err(e) = managed_company(&state, &viewer, &company).await {
         return e.into_response();
     }
     match powershell(&asked.version, &asked.access, &asked.username) {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use kalsync_core::Lang;
-use kalsync_store::{DeliveryState, Role};
+use kalsync_store::Role;
 use maud::{Markup, html};
 
 use super::i18n::{self, Texts};
@@ -60,19 +60,7 @@ pub(crate) async fn all_companies(State(state): State<WebState>, viewer: Viewer)
     let mut people = Vec::new();
     let mut total = 0;
     for company in companies {
-        let deliveries = |kind| {
-            let store = state.store.clone();
-            async move {
-                store
-                    .deliveries(company.id, kind, 10_000)
-                    .await
-                    .unwrap_or_default()
-            }
-        };
-        let (dead, queued) = (
-            deliveries(DeliveryState::Dead).await,
-            deliveries(DeliveryState::Pending).await,
-        );
+        let (dead, queued) = super::pages::company_deliveries(&state, company.id).await;
         let mut summary = CompanySummary {
             name: company.name.clone(),
             instances: Vec::new(),

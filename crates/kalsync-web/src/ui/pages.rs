@@ -163,6 +163,24 @@ fn clock(t: Timestamp, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
     i18n::moment(lang, t, Timestamp::now(), zone)
 }
 
+/// A company's statuses given up on, and those waiting for the PBX.
+pub(crate) async fn company_deliveries(
+    state: &WebState,
+    company: kalsync_store::CompanyId,
+) -> (Vec<kalsync_store::Delivery>, Vec<kalsync_store::Delivery>) {
+    let of = |kind| async move {
+        state
+            .store
+            .deliveries(company, kind, 10_000)
+            .await
+            .unwrap_or_default()
+    };
+    (
+        of(DeliveryState::Dead).await,
+        of(DeliveryState::Pending).await,
+    )
+}
+
 /// An instance's health as the dashboard and the instance's overview show it.
 pub(crate) struct Health {
     /// Its users.
@@ -270,19 +288,7 @@ pub(crate) async fn instance_overview(
     let manages = viewer.principal.grant.manages(found.company);
     let company = super::company_name(&state, found.company).await;
     let now = Timestamp::now();
-    let waiting = |kind| {
-        let store = state.store.clone();
-        async move {
-            store
-                .deliveries(found.company, kind, 10_000)
-                .await
-                .unwrap_or_default()
-        }
-    };
-    let (dead, queued) = (
-        waiting(DeliveryState::Dead).await,
-        waiting(DeliveryState::Pending).await,
-    );
+    let (dead, queued) = company_deliveries(&state, found.company).await;
     let health = Health::of(&state, &found, &dead, &queued, now).await;
     let zone = found.settings.time_zone.tz();
     let name_of = |id: kalsync_store::UserId| {
@@ -377,19 +383,7 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
         .collect();
     let now = Timestamp::now();
     for company in companies {
-        let waiting = |kind| {
-            let store = state.store.clone();
-            async move {
-                store
-                    .deliveries(company.id, kind, 10_000)
-                    .await
-                    .unwrap_or_default()
-            }
-        };
-        let (dead, queued) = (
-            waiting(DeliveryState::Dead).await,
-            waiting(DeliveryState::Pending).await,
-        );
+        let (dead, queued) = company_deliveries(&state, company.id).await;
         for instance in state.store.instances(company.id).await.unwrap_or_default() {
             let health = Health::of(&state, &instance, &dead, &queued, now).await;
             let Health {

@@ -3,46 +3,11 @@
 //! add and who cannot be synchronised, and changes nothing; an instance without a
 //! directory, or an unknown one, is a clear error.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use crate::helpers::{kalsync, write_temp};
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn the_preview_shows_what_a_sync_would_change() {
-    let child = Command::new(env!("CARGO_BIN_EXE_kalsync"))
-        .args([
-            "sim",
-            "graph",
-            "--listen",
-            "127.0.0.1:0",
-            "--users",
-            "5",
-            "--client-secret",
-            "cli-test-secret",
-            "--monday",
-            "2026-11-23",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut child = Killed(child);
-    let stdout = child.0.stdout.take().expect("stdout");
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("text");
-    let base = first.rsplit(' ').next().expect("url").to_owned();
+    let (_sim, base, _lines) = crate::helpers::graph_simulator();
     // The sample's people in a group, through the control API.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let users: Vec<serde_json::Value> = runtime.block_on(async {

@@ -72,3 +72,46 @@ pub(crate) fn everything_rules() -> PathBuf {
 pub(crate) fn field<'a>(a: &'a serde_json::Value, name: &str) -> &'a str {
     a[name].as_str().unwrap_or_else(|| panic!("{name} in {a}"))
 }
+
+/// A child process, killed when dropped.
+pub(crate) struct Killed(pub(crate) std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `kalsync sim graph` with five sample mailboxes (secret `cli-test-secret`) on a free
+/// loopback port: the process, its address and the lines it printed after the first.
+pub(crate) fn graph_simulator() -> (
+    Killed,
+    String,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead as _;
+    let child = Command::new(env!("CARGO_BIN_EXE_kalsync"))
+        .args([
+            "sim",
+            "graph",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "5",
+            "--client-secret",
+            "cli-test-secret",
+            "--monday",
+            "2026-11-23",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut child = Killed(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("text");
+    let base = first.rsplit(' ').next().expect("url").to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+    (child, base, lines)
+}

@@ -1,42 +1,9 @@
 //! `kalsync sim graph` as a process: it prints where it listens and the credentials,
 //! and a client can get a token and read a sample mailbox.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_graph_simulator_serves_a_sample_company() {
-    let child = Command::new(env!("CARGO_BIN_EXE_kalsync"))
-        .args([
-            "sim",
-            "graph",
-            "--listen",
-            "127.0.0.1:0",
-            "--users",
-            "5",
-            "--client-secret",
-            "cli-test-secret",
-            "--monday",
-            "2026-11-23",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut child = Killed(child);
-    let stdout = child.0.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a line").expect("text");
-    let base = first.rsplit(' ').next().expect("url").to_owned();
-    assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+    let (_sim, base, mut lines) = crate::helpers::graph_simulator();
     let rest: Vec<String> = lines.by_ref().take(8).map(|l| l.expect("text")).collect();
     assert!(
         rest.iter().any(|l| l.contains("cli-test-secret")),
