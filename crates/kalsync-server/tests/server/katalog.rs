@@ -224,6 +224,23 @@ async fn the_instances_users_follow_an_entra_group() {
         users.iter().all(|u| u.directory_key.is_some()),
         "all the directory's now"
     );
+    // The switchboard finds people by their department.
+    let found: Value = admin
+        .0
+        .get(app.url("/api/v1/directory?q=s%C3%A4lj&all=true"))
+        .send()
+        .await
+        .expect("directory")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = found
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["Bo Berg", "Carl Ek"], "{found}");
 
     // A joiner and a leaver; the leaver goes with their data.
     let bo = users

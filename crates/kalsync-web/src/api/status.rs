@@ -202,6 +202,8 @@ pub(crate) struct DirectoryEntry {
     pub(crate) extension: Option<String>,
     /// The company.
     pub(crate) company: String,
+    /// The department (from the directory).
+    pub(crate) department: Option<String>,
     /// Away now; none: available.
     pub(crate) absence: Option<AwayView>,
 }
@@ -249,8 +251,8 @@ pub(crate) async fn directory(
     ))
 }
 
-/// The switchboard's people: those `principal` sees whose name, e-mail or extension
-/// contains `q`; only the absent ones unless `all`.
+/// The switchboard's people: those `principal` sees whose name, e-mail, extension,
+/// department or company contains `q`; only the absent ones unless `all`.
 pub(crate) async fn directory_entries(
     state: &WebState,
     principal: &Principal,
@@ -276,10 +278,11 @@ pub(crate) async fn directory_entries(
                 let extension = user.extension.as_ref().map(|e| e.as_str().to_owned());
                 if let Some(n) = &needle {
                     let hay = format!(
-                        "{} {} {} {}",
+                        "{} {} {} {} {}",
                         name.to_lowercase(),
                         user.email.as_str().to_lowercase(),
                         extension.as_deref().unwrap_or(""),
+                        user.department.as_deref().unwrap_or("").to_lowercase(),
                         company.name.to_lowercase()
                     );
                     if !hay.contains(n.as_str()) {
@@ -317,6 +320,7 @@ pub(crate) async fn directory_entries(
                     email: user.email.to_string(),
                     extension,
                     company: company.name.clone(),
+                    department: user.department.clone(),
                     absence,
                 });
             }

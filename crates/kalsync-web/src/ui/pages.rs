@@ -480,7 +480,10 @@ fn switchboard_rows(t: &Texts, lang: Lang, entries: &[DirectoryEntry], companies
         }
         @for e in entries {
             tr data-user=(e.user) {
-                td data-label=(t.name) { a href={ "/users/" (e.user) } { (e.name) } }
+                td data-label=(t.name) {
+                    a href={ "/users/" (e.user) } { (e.name) }
+                    @if let Some(d) = &e.department { " " small.muted { (d) } }
+                }
                 @if companies { td data-label=(t.company) { (e.company) } }
                 td data-label=(t.extension) { (e.extension.clone().unwrap_or_default()) }
                 @match &e.absence {
