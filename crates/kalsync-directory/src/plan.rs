@@ -223,13 +223,30 @@ pub fn plan<U: Clone + Ord>(
         false
     });
 
-    // One extension, two people: the one who has it keeps it (a stored user, by key,
-    // or someone added by hand); otherwise nobody gets it.
+    // Which stored user each member is: by the directory's id, else by mailbox
+    // (someone added by hand, or an entry made again); a user another entry already
+    // matched is not matched twice.
+    let mut matched: BTreeSet<U> = BTreeSet::new();
+    let mut match_of: Vec<Option<&Current<U>>> = Vec::with_capacity(members.len());
+    for m in &members {
+        let free = |c: &&Current<U>| !matched.contains(&c.id);
+        let found = by_key
+            .get(m.key.as_str())
+            .copied()
+            .filter(free)
+            .or_else(|| by_email.get(m.email.as_str()).copied().filter(free));
+        if let Some(cur) = found {
+            matched.insert(cur.id.clone());
+        }
+        match_of.push(found);
+    }
+
+    // One extension, two people: the user who has it keeps it (whoever that user is
+    // matched to); otherwise, when nobody has it, only a single claimant gets it.
     let holders: HashMap<&str, &Current<U>> = current
         .iter()
         .filter_map(|c| c.extension.as_ref().map(|x| (x.as_str(), c)))
         .collect();
-    let holder = |ext: &Extension| -> Option<&Current<U>> { holders.get(ext.as_str()).copied() };
     let mut by_extension: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {
         if let Some(x) = &m.extension {
@@ -238,13 +255,11 @@ pub fn plan<U: Clone + Ord>(
     }
     let mut refused: BTreeSet<usize> = BTreeSet::new();
     for (ext, idx) in &by_extension {
-        let extension = members[idx[0]].extension.clone();
-        let held_by = extension.as_ref().and_then(holder);
+        let held_by = holders.get(ext.as_str()).copied();
         for &i in idx {
             let m = &members[i];
             let keeps = match held_by {
-                // The stored holder is this very person (by key, or their mailbox).
-                Some(h) => h.key.as_deref() == Some(m.key.as_str()) || h.email == m.email,
+                Some(h) => match_of[i].is_some_and(|c| c.id == h.id),
                 None => idx.len() == 1,
             };
             if !keeps {
@@ -273,23 +288,15 @@ pub fn plan<U: Clone + Ord>(
     let mut update = Vec::new();
     let mut returned = Vec::new();
     let mut remove = Vec::new();
-    let mut matched: BTreeSet<U> = BTreeSet::new();
     let mut moved: Vec<(&Current<U>, Option<Member>)> = Vec::new();
     for (i, m) in members.iter().enumerate() {
-        // By the directory's id, else by mailbox (someone added by hand, or an entry
-        // made again); a user another entry already matched is not matched twice.
-        let found = by_key
-            .get(m.key.as_str())
-            .copied()
-            .or_else(|| by_email.get(m.email.as_str()).copied())
-            .filter(|c| !matched.contains(&c.id));
-        let Some(cur) = found else {
-            if !refused.contains(&i) {
+        let Some(cur) = match_of[i] else {
+            // Never a mailbox a user has already (another entry matched that user).
+            if !refused.contains(&i) && !by_email.contains_key(m.email.as_str()) {
                 add.push(m.clone());
             }
             continue;
         };
-        matched.insert(cur.id.clone());
         if cur.leaving_since.is_some() {
             returned.push(cur.id.clone());
         }

@@ -297,6 +297,9 @@ fn arb_current() -> impl Strategy<Value = Vec<Current<u32>>> {
 }
 
 proptest! {
+    // Many cases: the space of small directories against small stores is large, and a
+    // collision once hid in it past the default 256.
+    #![proptest_config(ProptestConfig::with_cases(4096))]
     #[test]
     fn nobody_still_in_the_directory_is_removed_and_nothing_collides(
         people in proptest::collection::vec(arb_person(), 0..14),
@@ -407,4 +410,27 @@ fn everyone_going_is_held_however_few() {
     // One of one leaving is a leaver, not a broken directory.
     let one = plan::<u32>(&[], &current[..1], &settings(), now(), false);
     assert!(one.held.is_none() && one.remove.len() == 1);
+}
+
+#[test]
+fn an_entry_whose_user_another_entry_took_is_matched_by_its_mailbox() {
+    // Entry k11 had p2's user; now entry k1 has mailbox p2 and k11 has p6, which a
+    // user added by hand has. Neither may add a mailbox a user already has.
+    let people = [
+        person("k1", "p2@acme.se", None),
+        person("k11", "p6@acme.se", None),
+    ];
+    let current = [
+        stored(0, None, "p6@acme.se", None),
+        stored(1, Some("k11"), "p2@acme.se", None),
+    ];
+    let p = plan(&people, &current, &settings(), now(), true);
+    assert!(p.add.is_empty(), "{:?}", p.add);
+    assert!(p.remove.is_empty(), "{:?}", p.remove);
+    let adopted: BTreeMap<u32, &str> = p
+        .update
+        .iter()
+        .map(|u| (u.id, u.member.key.as_str()))
+        .collect();
+    assert_eq!(adopted, BTreeMap::from([(0, "k11"), (1, "k1")]));
 }
