@@ -542,7 +542,7 @@ fn last_run(
                 Some(run) => { (run_summary(w, lang, run, zone, now)) }
             }
             p { (w.next_run) ": " (i18n::moment(lang, r.next_run, now, zone)) }
-            @if let Some(run) = &r.last && run.held.is_some() && manages {
+            @if let Some(run) = &r.last && run.held.is_some() && manages && r.settings.enabled {
                 p.error role="alert" { (w.held) }
                 form.inline method="post" action={ (path) "/run" } {
                     input type="hidden" name="csrf" value=(csrf);

@@ -84,6 +84,37 @@ async fn the_directory_tab_keeps_what_was_typed_and_is_only_for_its_company() {
     assert_eq!(record.settings.every, jiff::SignedDuration::from_hours(1));
     assert!(!record.settings.enabled, "dry runs until turned on");
 
+    // Removals held back: confirmed only where the directory is on (confirming does
+    // not turn it on).
+    let held = kalsync_store::DirectoryRun {
+        at: Some(jiff::Timestamp::now()),
+        held: Some((8, 10)),
+        members: 2,
+        ..kalsync_store::DirectoryRun::default()
+    };
+    let instance_id: kalsync_store::InstanceId = id.parse().expect("id");
+    app.store
+        .save_directory_run(instance_id, &held, None)
+        .await
+        .expect("run");
+    let off = page_at(&sv, url.clone()).await;
+    assert!(
+        off.contains("hålls kvar") && !off.contains("confirm-removals"),
+        "{off}"
+    );
+    let mut on = record.settings.clone();
+    on.enabled = true;
+    app.store
+        .set_directory(instance_id, Some(&on), jiff::Timestamp::now())
+        .await
+        .expect("on");
+    app.store
+        .save_directory_run(instance_id, &held, None)
+        .await
+        .expect("run");
+    let on_page = page_at(&sv, url.clone()).await;
+    assert!(on_page.contains("id=\"confirm-removals\""), "{on_page}");
+
     // A reader sees the tab without its forms; another company's admin does not see it.
     let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
     let seen = page_at(&reader, url.clone()).await;
