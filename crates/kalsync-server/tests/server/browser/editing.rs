@@ -4,9 +4,8 @@
 //! keeps what was typed; removing the instance asks first and is cancelled.
 
 use fantoccini::{Client, Locator};
-use kalsync_server::settings::AccountDecl;
 
-use super::{ONE_BROWSER, PASSWORD, accessible, browser, click, fill, shot, sign_in, until_text};
+use super::{ONE_BROWSER, accessible, account, browser, click, fill, shot, sign_in, until_text};
 use crate::support::Launch;
 use crate::support::acme;
 use crate::support::polling;
@@ -87,12 +86,6 @@ async fn the_operator_walks_the_tabs_and_an_admin_edits_rules_users_and_removal(
         })
         .expect("group");
     let mut settings = acme::settings(&sim_url);
-    let account = |email: &str, role: &str, company: Option<&str>| AccountDecl {
-        email: email.into(),
-        role: role.into(),
-        company: company.map(str::to_owned),
-        password: PASSWORD.to_owned().into(),
-    };
     settings.accounts = vec![
         account("ops@operator.example", "operator", None),
         account("it@acme.example", "company_admin", Some("Acme")),

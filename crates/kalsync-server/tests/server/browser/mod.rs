@@ -23,6 +23,20 @@ use crate::support::polling;
 /// The password of every account the browser signs in with.
 pub(crate) const PASSWORD: &str = "receptionens-lösenord";
 
+/// An account the browser signs in with ([`PASSWORD`]); `company` none for the operator.
+pub(crate) fn account(
+    email: &str,
+    role: &str,
+    company: Option<&str>,
+) -> kalsync_server::settings::AccountDecl {
+    kalsync_server::settings::AccountDecl {
+        email: email.into(),
+        role: role.into(),
+        company: company.map(str::to_owned),
+        password: PASSWORD.to_owned().into(),
+    }
+}
+
 /// chromedriver on a free port, stopped when dropped.
 pub(crate) struct Driver(Child);
 

@@ -4,9 +4,8 @@
 //! serious or critical (WCAG 2.1 A and AA). Screenshots of each.
 
 use fantoccini::{Client, Locator};
-use kalsync_server::settings::AccountDecl;
 
-use super::{ONE_BROWSER, PASSWORD, accessible, browser, click, shot, sign_in, until_text};
+use super::{ONE_BROWSER, accessible, account, browser, click, shot, sign_in, until_text};
 use crate::support::Launch;
 use crate::support::acme::{self, ANNA};
 use crate::support::sims::anna_at_lunch;
@@ -89,12 +88,6 @@ async fn every_page_fits_a_phone() {
     };
     let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
     let mut settings = acme::settings(&sim_url);
-    let account = |email: &str, role: &str, company: Option<&str>| AccountDecl {
-        email: email.into(),
-        role: role.into(),
-        company: company.map(str::to_owned),
-        password: PASSWORD.to_owned().into(),
-    };
     settings.accounts = vec![
         account("ops@operator.example", "operator", None),
         account("it@acme.example", "company_admin", Some("Acme")),
