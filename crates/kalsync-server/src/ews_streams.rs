@@ -32,6 +32,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use jiff::Timestamp;
 use kalsync_engine::Engine;
 use kalsync_ews::request::{self, Subscription};
@@ -55,8 +57,9 @@ struct Subscribed {
     id: String,
     /// For a pull subscription: the watermark to ask `GetEvents` from.
     pull_from: Option<String>,
-    /// A push subscription: when it was made (Exchange is heard from after that).
-    pushed_since: Option<Timestamp>,
+    /// A push subscription: when it was made, by the monotonic clock (Exchange is heard
+    /// from after that; a step of the wall clock must not put it in the future).
+    pushed_since: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -246,7 +249,7 @@ impl EwsStreams {
         mailbox: String,
         id: String,
         pull_from: Option<String>,
-        pushed_since: Option<Timestamp>,
+        pushed_since: Option<Instant>,
     ) {
         lock(&self.instances)
             .entry(instance)
@@ -271,13 +274,13 @@ impl EwsStreams {
             return 0;
         };
         let mut made = 0;
-        let now = Timestamp::now();
+        let (now, at) = (Timestamp::now(), Instant::now());
         for user in users.into_iter().filter(|u| self.engine.holds(u.id)) {
             let known = lock(&self.instances)
                 .get(&instance)
                 .and_then(|i| i.subscriptions.get(&user.id).cloned());
             if let Some(known) = known {
-                if !push_silent(&known, &user, now) {
+                if !push_silent(&known, &user, now, at) {
                     continue;
                 }
                 // Exchange stopped its status pushes: it forgot the subscription (a
@@ -354,7 +357,7 @@ impl EwsStreams {
                 Ok(s) => {
                     let made_at = Timestamp::now();
                     let pull_from = push_url.is_none().then(|| s.watermark.clone()).flatten();
-                    let pushed_since = push_url.is_some().then_some(made_at);
+                    let pushed_since = push_url.is_some().then(Instant::now);
                     self.record(instance, user.id, mailbox, s.id, pull_from, pushed_since);
                     if resumed {
                         self.engine.notified(user.id, true);
@@ -632,21 +635,32 @@ const WATERMARK: &str = "ews_watermark";
 /// When Exchange last pushed to the user's subscription (any node writes it).
 const PUSH_HEARD: &str = "ews_push_heard";
 
-/// Whether a push subscription fell silent: nothing heard from Exchange for three status
-/// periods since it was made.
-fn push_silent(known: &Subscribed, user: &kalsync_store::User, now: Timestamp) -> bool {
+/// Whether a push subscription fell silent: made three status periods ago or more (by
+/// the monotonic clock `at`) and nothing heard from Exchange for three status periods by
+/// the wall clock `now` (other nodes write when they heard; a time stamped in the future
+/// is not trusted — the next push writes it again).
+fn push_silent(
+    known: &Subscribed,
+    user: &kalsync_store::User,
+    now: Timestamp,
+    at: Instant,
+) -> bool {
     let Some(made) = known.pushed_since else {
         return false;
     };
+    let periods = Duration::from_secs(3 * 60 * u64::from(STATUS_MINUTES));
+    if at.saturating_duration_since(made) <= periods {
+        return false;
+    }
     let heard = user
         .sync_state
         .0
         .get(PUSH_HEARD)
         .and_then(|v| v.as_str())
         .and_then(|t| t.parse::<Timestamp>().ok())
-        .filter(|t| *t <= now)
-        .map_or(made, |t| t.max(made));
-    now.duration_since(heard) > jiff::SignedDuration::from_mins(3 * i64::from(STATUS_MINUTES))
+        .filter(|t| *t <= now);
+    let periods = jiff::SignedDuration::from_mins(3 * i64::from(STATUS_MINUTES));
+    heard.is_none_or(|t| now.duration_since(t) > periods)
 }
 /// What a push address's token is minted for: random per subscription, and recognised
 /// as the service's own before anything is looked up.
@@ -755,27 +769,84 @@ mod tests {
     fn a_push_subscription_not_heard_from_for_three_status_periods_is_silent() {
         let made: Timestamp = "2026-12-02T08:00:00Z".parse().expect("time");
         let mins = |m: i64| made + jiff::SignedDuration::from_mins(m);
+        let made_at = Instant::now();
+        let after = |m: u64| made_at + Duration::from_secs(60 * m);
         let push = Subscribed {
             mailbox: "anna@acme.example".into(),
             id: "s".into(),
             pull_from: None,
-            pushed_since: Some(made),
+            pushed_since: Some(made_at),
         };
         // Never heard: counted from when it was made.
-        assert!(!push_silent(&push, &user_heard(None), mins(2)));
-        assert!(push_silent(&push, &user_heard(None), mins(4)));
+        assert!(!push_silent(&push, &user_heard(None), mins(2), after(2)));
+        assert!(push_silent(&push, &user_heard(None), mins(4), after(4)));
         // Heard lately: not silent; heard long ago: silent.
-        assert!(!push_silent(&push, &user_heard(Some(mins(3))), mins(5)));
-        assert!(push_silent(&push, &user_heard(Some(mins(3))), mins(7)));
+        assert!(!push_silent(
+            &push,
+            &user_heard(Some(mins(3))),
+            mins(5),
+            after(5)
+        ));
+        assert!(push_silent(
+            &push,
+            &user_heard(Some(mins(3))),
+            mins(7),
+            after(7)
+        ));
         // Heard before it was made (a former subscription) counts from when it was made.
-        assert!(!push_silent(&push, &user_heard(Some(mins(-60))), mins(2)));
+        assert!(!push_silent(
+            &push,
+            &user_heard(Some(mins(-60))),
+            mins(2),
+            after(2)
+        ));
         // A status stamped in the future (another node's clock) is not trusted.
-        assert!(push_silent(&push, &user_heard(Some(mins(60))), mins(4)));
+        assert!(push_silent(
+            &push,
+            &user_heard(Some(mins(60))),
+            mins(4),
+            after(4)
+        ));
         // Streaming and pull subscriptions are never judged by pushes.
         let stream = Subscribed {
             pushed_since: None,
-            ..push
+            ..push.clone()
         };
-        assert!(!push_silent(&stream, &user_heard(None), mins(600)));
+        assert!(!push_silent(
+            &stream,
+            &user_heard(None),
+            mins(600),
+            after(600)
+        ));
+    }
+
+    #[test]
+    fn a_wall_clock_step_does_not_put_off_a_silent_push_subscription() {
+        // Made while the wall clock ran two minutes ahead; the clock was then set
+        // right. Nothing heard since: silent three periods after it was made, as the
+        // monotonic clock counts, not five (found by the convergence harness: a push
+        // mailbox's change waited past the five minutes it had to settle).
+        let made_at = Instant::now();
+        let push = Subscribed {
+            mailbox: "anna@acme.example".into(),
+            id: "s".into(),
+            pull_from: None,
+            pushed_since: Some(made_at),
+        };
+        let truth: Timestamp = "2026-12-02T08:00:00Z".parse().expect("time");
+        let now = truth + jiff::SignedDuration::from_secs(3 * 60 + 10);
+        assert!(push_silent(
+            &push,
+            &user_heard(None),
+            now,
+            made_at + Duration::from_secs(3 * 60 + 10)
+        ));
+        // And a wall clock stepped far ahead does not make a fresh one silent.
+        assert!(!push_silent(
+            &push,
+            &user_heard(None),
+            truth + jiff::SignedDuration::from_hours(1),
+            made_at + Duration::from_secs(60)
+        ));
     }
 }
