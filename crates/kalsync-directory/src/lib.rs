@@ -3,10 +3,12 @@
 //! the plan a sync makes and the [`Directory`] trait the Entra ID and LDAP readers
 //! implement; it does no I/O itself.
 
+mod ldap;
 mod mapping;
 mod plan;
 mod settings;
 
+pub use ldap::{LdapServer, MAX_CA_PEM};
 pub use mapping::{ExtensionRule, Member, Person, Problem, Transform, map};
 pub use plan::{
     Current, Field, Gone, HOLD_ABOVE, Held, PersonProblem, Plan, Removal, Update, plan,

@@ -7,6 +7,7 @@ use std::fmt;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
+use crate::ldap::LdapServer;
 use crate::mapping::ExtensionRule;
 
 /// Where the people come from.
@@ -102,6 +103,8 @@ pub const MAX_GRACE: SignedDuration = SignedDuration::from_hours(24 * 90);
 pub struct DirectorySettings {
     /// Where the people come from.
     pub kind: DirectoryKind,
+    /// For an LDAP directory: its server, search base and account.
+    pub ldap: Option<LdapServer>,
     /// The groups whose members (nested groups included) are the instance's users.
     pub groups: Vec<GroupRef>,
     /// The PBX extension: which attribute, and how it is cut.
@@ -124,6 +127,7 @@ impl DirectorySettings {
     pub fn entra(groups: Vec<GroupRef>) -> Self {
         DirectorySettings {
             kind: DirectoryKind::Entra,
+            ldap: None,
             groups,
             extension: None,
             department: None,
@@ -152,6 +156,8 @@ impl DirectorySettings {
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     kind: DirectoryKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ldap: Option<LdapServer>,
     groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     extension: Option<ExtensionRule>,
@@ -223,6 +229,22 @@ impl TryFrom<RawSettings> for DirectorySettings {
                 groups.push(g);
             }
         }
+        match (raw.kind, &raw.ldap) {
+            (DirectoryKind::Ldap, None) => {
+                return Err(
+                    "ldap: an LDAP directory needs its server (url, base and bind_dn)".into(),
+                );
+            }
+            (DirectoryKind::Entra, Some(_)) => {
+                return Err("ldap: an Entra ID directory has no LDAP server".into());
+            }
+            (DirectoryKind::Ldap, Some(_)) => {
+                for g in &groups {
+                    crate::ldap::dn("groups", g.as_str())?;
+                }
+            }
+            (DirectoryKind::Entra, None) => {}
+        }
         let every = duration("every", &raw.every)?;
         if every < MIN_EVERY {
             return Err(format!(
@@ -240,6 +262,7 @@ impl TryFrom<RawSettings> for DirectorySettings {
         };
         Ok(DirectorySettings {
             kind: raw.kind,
+            ldap: raw.ldap,
             groups,
             extension: raw.extension,
             department,
@@ -255,6 +278,7 @@ impl From<DirectorySettings> for RawSettings {
     fn from(s: DirectorySettings) -> Self {
         RawSettings {
             kind: s.kind,
+            ldap: s.ldap,
             groups: s.groups.into_iter().map(String::from).collect(),
             extension: s.extension,
             department: s.department,
@@ -333,5 +357,42 @@ mod tests {
         let many: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
         let e = parse(serde_json::json!({"kind": "ldap", "groups": many})).expect_err("refused");
         assert!(e.contains("at most 50"), "{e}");
+    }
+
+    #[test]
+    fn an_ldap_directory_names_its_server_and_groups_by_dn() {
+        let server = serde_json::json!({
+            "url": "ldaps://dc1.acme.local", "base": "DC=acme,DC=local",
+            "bind_dn": "kalsync@acme.local",
+        });
+        let s = parse(serde_json::json!({
+            "kind": "ldap", "ldap": server, "groups": ["CN=Sales,OU=Groups,DC=acme,DC=local"],
+        }))
+        .expect("valid");
+        assert_eq!(s.ldap.as_ref().map(|l| l.port()), Some(636));
+        let again: DirectorySettings =
+            serde_json::from_value(serde_json::to_value(&s).expect("json")).expect("again");
+        assert_eq!(again, s);
+        for (json, why) in [
+            (
+                serde_json::json!({"kind": "ldap", "groups": ["CN=a"]}),
+                "needs its server",
+            ),
+            (
+                serde_json::json!({"kind": "entra", "ldap": server, "groups": ["a"]}),
+                "has no LDAP server",
+            ),
+            (
+                serde_json::json!({"kind": "ldap", "ldap": server, "groups": ["Sales"]}),
+                "not a distinguished name",
+            ),
+            (
+                serde_json::json!({"kind": "ldap", "ldap": {"url": "ldaps://dc1", "base": "DC=a", "bind_dn": "CN=a", "password": "x"}, "groups": ["CN=a"]}),
+                "password",
+            ),
+        ] {
+            let e = parse(json.clone()).expect_err("refused");
+            assert!(e.contains(why), "{json}: {e}");
+        }
     }
 }

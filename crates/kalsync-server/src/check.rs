@@ -181,6 +181,9 @@ pub async fn check_instance(
                 )
             };
             steps.push(step("subscribe to changes", subscribed));
+            if let Some(d) = directory_step(store, connections, id, None).await? {
+                steps.push(d);
+            }
             Ok(steps)
         }
         SourceConfig::Graph { .. } => {
@@ -206,20 +209,48 @@ pub async fn check_instance(
                         .map(|r| format!("{} bookings in the next 14 days", r.bookings.len()))
                         .map_err(|e| e.to_string()),
                 ));
-                // With a directory (Katalog Synk): its groups and users can be read.
-                if let Some(directory) = store.directory(id).await.map_err(|e| e.to_string())? {
-                    steps.push(step(
-                        "read the directory",
-                        kalsync_graph::GraphDirectory::new(client.clone())
-                            .check(&directory.settings.groups)
-                            .await
-                            .map_err(|e| e.to_string()),
-                    ));
+                if let Some(d) = directory_step(store, connections, id, Some(client)).await? {
+                    steps.push(d);
                 }
             }
             Ok(steps)
         }
     }
+}
+
+/// With a directory (Katalog Synk): whether its groups and people can be read — through
+/// the instance's Graph app (Entra ID), or signing in to the LDAP server.
+async fn directory_step(
+    store: &dyn Store,
+    connections: &Connections,
+    id: InstanceId,
+    graph: Option<&kalsync_graph::GraphClient>,
+) -> Result<Option<Step>, String> {
+    let Some(directory) = store.directory(id).await.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let groups = &directory.settings.groups;
+    let checked = match (directory.settings.kind, graph, directory.settings.ldap) {
+        (kalsync_directory::DirectoryKind::Entra, Some(client), _) => {
+            kalsync_graph::GraphDirectory::new(client.clone())
+                .check(groups)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        (kalsync_directory::DirectoryKind::Ldap, _, Some(server)) => match directory.password {
+            Some(password) => match kalsync_ldap::LdapDirectory::new(
+                server,
+                password,
+                connections.outbound().clone(),
+            ) {
+                Ok(reader) => reader.check(groups).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err("no password is stored for the directory's account".to_owned()),
+        },
+        _ => Err("the directory does not suit this instance".to_owned()),
+    };
+    Ok(Some(step("read the directory", checked)))
 }
 
 /// The admin UI's and API's connection check: [`check_instance`] over the service's store,

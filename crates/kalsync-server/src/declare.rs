@@ -321,7 +321,12 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                 let stored = store.directory(instance.id).await?;
                 if stored.as_ref().map(|d| &d.settings) != Some(directory) {
                     store
-                        .set_directory(instance.id, Some(directory), jiff::Timestamp::now())
+                        .set_directory(
+                            instance.id,
+                            Some(directory),
+                            kalsync_store::DirectorySecret::Keep,
+                            jiff::Timestamp::now(),
+                        )
                         .await?;
                 }
             }

@@ -173,9 +173,9 @@ impl DirectorySync {
     fn reader(
         &self,
         instance: &Instance,
-        kind: DirectoryKind,
+        record: &DirectoryRecord,
     ) -> Result<Box<dyn Directory>, Stopped> {
-        match kind {
+        match record.settings.kind {
             DirectoryKind::Entra => {
                 let connection = self
                     .connections
@@ -189,10 +189,24 @@ impl DirectorySync {
                 })?;
                 Ok(Box::new(kalsync_graph::GraphDirectory::new(client)))
             }
-            DirectoryKind::Ldap => Err((
-                "unavailable",
-                "Active Directory over LDAP is not available in this version".to_owned(),
-            )),
+            DirectoryKind::Ldap => {
+                let server = record.settings.ldap.clone().ok_or_else(|| {
+                    (
+                        "protocol",
+                        "an LDAP directory without its server".to_owned(),
+                    )
+                })?;
+                let password = record.password.clone().ok_or_else(|| {
+                    (
+                        "sign_in",
+                        "no password is stored for the directory's account".to_owned(),
+                    )
+                })?;
+                let outbound = self.connections.outbound().clone();
+                kalsync_ldap::LdapDirectory::new(server, password, outbound)
+                    .map(|d| Box::new(d) as Box<dyn Directory>)
+                    .map_err(|e| (e.code(), e.to_string()))
+            }
         }
     }
 
@@ -266,7 +280,7 @@ impl DirectorySync {
     ) -> Result<(DirectoryRun, serde_json::Value), Stopped> {
         let failed = |e: StoreError| ("store", e.to_string());
         let instance = self.store.instance(record.instance).await.map_err(failed)?;
-        let reader = self.reader(&instance, record.settings.kind)?;
+        let reader = self.reader(&instance, record)?;
         let read = reader
             .read(
                 &record.settings.groups,

@@ -4,20 +4,31 @@
 
 use jiff::Timestamp;
 use kalsync_directory::DirectorySettings;
-use kalsync_store::{DirectoryRecord, DirectoryRun, InstanceId, StoreError, UserId, UserProfile};
+use kalsync_store::{
+    DirectoryRecord, DirectoryRun, DirectorySecret, InstanceId, SecretBox, StoreError, UserId,
+    UserProfile,
+};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use crate::SqlStore;
 use crate::rows::{at, collect, corrupt, db, db_or_missing, id, json, ms};
 
-fn directory_row(row: &AnyRow) -> Result<DirectoryRecord, StoreError> {
+fn directory_row(row: &AnyRow, secrets: &SecretBox) -> Result<DirectoryRecord, StoreError> {
     let settings: String = row.try_get("settings").map_err(db)?;
+    let password: Option<String> = row.try_get("password").map_err(db)?;
     let state: String = row.try_get("state").map_err(db)?;
     let last: Option<String> = row.try_get("last_run").map_err(db)?;
     Ok(DirectoryRecord {
         instance: id(row, "instance_id")?,
         settings: serde_json::from_str(&settings).map_err(|e| corrupt("directory settings", e))?,
+        password: password
+            .map(|p| {
+                secrets
+                    .open(&p)
+                    .map_err(|e| corrupt("directory password", e))
+            })
+            .transpose()?,
         state: json(&state, "directory state")?,
         next_run: at(row.try_get("next_run_ms").map_err(db)?),
         last: last
@@ -52,6 +63,7 @@ impl SqlStore {
         &self,
         instance: InstanceId,
         settings: Option<&DirectorySettings>,
+        password: DirectorySecret<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let Some(settings) = settings else {
@@ -73,16 +85,32 @@ impl SqlStore {
             tx.commit().await.map_err(db)?;
             return Ok(());
         };
-        sqlx::query(
-            "INSERT INTO directories (instance_id, settings, next_run_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (instance_id) DO UPDATE SET settings = excluded.settings, next_run_ms = excluded.next_run_ms",
-        )
-        .bind(instance.to_string())
-        .bind(text(serde_json::to_string(settings), "directory settings")?)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await
-        .map_err(db_or_missing(format!("instance {instance}")))?;
+        // One statement: the settings and the password they go with change together.
+        let (sql, sealed) = match password {
+            DirectorySecret::Keep => (
+                "INSERT INTO directories (instance_id, settings, next_run_ms, password) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (instance_id) DO UPDATE SET settings = excluded.settings, next_run_ms = excluded.next_run_ms",
+                None,
+            ),
+            DirectorySecret::Set(p) => (
+                "INSERT INTO directories (instance_id, settings, next_run_ms, password) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (instance_id) DO UPDATE SET settings = excluded.settings, next_run_ms = excluded.next_run_ms, password = excluded.password",
+                Some(self.secrets.seal(p)),
+            ),
+            DirectorySecret::Clear => (
+                "INSERT INTO directories (instance_id, settings, next_run_ms, password) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (instance_id) DO UPDATE SET settings = excluded.settings, next_run_ms = excluded.next_run_ms, password = NULL",
+                None,
+            ),
+        };
+        sqlx::query(sql)
+            .bind(instance.to_string())
+            .bind(text(serde_json::to_string(settings), "directory settings")?)
+            .bind(ms(now))
+            .bind(sealed)
+            .execute(&self.pool)
+            .await
+            .map_err(db_or_missing(format!("instance {instance}")))?;
         Ok(())
     }
 
@@ -96,7 +124,7 @@ impl SqlStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(directory_row)
+            .map(|r| directory_row(r, &self.secrets))
             .transpose()
     }
 
@@ -108,12 +136,12 @@ impl SqlStore {
             &self.pool,
             // Without the state (it can be large): a run reads it for itself.
             sqlx::query(
-                "SELECT d.instance_id, d.settings, 'null' AS state, d.next_run_ms, d.last_run \
+                "SELECT d.instance_id, d.settings, CAST(NULL AS TEXT) AS password, 'null' AS state, d.next_run_ms, d.last_run \
                  FROM directories d JOIN instances i ON i.id = d.instance_id \
                  WHERE d.next_run_ms <= $1 AND i.active = 1 ORDER BY d.next_run_ms",
             )
             .bind(ms(now)),
-            directory_row,
+            |r| directory_row(r, &self.secrets),
         )
         .await
     }

@@ -142,9 +142,10 @@ impl Store for SqlStore {
         &self,
         instance: InstanceId,
         settings: Option<&kalsync_directory::DirectorySettings>,
+        password: kalsync_store::DirectorySecret<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.put_directory(instance, settings, now).await
+        self.put_directory(instance, settings, password, now).await
     }
 
     async fn directory(&self, instance: InstanceId) -> Result<Option<DirectoryRecord>, StoreError> {

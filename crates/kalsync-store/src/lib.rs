@@ -192,6 +192,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         instance: InstanceId,
         settings: Option<&kalsync_directory::DirectorySettings>,
+        password: DirectorySecret<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
     /// An instance's directory.

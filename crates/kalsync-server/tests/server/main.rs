@@ -9,6 +9,7 @@ mod directory;
 mod ews;
 mod graph;
 mod katalog;
+mod katalog_ldap;
 mod microsoft365;
 mod nodes;
 mod resubscribe;

@@ -5,7 +5,8 @@
 use jiff::SignedDuration;
 use kalsync_core::Extension;
 use kalsync_directory::{DirectorySettings, GroupRef};
-use kalsync_store::{DirectoryRun, InstanceId, StoreError, UserProfile};
+use kalsync_store::{DirectoryRun, DirectorySecret, InstanceId, StoreError, UserProfile};
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::{Cast, at};
 
@@ -15,11 +16,16 @@ pub(crate) async fn directories(c: &Cast<'_>) {
     let mut settings = DirectorySettings::entra(vec![GroupRef::parse("sales").expect("group")]);
     assert!(s.directory(c.instance.id).await.expect("read").is_none());
     assert!(matches!(
-        s.set_directory(InstanceId::new(), Some(&settings), now)
-            .await,
+        s.set_directory(
+            InstanceId::new(),
+            Some(&settings),
+            DirectorySecret::Keep,
+            now
+        )
+        .await,
         Err(StoreError::NotFound(_))
     ));
-    s.set_directory(c.instance.id, Some(&settings), now)
+    s.set_directory(c.instance.id, Some(&settings), DirectorySecret::Keep, now)
         .await
         .expect("set");
     let record = s
@@ -31,6 +37,7 @@ pub(crate) async fn directories(c: &Cast<'_>) {
     assert_eq!(record.state, serde_json::Value::Null);
     assert_eq!(record.next_run, now);
     assert!(record.last.is_none());
+    assert!(record.password.is_none());
 
     // Due at once; one node takes the run, the other finds it taken.
     let due = s.due_directories(now).await.expect("due");
@@ -95,7 +102,7 @@ pub(crate) async fn directories(c: &Cast<'_>) {
 
     // New settings: due at once, the state kept.
     settings.enabled = true;
-    s.set_directory(c.instance.id, Some(&settings), next)
+    s.set_directory(c.instance.id, Some(&settings), DirectorySecret::Keep, next)
         .await
         .expect("set");
     let record = s
@@ -139,8 +146,69 @@ pub(crate) async fn directories(c: &Cast<'_>) {
     .expect("profile");
     assert_eq!(s.user(c.anna.id).await.expect("anna").directory_key, None);
 
+    // An LDAP directory's password: sealed, kept while other settings change, replaced,
+    // cleared; never in the due list.
+    let ldap: DirectorySettings = serde_json::from_value(serde_json::json!({
+        "kind": "ldap",
+        "ldap": {"url": "ldaps://dc1.acme.test", "base": "DC=acme,DC=test", "bind_dn": "kalsync@acme.test"},
+        "groups": ["CN=Sales,DC=acme,DC=test"],
+    }))
+    .expect("ldap settings");
+    let first = SecretString::from("first-p4ss".to_owned());
+    s.set_directory(
+        c.instance.id,
+        Some(&ldap),
+        DirectorySecret::Set(&first),
+        now,
+    )
+    .await
+    .expect("ldap");
+    let password = |r: Option<kalsync_store::DirectoryRecord>| {
+        r.and_then(|r| r.password)
+            .map(|p| p.expose_secret().to_owned())
+    };
+    assert_eq!(
+        password(s.directory(c.instance.id).await.expect("read")).as_deref(),
+        Some("first-p4ss")
+    );
+    let due = s
+        .due_directories(now + SignedDuration::from_hours(1))
+        .await
+        .expect("due");
+    assert!(
+        due.iter().all(|d| d.password.is_none()),
+        "not in the due list"
+    );
+    s.set_directory(c.instance.id, Some(&ldap), DirectorySecret::Keep, now)
+        .await
+        .expect("kept");
+    assert_eq!(
+        password(s.directory(c.instance.id).await.expect("read")).as_deref(),
+        Some("first-p4ss")
+    );
+    let second = SecretString::from("second-p4ss".to_owned());
+    s.set_directory(
+        c.instance.id,
+        Some(&ldap),
+        DirectorySecret::Set(&second),
+        now,
+    )
+    .await
+    .expect("replaced");
+    assert_eq!(
+        password(s.directory(c.instance.id).await.expect("read")).as_deref(),
+        Some("second-p4ss")
+    );
+    s.set_directory(c.instance.id, Some(&settings), DirectorySecret::Clear, now)
+        .await
+        .expect("cleared");
+    assert_eq!(
+        password(s.directory(c.instance.id).await.expect("read")),
+        None
+    );
+
     // Removed.
-    s.set_directory(c.instance.id, None, now)
+    s.set_directory(c.instance.id, None, DirectorySecret::Keep, now)
         .await
         .expect("remove");
     assert!(s.directory(c.instance.id).await.expect("read").is_none());

@@ -3,17 +3,20 @@
 
 use jiff::Timestamp;
 use kalsync_directory::DirectorySettings;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::InstanceId;
 
 /// An instance's directory.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct DirectoryRecord {
     /// The instance.
     pub instance: InstanceId,
     /// Its settings.
     pub settings: DirectorySettings,
+    /// An LDAP directory's account password (sealed at rest; not in the due list).
+    pub password: Option<SecretString>,
     /// What the next read starts from (the reader's own; `null` for a full read).
     pub state: serde_json::Value,
     /// When the next run is due.
@@ -66,4 +69,15 @@ pub struct UserProfile {
     pub directory_key: Option<String>,
     /// When they were first seen gone from the directory.
     pub leaving_since: Option<Timestamp>,
+}
+
+/// What saving a directory's settings does with its stored password.
+#[derive(Debug, Clone, Copy)]
+pub enum DirectorySecret<'a> {
+    /// Leaves it as it is.
+    Keep,
+    /// Stores this one (sealed).
+    Set(&'a SecretString),
+    /// Removes it.
+    Clear,
 }

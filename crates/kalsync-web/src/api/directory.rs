@@ -11,7 +11,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kalsync_directory::{DirectoryKind, DirectorySettings};
-use kalsync_store::{DirectoryRun, InstanceId, SourceConfig};
+use kalsync_store::{DirectoryRun, DirectorySecret, InstanceId, SourceConfig};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -24,7 +25,9 @@ use crate::{DirectoryMode, WebState};
 /// An instance's directory.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DirectoryView {
-    /// Its settings: `kind` (`entra` or `ldap`), `groups`, `extension` (`attribute` with
+    /// Its settings: `kind` (`entra` or `ldap`), `ldap` (`url`, `base`, `bind_dn`, `ca`;
+    /// the password is written as a `password` beside the settings, never read back),
+    /// `groups`, `extension` (`attribute` with
     /// `last_digits` or `pattern`), `department`, `every`, `grace`, `manual` (`keep` or
     /// `refuse`), `enabled`.
     #[schema(value_type = Object)]
@@ -34,11 +37,19 @@ pub(crate) struct DirectoryView {
     /// What its last run did.
     #[schema(value_type = Object)]
     pub(crate) last: Option<serde_json::Value>,
+    /// Whether an LDAP directory's password is stored (it is never shown).
+    pub(crate) password_set: bool,
 }
 
 /// A field named by a settings error (`groups: …`), else the whole.
 fn field_of(message: &str) -> String {
-    const FIELDS: [&str; 8] = [
+    const FIELDS: [&str; 14] = [
+        "ldap.url",
+        "ldap.base",
+        "ldap.bind_dn",
+        "ldap.ca",
+        "ldap",
+        "password",
         "groups",
         "every",
         "grace",
@@ -83,22 +94,75 @@ pub(crate) async fn get(
         last: record
             .last
             .map(|l| serde_json::to_value(l).unwrap_or_default()),
+        password_set: record.password.is_some(),
     }))
 }
 
 /// Whether `settings` suit `source`: an Entra ID directory reads through the instance's
-/// own Microsoft 365 app.
+/// own Microsoft 365 app; an LDAP directory suits any instance.
 fn suits(settings: &DirectorySettings, source: &SourceConfig) -> Result<(), ApiError> {
     match (settings.kind, source) {
-        (DirectoryKind::Entra, SourceConfig::Graph { .. }) => Ok(()),
+        (DirectoryKind::Entra, SourceConfig::Graph { .. }) | (DirectoryKind::Ldap, _) => Ok(()),
         (DirectoryKind::Entra, _) => Err(ApiError::invalid(
             "kind",
             "an Entra ID directory needs a Microsoft 365 (Graph) instance",
         )),
-        (DirectoryKind::Ldap, _) => Err(ApiError::invalid(
-            "kind",
-            "Active Directory over LDAP is not available in this version",
+    }
+}
+
+/// The most characters a password may have.
+const MAX_PASSWORD: usize = 1024;
+
+/// Takes the write-only `password` out of a settings body.
+pub(crate) fn take_password(
+    body: &mut serde_json::Value,
+) -> Result<Option<SecretString>, ApiError> {
+    let Some(object) = body.as_object_mut() else {
+        return Ok(None);
+    };
+    match object.remove("password") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(p)) if p.is_empty() => Ok(None),
+        Some(serde_json::Value::String(p))
+            if p.chars().count() <= MAX_PASSWORD && !p.chars().any(char::is_control) =>
+        {
+            Ok(Some(SecretString::from(p)))
+        }
+        Some(_) => Err(ApiError::invalid(
+            "password",
+            format!("password: a text of at most {MAX_PASSWORD} characters"),
         )),
+    }
+}
+
+/// What happens to the stored password when `settings` are saved: a new one is stored;
+/// none given, the stored one is kept only for the same server and account (a password is
+/// sent only where it was given for); an Entra ID directory has none.
+fn password_change<'a>(
+    settings: &DirectorySettings,
+    given: Option<&'a SecretString>,
+    stored: Option<&kalsync_store::DirectoryRecord>,
+) -> Result<DirectorySecret<'a>, ApiError> {
+    let Some(server) = settings.ldap.as_ref() else {
+        return Ok(DirectorySecret::Clear);
+    };
+    if let Some(p) = given {
+        return Ok(DirectorySecret::Set(p));
+    }
+    let same = stored.is_some_and(|r| {
+        r.password.is_some()
+            && r.settings
+                .ldap
+                .as_ref()
+                .is_some_and(|old| old.same_account(server))
+    });
+    if same {
+        Ok(DirectorySecret::Keep)
+    } else {
+        Err(ApiError::invalid(
+            "password",
+            "password: give the account's password (it is asked again when the server or the account changes)",
+        ))
     }
 }
 
@@ -110,27 +174,32 @@ pub(crate) async fn put(
     State(state): State<WebState>,
     principal: Principal,
     Path(instance): Path<String>,
-    Body(body): Body<serde_json::Value>,
+    Body(mut body): Body<serde_json::Value>,
 ) -> Result<Json<DirectoryView>, ApiError> {
     let found = visible_instance(&state, &principal, &instance).await?;
     principal.manages(found.company, "instance")?;
+    let password = take_password(&mut body)?;
     let settings = parse_settings(body)?;
-    save_settings(&state, &principal, &found, &settings).await?;
+    save_settings(&state, &principal, &found, &settings, password.as_ref()).await?;
     get(State(state), principal, Path(instance)).await
 }
 
-/// Stores an instance's directory settings (checked against its source), audited.
+/// Stores an instance's directory settings (checked against its source) and an LDAP
+/// account's password, audited (without the password).
 pub(crate) async fn save_settings(
     state: &WebState,
     principal: &Principal,
     found: &kalsync_store::Instance,
     settings: &DirectorySettings,
+    password: Option<&SecretString>,
 ) -> Result<(), ApiError> {
     principal.manages(found.company, "instance")?;
     suits(settings, &found.source)?;
+    let stored = state.store.directory(found.id).await?;
+    let secret = password_change(settings, password, stored.as_ref())?;
     state
         .store
-        .set_directory(found.id, Some(settings), jiff::Timestamp::now())
+        .set_directory(found.id, Some(settings), secret, jiff::Timestamp::now())
         .await?;
     audit(
         state,
@@ -164,7 +233,12 @@ pub(crate) async fn remove_directory(
     principal.manages(found.company, "instance")?;
     state
         .store
-        .set_directory(found.id, None, jiff::Timestamp::now())
+        .set_directory(
+            found.id,
+            None,
+            DirectorySecret::Clear,
+            jiff::Timestamp::now(),
+        )
         .await?;
     audit(
         state,

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 
 use super::i18n;
 use super::{InstanceTab, Viewer, page};
-use crate::api::directory::{parse_settings, run_directory, save_settings};
+use crate::api::directory::{parse_settings, run_directory, save_settings, take_password};
 use crate::api::instances::visible_instance;
 use crate::error::ApiError;
 use crate::{DirectoryMode, WebState};
@@ -21,6 +21,20 @@ use crate::{DirectoryMode, WebState};
 /// The page's own words.
 struct Words {
     intro: &'static str,
+    kind: &'static str,
+    kind_entra: &'static str,
+    kind_ldap: &'static str,
+    ldap: &'static str,
+    ldap_permissions: &'static str,
+    ldap_url: &'static str,
+    ldap_url_hint: &'static str,
+    ldap_base: &'static str,
+    ldap_bind: &'static str,
+    ldap_bind_hint: &'static str,
+    ldap_password: &'static str,
+    ldap_password_kept: &'static str,
+    ldap_ca: &'static str,
+    ldap_ca_hint: &'static str,
     permissions: &'static str,
     groups: &'static str,
     groups_hint: &'static str,
@@ -67,9 +81,23 @@ struct Words {
 
 const SV: Words = Words {
     intro: "Katalogen bestämmer vilka som synkroniseras: medlemmarna i grupperna (även i grupper i grupperna) blir instansens användare och läses direkt; den som lämnar gruppen, stängs av eller tas bort försvinner med sina data. En körning som misslyckas tar aldrig bort någon.",
+    kind: "Katalog",
+    kind_entra: "Entra ID (Microsoft 365)",
+    kind_ldap: "Active Directory (LDAP)",
+    ldap: "Active Directory (LDAP)",
+    ldap_permissions: "Ett tjänstekonto med läsrätt räcker. Servern ska tillåta sidindelade sökningar (Paged Results); grupper i grupper följs via memberOf.",
+    ldap_url: "Server",
+    ldap_url_hint: "ldaps://dc1.foretag.local, eller ldap://dc1.foretag.local med StartTLS. Okrypterat LDAP används aldrig.",
+    ldap_base: "Sökbas",
+    ldap_bind: "Tjänstekonto",
+    ldap_bind_hint: "DN (CN=kalsync,OU=Tjänster,DC=foretag,DC=local) eller konto@foretag.local.",
+    ldap_password: "Lösenord",
+    ldap_password_kept: "Ett lösenord är sparat (krypterat, visas aldrig). Lämna tomt för att behålla det; byter du server eller konto måste det anges igen.",
+    ldap_ca: "Företagets CA-certifikat (PEM, valfritt)",
+    ldap_ca_hint: "Behövs när serverns certifikat är utfärdat av er egen certifikatutfärdare.",
     permissions: "Appen behöver programbehörigheterna GroupMember.Read.All och User.Read.All med administratörsmedgivande (Entra → Appregistreringar → appen → API-behörigheter).",
-    groups: "Grupper (objekt-id, en per rad)",
-    groups_hint: "Gruppens objekt-id finns i Entra under Grupper → gruppen → Översikt.",
+    groups: "Grupper (en per rad)",
+    groups_hint: "Entra ID: gruppens objekt-id (Grupper → gruppen → Översikt). Active Directory: gruppens DN, t.ex. CN=Sälj,OU=Grupper,DC=foretag,DC=local.",
     extension_from: "Anknytning från",
     no_extension: "Ingen (anges för hand)",
     cut: "Hur anknytningen tas ut",
@@ -113,9 +141,23 @@ const SV: Words = Words {
 
 const EN: Words = Words {
     intro: "The directory decides who is synchronised: the members of the groups (nested groups included) become the instance's users and are read at once; whoever leaves the group, is disabled or deleted goes with their data. A run that fails never removes anyone.",
+    kind: "Directory",
+    kind_entra: "Entra ID (Microsoft 365)",
+    kind_ldap: "Active Directory (LDAP)",
+    ldap: "Active Directory (LDAP)",
+    ldap_permissions: "A service account that may read is enough. The server must allow paged searches (Paged Results); nested groups are followed through memberOf.",
+    ldap_url: "Server",
+    ldap_url_hint: "ldaps://dc1.company.local, or ldap://dc1.company.local with StartTLS. Unencrypted LDAP is never used.",
+    ldap_base: "Search base",
+    ldap_bind: "Service account",
+    ldap_bind_hint: "A DN (CN=kalsync,OU=Service,DC=company,DC=local) or account@company.local.",
+    ldap_password: "Password",
+    ldap_password_kept: "A password is stored (encrypted, never shown). Leave empty to keep it; a new server or account needs it again.",
+    ldap_ca: "The company's CA certificate (PEM, optional)",
+    ldap_ca_hint: "Needed when the server's certificate is issued by your own certificate authority.",
     permissions: "The app needs the application permissions GroupMember.Read.All and User.Read.All with admin consent (Entra → App registrations → the app → API permissions).",
-    groups: "Groups (object ids, one per line)",
-    groups_hint: "A group's object id is in Entra under Groups → the group → Overview.",
+    groups: "Groups (one per line)",
+    groups_hint: "Entra ID: the group's object id (Groups → the group → Overview). Active Directory: the group's DN, such as CN=Sales,OU=Groups,DC=company,DC=local.",
     extension_from: "Extension from",
     no_extension: "None (set by hand)",
     cut: "How the extension is taken",
@@ -165,9 +207,12 @@ fn words(lang: Lang) -> &'static Words {
 }
 
 /// The attributes an extension may come from.
-const ATTRIBUTES: [&str; 17] = [
+const ATTRIBUTES: [&str; 20] = [
     "businessPhones",
     "mobilePhone",
+    "telephoneNumber",
+    "ipPhone",
+    "mobile",
     "extensionAttribute1",
     "extensionAttribute2",
     "extensionAttribute3",
@@ -225,7 +270,9 @@ fn error_text(lang: Lang, code: &str, message: &str) -> String {
     match (lang, code) {
         (Lang::Sv, "group_not_found") => "En grupp finns inte eller har tagits bort. Kontrollera gruppens objekt-id i Entra (Grupper → gruppen → Översikt). Ingen har tagits bort.".into(),
         (Lang::Sv, "permission") => "Appen får inte läsa katalogen. Ge den programbehörigheterna GroupMember.Read.All och User.Read.All och bevilja administratörsmedgivande. Ingen har tagits bort.".into(),
-        (Lang::Sv, "sign_in") => "Inloggningen misslyckades: kontrollera instansens anslutning (fliken Anslutning och namn).".into(),
+        (Lang::Sv, "sign_in") => "Inloggningen misslyckades: kontrollera tjänstekontot och lösenordet (Active Directory) eller instansens anslutning (Entra ID, fliken Anslutning och namn). Ingen har tagits bort.".into(),
+        (Lang::Sv, "certificate") => "Katalogserverns certifikat är inte betrott: klistra in företagets CA-certifikat (PEM) i inställningarna. Ingen har tagits bort.".into(),
+        (Lang::Sv, "protocol") => format!("Katalogservern svarade oväntat: {message}. Ingen har tagits bort."),
         (Lang::Sv, "unreachable" | "throttled") => "Katalogen gick inte att läsa just nu; nästa körning försöker igen. Ingen har tagits bort.".into(),
         (Lang::Sv, _) => format!("Katalogen kunde inte läsas ({code}). Ingen har tagits bort."),
         (Lang::En, _) => format!("{message}. Nobody was removed."),
@@ -235,10 +282,16 @@ fn error_text(lang: Lang, code: &str, message: &str) -> String {
 /// A refused setting, in `lang`.
 fn setting_problem(lang: Lang, field: &str, message: &str) -> String {
     match (lang, field) {
-        (Lang::Sv, "groups") => "Grupper: ange minst en och högst 50 gruppers objekt-id, ett per rad.".into(),
+        (Lang::Sv, "groups") => "Grupper: ange minst en och högst 50 grupper, en per rad (objekt-id i Entra ID, DN i Active Directory).".into(),
         (Lang::Sv, "extension.last_digits") => "Antal siffror: 2 till 20.".into(),
         (Lang::Sv, "extension.pattern") => "Uttrycket måste vara ett reguljärt uttryck med exakt en fångstgrupp, t.ex. ^\\+468(\\d{4})$.".into(),
-        (Lang::Sv, "kind") => "Katalogen kräver en Microsoft 365-instans (Graph).".into(),
+        (Lang::Sv, "kind") => "Entra ID som katalog kräver en Microsoft 365-instans (Graph); välj Active Directory (LDAP) för Exchange-instanser.".into(),
+        (Lang::Sv, "ldap.url") => "Server: ange ldaps://server eller ldap://server (StartTLS), bara server och port.".into(),
+        (Lang::Sv, "ldap.base") => "Sökbas: ett DN, t.ex. DC=foretag,DC=local.".into(),
+        (Lang::Sv, "ldap.bind_dn") => "Tjänstekonto: ett DN eller konto@domän.".into(),
+        (Lang::Sv, "ldap.ca") => "CA-certifikatet ska vara i PEM-format (-----BEGIN CERTIFICATE-----), högst 64 KiB.".into(),
+        (Lang::Sv, "ldap") => "Active Directory: fyll i server, sökbas och tjänstekonto.".into(),
+        (Lang::Sv, "password") => "Lösenord: ange tjänstekontots lösenord (det krävs igen när server eller konto ändras).".into(),
         (Lang::Sv, _) => format!("Inställningen går inte att spara ({field})."),
         (Lang::En, _) => message.to_owned(),
     }
@@ -247,6 +300,11 @@ fn setting_problem(lang: Lang, field: &str, message: &str) -> String {
 /// The form's fields as typed (kept when refused) or as stored.
 #[derive(Debug, Clone, Default)]
 struct Fields {
+    ldap: bool,
+    url: String,
+    base: String,
+    bind_dn: String,
+    ca: String,
     groups: String,
     attribute: String,
     cut: String,
@@ -267,7 +325,13 @@ impl Fields {
             _ => ("whole", "4".into(), String::new()),
         };
         let every = format!("{:#}", s.every).replace(' ', "");
+        let server = s.ldap.as_ref();
         Fields {
+            ldap: s.kind == kalsync_directory::DirectoryKind::Ldap,
+            url: server.map(|l| l.url().to_string()).unwrap_or_default(),
+            base: server.map(|l| l.base().to_owned()).unwrap_or_default(),
+            bind_dn: server.map(|l| l.bind_dn().to_owned()).unwrap_or_default(),
+            ca: server.and_then(|l| l.ca()).unwrap_or_default().to_owned(),
             groups: s.groups.iter().map(|g| format!("{g}\n")).collect(),
             attribute: s
                 .extension
@@ -292,6 +356,11 @@ impl Fields {
     fn posted(pairs: &[(String, String)]) -> Fields {
         let get = |k: &str| field(pairs, k).trim().to_owned();
         Fields {
+            ldap: get("kind") == "ldap",
+            url: get("url"),
+            base: get("base"),
+            bind_dn: get("bind_dn"),
+            ca: get("ca"),
             groups: get("groups"),
             attribute: get("attribute"),
             cut: get("cut"),
@@ -321,7 +390,7 @@ impl Fields {
             }
         };
         let mut json = serde_json::json!({
-            "kind": "entra",
+            "kind": if self.ldap { "ldap" } else { "entra" },
             "groups": groups,
             "every": or(&self.every, "15m"),
             "grace": or(&self.grace, "0s"),
@@ -344,6 +413,15 @@ impl Fields {
         }
         if self.department {
             json["department"] = serde_json::Value::from("department");
+        }
+        if self.ldap {
+            let mut server = serde_json::json!({
+                "url": self.url, "base": self.base, "bind_dn": self.bind_dn,
+            });
+            if !self.ca.is_empty() {
+                server["ca"] = serde_json::Value::from(self.ca.clone());
+            }
+            json["ldap"] = server;
         }
         json
     }
@@ -414,6 +492,8 @@ fn directory_page(
         ..Fields::default()
     };
     let f = typed.unwrap_or(&defaults);
+    let graph = matches!(found.source, kalsync_store::SourceConfig::Graph { .. });
+    let password_set = record.is_some_and(|r| r.password.is_some());
     let (attribute, cut, every, grace) = (
         f.attribute.as_str(),
         f.cut.as_str(),
@@ -437,7 +517,36 @@ fn directory_page(
             @if manages {
                 form #directory-form method="post" action=(path) {
                     input type="hidden" name="csrf" value=(csrf);
-                    p.muted { (w.permissions) }
+                    label for="kind" { (w.kind) }
+                    select #kind name="kind" {
+                        @if graph { option value="entra" selected[!f.ldap] { (w.kind_entra) } }
+                        option value="ldap" selected[f.ldap || !graph] { (w.kind_ldap) }
+                    }
+                    @if graph { p.muted { "Entra ID: " (w.permissions) } }
+                    fieldset #ldap {
+                        legend { (w.ldap) }
+                        p.muted { (w.ldap_permissions) }
+                        label for="url" { (w.ldap_url) }
+                        input #url type="text" name="url" value=(f.url) spellcheck="false" placeholder="ldaps://dc1.example.local" aria-describedby="url-hint";
+                        p.muted #url-hint { (w.ldap_url_hint) }
+                        div.forms {
+                            div {
+                                label for="base" { (w.ldap_base) }
+                                input #base type="text" name="base" value=(f.base) spellcheck="false" placeholder="DC=example,DC=local";
+                            }
+                            div {
+                                label for="bind_dn" { (w.ldap_bind) }
+                                input #bind_dn type="text" name="bind_dn" value=(f.bind_dn) spellcheck="false" autocomplete="off" aria-describedby="bind-hint";
+                            }
+                        }
+                        p.muted #bind-hint { (w.ldap_bind_hint) }
+                        label for="password" { (w.ldap_password) }
+                        input #password type="password" name="password" autocomplete="new-password" aria-describedby=[password_set.then_some("password-hint")];
+                        @if password_set { p.muted #password-hint { (w.ldap_password_kept) } }
+                        label for="ca" { (w.ldap_ca) }
+                        textarea #ca name="ca" rows="3" spellcheck="false" class="code" aria-describedby="ca-hint" { (f.ca) }
+                        p.muted #ca-hint { (w.ldap_ca_hint) }
+                    }
                     label for="groups" { (w.groups) }
                     textarea #groups name="groups" rows="3" spellcheck="false" class="code" aria-describedby="groups-hint" {
                         (f.groups)
@@ -664,11 +773,21 @@ pub(crate) async fn save(
         Err(r) => return r,
     };
     let typed = Fields::posted(&pairs);
-    let outcome = match parse_settings(typed.json()) {
-        Ok(settings) => save_settings(&state, &viewer.principal, &found, &settings)
-            .await
-            .map(|()| settings),
-        Err(e) => Err(e),
+    let password = match field(&pairs, "password") {
+        p if p.is_empty() => Ok(None),
+        p => take_password(&mut serde_json::json!({ "password": p })),
+    };
+    let outcome = match (parse_settings(typed.json()), password) {
+        (Ok(settings), Ok(password)) => save_settings(
+            &state,
+            &viewer.principal,
+            &found,
+            &settings,
+            password.as_ref(),
+        )
+        .await
+        .map(|()| settings),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match outcome {
         Ok(_) => {

@@ -405,7 +405,7 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .block.divert{background:#a0341c}.block.info{background:#1f5fa8}a.block{text-decoration:none;min-width:.5rem}a.block:focus{outline:3px solid #f2b600}
 .track .work{position:absolute;top:0;bottom:0;background:#dfe7f1}.hours .scale{position:relative;flex:1;height:1rem;font-size:.75em;color:#4b5563}.hours .scale span{position:absolute}
 tr:target{background:#fff4c2}
-main:has(input[name=kind][value=ews]:checked) .for-graph,main:has(input[name=kind][value=graph]:checked) .for-ews{display:none}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
+main:has(input[name=kind][value=ews]:checked) .for-graph,main:has(input[name=kind][value=graph]:checked) .for-ews{display:none}main:has(#kind option[value=entra]:checked) #ldap{display:none}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
 dl.health{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.6rem;margin:1rem 0}dl.health div{background:#fff;border-radius:.4rem;padding:.6rem .8rem;box-shadow:0 1px 2px #0002}dl.health dt{font-size:.85em;color:#4b5563}dl.health dd{margin:.2rem 0 0;font-size:1.2rem;font-weight:600}
 .crumbs{font-size:.9em;margin:.2rem 0 .4rem}.crumbs a{color:#12355b}
 .pill{display:inline-block;text-decoration:none;padding:.05rem .6rem;border-radius:1rem;font-size:.8rem;font-weight:600;vertical-align:middle}.pill.ok{background:#dcf2e3;color:#1d5e31}.pill.warn{background:#fdf0d5;color:#6b4200}.pill.bad{background:#fbe0da;color:#8a2a15}.pill.off{background:#e5e7eb;color:#374151}

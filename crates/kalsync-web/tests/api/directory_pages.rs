@@ -105,7 +105,12 @@ async fn the_directory_tab_keeps_what_was_typed_and_is_only_for_its_company() {
     let mut on = record.settings.clone();
     on.enabled = true;
     app.store
-        .set_directory(instance_id, Some(&on), jiff::Timestamp::now())
+        .set_directory(
+            instance_id,
+            Some(&on),
+            kalsync_store::DirectorySecret::Keep,
+            jiff::Timestamp::now(),
+        )
         .await
         .expect("on");
     app.store

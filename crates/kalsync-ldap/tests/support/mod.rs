@@ -1,0 +1,2 @@
+//! Test support shared by the LDAP tests and benchmark.
+pub mod slapd;

@@ -1,0 +1,217 @@
+//! Katalog Synk from Active Directory over LDAP, end to end against a real OpenLDAP: an
+//! admin sets the server, the service account and its password, and a group; the run
+//! adds the group's people (nested groups too) with extensions from `ipPhone`, leaves a
+//! disabled account out, and removes a leaver. The password is written, never read back
+//! (nor logged or stored in the clear), and is asked for again when the server or the
+//! account changes — a kept password goes only where it was given for.
+
+#[path = "../../../kalsync-ldap/tests/support/slapd.rs"]
+mod slapd;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use slapd::{Group, Person};
+
+use crate::support::acme::{self, ADMIN, ADMIN_PASSWORD, ANNA};
+use crate::support::sims::anna_at_lunch;
+use crate::support::spawn_app;
+
+const PASSWORD: &str = slapd::READER_PASSWORD;
+
+fn people() -> (Vec<Person>, Vec<Group>) {
+    let mut anna = Person::new("anna", "Anna Andersson", "201");
+    anna.mail = Some(ANNA.into());
+    let mut bo = Person::new("bo", "Bo Berg", "202");
+    bo.mail = Some("bo@acme.example".into());
+    let mut carl = Person::new("carl", "Carl Ek", "203");
+    carl.mail = Some("carl@acme.example".into());
+    carl.disabled = true;
+    let mut dora = Person::new("dora", "Dora Ny", "204");
+    dora.mail = Some("dora@acme.example".into());
+    let groups = vec![
+        Group {
+            cn: "support".into(),
+            people: vec!["dora".into()],
+            groups: vec![],
+        },
+        Group {
+            cn: "sales".into(),
+            people: vec!["anna".into(), "bo".into(), "carl".into()],
+            groups: vec!["support".into()],
+        },
+    ];
+    (vec![anna, bo, carl, dora], groups)
+}
+
+async fn send(
+    http: &(reqwest::Client, String),
+    method: reqwest::Method,
+    url: &str,
+    body: Value,
+) -> (StatusCode, String) {
+    let answer = http
+        .0
+        .request(method, url)
+        .header("x-csrf-token", &http.1)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = answer.status();
+    (status, answer.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn an_instances_users_follow_an_active_directory_group() {
+    let (people, groups) = people();
+    let Some(server) = slapd::start(&people, &groups) else {
+        return;
+    };
+    let (_sim, sim_url, _graph, _) = anna_at_lunch().await;
+    let mut settings = acme::settings(&sim_url);
+    settings.accounts.push(acme::admin());
+    let app = spawn_app(settings).await;
+    let store = app.store();
+    let company = store.companies().await.expect("companies").remove(0);
+    let instance = store
+        .instances(company.id)
+        .await
+        .expect("instances")
+        .remove(0);
+    let (client, me) = app.signed_in_as(ADMIN, ADMIN_PASSWORD).await;
+    let admin = (client, me["csrf"].as_str().expect("csrf").to_owned());
+    let directory = app.url(&format!("/api/v1/instances/{}/directory", instance.id));
+    let settings = |url: &str| {
+        json!({
+            "kind": "ldap",
+            "ldap": {"url": url, "base": slapd::BASE, "bind_dn": slapd::READER, "ca": server.ca_pem},
+            "groups": [slapd::group_dn("sales")],
+            "extension": {"attribute": "ipPhone"},
+            "enabled": true,
+        })
+    };
+
+    // No password: refused, naming the field.
+    let (status, body) = send(
+        &admin,
+        reqwest::Method::PUT,
+        &directory,
+        settings(&server.ldaps),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("\"password\""), "{body}");
+    // With it: saved; the answer says a password is set, and never shows it.
+    let mut with = settings(&server.ldaps);
+    with["password"] = json!(PASSWORD);
+    let (status, body) = send(&admin, reqwest::Method::PUT, &directory, with).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body.contains(PASSWORD), "{body}");
+    let view: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(view["password_set"], true);
+
+    // The check signs in and finds the group.
+    let (status, body) = send(
+        &admin,
+        reqwest::Method::POST,
+        &app.url(&format!("/api/v1/instances/{}/check", instance.id)),
+        json!({"mailbox": ANNA}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("and found 1 group(s)"), "{body}");
+
+    // The run: Anna, Bo and (through support) Dora, with their extensions; Carl is
+    // disabled.
+    let (status, body) = send(
+        &admin,
+        reqwest::Method::POST,
+        &format!("{directory}/run"),
+        json!({"mode": "now"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let users = store.users(instance.id).await.expect("users");
+    let mut seen: Vec<(String, Option<String>)> = users
+        .iter()
+        .map(|u| {
+            (
+                u.email.to_string(),
+                u.extension.as_ref().map(|e| e.to_string()),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (ANNA.to_owned(), Some("201".to_owned())),
+            ("bo@acme.example".to_owned(), Some("202".to_owned())),
+            ("dora@acme.example".to_owned(), Some("204".to_owned())),
+        ],
+        "{body}"
+    );
+
+    // Bo leaves the group: the next run removes him.
+    server.remove_member("sales", "bo").await;
+    let (status, body) = send(
+        &admin,
+        reqwest::Method::POST,
+        &format!("{directory}/run"),
+        json!({"mode": "now"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let users = store.users(instance.id).await.expect("users");
+    assert!(users.iter().all(|u| u.email.as_str() != "bo@acme.example"));
+    assert_eq!(users.len(), 2);
+
+    // Saved again without the password for the same server and account: kept. Another
+    // server (here StartTLS on another port) or another account: asked for again.
+    let (status, body) = send(
+        &admin,
+        reqwest::Method::PUT,
+        &directory,
+        settings(&server.ldaps),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(
+        &admin,
+        reqwest::Method::PUT,
+        &directory,
+        settings(&server.starttls),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("\"password\""), "{body}");
+    let mut other = settings(&server.ldaps);
+    other["ldap"]["bind_dn"] = json!("cn=admin,dc=acme,dc=test");
+    let (status, body) = send(&admin, reqwest::Method::PUT, &directory, other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // A wrong password is a run's error, and removes nobody.
+    let mut wrong = settings(&server.starttls);
+    wrong["password"] = json!("not-it");
+    let (status, body) = send(&admin, reqwest::Method::PUT, &directory, wrong).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(
+        &admin,
+        reqwest::Method::POST,
+        &format!("{directory}/run"),
+        json!({"mode": "now"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("sign_in"), "{body}");
+    assert_eq!(store.users(instance.id).await.expect("users").len(), 2);
+
+    // Nowhere in the database in the clear.
+    let storage = app.halt().await;
+    let contents = storage.contents().await;
+    assert!(
+        !contents.contains(PASSWORD),
+        "the password is sealed at rest"
+    );
+    assert!(!contents.contains("not-it"));
+    storage.remove().await;
+}
