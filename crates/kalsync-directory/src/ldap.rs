@@ -26,16 +26,23 @@ impl LdapServer {
     /// Directory, `user@domain`) and the CA certificates (PEM; none: the system's).
     pub fn parse(url: &str, base: &str, bind_dn: &str, ca: Option<&str>) -> Result<Self, String> {
         let text = url.trim();
-        let parsed = url::Url::parse(text).map_err(|_| {
-            format!("ldap.url: `{text}` is not an address like ldaps://dc1.acme.local")
+        // What was typed is said back only when it cannot hold a password.
+        let said = if text.contains('@') || text.len() > 200 {
+            "the address".to_owned()
+        } else {
+            format!("`{text}`")
+        };
+        let text = &said;
+        let parsed = url::Url::parse(url.trim()).map_err(|_| {
+            format!("ldap.url: {text} is not an address like ldaps://dc1.acme.local")
         })?;
         if !matches!(parsed.scheme(), "ldaps" | "ldap") {
             return Err(format!(
-                "ldap.url: `{text}` must start with ldaps:// (or ldap://, which uses StartTLS)"
+                "ldap.url: {text} must start with ldaps:// (or ldap://, which uses StartTLS)"
             ));
         }
         if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(format!("ldap.url: `{text}` names no server"));
+            return Err(format!("ldap.url: {text} names no server"));
         }
         if !parsed.username().is_empty()
             || parsed.password().is_some()
@@ -44,7 +51,7 @@ impl LdapServer {
             || parsed.fragment().is_some()
         {
             return Err(format!(
-                "ldap.url: `{text}` must be only a server and port (the search base and the account are fields of their own)"
+                "ldap.url: {text} must be only a server and port (the search base and the account are fields of their own)"
             ));
         }
         let base = dn("ldap.base", base)?;
@@ -111,12 +118,14 @@ impl LdapServer {
         self.ca.as_deref()
     }
 
-    /// Whether signing in to `other` is signing in to the same server as the same account
-    /// (a kept password may be used there; otherwise it must be given again).
+    /// Whether signing in to `other` is signing in to the same server, trusted the same
+    /// way, as the same account (a kept password may be used there; otherwise it must be
+    /// given again — a new CA could vouch for another server).
     pub fn same_account(&self, other: &LdapServer) -> bool {
         self.host().eq_ignore_ascii_case(other.host())
             && self.port() == other.port()
             && self.bind_dn == other.bind_dn
+            && self.ca == other.ca
     }
 }
 
@@ -203,6 +212,7 @@ mod tests {
             ("ldaps://", "names no server"),
             ("dc1.acme.local", "not an address"),
             ("ldaps://u:p@dc1", "only a server"),
+            ("ldaps://admin:S3cret@dc1", "the address must"),
             ("ldaps://dc1/DC=acme", "only a server"),
             ("ldapi:///run/slapd", "ldaps://"),
         ] {
@@ -227,5 +237,12 @@ mod tests {
         let c = LdapServer::parse("ldaps://evil.example", "DC=acme", "CN=a", None).expect("c");
         assert!(a.same_account(&b));
         assert!(!a.same_account(&c));
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        let d =
+            LdapServer::parse("ldaps://dc1.acme.local", "DC=acme", "CN=a", Some(pem)).expect("d");
+        assert!(
+            !a.same_account(&d),
+            "another CA could vouch for another server"
+        );
     }
 }

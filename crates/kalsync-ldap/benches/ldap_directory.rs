@@ -44,6 +44,7 @@ fn main() {
                 .map(|i| format!("p{i:05}"))
                 .collect(),
             groups: vec![],
+            unkept: false,
         })
         .collect();
     for middle in 0..10 {
@@ -53,12 +54,14 @@ fn main() {
             groups: (0..10)
                 .map(|k| format!("leaf-{}", middle * 10 + k))
                 .collect(),
+            unkept: false,
         });
     }
     groups.push(Group {
         cn: "all".into(),
         people: vec![],
         groups: (0..10).map(|m| format!("middle-{m}")).collect(),
+        unkept: false,
     });
     let loaded = Instant::now();
     let Some(server) = slapd::start(&persons, &groups) else {

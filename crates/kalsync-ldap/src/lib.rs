@@ -24,8 +24,16 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 /// How many groups (the named and those nested in them) one read follows.
 pub const MAX_GROUPS: usize = 2000;
-/// The most bytes the server may send in one read.
-pub const MAX_READ_BYTES: u64 = 512 * 1024 * 1024;
+/// The most bytes the server may send in one read (200,000 people at well under 1 KB
+/// each).
+pub const MAX_READ_BYTES: u64 = 256 * 1024 * 1024;
+/// The longest one read (or check) may take: a slow or dripping server is cut off.
+pub const READ_LIMIT: Duration = Duration::from_secs(120);
+/// How many LDAP reads one node runs at once (the others wait): whatever servers
+/// companies name, they share a node's memory and connections.
+const READS_AT_ONCE: usize = 4;
+static READS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(READS_AT_ONCE));
 /// Entries asked for in one page.
 const PAGE: i32 = 500;
 /// The longest attribute value taken; a longer one counts as absent.
@@ -33,10 +41,13 @@ const MAX_VALUE: usize = 256;
 /// Object classes that make an entry a group whose members are followed.
 const GROUP_CLASSES: [&str; 3] = ["group", "groupofnames", "groupofuniquenames"];
 /// Object classes that make an entry a person (Active Directory's computers are
-/// `user`s too, and are left out).
+/// `user`s too, and its contacts `person`s: both are left out).
 const PERSON_CLASSES: [&str; 3] = ["person", "inetorgperson", "user"];
+/// Object classes that are never a person.
+const NOT_PEOPLE: [&str; 2] = ["computer", "contact"];
 
 /// An LDAP directory, as an instance's settings name it, with its account's password.
+#[derive(Clone)]
 pub struct LdapDirectory {
     server: LdapServer,
     password: SecretString,
@@ -86,21 +97,58 @@ impl LdapDirectory {
 
     /// The connection check: signs in and finds every group; what it found.
     pub async fn check(&self, groups: &[GroupRef]) -> Result<String, DirectoryError> {
-        let mut session = self.sign_in().await?;
-        let result = async {
-            for group in groups {
-                session.group_exists(group).await?;
+        let groups = groups.to_vec();
+        self.contained(move |this| async move {
+            let mut session = this.sign_in().await?;
+            let mut result = Ok(());
+            for group in &groups {
+                result = session.group_exists(group).await;
+                if result.is_err() {
+                    break;
+                }
             }
-            Ok(format!(
-                "signed in to {} as {} and found {} group(s)",
-                self.server.host(),
-                self.server.bind_dn(),
-                groups.len()
-            ))
+            session.close().await;
+            result.map(|()| {
+                format!(
+                    "signed in to {} as {} and found {} group(s)",
+                    this.server.host(),
+                    this.server.bind_dn(),
+                    groups.len()
+                )
+            })
+        })
+        .await
+    }
+
+    /// Runs `work` on its own task, one of at most [`READS_AT_ONCE`] on the node, for at
+    /// most [`READ_LIMIT`]: a panic in the LDAP library (it has `expect`s on what a
+    /// server sends) is this read's error, not the caller's, and a server that drips
+    /// its answer is cut off.
+    async fn contained<T, F, Fut>(&self, work: F) -> Result<T, DirectoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(LdapDirectory) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DirectoryError>> + Send + 'static,
+    {
+        let _turn = READS
+            .acquire()
+            .await
+            .map_err(|e| DirectoryError::Unreachable(e.to_string()))?;
+        let task = tokio::spawn(work(self.clone()));
+        let abort = task.abort_handle();
+        match tokio::time::timeout(READ_LIMIT, task).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(_)) => Err(DirectoryError::Protocol(
+                "the server sent an answer that cannot be read".into(),
+            )),
+            Err(_) => {
+                abort.abort();
+                Err(DirectoryError::Unreachable(format!(
+                    "the read took longer than {} s and was stopped",
+                    READ_LIMIT.as_secs()
+                )))
+            }
         }
-        .await;
-        session.close().await;
-        result
     }
 
     /// Connects, secures and signs in.
@@ -216,6 +264,7 @@ impl Session {
         each: &mut (dyn FnMut(SearchEntry) -> Result<(), DirectoryError> + Send),
     ) -> Result<(), DirectoryError> {
         let filter = format!("(memberOf={})", ldap3::ldap_escape(group));
+        let mut found = 0usize;
         let adapters: Vec<Box<dyn Adapter<String, Vec<String>>>> = vec![
             Box::new(EntriesOnly::new()),
             Box::new(PagedResults::new(PAGE)),
@@ -236,7 +285,10 @@ impl Session {
             .map_err(|e| self.failed(e))?;
         loop {
             match search.next().await {
-                Ok(Some(entry)) => each(entry_of(entry)?)?,
+                Ok(Some(entry)) => {
+                    found += 1;
+                    each(entry_of(entry)?)?;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     let _ = search.finish().await;
@@ -246,9 +298,33 @@ impl Session {
         }
         let done = search.finish().await;
         match done.rc {
+            0 if found == 0 => self.no_member_of(group).await,
             0 => Ok(()),
             rc => Err(self.refused(rc, &done.text)),
         }
+    }
+
+    /// A group no entry names in `memberOf`: fine when it has no members; an error when
+    /// it has (the server does not keep `memberOf` — OpenLDAP without its `memberof`
+    /// overlay — or the account may not see them): read as empty, everyone would go.
+    async fn no_member_of(&mut self, group: &str) -> Result<(), DirectoryError> {
+        let has = self
+            .ldap
+            .with_timeout(self.timeout)
+            .search(
+                group,
+                Scope::Base,
+                "(|(member=*)(uniqueMember=*))",
+                vec!["1.1"],
+            )
+            .await
+            .map_err(|e| self.failed(e))?;
+        if has.1.rc == 0 && !has.0.is_empty() {
+            return Err(DirectoryError::Protocol(format!(
+                "{group} has members, but no entry the account can read names it in memberOf (the server must keep memberOf: Active Directory does; OpenLDAP needs its memberof overlay)"
+            )));
+        }
+        Ok(())
     }
 
     /// Signs out and closes (the relay ends with it).
@@ -326,7 +402,7 @@ fn kind(entry: &SearchEntry) -> Kind {
     let has = |set: &[&str]| classes.iter().any(|c| set.contains(&c.as_str()));
     if has(&GROUP_CLASSES) {
         Kind::Group
-    } else if has(&PERSON_CLASSES) && !has(&["computer"]) {
+    } else if has(&PERSON_CLASSES) && !has(&NOT_PEOPLE) {
         Kind::Person
     } else {
         Kind::Other
@@ -452,10 +528,14 @@ impl Directory for LdapDirectory {
         attributes: &[String],
         _state: serde_json::Value,
     ) -> Result<Read, DirectoryError> {
-        let mut session = self.sign_in().await?;
-        let read = self.read_all(&mut session, groups, attributes).await;
-        session.close().await;
-        read
+        let (groups, attributes) = (groups.to_vec(), attributes.to_vec());
+        self.contained(move |this| async move {
+            let mut session = this.sign_in().await?;
+            let read = this.read_all(&mut session, &groups, &attributes).await;
+            session.close().await;
+            read
+        })
+        .await
     }
 }
 
@@ -517,6 +597,17 @@ mod tests {
             &[("objectClass", &["top", "person", "user", "computer"])],
         );
         assert!(matches!(kind(&c), Kind::Other));
+        let contact = entry(
+            "CN=Supplier,DC=acme",
+            &[(
+                "objectClass",
+                &["top", "person", "organizationalPerson", "contact"],
+            )],
+        );
+        assert!(
+            matches!(kind(&contact), Kind::Other),
+            "a contact is not a user"
+        );
         let long = "1".repeat(MAX_VALUE + 1);
         let p = entry(
             "uid=b,DC=acme",

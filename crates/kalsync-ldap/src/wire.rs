@@ -4,10 +4,13 @@
 //!
 //! Written by hand because `ldap3` bounds nothing a server sends (one message may be as
 //! large as its length field says, and is parsed again on every read until complete) and
-//! panics on some malformed messages. The relay sits between the TLS stream and
-//! `ldap3` (over a socket pair); it frames each message by its BER header, refuses one
-//! larger than [`MAX_MESSAGE`] or a read larger than the caller's byte budget, and closes
-//! the connection — `ldap3` then fails its operation, and the reader says why.
+//! panics on some malformed messages; its BER parser recurses once per nesting level, so
+//! a deep enough message overflows the stack and aborts the whole process. The relay
+//! sits between the TLS stream and `ldap3` (over a socket pair); it frames each message
+//! by its BER header and walks it without recursion before handing it on, refusing one
+//! larger than [`MAX_MESSAGE`], nested deeper than [`MAX_DEPTH`] or with more than
+//! [`MAX_ELEMENTS`] parts, and a read larger than the caller's byte budget; then it
+//! closes the connection — `ldap3` fails its operation, and the reader says why.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,8 +19,13 @@ use kalsync_directory::{DirectoryError, LdapServer};
 use kalsync_outbound::OutboundPolicy;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-/// The largest single message a server may send.
-pub(crate) const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+/// The largest single message a server may send (an entry with the few attributes a
+/// read asks for is a few hundred bytes).
+pub(crate) const MAX_MESSAGE: usize = 256 * 1024;
+/// The deepest nesting of one message (a search entry is five levels deep).
+pub(crate) const MAX_DEPTH: usize = 12;
+/// The most BER elements in one message.
+pub(crate) const MAX_ELEMENTS: usize = 20_000;
 
 /// Why the relay closed the connection, when it was the relay.
 #[derive(Clone, Default)]
@@ -230,6 +238,50 @@ fn frame(buf: &[u8], max: usize) -> Result<Option<usize>, String> {
     }
 }
 
+/// Walks one whole message's BER elements without recursion: every length within its
+/// parent, single-byte tags, definite lengths, at most [`MAX_DEPTH`] levels and
+/// [`MAX_ELEMENTS`] elements.
+fn walk(message: &[u8]) -> Result<(), String> {
+    let mut ends: Vec<usize> = vec![message.len()];
+    let mut pos = 0;
+    let mut elements = 0;
+    while pos < message.len() {
+        while ends.last().is_some_and(|end| pos == *end) {
+            ends.pop();
+        }
+        let parent = *ends
+            .last()
+            .ok_or("an LDAP message with bytes after its end")?;
+        let tag = message[pos];
+        if tag & 0x1f == 0x1f {
+            return Err("an LDAP message with a long-form tag".into());
+        }
+        let (header, len) = length(message.get(pos + 1..parent).unwrap_or_default())
+            .ok_or("an LDAP message with an unreadable length")?;
+        let start = pos + 1 + header;
+        let end = start
+            .checked_add(len)
+            .filter(|e| *e <= parent)
+            .ok_or("an LDAP message with a part longer than what holds it")?;
+        elements += 1;
+        if elements > MAX_ELEMENTS {
+            return Err(format!("an LDAP message of more than {MAX_ELEMENTS} parts"));
+        }
+        if tag & 0x20 != 0 {
+            if ends.len() > MAX_DEPTH {
+                return Err(format!(
+                    "an LDAP message nested deeper than {MAX_DEPTH} levels"
+                ));
+            }
+            ends.push(end);
+            pos = start;
+        } else {
+            pos = end;
+        }
+    }
+    Ok(())
+}
+
 /// Moves bytes both ways: what `ldap3` sends goes out as it is; what the server sends
 /// comes in whole messages, within the limits.
 async fn relay<S>(
@@ -267,6 +319,9 @@ async fn relay<S>(
                 match frame(&pending, MAX_MESSAGE) {
                     Err(why) => return closed.set(why),
                     Ok(Some(n)) if pending.len() >= n => {
+                        if let Err(why) = walk(&pending[..n]) {
+                            return closed.set(why);
+                        }
                         if client_out.write_all(&pending[..n]).await.is_err() {
                             return;
                         }
@@ -356,6 +411,20 @@ mod tests {
         let (got, why) = relayed(huge, MAX_READ).await;
         assert_eq!(got, bind, "only the whole first message");
         assert!(why.is_some_and(|w| w.contains("at most")));
+        // A message nested deeper than anything LDAP sends (the library's parser would
+        // recurse once a level) is not handed on.
+        let mut deep = b"\x04\x00".to_vec();
+        for _ in 0..40 {
+            let mut outer = vec![0x30, 0x82];
+            outer.extend_from_slice(&(deep.len() as u16).to_be_bytes());
+            outer.extend_from_slice(&deep);
+            deep = outer;
+        }
+        let mut sent = bind.clone();
+        sent.extend_from_slice(&deep);
+        let (got, why) = relayed(sent, MAX_READ).await;
+        assert_eq!(got, bind);
+        assert!(why.is_some_and(|w| w.contains("deeper")));
         // Many small messages past the read's budget.
         let many: Vec<u8> = bind
             .iter()
@@ -373,6 +442,41 @@ mod tests {
     }
 
     const MAX_READ: u64 = 1 << 30;
+
+    #[test]
+    fn a_message_is_walked_without_recursion_and_bounded() {
+        let bind = b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00";
+        assert_eq!(walk(bind), Ok(()));
+        // A search entry: SEQ { id, [APP 4] { dn, SEQ { SEQ { type, SET { value } } } } }.
+        let entry = b"\x30\x1a\x02\x01\x02\x64\x15\x04\x03cn=\x30\x0e\x30\x0c\x04\x02cn\x31\x06\x04\x04Anna";
+        assert_eq!(walk(entry), Ok(()));
+        // 200,000 levels deep (what overflowed the library's recursive parser).
+        let mut deep = Vec::new();
+        for _ in 0..200_000 {
+            deep.extend_from_slice(b"\x30\x80");
+        }
+        assert!(walk(&deep).is_err());
+        let mut nested = b"\x04\x00".to_vec();
+        for _ in 0..20 {
+            let mut outer = vec![0x30, 0x81, nested.len() as u8];
+            if nested.len() > 255 {
+                break;
+            }
+            outer.extend_from_slice(&nested);
+            nested = outer;
+        }
+        assert!(walk(&nested).expect_err("too deep").contains("deeper"));
+        // A part that claims more than its parent holds.
+        assert!(walk(b"\x30\x05\x04\x09abcd").is_err());
+        // Too many parts.
+        let many: Vec<u8> = std::iter::repeat_n([0x04u8, 0x00], MAX_ELEMENTS + 1)
+            .flatten()
+            .collect();
+        let mut msg = vec![0x30, 0x83];
+        msg.extend_from_slice(&(many.len() as u32).to_be_bytes()[1..]);
+        msg.extend_from_slice(&many);
+        assert!(walk(&msg).expect_err("too many").contains("parts"));
+    }
 
     #[test]
     fn the_starttls_request_and_answer_are_read() {

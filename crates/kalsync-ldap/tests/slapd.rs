@@ -49,16 +49,19 @@ fn company() -> (Vec<Person>, Vec<Group>) {
             cn: "sales".into(),
             people: uids(0..700),
             groups: vec![],
+            unkept: false,
         },
         Group {
             cn: "support".into(),
             people: uids(500..1200),
             groups: vec!["all".into()],
+            unkept: false,
         },
         Group {
             cn: "all".into(),
             people: vec![],
             groups: vec!["sales".into(), "support".into()],
+            unkept: false,
         },
     ];
     (people, groups)
@@ -140,6 +143,7 @@ async fn the_next_read_sees_who_left_and_what_changed() {
             cn: "sales".into(),
             people: (0..20).map(|i| format!("p{i:04}")).collect(),
             groups: vec![],
+            unkept: false,
         }],
     ) else {
         return;
@@ -182,6 +186,7 @@ async fn refusals_say_what_is_wrong() {
         cn: "sales".into(),
         people: vec!["anna".into()],
         groups: vec![],
+        unkept: false,
     }];
     let Some(server) = slapd::start(&people, &groups) else {
         return;
@@ -236,6 +241,36 @@ async fn refusals_say_what_is_wrong() {
 }
 
 #[tokio::test]
+async fn a_group_whose_members_carry_no_member_of_is_an_error_not_an_empty_group() {
+    // OpenLDAP without its memberof overlay: the group has members, and no entry names
+    // it in memberOf. Read as empty, every user would be removed.
+    let people = vec![Person::new("anna", "Anna", "1234")];
+    let groups = vec![
+        Group {
+            cn: "legacy".into(),
+            people: vec!["anna".into()],
+            groups: vec![],
+            unkept: true,
+        },
+        Group {
+            cn: "empty".into(),
+            people: vec![],
+            groups: vec!["legacy".into()],
+            unkept: true,
+        },
+    ];
+    let Some(server) = slapd::start(&people, &groups) else {
+        return;
+    };
+    let dir = reader(&server.ldaps, Some(&server.ca_pem), READER_PASSWORD);
+    let e = dir
+        .read(&[group("legacy")], &[], serde_json::Value::Null)
+        .await
+        .expect_err("not kept");
+    assert!(e.to_string().contains("memberOf"), "{e}");
+}
+
+#[tokio::test]
 async fn a_server_that_refuses_starttls_is_sent_no_password() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -268,4 +303,54 @@ async fn a_server_that_refuses_starttls_is_sent_no_password() {
         "nothing more is sent"
     );
     assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test]
+async fn an_answer_the_ldap_library_panics_on_is_the_reads_error() {
+    // An LDAPS server whose bind answer carries a diagnostic message that is not UTF-8:
+    // the LDAP library `expect`s it to be. The panic is this read's error, not the
+    // caller's (the worker every company's directories run on).
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
+    )
+    .expect("config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut tls = acceptor.accept(tcp).await.expect("tls");
+        let mut buf = vec![0u8; 1024];
+        let _ = tls.read(&mut buf).await;
+        let _ = tls
+            .write_all(b"\x30\x0f\x02\x01\x01\x61\x0a\x0a\x01\x00\x04\x00\x04\x03\xff\xfe\xfd")
+            .await;
+        let _ = tls.flush().await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    });
+    let dir = reader(
+        &format!("ldaps://127.0.0.1:{port}"),
+        Some(&cert.pem()),
+        READER_PASSWORD,
+    );
+    let e = dir
+        .read(&[group("sales")], &[], serde_json::Value::Null)
+        .await
+        .expect_err("unreadable");
+    assert!(matches!(e, DirectoryError::Protocol(_)), "{e}");
 }

@@ -324,7 +324,8 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                         .set_directory(
                             instance.id,
                             Some(directory),
-                            kalsync_store::DirectorySecret::Keep,
+                            // Entra ID only here: no password.
+                            kalsync_store::DirectorySecret::Clear,
                             jiff::Timestamp::now(),
                         )
                         .await?;

@@ -28,6 +28,8 @@ const PROBLEMS_KEPT: usize = 200;
 const ACTOR: &str = "directory";
 /// The longest one run may take; past it, it stops and changes nothing more.
 const RUN_LIMIT: Duration = Duration::from_secs(10 * 60);
+/// How many scheduled runs one node makes at once.
+const RUNS_AT_ONCE: usize = 4;
 
 pub use kalsync_web::DirectoryMode as Mode;
 
@@ -121,7 +123,7 @@ impl DirectorySync {
                 return 0;
             }
         };
-        let mut ran = 0;
+        let mut taken = Vec::new();
         for record in due {
             // Spread over a tenth of the interval, so many companies' directories do
             // not all read at the same moment.
@@ -133,26 +135,34 @@ impl DirectorySync {
                 .claim_directory(record.instance, record.next_run, next)
                 .await
             {
-                Ok(true) => {
-                    // The due list leaves the state out: read it for the run.
-                    match self.store.directory(record.instance).await {
-                        Ok(Some(full)) => {
-                            self.run_one(full, now, Mode::Now).await;
-                            ran += 1;
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::warn!(instance = %record.instance, error = %e, "a directory cannot be read")
-                        }
-                    }
-                }
+                Ok(true) => taken.push(record.instance),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(instance = %record.instance, error = %e, "a directory cannot be taken")
                 }
             }
         }
-        ran
+        // A few at once: one company's slow directory (each read is bounded in time)
+        // does not hold back every other company's.
+        use futures_util::StreamExt as _;
+        futures_util::stream::iter(taken)
+            .map(|instance| async move {
+                // The due list leaves the state out: read it for the run.
+                match self.store.directory(instance).await {
+                    Ok(Some(full)) => {
+                        self.run_one(full, now, Mode::Now).await;
+                        1
+                    }
+                    Ok(None) => 0,
+                    Err(e) => {
+                        tracing::warn!(instance = %instance, error = %e, "a directory cannot be read");
+                        0
+                    }
+                }
+            })
+            .buffer_unordered(RUNS_AT_ONCE)
+            .fold(0, |ran, one| async move { ran + one })
+            .await
     }
 
     /// Runs an instance's directory now (a dry run, or applied): what it did.

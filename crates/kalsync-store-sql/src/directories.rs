@@ -87,10 +87,11 @@ impl SqlStore {
         };
         // One statement: the settings and the password they go with change together.
         let (sql, sealed) = match password {
-            DirectorySecret::Keep => (
-                "INSERT INTO directories (instance_id, settings, next_run_ms, password) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (instance_id) DO UPDATE SET settings = excluded.settings, next_run_ms = excluded.next_run_ms",
-                None,
+            DirectorySecret::Keep(judged) => (
+                "INSERT INTO directories (instance_id, settings, next_run_ms, password) VALUES ($1, $2, $3, NULL) \
+                 ON CONFLICT (instance_id) DO UPDATE SET settings = excluded.settings, next_run_ms = excluded.next_run_ms, \
+                 password = CASE WHEN directories.settings = $4 THEN directories.password ELSE NULL END",
+                Some(text(serde_json::to_string(judged), "directory settings")?),
             ),
             DirectorySecret::Set(p) => (
                 "INSERT INTO directories (instance_id, settings, next_run_ms, password) VALUES ($1, $2, $3, $4) \

@@ -67,6 +67,8 @@ pub struct Group {
     pub cn: String,
     pub people: Vec<String>,
     pub groups: Vec<String>,
+    /// Its members carry no `memberOf` for it (a server without the overlay).
+    pub unkept: bool,
 }
 
 pub fn group_dn(cn: &str) -> String {
@@ -138,7 +140,7 @@ fn ldif_value(out: &mut String, attr: &str, value: &str) {
 /// would keep it (slapadd runs no overlays).
 pub fn ldif(people: &[Person], groups: &[Group]) -> String {
     let mut member_of: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for g in groups {
+    for g in groups.iter().filter(|g| !g.unkept) {
         for p in &g.people {
             member_of
                 .entry(format!("uid={p},ou=people,{BASE}"))

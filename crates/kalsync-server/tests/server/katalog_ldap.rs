@@ -33,11 +33,13 @@ fn people() -> (Vec<Person>, Vec<Group>) {
             cn: "support".into(),
             people: vec!["dora".into()],
             groups: vec![],
+            unkept: false,
         },
         Group {
             cn: "sales".into(),
             people: vec!["anna".into(), "bo".into(), "carl".into()],
             groups: vec!["support".into()],
+            unkept: false,
         },
     ];
     (vec![anna, bo, carl, dora], groups)

@@ -19,13 +19,13 @@ pub(crate) async fn directories(c: &Cast<'_>) {
         s.set_directory(
             InstanceId::new(),
             Some(&settings),
-            DirectorySecret::Keep,
+            DirectorySecret::Clear,
             now
         )
         .await,
         Err(StoreError::NotFound(_))
     ));
-    s.set_directory(c.instance.id, Some(&settings), DirectorySecret::Keep, now)
+    s.set_directory(c.instance.id, Some(&settings), DirectorySecret::Clear, now)
         .await
         .expect("set");
     let record = s
@@ -102,7 +102,7 @@ pub(crate) async fn directories(c: &Cast<'_>) {
 
     // New settings: due at once, the state kept.
     settings.enabled = true;
-    s.set_directory(c.instance.id, Some(&settings), DirectorySecret::Keep, next)
+    s.set_directory(c.instance.id, Some(&settings), DirectorySecret::Clear, next)
         .await
         .expect("set");
     let record = s
@@ -179,9 +179,14 @@ pub(crate) async fn directories(c: &Cast<'_>) {
         due.iter().all(|d| d.password.is_none()),
         "not in the due list"
     );
-    s.set_directory(c.instance.id, Some(&ldap), DirectorySecret::Keep, now)
-        .await
-        .expect("kept");
+    s.set_directory(
+        c.instance.id,
+        Some(&ldap),
+        DirectorySecret::Keep(&ldap),
+        now,
+    )
+    .await
+    .expect("kept");
     assert_eq!(
         password(s.directory(c.instance.id).await.expect("read")).as_deref(),
         Some("first-p4ss")
@@ -208,7 +213,7 @@ pub(crate) async fn directories(c: &Cast<'_>) {
     );
 
     // Removed.
-    s.set_directory(c.instance.id, None, DirectorySecret::Keep, now)
+    s.set_directory(c.instance.id, None, DirectorySecret::Clear, now)
         .await
         .expect("remove");
     assert!(s.directory(c.instance.id).await.expect("read").is_none());

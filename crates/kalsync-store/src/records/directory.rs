@@ -74,8 +74,10 @@ pub struct UserProfile {
 /// What saving a directory's settings does with its stored password.
 #[derive(Debug, Clone, Copy)]
 pub enum DirectorySecret<'a> {
-    /// Leaves it as it is.
-    Keep,
+    /// Keeps it while the stored settings are still these (the ones the caller judged
+    /// the password may go on with); when another save came between, it is removed and
+    /// must be given again — never kept for settings it was not judged for.
+    Keep(&'a DirectorySettings),
     /// Stores this one (sealed).
     Set(&'a SecretString),
     /// Removes it.

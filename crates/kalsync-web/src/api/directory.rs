@@ -141,7 +141,7 @@ pub(crate) fn take_password(
 fn password_change<'a>(
     settings: &DirectorySettings,
     given: Option<&'a SecretString>,
-    stored: Option<&kalsync_store::DirectoryRecord>,
+    stored: Option<&'a kalsync_store::DirectoryRecord>,
 ) -> Result<DirectorySecret<'a>, ApiError> {
     let Some(server) = settings.ldap.as_ref() else {
         return Ok(DirectorySecret::Clear);
@@ -149,15 +149,16 @@ fn password_change<'a>(
     if let Some(p) = given {
         return Ok(DirectorySecret::Set(p));
     }
-    let same = stored.is_some_and(|r| {
+    let same = stored.filter(|r| {
         r.password.is_some()
             && r.settings
                 .ldap
                 .as_ref()
                 .is_some_and(|old| old.same_account(server))
     });
-    if same {
-        Ok(DirectorySecret::Keep)
+    if let Some(judged) = same {
+        // Kept only if nobody saved other settings since they were read here.
+        Ok(DirectorySecret::Keep(&judged.settings))
     } else {
         Err(ApiError::invalid(
             "password",

@@ -268,8 +268,8 @@ fn problem(lang: Lang, p: &Problem) -> String {
 /// A run's error, in `lang`, with the fix.
 fn error_text(lang: Lang, code: &str, message: &str) -> String {
     match (lang, code) {
-        (Lang::Sv, "group_not_found") => "En grupp finns inte eller har tagits bort. Kontrollera gruppens objekt-id i Entra (Grupper → gruppen → Översikt). Ingen har tagits bort.".into(),
-        (Lang::Sv, "permission") => "Appen får inte läsa katalogen. Ge den programbehörigheterna GroupMember.Read.All och User.Read.All och bevilja administratörsmedgivande. Ingen har tagits bort.".into(),
+        (Lang::Sv, "group_not_found") => "En grupp finns inte eller har tagits bort. Kontrollera gruppens objekt-id i Entra (Grupper → gruppen → Översikt) eller gruppens DN i Active Directory. Ingen har tagits bort.".into(),
+        (Lang::Sv, "permission") => "Katalogen får inte läsas. Entra ID: ge appen programbehörigheterna GroupMember.Read.All och User.Read.All och bevilja administratörsmedgivande. Active Directory: ge tjänstekontot läsrätt till personer och grupper under sökbasen. Ingen har tagits bort.".into(),
         (Lang::Sv, "sign_in") => "Inloggningen misslyckades: kontrollera tjänstekontot och lösenordet (Active Directory) eller instansens anslutning (Entra ID, fliken Anslutning och namn). Ingen har tagits bort.".into(),
         (Lang::Sv, "certificate") => "Katalogserverns certifikat är inte betrott: klistra in företagets CA-certifikat (PEM) i inställningarna. Ingen har tagits bort.".into(),
         (Lang::Sv, "protocol") => format!("Katalogservern svarade oväntat: {message}. Ingen har tagits bort."),
@@ -522,26 +522,20 @@ fn directory_page(
                         @if graph { option value="entra" selected[!f.ldap] { (w.kind_entra) } }
                         option value="ldap" selected[f.ldap || !graph] { (w.kind_ldap) }
                     }
-                    @if graph { p.muted { "Entra ID: " (w.permissions) } }
+                    @if graph { p.muted #entra-permissions { "Entra ID: " (w.permissions) } }
                     fieldset #ldap {
                         legend { (w.ldap) }
                         p.muted { (w.ldap_permissions) }
                         label for="url" { (w.ldap_url) }
                         input #url type="text" name="url" value=(f.url) spellcheck="false" placeholder="ldaps://dc1.example.local" aria-describedby="url-hint";
                         p.muted #url-hint { (w.ldap_url_hint) }
-                        div.forms {
-                            div {
-                                label for="base" { (w.ldap_base) }
-                                input #base type="text" name="base" value=(f.base) spellcheck="false" placeholder="DC=example,DC=local";
-                            }
-                            div {
-                                label for="bind_dn" { (w.ldap_bind) }
-                                input #bind_dn type="text" name="bind_dn" value=(f.bind_dn) spellcheck="false" autocomplete="off" aria-describedby="bind-hint";
-                            }
-                        }
+                        label for="base" { (w.ldap_base) }
+                        input #base type="text" name="base" value=(f.base) spellcheck="false" placeholder="DC=example,DC=local";
+                        label for="bind_dn" { (w.ldap_bind) }
+                        input #bind_dn type="text" name="bind_dn" value=(f.bind_dn) spellcheck="false" autocomplete="off" aria-describedby="bind-hint";
                         p.muted #bind-hint { (w.ldap_bind_hint) }
                         label for="password" { (w.ldap_password) }
-                        input #password type="password" name="password" autocomplete="new-password" aria-describedby=[password_set.then_some("password-hint")];
+                        input #password type="password" name="password" autocomplete="off" aria-describedby=[password_set.then_some("password-hint")];
                         @if password_set { p.muted #password-hint { (w.ldap_password_kept) } }
                         label for="ca" { (w.ldap_ca) }
                         textarea #ca name="ca" rows="3" spellcheck="false" class="code" aria-describedby="ca-hint" { (f.ca) }
@@ -793,8 +787,18 @@ pub(crate) async fn save(
         Ok(_) => {
             Redirect::to(&format!("/instances/{}/directory?saved=1", found.id)).into_response()
         }
-        Err(ApiError::Invalid { field, message }) => {
-            let text = setting_problem(viewer.lang, &field, &message);
+        Err(ApiError::Invalid {
+            field: named,
+            message,
+        }) => {
+            let mut text = setting_problem(viewer.lang, &named, &message);
+            // A typed password is never sent back: say it was not saved.
+            if !field(&pairs, "password").is_empty() {
+                text.push_str(match viewer.lang {
+                    Lang::Sv => " Lösenordet sparades inte: ange det igen.",
+                    Lang::En => " The password was not saved: enter it again.",
+                });
+            }
             refused_page(
                 &state,
                 &viewer,

@@ -392,12 +392,12 @@ a.button{display:inline-block;padding:.55rem 1rem;border:1px solid #8a8f98;borde
 main{padding:1.2rem;max-width:70rem}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #e3e6ea}
 th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color:#2d7a3e}
-.bad{color:#a0341c;font-weight:bold}.muted{color:#6b7280}
+.bad{color:#a0341c;font-weight:bold}.muted{color:#6b7280;overflow-wrap:anywhere}
 .card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
 label{display:block;margin:.6rem 0 .2rem}input[type=email],input[type=password],input[type=search]{width:100%;padding:.4rem;box-sizing:border-box}
 button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}button.danger{background:#a0341c;color:#fff;border:1px solid #7d2814;border-radius:4px;padding:.55rem 1rem;font-weight:600}
 .code{font-family:ui-monospace,monospace;font-size:.9em}pre.error{white-space:pre-wrap}
-.forms{display:flex;gap:1rem;flex-wrap:wrap;margin-top:1rem}textarea,input[type=text]{width:100%;box-sizing:border-box;padding:.4rem}
+.forms{display:flex;gap:1rem;flex-wrap:wrap;margin-top:1rem}textarea,input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.4rem}
 td form.inline button{margin:0}.booking{font-size:.9em}
 .timebar{background:#fff;padding:.6rem;border-radius:.4rem}.day{display:flex;align-items:center;gap:.6rem;margin:.2rem 0}
 .date{width:6.5rem;font-size:.85em;color:#6b7280}.track{position:relative;flex:1;height:1.4rem;background:#eef1f4;border-radius:.2rem}
@@ -405,7 +405,7 @@ td form.inline button{margin:0}.booking{font-size:.9em}
 .block.divert{background:#a0341c}.block.info{background:#1f5fa8}a.block{text-decoration:none;min-width:.5rem}a.block:focus{outline:3px solid #f2b600}
 .track .work{position:absolute;top:0;bottom:0;background:#dfe7f1}.hours .scale{position:relative;flex:1;height:1rem;font-size:.75em;color:#4b5563}.hours .scale span{position:absolute}
 tr:target{background:#fff4c2}
-main:has(input[name=kind][value=ews]:checked) .for-graph,main:has(input[name=kind][value=graph]:checked) .for-ews{display:none}main:has(#kind option[value=entra]:checked) #ldap{display:none}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
+main:has(input[name=kind][value=ews]:checked) .for-graph,main:has(input[name=kind][value=graph]:checked) .for-ews{display:none}main:has(#kind option[value=entra]:checked) #ldap,main:has(#kind option[value=ldap]:checked) #entra-permissions{display:none}.now{position:absolute;top:-.2rem;bottom:-.2rem;width:2px;background:#1b1f24}
 dl.health{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.6rem;margin:1rem 0}dl.health div{background:#fff;border-radius:.4rem;padding:.6rem .8rem;box-shadow:0 1px 2px #0002}dl.health dt{font-size:.85em;color:#4b5563}dl.health dd{margin:.2rem 0 0;font-size:1.2rem;font-weight:600}
 .crumbs{font-size:.9em;margin:.2rem 0 .4rem}.crumbs a{color:#12355b}
 .pill{display:inline-block;text-decoration:none;padding:.05rem .6rem;border-radius:1rem;font-size:.8rem;font-weight:600;vertical-align:middle}.pill.ok{background:#dcf2e3;color:#1d5e31}.pill.warn{background:#fdf0d5;color:#6b4200}.pill.bad{background:#fbe0da;color:#8a2a15}.pill.off{background:#e5e7eb;color:#374151}

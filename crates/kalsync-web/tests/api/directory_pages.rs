@@ -108,7 +108,7 @@ async fn the_directory_tab_keeps_what_was_typed_and_is_only_for_its_company() {
         .set_directory(
             instance_id,
             Some(&on),
-            kalsync_store::DirectorySecret::Keep,
+            kalsync_store::DirectorySecret::Clear,
             jiff::Timestamp::now(),
         )
         .await
@@ -167,4 +167,85 @@ async fn the_directory_tab_keeps_what_was_typed_and_is_only_for_its_company() {
             .as_str(),
         "sales"
     );
+}
+
+#[tokio::test]
+async fn an_active_directory_is_set_on_the_tab_and_its_password_never_shown() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let id = graph_instance(&admin, app.acme).await;
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let url = format!("{}/instances/{id}/directory", app.base);
+    let page = page_at(&sv, url.clone()).await;
+    assert!(page.contains("Active Directory (LDAP)"), "{page}");
+    let csrf = form_token(&page);
+    let form = |password: &'static str, server: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("kind", "ldap".to_owned()),
+            ("url", server.to_owned()),
+            ("base", "DC=acme,DC=example".to_owned()),
+            ("bind_dn", "kalsync@acme.example".to_owned()),
+            ("password", password.to_owned()),
+            ("groups", "CN=Sälj,OU=Grupper,DC=acme,DC=example".to_owned()),
+            ("attribute", "ipPhone".to_owned()),
+            ("cut", "whole".to_owned()),
+            ("every", "1h".to_owned()),
+            ("grace", "0s".to_owned()),
+            ("manual", "keep".to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let sv = sv.clone();
+        let url = url.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = post_form(&sv, &url, &fields).await;
+            (answer.status(), answer.text().await.expect("html"))
+        }
+    };
+    // No password yet: refused in Swedish, what was typed kept.
+    let (status, refused) = post(form("", "ldaps://dc1.acme.example")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.contains("tjänstekontots lösenord"), "{refused}");
+    assert!(
+        refused.contains("value=\"ldaps://dc1.acme.example\""),
+        "{refused}"
+    );
+    // Plain LDAP without TLS is not a choice: an address of another scheme is refused.
+    let (status, refused) = post(form("Hemligt-123", "http://dc1.acme.example")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.contains("ldaps://server"), "{refused}");
+    assert!(
+        !refused.contains("Hemligt-123"),
+        "a password is never echoed"
+    );
+    // Saved with it: the page says one is stored and never shows it.
+    let (status, saved) = post(form("Hemligt-123", "ldaps://dc1.acme.example")).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert!(saved.contains("Ett lösenord är sparat"), "{saved}");
+    assert!(!saved.contains("Hemligt-123"), "{saved}");
+    let record = app
+        .store
+        .directory(id.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("saved");
+    assert!(record.password.is_some());
+    assert_eq!(
+        record.settings.ldap.as_ref().map(|l| l.host()),
+        Some("dc1.acme.example")
+    );
+    // Kept for the same server; another server asks for it again.
+    let (status, _) = post(form("", "ldaps://dc1.acme.example")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, refused) = post(form("", "ldaps://elsewhere.example")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    // The API shows whether a password is set, never the password.
+    let (status, view) = admin
+        .get(&format!("/api/v1/instances/{id}/directory"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["password_set"], true);
+    assert!(!view.to_string().contains("Hemligt"), "{view}");
 }

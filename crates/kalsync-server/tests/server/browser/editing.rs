@@ -265,6 +265,25 @@ async fn the_operator_walks_the_tabs_and_an_admin_edits_rules_users_and_removal(
     assert_eq!(store.users(instance.id).await.expect("users").len(), before);
     shot("directory-sv", &c.screenshot().await.expect("png"));
     accessible(&c, "directory-sv").await;
+    // Active Directory's fields show only when it is chosen (no script: the choice
+    // decides by CSS).
+    let ldap = c.find(Locator::Id("ldap")).await.expect("ldap fields");
+    assert!(
+        !ldap.is_displayed().await.expect("shown?"),
+        "hidden for Entra ID"
+    );
+    c.find(Locator::Css("select#kind"))
+        .await
+        .expect("kind")
+        .select_by_value("ldap")
+        .await
+        .expect("picked");
+    assert!(ldap.is_displayed().await.expect("shown?"), "shown for LDAP");
+    c.execute("document.getElementById('kind').scrollIntoView()", vec![])
+        .await
+        .expect("scrolled");
+    shot("directory-ldap-sv", &c.screenshot().await.expect("png"));
+    accessible(&c, "directory-ldap-sv").await;
 
     // A wrong e-mail: the form comes back with what was typed and says why beside it.
     c.goto(&format!("{base}/instances/{}", instance.id))
