@@ -5,13 +5,17 @@
 
 mod ldap;
 mod mapping;
+mod pbx;
 mod plan;
 mod settings;
 
 pub use ldap::{LdapServer, MAX_CA_PEM};
 pub use mapping::{ExtensionRule, Member, Person, Problem, Transform, map};
+pub use pbx::{
+    MAX_PBX_BYTES, MAX_PBX_ENTRIES, MIN_PBX_EVERY, PbxAuth, PbxEntry, PbxList, PbxSource,
+};
 pub use plan::{
-    Current, Field, Gone, HOLD_ABOVE, Held, PersonProblem, Plan, Removal, Update, plan,
+    Current, Field, Gone, HOLD_ABOVE, Held, PersonProblem, Plan, Removal, Update, plan, plan_with,
 };
 pub use settings::{
     DirectoryKind, DirectorySettings, GroupRef, MAX_GRACE, MAX_GROUPS, MIN_EVERY, ManualUsers,

@@ -218,6 +218,9 @@ pub enum Problem {
         /// The other one's key.
         other: String,
     },
+    /// The company's PBX has no subscription for the mailbox (only PBX-known people
+    /// may be added).
+    NotInPbx,
 }
 
 impl fmt::Display for Problem {
@@ -232,6 +235,7 @@ impl fmt::Display for Problem {
             Problem::SameEmail { other } => {
                 write!(f, "the same e-mail address as directory entry {other}")
             }
+            Problem::NotInPbx => f.write_str("the PBX has no subscription for this mailbox"),
         }
     }
 }

@@ -11,6 +11,7 @@ use kalsync_core::{EmailAddress, Extension};
 use serde::{Deserialize, Serialize};
 
 use crate::mapping::{Member, Person, Problem, map};
+use crate::pbx::PbxList;
 use crate::settings::{DirectorySettings, ManualUsers};
 
 /// A stored user as the plan sees it; `U` is the store's id.
@@ -148,6 +149,20 @@ pub fn plan<U: Clone + Ord>(
     now: Timestamp,
     confirmed: bool,
 ) -> Plan<U> {
+    plan_with(people, current, settings, now, confirmed, None)
+}
+
+/// [`plan`], checked against the company's PBX directory where it has one: a person
+/// the PBX has no subscription for is a problem (not added; a user already here stays
+/// as they are), and one without an extension of their own takes the PBX's.
+pub fn plan_with<U: Clone + Ord>(
+    people: &[Person],
+    current: &[Current<U>],
+    settings: &DirectorySettings,
+    now: Timestamp,
+    confirmed: bool,
+    pbx: Option<&PbxList>,
+) -> Plan<U> {
     let mut problems = Vec::new();
     let who = |p: &Person| {
         p.name
@@ -176,11 +191,26 @@ pub fn plan<U: Clone + Ord>(
         if !seen.insert(p.key.as_str()) {
             continue;
         }
-        match map(
-            p,
-            settings.extension.as_ref(),
-            settings.department.as_deref(),
+        let mapped = match (
+            map(
+                p,
+                settings.extension.as_ref(),
+                settings.department.as_deref(),
+            ),
+            pbx,
         ) {
+            (Ok(mut m), Some(list)) => match list.get(&m.email) {
+                None => Err(Problem::NotInPbx),
+                Some(known) => {
+                    if m.extension.is_none() {
+                        m.extension = Some(known.extension.clone());
+                    }
+                    Ok(m)
+                }
+            },
+            (mapped, _) => mapped,
+        };
+        match mapped {
             Ok(m) => members.push(m),
             Err(problem) => problems.push(PersonProblem {
                 key: p.key.clone(),

@@ -182,7 +182,7 @@ fn default_grace() -> String {
 }
 
 /// `"15m"`, `"1h 30m"`, `"2d"` or ISO 8601 (`"PT15M"`).
-fn duration(field: &str, text: &str) -> Result<SignedDuration, String> {
+pub(crate) fn duration(field: &str, text: &str) -> Result<SignedDuration, String> {
     let t = text.trim();
     let days = t
         .strip_suffix('d')
@@ -200,7 +200,7 @@ fn duration(field: &str, text: &str) -> Result<SignedDuration, String> {
 }
 
 /// Writes a duration back as it is read (`"15m"`).
-fn written(d: SignedDuration) -> String {
+pub(crate) fn written(d: SignedDuration) -> String {
     let secs = d.as_secs();
     if secs % 86_400 == 0 && secs > 0 {
         format!("{}d", secs / 86_400)

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{EmailAddress, Extension};
 use kalsync_directory::{
-    Current, DirectorySettings, Field, Gone, GroupRef, ManualUsers, Person, Problem, plan,
+    Current, DirectorySettings, Field, Gone, GroupRef, ManualUsers, PbxList, Person, Problem, plan,
+    plan_with,
 };
 use proptest::prelude::*;
 
@@ -433,4 +434,46 @@ fn an_entry_whose_user_another_entry_took_is_matched_by_its_mailbox() {
         .map(|u| (u.id, u.member.key.as_str()))
         .collect();
     assert_eq!(adopted, BTreeMap::from([(0, "k11"), (1, "k1")]));
+}
+
+#[test]
+fn only_people_the_pbx_knows_are_added_and_they_take_its_extension() {
+    let pbx =
+        PbxList::from_csv("email,extension\nanna@acme.se,201\nbo@acme.se,302\n").expect("pbx");
+    let people = [
+        // Her own extension wins; Bo has none in the directory and takes the PBX's.
+        person("anna", "anna@acme.se", Some("+46 8 555 209")),
+        person("bo", "bo@acme.se", None),
+        // Not on the PBX: not added.
+        person("carl", "carl@acme.se", Some("+46 8 555 203")),
+        // Not on the PBX but already a user: stays as they are.
+        person("dora", "dora@acme.se", Some("+46 8 555 204")),
+    ];
+    let current = [stored(4, Some("dora"), "dora@acme.se", Some("204"))];
+    let p = plan_with(&people, &current, &settings(), now(), false, Some(&pbx));
+    let added: Vec<(&str, Option<&str>)> = p
+        .add
+        .iter()
+        .map(|m| {
+            (
+                m.email.as_str(),
+                m.extension.as_ref().map(Extension::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        added,
+        [("anna@acme.se", Some("209")), ("bo@acme.se", Some("302"))]
+    );
+    let not_known: BTreeSet<&str> = p
+        .problems
+        .iter()
+        .filter(|x| x.problem == Problem::NotInPbx)
+        .map(|x| x.key.as_str())
+        .collect();
+    assert_eq!(not_known, BTreeSet::from(["carl", "dora"]));
+    assert!(p.remove.is_empty(), "dora stays");
+    // Without a PBX directory, the same plan adds Carl too.
+    let open = plan(&people, &current, &settings(), now(), false);
+    assert!(open.add.iter().any(|m| m.email.as_str() == "carl@acme.se"));
 }

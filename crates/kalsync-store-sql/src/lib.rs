@@ -15,6 +15,7 @@ mod backend;
 mod directories;
 mod leases;
 mod outbox;
+mod pbx;
 mod rows;
 mod store;
 mod sync;

@@ -148,6 +148,48 @@ impl Store for SqlStore {
         self.put_directory(instance, settings, password, now).await
     }
 
+    async fn set_pbx_directory(
+        &self,
+        company: CompanyId,
+        source: Option<&kalsync_directory::PbxSource>,
+        secret: Option<&secrecy::SecretString>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.put_pbx_directory(company, source, secret, now).await
+    }
+
+    async fn pbx_directory(
+        &self,
+        company: CompanyId,
+    ) -> Result<Option<kalsync_store::PbxDirectoryRecord>, StoreError> {
+        self.select_pbx_directory(company).await
+    }
+
+    async fn save_pbx_list(
+        &self,
+        company: CompanyId,
+        outcome: Result<&kalsync_directory::PbxList, &str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write_pbx_list(company, outcome, at).await
+    }
+
+    async fn due_pbx_directories(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(CompanyId, Timestamp)>, StoreError> {
+        self.select_due_pbx_directories(now).await
+    }
+
+    async fn claim_pbx_directory(
+        &self,
+        company: CompanyId,
+        due: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.take_pbx_directory(company, due, next).await
+    }
+
     async fn directory(&self, instance: InstanceId) -> Result<Option<DirectoryRecord>, StoreError> {
         self.select_directory(instance).await
     }

@@ -12,7 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 mod chapters;
 mod fixture;
 
-use chapters::{Cast, accounts, audit, directories, entra, leases, outbox, sync, tenancy, users};
+use chapters::{
+    Cast, accounts, audit, directories, entra, leases, outbox, pbx, sync, tenancy, users,
+};
 pub use fixture::{Fixture, postgres, sqlite};
 
 /// The story: every part of the trait, as the engine and the API use it.
@@ -35,6 +37,7 @@ pub async fn story(f: &Fixture) {
     let timeline = sync::timelines(&c, &week).await;
     sync::a_read_is_stored_at_once(&c, &week, &timeline).await;
     directories::directories(&c).await;
+    pbx::pbx_directories(&c).await;
     let hook = tenancy::targets(&c).await;
     users::notifications(&c).await;
     let (now, later) = outbox::outbox(&c, &hook).await;

@@ -216,6 +216,43 @@ pub trait Store: Send + Sync + 'static {
         state: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
 
+    // PBX directories (who may be added).
+    /// Sets a company's PBX directory source and the secret that goes with it (stored
+    /// together: a secret is never kept for another address), keeping its list; a
+    /// fetched one is due at once. `None` removes it, list and all.
+    async fn set_pbx_directory(
+        &self,
+        company: CompanyId,
+        source: Option<&kalsync_directory::PbxSource>,
+        secret: Option<&secrecy::SecretString>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// A company's PBX directory.
+    async fn pbx_directory(
+        &self,
+        company: CompanyId,
+    ) -> Result<Option<PbxDirectoryRecord>, StoreError>;
+    /// Stores a new list (`Ok`) or why it could not be had (`Err`: the list is kept).
+    async fn save_pbx_list(
+        &self,
+        company: CompanyId,
+        outcome: Result<&kalsync_directory::PbxList, &str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The companies whose fetched PBX directory is due at `now`, with when it was due.
+    async fn due_pbx_directories(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(CompanyId, Timestamp)>, StoreError>;
+    /// Takes a due fetch: moves its next fetch from `due` to `next`; `false` when
+    /// another node took it first.
+    async fn claim_pbx_directory(
+        &self,
+        company: CompanyId,
+        due: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     // Bookings.
     /// Replaces a user's stored bookings with `bookings` and says what changed. Without
     /// `keep_subjects` (the instance shows no titles) subjects and locations are dropped

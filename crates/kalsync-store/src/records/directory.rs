@@ -83,3 +83,25 @@ pub enum DirectorySecret<'a> {
     /// Removes it.
     Clear,
 }
+
+/// A company's PBX directory (who has a subscription on its PBX), as stored.
+#[derive(Debug, Clone)]
+pub struct PbxDirectoryRecord {
+    /// The company.
+    pub company: super::CompanyId,
+    /// Where the list comes from.
+    pub source: kalsync_directory::PbxSource,
+    /// A fetched list's bearer token or signing secret (sealed at rest; always stored
+    /// with the address it was given for).
+    pub secret: Option<SecretString>,
+    /// The subscriptions.
+    pub list: kalsync_directory::PbxList,
+    /// When the list last changed (uploaded or fetched).
+    pub updated: Option<Timestamp>,
+    /// When it was last fetched or tried.
+    pub last_try: Option<Timestamp>,
+    /// Why the last fetch failed (the list before it is kept).
+    pub last_error: Option<String>,
+    /// When the next fetch is due (a fetched list only).
+    pub next_fetch: Option<Timestamp>,
+}
