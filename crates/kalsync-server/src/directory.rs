@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kalsync_directory::{
-    Current, Directory, DirectoryError, DirectoryKind, PersonProblem, Plan, Problem, plan,
+    Current, Directory, DirectoryError, DirectoryKind, PersonProblem, Plan, Problem, plan_with,
 };
 use kalsync_sources::Connections;
 use kalsync_store::{
-    DirectoryRecord, DirectoryRun, Instance, InstanceId, NewAuditEntry, NewUser, Store, StoreError,
-    User, UserId, UserProfile,
+    CompanyId, DirectoryRecord, DirectoryRun, Instance, InstanceId, NewAuditEntry, NewUser, Store,
+    StoreError, User, UserId, UserProfile,
 };
 use rand::Rng as _;
 
@@ -50,6 +50,8 @@ struct Figures {
 pub struct DirectorySync {
     store: Arc<dyn Store>,
     connections: Arc<Connections>,
+    /// Fetches companies' PBX directories (none when its client cannot be built).
+    pbx: Option<crate::pbx_directory::PbxFetcher>,
     figures: Arc<Mutex<Figures>>,
     /// One run per instance at a time on this node (the schedule's and those asked for).
     running: Arc<Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>>,
@@ -92,9 +94,11 @@ fn profile(u: &User) -> UserProfile {
 impl DirectorySync {
     /// A runner over the store and the instances' connections.
     pub fn new(store: Arc<dyn Store>, connections: Arc<Connections>) -> Self {
+        let pbx = crate::pbx_directory::PbxFetcher::new(connections.outbound());
         DirectorySync {
             store,
             connections,
+            pbx,
             figures: Arc::default(),
             running: Arc::default(),
         }
@@ -103,9 +107,16 @@ impl DirectorySync {
     /// Looks for due directories until `stop`.
     pub async fn run(self, stop: kalsync_engine::CancellationToken) {
         loop {
-            let ran = self.step(Timestamp::now()).await;
+            let now = Timestamp::now();
+            let ran = self.step(now).await;
             if ran > 0 {
                 tracing::debug!(ran, "directories synchronised");
+            }
+            if let Some(pbx) = &self.pbx {
+                let fetched = pbx.step(self.store.as_ref(), now).await;
+                if fetched > 0 {
+                    tracing::debug!(fetched, "PBX directories fetched");
+                }
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -301,12 +312,20 @@ impl DirectorySync {
             .map_err(|e: DirectoryError| (e.code(), e.to_string()))?;
         let users = self.store.users(instance.id).await.map_err(failed)?;
         let stored: Vec<Current<UserId>> = users.iter().map(current).collect();
-        let planned = plan(
+        // Where the company has a PBX directory, only people on it are added.
+        let pbx = self
+            .store
+            .pbx_directory(instance.company)
+            .await
+            .map_err(failed)?
+            .map(|p| p.list);
+        let planned = plan_with(
             &read.people,
             &stored,
             &record.settings,
             now,
             mode == Mode::Confirmed,
+            pbx.as_ref(),
         );
         // Only a directory turned on changes users; a confirmation confirms removals
         // held back, it does not turn the directory on.
@@ -565,6 +584,28 @@ impl kalsync_web::DirectoryRunner for DirectorySync {
                 Ok(done) => done.map_err(|e| e.to_string()),
                 Err(e) => Err(format!("the directory run failed: {e}")),
             }
+        })
+    }
+
+    fn fetch_pbx(&self, company: CompanyId) -> kalsync_web::Hook<'_, Result<usize, String>> {
+        Box::pin(async move {
+            let fetcher = self
+                .pbx
+                .as_ref()
+                .ok_or("PBX directories cannot be fetched on this node")?;
+            let record = self
+                .store
+                .pbx_directory(company)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the company has no PBX directory")?;
+            let now = Timestamp::now();
+            let outcome = fetcher.fetch(&record, now).await;
+            self.store
+                .save_pbx_list(company, outcome.as_ref().map_err(String::as_str), now)
+                .await
+                .map_err(|e| e.to_string())?;
+            outcome.map(|l| l.len())
         })
     }
 }

@@ -11,6 +11,7 @@ mod declare;
 pub mod directory;
 pub mod ews_streams;
 pub mod logs;
+mod pbx_directory;
 pub mod settings;
 pub mod subscriptions;
 

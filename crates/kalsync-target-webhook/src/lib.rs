@@ -19,6 +19,35 @@ use sha2::Sha256;
 /// The event type of a status change.
 pub const EVENT_TYPE: &str = "kalsync.status.changed";
 
+/// The key of a Standard Webhooks signing secret: `whsec_` and base64 of at least 16
+/// bytes.
+pub fn signing_key(secret: &SecretString) -> Result<Vec<u8>, ConfigError> {
+    let text = secret.expose_secret();
+    let key = STANDARD
+        .decode(text.strip_prefix("whsec_").unwrap_or(text))
+        .map_err(|_| ConfigError("the signing secret must be `whsec_` and base64".into()))?;
+    if key.len() < 16 {
+        return Err(ConfigError(
+            "the signing secret must carry at least 16 bytes".into(),
+        ));
+    }
+    Ok(key)
+}
+
+/// A Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256 of
+/// `id.timestamp.body` under `key`.
+pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    // A key of any length is valid for HMAC.
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
 /// A webhook endpoint.
 pub struct WebhookTarget {
     http: reqwest::Client,
@@ -48,15 +77,7 @@ impl WebhookTarget {
         if !matches!(url.scheme(), "https" | "http") {
             return Err(ConfigError(format!("url `{url}`: expected http or https")));
         }
-        let text = secret.expose_secret();
-        let key = STANDARD
-            .decode(text.strip_prefix("whsec_").unwrap_or(text))
-            .map_err(|_| ConfigError("the signing secret must be `whsec_` and base64".into()))?;
-        if key.len() < 16 {
-            return Err(ConfigError(
-                "the signing secret must carry at least 16 bytes".into(),
-            ));
-        }
+        let key = signing_key(secret)?;
         outbound
             .check_url(&url)
             .map_err(|e| ConfigError(e.to_string()))?;
@@ -71,15 +92,7 @@ impl WebhookTarget {
 
     /// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        // A key of any length is valid for HMAC.
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        signature(&self.key, id, timestamp, body)
     }
 
     /// The body of a delivery: `{type, timestamp, data}` with the status, its sequence

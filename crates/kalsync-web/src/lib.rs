@@ -216,6 +216,10 @@ pub trait DirectoryRunner: Send + Sync {
         instance: InstanceId,
         mode: DirectoryMode,
     ) -> Hook<'_, Result<kalsync_store::DirectoryRun, String>>;
+
+    /// Fetches `company`'s PBX directory now and stores it: how many subscriptions it
+    /// has, or why it could not be fetched (the list before it is kept).
+    fn fetch_pbx(&self, company: kalsync_store::CompanyId) -> Hook<'_, Result<usize, String>>;
 }
 
 /// Requests larger than this are refused (a CSV import of 10,000 users fits).

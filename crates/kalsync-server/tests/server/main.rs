@@ -12,6 +12,7 @@ mod katalog;
 mod katalog_ldap;
 mod microsoft365;
 mod nodes;
+mod pbx_directory;
 mod resubscribe;
 mod security;
 mod support;

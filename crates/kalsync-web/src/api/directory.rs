@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kalsync_directory::{DirectoryKind, DirectorySettings};
-use kalsync_store::{DirectoryRun, DirectorySecret, InstanceId, SourceConfig};
+use kalsync_store::{DirectoryRun, DirectorySecret, SourceConfig};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -266,8 +266,26 @@ const RUNS: usize = 6;
 /// The window of [`RUNS`].
 const RUNS_WITHIN: Duration = Duration::from_secs(60);
 
-/// When each instance's directory ran on request, within the last [`RUNS_WITHIN`].
-pub(crate) type RunTimes = Mutex<HashMap<InstanceId, Vec<Instant>>>;
+/// When each instance's directory ran (or each company's PBX directory was fetched) on
+/// request, within the last [`RUNS_WITHIN`].
+pub(crate) type RunTimes = Mutex<HashMap<String, Vec<Instant>>>;
+
+/// Takes one of the [`RUNS`] turns `key` has in [`RUNS_WITHIN`], or says when to come
+/// back.
+pub(crate) fn take_turn(times: &RunTimes, key: String) -> Result<(), ApiError> {
+    let mut times = times.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    let recent = times.entry(key).or_default();
+    recent.retain(|t| now.duration_since(*t) < RUNS_WITHIN);
+    if recent.len() >= RUNS {
+        let wait = recent.first().map_or(RUNS_WITHIN, |t| {
+            RUNS_WITHIN.saturating_sub(now.duration_since(*t))
+        });
+        return Err(ApiError::TooMany(wait.as_secs().max(1)));
+    }
+    recent.push(now);
+    Ok(())
+}
 
 /// Runs the instance's directory now: a dry run shows what a sync would change.
 #[utoipa::path(post, path = "/api/v1/instances/{instance}/directory/run", params(("instance" = String, Path)), request_body = RunInput,
@@ -311,22 +329,7 @@ pub(crate) async fn run_directory(
             found.id
         )));
     }
-    {
-        let mut times = state
-            .directory_runs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let recent = times.entry(found.id).or_default();
-        recent.retain(|t| now.duration_since(*t) < RUNS_WITHIN);
-        if recent.len() >= RUNS {
-            let wait = recent.first().map_or(RUNS_WITHIN, |t| {
-                RUNS_WITHIN.saturating_sub(now.duration_since(*t))
-            });
-            return Err(ApiError::TooMany(wait.as_secs().max(1)));
-        }
-        recent.push(now);
-    }
+    take_turn(&state.directory_runs, format!("instance:{}", found.id))?;
     let done = runner
         .run(found.id, mode)
         .await

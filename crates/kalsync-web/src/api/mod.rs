@@ -5,6 +5,7 @@ pub(crate) mod accounts;
 pub(crate) mod companies;
 pub(crate) mod directory;
 pub(crate) mod instances;
+pub(crate) mod pbx;
 mod session;
 pub(crate) mod status;
 pub(crate) mod users;
@@ -32,6 +33,7 @@ use crate::error::ApiError;
         companies::deliveries, companies::tokens, companies::create_token, companies::revoke_token,
         instances::list, instances::create, instances::get, instances::update, instances::remove, instances::check,
         directory::get, directory::put, directory::remove, directory::run,
+        pbx::get, pbx::put, pbx::upload, pbx::fetch, pbx::remove,
         users::list, users::add, users::import, users::remove,
         status::user_status, status::directory,
     ),
@@ -97,6 +99,18 @@ pub fn router() -> Router<WebState> {
         .route(
             "/api/v1/companies/{company}/tokens/{token}",
             delete(companies::revoke_token),
+        )
+        .route(
+            "/api/v1/companies/{company}/pbx-directory",
+            get(pbx::get).put(pbx::put).delete(pbx::remove),
+        )
+        .route(
+            "/api/v1/companies/{company}/pbx-directory/list",
+            axum::routing::put(pbx::upload),
+        )
+        .route(
+            "/api/v1/companies/{company}/pbx-directory/fetch",
+            post(pbx::fetch),
         )
         .route(
             "/api/v1/companies/{company}/instances",

@@ -104,6 +104,15 @@ pub(crate) enum UserProblem {
     },
     /// Only the directory adds users to this instance (*directory only*).
     DirectoryOnly,
+    /// The company's PBX directory has no subscription for the mailbox.
+    NotInPbx(String),
+    /// The PBX has another extension for the mailbox than the one given.
+    PbxExtension {
+        /// The PBX's.
+        pbx: String,
+        /// The one given.
+        given: String,
+    },
 }
 
 impl UserProblem {
@@ -113,7 +122,8 @@ impl UserProblem {
             UserProblem::Email(_) | UserProblem::EmailTaken(_) => "email",
             UserProblem::NameTooLong => "display_name",
             UserProblem::NotCsv(_) | UserProblem::Columns(_) => "line",
-            UserProblem::DirectoryOnly => "email",
+            UserProblem::DirectoryOnly | UserProblem::NotInPbx(_) => "email",
+            UserProblem::PbxExtension { .. } => "extension",
             UserProblem::Extension(_)
             | UserProblem::ExtensionTaken { .. }
             | UserProblem::ExistsWithOtherExtension { .. } => "extension",
@@ -162,6 +172,10 @@ impl UserProblem {
             ),
             (UserProblem::DirectoryOnly, En) => "only the directory adds users to this instance (its directory is set to \"directory only\"); add the person to the directory's group".into(),
             (UserProblem::DirectoryOnly, Sv) => "Bara katalogen lägger till användare i den här instansen (katalogen är inställd på ”endast katalogen”). Lägg till personen i katalogens grupp.".into(),
+            (UserProblem::NotInPbx(email), En) => format!("the PBX has no subscription for {email}: only people with one may be added (the company's PBX directory)"),
+            (UserProblem::NotInPbx(email), Sv) => format!("Växeln har inget abonnemang för {email}: bara personer med ett abonnemang kan läggas till (företagets växelkatalog)."),
+            (UserProblem::PbxExtension { pbx, given }, En) => format!("the PBX has extension {pbx} for this mailbox, not {given}; leave the extension empty to take the PBX's"),
+            (UserProblem::PbxExtension { pbx, given }, Sv) => format!("Växeln har anknytning {pbx} för den här adressen, inte {given}. Lämna anknytningen tom så används växelns."),
         }
     }
 
@@ -192,6 +206,42 @@ async fn extensions_of(
         }
     }
     Ok(taken)
+}
+
+/// The company's PBX directory, when it has one (then only people on it may be added).
+async fn pbx_of(
+    state: &WebState,
+    company: kalsync_store::CompanyId,
+) -> Result<Option<kalsync_directory::PbxList>, ApiError> {
+    Ok(state.store.pbx_directory(company).await?.map(|p| p.list))
+}
+
+/// Checks `new` against the PBX's subscriptions, if the company has a PBX directory:
+/// someone not on it is refused; one without an extension takes the PBX's.
+fn pbx_checked(
+    pbx: Option<&kalsync_directory::PbxList>,
+    new: &mut NewUser,
+) -> Result<(), UserProblem> {
+    let Some(list) = pbx else {
+        return Ok(());
+    };
+    let known = list
+        .get(&new.email)
+        .ok_or_else(|| UserProblem::NotInPbx(new.email.to_string()))?;
+    match &new.extension {
+        None => new.extension = Some(known.extension.clone()),
+        Some(given) if given != &known.extension => {
+            return Err(UserProblem::PbxExtension {
+                pbx: known.extension.to_string(),
+                given: given.to_string(),
+            });
+        }
+        Some(_) => {}
+    }
+    if new.display_name.is_none() {
+        new.display_name = known.name.clone();
+    }
+    Ok(())
 }
 
 fn checked(
@@ -257,7 +307,9 @@ pub(crate) async fn add_user(
     extension: Option<&str>,
 ) -> Result<User, AddError> {
     principal.manages(found.company, "instance")?;
-    let new = checked(found.id, email, name, extension).map_err(AddError::Problem)?;
+    let mut new = checked(found.id, email, name, extension).map_err(AddError::Problem)?;
+    pbx_checked(pbx_of(state, found.company).await?.as_ref(), &mut new)
+        .map_err(AddError::Problem)?;
     if state.store.directory(found.id).await?.is_some_and(|d| {
         d.settings.enabled && d.settings.manual == kalsync_directory::ManualUsers::Refuse
     }) {
@@ -412,6 +464,7 @@ pub(crate) async fn import_csv(
     // What the company's users have already: an extension is one phone's, and a row
     // for a mailbox already here is checked against it.
     let mut taken = extensions_of(state, found.company).await?;
+    let pbx = pbx_of(state, found.company).await?;
     let here: std::collections::HashMap<String, Option<String>> = state
         .store
         .users(found.id)
@@ -470,7 +523,7 @@ pub(crate) async fn import_csv(
                 .push(failed(email.clone(), UserProblem::Columns(record.len())));
             continue;
         }
-        let new = match checked(found.id, &email, record.get(1), record.get(2)) {
+        let mut new = match checked(found.id, &email, record.get(1), record.get(2)) {
             Ok(n) => n,
             Err(problem) => {
                 report.errors += 1;
@@ -496,6 +549,12 @@ pub(crate) async fn import_csv(
             }
             continue;
         }
+        if let Err(problem) = pbx_checked(pbx.as_ref(), &mut new) {
+            report.errors += 1;
+            report.rows.push(failed(email.clone(), problem));
+            continue;
+        }
+        let given = new.extension.as_ref().map(|x| x.as_str().to_owned());
         if let Some(x) = &given
             && let Some(by) = taken.get(x)
         {

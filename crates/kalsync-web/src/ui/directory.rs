@@ -262,6 +262,9 @@ fn problem(lang: Lang, p: &Problem) -> String {
         (Lang::Sv, Problem::SameEmail { other }) => {
             format!("Samma e-postadress som katalogposten {other}.")
         }
+        (Lang::Sv, Problem::NotInPbx) => {
+            "Växeln har inget abonnemang för adressen (företagets växelkatalog).".into()
+        }
     }
 }
 

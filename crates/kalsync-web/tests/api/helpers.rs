@@ -192,9 +192,19 @@ impl Client {
 
     /// Posts raw text (CSV).
     pub(crate) async fn post_text(&self, path: &str, text: String) -> (StatusCode, Value) {
+        self.send_text(reqwest::Method::POST, path, text).await
+    }
+
+    /// Sends a CSV body with `method`.
+    pub(crate) async fn send_text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        text: String,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .header("content-type", "text/csv")
             .body(text);
         if let Some(csrf) = &self.csrf {

@@ -58,6 +58,13 @@ fn example_body(method: &reqwest::Method, template: &str) -> Example {
             json!({"kind": "entra", "groups": ["sales"]})
         }
         ("POST", "/api/v1/instances/{instance}/directory/run") => json!({"mode": "dry_run"}),
+        ("PUT", "/api/v1/companies/{company}/pbx-directory") => {
+            json!({"source": {"kind": "upload"}})
+        }
+        ("PUT", "/api/v1/companies/{company}/pbx-directory/list") => {
+            return Example::Csv("email,extension\neve@acme.example,209\n".into());
+        }
+        ("POST", "/api/v1/companies/{company}/pbx-directory/fetch") => json!({}),
         _ => panic!("{method} {template}: add a valid body to this table"),
     };
     Example::Json(Some(body))
@@ -107,7 +114,7 @@ async fn another_companys_urls_answer_404_for_every_method() {
                 .replace("{account}", &beta_account)
                 .replace("{token}", &beta_token);
             let (status, answer) = match example_body(&method, &template) {
-                Example::Csv(csv) => acme.post_text(&path, csv).await,
+                Example::Csv(csv) => acme.send_text(method.clone(), &path, csv).await,
                 Example::Json(body) => acme.send(method.clone(), &path, body).await,
             };
             assert_eq!(
