@@ -320,18 +320,27 @@ pub(crate) async fn remove(
     Path(company): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = visible(&state, &principal, &company).await?;
-    principal.manages(id, "company")?;
+    remove_pbx(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `company`'s PBX directory for `principal` (who must manage it), audited.
+pub(crate) async fn remove_pbx(
+    state: &WebState,
+    principal: &Principal,
+    company: kalsync_store::CompanyId,
+) -> Result<(), ApiError> {
+    principal.manages(company, "company")?;
     state
         .store
-        .set_pbx_directory(id, None, None, jiff::Timestamp::now())
+        .set_pbx_directory(company, None, None, jiff::Timestamp::now())
         .await?;
     audit(
-        &state,
-        &principal,
-        Some(id),
+        state,
+        principal,
+        Some(company),
         "pbx_directory.removed",
         serde_json::json!({}),
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }

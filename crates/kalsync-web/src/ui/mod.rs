@@ -11,6 +11,7 @@ pub mod microsoft;
 mod new_instance;
 mod overview;
 mod pages;
+mod pbx;
 mod people;
 mod rules;
 mod rules_form;
@@ -68,6 +69,11 @@ pub fn router() -> Router<WebState> {
             "/operators/{account}/remove",
             post(accounts::remove_operator_account),
         )
+        .route("/companies/{company}/pbx", get(pbx::show))
+        .route("/companies/{company}/pbx/upload", post(pbx::upload))
+        .route("/companies/{company}/pbx/source", post(pbx::source))
+        .route("/companies/{company}/pbx/fetch", post(pbx::fetch))
+        .route("/companies/{company}/pbx/remove", post(pbx::remove))
         .route(
             "/companies/{company}/instances/new",
             get(new_instance::show).post(new_instance::create),

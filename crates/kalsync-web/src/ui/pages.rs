@@ -444,6 +444,8 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                     a.button href={ "/companies/" (id) "/instances/new" } { "+ " (t.new_instance) " · " (name) }
                     " "
                     a href={ "/companies/" (id) "/accounts" } { (t.accounts) " · " (name) }
+                    " "
+                    a href={ "/companies/" (id) "/pbx" } { (t.pbx_directory) " · " (name) }
                 }
             }
             @if viewer.principal.operator().is_ok() {

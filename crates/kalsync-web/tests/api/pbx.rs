@@ -149,3 +149,92 @@ async fn only_people_the_pbx_knows_are_added_and_they_take_its_extension() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+#[tokio::test]
+async fn the_pbx_directory_page_takes_a_pasted_list_and_says_what_is_wrong() {
+    use crate::ui::{form_token, page_at, post_form, signed_in_browser};
+    let app = spawn_app().await;
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let url = format!("{}/companies/{}/pbx", app.base, app.acme);
+    let page = page_at(&sv, url.clone()).await;
+    assert!(
+        page.contains("Växelns katalog") && page.contains("id=\"pbx-none\""),
+        "{page}"
+    );
+    let dashboard = page_at(&sv, format!("{}/", app.base)).await;
+    assert!(
+        dashboard.contains(&format!("/companies/{}/pbx", app.acme)),
+        "linked from the dashboard"
+    );
+    let csrf = form_token(&page);
+
+    // A bad line: refused in Swedish with its number; what was pasted is kept.
+    let pasted = "E-post;Anknytning\nanna@acme.example;201\nbo@acme;202";
+    let refused = post_form(
+        &sv,
+        format!("{url}/upload"),
+        &[("csrf", &csrf), ("list", pasted)],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.expect("html");
+    assert!(
+        refused.contains("Listan togs inte emot: rad 3: en e-postadress är ogiltig"),
+        "{refused}"
+    );
+    assert!(refused.contains("bo@acme;202"), "{refused}");
+    // Good: listed.
+    let saved = post_form(
+        &sv,
+        format!("{url}/upload"),
+        &[
+            ("csrf", &csrf),
+            (
+                "list",
+                "E-post;Anknytning;Namn\nanna@acme.example;201;Anna Berg\n",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved = saved.text().await.expect("html");
+    assert!(
+        saved.contains("Sparat.")
+            && saved.contains("Anna Berg")
+            && saved.contains("Uppladdad lista"),
+        "{saved}"
+    );
+    // A fetched list over plain HTTP: refused, and a typed secret is said not to be kept.
+    let refused = post_form(
+        &sv,
+        format!("{url}/source"),
+        &[
+            ("csrf", &csrf),
+            ("url", "http://pbx.acme.example/subs"),
+            ("auth", "bearer"),
+            ("every", "1h"),
+            ("secret", "t0ken-x"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = refused.text().await.expect("html");
+    assert!(
+        refused.contains("https://") && refused.contains("Hemligheten sparades inte"),
+        "{refused}"
+    );
+    assert!(!refused.contains("t0ken-x"));
+
+    // A reader sees the list, not the forms; another company's admin gets 404.
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let seen = page_at(&reader, url.clone()).await;
+    assert!(
+        seen.contains("Anna Berg") && !seen.contains("pbx-upload"),
+        "{seen}"
+    );
+    let beta = signed_in_browser(&app, "en", "it@beta.example").await;
+    assert_eq!(
+        beta.get(&url).send().await.expect("get").status(),
+        StatusCode::NOT_FOUND
+    );
+}

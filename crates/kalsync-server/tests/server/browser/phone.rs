@@ -111,6 +111,24 @@ async fn every_page_fits_a_phone() {
         .find(|u| u.email.as_str() == ANNA)
         .expect("anna")
         .id;
+    // Acme's PBX directory: an uploaded list with Anna, for its page.
+    store
+        .set_pbx_directory(
+            company,
+            Some(&kalsync_directory::PbxSource::Upload),
+            None,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .expect("pbx");
+    let list = kalsync_directory::PbxList::from_csv(&format!(
+        "E-post;Anknytning;Namn\n{ANNA};201;Anna Andersson\nbo@acme.example;202;Bo Berg\n"
+    ))
+    .expect("list");
+    store
+        .save_pbx_list(company, Ok(&list), jiff::Timestamp::now())
+        .await
+        .expect("list saved");
     c.set_window_size(390, 844).await.expect("phone size");
 
     for lang in ["sv", "en"] {
@@ -154,6 +172,7 @@ async fn every_page_fits_a_phone() {
                         "new-instance",
                     ),
                     on(&format!("/companies/{company}/accounts"), "accounts"),
+                    on(&format!("/companies/{company}/pbx"), "pbx-directory"),
                 ],
             ),
             (
