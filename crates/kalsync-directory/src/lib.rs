@@ -3,12 +3,14 @@
 //! the plan a sync makes and the [`Directory`] trait the Entra ID and LDAP readers
 //! implement; it does no I/O itself.
 
+mod app;
 mod ldap;
 mod mapping;
 mod pbx;
 mod plan;
 mod settings;
 
+pub use app::EntraApp;
 pub use ldap::{LdapServer, MAX_CA_PEM};
 pub use mapping::{ExtensionRule, Member, Person, Problem, Transform, map};
 pub use pbx::{

@@ -7,6 +7,7 @@ use std::fmt;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
+use crate::app::EntraApp;
 use crate::ldap::LdapServer;
 use crate::mapping::ExtensionRule;
 
@@ -105,6 +106,9 @@ pub struct DirectorySettings {
     pub kind: DirectoryKind,
     /// For an LDAP directory: its server, search base and account.
     pub ldap: Option<LdapServer>,
+    /// For an Entra ID directory read with an app of its own (an Exchange instance in a
+    /// hybrid company): the app; otherwise the instance's own Microsoft 365 app reads it.
+    pub entra_app: Option<EntraApp>,
     /// The groups whose members (nested groups included) are the instance's users.
     pub groups: Vec<GroupRef>,
     /// The PBX extension: which attribute, and how it is cut.
@@ -128,6 +132,7 @@ impl DirectorySettings {
         DirectorySettings {
             kind: DirectoryKind::Entra,
             ldap: None,
+            entra_app: None,
             groups,
             extension: None,
             department: None,
@@ -158,6 +163,8 @@ struct RawSettings {
     kind: DirectoryKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ldap: Option<LdapServer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entra_app: Option<EntraApp>,
     groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     extension: Option<ExtensionRule>,
@@ -245,6 +252,9 @@ impl TryFrom<RawSettings> for DirectorySettings {
             }
             (DirectoryKind::Entra, None) => {}
         }
+        if raw.kind == DirectoryKind::Ldap && raw.entra_app.is_some() {
+            return Err("entra_app: an LDAP directory has no Entra ID app".into());
+        }
         let every = duration("every", &raw.every)?;
         if every < MIN_EVERY {
             return Err(format!(
@@ -263,6 +273,7 @@ impl TryFrom<RawSettings> for DirectorySettings {
         Ok(DirectorySettings {
             kind: raw.kind,
             ldap: raw.ldap,
+            entra_app: raw.entra_app,
             groups,
             extension: raw.extension,
             department,
@@ -279,6 +290,7 @@ impl From<DirectorySettings> for RawSettings {
         RawSettings {
             kind: s.kind,
             ldap: s.ldap,
+            entra_app: s.entra_app,
             groups: s.groups.into_iter().map(String::from).collect(),
             extension: s.extension,
             department: s.department,

@@ -230,7 +230,24 @@ async fn directory_step(
         return Ok(None);
     };
     let groups = &directory.settings.groups;
+    let outbound = connections.outbound().clone();
     let checked = match (directory.settings.kind, graph, directory.settings.ldap) {
+        (kalsync_directory::DirectoryKind::Entra, _, _)
+            if directory.settings.entra_app.is_some() =>
+        {
+            match (&directory.settings.entra_app, directory.password) {
+                (Some(app), Some(secret)) => {
+                    match crate::directory::entra_client(app, secret, &outbound) {
+                        Ok(client) => kalsync_graph::GraphDirectory::new(client)
+                            .check(groups)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    }
+                }
+                _ => Err("no client secret is stored for the directory's app".to_owned()),
+            }
+        }
         (kalsync_directory::DirectoryKind::Entra, Some(client), _) => {
             kalsync_graph::GraphDirectory::new(client.clone())
                 .check(groups)
@@ -238,11 +255,7 @@ async fn directory_step(
                 .map_err(|e| e.to_string())
         }
         (kalsync_directory::DirectoryKind::Ldap, _, Some(server)) => match directory.password {
-            Some(password) => match kalsync_ldap::LdapDirectory::new(
-                server,
-                password,
-                connections.outbound().clone(),
-            ) {
+            Some(password) => match kalsync_ldap::LdapDirectory::new(server, password, outbound) {
                 Ok(reader) => reader.check(groups).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },

@@ -57,6 +57,33 @@ pub struct DirectorySync {
     running: Arc<Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
+/// A Graph client for an Entra ID directory's own app (an Exchange instance in a hybrid
+/// company), sending only where `outbound` permits.
+pub(crate) fn entra_client(
+    app: &kalsync_directory::EntraApp,
+    secret: secrecy::SecretString,
+    outbound: &kalsync_outbound::OutboundPolicy,
+) -> Result<kalsync_graph::GraphClient, String> {
+    let mut endpoints = kalsync_graph::Endpoints::global();
+    if let Some(g) = app.graph_url() {
+        endpoints.graph = g.clone();
+    }
+    if let Some(l) = app.login_url() {
+        endpoints.login = l.clone();
+    }
+    kalsync_graph::GraphClient::new(
+        endpoints,
+        kalsync_graph::AppCredentials {
+            tenant: app.tenant().to_owned(),
+            client_id: app.client_id().to_owned(),
+            auth: kalsync_graph::ClientAuth::Secret(secret),
+        },
+        kalsync_graph::Limits::default(),
+        outbound,
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Why a run stopped before it changed anything: a code and a message.
 type Stopped = (&'static str, String);
 
@@ -198,6 +225,17 @@ impl DirectorySync {
     ) -> Result<Box<dyn Directory>, Stopped> {
         match record.settings.kind {
             DirectoryKind::Entra => {
+                if let Some(app) = &record.settings.entra_app {
+                    let secret = record.password.clone().ok_or_else(|| {
+                        (
+                            "sign_in",
+                            "no client secret is stored for the directory's app".to_owned(),
+                        )
+                    })?;
+                    let client = entra_client(app, secret, self.connections.outbound())
+                        .map_err(|e| ("sign_in", e))?;
+                    return Ok(Box::new(kalsync_graph::GraphDirectory::new(client)));
+                }
                 let connection = self
                     .connections
                     .of(instance)
@@ -205,7 +243,7 @@ impl DirectorySync {
                 let client = connection.graph().cloned().ok_or_else(|| {
                     (
                         "not_graph",
-                        "an Entra ID directory needs a Microsoft 365 (Graph) instance".to_owned(),
+                        "an Entra ID directory needs a Microsoft 365 (Graph) instance, or an app of its own".to_owned(),
                     )
                 })?;
                 Ok(Box::new(kalsync_graph::GraphDirectory::new(client)))

@@ -399,3 +399,87 @@ async fn the_instances_users_follow_an_entra_group() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_exchange_instance_in_a_hybrid_company_reads_entra_with_an_app_of_its_own() {
+    let exchange = crate::support::sims::exchange_with_anna().await;
+    person(
+        &exchange.calendars,
+        "bo@acme.example",
+        "Bo Berg",
+        "+46 8 555 202",
+    );
+    exchange
+        .calendars
+        .add_group(GroupSpec {
+            id: Some("sales".into()),
+            name: "Sales".into(),
+            members: vec![ANNA.into(), "bo@acme.example".into()],
+        })
+        .expect("sales");
+    let mut settings = exchange.acme_over_ews("ntlm", "2016");
+    settings.accounts.push(acme::admin());
+    let app = spawn_app(settings).await;
+    let store = app.store();
+    let company = store.companies().await.expect("companies").remove(0);
+    let instance = store
+        .instances(company.id)
+        .await
+        .expect("instances")
+        .remove(0);
+    let (client, me) = app.signed_in_as(ADMIN, ADMIN_PASSWORD).await;
+    let admin = (client, me["csrf"].as_str().expect("csrf").to_owned());
+    let directory = app.url(&format!("/api/v1/instances/{}/directory", instance.id));
+    let put = |body: Value| {
+        let http = admin.0.clone();
+        let csrf = admin.1.clone();
+        let url = directory.clone();
+        async move {
+            let answer = http
+                .put(url)
+                .header("x-csrf-token", csrf)
+                .json(&body)
+                .send()
+                .await
+                .expect("put");
+            let status = answer.status();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Without an app of its own, an Exchange instance cannot read Entra ID.
+    let (status, body) = put(json!({"kind": "entra", "groups": ["sales"]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "entra_app", "{body}");
+    let entra_app = json!({
+        "tenant": "t", "client_id": "c",
+        "graph_url": format!("{}v1.0/", exchange.sim_url), "login_url": exchange.sim_url.to_string(),
+    });
+    // The app's secret is asked for, then never shown.
+    let (status, body) =
+        put(json!({"kind": "entra", "entra_app": entra_app, "groups": ["sales"], "enabled": true}))
+            .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "client_secret", "{body}");
+    let (status, body) = put(json!({
+        "kind": "entra", "entra_app": entra_app, "client_secret": "s",
+        "groups": ["sales"], "enabled": true,
+        "extension": {"attribute": "businessPhones", "last_digits": 3},
+    }))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["password_set"], true);
+    let (status, run) = run(&admin, &format!("{directory}/run"), "now").await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    let users = store.users(instance.id).await.expect("users");
+    assert!(
+        users.iter().any(|u| u.email.as_str() == "bo@acme.example"
+            && u.extension.as_ref().map(|x| x.as_str()) == Some("202")),
+        "{run}"
+    );
+    // Another login host for the same app gets no kept secret.
+    let mut elsewhere = entra_app.clone();
+    elsewhere["login_url"] = json!("https://login.evil.example/");
+    let (status, body) =
+        put(json!({"kind": "entra", "entra_app": elsewhere, "groups": ["sales"]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}

@@ -43,7 +43,13 @@ pub(crate) struct DirectoryView {
 
 /// A field named by a settings error (`groups: …`), else the whole.
 fn field_of(message: &str) -> String {
-    const FIELDS: [&str; 14] = [
+    const FIELDS: [&str; 20] = [
+        "client_secret",
+        "entra_app.tenant",
+        "entra_app.client_id",
+        "entra_app.graph_url",
+        "entra_app.login_url",
+        "entra_app",
         "ldap.url",
         "ldap.base",
         "ldap.bind_dn",
@@ -99,13 +105,15 @@ pub(crate) async fn get(
 }
 
 /// Whether `settings` suit `source`: an Entra ID directory reads through the instance's
-/// own Microsoft 365 app; an LDAP directory suits any instance.
+/// own Microsoft 365 app, or through an app of its own (an Exchange instance in a hybrid
+/// company); an LDAP directory suits any instance.
 fn suits(settings: &DirectorySettings, source: &SourceConfig) -> Result<(), ApiError> {
     match (settings.kind, source) {
         (DirectoryKind::Entra, SourceConfig::Graph { .. }) | (DirectoryKind::Ldap, _) => Ok(()),
+        (DirectoryKind::Entra, _) if settings.entra_app.is_some() => Ok(()),
         (DirectoryKind::Entra, _) => Err(ApiError::invalid(
-            "kind",
-            "an Entra ID directory needs a Microsoft 365 (Graph) instance",
+            "entra_app",
+            "entra_app: an Exchange instance reads Entra ID with an app of the directory's own (tenant, client_id and its client secret)",
         )),
     }
 }
@@ -120,7 +128,18 @@ pub(crate) fn take_password(
     let Some(object) = body.as_object_mut() else {
         return Ok(None);
     };
-    match object.remove("password") {
+    // `client_secret` for an Entra ID app, `password` for an LDAP account: one secret.
+    let given = match (object.remove("password"), object.remove("client_secret")) {
+        (Some(p), None) | (None, Some(p)) => Some(p),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "password",
+                "password: give the password or the client secret, not both",
+            ));
+        }
+    };
+    match given {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(p)) if p.is_empty() => Ok(None),
         Some(serde_json::Value::String(p))
@@ -143,26 +162,40 @@ fn password_change<'a>(
     given: Option<&'a SecretString>,
     stored: Option<&'a kalsync_store::DirectoryRecord>,
 ) -> Result<DirectorySecret<'a>, ApiError> {
-    let Some(server) = settings.ldap.as_ref() else {
-        return Ok(DirectorySecret::Clear);
+    // What the secret is for: an LDAP account, or an Entra ID app of the directory's own.
+    let same: Box<dyn Fn(&DirectorySettings) -> bool> = match (&settings.ldap, &settings.entra_app)
+    {
+        (Some(server), _) => Box::new(move |old: &DirectorySettings| {
+            old.ldap.as_ref().is_some_and(|o| o.same_account(server))
+        }),
+        (None, Some(app)) => Box::new(move |old: &DirectorySettings| {
+            old.entra_app.as_ref().is_some_and(|o| o.same_app(app))
+        }),
+        (None, None) => return Ok(DirectorySecret::Clear),
     };
     if let Some(p) = given {
         return Ok(DirectorySecret::Set(p));
     }
-    let same = stored.filter(|r| {
-        r.password.is_some()
-            && r.settings
-                .ldap
-                .as_ref()
-                .is_some_and(|old| old.same_account(server))
-    });
-    if let Some(judged) = same {
+    let kept = stored.filter(|r| r.password.is_some() && same(&r.settings));
+    if let Some(judged) = kept {
         // Kept only if nobody saved other settings since they were read here.
         Ok(DirectorySecret::Keep(&judged.settings))
     } else {
+        let field = if settings.ldap.is_some() {
+            "password"
+        } else {
+            "client_secret"
+        };
         Err(ApiError::invalid(
-            "password",
-            "password: give the account's password (it is asked again when the server or the account changes)",
+            field,
+            format!(
+                "{field}: give the {} (it is asked again when the server, app or account changes)",
+                if settings.ldap.is_some() {
+                    "account's password"
+                } else {
+                    "app's client secret"
+                }
+            ),
         ))
     }
 }

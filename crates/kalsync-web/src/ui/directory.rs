@@ -35,6 +35,11 @@ struct Words {
     ldap_password_kept: &'static str,
     ldap_ca: &'static str,
     ldap_ca_hint: &'static str,
+    entra_app: &'static str,
+    entra_app_hint: &'static str,
+    tenant: &'static str,
+    client_id: &'static str,
+    client_secret: &'static str,
     permissions: &'static str,
     groups: &'static str,
     groups_hint: &'static str,
@@ -95,6 +100,11 @@ const SV: Words = Words {
     ldap_password_kept: "Ett lösenord är sparat (krypterat, visas aldrig). Lämna tomt för att behålla det; byter du server eller konto måste det anges igen.",
     ldap_ca: "Företagets CA-certifikat (PEM, valfritt)",
     ldap_ca_hint: "Behövs när serverns certifikat är utfärdat av er egen certifikatutfärdare.",
+    entra_app: "Entra ID-app (hybridmiljö)",
+    entra_app_hint: "En Exchange-instans läser Entra ID med en egen appregistrering: ange klient-id och katalogens klienthemlighet. Appen behöver bara GroupMember.Read.All och User.Read.All.",
+    tenant: "Klientorganisation (tenant-id eller domän)",
+    client_id: "Program-id (klient-id)",
+    client_secret: "Klienthemlighet",
     permissions: "Appen behöver programbehörigheterna GroupMember.Read.All och User.Read.All med administratörsmedgivande (Entra → Appregistreringar → appen → API-behörigheter).",
     groups: "Grupper (en per rad)",
     groups_hint: "Entra ID: gruppens objekt-id (Grupper → gruppen → Översikt). Active Directory: gruppens DN, t.ex. CN=Sälj,OU=Grupper,DC=foretag,DC=local.",
@@ -155,6 +165,11 @@ const EN: Words = Words {
     ldap_password_kept: "A password is stored (encrypted, never shown). Leave empty to keep it; a new server or account needs it again.",
     ldap_ca: "The company's CA certificate (PEM, optional)",
     ldap_ca_hint: "Needed when the server's certificate is issued by your own certificate authority.",
+    entra_app: "Entra ID app (hybrid)",
+    entra_app_hint: "An Exchange instance reads Entra ID with an app registration of its own: give its client id and a client secret. The app needs only GroupMember.Read.All and User.Read.All.",
+    tenant: "Tenant (id or domain)",
+    client_id: "Application (client) id",
+    client_secret: "Client secret",
     permissions: "The app needs the application permissions GroupMember.Read.All and User.Read.All with admin consent (Entra → App registrations → the app → API permissions).",
     groups: "Groups (one per line)",
     groups_hint: "Entra ID: the group's object id (Groups → the group → Overview). Active Directory: the group's DN, such as CN=Sales,OU=Groups,DC=company,DC=local.",
@@ -288,7 +303,9 @@ fn setting_problem(lang: Lang, field: &str, message: &str) -> String {
         (Lang::Sv, "groups") => "Grupper: ange minst en och högst 50 grupper, en per rad (objekt-id i Entra ID, DN i Active Directory).".into(),
         (Lang::Sv, "extension.last_digits") => "Antal siffror: 2 till 20.".into(),
         (Lang::Sv, "extension.pattern") => "Uttrycket måste vara ett reguljärt uttryck med exakt en fångstgrupp, t.ex. ^\\+468(\\d{4})$.".into(),
-        (Lang::Sv, "kind") => "Entra ID som katalog kräver en Microsoft 365-instans (Graph); välj Active Directory (LDAP) för Exchange-instanser.".into(),
+        (Lang::Sv, "kind" | "entra_app") => "En Exchange-instans läser Entra ID med en egen app: fyll i klientorganisation, program-id och klienthemlighet — eller välj Active Directory (LDAP).".into(),
+        (Lang::Sv, "entra_app.tenant" | "entra_app.client_id") => "Klientorganisation och program-id: bokstäver, siffror, punkt och bindestreck.".into(),
+        (Lang::Sv, "client_secret") => "Klienthemlighet: ange appens klienthemlighet (den krävs igen när appen eller klientorganisationen ändras).".into(),
         (Lang::Sv, "ldap.url") => "Server: ange ldaps://server eller ldap://server (StartTLS), bara server och port.".into(),
         (Lang::Sv, "ldap.base") => "Sökbas: ett DN, t.ex. DC=foretag,DC=local.".into(),
         (Lang::Sv, "ldap.bind_dn") => "Tjänstekonto: ett DN eller konto@domän.".into(),
@@ -304,6 +321,8 @@ fn setting_problem(lang: Lang, field: &str, message: &str) -> String {
 #[derive(Debug, Clone, Default)]
 struct Fields {
     ldap: bool,
+    tenant: String,
+    client_id: String,
     url: String,
     base: String,
     bind_dn: String,
@@ -331,6 +350,16 @@ impl Fields {
         let server = s.ldap.as_ref();
         Fields {
             ldap: s.kind == kalsync_directory::DirectoryKind::Ldap,
+            tenant: s
+                .entra_app
+                .as_ref()
+                .map(|a| a.tenant().to_owned())
+                .unwrap_or_default(),
+            client_id: s
+                .entra_app
+                .as_ref()
+                .map(|a| a.client_id().to_owned())
+                .unwrap_or_default(),
             url: server.map(|l| l.url().to_string()).unwrap_or_default(),
             base: server.map(|l| l.base().to_owned()).unwrap_or_default(),
             bind_dn: server.map(|l| l.bind_dn().to_owned()).unwrap_or_default(),
@@ -360,6 +389,8 @@ impl Fields {
         let get = |k: &str| field(pairs, k).trim().to_owned();
         Fields {
             ldap: get("kind") == "ldap",
+            tenant: get("tenant"),
+            client_id: get("client_id"),
             url: get("url"),
             base: get("base"),
             bind_dn: get("bind_dn"),
@@ -416,6 +447,10 @@ impl Fields {
         }
         if self.department {
             json["department"] = serde_json::Value::from("department");
+        }
+        if !self.ldap && !(self.tenant.is_empty() && self.client_id.is_empty()) {
+            json["entra_app"] =
+                serde_json::json!({"tenant": self.tenant, "client_id": self.client_id});
         }
         if self.ldap {
             let mut server = serde_json::json!({
@@ -522,10 +557,25 @@ fn directory_page(
                     input type="hidden" name="csrf" value=(csrf);
                     label for="kind" { (w.kind) }
                     select #kind name="kind" {
-                        @if graph { option value="entra" selected[!f.ldap] { (w.kind_entra) } }
-                        option value="ldap" selected[f.ldap || !graph] { (w.kind_ldap) }
+                        option value="entra" selected[!f.ldap && (graph || !f.tenant.is_empty())] { (w.kind_entra) }
+                        option value="ldap" selected[f.ldap || (!graph && f.tenant.is_empty())] { (w.kind_ldap) }
                     }
-                    @if graph { p.muted #entra-permissions { "Entra ID: " (w.permissions) } }
+                    p.muted #entra-permissions { "Entra ID: " (w.permissions) }
+                    @if !graph {
+                        // An Exchange instance reads Entra ID with an app of the
+                        // directory's own (a hybrid company).
+                        fieldset #entra-app {
+                            legend { (w.entra_app) }
+                            p.muted { (w.entra_app_hint) }
+                            label for="tenant" { (w.tenant) }
+                            input #tenant type="text" name="tenant" value=(f.tenant) spellcheck="false" placeholder="contoso.onmicrosoft.com";
+                            label for="client_id" { (w.client_id) }
+                            input #client_id type="text" name="client_id" value=(f.client_id) spellcheck="false";
+                            label for="client_secret" { (w.client_secret) }
+                            input #client_secret type="password" name="client_secret" autocomplete="off" aria-describedby=[password_set.then_some("secret-hint")];
+                            @if password_set { p.muted #secret-hint { (w.ldap_password_kept) } }
+                        }
+                    }
                     fieldset #ldap {
                         legend { (w.ldap) }
                         p.muted { (w.ldap_permissions) }
@@ -770,7 +820,16 @@ pub(crate) async fn save(
         Err(r) => return r,
     };
     let typed = Fields::posted(&pairs);
-    let password = match field(&pairs, "password") {
+    // The secret of what was chosen: an LDAP account's password or an Entra app's.
+    let typed_secret = field(
+        &pairs,
+        if typed.ldap {
+            "password"
+        } else {
+            "client_secret"
+        },
+    );
+    let password = match typed_secret {
         p if p.is_empty() => Ok(None),
         p => take_password(&mut serde_json::json!({ "password": p })),
     };
@@ -796,7 +855,7 @@ pub(crate) async fn save(
         }) => {
             let mut text = setting_problem(viewer.lang, &named, &message);
             // A typed password is never sent back: say it was not saved.
-            if !field(&pairs, "password").is_empty() {
+            if !field(&pairs, "password").is_empty() || !field(&pairs, "client_secret").is_empty() {
                 text.push_str(match viewer.lang {
                     Lang::Sv => " Lösenordet sparades inte: ange det igen.",
                     Lang::En => " The password was not saved: enter it again.",

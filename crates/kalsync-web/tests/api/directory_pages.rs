@@ -249,3 +249,82 @@ async fn an_active_directory_is_set_on_the_tab_and_its_password_never_shown() {
     assert_eq!(view["password_set"], true);
     assert!(!view.to_string().contains("Hemligt"), "{view}");
 }
+
+#[tokio::test]
+async fn an_exchange_instance_picks_active_directory_or_an_entra_app_of_its_own() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let (status, made) = admin
+        .post(
+            &format!("/api/v1/companies/{}/instances", app.acme),
+            serde_json::json!({"name": "Exchange", "source": {"kind": "ews", "url": "https://mail.acme.example/EWS/Exchange.asmx",
+                "username": "ACME\\svc", "password": "ews-pw"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().expect("id").to_owned();
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let url = format!("{}/instances/{id}/directory", app.base);
+    let page = page_at(&sv, url.clone()).await;
+    // Active Directory is chosen first; Entra ID with an app of its own is offered.
+    assert!(
+        page.contains("<option value=\"ldap\" selected>") && page.contains("id=\"entra-app\""),
+        "{page}"
+    );
+    let csrf = form_token(&page);
+    let entra = |secret: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("kind", "entra".to_owned()),
+            ("tenant", "acme.onmicrosoft.com".to_owned()),
+            ("client_id", "6a9c-11".to_owned()),
+            ("client_secret", secret.to_owned()),
+            ("groups", "sales-group-id".to_owned()),
+            ("every", "1h".to_owned()),
+            ("grace", "0s".to_owned()),
+            ("manual", "keep".to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let sv = sv.clone();
+        let url = url.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = post_form(&sv, &url, &fields).await;
+            (answer.status(), answer.text().await.expect("html"))
+        }
+    };
+    // Without the app's secret: asked for, in Swedish.
+    let (status, refused) = post(entra("")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.contains("Klienthemlighet: ange appens klienthemlighet"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("value=\"acme.onmicrosoft.com\""),
+        "{refused}"
+    );
+    // With it: saved, never shown.
+    let (status, saved) = post(entra("app-s3cret")).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert!(
+        saved.contains("Sparat.") && !saved.contains("app-s3cret"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("<option value=\"entra\" selected>"),
+        "{saved}"
+    );
+    let record = app
+        .store
+        .directory(id.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("saved");
+    assert_eq!(
+        record.settings.entra_app.as_ref().map(|a| a.tenant()),
+        Some("acme.onmicrosoft.com")
+    );
+    assert!(record.password.is_some());
+}

@@ -317,9 +317,9 @@ impl Storage {
                 .expect("dir")
                 .filter_map(|e| e.ok())
                 .filter(|e| e.file_name().to_string_lossy().starts_with("k.db"))
-                .map(|e| {
-                    String::from_utf8_lossy(&std::fs::read(e.path()).expect("read")).into_owned()
-                })
+                // A WAL file SQLite removes as it closes may be gone by now.
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                 .collect(),
         }
     }
