@@ -119,14 +119,12 @@ impl SqlStore {
         &self,
         instance: InstanceId,
     ) -> Result<Option<DirectoryRecord>, StoreError> {
-        sqlx::query("SELECT * FROM directories WHERE instance_id = $1")
-            .bind(instance.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(|r| directory_row(r, &self.secrets))
-            .transpose()
+        self.optional(
+            sqlx::query("SELECT * FROM directories WHERE instance_id = $1")
+                .bind(instance.to_string()),
+            |r| directory_row(r, &self.secrets),
+        )
+        .await
     }
 
     pub(crate) async fn select_due_directories(
@@ -153,16 +151,13 @@ impl SqlStore {
         due: Timestamp,
         next: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.claimed(
             "UPDATE directories SET next_run_ms = $3 WHERE instance_id = $1 AND next_run_ms = $2",
+            instance.to_string(),
+            due,
+            next,
         )
-        .bind(instance.to_string())
-        .bind(ms(due))
-        .bind(ms(next))
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
     }
 
     pub(crate) async fn write_directory_run(

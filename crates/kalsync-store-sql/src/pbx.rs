@@ -76,14 +76,12 @@ impl SqlStore {
         &self,
         company: CompanyId,
     ) -> Result<Option<PbxDirectoryRecord>, StoreError> {
-        sqlx::query("SELECT * FROM pbx_directories WHERE company_id = $1")
-            .bind(company.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .as_ref()
-            .map(|r| self.pbx_row(r))
-            .transpose()
+        self.optional(
+            sqlx::query("SELECT * FROM pbx_directories WHERE company_id = $1")
+                .bind(company.to_string()),
+            |r| self.pbx_row(r),
+        )
+        .await
     }
 
     pub(crate) async fn write_pbx_list(
@@ -137,15 +135,12 @@ impl SqlStore {
         due: Timestamp,
         next: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.claimed(
             "UPDATE pbx_directories SET next_fetch_ms = $3 WHERE company_id = $1 AND next_fetch_ms = $2",
+            company.to_string(),
+            due,
+            next,
         )
-        .bind(company.to_string())
-        .bind(ms(due))
-        .bind(ms(next))
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
     }
 }

@@ -175,4 +175,39 @@ impl SqlStore {
         }
         Ok(())
     }
+
+    /// Moves a due time from `due` to `next` for the row `key` names, with `sql` (an
+    /// `UPDATE … SET <time> = $3 WHERE <key> = $1 AND <time> = $2`): whether this caller
+    /// took it (another node that came first leaves nothing to move).
+    pub(crate) async fn claimed(
+        &self,
+        sql: &'static str,
+        key: String,
+        due: Timestamp,
+        next: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(sql)
+            .bind(key)
+            .bind(ms(due))
+            .bind(ms(next))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The one row `query` finds, made by `each`, or none.
+    pub(crate) async fn optional<'q, T>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        each: impl FnOnce(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(each)
+            .transpose()
+    }
 }

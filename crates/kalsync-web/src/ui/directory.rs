@@ -448,7 +448,8 @@ impl Fields {
         if self.department {
             json["department"] = serde_json::Value::from("department");
         }
-        if !self.ldap && !(self.tenant.is_empty() && self.client_id.is_empty()) {
+        let app_named = !self.tenant.is_empty() || !self.client_id.is_empty();
+        if !self.ldap && app_named {
             json["entra_app"] =
                 serde_json::json!({"tenant": self.tenant, "client_id": self.client_id});
         }

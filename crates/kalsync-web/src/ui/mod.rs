@@ -70,10 +70,7 @@ pub fn router() -> Router<WebState> {
             post(accounts::remove_operator_account),
         )
         .route("/companies/{company}/pbx", get(pbx::show))
-        .route("/companies/{company}/pbx/upload", post(pbx::upload))
-        .route("/companies/{company}/pbx/source", post(pbx::source))
-        .route("/companies/{company}/pbx/fetch", post(pbx::fetch))
-        .route("/companies/{company}/pbx/remove", post(pbx::remove))
+        .route("/companies/{company}/pbx/{action}", post(pbx::act))
         .route(
             "/companies/{company}/instances/new",
             get(new_instance::show).post(new_instance::create),

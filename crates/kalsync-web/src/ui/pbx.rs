@@ -413,83 +413,45 @@ async fn after(
     }
 }
 
-/// Uploads a pasted list.
-pub(crate) async fn upload(
+/// A form of the page: `upload` (a pasted list), `source` (a fetched list's address and
+/// secret, fetched at once), `fetch` (now) or `remove`.
+pub(crate) async fn act(
     State(state): State<WebState>,
     viewer: Viewer,
     headers: HeaderMap,
-    Path(company): Path<String>,
+    Path((company, action)): Path<(String, String)>,
     Form(form): Form<PbxForm>,
 ) -> Response {
     let id = match form_company(&state, &viewer, &headers, &company, &form.csrf).await {
         Ok(id) => id,
         Err(r) => return r,
     };
-    let done = upload_list(&state, &viewer.principal, id, &form.list)
-        .await
-        .map(|_| ());
-    after(&state, &viewer, &company, &form, done).await
-}
-
-/// Saves a fetched list's address and secret, and fetches it.
-pub(crate) async fn source(
-    State(state): State<WebState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    Path(company): Path<String>,
-    Form(form): Form<PbxForm>,
-) -> Response {
-    let id = match form_company(&state, &viewer, &headers, &company, &form.csrf).await {
-        Ok(id) => id,
-        Err(r) => return r,
+    let principal = &viewer.principal;
+    let done = match action.as_str() {
+        "upload" => upload_list(&state, principal, id, &form.list)
+            .await
+            .map(|_| ()),
+        "source" => {
+            let every = if form.every.is_empty() {
+                "1h"
+            } else {
+                form.every.as_str()
+            };
+            async {
+                let source = parse_source(serde_json::json!({
+                    "kind": "url", "url": form.url, "auth": form.auth, "every": every,
+                }))?;
+                let secret =
+                    (!form.secret.is_empty()).then(|| SecretString::from(form.secret.clone()));
+                save_source(&state, principal, id, &source, secret).await?;
+                // Its outcome shows on the page (the list, or why not).
+                fetch_now(&state, principal, id).await.map(|_| ())
+            }
+            .await
+        }
+        "fetch" => fetch_now(&state, principal, id).await.map(|_| ()),
+        "remove" => remove_pbx(&state, principal, id).await,
+        _ => Err(ApiError::NotFound(format!("no such form: {action}"))),
     };
-    let every = if form.every.is_empty() {
-        "1h"
-    } else {
-        form.every.as_str()
-    };
-    let done = async {
-        let source = parse_source(serde_json::json!({
-            "kind": "url", "url": form.url, "auth": form.auth, "every": every,
-        }))?;
-        let secret = (!form.secret.is_empty()).then(|| SecretString::from(form.secret.clone()));
-        save_source(&state, &viewer.principal, id, &source, secret).await?;
-        // Its outcome shows on the page (the list, or why not).
-        let _outcome = fetch_now(&state, &viewer.principal, id).await?;
-        Ok(())
-    }
-    .await;
-    after(&state, &viewer, &company, &form, done).await
-}
-
-/// Fetches now.
-pub(crate) async fn fetch(
-    State(state): State<WebState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    Path(company): Path<String>,
-    Form(form): Form<PbxForm>,
-) -> Response {
-    let id = match form_company(&state, &viewer, &headers, &company, &form.csrf).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let done = fetch_now(&state, &viewer.principal, id).await.map(|_| ());
-    after(&state, &viewer, &company, &form, done).await
-}
-
-/// Removes the PBX directory.
-pub(crate) async fn remove(
-    State(state): State<WebState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    Path(company): Path<String>,
-    Form(form): Form<PbxForm>,
-) -> Response {
-    let id = match form_company(&state, &viewer, &headers, &company, &form.csrf).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let done = remove_pbx(&state, &viewer.principal, id).await;
     after(&state, &viewer, &company, &form, done).await
 }
