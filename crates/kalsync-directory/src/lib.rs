@@ -14,13 +14,15 @@ pub use app::EntraApp;
 pub use ldap::{LdapServer, MAX_CA_PEM};
 pub use mapping::{ExtensionRule, Member, Person, Problem, Transform, map};
 pub use pbx::{
-    MAX_PBX_BYTES, MAX_PBX_ENTRIES, MIN_PBX_EVERY, PbxAuth, PbxEntry, PbxList, PbxSource,
+    MAX_PBX_BYTES, MAX_PBX_ENTRIES, MAX_PBX_EVERY, MIN_PBX_EVERY, PbxAuth, PbxEntry, PbxList,
+    PbxSource,
 };
 pub use plan::{
     Current, Field, Gone, HOLD_ABOVE, Held, PersonProblem, Plan, Removal, Update, plan, plan_with,
 };
 pub use settings::{
-    DirectoryKind, DirectorySettings, GroupRef, MAX_GRACE, MAX_GROUPS, MIN_EVERY, ManualUsers,
+    DirectoryKind, DirectorySettings, GroupRef, MAX_EVERY, MAX_GRACE, MAX_GROUPS, MIN_EVERY,
+    ManualUsers,
 };
 
 /// The most people one read may hold; a larger directory is refused, not truncated.

@@ -41,6 +41,8 @@ pub enum PbxSource {
 
 /// The shortest time between two fetches.
 pub const MIN_PBX_EVERY: SignedDuration = SignedDuration::from_mins(15);
+/// The longest time between two fetches.
+pub const MAX_PBX_EVERY: SignedDuration = SignedDuration::from_hours(24 * 7);
 
 fn default_every() -> SignedDuration {
     SignedDuration::from_hours(1)
@@ -100,7 +102,16 @@ impl PbxSource {
     /// Whether a secret given for `self` may go with `other` (the same address).
     pub fn same_destination(&self, other: &PbxSource) -> bool {
         match (self, other) {
-            (PbxSource::Url { url: a, .. }, PbxSource::Url { url: b, .. }) => a == b,
+            // The same address, asked the same way: a signing key is never sent as a
+            // bearer token.
+            (
+                PbxSource::Url {
+                    url: a, auth: x, ..
+                },
+                PbxSource::Url {
+                    url: b, auth: y, ..
+                },
+            ) => a == b && x == y,
             _ => false,
         }
     }
@@ -389,6 +400,14 @@ mod tests {
         .expect("loopback");
         assert!(!local.same_destination(&ok));
         assert!(ok.same_destination(&back));
+        let signed: PbxSource = serde_json::from_value(serde_json::json!({
+            "kind": "url", "url": "https://pbx.example/api/subscriptions", "auth": "standard_webhooks",
+        }))
+        .expect("signed");
+        assert!(
+            !signed.same_destination(&ok),
+            "a signing key is not kept as a bearer token"
+        );
         assert!(!PbxSource::Upload.same_destination(&PbxSource::Upload));
     }
 

@@ -154,7 +154,7 @@ pub fn plan<U: Clone + Ord>(
 
 /// [`plan`], checked against the company's PBX directory where it has one: a person
 /// the PBX has no subscription for is a problem (not added; a user already here stays
-/// as they are), and one without an extension of their own takes the PBX's.
+/// as they are), and everyone's extension is the PBX's.
 pub fn plan_with<U: Clone + Ord>(
     people: &[Person],
     current: &[Current<U>],
@@ -201,10 +201,10 @@ pub fn plan_with<U: Clone + Ord>(
         ) {
             (Ok(mut m), Some(list)) => match list.get(&m.email) {
                 None => Err(Problem::NotInPbx),
+                // The PBX decides which phone is whose: its extension, whatever the
+                // directory's attribute says (a stale one would ring someone else).
                 Some(known) => {
-                    if m.extension.is_none() {
-                        m.extension = Some(known.extension.clone());
-                    }
+                    m.extension = Some(known.extension.clone());
                     Ok(m)
                 }
             },

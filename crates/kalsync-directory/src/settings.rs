@@ -94,6 +94,8 @@ impl fmt::Display for GroupRef {
 pub const MAX_GROUPS: usize = 50;
 /// The shortest time between two syncs.
 pub const MIN_EVERY: SignedDuration = SignedDuration::from_mins(5);
+/// The longest time between two syncs.
+pub const MAX_EVERY: SignedDuration = SignedDuration::from_hours(24 * 7);
 /// The longest grace period before a leaver is removed.
 pub const MAX_GRACE: SignedDuration = SignedDuration::from_hours(24 * 90);
 
@@ -262,6 +264,12 @@ impl TryFrom<RawSettings> for DirectorySettings {
                 written(MIN_EVERY)
             ));
         }
+        if every > MAX_EVERY {
+            return Err(format!(
+                "every: at most {} between syncs",
+                written(MAX_EVERY)
+            ));
+        }
         let grace = duration("grace", &raw.grace)?;
         if grace > MAX_GRACE {
             return Err(format!("grace: at most {}", written(MAX_GRACE)));
@@ -339,6 +347,11 @@ mod tests {
             ),
             (
                 serde_json::json!({"kind": "entra", "groups": ["a"], "every": "soon"}),
+                "every",
+            ),
+            (
+                // Far enough that adding it to now overflows a timestamp.
+                serde_json::json!({"kind": "entra", "groups": ["a"], "every": "100000000h"}),
                 "every",
             ),
             (

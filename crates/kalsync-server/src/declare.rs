@@ -309,7 +309,11 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                 }
             };
             if let Some(directory) = &i.directory {
+                // No secrets in the settings file's directory: an LDAP server or an Entra
+                // app of its own (with a password or client secret) is set in the UI or
+                // the API.
                 if directory.kind != kalsync_directory::DirectoryKind::Entra
+                    || directory.entra_app.is_some()
                     || !matches!(instance.source, SourceConfig::Graph { .. })
                 {
                     return Err(ServerError::Config(format!(

@@ -167,7 +167,7 @@ impl DirectorySync {
             // not all read at the same moment.
             let every = record.settings.every;
             let jitter = rand::rng().random_range(0..=every.as_secs() / 10);
-            let next = now + every + SignedDuration::from_secs(jitter);
+            let next = crate::pbx_directory::later(now, every + SignedDuration::from_secs(jitter));
             match self
                 .store
                 .claim_directory(record.instance, record.next_run, next)
@@ -640,7 +640,12 @@ impl kalsync_web::DirectoryRunner for DirectorySync {
             let now = Timestamp::now();
             let outcome = fetcher.fetch(&record, now).await;
             self.store
-                .save_pbx_list(company, outcome.as_ref().map_err(String::as_str), now)
+                .save_pbx_list(
+                    company,
+                    Some(&record.source),
+                    outcome.as_ref().map_err(String::as_str),
+                    now,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             outcome.map(|l| l.len())

@@ -13,11 +13,23 @@ use secrecy::ExposeSecret as _;
 
 /// How long one fetch may take.
 const FETCH_LIMIT: Duration = Duration::from_secs(30);
+/// How many fetches one node makes at once.
+const FETCHES_AT_ONCE: usize = 4;
+
+/// `now` and `after`, or a week on when that would be past the last time there is.
+pub(crate) fn later(now: Timestamp, after: SignedDuration) -> Timestamp {
+    now.checked_add(after)
+        .or_else(|_| now.checked_add(SignedDuration::from_hours(24 * 7)))
+        .unwrap_or(now)
+}
 
 /// Fetches due PBX directories.
 #[derive(Clone)]
 pub(crate) struct PbxFetcher {
     http: reqwest::Client,
+    /// Checked before each request: an address given as an IP literal never goes
+    /// through the policy's resolver.
+    outbound: kalsync_outbound::OutboundPolicy,
 }
 
 impl PbxFetcher {
@@ -29,7 +41,10 @@ impl PbxFetcher {
             .build()
             .map_err(|e| tracing::warn!(error = %e, "the PBX directory client cannot be built"))
             .ok()?;
-        Some(PbxFetcher { http })
+        Some(PbxFetcher {
+            http,
+            outbound: outbound.clone(),
+        })
     }
 
     /// One look: every fetched PBX directory due at `now` that this node takes is
@@ -42,27 +57,32 @@ impl PbxFetcher {
                 return 0;
             }
         };
-        let mut fetched = 0;
-        for (company, when) in due {
-            let Ok(Some(record)) = store.pbx_directory(company).await else {
-                continue;
-            };
-            let PbxSource::Url { every, .. } = &record.source else {
-                continue;
-            };
-            let jitter = rand::rng().random_range(0..=every.as_secs() / 10);
-            let next = now + *every + SignedDuration::from_secs(jitter);
-            if !store
-                .claim_pbx_directory(company, when, next)
-                .await
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            self.fetch_and_store(store, company, &record, now).await;
-            fetched += 1;
-        }
-        fetched
+        // A few at once: one company's slow PBX (each fetch is bounded in time) does not
+        // hold back every other company's.
+        use futures_util::StreamExt as _;
+        futures_util::stream::iter(due)
+            .map(|(company, when)| async move {
+                let Ok(Some(record)) = store.pbx_directory(company).await else {
+                    return 0;
+                };
+                let PbxSource::Url { every, .. } = &record.source else {
+                    return 0;
+                };
+                let jitter = rand::rng().random_range(0..=every.as_secs() / 10);
+                let next = later(now, *every + SignedDuration::from_secs(jitter));
+                if !store
+                    .claim_pbx_directory(company, when, next)
+                    .await
+                    .unwrap_or(false)
+                {
+                    return 0;
+                }
+                self.fetch_and_store(store, company, &record, now).await;
+                1
+            })
+            .buffer_unordered(FETCHES_AT_ONCE)
+            .fold(0, |n, one| async move { n + one })
+            .await
     }
 
     async fn fetch_and_store(
@@ -76,8 +96,15 @@ impl PbxFetcher {
         if let Err(why) = &outcome {
             tracing::warn!(%company, error = %why, "a PBX directory could not be fetched; its list is kept");
         }
+        // Stored only over the source it was fetched for: a list uploaded or an address
+        // changed while it was under way stays.
         let saved = store
-            .save_pbx_list(company, outcome.as_ref().map_err(String::as_str), now)
+            .save_pbx_list(
+                company,
+                Some(&record.source),
+                outcome.as_ref().map_err(String::as_str),
+                now,
+            )
             .await;
         if let Err(e) = saved {
             tracing::warn!(%company, error = %e, "a fetched PBX directory cannot be stored");
@@ -93,6 +120,9 @@ impl PbxFetcher {
         let PbxSource::Url { url, auth, .. } = &record.source else {
             return Err("an uploaded list is not fetched".into());
         };
+        self.outbound
+            .check_url(url)
+            .map_err(|e| format!("the address is not one the service may reach: {e}"))?;
         let secret = record
             .secret
             .as_ref()
@@ -133,11 +163,12 @@ impl PbxFetcher {
             .is_some_and(|v| v.starts_with("text/csv"));
         // Read within the limit, whatever the PBX says the length is.
         let mut body = Vec::new();
-        while let Some(chunk) = answer
-            .chunk()
-            .await
-            .map_err(|e| format!("the PBX's answer broke off: {e}"))?
-        {
+        while let Some(chunk) = answer.chunk().await.map_err(|e| {
+            format!(
+                "the PBX's answer broke off: {}",
+                kalsync_core::redact::shown_error(&e.to_string())
+            )
+        })? {
             if body.len() + chunk.len() > MAX_PBX_BYTES {
                 return Err(format!(
                     "the PBX's list is larger than {} MB",

@@ -87,25 +87,43 @@ impl SqlStore {
     pub(crate) async fn write_pbx_list(
         &self,
         company: CompanyId,
+        fetched_for: Option<&PbxSource>,
         outcome: Result<&PbxList, &str>,
         when: Timestamp,
-    ) -> Result<(), StoreError> {
-        let query = match outcome {
-            Ok(list) => sqlx::query(
-                "UPDATE pbx_directories SET list = $2, updated_ms = $3, last_try_ms = $3, last_error = NULL WHERE company_id = $1",
-            )
-            .bind(company.to_string())
-            .bind(serde_json::to_string(list).map_err(|e| corrupt("PBX directory list", e))?)
-            .bind(ms(when)),
-            Err(why) => sqlx::query(
-                "UPDATE pbx_directories SET last_try_ms = $3, last_error = $2 WHERE company_id = $1",
-            )
-            .bind(company.to_string())
-            .bind(why.chars().take(1000).collect::<String>())
-            .bind(ms(when)),
+    ) -> Result<bool, StoreError> {
+        let (list, error) = match outcome {
+            Ok(list) => (
+                Some(serde_json::to_string(list).map_err(|e| corrupt("PBX directory list", e))?),
+                None,
+            ),
+            Err(why) => (None, Some(why.chars().take(1000).collect::<String>())),
         };
-        self.affected(query, format!("PBX directory of company {company}"))
+        let source = fetched_for
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| corrupt("PBX directory source", e))?;
+        // A new list ($2), or why there is none ($5; the list is kept); only over the
+        // source it was fetched for ($4), when one is named. One statement for both, so
+        // every parameter is used (PostgreSQL types each from its use).
+        let sql = "UPDATE pbx_directories SET list = COALESCE($2, list), \
+                   updated_ms = CASE WHEN $2 IS NULL THEN updated_ms ELSE $3 END, \
+                   last_try_ms = $3, last_error = $5 \
+                   WHERE company_id = $1 AND ($4 IS NULL OR source = $4)";
+        let done = sqlx::query(sql)
+            .bind(company.to_string())
+            .bind(list)
+            .bind(ms(when))
+            .bind(source)
+            .bind(error)
+            .execute(&self.pool)
             .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 && fetched_for.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "PBX directory of company {company}"
+            )));
+        }
+        Ok(done.rows_affected() > 0)
     }
 
     pub(crate) async fn select_due_pbx_directories(

@@ -168,10 +168,11 @@ impl Store for SqlStore {
     async fn save_pbx_list(
         &self,
         company: CompanyId,
+        fetched_for: Option<&kalsync_directory::PbxSource>,
         outcome: Result<&kalsync_directory::PbxList, &str>,
         at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.write_pbx_list(company, outcome, at).await
+    ) -> Result<bool, StoreError> {
+        self.write_pbx_list(company, fetched_for, outcome, at).await
     }
 
     async fn due_pbx_directories(

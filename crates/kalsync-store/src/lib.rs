@@ -232,13 +232,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         company: CompanyId,
     ) -> Result<Option<PbxDirectoryRecord>, StoreError>;
-    /// Stores a new list (`Ok`) or why it could not be had (`Err`: the list is kept).
+    /// Stores a new list (`Ok`) or why it could not be had (`Err`: the list is kept) —
+    /// with `fetched_for`, only while the source is still that one (`false` when it
+    /// changed meanwhile: nothing is written).
     async fn save_pbx_list(
         &self,
         company: CompanyId,
+        fetched_for: Option<&kalsync_directory::PbxSource>,
         outcome: Result<&kalsync_directory::PbxList, &str>,
         at: Timestamp,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// The companies whose fetched PBX directory is due at `now`, with when it was due.
     async fn due_pbx_directories(
         &self,

@@ -190,6 +190,28 @@ async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
         "{body}"
     );
 
+    // An address given as an IP the operator's policy does not allow (the private
+    // network): not reached, and the list is kept.
+    let (status, _) = call(
+        &admin,
+        Method::PUT,
+        &directory,
+        Some(json!({
+            "source": {"kind": "url", "url": "https://10.0.0.5/subs", "auth": "bearer"},
+            "secret": TOKEN,
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = call(&admin, Method::POST, &fetch, None).await;
+    assert_eq!(body["count"], 2, "{body}");
+    assert!(
+        body["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not one the service may reach")),
+        "{body}"
+    );
+
     // Katalog Synk: Sales has Anna, Bo and Dora; the PBX knows Anna and Dora. Dora is
     // added with the PBX's extension; Bo is not, and the run says why.
     let (status, body) = call(

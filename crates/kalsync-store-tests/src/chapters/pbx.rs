@@ -27,7 +27,7 @@ pub(crate) async fn pbx_directories(c: &Cast<'_>) {
         .expect("upload");
     let list = PbxList::from_csv("email,extension\nanna@acme.example,201\nbo@acme.example,202\n")
         .expect("list");
-    s.save_pbx_list(company, Ok(&list), now)
+    s.save_pbx_list(company, None, Ok(&list), now)
         .await
         .expect("saved");
     let r = s
@@ -85,7 +85,7 @@ pub(crate) async fn pbx_directories(c: &Cast<'_>) {
     assert!(s.due_pbx_directories(now).await.expect("due").is_empty());
 
     // A failed fetch keeps the list and says why.
-    s.save_pbx_list(company, Err("the PBX answered 503"), next)
+    s.save_pbx_list(company, Some(&source), Err("the PBX answered 503"), next)
         .await
         .expect("failed");
     let r = s
@@ -98,9 +98,22 @@ pub(crate) async fn pbx_directories(c: &Cast<'_>) {
     assert_eq!((r.updated, r.last_try), (Some(now), Some(next)));
     // A good one clears it.
     let one = PbxList::from_csv("email,extension\nanna@acme.example,201\n").expect("one");
-    s.save_pbx_list(company, Ok(&one), next)
-        .await
-        .expect("saved");
+    assert!(
+        s.save_pbx_list(company, Some(&source), Ok(&one), next)
+            .await
+            .expect("saved")
+    );
+    // A fetch for an address no longer stored (changed while it was under way) writes
+    // nothing.
+    let other: PbxSource = serde_json::from_value(serde_json::json!({
+        "kind": "url", "url": "https://old.acme.example/subscriptions", "auth": "bearer",
+    }))
+    .expect("source");
+    assert!(
+        !s.save_pbx_list(company, Some(&other), Ok(&list), next)
+            .await
+            .expect("overtaken")
+    );
     let r = s
         .pbx_directory(company)
         .await

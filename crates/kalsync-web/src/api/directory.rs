@@ -240,7 +240,14 @@ pub(crate) async fn save_settings(
         principal,
         Some(found.company),
         "directory.changed",
-        serde_json::json!({"instance": found.id, "kind": settings.kind.as_str(), "groups": settings.groups.len(), "enabled": settings.enabled}),
+        serde_json::json!({
+            "instance": found.id, "kind": settings.kind.as_str(), "groups": settings.groups.len(),
+            "enabled": settings.enabled,
+            // Where the directory is read, and whether its secret is new (never the secret).
+            "server": settings.ldap.as_ref().map(|l| l.host().to_owned()),
+            "app": settings.entra_app.as_ref().map(|a| format!("{}/{}", a.tenant(), a.client_id())),
+            "secret": match secret { DirectorySecret::Set(_) => "new", DirectorySecret::Keep(_) => "kept", DirectorySecret::Clear => "none" },
+        }),
     )
     .await
 }

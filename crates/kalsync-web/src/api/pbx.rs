@@ -129,22 +129,21 @@ pub(crate) async fn put(
 ) -> Result<Json<PbxView>, ApiError> {
     let id = visible(&state, &principal, &company).await?;
     let source = parse_source(input.source)?;
-    let given = input
-        .secret
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if s.chars().count() > 1024 || s.chars().any(char::is_control) {
-                Err(ApiError::invalid(
-                    "secret",
-                    "secret: at most 1,024 characters",
-                ))
-            } else {
-                Ok(SecretString::from(s))
-            }
-        })
-        .transpose()?;
+    let given = parse_secret(input.secret)?;
     save_source(&state, &principal, id, &source, given).await?;
     get(State(state), principal, Path(company)).await
+}
+
+/// A fetch secret as typed: none when empty; at most 1,024 characters, no control
+/// characters.
+pub(crate) fn parse_secret(typed: Option<String>) -> Result<Option<SecretString>, ApiError> {
+    match typed.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) if s.chars().count() > 1024 || s.chars().any(char::is_control) => Err(
+            ApiError::invalid("secret", "secret: at most 1,024 characters"),
+        ),
+        Some(s) => Ok(Some(SecretString::from(s))),
+    }
 }
 
 /// Stores a company's PBX directory source with the secret that goes with it: a new
@@ -157,6 +156,7 @@ pub(crate) async fn save_source(
     given: Option<SecretString>,
 ) -> Result<(), ApiError> {
     principal.manages(company, "company")?;
+    let given_secret = given.is_some();
     let secret = match source {
         PbxSource::Upload => None,
         PbxSource::Url { auth, .. } => {
@@ -193,16 +193,19 @@ pub(crate) async fn save_source(
             jiff::Timestamp::now(),
         )
         .await?;
-    let kind = match source {
-        PbxSource::Upload => "upload",
-        PbxSource::Url { .. } => "url",
+    let detail = match source {
+        PbxSource::Upload => serde_json::json!({"source": "upload"}),
+        PbxSource::Url { url, auth, .. } => serde_json::json!({
+            "source": "url", "host": url.host_str(), "auth": auth,
+            "secret": if given_secret { "new" } else { "kept" },
+        }),
     };
     audit(
         state,
         principal,
         Some(company),
         "pbx_directory.changed",
-        serde_json::json!({"source": kind}),
+        detail,
     )
     .await
 }
@@ -256,7 +259,10 @@ pub(crate) async fn upload_list(
             .set_pbx_directory(company, Some(&PbxSource::Upload), None, now)
             .await?;
     }
-    state.store.save_pbx_list(company, Ok(&list), now).await?;
+    state
+        .store
+        .save_pbx_list(company, None, Ok(&list), now)
+        .await?;
     audit(
         state,
         principal,

@@ -37,6 +37,7 @@ struct Words {
     ldap_ca_hint: &'static str,
     entra_app: &'static str,
     entra_app_hint: &'static str,
+    entra_app_optional: &'static str,
     tenant: &'static str,
     client_id: &'static str,
     client_secret: &'static str,
@@ -102,6 +103,7 @@ const SV: Words = Words {
     ldap_ca_hint: "Behövs när serverns certifikat är utfärdat av er egen certifikatutfärdare.",
     entra_app: "Entra ID-app (hybridmiljö)",
     entra_app_hint: "En Exchange-instans läser Entra ID med en egen appregistrering: ange klient-id och katalogens klienthemlighet. Appen behöver bara GroupMember.Read.All och User.Read.All.",
+    entra_app_optional: "Valfritt: lämna tomt så läser instansens egen app katalogen.",
     tenant: "Klientorganisation (tenant-id eller domän)",
     client_id: "Program-id (klient-id)",
     client_secret: "Klienthemlighet",
@@ -167,6 +169,7 @@ const EN: Words = Words {
     ldap_ca_hint: "Needed when the server's certificate is issued by your own certificate authority.",
     entra_app: "Entra ID app (hybrid)",
     entra_app_hint: "An Exchange instance reads Entra ID with an app registration of its own: give its client id and a client secret. The app needs only GroupMember.Read.All and User.Read.All.",
+    entra_app_optional: "Optional: leave empty and the instance's own app reads the directory.",
     tenant: "Tenant (id or domain)",
     client_id: "Application (client) id",
     client_secret: "Client secret",
@@ -562,12 +565,12 @@ fn directory_page(
                         option value="ldap" selected[f.ldap || (!graph && f.tenant.is_empty())] { (w.kind_ldap) }
                     }
                     p.muted #entra-permissions { "Entra ID: " (w.permissions) }
-                    @if !graph {
+                    {
                         // An Exchange instance reads Entra ID with an app of the
-                        // directory's own (a hybrid company).
+                        // directory's own (a hybrid company); a Microsoft 365 one may.
                         fieldset #entra-app {
                             legend { (w.entra_app) }
-                            p.muted { (w.entra_app_hint) }
+                            p.muted { (if graph { w.entra_app_optional } else { w.entra_app_hint }) }
                             label for="tenant" { (w.tenant) }
                             input #tenant type="text" name="tenant" value=(f.tenant) spellcheck="false" placeholder="contoso.onmicrosoft.com";
                             label for="client_id" { (w.client_id) }

@@ -9,13 +9,14 @@ use kalsync_core::Lang;
 use kalsync_directory::PbxSource;
 use kalsync_store::{CompanyId, PbxDirectoryRecord};
 use maud::{Markup, html};
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::{Viewer, i18n, page};
 use crate::WebState;
 use crate::api::companies::visible;
-use crate::api::pbx::{fetch_now, parse_source, remove_pbx, save_source, upload_list};
+use crate::api::pbx::{
+    fetch_now, parse_secret, parse_source, remove_pbx, save_source, upload_list,
+};
 use crate::error::ApiError;
 
 /// Subscriptions the page lists (the count says how many there are).
@@ -365,17 +366,23 @@ fn list_refusal_sv(message: &str) -> String {
         .and_then(|r| r.split(':').next())
         .and_then(|n| n.trim().parse::<u64>().ok());
     let what = if message.contains("no email column") || message.contains("no extension column") {
-        "rubrikraden ska namnge kolumnerna E-post och Anknytning (och gärna Namn)".to_owned()
+        "rubrikraden ska namnge kolumnerna E-post och Anknytning (och gärna Namn)"
     } else if message.contains("listed twice") {
-        "samma e-postadress finns två gånger".to_owned()
+        "samma e-postadress finns två gånger"
     } else if message.contains("is listed for both") {
-        "samma anknytning finns för två personer".to_owned()
-    } else if message.contains("extension") {
-        "en anknytning är inte 2–20 siffror".to_owned()
-    } else if message.contains("at most") {
-        "listan är för stor (högst 200 000 abonnemang)".to_owned()
+        "samma anknytning finns för två personer"
+    } else if message.contains(": extension `") {
+        "en anknytning är inte 2–20 siffror"
+    } else if message.contains("MB") {
+        "listan är för stor"
+    } else if message.contains("subscriptions") && message.contains("at most") {
+        "listan har fler än 200 000 abonnemang"
+    } else if message.contains("not the JSON list") {
+        "JSON-listan ska vara [{\"email\", \"extension\", \"name\"}]"
+    } else if message.contains("not CSV") || message.contains("the header") {
+        "texten är inte CSV (spara från Excel som ”CSV UTF-8”)"
     } else {
-        "en e-postadress är ogiltig".to_owned()
+        "en e-postadress är ogiltig"
     };
     match line {
         Some(n) => format!("Listan togs inte emot: rad {n}: {what}. Rätta och ladda upp igen."),
@@ -441,11 +448,12 @@ pub(crate) async fn act(
                 let source = parse_source(serde_json::json!({
                     "kind": "url", "url": form.url, "auth": form.auth, "every": every,
                 }))?;
-                let secret =
-                    (!form.secret.is_empty()).then(|| SecretString::from(form.secret.clone()));
+                let secret = parse_secret(Some(form.secret.clone()))?;
                 save_source(&state, principal, id, &source, secret).await?;
-                // Its outcome shows on the page (the list, or why not).
-                fetch_now(&state, principal, id).await.map(|_| ())
+                // Saved: a fetch now shows its outcome on the page (the list, or why
+                // not); refused (too often), the schedule fetches it in a moment.
+                let _fetched = fetch_now(&state, principal, id).await;
+                Ok(())
             }
             .await
         }

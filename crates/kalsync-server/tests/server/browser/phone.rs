@@ -126,7 +126,7 @@ async fn every_page_fits_a_phone() {
     ))
     .expect("list");
     store
-        .save_pbx_list(company, Ok(&list), jiff::Timestamp::now())
+        .save_pbx_list(company, None, Ok(&list), jiff::Timestamp::now())
         .await
         .expect("list saved");
     c.set_window_size(390, 844).await.expect("phone size");
