@@ -26,6 +26,9 @@ pub use reason::{Mode, Prefix, Reason, ReasonCatalogue, ReasonCode};
 pub use rules::{Conditions, Rule, Template};
 pub use settings::{InstanceSettings, PrivatePolicy, SettingsError, UserChoice};
 pub use tenant::TenantId;
-pub use timeline::{Absence, Decision, Ignored, Timeline, Window, build_timeline, decide};
+pub use timeline::{
+    Absence, Decision, Ignored, Override, Source, Timeline, Window, build_timeline,
+    build_timeline_with, decide,
+};
 pub use windows_zone::WindowsZone;
 pub use working_hours::{WorkingHours, Zone};

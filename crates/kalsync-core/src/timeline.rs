@@ -1,5 +1,7 @@
 //! From bookings to a timeline (SPEC §3.2–§3.7): filter, classify (user's choice, then
-//! rules), resolve overlaps, chain return times, apply working hours, write messages.
+//! rules), resolve overlaps, chain return times, apply working hours, write messages —
+//! and the other sources of absence beside bookings (a status set by hand, the phone,
+//! Outlook's automatic replies), in one order of precedence.
 
 use std::cmp::Ordering;
 
@@ -84,6 +86,57 @@ pub enum Decision {
     Classified(Classification),
 }
 
+/// Where an absence comes from, in the order of precedence: an earlier one wins over a
+/// later one wherever both are in force (within bookings, the user's own choice wins
+/// over the rules, then SPEC §3.5).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A status set by hand (an admin, the receptionist, the person).
+    Manual,
+    /// From the phone: "I'm back" (available until the booking's end) or "extend".
+    Phone,
+    /// A booking in the calendar.
+    #[default]
+    Booking,
+    /// Outlook's automatic replies (out of office).
+    AutomaticReplies,
+}
+
+impl Source {
+    /// `manual`, `phone`, `booking` or `automatic_replies`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Manual => "manual",
+            Source::Phone => "phone",
+            Source::Booking => "booking",
+            Source::AutomaticReplies => "automatic_replies",
+        }
+    }
+
+    fn is_booking(&self) -> bool {
+        *self == Source::Booking
+    }
+}
+
+/// An absence (or, with no status, an explicit "available") from a source other than the
+/// calendar: it takes part in the timeline by its [`Source`]'s precedence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    /// Its source (not [`Source::Booking`]: bookings come as bookings).
+    pub source: Source,
+    /// A stable id (what set it), for a total order and the "why".
+    pub id: String,
+    /// When it starts.
+    pub start: Timestamp,
+    /// When it ends; none: until cleared (open-ended — no return time is told).
+    pub end: Option<Timestamp>,
+    /// The status; none: available (it hides whatever is below it).
+    pub status: Option<(ReasonCode, Mode)>,
+}
+
 /// One resolved absence: what decides it. Its labels and announcements follow from the
 /// instance's catalogue and the timeline's zone ([`Absence::label`],
 /// [`Absence::message`]), so a service holding many timelines keeps no texts.
@@ -108,6 +161,12 @@ pub struct Absence {
     /// Subject, only where settings allow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Where it comes from.
+    #[serde(default, skip_serializing_if = "Source::is_booking")]
+    pub source: Source,
+    /// Whether it lasts until cleared (no return time is known or told).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_ended: bool,
 }
 
 impl Absence {
@@ -123,8 +182,12 @@ impl Absence {
             })
     }
 
-    /// The announcement in `lang` ("Lunch, back 13:00"), with the clock of `zone`.
+    /// The announcement in `lang` ("Lunch, back 13:00"), with the clock of `zone`; an
+    /// open-ended absence tells no return time.
     pub fn message(&self, settings: &InstanceSettings, zone: &TimeZone, lang: Lang) -> String {
+        if self.open_ended {
+            return self.label(settings, lang).to_owned();
+        }
         announcement(
             lang,
             self.label(settings, lang),
@@ -325,7 +388,7 @@ fn user_choice(
         })
 }
 
-/// A classified booking's interval.
+/// A classified booking's interval, or an override's.
 #[derive(Debug, Clone)]
 struct Item {
     start: Timestamp,
@@ -333,6 +396,11 @@ struct Item {
     id: BookingId,
     class: Classification,
     rank: usize,
+    source: Source,
+    /// An override that says "available": it hides what is below it.
+    available: bool,
+    /// An override until cleared.
+    open_ended: bool,
 }
 
 impl Item {
@@ -340,12 +408,14 @@ impl Item {
         self.end.duration_since(self.start)
     }
 
-    /// SPEC §3.5: the user's choice, then divert, then reason rank, then the later start,
+    /// The source, then SPEC §3.5: the user's choice, then divert, then reason rank, then the later start,
     /// then the shorter interval; ids and codes only make the order total.
     fn priority(&self, other: &Item) -> Ordering {
-        self.class
-            .user_choice
-            .cmp(&other.class.user_choice)
+        // The earlier source wins (its order is the precedence).
+        other
+            .source
+            .cmp(&self.source)
+            .then(self.class.user_choice.cmp(&other.class.user_choice))
             .then((self.class.mode == Mode::Divert).cmp(&(other.class.mode == Mode::Divert)))
             .then(other.rank.cmp(&self.rank))
             .then(self.start.cmp(&other.start))
@@ -358,6 +428,18 @@ impl Item {
 /// Builds a user's timeline over `window` (SPEC §3).
 pub fn build_timeline(
     bookings: &[Booking],
+    settings: &InstanceSettings,
+    window: Window,
+) -> Timeline {
+    build_timeline_with(bookings, &[], settings, window)
+}
+
+/// Builds a user's timeline over `window` from bookings and the other sources'
+/// `overrides`, in the order of precedence of [`Source`]: wherever one is in force it
+/// decides, and where it ends what is below it shows again.
+pub fn build_timeline_with(
+    bookings: &[Booking],
+    overrides: &[Override],
     settings: &InstanceSettings,
     window: Window,
 ) -> Timeline {
@@ -376,11 +458,19 @@ pub fn build_timeline(
                     id: b.id.clone(),
                     rank: settings.rank_of(&class.reason),
                     class,
+                    source: Source::Booking,
+                    available: false,
+                    open_ended: false,
                 }),
                 Decision::Ignored(_) => None,
             }
         })
         .collect();
+    items.extend(
+        overrides
+            .iter()
+            .filter_map(|o| override_item(o, settings, window)),
+    );
     // A stable order makes the result independent of the input's order.
     items.sort_by(|a, b| {
         (a.start, a.end, &a.id, &a.class.reason, a.class.mode).cmp(&(
@@ -410,6 +500,7 @@ pub fn build_timeline(
         if let Some(&winner) = active
             .iter()
             .max_by(|&&x, &&y| items[x].priority(&items[y]))
+            .filter(|&&w| !items[w].available)
         {
             pieces.push((a, b, winner));
         }
@@ -424,7 +515,10 @@ pub fn build_timeline(
             item.end
         };
         if let Some((last, last_return)) = absences.last_mut() {
-            if last.end == start && last.reason == item.class.reason && last.mode == item.class.mode
+            if last.end == start
+                && last.reason == item.class.reason
+                && last.mode == item.class.mode
+                && last.source == item.source
             {
                 last.end = end;
                 *last_return = (*last_return).max(returns);
@@ -432,6 +526,7 @@ pub fn build_timeline(
                     last.bookings.push(item.id.clone());
                 }
                 last.user_choice |= item.class.user_choice;
+                last.open_ended |= item.open_ended;
                 continue;
             }
         }
@@ -445,6 +540,8 @@ pub fn build_timeline(
                 bookings: vec![item.id.clone()],
                 user_choice: item.class.user_choice,
                 subject: item.class.subject.clone(),
+                source: item.source,
+                open_ended: item.open_ended,
             },
             returns,
         ));
@@ -454,7 +551,10 @@ pub fn build_timeline(
     let absences = absences
         .into_iter()
         .map(|(mut a, returns)| {
-            a.returns_at = if a.reason.as_str() == GONE_FOR_THE_DAY {
+            a.returns_at = if a.open_ended {
+                // Until cleared: no return time is known (the end is the window's).
+                a.end
+            } else if a.reason.as_str() == GONE_FOR_THE_DAY {
                 let next_morning = wh.next_period_start_after(a.start, tz);
                 if next_morning >= a.end {
                     next_morning
@@ -471,6 +571,36 @@ pub fn build_timeline(
         zone: settings.time_zone.clone(),
         absences,
     }
+}
+
+/// An override as an item of the sweep, clipped to `window`; none when it does not
+/// overlap it or is empty.
+fn override_item(o: &Override, settings: &InstanceSettings, window: Window) -> Option<Item> {
+    let end = o.end.unwrap_or(window.end).min(window.end);
+    let start = o.start.max(window.start);
+    if start >= end {
+        return None;
+    }
+    let (reason, mode, available) = match &o.status {
+        Some((reason, mode)) => (reason.clone(), *mode, false),
+        None => (ReasonCode::parse(AVAILABLE).ok()?, Mode::Info, true),
+    };
+    Some(Item {
+        start,
+        end,
+        id: BookingId::parse(format!("{}:{}", o.source.as_str(), o.id)).ok()?,
+        rank: settings.rank_of(&reason),
+        class: Classification {
+            reason,
+            mode,
+            user_choice: false,
+            rule: None,
+            subject: None,
+        },
+        source: o.source,
+        available,
+        open_ended: o.end.is_none(),
+    })
 }
 
 /// For each item, the end of its run: items of the same mode that overlap or follow each

@@ -41,6 +41,9 @@ struct Slot {
     reason: u32,
     divert: bool,
     user_choice: bool,
+    // In the padding after the flags: no footprint of its own.
+    source: kalsync_core::Source,
+    open_ended: bool,
 }
 
 fn instant(ms: i64) -> Timestamp {
@@ -75,6 +78,8 @@ impl Plan {
                     reason: reasons.intern(&a.reason),
                     divert: a.mode == Mode::Divert,
                     user_choice: a.user_choice,
+                    source: a.source,
+                    open_ended: a.open_ended,
                 })
                 .collect(),
         }
@@ -128,6 +133,8 @@ impl Plan {
                     bookings: Vec::new(),
                     user_choice: s.user_choice,
                     subject: s.subject.as_deref().map(String::from),
+                    source: s.source,
+                    open_ended: s.open_ended,
                 })
             })
             .collect();
@@ -153,6 +160,8 @@ mod tests {
             bookings: vec![BookingId::parse("b").expect("id")],
             user_choice: mode == Mode::Divert,
             subject: (reason == "lunch").then(|| "LUN: Lunch".into()),
+            source: kalsync_core::Source::Booking,
+            open_ended: false,
         }
     }
 

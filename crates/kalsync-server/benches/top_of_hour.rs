@@ -100,6 +100,8 @@ fn main() {
                     bookings: vec![BookingId::parse(format!("b{i}")).expect("id")],
                     user_choice: false,
                     subject: None,
+                    source: kalsync_core::Source::Booking,
+                    open_ended: false,
                 }],
             };
             store.save_timeline(*user, &timeline, Some(start)).await.expect("timeline");

@@ -3,8 +3,9 @@
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::timeline::interval;
 use kalsync_core::{
-    Absence, Booking, BookingId, BookingTime, FreeBusy, InstanceSettings, ResponseStatus,
-    Sensitivity, Template, UserChoice, Window, build_timeline,
+    Absence, Booking, BookingId, BookingTime, FreeBusy, InstanceSettings, Mode, Override,
+    ReasonCode, ResponseStatus, Sensitivity, Source, Template, UserChoice, Window, build_timeline,
+    build_timeline_with,
 };
 use proptest::prelude::*;
 
@@ -178,4 +179,166 @@ proptest! {
         }
         prop_assert_eq!(build_timeline(&shuffled, &s, window()), build_timeline(&bookings, &s, window()));
     }
+}
+
+/// Source, start slot, length in slots (0: until cleared), status (0: available).
+type OverrideSpec = (usize, u32, u32, usize);
+
+fn override_strategy() -> impl Strategy<Value = OverrideSpec> {
+    (0usize..3, 0u32..(4 * 24 * 4), 0u32..(24 * 4), 0usize..4)
+}
+
+const OVERRIDE_SOURCES: [Source; 3] = [Source::Manual, Source::Phone, Source::AutomaticReplies];
+const OVERRIDE_STATUS: [Option<(&str, Mode)>; 4] = [
+    None,
+    Some(("sick", Mode::Divert)),
+    Some(("out_of_office", Mode::Info)),
+    Some(("meeting", Mode::Divert)),
+];
+
+fn overrides(spec: &[OverrideSpec]) -> Vec<Override> {
+    let base = at("2026-11-23 00:00");
+    spec.iter()
+        .enumerate()
+        .map(|(i, &(source, slot, len, status))| {
+            let start = base + SignedDuration::from_mins(15 * i64::from(slot));
+            Override {
+                source: OVERRIDE_SOURCES[source],
+                id: format!("o{i}"),
+                start,
+                end: (len > 0).then(|| start + SignedDuration::from_mins(15 * i64::from(len))),
+                status: OVERRIDE_STATUS[status]
+                    .map(|(r, m)| (ReasonCode::parse(r).expect("code"), m)),
+            }
+        })
+        .collect()
+}
+
+/// Every quarter of an hour over the four days the specs fall in.
+fn moments() -> impl Iterator<Item = Timestamp> {
+    let base = at("2026-11-23 00:00");
+    (0..(6 * 24 * 4)).map(move |q| base + SignedDuration::from_mins(15 * q + 7))
+}
+
+/// What is in force at `t`: reason and mode, or none.
+fn in_force(t: &kalsync_core::Timeline, at: Timestamp) -> Option<(String, Mode)> {
+    t.at(at).map(|a| (a.reason.to_string(), a.mode))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_highest_source_in_force_decides_and_what_is_below_shows_when_it_ends(
+        spec in prop::collection::vec(booking_strategy(), 0..15),
+        over in prop::collection::vec(override_strategy(), 0..4),
+        s in settings_strategy(),
+    ) {
+        let bookings = make(&spec);
+        let extra = overrides(&over);
+        let plain = build_timeline(&bookings, &s, window());
+        let t = build_timeline_with(&bookings, &extra, &s, window());
+        for pair in t.absences.windows(2) {
+            prop_assert!(pair[0].end <= pair[1].start, "{:?} overlaps {:?}", pair[0], pair[1]);
+        }
+        for m in moments() {
+            let live: Vec<&Override> = extra
+                .iter()
+                .filter(|o| o.start <= m && o.end.is_none_or(|e| m < e))
+                .collect();
+            // The override of the highest source in force (ties: as the sweep orders them).
+            let top = live.iter().map(|o| o.source).min();
+            let booked = in_force(&plain, m);
+            match top {
+                // No override: the bookings alone.
+                None => prop_assert_eq!(in_force(&t, m), booked.clone(), "at {}", m),
+                Some(Source::AutomaticReplies) if booked.is_some() => {
+                    prop_assert_eq!(in_force(&t, m), booked.clone(), "bookings win over automatic replies at {}", m)
+                }
+                Some(top) => {
+                    let candidates: Vec<Option<(String, Mode)>> = live
+                        .iter()
+                        .filter(|o| o.source == top)
+                        .map(|o| o.status.as_ref().map(|(r, md)| (r.to_string(), *md)))
+                        .collect();
+                    let got = in_force(&t, m);
+                    prop_assert!(candidates.contains(&got), "at {}: {:?} is none of {:?}", m, got, candidates);
+                    if let Some(a) = t.at(m) {
+                        prop_assert_eq!(a.source, top);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn overrides_in_any_order_give_one_timeline(
+        spec in prop::collection::vec(booking_strategy(), 0..10),
+        over in prop::collection::vec(override_strategy(), 0..5),
+        s in settings_strategy(),
+    ) {
+        let bookings = make(&spec);
+        let extra = overrides(&over);
+        let mut reversed = extra.clone();
+        reversed.reverse();
+        prop_assert_eq!(
+            build_timeline_with(&bookings, &extra, &s, window()),
+            build_timeline_with(&bookings, &reversed, &s, window())
+        );
+    }
+}
+
+#[test]
+fn a_manual_status_wins_and_an_open_one_tells_no_return_time() {
+    let s = InstanceSettings::default();
+    let lunch = Override {
+        source: Source::Phone,
+        id: "back".into(),
+        start: at("2026-11-23 12:20"),
+        end: Some(at("2026-11-23 13:00")),
+        status: None,
+    };
+    let sick = Override {
+        source: Source::Manual,
+        id: "reception".into(),
+        start: at("2026-11-23 12:40"),
+        end: None,
+        status: Some((ReasonCode::parse("sick").expect("code"), Mode::Divert)),
+    };
+    let ooo = Override {
+        source: Source::AutomaticReplies,
+        id: "oof".into(),
+        start: at("2026-11-23 08:00"),
+        end: Some(at("2026-11-23 17:00")),
+        status: Some((
+            ReasonCode::parse("out_of_office").expect("code"),
+            Mode::Info,
+        )),
+    };
+    let t = build_timeline_with(&[], &[lunch, sick, ooo], &s, window());
+    let seen: Vec<(String, Source, bool)> = t
+        .absences
+        .iter()
+        .map(|a| (a.reason.to_string(), a.source, a.open_ended))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("out_of_office".into(), Source::AutomaticReplies, false),
+            ("sick".into(), Source::Manual, true),
+        ],
+        "{t:?}"
+    );
+    // The phone's "back" hid the automatic replies from 12:20 until sick took over.
+    assert_eq!(t.absences[0].end, at("2026-11-23 12:20"));
+    assert_eq!(t.absences[1].start, at("2026-11-23 12:40"));
+    assert_eq!(
+        t.message(&t.absences[1], &s, kalsync_core::Lang::Sv),
+        "Sjuk / VAB",
+        "until cleared: no return time"
+    );
+    assert!(
+        t.message(&t.absences[0], &s, kalsync_core::Lang::Sv)
+            .contains("åter")
+    );
 }
