@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use kalsync_core::{Window, build_timeline};
+use kalsync_core::{Window, build_timeline_with};
 use kalsync_store::{Instance, StoreError, SyncWrite, UserId};
 use rand::Rng as _;
 
@@ -115,7 +115,11 @@ impl Engine {
             read.mailbox.zone.as_ref(),
             read.mailbox.working_hours.as_ref(),
         );
-        let timeline = build_timeline(&read.bookings, &settings, window).without_bookings();
+        // The other sources (a status set by hand, the phone, automatic replies) meet the
+        // bookings on one timeline, by their precedence.
+        let overrides = self.store.overrides(user.id, now).await?;
+        let timeline =
+            build_timeline_with(&read.bookings, &overrides, &settings, window).without_bookings();
         let plan = {
             let mut inner = self.inner();
             Plan::pack(&timeline, &instance.settings.time_zone, &mut inner.reasons)

@@ -15,6 +15,7 @@ mod backend;
 mod directories;
 mod leases;
 mod outbox;
+mod overrides;
 mod pbx;
 mod rows;
 mod store;

@@ -148,6 +148,24 @@ impl Store for SqlStore {
         self.put_directory(instance, settings, password, now).await
     }
 
+    async fn set_override(
+        &self,
+        user: UserId,
+        source: kalsync_core::Source,
+        override_: Option<&kalsync_core::Override>,
+        set_by: &str,
+    ) -> Result<(), StoreError> {
+        self.put_override(user, source, override_, set_by).await
+    }
+
+    async fn overrides(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<kalsync_core::Override>, StoreError> {
+        self.select_overrides(user, now).await
+    }
+
     async fn set_pbx_directory(
         &self,
         company: CompanyId,

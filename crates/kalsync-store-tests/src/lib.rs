@@ -13,7 +13,7 @@ mod chapters;
 mod fixture;
 
 use chapters::{
-    Cast, accounts, audit, directories, entra, leases, outbox, pbx, sync, tenancy, users,
+    Cast, accounts, audit, directories, entra, leases, outbox, overrides, pbx, sync, tenancy, users,
 };
 pub use fixture::{Fixture, postgres, sqlite};
 
@@ -46,6 +46,8 @@ pub async fn story(f: &Fixture) {
     sync::held_timelines(&c, &timeline).await;
     sync::a_corrupted_row(&c).await;
     tenancy::an_unreadable_instance(&c).await;
+    // Late: each change asks for its user to be read again.
+    overrides::overrides(&c).await;
     users::removing_a_user(&c, &hook).await;
     accounts::accounts_story(s, c.acme.id, c.other.id).await;
     entra::entra_story(s, c.acme.id, c.other.id).await;

@@ -216,6 +216,24 @@ pub trait Store: Send + Sync + 'static {
         state: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
 
+    // Overrides: absences from other sources than bookings.
+    /// Sets `user`'s override from `override_.source` (replacing the one that source
+    /// had), or clears that source's (`None` with the source given in `source`), saying
+    /// who did it. The user is read again at once, so the timeline takes it up.
+    async fn set_override(
+        &self,
+        user: UserId,
+        source: kalsync_core::Source,
+        override_: Option<&kalsync_core::Override>,
+        set_by: &str,
+    ) -> Result<(), StoreError>;
+    /// `user`'s overrides in force at or after `now` (ended ones are left out).
+    async fn overrides(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<kalsync_core::Override>, StoreError>;
+
     // PBX directories (who may be added).
     /// Sets a company's PBX directory source and the secret that goes with it (stored
     /// together: a secret is never kept for another address), keeping its list; a

@@ -10,6 +10,7 @@ mod ews;
 mod graph;
 mod katalog;
 mod katalog_ldap;
+mod manual_status;
 mod microsoft365;
 mod nodes;
 mod pbx_directory;

@@ -12,6 +12,7 @@ pub(crate) mod directories;
 pub(crate) mod entra;
 pub(crate) mod leases;
 pub(crate) mod outbox;
+pub(crate) mod overrides;
 pub(crate) mod pbx;
 pub(crate) mod sync;
 pub(crate) mod tenancy;

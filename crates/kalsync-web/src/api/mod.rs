@@ -5,6 +5,7 @@ pub(crate) mod accounts;
 pub(crate) mod companies;
 pub(crate) mod directory;
 pub(crate) mod instances;
+pub(crate) mod manual;
 pub(crate) mod pbx;
 mod session;
 pub(crate) mod status;
@@ -35,7 +36,7 @@ use crate::error::ApiError;
         directory::get, directory::put, directory::remove, directory::run,
         pbx::get, pbx::put, pbx::upload, pbx::fetch, pbx::remove,
         users::list, users::add, users::import, users::remove,
-        status::user_status, status::directory,
+        status::user_status, status::directory, manual::set, manual::clear,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     tags((name = "kalsync"))
@@ -143,6 +144,10 @@ pub fn router() -> Router<WebState> {
         )
         .route("/api/v1/users/{user}", delete(users::remove))
         .route("/api/v1/users/{user}/status", get(status::user_status))
+        .route(
+            "/api/v1/users/{user}/manual-status",
+            axum::routing::put(manual::set).delete(manual::clear),
+        )
         .route("/api/v1/directory", get(status::directory))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
 }

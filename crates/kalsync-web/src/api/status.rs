@@ -38,6 +38,11 @@ pub(crate) struct AbsenceView {
     pub(crate) message_sv: String,
     /// The user's own choice (prefix or category) decided it.
     pub(crate) user_choice: bool,
+    /// Where it comes from: `booking`, `manual` (set by hand), `phone` or
+    /// `automatic_replies`.
+    pub(crate) source: String,
+    /// It lasts until cleared (no return time is told).
+    pub(crate) open_ended: bool,
     /// The bookings it came from, as stored (subjects only where the instance shows
     /// titles).
     #[schema(value_type = Vec<Object>)]
@@ -116,6 +121,8 @@ fn view(
         message_en: timeline.message(absence, settings, Lang::En),
         message_sv: timeline.message(absence, settings, Lang::Sv),
         user_choice: absence.user_choice,
+        source: absence.source.as_str().to_owned(),
+        open_ended: absence.open_ended,
         bookings,
     }
 }

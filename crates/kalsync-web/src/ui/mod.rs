@@ -120,6 +120,11 @@ pub fn router() -> Router<WebState> {
         )
         .route("/users/{user}", get(people::user))
         .route("/users/{user}/remove", post(people::remove))
+        .route("/users/{user}/manual-status", post(people::manual_status))
+        .route(
+            "/users/{user}/manual-status/clear",
+            post(people::manual_status),
+        )
         .layer(axum::middleware::from_fn(html_errors))
 }
 

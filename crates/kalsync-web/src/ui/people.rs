@@ -468,11 +468,100 @@ pub(crate) async fn user(
     viewer: Viewer,
     Path(user): Path<String>,
 ) -> Response {
+    user_page(&state, &viewer, &user, None, StatusCode::OK).await
+}
+
+/// What the status-by-hand form says: its words, in the page's language.
+struct ManualWords {
+    title: &'static str,
+    hint: &'static str,
+    reason: &'static str,
+    mode: &'static str,
+    divert: &'static str,
+    info: &'static str,
+    until: &'static str,
+    until_cleared: &'static str,
+    end_of_day: &'static str,
+    hours: &'static str,
+    set: &'static str,
+    clear: &'static str,
+    manual: &'static str,
+}
+
+fn manual_words(lang: Lang) -> &'static ManualWords {
+    match lang {
+        Lang::Sv => &ManualWords {
+            title: "Status för hand",
+            hint: "Går före kalendern så länge den gäller (till exempel när någon ringt in sjuk). Växeln följer direkt.",
+            reason: "Orsak",
+            mode: "Samtal",
+            divert: "Hänvisa (samtal till meddelandet)",
+            info: "Visa bara",
+            until: "Till",
+            until_cleared: "tills den tas bort",
+            end_of_day: "dagens slut",
+            hours: "timmar",
+            set: "Sätt status",
+            clear: "Ta bort status för hand",
+            manual: "satt för hand",
+        },
+        Lang::En => &ManualWords {
+            title: "Status set by hand",
+            hint: "Wins over the calendar while it lasts (say, when someone calls in sick). The PBX follows at once.",
+            reason: "Reason",
+            mode: "Calls",
+            divert: "Divert (calls to the announcement)",
+            info: "Show only",
+            until: "Until",
+            until_cleared: "until cleared",
+            end_of_day: "the end of the day",
+            hours: "hours",
+            set: "Set status",
+            clear: "Clear the status set by hand",
+            manual: "set by hand",
+        },
+    }
+}
+
+/// The person page, with `notice` (an error) above the status form.
+async fn user_page(
+    state: &WebState,
+    viewer: &Viewer,
+    user: &str,
+    notice: Option<String>,
+    code: StatusCode,
+) -> Response {
     let t = i18n::texts(viewer.lang);
-    let status = match status_of(&state, &viewer.principal, &user).await {
+    let status = match status_of(state, &viewer.principal, user).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    // The reasons of the person's instance, where the viewer may set a status.
+    let reasons: Option<Vec<(String, String)>> =
+        match crate::api::users::visible_user(state, &viewer.principal, user).await {
+            Ok((found, company)) if viewer.principal.grant.manages(company) => {
+                state.store.instance(found.instance).await.ok().map(|i| {
+                    i.settings
+                        .reasons
+                        .iter()
+                        .filter(|r| r.code.as_str() != kalsync_core::reason::AVAILABLE)
+                        .map(|r| {
+                            (
+                                r.code.as_str().to_owned(),
+                                if viewer.lang == Lang::Sv {
+                                    r.label_sv.clone()
+                                } else {
+                                    r.label_en.clone()
+                                },
+                            )
+                        })
+                        .collect()
+                })
+            }
+            _ => None,
+        };
+    let manual_now = status.now.as_ref().is_some_and(|a| a.source == "manual");
+    let mw = manual_words(viewer.lang);
     let zone = status.zone.clone();
     let today = Timestamp::now().to_zoned(zone.clone()).date();
     let days: Vec<jiff::civil::Date> = (0..=i64::from(status.days_ahead))
@@ -491,7 +580,7 @@ pub(crate) async fn user(
             .unwrap_or(0.0)
     };
     let name = status.name.clone().unwrap_or_else(|| status.email.clone());
-    page(
+    let markup = page(
         t,
         &name,
         Some(&viewer.principal),
@@ -510,6 +599,7 @@ pub(crate) async fn user(
                 " · " (t.last_sync) ": " @match &status.last_sync { Some(s) => (when(s, &zone, viewer.lang)), None => span.muted { (t.never) } }
                 @if let Some(e) = &status.last_error { " · " span.bad { (e) } }
             }
+            @if manual_now { p.muted #manual-now { "(" (mw.manual) ")" } }
             h2 { (t.time_bar) }
             div.timebar #timebar {
                 // The hours, above the days.
@@ -549,7 +639,95 @@ pub(crate) async fn user(
             }
             h2 { (t.absences) }
             @if status.timeline.is_empty() { p.muted { (t.no_absences) } } @else { (absence_list(t, viewer.lang, &status.timeline, &zone)) }
+            @if let Some(reasons) = &reasons {
+                form.card #manual-status method="post" action={ "/users/" (status.user) "/manual-status" } {
+                    input type="hidden" name="csrf" value=(viewer.principal.csrf());
+                    h2 { (mw.title) }
+                    p.muted { (mw.hint) }
+                    @if let Some(n) = &notice { p.error #manual-error role="alert" { (n) } }
+                    label for="manual-reason" { (mw.reason) }
+                    select #manual-reason name="reason" {
+                        @for (code, label) in reasons { option value=(code) selected[code == "sick"] { (label) } }
+                    }
+                    fieldset {
+                        legend { (mw.mode) }
+                        label.check { input type="radio" name="mode" value="divert" checked; " " (mw.divert) }
+                        label.check { input type="radio" name="mode" value="info"; " " (mw.info) }
+                    }
+                    label for="manual-until" { (mw.until) }
+                    select #manual-until name="until" {
+                        option value="" { (mw.until_cleared) }
+                        option value="end_of_day" selected { (mw.end_of_day) }
+                        @for h in [1, 2, 4] { option value={ "PT" (h) "H" } { (h) " " (mw.hours) } }
+                    }
+                    button.primary #set-manual type="submit" { (mw.set) }
+                }
+                @if manual_now {
+                    form.inline method="post" action={ "/users/" (status.user) "/manual-status/clear" } {
+                        input type="hidden" name="csrf" value=(viewer.principal.csrf());
+                        button #clear-manual type="submit" { (mw.clear) }
+                    }
+                }
+            }
         },
-    )
-    .into_response()
+    );
+    (code, markup).into_response()
+}
+
+/// The status form's fields.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ManualForm {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    until: String,
+}
+
+/// Sets (`/manual-status`) or clears (`/manual-status/clear`) a status by hand.
+pub(crate) async fn manual_status(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    uri: axum::http::Uri,
+    Form(form): Form<ManualForm>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
+        return e.into_response();
+    }
+    let done = if uri.path().ends_with("/clear") {
+        crate::api::manual::clear_manual(&state, &viewer.principal, &user).await
+    } else {
+        let input = crate::api::manual::ManualInput {
+            reason: form.reason.clone(),
+            mode: (!form.mode.is_empty()).then(|| form.mode.clone()),
+            until: (!form.until.is_empty()).then(|| form.until.clone()),
+        };
+        crate::api::manual::set_manual(&state, &viewer.principal, &user, &input)
+            .await
+            .map(|_| ())
+    };
+    match done {
+        Ok(()) => Redirect::to(&format!("/users/{user}")).into_response(),
+        Err(ApiError::Invalid { message, .. }) => {
+            let said = match viewer.lang {
+                Lang::Sv => {
+                    "Statusen gick inte att sätta: välj en orsak och en tid framåt.".to_owned()
+                }
+                Lang::En => message,
+            };
+            user_page(
+                &state,
+                &viewer,
+                &user,
+                Some(said),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
 }

@@ -65,6 +65,7 @@ fn example_body(method: &reqwest::Method, template: &str) -> Example {
             return Example::Csv("email,extension\neve@acme.example,209\n".into());
         }
         ("POST", "/api/v1/companies/{company}/pbx-directory/fetch") => json!({}),
+        ("PUT", "/api/v1/users/{user}/manual-status") => json!({"reason": "sick"}),
         _ => panic!("{method} {template}: add a valid body to this table"),
     };
     Example::Json(Some(body))

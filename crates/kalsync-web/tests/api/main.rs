@@ -6,6 +6,7 @@ mod directory_pages;
 mod helpers;
 mod instance_pages;
 mod isolation;
+mod manual_pages;
 mod pbx;
 mod rules_form;
 mod sessions;
