@@ -421,31 +421,11 @@ async fn an_exchange_instance_in_a_hybrid_company_reads_entra_with_an_app_of_its
     settings.accounts.push(acme::admin());
     let app = spawn_app(settings).await;
     let store = app.store();
-    let company = store.companies().await.expect("companies").remove(0);
-    let instance = store
-        .instances(company.id)
-        .await
-        .expect("instances")
-        .remove(0);
-    let (client, me) = app.signed_in_as(ADMIN, ADMIN_PASSWORD).await;
-    let admin = (client, me["csrf"].as_str().expect("csrf").to_owned());
-    let directory = app.url(&format!("/api/v1/instances/{}/directory", instance.id));
-    let put = |body: Value| {
-        let http = admin.0.clone();
-        let csrf = admin.1.clone();
-        let url = directory.clone();
-        async move {
-            let answer = http
-                .put(url)
-                .header("x-csrf-token", csrf)
-                .json(&body)
-                .send()
-                .await
-                .expect("put");
-            let status = answer.status();
-            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
+    let (_, instance) = app.first_instance().await;
+    let session = app.session(ADMIN, ADMIN_PASSWORD).await;
+    let admin = (session.http.clone(), session.csrf.clone());
+    let directory = format!("/api/v1/instances/{}/directory", instance.id);
+    let put = |body: Value| session.send(reqwest::Method::PUT, &directory, Some(body));
     // Without an app of its own, an Exchange instance cannot read Entra ID.
     let (status, body) = put(json!({"kind": "entra", "groups": ["sales"]})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -468,7 +448,7 @@ async fn an_exchange_instance_in_a_hybrid_company_reads_entra_with_an_app_of_its
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["password_set"], true);
-    let (status, run) = run(&admin, &format!("{directory}/run"), "now").await;
+    let (status, run) = run(&admin, &app.url(&format!("{directory}/run")), "now").await;
     assert_eq!(status, StatusCode::OK, "{run}");
     let users = store.users(instance.id).await.expect("users");
     assert!(

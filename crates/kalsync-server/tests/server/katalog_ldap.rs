@@ -9,7 +9,7 @@
 mod slapd;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use slapd::{Group, Person};
 
 use crate::support::acme::{self, ADMIN, ADMIN_PASSWORD, ANNA};
@@ -45,24 +45,6 @@ fn people() -> (Vec<Person>, Vec<Group>) {
     (vec![anna, bo, carl, dora], groups)
 }
 
-async fn send(
-    http: &(reqwest::Client, String),
-    method: reqwest::Method,
-    url: &str,
-    body: Value,
-) -> (StatusCode, String) {
-    let answer = http
-        .0
-        .request(method, url)
-        .header("x-csrf-token", &http.1)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = answer.status();
-    (status, answer.text().await.unwrap_or_default())
-}
-
 #[tokio::test]
 async fn an_instances_users_follow_an_active_directory_group() {
     let (people, groups) = people();
@@ -74,14 +56,8 @@ async fn an_instances_users_follow_an_active_directory_group() {
     settings.accounts.push(acme::admin());
     let app = spawn_app(settings).await;
     let store = app.store();
-    let company = store.companies().await.expect("companies").remove(0);
-    let instance = store
-        .instances(company.id)
-        .await
-        .expect("instances")
-        .remove(0);
-    let (client, me) = app.signed_in_as(ADMIN, ADMIN_PASSWORD).await;
-    let admin = (client, me["csrf"].as_str().expect("csrf").to_owned());
+    let (_, instance) = app.first_instance().await;
+    let admin = app.session(ADMIN, ADMIN_PASSWORD).await;
     let directory = app.url(&format!("/api/v1/instances/{}/directory", instance.id));
     let settings = |url: &str| {
         json!({
@@ -94,44 +70,45 @@ async fn an_instances_users_follow_an_active_directory_group() {
     };
 
     // No password: refused, naming the field.
-    let (status, body) = send(
-        &admin,
-        reqwest::Method::PUT,
-        &directory,
-        settings(&server.ldaps),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            &directory,
+            Some(settings(&server.ldaps)),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body.contains("\"password\""), "{body}");
+    assert!(body.to_string().contains("\"password\""), "{body}");
     // With it: saved; the answer says a password is set, and never shows it.
     let mut with = settings(&server.ldaps);
     with["password"] = json!(PASSWORD);
-    let (status, body) = send(&admin, reqwest::Method::PUT, &directory, with).await;
+    let (status, body) = admin
+        .send(reqwest::Method::PUT, &directory, Some(with))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(!body.contains(PASSWORD), "{body}");
-    let view: Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(view["password_set"], true);
+    assert!(!body.to_string().contains(PASSWORD), "{body}");
+    assert_eq!(body["password_set"], true);
 
     // The check signs in and finds the group.
-    let (status, body) = send(
-        &admin,
-        reqwest::Method::POST,
-        &app.url(&format!("/api/v1/instances/{}/check", instance.id)),
-        json!({"mailbox": ANNA}),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/instances/{}/check", instance.id),
+            Some(json!({"mailbox": ANNA})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains("and found 1 group(s)"), "{body}");
+    assert!(body.to_string().contains("and found 1 group(s)"), "{body}");
 
     // The run: Anna, Bo and (through support) Dora, with their extensions; Carl is
     // disabled.
-    let (status, body) = send(
-        &admin,
-        reqwest::Method::POST,
-        &format!("{directory}/run"),
-        json!({"mode": "now"}),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            &format!("{directory}/run"),
+            Some(json!({"mode": "now"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let users = store.users(instance.id).await.expect("users");
     let mut seen: Vec<(String, Option<String>)> = users
@@ -156,13 +133,13 @@ async fn an_instances_users_follow_an_active_directory_group() {
 
     // Bo leaves the group: the next run removes him.
     server.remove_member("sales", "bo").await;
-    let (status, body) = send(
-        &admin,
-        reqwest::Method::POST,
-        &format!("{directory}/run"),
-        json!({"mode": "now"}),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            &format!("{directory}/run"),
+            Some(json!({"mode": "now"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let users = store.users(instance.id).await.expect("users");
     assert!(users.iter().all(|u| u.email.as_str() != "bo@acme.example"));
@@ -170,41 +147,45 @@ async fn an_instances_users_follow_an_active_directory_group() {
 
     // Saved again without the password for the same server and account: kept. Another
     // server (here StartTLS on another port) or another account: asked for again.
-    let (status, body) = send(
-        &admin,
-        reqwest::Method::PUT,
-        &directory,
-        settings(&server.ldaps),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            &directory,
+            Some(settings(&server.ldaps)),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = send(
-        &admin,
-        reqwest::Method::PUT,
-        &directory,
-        settings(&server.starttls),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            &directory,
+            Some(settings(&server.starttls)),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body.contains("\"password\""), "{body}");
+    assert!(body.to_string().contains("\"password\""), "{body}");
     let mut other = settings(&server.ldaps);
     other["ldap"]["bind_dn"] = json!("cn=admin,dc=acme,dc=test");
-    let (status, body) = send(&admin, reqwest::Method::PUT, &directory, other).await;
+    let (status, body) = admin
+        .send(reqwest::Method::PUT, &directory, Some(other))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // A wrong password is a run's error, and removes nobody.
     let mut wrong = settings(&server.starttls);
     wrong["password"] = json!("not-it");
-    let (status, body) = send(&admin, reqwest::Method::PUT, &directory, wrong).await;
+    let (status, body) = admin
+        .send(reqwest::Method::PUT, &directory, Some(wrong))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = send(
-        &admin,
-        reqwest::Method::POST,
-        &format!("{directory}/run"),
-        json!({"mode": "now"}),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            reqwest::Method::POST,
+            &format!("{directory}/run"),
+            Some(json!({"mode": "now"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains("sign_in"), "{body}");
+    assert!(body.to_string().contains("sign_in"), "{body}");
     assert_eq!(store.users(instance.id).await.expect("users").len(), 2);
 
     // Nowhere in the database in the clear.

@@ -44,24 +44,9 @@ async fn a_status_set_by_hand_wins_over_the_calendar_until_cleared() {
         .into_iter()
         .find(|u| u.email.as_str() == ANNA)
         .expect("anna");
-    let (client, me) = app.signed_in_as(ADMIN, ADMIN_PASSWORD).await;
-    let csrf = me["csrf"].as_str().expect("csrf").to_owned();
-    let url = app.url(&format!("/api/v1/users/{}/manual-status", anna.id));
-    let put = |body: Value| {
-        let (client, csrf, url) = (client.clone(), csrf.clone(), url.clone());
-        async move {
-            let answer = client
-                .put(url)
-                .header("x-csrf-token", csrf)
-                .json(&body)
-                .send()
-                .await
-                .expect("put");
-            let status = answer.status();
-            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-
+    let admin = app.session(ADMIN, ADMIN_PASSWORD).await;
+    let url = format!("/api/v1/users/{}/manual-status", anna.id);
+    let put = |body: Value| admin.send(reqwest::Method::PUT, &url, Some(body));
     // Bad input: named, nothing changed.
     for (body, field) in [
         (json!({"reason": "holiday-in-space"}), "reason"),
@@ -95,14 +80,13 @@ async fn a_status_set_by_hand_wins_over_the_calendar_until_cleared() {
         "{:?}",
         set_at.elapsed()
     );
-    let status: Value = client
-        .get(app.url(&format!("/api/v1/users/{}/status", anna.id)))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let (_, status) = admin
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/users/{}/status", anna.id),
+            None,
+        )
+        .await;
     assert_eq!(status["now"]["reason"], "sick", "{status}");
     assert_eq!(status["now"]["source"], "manual", "{status}");
     assert_eq!(status["now"]["open_ended"], true, "{status}");
@@ -112,22 +96,16 @@ async fn a_status_set_by_hand_wins_over_the_calendar_until_cleared() {
     );
 
     // Cleared: the calendar's lunch again.
-    let cleared = client
-        .delete(&url)
-        .header("x-csrf-token", &csrf)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+    let (cleared, _) = admin.send(reqwest::Method::DELETE, &url, None).await;
+    assert_eq!(cleared, StatusCode::NO_CONTENT);
     eventually(async || shown(&pbx).as_deref() == Some("lunch")).await;
-    let audit: Value = client
-        .get(app.url(&format!("/api/v1/companies/{}/audit", company.id)))
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let (_, audit) = admin
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/companies/{}/audit", company.id),
+            None,
+        )
+        .await;
     let text = audit.to_string();
     assert!(
         text.contains("status.set") && text.contains("status.cleared"),

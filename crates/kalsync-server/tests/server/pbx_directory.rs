@@ -65,21 +65,6 @@ async fn pbx_server(list: Value) -> (Pbx, String) {
     (pbx, url)
 }
 
-async fn call(
-    http: &(reqwest::Client, String),
-    method: reqwest::Method,
-    url: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = http.0.request(method, url).header("x-csrf-token", &http.1);
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let answer = request.send().await.expect("request");
-    let status = answer.status();
-    (status, answer.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
     let (pbx, pbx_url) = pbx_server(json!({"subscriptions": [
@@ -115,31 +100,25 @@ async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
     settings.accounts.push(acme::admin());
     let app = spawn_app(settings).await;
     let store = app.store();
-    let company = store.companies().await.expect("companies").remove(0);
-    let instance = store
-        .instances(company.id)
-        .await
-        .expect("instances")
-        .remove(0);
-    let (client, me) = app.signed_in_as(ADMIN, ADMIN_PASSWORD).await;
-    let admin = (client, me["csrf"].as_str().expect("csrf").to_owned());
+    let (company, instance) = app.first_instance().await;
+    let admin = app.session(ADMIN, ADMIN_PASSWORD).await;
     let directory = app.url(&format!("/api/v1/companies/{}/pbx-directory", company.id));
     let fetch = format!("{directory}/fetch");
     use reqwest::Method;
 
     // A bearer token: fetched on request.
-    let (status, body) = call(
-        &admin,
-        Method::PUT,
-        &directory,
-        Some(json!({
-            "source": {"kind": "url", "url": format!("{pbx_url}/subs"), "auth": "bearer"},
-            "secret": TOKEN,
-        })),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            Method::PUT,
+            &directory,
+            Some(json!({
+                "source": {"kind": "url", "url": format!("{pbx_url}/subs"), "auth": "bearer"},
+                "secret": TOKEN,
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = call(&admin, Method::POST, &fetch, None).await;
+    let (status, body) = admin.send(Method::POST, &fetch, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         (body["count"].as_u64(), &body["last_error"]),
@@ -148,18 +127,18 @@ async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
     );
 
     // A wrong token, then a broken PBX: the list is kept, and the view says why.
-    let (status, _) = call(
-        &admin,
-        Method::PUT,
-        &directory,
-        Some(json!({
-            "source": {"kind": "url", "url": format!("{pbx_url}/subs"), "auth": "bearer"},
-            "secret": "not-it",
-        })),
-    )
-    .await;
+    let (status, _) = admin
+        .send(
+            Method::PUT,
+            &directory,
+            Some(json!({
+                "source": {"kind": "url", "url": format!("{pbx_url}/subs"), "auth": "bearer"},
+                "secret": "not-it",
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, body) = call(&admin, Method::POST, &fetch, None).await;
+    let (_, body) = admin.send(Method::POST, &fetch, None).await;
     assert_eq!(body["count"], 2, "{body}");
     assert!(
         body["last_error"]
@@ -167,13 +146,13 @@ async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
             .is_some_and(|e| e.contains("401")),
         "{body}"
     );
-    let (status, _) = call(&admin, Method::PUT, &directory, Some(json!({
+    let (status, _) = admin.send(Method::PUT, &directory, Some(json!({
         "source": {"kind": "url", "url": format!("{pbx_url}/signed"), "auth": "standard_webhooks"},
         "secret": SIGNING,
     }))).await;
     assert_eq!(status, StatusCode::OK);
     *pbx.broken.lock().expect("lock") = Some(StatusCode::OK);
-    let (_, body) = call(&admin, Method::POST, &fetch, None).await;
+    let (_, body) = admin.send(Method::POST, &fetch, None).await;
     assert_eq!(body["count"], 2, "{body}");
     assert!(
         body["last_error"]
@@ -183,7 +162,7 @@ async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
     );
     // Signed as Standard Webhooks sign: fetched.
     *pbx.broken.lock().expect("lock") = None;
-    let (_, body) = call(&admin, Method::POST, &fetch, None).await;
+    let (_, body) = admin.send(Method::POST, &fetch, None).await;
     assert_eq!(
         (body["count"].as_u64(), &body["last_error"]),
         (Some(2), &Value::Null),
@@ -192,18 +171,18 @@ async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
 
     // An address given as an IP the operator's policy does not allow (the private
     // network): not reached, and the list is kept.
-    let (status, _) = call(
-        &admin,
-        Method::PUT,
-        &directory,
-        Some(json!({
-            "source": {"kind": "url", "url": "https://10.0.0.5/subs", "auth": "bearer"},
-            "secret": TOKEN,
-        })),
-    )
-    .await;
+    let (status, _) = admin
+        .send(
+            Method::PUT,
+            &directory,
+            Some(json!({
+                "source": {"kind": "url", "url": "https://10.0.0.5/subs", "auth": "bearer"},
+                "secret": TOKEN,
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, body) = call(&admin, Method::POST, &fetch, None).await;
+    let (_, body) = admin.send(Method::POST, &fetch, None).await;
     assert_eq!(body["count"], 2, "{body}");
     assert!(
         body["last_error"]
@@ -214,23 +193,23 @@ async fn a_fetched_pbx_directory_decides_who_the_directory_adds() {
 
     // Katalog Synk: Sales has Anna, Bo and Dora; the PBX knows Anna and Dora. Dora is
     // added with the PBX's extension; Bo is not, and the run says why.
-    let (status, body) = call(
-        &admin,
-        Method::PUT,
-        &app.url(&format!("/api/v1/instances/{}/directory", instance.id)),
-        Some(json!({
-            "kind": "entra", "groups": ["sales"], "enabled": true,
-        })),
-    )
-    .await;
+    let (status, body) = admin
+        .send(
+            Method::PUT,
+            &app.url(&format!("/api/v1/instances/{}/directory", instance.id)),
+            Some(json!({
+                "kind": "entra", "groups": ["sales"], "enabled": true,
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, run) = call(
-        &admin,
-        Method::POST,
-        &app.url(&format!("/api/v1/instances/{}/directory/run", instance.id)),
-        Some(json!({"mode": "now"})),
-    )
-    .await;
+    let (status, run) = admin
+        .send(
+            Method::POST,
+            &app.url(&format!("/api/v1/instances/{}/directory/run", instance.id)),
+            Some(json!({"mode": "now"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert!(run.to_string().contains("not_in_pbx"), "{run}");
     let users = store.users(instance.id).await.expect("users");

@@ -155,6 +155,28 @@ impl TestApp {
         (http, me)
     }
 
+    /// A session of `email` through the API, sending its CSRF token with every request.
+    pub(crate) async fn session(&self, email: &str, password: &str) -> Session {
+        let (http, me) = self.signed_in_as(email, password).await;
+        Session {
+            http,
+            csrf: me["csrf"].as_str().expect("csrf").to_owned(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// The settings file's first company and its first instance, as stored.
+    pub(crate) async fn first_instance(&self) -> (kalsync_store::Company, kalsync_store::Instance) {
+        let store = self.store();
+        let company = store.companies().await.expect("companies").remove(0);
+        let instance = store
+            .instances(company.id)
+            .await
+            .expect("instances")
+            .remove(0);
+        (company, instance)
+    }
+
     /// Who `client` is signed in as: the status of `/api/v1/me` and its answer.
     pub(crate) async fn who_am_i(&self, client: &reqwest::Client) -> (reqwest::StatusCode, Value) {
         let answer = client.get(self.url("/api/v1/me")).send().await.expect("me");
@@ -235,6 +257,42 @@ impl TestApp {
                 .expect("clean stop");
         }
         self.storage
+    }
+}
+
+/// A client signed in through the API ([`TestApp::session`]).
+pub(crate) struct Session {
+    /// The client (its cookie jar holds the session).
+    pub(crate) http: reqwest::Client,
+    /// The session's CSRF token.
+    pub(crate) csrf: String,
+    base: String,
+}
+
+impl Session {
+    /// `method` on `path` (from `/`, or a whole URL) with the CSRF token and `body` as
+    /// JSON: the status and the answer as JSON (null when it is none).
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let url = if path.starts_with('/') {
+            format!("{}{path}", self.base)
+        } else {
+            path.to_owned()
+        };
+        let mut request = self
+            .http
+            .request(method, url)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let answer = request.send().await.expect("request");
+        let status = answer.status();
+        (status, answer.json().await.unwrap_or(Value::Null))
     }
 }
 
