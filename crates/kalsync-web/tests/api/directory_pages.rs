@@ -195,15 +195,7 @@ async fn an_active_directory_is_set_on_the_tab_and_its_password_never_shown() {
             ("manual", "keep".to_owned()),
         ]
     };
-    let post = |fields: Vec<(&'static str, String)>| {
-        let sv = sv.clone();
-        let url = url.clone();
-        async move {
-            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let answer = post_form(&sv, &url, &fields).await;
-            (answer.status(), answer.text().await.expect("html"))
-        }
-    };
+    let post = |fields: Vec<(&'static str, String)>| posted(&sv, &url, fields);
     // No password yet: refused in Swedish, what was typed kept.
     let (status, refused) = post(form("", "ldaps://dc1.acme.example")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -285,15 +277,7 @@ async fn an_exchange_instance_picks_active_directory_or_an_entra_app_of_its_own(
             ("manual", "keep".to_owned()),
         ]
     };
-    let post = |fields: Vec<(&'static str, String)>| {
-        let sv = sv.clone();
-        let url = url.clone();
-        async move {
-            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let answer = post_form(&sv, &url, &fields).await;
-            (answer.status(), answer.text().await.expect("html"))
-        }
-    };
+    let post = |fields: Vec<(&'static str, String)>| posted(&sv, &url, fields);
     // Without the app's secret: asked for, in Swedish.
     let (status, refused) = post(entra("")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -327,4 +311,15 @@ async fn an_exchange_instance_picks_active_directory_or_an_entra_app_of_its_own(
         Some("acme.onmicrosoft.com")
     );
     assert!(record.password.is_some());
+}
+
+/// Posts `fields` to the tab: the status and the page answered.
+async fn posted(
+    client: &reqwest::Client,
+    url: &str,
+    fields: Vec<(&'static str, String)>,
+) -> (StatusCode, String) {
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = post_form(client, url, &fields).await;
+    (answer.status(), answer.text().await.expect("html"))
 }
