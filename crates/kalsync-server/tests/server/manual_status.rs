@@ -94,6 +94,20 @@ async fn a_status_set_by_hand_wins_over_the_calendar_until_cleared() {
         status["now"]["message_sv"], "Sjuk / VAB",
         "no return time: {status}"
     );
+    // The person page says why: set by hand.
+    let page = admin
+        .http
+        .get(app.url(&format!("/users/{}", anna.id)))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Set by hand") || page.contains("Satt för hand"),
+        "{page}"
+    );
 
     // Cleared: the calendar's lunch again.
     let (cleared, _) = admin.send(reqwest::Method::DELETE, &url, None).await;

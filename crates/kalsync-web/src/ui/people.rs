@@ -435,6 +435,19 @@ fn when(text: &str, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
         .unwrap_or_else(|_| text.to_owned())
 }
 
+/// Where an absence comes from, when not from a booking, in `lang`.
+fn source_label(lang: Lang, source: &str) -> Option<&'static str> {
+    Some(match (lang, source) {
+        (Lang::Sv, "manual") => "Satt för hand",
+        (Lang::En, "manual") => "Set by hand",
+        (Lang::Sv, "phone") => "Från telefonen",
+        (Lang::En, "phone") => "From the phone",
+        (Lang::Sv, "automatic_replies") => "Autosvar i Outlook",
+        (Lang::En, "automatic_replies") => "Outlook automatic replies",
+        _ => return None,
+    })
+}
+
 fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::TimeZone) -> Markup {
     html! {
         table #absences {
@@ -447,6 +460,7 @@ fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::Ti
                     td { (when(&a.end, zone, lang)) }
                     td { (if lang == Lang::Sv { &a.message_sv } else { &a.message_en }) }
                     td {
+                        @if let Some(from) = source_label(lang, &a.source) { span.pill { (from) } " " }
                         @if a.user_choice { span.muted { (t.own_choice) " " } }
                         @for b in &a.bookings {
                             div.booking {
@@ -455,7 +469,7 @@ fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::Ti
                                 @if !b.categories.is_empty() { " · " (b.categories.join(", ")) }
                             }
                         }
-                        @if a.bookings.is_empty() { span.muted { "—" } }
+                        @if a.bookings.is_empty() && a.source == "booking" { span.muted { "—" } }
                     }
                 }
             } }
