@@ -56,7 +56,7 @@ struct Words {
 
 const SV: Words = Words {
     title: "Växelns katalog",
-    intro: "Vilka som har abonnemang i företagets växel. När listan finns kan bara de läggas till i företagets instanser — för hand, med CSV eller av katalogen — och den som saknar anknytning får växelns.",
+    intro: "Vilka som har abonnemang i företagets växel. När listan finns kan bara de läggas till i företagets instanser — för hand, med CSV eller av katalogen — med växelns anknytning.",
     none: "Ingen växelkatalog: alla adresser kan läggas till.",
     source_upload: "Uppladdad lista",
     source_url: "Hämtas från växeln",
@@ -88,7 +88,7 @@ const SV: Words = Words {
 
 const EN: Words = Words {
     title: "PBX directory",
-    intro: "Who has a subscription on the company's PBX. With a list, only they may be added to the company's instances — by hand, by CSV or by the directory — and anyone without an extension takes the PBX's.",
+    intro: "Who has a subscription on the company's PBX. With a list, only they may be added to the company's instances — by hand, by CSV or by the directory — with the PBX's extension.",
     none: "No PBX directory: any address may be added.",
     source_upload: "Uploaded list",
     source_url: "Fetched from the PBX",
