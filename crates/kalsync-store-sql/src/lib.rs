@@ -17,6 +17,7 @@ mod leases;
 mod outbox;
 mod overrides;
 mod pbx;
+mod pbx_events;
 mod rows;
 mod store;
 mod sync;

@@ -36,6 +36,14 @@ impl Store for SqlStore {
         self.remove_company(company).await
     }
 
+    async fn set_readers_set_status(
+        &self,
+        company: CompanyId,
+        allowed: bool,
+    ) -> Result<(), StoreError> {
+        self.update_readers_set_status(company, allowed).await
+    }
+
     async fn create_instance(&self, new: NewInstance) -> Result<Instance, StoreError> {
         self.insert_instance(new).await
     }
@@ -164,6 +172,33 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> Result<Vec<kalsync_core::Override>, StoreError> {
         self.select_overrides(user, now).await
+    }
+
+    async fn set_pbx_event_secret(
+        &self,
+        company: CompanyId,
+        secret: Option<&secrecy::SecretString>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.put_pbx_event_secret(company, secret, now).await
+    }
+
+    async fn pbx_event_secret(
+        &self,
+        company: CompanyId,
+    ) -> Result<Option<(secrecy::SecretString, Timestamp)>, StoreError> {
+        self.select_pbx_event_secret(company).await
+    }
+
+    async fn take_pbx_event(
+        &self,
+        company: CompanyId,
+        event: &str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.insert_pbx_event(company, event, now, forget_before)
+            .await
     }
 
     async fn set_pbx_directory(

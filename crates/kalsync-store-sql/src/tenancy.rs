@@ -15,6 +15,7 @@ impl SqlStore {
             id: CompanyId::new(),
             name: name.to_owned(),
             created: now(),
+            readers_set_status: false,
         };
         sqlx::query("INSERT INTO companies (id, name, created_ms) VALUES ($1, $2, $3)")
             .bind(company.id.to_string())
@@ -27,33 +28,51 @@ impl SqlStore {
     }
 
     pub(crate) async fn select_company(&self, company: CompanyId) -> Result<Company, StoreError> {
-        let row = sqlx::query("SELECT id, name, created_ms FROM companies WHERE id = $1")
-            .bind(company.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::NotFound(format!("company {company}")))?;
+        let row = sqlx::query(
+            "SELECT id, name, created_ms, readers_set_status FROM companies WHERE id = $1",
+        )
+        .bind(company.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::NotFound(format!("company {company}")))?;
         Ok(Company {
             id: id(&row, "id")?,
             name: row.try_get("name").map_err(db)?,
             created: at(row.try_get("created_ms").map_err(db)?),
+            readers_set_status: row.try_get::<i64, _>("readers_set_status").map_err(db)? != 0,
         })
     }
 
     pub(crate) async fn select_companies(&self) -> Result<Vec<Company>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, created_ms FROM companies ORDER BY name, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        let rows = sqlx::query(
+            "SELECT id, name, created_ms, readers_set_status FROM companies ORDER BY name, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter()
             .map(|row| {
                 Ok(Company {
                     id: id(row, "id")?,
                     name: row.try_get("name").map_err(db)?,
                     created: at(row.try_get("created_ms").map_err(db)?),
+                    readers_set_status: row.try_get::<i64, _>("readers_set_status").map_err(db)?
+                        != 0,
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn update_readers_set_status(
+        &self,
+        company: CompanyId,
+        allowed: bool,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query("UPDATE companies SET readers_set_status = $2 WHERE id = $1")
+            .bind(company.to_string())
+            .bind(i64::from(allowed));
+        self.affected(query, format!("company {company}")).await
     }
 
     pub(crate) async fn remove_company(&self, company: CompanyId) -> Result<(), StoreError> {

@@ -13,7 +13,8 @@ mod chapters;
 mod fixture;
 
 use chapters::{
-    Cast, accounts, audit, directories, entra, leases, outbox, overrides, pbx, sync, tenancy, users,
+    Cast, accounts, audit, directories, entra, leases, outbox, overrides, pbx, phone, sync,
+    tenancy, users,
 };
 pub use fixture::{Fixture, postgres, sqlite};
 
@@ -38,6 +39,7 @@ pub async fn story(f: &Fixture) {
     sync::a_read_is_stored_at_once(&c, &week, &timeline).await;
     directories::directories(&c).await;
     pbx::pbx_directories(&c).await;
+    phone::phone(&c).await;
     let hook = tenancy::targets(&c).await;
     users::notifications(&c).await;
     let (now, later) = outbox::outbox(&c, &hook).await;

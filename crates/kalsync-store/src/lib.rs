@@ -118,6 +118,8 @@ pub trait Store: Send + Sync + 'static {
     async fn companies(&self) -> Result<Vec<Company>, StoreError>;
     /// Deletes a company and everything of it.
     async fn delete_company(&self, id: CompanyId) -> Result<(), StoreError>;
+    /// Lets (or stops) a company's readers set a person's status by hand.
+    async fn set_readers_set_status(&self, id: CompanyId, allowed: bool) -> Result<(), StoreError>;
 
     // Instances.
     /// Creates an instance.
@@ -233,6 +235,29 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         now: Timestamp,
     ) -> Result<Vec<kalsync_core::Override>, StoreError>;
+
+    // PBX events ("I'm back", "extend" from the phone).
+    /// Sets (or, `None`, removes) the secret a company's PBX signs its events with.
+    async fn set_pbx_event_secret(
+        &self,
+        company: CompanyId,
+        secret: Option<&secrecy::SecretString>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The secret a company's PBX signs its events with, and when it was made.
+    async fn pbx_event_secret(
+        &self,
+        company: CompanyId,
+    ) -> Result<Option<(secrecy::SecretString, Timestamp)>, StoreError>;
+    /// Takes a company's PBX event by its id: `false` when one with that id was taken
+    /// already (a replay). Ids older than `forget_before` are forgotten.
+    async fn take_pbx_event(
+        &self,
+        company: CompanyId,
+        event: &str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     // PBX directories (who may be added).
     /// Sets a company's PBX directory source and the secret that goes with it (stored

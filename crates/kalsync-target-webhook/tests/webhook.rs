@@ -206,3 +206,38 @@ async fn an_unreachable_endpoint_is_retried_and_bad_configuration_refused() {
         .is_err()
     );
 }
+
+#[test]
+fn verify_takes_what_the_reference_crate_signs_and_nothing_else() {
+    let signer = standardwebhooks::Webhook::new(SECRET).expect("secret");
+    let key =
+        kalsync_target_webhook::signing_key(&SecretString::from(SECRET.to_owned())).expect("key");
+    let body = br#"{"type":"back","extension":"201"}"#;
+    let ts = 1_764_000_000;
+    let sig = signer.sign("evt_1", ts, body).expect("signed");
+    let verify =
+        |id: &str, t: i64, b: &[u8], h: &str| kalsync_target_webhook::verify(&key, id, t, b, h);
+    assert!(verify("evt_1", ts, body, &sig));
+    // Several signatures (a secret being rotated): any one that matches.
+    assert!(verify("evt_1", ts, body, &format!("v1,AAAA {sig}")));
+    assert!(!verify("evt_2", ts, body, &sig), "another id");
+    assert!(!verify("evt_1", ts + 1, body, &sig), "another time");
+    assert!(
+        !verify("evt_1", ts, br#"{"type":"extend"}"#, &sig),
+        "another body"
+    );
+    assert!(!verify("evt_1", ts, body, ""), "unsigned");
+    assert!(
+        !verify("evt_1", ts, body, &sig.replace("v1,", "v2,")),
+        "another version"
+    );
+    assert!(!verify("evt_1", ts, body, "v1,not base64!"), "garbage");
+    let other = kalsync_target_webhook::signing_key(&SecretString::from(
+        "whsec_b3RoZXItc2VjcmV0LWtleS0xMjM0NTY3OA==".to_owned(),
+    ))
+    .expect("key");
+    assert!(
+        !kalsync_target_webhook::verify(&other, "evt_1", ts, body, &sig),
+        "another key"
+    );
+}

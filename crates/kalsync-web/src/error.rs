@@ -16,6 +16,9 @@ pub enum ApiError {
     /// No valid session or token.
     #[error("sign in first (a session cookie or an `Authorization: Bearer` API token)")]
     Unauthenticated,
+    /// A signed request (a PBX event) whose signature is missing, stale or wrong.
+    #[error("{0}")]
+    BadSignature(String),
     /// Signed in, but the role may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -61,7 +64,7 @@ impl ApiError {
 
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -77,6 +80,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthenticated => "unauthenticated",
+            ApiError::BadSignature(_) => "bad_signature",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Invalid { .. } => "invalid",
@@ -100,7 +104,7 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable code: `unauthenticated`, `forbidden`, `not_found`, `invalid`,
+    /// A stable code: `unauthenticated`, `bad_signature`, `forbidden`, `not_found`, `invalid`,
     /// `bad_request`, `conflict`, `too_many_requests`, `too_large`, `unavailable`,
     /// `internal`.
     pub code: String,

@@ -14,6 +14,7 @@ pub(crate) mod leases;
 pub(crate) mod outbox;
 pub(crate) mod overrides;
 pub(crate) mod pbx;
+pub(crate) mod phone;
 pub(crate) mod sync;
 pub(crate) mod tenancy;
 pub(crate) mod users;

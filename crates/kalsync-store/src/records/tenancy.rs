@@ -17,6 +17,8 @@ pub struct Company {
     pub name: String,
     /// Created.
     pub created: Timestamp,
+    /// Whether its readers (receptionists) may set a person's status by hand.
+    pub readers_set_status: bool,
 }
 
 /// An instance to create.

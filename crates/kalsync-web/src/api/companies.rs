@@ -22,6 +22,8 @@ pub(crate) struct CompanyView {
     name: String,
     /// Created (RFC 3339).
     created: String,
+    /// Whether its readers (receptionists) may set a person's status by hand.
+    readers_set_status: bool,
 }
 
 impl From<kalsync_store::Company> for CompanyView {
@@ -30,6 +32,7 @@ impl From<kalsync_store::Company> for CompanyView {
             id: c.id.to_string(),
             name: c.name,
             created: c.created.to_string(),
+            readers_set_status: c.readers_set_status,
         }
     }
 }
@@ -115,6 +118,54 @@ pub(crate) async fn get(
 ) -> Result<Json<CompanyView>, ApiError> {
     let id = visible(&state, &principal, &company).await?;
     Ok(Json(state.store.company(id).await?.into()))
+}
+
+/// What a company's admin may change about it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompanyChange {
+    /// Whether its readers (receptionists) may set a person's status by hand.
+    readers_set_status: Option<bool>,
+}
+
+/// Changes a company's settings (its admin or the operator), audited.
+#[utoipa::path(patch, path = "/api/v1/companies/{company}", params(("company" = String, Path)), request_body = CompanyChange,
+    responses((status = 200, body = CompanyView), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn update(
+    State(state): State<WebState>,
+    principal: Principal,
+    Path(company): Path<String>,
+    Body(change): Body<CompanyChange>,
+) -> Result<Json<CompanyView>, ApiError> {
+    let id = visible(&state, &principal, &company).await?;
+    principal.manages(id, "company")?;
+    if let Some(allowed) = change.readers_set_status {
+        set_readers_set_status(&state, &principal, id, allowed).await?;
+    }
+    Ok(Json(state.store.company(id).await?.into()))
+}
+
+/// Lets (or stops) `company`'s readers set a status by hand, for `principal` (who must
+/// manage it), audited when it changes.
+pub(crate) async fn set_readers_set_status(
+    state: &WebState,
+    principal: &Principal,
+    company: CompanyId,
+    allowed: bool,
+) -> Result<(), ApiError> {
+    principal.manages(company, "company")?;
+    if state.store.company(company).await?.readers_set_status == allowed {
+        return Ok(());
+    }
+    state.store.set_readers_set_status(company, allowed).await?;
+    audit(
+        state,
+        principal,
+        Some(company),
+        "company.readers_set_status",
+        serde_json::json!({"allowed": allowed}),
+    )
+    .await
 }
 
 /// Writes an audit entry for `principal`.

@@ -1,4 +1,5 @@
-//! A status set by hand (SPEC §6, issue 19): an admin sets a person's reason, mode and
+//! A status set by hand (SPEC §6, issue 19): an admin (or, where the company allows, the
+//! receptionist; or the person, signed in with Entra ID) sets a person's reason, mode and
 //! until when (a time, the end of the day, or until cleared); it wins over the calendar
 //! while in force, shows as manual in the "why", is audited, and ends by itself.
 
@@ -57,8 +58,50 @@ pub(crate) async fn set(
     Ok(Json(set_manual(&state, &principal, &user, &input).await?))
 }
 
-/// Sets the status of the user named `user` by hand, for `principal` (who must manage
-/// the company), audited.
+/// The next local midnight after `now` in the instance's zone.
+pub(crate) fn end_of_day(
+    now: Timestamp,
+    settings: &kalsync_core::InstanceSettings,
+) -> Result<Timestamp, ApiError> {
+    now.to_zoned(settings.time_zone.tz().clone())
+        .tomorrow()
+        .and_then(|d| d.start_of_day())
+        .map(|z| z.timestamp())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Whether `principal` may set or clear `user`'s status by hand: the company's admin (or
+/// the operator); a reader (the receptionist) when the company allows it; a person signed
+/// in with Entra ID, their own. `Forbidden` says who may.
+pub(crate) async fn may_set_status(
+    state: &WebState,
+    principal: &Principal,
+    company: kalsync_store::CompanyId,
+    user: &kalsync_store::User,
+) -> Result<(), ApiError> {
+    principal.sees(company, "user")?;
+    if principal.grant.manages(company) {
+        return Ok(());
+    }
+    let own = principal
+        .account
+        .as_ref()
+        .is_some_and(|a| a.entra.is_some() && a.email.eq_ignore_ascii_case(user.email.as_str()));
+    if own {
+        return Ok(());
+    }
+    if principal.grant.role == kalsync_store::Role::Reader
+        && state.store.company(company).await?.readers_set_status
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "this role may only read: the company's admin can let receptionists set a status".into(),
+    ))
+}
+
+/// Sets the status of the user named `user` by hand, for `principal` (who may, by
+/// [`may_set_status`]), audited.
 pub(crate) async fn set_manual(
     state: &WebState,
     principal: &Principal,
@@ -66,7 +109,7 @@ pub(crate) async fn set_manual(
     input: &ManualInput,
 ) -> Result<ManualView, ApiError> {
     let (found, company) = visible_user(state, principal, user).await?;
-    principal.manages(company, "user")?;
+    may_set_status(state, principal, company, &found).await?;
     let instance = state.store.instance(found.instance).await?;
     let now = Timestamp::now();
     let reason = ReasonCode::parse(input.reason.trim())
@@ -93,15 +136,7 @@ pub(crate) async fn set_manual(
     };
     let end = match input.until.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some("end_of_day") => {
-            let zone = instance.settings.time_zone.tz().clone();
-            let midnight = now
-                .to_zoned(zone)
-                .tomorrow()
-                .and_then(|d| d.start_of_day())
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            Some(midnight.timestamp())
-        }
+        Some("end_of_day") => Some(end_of_day(now, &instance.settings)?),
         // A length of time (ISO 8601: `PT1H`) from now.
         Some(text) if text.starts_with(['P', 'p']) => {
             let d: SignedDuration = text.parse().map_err(|_| {
@@ -170,15 +205,15 @@ pub(crate) async fn clear(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Clears the status set by hand of the user named `user`, for `principal` (who must
-/// manage the company), audited.
+/// Clears the status set by hand of the user named `user`, for `principal` (who may, by
+/// [`may_set_status`]), audited.
 pub(crate) async fn clear_manual(
     state: &WebState,
     principal: &Principal,
     user: &str,
 ) -> Result<(), ApiError> {
     let (found, company) = visible_user(state, principal, user).await?;
-    principal.manages(company, "user")?;
+    may_set_status(state, principal, company, &found).await?;
     state
         .store
         .set_override(found.id, Source::Manual, None, &principal.actor)

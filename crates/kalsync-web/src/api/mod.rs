@@ -7,6 +7,7 @@ pub(crate) mod directory;
 pub(crate) mod instances;
 pub(crate) mod manual;
 pub(crate) mod pbx;
+pub mod phone;
 mod session;
 pub(crate) mod status;
 pub(crate) mod users;
@@ -30,11 +31,12 @@ use crate::error::ApiError;
                 session::sign_in, session::sign_out, session::me,
         accounts::list, accounts::create, accounts::remove, accounts::change_password,
         accounts::operators, accounts::create_operator, accounts::remove_operator,
-        companies::list, companies::create, companies::get, companies::audit_log,
+        companies::list, companies::create, companies::get, companies::update, companies::audit_log,
         companies::deliveries, companies::tokens, companies::create_token, companies::revoke_token,
         instances::list, instances::create, instances::get, instances::update, instances::remove, instances::check,
         directory::get, directory::put, directory::remove, directory::run,
         pbx::get, pbx::put, pbx::upload, pbx::fetch, pbx::remove,
+        phone::event, phone::get, phone::make_secret, phone::remove_secret,
         users::list, users::add, users::import, users::remove,
         status::user_status, status::directory, manual::set, manual::clear,
     ),
@@ -84,7 +86,10 @@ pub fn router() -> Router<WebState> {
             "/api/v1/companies",
             get(companies::list).post(companies::create),
         )
-        .route("/api/v1/companies/{company}", get(companies::get))
+        .route(
+            "/api/v1/companies/{company}",
+            get(companies::get).patch(companies::update),
+        )
         .route(
             "/api/v1/companies/{company}/audit",
             get(companies::audit_log),
@@ -144,6 +149,12 @@ pub fn router() -> Router<WebState> {
         )
         .route("/api/v1/users/{user}", delete(users::remove))
         .route("/api/v1/users/{user}/status", get(status::user_status))
+        .route("/api/v1/pbx/events", post(phone::event))
+        .route("/api/v1/companies/{company}/pbx-events", get(phone::get))
+        .route(
+            "/api/v1/companies/{company}/pbx-events/secret",
+            post(phone::make_secret).delete(phone::remove_secret),
+        )
         .route(
             "/api/v1/users/{user}/manual-status",
             axum::routing::put(manual::set).delete(manual::clear),

@@ -163,6 +163,26 @@ enum Said {
     Error(String),
     Added(String),
     RolesSaved,
+    ReadersSaved,
+}
+
+/// What the receptionists' section says, in `lang`: its title, the choice, the button
+/// and what saving said.
+fn readers_words(lang: kalsync_core::Lang) -> [&'static str; 4] {
+    match lang {
+        kalsync_core::Lang::Sv => [
+            "Receptionister",
+            "Läsare (receptionister) får sätta status för hand, från telefonistvyn och personens sida",
+            "Spara",
+            "Sparat.",
+        ],
+        kalsync_core::Lang::En => [
+            "Receptionists",
+            "Readers (receptionists) may set a status by hand, from the switchboard and the person page",
+            "Save",
+            "Saved.",
+        ],
+    }
 }
 
 async fn list_page(
@@ -186,6 +206,12 @@ async fn list_page(
     let csrf = viewer.principal.csrf();
     let path = scope.path();
     let own = viewer.principal.account.as_ref().map(|a| a.id);
+    let readers_set_status = match scope {
+        Scope::Company(id) if viewer.principal.grant.manages(id) => {
+            Some(state.store.company(id).await?.readers_set_status)
+        }
+        _ => None,
+    };
     let microsoft = match scope {
         Scope::Company(id) => {
             super::microsoft::company_section(state, t, &viewer.principal, id, &path).await?
@@ -204,6 +230,7 @@ async fn list_page(
                 Said::Error(e) => p.error role="alert" { (e) },
                 Said::Added(email) => p.available role="status" { (t.account_added) " " (email) },
                 Said::RolesSaved => p.available role="status" #roles-saved { (t.roles_saved) },
+                Said::ReadersSaved => p.available role="status" #readers-saved { (readers_words(viewer.lang)[3]) },
             }
             table #accounts {
                 thead { tr { th { (t.email) } th { (t.role) } th { (t.created) } th {} } }
@@ -237,9 +264,54 @@ async fn list_page(
                 input #password type="password" name="password" autocomplete="new-password" minlength="10" required;
                 button type="submit" { (t.add_account) }
             }
+            @if let Some(allowed) = readers_set_status {
+                @let [title, choice, save, _] = readers_words(viewer.lang);
+                form.card #readers method="post" action={ (path) "/readers" } {
+                    h2 { (title) }
+                    input type="hidden" name="csrf" value=(csrf);
+                    label.check { input #readers-set-status type="checkbox" name="readers_set_status" value="1" checked[allowed]; " " (choice) }
+                    button type="submit" { (save) }
+                }
+            }
             (microsoft)
         },
     ))
+}
+
+/// The receptionists' form.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ReadersForm {
+    csrf: String,
+    #[serde(default)]
+    readers_set_status: Option<String>,
+}
+
+/// `POST /companies/{company}/accounts/readers`: whether the company's readers may set
+/// a status by hand.
+pub(crate) async fn save_readers(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(company): Path<String>,
+    Form(form): Form<ReadersForm>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
+        return e.into_response();
+    }
+    let scope = match Scope::of(&state, &viewer, Some(&company)).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let Scope::Company(id) = scope else {
+        return ApiError::NotFound("company".into()).into_response();
+    };
+    let allowed = form.readers_set_status.is_some();
+    if let Err(e) =
+        crate::api::companies::set_readers_set_status(&state, &viewer.principal, id, allowed).await
+    {
+        return e.into_response();
+    }
+    answer(&state, &viewer, scope, Said::ReadersSaved).await
 }
 
 async fn answer(state: &WebState, viewer: &Viewer, scope: Scope, said: Said) -> Response {

@@ -40,6 +40,7 @@ pub fn router() -> Router<WebState> {
         .route("/switchboard", get(pages::switchboard))
         .route("/overview", get(overview::all_companies))
         .route("/switchboard/events", get(pages::switchboard_events))
+        .route("/switchboard/status", post(pages::switchboard_status))
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/lang", get(switch_language))
@@ -52,6 +53,10 @@ pub fn router() -> Router<WebState> {
         .route(
             "/companies/{company}/accounts/microsoft",
             post(accounts::save_microsoft_roles),
+        )
+        .route(
+            "/companies/{company}/accounts/readers",
+            post(accounts::save_readers),
         )
         .route(
             "/companies/{company}/accounts",

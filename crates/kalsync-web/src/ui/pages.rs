@@ -511,13 +511,70 @@ pub(crate) async fn switchboard(
     viewer: Viewer,
     Query(filter): Query<Filter>,
 ) -> Response {
+    switchboard_page(&state, &viewer, &filter, None, StatusCode::OK).await
+}
+
+/// Who the viewer may set a status for from the switchboard (its company's people, by
+/// name) and with which reasons (its first instance's catalogue): none for the operator
+/// (who sets it on the person page) and for a reader whose company does not allow it.
+async fn status_panel(
+    state: &WebState,
+    viewer: &Viewer,
+) -> Option<(Vec<(String, String)>, Vec<(String, String)>)> {
+    let company = viewer.principal.grant.company?;
+    let allowed = viewer.principal.grant.manages(company)
+        || (viewer.principal.grant.role == kalsync_store::Role::Reader
+            && state.store.company(company).await.ok()?.readers_set_status);
+    if !allowed {
+        return None;
+    }
+    let mut people = Vec::new();
+    let mut reasons = None;
+    for instance in state.store.instances(company).await.ok()? {
+        if reasons.is_none() {
+            reasons = Some(super::people::reason_choices(
+                &instance.settings,
+                viewer.lang,
+            ));
+        }
+        for user in state.store.users(instance.id).await.ok()? {
+            let name = user
+                .display_name
+                .clone()
+                .unwrap_or_else(|| user.email.to_string());
+            let shown = match &user.extension {
+                Some(x) => format!("{name} · {}", x.as_str()),
+                None => name,
+            };
+            people.push((user.id.to_string(), shown));
+        }
+    }
+    people.sort_by_key(|(_, shown)| shown.to_lowercase());
+    Some((people, reasons?))
+}
+
+/// The switchboard, with `notice` (why a status could not be set) in its status panel.
+async fn switchboard_page(
+    state: &WebState,
+    viewer: &Viewer,
+    filter: &Filter,
+    notice: Option<String>,
+    code: StatusCode,
+) -> Response {
     let t = i18n::texts(viewer.lang);
-    let entries =
-        match directory_entries(&state, &viewer.principal, filter.q.as_deref(), filter.all()).await
-        {
-            Ok(e) => e,
-            Err(e) => return e.into_response(),
-        };
+    let entries = match directory_entries(
+        state,
+        &viewer.principal,
+        filter.q.as_deref(),
+        filter.all(),
+    )
+    .await
+    {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    let panel = status_panel(state, viewer).await;
+    let mw = super::people::manual_words(viewer.lang);
     let q = filter.q.clone().unwrap_or_default();
     let companies = viewer.principal.operator().is_ok();
     let stream = format!(
@@ -525,7 +582,7 @@ pub(crate) async fn switchboard(
         url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
         if filter.all() { "1" } else { "" }
     );
-    page(
+    let markup = page(
         t,
         t.switchboard,
         Some(&viewer.principal),
@@ -545,6 +602,22 @@ pub(crate) async fn switchboard(
                 } }
                 tbody #rows { (switchboard_rows(t, viewer.lang, &entries, companies)) }
             }
+            @if let Some((people, reasons)) = &panel {
+                details.card #set-status open[notice.is_some()] {
+                    summary { (mw.title) }
+                    form method="post" action="/switchboard/status" {
+                        input type="hidden" name="csrf" value=(viewer.principal.csrf());
+                        p.muted { (mw.hint) }
+                        @if let Some(n) = &notice { p.error #manual-error role="alert" { (n) } }
+                        label for="manual-user" { (mw.person) }
+                        select #manual-user name="user" required {
+                            option value="" {}
+                            @for (id, shown) in people { option value=(id) { (shown) } }
+                        }
+                        (super::people::status_fields(mw, reasons))
+                    }
+                }
+            }
             script {
                 (maud::PreEscaped(format!(
                     "new EventSource({}).addEventListener('rows',function(e){{document.getElementById('rows').innerHTML=e.data;}});",
@@ -552,8 +625,64 @@ pub(crate) async fn switchboard(
                 )))
             }
         },
-    )
-    .into_response()
+    );
+    (code, markup).into_response()
+}
+
+/// The switchboard's status form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SwitchboardStatusForm {
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    until: String,
+}
+
+/// Sets a person's status from the switchboard (the receptionist, where the company
+/// allows it); back to the switchboard, or the form again with why.
+pub(crate) async fn switchboard_status(
+    State(state): State<WebState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<SwitchboardStatusForm>,
+) -> Response {
+    if let Err(e) = viewer.check_form(&headers, &form.csrf) {
+        return e.into_response();
+    }
+    let input = crate::api::manual::ManualInput {
+        reason: form.reason.clone(),
+        mode: (!form.mode.is_empty()).then(|| form.mode.clone()),
+        until: (!form.until.is_empty()).then(|| form.until.clone()),
+    };
+    let done = if form.user.trim().is_empty() {
+        Err(ApiError::invalid("user", "user: choose a person"))
+    } else {
+        crate::api::manual::set_manual(&state, &viewer.principal, form.user.trim(), &input).await
+    };
+    match done {
+        Ok(_) => Redirect::to("/switchboard").into_response(),
+        Err(ApiError::Invalid { message, .. }) => {
+            let said = match viewer.lang {
+                Lang::Sv => super::people::manual_words(Lang::Sv).invalid.to_owned(),
+                Lang::En => message,
+            };
+            let filter = Filter { q: None, all: None };
+            switchboard_page(
+                &state,
+                &viewer,
+                &filter,
+                Some(said),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// How often the switchboard's stream looks for changes.

@@ -486,23 +486,25 @@ pub(crate) async fn user(
 }
 
 /// What the status-by-hand form says: its words, in the page's language.
-struct ManualWords {
-    title: &'static str,
-    hint: &'static str,
-    reason: &'static str,
-    mode: &'static str,
-    divert: &'static str,
-    info: &'static str,
-    until: &'static str,
-    until_cleared: &'static str,
-    end_of_day: &'static str,
-    hours: &'static str,
-    set: &'static str,
-    clear: &'static str,
-    manual: &'static str,
+pub(crate) struct ManualWords {
+    pub(crate) title: &'static str,
+    pub(crate) hint: &'static str,
+    pub(crate) reason: &'static str,
+    pub(crate) mode: &'static str,
+    pub(crate) divert: &'static str,
+    pub(crate) info: &'static str,
+    pub(crate) until: &'static str,
+    pub(crate) until_cleared: &'static str,
+    pub(crate) end_of_day: &'static str,
+    pub(crate) hours: &'static str,
+    pub(crate) set: &'static str,
+    pub(crate) clear: &'static str,
+    pub(crate) manual: &'static str,
+    pub(crate) person: &'static str,
+    pub(crate) invalid: &'static str,
 }
 
-fn manual_words(lang: Lang) -> &'static ManualWords {
+pub(crate) fn manual_words(lang: Lang) -> &'static ManualWords {
     match lang {
         Lang::Sv => &ManualWords {
             title: "Status för hand",
@@ -518,6 +520,8 @@ fn manual_words(lang: Lang) -> &'static ManualWords {
             set: "Sätt status",
             clear: "Ta bort status för hand",
             manual: "satt för hand",
+            person: "Person",
+            invalid: "Statusen gick inte att sätta: välj en person, en orsak och en tid framåt.",
         },
         Lang::En => &ManualWords {
             title: "Status set by hand",
@@ -533,7 +537,55 @@ fn manual_words(lang: Lang) -> &'static ManualWords {
             set: "Set status",
             clear: "Clear the status set by hand",
             manual: "set by hand",
+            person: "Person",
+            invalid: "The status could not be set: choose a person, a reason and a time ahead.",
         },
+    }
+}
+
+/// The reasons a status can be set with, from an instance's catalogue: code and label
+/// in `lang` ("available" is clearing, not a status).
+pub(crate) fn reason_choices(
+    settings: &kalsync_core::InstanceSettings,
+    lang: Lang,
+) -> Vec<(String, String)> {
+    settings
+        .reasons
+        .iter()
+        .filter(|r| r.code.as_str() != kalsync_core::reason::AVAILABLE)
+        .map(|r| {
+            (
+                r.code.as_str().to_owned(),
+                if lang == Lang::Sv {
+                    r.label_sv.clone()
+                } else {
+                    r.label_en.clone()
+                },
+            )
+        })
+        .collect()
+}
+
+/// The fields of a status form (reason, calls, until) and its button: the same on the
+/// person page and the switchboard.
+pub(crate) fn status_fields(mw: &ManualWords, reasons: &[(String, String)]) -> Markup {
+    html! {
+        label for="manual-reason" { (mw.reason) }
+        select #manual-reason name="reason" {
+            @for (code, label) in reasons { option value=(code) selected[code == "sick"] { (label) } }
+        }
+        fieldset {
+            legend { (mw.mode) }
+            label.check { input type="radio" name="mode" value="divert" checked; " " (mw.divert) }
+            label.check { input type="radio" name="mode" value="info"; " " (mw.info) }
+        }
+        label for="manual-until" { (mw.until) }
+        select #manual-until name="until" {
+            option value="" { (mw.until_cleared) }
+            option value="end_of_day" selected { (mw.end_of_day) }
+            @for h in [1, 2, 4] { option value={ "PT" (h) "H" } { (h) " " (mw.hours) } }
+        }
+        button.primary #set-manual type="submit" { (mw.set) }
     }
 }
 
@@ -553,26 +605,20 @@ async fn user_page(
     // The reasons of the person's instance, where the viewer may set a status.
     let reasons: Option<Vec<(String, String)>> =
         match crate::api::users::visible_user(state, &viewer.principal, user).await {
-            Ok((found, company)) if viewer.principal.grant.manages(company) => {
-                state.store.instance(found.instance).await.ok().map(|i| {
-                    i.settings
-                        .reasons
-                        .iter()
-                        .filter(|r| r.code.as_str() != kalsync_core::reason::AVAILABLE)
-                        .map(|r| {
-                            (
-                                r.code.as_str().to_owned(),
-                                if viewer.lang == Lang::Sv {
-                                    r.label_sv.clone()
-                                } else {
-                                    r.label_en.clone()
-                                },
-                            )
-                        })
-                        .collect()
-                })
+            Ok((found, company)) => {
+                match crate::api::manual::may_set_status(state, &viewer.principal, company, &found)
+                    .await
+                {
+                    Ok(()) => state
+                        .store
+                        .instance(found.instance)
+                        .await
+                        .ok()
+                        .map(|i| reason_choices(&i.settings, viewer.lang)),
+                    Err(_) => None,
+                }
             }
-            _ => None,
+            Err(_) => None,
         };
     let manual_now = status.now.as_ref().is_some_and(|a| a.source == "manual");
     let mw = manual_words(viewer.lang);
@@ -659,22 +705,7 @@ async fn user_page(
                     h2 { (mw.title) }
                     p.muted { (mw.hint) }
                     @if let Some(n) = &notice { p.error #manual-error role="alert" { (n) } }
-                    label for="manual-reason" { (mw.reason) }
-                    select #manual-reason name="reason" {
-                        @for (code, label) in reasons { option value=(code) selected[code == "sick"] { (label) } }
-                    }
-                    fieldset {
-                        legend { (mw.mode) }
-                        label.check { input type="radio" name="mode" value="divert" checked; " " (mw.divert) }
-                        label.check { input type="radio" name="mode" value="info"; " " (mw.info) }
-                    }
-                    label for="manual-until" { (mw.until) }
-                    select #manual-until name="until" {
-                        option value="" { (mw.until_cleared) }
-                        option value="end_of_day" selected { (mw.end_of_day) }
-                        @for h in [1, 2, 4] { option value={ "PT" (h) "H" } { (h) " " (mw.hours) } }
-                    }
-                    button.primary #set-manual type="submit" { (mw.set) }
+                    (status_fields(mw, reasons))
                 }
                 @if manual_now {
                     form.inline method="post" action={ "/users/" (status.user) "/manual-status/clear" } {
@@ -728,9 +759,7 @@ pub(crate) async fn manual_status(
         Ok(()) => Redirect::to(&format!("/users/{user}")).into_response(),
         Err(ApiError::Invalid { message, .. }) => {
             let said = match viewer.lang {
-                Lang::Sv => {
-                    "Statusen gick inte att sätta: välj en orsak och en tid framåt.".to_owned()
-                }
+                Lang::Sv => manual_words(Lang::Sv).invalid.to_owned(),
                 Lang::En => message,
             };
             user_page(

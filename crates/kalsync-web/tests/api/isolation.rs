@@ -66,6 +66,8 @@ fn example_body(method: &reqwest::Method, template: &str) -> Example {
         }
         ("POST", "/api/v1/companies/{company}/pbx-directory/fetch") => json!({}),
         ("PUT", "/api/v1/users/{user}/manual-status") => json!({"reason": "sick"}),
+        ("PATCH", "/api/v1/companies/{company}") => json!({"readers_set_status": true}),
+        ("POST", "/api/v1/companies/{company}/pbx-events/secret") => json!({}),
         _ => panic!("{method} {template}: add a valid body to this table"),
     };
     Example::Json(Some(body))

@@ -8,6 +8,7 @@ mod instance_pages;
 mod isolation;
 mod manual_pages;
 mod pbx;
+mod phone_events;
 mod rules_form;
 mod sessions;
 mod ui;

@@ -138,3 +138,164 @@ async fn an_admin_sets_and_clears_a_status_by_hand_on_the_person_page() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_receptionist_sets_a_status_from_the_switchboard_once_the_company_allows_it() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let instance = graph_instance(&admin, app.acme).await;
+    let (_, anna) = admin
+        .post(
+            &format!("/api/v1/instances/{instance}/users"),
+            json!({"email": "anna@acme.example", "display_name": "Anna Andersson", "extension": "201"}),
+        )
+        .await;
+    let id = anna["id"].as_str().expect("id").to_owned();
+    let user: kalsync_store::UserId = id.parse().expect("id");
+    let board = format!("{}/switchboard", app.base);
+
+    // Not yet allowed: no panel, and the form is refused.
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let page = page_at(&reader, board.clone()).await;
+    assert!(!page.contains("id=\"set-status\""), "{page}");
+    let csrf = form_token(&page);
+    let fields = |csrf: &str, user: &str, reason: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("user".to_owned(), user.to_owned()),
+            ("reason".to_owned(), reason.to_owned()),
+            ("mode".to_owned(), "divert".to_owned()),
+            ("until".to_owned(), "PT1H".to_owned()),
+        ]
+    };
+    let refused = reader
+        .post(format!("{board}/status"))
+        .header("origin", &app.base)
+        .form(&fields(&csrf, &id, "sick"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let now = jiff::Timestamp::now();
+    assert!(
+        app.store
+            .overrides(user, now)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    // A reader cannot allow itself; the admin can (audited), on the accounts page.
+    let reader_api = app.signed_in("reception@acme.example").await;
+    let (status, _) = reader_api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/companies/{}", app.acme),
+            Some(json!({"readers_set_status": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let sv_admin = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let accounts = page_at(
+        &sv_admin,
+        format!("{}/companies/{}/accounts", app.base, app.acme),
+    )
+    .await;
+    assert!(accounts.contains("Receptionister"), "{accounts}");
+    let saved = post_form(
+        &sv_admin,
+        format!("{}/companies/{}/accounts/readers", app.base, app.acme),
+        &[
+            ("csrf", &form_token(&accounts)),
+            ("readers_set_status", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    assert!(
+        app.store
+            .company(app.acme)
+            .await
+            .expect("company")
+            .readers_set_status
+    );
+    // Another company's admin cannot change Acme's setting.
+    let beta = app.signed_in("it@beta.example").await;
+    let (status, _) = beta
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/companies/{}", app.acme),
+            Some(json!({"readers_set_status": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Now the panel lists Anna; a reason the instance lacks is refused in Swedish and
+    // changes nothing; "sick" is stored as manual and audited with the reader's name.
+    let page = page_at(&reader, board.clone()).await;
+    assert!(
+        page.contains("id=\"set-status\"") && page.contains("Anna Andersson · 201"),
+        "{page}"
+    );
+    let csrf = form_token(&page);
+    let bad = reader
+        .post(format!("{board}/status"))
+        .header("origin", &app.base)
+        .form(&fields(&csrf, &id, "rymden"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text()
+            .await
+            .expect("html")
+            .contains("Statusen gick inte att sätta")
+    );
+    assert!(
+        app.store
+            .overrides(user, now)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let set = reader
+        .post(format!("{board}/status"))
+        .header("origin", &app.base)
+        .form(&fields(&csrf, &id, "sick"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(set.status(), StatusCode::OK, "followed to the switchboard");
+    let got = app.store.overrides(user, now).await.expect("read");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].status.as_ref().map(|(r, _)| r.as_str()),
+        Some("sick")
+    );
+    let (_, audit) = admin
+        .get(&format!("/api/v1/companies/{}/audit", app.acme))
+        .await;
+    let audit = audit.to_string();
+    assert!(
+        audit.contains("company.readers_set_status") && audit.contains("reception@acme.example"),
+        "{audit}"
+    );
+    // The reader clears it through the API too; another company's user is not found.
+    let (status, _) = reader_api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/users/{id}/manual-status"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = beta
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/users/{id}/manual-status"),
+            Some(json!({"reason": "sick"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
