@@ -14,6 +14,7 @@ mod manual_status;
 mod microsoft365;
 mod nodes;
 mod pbx_directory;
+mod phone;
 mod resubscribe;
 mod security;
 mod support;
