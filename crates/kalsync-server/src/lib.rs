@@ -5,6 +5,7 @@
 //! Tests call [`run`] (or [`Service::start`] and [`Service::serve`]) with a listener on
 //! port 0; `main` only binds and wires signals.
 
+mod ami_events;
 mod broken;
 pub mod check;
 mod declare;
@@ -197,6 +198,10 @@ impl Service {
             .clone()
             .map(|s| tokio::spawn(s.run(stop.clone())));
         let directories = tokio::spawn(self.directories.clone().run(stop.clone()));
+        let phones = tokio::spawn(
+            ami_events::AmiListeners::new(self.store.clone(), self.outbound.clone())
+                .run(stop.clone()),
+        );
         let streams = tokio::spawn(
             ews_streams::EwsStreams::new(
                 self.store.clone(),
@@ -239,6 +244,7 @@ impl Service {
         }
         let _ = streams.await;
         let _ = directories.await;
+        let _ = phones.await;
         let _ = engine.await;
         Ok(served?)
     }

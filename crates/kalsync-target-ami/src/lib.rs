@@ -4,6 +4,9 @@
 //! clearing, only what Kalsync set is removed: a forward the user set to somewhere else
 //! stays.
 //!
+//! The same connection details serve a listener for the dialplan's `UserEvent`s: "I'm
+//! back" and "extend" from a feature code ([`AmiTarget::listen`]).
+//!
 //! AMI is a line protocol of `Key: Value` blocks; it is spoken here directly (a login, a
 //! few actions, a logoff per delivery) — no crate for it is kept up.
 
@@ -31,6 +34,74 @@ pub struct AmiTarget {
     secret: SecretString,
     announcement: String,
     timeout: Duration,
+}
+
+/// How long a listener waits for an event before it pings the manager.
+const PING_EVERY: Duration = Duration::from_secs(60);
+
+/// What a person said on the phone, from the dialplan's `UserEvent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneWord {
+    /// The extension it came from.
+    pub exten: String,
+    /// `None`: "I'm back"; some: "extend by this many minutes".
+    pub extend_minutes: Option<u32>,
+    /// The call's `Uniqueid` (with the event's name), where the manager gives one: the
+    /// same event heard by two listeners has the same key.
+    pub key: Option<String>,
+}
+
+impl PhoneWord {
+    /// A `KalsyncBack` or `KalsyncExtend` user event; `None` for any other event, `Err`
+    /// for one of ours that is malformed.
+    fn from_event(block: &Answer) -> Option<Result<PhoneWord, String>> {
+        if !block
+            .get("Event")
+            .is_some_and(|e| e.eq_ignore_ascii_case("UserEvent"))
+        {
+            return None;
+        }
+        let name = block.get("UserEvent")?;
+        let back = name.eq_ignore_ascii_case("KalsyncBack");
+        if !back && !name.eq_ignore_ascii_case("KalsyncExtend") {
+            return None;
+        }
+        let exten = match block.get("Exten").map(str::trim) {
+            Some(x)
+                if !x.is_empty()
+                    && x.len() <= 32
+                    && x.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+*#".contains(c)) =>
+            {
+                x.to_owned()
+            }
+            _ => {
+                return Some(Err(format!(
+                    "{name}: `Exten` is missing or not an extension"
+                )));
+            }
+        };
+        let extend_minutes = if back {
+            None
+        } else {
+            match block
+                .get("Minutes")
+                .and_then(|m| m.trim().parse::<u32>().ok())
+            {
+                Some(m) if (1..=7 * 24 * 60).contains(&m) => Some(m),
+                _ => {
+                    return Some(Err(format!(
+                        "{name} from {exten}: `Minutes` must be 1 to 10080"
+                    )));
+                }
+            }
+        };
+        Some(Ok(PhoneWord {
+            exten,
+            extend_minutes,
+            key: block.get("Uniqueid").map(|u| format!("{name}:{u}")),
+        }))
+    }
 }
 
 /// One AMI answer: its `Key: Value` lines.
@@ -171,6 +242,49 @@ impl AmiTarget {
     }
 
     async fn connect(&self) -> Result<Session, DeliveryError> {
+        self.connect_with("off").await
+    }
+
+    /// Listens for what people say on the phone: the dialplan's
+    /// `UserEvent(KalsyncBack,Exten: …)` and `UserEvent(KalsyncExtend,Exten: …,Minutes: …)`
+    /// (see the README). Logs in with `Events: user` and sends each to `heard` — a
+    /// malformed one as `Err` with why — until the manager closes the connection (`Err`)
+    /// or `heard` is dropped (`Ok`). A silent manager is asked `Ping` every minute.
+    pub async fn listen(
+        &self,
+        heard: tokio::sync::mpsc::Sender<Result<PhoneWord, String>>,
+    ) -> Result<(), DeliveryError> {
+        let mut s = tokio::time::timeout(self.timeout, self.connect_with("user"))
+            .await
+            .map_err(|_| retry(format!("ami {}: no answer to the login", self.address)))??;
+        loop {
+            let block = match tokio::time::timeout(PING_EVERY, s.read_block()).await {
+                Ok(block) => block?,
+                Err(_) => {
+                    // Quiet: is the manager still there? (Its answer is read as a block.)
+                    s.next_id += 1;
+                    let ping = format!("Action: Ping\r\nActionID: kalsync-{}\r\n\r\n", s.next_id);
+                    s.writer
+                        .write_all(ping.as_bytes())
+                        .await
+                        .map_err(|e| retry(format!("ami: {e}")))?;
+                    tokio::time::timeout(self.timeout, s.read_block())
+                        .await
+                        .map_err(|_| {
+                            retry(format!("ami {}: no answer to a ping", self.address))
+                        })??
+                }
+            };
+            if let Some(word) = PhoneWord::from_event(&block) {
+                if heard.send(word).await.is_err() {
+                    let _ = s.action(&[("Action", "Logoff")]).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn connect_with(&self, events: &str) -> Result<Session, DeliveryError> {
         let stream = self
             .outbound
             .connect(&self.host, self.port)
@@ -199,7 +313,7 @@ impl AmiTarget {
                 ("Action", "Login"),
                 ("Username", &self.username),
                 ("Secret", self.secret.expose_secret()),
-                ("Events", "off"),
+                ("Events", events),
             ])
             .await?;
         if !login.success() {

@@ -311,3 +311,92 @@ async fn a_wrong_secret_no_extension_or_no_manager_are_errors() {
         Err(DeliveryError::Retry { .. })
     ));
 }
+
+/// A manager that takes a login with `Events: user`, then tells `events` and hangs up.
+async fn telling_ami(
+    events: &'static str,
+) -> (u16, tokio::task::JoinHandle<Vec<(String, String)>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        write
+            .write_all(b"Asterisk Call Manager/7.0.3\r\n")
+            .await
+            .expect("banner");
+        let mut login = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).await.expect("line");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                login.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        let id = login
+            .iter()
+            .find(|(k, _)| k == "ActionID")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        write
+            .write_all(format!("Response: Success\r\nActionID: {id}\r\nMessage: Authentication accepted\r\n\r\n").as_bytes())
+            .await
+            .expect("login");
+        write.write_all(events.as_bytes()).await.expect("events");
+        login
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn the_listener_hears_back_and_extend_and_says_what_is_malformed() {
+    let (port, manager) = telling_ami(
+        "Event: FullyBooted\r\nStatus: Fully Booted\r\n\r\n\
+         Event: UserEvent\r\nChannel: PJSIP/201-0001\r\nUniqueid: 1764.1\r\nUserEvent: KalsyncBack\r\nExten: 201\r\n\r\n\
+         Event: UserEvent\r\nUserEvent: SomethingElse\r\nExten: 201\r\n\r\n\
+         Event: UserEvent\r\nUniqueid: 1764.2\r\nUserEvent: KalsyncExtend\r\nExten: 201\r\n\r\n\
+         Event: UserEvent\r\nUniqueid: 1764.3\r\nUserEvent: KalsyncExtend\r\nExten: 201\r\nMinutes: 30\r\n\r\n\
+         Event: UserEvent\r\nUserEvent: KalsyncBack\r\nExten: 20;1\r\n\r\n",
+    )
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let ended = target(port, "s3cret").listen(tx).await;
+    assert!(ended.is_err(), "the manager hung up: {ended:?}");
+    let login = manager.await.expect("manager");
+    assert!(
+        login.iter().any(|(k, v)| k == "Events" && v == "user"),
+        "only user events are asked for: {login:?}"
+    );
+    let mut heard = Vec::new();
+    while let Ok(word) = rx.try_recv() {
+        heard.push(word);
+    }
+    assert_eq!(heard.len(), 4, "{heard:?}");
+    assert_eq!(
+        heard[0],
+        Ok(kalsync_target_ami::PhoneWord {
+            exten: "201".into(),
+            extend_minutes: None,
+            key: Some("KalsyncBack:1764.1".into()),
+        })
+    );
+    assert!(
+        heard[1].as_ref().is_err_and(|e| e.contains("Minutes")),
+        "{heard:?}"
+    );
+    assert_eq!(
+        heard[2].as_ref().ok().and_then(|w| w.extend_minutes),
+        Some(30)
+    );
+    assert!(
+        heard[3].as_ref().is_err_and(|e| e.contains("Exten")),
+        "{heard:?}"
+    );
+}

@@ -95,3 +95,124 @@ async fn the_phone_extends_and_ends_an_absence_at_once() {
         .await;
     assert!(now["now"].is_null(), "{now}");
 }
+
+/// A manager that answers every action with success, and on the connection that logs
+/// in for user events tells what the test sends through the returned sender.
+async fn fake_manager() -> (u16, tokio::sync::mpsc::Sender<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tell, told) = tokio::sync::mpsc::channel::<String>(4);
+    let told = std::sync::Arc::new(tokio::sync::Mutex::new(told));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let told = told.clone();
+            tokio::spawn(async move {
+                let (read, write) = stream.into_split();
+                let write = std::sync::Arc::new(tokio::sync::Mutex::new(write));
+                let mut reader = BufReader::new(read);
+                let _ = write
+                    .lock()
+                    .await
+                    .write_all(b"Asterisk Call Manager/7.0.3\r\n")
+                    .await;
+                loop {
+                    let mut block: Vec<(String, String)> = Vec::new();
+                    loop {
+                        let mut line = String::new();
+                        match reader.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':') {
+                            block.push((k.trim().to_owned(), v.trim().to_owned()));
+                        }
+                    }
+                    let get = |k: &str| {
+                        block
+                            .iter()
+                            .find(|(f, _)| f == k)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default()
+                    };
+                    let answer = format!(
+                        "Response: Success\r\nActionID: {}\r\nValue: \r\n\r\n",
+                        get("ActionID")
+                    );
+                    let _ = write.lock().await.write_all(answer.as_bytes()).await;
+                    if get("Action") == "Login" && get("Events") == "user" {
+                        // The listener: tell it what the test sends.
+                        let write = write.clone();
+                        let told = told.clone();
+                        tokio::spawn(async move {
+                            while let Some(text) = told.lock().await.recv().await {
+                                let _ = write.lock().await.write_all(text.as_bytes()).await;
+                            }
+                        });
+                    }
+                }
+            });
+        }
+    });
+    (port, tell)
+}
+
+#[tokio::test]
+async fn an_ami_user_event_does_what_the_signed_event_does() {
+    let (_sim, sim_url, _graph, _) = anna_at_lunch().await;
+    let (port, tell) = fake_manager().await;
+    let mut settings = acme::settings(&sim_url);
+    settings.engine.poll_interval_secs = 3600;
+    settings.companies[0]
+        .targets
+        .push(kalsync_server::settings::TargetDecl::Ami {
+            name: "asterisk".into(),
+            host: "127.0.0.1".into(),
+            port,
+            username: "kalsync".into(),
+            secret: "manager-s3cret".to_owned().into(),
+            announcement: "7799".into(),
+        });
+    let app = spawn_app(settings).await;
+    let pbx = app.pbx().clone();
+    let away = move || {
+        pbx.current()
+            .get(ANNA)
+            .and_then(|r| r.status.absence.clone())
+    };
+    eventually(async || away().is_some_and(|a| a.reason.as_str() == "lunch")).await;
+    let store = app.store();
+    let (_, instance) = app.first_instance().await;
+    let anna = store
+        .users(instance.id)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.email.as_str() == ANNA)
+        .expect("anna");
+
+    // A malformed one changes nothing; then *22 from 201: back, heard twice (two
+    // listeners hear the same call) and taken once.
+    let back =
+        "Event: UserEvent\r\nUniqueid: 1764.7\r\nUserEvent: KalsyncBack\r\nExten: 201\r\n\r\n";
+    let text =
+        format!("Event: UserEvent\r\nUserEvent: KalsyncExtend\r\nExten: 201\r\n\r\n{back}{back}");
+    tell.send(text).await.expect("told");
+    eventually(async || away().is_none()).await;
+    let phone = store
+        .overrides(anna.id, jiff::Timestamp::now())
+        .await
+        .expect("read");
+    assert_eq!(phone.len(), 1, "{phone:?}");
+    assert_eq!(phone[0].source, kalsync_core::Source::Phone);
+    let (company, _) = app.first_instance().await;
+    let audit = store.audit_log(Some(company.id), 100).await.expect("audit");
+    let backs = audit.iter().filter(|a| a.action == "phone.back").count();
+    assert_eq!(backs, 1, "taken once: {audit:?}");
+}
