@@ -434,18 +434,27 @@ pub(crate) async fn remove_secret(
     Path(company): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = visible(&state, &principal, &company).await?;
-    principal.manages(id, "company")?;
+    forget_secret(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `company`'s PBX secret (which `principal` must manage), audited.
+pub(crate) async fn forget_secret(
+    state: &WebState,
+    principal: &Principal,
+    company: CompanyId,
+) -> Result<(), ApiError> {
+    principal.manages(company, "company")?;
     state
         .store
-        .set_pbx_event_secret(id, None, Timestamp::now())
+        .set_pbx_event_secret(company, None, Timestamp::now())
         .await?;
     audit(
-        &state,
-        &principal,
-        Some(id),
+        state,
+        principal,
+        Some(company),
         "pbx_events.secret_removed",
         serde_json::json!({}),
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }

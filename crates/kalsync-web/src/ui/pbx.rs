@@ -138,6 +138,92 @@ fn home_zone() -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::get("Europe/Stockholm").unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
+/// What the phone-events section says, in `lang`.
+struct PhoneWords {
+    title: &'static str,
+    intro: &'static str,
+    none: &'static str,
+    made: &'static str,
+    shown_once: &'static str,
+    make: &'static str,
+    remake: &'static str,
+    remove: &'static str,
+    dialplan: &'static str,
+}
+
+fn phone_words(lang: Lang) -> &'static PhoneWords {
+    match lang {
+        Lang::Sv => &PhoneWords {
+            title: "Tillbaka från telefonen",
+            intro: "Med en kortkod i växeln (till exempel *22) säger man att man är tillbaka, eller förlänger sin frånvaro. Växeln skickar en signerad händelse (Standard Webhooks) till adressen nedan, eller Asterisk en UserEvent via AMI.",
+            none: "Ingen hemlighet skapad: växelns händelser tas inte emot.",
+            made: "Hemligheten skapades",
+            shown_once: "Kopiera hemligheten till växeln nu — den visas bara den här gången:",
+            make: "Skapa hemlighet",
+            remake: "Skapa ny hemlighet (den gamla slutar gälla)",
+            remove: "Ta bort hemligheten",
+            dialplan: "Asterisk/FreePBX (extensions_custom.conf), via AMI-målet:",
+        },
+        Lang::En => &PhoneWords {
+            title: "Back from the phone",
+            intro: "With a feature code on the PBX (say *22) people say they are back, or extend their absence. The PBX posts a signed event (Standard Webhooks) to the address below, or Asterisk sends a UserEvent over AMI.",
+            none: "No secret made: the PBX's events are not taken.",
+            made: "The secret was made",
+            shown_once: "Copy the secret to the PBX now — it is shown this once:",
+            make: "Make a secret",
+            remake: "Make a new secret (the old one stops working)",
+            remove: "Remove the secret",
+            dialplan: "Asterisk/FreePBX (extensions_custom.conf), through the AMI target:",
+        },
+    }
+}
+
+/// The phone-events section: whether a secret is made (and when), the one just made
+/// (shown once), where the PBX posts and a dialplan for Asterisk.
+fn phone_section(
+    viewer: &Viewer,
+    company: CompanyId,
+    path: &str,
+    made: Option<jiff::Timestamp>,
+    fresh: Option<&str>,
+) -> Markup {
+    let p = phone_words(viewer.lang);
+    let csrf = viewer.principal.csrf();
+    let example =
+        serde_json::json!({"company": company.to_string(), "type": "back", "extension": "201"});
+    let dialplan = "exten => *22,1,UserEvent(KalsyncBack,Exten: ${CALLERID(num)})\n same => n,Playback(beep)\n same => n,Hangup()\nexten => _*23XX,1,UserEvent(KalsyncExtend,Exten: ${CALLERID(num)},Minutes: ${EXTEN:3})\n same => n,Playback(beep)\n same => n,Hangup()";
+    html! {
+        section.card #phone-events {
+            h2 { (p.title) }
+            p.muted { (p.intro) }
+            @if let Some(secret) = fresh {
+                p.available role="status" { (p.shown_once) }
+                pre.code #pbx-events-secret { (secret) }
+            }
+            @match made {
+                Some(at) => p { (p.made) " " (i18n::moment(viewer.lang, at, jiff::Timestamp::now(), &home_zone())) "." },
+                None => p #phone-events-none { (p.none) },
+            }
+            pre.code { "POST /api/v1/pbx/events\n" (example) }
+            p.muted { (p.dialplan) }
+            pre.code { (dialplan) }
+            div.actions {
+                form.inline method="post" action={ (path) "/events-secret" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button #make-events-secret type="submit" { (if made.is_some() { p.remake } else { p.make }) }
+                }
+                @if made.is_some() {
+                    " "
+                    form.inline method="post" action={ (path) "/events-remove" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button.danger type="submit" { (p.remove) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What the page says above its forms.
 enum Notice {
     Saved,
@@ -167,6 +253,7 @@ fn pbx_page(
     record: Option<&PbxDirectoryRecord>,
     typed: &PbxForm,
     notice: Option<Notice>,
+    events: (Option<jiff::Timestamp>, Option<&str>),
 ) -> Markup {
     let t = i18n::texts(viewer.lang);
     let w = words(viewer.lang);
@@ -259,6 +346,7 @@ fn pbx_page(
                     @if record.is_some_and(|r| r.secret.is_some()) { p.muted { (w.secret_kept) } }
                     button.primary type="submit" { (w.fetch_button) }
                 }
+                (phone_section(viewer, company, &path, events.0, events.1))
                 @if let Some(r) = record {
                     div.actions {
                         @if matches!(r.source, PbxSource::Url { .. }) {
@@ -287,15 +375,40 @@ async fn shown(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Response {
+    shown_with(state, viewer, company, typed, notice, status, None).await
+}
+
+/// The page, with a PBX secret just made (`fresh`, shown this once).
+async fn shown_with(
+    state: &WebState,
+    viewer: &Viewer,
+    company: &str,
+    typed: &PbxForm,
+    notice: Option<Notice>,
+    status: StatusCode,
+    fresh: Option<&str>,
+) -> Response {
     let id = match visible(state, &viewer.principal, company).await {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
     let name = super::company_name(state, id).await;
+    let made = match state.store.pbx_event_secret(id).await {
+        Ok(m) => m.map(|(_, at)| at),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     match state.store.pbx_directory(id).await {
         Ok(record) => (
             status,
-            pbx_page(viewer, id, &name, record.as_ref(), typed, notice),
+            pbx_page(
+                viewer,
+                id,
+                &name,
+                record.as_ref(),
+                typed,
+                notice,
+                (made, fresh),
+            ),
         )
             .into_response(),
         Err(e) => ApiError::from(e).into_response(),
@@ -458,6 +571,24 @@ pub(crate) async fn act(
             .await
         }
         "fetch" => fetch_now(&state, principal, id).await.map(|_| ()),
+        "events-secret" => {
+            return match crate::api::phone::new_secret(&state, principal, id).await {
+                Ok((secret, _)) => {
+                    shown_with(
+                        &state,
+                        &viewer,
+                        &company,
+                        &PbxForm::default(),
+                        None,
+                        StatusCode::OK,
+                        Some(&secret),
+                    )
+                    .await
+                }
+                Err(e) => e.into_response(),
+            };
+        }
+        "events-remove" => crate::api::phone::forget_secret(&state, principal, id).await,
         "remove" => remove_pbx(&state, principal, id).await,
         _ => Err(ApiError::NotFound(format!("no such form: {action}"))),
     };

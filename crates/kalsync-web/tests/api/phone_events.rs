@@ -223,3 +223,66 @@ async fn pbx_events_are_taken_only_signed_fresh_once_and_for_the_company() {
     let (status, _) = post_event(&app, Some(&secret), "e-5", now, &back).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_pbx_page_makes_the_secret_shows_it_once_and_removes_it() {
+    use crate::ui::{form_token, page_at, post_form, signed_in_browser};
+    let app = spawn_app().await;
+    let url = format!("{}/companies/{}/pbx", app.base, app.acme);
+    let sv = signed_in_browser(&app, "sv", "it@acme.example").await;
+    let page = page_at(&sv, url.clone()).await;
+    assert!(
+        page.contains("Tillbaka från telefonen") && page.contains("id=\"phone-events-none\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("UserEvent(KalsyncBack"),
+        "the dialplan is shown: {page}"
+    );
+    let csrf = form_token(&page);
+    let made = post_form(&sv, format!("{url}/events-secret"), &[("csrf", &csrf)]).await;
+    assert_eq!(made.status(), StatusCode::OK);
+    let made = made.text().await.expect("html");
+    let secret = made
+        .split("id=\"pbx-events-secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the secret, once")
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let stored = app
+        .store
+        .pbx_event_secret(app.acme)
+        .await
+        .expect("read")
+        .expect("made");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&stored.0), secret);
+    let again = page_at(&sv, url.clone()).await;
+    assert!(!again.contains(&secret), "shown once");
+    assert!(again.contains("Hemligheten skapades"), "{again}");
+    // A reader sees no section and cannot make one.
+    let reader = signed_in_browser(&app, "sv", "reception@acme.example").await;
+    let seen = page_at(&reader, url.clone()).await;
+    assert!(!seen.contains("phone-events"), "{seen}");
+    let refused = post_form(
+        &reader,
+        format!("{url}/events-secret"),
+        &[("csrf", &form_token(&seen))],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let removed = post_form(
+        &sv,
+        format!("{url}/events-remove"),
+        &[("csrf", &form_token(&again))],
+    )
+    .await;
+    assert_eq!(removed.status(), StatusCode::OK);
+    assert!(
+        app.store
+            .pbx_event_secret(app.acme)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
