@@ -299,3 +299,82 @@ async fn a_receptionist_sets_a_status_from_the_switchboard_once_the_company_allo
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_person_signed_in_with_microsoft_sets_their_own_status_and_no_one_elses() {
+    let app = spawn_app().await;
+    let admin = app.signed_in("it@acme.example").await;
+    let instance = graph_instance(&admin, app.acme).await;
+    let mut ids = Vec::new();
+    for email in ["anna@acme.example", "bo@acme.example"] {
+        let (_, user) = admin
+            .post(
+                &format!("/api/v1/instances/{instance}/users"),
+                json!({"email": email}),
+            )
+            .await;
+        ids.push(user["id"].as_str().expect("id").to_owned());
+    }
+    // Anna's reader account: the same e-mail, but only linked to her Microsoft sign-in
+    // does it make her the person.
+    let hash = kalsync_web::auth::hash_password(crate::helpers::PASSWORD.into())
+        .await
+        .expect("hash");
+    let account = app
+        .store
+        .create_account(kalsync_store::NewAccount {
+            email: "anna@acme.example".into(),
+            display_name: Some("Anna".into()),
+            grant: kalsync_store::Grant::company(kalsync_store::Role::Reader, app.acme)
+                .expect("grant"),
+            password_hash: hash,
+            entra: None,
+        })
+        .await
+        .expect("account");
+    let anna = app.signed_in("anna@acme.example").await;
+    let put = |id: &str| format!("/api/v1/users/{id}/manual-status");
+    let (status, _) = anna
+        .send(
+            reqwest::Method::PUT,
+            &put(&ids[0]),
+            Some(json!({"reason": "sick"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "not linked: a reader like any"
+    );
+    app.store
+        .link_entra(
+            account.id,
+            Some(&kalsync_store::EntraId {
+                tenant: kalsync_core::TenantId::parse(crate::helpers::TENANT).expect("tenant"),
+                object: "0b6f2f5e-1c1d-4d55-9a57-4f9c2e0a7c11".into(),
+            }),
+        )
+        .await
+        .expect("linked");
+    let anna = app.signed_in("anna@acme.example").await;
+    let (status, answer) = anna
+        .send(
+            reqwest::Method::PUT,
+            &put(&ids[0]),
+            Some(json!({"reason": "sick", "until": "PT1H"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "her own: {answer}");
+    let (status, _) = anna
+        .send(
+            reqwest::Method::PUT,
+            &put(&ids[1]),
+            Some(json!({"reason": "sick"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not Bo's");
+    let (status, _) = anna
+        .send(reqwest::Method::DELETE, &put(&ids[0]), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
