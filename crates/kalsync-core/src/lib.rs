@@ -5,6 +5,7 @@
 //! the scheduler turns into PBX status changes. Every rule of SPEC §2–§3 lives here.
 
 pub mod address;
+pub mod automatic_replies;
 pub mod booking;
 pub mod exchange;
 pub mod message;
@@ -18,6 +19,7 @@ pub mod windows_zone;
 pub mod working_hours;
 
 pub use address::{EmailAddress, Extension};
+pub use automatic_replies::{AutomaticReplies, AutomaticRepliesSettings};
 pub use booking::{
     Booking, BookingError, BookingId, BookingTime, FreeBusy, ResponseStatus, Sensitivity,
 };

@@ -7,7 +7,7 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::reason::{Reason, ReasonCatalogue, ReasonCode, default_rank};
+use crate::reason::{Mode, Reason, ReasonCatalogue, ReasonCode, default_rank};
 use crate::rules::{Conditions, Rule, Template};
 use crate::working_hours::{WorkingHours, Zone};
 
@@ -77,6 +77,8 @@ pub struct InstanceSettings {
     pub working_hours: WorkingHours,
     /// The reason catalogue.
     pub reasons: ReasonCatalogue,
+    /// Whether Outlook's automatic replies count as absence, and as what.
+    pub automatic_replies: crate::AutomaticRepliesSettings,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
@@ -104,6 +106,7 @@ impl Default for InstanceSettings {
             rank: default_rank(),
             working_hours: WorkingHours::default(),
             reasons,
+            automatic_replies: crate::AutomaticRepliesSettings::default(),
         }
     }
 }
@@ -253,6 +256,15 @@ struct RawSettings {
     rank: Option<Vec<Spanned<ReasonCode>>>,
     working_hours: Option<WorkingHours>,
     reasons: Option<Spanned<Vec<Reason>>>,
+    automatic_replies: Option<RawAutomaticReplies>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutomaticReplies {
+    enabled: Option<bool>,
+    reason: Option<Spanned<ReasonCode>>,
+    mode: Option<Mode>,
 }
 
 impl RawSettings {
@@ -383,6 +395,26 @@ impl RawSettings {
         if let Some(wh) = self.working_hours {
             s.working_hours = wh;
         }
+        if let Some(auto) = self.automatic_replies {
+            s.automatic_replies.enabled = auto.enabled.unwrap_or(false);
+            if let Some(reason) = &auto.reason {
+                s.automatic_replies.reason = known(reason, "automatic_replies.reason".into())?;
+            }
+            if let Some(mode) = auto.mode {
+                s.automatic_replies.mode = mode;
+            }
+            if s.automatic_replies.enabled && !s.reasons.contains(&s.automatic_replies.reason) {
+                return Err(SettingsError {
+                    span: None,
+                    path: Some("automatic_replies.reason".into()),
+                    message: format!(
+                        "unknown reason `{}` (expected one of: {})",
+                        s.automatic_replies.reason,
+                        s.reasons.codes()
+                    ),
+                });
+            }
+        }
         Ok(s)
     }
 }
@@ -400,6 +432,32 @@ mod tests {
         assert_eq!(s.time_zone.name(), "Europe/Stockholm");
         assert_eq!(s.template, Some(Template::ShowasInfo));
         assert!(!s.needs_subject());
+    }
+
+    #[test]
+    fn automatic_replies_are_off_unless_asked_for_and_take_a_known_reason() {
+        let off = InstanceSettings::from_toml("").expect("valid");
+        assert!(!off.automatic_replies.enabled);
+        let on = InstanceSettings::from_toml(
+            "[automatic_replies]\nenabled = true\nreason = \"vacation\"\nmode = \"divert\"\n",
+        )
+        .expect("valid");
+        assert!(on.automatic_replies.enabled);
+        assert_eq!(on.automatic_replies.reason.as_str(), "vacation");
+        assert_eq!(on.automatic_replies.mode, Mode::Divert);
+        // Read back as written.
+        assert_eq!(
+            InstanceSettings::from_toml(&on.to_toml()).expect("again"),
+            on
+        );
+        let wrong = InstanceSettings::from_toml(
+            "[automatic_replies]\nenabled = true\nreason = \"rymden\"\n",
+        )
+        .expect_err("unknown reason");
+        assert_eq!(wrong.path.as_deref(), Some("automatic_replies.reason"));
+        let typo = InstanceSettings::from_toml("[automatic_replies]\nenable = true\n")
+            .expect_err("unknown key");
+        assert!(typo.message.contains("enable"), "{typo}");
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! | `sync` | [`Engine::start_due`] ([`Engine::sync_due`] waits for it) | re-reads changed or due calendars |
 //! | `publish` | [`Engine::publish_due`] | due transitions into the outbox |
 //! | `deliver` | [`Engine::deliver_due`] | the outbox to the targets, one pass |
+//! | `automatic_replies` | [`Engine::read_automatic_replies`] | held users' automatic replies into their overrides |
 //! | `loops` | [`Engine::run`] | the sync, publish, deliver and retention loops, until one cancellation token stops them |
 
+mod automatic_replies;
 mod deliver;
 mod leases;
 mod loops;
@@ -79,6 +81,9 @@ pub struct EngineConfig {
     pub lease_ttl: Duration,
     /// The most users one node holds.
     pub max_users: usize,
+    /// Automatic replies (which have no change notifications) are read this often
+    /// (jittered), besides with each read of a calendar.
+    pub automatic_replies_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +101,7 @@ impl Default for EngineConfig {
             refresh_interval: Duration::from_secs(10),
             lease_ttl: Duration::from_secs(30),
             max_users: 200_000,
+            automatic_replies_interval: Duration::from_secs(300),
         }
     }
 }
@@ -176,6 +182,8 @@ struct Inner {
     /// Users whose last read was refused (credentials, rights): retried once, then
     /// left to the polls until a read succeeds.
     refused: std::collections::HashSet<UserId>,
+    /// Instances whose automatic replies were refused (the admin was told once).
+    told_no_replies: std::collections::HashSet<InstanceId>,
     /// Each held user's revision as this node last wrote or saw it (the next read
     /// begins from it); without one, the revision of the user's record.
     revisions: HashMap<UserId, u64>,

@@ -41,6 +41,7 @@ impl Engine {
         loops.spawn(self.clone().publish_loop(shutdown.clone()));
         loops.spawn(self.clone().deliver_loop(shutdown.clone()));
         loops.spawn(self.clone().retention_loop(shutdown.clone()));
+        loops.spawn(self.clone().automatic_replies_loop(shutdown.clone()));
         shutdown.cancelled().await;
         if tokio::time::timeout(grace, async { while loops.join_next().await.is_some() {} })
             .await
@@ -142,6 +143,22 @@ impl Engine {
                 () = self.delivery_wake.notified() => {}
                 () = shutdown.cancelled() => {}
                 () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
+    /// Held users' automatic replies read every `automatic_replies_interval`, jittered
+    /// by up to a tenth so nodes and restarts spread their reads.
+    async fn automatic_replies_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let every = self.config.automatic_replies_interval;
+            let jitter = every.mul_f64(rand::random::<f64>() / 10.0);
+            tokio::select! {
+                () = tokio::time::sleep(every + jitter) => {}
+                () = shutdown.cancelled() => return,
+            }
+            if let Err(e) = self.read_automatic_replies(Timestamp::now()).await {
+                tracing::warn!(error = %e, "automatic replies could not be read");
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kalsync_core::{Booking, EmailAddress, Window, WorkingHours, Zone};
+use kalsync_core::{AutomaticReplies, Booking, EmailAddress, Window, WorkingHours, Zone};
 
 /// A mailbox's own zone and working hours, where the source knows them.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +70,23 @@ pub trait Source: Send + Sync {
         _cursor: Option<&str>,
     ) -> Result<Option<Changes>, SourceError> {
         Ok(None)
+    }
+
+    /// The mailboxes' automatic replies (out of office), one answer each, in order.
+    /// Their texts are dropped as they are parsed. A source that cannot read them
+    /// answers each with `Failed`.
+    async fn automatic_replies(
+        &self,
+        mailboxes: &[EmailAddress],
+    ) -> Vec<Result<AutomaticReplies, SourceError>> {
+        mailboxes
+            .iter()
+            .map(|_| {
+                Err(SourceError::Failed(
+                    "this source does not read automatic replies".into(),
+                ))
+            })
+            .collect()
     }
 }
 

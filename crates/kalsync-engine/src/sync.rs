@@ -117,7 +117,25 @@ impl Engine {
         );
         // The other sources (a status set by hand, the phone, automatic replies) meet the
         // bookings on one timeline, by their precedence.
-        let overrides = self.store.overrides(user.id, now).await?;
+        // Automatic replies are read with the calendar (they have no notifications);
+        // an instance that does not read them has none.
+        if instance.settings.automatic_replies.enabled {
+            if let Ok(source) = self.source_for(&instance) {
+                let answer = source
+                    .automatic_replies(std::slice::from_ref(&user.email))
+                    .await
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Err(SourceError::Failed("no answer".into())));
+                self.take_automatic_replies(&instance, &user, answer, now)
+                    .await?;
+            }
+        }
+        let mut overrides = self.store.overrides(user.id, now).await?;
+        overrides.retain(|o| {
+            o.source != kalsync_core::Source::AutomaticReplies
+                || instance.settings.automatic_replies.enabled
+        });
         let timeline =
             build_timeline_with(&read.bookings, &overrides, &settings, window).without_bookings();
         let plan = {

@@ -455,6 +455,7 @@ async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str)
         "Subscribe" => ops::subscribe(sim, &call),
         "GetEvents" => ops::get_events(sim, &call),
         "Unsubscribe" => ops::unsubscribe(sim, &call),
+        "GetUserOofSettingsRequest" => ops::get_user_oof_settings(sim, &call),
         "GetStreamingEvents" => {
             return match ops::get_streaming_events(sim, &call) {
                 Ok(stream) => Response::builder()

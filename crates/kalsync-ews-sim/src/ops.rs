@@ -659,6 +659,72 @@ pub(crate) fn get_events(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fa
     }
 }
 
+/// `GetUserOofSettings`: the mailbox's automatic replies, texts and all (as Exchange
+/// answers; a reader must drop them).
+pub(crate) fn get_user_oof_settings(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fault> {
+    let named = child(call.op, "Mailbox").and_then(|m| text(m, "Address"));
+    let mailbox = match resolve(sim, call, named)? {
+        Ok(m) => m,
+        Err(r) => {
+            return Ok(oof_answer(|x| {
+                x.open("m:ResponseMessage", &[("ResponseClass", "Error")])
+                    .leaf("m:MessageText", &r.text)
+                    .leaf("m:ResponseCode", r.code)
+                    .leaf("m:DescriptiveLinkKey", "0")
+                    .close("m:ResponseMessage");
+            }));
+        }
+    };
+    let spec = sim
+        .graph()
+        .automatic_replies(&mailbox.upn)
+        .map_err(|e| Fault::new("ErrorNonExistentMailbox", e.to_string()))?;
+    let state = match spec.status.as_str() {
+        "alwaysEnabled" => "Enabled",
+        "scheduled" => "Scheduled",
+        _ => "Disabled",
+    };
+    // Exchange writes the period in UTC without the `Z`.
+    let utc = |t: Option<Timestamp>| {
+        t.unwrap_or(Timestamp::UNIX_EPOCH)
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    Ok(oof_answer(|x| {
+        x.open("m:ResponseMessage", &[("ResponseClass", "Success")])
+            .leaf("m:ResponseCode", "NoError")
+            .close("m:ResponseMessage")
+            .open("t:OofSettings", &[])
+            .leaf("t:OofState", state)
+            .leaf("t:ExternalAudience", "All")
+            .open("t:Duration", &[])
+            .leaf("t:StartTime", &utc(spec.start))
+            .leaf("t:EndTime", &utc(spec.end))
+            .close("t:Duration")
+            .open("t:InternalReply", &[])
+            .leaf("t:Message", &spec.internal_message)
+            .close("t:InternalReply")
+            .open("t:ExternalReply", &[])
+            .leaf("t:Message", &spec.external_message)
+            .close("t:ExternalReply")
+            .close("t:OofSettings")
+            .leaf("m:AllowExternalOof", "All");
+    }))
+}
+
+/// A `GetUserOofSettingsResponse` (not a list of response messages: one message, then
+/// the settings) with what `inner` writes.
+fn oof_answer(inner: impl FnOnce(&mut Writer)) -> String {
+    let mut x = Writer::default();
+    x.open(
+        "m:GetUserOofSettingsResponse",
+        &[("xmlns:m", MESSAGES), ("xmlns:t", TYPES)],
+    );
+    inner(&mut x);
+    x.close("m:GetUserOofSettingsResponse");
+    x.done()
+}
+
 pub(crate) fn unsubscribe(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fault> {
     let id = text(call.op, "SubscriptionId").unwrap_or("");
     if lock(&sim.shared.subscriptions).remove(id) {

@@ -489,6 +489,16 @@ impl EwsClient {
         Ok(read)
     }
 
+    /// `mailbox`'s automatic replies (`GetUserOofSettings`): off, on, or scheduled — the
+    /// texts stay in the answer.
+    pub async fn automatic_replies(
+        &self,
+        mailbox: &str,
+    ) -> Result<kalsync_core::AutomaticReplies, EwsError> {
+        let request = request::get_user_oof_settings(&self.context(mailbox));
+        response::oof_settings(&self.call(&request, mailbox).await?)
+    }
+
     /// Whether anything in `mailbox`'s calendar was created, changed or deleted since
     /// `sync_state` (`SyncFolderItems`, ids only, paged to the end), and the state to
     /// keep. From no state every item counts as new: the first call primes the state.

@@ -367,6 +367,18 @@ pub fn unsubscribe(ctx: &Context<'_>, subscription: &str) -> Request {
     request(ctx, "Unsubscribe", x)
 }
 
+/// `GetUserOofSettings`: the mailbox's automatic replies (its state and period; the
+/// answer carries the texts too, which are passed over when it is read).
+pub fn get_user_oof_settings(ctx: &Context<'_>) -> Request {
+    let mut x = Xml::default();
+    x.open("m:GetUserOofSettingsRequest", &BODY_NS)
+        .open("t:Mailbox", &[])
+        .leaf("t:Address", ctx.mailbox)
+        .close("t:Mailbox")
+        .close("m:GetUserOofSettingsRequest");
+    request(ctx, "GetUserOofSettings", x)
+}
+
 /// What our push endpoint answers a `SendNotification`: keep sending (`OK`) or stop
 /// (`Unsubscribe`).
 pub fn send_notification_result(keep: bool) -> String {

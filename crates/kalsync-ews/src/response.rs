@@ -441,6 +441,42 @@ pub fn notification_result(answer: &str) -> Result<bool, EwsError> {
     }
 }
 
+/// A `GetUserOofSettings` answer: the automatic replies' state and period. The reply
+/// texts are never read out of the answer.
+pub fn oof_settings(answer: &str) -> Result<kalsync_core::AutomaticReplies, EwsError> {
+    use kalsync_core::AutomaticReplies;
+    let doc = parse(answer)?;
+    let body = body(&doc)?;
+    let response = child(body, "GetUserOofSettingsResponse")
+        .ok_or_else(|| malformed("expected GetUserOofSettingsResponse"))?;
+    let message = child(response, "ResponseMessage")
+        .ok_or_else(|| malformed("GetUserOofSettingsResponse without ResponseMessage"))?;
+    check(message)?;
+    let settings = child(response, "OofSettings")
+        .ok_or_else(|| malformed("GetUserOofSettingsResponse without OofSettings"))?;
+    match text(settings, "OofState").map(str::trim) {
+        Some("Disabled") => Ok(AutomaticReplies::Off),
+        Some("Enabled") => Ok(AutomaticReplies::Always),
+        Some("Scheduled") => {
+            let duration = child(settings, "Duration")
+                .ok_or_else(|| malformed("scheduled automatic replies without a Duration"))?;
+            // Exchange writes the period in UTC, with or without the `Z`.
+            let utc = |name: &str| -> Result<jiff::Timestamp, EwsError> {
+                let t = text(duration, name).ok_or_else(|| malformed(format!("no {name}")))?;
+                t.parse::<jiff::Timestamp>()
+                    .or_else(|_| {
+                        t.parse::<jiff::civil::DateTime>()
+                            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+                            .map(|z| z.timestamp())
+                    })
+                    .map_err(|e| malformed(format!("{name} `{t}`: {e}")))
+            };
+            AutomaticReplies::scheduled(utc("StartTime")?, utc("EndTime")?).map_err(malformed)
+        }
+        other => Err(malformed(format!("OofState {other:?}"))),
+    }
+}
+
 /// The outcome of any EWS answer, whatever the operation: the name of each response
 /// message, or its error; a fault or an unreadable answer as the error of the whole.
 pub fn outcome(answer: &str) -> Result<Vec<Result<String, EwsError>>, EwsError> {

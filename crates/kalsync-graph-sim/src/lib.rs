@@ -30,7 +30,8 @@ pub use oidc::{BadIdToken, SimPerson};
 pub use serve::{SimHandle, run, serve_router, spawn, spawn_router};
 pub use stats::{Stats, StatsSnapshot};
 pub use world::{
-    EventSpec, OccurrenceChange, RecurrenceSpec, SpecError, UserSpec, WorkingHoursSpec,
+    AutoRepliesSpec, EventSpec, OccurrenceChange, RecurrenceSpec, SpecError, UserSpec,
+    WorkingHoursSpec,
 };
 
 use std::collections::HashMap;
@@ -207,6 +208,25 @@ impl Simulator {
     pub fn set_access(&self, user: &str, allowed: bool) -> Result<(), SpecError> {
         self.world().directory.user_mut(user)?.denied = !allowed;
         Ok(())
+    }
+
+    /// Sets a mailbox's automatic replies (there are no notifications for them, as in
+    /// Graph).
+    pub fn set_automatic_replies(
+        &self,
+        user: &str,
+        spec: AutoRepliesSpec,
+    ) -> Result<(), SpecError> {
+        if !["disabled", "alwaysEnabled", "scheduled"].contains(&spec.status.as_str()) {
+            return Err(SpecError::Invalid(format!("status `{}`", spec.status)));
+        }
+        self.world().directory.user_mut(user)?.automatic_replies = spec;
+        Ok(())
+    }
+
+    /// A mailbox's automatic replies as set.
+    pub fn automatic_replies(&self, user: &str) -> Result<AutoRepliesSpec, SpecError> {
+        Ok(self.world().directory.user(user)?.automatic_replies.clone())
     }
 
     /// Creates an event; subscribers get a `created` notification. Returns its id.

@@ -11,6 +11,23 @@ use kalsync_core::Zone;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// A mailbox's automatic replies as a test sets them — with their texts, which a
+/// reader must never keep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRepliesSpec {
+    /// `disabled`, `alwaysEnabled` or `scheduled`.
+    pub status: String,
+    /// When scheduled replies start.
+    pub start: Option<Timestamp>,
+    /// When they end.
+    pub end: Option<Timestamp>,
+    /// The reply to colleagues.
+    pub internal_message: String,
+    /// The reply to others.
+    pub external_message: String,
+}
+
 /// A user as the control API creates it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +229,7 @@ pub(crate) struct User {
     pub(crate) working_hours: Option<WorkingHoursSpec>,
     pub(crate) events: BTreeMap<String, StoredEvent>,
     pub(crate) denied: bool,
+    pub(crate) automatic_replies: AutoRepliesSpec,
 }
 
 /// One event as a `calendarView` shows it.
@@ -313,6 +331,10 @@ impl Directory {
                 working_hours: spec.working_hours,
                 events: BTreeMap::new(),
                 denied: false,
+                automatic_replies: AutoRepliesSpec {
+                    status: "disabled".into(),
+                    ..AutoRepliesSpec::default()
+                },
             },
         );
         Ok((id, upn))

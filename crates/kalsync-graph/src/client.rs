@@ -495,19 +495,53 @@ impl GraphClient {
         options: ReadOptions,
         zone: &Zone,
     ) -> Vec<MailboxRead> {
+        let zone = zone.clone();
+        self.in_batches(users, move |client, chunk| {
+            let zone = zone.clone();
+            async move { client.batch_once(chunk, window, options, &zone).await }
+        })
+        .await
+    }
+
+    /// Reads many mailboxes' automatic replies (needs `MailboxSettings.Read`) with
+    /// `$batch`, 20 a request, concurrently under the global cap: one answer each, in
+    /// order. The reply texts are dropped as the answer is parsed.
+    pub async fn automatic_replies(
+        &self,
+        users: &[String],
+    ) -> Vec<Result<kalsync_core::AutomaticReplies, GraphError>> {
+        self.in_batches(users, |client, chunk| async move {
+            let bodies = client
+                .batch_get(&chunk, |user| {
+                    client.url(&["users", user, "mailboxSettings", "automaticRepliesSetting"])
+                })
+                .await;
+            bodies
+                .into_iter()
+                .map(|body| {
+                    let setting: crate::model::AutomaticRepliesJson = serde_json::from_str(&body?)
+                        .map_err(|e| GraphError::Malformed(e.to_string()))?;
+                    setting.read().map_err(GraphError::Malformed)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Runs `one` over `users` in chunks of 20 (one `$batch` each), concurrently; the
+    /// answers in the users' order.
+    async fn in_batches<T, F, Fut>(&self, users: &[String], one: F) -> Vec<T>
+    where
+        F: Fn(GraphClient, Vec<String>) -> Fut,
+        Fut: Future<Output = Vec<T>> + Send + 'static,
+        T: Send + 'static,
+    {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, chunk) in users.chunks(20).enumerate() {
-            let client = self.clone();
-            let chunk = chunk.to_vec();
-            let zone = zone.clone();
-            tasks.spawn(async move {
-                (
-                    index,
-                    client.batch_once(chunk, window, options, &zone).await,
-                )
-            });
+            let work = one(self.clone(), chunk.to_vec());
+            tasks.spawn(async move { (index, work.await) });
         }
-        let mut results: Vec<(usize, Vec<MailboxRead>)> = Vec::new();
+        let mut results: Vec<(usize, Vec<T>)> = Vec::new();
         while let Some(done) = tasks.join_next().await {
             match done {
                 Ok(r) => results.push(r),
@@ -525,14 +559,47 @@ impl GraphClient {
         options: ReadOptions,
         zone: &Zone,
     ) -> Vec<MailboxRead> {
-        let mut done: Vec<Option<Result<CalendarRead, GraphError>>> =
+        let bodies = self
+            .batch_get(&users, |user| self.calendar_view_url(user, window, options))
+            .await;
+        let mut out = Vec::with_capacity(users.len());
+        for (user, body) in users.into_iter().zip(bodies) {
+            let result = match body {
+                Ok(body) => {
+                    let mut read = CalendarRead::default();
+                    let next = read
+                        .read_page(&body, zone)
+                        .and_then(|n| n.as_deref().map(|l| self.check_link(l)).transpose());
+                    match next {
+                        Ok(next) => self
+                            .follow_pages(&user, next, &mut read, zone)
+                            .await
+                            .map(|_| read),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            out.push((user, result));
+        }
+        out
+    }
+
+    /// GETs `url_for(user)` for each of `users` (at most 20) in one `$batch`, items
+    /// throttled inside it sent again as Graph asks: each 2xx body, or its error.
+    async fn batch_get(
+        &self,
+        users: &[String],
+        url_for: impl Fn(&str) -> Result<Url, GraphError>,
+    ) -> Vec<Result<String, GraphError>> {
+        let mut done: Vec<Option<Result<String, GraphError>>> =
             users.iter().map(|_| None).collect();
         let mut pending: Vec<usize> = (0..users.len()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
             let mut requests = Vec::new();
             for &i in &pending {
-                let url = match self.calendar_view_url(&users[i], window, options) {
+                let url = match url_for(&users[i]) {
                     Ok(u) => u,
                     Err(e) => {
                         done[i] = Some(Err(e));
@@ -544,6 +611,7 @@ impl GraphClient {
                     &url.path()[self.inner.endpoints.graph.path().len() - 1..],
                     url.query().unwrap_or_default()
                 );
+                let relative = relative.trim_end_matches('?').to_owned();
                 requests.push(serde_json::json!({
                     "id": i.to_string(),
                     "method": "GET",
@@ -551,11 +619,15 @@ impl GraphClient {
                     "headers": {"Prefer": "outlook.timezone=\"UTC\""},
                 }));
             }
+            pending.retain(|&i| done[i].is_none());
+            if pending.is_empty() {
+                break;
+            }
             let body = serde_json::json!({ "requests": requests });
             let names: Vec<&str> = pending.iter().map(|&i| users[i].as_str()).collect();
             let url = match self.url(&["$batch"]) {
                 Ok(u) => u,
-                Err(e) => return users.into_iter().map(|u| (u, Err(e.clone()))).collect(),
+                Err(e) => return users.iter().map(|_| Err(e.clone())).collect(),
             };
             let answer: Result<BatchResponse, GraphError> = self
                 .call(&names, Method::POST, url, Some(&body), true)
@@ -596,22 +668,11 @@ impl GraphClient {
                     continue;
                 }
                 let body = item.body.as_deref().map_or("null", RawValue::get);
-                if !(200..300).contains(&item.status) {
-                    done[i] = Some(Err(status_error(item.status, body.as_bytes())));
-                    continue;
-                }
-                let mut read = CalendarRead::default();
-                let next = read
-                    .read_page(body, zone)
-                    .and_then(|n| n.as_deref().map(|l| self.check_link(l)).transpose());
-                let result = match next {
-                    Ok(next) => self
-                        .follow_pages(&users[i], next, &mut read, zone)
-                        .await
-                        .map(|_| read),
-                    Err(e) => Err(e),
-                };
-                done[i] = Some(result);
+                done[i] = Some(if (200..300).contains(&item.status) {
+                    Ok(body.to_owned())
+                } else {
+                    Err(status_error(item.status, body.as_bytes()))
+                });
             }
             for &i in &pending {
                 if done[i].is_none() && !retry.contains(&i) {
@@ -633,15 +694,8 @@ impl GraphClient {
             tokio::time::sleep(wait).await;
             pending = retry;
         }
-        users
-            .into_iter()
-            .zip(done)
-            .map(|(u, r)| {
-                (
-                    u,
-                    r.unwrap_or_else(|| Err(GraphError::Malformed("no answer".into()))),
-                )
-            })
+        done.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(GraphError::Malformed("no answer".into()))))
             .collect()
     }
 

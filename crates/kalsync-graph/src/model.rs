@@ -404,6 +404,46 @@ impl MailboxSettings {
     }
 }
 
+/// `automaticRepliesSetting`: its status and schedule only. The reply texts
+/// (`internalReplyMessage`, `externalReplyMessage`) are not fields: the parser passes
+/// over them and nothing keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomaticRepliesJson {
+    /// `disabled`, `alwaysEnabled` or `scheduled`.
+    pub status: String,
+    /// When scheduled replies start.
+    #[serde(default)]
+    pub scheduled_start_date_time: Option<DateTimeTimeZone>,
+    /// When they end.
+    #[serde(default)]
+    pub scheduled_end_date_time: Option<DateTimeTimeZone>,
+}
+
+impl AutomaticRepliesJson {
+    /// What the setting says, or why it cannot be read (a schedule without times, or
+    /// ending before it starts).
+    pub fn read(&self) -> Result<kalsync_core::AutomaticReplies, String> {
+        use kalsync_core::AutomaticReplies;
+        match self.status.as_str() {
+            "disabled" => Ok(AutomaticReplies::Off),
+            "alwaysEnabled" => Ok(AutomaticReplies::Always),
+            "scheduled" => {
+                let (Some(start), Some(end)) = (
+                    &self.scheduled_start_date_time,
+                    &self.scheduled_end_date_time,
+                ) else {
+                    return Err("scheduled automatic replies without a start and an end".into());
+                };
+                let start = start.instant().map_err(|e| e.to_string())?;
+                let end = end.instant().map_err(|e| e.to_string())?;
+                AutomaticReplies::scheduled(start, end)
+            }
+            other => Err(format!("automatic replies with status `{other}`")),
+        }
+    }
+}
+
 /// A `$batch` answer.
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -181,6 +181,16 @@ pub async fn check_instance(
                 )
             };
             steps.push(step("subscribe to changes", subscribed));
+            if instance.settings.automatic_replies.enabled {
+                steps.push(automatic_replies_step(
+                    client.automatic_replies(&mailbox).await.map_err(|e| {
+                        format!(
+                            "{} — the service account must be able to read the mailbox's automatic replies (impersonation, or Full Access for a delegate)",
+                            advice(&e, sign_in)
+                        )
+                    }),
+                ));
+            }
             if let Some(d) = directory_step(store, connections, id, None).await? {
                 steps.push(d);
             }
@@ -209,6 +219,22 @@ pub async fn check_instance(
                         .map(|r| format!("{} bookings in the next 14 days", r.bookings.len()))
                         .map_err(|e| e.to_string()),
                 ));
+                if instance.settings.automatic_replies.enabled {
+                    let answer = source
+                        .automatic_replies(std::slice::from_ref(&email))
+                        .await
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| {
+                            Err(kalsync_engine::SourceError::Failed("no answer".into()))
+                        });
+                    steps.push(automatic_replies_step(answer.map_err(|e| match e {
+                        kalsync_engine::SourceError::Forbidden(why) => format!(
+                            "{why} — grant the app MailboxSettings.Read (Application) with admin consent, or turn automatic replies off in the instance's settings"
+                        ),
+                        other => other.to_string(),
+                    })));
+                }
                 if let Some(d) = directory_step(store, connections, id, Some(client)).await? {
                     steps.push(d);
                 }
@@ -216,6 +242,21 @@ pub async fn check_instance(
             Ok(steps)
         }
     }
+}
+
+/// Whether the test mailbox's automatic replies can be read, and what they say (never
+/// their texts).
+fn automatic_replies_step(answer: Result<kalsync_core::AutomaticReplies, String>) -> Step {
+    step(
+        "read automatic replies",
+        answer.map(|r| match r {
+            kalsync_core::AutomaticReplies::Off => "readable: off".to_owned(),
+            kalsync_core::AutomaticReplies::Always => "readable: on, until turned off".to_owned(),
+            kalsync_core::AutomaticReplies::Scheduled { start, end } => {
+                format!("readable: scheduled from {start} to {end}")
+            }
+        }),
+    )
 }
 
 /// With a directory (Katalog Synk): whether its groups and people can be read — through

@@ -314,6 +314,7 @@ fn engine_config(settings: &Settings) -> EngineConfig {
             ..RetryPolicy::default()
         },
         retention: jiff::SignedDuration::from_hours(24 * i64::from(e.retention_days)),
+        automatic_replies_interval: Duration::from_secs(e.automatic_replies_secs.max(1)),
         ..EngineConfig::default()
     }
 }

@@ -184,6 +184,9 @@ pub struct EngineSettings {
     pub sync_concurrency: usize,
     /// Attempts before a delivery is a dead letter.
     pub max_attempts: u32,
+    /// Seconds between reads of the held users' automatic replies (they have no change
+    /// notifications; they are also read with each calendar).
+    pub automatic_replies_secs: u64,
 }
 
 impl Default for EngineSettings {
@@ -195,6 +198,7 @@ impl Default for EngineSettings {
             retention_days: 30,
             sync_concurrency: 16,
             max_attempts: 10,
+            automatic_replies_secs: 300,
         }
     }
 }

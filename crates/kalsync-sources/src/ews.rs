@@ -216,4 +216,23 @@ impl Source for EwsSource {
             cursor: found.sync_state,
         }))
     }
+
+    /// `GetUserOofSettings`, one mailbox at a time (EWS has no batch for it), a few at
+    /// once.
+    async fn automatic_replies(
+        &self,
+        mailboxes: &[EmailAddress],
+    ) -> Vec<Result<kalsync_core::AutomaticReplies, SourceError>> {
+        let mut out = Vec::with_capacity(mailboxes.len());
+        for chunk in mailboxes.chunks(8) {
+            let mut reads = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                reads.push(self.client.automatic_replies(m.as_str()));
+            }
+            for r in futures_util::future::join_all(reads).await {
+                out.push(r.map_err(source_error));
+            }
+        }
+        out
+    }
 }

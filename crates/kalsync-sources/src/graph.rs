@@ -165,6 +165,19 @@ impl Source for GraphSource {
             mailbox: self.mailbox(mailbox).await,
         })
     }
+
+    async fn automatic_replies(
+        &self,
+        mailboxes: &[EmailAddress],
+    ) -> Vec<Result<kalsync_core::AutomaticReplies, SourceError>> {
+        let users: Vec<String> = mailboxes.iter().map(|m| m.as_str().to_owned()).collect();
+        self.client
+            .automatic_replies(&users)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(source_error))
+            .collect()
+    }
 }
 
 #[cfg(test)]

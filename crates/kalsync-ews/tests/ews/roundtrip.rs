@@ -1030,3 +1030,44 @@ async fn oauth_tokens_for_the_exchange_audience_are_taken_and_others_refused() {
     );
     assert!(tokens.fetched.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }
+
+#[tokio::test]
+async fn automatic_replies_are_read_as_state_and_period_and_a_refusal_is_named() {
+    let x = exchange().await;
+    let c = client(&x, Access::Impersonation, PASSWORD);
+    assert_eq!(
+        c.automatic_replies("anna@corp.example").await.expect("off"),
+        kalsync_core::AutomaticReplies::Off
+    );
+    x.sim
+        .graph()
+        .set_automatic_replies(
+            "anna@corp.example",
+            kalsync_graph_sim::AutoRepliesSpec {
+                status: "scheduled".into(),
+                start: Some(at("2026-12-07T07:00:00Z")),
+                end: Some(at("2026-12-11T16:00:00Z")),
+                internal_message: "Kurs i Lund".into(),
+                external_message: "On a course".into(),
+            },
+        )
+        .expect("set");
+    assert_eq!(
+        c.automatic_replies("anna@corp.example")
+            .await
+            .expect("scheduled"),
+        kalsync_core::AutomaticReplies::Scheduled {
+            start: at("2026-12-07T07:00:00Z"),
+            end: at("2026-12-11T16:00:00Z"),
+        }
+    );
+    // Outside the impersonation scope: Exchange's refusal, named.
+    let mut config = EwsConfig::new(ACCOUNT, PASSWORD);
+    config.impersonate_all = false;
+    x.sim.set_config(config);
+    let denied = c
+        .automatic_replies("anna@corp.example")
+        .await
+        .expect_err("not in the scope");
+    assert_eq!(denied.code(), Some("ErrorImpersonateUserDenied"));
+}

@@ -181,6 +181,10 @@ fn every_request() -> Vec<(String, Request)> {
                 request::get_events(&ctx, "f6bc657d", "AAAAAMAGAAAAAAAAAQ=="),
             ));
             out.push((name("Unsubscribe"), request::unsubscribe(&ctx, "f6bc657d")));
+            out.push((
+                name("GetUserOofSettings"),
+                request::get_user_oof_settings(&ctx),
+            ));
         }
     }
     out

@@ -152,13 +152,30 @@ fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Box
     let url = item.url.trim_start_matches('/');
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.split('/').collect();
+    if item.method == "GET"
+        && parts.len() == 4
+        && parts[0] == "users"
+        && parts[2] == "mailboxSettings"
+        && parts[3] == "automaticRepliesSetting"
+    {
+        let user = percent_encoding::percent_decode_str(parts[1]).decode_utf8_lossy();
+        sim.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        return match super::mailbox_settings::automatic_replies_body(sim, base, &user) {
+            Ok(body) => (200, json_headers, raw(body)),
+            Err((status, code, message)) => (
+                status.as_u16(),
+                json_headers,
+                raw(json!({"error": {"code": code, "message": message}})),
+            ),
+        };
+    }
     if item.method != "GET" || parts.len() != 3 || parts[0] != "users" || parts[2] != "calendarView"
     {
         return (
             400,
             json_headers,
             raw(
-                json!({"error": {"code": "BadRequest", "message": "The simulator batches only GET /users/{id}/calendarView."}}),
+                json!({"error": {"code": "BadRequest", "message": "The simulator batches only GET /users/{id}/calendarView and /users/{id}/mailboxSettings/automaticRepliesSetting."}}),
             ),
         );
     }

@@ -1,4 +1,5 @@
-//! `mailboxSettings`: a user's time zone and working hours.
+//! `mailboxSettings`: a user's time zone and working hours, and their automatic replies
+//! (`automaticRepliesSetting`, alone or in a `$batch`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -39,4 +40,56 @@ pub(super) async fn mailbox_settings(
         });
     }
     Json(body).into_response()
+}
+
+/// A user's `automaticRepliesSetting` as Graph answers it (texts and all), or the
+/// error status, code and message.
+pub(super) fn automatic_replies_body(
+    sim: &Simulator,
+    base: &str,
+    user: &str,
+) -> Result<serde_json::Value, (StatusCode, &'static str, String)> {
+    let world = sim.world();
+    let u = world.directory.user(user).map_err(|_| {
+        (
+            StatusCode::NOT_FOUND,
+            "ErrorInvalidUser",
+            format!("The requested user '{user}' is invalid."),
+        )
+    })?;
+    if u.denied {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.".into(),
+        ));
+    }
+    let a = &u.automatic_replies;
+    let at = |t: Option<jiff::Timestamp>| {
+        let t = t.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        json!({"dateTime": t.strftime("%Y-%m-%dT%H:%M:%S.0000000").to_string(), "timeZone": "UTC"})
+    };
+    Ok(json!({
+        "@odata.context": format!("{base}/v1.0/$metadata#users('{}')/mailboxSettings/automaticRepliesSetting", u.id),
+        "status": a.status,
+        "externalAudience": "all",
+        "scheduledStartDateTime": at(a.start),
+        "scheduledEndDateTime": at(a.end),
+        "internalReplyMessage": a.internal_message,
+        "externalReplyMessage": a.external_message,
+    }))
+}
+
+pub(super) async fn automatic_replies(
+    State(sim): State<Simulator>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admit(&sim, &headers).await {
+        return r;
+    }
+    match automatic_replies_body(&sim, &base_url(&headers), &user) {
+        Ok(body) => Json(body).into_response(),
+        Err((status, code, message)) => graph_error(status, code, &message),
+    }
 }

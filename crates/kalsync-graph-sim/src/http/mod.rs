@@ -42,6 +42,10 @@ pub(crate) fn router(sim: Simulator) -> Router {
             "/v1.0/users/{user}/mailboxSettings",
             get(mailbox_settings::mailbox_settings),
         )
+        .route(
+            "/v1.0/users/{user}/mailboxSettings/automaticRepliesSetting",
+            get(mailbox_settings::automatic_replies),
+        )
         .route("/v1.0/$batch", post(batch::batch))
         .route(
             "/v1.0/groups/{group}/transitiveMembers",

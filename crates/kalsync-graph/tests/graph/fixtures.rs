@@ -253,3 +253,37 @@ fn every_json_fixture_is_valid_or_marked_broken_in_the_provenance() {
         );
     }
 }
+
+#[test]
+fn microsofts_automatic_replies_read_without_their_texts() {
+    if !crate::helpers::have_fixtures() {
+        return;
+    }
+    let text = crate::helpers::fixture("mailboxSettings_get_response_automaticReplies.json");
+    let parsed: kalsync_graph::model::AutomaticRepliesJson =
+        serde_json::from_str(&text).expect("parsed");
+    // Nothing of the reply texts is kept: what was parsed, written out, has none.
+    let kept = format!("{parsed:?}");
+    assert!(!kept.contains("reunion"), "{kept}");
+    assert_eq!(parsed.read(), Ok(kalsync_core::AutomaticReplies::Always));
+    // The same, scheduled: its period (the fixture's times are UTC).
+    let scheduled = text.replace("alwaysEnabled", "scheduled");
+    let parsed: kalsync_graph::model::AutomaticRepliesJson =
+        serde_json::from_str(&scheduled).expect("parsed");
+    assert_eq!(
+        parsed.read(),
+        Ok(kalsync_core::AutomaticReplies::Scheduled {
+            start: at("2016-03-19T02:00:00Z"),
+            end: at("2016-03-20T02:00:00Z"),
+        })
+    );
+    // Ending before it starts, or an unknown status: said, not guessed.
+    let backwards = scheduled.replace("2016-03-20T02", "2016-03-18T02");
+    let parsed: kalsync_graph::model::AutomaticRepliesJson =
+        serde_json::from_str(&backwards).expect("parsed");
+    assert!(parsed.read().is_err());
+    let odd = text.replace("alwaysEnabled", "sometimes");
+    let parsed: kalsync_graph::model::AutomaticRepliesJson =
+        serde_json::from_str(&odd).expect("parsed");
+    assert!(parsed.read().is_err());
+}

@@ -606,3 +606,65 @@ async fn outlook_working_hours_drive_the_return_time() {
         "Möte, åter onsdag 25 november 07.30"
     );
 }
+
+#[tokio::test]
+async fn automatic_replies_are_read_twenty_to_a_batch_throttled_items_again() {
+    let s = default_simulator().await;
+    let mut users = Vec::new();
+    for i in 0..25 {
+        users.push(user(&s.sim, &format!("oof{i}@contoso.example")));
+    }
+    s.sim
+        .set_automatic_replies(
+            &users[3],
+            kalsync_graph_sim::AutoRepliesSpec {
+                status: "scheduled".into(),
+                start: Some(at("2026-12-07T07:00:00Z")),
+                end: Some(at("2026-12-11T16:00:00Z")),
+                internal_message: "Semester".into(),
+                external_message: "On holiday".into(),
+            },
+        )
+        .expect("set");
+    s.sim
+        .set_automatic_replies(
+            &users[21],
+            kalsync_graph_sim::AutoRepliesSpec {
+                status: "alwaysEnabled".into(),
+                ..Default::default()
+            },
+        )
+        .expect("set");
+    s.sim.set_access(&users[7], false).expect("deny");
+    users.push("nobody@contoso.example".into());
+    // One item inside a batch is throttled: it is asked again on its own.
+    s.sim.set_faults(Faults {
+        throttle: 1,
+        retry_after_secs: 0.05,
+        ..Faults::default()
+    });
+    let c = client(&s.base);
+    let results = c.automatic_replies(&users).await;
+    assert_eq!(results.len(), 26);
+    assert!(s.sim.stats().batches >= 2, "20 a batch");
+    use kalsync_core::AutomaticReplies;
+    assert_eq!(
+        results[3],
+        Ok(AutomaticReplies::Scheduled {
+            start: at("2026-12-07T07:00:00Z"),
+            end: at("2026-12-11T16:00:00Z"),
+        })
+    );
+    assert_eq!(results[21], Ok(AutomaticReplies::Always));
+    assert_eq!(results[0], Ok(AutomaticReplies::Off));
+    assert!(
+        matches!(results[7], Err(GraphError::Forbidden(_))),
+        "{:?}",
+        results[7]
+    );
+    assert!(
+        matches!(results[25], Err(GraphError::NotFound(_))),
+        "{:?}",
+        results[25]
+    );
+}

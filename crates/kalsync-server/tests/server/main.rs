@@ -3,6 +3,7 @@
 //! Microsoft 365 and Exchange and delivering to the PBX simulator, a webhook, AMI or a
 //! real Kamailio; the admin UI is driven in a real Chromium.
 
+mod automatic_replies;
 mod browser;
 mod check;
 mod directory;

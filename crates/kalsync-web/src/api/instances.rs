@@ -231,6 +231,23 @@ fn settings(text: &str) -> Result<InstanceSettings, ApiError> {
         .map_err(|e| ApiError::invalid("settings", e.located("settings", text)))
 }
 
+/// A new instance's settings: as given, and reading Outlook's automatic replies unless
+/// the rules file says otherwise (instances made before they could be read keep them
+/// off until their admin turns them on).
+fn new_settings(text: Option<&str>) -> Result<InstanceSettings, ApiError> {
+    let mut s = match text {
+        Some(text) => settings(text)?,
+        None => InstanceSettings::default(),
+    };
+    let said = text
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("automatic_replies"));
+    if !said {
+        s.automatic_replies.enabled = s.reasons.contains(&s.automatic_replies.reason);
+    }
+    Ok(s)
+}
+
 /// An http(s) address with a host, as given.
 fn url(field: &str, text: &str) -> Result<String, ApiError> {
     let t = text.trim();
@@ -564,10 +581,7 @@ pub(crate) async fn insert_instance(
         company,
         name,
         source: source(with_tenant_ids(state, input.source).await?, None)?,
-        settings: match &input.settings {
-            Some(text) => settings(text)?,
-            None => InstanceSettings::default(),
-        },
+        settings: new_settings(input.settings.as_deref())?,
     };
     let instance = state
         .store

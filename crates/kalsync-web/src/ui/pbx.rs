@@ -198,15 +198,15 @@ fn phone_section(
             p.muted { (p.intro) }
             @if let Some(secret) = fresh {
                 p.available role="status" { (p.shown_once) }
-                pre.code #pbx-events-secret { (secret) }
+                pre.code #pbx-events-secret tabindex="0" { (secret) }
             }
             @match made {
                 Some(at) => p { (p.made) " " (i18n::moment(viewer.lang, at, jiff::Timestamp::now(), &home_zone())) "." },
                 None => p #phone-events-none { (p.none) },
             }
-            pre.code { "POST /api/v1/pbx/events\n" (example) }
+            pre.code tabindex="0" aria-label="POST /api/v1/pbx/events" { "POST /api/v1/pbx/events\n" (example) }
             p.muted { (p.dialplan) }
-            pre.code { (dialplan) }
+            pre.code tabindex="0" aria-label=(p.dialplan) { (dialplan) }
             div.actions {
                 form.inline method="post" action={ (path) "/events-secret" } {
                     input type="hidden" name="csrf" value=(csrf);

@@ -380,6 +380,17 @@ fn settings_fields(table: &mut Table, pairs: &[(String, String)]) {
     if let Some(private) = get("private") {
         table.insert("private".into(), Value::String(private.to_owned()));
     }
+    // The checkbox turns them on or off; their reason and mode stay as the file has them.
+    let mut replies = table
+        .get("automatic_replies")
+        .and_then(Value::as_table)
+        .cloned()
+        .unwrap_or_default();
+    replies.insert(
+        "enabled".into(),
+        Value::Boolean(get("automatic_replies").is_some()),
+    );
+    table.insert("automatic_replies".into(), Value::Table(replies));
     if get("wh.start").is_some() {
         let mut wh = Table::new();
         wh.insert(
@@ -439,6 +450,12 @@ pub(crate) fn form(
         .unwrap_or_default();
     let wh_days = strings(wh.get("days"));
     let flag = |k: &str| table.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let replies_on = table
+        .get("automatic_replies")
+        .and_then(Value::as_table)
+        .and_then(|r| r.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     html! {
         input type="hidden" name="base" value=(base);
         input type="hidden" name="rules" value=(rules.len());
@@ -562,6 +579,9 @@ pub(crate) fn form(
             }
             div.row {
                 label.check { input type="checkbox" name="ignore_declined" value="on" checked[flag("ignore_declined")]; " " (t.ignore_declined) }
+            }
+            div.row {
+                label.check { input #automatic-replies type="checkbox" name="automatic_replies" value="on" checked[replies_on]; " " (t.automatic_replies) }
             }
             div.row {
                 label { (t.private_bookings)

@@ -14,6 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use kalsync_server::settings::{CompanyDecl, InstanceDecl, SourceDecl, TargetDecl, UserDecl};
 
+/// Anna's automatic reply to colleagues: read as her absence, never kept or shown.
+pub(crate) const OOF_INTERNAL: &str = "Jag är på konferens i Malmö, ring Bo på 0701234567";
+/// And to others.
+pub(crate) const OOF_EXTERNAL: &str =
+    "Out at the Malmö conference; write to sales-oof@acme.example";
+
 /// The Graph instance's client secret.
 pub(crate) const GRAPH_SECRET: &str = "graph-client-secret-7f3a9d";
 /// What the Graph secret is changed to.
@@ -116,7 +122,10 @@ pub(crate) fn acme_with_every_source_and_target(
                     graph_url: Some(format!("{graph_root}v1.0/")),
                     login_url: Some(graph_root.to_owned()),
                 },
-                settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                settings: Some(
+                    toml::from_str("template = \"prefix\"\n[automatic_replies]\nenabled = true\n")
+                        .expect("rules"),
+                ),
                 users: vec![user.clone()],
                 directory: None,
             },
@@ -132,7 +141,10 @@ pub(crate) fn acme_with_every_source_and_target(
                     options: Default::default(),
                     ca_file: None,
                 },
-                settings: Some(toml::from_str("template = \"prefix\"").expect("rules")),
+                settings: Some(
+                    toml::from_str("template = \"prefix\"\n[automatic_replies]\nenabled = true\n")
+                        .expect("rules"),
+                ),
                 users: vec![user],
                 directory: None,
             },

@@ -13,8 +13,9 @@ use kalsync_server::settings::{AccountDecl, Microsoft365Settings, UserDecl};
 use serde_json::json;
 
 use super::{
-    ADMIN_PASSWORD, AMI_SECRET, EWS_PASSWORD, GRAPH_SECRET, OPERATOR_APP_SECRET, ROTATED_SECRET,
-    SIM_TENANT, WEBHOOK_KEY, acme_with_every_source_and_target, captured,
+    ADMIN_PASSWORD, AMI_SECRET, EWS_PASSWORD, GRAPH_SECRET, OOF_EXTERNAL, OOF_INTERNAL,
+    OPERATOR_APP_SECRET, ROTATED_SECRET, SIM_TENANT, WEBHOOK_KEY,
+    acme_with_every_source_and_target, captured,
 };
 use crate::support::sims::mailbox;
 use crate::support::{Launch, Storage, eventually_within};
@@ -57,6 +58,11 @@ fn check(seen: &Seen) {
         "{}: the database dump holds the (not secret) account name",
         seen.backend
     );
+    assert!(
+        seen.answers.contains("\"source\":\"automatic_replies\""),
+        "{}: Anna's automatic replies were read (her timeline has them after the lunch)",
+        seen.backend
+    );
     for secret in [
         GRAPH_SECRET,
         ROTATED_SECRET,
@@ -66,6 +72,9 @@ fn check(seen: &Seen) {
         OPERATOR_APP_SECRET,
         ADMIN_PASSWORD,
         seen.token.as_str(),
+        // Automatic replies are read (below), their texts never kept or shown.
+        OOF_INTERNAL,
+        OOF_EXTERNAL,
     ] {
         for (place, text) in [
             ("the log", &seen.log),
@@ -101,6 +110,18 @@ async fn run_with_every_secret(storage: Storage) -> Seen {
             ),
         )
         .expect("event");
+    calendars
+        .set_automatic_replies(
+            "anna@acme.example",
+            kalsync_graph_sim::AutoRepliesSpec {
+                status: "scheduled".into(),
+                start: Some(now - jiff::SignedDuration::from_mins(10)),
+                end: Some(now + jiff::SignedDuration::from_hours(3)),
+                internal_message: OOF_INTERNAL.into(),
+                external_message: OOF_EXTERNAL.into(),
+            },
+        )
+        .expect("automatic replies");
     let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
         .await
         .expect("sim");
