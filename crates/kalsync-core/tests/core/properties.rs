@@ -342,3 +342,34 @@ fn a_manual_status_wins_and_an_open_one_tells_no_return_time() {
             .contains("åter")
     );
 }
+
+#[test]
+fn automatic_replies_ending_friday_afternoon_return_monday_morning() {
+    // 2026-11-27 is a Friday; working hours 08:00–17:00 on weekdays (the default).
+    let s = InstanceSettings::default();
+    let replies =
+        kalsync_core::AutomaticReplies::scheduled(at("2026-11-25 08:00"), at("2026-11-27 17:00"))
+            .expect("period")
+            .as_override(&s.automatic_replies, at("2026-11-24 09:00"), None)
+            .expect("ahead");
+    let t = build_timeline_with(
+        &[],
+        &[replies],
+        &s,
+        Window {
+            start: at("2026-11-23 00:00"),
+            end: at("2026-12-07 00:00"),
+        },
+    );
+    assert_eq!(t.absences.len(), 1, "{t:?}");
+    let a = &t.absences[0];
+    assert_eq!(
+        (a.source, a.reason.as_str(), a.mode),
+        (Source::AutomaticReplies, "out_of_office", Mode::Info)
+    );
+    assert_eq!(a.returns_at, at("2026-11-30 08:00"), "Monday 08:00");
+    assert_eq!(
+        t.message(a, &s, kalsync_core::Lang::Sv),
+        "Ej på kontoret, åter måndag 30 november 08.00"
+    );
+}
