@@ -79,6 +79,9 @@ pub struct InstanceSettings {
     pub reasons: ReasonCatalogue,
     /// Whether Outlook's automatic replies count as absence, and as what.
     pub automatic_replies: crate::AutomaticRepliesSettings,
+    /// Whether "I'm back" from the phone also shortens, in the person's calendar, the
+    /// appointment the absence came from (one they organised, without attendees).
+    pub write_back: bool,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
@@ -107,6 +110,7 @@ impl Default for InstanceSettings {
             working_hours: WorkingHours::default(),
             reasons,
             automatic_replies: crate::AutomaticRepliesSettings::default(),
+            write_back: false,
         }
     }
 }
@@ -257,6 +261,7 @@ struct RawSettings {
     working_hours: Option<WorkingHours>,
     reasons: Option<Spanned<Vec<Reason>>>,
     automatic_replies: Option<RawAutomaticReplies>,
+    write_back: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -392,6 +397,7 @@ impl RawSettings {
         s.private = self.private.unwrap_or(s.private);
         s.ignore_declined = self.ignore_declined.unwrap_or(s.ignore_declined);
         s.chain_return_time = self.chain_return_time.unwrap_or(s.chain_return_time);
+        s.write_back = self.write_back.unwrap_or(s.write_back);
         if let Some(wh) = self.working_hours {
             s.working_hours = wh;
         }

@@ -37,7 +37,7 @@ use kalsync_store::{Instance, InstanceId, Store, StoreError, TargetId, User, Use
 use tokio::sync::Notify;
 
 pub use metrics::Metrics;
-pub use source::{Changes, Mailbox, Source, SourceError, SourceRead};
+pub use source::{Changes, Mailbox, Shortened, Source, SourceError, SourceRead};
 pub use status::{AbsenceStatus, Person, StatusKey, StatusUpdate, UPCOMING};
 pub use sync::ReadAt;
 pub use target::{DeliveryError, Envelope, RetryPolicy, Target};

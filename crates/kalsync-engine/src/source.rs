@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kalsync_core::{AutomaticReplies, Booking, EmailAddress, Window, WorkingHours, Zone};
+use kalsync_core::{
+    AutomaticReplies, Booking, BookingId, EmailAddress, Window, WorkingHours, Zone,
+};
 
 /// A mailbox's own zone and working hours, where the source knows them.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +74,20 @@ pub trait Source: Send + Sync {
         Ok(None)
     }
 
+    /// Shortens the appointment `booking` in `mailbox` to end at `end` (write-back after
+    /// "I'm back") — only one the person organised, with no other attendees: a meeting
+    /// is left as it is, and so said.
+    async fn shorten(
+        &self,
+        _mailbox: &EmailAddress,
+        _booking: &BookingId,
+        _end: jiff::Timestamp,
+    ) -> Result<Shortened, SourceError> {
+        Err(SourceError::Failed(
+            "this source does not write to calendars".into(),
+        ))
+    }
+
     /// The mailboxes' automatic replies (out of office), one answer each, in order.
     /// Their texts are dropped as they are parsed. A source that cannot read them
     /// answers each with `Failed`.
@@ -88,6 +104,16 @@ pub trait Source: Send + Sync {
             })
             .collect()
     }
+}
+
+/// What a write-back did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shortened {
+    /// The appointment now ends then.
+    Done,
+    /// Left as it is, and why (a meeting with attendees, one the person did not
+    /// organise).
+    LeftAlone(String),
 }
 
 /// What a cheap look for changes found.

@@ -132,6 +132,9 @@ pub struct EventSpec {
     /// Makes it a series.
     #[serde(default)]
     pub recurrence: Option<RecurrenceSpec>,
+    /// The attendees' addresses (none: an appointment of the owner's own).
+    #[serde(default)]
+    pub attendees: Vec<String>,
 }
 
 impl EventSpec {
@@ -152,6 +155,7 @@ impl EventSpec {
             location: String::new(),
             time_zone: None,
             recurrence: None,
+            attendees: Vec::new(),
         }
     }
 }

@@ -28,6 +28,7 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(300);
 pub(crate) struct AmiListeners {
     store: Arc<dyn Store>,
     outbound: kalsync_outbound::OutboundPolicy,
+    write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
 }
 
 /// A running listener and what it was started with (a changed target starts again).
@@ -40,8 +41,13 @@ impl AmiListeners {
     pub(crate) fn new(
         store: Arc<dyn Store>,
         outbound: kalsync_outbound::OutboundPolicy,
+        write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
     ) -> AmiListeners {
-        AmiListeners { store, outbound }
+        AmiListeners {
+            store,
+            outbound,
+            write_back,
+        }
     }
 
     /// Runs until `stop`: one listener per active AMI target.
@@ -115,6 +121,7 @@ impl AmiListeners {
             }
             let task = tokio::spawn(listen(
                 self.store.clone(),
+                self.write_back.clone(),
                 company,
                 id,
                 target,
@@ -128,6 +135,7 @@ impl AmiListeners {
 /// Listens to one manager until `stop`, connecting again after a growing pause.
 async fn listen(
     store: Arc<dyn Store>,
+    write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
     company: CompanyId,
     id: TargetId,
     target: AmiTarget,
@@ -148,11 +156,11 @@ async fn listen(
                     }
                     break;
                 }
-                Some(word) = rx.recv() => heard(store.as_ref(), company, id, word).await,
+                Some(word) = rx.recv() => heard(store.as_ref(), write_back.clone(), company, id, word).await,
             }
         }
         while let Ok(word) = rx.try_recv() {
-            heard(store.as_ref(), company, id, word).await;
+            heard(store.as_ref(), write_back.clone(), company, id, word).await;
         }
         if started.elapsed() > LONGEST_PAUSE {
             pause = FIRST_PAUSE;
@@ -168,6 +176,7 @@ async fn listen(
 /// Does what was heard: the person's phone override, as a signed PBX event would.
 async fn heard(
     store: &dyn Store,
+    write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
     company: CompanyId,
     target: TargetId,
     word: Result<PhoneWord, String>,
@@ -186,6 +195,7 @@ async fn heard(
     let event = word.key.as_ref().map(|k| format!("ami:{target}:{k}"));
     match phone_event(
         store,
+        write_back,
         company,
         &Who::Extension(word.exten.clone()),
         &action,

@@ -15,6 +15,7 @@ pub mod logs;
 mod pbx_directory;
 pub mod settings;
 pub mod subscriptions;
+mod write_back;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -127,6 +128,10 @@ impl Service {
             web: kalsync_web::WebState::new(store.clone(), secure)
                 .with_checker(Arc::new(check::Checker(store.clone(), connections.clone())))
                 .with_directories(Arc::new(directories.clone()))
+                .with_write_back(Arc::new(write_back::CalendarWriter::new(
+                    store.clone(),
+                    connections.clone(),
+                )))
                 .with_http(
                     outbound
                         .http()
@@ -199,8 +204,12 @@ impl Service {
             .map(|s| tokio::spawn(s.run(stop.clone())));
         let directories = tokio::spawn(self.directories.clone().run(stop.clone()));
         let phones = tokio::spawn(
-            ami_events::AmiListeners::new(self.store.clone(), self.outbound.clone())
-                .run(stop.clone()),
+            ami_events::AmiListeners::new(
+                self.store.clone(),
+                self.outbound.clone(),
+                self.web.write_back.clone(),
+            )
+            .run(stop.clone()),
         );
         let streams = tokio::spawn(
             ews_streams::EwsStreams::new(

@@ -166,6 +166,23 @@ impl Source for GraphSource {
         })
     }
 
+    async fn shorten(
+        &self,
+        mailbox: &EmailAddress,
+        booking: &kalsync_core::BookingId,
+        end: Timestamp,
+    ) -> Result<kalsync_engine::Shortened, SourceError> {
+        match self
+            .client
+            .shorten_event(mailbox.as_str(), booking.as_str(), end)
+            .await
+            .map_err(source_error)?
+        {
+            None => Ok(kalsync_engine::Shortened::Done),
+            Some(why) => Ok(kalsync_engine::Shortened::LeftAlone(why.into())),
+        }
+    }
+
     async fn automatic_replies(
         &self,
         mailboxes: &[EmailAddress],

@@ -32,6 +32,8 @@ pub struct WebState {
     pub checker: Option<Arc<dyn ConnectionCheck>>,
     /// Runs an instance's directory on request; the service provides it.
     pub directories: Option<Arc<dyn DirectoryRunner>>,
+    /// Shortens appointments in calendars after "I'm back"; the service provides it.
+    pub write_back: Option<Arc<dyn WriteBack>>,
     /// When each instance's directory last ran on request.
     pub(crate) directory_runs: Arc<api::directory::RunTimes>,
     /// The operator's multi-tenant app, for *Connect Microsoft 365*.
@@ -63,6 +65,7 @@ impl WebState {
             limit: Arc::default(),
             checker: None,
             directories: None,
+            write_back: None,
             directory_runs: Arc::default(),
             microsoft365: None,
             public_url: None,
@@ -104,6 +107,12 @@ impl WebState {
     /// With the service's directory runner (dry runs and runs on request).
     pub fn with_directories(mut self, runner: Arc<dyn DirectoryRunner>) -> WebState {
         self.directories = Some(runner);
+        self
+    }
+
+    /// With the write-back to calendars after "I'm back".
+    pub fn with_write_back(mut self, write_back: Arc<dyn WriteBack>) -> WebState {
+        self.write_back = Some(write_back);
         self
     }
 
@@ -205,6 +214,20 @@ pub enum DirectoryMode {
     DryRun,
     /// Applied, the removals held back included (an admin confirmed them).
     Confirmed,
+}
+
+/// Shortens, in a person's calendar, the appointments an absence came from, after
+/// "I'm back" on an instance that writes back; the service implements it, since only it
+/// knows the sources. It reports what it did itself (log and audit).
+pub trait WriteBack: Send + Sync {
+    /// Shortens `bookings` of `user` (of `instance`) to end at `end`.
+    fn shorten(
+        &self,
+        instance: kalsync_store::Instance,
+        user: kalsync_store::User,
+        bookings: Vec<kalsync_core::BookingId>,
+        end: jiff::Timestamp,
+    ) -> Hook<'_, ()>;
 }
 
 /// Runs an instance's directory; the service implements it, since only it knows the

@@ -9,6 +9,7 @@ mod batch;
 mod calendar_view;
 mod control;
 mod directory;
+mod events;
 mod mailbox_settings;
 mod subscriptions;
 mod token;
@@ -45,6 +46,10 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route(
             "/v1.0/users/{user}/mailboxSettings/automaticRepliesSetting",
             get(mailbox_settings::automatic_replies),
+        )
+        .route(
+            "/v1.0/users/{user}/events/{id}",
+            get(events::get_event).patch(events::patch_event),
         )
         .route("/v1.0/$batch", post(batch::batch))
         .route(

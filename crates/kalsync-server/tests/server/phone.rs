@@ -216,3 +216,106 @@ async fn an_ami_user_event_does_what_the_signed_event_does() {
     let backs = audit.iter().filter(|a| a.action == "phone.back").count();
     assert_eq!(backs, 1, "taken once: {audit:?}");
 }
+
+#[tokio::test]
+async fn back_with_write_back_shortens_the_lunch_and_leaves_a_meeting_alone() {
+    use kalsync_graph_sim::EventSpec;
+    let calendars = crate::support::sims::simulator_with_anna();
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
+    let lunch = calendars
+        .create_event(
+            ANNA,
+            EventSpec::new(
+                "LUN: Lunch",
+                now - jiff::SignedDuration::from_mins(5),
+                now + jiff::SignedDuration::from_mins(55),
+            ),
+        )
+        .expect("lunch");
+    let meeting_end = now + jiff::SignedDuration::from_mins(25);
+    let meeting = calendars
+        .create_event(
+            ANNA,
+            EventSpec {
+                attendees: vec!["bo@acme.example".into()],
+                ..EventSpec::new(
+                    "MOT: Styrgrupp",
+                    now - jiff::SignedDuration::from_mins(5),
+                    meeting_end,
+                )
+            },
+        )
+        .expect("meeting");
+    let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
+        .await
+        .expect("sim");
+    let mut settings = acme::settings(&sim_url);
+    settings.engine.poll_interval_secs = 3600;
+    settings.accounts.push(acme::admin());
+    settings.companies[0].instances[0].settings =
+        Some(toml::from_str("template = \"prefix\"\nwrite_back = true\n").expect("rules"));
+    let app = spawn_app(settings).await;
+    let pbx = app.pbx().clone();
+    let away = move || {
+        pbx.current()
+            .get(ANNA)
+            .and_then(|r| r.status.absence.clone())
+    };
+    eventually(async || away().is_some()).await;
+    let (company, _) = app.first_instance().await;
+    let admin = app.session(ADMIN, ADMIN_PASSWORD).await;
+    let (_, made) = admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/companies/{}/pbx-events/secret", company.id),
+            Some(json!({})),
+        )
+        .await;
+    let secret = made["secret"].as_str().expect("secret").to_owned();
+    let base = app.url("");
+    let back = json!({"company": company.id, "type": "back", "extension": "201"});
+    let sent = jiff::Timestamp::now();
+    let (status, done) = signed(base.trim_end_matches('/'), &secret, "evt-wb", &back).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    eventually(async || away().is_none()).await;
+    // The lunch now ends when Anna said she was back; the meeting is as it was.
+    let shortened = eventually(async || {
+        calendars
+            .event(ANNA, &lunch)
+            .ok()
+            .and_then(|e| e.end.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|end| end < now + jiff::SignedDuration::from_mins(50))
+    })
+    .await;
+    assert!(shortened, "{:?}", calendars.event(ANNA, &lunch));
+    let end: jiff::Timestamp = calendars
+        .event(ANNA, &lunch)
+        .expect("lunch")
+        .end
+        .parse()
+        .expect("end");
+    assert!(
+        end.duration_since(sent).abs() < jiff::SignedDuration::from_secs(2),
+        "ends at the back: {end} vs {sent}"
+    );
+    let untouched: jiff::Timestamp = calendars
+        .event(ANNA, &meeting)
+        .expect("meeting")
+        .end
+        .parse()
+        .expect("end");
+    assert_eq!(
+        untouched, meeting_end,
+        "a meeting with attendees is left alone"
+    );
+    let store = app.store();
+    let audit = store.audit_log(Some(company.id), 100).await.expect("audit");
+    let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert!(
+        actions.contains(&"calendar.shortened") && actions.contains(&"calendar.left_alone"),
+        "{actions:?}"
+    );
+    // Still available after the next read (the calendar now agrees).
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(away().is_none());
+}

@@ -201,22 +201,35 @@ pub(crate) async fn event(
     if !kalsync_target_webhook::verify(&key, id, sent_at, &body, signature) {
         return Err(wrong());
     }
-    let done = phone_event(state.store.as_ref(), company, &who, &action, now, Some(id)).await?;
+    let done = phone_event(
+        state.store.as_ref(),
+        state.write_back.clone(),
+        company,
+        &who,
+        &action,
+        now,
+        Some(id),
+    )
+    .await?;
     Ok(Json(done))
 }
 
 /// Does what the phone says for the person `who` of `company` at `now`: finds them and
 /// the absence in force, takes the event's id (`event`; a replay is refused) and sets
-/// the phone override — the same for a signed webhook and an AMI `UserEvent`.
+/// the phone override — the same for a signed webhook and an AMI `UserEvent`. After
+/// "I'm back", an instance that writes back has `write_back` shorten the appointments
+/// the absence came from (in the background: the PBX does not wait for Exchange).
 pub async fn phone_event(
     store: &dyn Store,
+    write_back: Option<std::sync::Arc<dyn crate::WriteBack>>,
     company: CompanyId,
     who: &Who,
     action: &PhoneAction,
     now: Timestamp,
     event: Option<&str>,
 ) -> Result<PhoneDone, ApiError> {
-    let (user, settings) = find(store, company, who).await?;
+    let (user, instance) = find(store, company, who).await?;
+    let settings = &instance.settings;
     let timeline = store.timeline(user.id).await?.unwrap_or_default();
     let name = match who {
         Who::Extension(x) => format!("extension {x}"),
@@ -237,7 +250,7 @@ pub async fn phone_event(
             // Until the end of what is in force; one without an end, until the end of
             // the day (what comes after it shows again).
             let until = if absence.open_ended {
-                super::manual::end_of_day(now, &settings)?
+                super::manual::end_of_day(now, settings)?
             } else {
                 absence.end
             };
@@ -299,6 +312,27 @@ pub async fn phone_event(
     store
         .set_override(user.id, Source::Phone, Some(&phone), "pbx")
         .await?;
+    if let Some(writer) = write_back.filter(|_| {
+        *action == PhoneAction::Back && absence.source == Source::Booking && settings.write_back
+    }) {
+        // The timed bookings in force now that the absence came from.
+        let ended: Vec<_> = store
+            .bookings(user.id)
+            .await?
+            .into_iter()
+            .filter(|b| match b.time {
+                kalsync_core::BookingTime::Timed { start, end } => {
+                    start <= now && now < end && start < absence.end && end > absence.start
+                }
+                kalsync_core::BookingTime::AllDay { .. } => false,
+            })
+            .map(|b| b.id)
+            .collect();
+        if !ended.is_empty() {
+            let (instance, user) = (instance.clone(), user.clone());
+            tokio::spawn(async move { writer.shorten(instance, user, ended, now).await });
+        }
+    }
     store
         .audit(NewAuditEntry {
             company: Some(company),
@@ -314,12 +348,12 @@ pub async fn phone_event(
     })
 }
 
-/// The person of `company` an event names, with their instance's settings.
+/// The person of `company` an event names, with their instance.
 async fn find(
     store: &dyn Store,
     company: CompanyId,
     who: &Who,
-) -> Result<(User, kalsync_core::InstanceSettings), ApiError> {
+) -> Result<(User, kalsync_store::Instance), ApiError> {
     for instance in store.instances(company).await? {
         let found = store
             .users(instance.id)
@@ -330,7 +364,7 @@ async fn find(
                 Who::Email(e) => u.email.as_str().eq_ignore_ascii_case(e),
             });
         if let Some(user) = found {
-            return Ok((user, instance.settings));
+            return Ok((user, instance));
         }
     }
     Err(ApiError::NotFound(match who {

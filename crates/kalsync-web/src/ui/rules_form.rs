@@ -374,7 +374,12 @@ fn settings_fields(table: &mut Table, pairs: &[(String, String)]) {
         "allowed_reasons".into(),
         Value::Array(all("allowed").into_iter().map(Value::String).collect()),
     );
-    for flag in ["hide_titles", "show_subject", "ignore_declined"] {
+    for flag in [
+        "hide_titles",
+        "show_subject",
+        "ignore_declined",
+        "write_back",
+    ] {
         table.insert(flag.into(), Value::Boolean(get(flag).is_some()));
     }
     if let Some(private) = get("private") {
@@ -582,6 +587,9 @@ pub(crate) fn form(
             }
             div.row {
                 label.check { input #automatic-replies type="checkbox" name="automatic_replies" value="on" checked[replies_on]; " " (t.automatic_replies) }
+            }
+            div.row {
+                label.check { input #write-back type="checkbox" name="write_back" value="on" checked[flag("write_back")]; " " (t.write_back) }
             }
             div.row {
                 label { (t.private_bookings)
