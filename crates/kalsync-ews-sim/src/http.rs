@@ -456,6 +456,7 @@ async fn answer(sim: &EwsSim, peer: SocketAddr, headers: &HeaderMap, body: &str)
         "GetEvents" => ops::get_events(sim, &call),
         "Unsubscribe" => ops::unsubscribe(sim, &call),
         "GetUserOofSettingsRequest" => ops::get_user_oof_settings(sim, &call),
+        "UpdateItem" => ops::update_item(sim, &call),
         "GetStreamingEvents" => {
             return match ops::get_streaming_events(sim, &call) {
                 Ok(stream) => Response::builder()

@@ -251,6 +251,9 @@ fn calendar_item(x: &mut Writer, mailbox: &str, o: &Occurrence, uris: &[String])
     if has("calendar:Location") && !o.location.is_empty() {
         x.leaf("t:Location", &o.location);
     }
+    if has("calendar:IsMeeting") {
+        x.leaf("t:IsMeeting", if o.is_meeting { "true" } else { "false" });
+    }
     if has("calendar:IsCancelled") {
         x.leaf(
             "t:IsCancelled",
@@ -656,6 +659,94 @@ pub(crate) fn get_events(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fa
             "GetEvents",
             &refusal(code, Registry::explain(code)),
         )),
+    }
+}
+
+/// `UpdateItem` of a calendar item's end (what a write-back sends): the item is found by
+/// its id, its change key must be current, and `SendMeetingInvitationsOrCancellations`
+/// must be given.
+pub(crate) fn update_item(sim: &EwsSim, call: &Call<'_, '_>) -> Result<String, Fault> {
+    let op = call.op;
+    if op
+        .attribute("SendMeetingInvitationsOrCancellations")
+        .is_none()
+    {
+        return Err(Fault::new(
+            "ErrorSchemaValidation",
+            "The request failed schema validation: SendMeetingInvitationsOrCancellations is required for calendar items.",
+        ));
+    }
+    let Some(change) = child(op, "ItemChanges").and_then(|c| child(c, "ItemChange")) else {
+        return Err(Fault::new("ErrorSchemaValidation", "No ItemChange."));
+    };
+    let Some((id, key)) =
+        child(change, "ItemId").and_then(|i| Some((i.attribute("Id")?, i.attribute("ChangeKey"))))
+    else {
+        return Err(Fault::new("ErrorSchemaValidation", "No ItemId."));
+    };
+    let end = child(change, "Updates")
+        .and_then(|u| child(u, "SetItemField"))
+        .filter(|f| {
+            child(*f, "FieldURI").and_then(|u| u.attribute("FieldURI")) == Some("calendar:End")
+        })
+        .and_then(|f| child(f, "CalendarItem"))
+        .and_then(|c| text(c, "End"))
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let Some(end) = end else {
+        return Err(Fault::new(
+            "ErrorInvalidRequest",
+            "The simulator updates only a calendar item's End.",
+        ));
+    };
+    let answer = |result: Result<(), Refusal>| {
+        Ok(response("UpdateItem", |x| {
+            match &result {
+                Ok(()) => message(x, "UpdateItem", Ok(())),
+                Err(r) => message(x, "UpdateItem", Err(r)),
+            }
+            x.close("m:UpdateItemResponseMessage");
+        }))
+    };
+    let Some((mailbox_id, graph_id, start)) = parse_item_id(id) else {
+        return answer(Err(refusal("ErrorInvalidIdMalformed", "Id is malformed.")));
+    };
+    let upn = sim
+        .graph()
+        .mailbox(&mailbox_id)
+        .map(|(_, upn)| upn)
+        .unwrap_or_default();
+    let mailbox = match resolve(sim, call, Some(upn.as_str()))? {
+        Ok(m) => m,
+        Err(r) => return answer(Err(r)),
+    };
+    let found = sim.graph().occurrence(
+        &mailbox.id,
+        &graph_id,
+        start,
+        start + SignedDuration::from_millis(1),
+    );
+    let Ok(o) = found else {
+        return answer(Err(refusal(
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        )));
+    };
+    if key.is_some_and(|k| k != change_key(&o)) {
+        return answer(Err(refusal(
+            "ErrorIrresolvableConflict",
+            "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+        )));
+    }
+    let Ok(mut spec) = sim.graph().event(&mailbox.id, &graph_id) else {
+        return answer(Err(refusal(
+            "ErrorItemNotFound",
+            "The simulator updates single appointments only.",
+        )));
+    };
+    spec.end = end.to_string();
+    match sim.graph().update_event(&mailbox.id, &graph_id, spec) {
+        Ok(()) => answer(Ok(())),
+        Err(e) => answer(Err(refusal("ErrorInvalidRequest", e.to_string()))),
     }
 }
 

@@ -489,6 +489,35 @@ impl EwsClient {
         Ok(read)
     }
 
+    /// Shortens item `id` of `mailbox` to end at `end`, telling no one — only an
+    /// appointment the mailbox organised that is not a meeting: `Some(why)` when it is
+    /// left as it is.
+    pub async fn shorten_item(
+        &self,
+        mailbox: &str,
+        id: &str,
+        end: Timestamp,
+    ) -> Result<Option<&'static str>, EwsError> {
+        let ctx = self.context(mailbox);
+        let flags = response::meeting_flags(
+            &self
+                .call(&request::get_meeting_flags(&ctx, id), mailbox)
+                .await?,
+        )?;
+        if !flags.organised {
+            return Ok(Some("the person did not organise it"));
+        }
+        if flags.is_meeting {
+            return Ok(Some("a meeting with attendees"));
+        }
+        response::updated(
+            &self
+                .call(&request::update_item_end(&ctx, &flags.item, end), mailbox)
+                .await?,
+        )?;
+        Ok(None)
+    }
+
     /// `mailbox`'s automatic replies (`GetUserOofSettings`): off, on, or scheduled — the
     /// texts stay in the answer.
     pub async fn automatic_replies(

@@ -235,6 +235,49 @@ pub fn get_items(ctx: &Context<'_>, items: &[ItemRef], shape: Shape) -> Request 
     request(ctx, "GetItem", x)
 }
 
+/// `GetItem` of one item's id, change key and whether it is a meeting and the mailbox
+/// organised it (`calendar:IsMeeting`, `calendar:MyResponseType`): what a write-back
+/// checks first.
+pub fn get_meeting_flags(ctx: &Context<'_>, item: &str) -> Request {
+    let mut x = Xml::default();
+    x.open("m:GetItem", &BODY_NS);
+    item_shape(&mut x, &["calendar:IsMeeting", "calendar:MyResponseType"]);
+    x.open("m:ItemIds", &[])
+        .empty("t:ItemId", &[("Id", item)])
+        .close("m:ItemIds")
+        .close("m:GetItem");
+    request(ctx, "GetItem", x)
+}
+
+/// `UpdateItem` of a calendar item's end, telling no one
+/// (`SendMeetingInvitationsOrCancellations="SendToNone"`), only while it is as read
+/// (its change key; `AutoResolve`).
+pub fn update_item_end(ctx: &Context<'_>, item: &ItemRef, end: Timestamp) -> Request {
+    let mut x = Xml::default();
+    let mut attributes = BODY_NS.to_vec();
+    attributes.push(("ConflictResolution", "AutoResolve"));
+    attributes.push(("SendMeetingInvitationsOrCancellations", "SendToNone"));
+    x.open("m:UpdateItem", &attributes)
+        .open("m:ItemChanges", &[])
+        .open("t:ItemChange", &[]);
+    match &item.change_key {
+        Some(key) => x.empty("t:ItemId", &[("Id", &item.id), ("ChangeKey", key)]),
+        None => x.empty("t:ItemId", &[("Id", &item.id)]),
+    };
+    x.open("t:Updates", &[])
+        .open("t:SetItemField", &[])
+        .empty("t:FieldURI", &[("FieldURI", "calendar:End")])
+        .open("t:CalendarItem", &[])
+        .leaf("t:End", &instant(end))
+        .close("t:CalendarItem")
+        .close("t:SetItemField")
+        .close("t:Updates")
+        .close("t:ItemChange")
+        .close("m:ItemChanges")
+        .close("m:UpdateItem");
+    request(ctx, "UpdateItem", x)
+}
+
 /// `SyncFolderItems` on the calendar from `sync_state` (none: from the beginning).
 pub fn sync_folder_items(ctx: &Context<'_>, sync_state: Option<&str>, max_changes: u32) -> Request {
     let mut x = Xml::default();

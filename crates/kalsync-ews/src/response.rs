@@ -441,6 +441,43 @@ pub fn notification_result(answer: &str) -> Result<bool, EwsError> {
     }
 }
 
+/// What a write-back checks of an item: its id and change key, whether it is a meeting
+/// (has attendees) and whether the mailbox organised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingFlags {
+    /// The item.
+    pub item: ItemRef,
+    /// `IsMeeting`.
+    pub is_meeting: bool,
+    /// `MyResponseType` is `Organizer`.
+    pub organised: bool,
+}
+
+/// A `GetItem` answer for [`crate::request::get_meeting_flags`].
+pub fn meeting_flags(answer: &str) -> Result<MeetingFlags, EwsError> {
+    let doc = parse(answer)?;
+    let message = single(&doc, "GetItem")?;
+    let item =
+        find(message, "CalendarItem").ok_or_else(|| malformed("GetItem without a CalendarItem"))?;
+    let id = child(item, "ItemId")
+        .and_then(item_ref)
+        .ok_or_else(|| malformed("a CalendarItem without ItemId"))?;
+    Ok(MeetingFlags {
+        item: id,
+        // Without the property (it is not set on an appointment), not a meeting.
+        is_meeting: text(item, "IsMeeting")
+            .and_then(parse_bool)
+            .unwrap_or(false),
+        organised: text(item, "MyResponseType") == Some("Organizer"),
+    })
+}
+
+/// An `UpdateItem` answer.
+pub fn updated(answer: &str) -> Result<(), EwsError> {
+    let doc = parse(answer)?;
+    single(&doc, "UpdateItem").map(|_| ())
+}
+
 /// A `GetUserOofSettings` answer: the automatic replies' state and period. The reply
 /// texts are never read out of the answer.
 pub fn oof_settings(answer: &str) -> Result<kalsync_core::AutomaticReplies, EwsError> {

@@ -40,6 +40,8 @@ pub struct Occurrence {
     pub location: String,
     /// Changes whenever the item does.
     pub change_key: u64,
+    /// Whether it has attendees (a meeting rather than an appointment).
+    pub is_meeting: bool,
 }
 
 /// A change to a mailbox's calendar.
@@ -87,6 +89,7 @@ impl Simulator {
                         categories: event.spec.categories.clone(),
                         location: event.spec.location.clone(),
                         change_key: i.change_key,
+                        is_meeting: !event.spec.attendees.is_empty(),
                     }
                 })
             })

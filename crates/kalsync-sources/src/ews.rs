@@ -217,6 +217,23 @@ impl Source for EwsSource {
         }))
     }
 
+    async fn shorten(
+        &self,
+        mailbox: &EmailAddress,
+        booking: &kalsync_core::BookingId,
+        end: jiff::Timestamp,
+    ) -> Result<kalsync_engine::Shortened, SourceError> {
+        match self
+            .client
+            .shorten_item(mailbox.as_str(), booking.as_str(), end)
+            .await
+            .map_err(source_error)?
+        {
+            None => Ok(kalsync_engine::Shortened::Done),
+            Some(why) => Ok(kalsync_engine::Shortened::LeftAlone(why.into())),
+        }
+    }
+
     /// `GetUserOofSettings`, one mailbox at a time (EWS has no batch for it), a few at
     /// once.
     async fn automatic_replies(

@@ -185,6 +185,21 @@ fn every_request() -> Vec<(String, Request)> {
                 name("GetUserOofSettings"),
                 request::get_user_oof_settings(&ctx),
             ));
+            out.push((
+                name("GetItem meeting flags"),
+                request::get_meeting_flags(&ctx, "AAMkAGI2TG93AAA="),
+            ));
+            out.push((
+                name("UpdateItem end"),
+                request::update_item_end(
+                    &ctx,
+                    &request::ItemRef {
+                        id: "AAMkAGI2TG93AAA=".into(),
+                        change_key: Some("DwAAABYAAAA".into()),
+                    },
+                    "2026-12-07T12:40:00Z".parse().expect("time"),
+                ),
+            ));
         }
     }
     out

@@ -219,6 +219,17 @@ async fn an_ami_user_event_does_what_the_signed_event_does() {
 
 #[tokio::test]
 async fn back_with_write_back_shortens_the_lunch_and_leaves_a_meeting_alone() {
+    write_back_story(false).await;
+}
+
+#[tokio::test]
+async fn back_with_write_back_shortens_the_lunch_and_leaves_a_meeting_alone_over_ews() {
+    write_back_story(true).await;
+}
+
+/// "I'm back" during a lunch (an appointment of Anna's own) beside a meeting with an
+/// attendee, on an instance that writes back, over Graph or EWS.
+async fn write_back_story(over_ews: bool) {
     use kalsync_graph_sim::EventSpec;
     let calendars = crate::support::sims::simulator_with_anna();
     let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
