@@ -260,7 +260,17 @@ async fn write_back_story(over_ews: bool) {
     let (sim_url, _graph) = kalsync_graph_sim::spawn(calendars.clone())
         .await
         .expect("sim");
+    let ews = kalsync_ews_sim::EwsSim::new(calendars.clone(), crate::support::sims::ews_config());
+    let (ews_url, _ews) = kalsync_ews_sim::spawn(ews.clone()).await.expect("ews");
     let mut settings = acme::settings(&sim_url);
+    if over_ews {
+        settings.companies[0].instances[0].source = crate::support::sims::ews_source(
+            &ews_url,
+            crate::support::sims::EWS_ACCOUNT,
+            "ntlm",
+            "2016",
+        );
+    }
     settings.engine.poll_interval_secs = 3600;
     settings.accounts.push(acme::admin());
     settings.companies[0].instances[0].settings =
@@ -326,6 +336,9 @@ async fn write_back_story(over_ews: bool) {
         actions.contains(&"calendar.shortened") && actions.contains(&"calendar.left_alone"),
         "{actions:?}"
     );
+    if over_ews {
+        assert!(ews.stats().requests > 0, "read and written over EWS");
+    }
     // Still available after the next read (the calendar now agrees).
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert!(away().is_none());
