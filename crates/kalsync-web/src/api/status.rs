@@ -41,6 +41,9 @@ pub(crate) struct AbsenceView {
     /// Where it comes from: `booking`, `manual` (set by hand), `phone` or
     /// `automatic_replies`.
     pub(crate) source: String,
+    /// Every source with a say during it, the deciding one first, then those it wins
+    /// over (the calendar under a status set by hand, automatic replies under a lunch).
+    pub(crate) sources: Vec<String>,
     /// It lasts until cleared (no return time is told).
     pub(crate) open_ended: bool,
     /// The bookings it came from, as stored (subjects only where the instance shows
@@ -85,6 +88,7 @@ fn view(
     instance: &Instance,
     sources: &[(Absence, Vec<Booking>)],
     stored: &[Booking],
+    overrides: &[kalsync_core::Override],
 ) -> AbsenceView {
     let settings = &instance.settings;
     // The bookings behind it: those of the re-built absences it overlaps with the same
@@ -110,6 +114,24 @@ fn view(
     }
     bookings.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     bookings.dedup_by(|a, b| a.id == b.id);
+    // Who else has a say during it: other sources' absences over the same time, in
+    // their order of precedence, after the one that decides.
+    let mut below: Vec<kalsync_core::Source> = overrides
+        .iter()
+        .filter(|o| o.status.is_some())
+        .filter(|o| o.start < absence.end && o.end.is_none_or(|e| e > absence.start))
+        .map(|o| o.source)
+        .collect();
+    if !bookings.is_empty() {
+        below.push(kalsync_core::Source::Booking);
+    }
+    below.sort();
+    below.dedup();
+    below.retain(|s| *s != absence.source);
+    let said_by = std::iter::once(absence.source)
+        .chain(below)
+        .map(|s| s.as_str().to_owned())
+        .collect();
     AbsenceView {
         reason: absence.reason.as_str().to_owned(),
         label_en: absence.label(settings, Lang::En).to_owned(),
@@ -122,6 +144,7 @@ fn view(
         message_sv: timeline.message(absence, settings, Lang::Sv),
         user_choice: absence.user_choice,
         source: absence.source.as_str().to_owned(),
+        sources: said_by,
         open_ended: absence.open_ended,
         bookings,
     }
@@ -149,6 +172,7 @@ pub(crate) async fn status_of(
     let now = Timestamp::now();
     let timeline = state.store.timeline(found.id).await?.unwrap_or_default();
     let stored = state.store.bookings(found.id).await?;
+    let overrides = state.store.overrides(found.id, now).await?;
     let window = Window::sync(now, instance.settings.days_ahead);
     let rebuilt = build_timeline(&stored, &instance.settings, window);
     let sources: Vec<(Absence, Vec<Booking>)> = rebuilt
@@ -171,12 +195,12 @@ pub(crate) async fn status_of(
         extension: found.extension.as_ref().map(|e| e.as_str().to_owned()),
         now: timeline
             .at(now)
-            .map(|a| view(a, &timeline, &instance, &sources, &stored)),
+            .map(|a| view(a, &timeline, &instance, &sources, &stored, &overrides)),
         timeline: timeline
             .absences
             .iter()
             .filter(|a| a.end > shown_from)
-            .map(|a| view(a, &timeline, &instance, &sources, &stored))
+            .map(|a| view(a, &timeline, &instance, &sources, &stored, &overrides))
             .collect(),
         last_sync: found.last_sync.map(|t| t.to_string()),
         last_error: found.last_error.clone(),

@@ -435,9 +435,11 @@ fn when(text: &str, zone: &jiff::tz::TimeZone, lang: Lang) -> String {
         .unwrap_or_else(|_| text.to_owned())
 }
 
-/// Where an absence comes from, when not from a booking, in `lang`.
+/// What a source is called in the "why", in `lang`.
 fn source_label(lang: Lang, source: &str) -> Option<&'static str> {
     Some(match (lang, source) {
+        (Lang::Sv, "booking") => "Kalendern",
+        (Lang::En, "booking") => "The calendar",
         (Lang::Sv, "manual") => "Satt för hand",
         (Lang::En, "manual") => "Set by hand",
         (Lang::Sv, "phone") => "Från telefonen",
@@ -460,7 +462,11 @@ fn absence_list(t: &Texts, lang: Lang, list: &[AbsenceView], zone: &jiff::tz::Ti
                     td { (when(&a.end, zone, lang)) }
                     td { (if lang == Lang::Sv { &a.message_sv } else { &a.message_en }) }
                     td {
-                        @if let Some(from) = source_label(lang, &a.source) { span.pill { (from) } " " }
+                        @if a.source != "booking" { @if let Some(from) = source_label(lang, &a.source) { span.pill { (from) } " " } }
+                        @let others: Vec<&str> = a.sources.iter().skip(1).filter_map(|s| source_label(lang, s)).collect();
+                        @if !others.is_empty() {
+                            span.muted.also { (if lang == Lang::Sv { "går före: " } else { "wins over: " }) (others.join(", ")) " " }
+                        }
                         @if a.user_choice { span.muted { (t.own_choice) " " } }
                         @for b in &a.bookings {
                             div.booking {
