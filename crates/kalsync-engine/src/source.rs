@@ -116,6 +116,13 @@ pub enum Shortened {
     LeftAlone(String),
 }
 
+impl Shortened {
+    /// Done, unless a protocol said why it left the appointment alone.
+    pub fn unless(left_alone: Option<&str>) -> Shortened {
+        left_alone.map_or(Shortened::Done, |why| Shortened::LeftAlone(why.into()))
+    }
+}
+
 /// What a cheap look for changes found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changes {

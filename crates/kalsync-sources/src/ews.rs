@@ -223,15 +223,11 @@ impl Source for EwsSource {
         booking: &kalsync_core::BookingId,
         end: jiff::Timestamp,
     ) -> Result<kalsync_engine::Shortened, SourceError> {
-        match self
-            .client
+        self.client
             .shorten_item(mailbox.as_str(), booking.as_str(), end)
             .await
-            .map_err(source_error)?
-        {
-            None => Ok(kalsync_engine::Shortened::Done),
-            Some(why) => Ok(kalsync_engine::Shortened::LeftAlone(why.into())),
-        }
+            .map(kalsync_engine::Shortened::unless)
+            .map_err(source_error)
     }
 
     /// `GetUserOofSettings`, one mailbox at a time (EWS has no batch for it), a few at

@@ -172,15 +172,11 @@ impl Source for GraphSource {
         booking: &kalsync_core::BookingId,
         end: Timestamp,
     ) -> Result<kalsync_engine::Shortened, SourceError> {
-        match self
-            .client
+        self.client
             .shorten_event(mailbox.as_str(), booking.as_str(), end)
             .await
-            .map_err(source_error)?
-        {
-            None => Ok(kalsync_engine::Shortened::Done),
-            Some(why) => Ok(kalsync_engine::Shortened::LeftAlone(why.into())),
-        }
+            .map(kalsync_engine::Shortened::unless)
+            .map_err(source_error)
     }
 
     async fn automatic_replies(

@@ -91,7 +91,11 @@ async fn a_status_set_by_hand_wins_over_the_calendar_until_cleared() {
     assert_eq!(status["now"]["source"], "manual", "{status}");
     assert_eq!(status["now"]["open_ended"], true, "{status}");
     // The why names every source with a say: the status set by hand over the lunch.
-    assert_eq!(status["now"]["sources"], json!(["manual", "booking"]), "{status}");
+    assert_eq!(
+        status["now"]["sources"],
+        json!(["manual", "booking"]),
+        "{status}"
+    );
     assert_eq!(
         status["now"]["message_sv"], "Sjuk / VAB",
         "no return time: {status}"

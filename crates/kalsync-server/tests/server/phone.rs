@@ -34,6 +34,24 @@ async fn signed(base: &str, secret: &str, id: &str, body: &Value) -> (StatusCode
     (status, answer.json().await.unwrap_or(Value::Null))
 }
 
+/// The first company, the PBX secret its admin made for it, and the admin's session.
+async fn pbx_secret(
+    app: &crate::support::TestApp,
+) -> (kalsync_store::Company, String, crate::support::Session) {
+    let (company, _) = app.first_instance().await;
+    let admin = app.session(ADMIN, ADMIN_PASSWORD).await;
+    let (status, made) = admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/companies/{}/pbx-events/secret", company.id),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let secret = made["secret"].as_str().expect("secret").to_owned();
+    (company, secret, admin)
+}
+
 #[tokio::test]
 async fn the_phone_extends_and_ends_an_absence_at_once() {
     let (_sim, sim_url, _graph, lunch_end) = anna_at_lunch().await;
@@ -49,17 +67,7 @@ async fn the_phone_extends_and_ends_an_absence_at_once() {
             .and_then(|r| r.status.absence.clone())
     };
     eventually(async || shown().is_some_and(|a| a.reason.as_str() == "lunch")).await;
-    let (company, _) = app.first_instance().await;
-    let admin = app.session(ADMIN, ADMIN_PASSWORD).await;
-    let (status, made) = admin
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/companies/{}/pbx-events/secret", company.id),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
-    let secret = made["secret"].as_str().expect("secret").to_owned();
+    let (company, secret, admin) = pbx_secret(&app).await;
     let base = app.url("");
     let base = base.trim_end_matches('/');
 
@@ -283,16 +291,7 @@ async fn write_back_story(over_ews: bool) {
             .and_then(|r| r.status.absence.clone())
     };
     eventually(async || away().is_some()).await;
-    let (company, _) = app.first_instance().await;
-    let admin = app.session(ADMIN, ADMIN_PASSWORD).await;
-    let (_, made) = admin
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/companies/{}/pbx-events/secret", company.id),
-            Some(json!({})),
-        )
-        .await;
-    let secret = made["secret"].as_str().expect("secret").to_owned();
+    let (company, secret, _admin) = pbx_secret(&app).await;
     let base = app.url("");
     let back = json!({"company": company.id, "type": "back", "extension": "201"});
     let sent = jiff::Timestamp::now();

@@ -629,36 +629,18 @@ async fn switchboard_page(
     (code, markup).into_response()
 }
 
-/// The switchboard's status form.
-#[derive(Debug, Deserialize)]
-pub(crate) struct SwitchboardStatusForm {
-    csrf: String,
-    #[serde(default)]
-    user: String,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    mode: String,
-    #[serde(default)]
-    until: String,
-}
-
 /// Sets a person's status from the switchboard (the receptionist, where the company
 /// allows it); back to the switchboard, or the form again with why.
 pub(crate) async fn switchboard_status(
     State(state): State<WebState>,
     viewer: Viewer,
     headers: HeaderMap,
-    Form(form): Form<SwitchboardStatusForm>,
+    Form(form): Form<super::people::ManualForm>,
 ) -> Response {
     if let Err(e) = viewer.check_form(&headers, &form.csrf) {
         return e.into_response();
     }
-    let input = crate::api::manual::ManualInput {
-        reason: form.reason.clone(),
-        mode: (!form.mode.is_empty()).then(|| form.mode.clone()),
-        until: (!form.until.is_empty()).then(|| form.until.clone()),
-    };
+    let input = form.input();
     let done = if form.user.trim().is_empty() {
         Err(ApiError::invalid("user", "user: choose a person"))
     } else {
@@ -667,10 +649,7 @@ pub(crate) async fn switchboard_status(
     match done {
         Ok(_) => Redirect::to("/switchboard").into_response(),
         Err(ApiError::Invalid { message, .. }) => {
-            let said = match viewer.lang {
-                Lang::Sv => super::people::manual_words(Lang::Sv).invalid.to_owned(),
-                Lang::En => message,
-            };
+            let said = super::people::refused_text(viewer.lang, message);
             let filter = Filter { q: None, all: None };
             switchboard_page(
                 &state,

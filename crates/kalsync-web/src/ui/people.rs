@@ -725,16 +725,38 @@ async fn user_page(
     (code, markup).into_response()
 }
 
-/// The status form's fields.
+/// A status form's fields: the person page's, and the switchboard's (which names the
+/// person).
 #[derive(Debug, Deserialize)]
 pub(crate) struct ManualForm {
-    csrf: String,
+    pub(crate) csrf: String,
+    #[serde(default)]
+    pub(crate) user: String,
     #[serde(default)]
     reason: String,
     #[serde(default)]
     mode: String,
     #[serde(default)]
     until: String,
+}
+
+impl ManualForm {
+    /// The status as the API takes it.
+    pub(crate) fn input(&self) -> crate::api::manual::ManualInput {
+        crate::api::manual::ManualInput {
+            reason: self.reason.clone(),
+            mode: (!self.mode.is_empty()).then(|| self.mode.clone()),
+            until: (!self.until.is_empty()).then(|| self.until.clone()),
+        }
+    }
+}
+
+/// Why a status form was refused, in `lang` (in English, the API's own words).
+pub(crate) fn refused_text(lang: Lang, message: String) -> String {
+    match lang {
+        Lang::Sv => manual_words(Lang::Sv).invalid.to_owned(),
+        Lang::En => message,
+    }
 }
 
 /// Sets (`/manual-status`) or clears (`/manual-status/clear`) a status by hand.
@@ -752,22 +774,14 @@ pub(crate) async fn manual_status(
     let done = if uri.path().ends_with("/clear") {
         crate::api::manual::clear_manual(&state, &viewer.principal, &user).await
     } else {
-        let input = crate::api::manual::ManualInput {
-            reason: form.reason.clone(),
-            mode: (!form.mode.is_empty()).then(|| form.mode.clone()),
-            until: (!form.until.is_empty()).then(|| form.until.clone()),
-        };
-        crate::api::manual::set_manual(&state, &viewer.principal, &user, &input)
+        crate::api::manual::set_manual(&state, &viewer.principal, &user, &form.input())
             .await
             .map(|_| ())
     };
     match done {
         Ok(()) => Redirect::to(&format!("/users/{user}")).into_response(),
         Err(ApiError::Invalid { message, .. }) => {
-            let said = match viewer.lang {
-                Lang::Sv => manual_words(Lang::Sv).invalid.to_owned(),
-                Lang::En => message,
-            };
+            let said = refused_text(viewer.lang, message);
             user_page(
                 &state,
                 &viewer,

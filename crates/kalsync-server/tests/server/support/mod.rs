@@ -7,5 +7,5 @@ mod app;
 pub(crate) mod sims;
 mod wait;
 
-pub(crate) use app::{Launch, Storage, TestApp, client, spawn_app};
+pub(crate) use app::{Launch, Session, Storage, TestApp, client, spawn_app};
 pub(crate) use wait::{eventually, eventually_within, polling, settled};
