@@ -26,6 +26,56 @@ impl Engine {
         Ok(source)
     }
 
+    /// When the calendar cannot be read (Exchange down, a permission withdrawn), a
+    /// status set by hand, the phone's word or automatic replies still reach the PBX:
+    /// the absences last read from the calendar are kept as they were and the other
+    /// sources are laid over them again. Nothing is done for a user without them.
+    async fn without_the_calendar(
+        &self,
+        instance: &Instance,
+        user: &kalsync_store::User,
+        now: Timestamp,
+    ) -> Result<(), EngineError> {
+        use kalsync_core::{Override, Source};
+        let mut overrides = self.store.overrides(user.id, now).await?;
+        overrides.retain(|o| {
+            o.source != Source::AutomaticReplies || instance.settings.automatic_replies.enabled
+        });
+        if overrides.is_empty() {
+            return Ok(());
+        }
+        let stored = self.store.timeline(user.id).await?.unwrap_or_default();
+        let kept = stored
+            .absences
+            .iter()
+            .filter(|a| a.source == Source::Booking)
+            .enumerate()
+            .map(|(i, a)| Override {
+                source: Source::Booking,
+                id: format!("kept-{i}"),
+                start: a.start,
+                end: Some(a.end),
+                status: Some((a.reason.clone(), a.mode)),
+            });
+        overrides.extend(kept);
+        let window = Window::sync(now, instance.settings.days_ahead);
+        let timeline =
+            build_timeline_with(&[], &overrides, &instance.settings, window).without_bookings();
+        if timeline.absences == stored.absences {
+            return Ok(());
+        }
+        let plan = {
+            let mut inner = self.inner();
+            Plan::pack(&timeline, &instance.settings.time_zone, &mut inner.reasons)
+        };
+        let next = plan.next_transition(now);
+        self.store.save_timeline(user.id, &timeline, next).await?;
+        self.inner().plans.insert(user.id, plan);
+        self.publish_many(&[(user.id, now)]).await?;
+        self.schedule(user.id, next);
+        Ok(())
+    }
+
     /// Re-reads one user's window: bookings stored (as the instance allows), timeline
     /// recomputed, the current status published if it changed, the next transition
     /// scheduled.
@@ -105,6 +155,10 @@ impl Engine {
                         Some(&kalsync_core::redact::shown_error(&e.to_string())),
                     )
                     .await?;
+                // The other sources do not wait for the calendar.
+                if let Err(why) = self.without_the_calendar(&instance, &user, now).await {
+                    tracing::warn!(user = %user.id, error = %why, "the status cannot follow the other sources");
+                }
                 return Err(e.into());
             }
         };

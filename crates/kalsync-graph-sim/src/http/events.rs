@@ -12,6 +12,23 @@ use super::admission::admit;
 use super::graph_error;
 use crate::Simulator;
 
+/// 403 for a mailbox the app may not reach (see [`Simulator::set_access`]).
+fn denied(sim: &Simulator, user: &str) -> Option<Response> {
+    let world = sim.world();
+    world
+        .directory
+        .user(user)
+        .ok()
+        .filter(|u| u.denied)
+        .map(|_| {
+            graph_error(
+                StatusCode::FORBIDDEN,
+                "ErrorAccessDenied",
+                "Access is denied. Check credentials and try again.",
+            )
+        })
+}
+
 fn missing(id: &str) -> Response {
     graph_error(
         StatusCode::NOT_FOUND,
@@ -26,6 +43,9 @@ pub(super) async fn get_event(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = admit(&sim, &headers).await {
+        return r;
+    }
+    if let Some(r) = denied(&sim, &user) {
         return r;
     }
     let Ok(spec) = sim.event(&user, &id) else {
@@ -54,6 +74,9 @@ pub(super) async fn patch_event(
     Json(body): Json<Value>,
 ) -> Response {
     if let Err(r) = admit(&sim, &headers).await {
+        return r;
+    }
+    if let Some(r) = denied(&sim, &user) {
         return r;
     }
     let Ok(mut spec) = sim.event(&user, &id) else {

@@ -342,3 +342,57 @@ async fn write_back_story(over_ews: bool) {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert!(away().is_none());
 }
+
+#[tokio::test]
+async fn a_refused_write_back_is_said_once_and_the_phones_word_stands() {
+    let (calendars, sim_url, _graph, lunch_end) = anna_at_lunch().await;
+    let mut settings = acme::settings(&sim_url);
+    settings.engine.poll_interval_secs = 3600;
+    settings.accounts.push(acme::admin());
+    settings.companies[0].instances[0].settings =
+        Some(toml::from_str("template = \"prefix\"\nwrite_back = true\n").expect("rules"));
+    let app = spawn_app(settings).await;
+    let pbx = app.pbx().clone();
+    let away = move || {
+        pbx.current()
+            .get(ANNA)
+            .and_then(|r| r.status.absence.clone())
+    };
+    eventually(async || away().is_some()).await;
+    let (company, secret, _admin) = pbx_secret(&app).await;
+    // The app may no longer reach Anna's mailbox (a permission withdrawn).
+    calendars.set_access(ANNA, false).expect("deny");
+    let base = app.url("");
+    let back = json!({"company": company.id, "type": "back", "extension": "201"});
+    let (status, done) = signed(base.trim_end_matches('/'), &secret, "evt-refused", &back).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    eventually(async || away().is_none()).await;
+    let store = app.store();
+    let refused = eventually(async || {
+        store
+            .audit_log(Some(company.id), 100)
+            .await
+            .is_ok_and(|l| l.iter().any(|a| a.action == "calendar.write_refused"))
+    })
+    .await;
+    assert!(refused, "the refusal is said");
+    // The lunch in Outlook is as it was; the PBX keeps the phone's word.
+    let ids = calendars.event_ids(ANNA).expect("ids");
+    let end: jiff::Timestamp = calendars
+        .event(ANNA, &ids[0])
+        .expect("lunch")
+        .end
+        .parse()
+        .expect("end");
+    assert_eq!(end, lunch_end);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(away().is_none());
+    let said = store
+        .audit_log(Some(company.id), 100)
+        .await
+        .expect("audit")
+        .iter()
+        .filter(|a| a.action == "calendar.write_refused")
+        .count();
+    assert_eq!(said, 1, "said once");
+}

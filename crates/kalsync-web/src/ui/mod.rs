@@ -407,6 +407,7 @@ table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;
 th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color:#2d7a3e}
 .bad{color:#a0341c;font-weight:bold}.muted{color:#6b7280;overflow-wrap:anywhere}
 .card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
+details.card{margin-top:1.5rem}details.card>summary{font-weight:600;cursor:pointer}
 label{display:block;margin:.6rem 0 .2rem}input[type=email],input[type=password],input[type=search]{width:100%;padding:.4rem;box-sizing:border-box}
 button{margin-top:.8rem;padding:.4rem .9rem}.error{color:#a0341c}button.danger{background:#a0341c;color:#fff;border:1px solid #7d2814;border-radius:4px;padding:.55rem 1rem;font-weight:600}
 .code{font-family:ui-monospace,monospace;font-size:.9em}pre.error{white-space:pre-wrap}

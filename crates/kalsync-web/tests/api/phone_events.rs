@@ -172,6 +172,24 @@ async fn pbx_events_are_taken_only_signed_fresh_once_and_for_the_company() {
         assert_eq!(status, status_wanted, "{why}: {answer}");
         assert!(unchanged(&app).await, "{why}: nothing changed");
     }
+    // Acme's secret cannot name Beta's people: they are not found in Acme.
+    let beta_instance = crate::helpers::graph_instance(&beta, app.beta).await;
+    let (status, _) = beta
+        .post(
+            &format!("/api/v1/instances/{beta_instance}/users"),
+            json!({"email": "bo@beta.example", "extension": "201"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, answer) = post_event(
+        &app,
+        Some(&secret),
+        "e-2b",
+        now,
+        &json!({"company": company, "type": "back", "email": "bo@beta.example"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     // A huge body is refused before anything is read.
     let (status, _) = post_event(
         &app,

@@ -295,6 +295,59 @@ async fn an_admin_sets_up_microsoft_365_and_the_receptionist_sees_a_booking_live
     }
     shot("another-company-404", &c.screenshot().await.expect("png"));
 
+    // Acme lets its receptionists set a status: from the switchboard, Anna is sick, and
+    // the PBX says so at once.
+    let acme = store
+        .companies()
+        .await
+        .expect("companies")
+        .into_iter()
+        .find(|c| c.name == "Acme AB")
+        .expect("Acme");
+    store
+        .set_readers_set_status(acme.id, true)
+        .await
+        .expect("allowed");
+    let acme_instance = store.instances(acme.id).await.expect("instances").remove(0);
+    let anna = store
+        .users(acme_instance.id)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.email.as_str() == "anna@acme.example")
+        .expect("anna");
+    c.goto(&format!("{base}/")).await.expect("goto");
+    click(&c, Locator::Css("form[action='/sign-out'] button")).await;
+    until_text(&c, "Sign in", 5).await;
+    sign_in(&c, "reception@acme.example").await;
+    until_text(&c, "Status set by hand", 10).await;
+    // Back to Swedish.
+    click(&c, Locator::Css("a.lang")).await;
+    until_text(&c, "Status för hand", 10).await;
+    click(&c, Locator::Css("#set-status summary")).await;
+    c.find(Locator::Css("#manual-user"))
+        .await
+        .expect("person")
+        .select_by_value(&anna.id.to_string())
+        .await
+        .expect("Anna");
+    shot(
+        "switchboard-status-form-sv",
+        &c.screenshot().await.expect("png"),
+    );
+    click(&c, Locator::Css("#set-manual")).await;
+    until_text(&c, "Sjuk / VAB", 10).await;
+    let pbx = app.pbx().clone();
+    let sick = crate::support::eventually(async || {
+        pbx.current()
+            .get("anna@acme.example")
+            .and_then(|r| r.status.absence.as_ref().map(|a| a.reason == "sick"))
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(sick, "the receptionist's status reached the PBX");
+    shot("switchboard-status-sv", &c.screenshot().await.expect("png"));
+
     c.close().await.expect("close");
     app.stop().await;
 }
