@@ -17,6 +17,7 @@ mod http;
 mod mailbox_slots;
 mod notify;
 mod oidc;
+pub mod presence;
 pub mod sample;
 mod serve;
 mod stats;
@@ -60,6 +61,8 @@ pub(crate) struct World {
     pub(crate) signed_in_apps: std::collections::HashSet<String>,
     /// Sign-in codes not yet redeemed.
     pub(crate) codes: HashMap<String, oidc::IssuedCode>,
+    /// The tenant's presence requests per 30 seconds.
+    pub(crate) presence_budget: presence::PresenceBudget,
 }
 
 pub(crate) struct Shared {
@@ -108,6 +111,7 @@ impl Simulator {
                 people: Vec::new(),
                 codes: HashMap::new(),
                 signed_in_apps: Default::default(),
+                presence_budget: Default::default(),
             }),
             stats: Stats::default(),
             outbox,

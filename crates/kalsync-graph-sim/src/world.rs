@@ -234,6 +234,7 @@ pub(crate) struct User {
     pub(crate) events: BTreeMap<String, StoredEvent>,
     pub(crate) denied: bool,
     pub(crate) automatic_replies: AutoRepliesSpec,
+    pub(crate) presence: crate::presence::PresenceState,
 }
 
 /// One event as a `calendarView` shows it.
@@ -339,6 +340,7 @@ impl Directory {
                     status: "disabled".into(),
                     ..AutoRepliesSpec::default()
                 },
+                presence: Default::default(),
             },
         );
         Ok((id, upn))

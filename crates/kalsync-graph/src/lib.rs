@@ -11,6 +11,7 @@ pub mod error;
 pub mod model;
 pub mod notifications;
 pub mod oidc;
+pub mod presence;
 
 pub use auth::{AppCredentials, ClientAuth, TokenError, TokenSource};
 pub use client::{
@@ -20,3 +21,4 @@ pub use directory::GraphDirectory;
 pub use error::GraphError;
 pub use notifications::{Notification, NotificationBatch};
 pub use oidc::{EntraSignIn, Person, SignInError};
+pub use presence::{Presence, SessionPresence};

@@ -11,6 +11,7 @@ mod control;
 mod directory;
 mod events;
 mod mailbox_settings;
+mod presence;
 mod subscriptions;
 mod token;
 
@@ -50,6 +51,23 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route(
             "/v1.0/users/{user}/events/{id}",
             get(events::get_event).patch(events::patch_event),
+        )
+        .route("/v1.0/users/{user}/presence", get(presence::get_presence))
+        .route(
+            "/v1.0/users/{user}/presence/setStatusMessage",
+            post(presence::set_status_message),
+        )
+        .route(
+            "/v1.0/users/{user}/presence/setPresence",
+            post(presence::set_presence),
+        )
+        .route(
+            "/v1.0/users/{user}/presence/clearPresence",
+            post(presence::clear_presence),
+        )
+        .route(
+            "/v1.0/communications/getPresencesByUserId",
+            post(presence::presences_by_user_id),
         )
         .route("/v1.0/$batch", post(batch::batch))
         .route(

@@ -668,3 +668,80 @@ async fn automatic_replies_are_read_twenty_to_a_batch_throttled_items_again() {
         results[25]
     );
 }
+
+#[tokio::test]
+async fn teams_presence_is_written_and_read_as_graph_answers() {
+    use kalsync_graph::SessionPresence;
+    let s = default_simulator().await;
+    let anna = user(&s.sim, "anna@contoso.example");
+    let c = client(&s.base);
+    // A status message with its expiry, then cleared.
+    let until = at("2026-12-07T12:00:00Z");
+    c.set_status_message(&anna, "Lunch, åter 13.00", Some(until))
+        .await
+        .expect("set");
+    assert_eq!(
+        s.sim.status_message(&anna).expect("message"),
+        Some(("Lunch, åter 13.00".to_owned(), Some(until)))
+    );
+    c.clear_status_message(&anna).await.expect("cleared");
+    assert_eq!(s.sim.status_message(&anna).expect("message"), None);
+
+    // Teams client on (Available); the app's session InACall wins (Busy > Available),
+    // and ending it shows the client's again; ending it twice is no error.
+    s.sim
+        .set_client_presence(&anna, Some(("Available", "Available")))
+        .expect("client");
+    let app = "24d3b144-21ae-4080-943f-7067b395b913";
+    c.set_presence(
+        &anna,
+        app,
+        SessionPresence::InACall,
+        jiff::SignedDuration::from_mins(30),
+    )
+    .await
+    .expect("set presence");
+    let (availability, activity, _) = s.sim.presence(&anna).expect("presence");
+    assert_eq!(
+        (availability.as_str(), activity.as_str()),
+        ("Busy", "InACall")
+    );
+    let read = c
+        .presences(std::slice::from_ref(&anna))
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        (read[0].availability.as_str(), read[0].activity.as_str()),
+        ("Busy", "InACall")
+    );
+    c.clear_presence(&anna, app).await.expect("cleared");
+    c.clear_presence(&anna, app).await.expect("gone is fine");
+    assert_eq!(s.sim.presence(&anna).expect("presence").0, "Available");
+
+    // 700 people are read 650 a request.
+    let mut ids = vec![anna.clone()];
+    for i in 0..699 {
+        ids.push(user(&s.sim, &format!("p{i}@contoso.example")));
+    }
+    let all = c.presences(&ids).await.expect("all");
+    assert_eq!(all.len(), 700);
+    assert_eq!(
+        all.iter().filter(|p| p.availability == "Offline").count(),
+        699
+    );
+
+    // Past the tenant's presence budget: throttled, with the wait Graph asks for.
+    s.sim.set_presence_limit(1);
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(c.set_status_message(&anna, "x", None).await);
+    }
+    assert!(
+        answers
+            .iter()
+            .any(|a| matches!(a, Err(GraphError::Throttled { .. }))),
+        "{answers:?}"
+    );
+    assert!(s.sim.presence_peak() >= 3, "the budget counts requests");
+}
