@@ -53,6 +53,19 @@ async fn gate(sim: &Simulator, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
+/// Runs `change` on `user`'s presence: its answer, or 404 for someone not there.
+fn on_user(
+    sim: &Simulator,
+    user: &str,
+    change: impl FnOnce(&mut crate::presence::PresenceState) -> Response,
+) -> Response {
+    let mut world = sim.world();
+    match world.directory.user_mut(user) {
+        Ok(u) => change(&mut u.presence),
+        Err(_) => unknown(user),
+    }
+}
+
 fn unknown(user: &str) -> Response {
     graph_error(
         StatusCode::NOT_FOUND,
@@ -96,12 +109,10 @@ pub(super) async fn set_status_message(
             }
         }
     };
-    let mut world = sim.world();
-    let Ok(u) = world.directory.user_mut(&user) else {
-        return unknown(&user);
-    };
-    u.presence.message = (!content.is_empty()).then(|| (content.to_owned(), expiry));
-    StatusCode::OK.into_response()
+    on_user(&sim, &user, |p| {
+        p.message = (!content.is_empty()).then(|| (content.to_owned(), expiry));
+        StatusCode::OK.into_response()
+    })
 }
 
 pub(super) async fn set_presence(
@@ -132,19 +143,17 @@ pub(super) async fn set_presence(
             _ => return bad("expirationDuration must be from PT5M to PT4H."),
         },
     };
-    let mut world = sim.world();
-    let Ok(u) = world.directory.user_mut(&user) else {
-        return unknown(&user);
-    };
-    u.presence.sessions.insert(
-        session.to_owned(),
-        Session {
-            availability: availability.into(),
-            activity: activity.into(),
-            until: Timestamp::now() + lasting,
-        },
-    );
-    StatusCode::OK.into_response()
+    on_user(&sim, &user, |p| {
+        p.sessions.insert(
+            session.to_owned(),
+            Session {
+                availability: availability.into(),
+                activity: activity.into(),
+                until: Timestamp::now() + lasting,
+            },
+        );
+        StatusCode::OK.into_response()
+    })
 }
 
 pub(super) async fn clear_presence(
@@ -159,19 +168,14 @@ pub(super) async fn clear_presence(
     let Some(session) = body["sessionId"].as_str() else {
         return bad("sessionId is required.");
     };
-    let mut world = sim.world();
-    let Ok(u) = world.directory.user_mut(&user) else {
-        return unknown(&user);
-    };
-    let now = Timestamp::now();
-    match u.presence.sessions.remove(session) {
-        Some(s) if s.until > now => StatusCode::OK.into_response(),
+    on_user(&sim, &user, |p| match p.sessions.remove(session) {
+        Some(s) if s.until > Timestamp::now() => StatusCode::OK.into_response(),
         _ => graph_error(
             StatusCode::NOT_FOUND,
             "NotFound",
             "The presence session does not exist.",
         ),
-    }
+    })
 }
 
 /// A person's presence as Graph writes it (another user's message without its times).
