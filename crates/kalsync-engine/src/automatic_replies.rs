@@ -11,6 +11,9 @@ use kalsync_core::{AutomaticReplies, Override, Source};
 use kalsync_store::{Instance, InstanceId, User};
 
 use crate::source::SourceError;
+
+/// The longest one instance's automatic replies may take in one pass.
+const ONE_INSTANCE: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::{Engine, EngineError};
 
 impl Engine {
@@ -44,7 +47,13 @@ impl Engine {
                 }
             };
             let mailboxes: Vec<_> = users.iter().map(|u| u.email.clone()).collect();
-            let answers = source.automatic_replies(&mailboxes).await;
+            // One slow or hostile Exchange holds the other instances up for at most this.
+            let Ok(answers) =
+                tokio::time::timeout(ONE_INSTANCE, source.automatic_replies(&mailboxes)).await
+            else {
+                tracing::warn!(instance = %instance.id, "automatic replies took too long to read; tried again next pass");
+                continue;
+            };
             for (user, answer) in users.iter().zip(answers) {
                 if self
                     .take_automatic_replies(&instance, user, answer, now)

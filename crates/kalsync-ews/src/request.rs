@@ -251,11 +251,11 @@ pub fn get_meeting_flags(ctx: &Context<'_>, item: &str) -> Request {
 
 /// `UpdateItem` of a calendar item's end, telling no one
 /// (`SendMeetingInvitationsOrCancellations="SendToNone"`), only while it is as read
-/// (its change key; `AutoResolve`).
+/// (its change key; `NeverOverwrite`: a changed item is refused, not overwritten).
 pub fn update_item_end(ctx: &Context<'_>, item: &ItemRef, end: Timestamp) -> Request {
     let mut x = Xml::default();
     let mut attributes = BODY_NS.to_vec();
-    attributes.push(("ConflictResolution", "AutoResolve"));
+    attributes.push(("ConflictResolution", "NeverOverwrite"));
     attributes.push(("SendMeetingInvitationsOrCancellations", "SendToNone"));
     x.open("m:UpdateItem", &attributes)
         .open("m:ItemChanges", &[])

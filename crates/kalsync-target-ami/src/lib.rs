@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use kalsync_core::Mode;
 use kalsync_engine::{DeliveryError, Envelope, StatusUpdate, Target};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 
 /// The presence subtype Kalsync writes starts with this, so it knows its own.
 const MARK: &str = "kalsync:";
@@ -35,6 +35,11 @@ pub struct AmiTarget {
     announcement: String,
     timeout: Duration,
 }
+
+/// The longest line of an answer or event taken.
+const MAX_LINE: usize = 8192;
+/// The most lines of one answer or event.
+const MAX_FIELDS: usize = 200;
 
 /// How long a listener waits for an event before it pings the manager.
 const PING_EVERY: Duration = Duration::from_secs(60);
@@ -66,7 +71,7 @@ impl PhoneWord {
         if !back && !name.eq_ignore_ascii_case("KalsyncExtend") {
             return None;
         }
-        let exten = match block.get("Exten").map(str::trim) {
+        let exten = match block.last("Exten").map(str::trim) {
             Some(x)
                 if !x.is_empty()
                     && x.len() <= 32
@@ -85,7 +90,7 @@ impl PhoneWord {
             None
         } else {
             match block
-                .get("Minutes")
+                .last("Minutes")
                 .and_then(|m| m.trim().parse::<u32>().ok())
             {
                 Some(m) if (1..=7 * 24 * 60).contains(&m) => Some(m),
@@ -109,6 +114,16 @@ impl PhoneWord {
 struct Answer(Vec<(String, String)>);
 
 impl Answer {
+    /// The last value of `key`: a `UserEvent` carries the channel's fields first
+    /// (Asterisk 12 and later: `Exten: *22`) and the event's own after them.
+    fn last(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -140,16 +155,20 @@ impl Session {
         let mut answer = Answer::default();
         loop {
             let mut line = String::new();
-            let n = self
-                .reader
+            // At most a line's worth is read, whatever the manager sends.
+            let n = (&mut self.reader)
+                .take(MAX_LINE as u64 + 1)
                 .read_line(&mut line)
                 .await
                 .map_err(|e| retry(format!("ami: {e}")))?;
             if n == 0 {
                 return Err(retry("ami: the manager closed the connection".into()));
             }
-            if line.len() > 8192 {
+            if line.len() > MAX_LINE {
                 return Err(retry("ami: an answer line is too long".into()));
+            }
+            if answer.0.len() >= MAX_FIELDS {
+                return Err(retry("ami: an answer has too many lines".into()));
             }
             let line = line.trim_end_matches(['\r', '\n']);
             if line.is_empty() {

@@ -359,7 +359,7 @@ async fn telling_ami(
 async fn the_listener_hears_back_and_extend_and_says_what_is_malformed() {
     let (port, manager) = telling_ami(
         "Event: FullyBooted\r\nStatus: Fully Booted\r\n\r\n\
-         Event: UserEvent\r\nChannel: PJSIP/201-0001\r\nUniqueid: 1764.1\r\nUserEvent: KalsyncBack\r\nExten: 201\r\n\r\n\
+         Event: UserEvent\r\nChannel: PJSIP/201-0001\r\nContext: from-internal\r\nExten: *22\r\nUniqueid: 1764.1\r\nUserEvent: KalsyncBack\r\nExten: 201\r\n\r\n\
          Event: UserEvent\r\nUserEvent: SomethingElse\r\nExten: 201\r\n\r\n\
          Event: UserEvent\r\nUniqueid: 1764.2\r\nUserEvent: KalsyncExtend\r\nExten: 201\r\n\r\n\
          Event: UserEvent\r\nUniqueid: 1764.3\r\nUserEvent: KalsyncExtend\r\nExten: 201\r\nMinutes: 30\r\n\r\n\
@@ -398,5 +398,25 @@ async fn the_listener_hears_back_and_extend_and_says_what_is_malformed() {
     assert!(
         heard[3].as_ref().is_err_and(|e| e.contains("Exten")),
         "{heard:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_manager_sending_an_endless_line_is_cut_off() {
+    let huge: &'static str = Box::leak(
+        format!(
+            "Event: UserEvent\r\nUserEvent: {}\r\n\r\n",
+            "x".repeat(100_000)
+        )
+        .into_boxed_str(),
+    );
+    let (port, _manager) = telling_ami(huge).await;
+    let (tx, _rx) = tokio::sync::mpsc::channel(8);
+    let ended = target(port, "s3cret").listen(tx).await;
+    assert!(
+        ended
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("too long")),
+        "{ended:?}"
     );
 }

@@ -83,12 +83,24 @@ pub(crate) async fn may_set_status(
     if principal.grant.manages(company) {
         return Ok(());
     }
-    let own = principal
-        .account
-        .as_ref()
-        .is_some_and(|a| a.entra.is_some() && a.email.eq_ignore_ascii_case(user.email.as_str()));
-    if own {
-        return Ok(());
+    // Their own: signed in with Microsoft from a tenant the company proved it owns, as
+    // the mailbox's owner (the directory's object id where Katalog Synk keeps it, else
+    // the account's name).
+    if let Some(a) = principal.account.as_ref()
+        && let Some(entra) = &a.entra
+        && state
+            .store
+            .company_tenant(&entra.tenant)
+            .await?
+            .is_some_and(|t| t.company == company)
+    {
+        let same = match &user.directory_key {
+            Some(key) => key.eq_ignore_ascii_case(&entra.object),
+            None => a.email.eq_ignore_ascii_case(user.email.as_str()),
+        };
+        if same {
+            return Ok(());
+        }
     }
     if principal.grant.role == kalsync_store::Role::Reader
         && state.store.company(company).await?.readers_set_status

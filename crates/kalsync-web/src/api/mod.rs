@@ -149,7 +149,11 @@ pub fn router() -> Router<WebState> {
         )
         .route("/api/v1/users/{user}", delete(users::remove))
         .route("/api/v1/users/{user}/status", get(status::user_status))
-        .route("/api/v1/pbx/events", post(phone::event))
+        .route(
+            "/api/v1/pbx/events",
+            // Refused before more than an event's worth is read.
+            post(phone::event).layer(axum::extract::DefaultBodyLimit::max(phone::MAX_EVENT)),
+        )
         .route("/api/v1/companies/{company}/pbx-events", get(phone::get))
         .route(
             "/api/v1/companies/{company}/pbx-events/secret",

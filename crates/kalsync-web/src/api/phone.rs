@@ -179,8 +179,11 @@ pub(crate) async fn event(
     let sent_at: i64 = sent_at
         .parse()
         .map_err(|_| ApiError::BadSignature("webhook-timestamp: seconds since 1970".into()))?;
-    let off = SignedDuration::from_secs(sent_at.saturating_sub(now.as_second())).abs();
-    if off > TOLERANCE {
+    let off = sent_at
+        .checked_sub(now.as_second())
+        .map(i64::unsigned_abs)
+        .unwrap_or(u64::MAX);
+    if off > TOLERANCE.as_secs().unsigned_abs() {
         return Err(ApiError::BadSignature(
             "webhook-timestamp: more than five minutes from now (a stale or replayed event, or the PBX's clock is off)".into(),
         ));
@@ -320,6 +323,12 @@ pub async fn phone_event(
             .bookings(user.id)
             .await?
             .into_iter()
+            // Only bookings that can make an absence: not cancelled, declined or free.
+            .filter(|b| {
+                !b.cancelled
+                    && b.free_busy != kalsync_core::FreeBusy::Free
+                    && b.response != kalsync_core::ResponseStatus::Declined
+            })
             .filter(|b| match b.time {
                 kalsync_core::BookingTime::Timed { start, end } => {
                     start <= now && now < end && start < absence.end && end > absence.start

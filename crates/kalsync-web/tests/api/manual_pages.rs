@@ -346,14 +346,35 @@ async fn a_person_signed_in_with_microsoft_sets_their_own_status_and_no_one_else
         StatusCode::FORBIDDEN,
         "not linked: a reader like any"
     );
+    let link = |tenant: &str| kalsync_store::EntraId {
+        tenant: kalsync_core::TenantId::parse(tenant).expect("tenant"),
+        object: "0b6f2f5e-1c1d-4d55-9a57-4f9c2e0a7c11".into(),
+    };
+    // Linked to a tenant Acme never proved it owns (someone's own): a reader like any.
     app.store
-        .link_entra(
-            account.id,
-            Some(&kalsync_store::EntraId {
-                tenant: kalsync_core::TenantId::parse(crate::helpers::TENANT).expect("tenant"),
-                object: "0b6f2f5e-1c1d-4d55-9a57-4f9c2e0a7c11".into(),
-            }),
+        .link_entra(account.id, Some(&link(crate::helpers::TENANT_2)))
+        .await
+        .expect("linked");
+    let anna = app.signed_in("anna@acme.example").await;
+    let (status, _) = anna
+        .send(
+            reqwest::Method::PUT,
+            &put(&ids[0]),
+            Some(json!({"reason": "sick"})),
         )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another tenant's sign-in");
+    // Acme's own tenant: her own status.
+    app.store
+        .claim_tenant(&kalsync_store::CompanyTenant::with_default_roles(
+            kalsync_core::TenantId::parse(crate::helpers::TENANT).expect("tenant"),
+            app.acme,
+            jiff::Timestamp::now(),
+        ))
+        .await
+        .expect("claimed");
+    app.store
+        .link_entra(account.id, Some(&link(crate::helpers::TENANT)))
         .await
         .expect("linked");
     let anna = app.signed_in("anna@acme.example").await;

@@ -140,6 +140,35 @@ async fn pbx_events_are_taken_only_signed_fresh_once_and_for_the_company() {
         assert_eq!(answer["error"]["code"], "bad_signature", "{why}");
         assert!(unchanged(&app).await, "{why}: nothing changed");
     }
+    // Thousands of signatures in one header: only the first few are looked at, so the
+    // right one at the end does not count (and the work stays small).
+    let text = back.to_string();
+    let key =
+        kalsync_target_webhook::signing_key(&SecretString::from(secret.clone())).expect("key");
+    let real = kalsync_target_webhook::signature(&key, "e-many", now, text.as_bytes());
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/pbx/events", app.base))
+        .header("content-type", "application/json")
+        .header("webhook-id", "e-many")
+        .header("webhook-timestamp", now.to_string())
+        .header(
+            "webhook-signature",
+            format!("{}{real}", "v1,AAAA ".repeat(5_000)),
+        )
+        .body(text)
+        .send()
+        .await
+        .expect("post");
+    assert!(
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ]
+        .contains(&answer.status()),
+        "{}",
+        answer.status()
+    );
+    assert!(unchanged(&app).await);
     // Signed but wrong: a clear answer, nothing changed.
     for (body, status_wanted, why) in [
         (
