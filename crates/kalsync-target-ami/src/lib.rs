@@ -143,6 +143,42 @@ struct Session {
     next_id: u32,
 }
 
+/// One block of `Key: Value` lines (an answer or an event), read at most
+/// [`MAX_LINE`] bytes a line and [`MAX_FIELDS`] lines.
+async fn read_block(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> Result<Answer, DeliveryError> {
+    let mut answer = Answer::default();
+    loop {
+        let mut line = String::new();
+        // At most a line's worth is read, whatever the manager sends.
+        let n = (&mut *reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| retry(format!("ami: {e}")))?;
+        if n == 0 {
+            return Err(retry("ami: the manager closed the connection".into()));
+        }
+        if line.len() > MAX_LINE {
+            return Err(retry("ami: an answer line is too long".into()));
+        }
+        if answer.0.len() >= MAX_FIELDS {
+            return Err(retry("ami: an answer has too many lines".into()));
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            if answer.0.is_empty() {
+                continue;
+            }
+            return Ok(answer);
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            answer.0.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+}
+
 fn retry(message: String) -> DeliveryError {
     DeliveryError::Retry {
         message,
@@ -152,35 +188,7 @@ fn retry(message: String) -> DeliveryError {
 
 impl Session {
     async fn read_block(&mut self) -> Result<Answer, DeliveryError> {
-        let mut answer = Answer::default();
-        loop {
-            let mut line = String::new();
-            // At most a line's worth is read, whatever the manager sends.
-            let n = (&mut self.reader)
-                .take(MAX_LINE as u64 + 1)
-                .read_line(&mut line)
-                .await
-                .map_err(|e| retry(format!("ami: {e}")))?;
-            if n == 0 {
-                return Err(retry("ami: the manager closed the connection".into()));
-            }
-            if line.len() > MAX_LINE {
-                return Err(retry("ami: an answer line is too long".into()));
-            }
-            if answer.0.len() >= MAX_FIELDS {
-                return Err(retry("ami: an answer has too many lines".into()));
-            }
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if answer.0.is_empty() {
-                    continue;
-                }
-                return Ok(answer);
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                answer.0.push((k.trim().to_owned(), v.trim().to_owned()));
-            }
-        }
+        read_block(&mut self.reader).await
     }
 
     /// Sends an action and reads its answer (skipping unrelated events).
@@ -273,34 +281,46 @@ impl AmiTarget {
         &self,
         heard: tokio::sync::mpsc::Sender<Result<PhoneWord, String>>,
     ) -> Result<(), DeliveryError> {
-        let mut s = tokio::time::timeout(self.timeout, self.connect_with("user"))
+        let s = tokio::time::timeout(self.timeout, self.connect_with("user"))
             .await
             .map_err(|_| retry(format!("ami {}: no answer to the login", self.address)))??;
-        loop {
-            let block = match tokio::time::timeout(PING_EVERY, s.read_block()).await {
-                Ok(block) => block?,
+        let Session {
+            mut reader,
+            mut writer,
+            mut next_id,
+        } = s;
+        // Pings on their own task: the reads are never cut short while a manager that
+        // answers them is there (a read abandoned half-way would lose an event).
+        let pinger = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PING_EVERY).await;
+                next_id += 1;
+                let ping = format!("Action: Ping\r\nActionID: kalsync-{next_id}\r\n\r\n");
+                if writer.write_all(ping.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let silence = PING_EVERY * 2 + self.timeout;
+        let ended = loop {
+            let block = match tokio::time::timeout(silence, read_block(&mut reader)).await {
+                Ok(Ok(block)) => block,
+                Ok(Err(e)) => break Err(e),
                 Err(_) => {
-                    // Quiet: is the manager still there? (Its answer is read as a block.)
-                    s.next_id += 1;
-                    let ping = format!("Action: Ping\r\nActionID: kalsync-{}\r\n\r\n", s.next_id);
-                    s.writer
-                        .write_all(ping.as_bytes())
-                        .await
-                        .map_err(|e| retry(format!("ami: {e}")))?;
-                    tokio::time::timeout(self.timeout, s.read_block())
-                        .await
-                        .map_err(|_| {
-                            retry(format!("ami {}: no answer to a ping", self.address))
-                        })??
+                    break Err(retry(format!(
+                        "ami {}: no answer to pings for {silence:?}",
+                        self.address
+                    )));
                 }
             };
             if let Some(word) = PhoneWord::from_event(&block) {
                 if heard.send(word).await.is_err() {
-                    let _ = s.action(&[("Action", "Logoff")]).await;
-                    return Ok(());
+                    break Ok(());
                 }
             }
-        }
+        };
+        pinger.abort();
+        ended
     }
 
     async fn connect_with(&self, events: &str) -> Result<Session, DeliveryError> {
