@@ -232,6 +232,32 @@ impl Timeline {
         self
     }
 
+    /// This (stored) timeline as it stands with `overrides`: the absences it had from
+    /// the calendar are kept as they were and the other sources are laid over them
+    /// again — for when the calendar cannot be read, or has not been read since an
+    /// override changed.
+    pub fn with_overrides(
+        &self,
+        overrides: &[Override],
+        settings: &InstanceSettings,
+        window: Window,
+    ) -> Timeline {
+        let kept = self
+            .absences
+            .iter()
+            .filter(|a| a.source == Source::Booking)
+            .enumerate()
+            .map(|(i, a)| Override {
+                source: Source::Booking,
+                id: format!("kept-{i}"),
+                start: a.start,
+                end: Some(a.end),
+                status: Some((a.reason.clone(), a.mode)),
+            });
+        let all: Vec<Override> = overrides.iter().cloned().chain(kept).collect();
+        build_timeline_with(&[], &all, settings, window).without_bookings()
+    }
+
     /// The absence active at `t`.
     pub fn at(&self, t: Timestamp) -> Option<&Absence> {
         self.absences.iter().find(|a| a.start <= t && t < a.end)

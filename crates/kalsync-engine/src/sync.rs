@@ -26,6 +26,22 @@ impl Engine {
         Ok(source)
     }
 
+    /// `user`'s overrides at `now` that take part (automatic replies only where the
+    /// instance reads them).
+    async fn overrides_in_force(
+        &self,
+        instance: &Instance,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<kalsync_core::Override>, EngineError> {
+        let mut overrides = self.store.overrides(user, now).await?;
+        overrides.retain(|o| {
+            o.source != kalsync_core::Source::AutomaticReplies
+                || instance.settings.automatic_replies.enabled
+        });
+        Ok(overrides)
+    }
+
     /// When the calendar cannot be read (Exchange down, a permission withdrawn), a
     /// status set by hand, the phone's word or automatic replies still reach the PBX:
     /// the absences last read from the calendar are kept as they were and the other
@@ -36,31 +52,13 @@ impl Engine {
         user: &kalsync_store::User,
         now: Timestamp,
     ) -> Result<(), EngineError> {
-        use kalsync_core::{Override, Source};
-        let mut overrides = self.store.overrides(user.id, now).await?;
-        overrides.retain(|o| {
-            o.source != Source::AutomaticReplies || instance.settings.automatic_replies.enabled
-        });
+        let overrides = self.overrides_in_force(instance, user.id, now).await?;
         if overrides.is_empty() {
             return Ok(());
         }
         let stored = self.store.timeline(user.id).await?.unwrap_or_default();
-        let kept = stored
-            .absences
-            .iter()
-            .filter(|a| a.source == Source::Booking)
-            .enumerate()
-            .map(|(i, a)| Override {
-                source: Source::Booking,
-                id: format!("kept-{i}"),
-                start: a.start,
-                end: Some(a.end),
-                status: Some((a.reason.clone(), a.mode)),
-            });
-        overrides.extend(kept);
         let window = Window::sync(now, instance.settings.days_ahead);
-        let timeline =
-            build_timeline_with(&[], &overrides, &instance.settings, window).without_bookings();
+        let timeline = stored.with_overrides(&overrides, &instance.settings, window);
         if timeline.absences == stored.absences {
             return Ok(());
         }
@@ -185,11 +183,7 @@ impl Engine {
                     .await?;
             }
         }
-        let mut overrides = self.store.overrides(user.id, now).await?;
-        overrides.retain(|o| {
-            o.source != kalsync_core::Source::AutomaticReplies
-                || instance.settings.automatic_replies.enabled
-        });
+        let overrides = self.overrides_in_force(&instance, user.id, now).await?;
         let timeline =
             build_timeline_with(&read.bookings, &overrides, &settings, window).without_bookings();
         let plan = {

@@ -80,4 +80,18 @@ impl SqlStore {
         .map_err(db_or_missing(format!("company {company}")))?;
         Ok(done.rows_affected() == 1)
     }
+
+    pub(crate) async fn delete_pbx_event(
+        &self,
+        company: CompanyId,
+        event: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM pbx_events WHERE company_id = $1 AND event_id = $2")
+            .bind(company.to_string())
+            .bind(event)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
 }

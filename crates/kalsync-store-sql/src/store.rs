@@ -201,6 +201,10 @@ impl Store for SqlStore {
             .await
     }
 
+    async fn forget_pbx_event(&self, company: CompanyId, event: &str) -> Result<(), StoreError> {
+        self.delete_pbx_event(company, event).await
+    }
+
     async fn set_pbx_directory(
         &self,
         company: CompanyId,

@@ -259,6 +259,10 @@ pub trait Store: Send + Sync + 'static {
         forget_before: Timestamp,
     ) -> Result<bool, StoreError>;
 
+    /// Forgets a company's PBX event id (one taken, then refused: the sender's retry is
+    /// taken again).
+    async fn forget_pbx_event(&self, company: CompanyId, event: &str) -> Result<(), StoreError>;
+
     // PBX directories (who may be added).
     /// Sets a company's PBX directory source and the secret that goes with it (stored
     /// together: a secret is never kept for another address), keeping its list; a

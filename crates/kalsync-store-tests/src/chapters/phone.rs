@@ -132,6 +132,22 @@ pub(crate) async fn phone(c: &Cast<'_>) {
         "an id older than kept is forgotten"
     );
 
+    // An id given back (its event was refused) is taken again.
+    assert!(
+        s.take_pbx_event(company, "evt_2", now, forget)
+            .await
+            .expect("take")
+    );
+    s.forget_pbx_event(company, "evt_2")
+        .await
+        .expect("given back");
+    assert!(
+        s.take_pbx_event(company, "evt_2", now, forget)
+            .await
+            .expect("again"),
+        "a given-back id is taken again"
+    );
+
     s.set_pbx_event_secret(company, None, now)
         .await
         .expect("removed");

@@ -217,12 +217,44 @@ pub(crate) async fn event(
     Ok(Json(done))
 }
 
-/// Does what the phone says for the person `who` of `company` at `now`: finds them and
-/// the absence in force, takes the event's id (`event`; a replay is refused) and sets
-/// the phone override — the same for a signed webhook and an AMI `UserEvent`. After
-/// "I'm back", an instance that writes back has `write_back` shorten the appointments
-/// the absence came from (in the background: the PBX does not wait for Exchange).
+/// Does what the phone says for the person `who` of `company` at `now`: takes the
+/// event's id first (`event`; a replay is refused, and an event that then fails is
+/// given back, so the PBX's retry is taken), finds the person and the absence in force
+/// and sets the phone override — the same for a signed webhook and an AMI `UserEvent`.
+/// After "I'm back", an instance that writes back has `write_back` shorten the
+/// appointments the absence came from (in the background: the PBX does not wait for
+/// Exchange).
 pub async fn phone_event(
+    store: &dyn Store,
+    write_back: Option<std::sync::Arc<dyn crate::WriteBack>>,
+    company: CompanyId,
+    who: &Who,
+    action: &PhoneAction,
+    now: Timestamp,
+    event: Option<&str>,
+) -> Result<PhoneDone, ApiError> {
+    let Some(id) = event else {
+        return apply(store, write_back, company, who, action, now, None).await;
+    };
+    if !store
+        .take_pbx_event(company, id, now, now - REMEMBER)
+        .await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "event {id} was taken already: nothing changed"
+        )));
+    }
+    let done = apply(store, write_back, company, who, action, now, event).await;
+    if done.is_err() {
+        if let Err(e) = store.forget_pbx_event(company, id).await {
+            tracing::warn!(error = %e, "a refused PBX event's id cannot be given back");
+        }
+    }
+    done
+}
+
+/// [`phone_event`] once its id is taken.
+async fn apply(
     store: &dyn Store,
     write_back: Option<std::sync::Arc<dyn crate::WriteBack>>,
     company: CompanyId,
@@ -233,7 +265,18 @@ pub async fn phone_event(
 ) -> Result<PhoneDone, ApiError> {
     let (user, instance) = find(store, company, who).await?;
     let settings = &instance.settings;
-    let timeline = store.timeline(user.id).await?.unwrap_or_default();
+    // What is in force now: the calendar as last read, with the other sources as they
+    // are now (a status set a moment ago counts before the next read).
+    let overrides = store.overrides(user.id, now).await?;
+    let timeline = store
+        .timeline(user.id)
+        .await?
+        .unwrap_or_default()
+        .with_overrides(
+            &overrides,
+            settings,
+            kalsync_core::Window::sync(now, settings.days_ahead),
+        );
     let name = match who {
         Who::Extension(x) => format!("extension {x}"),
         Who::Email(e) => e.clone(),
@@ -296,16 +339,6 @@ pub async fn phone_event(
             (longer, until)
         }
     };
-    if let Some(id) = event {
-        if !store
-            .take_pbx_event(company, id, now, now - REMEMBER)
-            .await?
-        {
-            return Err(ApiError::Conflict(format!(
-                "event {id} was taken already: nothing changed"
-            )));
-        }
-    }
     if *action == PhoneAction::Back && absence.source == Source::Manual {
         // The person is back: a status set by hand for them ends too.
         store

@@ -262,6 +262,31 @@ async fn pbx_events_are_taken_only_signed_fresh_once_and_for_the_company() {
     );
     assert!(!audit.contains(&secret), "the secret is not audited");
 
+    // A status set a moment ago counts at once (no read has stored it in the timeline):
+    // the phone extends it.
+    let (status, _) = admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/users/{user}/manual-status"),
+            Some(json!({"reason": "sick", "until": "PT1H"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = post_event(&app, Some(&secret), "e-4b", now, &extend).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["action"], "extend");
+    // The status set by hand (an hour) is what was extended, not the stored lunch (which
+    // ends in 50 minutes).
+    let until: Timestamp = answer["until"]
+        .as_str()
+        .expect("until")
+        .parse()
+        .expect("time");
+    assert!(
+        until > Timestamp::now() + jiff::SignedDuration::from_mins(85),
+        "{answer}"
+    );
+
     // Removed: the PBX's events are refused.
     let (status, _) = admin
         .delete(&format!("/api/v1/companies/{company}/pbx-events/secret"))
