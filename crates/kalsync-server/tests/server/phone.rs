@@ -34,6 +34,26 @@ async fn signed(base: &str, secret: &str, id: &str, body: &Value) -> (StatusCode
     (status, answer.json().await.unwrap_or(Value::Null))
 }
 
+/// What the PBX simulator shows for Anna now.
+fn anna_on_the_pbx(
+    app: &crate::support::TestApp,
+) -> impl Fn() -> Option<kalsync_engine::AbsenceStatus> + use<> {
+    let pbx = app.pbx().clone();
+    move || {
+        pbx.current()
+            .get(ANNA)
+            .and_then(|r| r.status.absence.clone())
+    }
+}
+
+/// Acme polled hourly, with its admin, on an instance that writes back.
+fn writing_back(settings: &mut kalsync_server::Settings) {
+    settings.engine.poll_interval_secs = 3600;
+    settings.accounts.push(acme::admin());
+    settings.companies[0].instances[0].settings =
+        Some(toml::from_str("template = \"prefix\"\nwrite_back = true\n").expect("rules"));
+}
+
 /// The first company, the PBX secret its admin made for it, and the admin's session.
 async fn pbx_secret(
     app: &crate::support::TestApp,
@@ -60,12 +80,7 @@ async fn the_phone_extends_and_ends_an_absence_at_once() {
     settings.engine.poll_interval_secs = 3600;
     settings.accounts.push(acme::admin());
     let app = spawn_app(settings).await;
-    let pbx = app.pbx().clone();
-    let shown = move || {
-        pbx.current()
-            .get(ANNA)
-            .and_then(|r| r.status.absence.clone())
-    };
+    let shown = anna_on_the_pbx(&app);
     eventually(async || shown().is_some_and(|a| a.reason.as_str() == "lunch")).await;
     let (company, secret, admin) = pbx_secret(&app).await;
     let base = app.url("");
@@ -188,12 +203,7 @@ async fn an_ami_user_event_does_what_the_signed_event_does() {
             announcement: "7799".into(),
         });
     let app = spawn_app(settings).await;
-    let pbx = app.pbx().clone();
-    let away = move || {
-        pbx.current()
-            .get(ANNA)
-            .and_then(|r| r.status.absence.clone())
-    };
+    let away = anna_on_the_pbx(&app);
     eventually(async || away().is_some_and(|a| a.reason.as_str() == "lunch")).await;
     let store = app.store();
     let (_, instance) = app.first_instance().await;
@@ -279,17 +289,9 @@ async fn write_back_story(over_ews: bool) {
             "2016",
         );
     }
-    settings.engine.poll_interval_secs = 3600;
-    settings.accounts.push(acme::admin());
-    settings.companies[0].instances[0].settings =
-        Some(toml::from_str("template = \"prefix\"\nwrite_back = true\n").expect("rules"));
+    writing_back(&mut settings);
     let app = spawn_app(settings).await;
-    let pbx = app.pbx().clone();
-    let away = move || {
-        pbx.current()
-            .get(ANNA)
-            .and_then(|r| r.status.absence.clone())
-    };
+    let away = anna_on_the_pbx(&app);
     eventually(async || away().is_some()).await;
     let (company, secret, _admin) = pbx_secret(&app).await;
     let base = app.url("");
@@ -347,17 +349,9 @@ async fn write_back_story(over_ews: bool) {
 async fn a_refused_write_back_is_said_once_and_the_phones_word_stands() {
     let (calendars, sim_url, _graph, lunch_end) = anna_at_lunch().await;
     let mut settings = acme::settings(&sim_url);
-    settings.engine.poll_interval_secs = 3600;
-    settings.accounts.push(acme::admin());
-    settings.companies[0].instances[0].settings =
-        Some(toml::from_str("template = \"prefix\"\nwrite_back = true\n").expect("rules"));
+    writing_back(&mut settings);
     let app = spawn_app(settings).await;
-    let pbx = app.pbx().clone();
-    let away = move || {
-        pbx.current()
-            .get(ANNA)
-            .and_then(|r| r.status.absence.clone())
-    };
+    let away = anna_on_the_pbx(&app);
     eventually(async || away().is_some()).await;
     let (company, secret, _admin) = pbx_secret(&app).await;
     // The app may no longer reach Anna's mailbox (a permission withdrawn).
