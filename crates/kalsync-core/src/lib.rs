@@ -13,6 +13,7 @@ pub mod reason;
 pub mod redact;
 pub mod rules;
 pub mod settings;
+pub mod teams;
 pub mod tenant;
 pub mod timeline;
 pub mod windows_zone;
@@ -27,6 +28,7 @@ pub use message::Lang;
 pub use reason::{Mode, Prefix, Reason, ReasonCatalogue, ReasonCode};
 pub use rules::{Conditions, Rule, Template};
 pub use settings::{InstanceSettings, PrivatePolicy, SettingsError, UserChoice};
+pub use teams::TeamsSettings;
 pub use tenant::TenantId;
 pub use timeline::{
     Absence, Decision, Ignored, Override, Source, Timeline, Window, build_timeline,

@@ -82,6 +82,8 @@ pub struct InstanceSettings {
     /// Whether "I'm back" from the phone also shortens, in the person's calendar, the
     /// appointment the absence came from (one they organised, without attendees).
     pub write_back: bool,
+    /// Whether Teams presence is read and shown on the PBX, and how.
+    pub teams: crate::TeamsSettings,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
@@ -111,6 +113,7 @@ impl Default for InstanceSettings {
             reasons,
             automatic_replies: crate::AutomaticRepliesSettings::default(),
             write_back: false,
+            teams: crate::TeamsSettings::default(),
         }
     }
 }
@@ -262,6 +265,7 @@ struct RawSettings {
     reasons: Option<Spanned<Vec<Reason>>>,
     automatic_replies: Option<RawAutomaticReplies>,
     write_back: Option<bool>,
+    teams: Option<crate::TeamsSettings>,
 }
 
 #[derive(Deserialize)]
@@ -420,6 +424,34 @@ impl RawSettings {
                     ),
                 });
             }
+        }
+        if let Some(teams) = self.teams {
+            use crate::teams::{MAX_POLL_SECONDS, MIN_POLL_SECONDS};
+            if !(MIN_POLL_SECONDS..=MAX_POLL_SECONDS).contains(&teams.poll_seconds) {
+                return Err(SettingsError {
+                    span: None,
+                    path: Some("teams.poll_seconds".into()),
+                    message: format!(
+                        "{} seconds: from {MIN_POLL_SECONDS} to {MAX_POLL_SECONDS}",
+                        teams.poll_seconds
+                    ),
+                });
+            }
+            if teams.read {
+                for code in teams.reasons() {
+                    if !ReasonCode::parse(code).is_ok_and(|c| s.reasons.contains(&c)) {
+                        return Err(SettingsError {
+                            span: None,
+                            path: Some("teams.read".into()),
+                            message: format!(
+                                "Teams calls and meetings show as `{code}`, which the reasons lack (expected: {})",
+                                s.reasons.codes()
+                            ),
+                        });
+                    }
+                }
+            }
+            s.teams = teams;
         }
         Ok(s)
     }

@@ -101,17 +101,22 @@ pub enum Source {
     /// A booking in the calendar.
     #[default]
     Booking,
+    /// Teams: a call, a meeting, "do not disturb" (read from Teams presence). It beats
+    /// a booking shown for information; a booking's divert beats it unless the
+    /// instance's `[teams] above_diverts` says otherwise.
+    Teams,
     /// Outlook's automatic replies (out of office).
     AutomaticReplies,
 }
 
 impl Source {
-    /// `manual`, `phone`, `booking` or `automatic_replies`.
+    /// `manual`, `phone`, `booking`, `teams` or `automatic_replies`.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Manual => "manual",
             Source::Phone => "phone",
             Source::Booking => "booking",
+            Source::Teams => "teams",
             Source::AutomaticReplies => "automatic_replies",
         }
     }
@@ -423,6 +428,8 @@ struct Item {
     class: Classification,
     rank: usize,
     source: Source,
+    /// Where its source stands, highest first ([`level`]).
+    level: u8,
     /// An override that says "available": it hides what is below it.
     available: bool,
     /// An override until cleared.
@@ -437,10 +444,11 @@ impl Item {
     /// The source, then SPEC §3.5: the user's choice, then divert, then reason rank, then the later start,
     /// then the shorter interval; ids and codes only make the order total.
     fn priority(&self, other: &Item) -> Ordering {
-        // The earlier source wins (its order is the precedence).
+        // The higher source wins.
         other
-            .source
-            .cmp(&self.source)
+            .level
+            .cmp(&self.level)
+            .then_with(|| teams_against_booking(self, other))
             .then(self.class.user_choice.cmp(&other.class.user_choice))
             .then((self.class.mode == Mode::Divert).cmp(&(other.class.mode == Mode::Divert)))
             .then(other.rank.cmp(&self.rank))
@@ -483,6 +491,7 @@ pub fn build_timeline_with(
                     end,
                     id: b.id.clone(),
                     rank: settings.rank_of(&class.reason),
+                    level: level(Source::Booking, settings),
                     class,
                     source: Source::Booking,
                     available: false,
@@ -624,9 +633,36 @@ fn override_item(o: &Override, settings: &InstanceSettings, window: Window) -> O
             subject: None,
         },
         source: o.source,
+        level: level(o.source, settings),
         available,
         open_ended: o.end.is_none(),
     })
+}
+
+/// Where an item of `source` stands (0 highest): a status set by hand, the phone,
+/// bookings and Teams, automatic replies — Teams above bookings where `[teams]
+/// above_diverts` says so. Between Teams and a booking of the same level,
+/// [`teams_against_booking`] decides.
+fn level(source: Source, settings: &InstanceSettings) -> u8 {
+    match source {
+        Source::Manual => 0,
+        Source::Phone => 1,
+        Source::Teams if settings.teams.above_diverts => 2,
+        Source::Booking | Source::Teams => 3,
+        Source::AutomaticReplies => 4,
+    }
+}
+
+/// Teams against a booking: a booking's divert wins, Teams wins over one shown for
+/// information (the person is in a call or a meeting now).
+fn teams_against_booking(a: &Item, b: &Item) -> Ordering {
+    match (a.source, b.source) {
+        (Source::Teams, Source::Booking) if b.class.mode == Mode::Divert => Ordering::Less,
+        (Source::Teams, Source::Booking) => Ordering::Greater,
+        (Source::Booking, Source::Teams) if a.class.mode == Mode::Divert => Ordering::Greater,
+        (Source::Booking, Source::Teams) => Ordering::Less,
+        _ => Ordering::Equal,
+    }
 }
 
 /// For each item, the end of its run: items of the same mode that overlap or follow each

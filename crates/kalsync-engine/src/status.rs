@@ -46,6 +46,9 @@ pub struct AbsenceStatus {
     /// The subject, only where the instance shows titles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Where it comes from: `booking`, `manual`, `phone`, `teams`, `automatic_replies`.
+    #[serde(default)]
+    pub source: kalsync_core::Source,
 }
 
 impl AbsenceStatus {
@@ -63,6 +66,7 @@ impl AbsenceStatus {
             message_sv: a.message(settings, zone, Lang::Sv),
             message_en: a.message(settings, zone, Lang::En),
             subject: a.subject.clone(),
+            source: a.source,
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Teams presence as Graph plays it: per person, presence sessions (a Teams client's,
 //! set through the control API; apps' through `setPresence`, each with an expiry),
-//! aggregated DoNotDisturb > Busy > Available > Away, Offline without a live session;
-//! a status message with its expiry (empty text clears it); and the tenant's presence
-//! requests counted per 30 seconds, throttled past the limit (1,500 by default, as
-//! Microsoft's per-API pages say).
+//! aggregated DoNotDisturb > Busy > Available > Away, Offline without a live session,
+//! the person's preferred presence over all; a status message with its expiry (empty
+//! text clears it); and the tenant's presence requests counted over any 30 seconds,
+//! throttled past the limit (1,500 by default, as Microsoft's per-API pages say).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -30,6 +30,8 @@ pub(crate) struct PresenceState {
     pub(crate) sessions: BTreeMap<String, Session>,
     /// The status message and its expiry.
     pub(crate) message: Option<(String, Option<Timestamp>)>,
+    /// The presence the person chose in Teams: it beats every session.
+    pub(crate) preferred: Option<(String, String)>,
 }
 
 fn rank(availability: &str) -> u8 {
@@ -43,8 +45,12 @@ fn rank(availability: &str) -> u8 {
 }
 
 impl PresenceState {
-    /// The aggregate at `now`: the strongest live session, or Offline.
+    /// The aggregate at `now`: the person's preferred presence, else the strongest
+    /// live session, or Offline.
     pub(crate) fn aggregate(&self, now: Timestamp) -> (String, String) {
+        if let Some(p) = &self.preferred {
+            return p.clone();
+        }
         self.sessions
             .values()
             .filter(|s| s.until > now)
@@ -63,23 +69,25 @@ impl PresenceState {
     }
 }
 
-/// The tenant's presence requests in the current 30-second window.
-#[derive(Debug, Clone, Copy)]
+/// The tenant's presence requests of the last 30 seconds (a sliding window).
+#[derive(Debug, Clone)]
 pub(crate) struct PresenceBudget {
     pub(crate) limit: u32,
-    pub(crate) window_start: Timestamp,
-    pub(crate) used: u32,
-    /// The most used in any window.
+    /// When each request of the last 30 seconds came.
+    pub(crate) recent: VecDeque<Timestamp>,
+    /// The most seen in any 30 seconds.
     pub(crate) peak: u32,
+    /// Every presence request taken.
+    pub(crate) total: u64,
 }
 
 impl Default for PresenceBudget {
     fn default() -> Self {
         PresenceBudget {
             limit: 1_500,
-            window_start: Timestamp::UNIX_EPOCH,
-            used: 0,
+            recent: VecDeque::new(),
             peak: 0,
+            total: 0,
         }
     }
 }
@@ -88,16 +96,23 @@ impl PresenceBudget {
     /// Counts one request at `now`: `Err(seconds)` to wait when over the limit.
     pub(crate) fn take(&mut self, now: Timestamp) -> Result<(), u64> {
         let window = SignedDuration::from_secs(30);
-        if now.duration_since(self.window_start) >= window {
-            self.window_start = now;
-            self.used = 0;
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.recent.pop_front();
         }
-        if self.used >= self.limit {
-            let left = window - now.duration_since(self.window_start);
+        if self.recent.len() >= self.limit as usize {
+            let oldest = self.recent.front().copied().unwrap_or(now);
+            let left = window - now.duration_since(oldest);
             return Err(left.as_secs().max(1).unsigned_abs());
         }
-        self.used += 1;
-        self.peak = self.peak.max(self.used);
+        self.recent.push_back(now);
+        self.total += 1;
+        self.peak = self
+            .peak
+            .max(u32::try_from(self.recent.len()).unwrap_or(u32::MAX));
         Ok(())
     }
 }
@@ -158,12 +173,29 @@ impl Simulator {
         Ok(())
     }
 
+    /// Sets (or, `None`, ends) the presence the person chose in Teams ("Appear away",
+    /// "Do not disturb"): it beats every session, the apps' too.
+    pub fn set_preferred_presence(
+        &self,
+        user: &str,
+        presence: Option<(&str, &str)>,
+    ) -> Result<(), SpecError> {
+        self.world().directory.user_mut(user)?.presence.preferred =
+            presence.map(|(a, b)| (a.to_owned(), b.to_owned()));
+        Ok(())
+    }
+
+    /// Every presence request taken so far.
+    pub fn presence_requests(&self) -> u64 {
+        self.world().presence_budget.total
+    }
+
     /// The tenant's presence requests allowed per 30 seconds.
     pub fn set_presence_limit(&self, per_30s: u32) {
         self.world().presence_budget.limit = per_30s;
     }
 
-    /// The most presence requests seen in one 30-second window.
+    /// The most presence requests seen in any 30 seconds.
     pub fn presence_peak(&self) -> u32 {
         self.world().presence_budget.peak
     }

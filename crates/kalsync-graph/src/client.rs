@@ -223,9 +223,30 @@ struct Inner {
     endpoints: Endpoints,
     limits: Limits,
     tokens: TokenSource,
+    /// The app's client id and tenant (the app's presence session is named by it).
+    app: (String, String),
     global: Arc<Semaphore>,
     mailboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
     counters: Counters,
+}
+
+/// One request inside a `$batch`.
+pub(crate) struct BatchPart {
+    /// The mailbox it holds a slot of (empty: none).
+    pub(crate) mailbox: String,
+    /// `GET` or `POST`.
+    pub(crate) method: Method,
+    /// The absolute URL (made relative for the batch).
+    pub(crate) url: Url,
+    /// A JSON body, for a `POST`.
+    pub(crate) body: Option<serde_json::Value>,
+}
+
+impl BatchPart {
+    /// Whether sending it twice does no harm (a GET; the presence POSTs set a state).
+    fn idempotent(&self) -> bool {
+        self.method == Method::GET || self.url.path().contains("/presence/")
+    }
 }
 
 /// A Graph client for one app registration in one tenant. Cheap to clone.
@@ -260,6 +281,7 @@ impl GraphClient {
             .user_agent(concat!("Kalsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| GraphError::Transport(e.to_string()))?;
+        let app = (credentials.client_id.clone(), credentials.tenant.clone());
         let tokens = TokenSource::new(
             http.clone(),
             &endpoints.login,
@@ -273,10 +295,21 @@ impl GraphClient {
                 endpoints,
                 limits,
                 tokens,
+                app,
                 mailboxes: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
             }),
         })
+    }
+
+    /// The app's client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.app.0
+    }
+
+    /// The tenant the app signs in to, as configured (an id or a domain).
+    pub fn tenant(&self) -> &str {
+        &self.inner.app.1
     }
 
     /// Request counters.
@@ -592,45 +625,85 @@ impl GraphClient {
         users: &[String],
         url_for: impl Fn(&str) -> Result<Url, GraphError>,
     ) -> Vec<Result<String, GraphError>> {
-        let mut done: Vec<Option<Result<String, GraphError>>> =
-            users.iter().map(|_| None).collect();
-        let mut pending: Vec<usize> = (0..users.len()).collect();
+        let parts: Vec<Result<BatchPart, GraphError>> = users
+            .iter()
+            .map(|user| {
+                Ok(BatchPart {
+                    mailbox: user.clone(),
+                    method: Method::GET,
+                    url: url_for(user)?,
+                    body: None,
+                })
+            })
+            .collect();
+        self.batch(parts).await
+    }
+
+    /// Sends `parts` (at most 20) in one `$batch`, items throttled inside it sent again
+    /// as Graph asks: each 2xx body (`null` when it has none), or its error. A part
+    /// that could not be made is its own error.
+    pub(crate) async fn batch(
+        &self,
+        parts: Vec<Result<BatchPart, GraphError>>,
+    ) -> Vec<Result<String, GraphError>> {
+        let mut done: Vec<Option<Result<String, GraphError>>> = parts
+            .iter()
+            .map(|p| p.as_ref().err().map(|e| Err(e.clone())))
+            .collect();
+        let mut pending: Vec<usize> = (0..parts.len()).filter(|&i| done[i].is_none()).collect();
         let mut attempt = 0;
         while !pending.is_empty() {
             let mut requests = Vec::new();
             for &i in &pending {
-                let url = match url_for(&users[i]) {
-                    Ok(u) => u,
-                    Err(e) => {
-                        done[i] = Some(Err(e));
-                        continue;
-                    }
+                let Some(Ok(part)) = parts.get(i) else {
+                    continue;
                 };
+                let url = &part.url;
                 let relative = format!(
                     "{}?{}",
                     &url.path()[self.inner.endpoints.graph.path().len() - 1..],
                     url.query().unwrap_or_default()
                 );
                 let relative = relative.trim_end_matches('?').to_owned();
-                requests.push(serde_json::json!({
+                let mut request = serde_json::json!({
                     "id": i.to_string(),
-                    "method": "GET",
+                    "method": part.method.as_str(),
                     "url": relative,
-                    "headers": {"Prefer": "outlook.timezone=\"UTC\""},
-                }));
-            }
-            pending.retain(|&i| done[i].is_none());
-            if pending.is_empty() {
-                break;
+                });
+                match &part.body {
+                    Some(body) => {
+                        request["headers"] =
+                            serde_json::json!({"Content-Type": "application/json"});
+                        request["body"] = body.clone();
+                    }
+                    None => {
+                        request["headers"] =
+                            serde_json::json!({"Prefer": "outlook.timezone=\"UTC\""});
+                    }
+                }
+                requests.push(request);
             }
             let body = serde_json::json!({ "requests": requests });
-            let names: Vec<&str> = pending.iter().map(|&i| users[i].as_str()).collect();
+            let names: Vec<&str> = pending
+                .iter()
+                .filter_map(|&i| parts[i].as_ref().ok())
+                .map(|p| p.mailbox.as_str())
+                .filter(|m| !m.is_empty())
+                .collect();
             let url = match self.url(&["$batch"]) {
                 Ok(u) => u,
-                Err(e) => return users.iter().map(|_| Err(e.clone())).collect(),
+                Err(e) => {
+                    for &i in &pending {
+                        done[i] = Some(Err(e.clone()));
+                    }
+                    break;
+                }
             };
+            let idempotent = pending
+                .iter()
+                .all(|&i| parts[i].as_ref().is_ok_and(|p| p.idempotent()));
             let answer: Result<BatchResponse, GraphError> = self
-                .call(&names, Method::POST, url, Some(&body), true)
+                .call(&names, Method::POST, url, Some(&body), idempotent)
                 .await;
             let answer = match answer {
                 Ok(a) => a,

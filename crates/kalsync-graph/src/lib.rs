@@ -21,4 +21,4 @@ pub use directory::GraphDirectory;
 pub use error::GraphError;
 pub use notifications::{Notification, NotificationBatch};
 pub use oidc::{EntraSignIn, Person, SignInError};
-pub use presence::{Presence, SessionPresence};
+pub use presence::{Presence, PresenceWrite, SessionPresence};

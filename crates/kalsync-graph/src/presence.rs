@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::client::{GraphClient, status_error};
+use crate::client::{BatchPart, GraphClient, status_error};
 use crate::error::GraphError;
 
 /// The most ids one `getPresencesByUserId` takes.
@@ -62,8 +62,9 @@ impl SessionPresence {
 }
 
 /// A person's presence as Teams aggregates it. Values are kept as Graph sends them
-/// (Microsoft adds new ones); the status message's text is not kept.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// (Microsoft adds new ones). The status message's text is held only to compare it with
+/// the one Kalsync set: it is never stored or logged (`Debug` leaves it out).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Presence {
     /// The person's object id.
@@ -74,6 +75,123 @@ pub struct Presence {
     /// `InACall`, `InAMeeting`, `Presenting`, ….
     #[serde(default)]
     pub activity: String,
+    /// The status message in force (empty: none).
+    #[serde(default, rename = "statusMessage", deserialize_with = "message_text")]
+    pub message: String,
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence")
+            .field("id", &self.id)
+            .field("availability", &self.availability)
+            .field("activity", &self.activity)
+            .field("message", &(!self.message.is_empty()).then_some("…"))
+            .finish()
+    }
+}
+
+/// A presence as Graph writes it.
+pub fn parse_presence(text: &str) -> Result<Presence, GraphError> {
+    serde_json::from_str(text).map_err(|e| GraphError::Malformed(e.to_string()))
+}
+
+/// `statusMessage.message.content`, or empty.
+fn message_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    struct Status {
+        message: Option<Content>,
+    }
+    #[derive(Deserialize)]
+    struct Content {
+        #[serde(default)]
+        content: Option<String>,
+    }
+    let status: Option<Status> = Option::deserialize(d)?;
+    Ok(status
+        .and_then(|s| s.message)
+        .and_then(|m| m.content)
+        .unwrap_or_default())
+}
+
+/// One presence change, for [`GraphClient::write_presences`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceWrite {
+    /// Sets the status message (see [`GraphClient::set_status_message`]).
+    Message {
+        /// The text.
+        text: String,
+        /// When it expires.
+        expiry: Option<Timestamp>,
+    },
+    /// Clears the status message.
+    ClearMessage,
+    /// Sets the app's session (see [`GraphClient::set_presence`]).
+    Session {
+        /// The session id (the app's client id).
+        session: String,
+        /// What it says.
+        presence: SessionPresence,
+        /// For how long.
+        lasting: SignedDuration,
+    },
+    /// Ends the app's session (one not there is no error).
+    ClearSession {
+        /// The session id.
+        session: String,
+    },
+}
+
+impl PresenceWrite {
+    /// The action's path segment and its body.
+    fn request(&self) -> (&'static str, serde_json::Value) {
+        match self {
+            PresenceWrite::Message { text, expiry } => {
+                let content: String = text
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_MESSAGE)
+                    .collect();
+                let mut message = serde_json::json!({
+                    "message": {"content": content, "contentType": "text"},
+                });
+                if let Some(at) = expiry {
+                    message["expiryDateTime"] = serde_json::json!({
+                        "dateTime": at.strftime("%Y-%m-%dT%H:%M:%S.0000000").to_string(),
+                        "timeZone": "UTC",
+                    });
+                }
+                (
+                    "setStatusMessage",
+                    serde_json::json!({ "statusMessage": message }),
+                )
+            }
+            PresenceWrite::ClearMessage => (
+                "setStatusMessage",
+                serde_json::json!({"statusMessage": {"message": {"content": "", "contentType": "text"}}}),
+            ),
+            PresenceWrite::Session {
+                session,
+                presence,
+                lasting,
+            } => {
+                let (availability, activity) = presence.pair();
+                let lasting = (*lasting).clamp(SESSION_LIMITS.0, SESSION_LIMITS.1);
+                (
+                    "setPresence",
+                    serde_json::json!({
+                        "sessionId": session,
+                        "availability": availability,
+                        "activity": activity,
+                        "expirationDuration": format!("PT{}M", lasting.as_secs() / 60),
+                    }),
+                )
+            }
+            PresenceWrite::ClearSession { session } => {
+                ("clearPresence", serde_json::json!({ "sessionId": session }))
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -109,36 +227,20 @@ impl GraphClient {
         text: &str,
         expiry: Option<Timestamp>,
     ) -> Result<(), GraphError> {
-        let content: String = text
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_MESSAGE)
-            .collect();
-        let mut message = serde_json::json!({
-            "message": {"content": content, "contentType": "text"},
-        });
-        if let Some(at) = expiry {
-            message["expiryDateTime"] = serde_json::json!({
-                "dateTime": at.strftime("%Y-%m-%dT%H:%M:%S.0000000").to_string(),
-                "timeZone": "UTC",
-            });
-        }
-        self.presence_post(
+        self.write_presence(
             user,
-            &["users", user, "presence", "setStatusMessage"],
-            &serde_json::json!({ "statusMessage": message }),
+            &PresenceWrite::Message {
+                text: text.to_owned(),
+                expiry,
+            },
         )
         .await
     }
 
     /// Clears `user`'s Teams status message (an empty one: Graph has no action for it).
     pub async fn clear_status_message(&self, user: &str) -> Result<(), GraphError> {
-        self.presence_post(
-            user,
-            &["users", user, "presence", "setStatusMessage"],
-            &serde_json::json!({"statusMessage": {"message": {"content": "", "contentType": "text"}}}),
-        )
-        .await
+        self.write_presence(user, &PresenceWrite::ClearMessage)
+            .await
     }
 
     /// Sets the app's presence session (`session`: the app's client id) for `user` to
@@ -150,17 +252,13 @@ impl GraphClient {
         presence: SessionPresence,
         lasting: SignedDuration,
     ) -> Result<(), GraphError> {
-        let (availability, activity) = presence.pair();
-        let lasting = lasting.clamp(SESSION_LIMITS.0, SESSION_LIMITS.1);
-        self.presence_post(
+        self.write_presence(
             user,
-            &["users", user, "presence", "setPresence"],
-            &serde_json::json!({
-                "sessionId": session,
-                "availability": availability,
-                "activity": activity,
-                "expirationDuration": format!("PT{}M", lasting.as_secs() / 60),
-            }),
+            &PresenceWrite::Session {
+                session: session.to_owned(),
+                presence,
+                lasting,
+            },
         )
         .await
     }
@@ -168,17 +266,79 @@ impl GraphClient {
     /// Ends the app's presence session for `user`; one that is not there (expired, or
     /// never set) is no error.
     pub async fn clear_presence(&self, user: &str, session: &str) -> Result<(), GraphError> {
-        match self
-            .presence_post(
-                user,
-                &["users", user, "presence", "clearPresence"],
-                &serde_json::json!({ "sessionId": session }),
-            )
+        self.write_presence(
+            user,
+            &PresenceWrite::ClearSession {
+                session: session.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// One presence change of `user` in its own request.
+    async fn write_presence(&self, user: &str, write: &PresenceWrite) -> Result<(), GraphError> {
+        let (action, body) = write.request();
+        let result = self
+            .presence_post(user, &["users", user, "presence", action], &body)
+            .await;
+        settle(write, result)
+    }
+
+    /// Many presence changes (at most 20: `(user object id, change)`) in one `$batch`:
+    /// one result each, in order.
+    pub async fn write_presences(
+        &self,
+        writes: &[(String, PresenceWrite)],
+    ) -> Vec<Result<(), GraphError>> {
+        let parts = writes
+            .iter()
+            .map(|(user, write)| {
+                let (action, body) = write.request();
+                Ok(BatchPart {
+                    mailbox: String::new(),
+                    method: Method::POST,
+                    url: self.url(&["users", user, "presence", action])?,
+                    body: Some(body),
+                })
+            })
+            .collect();
+        self.batch(parts)
             .await
-        {
-            Err(GraphError::NotFound(_)) => Ok(()),
-            other => other,
+            .into_iter()
+            .zip(writes)
+            .map(|(result, (_, write))| settle(write, result.map(|_| ())))
+            .collect()
+    }
+
+    /// The object ids of the people with these mailboxes (at most 20, one `$batch`):
+    /// one result each, in order.
+    pub async fn object_ids(&self, mailboxes: &[String]) -> Vec<Result<String, GraphError>> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
         }
+        let parts = mailboxes
+            .iter()
+            .map(|mail| {
+                let mut url = self.url(&["users", mail])?;
+                url.query_pairs_mut().append_pair("$select", "id");
+                Ok(BatchPart {
+                    mailbox: String::new(),
+                    method: Method::GET,
+                    url,
+                    body: None,
+                })
+            })
+            .collect();
+        self.batch(parts)
+            .await
+            .into_iter()
+            .map(|body| {
+                serde_json::from_str::<Id>(&body?)
+                    .map(|i| i.id)
+                    .map_err(|e| GraphError::Malformed(e.to_string()))
+            })
+            .collect()
     }
 
     /// The presence of the people with object ids `ids`, [`MAX_PRESENCE_IDS`] a request.
@@ -198,6 +358,14 @@ impl GraphClient {
             out.extend(list.value);
         }
         Ok(out)
+    }
+}
+
+/// A change's result: ending a session that is not there is done.
+fn settle(write: &PresenceWrite, result: Result<(), GraphError>) -> Result<(), GraphError> {
+    match (write, result) {
+        (PresenceWrite::ClearSession { .. }, Err(GraphError::NotFound(_))) => Ok(()),
+        (_, other) => other,
     }
 }
 

@@ -120,7 +120,7 @@ fn main() {
             store.clone(),
             config,
             Arc::new(|_| Ok(Arc::new(NoSource) as Arc<dyn Source>)),
-            kalsync_targets::factory(kalsync_outbound::OutboundPolicy::with_loopback(), None),
+            kalsync_targets::factory(kalsync_outbound::OutboundPolicy::with_loopback(), None, None),
         );
         let stop = kalsync_engine::CancellationToken::new();
         let running = tokio::spawn(engine.clone().run(stop.clone(), Duration::from_secs(10)));

@@ -206,6 +206,17 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                     },
                 ),
                 TargetDecl::Simulator { name } => (name, TargetConfig::Simulator),
+                TargetDecl::Teams {
+                    name,
+                    presence,
+                    language,
+                } => (
+                    name,
+                    TargetConfig::Teams {
+                        presence: *presence,
+                        language: (*language).into(),
+                    },
+                ),
                 TargetDecl::Ami {
                     name,
                     host,

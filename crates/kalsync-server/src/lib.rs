@@ -15,6 +15,7 @@ pub mod logs;
 mod pbx_directory;
 pub mod settings;
 pub mod subscriptions;
+mod teams;
 mod write_back;
 
 use std::future::Future;
@@ -74,6 +75,8 @@ pub struct Service {
     pub connections: Arc<Connections>,
     /// Katalog Synk: the instances' directories.
     pub directories: directory::DirectorySync,
+    /// Teams Presence.
+    pub teams: kalsync_teams::Teams,
 }
 
 impl Service {
@@ -100,11 +103,16 @@ impl Service {
             .any(|t| matches!(t, settings::TargetDecl::Simulator { .. }))
             .then(PbxSimulator::new);
         let connections = Connections::new(outbound.clone());
+        let teams = kalsync_teams::Teams::new(
+            store.clone(),
+            connections.clone(),
+            settings.engine.teams_requests_per_30s.max(31),
+        );
         let engine = Engine::new(
             store.clone(),
             engine_config(&settings),
             connections.factory(),
-            kalsync_targets::factory(outbound.clone(), pbx.clone()),
+            kalsync_targets::factory(outbound.clone(), pbx.clone(), Some(teams.clone())),
         );
         let subscriptions = match &settings.public_url {
             Some(url) => Some(
@@ -155,6 +163,7 @@ impl Service {
             outbound,
             connections,
             directories,
+            teams,
         })
     }
 
@@ -203,6 +212,11 @@ impl Service {
             .clone()
             .map(|s| tokio::spawn(s.run(stop.clone())));
         let directories = tokio::spawn(self.directories.clone().run(stop.clone()));
+        let teams = tokio::spawn(teams::run(
+            self.store.clone(),
+            self.teams.clone(),
+            stop.clone(),
+        ));
         let phones = tokio::spawn(
             ami_events::AmiListeners::new(
                 self.store.clone(),
@@ -253,6 +267,7 @@ impl Service {
         }
         let _ = streams.await;
         let _ = directories.await;
+        let _ = teams.await;
         let _ = phones.await;
         let _ = engine.await;
         Ok(served?)

@@ -187,6 +187,9 @@ pub struct EngineSettings {
     /// Seconds between reads of the held users' automatic replies (they have no change
     /// notifications; they are also read with each calendar).
     pub automatic_replies_secs: u64,
+    /// Graph presence requests (Teams) per tenant in any 30 seconds, across all nodes
+    /// [default: 1500, Microsoft's limit per app and tenant].
+    pub teams_requests_per_30s: u32,
 }
 
 impl Default for EngineSettings {
@@ -199,6 +202,7 @@ impl Default for EngineSettings {
             sync_concurrency: 16,
             max_attempts: 10,
             automatic_replies_secs: 300,
+            teams_requests_per_30s: kalsync_teams::limiter::GRAPH_BUDGET,
         }
     }
 }
@@ -267,6 +271,38 @@ pub enum TargetDecl {
         #[serde(skip_serializing)]
         password: SecretString,
     },
+    /// Microsoft Teams: the absence's announcement as each person's status message,
+    /// through the Graph connection of their instance.
+    Teams {
+        /// Name.
+        name: String,
+        /// Whether an app presence session shows the absence too.
+        #[serde(default)]
+        presence: bool,
+        /// The status message's language: `sv` (the default) or `en`.
+        #[serde(default)]
+        language: TeamsLanguage,
+    },
+}
+
+/// The language of a Teams status message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamsLanguage {
+    /// Swedish.
+    #[default]
+    Sv,
+    /// English.
+    En,
+}
+
+impl From<TeamsLanguage> for kalsync_core::Lang {
+    fn from(l: TeamsLanguage) -> Self {
+        match l {
+            TeamsLanguage::Sv => kalsync_core::Lang::Sv,
+            TeamsLanguage::En => kalsync_core::Lang::En,
+        }
+    }
 }
 
 fn ami_port() -> u16 {

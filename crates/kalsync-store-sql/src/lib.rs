@@ -21,6 +21,7 @@ mod pbx_events;
 mod rows;
 mod store;
 mod sync;
+mod teams;
 mod tenancy;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;

@@ -205,6 +205,34 @@ impl Store for SqlStore {
         self.delete_pbx_event(company, event).await
     }
 
+    async fn teams_person(&self, user: UserId) -> Result<kalsync_store::TeamsPerson, StoreError> {
+        self.select_teams_person(user).await
+    }
+
+    async fn teams_people(
+        &self,
+        instance: InstanceId,
+    ) -> Result<Vec<kalsync_store::TeamsPerson>, StoreError> {
+        self.select_teams_people(instance).await
+    }
+
+    async fn put_teams_person(
+        &self,
+        person: &kalsync_store::TeamsPerson,
+    ) -> Result<(), StoreError> {
+        self.upsert_teams_person(person).await
+    }
+
+    async fn take_budget(
+        &self,
+        key: &str,
+        window: Timestamp,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        self.take_from_budget(key, window, n, limit).await
+    }
+
     async fn set_pbx_directory(
         &self,
         company: CompanyId,

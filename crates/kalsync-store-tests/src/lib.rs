@@ -13,7 +13,7 @@ mod chapters;
 mod fixture;
 
 use chapters::{
-    Cast, accounts, audit, directories, entra, leases, outbox, overrides, pbx, phone, sync,
+    Cast, accounts, audit, directories, entra, leases, outbox, overrides, pbx, phone, sync, teams,
     tenancy, users,
 };
 pub use fixture::{Fixture, postgres, sqlite};
@@ -40,6 +40,7 @@ pub async fn story(f: &Fixture) {
     directories::directories(&c).await;
     pbx::pbx_directories(&c).await;
     phone::phone(&c).await;
+    teams::teams(&c).await;
     let hook = tenancy::targets(&c).await;
     users::notifications(&c).await;
     let (now, later) = outbox::outbox(&c, &hook).await;

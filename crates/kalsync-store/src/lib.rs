@@ -236,6 +236,24 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Vec<kalsync_core::Override>, StoreError>;
 
+    // Teams presence.
+    /// What Kalsync knows of `user` in Teams (a default record when nothing yet).
+    async fn teams_person(&self, user: UserId) -> Result<TeamsPerson, StoreError>;
+    /// Every person of `instance` Kalsync knows something of in Teams.
+    async fn teams_people(&self, instance: InstanceId) -> Result<Vec<TeamsPerson>, StoreError>;
+    /// Keeps what Kalsync knows of a person in Teams.
+    async fn put_teams_person(&self, person: &TeamsPerson) -> Result<(), StoreError>;
+    /// Takes `n` requests from the budget `key` for the window starting at `window`, at
+    /// most `limit` in it across every node: whether they were granted (all or none).
+    /// Windows ended a minute before `window` are forgotten.
+    async fn take_budget(
+        &self,
+        key: &str,
+        window: Timestamp,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
+
     // PBX events ("I'm back", "extend" from the phone).
     /// Sets (or, `None`, removes) the secret a company's PBX signs its events with.
     async fn set_pbx_event_secret(

@@ -8,6 +8,7 @@ mod ids;
 mod outbox;
 mod source;
 mod target;
+mod teams;
 mod tenancy;
 
 pub use accounts::*;
@@ -17,4 +18,5 @@ pub use ids::*;
 pub use outbox::*;
 pub use source::*;
 pub use target::*;
+pub use teams::*;
 pub use tenancy::*;

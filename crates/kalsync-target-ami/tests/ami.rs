@@ -145,6 +145,7 @@ fn status(reason: Option<(&str, Mode, &str)>) -> (Envelope, StatusUpdate) {
         message_sv: message.into(),
         message_en: message.into(),
         subject: None,
+        source: kalsync_core::Source::Booking,
     });
     (
         d,

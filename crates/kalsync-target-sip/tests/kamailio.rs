@@ -48,6 +48,7 @@ fn status(reason: Option<(&str, &str, &str)>, returns: &str) -> StatusUpdate {
             message_sv: sv.into(),
             message_en: en.into(),
             subject: None,
+            source: kalsync_core::Source::Booking,
         }),
         upcoming: vec![],
     }

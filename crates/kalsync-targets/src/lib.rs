@@ -1,6 +1,6 @@
 //! Kalsync's targets wired: each stored target configuration made into the engine's
-//! [`Target`] — a webhook, a SIP presence server, an Asterisk/FreePBX manager, or the
-//! in-process PBX simulator where a service runs one. The engine builds a target through
+//! [`Target`] — a webhook, a SIP presence server, an Asterisk/FreePBX manager, Microsoft
+//! Teams, or the in-process PBX simulator where a service runs one. The engine builds a target through
 //! [`factory`] the first time it delivers to it and again when its configuration
 //! changes.
 
@@ -24,8 +24,13 @@ pub fn build(
     config: &TargetConfig,
     outbound: &kalsync_outbound::OutboundPolicy,
     pbx: Option<&PbxSimulator>,
+    teams: Option<&kalsync_teams::Teams>,
 ) -> Result<Arc<dyn Target>, String> {
     Ok(match config {
+        TargetConfig::Teams { presence, language } => match teams {
+            Some(teams) => teams.target(*presence, *language),
+            None => return Err("this service has no Teams presence".into()),
+        },
         TargetConfig::Webhook {
             url,
             signing_secret,
@@ -79,6 +84,7 @@ pub fn build(
 pub fn factory(
     outbound: kalsync_outbound::OutboundPolicy,
     pbx: Option<PbxSimulator>,
+    teams: Option<kalsync_teams::Teams>,
 ) -> TargetFactory {
-    Arc::new(move |target| build(&target.config, &outbound, pbx.as_ref()))
+    Arc::new(move |target| build(&target.config, &outbound, pbx.as_ref(), teams.as_ref()))
 }

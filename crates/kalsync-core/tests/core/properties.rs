@@ -373,3 +373,72 @@ fn automatic_replies_ending_friday_afternoon_return_monday_morning() {
         "Ej på kontoret, åter måndag 30 november 08.00"
     );
 }
+
+#[test]
+fn a_teams_call_beats_a_booking_shown_for_information_but_not_its_divert() {
+    use crate::helpers::timed;
+    let call = Override {
+        source: Source::Teams,
+        id: "presence".into(),
+        start: at("2026-11-23 12:10"),
+        end: None,
+        status: Some((ReasonCode::parse("busy").expect("code"), Mode::Info)),
+    };
+    let shown = |bookings: &[Booking], s: &InstanceSettings| -> Vec<(String, Source)> {
+        build_timeline_with(bookings, std::slice::from_ref(&call), s, window())
+            .absences
+            .iter()
+            .filter(|a| a.start < at("2026-11-23 13:00") && a.end > at("2026-11-23 12:00"))
+            .map(|a| (a.reason.to_string(), a.source))
+            .collect()
+    };
+    // A busy booking shown for information: the call is what the PBX shows from 12:10.
+    let s = InstanceSettings::default();
+    let lunch = timed(
+        "lunch",
+        "2026-11-23 12:00",
+        "2026-11-23 13:00",
+        FreeBusy::Busy,
+        Some("lunch"),
+    );
+    let sources: Vec<Source> = shown(std::slice::from_ref(&lunch), &s)
+        .into_iter()
+        .map(|(_, source)| source)
+        .collect();
+    assert_eq!(sources, vec![Source::Booking, Source::Teams]);
+    // Out of office diverts (showas OOF in the diverting template): the booking wins…
+    let diverting = InstanceSettings::with_template(Template::ShowasDivert);
+    let away = timed(
+        "away",
+        "2026-11-23 12:00",
+        "2026-11-23 13:00",
+        FreeBusy::Oof,
+        None,
+    );
+    let got = shown(std::slice::from_ref(&away), &diverting);
+    assert!(
+        got.iter().all(|(_, source)| *source == Source::Booking),
+        "{got:?}"
+    );
+    // …unless the instance puts Teams above diverts.
+    let mut above = diverting.clone();
+    above.teams.above_diverts = true;
+    let got = shown(std::slice::from_ref(&away), &above);
+    assert_eq!(got.last(), Some(&("busy".into(), Source::Teams)), "{got:?}");
+    // And Teams beats automatic replies.
+    let ooo = Override {
+        source: Source::AutomaticReplies,
+        id: "oof".into(),
+        start: at("2026-11-23 08:00"),
+        end: Some(at("2026-11-23 17:00")),
+        status: Some((
+            ReasonCode::parse("out_of_office").expect("code"),
+            Mode::Info,
+        )),
+    };
+    let t = build_timeline_with(&[], &[call.clone(), ooo], &s, window());
+    assert_eq!(
+        t.at(at("2026-11-23 12:30")).map(|a| a.source),
+        Some(Source::Teams)
+    );
+}

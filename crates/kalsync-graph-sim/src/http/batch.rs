@@ -1,5 +1,6 @@
-//! `$batch`: up to twenty `calendarView` requests in one, each holding its mailbox's
-//! slot and answered on its own.
+//! `$batch`: up to twenty requests in one — `calendarView`, automatic replies, a person's
+//! id, presence actions — each holding its mailbox's slot and answered on its own;
+//! presence actions count once against the presence budget.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -29,6 +30,38 @@ struct BatchItem {
     url: String,
     #[serde(default)]
     headers: HashMap<String, String>,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+/// A presence action's user and action, for `POST /users/{id}/presence/{action}`.
+fn presence_action(item: &BatchItem) -> Option<(String, String)> {
+    let path = item.url.trim_start_matches('/');
+    let parts: Vec<&str> = path.split('?').next()?.split('/').collect();
+    match parts.as_slice() {
+        ["users", user, "presence", action] if item.method == "POST" => Some((
+            percent_encoding::percent_decode_str(user)
+                .decode_utf8_lossy()
+                .into_owned(),
+            (*action).to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// An answer's status and JSON body, for a batch item.
+async fn parts_of(r: Response) -> (u16, Box<RawValue>) {
+    let status = r.status().as_u16();
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let text = if bytes.is_empty() {
+        "null".to_owned()
+    } else {
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let body = RawValue::from_string(text).unwrap_or_else(|_| raw(Value::Null));
+    (status, body)
 }
 
 pub(super) async fn batch(
@@ -61,9 +94,45 @@ pub(super) async fn batch(
     }
     sim.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
     let base = base_url(&headers);
+    // Presence actions in a batch count once against the presence budget (the batch
+    // is one request); past it, each is throttled.
+    let presence_throttled = if request
+        .requests
+        .iter()
+        .any(|i| presence_action(i).is_some())
+    {
+        match super::presence::budget(&sim) {
+            Some(r) => Some(parts_of(r).await),
+            None => None,
+        }
+    } else {
+        None
+    };
 
     let mut responses = Vec::new();
     for (item, slot) in request.requests.iter().zip(&entered) {
+        if let Some((user, action)) = presence_action(item) {
+            let (status, body) = match &presence_throttled {
+                Some((status, body)) => (*status, body.clone()),
+                None => {
+                    sim.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+                    let body = item.body.clone().unwrap_or(Value::Null);
+                    parts_of(super::presence::write(&sim, &user, &action, &body)).await
+                }
+            };
+            let headers = if status == 429 {
+                json!({"Retry-After": "2", "Content-Type": "application/json"})
+            } else {
+                json!({"Content-Type": "application/json"})
+            };
+            responses.push(BatchItemOut {
+                id: &item.id,
+                status,
+                headers,
+                body,
+            });
+            continue;
+        }
         if slot.is_none() {
             responses.push(BatchItemOut {
                 id: &item.id,
@@ -166,6 +235,22 @@ fn batch_item(sim: &Simulator, base: &str, item: &BatchItem) -> (u16, Value, Box
                 status.as_u16(),
                 json_headers,
                 raw(json!({"error": {"code": code, "message": message}})),
+            ),
+        };
+    }
+    if item.method == "GET" && parts.len() == 2 && parts[0] == "users" {
+        // A person by id or mail: their id (what Kalsync asks for).
+        let user = percent_encoding::percent_decode_str(parts[1]).decode_utf8_lossy();
+        sim.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let world = sim.world();
+        return match world.directory.user(&user) {
+            Ok(u) => (200, json_headers, raw(json!({"id": u.id}))),
+            Err(_) => (
+                404,
+                json_headers,
+                raw(
+                    json!({"error": {"code": "Request_ResourceNotFound", "message": format!("Resource '{user}' does not exist or one of its queried reference-property objects are not present.")}}),
+                ),
             ),
         };
     }

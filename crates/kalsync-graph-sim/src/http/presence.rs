@@ -30,10 +30,15 @@ fn bad(message: &str) -> Response {
 }
 
 /// Admission, then the presence budget: a response when the request stops here.
-async fn gate(sim: &Simulator, headers: &HeaderMap) -> Option<Response> {
+pub(super) async fn gate(sim: &Simulator, headers: &HeaderMap) -> Option<Response> {
     if let Err(r) = admit(sim, headers).await {
         return Some(r);
     }
+    budget(sim)
+}
+
+/// The presence budget alone (a `$batch` was admitted already): a 429 past it.
+pub(super) fn budget(sim: &Simulator) -> Option<Response> {
     let taken = sim.world().presence_budget.take(Timestamp::now());
     if let Err(wait) = taken {
         sim.shared
@@ -83,6 +88,29 @@ pub(super) async fn set_status_message(
     if let Some(r) = gate(&sim, &headers).await {
         return r;
     }
+    write(&sim, &user, "setStatusMessage", &body)
+}
+
+/// One presence action (`setStatusMessage`, `setPresence`, `clearPresence`) on `user`
+/// (by object id only, as Graph wants), answered as Graph does: for a request of its
+/// own or an item of a `$batch`.
+pub(super) fn write(sim: &Simulator, user: &str, action: &str, body: &Value) -> Response {
+    if user.contains('@') {
+        return bad("The user id must be the user's object id (a GUID).");
+    }
+    match action {
+        "setStatusMessage" => status_message_op(sim, user, body),
+        "setPresence" => set_presence_op(sim, user, body),
+        "clearPresence" => clear_presence_op(sim, user, body),
+        _ => graph_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "No such presence action.",
+        ),
+    }
+}
+
+fn status_message_op(sim: &Simulator, user: &str, body: &Value) -> Response {
     let message = &body["statusMessage"]["message"];
     let (Some(content), Some("text")) =
         (message["content"].as_str(), message["contentType"].as_str())
@@ -109,7 +137,7 @@ pub(super) async fn set_status_message(
             }
         }
     };
-    on_user(&sim, &user, |p| {
+    on_user(sim, user, |p| {
         p.message = (!content.is_empty()).then(|| (content.to_owned(), expiry));
         StatusCode::OK.into_response()
     })
@@ -124,6 +152,10 @@ pub(super) async fn set_presence(
     if let Some(r) = gate(&sim, &headers).await {
         return r;
     }
+    write(&sim, &user, "setPresence", &body)
+}
+
+fn set_presence_op(sim: &Simulator, user: &str, body: &Value) -> Response {
     let (Some(session), Some(availability), Some(activity)) = (
         body["sessionId"].as_str(),
         body["availability"].as_str(),
@@ -143,7 +175,7 @@ pub(super) async fn set_presence(
             _ => return bad("expirationDuration must be from PT5M to PT4H."),
         },
     };
-    on_user(&sim, &user, |p| {
+    on_user(sim, user, |p| {
         p.sessions.insert(
             session.to_owned(),
             Session {
@@ -165,10 +197,14 @@ pub(super) async fn clear_presence(
     if let Some(r) = gate(&sim, &headers).await {
         return r;
     }
+    write(&sim, &user, "clearPresence", &body)
+}
+
+fn clear_presence_op(sim: &Simulator, user: &str, body: &Value) -> Response {
     let Some(session) = body["sessionId"].as_str() else {
         return bad("sessionId is required.");
     };
-    on_user(&sim, &user, |p| match p.sessions.remove(session) {
+    on_user(sim, user, |p| match p.sessions.remove(session) {
         Some(s) if s.until > Timestamp::now() => StatusCode::OK.into_response(),
         _ => graph_error(
             StatusCode::NOT_FOUND,
@@ -227,6 +263,7 @@ pub(super) async fn presences_by_user_id(
     let value: Vec<Value> = ids
         .iter()
         .filter_map(Value::as_str)
+        .filter(|id| !id.contains('@'))
         .filter_map(|id| presence_json(&sim, id))
         .collect();
     Json(json!({ "value": value })).into_response()

@@ -16,6 +16,7 @@ pub(crate) mod overrides;
 pub(crate) mod pbx;
 pub(crate) mod phone;
 pub(crate) mod sync;
+pub(crate) mod teams;
 pub(crate) mod tenancy;
 pub(crate) mod users;
 

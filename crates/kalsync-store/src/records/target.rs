@@ -43,6 +43,15 @@ pub enum TargetConfig {
         /// Where diverted calls go (the absence announcement).
         announcement: String,
     },
+    /// Microsoft Teams: each absence's announcement as the person's status message
+    /// (through the Graph connection of the person's instance).
+    Teams {
+        /// Whether an app presence session shows the absence too (`Away` for
+        /// information, `DoNotDisturb` for a divert).
+        presence: bool,
+        /// The language of the status message.
+        language: kalsync_core::Lang,
+    },
     /// The in-process PBX simulator.
     Simulator,
 }
@@ -73,14 +82,16 @@ impl TargetConfig {
                 secret,
                 announcement,
             } => (host, port, username, secret.expose_secret(), announcement).hash(&mut h),
+            TargetConfig::Teams { presence, language } => (presence, language).hash(&mut h),
             TargetConfig::Simulator => {}
         }
         h.finish()
     }
 
-    /// `webhook`, `sip`, `ami` or `simulator`.
+    /// `webhook`, `sip`, `ami`, `teams` or `simulator`.
     pub fn kind(&self) -> &'static str {
         match self {
+            TargetConfig::Teams { .. } => "teams",
             TargetConfig::Webhook { .. } => "webhook",
             TargetConfig::Sip { .. } => "sip",
             TargetConfig::Ami { .. } => "ami",
@@ -114,6 +125,10 @@ impl TargetConfig {
             } => json!({
                 "kind": "ami", "host": host, "port": port, "username": username, "secret": secrets.seal(secret),
                 "announcement": announcement
+            }),
+            TargetConfig::Teams { presence, language } => json!({
+                "kind": "teams", "presence": presence,
+                "language": if *language == kalsync_core::Lang::En { "en" } else { "sv" }
             }),
             TargetConfig::Simulator => json!({"kind": "simulator"}),
         }
@@ -153,6 +168,16 @@ impl TargetConfig {
                 username: text("username")?,
                 secret: secrets.open(&text("secret")?)?,
                 announcement: text("announcement")?,
+            },
+            Some("teams") => TargetConfig::Teams {
+                presence: value
+                    .get("presence")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                language: match value.get("language").and_then(Value::as_str) {
+                    Some("en") => kalsync_core::Lang::En,
+                    _ => kalsync_core::Lang::Sv,
+                },
             },
             Some("simulator") => TargetConfig::Simulator,
             _ => return Err(corrupt("unknown target kind")),
