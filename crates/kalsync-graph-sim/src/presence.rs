@@ -79,6 +79,8 @@ pub(crate) struct PresenceBudget {
     pub(crate) peak: u32,
     /// Every presence request taken.
     pub(crate) total: u64,
+    /// `setPresence` requests refused for an undocumented availability/activity pair.
+    pub(crate) refused_pairs: u64,
 }
 
 impl Default for PresenceBudget {
@@ -88,6 +90,7 @@ impl Default for PresenceBudget {
             recent: VecDeque::new(),
             peak: 0,
             total: 0,
+            refused_pairs: 0,
         }
     }
 }
@@ -183,6 +186,11 @@ impl Simulator {
         self.world().directory.user_mut(user)?.presence.preferred =
             presence.map(|(a, b)| (a.to_owned(), b.to_owned()));
         Ok(())
+    }
+
+    /// How many `setPresence` requests named an undocumented pair (refused with 400).
+    pub fn presence_refused_pairs(&self) -> u64 {
+        self.world().presence_budget.refused_pairs
     }
 
     /// Every presence request taken so far.

@@ -1,6 +1,7 @@
 //! Listening to the companies' Asterisk managers for "I'm back" and "extend" from the
-//! phone: each active AMI target is also listened to for the dialplan's `UserEvent`s,
-//! which become the person's phone override as a signed PBX event does. The listeners
+//! phone and for calls: each active AMI target is also listened to for the dialplan's
+//! `UserEvent`s, which become the person's phone override as a signed PBX event does,
+//! and for the phones' states, whose calls are shown in Teams. The listeners
 //! follow the stored targets (looked at every minute), reconnect after a growing pause,
 //! and stop with the service. Every node listens; an event heard by several is taken
 //! once (its call's id is the event id).
@@ -12,9 +13,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kalsync_engine::CancellationToken;
 use kalsync_store::{CompanyId, Store, TargetConfig, TargetId};
-use kalsync_target_ami::{AmiTarget, PhoneWord};
+use kalsync_target_ami::{AmiTarget, PhoneSays, PhoneWord};
 use kalsync_web::ApiError;
-use kalsync_web::api::phone::{PhoneAction, Who, phone_event};
+use kalsync_web::api::phone::{PhoneAction, PhoneHooks, Who, phone_event};
 use secrecy::ExposeSecret as _;
 
 /// How often the stored targets are looked at.
@@ -28,7 +29,7 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(300);
 pub(crate) struct AmiListeners {
     store: Arc<dyn Store>,
     outbound: kalsync_outbound::OutboundPolicy,
-    write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
+    hooks: PhoneHooks,
 }
 
 /// A running listener and what it was started with (a changed target starts again).
@@ -41,12 +42,12 @@ impl AmiListeners {
     pub(crate) fn new(
         store: Arc<dyn Store>,
         outbound: kalsync_outbound::OutboundPolicy,
-        write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
+        hooks: PhoneHooks,
     ) -> AmiListeners {
         AmiListeners {
             store,
             outbound,
-            write_back,
+            hooks,
         }
     }
 
@@ -121,7 +122,7 @@ impl AmiListeners {
             }
             let task = tokio::spawn(listen(
                 self.store.clone(),
-                self.write_back.clone(),
+                self.hooks.clone(),
                 company,
                 id,
                 target,
@@ -135,13 +136,16 @@ impl AmiListeners {
 /// Listens to one manager until `stop`, connecting again after a growing pause.
 async fn listen(
     store: Arc<dyn Store>,
-    write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
+    hooks: PhoneHooks,
     company: CompanyId,
     id: TargetId,
     target: AmiTarget,
     stop: CancellationToken,
 ) {
     let mut pause = FIRST_PAUSE;
+    // Each phone's last call state: only a change is passed on (a call shows as
+    // several state events).
+    let mut calls: HashMap<String, bool> = HashMap::new();
     loop {
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let started = tokio::time::Instant::now();
@@ -156,11 +160,11 @@ async fn listen(
                     }
                     break;
                 }
-                Some(word) = rx.recv() => heard(store.as_ref(), write_back.clone(), company, id, word).await,
+                Some(word) = rx.recv() => heard(store.as_ref(), &hooks, &mut calls, company, id, word).await,
             }
         }
         while let Ok(word) = rx.try_recv() {
-            heard(store.as_ref(), write_back.clone(), company, id, word).await;
+            heard(store.as_ref(), &hooks, &mut calls, company, id, word).await;
         }
         if started.elapsed() > LONGEST_PAUSE {
             pause = FIRST_PAUSE;
@@ -173,10 +177,12 @@ async fn listen(
     }
 }
 
-/// Does what was heard: the person's phone override, as a signed PBX event would.
+/// Does what was heard: the person's phone override or a call shown in Teams, as a
+/// signed PBX event would; a phone's state only when it changed (`calls`).
 async fn heard(
     store: &dyn Store,
-    write_back: Option<Arc<dyn kalsync_web::WriteBack>>,
+    hooks: &PhoneHooks,
+    calls: &mut HashMap<String, bool>,
     company: CompanyId,
     target: TargetId,
     word: Result<PhoneWord, String>,
@@ -188,14 +194,25 @@ async fn heard(
             return;
         }
     };
-    let action = match word.extend_minutes {
-        None => PhoneAction::Back,
-        Some(m) => PhoneAction::ExtendBy(m),
+    let action = match word.says {
+        PhoneSays::Back => PhoneAction::Back,
+        PhoneSays::Extend(m) => PhoneAction::ExtendBy(m),
+        PhoneSays::Call(now) => {
+            // The first state heard of a phone counts only as a call start.
+            let before = calls.insert(word.exten.clone(), now);
+            if before == Some(now) || (before.is_none() && !now) {
+                return;
+            }
+            if hooks.calls.is_none() {
+                return;
+            }
+            PhoneAction::Call(now)
+        }
     };
     let event = word.key.as_ref().map(|k| format!("ami:{target}:{k}"));
     match phone_event(
         store,
-        write_back,
+        hooks,
         company,
         &Who::Extension(word.exten.clone()),
         &action,
@@ -205,7 +222,7 @@ async fn heard(
     .await
     {
         Ok(done) => {
-            tracing::info!(%company, user = done.user, action = done.action, until = done.until, "the phone said so")
+            tracing::info!(%company, user = done.user, action = done.action, until = ?done.until, teams = ?done.teams, "the phone said so")
         }
         Err(e @ (ApiError::Conflict(_) | ApiError::NotFound(_) | ApiError::Invalid { .. })) => {
             tracing::info!(%company, exten = word.exten, answer = %e, "a phone event changed nothing")

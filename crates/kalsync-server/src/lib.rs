@@ -140,6 +140,7 @@ impl Service {
                     store.clone(),
                     connections.clone(),
                 )))
+                .with_calls(Arc::new(teams::Calls(teams.clone())))
                 .with_http(
                     outbound
                         .http()
@@ -221,7 +222,7 @@ impl Service {
             ami_events::AmiListeners::new(
                 self.store.clone(),
                 self.outbound.clone(),
-                self.web.write_back.clone(),
+                self.web.phone_hooks(),
             )
             .run(stop.clone()),
         );

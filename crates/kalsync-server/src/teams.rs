@@ -1,6 +1,6 @@
 //! The Teams worker: a loop around one step that polls, every few seconds, the Teams
 //! presence of each instance that reads it and is due (one node a round, decided in
-//! the store), until the stop.
+//! the store), until the stop; and PBX calls shown in Teams for the phone's events.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,4 +81,25 @@ pub(crate) async fn step(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// PBX calls shown in Teams, for the phone's events (signed or over AMI).
+pub(crate) struct Calls(pub(crate) Teams);
+
+impl kalsync_web::PbxCalls for Calls {
+    fn call(
+        &self,
+        user: kalsync_store::User,
+        started: bool,
+        now: Timestamp,
+    ) -> kalsync_web::Hook<'_, Result<bool, String>> {
+        Box::pin(async move {
+            let shown = if started {
+                self.0.call_started(&user, now).await?
+            } else {
+                self.0.call_ended(&user, now).await?
+            };
+            Ok(shown == kalsync_teams::calls::CallShown::Done)
+        })
+    }
 }

@@ -44,22 +44,89 @@ const MAX_FIELDS: usize = 200;
 /// How long a listener waits for an event before it pings the manager.
 const PING_EVERY: Duration = Duration::from_secs(60);
 
-/// What a person said on the phone, from the dialplan's `UserEvent`.
+/// What a person's phone said: the dialplan's `UserEvent`, or its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneWord {
     /// The extension it came from.
     pub exten: String,
-    /// `None`: "I'm back"; some: "extend by this many minutes".
-    pub extend_minutes: Option<u32>,
+    /// What it said.
+    pub says: PhoneSays,
     /// The call's `Uniqueid` (with the event's name), where the manager gives one: the
     /// same event heard by two listeners has the same key.
     pub key: Option<String>,
 }
 
+/// What a phone says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneSays {
+    /// "I'm back".
+    Back,
+    /// "Extend by this many minutes".
+    Extend(u32),
+    /// In a call (`true`: in use, busy or on hold) or not (idle, unavailable), from
+    /// `ExtensionStatus` or `DeviceStateChange`.
+    Call(bool),
+}
+
+/// Whether `x` looks like an extension (what is taken from a manager's events).
+fn extension(x: &str) -> Option<&str> {
+    let x = x.trim();
+    (!x.is_empty()
+        && x.len() <= 32
+        && x.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+*#".contains(c)))
+    .then_some(x)
+}
+
 impl PhoneWord {
-    /// A `KalsyncBack` or `KalsyncExtend` user event; `None` for any other event, `Err`
-    /// for one of ours that is malformed.
+    /// A phone's state: `ExtensionStatus` (`Exten`, `Status` — Asterisk's bit mask:
+    /// 1 in use, 2 busy, 16 on hold; 0 idle, 4 unavailable; ringing alone is not a
+    /// call) or `DeviceStateChange` (`Device: PJSIP/201`, `State`). `None` for any
+    /// other event or a state that says nothing (ringing, unknown).
+    fn from_state(block: &Answer) -> Option<PhoneWord> {
+        let event = block.get("Event")?;
+        let (exten, in_call) = if event.eq_ignore_ascii_case("ExtensionStatus") {
+            let status: u32 = block.get("Status")?.trim().parse().ok()?;
+            let in_call = if status & (1 | 2 | 16) != 0 {
+                true
+            } else if status == 0 || status & 4 != 0 {
+                false
+            } else {
+                return None;
+            };
+            (extension(block.get("Exten")?)?.to_owned(), in_call)
+        } else if event.eq_ignore_ascii_case("DeviceStateChange") {
+            let device = block.get("Device")?;
+            // `PJSIP/201`, `SIP/201`; not a queue, a conference or a custom state.
+            let (tech, name) = device.split_once('/')?;
+            if !["PJSIP", "SIP", "IAX2", "DAHDI"]
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(tech))
+            {
+                return None;
+            }
+            let in_call = match block.get("State")?.trim().to_ascii_uppercase().as_str() {
+                "INUSE" | "BUSY" | "ONHOLD" | "RINGINUSE" => true,
+                "NOT_INUSE" | "UNAVAILABLE" => false,
+                _ => return None,
+            };
+            (extension(name)?.to_owned(), in_call)
+        } else {
+            return None;
+        };
+        Some(PhoneWord {
+            exten,
+            says: PhoneSays::Call(in_call),
+            key: None,
+        })
+    }
+
+    /// A `KalsyncBack` or `KalsyncExtend` user event, or a phone's state; `None` for any
+    /// other event, `Err` for one of ours that is malformed.
     fn from_event(block: &Answer) -> Option<Result<PhoneWord, String>> {
+        if let Some(state) = PhoneWord::from_state(block) {
+            return Some(Ok(state));
+        }
         if !block
             .get("Event")
             .is_some_and(|e| e.eq_ignore_ascii_case("UserEvent"))
@@ -71,29 +138,22 @@ impl PhoneWord {
         if !back && !name.eq_ignore_ascii_case("KalsyncExtend") {
             return None;
         }
-        let exten = match block.last("Exten").map(str::trim) {
-            Some(x)
-                if !x.is_empty()
-                    && x.len() <= 32
-                    && x.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "+*#".contains(c)) =>
-            {
-                x.to_owned()
-            }
-            _ => {
+        let exten = match block.last("Exten").and_then(extension) {
+            Some(x) => x.to_owned(),
+            None => {
                 return Some(Err(format!(
                     "{name}: `Exten` is missing or not an extension"
                 )));
             }
         };
-        let extend_minutes = if back {
-            None
+        let says = if back {
+            PhoneSays::Back
         } else {
             match block
                 .last("Minutes")
                 .and_then(|m| m.trim().parse::<u32>().ok())
             {
-                Some(m) if (1..=7 * 24 * 60).contains(&m) => Some(m),
+                Some(m) if (1..=7 * 24 * 60).contains(&m) => PhoneSays::Extend(m),
                 _ => {
                     return Some(Err(format!(
                         "{name} from {exten}: `Minutes` must be 1 to 10080"
@@ -103,7 +163,7 @@ impl PhoneWord {
         };
         Some(Ok(PhoneWord {
             exten,
-            extend_minutes,
+            says,
             key: block.get("Uniqueid").map(|u| format!("{name}:{u}")),
         }))
     }
@@ -274,14 +334,16 @@ impl AmiTarget {
 
     /// Listens for what people say on the phone: the dialplan's
     /// `UserEvent(KalsyncBack,Exten: …)` and `UserEvent(KalsyncExtend,Exten: …,Minutes: …)`
-    /// (see the README). Logs in with `Events: user` and sends each to `heard` — a
-    /// malformed one as `Err` with why — until the manager closes the connection (`Err`)
-    /// or `heard` is dropped (`Ok`). A silent manager is asked `Ping` every minute.
+    /// (see the README), and the phones' states (`ExtensionStatus`, `DeviceStateChange`:
+    /// calls shown in Teams). Logs in with `Events: user,call` and sends each to `heard` —
+    /// a malformed one as `Err` with why — until the manager closes the connection
+    /// (`Err`) or `heard` is dropped (`Ok`). A silent manager is asked `Ping` every
+    /// minute.
     pub async fn listen(
         &self,
         heard: tokio::sync::mpsc::Sender<Result<PhoneWord, String>>,
     ) -> Result<(), DeliveryError> {
-        let s = tokio::time::timeout(self.timeout, self.connect_with("user"))
+        let s = tokio::time::timeout(self.timeout, self.connect_with("user,call"))
             .await
             .map_err(|_| retry(format!("ami {}: no answer to the login", self.address)))??;
         let Session {

@@ -372,8 +372,8 @@ async fn the_listener_hears_back_and_extend_and_says_what_is_malformed() {
     assert!(ended.is_err(), "the manager hung up: {ended:?}");
     let login = manager.await.expect("manager");
     assert!(
-        login.iter().any(|(k, v)| k == "Events" && v == "user"),
-        "only user events are asked for: {login:?}"
+        login.iter().any(|(k, v)| k == "Events" && v == "user,call"),
+        "only user and call events are asked for: {login:?}"
     );
     let mut heard = Vec::new();
     while let Ok(word) = rx.try_recv() {
@@ -384,7 +384,7 @@ async fn the_listener_hears_back_and_extend_and_says_what_is_malformed() {
         heard[0],
         Ok(kalsync_target_ami::PhoneWord {
             exten: "201".into(),
-            extend_minutes: None,
+            says: kalsync_target_ami::PhoneSays::Back,
             key: Some("KalsyncBack:1764.1".into()),
         })
     );
@@ -393,12 +393,43 @@ async fn the_listener_hears_back_and_extend_and_says_what_is_malformed() {
         "{heard:?}"
     );
     assert_eq!(
-        heard[2].as_ref().ok().and_then(|w| w.extend_minutes),
-        Some(30)
+        heard[2].as_ref().ok().map(|w| w.says),
+        Some(kalsync_target_ami::PhoneSays::Extend(30))
     );
     assert!(
         heard[3].as_ref().is_err_and(|e| e.contains("Exten")),
         "{heard:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_listener_hears_calls_start_and_end_from_the_phones_states() {
+    use kalsync_target_ami::PhoneSays::Call;
+    let (port, _manager) = telling_ami(
+        "Event: ExtensionStatus\r\nExten: 201\r\nContext: ext-local\r\nHint: PJSIP/201\r\nStatus: 8\r\nStatusText: Ringing\r\n\r\n\
+         Event: ExtensionStatus\r\nExten: 201\r\nContext: ext-local\r\nHint: PJSIP/201\r\nStatus: 1\r\nStatusText: InUse\r\n\r\n\
+         Event: DeviceStateChange\r\nDevice: Queue:support_avail\r\nState: INUSE\r\n\r\n\
+         Event: DeviceStateChange\r\nDevice: PJSIP/202\r\nState: ONHOLD\r\n\r\n\
+         Event: DeviceStateChange\r\nDevice: PJSIP/20;2\r\nState: INUSE\r\n\r\n\
+         Event: ExtensionStatus\r\nExten: 201\r\nStatus: 0\r\nStatusText: Idle\r\n\r\n\
+         Event: DeviceStateChange\r\nDevice: PJSIP/202\r\nState: NOT_INUSE\r\n\r\n",
+    )
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let _ = target(port, "s3cret").listen(tx).await;
+    let mut heard = Vec::new();
+    while let Ok(word) = rx.try_recv() {
+        heard.push(word.map(|w| (w.exten, w.says)));
+    }
+    // Ringing, a queue's state and a malformed device say nothing.
+    assert_eq!(
+        heard,
+        vec![
+            Ok(("201".into(), Call(true))),
+            Ok(("202".into(), Call(true))),
+            Ok(("201".into(), Call(false))),
+            Ok(("202".into(), Call(false))),
+        ]
     );
 }
 

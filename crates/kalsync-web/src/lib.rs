@@ -34,6 +34,8 @@ pub struct WebState {
     pub directories: Option<Arc<dyn DirectoryRunner>>,
     /// Shortens appointments in calendars after "I'm back"; the service provides it.
     pub write_back: Option<Arc<dyn WriteBack>>,
+    /// Shows PBX calls in Teams; the service provides it.
+    pub calls: Option<Arc<dyn PbxCalls>>,
     /// When each instance's directory last ran on request.
     pub(crate) directory_runs: Arc<api::directory::RunTimes>,
     /// The operator's multi-tenant app, for *Connect Microsoft 365*.
@@ -66,6 +68,7 @@ impl WebState {
             checker: None,
             directories: None,
             write_back: None,
+            calls: None,
             directory_runs: Arc::default(),
             microsoft365: None,
             public_url: None,
@@ -114,6 +117,20 @@ impl WebState {
     pub fn with_write_back(mut self, write_back: Arc<dyn WriteBack>) -> WebState {
         self.write_back = Some(write_back);
         self
+    }
+
+    /// With PBX calls shown in Teams.
+    pub fn with_calls(mut self, calls: Arc<dyn PbxCalls>) -> WebState {
+        self.calls = Some(calls);
+        self
+    }
+
+    /// What the phone's events may set off besides the person's status.
+    pub fn phone_hooks(&self) -> api::phone::PhoneHooks {
+        api::phone::PhoneHooks {
+            write_back: self.write_back.clone(),
+            calls: self.calls.clone(),
+        }
     }
 
     /// With the operator's Microsoft 365 app, and the address browsers reach us at.
@@ -228,6 +245,19 @@ pub trait WriteBack: Send + Sync {
         bookings: Vec<kalsync_core::BookingId>,
         end: jiff::Timestamp,
     ) -> Hook<'_, ()>;
+}
+
+/// Shows a person's PBX call in Teams (`Busy/InACall`) while it lasts; the service
+/// implements it, since only it knows Teams.
+pub trait PbxCalls: Send + Sync {
+    /// `user`'s call started (`true`) or ended at `now`: whether Teams shows calls for
+    /// the company at all, or why it could not be shown.
+    fn call(
+        &self,
+        user: kalsync_store::User,
+        started: bool,
+        now: jiff::Timestamp,
+    ) -> Hook<'_, Result<bool, String>>;
 }
 
 /// Runs an instance's directory; the service implements it, since only it knows the

@@ -164,6 +164,7 @@ fn set_presence_op(sim: &Simulator, user: &str, body: &Value) -> Response {
         return bad("sessionId, availability and activity are required.");
     };
     if !PAIRS.contains(&(availability, activity)) {
+        sim.world().presence_budget.refused_pairs += 1;
         return bad(&format!(
             "The presence {availability}/{activity} is not supported for setPresence."
         ));

@@ -20,3 +20,4 @@ mod resubscribe;
 mod security;
 mod support;
 mod targets;
+mod teams;

@@ -13,7 +13,12 @@ use crate::support::sims::anna_at_lunch;
 use crate::support::{eventually, spawn_app};
 
 /// Posts a PBX event signed with `secret` by the reference crate.
-async fn signed(base: &str, secret: &str, id: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn signed(
+    base: &str,
+    secret: &str,
+    id: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     let text = body.to_string();
     let now = jiff::Timestamp::now().as_second();
     let signature = standardwebhooks::Webhook::new(secret)
@@ -120,8 +125,8 @@ async fn the_phone_extends_and_ends_an_absence_at_once() {
 }
 
 /// A manager that answers every action with success, and on the connection that logs
-/// in for user events tells what the test sends through the returned sender.
-async fn fake_manager() -> (u16, tokio::sync::mpsc::Sender<String>) {
+/// in for user and call events tells what the test sends through the returned sender.
+pub(crate) async fn fake_manager() -> (u16, tokio::sync::mpsc::Sender<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -169,7 +174,7 @@ async fn fake_manager() -> (u16, tokio::sync::mpsc::Sender<String>) {
                         get("ActionID")
                     );
                     let _ = write.lock().await.write_all(answer.as_bytes()).await;
-                    if get("Action") == "Login" && get("Events") == "user" {
+                    if get("Action") == "Login" && get("Events") == "user,call" {
                         // The listener: tell it what the test sends.
                         let write = write.clone();
                         let told = told.clone();

@@ -51,6 +51,9 @@ pub enum PhoneAction {
     ExtendBy(u32),
     /// "Extend": the absence in force now lasts until then.
     ExtendUntil(Timestamp),
+    /// A call started (`true`) or ended on the person's phone: shown in Teams, the
+    /// PBX status is left as it is.
+    Call(bool),
 }
 
 impl PhoneAction {
@@ -58,8 +61,20 @@ impl PhoneAction {
         match self {
             PhoneAction::Back => "back",
             PhoneAction::ExtendBy(_) | PhoneAction::ExtendUntil(_) => "extend",
+            PhoneAction::Call(true) => "call_started",
+            PhoneAction::Call(false) => "call_ended",
         }
     }
+}
+
+/// What a phone event may set off besides the person's status: the write-back to the
+/// calendar after "I'm back", a call shown in Teams.
+#[derive(Clone, Default)]
+pub struct PhoneHooks {
+    /// Shortens appointments after "I'm back".
+    pub write_back: Option<std::sync::Arc<dyn crate::WriteBack>>,
+    /// Shows calls in Teams.
+    pub calls: Option<std::sync::Arc<dyn crate::PbxCalls>>,
 }
 
 /// What an event did.
@@ -67,11 +82,15 @@ impl PhoneAction {
 pub struct PhoneDone {
     /// The person.
     pub user: String,
-    /// `back` or `extend`.
+    /// `back`, `extend`, `call_started` or `call_ended`.
     pub action: String,
     /// Until when the phone's word holds (RFC 3339): the end of what was ended, or the
-    /// new end.
-    pub until: String,
+    /// new end (not for calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// For a call: whether Teams shows the company's calls (an active `teams` target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teams: Option<bool>,
 }
 
 /// An event as the PBX posts it.
@@ -80,7 +99,7 @@ pub struct PhoneDone {
 pub(crate) struct PbxEvent {
     /// The company (its id): whose secret signs the event.
     company: String,
-    /// `back` or `extend`.
+    /// `back`, `extend`, `call_started` or `call_ended`.
     #[serde(rename = "type")]
     kind: String,
     /// The person's extension (or give `email`).
@@ -107,6 +126,15 @@ impl PbxEvent {
         };
         let action = match (self.kind.as_str(), self.minutes, self.until) {
             ("back", None, None) => PhoneAction::Back,
+            ("call_started" | "call_ended", None, None) => {
+                PhoneAction::Call(self.kind == "call_started")
+            }
+            ("call_started" | "call_ended", _, _) => {
+                return Err(ApiError::invalid(
+                    "minutes",
+                    format!("minutes: `{}` takes no minutes or until", self.kind),
+                ));
+            }
             ("back", _, _) => {
                 return Err(ApiError::invalid(
                     "minutes",
@@ -131,7 +159,7 @@ impl PbxEvent {
             (other, _, _) => {
                 return Err(ApiError::invalid(
                     "type",
-                    format!("type: `{other}` is neither back nor extend"),
+                    format!("type: `{other}` is none of back, extend, call_started, call_ended"),
                 ));
             }
         };
@@ -206,7 +234,7 @@ pub(crate) async fn event(
     }
     let done = phone_event(
         state.store.as_ref(),
-        state.write_back.clone(),
+        &state.phone_hooks(),
         company,
         &who,
         &action,
@@ -226,7 +254,7 @@ pub(crate) async fn event(
 /// Exchange).
 pub async fn phone_event(
     store: &dyn Store,
-    write_back: Option<std::sync::Arc<dyn crate::WriteBack>>,
+    hooks: &PhoneHooks,
     company: CompanyId,
     who: &Who,
     action: &PhoneAction,
@@ -234,7 +262,7 @@ pub async fn phone_event(
     event: Option<&str>,
 ) -> Result<PhoneDone, ApiError> {
     let Some(id) = event else {
-        return apply(store, write_back, company, who, action, now, None).await;
+        return apply(store, hooks, company, who, action, now, None).await;
     };
     if !store
         .take_pbx_event(company, id, now, now - REMEMBER)
@@ -244,7 +272,7 @@ pub async fn phone_event(
             "event {id} was taken already: nothing changed"
         )));
     }
-    let done = apply(store, write_back, company, who, action, now, event).await;
+    let done = apply(store, hooks, company, who, action, now, event).await;
     if done.is_err() {
         if let Err(e) = store.forget_pbx_event(company, id).await {
             tracing::warn!(error = %e, "a refused PBX event's id cannot be given back");
@@ -256,7 +284,7 @@ pub async fn phone_event(
 /// [`phone_event`] once its id is taken.
 async fn apply(
     store: &dyn Store,
-    write_back: Option<std::sync::Arc<dyn crate::WriteBack>>,
+    hooks: &PhoneHooks,
     company: CompanyId,
     who: &Who,
     action: &PhoneAction,
@@ -264,6 +292,22 @@ async fn apply(
     event: Option<&str>,
 ) -> Result<PhoneDone, ApiError> {
     let (user, instance) = find(store, company, who).await?;
+    if let PhoneAction::Call(started) = action {
+        // A call changes nothing on the PBX (it knows its calls): it is shown in Teams.
+        let shown = match &hooks.calls {
+            Some(calls) => calls
+                .call(user.clone(), *started, now)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("Teams: {e}")))?,
+            None => false,
+        };
+        return Ok(PhoneDone {
+            user: user.id.to_string(),
+            action: action.name().into(),
+            until: None,
+            teams: Some(shown),
+        });
+    }
     let settings = &instance.settings;
     // What is in force now: the calendar as last read, with the other sources as they
     // are now (a status set a moment ago counts before the next read).
@@ -309,7 +353,7 @@ async fn apply(
             };
             (available, until)
         }
-        PhoneAction::ExtendBy(_) | PhoneAction::ExtendUntil(_) => {
+        PhoneAction::ExtendBy(_) | PhoneAction::ExtendUntil(_) | PhoneAction::Call(_) => {
             if absence.open_ended {
                 return Err(ApiError::Conflict(format!(
                     "{name}'s absence lasts until cleared: there is no end to extend"
@@ -318,7 +362,7 @@ async fn apply(
             let until = match action {
                 PhoneAction::ExtendBy(m) => absence.end + SignedDuration::from_mins(i64::from(*m)),
                 PhoneAction::ExtendUntil(t) => *t,
-                PhoneAction::Back => absence.end,
+                PhoneAction::Back | PhoneAction::Call(_) => absence.end,
             };
             if until <= absence.end || until > now + MAX_AHEAD {
                 return Err(ApiError::invalid(
@@ -348,7 +392,7 @@ async fn apply(
     store
         .set_override(user.id, Source::Phone, Some(&phone), "pbx")
         .await?;
-    if let Some(writer) = write_back.filter(|_| {
+    if let Some(writer) = hooks.write_back.clone().filter(|_| {
         *action == PhoneAction::Back && absence.source == Source::Booking && settings.write_back
     }) {
         // The timed bookings in force now that the absence came from.
@@ -386,7 +430,8 @@ async fn apply(
     Ok(PhoneDone {
         user: user.id.to_string(),
         action: action.name().into(),
-        until: until.to_string(),
+        until: Some(until.to_string()),
+        teams: None,
     })
 }
 
