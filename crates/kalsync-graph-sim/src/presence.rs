@@ -188,6 +188,17 @@ impl Simulator {
         Ok(())
     }
 
+    /// How many people have a status message in force now.
+    pub fn status_messages_shown(&self) -> usize {
+        let now = Timestamp::now();
+        self.world()
+            .directory
+            .users
+            .values()
+            .filter(|u| u.presence.message_at(now).is_some())
+            .count()
+    }
+
     /// How many `setPresence` requests named an undocumented pair (refused with 400).
     pub fn presence_refused_pairs(&self) -> u64 {
         self.world().presence_budget.refused_pairs

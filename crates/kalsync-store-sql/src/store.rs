@@ -220,7 +220,21 @@ impl Store for SqlStore {
         &self,
         person: &kalsync_store::TeamsPerson,
     ) -> Result<(), StoreError> {
-        self.upsert_teams_person(person).await
+        self.upsert_teams_people(std::slice::from_ref(person)).await
+    }
+
+    async fn teams_persons(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<kalsync_store::TeamsPerson>, StoreError> {
+        self.select_teams_persons(users).await
+    }
+
+    async fn put_teams_people(
+        &self,
+        people: &[kalsync_store::TeamsPerson],
+    ) -> Result<(), StoreError> {
+        self.upsert_teams_people(people).await
     }
 
     async fn take_budget(

@@ -63,30 +63,69 @@ impl SqlStore {
         .await
     }
 
-    pub(crate) async fn upsert_teams_person(&self, p: &TeamsPerson) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO teams_people (user_id, object_id, message, message_until_ms, session, \
-             session_until_ms, call_until_ms, presence, read_ms, session_set_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (user_id) DO UPDATE SET object_id = excluded.object_id, \
-             message = excluded.message, message_until_ms = excluded.message_until_ms, \
-             session = excluded.session, session_until_ms = excluded.session_until_ms, \
-             call_until_ms = excluded.call_until_ms, presence = excluded.presence, \
-             read_ms = excluded.read_ms, session_set_ms = excluded.session_set_ms",
-        )
-        .bind(p.user.to_string())
-        .bind(p.object_id.clone())
-        .bind(p.message.clone())
-        .bind(p.message_until.map(ms))
-        .bind(p.session.clone())
-        .bind(p.session_until.map(ms))
-        .bind(p.call_until.map(ms))
-        .bind(p.presence.clone())
-        .bind(p.read_at.map(ms))
-        .bind(p.session_set.map(ms))
-        .execute(&self.pool)
-        .await
-        .map_err(db_or_missing(format!("user {}", p.user)))?;
+    pub(crate) async fn select_teams_persons(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<TeamsPerson>, StoreError> {
+        let mut found: std::collections::HashMap<UserId, TeamsPerson> =
+            std::collections::HashMap::new();
+        // Chunks keep each statement's parameter list within both databases' limits.
+        for chunk in users.chunks(200) {
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT * FROM teams_people WHERE user_id IN ({list})");
+            let mut query = sqlx::query(&sql);
+            for u in chunk {
+                query = query.bind(u.to_string());
+            }
+            for p in collect(&self.pool, query, person).await? {
+                found.insert(p.user, p);
+            }
+        }
+        Ok(users
+            .iter()
+            .map(|u| {
+                found.get(u).cloned().unwrap_or(TeamsPerson {
+                    user: *u,
+                    ..TeamsPerson::default()
+                })
+            })
+            .collect())
+    }
+
+    pub(crate) async fn upsert_teams_people(
+        &self,
+        people: &[TeamsPerson],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for p in people {
+            sqlx::query(
+                "INSERT INTO teams_people (user_id, object_id, message, message_until_ms, session, \
+                 session_until_ms, call_until_ms, presence, read_ms, session_set_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (user_id) DO UPDATE SET object_id = excluded.object_id, \
+                 message = excluded.message, message_until_ms = excluded.message_until_ms, \
+                 session = excluded.session, session_until_ms = excluded.session_until_ms, \
+                 call_until_ms = excluded.call_until_ms, presence = excluded.presence, \
+                 read_ms = excluded.read_ms, session_set_ms = excluded.session_set_ms",
+            )
+            .bind(p.user.to_string())
+            .bind(p.object_id.clone())
+            .bind(p.message.clone())
+            .bind(p.message_until.map(ms))
+            .bind(p.session.clone())
+            .bind(p.session_until.map(ms))
+            .bind(p.call_until.map(ms))
+            .bind(p.presence.clone())
+            .bind(p.read_at.map(ms))
+            .bind(p.session_set.map(ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_or_missing(format!("user {}", p.user)))?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 

@@ -239,10 +239,15 @@ pub trait Store: Send + Sync + 'static {
     // Teams presence.
     /// What Kalsync knows of `user` in Teams (a default record when nothing yet).
     async fn teams_person(&self, user: UserId) -> Result<TeamsPerson, StoreError>;
+    /// What Kalsync knows of each of `users` in Teams, in their order (a default record
+    /// for whom nothing yet).
+    async fn teams_persons(&self, users: &[UserId]) -> Result<Vec<TeamsPerson>, StoreError>;
     /// Every person of `instance` Kalsync knows something of in Teams.
     async fn teams_people(&self, instance: InstanceId) -> Result<Vec<TeamsPerson>, StoreError>;
     /// Keeps what Kalsync knows of a person in Teams.
     async fn put_teams_person(&self, person: &TeamsPerson) -> Result<(), StoreError>;
+    /// Keeps what Kalsync knows of these people in Teams, in one transaction.
+    async fn put_teams_people(&self, people: &[TeamsPerson]) -> Result<(), StoreError>;
     /// Takes `n` requests from the budget `key` for the window starting at `window`, at
     /// most `limit` in it across every node: whether they were granted (all or none).
     /// Windows ended a minute before `window` are forgotten.

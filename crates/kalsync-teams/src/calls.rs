@@ -111,7 +111,7 @@ impl Teams {
         if let Some(id) = &person.object_id {
             return Ok(id.clone());
         }
-        self.take(graph).await.map_err(|e| e.to_string())?;
+        // A directory request, not a presence one: outside the presence budget.
         let found = graph
             .object_ids(&[user.email.as_str().to_owned()])
             .await

@@ -299,13 +299,11 @@ async fn run_batch(teams: &Teams, instance: InstanceId, jobs: Vec<Job>) {
 /// Reads the batch's people's presence, writes what changes, keeps what was done.
 async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(), DeliveryError>> {
     let now = Timestamp::now();
-    let mut people = Vec::with_capacity(jobs.len());
-    for j in jobs {
-        match teams.store().teams_person(j.user).await {
-            Ok(p) => people.push(p),
-            Err(e) => return jobs.iter().map(|_| Err(retry(&e.to_string()))).collect(),
-        }
-    }
+    let users: Vec<UserId> = jobs.iter().map(|j| j.user).collect();
+    let mut people = match teams.store().teams_persons(&users).await {
+        Ok(p) => p,
+        Err(e) => return jobs.iter().map(|_| Err(retry(&e.to_string()))).collect(),
+    };
     let mut results: Vec<Result<(), DeliveryError>> = jobs.iter().map(|_| Ok(())).collect();
     // Object ids first, for whoever has none yet.
     let missing: Vec<usize> = (0..jobs.len())
@@ -313,9 +311,8 @@ async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(
         .collect();
     if !missing.is_empty() {
         let mails: Vec<String> = missing.iter().map(|&i| jobs[i].email.clone()).collect();
-        if let Err(e) = teams.take(graph).await {
-            return jobs.iter().map(|_| Err(retry(&e.to_string()))).collect();
-        }
+        // A directory request (once a person), not a presence one: outside the presence
+        // budget.
         let ids = graph.object_ids(&mails).await;
         for (&i, id) in missing.iter().zip(ids) {
             match id {
@@ -393,23 +390,18 @@ async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(
             }
         }
     }
-    for (i, person) in next {
-        if results[i].is_ok() {
-            if let Err(e) = teams.store().put_teams_person(&person).await {
-                results[i] = Err(retry(&e.to_string()));
-            }
-        }
-    }
-    // Object ids found for people whose change failed are kept too.
-    for &i in &missing {
-        if results[i].is_err() && people[i].object_id.is_some() {
-            let mut kept = teams
-                .store()
-                .teams_person(jobs[i].user)
-                .await
-                .unwrap_or_else(|_| people[i].clone());
-            kept.object_id = people[i].object_id.clone();
-            let _ = teams.store().put_teams_person(&kept).await;
+    // What was done, and the object ids found for people whose change failed, kept in
+    // one write (a lane is the only writer of its people).
+    let kept: Vec<TeamsPerson> = (0..jobs.len())
+        .filter_map(|i| match (&results[i], next.remove(&i)) {
+            (Ok(()), Some(after)) => Some(after),
+            _ if missing.contains(&i) && people[i].object_id.is_some() => Some(people[i].clone()),
+            _ => None,
+        })
+        .collect();
+    if let Err(e) = teams.store().put_teams_people(&kept).await {
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(retry(&e.to_string()));
         }
     }
     results

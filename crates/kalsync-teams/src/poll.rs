@@ -25,7 +25,7 @@ pub struct Polled {
     pub read: usize,
     /// People whose PBX status Teams changed.
     pub changed: usize,
-    /// Presence requests sent.
+    /// Presence requests sent (reads and renewals).
     pub requests: usize,
 }
 
@@ -106,8 +106,7 @@ impl Teams {
             }
         }
         for chunk in unknown.chunks(20) {
-            self.take(&graph).await.map_err(|e| e.to_string())?;
-            polled.requests += 1;
+            // Directory requests (once a person): outside the presence budget.
             let mails: Vec<String> = chunk.iter().map(|(m, _)| m.clone()).collect();
             for ((_, p), id) in chunk.iter().zip(graph.object_ids(&mails).await) {
                 match id {

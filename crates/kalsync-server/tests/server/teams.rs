@@ -1,4 +1,4 @@
-//! Teams Presence end to end on the Graph simulator: a lunch becomes Anna's Teams status
+//! Teams Presence end to end on the Graph simulator (at scale: `tests/teams_scale.rs`): a lunch becomes Anna's Teams status
 //! message until its end and is cleared when it goes; a message she wrote herself is
 //! never touched; a Teams call turns her PBX status busy within the poll interval and
 //! back; a PBX call (a signed event, an AMI state) shows as `Busy/InACall` in Teams and

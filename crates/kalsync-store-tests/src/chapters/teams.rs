@@ -46,7 +46,32 @@ pub(crate) async fn teams(c: &Cast<'_>) {
     s.put_teams_person(&cleared).await.expect("replaced");
     assert_eq!(s.teams_person(anna).await.expect("read"), cleared);
     let people = s.teams_people(c.instance.id).await.expect("people");
-    assert_eq!(people, vec![cleared]);
+    assert_eq!(people, vec![cleared.clone()]);
+    // Many at once, in their order, a default for whom nothing is known.
+    let bo = c.bo.id;
+    let both = s.teams_persons(&[bo, anna]).await.expect("both");
+    assert_eq!(
+        both,
+        vec![
+            TeamsPerson {
+                user: bo,
+                ..TeamsPerson::default()
+            },
+            cleared.clone()
+        ]
+    );
+    let bo_known = TeamsPerson {
+        user: bo,
+        object_id: Some("9c1e".into()),
+        ..TeamsPerson::default()
+    };
+    s.put_teams_people(&[bo_known.clone(), cleared.clone()])
+        .await
+        .expect("kept together");
+    assert_eq!(
+        s.teams_persons(&[anna, bo]).await.expect("both"),
+        vec![cleared, bo_known]
+    );
     assert!(
         s.put_teams_person(&TeamsPerson {
             user: UserId::new(),
