@@ -653,13 +653,16 @@ fn level(source: Source, settings: &InstanceSettings) -> u8 {
     }
 }
 
-/// Teams against a booking: a booking's divert wins, Teams wins over one shown for
-/// information (the person is in a call or a meeting now).
+/// Teams against a booking: a booking's divert, or the person's own choice, wins; Teams
+/// wins over any other booking shown for information (the person is in a call or a
+/// meeting now). Teams thus sits just above those bookings, so the order stays total
+/// (the user's choice beats a divert, which beats Teams, which beats the rest).
 fn teams_against_booking(a: &Item, b: &Item) -> Ordering {
+    let strong = |i: &Item| i.class.mode == Mode::Divert || i.class.user_choice;
     match (a.source, b.source) {
-        (Source::Teams, Source::Booking) if b.class.mode == Mode::Divert => Ordering::Less,
+        (Source::Teams, Source::Booking) if strong(b) => Ordering::Less,
         (Source::Teams, Source::Booking) => Ordering::Greater,
-        (Source::Booking, Source::Teams) if a.class.mode == Mode::Divert => Ordering::Greater,
+        (Source::Booking, Source::Teams) if strong(a) => Ordering::Greater,
         (Source::Booking, Source::Teams) => Ordering::Less,
         _ => Ordering::Equal,
     }

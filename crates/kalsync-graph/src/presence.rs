@@ -91,27 +91,29 @@ impl std::fmt::Debug for Presence {
     }
 }
 
+/// A status message as Teams keeps it: control characters dropped, at most
+/// [`MAX_MESSAGE`] characters (what Kalsync sets, and remembers, is exactly this).
+pub fn status_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_MESSAGE)
+        .collect()
+}
+
 /// A presence as Graph writes it.
 pub fn parse_presence(text: &str) -> Result<Presence, GraphError> {
     serde_json::from_str(text).map_err(|e| GraphError::Malformed(e.to_string()))
 }
 
-/// `statusMessage.message.content`, or empty.
+/// `statusMessage.message.content`, or empty — whatever else Graph sends there (an
+/// error would carry the person's text into a log).
 fn message_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    struct Status {
-        message: Option<Content>,
-    }
-    #[derive(Deserialize)]
-    struct Content {
-        #[serde(default)]
-        content: Option<String>,
-    }
-    let status: Option<Status> = Option::deserialize(d)?;
+    let status = serde_json::Value::deserialize(d)?;
     Ok(status
-        .and_then(|s| s.message)
-        .and_then(|m| m.content)
-        .unwrap_or_default())
+        .pointer("/message/content")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned())
 }
 
 /// One presence change, for [`GraphClient::write_presences`].
@@ -147,11 +149,7 @@ impl PresenceWrite {
     fn request(&self) -> (&'static str, serde_json::Value) {
         match self {
             PresenceWrite::Message { text, expiry } => {
-                let content: String = text
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(MAX_MESSAGE)
-                    .collect();
+                let content = status_text(text);
                 let mut message = serde_json::json!({
                     "message": {"content": content, "contentType": "text"},
                 });
@@ -197,7 +195,7 @@ impl PresenceWrite {
 #[derive(Deserialize)]
 struct PresenceList {
     #[serde(default)]
-    value: Vec<Presence>,
+    value: Vec<serde_json::Value>,
 }
 
 impl GraphClient {
@@ -355,7 +353,12 @@ impl GraphClient {
                     true,
                 )
                 .await?;
-            out.extend(list.value);
+            // An entry that is not a presence is passed over, not the whole answer.
+            out.extend(
+                list.value
+                    .into_iter()
+                    .filter_map(|v| serde_json::from_value::<Presence>(v).ok()),
+            );
         }
         Ok(out)
     }

@@ -24,6 +24,8 @@ const LOOK_EVERY: Duration = Duration::from_secs(60);
 const FIRST_PAUSE: Duration = Duration::from_secs(5);
 /// The longest pause between connections.
 const LONGEST_PAUSE: Duration = Duration::from_secs(300);
+/// The most phones whose call state one listener remembers.
+const MAX_PHONES: usize = 20_000;
 
 /// The listeners.
 pub(crate) struct AmiListeners {
@@ -160,11 +162,11 @@ async fn listen(
                     }
                     break;
                 }
-                Some(word) = rx.recv() => heard(store.as_ref(), &hooks, &mut calls, company, id, word).await,
+                Some(word) = rx.recv() => heard(&store, &hooks, &mut calls, company, id, word).await,
             }
         }
         while let Ok(word) = rx.try_recv() {
-            heard(store.as_ref(), &hooks, &mut calls, company, id, word).await;
+            heard(&store, &hooks, &mut calls, company, id, word).await;
         }
         if started.elapsed() > LONGEST_PAUSE {
             pause = FIRST_PAUSE;
@@ -180,7 +182,7 @@ async fn listen(
 /// Does what was heard: the person's phone override or a call shown in Teams, as a
 /// signed PBX event would; a phone's state only when it changed (`calls`).
 async fn heard(
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     hooks: &PhoneHooks,
     calls: &mut HashMap<String, bool>,
     company: CompanyId,
@@ -198,20 +200,47 @@ async fn heard(
         PhoneSays::Back => PhoneAction::Back,
         PhoneSays::Extend(m) => PhoneAction::ExtendBy(m),
         PhoneSays::Call(now) => {
+            if hooks.teams.is_none() {
+                return;
+            }
+            if calls.len() >= MAX_PHONES && !calls.contains_key(&word.exten) {
+                // A manager naming ever more phones: start over rather than grow.
+                calls.clear();
+            }
             // The first state heard of a phone counts only as a call start.
             let before = calls.insert(word.exten.clone(), now);
             if before == Some(now) || (before.is_none() && !now) {
                 return;
             }
-            if hooks.calls.is_none() {
-                return;
-            }
-            PhoneAction::Call(now)
+            // Shown in Teams on its own task: Graph never holds the listener up.
+            let (store, hooks) = (store.clone(), hooks.clone());
+            tokio::spawn(async move {
+                let who = Who::Extension(word.exten.clone());
+                match phone_event(
+                    store.as_ref(),
+                    &hooks,
+                    company,
+                    &who,
+                    &PhoneAction::Call(now),
+                    Timestamp::now(),
+                    None,
+                )
+                .await
+                {
+                    Ok(done) => {
+                        tracing::debug!(%company, user = done.user, action = done.action, teams = ?done.teams, "a call from the PBX")
+                    }
+                    Err(e) => {
+                        tracing::info!(%company, exten = word.exten, answer = %e, "a call from the PBX was not shown in Teams")
+                    }
+                }
+            });
+            return;
         }
     };
     let event = word.key.as_ref().map(|k| format!("ami:{target}:{k}"));
     match phone_event(
-        store,
+        store.as_ref(),
         hooks,
         company,
         &Who::Extension(word.exten.clone()),

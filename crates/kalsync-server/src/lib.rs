@@ -140,7 +140,7 @@ impl Service {
                     store.clone(),
                     connections.clone(),
                 )))
-                .with_calls(Arc::new(teams::Calls(teams.clone())))
+                .with_teams(Arc::new(teams::Calls(teams.clone())))
                 .with_http(
                     outbound
                         .http()
@@ -373,7 +373,9 @@ async fn metrics(State(service): State<Service>) -> Response {
     let depth = service.store.outbox_depth().await.unwrap_or(0);
     (
         [("content-type", "text/plain; version=0.0.4")],
-        service.engine.metrics().render(depth) + &service.directories.render_metrics(),
+        service.engine.metrics().render(depth)
+            + &service.directories.render_metrics()
+            + &service.teams.limiter().render_metrics(),
     )
         .into_response()
 }

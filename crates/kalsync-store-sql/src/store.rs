@@ -216,13 +216,6 @@ impl Store for SqlStore {
         self.select_teams_people(instance).await
     }
 
-    async fn put_teams_person(
-        &self,
-        person: &kalsync_store::TeamsPerson,
-    ) -> Result<(), StoreError> {
-        self.upsert_teams_people(std::slice::from_ref(person)).await
-    }
-
     async fn teams_persons(
         &self,
         users: &[UserId],
@@ -233,8 +226,9 @@ impl Store for SqlStore {
     async fn put_teams_people(
         &self,
         people: &[kalsync_store::TeamsPerson],
+        part: kalsync_store::TeamsPart,
     ) -> Result<(), StoreError> {
-        self.upsert_teams_people(people).await
+        self.upsert_teams_people(people, part).await
     }
 
     async fn take_budget(

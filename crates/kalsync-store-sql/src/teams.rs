@@ -3,12 +3,12 @@
 //! single conditional upsert so two nodes never both take the last requests).
 
 use jiff::{SignedDuration, Timestamp};
-use kalsync_store::{InstanceId, StoreError, TeamsPerson, UserId};
+use kalsync_store::{InstanceId, StoreError, TeamsPart, TeamsPerson, UserId};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use crate::SqlStore;
-use crate::rows::{at, collect, corrupt, db, db_or_missing, ms};
+use crate::rows::{at, collect, corrupt, db, ms};
 
 fn person(r: &AnyRow) -> Result<TeamsPerson, StoreError> {
     let time = |k: &str| -> Result<Option<Timestamp>, StoreError> {
@@ -98,32 +98,46 @@ impl SqlStore {
     pub(crate) async fn upsert_teams_people(
         &self,
         people: &[TeamsPerson],
+        part: TeamsPart,
     ) -> Result<(), StoreError> {
+        let owned = match part {
+            TeamsPart::Message => {
+                "message = excluded.message, message_until_ms = excluded.message_until_ms, \
+                 session = excluded.session, session_until_ms = excluded.session_until_ms, \
+                 session_set_ms = excluded.session_set_ms, "
+            }
+            TeamsPart::Presence => "presence = excluded.presence, read_ms = excluded.read_ms, ",
+            TeamsPart::Call => {
+                "call_until_ms = excluded.call_until_ms, session_set_ms = excluded.session_set_ms, "
+            }
+            TeamsPart::Renewal => "session_set_ms = excluded.session_set_ms, ",
+            TeamsPart::ObjectId => "",
+        };
+        // A person removed meanwhile is passed over (no row is made for them).
+        let sql = format!(
+            "INSERT INTO teams_people (user_id, object_id, message, message_until_ms, session, \
+             session_until_ms, call_until_ms, presence, read_ms, session_set_ms) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+             ON CONFLICT (user_id) DO UPDATE SET {owned}\
+             object_id = COALESCE(excluded.object_id, teams_people.object_id)"
+        );
         let mut tx = self.pool.begin().await.map_err(db)?;
         for p in people {
-            sqlx::query(
-                "INSERT INTO teams_people (user_id, object_id, message, message_until_ms, session, \
-                 session_until_ms, call_until_ms, presence, read_ms, session_set_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (user_id) DO UPDATE SET object_id = excluded.object_id, \
-                 message = excluded.message, message_until_ms = excluded.message_until_ms, \
-                 session = excluded.session, session_until_ms = excluded.session_until_ms, \
-                 call_until_ms = excluded.call_until_ms, presence = excluded.presence, \
-                 read_ms = excluded.read_ms, session_set_ms = excluded.session_set_ms",
-            )
-            .bind(p.user.to_string())
-            .bind(p.object_id.clone())
-            .bind(p.message.clone())
-            .bind(p.message_until.map(ms))
-            .bind(p.session.clone())
-            .bind(p.session_until.map(ms))
-            .bind(p.call_until.map(ms))
-            .bind(p.presence.clone())
-            .bind(p.read_at.map(ms))
-            .bind(p.session_set.map(ms))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_or_missing(format!("user {}", p.user)))?;
+            sqlx::query(&sql)
+                .bind(p.user.to_string())
+                .bind(p.object_id.clone())
+                .bind(p.message.clone())
+                .bind(p.message_until.map(ms))
+                .bind(p.session.clone())
+                .bind(p.session_until.map(ms))
+                .bind(p.call_until.map(ms))
+                .bind(p.presence.clone())
+                .bind(p.read_at.map(ms))
+                .bind(p.session_set.map(ms))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
         Ok(())

@@ -244,10 +244,14 @@ pub trait Store: Send + Sync + 'static {
     async fn teams_persons(&self, users: &[UserId]) -> Result<Vec<TeamsPerson>, StoreError>;
     /// Every person of `instance` Kalsync knows something of in Teams.
     async fn teams_people(&self, instance: InstanceId) -> Result<Vec<TeamsPerson>, StoreError>;
-    /// Keeps what Kalsync knows of a person in Teams.
-    async fn put_teams_person(&self, person: &TeamsPerson) -> Result<(), StoreError>;
-    /// Keeps what Kalsync knows of these people in Teams, in one transaction.
-    async fn put_teams_people(&self, people: &[TeamsPerson]) -> Result<(), StoreError>;
+    /// Keeps `part` of what Kalsync knows of these people in Teams (and each one's
+    /// object id when given), in one transaction; people no longer there are passed
+    /// over.
+    async fn put_teams_people(
+        &self,
+        people: &[TeamsPerson],
+        part: TeamsPart,
+    ) -> Result<(), StoreError>;
     /// Takes `n` requests from the budget `key` for the window starting at `window`, at
     /// most `limit` in it across every node: whether they were granted (all or none).
     /// Windows ended a minute before `window` are forgotten.

@@ -8,7 +8,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use kalsync_graph::{GraphClient, PresenceWrite, SessionPresence};
-use kalsync_store::{TargetConfig, TeamsPerson, User};
+use kalsync_store::{TargetConfig, TeamsPart, TeamsPerson, User};
 
 use crate::Teams;
 use crate::message::lasting;
@@ -52,7 +52,10 @@ impl Teams {
         if !used {
             return Ok(CallShown::NotUsed);
         }
-        let graph = self.graph(&instance)?;
+        // An Exchange (EWS) instance has no Teams: nothing to show, nothing to retry.
+        let Ok(graph) = self.graph(&instance) else {
+            return Ok(CallShown::NotUsed);
+        };
         let mut person = store
             .teams_person(user.id)
             .await
@@ -83,7 +86,16 @@ impl Teams {
                 None => return Ok(CallShown::Done),
             }
         };
-        self.take(&graph).await.map_err(|e| e.to_string())?;
+        // A PBX waits for the answer: a throttled tenant answers at once.
+        self.take_within(&graph, 1, std::time::Duration::from_secs(5))
+            .await
+            .map_err(|wait| match wait {
+                Some(w) => format!(
+                    "Teams is throttled for this company; try again in {} s",
+                    w.as_secs().max(1)
+                ),
+                None => "the Teams request budget cannot be read".to_owned(),
+            })?;
         let written = graph
             .write_presences(&[(id, write)])
             .await
@@ -95,7 +107,7 @@ impl Teams {
             return Err(e.to_string());
         }
         store
-            .put_teams_person(&person)
+            .put_teams_people(std::slice::from_ref(&person), TeamsPart::Call)
             .await
             .map_err(|e| e.to_string())?;
         Ok(CallShown::Done)

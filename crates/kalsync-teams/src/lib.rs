@@ -105,9 +105,23 @@ impl Teams {
         })
     }
 
-    /// Takes one request from `graph`'s tenant's budget, waiting for it.
-    pub(crate) async fn take(&self, graph: &GraphClient) -> Result<(), StoreError> {
-        self.inner.limiter.acquire(graph.tenant()).await
+    /// Takes `n` requests from `graph`'s tenant's budget, waiting for them.
+    pub(crate) async fn take(&self, graph: &GraphClient, n: u32) -> Result<(), StoreError> {
+        self.inner.limiter.acquire(graph.tenant(), n).await
+    }
+
+    /// Takes `n` requests from `graph`'s tenant's budget, waiting at most `within`
+    /// (`Err(Some(wait))`: try again after `wait`; `Err(None)`: the store failed).
+    pub(crate) async fn take_within(
+        &self,
+        graph: &GraphClient,
+        n: u32,
+        within: std::time::Duration,
+    ) -> Result<(), Option<std::time::Duration>> {
+        self.inner
+            .limiter
+            .acquire_within(graph.tenant(), n, within)
+            .await
     }
 
     /// Holds `graph`'s tenant back when Graph throttled it anyway.

@@ -1,9 +1,10 @@
 //! One request budget per tenant, shared by every node: Graph allows an app 1,500
-//! presence requests per 30 seconds in a tenant. The budget is kept in one-second
-//! windows in the store, each holding a thirty-first of it (a 30-second span touches at
-//! most 31 windows, so no span can hold more than the budget); a node takes a few
-//! requests at a time and hands them out itself. A tenant Graph throttled anyway is
-//! held for its `Retry-After`.
+//! presence requests per 30 seconds in a tenant, each request inside a `$batch` counted
+//! on its own. The budget is kept in one-second windows in the store, each holding a
+//! thirty-third of it (a 30-second span touches at most 31 windows, so no span can hold
+//! more than the budget, with two seconds to spare for nodes' clocks); a node takes a
+//! few requests at a time and hands them out itself. A tenant Graph throttled anyway is
+//! held on this node for its `Retry-After`.
 //!
 //! Written by hand: the rate limiters on crates.io (governor and the like) count in one
 //! process; this count must hold across nodes, so it lives in the store.
@@ -37,18 +38,20 @@ pub struct Limiter {
     store: Arc<dyn Store>,
     per_window: u32,
     hands: Arc<Mutex<HashMap<String, Hand>>>,
-    counts: Arc<Counts>,
+    counts: Arc<Mutex<HashMap<String, Counts>>>,
 }
 
-/// What the limiter saw, for metrics and the dashboard.
-#[derive(Debug, Default)]
+/// What the limiter saw of one tenant on this node, for metrics and the dashboard.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
     /// Requests granted.
-    pub granted: std::sync::atomic::AtomicU64,
-    /// Times a request waited for the next window.
-    pub waited: std::sync::atomic::AtomicU64,
+    pub granted: u64,
+    /// Times a request waited for the next window (the budget was spent).
+    pub waited: u64,
     /// Times Graph throttled anyway (429 after its retries).
-    pub throttled: std::sync::atomic::AtomicU64,
+    pub throttled: u64,
+    /// When Graph last throttled it.
+    pub last_throttled: Option<Timestamp>,
 }
 
 impl Limiter {
@@ -56,37 +59,135 @@ impl Limiter {
     pub fn new(store: Arc<dyn Store>, per_30s: u32) -> Limiter {
         Limiter {
             store,
-            per_window: (per_30s / 31).max(1),
+            // A 30-second span touches at most 31 one-second windows; two more keep a
+            // margin for nodes whose clocks differ by a second or two.
+            per_window: (per_30s / 33).max(1),
             hands: Arc::new(Mutex::new(HashMap::new())),
-            counts: Arc::new(Counts::default()),
+            counts: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// The counts so far.
-    pub fn counts(&self) -> &Counts {
-        &self.counts
+    /// Each tenant's counts so far (tenants as configured, lower case).
+    pub fn counts(&self) -> Vec<(String, Counts)> {
+        let mut all: Vec<(String, Counts)> = self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// One tenant's counts so far.
+    pub fn counts_of(&self, tenant: &str) -> Counts {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn count(&self, tenant: &str, change: impl FnOnce(&mut Counts)) {
+        let mut all = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        change(all.entry(tenant.to_owned()).or_default());
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render_metrics(&self) -> String {
+        let all = self.counts();
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "kalsync_teams_requests_total",
+                "Graph presence requests sent, by tenant.",
+                (|c: &Counts| c.granted) as fn(&Counts) -> u64,
+            ),
+            (
+                "kalsync_teams_waits_total",
+                "Times a presence request waited for the tenant's budget.",
+                |c: &Counts| c.waited,
+            ),
+            (
+                "kalsync_teams_throttled_total",
+                "Times Graph throttled a tenant's presence requests anyway.",
+                |c: &Counts| c.throttled,
+            ),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (tenant, c) in &all {
+                let tenant: String = tenant
+                    .chars()
+                    .filter(|ch| ch.is_ascii_alphanumeric() || "-._".contains(*ch))
+                    .collect();
+                out.push_str(&format!("{name}{{tenant=\"{tenant}\"}} {}\n", value(c)));
+            }
+        }
+        out
     }
 
     fn hands(&self) -> std::sync::MutexGuard<'_, HashMap<String, Hand>> {
         self.hands.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until one request to `tenant` may be sent, and takes it.
-    pub async fn acquire(&self, tenant: &str) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering::Relaxed;
+    /// Waits until `n` requests to `tenant` may be sent, and takes them (in windows of
+    /// at most a thirty-third of the budget: a large `n` spans several).
+    pub async fn acquire(&self, tenant: &str, n: u32) -> Result<(), StoreError> {
         let tenant = tenant.to_ascii_lowercase();
+        let mut left = n;
+        while left > 0 {
+            let part = left.min(self.per_window);
+            self.acquire_part(&tenant, part).await?;
+            left -= part;
+        }
+        self.count(&tenant, |c| c.granted += u64::from(n));
+        Ok(())
+    }
+
+    /// [`Limiter::acquire`], waiting at most `within`: `Err(Some(wait))` when the tenant
+    /// is held or its budget spent for longer (try again after `wait`), `Err(None)` when
+    /// the store failed.
+    pub async fn acquire_within(
+        &self,
+        tenant: &str,
+        n: u32,
+        within: Duration,
+    ) -> Result<(), Option<Duration>> {
+        let held = self
+            .hands()
+            .get(&tenant.to_ascii_lowercase())
+            .and_then(|h| h.held_until)
+            .map(|u| u.duration_since(Timestamp::now()))
+            .filter(|d| d.is_positive())
+            .and_then(|d| Duration::try_from(d).ok());
+        if let Some(wait) = held.filter(|w| *w > within) {
+            return Err(Some(wait));
+        }
+        match tokio::time::timeout(within, self.acquire(tenant, n)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the Teams request budget cannot be read");
+                Err(None)
+            }
+            Err(_) => Err(Some(Duration::from_secs(5))),
+        }
+    }
+
+    /// Takes `n` (at most a window's) requests of one window.
+    async fn acquire_part(&self, tenant: &str, n: u32) -> Result<(), StoreError> {
         loop {
             let now = Timestamp::now();
             let window = now.as_second();
             let held = {
                 let mut hands = self.hands();
-                let hand = hands.entry(tenant.clone()).or_default();
+                let hand = hands.entry(tenant.to_owned()).or_default();
                 match hand.held_until.filter(|u| *u > now) {
                     Some(until) => Some(until),
                     None => {
-                        if hand.window == window && hand.left > 0 {
-                            hand.left -= 1;
-                            self.counts.granted.fetch_add(1, Relaxed);
+                        if hand.window == window && hand.left >= n {
+                            hand.left -= n;
                             return Ok(());
                         }
                         None
@@ -100,19 +201,19 @@ impl Limiter {
             let start = Timestamp::from_second(window).unwrap_or(now);
             let key = format!("graph-presence:{tenant}");
             let mut taken = 0;
-            for n in [TAKE.min(self.per_window), 1] {
+            for want in [n.max(TAKE).min(self.per_window), n] {
                 if self
                     .store
-                    .take_budget(&key, start, n, self.per_window)
+                    .take_budget(&key, start, want, self.per_window)
                     .await?
                 {
-                    taken = n;
+                    taken = want;
                     break;
                 }
             }
-            if taken > 0 {
+            if taken >= n {
                 let mut hands = self.hands();
-                let hand = hands.entry(tenant.clone()).or_default();
+                let hand = hands.entry(tenant.to_owned()).or_default();
                 if hand.window != window {
                     *hand = Hand {
                         window,
@@ -120,20 +221,21 @@ impl Limiter {
                         held_until: hand.held_until,
                     };
                 }
-                hand.left += taken - 1;
-                self.counts.granted.fetch_add(1, Relaxed);
+                hand.left += taken - n;
                 return Ok(());
             }
-            self.counts.waited.fetch_add(1, Relaxed);
+            self.count(tenant, |c| c.waited += 1);
             sleep_until(start + SignedDuration::from_secs(1)).await;
         }
     }
 
     /// Holds `tenant` back for `wait` (Graph throttled it anyway).
     pub fn hold(&self, tenant: &str, wait: Duration) {
-        self.counts
-            .throttled
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = Timestamp::now();
+        self.count(&tenant.to_ascii_lowercase(), |c| {
+            c.throttled += 1;
+            c.last_throttled = Some(now);
+        });
         let until = Timestamp::now()
             + SignedDuration::try_from(wait.min(Duration::from_secs(600)))
                 .unwrap_or(SignedDuration::from_secs(60));

@@ -17,9 +17,9 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{Lang, Mode, Source};
 use kalsync_engine::{DeliveryError, Envelope, StatusUpdate, Target};
-use kalsync_graph::presence::SESSION_LIMITS;
+use kalsync_graph::presence::{SESSION_LIMITS, status_text};
 use kalsync_graph::{GraphClient, GraphError, Presence, PresenceWrite, SessionPresence};
-use kalsync_store::{InstanceId, TeamsPerson, UserId};
+use kalsync_store::{InstanceId, TeamsPart, TeamsPerson, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Teams;
@@ -81,7 +81,7 @@ pub(crate) fn plan(
         .filter(|_| person.message_until.is_none_or(|u| u > now));
     match &wanted.message {
         Some((text, until)) => {
-            if !shown.is_empty() && Some(shown) != ours {
+            if !shown.is_empty() && Some(shown) != ours && shown != text {
                 // The person's own message: left as it is, and not ours to clear.
                 next.message = None;
                 next.message_until = None;
@@ -190,11 +190,12 @@ impl Target for TeamsTarget {
         envelope: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError> {
-        let absence = status.absence.as_ref();
-        if absence.is_some_and(|a| a.source == Source::Teams) {
-            // It came from Teams: nothing goes back (no echo).
-            return Ok(());
-        }
+        // What came from Teams goes nowhere back (no echo): Kalsync's own message and
+        // session make way for what Teams shows itself.
+        let absence = status
+            .absence
+            .as_ref()
+            .filter(|a| a.source != Source::Teams);
         let user: UserId = status
             .user
             .id
@@ -204,10 +205,11 @@ impl Target for TeamsTarget {
         let wanted = Wanted {
             message: absence.map(|a| {
                 let text = match self.language {
-                    Lang::Sv => a.message_sv.clone(),
-                    Lang::En => a.message_en.clone(),
+                    Lang::Sv => &a.message_sv,
+                    Lang::En => &a.message_en,
                 };
-                (text, a.until)
+                // Kept as Teams will show it, so it is recognised as Kalsync's own.
+                (status_text(text), a.until)
             }),
             session: absence
                 .filter(|_| self.presence)
@@ -296,7 +298,43 @@ async fn run_batch(teams: &Teams, instance: InstanceId, jobs: Vec<Job>) {
     }
 }
 
-/// Reads the batch's people's presence, writes what changes, keeps what was done.
+/// How long a batch waits for its tenant's budget before its deliveries are put off.
+const BUDGET_WAIT: Duration = Duration::from_secs(5);
+
+/// Which part of a person a write changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Message,
+    Session,
+}
+
+fn part_of(write: &PresenceWrite) -> Part {
+    match write {
+        PresenceWrite::Message { .. } | PresenceWrite::ClearMessage => Part::Message,
+        PresenceWrite::Session { .. } | PresenceWrite::ClearSession { .. } => Part::Session,
+    }
+}
+
+/// Puts a whole batch off: the tenant is held or its budget spent (`wait`), or the
+/// store failed.
+fn put_off(jobs: &[Job], wait: Option<Duration>) -> Vec<Result<(), DeliveryError>> {
+    jobs.iter()
+        .map(|_| {
+            Err(DeliveryError::Retry {
+                message: match wait {
+                    Some(_) => "Teams: the tenant's presence budget is spent for now".into(),
+                    None => "Teams: the request budget cannot be read".into(),
+                },
+                retry_after: wait,
+            })
+        })
+        .collect()
+}
+
+/// Reads the batch's people's presence, writes what changes, keeps what was done. Waits
+/// at most [`BUDGET_WAIT`] for the budget each time (a throttled tenant puts its own
+/// deliveries off, never the engine's other work), and writes right after the read, so
+/// a message the person writes meanwhile is not overwritten.
 async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(), DeliveryError>> {
     let now = Timestamp::now();
     let users: Vec<UserId> = jobs.iter().map(|j| j.user).collect();
@@ -305,14 +343,13 @@ async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(
         Err(e) => return jobs.iter().map(|_| Err(retry(&e.to_string()))).collect(),
     };
     let mut results: Vec<Result<(), DeliveryError>> = jobs.iter().map(|_| Ok(())).collect();
-    // Object ids first, for whoever has none yet.
+    // Object ids first, for whoever has none yet: a directory request (once a person),
+    // outside the presence budget.
     let missing: Vec<usize> = (0..jobs.len())
         .filter(|&i| people[i].object_id.is_none())
         .collect();
     if !missing.is_empty() {
         let mails: Vec<String> = missing.iter().map(|&i| jobs[i].email.clone()).collect();
-        // A directory request (once a person), not a presence one: outside the presence
-        // budget.
         let ids = graph.object_ids(&mails).await;
         for (&i, id) in missing.iter().zip(ids) {
             match id {
@@ -322,6 +359,23 @@ async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(
                     results[i] = Err(delivery_error(&e));
                 }
             }
+        }
+        let found: Vec<TeamsPerson> = missing
+            .iter()
+            .filter(|&&i| people[i].object_id.is_some())
+            .map(|&i| TeamsPerson {
+                user: people[i].user,
+                object_id: people[i].object_id.clone(),
+                ..TeamsPerson::default()
+            })
+            .collect();
+        // Only the ids: the parts stay as they are until something is written.
+        if let Err(e) = teams
+            .store()
+            .put_teams_people(&found, TeamsPart::ObjectId)
+            .await
+        {
+            tracing::warn!(error = %e, "Teams object ids cannot be kept");
         }
     }
     let ready: Vec<usize> = (0..jobs.len())
@@ -334,8 +388,8 @@ async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(
         .iter()
         .filter_map(|&i| people[i].object_id.clone())
         .collect();
-    if let Err(e) = teams.take(graph).await {
-        return jobs.iter().map(|_| Err(retry(&e.to_string()))).collect();
+    if let Err(wait) = teams.take_within(graph, 1, BUDGET_WAIT).await {
+        return put_off(jobs, wait);
     }
     let current: HashMap<String, Presence> = match graph.presences(&ids).await {
         Ok(list) => list.into_iter().map(|p| (p.id.clone(), p)).collect(),
@@ -370,36 +424,48 @@ async fn apply(teams: &Teams, graph: &GraphClient, jobs: &[Job]) -> Vec<Result<(
         writes.extend(w.into_iter().map(|w| (i, id.clone(), w)));
         next.insert(i, after);
     }
-    for chunk in writes.chunks(BATCH) {
-        if let Err(e) = teams.take(graph).await {
-            for (i, _, _) in chunk {
-                results[*i] = Err(retry(&e.to_string()));
-            }
-            continue;
+    let count = u32::try_from(writes.len()).unwrap_or(u32::MAX);
+    if count > 0 {
+        if let Err(wait) = teams.take_within(graph, count, BUDGET_WAIT).await {
+            return put_off(jobs, wait);
         }
+    }
+    for chunk in writes.chunks(BATCH) {
         let sent: Vec<(String, PresenceWrite)> = chunk
             .iter()
             .map(|(_, id, w)| (id.clone(), w.clone()))
             .collect();
-        for ((i, _, _), r) in chunk.iter().zip(graph.write_presences(&sent).await) {
-            if let Err(e) = r {
-                teams.note_throttling(graph, &e);
-                if results[*i].is_ok() {
-                    results[*i] = Err(delivery_error(&e));
+        for ((i, _, w), r) in chunk.iter().zip(graph.write_presences(&sent).await) {
+            let Err(e) = r else { continue };
+            teams.note_throttling(graph, &e);
+            // What did not land is not Kalsync's: its part stays as it was.
+            if let Some(after) = next.get_mut(i) {
+                let before = &people[*i];
+                match part_of(w) {
+                    Part::Message => {
+                        after.message = before.message.clone();
+                        after.message_until = before.message_until;
+                    }
+                    Part::Session => {
+                        after.session = before.session.clone();
+                        after.session_until = before.session_until;
+                        after.session_set = before.session_set;
+                    }
                 }
+            }
+            if results[*i].is_ok() {
+                results[*i] = Err(delivery_error(&e));
             }
         }
     }
-    // What was done, and the object ids found for people whose change failed, kept in
-    // one write (a lane is the only writer of its people).
-    let kept: Vec<TeamsPerson> = (0..jobs.len())
-        .filter_map(|i| match (&results[i], next.remove(&i)) {
-            (Ok(()), Some(after)) => Some(after),
-            _ if missing.contains(&i) && people[i].object_id.is_some() => Some(people[i].clone()),
-            _ => None,
-        })
-        .collect();
-    if let Err(e) = teams.store().put_teams_people(&kept).await {
+    // What landed, kept in one write of the target's own part.
+    let kept: Vec<TeamsPerson> = next.into_values().collect();
+    if let Err(e) = teams
+        .store()
+        .put_teams_people(&kept, TeamsPart::Message)
+        .await
+    {
+        tracing::warn!(error = %e, "what was set in Teams cannot be kept");
         for r in results.iter_mut().filter(|r| r.is_ok()) {
             *r = Err(retry(&e.to_string()));
         }

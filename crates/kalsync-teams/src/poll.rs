@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{Mode, Override, ReasonCode, Source, TeamsSettings};
 use kalsync_graph::presence::{MAX_PRESENCE_IDS, SESSION_LIMITS};
 use kalsync_graph::{GraphClient, PresenceWrite, SessionPresence};
-use kalsync_store::{Instance, TeamsPerson};
+use kalsync_store::{Instance, TeamsPart, TeamsPerson};
 
 use crate::Teams;
 use crate::message::lasting;
@@ -32,18 +32,22 @@ pub struct Polled {
 /// Renew an absence session this long before it would end.
 const RENEW_BEFORE: SignedDuration = SignedDuration::from_mins(30);
 
-/// The PBX status a presence read as `availability/activity` makes, leaving out a call
-/// Kalsync itself shows (a PBX call in progress).
+/// The PBX status a presence read as `availability/activity` makes, leaving out what
+/// Kalsync itself shows in Teams: a PBX call in progress, or the session of an absence
+/// (`DoNotDisturb/Presenting` for a divert would otherwise come back as a meeting).
 fn status(
     settings: &TeamsSettings,
     presence: Option<&str>,
     person: &TeamsPerson,
     now: Timestamp,
 ) -> Option<(ReasonCode, Mode)> {
-    let (availability, activity) = presence?.split_once('/')?;
-    let ours = person.call_until.is_some_and(|u| u > now)
+    let shown = presence?;
+    let (availability, activity) = shown.split_once('/')?;
+    let our_call = person.call_until.is_some_and(|u| u > now)
         && matches!(activity, "InACall" | "InAConferenceCall");
-    if ours {
+    let our_session =
+        person.session.as_deref() == Some(shown) && person.session_until.is_some_and(|u| u > now);
+    if our_call || our_session {
         return None;
     }
     settings.status_of(availability, activity)
@@ -51,28 +55,25 @@ fn status(
 
 impl Teams {
     /// One round of `instance`'s Teams presence at `now`, if this node takes it (one
-    /// node a round across all of them).
+    /// node a round across all of them). An instance that does not read Teams (or is
+    /// switched off) has what Teams put on the PBX cleared, and its long absence
+    /// sessions renewed.
     pub async fn poll(&self, instance: &Instance, now: Timestamp) -> Result<Polled, String> {
         let settings = &instance.settings.teams;
         let store = self.store();
-        let people = store
-            .teams_people(instance.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !settings.read {
-            // Switched off: what Teams put on the PBX goes.
-            for mut p in people.into_iter().filter(|p| p.presence.is_some()) {
-                store
-                    .set_override(p.user, Source::Teams, None, "teams")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                p.presence = None;
-                store
-                    .put_teams_person(&p)
-                    .await
-                    .map_err(|e| e.to_string())?;
+        if !settings.read || !instance.active {
+            self.clear(instance).await?;
+            let mut polled = Polled::default();
+            if instance.active {
+                if let Ok(graph) = self.graph(instance) {
+                    let people = store
+                        .teams_people(instance.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.renew(&graph, people.iter(), now, &mut polled).await?;
+                }
             }
-            return Ok(Polled::default());
+            return Ok(polled);
         }
         let every = i64::from(settings.poll_seconds.max(1));
         let round = Timestamp::from_second(now.as_second() / every * every).unwrap_or(now);
@@ -89,6 +90,10 @@ impl Teams {
             took: true,
             ..Polled::default()
         };
+        let people = store
+            .teams_people(instance.id)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut known: HashMap<_, TeamsPerson> = people.into_iter().map(|p| (p.user, p)).collect();
         let users = store.users(instance.id).await.map_err(|e| e.to_string())?;
         let mut by_id: HashMap<String, TeamsPerson> = HashMap::new();
@@ -108,15 +113,13 @@ impl Teams {
         for chunk in unknown.chunks(20) {
             // Directory requests (once a person): outside the presence budget.
             let mails: Vec<String> = chunk.iter().map(|(m, _)| m.clone()).collect();
+            let mut found = Vec::new();
             for ((_, p), id) in chunk.iter().zip(graph.object_ids(&mails).await) {
                 match id {
                     Ok(id) => {
                         let mut p = p.clone();
                         p.object_id = Some(id.clone());
-                        store
-                            .put_teams_person(&p)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        found.push(p.clone());
                         by_id.insert(id, p);
                     }
                     Err(e) => {
@@ -125,10 +128,14 @@ impl Teams {
                     }
                 }
             }
+            store
+                .put_teams_people(&found, TeamsPart::ObjectId)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         let ids: Vec<String> = by_id.keys().cloned().collect();
         for chunk in ids.chunks(MAX_PRESENCE_IDS) {
-            self.take(&graph).await.map_err(|e| e.to_string())?;
+            self.take(&graph, 1).await.map_err(|e| e.to_string())?;
             polled.requests += 1;
             let read = match graph.presences(chunk).await {
                 Ok(r) => r,
@@ -138,12 +145,18 @@ impl Teams {
                 }
             };
             polled.read += read.len();
-            for presence in read {
-                let Some(person) = by_id.get(&presence.id) else {
+            let mut answered: HashMap<&str, String> = read
+                .iter()
+                .map(|p| (p.id.as_str(), format!("{}/{}", p.availability, p.activity)))
+                .collect();
+            let mut changed = Vec::new();
+            for id in chunk {
+                let Some(person) = by_id.get(id) else {
                     continue;
                 };
-                let shown = format!("{}/{}", presence.availability, presence.activity);
-                if person.presence.as_deref() == Some(shown.as_str()) {
+                // Someone Teams no longer answers for (licence gone): shown as nothing.
+                let shown = answered.remove(id.as_str()).unwrap_or_default();
+                if person.presence.as_deref().unwrap_or_default() == shown {
                     continue;
                 }
                 let before = status(settings, person.presence.as_deref(), person, now);
@@ -164,16 +177,41 @@ impl Teams {
                     polled.changed += 1;
                 }
                 let mut p = person.clone();
-                p.presence = Some(shown);
+                p.presence = (!shown.is_empty()).then_some(shown);
                 p.read_at = Some(now);
-                store
-                    .put_teams_person(&p)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                changed.push(p);
             }
+            store
+                .put_teams_people(&changed, TeamsPart::Presence)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         self.renew(&graph, by_id.values(), now, &mut polled).await?;
         Ok(polled)
+    }
+
+    /// Clears what Teams put on the PBX for `instance`'s people (it no longer reads
+    /// Teams, is switched off, or cannot be read for long).
+    pub async fn clear(&self, instance: &Instance) -> Result<(), String> {
+        let store = self.store();
+        let people = store
+            .teams_people(instance.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut cleared = Vec::new();
+        for mut p in people.into_iter().filter(|p| p.presence.is_some()) {
+            store
+                .set_override(p.user, Source::Teams, None, "teams")
+                .await
+                .map_err(|e| e.to_string())?;
+            p.presence = None;
+            p.read_at = None;
+            cleared.push(p);
+        }
+        store
+            .put_teams_people(&cleared, TeamsPart::Presence)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Sets again the absence sessions that Graph would end within [`RENEW_BEFORE`]
@@ -212,18 +250,20 @@ impl Teams {
             })
             .collect();
         for (chunk, people) in due.chunks(20).zip(renewed.chunks(20)) {
-            self.take(graph).await.map_err(|e| e.to_string())?;
-            polled.requests += 1;
+            let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            self.take(graph, n).await.map_err(|e| e.to_string())?;
+            polled.requests += chunk.len();
+            let mut kept = Vec::new();
             for (r, p) in graph.write_presences(chunk).await.into_iter().zip(people) {
                 match r {
-                    Ok(()) => self
-                        .store()
-                        .put_teams_person(p)
-                        .await
-                        .map_err(|e| e.to_string())?,
+                    Ok(()) => kept.push(p.clone()),
                     Err(e) => self.note_throttling(graph, &e),
                 }
             }
+            self.store()
+                .put_teams_people(&kept, TeamsPart::Renewal)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -249,5 +289,23 @@ mod tests {
             Some("busy".into())
         );
         assert_eq!(status(&settings, None, &free, now), None);
+    }
+
+    #[test]
+    fn the_session_of_a_divert_is_not_read_back_as_a_meeting() {
+        let now: Timestamp = "2026-12-07T10:00:00Z".parse().expect("time");
+        let settings = TeamsSettings::default();
+        let diverted = TeamsPerson {
+            session: Some("DoNotDisturb/Presenting".into()),
+            session_until: Some(now + SignedDuration::from_hours(1)),
+            ..TeamsPerson::default()
+        };
+        assert_eq!(
+            status(&settings, Some("DoNotDisturb/Presenting"), &diverted, now),
+            None
+        );
+        // Once it has ended, a presentation in Teams is the person's own.
+        let later = now + SignedDuration::from_hours(2);
+        assert!(status(&settings, Some("DoNotDisturb/Presenting"), &diverted, later).is_some());
     }
 }

@@ -34,8 +34,8 @@ pub struct WebState {
     pub directories: Option<Arc<dyn DirectoryRunner>>,
     /// Shortens appointments in calendars after "I'm back"; the service provides it.
     pub write_back: Option<Arc<dyn WriteBack>>,
-    /// Shows PBX calls in Teams; the service provides it.
-    pub calls: Option<Arc<dyn PbxCalls>>,
+    /// Teams Presence (PBX calls shown in Teams, its figures); the service provides it.
+    pub teams: Option<Arc<dyn TeamsPresence>>,
     /// When each instance's directory last ran on request.
     pub(crate) directory_runs: Arc<api::directory::RunTimes>,
     /// The operator's multi-tenant app, for *Connect Microsoft 365*.
@@ -68,7 +68,7 @@ impl WebState {
             checker: None,
             directories: None,
             write_back: None,
-            calls: None,
+            teams: None,
             directory_runs: Arc::default(),
             microsoft365: None,
             public_url: None,
@@ -119,9 +119,9 @@ impl WebState {
         self
     }
 
-    /// With PBX calls shown in Teams.
-    pub fn with_calls(mut self, calls: Arc<dyn PbxCalls>) -> WebState {
-        self.calls = Some(calls);
+    /// With Teams Presence.
+    pub fn with_teams(mut self, teams: Arc<dyn TeamsPresence>) -> WebState {
+        self.teams = Some(teams);
         self
     }
 
@@ -129,7 +129,7 @@ impl WebState {
     pub fn phone_hooks(&self) -> api::phone::PhoneHooks {
         api::phone::PhoneHooks {
             write_back: self.write_back.clone(),
-            calls: self.calls.clone(),
+            teams: self.teams.clone(),
         }
     }
 
@@ -247,17 +247,34 @@ pub trait WriteBack: Send + Sync {
     ) -> Hook<'_, ()>;
 }
 
-/// Shows a person's PBX call in Teams (`Busy/InACall`) while it lasts; the service
-/// implements it, since only it knows Teams.
-pub trait PbxCalls: Send + Sync {
-    /// `user`'s call started (`true`) or ended at `now`: whether Teams shows calls for
-    /// the company at all, or why it could not be shown.
+/// Teams Presence as the web needs it; the service implements it, since only it knows
+/// Teams.
+pub trait TeamsPresence: Send + Sync {
+    /// Shows `user`'s PBX call in Teams (`Busy/InACall`) from its start (`started`) at
+    /// `now` to its end: whether Teams shows calls for the company at all, or why it
+    /// could not be shown.
     fn call(
         &self,
         user: kalsync_store::User,
         started: bool,
         now: jiff::Timestamp,
     ) -> Hook<'_, Result<bool, String>>;
+
+    /// A tenant's presence requests on this node: sent, waited for, throttled.
+    fn figures(&self, tenant: &str) -> TeamsFigures;
+}
+
+/// A tenant's Teams presence requests on this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeamsFigures {
+    /// Requests sent.
+    pub requests: u64,
+    /// Times one waited for the tenant's budget.
+    pub waits: u64,
+    /// Times Graph throttled it anyway.
+    pub throttled: u64,
+    /// When Graph last did.
+    pub last_throttled: Option<jiff::Timestamp>,
 }
 
 /// Runs an instance's directory; the service implements it, since only it knows the

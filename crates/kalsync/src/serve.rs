@@ -228,6 +228,30 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
             .get(i)
             .map(|p| (group, p.upn.clone(), p.name.clone()))
     });
+    // Teams: most are signed in to Teams; in a minute the third takes a Teams call for
+    // three minutes (the PBX turns busy within the poll), the fourth is in a Teams
+    // meeting, and the fifth sets "do not disturb" herself.
+    let caller = people.get(2).map(|p| p.name.clone());
+    {
+        let sim = sim.clone();
+        let upns: Vec<String> = people.iter().map(|p| p.upn.clone()).collect();
+        for upn in &upns {
+            let _ = sim.set_client_presence(upn, Some(("Available", "Available")));
+        }
+        if let Some(upn) = upns.get(3) {
+            let _ = sim.set_client_presence(upn, Some(("Busy", "InAMeeting")));
+        }
+        if let Some(upn) = upns.get(4) {
+            let _ = sim.set_client_presence(upn, Some(("DoNotDisturb", "DoNotDisturb")));
+        }
+        tokio::spawn(async move {
+            let Some(upn) = upns.get(2) else { return };
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            let _ = sim.set_client_presence(upn, Some(("Busy", "InACall")));
+            tokio::time::sleep(std::time::Duration::from_secs(180)).await;
+            let _ = sim.set_client_presence(upn, Some(("Available", "Available")));
+        });
+    }
     if let Some((group, upn, _)) = leaver.clone() {
         let sim = sim.clone();
         tokio::spawn(async move {
@@ -348,9 +372,16 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
         companies: vec![
             CompanyDecl {
                 name: "Demo AB".into(),
-                targets: vec![TargetDecl::Simulator {
-                    name: "PBX simulator".into(),
-                }],
+                targets: vec![
+                    TargetDecl::Simulator {
+                        name: "PBX simulator".into(),
+                    },
+                    TargetDecl::Teams {
+                        name: "Teams".into(),
+                        presence: true,
+                        language: kalsync_server::settings::TeamsLanguage::Sv,
+                    },
+                ],
                 instances: vec![InstanceDecl {
                     name: "Microsoft 365 (simulated)".into(),
                     source: SourceDecl::Graph {
@@ -360,7 +391,12 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
                         graph_url: Some(format!("{sim_url}v1.0/")),
                         login_url: Some(sim_url.to_string()),
                     },
-                    settings: Some(settings_table.clone()),
+                    settings: Some(
+                        toml::from_str(
+                            "template = \"prefix-then-showas\"\nuser_choice = \"any\"\n\n[teams]\nread = true\npoll_seconds = 15\ndo_not_disturb = \"info\"\n",
+                        )
+                        .map_err(|e: toml::de::Error| e.to_string())?,
+                    ),
                     users,
                     directory: Some(directory),
                 }],
@@ -437,6 +473,11 @@ async fn run_demo(args: &DemoArgs) -> Result<(), String> {
     say!(
         "  book more    POST {sim_url}_sim/users/<mailbox>/events (see the README): the change arrives as a Graph notification within a second"
     );
+    if let Some(name) = &caller {
+        say!(
+            "  Teams        Demo AB's switchboard has a Teams column; {name} takes a Teams call in a minute (busy on the PBX within 15 s) and the absences become Teams status messages"
+        );
+    }
     if let Some((_, _, name)) = &leaver {
         say!(
             "  directory    Demo AB's users are the group \"Alla på Demo AB\" (its Katalog tab); {name} leaves it in 3 minutes and is gone at the next run (every 5 minutes)"

@@ -1,6 +1,7 @@
 //! `$batch`: up to twenty requests in one — `calendarView`, automatic replies, a person's
 //! id, presence actions — each holding its mailbox's slot and answered on its own;
-//! presence actions count once against the presence budget.
+//! each presence action counts against the presence budget on its own (Graph evaluates
+//! a batch's requests individually against its limits).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -94,26 +95,13 @@ pub(super) async fn batch(
     }
     sim.shared.stats.batches.fetch_add(1, Ordering::Relaxed);
     let base = base_url(&headers);
-    // Presence actions in a batch count once against the presence budget (the batch
-    // is one request); past it, each is throttled.
-    let presence_throttled = if request
-        .requests
-        .iter()
-        .any(|i| presence_action(i).is_some())
-    {
-        match super::presence::budget(&sim) {
-            Some(r) => Some(parts_of(r).await),
-            None => None,
-        }
-    } else {
-        None
-    };
-
     let mut responses = Vec::new();
     for (item, slot) in request.requests.iter().zip(&entered) {
         if let Some((user, action)) = presence_action(item) {
-            let (status, body) = match &presence_throttled {
-                Some((status, body)) => (*status, body.clone()),
+            // Each request in a batch counts against the presence budget on its own, as
+            // Graph evaluates them.
+            let (status, body) = match super::presence::budget(&sim) {
+                Some(throttled) => parts_of(throttled).await,
                 None => {
                     sim.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
                     let body = item.body.clone().unwrap_or(Value::Null);

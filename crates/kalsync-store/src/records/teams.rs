@@ -32,3 +32,19 @@ pub struct TeamsPerson {
     /// When it was read.
     pub read_at: Option<Timestamp>,
 }
+
+/// Which part of a [`TeamsPerson`] a writer owns: each writes only its own columns (and
+/// the object id, when it found one), so concurrent writers never undo each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamsPart {
+    /// The status message and the absence's session (the `teams` target).
+    Message,
+    /// The presence as read (the poll).
+    Presence,
+    /// The PBX call's session (`call_until`, `session_set`).
+    Call,
+    /// A renewed session (`session_set`).
+    Renewal,
+    /// Only the object id.
+    ObjectId,
+}

@@ -74,7 +74,7 @@ pub struct PhoneHooks {
     /// Shortens appointments after "I'm back".
     pub write_back: Option<std::sync::Arc<dyn crate::WriteBack>>,
     /// Shows calls in Teams.
-    pub calls: Option<std::sync::Arc<dyn crate::PbxCalls>>,
+    pub teams: Option<std::sync::Arc<dyn crate::TeamsPresence>>,
 }
 
 /// What an event did.
@@ -294,7 +294,7 @@ async fn apply(
     let (user, instance) = find(store, company, who).await?;
     if let PhoneAction::Call(started) = action {
         // A call changes nothing on the PBX (it knows its calls): it is shown in Teams.
-        let shown = match &hooks.calls {
+        let shown = match &hooks.teams {
             Some(calls) => calls
                 .call(user.clone(), *started, now)
                 .await

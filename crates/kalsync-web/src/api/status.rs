@@ -237,6 +237,10 @@ pub(crate) struct DirectoryEntry {
     pub(crate) department: Option<String>,
     /// Away now; none: available.
     pub(crate) absence: Option<AwayView>,
+    /// What Teams shows (`availability/activity`, as last read), where the instance
+    /// reads Teams; empty: not read yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) teams: Option<String>,
 }
 
 /// Away now, and until when.
@@ -301,6 +305,20 @@ pub(crate) async fn directory_entries(
             if !instance.active {
                 continue;
             }
+            let teams: Option<std::collections::HashMap<kalsync_store::UserId, String>> =
+                if instance.settings.teams.read {
+                    Some(
+                        state
+                            .store
+                            .teams_people(instance.id)
+                            .await?
+                            .into_iter()
+                            .filter_map(|p| Some((p.user, p.presence?)))
+                            .collect(),
+                    )
+                } else {
+                    None
+                };
             for user in state.store.users(instance.id).await? {
                 let name = user
                     .display_name
@@ -353,10 +371,28 @@ pub(crate) async fn directory_entries(
                     company: company.name.clone(),
                     department: user.department.clone(),
                     absence,
+                    teams: teams
+                        .as_ref()
+                        .map(|t| t.get(&user.id).cloned().unwrap_or_default()),
                 });
             }
         }
     }
     out.sort_by_key(|e| e.name.to_lowercase());
     Ok(out)
+}
+
+/// Whether any instance the viewer sees reads Teams (the switchboard shows its column).
+pub(crate) async fn reads_teams(state: &WebState, principal: &Principal) -> bool {
+    for company in state.store.companies().await.unwrap_or_default() {
+        if !principal.grant.sees(company.id) {
+            continue;
+        }
+        for instance in state.store.instances(company.id).await.unwrap_or_default() {
+            if instance.active && instance.settings.teams.read {
+                return true;
+            }
+        }
+    }
+    false
 }

@@ -245,6 +245,12 @@ pub struct Texts {
     pub(crate) subscriptions: &'static str,
     pub(crate) renewed_by: &'static str,
     pub(crate) throttled: &'static str,
+    /// Teams presence requests sent (the overview's Teams line).
+    pub(crate) teams_requests: &'static str,
+    /// Times they waited for the tenant's budget.
+    pub(crate) teams_waits: &'static str,
+    /// Times Microsoft throttled them.
+    pub(crate) teams_throttled: &'static str,
     pub(crate) outbox: &'static str,
     pub(crate) my_account: &'static str,
     pub(crate) accounts: &'static str,
@@ -491,6 +497,9 @@ pub const SV: Texts = Texts {
     subscriptions: "Prenumerationer",
     renewed_by: "förnyas senast",
     throttled: "Strypta",
+    teams_requests: "förfrågningar",
+    teams_waits: "väntat på budgeten",
+    teams_throttled: "strypt av Microsoft",
     outbox: "Kö till växeln",
     my_account: "Mitt konto",
     accounts: "Konton",
@@ -737,6 +746,9 @@ pub const EN: Texts = Texts {
     subscriptions: "Subscriptions",
     renewed_by: "renewed by",
     throttled: "Throttled",
+    teams_requests: "requests",
+    teams_waits: "waited for the budget",
+    teams_throttled: "throttled by Microsoft",
     outbox: "Queued for the PBX",
     my_account: "My account",
     accounts: "Accounts",

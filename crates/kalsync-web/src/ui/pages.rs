@@ -195,6 +195,8 @@ pub(crate) struct Health {
     pub(crate) queued: usize,
     /// Statuses given up on.
     pub(crate) dead: Vec<kalsync_store::Delivery>,
+    /// Teams presence requests of its tenant on this node, where it uses Teams.
+    pub(crate) teams: Option<crate::TeamsFigures>,
 }
 
 impl Health {
@@ -221,7 +223,23 @@ impl Health {
                     .is_some_and(|e| e.starts_with("throttled"))
             })
             .count();
+        let teams = match (&instance.source, &state.teams) {
+            (kalsync_store::SourceConfig::Graph { tenant, .. }, Some(teams)) => {
+                let target = state
+                    .store
+                    .targets(instance.company)
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|t| {
+                        t.active && matches!(t.config, kalsync_store::TargetConfig::Teams { .. })
+                    });
+                (target || instance.settings.teams.read).then(|| teams.figures(tenant))
+            }
+            _ => None,
+        };
         Health {
+            teams,
             last: users.iter().filter_map(|u| u.last_sync).max(),
             throttled,
             subscriptions: subscription_expiries(&users, now),
@@ -325,6 +343,14 @@ pub(crate) async fn instance_overview(
                     } }
                 }
                 div { dt { (t.throttled) } dd { (health.throttled) } }
+                @if let Some(f) = &health.teams {
+                    div #teams-figures { dt { "Teams" } dd {
+                        (f.requests) " " (t.teams_requests) " · " (f.waits) " " (t.teams_waits) " · "
+                        @if f.throttled == 0 { "0 " (t.teams_throttled) }
+                        @else { span.bad { (f.throttled) " " (t.teams_throttled) } }
+                        @if let Some(at) = f.last_throttled { br; small.muted { (i18n::moment(viewer.lang, at, now, zone)) } }
+                    } }
+                }
                 div { dt { (t.outbox) } dd { (health.queued) } }
                 div { dt { (t.dead_letters) } dd { (health.dead_pill(&found)) } }
             }
@@ -414,7 +440,12 @@ pub(crate) async fn dashboard(State(state): State<WebState>, viewer: Viewer) -> 
                         (kalsync_store::SourceConfig::Graph { .. }, None) => span.muted { "0/" (users.len()) },
                         _ => span.muted { "—" },
                     } }
-                    td data-label=(t.throttled) { @if throttled == 0 { "0" } @else { span.bad { (throttled) } } }
+                    td data-label=(t.throttled) {
+                        @if throttled == 0 { "0" } @else { span.bad { (throttled) } }
+                        @if let Some(f) = health.teams.as_ref().filter(|f| f.throttled > 0) {
+                            br; small.bad title=(t.teams_throttled) { "Teams " (f.throttled) }
+                        }
+                    }
                     td data-label=(t.outbox) { (queued) }
                     td data-label=(t.dead_letters) { (health.dead_pill(&instance)) }
                 }
@@ -474,8 +505,14 @@ impl Filter {
 /// The rows of the switchboard's table: each name opens the person; the status says
 /// why (the whole PBX text on hover), the last column only when they are back. With
 /// `companies` (an operator's) a company column tells namesakes apart.
-fn switchboard_rows(t: &Texts, lang: Lang, entries: &[DirectoryEntry], companies: bool) -> Markup {
-    let columns = if companies { 5 } else { 4 };
+fn switchboard_rows(
+    t: &Texts,
+    lang: Lang,
+    entries: &[DirectoryEntry],
+    companies: bool,
+    teams: bool,
+) -> Markup {
+    let columns = 4 + usize::from(companies) + usize::from(teams);
     html! {
         @if entries.is_empty() {
             tr { td colspan=(columns) .muted { (t.nobody_away) } }
@@ -501,8 +538,37 @@ fn switchboard_rows(t: &Texts, lang: Lang, entries: &[DirectoryEntry], companies
                         td data-label=(t.back) {}
                     }
                 }
+                @if teams {
+                    @let (class, word) = teams_word(lang, e.teams.as_deref().unwrap_or_default());
+                    td data-label="Teams" .teams { span class={ "dot " (class) } {} " " (word) }
+                }
             }
         }
+    }
+}
+
+/// What Teams shows, as the Teams client says it: a colour class and the words.
+fn teams_word(lang: Lang, presence: &str) -> (&'static str, &'static str) {
+    let (availability, activity) = presence.split_once('/').unwrap_or((presence, ""));
+    let sv = lang == Lang::Sv;
+    match (availability, activity) {
+        (_, "InACall" | "InAConferenceCall") => ("busy", if sv { "I samtal" } else { "In a call" }),
+        (_, "InAMeeting") => ("busy", if sv { "I möte" } else { "In a meeting" }),
+        (_, "Presenting") => ("dnd", if sv { "Presenterar" } else { "Presenting" }),
+        ("DoNotDisturb", _) => ("dnd", if sv { "Stör ej" } else { "Do not disturb" }),
+        ("Busy", _) => ("busy", if sv { "Upptagen" } else { "Busy" }),
+        ("Available", _) => ("free", if sv { "Tillgänglig" } else { "Available" }),
+        ("BeRightBack", _) => (
+            "away",
+            if sv {
+                "Strax tillbaka"
+            } else {
+                "Be right back"
+            },
+        ),
+        ("Away", _) => ("away", if sv { "Borta" } else { "Away" }),
+        ("", _) => ("off", "—"),
+        _ => ("off", "Offline"),
     }
 }
 
@@ -577,6 +643,7 @@ async fn switchboard_page(
     let mw = super::people::manual_words(viewer.lang);
     let q = filter.q.clone().unwrap_or_default();
     let companies = viewer.principal.operator().is_ok();
+    let teams = crate::api::status::reads_teams(state, &viewer.principal).await;
     let stream = format!(
         "/switchboard/events?q={}&all={}",
         url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
@@ -599,8 +666,9 @@ async fn switchboard_page(
                     th { (t.name) }
                     @if companies { th { (t.company) } }
                     th { (t.extension) } th { (t.status) } th { (t.back) }
+                    @if teams { th { "Teams" } }
                 } }
-                tbody #rows { (switchboard_rows(t, viewer.lang, &entries, companies)) }
+                tbody #rows { (switchboard_rows(t, viewer.lang, &entries, companies, teams)) }
             }
             @if let Some((people, reasons)) = &panel {
                 details.card #set-status open[notice.is_some()] {
@@ -712,7 +780,9 @@ pub(crate) async fn switchboard_events(
                     .await
                     .unwrap_or_default();
                 let companies = principal.operator().is_ok();
-                let rows = switchboard_rows(t, viewer.lang, &entries, companies).into_string();
+                let teams = crate::api::status::reads_teams(&state, &principal).await;
+                let rows =
+                    switchboard_rows(t, viewer.lang, &entries, companies, teams).into_string();
                 if rows == last {
                     // Unchanged: a comment, and another look after the pause.
                     return Some((

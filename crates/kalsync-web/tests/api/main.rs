@@ -11,5 +11,6 @@ mod pbx;
 mod phone_events;
 mod rules_form;
 mod sessions;
+mod teams;
 mod ui;
 mod validation;
