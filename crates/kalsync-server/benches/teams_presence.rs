@@ -14,7 +14,6 @@ mod scenario;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kalsync_graph_sim::{Faults, SimConfig, Simulator, UserSpec};
 use kalsync_server::settings::{
     CompanyDecl, InstanceDecl, OutboundSettings, SourceDecl, TargetDecl, UserDecl,
 };
@@ -80,24 +79,10 @@ fn main() {
 /// Starts `calls` Teams calls at random moments over a minute; the sorted lags (s)
 /// until the PBX showed each.
 async fn teams_to_pbx(calls: usize) -> Vec<f64> {
-    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
     let mails: Vec<String> = (0..calls)
         .map(|i| format!("caller{i:04}@teams.example"))
         .collect();
-    for mail in &mails {
-        sim.add_user(UserSpec {
-            upn: mail.clone(),
-            id: None,
-            display_name: None,
-            time_zone: "W. Europe Standard Time".into(),
-            working_hours: None,
-        })
-        .expect("user");
-    }
-    sim.set_faults(Faults {
-        latency_ms: LATENCY_MS,
-        ..Faults::default()
-    });
+    let sim = scenario::simulated(&mails, LATENCY_MS);
     let (sim_url, _graph) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
     let dir = std::env::temp_dir().join(format!("kalsync-teams-calls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");

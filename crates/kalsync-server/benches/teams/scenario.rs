@@ -37,6 +37,27 @@ pub(crate) struct TopOfTheHour {
     pub(crate) refused_pairs: u64,
 }
 
+/// A Graph simulator (tenant `t`, client `c`, secret `s`) with these mailboxes,
+/// answering after `latency_ms`.
+pub(crate) fn simulated(mails: &[String], latency_ms: u64) -> Simulator {
+    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
+    for mail in mails {
+        sim.add_user(UserSpec {
+            upn: mail.clone(),
+            id: None,
+            display_name: None,
+            time_zone: "W. Europe Standard Time".into(),
+            working_hours: None,
+        })
+        .expect("user");
+    }
+    sim.set_faults(Faults {
+        latency_ms,
+        ..Faults::default()
+    });
+    sim
+}
+
 struct NoSource;
 
 #[async_trait::async_trait]
@@ -59,24 +80,10 @@ pub(crate) async fn top_of_the_hour(
     database_url: Option<String>,
     limit: Duration,
 ) -> TopOfTheHour {
-    let sim = Simulator::new(SimConfig::with_secret("t", "c", "s"));
     let mails: Vec<String> = (0..users)
         .map(|i| format!("user{i:05}@teams.example"))
         .collect();
-    for mail in &mails {
-        sim.add_user(UserSpec {
-            upn: mail.clone(),
-            id: None,
-            display_name: None,
-            time_zone: "W. Europe Standard Time".into(),
-            working_hours: None,
-        })
-        .expect("user");
-    }
-    sim.set_faults(Faults {
-        latency_ms,
-        ..Faults::default()
-    });
+    let sim = simulated(&mails, latency_ms);
     let (sim_url, _graph) = kalsync_graph_sim::spawn(sim.clone()).await.expect("sim");
 
     let dir = std::env::temp_dir().join(format!(

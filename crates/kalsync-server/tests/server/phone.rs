@@ -60,7 +60,7 @@ fn writing_back(settings: &mut kalsync_server::Settings) {
 }
 
 /// The first company, the PBX secret its admin made for it, and the admin's session.
-async fn pbx_secret(
+pub(crate) async fn pbx_secret(
     app: &crate::support::TestApp,
 ) -> (kalsync_store::Company, String, crate::support::Session) {
     let (company, _) = app.first_instance().await;

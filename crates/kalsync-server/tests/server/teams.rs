@@ -165,17 +165,7 @@ async fn a_pbx_call_shows_in_teams_and_never_comes_back_to_the_pbx() {
         announcement: "7799".into(),
     });
     let app = spawn_app(settings).await;
-    let (company, _) = app.first_instance().await;
-    let admin = app.session(acme::ADMIN, acme::ADMIN_PASSWORD).await;
-    let (status, made) = admin
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/companies/{}/pbx-events/secret", company.id),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
-    let secret = made["secret"].as_str().expect("secret").to_owned();
+    let (company, secret, _) = crate::phone::pbx_secret(&app).await;
     let base = app.url("");
     let base = base.trim_end_matches('/');
     let in_teams = || {

@@ -405,7 +405,7 @@ a.button{display:inline-block;padding:.55rem 1rem;border:1px solid #8a8f98;borde
 main{padding:1.2rem;max-width:70rem}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #e3e6ea}
 th{background:#eef1f4}.divert{color:#a0341c}.info{color:#1f5fa8}.available{color:#2d7a3e}
-.dot{display:inline-block;width:.7rem;height:.7rem;border-radius:50%;vertical-align:-.05rem;border:1px solid #5b6570}.dot.free{background:#2d7a3e}.dot.busy{background:#b3261e}.dot.dnd{background:#b3261e;box-shadow:inset 0 0 0 .2rem #fff}.dot.away{background:#e0a800}.dot.off{background:#fff}
+.dot{display:inline-block;width:.7rem;height:.7rem;border-radius:50%;vertical-align:-.05rem;border:1px solid #5b6570}.dot.free{background:#2d7a3e}.dot.busy{background:#b3261e}.dot.dnd{background:#b3261e;box-shadow:inset 0 0 0 .2rem #fff}.dot.away{background:#e0a800}.dot.off{background:#fff}#teams-figures small{font-weight:normal}
 .bad{color:#a0341c;font-weight:bold}.muted{color:#6b7280;overflow-wrap:anywhere}
 .card{background:#fff;padding:1.2rem;border-radius:.4rem;max-width:24rem;box-shadow:0 1px 3px #0002}
 details.card{margin-top:1.5rem}details.card>summary{font-weight:600;cursor:pointer}

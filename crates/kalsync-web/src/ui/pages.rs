@@ -345,9 +345,10 @@ pub(crate) async fn instance_overview(
                 div { dt { (t.throttled) } dd { (health.throttled) } }
                 @if let Some(f) = &health.teams {
                     div #teams-figures { dt { "Teams" } dd {
-                        (f.requests) " " (t.teams_requests) " · " (f.waits) " " (t.teams_waits) " · "
-                        @if f.throttled == 0 { "0 " (t.teams_throttled) }
-                        @else { span.bad { (f.throttled) " " (t.teams_throttled) } }
+                        (f.requests) " " small { (t.teams_requests) } br;
+                        small.muted { (f.waits) " " (t.teams_waits) " · " }
+                        @if f.throttled == 0 { small.muted { "0 " (t.teams_throttled) } }
+                        @else { small.bad { (f.throttled) " " (t.teams_throttled) } }
                         @if let Some(at) = f.last_throttled { br; small.muted { (i18n::moment(viewer.lang, at, now, zone)) } }
                     } }
                 }
@@ -540,7 +541,7 @@ fn switchboard_rows(
                 }
                 @if teams {
                     @let (class, word) = teams_word(lang, e.teams.as_deref().unwrap_or_default());
-                    td data-label="Teams" .teams { span class={ "dot " (class) } {} " " (word) }
+                    td data-label="Teams" .teams { span { span class={ "dot " (class) } {} " " (word) } }
                 }
             }
         }

@@ -86,8 +86,23 @@ async fn every_page_fits_a_phone() {
     let Some((_driver, c)) = browser().await else {
         return;
     };
-    let (_calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    let (calendars, sim_url, _graph, _) = anna_at_lunch().await;
+    // Anna is in a Teams call: the switchboard's Teams column says so.
+    calendars
+        .set_client_presence(ANNA, Some(("Busy", "InACall")))
+        .expect("teams");
     let mut settings = acme::settings(&sim_url);
+    settings.companies[0]
+        .targets
+        .push(kalsync_server::settings::TargetDecl::Teams {
+            name: "Teams".into(),
+            presence: false,
+            language: kalsync_server::settings::TeamsLanguage::Sv,
+        });
+    settings.companies[0].instances[0].settings = Some(
+        toml::from_str("template = \"prefix\"\n\n[teams]\nread = true\npoll_seconds = 10\n")
+            .expect("rules"),
+    );
     settings.accounts = vec![
         account("ops@operator.example", "operator", None),
         account("it@acme.example", "company_admin", Some("Acme")),
@@ -129,6 +144,17 @@ async fn every_page_fits_a_phone() {
         .save_pbx_list(company, None, Ok(&list), jiff::Timestamp::now())
         .await
         .expect("list saved");
+    // The desktop switchboard with its Teams column, once Teams was read.
+    c.set_window_size(1280, 800).await.expect("desktop size");
+    c.goto(&format!("{base}/sign-in")).await.expect("goto");
+    sign_in(&c, "reception@acme.example").await;
+    c.goto(&format!("{base}/switchboard?all=1"))
+        .await
+        .expect("goto");
+    until_text(&c, "I samtal", 15).await;
+    fits_here(&c, "switchboard-teams-sv").await;
+    click(&c, Locator::Css("form[action='/sign-out'] button")).await;
+    until_text(&c, "Logga in", 5).await;
     c.set_window_size(390, 844).await.expect("phone size");
 
     for lang in ["sv", "en"] {
