@@ -345,18 +345,27 @@ pub(crate) async fn directory_entries(
                     label_sv: a.label(&instance.settings, Lang::Sv).to_owned(),
                     mode: a.mode.as_str().to_owned(),
                     returns_at: a.returns_at.to_string(),
-                    back_sv: crate::ui::i18n::moment(
-                        Lang::Sv,
-                        a.returns_at,
-                        now,
-                        instance.settings.time_zone.tz(),
-                    ),
-                    back_en: crate::ui::i18n::moment(
-                        Lang::En,
-                        a.returns_at,
-                        now,
-                        instance.settings.time_zone.tz(),
-                    ),
+                    // One until cleared (by hand, or what Teams shows) tells no return time.
+                    back_sv: if a.open_ended {
+                        "tills vidare".to_owned()
+                    } else {
+                        crate::ui::i18n::moment(
+                            Lang::Sv,
+                            a.returns_at,
+                            now,
+                            instance.settings.time_zone.tz(),
+                        )
+                    },
+                    back_en: if a.open_ended {
+                        "until further notice".to_owned()
+                    } else {
+                        crate::ui::i18n::moment(
+                            Lang::En,
+                            a.returns_at,
+                            now,
+                            instance.settings.time_zone.tz(),
+                        )
+                    },
                     message_en: timeline.message(a, &instance.settings, Lang::En),
                     message_sv: timeline.message(a, &instance.settings, Lang::Sv),
                 });
