@@ -239,10 +239,37 @@ impl Limiter {
         let until = Timestamp::now()
             + SignedDuration::try_from(wait.min(Duration::from_secs(600)))
                 .unwrap_or(SignedDuration::from_secs(60));
-        let mut hands = self.hands();
-        let hand = hands.entry(tenant.to_ascii_lowercase()).or_default();
-        hand.held_until = Some(hand.held_until.map_or(until, |h| h.max(until)));
-        hand.left = 0;
+        {
+            let mut hands = self.hands();
+            let hand = hands.entry(tenant.to_ascii_lowercase()).or_default();
+            hand.held_until = Some(hand.held_until.map_or(until, |h| h.max(until)));
+            hand.left = 0;
+        }
+        // The other nodes are held too: what is left of this window and the windows
+        // ahead (a minute at most) are taken in the store before anyone else can.
+        let (store, per_window) = (self.store.clone(), self.per_window);
+        let key = format!("graph-presence:{}", tenant.to_ascii_lowercase());
+        let first = now.as_second();
+        let last = until.as_second().min(first + 60);
+        tokio::spawn(async move {
+            for second in first..last {
+                let Ok(window) = Timestamp::from_second(second) else {
+                    break;
+                };
+                // All or none per take: halving finds what is left of a window in use.
+                let mut n = per_window;
+                while n > 0 {
+                    match store.take_budget(&key, window, n, per_window).await {
+                        Ok(true) => {}
+                        Ok(false) => n /= 2,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a Teams hold cannot be shared with the other nodes");
+                            return;
+                        }
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -250,5 +277,45 @@ async fn sleep_until(at: Timestamp) {
     let wait = at.duration_since(Timestamp::now());
     if wait.is_positive() {
         tokio::time::sleep(Duration::try_from(wait).unwrap_or(Duration::from_millis(10))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tenant_held_on_one_node_is_held_on_the_others() {
+        let dir = std::env::temp_dir().join(format!("kalsync-limiter-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url = kalsync_store_sql::DatabaseUrl::new(format!(
+            "sqlite:{}",
+            dir.join("limits.db").display()
+        ));
+        let store: Arc<dyn Store> = Arc::new(
+            kalsync_store_sql::SqlStore::connect(&url, kalsync_store::SecretBox::ephemeral())
+                .await
+                .expect("store"),
+        );
+        let (one, other) = (
+            Limiter::new(store.clone(), GRAPH_BUDGET),
+            Limiter::new(store, GRAPH_BUDGET),
+        );
+        one.acquire("contoso", 1).await.expect("first");
+        one.hold("contoso", Duration::from_secs(3));
+        // Let the hold reach the store, then ask on the other node.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked = std::time::Instant::now();
+        other.acquire("contoso", 1).await.expect("after the hold");
+        assert!(
+            asked.elapsed() >= Duration::from_millis(1_500),
+            "the other node waited only {:?}",
+            asked.elapsed()
+        );
+        // Another tenant is not held.
+        let asked = std::time::Instant::now();
+        other.acquire("fabrikam", 1).await.expect("another tenant");
+        assert!(asked.elapsed() < Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
