@@ -54,16 +54,8 @@ pub(crate) fn router(sim: Simulator) -> Router {
         )
         .route("/v1.0/users/{user}/presence", get(presence::get_presence))
         .route(
-            "/v1.0/users/{user}/presence/setStatusMessage",
-            post(presence::set_status_message),
-        )
-        .route(
-            "/v1.0/users/{user}/presence/setPresence",
-            post(presence::set_presence),
-        )
-        .route(
-            "/v1.0/users/{user}/presence/clearPresence",
-            post(presence::clear_presence),
+            "/v1.0/users/{user}/presence/{action}",
+            post(presence::action),
         )
         .route(
             "/v1.0/communications/getPresencesByUserId",

@@ -79,16 +79,17 @@ fn unknown(user: &str) -> Response {
     )
 }
 
-pub(super) async fn set_status_message(
+/// `POST /users/{user}/presence/{action}`: admission, the budget, then [`write`].
+pub(super) async fn action(
     State(sim): State<Simulator>,
-    Path(user): Path<String>,
+    Path((user, action)): Path<(String, String)>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     if let Some(r) = gate(&sim, &headers).await {
         return r;
     }
-    write(&sim, &user, "setStatusMessage", &body)
+    write(&sim, &user, &action, &body)
 }
 
 /// One presence action (`setStatusMessage`, `setPresence`, `clearPresence`) on `user`
@@ -143,18 +144,6 @@ fn status_message_op(sim: &Simulator, user: &str, body: &Value) -> Response {
     })
 }
 
-pub(super) async fn set_presence(
-    State(sim): State<Simulator>,
-    Path(user): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(r) = gate(&sim, &headers).await {
-        return r;
-    }
-    write(&sim, &user, "setPresence", &body)
-}
-
 fn set_presence_op(sim: &Simulator, user: &str, body: &Value) -> Response {
     let (Some(session), Some(availability), Some(activity)) = (
         body["sessionId"].as_str(),
@@ -187,18 +176,6 @@ fn set_presence_op(sim: &Simulator, user: &str, body: &Value) -> Response {
         );
         StatusCode::OK.into_response()
     })
-}
-
-pub(super) async fn clear_presence(
-    State(sim): State<Simulator>,
-    Path(user): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(r) = gate(&sim, &headers).await {
-        return r;
-    }
-    write(&sim, &user, "clearPresence", &body)
 }
 
 fn clear_presence_op(sim: &Simulator, user: &str, body: &Value) -> Response {
