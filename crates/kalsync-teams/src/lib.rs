@@ -78,10 +78,13 @@ impl Teams {
     }
 
     /// The Graph client of an instance (a Microsoft 365 one; Teams has no EWS).
+    ///
+    /// None for an Exchange (EWS) instance: its people have no Teams to show statuses
+    /// in, which is nothing to retry or report.
     pub(crate) async fn graph_of(
         &self,
         instance: InstanceId,
-    ) -> Result<GraphClient, DeliveryError> {
+    ) -> Result<Option<GraphClient>, DeliveryError> {
         let instance = self.store().instance(instance).await.map_err(|e| match e {
             StoreError::NotFound(_) => DeliveryError::Rejected("the instance is gone".into()),
             e => DeliveryError::Retry {
@@ -89,7 +92,12 @@ impl Teams {
                 retry_after: None,
             },
         })?;
-        self.graph(&instance).map_err(DeliveryError::Rejected)
+        if !matches!(instance.source, kalsync_store::SourceConfig::Graph { .. }) {
+            return Ok(None);
+        }
+        self.graph(&instance)
+            .map(Some)
+            .map_err(DeliveryError::Rejected)
     }
 
     /// The Graph client of `instance`, or why it has none.

@@ -290,7 +290,8 @@ async fn run_batch(teams: &Teams, instance: InstanceId, jobs: Vec<Job>) {
         let _ = j.done.send(Ok(()));
     }
     let results = match teams.graph_of(instance).await {
-        Ok(graph) => apply(teams, &graph, &now_jobs).await,
+        Ok(Some(graph)) => apply(teams, &graph, &now_jobs).await,
+        Ok(None) => now_jobs.iter().map(|_| Ok(())).collect(),
         Err(e) => now_jobs.iter().map(|_| Err(e.clone())).collect(),
     };
     for (job, result) in now_jobs.into_iter().zip(results) {
@@ -590,5 +591,71 @@ mod tests {
                 session: APP.into()
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn the_people_of_an_exchange_instance_are_passed_over_not_failed() {
+        use kalsync_core::exchange::{Access, SignIn, Version};
+        use kalsync_store::{NewInstance, NewUser, SourceConfig, Store};
+        let dir = std::env::temp_dir().join(format!("kalsync-teams-ews-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url =
+            kalsync_store_sql::DatabaseUrl::new(format!("sqlite:{}", dir.join("t.db").display()));
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+            kalsync_store_sql::SqlStore::connect(&url, kalsync_store::SecretBox::ephemeral())
+                .await
+                .expect("store"),
+        );
+        let company = store.create_company("Lokal AB").await.expect("company");
+        let instance = store
+            .create_instance(NewInstance {
+                company: company.id,
+                name: "Exchange".into(),
+                source: SourceConfig::Ews {
+                    url: "https://mail.lokal.example/EWS/Exchange.asmx".into(),
+                    username: "LOKAL\\svc".into(),
+                    password: "p".to_owned().into(),
+                    auth: SignIn::Ntlm,
+                    version: Version::Exchange2013Sp1,
+                    access: Access::Impersonation,
+                    options: Default::default(),
+                },
+                settings: kalsync_core::InstanceSettings::default(),
+            })
+            .await
+            .expect("instance");
+        let anna = store
+            .add_user(NewUser {
+                instance: instance.id,
+                email: kalsync_core::EmailAddress::parse("anna@lokal.example").expect("mail"),
+                display_name: None,
+                extension: None,
+            })
+            .await
+            .expect("user");
+        let teams = Teams::new(
+            store.clone(),
+            kalsync_sources::Connections::new(kalsync_outbound::OutboundPolicy::default()),
+            crate::limiter::GRAPH_BUDGET,
+        );
+        let status = StatusUpdate {
+            user: kalsync_engine::Person {
+                id: anna.id.to_string(),
+                email: "anna@lokal.example".into(),
+                name: None,
+                extension: None,
+            },
+            at: Timestamp::now(),
+            absence: None,
+            upcoming: Vec::new(),
+        };
+        let envelope = Envelope {
+            id: uuid::Uuid::new_v4(),
+            sequence: 1,
+            attempt: 1,
+        };
+        let target = teams.target(false, Lang::Sv);
+        assert_eq!(target.deliver(&envelope, &status).await, Ok(()));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
