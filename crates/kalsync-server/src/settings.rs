@@ -14,6 +14,37 @@ use serde::{Deserialize, Serialize};
 /// The commented example `kalsync config example` prints.
 pub const EXAMPLE: &str = include_str!("../kalsync.example.toml");
 
+/// The example for an installed service (`kalsync config example --state-directory DIR`,
+/// the Debian package's `/etc/kalsync/kalsync.toml`): the database and the master key
+/// in `state_directory`, and nothing declared — no sample company or PBX is created at
+/// start, and the first operator's account is left for the operator to write.
+pub fn installed_example(state_directory: &str) -> String {
+    let dir = state_directory.trim_end_matches('/');
+    let head = EXAMPLE
+        .split("# Companies, their PBX targets")
+        .next()
+        .unwrap_or(EXAMPLE)
+        .replace(
+            "database_url = \"sqlite:kalsync.db\"",
+            &format!("database_url = \"sqlite:{dir}/kalsync.db\""),
+        )
+        .replace(
+            "master_key_file = \"kalsync.key\"",
+            &format!("master_key_file = \"{dir}/kalsync.key\""),
+        );
+    format!(
+        "{head}# Companies, their PBX targets, instances and users are made in the admin UI or \
+         through\n# the API, or declared here: `kalsync config example` prints every kind.\n\n\
+         # The first operator's account, created at start when missing. Uncomment, choose a\n\
+         # password (10 characters or more; change it after the first sign-in), and\n\
+         # `systemctl restart kalsync`.\n\
+         # [[accounts]]\n\
+         # email = \"admin@operator.example\"\n\
+         # role = \"operator\"\n\
+         # password = \"\"\n"
+    )
+}
+
 /// How the service runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -483,6 +514,40 @@ mod tests {
                 assert!(!s.outbound.allow.is_empty(), "{block}");
             }
         }
+    }
+
+    #[test]
+    fn the_packaged_settings_are_the_installed_example() {
+        let packaged = include_str!("../../../packaging/debian/kalsync.toml");
+        assert_eq!(
+            packaged,
+            installed_example("/var/lib/kalsync"),
+            "packaging/debian/kalsync.toml: write it again with \
+             `kalsync config example --state-directory /var/lib/kalsync`"
+        );
+        let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(packaged))
+            .extract()
+            .expect("the packaged settings load");
+        assert_eq!(s.database_url, "sqlite:/var/lib/kalsync/kalsync.db");
+        assert_eq!(
+            s.master_key_file,
+            std::path::Path::new("/var/lib/kalsync/kalsync.key")
+        );
+        assert!(s.companies.is_empty() && s.accounts.is_empty());
+        // Its account, uncommented with a password, is a valid declaration.
+        let account: String = packaged
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[accounts]]"))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(
+                &account.replace("password = \"\"", "password = \"long-enough-1\""),
+            ))
+            .extract()
+            .expect("the account loads");
+        assert_eq!(s.accounts.len(), 1);
     }
 
     #[test]

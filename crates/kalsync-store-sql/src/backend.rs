@@ -123,11 +123,12 @@ impl SqlStore {
                 .await
                 .map_err(db)?;
         }
-        let migrated = match backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await,
-        };
-        migrated.map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
+        let migrator = migrator(backend);
+        refuse_a_newer_schema(&pool, backend, &migrator, url).await?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
         Ok(SqlStore {
             pool,
             backend,
@@ -140,11 +141,109 @@ impl SqlStore {
         self.pool.close().await;
     }
 
+    /// The schema's version: the last migration applied.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(applied_schema(&self.pool, self.backend).await?.unwrap_or(0))
+    }
+
     pub(crate) fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         }
+    }
+}
+
+/// The migrations this Kalsync brings for a backend.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+    }
+}
+
+/// The newest schema version this Kalsync knows.
+pub fn latest_schema(backend: Backend) -> i64 {
+    migrator(backend)
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The schema version of a database, without changing it: `None` when Kalsync has not
+/// made it yet (an SQLite file that does not exist, an empty PostgreSQL database).
+pub async fn schema_of(url: &DatabaseUrl) -> Result<Option<i64>, StoreError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url.expose()).ok_or_else(|| {
+        StoreError::Database(format!("{url}: expected a sqlite: or postgres: URL"))
+    })?;
+    let mut address = url.expose().to_owned();
+    if backend == Backend::Sqlite {
+        address.push_str(if address.contains('?') {
+            "&mode=ro"
+        } else {
+            "?mode=ro"
+        });
+    }
+    let pool = match AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&address)
+        .await
+    {
+        Ok(pool) => pool,
+        // No file: no database yet.
+        Err(_) if backend == Backend::Sqlite => return Ok(None),
+        Err(e) => return Err(StoreError::Database(format!("{url}: {e}"))),
+    };
+    let applied = applied_schema(&pool, backend).await;
+    pool.close().await;
+    applied
+}
+
+/// The last migration applied to a database, `None` for a database Kalsync has not
+/// touched yet.
+async fn applied_schema(pool: &AnyPool, backend: Backend) -> Result<Option<i64>, StoreError> {
+    let exists = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+        }
+    };
+    let tables: i64 = sqlx::query_scalar(exists)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    if tables == 0 {
+        return Ok(None);
+    }
+    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map_err(db)
+}
+
+/// A database a newer Kalsync has migrated is left alone: this binary would not know its
+/// tables, and sqlx's own refusal ("migration 15 was previously applied but is missing")
+/// does not say what to do.
+async fn refuse_a_newer_schema(
+    pool: &AnyPool,
+    backend: Backend,
+    migrator: &sqlx::migrate::Migrator,
+    url: &DatabaseUrl,
+) -> Result<(), StoreError> {
+    let ours = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    match applied_schema(pool, backend).await? {
+        Some(theirs) if theirs > ours => Err(StoreError::Database(format!(
+            "{url} was last used by a newer Kalsync (its schema is at version {theirs}, this \
+             Kalsync {} knows up to {ours}): run that version or a later one, or restore a \
+             backup made with this one; nothing was changed",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        _ => Ok(()),
     }
 }
 

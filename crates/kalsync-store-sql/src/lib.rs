@@ -12,6 +12,7 @@
 mod accounts;
 mod audit;
 mod backend;
+mod backup;
 mod directories;
 mod leases;
 mod outbox;
@@ -27,4 +28,5 @@ mod tenancy;
 mod test_hooks;
 mod users;
 
-pub use backend::{Backend, DatabaseUrl, SqlStore};
+pub use backend::{Backend, DatabaseUrl, SqlStore, latest_schema, schema_of};
+pub use backup::{Copied, backup, restore};

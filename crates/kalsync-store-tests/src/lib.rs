@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 mod chapters;
 mod fixture;
+pub mod release;
 
 use chapters::{
     Cast, accounts, audit, directories, entra, leases, outbox, overrides, pbx, phone, sync, teams,

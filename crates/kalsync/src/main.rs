@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod admin;
+mod db;
 mod preview;
 mod serve;
 mod sim;
@@ -42,6 +43,9 @@ enum Command {
     /// Settings.
     #[command(subcommand)]
     Config(serve::ConfigCommand),
+    /// The database: backups, restore, schema version.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Run a simulator of a source, with a sample company.
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -53,10 +57,24 @@ enum Command {
     /// An instance's directory (Katalog Synk).
     #[command(subcommand)]
     Directory(admin::DirectoryCommand),
+    /// Print the manual page (roff), for `man kalsync`.
+    #[command(hide = true)]
+    Manual,
     /// The convergence harness: random calendar changes and faults against the service
     /// on simulators, then every user compared with an independent oracle.
     #[cfg(feature = "chaos")]
     Chaos(kalsync_chaos::ChaosArgs),
+}
+
+/// The manual page, from the same definitions as `--help`.
+fn manual() -> Result<(), String> {
+    use clap::CommandFactory as _;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| e.to_string())?;
+    say!("{}", String::from_utf8_lossy(&page).trim_end());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -67,6 +85,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args),
         Command::Demo(args) => serve::demo(&args),
         Command::Config(command) => serve::config(&command),
+        Command::Db(command) => db::db(&command),
+        Command::Manual => manual(),
         Command::Setup(command) => admin::setup(&command),
         Command::Check(args) => admin::check(&args),
         Command::Directory(command) => admin::directory(&command),

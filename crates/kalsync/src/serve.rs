@@ -29,7 +29,13 @@ pub(crate) struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Print a commented example settings file.
-    Example,
+    Example {
+        /// For an installed service: the database and master key in this directory,
+        /// nothing declared (what the Debian package installs as
+        /// /etc/kalsync/kalsync.toml, with /var/lib/kalsync).
+        #[arg(long, value_name = "DIR")]
+        state_directory: Option<String>,
+    },
 }
 
 /// Arguments of `kalsync demo`.
@@ -110,7 +116,19 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<(), String> {
 /// Runs `kalsync config …`.
 pub(crate) fn config(command: &ConfigCommand) -> Result<(), String> {
     match command {
-        ConfigCommand::Example => print!("{}", kalsync_server::settings::EXAMPLE),
+        ConfigCommand::Example {
+            state_directory: None,
+        } => print!("{}", kalsync_server::settings::EXAMPLE),
+        ConfigCommand::Example {
+            state_directory: Some(dir),
+        } => {
+            if !dir.starts_with('/') || dir.contains(['"', '\\', '\n']) {
+                return Err(format!(
+                    "--state-directory {dir}: expected an absolute path such as /var/lib/kalsync"
+                ));
+            }
+            print!("{}", kalsync_server::settings::installed_example(dir));
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod crash;
 mod demo;
 mod directory;
 mod helpers;
+mod operations;
 mod preview_errors;
 mod preview_fixtures;
 mod preview_sample;
