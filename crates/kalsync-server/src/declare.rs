@@ -240,6 +240,7 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                     domain,
                     username,
                     password,
+                    ca_file,
                 } => (
                     name,
                     TargetConfig::Sip {
@@ -247,6 +248,12 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                         domain: domain.clone(),
                         username: username.clone(),
                         password: password.clone(),
+                        ca: match ca_file {
+                            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                                ServerError::Config(format!("ca_file {}: {e}", path.display()))
+                            })?),
+                            None => None,
+                        },
                     },
                 ),
             };

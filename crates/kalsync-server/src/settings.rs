@@ -292,7 +292,8 @@ pub enum TargetDecl {
     Sip {
         /// Name.
         name: String,
-        /// The server, `sip:host:port` (UDP).
+        /// The server: `sip:host:port` (UDP), `;transport=tcp`, `;transport=tls` or
+        /// `sips:host:port` (TLS).
         proxy: String,
         /// The presentities' domain: `sip:<extension>@<domain>`.
         domain: String,
@@ -301,6 +302,9 @@ pub enum TargetDecl {
         /// Digest password.
         #[serde(skip_serializing)]
         password: SecretString,
+        /// For TLS to a server with a certificate of the company's own CA: that CA (PEM).
+        #[serde(default)]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Microsoft Teams: the absence's announcement as each person's status message,
     /// through the Graph connection of their instance.

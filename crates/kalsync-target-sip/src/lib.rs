@@ -4,14 +4,18 @@
 //! sends the same document again, and clearing removes it with `Expires: 0`. Only a publication this
 //! target made is removed: without its entity tag there is nothing of Kalsync's to clear.
 //!
+//! Requests go over UDP, or over one kept TCP or TLS connection (`;transport=tcp`,
+//! `sips:`) opened again when it drops; over plain `sip:` a request larger than UDP can
+//! carry safely (1,300 bytes, RFC 3261 §18.1.1) takes TCP when the server has it.
+//!
 //! The entity tags live in memory: after a restart the first status is a fresh
 //! publication, and one left from before expires by itself (`Expires`, default 10 min).
 
 pub mod message;
 pub mod pidf;
+pub mod transport;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,7 @@ use kalsync_engine::{DeliveryError, Envelope, StatusUpdate, Target};
 use message::{Message, Request, token};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::UdpSocket;
+use transport::{Channel, ServerAddress, Streams, Transport, UDP_LIMIT};
 
 /// RFC 3261's T1.
 const T1: Duration = Duration::from_millis(500);
@@ -27,7 +32,8 @@ const T1: Duration = Duration::from_millis(500);
 /// Where and as whom to publish.
 #[derive(Clone)]
 pub struct SipSettings {
-    /// The presence server, `sip:host:port` or `host:port` (UDP).
+    /// The presence server: `sip:host:port` (UDP, and TCP for a request over 1,300
+    /// bytes when the server takes it), `;transport=udp|tcp|tls`, or `sips:host:port`.
     pub proxy: String,
     /// The presentities' domain.
     pub domain: String,
@@ -41,6 +47,8 @@ pub struct SipSettings {
     pub timeout: Duration,
     /// Where requests may go.
     pub outbound: kalsync_outbound::OutboundPolicy,
+    /// For TLS to a server whose certificate is of the company's own CA: that CA (PEM).
+    pub ca: Option<String>,
 }
 
 struct Publication {
@@ -58,6 +66,12 @@ type Slot = Arc<tokio::sync::Mutex<Option<Publication>>>;
 
 struct Inner {
     settings: SipSettings,
+    /// The server from `settings.proxy`, or why it cannot be used.
+    server: Result<ServerAddress, String>,
+    /// The kept connection (TCP or TLS; for UDP, the TCP one large requests take).
+    streams: Option<Streams>,
+    /// Until when large requests go over UDP after the server refused TCP.
+    no_tcp_until: Mutex<Option<Instant>>,
     /// Per presentity, its publication; each behind its own lock so one slow answer
     /// holds up only its own user.
     publications: Mutex<HashMap<String, Slot>>,
@@ -94,12 +108,54 @@ fn retry(message: String, retry_after: Option<Duration>) -> DeliveryError {
 impl SipTarget {
     /// A target publishing to `settings.proxy`.
     pub fn new(settings: SipSettings) -> SipTarget {
+        let server = ServerAddress::parse(&settings.proxy);
+        let streams = match &server {
+            Ok(address) => {
+                let tls = match address.transport {
+                    Transport::Tls => match transport::tls_config(settings.ca.as_deref()) {
+                        Ok(config) => Some(config),
+                        Err(e) => {
+                            return SipTarget::unusable(settings, format!("TLS: {e}"));
+                        }
+                    },
+                    _ => None,
+                };
+                (address.transport != Transport::UdpOnly)
+                    .then(|| Streams::new(address.clone(), tls, settings.outbound.clone()))
+            }
+            Err(_) => None,
+        };
         SipTarget {
             inner: Arc::new(Inner {
                 settings,
+                server,
+                streams,
+                no_tcp_until: Mutex::new(None),
                 publications: Mutex::default(),
                 refresher: Mutex::new(None),
             }),
+        }
+    }
+
+    /// A target whose every delivery is refused with `why` (its settings cannot work).
+    fn unusable(settings: SipSettings, why: String) -> SipTarget {
+        SipTarget {
+            inner: Arc::new(Inner {
+                settings,
+                server: Err(why),
+                streams: None,
+                no_tcp_until: Mutex::new(None),
+                publications: Mutex::default(),
+                refresher: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Whether the kept TCP/TLS connection is open now (for tests).
+    pub async fn connected(&self) -> bool {
+        match &self.inner.streams {
+            Some(streams) => streams.is_open().await,
+            None => false,
         }
     }
 
@@ -207,18 +263,20 @@ impl Inner {
         }
     }
 
-    async fn publish_inner(
-        &self,
-        entity: &str,
-        if_match: Option<&str>,
-        body: Option<&str>,
-        expires: Duration,
-    ) -> Result<Answer, DeliveryError> {
+    /// A datagram socket connected to the server.
+    async fn datagram(&self, server: &ServerAddress) -> Result<Channel, DeliveryError> {
         let s = &self.settings;
-        let server = resolve(&s.proxy, &s.outbound).await?;
-        let bind = if server.ip().is_loopback() {
+        let address = s
+            .outbound
+            .resolve(&server.host, server.port)
+            .await
+            .map_err(|e| retry(format!("sip: `{}`: {e}", s.proxy), None))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| retry(format!("sip: `{}` has no address", s.proxy), None))?;
+        let bind = if address.ip().is_loopback() {
             "127.0.0.1:0"
-        } else if server.is_ipv6() {
+        } else if address.is_ipv6() {
             "[::]:0"
         } else {
             "0.0.0.0:0"
@@ -227,20 +285,77 @@ impl Inner {
             .await
             .map_err(|e| retry(format!("sip: cannot open a socket: {e}"), None))?;
         socket
-            .connect(server)
+            .connect(address)
             .await
-            .map_err(|e| retry(format!("sip: cannot reach {server}: {e}"), None))?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| retry(format!("sip: {e}"), None))?;
+            .map_err(|e| retry(format!("sip: cannot reach {address}: {e}"), None))?;
+        Ok(Channel::Datagram(socket))
+    }
+
+    /// The channel for a request of about `size` bytes, and whether it is a kept
+    /// connection opened before (which the server may have closed meanwhile).
+    async fn channel(
+        &self,
+        server: &ServerAddress,
+        size: usize,
+        fresh: bool,
+    ) -> Result<(Channel, bool), DeliveryError> {
+        let timeout = self.settings.timeout;
+        match (server.transport, &self.streams) {
+            (Transport::Tcp | Transport::Tls, Some(streams)) => {
+                streams.channel(timeout, fresh).await
+            }
+            (Transport::Udp, Some(streams)) if size > UDP_LIMIT => {
+                let refused = self
+                    .no_tcp_until
+                    .lock()
+                    .map(|until| until.is_some_and(|t| t > Instant::now()))
+                    .unwrap_or(false);
+                if !refused {
+                    match streams.channel(timeout, fresh).await {
+                        Ok(open) => return Ok(open),
+                        Err(e) => {
+                            tracing::info!(error = %e, "sip: the server takes no TCP; large requests go over UDP for ten minutes");
+                            if let Ok(mut until) = self.no_tcp_until.lock() {
+                                *until = Some(Instant::now() + Duration::from_secs(600));
+                            }
+                        }
+                    }
+                }
+                Ok((self.datagram(server).await?, false))
+            }
+            _ => Ok((self.datagram(server).await?, false)),
+        }
+    }
+
+    async fn publish_inner(
+        &self,
+        entity: &str,
+        if_match: Option<&str>,
+        body: Option<&str>,
+        expires: Duration,
+    ) -> Result<Answer, DeliveryError> {
+        let s = &self.settings;
+        let server = self
+            .server
+            .as_ref()
+            .map_err(|e| DeliveryError::Rejected(format!("sip: {e}")))?;
         let call_id = format!("{}@kalsync", token());
         let from_tag = token();
+        // The headers are a few hundred bytes; a challenge's answer adds some more.
+        let size = body.map_or(0, str::len) + 700;
+        let (mut channel, mut reused) = self.channel(server, size, false).await?;
         let mut authorization: Option<String> = None;
-        for cseq in 1..=2u32 {
+        let mut cseq = 1u32;
+        while cseq <= 2 {
+            let local = channel.local()?;
             let mut headers = vec![
                 (
                     "Via".to_owned(),
-                    format!("SIP/2.0/UDP {local};rport;branch=z9hG4bK{}", token()),
+                    format!(
+                        "SIP/2.0/{} {local};rport;branch=z9hG4bK{}",
+                        channel.via(),
+                        token()
+                    ),
                 ),
                 ("Max-Forwards".into(), "70".into()),
                 ("From".into(), format!("<{entity}>;tag={from_tag}")),
@@ -266,7 +381,16 @@ impl Inner {
                 headers,
                 body: body.unwrap_or_default().as_bytes().to_vec(),
             };
-            let answer = transaction(&socket, &request, s.timeout).await?;
+            let answer = match channel.transaction(&request, s.timeout).await {
+                Ok(answer) => answer,
+                // A kept connection the server closed while it was idle: once more on
+                // a new one.
+                Err(_) if reused && channel.lost() => {
+                    (channel, reused) = self.channel(server, size, true).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let code = answer.status.unwrap_or(0);
             match code {
                 200..=299 => {
@@ -301,8 +425,8 @@ impl Inner {
                     let answer = prompt.respond(&context).map_err(|e| {
                         DeliveryError::Rejected(format!("sip: cannot answer the challenge: {e}"))
                     })?;
-                    let header = answer.to_header_string();
-                    authorization = Some(header);
+                    authorization = Some(answer.to_header_string());
+                    cseq += 1;
                 }
                 401 | 407 | 403 => {
                     return Err(DeliveryError::Rejected(format!(
@@ -337,30 +461,6 @@ impl Inner {
 fn refresh_time(expires: u64) -> Instant {
     let secs = (expires.saturating_mul(3) / 4).max(1);
     Instant::now() + Duration::from_secs(secs)
-}
-
-/// `sip:host:port`, `host:port` or `host` (port 5060).
-async fn resolve(
-    proxy: &str,
-    outbound: &kalsync_outbound::OutboundPolicy,
-) -> Result<SocketAddr, DeliveryError> {
-    let rest = proxy
-        .strip_prefix("sip:")
-        .unwrap_or(proxy)
-        .split(';')
-        .next()
-        .unwrap_or_default();
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse::<u16>().unwrap_or(5060)),
-        _ => (rest, 5060),
-    };
-    outbound
-        .resolve(host, port)
-        .await
-        .map_err(|e| retry(format!("sip: `{proxy}`: {e}"), None))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| retry(format!("sip: `{proxy}` has no address"), None))
 }
 
 /// Sends `request` over UDP, retransmitting from T1 doubling, until a final answer to

@@ -9,6 +9,9 @@ use std::fmt::Write as _;
 /// The longest datagram accepted.
 pub const MAX_MESSAGE: usize = 65_507;
 
+/// The longest head (start line and headers) read from a stream.
+pub const MAX_HEAD: usize = 16 * 1024;
+
 /// A request to send.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -126,6 +129,48 @@ impl Message {
         Ok(message)
     }
 
+    /// One message from the front of a stream (TCP, TLS), framed by its
+    /// `Content-Length` (RFC 3261 §18.3, where it is mandatory): the message and the
+    /// bytes it took, `Ok(None)` while more bytes are needed. CRLFs before a message are
+    /// keep-alives (RFC 5626 §3.5.1) and are taken. A head past [`MAX_HEAD`] or a body
+    /// past [`MAX_MESSAGE`] is an error: the stream is not read further.
+    pub fn frame(data: &[u8]) -> Result<Option<(Message, usize)>, ParseError> {
+        let skipped = data
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
+        let data = &data[skipped..];
+        let Some(split) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            if data.len() > MAX_HEAD {
+                return Err(ParseError(format!("headers longer than {MAX_HEAD} bytes")));
+            }
+            return Ok(None);
+        };
+        if split > MAX_HEAD {
+            return Err(ParseError(format!("headers longer than {MAX_HEAD} bytes")));
+        }
+        let head = std::str::from_utf8(&data[..split])
+            .map_err(|_| ParseError("headers are not UTF-8".into()))?;
+        let length = head
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| expand(name.trim()).eq_ignore_ascii_case("Content-Length"))
+            .ok_or_else(|| ParseError("no Content-Length on a stream".into()))?
+            .1
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| ParseError("bad Content-Length".into()))?;
+        if length > MAX_MESSAGE {
+            return Err(ParseError(format!("a body of {length} bytes")));
+        }
+        let end = split + 4 + length;
+        if data.len() < end {
+            return Ok(None);
+        }
+        Ok(Some((Message::parse(&data[..end])?, skipped + end)))
+    }
+
     /// The first header of that name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -217,6 +262,26 @@ mod tests {
         ] {
             assert!(Message::parse(raw).is_err(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn a_stream_is_framed_by_content_length() {
+        let one = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP a;branch=z9hG4bK1\r\nContent-Length: 4\r\n\r\nbody";
+        let mut stream = b"\r\n\r\n".to_vec();
+        stream.extend_from_slice(one);
+        stream.extend_from_slice(b"SIP/2.0 202");
+        let (m, used) = Message::frame(&stream).expect("frame").expect("whole");
+        assert_eq!((m.status, m.body.as_slice()), (Some(200), &b"body"[..]));
+        assert_eq!(used, 4 + one.len());
+        assert_eq!(Message::frame(&stream[used..]).expect("partial"), None);
+        assert_eq!(
+            Message::frame(&one[..one.len() - 1]).expect("partial"),
+            None
+        );
+        // No length, a hostile length, endless headers: the stream is given up.
+        assert!(Message::frame(b"SIP/2.0 200 OK\r\n\r\n").is_err());
+        assert!(Message::frame(b"SIP/2.0 200 OK\r\nContent-Length: 99999999\r\n\r\n").is_err());
+        assert!(Message::frame(&vec![b'a'; MAX_HEAD + 1]).is_err());
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn build(
             domain,
             username,
             password,
+            ca,
         } => Arc::new(kalsync_target_sip::SipTarget::new(
             kalsync_target_sip::SipSettings {
                 proxy: proxy.clone(),
@@ -75,6 +76,7 @@ pub fn build(
                 expires: SIP_EXPIRES,
                 timeout: SIP_TIMEOUT,
                 outbound: outbound.clone(),
+                ca: ca.clone(),
             },
         )),
     })

@@ -62,10 +62,12 @@ async fn a_booking_in_outlook_becomes_a_notify_on_the_receptionists_phone() {
     let mut s = acme::settings(&sim_url);
     s.companies[0].targets = vec![TargetDecl::Sip {
         name: "kamailio".into(),
-        proxy: format!("sip:127.0.0.1:{}", server.port),
+        // Over TLS, the server's certificate checked against the CA file.
+        proxy: format!("sips:127.0.0.1:{}", server.tls_port),
         domain: kamailio::DOMAIN.into(),
         username: "kalsync".into(),
         password: kamailio::PASSWORD.to_owned().into(),
+        ca_file: Some(server.ca_file()),
     }];
     let app = spawn_app(s).await;
 
@@ -84,5 +86,10 @@ async fn a_booking_in_outlook_becomes_a_notify_on_the_receptionists_phone() {
         "the return time in English: {body}"
     );
     assert!(body.contains("Lunch, åter"), "and in Swedish: {body}");
+    let transports = server.publish_transports();
+    assert!(
+        !transports.is_empty() && transports.iter().all(|(t, _)| t == "tls"),
+        "published over TLS only: {transports:?}"
+    );
     app.stop().await;
 }

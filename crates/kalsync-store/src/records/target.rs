@@ -29,6 +29,8 @@ pub enum TargetConfig {
         username: String,
         /// Digest password.
         password: SecretString,
+        /// For TLS, the CA (PEM) of a server certificate of the company's own.
+        ca: Option<String>,
     },
     /// Asterisk/FreePBX Manager Interface.
     Ami {
@@ -74,7 +76,8 @@ impl TargetConfig {
                 domain,
                 username,
                 password,
-            } => (proxy, domain, username, password.expose_secret()).hash(&mut h),
+                ca,
+            } => (proxy, domain, username, password.expose_secret(), ca).hash(&mut h),
             TargetConfig::Ami {
                 host,
                 port,
@@ -113,8 +116,10 @@ impl TargetConfig {
                 domain,
                 username,
                 password,
+                ca,
             } => json!({
-                "kind": "sip", "proxy": proxy, "domain": domain, "username": username, "password": secrets.seal(password)
+                "kind": "sip", "proxy": proxy, "domain": domain, "username": username, "password": secrets.seal(password),
+                "ca": ca
             }),
             TargetConfig::Ami {
                 host,
@@ -157,6 +162,7 @@ impl TargetConfig {
                 domain: text("domain")?,
                 username: text("username")?,
                 password: secrets.open(&text("password")?)?,
+                ca: value.get("ca").and_then(Value::as_str).map(str::to_owned),
             },
             Some("ami") => TargetConfig::Ami {
                 host: text("host")?,

@@ -15,7 +15,10 @@ pub(crate) const DOMAIN: &str = "kalsync.test";
 
 pub(crate) struct Kamailio {
     child: Child,
+    /// UDP and TCP.
     pub(crate) port: u16,
+    /// TLS.
+    pub(crate) tls_port: u16,
     dir: PathBuf,
 }
 
@@ -41,6 +44,25 @@ impl Drop for Kamailio {
 impl Kamailio {
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
+    }
+
+    /// The transports the publications so far came over (`udp`, `tcp`, `tls`) and
+    /// from which port, in order.
+    pub(crate) fn publish_transports(&self) -> Vec<(String, u16)> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.split("kalsync-test: PUBLISH over ").nth(1))
+            .filter_map(|t| {
+                let (transport, port) = t.trim().split_once(" from ")?;
+                Some((transport.to_owned(), port.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The CA Kalsync checks Kamailio's TLS certificate against (the certificate itself,
+    /// self-signed), as a file for a settings file's `ca_file`.
+    pub(crate) fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 }
 
@@ -80,11 +102,23 @@ pub(crate) async fn start() -> Option<Kamailio> {
     std::fs::create_dir_all(&dir).expect("dir");
     let db = dir.join("presence.db");
     create_database(&db, &schema).await;
-    let port = {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+    let port = free_udp_and_tcp_port();
+    let tls_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
         probe.local_addr().expect("addr").port()
     };
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("cert");
+    std::fs::write(dir.join("ca.pem"), cert.pem()).expect("ca");
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("key");
     let config = include_str!("kamailio.cfg")
+        .replace("KALSYNC_TLS_PORT", &tls_port.to_string())
+        .replace("KALSYNC_CERT", &dir.join("cert.pem").display().to_string())
+        .replace("KALSYNC_KEY", &dir.join("key.pem").display().to_string())
         .replace("KALSYNC_PORT", &port.to_string())
         .replace("KALSYNC_DB", &db.display().to_string())
         .replace("KALSYNC_PASSWORD", PASSWORD);
@@ -104,7 +138,12 @@ pub(crate) async fn start() -> Option<Kamailio> {
         .stderr(log)
         .spawn()
         .expect("start kamailio");
-    let kamailio = Kamailio { child, port, dir };
+    let kamailio = Kamailio {
+        child,
+        port,
+        tls_port,
+        dir,
+    };
     // Ready when it answers OPTIONS (bounded).
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     socket.connect(("127.0.0.1", port)).await.expect("connect");
@@ -120,6 +159,18 @@ pub(crate) async fn start() -> Option<Kamailio> {
     }
     let log = std::fs::read_to_string(kamailio.dir.join("kamailio.log")).unwrap_or_default();
     panic!("kamailio did not answer OPTIONS; its log:\n{log}");
+}
+
+/// A port free for both UDP and TCP on loopback (bounded tries).
+fn free_udp_and_tcp_port() -> u16 {
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
 }
 
 async fn create_database(path: &Path, schema: &Path) {
