@@ -93,7 +93,7 @@ pub(crate) fn setup(command: &SetupCommand) -> Result<(), String> {
 
 /// Runs `kalsync check`: 0 when every step passed.
 /// The service as its settings say (not serving), on a runtime of its own.
-fn service_of(
+pub(crate) fn service_of(
     config: Option<&std::path::Path>,
     database_url: Option<&String>,
 ) -> Result<(tokio::runtime::Runtime, kalsync_server::Service), String> {
@@ -134,39 +134,42 @@ async fn find_instance(
 
 pub(crate) fn check(args: &CheckArgs) -> Result<(), String> {
     let (runtime, service) = service_of(args.config.as_deref(), args.database_url.as_ref())?;
-    runtime.block_on(async move {
-        let store = service.store.as_ref();
-        let instance = find_instance(store, &args.instance).await?;
+    runtime.block_on(check_steps(&service, &args.instance, args.user.as_deref()))
+}
+
+/// Checks an instance's set-up with one test mailbox, printing each step.
+pub(crate) async fn check_steps(
+    service: &kalsync_server::Service,
+    instance: &str,
+    user: Option<&str>,
+) -> Result<(), String> {
+    let store = service.store.as_ref();
+    let instance = find_instance(store, instance).await?;
+    say!(
+        "Checking {} ({}, {})",
+        instance.name,
+        instance.source.kind(),
+        instance.id
+    );
+    let steps =
+        kalsync_server::check::check_instance(store, &service.connections, instance.id, user)
+            .await?;
+    let mut failed = 0;
+    for s in &steps {
         say!(
-            "Checking {} ({}, {})",
-            instance.name,
-            instance.source.kind(),
-            instance.id
+            "  {} {:<24} {}",
+            if s.ok { "ok  " } else { "FAIL" },
+            s.name,
+            s.detail
         );
-        let steps = kalsync_server::check::check_instance(
-            store,
-            &service.connections,
-            instance.id,
-            args.user.as_deref(),
-        )
-        .await?;
-        let mut failed = 0;
-        for s in &steps {
-            say!(
-                "  {} {:<24} {}",
-                if s.ok { "ok  " } else { "FAIL" },
-                s.name,
-                s.detail
-            );
-            failed += usize::from(!s.ok);
-        }
-        if failed == 0 {
-            say!("Every step passed.");
-            Ok(())
-        } else {
-            Err(format!("{failed} step(s) failed; see above"))
-        }
-    })
+        failed += usize::from(!s.ok);
+    }
+    if failed == 0 {
+        say!("Every step passed.");
+        Ok(())
+    } else {
+        Err(format!("{failed} step(s) failed; see above"))
+    }
 }
 
 /// Runs `kalsync directory …`.

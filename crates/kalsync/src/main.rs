@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod admin;
+mod console;
 mod db;
 mod preview;
 mod serve;
@@ -54,6 +55,14 @@ enum Command {
     Setup(admin::SetupCommand),
     /// Verify an instance's set-up: sign-in, rights, a read, a subscription.
     Check(admin::CheckArgs),
+    /// Users of an instance: list, add, remove, import a CSV.
+    Users(console::UsersArgs),
+    /// A user's status now, why, and the timeline ahead.
+    Status(console::StatusArgs),
+    /// Deliveries to the PBX given up after their retries.
+    Deliveries(console::DeliveriesArgs),
+    /// Instances: list them, check their set-up.
+    Instances(console::InstancesArgs),
     /// An instance's directory (Katalog Synk).
     #[command(subcommand)]
     Directory(admin::DirectoryCommand),
@@ -90,6 +99,10 @@ fn main() -> ExitCode {
         Command::Setup(command) => admin::setup(&command),
         Command::Check(args) => admin::check(&args),
         Command::Directory(command) => admin::directory(&command),
+        Command::Users(args) => console::users(&args),
+        Command::Status(args) => console::status(&args),
+        Command::Deliveries(args) => console::deliveries(&args),
+        Command::Instances(args) => console::instances(&args),
         #[cfg(feature = "chaos")]
         Command::Chaos(args) => kalsync_chaos::chaos(&args),
     };

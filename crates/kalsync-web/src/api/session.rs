@@ -101,7 +101,7 @@ pub(crate) async fn me(principal: Principal) -> Json<Me> {
         company: principal.grant.company,
         csrf: match &principal.via {
             Via::Session { csrf, .. } => Some(csrf.clone()),
-            Via::Token { .. } => None,
+            Via::Token { .. } | Via::Console => None,
         },
         language: principal.account.and_then(|a| a.language),
     })

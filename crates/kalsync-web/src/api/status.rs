@@ -158,7 +158,9 @@ pub(crate) async fn user_status(
     principal: Principal,
     Path(user): Path<String>,
 ) -> Result<Json<StatusView>, ApiError> {
-    Ok(Json(status_of(&state, &principal, &user).await?))
+    Ok(Json(
+        status_of(&state, &principal, &user, Timestamp::now()).await?,
+    ))
 }
 
 /// The status and timeline of the user named `user`, if `principal` may see it.
@@ -166,10 +168,10 @@ pub(crate) async fn status_of(
     state: &WebState,
     principal: &Principal,
     user: &str,
+    now: Timestamp,
 ) -> Result<StatusView, ApiError> {
     let (found, _) = visible_user(state, principal, user).await?;
     let instance = state.store.instance(found.instance).await?;
-    let now = Timestamp::now();
     let timeline = state.store.timeline(found.id).await?.unwrap_or_default();
     let stored = state.store.bookings(found.id).await?;
     let overrides = state.store.overrides(found.id, now).await?;

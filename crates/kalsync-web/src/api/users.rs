@@ -429,7 +429,9 @@ pub(crate) async fn import(
     Text(body): Text,
 ) -> Result<Json<ImportReport>, ApiError> {
     let found = visible_instance(&state, &principal, &instance).await?;
-    Ok(Json(import_csv(&state, &principal, &found, &body).await?))
+    Ok(Json(
+        import_csv(&state, &principal, &found, &body, &|_, _| {}).await?,
+    ))
 }
 
 /// Adds the users of a CSV text to `found`, reporting every row.
@@ -438,6 +440,7 @@ pub(crate) async fn import_csv(
     principal: &Principal,
     found: &kalsync_store::Instance,
     body: &str,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> Result<ImportReport, ApiError> {
     principal.manages(found.company, "instance")?;
     if directory_only(state, found).await? {
@@ -477,7 +480,9 @@ pub(crate) async fn import_csv(
             )
         })
         .collect();
+    let total = records.len() as u64;
     for (index, record) in records.into_iter().enumerate() {
+        progress(index as u64, total);
         let line = record
             .as_ref()
             .ok()
@@ -593,6 +598,7 @@ pub(crate) async fn import_csv(
             Err(e) => return Err(e.into()),
         }
     }
+    progress(total, total);
     Ok(report)
 }
 

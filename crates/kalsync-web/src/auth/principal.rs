@@ -27,6 +27,9 @@ pub enum Via {
         /// The stored hash of the token.
         hash: String,
     },
+    /// The operator at the machine's console (`kalsync users …`, `kalsync status`):
+    /// whoever can run the binary with the service's settings and key is the operator.
+    Console,
 }
 
 /// Who is asking, and what they may do.
@@ -104,6 +107,7 @@ impl Principal {
             Via::Token { hash } => {
                 matches!(state.store.use_api_token(hash, now).await, Ok(Some(_)))
             }
+            Via::Console => true,
         }
     }
 
@@ -113,6 +117,7 @@ impl Principal {
             (Some(a), _) => format!("account:{}", a.id),
             (None, Via::Token { hash }) => format!("token:{hash}"),
             (None, Via::Session { id_hash, .. }) => format!("session:{id_hash}"),
+            (None, Via::Console) => self.actor.clone(),
         }
     }
 
@@ -120,14 +125,14 @@ impl Principal {
     pub fn csrf(&self) -> &str {
         match &self.via {
             Via::Session { csrf, .. } => csrf,
-            Via::Token { .. } => "",
+            Via::Token { .. } | Via::Console => "",
         }
     }
 
     /// `Forbidden` unless `sent` is this session's CSRF token (API tokens need none).
     pub fn check_csrf(&self, sent: &str) -> Result<(), ApiError> {
         match &self.via {
-            Via::Token { .. } => Ok(()),
+            Via::Token { .. } | Via::Console => Ok(()),
             Via::Session { csrf, .. } => {
                 let same: bool =
                     subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), csrf.as_bytes()).into();

@@ -330,7 +330,7 @@ pub(crate) async fn import(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    let notice = match import_csv(&state, &viewer.principal, &found, &form.csv).await {
+    let notice = match import_csv(&state, &viewer.principal, &found, &form.csv, &|_, _| {}).await {
         Ok(report) => {
             // The lines that failed stay in the box, to be corrected and sent again.
             let failed: std::collections::BTreeSet<u64> = report
@@ -604,7 +604,7 @@ async fn user_page(
     code: StatusCode,
 ) -> Response {
     let t = i18n::texts(viewer.lang);
-    let status = match status_of(state, &viewer.principal, user).await {
+    let status = match status_of(state, &viewer.principal, user, jiff::Timestamp::now()).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
