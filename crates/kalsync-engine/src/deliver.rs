@@ -1,10 +1,11 @@
 //! Delivering: due outbox entries sent to their targets, acknowledged, retried with
 //! back-off, or given up as dead letters.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use kalsync_store::{Delivery, StoreError};
+use kalsync_store::{Delivery, StoreError, TargetId};
 
 use crate::status::StatusUpdate;
 use crate::target::{DeliveryError, Envelope, Target};
@@ -29,7 +30,8 @@ impl Engine {
         Ok(built)
     }
 
-    /// Sends the deliveries due by `now`.
+    /// Sends the deliveries due by `now`: one request each, or, to a target that takes
+    /// them in batches, up to its batch size in one request.
     pub async fn deliver_due(
         self: &Arc<Self>,
         now: Timestamp,
@@ -38,29 +40,87 @@ impl Engine {
             .store
             .due_deliveries(&self.config.node, now, self.config.delivery_batch)
             .await?;
+        let mut pass = DeliveryPass::default();
+        let mut delivered = Vec::new();
+        let mut count = |outcome: DeliveryOutcome, pass: &mut DeliveryPass| match outcome {
+            DeliveryOutcome::Delivered(id) => {
+                pass.delivered += 1;
+                delivered.push(id);
+            }
+            DeliveryOutcome::Retry => pass.retried += 1,
+            DeliveryOutcome::Dead => pass.dead += 1,
+        };
+        // Each delivery made ready to send; those to a batch target gathered per target.
+        let mut singles = Vec::new();
+        let mut batched: HashMap<TargetId, Batch> = HashMap::new();
+        for delivery in due {
+            match self.prepare(&delivery).await? {
+                Prepared::Ready(adapter, status) if adapter.batch_size() > 1 => {
+                    batched
+                        .entry(delivery.target)
+                        .or_insert_with(|| (adapter, Vec::new()))
+                        .1
+                        .push((delivery, *status));
+                }
+                Prepared::Ready(adapter, status) => singles.push((delivery, adapter, *status)),
+                Prepared::Unknown => count(DeliveryOutcome::Dead, &mut pass),
+                Prepared::GiveUp(why) => {
+                    self.dead_letter(&delivery, &why).await?;
+                    count(DeliveryOutcome::Dead, &mut pass);
+                }
+            }
+        }
         let mut tasks = tokio::task::JoinSet::new();
         let gate = Arc::new(tokio::sync::Semaphore::new(
             self.config.delivery_concurrency.max(1),
         ));
-        for delivery in due {
+        for (delivery, adapter, status) in singles {
             let engine = self.clone();
             let gate = gate.clone();
             tasks.spawn(async move {
                 let _permit = gate.acquire().await;
-                engine.deliver_one(delivery, now).await
+                let result = adapter.deliver(&Envelope::of(&delivery), &status).await;
+                let mut outcomes = Vec::with_capacity(1);
+                outcomes.push(engine.record(&delivery, result, now).await);
+                outcomes
             });
         }
-        let mut pass = DeliveryPass::default();
-        let mut delivered = Vec::new();
+        for (_, (adapter, items)) in batched {
+            let size = adapter.batch_size();
+            let mut items = items;
+            while !items.is_empty() {
+                let rest = items.split_off(items.len().min(size));
+                let chunk = std::mem::replace(&mut items, rest);
+                let engine = self.clone();
+                let gate = gate.clone();
+                let adapter = adapter.clone();
+                tasks.spawn(async move {
+                    let _permit = gate.acquire().await;
+                    let sent: Vec<(Envelope, StatusUpdate)> = chunk
+                        .iter()
+                        .map(|(d, s)| (Envelope::of(d), s.clone()))
+                        .collect();
+                    let result = adapter.deliver_batch(&sent).await;
+                    let mut outcomes = Vec::with_capacity(chunk.len());
+                    for (delivery, _) in &chunk {
+                        outcomes.push(engine.record(delivery, result.clone(), now).await);
+                    }
+                    outcomes
+                });
+            }
+        }
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok(Ok(DeliveryOutcome::Delivered(id))) => {
-                    pass.delivered += 1;
-                    delivered.push(id);
+                Ok(outcomes) => {
+                    for outcome in outcomes {
+                        match outcome {
+                            Ok(outcome) => count(outcome, &mut pass),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "a delivery could not be recorded");
+                            }
+                        }
+                    }
                 }
-                Ok(Ok(DeliveryOutcome::Retry)) => pass.retried += 1,
-                Ok(Ok(DeliveryOutcome::Dead)) => pass.dead += 1,
-                Ok(Err(e)) => tracing::warn!(error = %e, "a delivery could not be recorded"),
                 Err(e) => tracing::error!(error = %e, "a delivery task failed"),
             }
         }
@@ -70,79 +130,77 @@ impl Engine {
         Ok(pass)
     }
 
-    /// Sends one delivery to its target and records what came of it — except an
-    /// acknowledgement, which [`Engine::deliver_due`] records with the rest of its
-    /// pass in one write (so this is only ever called from there).
-    async fn deliver_one(
-        &self,
-        delivery: Delivery,
-        now: Timestamp,
-    ) -> Result<DeliveryOutcome, EngineError> {
-        let why = match self.attempt(&delivery, now).await? {
-            Attempt::Delivered => {
-                self.metrics
-                    .delivered(Timestamp::now().duration_since(delivery.due));
-                return Ok(DeliveryOutcome::Delivered(delivery.id));
-            }
-            Attempt::Retry => return Ok(DeliveryOutcome::Retry),
-            Attempt::Unknown => return Ok(DeliveryOutcome::Dead),
-            Attempt::GiveUp(why) => why,
-        };
-        self.dead_letter(&delivery, &why).await?;
-        Ok(DeliveryOutcome::Dead)
-    }
-
-    /// One try: sent, or put off (the retry recorded), or given up with the reason.
-    async fn attempt(&self, delivery: &Delivery, now: Timestamp) -> Result<Attempt, EngineError> {
+    /// What a delivery needs to be sent: its target's adapter and its status — or why
+    /// it cannot be sent at all.
+    async fn prepare(&self, delivery: &Delivery) -> Result<Prepared, EngineError> {
         let cached = self.inner().targets_by_id.get(&delivery.target).cloned();
         let target = match cached {
             Some(t) => t,
             None => match self.store.target(delivery.target).await {
                 Ok(t) => Arc::new(t),
-                Err(StoreError::NotFound(_)) => return Ok(Attempt::Unknown),
+                Err(StoreError::NotFound(_)) => return Ok(Prepared::Unknown),
                 Err(e) => return Err(e.into()),
             },
         };
         if !target.active {
-            return Ok(Attempt::GiveUp("the target is switched off".into()));
+            return Ok(Prepared::GiveUp("the target is switched off".into()));
         }
         let status: StatusUpdate = match serde_json::from_value(delivery.payload.clone()) {
             Ok(s) => s,
-            Err(e) => return Ok(Attempt::GiveUp(format!("unreadable payload: {e}"))),
+            Err(e) => return Ok(Prepared::GiveUp(format!("unreadable payload: {e}"))),
         };
-        let adapter = match self.target_for(&target) {
-            Ok(a) => a,
-            Err(e) => return Ok(Attempt::GiveUp(format!("target configuration: {e}"))),
-        };
-        match adapter.deliver(&Envelope::of(delivery), &status).await {
-            Ok(()) => Ok(Attempt::Delivered),
+        match self.target_for(&target) {
+            Ok(adapter) => Ok(Prepared::Ready(adapter, Box::new(status))),
+            Err(e) => Ok(Prepared::GiveUp(format!("target configuration: {e}"))),
+        }
+    }
+
+    /// Records what came of one try: an acknowledgement is left to
+    /// [`Engine::deliver_due`], which writes its pass's in one go; a retry is put off
+    /// (or given up when the budget is spent); a refusal is a dead letter; a target that
+    /// is gone is switched off.
+    async fn record(
+        &self,
+        delivery: &Delivery,
+        result: Result<(), DeliveryError>,
+        now: Timestamp,
+    ) -> Result<DeliveryOutcome, EngineError> {
+        let why = match result {
+            Ok(()) => {
+                self.metrics
+                    .delivered(Timestamp::now().duration_since(delivery.due));
+                return Ok(DeliveryOutcome::Delivered(delivery.id));
+            }
             Err(DeliveryError::Retry {
                 message,
                 retry_after,
             }) => {
                 if delivery.attempts + 1 >= self.config.retry.max_attempts {
-                    tracing::warn!(target = %target.id, delivery = %delivery.id, "retry budget spent");
-                    return Ok(Attempt::GiveUp(message));
+                    tracing::warn!(target = %delivery.target, delivery = %delivery.id, "retry budget spent");
+                    message
+                } else {
+                    let wait = self.config.retry.delay(delivery.attempts, retry_after);
+                    tracing::debug!(target = %delivery.target, delivery = %delivery.id, error = %message, "a delivery will be tried again");
+                    self.store
+                        .mark_retry(
+                            delivery.id,
+                            now + wait,
+                            &kalsync_core::redact::shown_error(&message),
+                        )
+                        .await?;
+                    self.metrics.retried();
+                    return Ok(DeliveryOutcome::Retry);
                 }
-                let wait = self.config.retry.delay(delivery.attempts, retry_after);
-                tracing::debug!(target = %target.id, delivery = %delivery.id, error = %message, "a delivery will be tried again");
-                self.store
-                    .mark_retry(
-                        delivery.id,
-                        now + wait,
-                        &kalsync_core::redact::shown_error(&message),
-                    )
-                    .await?;
-                self.metrics.retried();
-                Ok(Attempt::Retry)
             }
             Err(DeliveryError::Gone(message)) => {
-                self.store.set_target_active(target.id, false).await?;
-                tracing::warn!(target = %target.id, "the target answered 410 Gone: switched off");
-                Ok(Attempt::GiveUp(message))
+                self.store.set_target_active(delivery.target, false).await?;
+                tracing::warn!(target = %delivery.target, "the target answered 410 Gone: switched off");
+                message
             }
-            Err(DeliveryError::Rejected(message)) => Ok(Attempt::GiveUp(message)),
-        }
+            Err(DeliveryError::Rejected(message)) => message,
+        };
+        self.dead_letter(delivery, &why).await?;
+        Ok(DeliveryOutcome::Dead)
     }
 
     /// Gives a delivery up: the whole reason to the log, the company's view of it
@@ -172,11 +230,15 @@ enum DeliveryOutcome {
     Dead,
 }
 
-/// One try's result, before it is recorded.
-enum Attempt {
-    Delivered,
-    Retry,
-    /// The target is gone from the store: nothing to record the dead letter against.
+/// A batch target's adapter and the deliveries gathered for it in a pass.
+type Batch = (Arc<dyn Target>, Vec<(Delivery, StatusUpdate)>);
+
+/// A delivery made ready to send, or why it cannot be.
+enum Prepared {
+    /// Its target's adapter and its status.
+    Ready(Arc<dyn Target>, Box<StatusUpdate>),
+    /// The target is gone from the store: nothing to record a dead letter against.
     Unknown,
+    /// It can never be sent (the target switched off, the payload unreadable).
     GiveUp(String),
 }

@@ -61,6 +61,22 @@ pub trait Target: Send + Sync {
         envelope: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError>;
+
+    /// How many statuses one request may carry (a PBX that takes them in batches);
+    /// 1, the default, for one at a time.
+    fn batch_size(&self) -> usize {
+        1
+    }
+
+    /// Delivers several statuses — of different users, each in its own envelope — in
+    /// one request: all land or none (one result for the lot). Called only with at
+    /// most [`Target::batch_size`] of them; by default one [`Target::deliver`] each.
+    async fn deliver_batch(&self, items: &[(Envelope, StatusUpdate)]) -> Result<(), DeliveryError> {
+        for (envelope, status) in items {
+            self.deliver(envelope, status).await?;
+        }
+        Ok(())
+    }
 }
 
 /// How often and how far apart a delivery is retried.

@@ -104,6 +104,7 @@ async fn bench(rate: u64, seconds: u64, users: usize) {
                 name: "hook".into(),
                 url: hook_url,
                 signing_secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned().into(),
+                batch: false,
             }],
             instances: vec![InstanceDecl {
                 name: "M365".into(),

@@ -3,7 +3,8 @@
 //! lateness of the first, median and p99 delivery.
 //!
 //! `cargo bench -p kalsync-server --bench top_of_hour` (environment: `USERS`, default
-//! 100000; `ABSENCES`, default 30000; `DATABASE_URL`, default a fresh SQLite file).
+//! 100000; `ABSENCES`, default 30000; `DATABASE_URL`, default a fresh SQLite file;
+//! `BATCH=true` for a webhook that takes statuses in batches).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn main() {
     let users: usize = env("USERS", 100_000);
     let absences: usize = env("ABSENCES", 30_000).min(users);
+    // BATCH=true: the webhook takes up to 500 statuses in one signed POST.
+    let batch: bool = env("BATCH", false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -41,12 +44,18 @@ fn main() {
     runtime.block_on(async move {
         let acks: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let recorded = acks.clone();
+        // Each status acknowledged counts once, whether it came alone or in a batch.
         let app = axum::Router::new().route(
             "/hook",
-            axum::routing::post(move || {
+            axum::routing::post(move |body: axum::body::Bytes| {
                 let recorded = recorded.clone();
                 async move {
-                    recorded.lock().expect("lock").push(Instant::now());
+                    let statuses = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["data"]["statuses"].as_array().map(Vec::len))
+                        .unwrap_or(1);
+                    let now = Instant::now();
+                    recorded.lock().expect("lock").extend(std::iter::repeat_n(now, statuses));
                     StatusCode::NO_CONTENT
                 }
             }),
@@ -71,7 +80,7 @@ fn main() {
             .await
             .expect("instance");
         store
-            .create_target(NewTarget { company: company.id, name: "hook".into(), config: TargetConfig::Webhook { url: hook, signing_secret: SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") } })
+            .create_target(NewTarget { company: company.id, name: "hook".into(), config: TargetConfig::Webhook { url: hook, signing_secret: SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), batch } })
             .await
             .expect("target");
         let mut ids = Vec::with_capacity(users);
@@ -137,7 +146,7 @@ fn main() {
         let mut lateness: Vec<f64> = acks.iter().map(|a| a.saturating_duration_since(t0).as_secs_f64()).collect();
         lateness.sort_by(f64::total_cmp);
         let q = |p: f64| lateness.get(((lateness.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
-        println!("top of the hour: {users} users, {absences} absences at the same instant, webhook on loopback, {} ({})", store.backend(), url);
+        println!("top of the hour: {users} users, {absences} absences at the same instant, webhook on loopback{}, {} ({})", if batch { " in batches" } else { "" }, store.backend(), url);
         println!("  acknowledged   {} of {absences}", lateness.len());
         println!("  last           {:.2} s after the transition", lateness.last().copied().unwrap_or(f64::NAN));
         println!("  lateness       first {:.3} s, median {:.3} s, p99 {:.3} s", q(0.0), q(0.5), q(0.99));

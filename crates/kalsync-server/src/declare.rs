@@ -198,11 +198,13 @@ pub(crate) async fn apply(store: &dyn Store, companies: &[CompanyDecl]) -> Resul
                     name,
                     url,
                     signing_secret,
+                    batch,
                 } => (
                     name,
                     TargetConfig::Webhook {
                         url: url.clone(),
                         signing_secret: signing_secret.clone(),
+                        batch: *batch,
                     },
                 ),
                 TargetDecl::Simulator { name } => (name, TargetConfig::Simulator),

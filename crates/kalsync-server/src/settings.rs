@@ -265,6 +265,10 @@ pub enum TargetDecl {
         /// `whsec_…`.
         #[serde(skip_serializing)]
         signing_secret: SecretString,
+        /// Up to 500 users' statuses in one signed POST (`kalsync.status.batch`), for a
+        /// PBX that takes them so.
+        #[serde(default)]
+        batch: bool,
     },
     /// The in-process PBX simulator.
     Simulator {

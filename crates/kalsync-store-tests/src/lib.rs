@@ -69,6 +69,7 @@ pub async fn survives_a_restart(f: &Fixture) {
             config: TargetConfig::Webhook {
                 url: "https://x.example".into(),
                 signing_secret: SecretString::from("whsec_abc"),
+                batch: false,
             },
         })
         .await

@@ -68,6 +68,7 @@ pub async fn write(s: &dyn Store) {
             config: TargetConfig::Webhook {
                 url: "https://pbx.uppgradering.example/kalsync".into(),
                 signing_secret: SecretString::from("whsec_release-signing-secret"),
+                batch: false,
             },
         })
         .await
@@ -156,11 +157,16 @@ pub async fn check(s: &dyn Store) {
     let TargetConfig::Webhook {
         url,
         signing_secret,
+        batch,
     } = &hook.config
     else {
         panic!("a webhook")
     };
     assert_eq!(url, "https://pbx.uppgradering.example/kalsync");
+    assert!(
+        !batch,
+        "a webhook of a release without batches sends one status at a time"
+    );
     assert_eq!(
         signing_secret.expose_secret(),
         "whsec_release-signing-secret"

@@ -1,6 +1,8 @@
 //! The webhook target (SPEC §5): each status is a JSON POST signed per Standard Webhooks
 //! (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`),
-//! with the delivery id as the idempotency key and a per-user monotonic `sequence`.
+//! with the delivery id as the idempotency key and a per-user monotonic `sequence`; or,
+//! for a PBX that takes them so (`batch = true`), up to [`BATCH`] users' statuses in one
+//! signed POST (`kalsync.status.batch`), each with its own delivery id and sequence.
 //!
 //! The signature is computed here with `hmac`/`sha2` (three lines); the tests verify it
 //! with the reference `standardwebhooks` crate.
@@ -18,6 +20,12 @@ use sha2::Sha256;
 
 /// The event type of a status change.
 pub const EVENT_TYPE: &str = "kalsync.status.changed";
+
+/// The event type of several users' status changes in one POST.
+pub const BATCH_EVENT_TYPE: &str = "kalsync.status.batch";
+
+/// The most statuses one batch carries (about 300 KB of JSON).
+pub const BATCH: usize = 500;
 
 /// The key of a Standard Webhooks signing secret: `whsec_` and base64 of at least 16
 /// bytes.
@@ -78,6 +86,7 @@ pub struct WebhookTarget {
     http: reqwest::Client,
     url: reqwest::Url,
     key: Vec<u8>,
+    batch: bool,
 }
 
 /// Why a webhook target cannot be built.
@@ -112,7 +121,18 @@ impl WebhookTarget {
             .user_agent(concat!("Kalsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError(e.to_string()))?;
-        Ok(WebhookTarget { http, url, key })
+        Ok(WebhookTarget {
+            http,
+            url,
+            key,
+            batch: false,
+        })
+    }
+
+    /// Sends statuses in batches of up to [`BATCH`] (the PBX takes `kalsync.status.batch`).
+    pub fn batched(mut self, batch: bool) -> Self {
+        self.batch = batch;
+        self
     }
 
     /// `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`.
@@ -134,6 +154,90 @@ impl WebhookTarget {
         };
         serde_json::to_vec(&event).unwrap_or_default()
     }
+}
+
+impl WebhookTarget {
+    /// The body of a batch: `{type: "kalsync.status.batch", timestamp, data: {statuses:
+    /// [...]}}`, each status with its sequence and delivery id as in a single delivery.
+    pub fn batch_body(items: &[(Envelope, StatusUpdate)]) -> Vec<u8> {
+        let statuses: Vec<Data<'_>> = items
+            .iter()
+            .map(|(delivery, status)| Data {
+                status,
+                sequence: delivery.sequence,
+                delivery_id: delivery.id.to_string(),
+            })
+            .collect();
+        let event = BatchEvent {
+            kind: BATCH_EVENT_TYPE,
+            timestamp: items
+                .iter()
+                .map(|(_, s)| s.at)
+                .max()
+                .unwrap_or_else(Timestamp::now),
+            data: Statuses { statuses },
+        };
+        serde_json::to_vec(&event).unwrap_or_default()
+    }
+
+    /// A batch's `webhook-id`: the same for the same deliveries (a retry of the whole
+    /// batch is recognised as one), `batch_` and a digest of their ids.
+    pub fn batch_id(items: &[(Envelope, StatusUpdate)]) -> String {
+        use sha2::Digest as _;
+        let mut ids: Vec<String> = items.iter().map(|(d, _)| d.id.to_string()).collect();
+        ids.sort();
+        let digest = Sha256::digest(ids.join(",").as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("batch_{hex}")
+    }
+
+    /// One signed POST and what its answer means.
+    async fn post(&self, id: &str, body: Vec<u8>) -> Result<(), DeliveryError> {
+        let timestamp = Timestamp::now().as_second();
+        let signature = self.sign(id, timestamp, &body);
+        let answer = self
+            .http
+            .post(self.url.clone())
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Retry {
+                message: format!("webhook: {}", e.without_url()),
+                retry_after: None,
+            })?;
+        let status_code = answer.status();
+        if status_code.is_success() {
+            return Ok(());
+        }
+        let retry_after = kalsync_outbound::retry_after(answer.headers(), jiff::Timestamp::now());
+        let message = format!("webhook answered {status_code}");
+        match status_code.as_u16() {
+            410 => Err(DeliveryError::Gone(message)),
+            408 | 425 | 429 | 500..=599 => Err(DeliveryError::Retry {
+                message,
+                retry_after,
+            }),
+            _ => Err(DeliveryError::Rejected(message)),
+        }
+    }
+}
+
+/// Several statuses in one event.
+#[derive(serde::Serialize)]
+struct BatchEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timestamp: jiff::Timestamp,
+    data: Statuses<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Statuses<'a> {
+    statuses: Vec<Data<'a>>,
 }
 
 /// The Standard Webhooks envelope, written straight to bytes.
@@ -161,37 +265,22 @@ impl Target for WebhookTarget {
         delivery: &Envelope,
         status: &StatusUpdate,
     ) -> Result<(), DeliveryError> {
-        let id = delivery.id.to_string();
-        let timestamp = Timestamp::now().as_second();
-        let body = Self::body(delivery, status);
-        let signature = self.sign(&id, timestamp, &body);
-        let answer = self
-            .http
-            .post(self.url.clone())
-            .header("content-type", "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
+        self.post(&delivery.id.to_string(), Self::body(delivery, status))
             .await
-            .map_err(|e| DeliveryError::Retry {
-                message: format!("webhook: {}", e.without_url()),
-                retry_after: None,
-            })?;
-        let status_code = answer.status();
-        if status_code.is_success() {
-            return Ok(());
-        }
-        let retry_after = kalsync_outbound::retry_after(answer.headers(), jiff::Timestamp::now());
-        let message = format!("webhook answered {status_code}");
-        match status_code.as_u16() {
-            410 => Err(DeliveryError::Gone(message)),
-            408 | 425 | 429 | 500..=599 => Err(DeliveryError::Retry {
-                message,
-                retry_after,
-            }),
-            _ => Err(DeliveryError::Rejected(message)),
+    }
+
+    fn batch_size(&self) -> usize {
+        if self.batch { BATCH } else { 1 }
+    }
+
+    async fn deliver_batch(&self, items: &[(Envelope, StatusUpdate)]) -> Result<(), DeliveryError> {
+        match items {
+            [] => Ok(()),
+            [(delivery, status)] if !self.batch => self.deliver(delivery, status).await,
+            _ => {
+                self.post(&Self::batch_id(items), Self::batch_body(items))
+                    .await
+            }
         }
     }
 }

@@ -241,3 +241,43 @@ fn verify_takes_what_the_reference_crate_signs_and_nothing_else() {
         "another key"
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_one_signed_post_with_each_status_its_own_id() {
+    let (r, url) = receiver().await;
+    let single = target(&url);
+    assert_eq!(single.batch_size(), 1, "one at a time unless asked");
+    let batched = target(&url).batched(true);
+    assert_eq!(batched.batch_size(), kalsync_target_webhook::BATCH);
+    let items: Vec<(Envelope, StatusUpdate)> = (1..=3).map(delivery).collect();
+    batched.deliver_batch(&items).await.expect("delivered");
+    {
+        let seen = r.seen.lock().expect("lock");
+        assert_eq!(seen.len(), 1, "one POST");
+        let (id, body) = &seen[0];
+        assert!(id.starts_with("batch_"), "{id}");
+        assert_eq!(body["type"], "kalsync.status.batch");
+        let statuses = body["data"]["statuses"].as_array().expect("statuses");
+        assert_eq!(statuses.len(), 3);
+        for ((envelope, _), sent) in items.iter().zip(statuses) {
+            assert_eq!(sent["delivery_id"], envelope.id.to_string());
+            assert_eq!(sent["sequence"], envelope.sequence);
+            assert_eq!(sent["user"]["extension"], "201");
+        }
+    }
+    // The same deliveries again (a retry of the whole batch): the same webhook-id, in
+    // any order.
+    let mut again = items.clone();
+    again.reverse();
+    batched.deliver_batch(&again).await.expect("again");
+    assert_eq!(r.seen.lock().expect("lock").len(), 1, "recognised as one");
+    // A refusal or a failure is the whole batch's.
+    r.answers
+        .lock()
+        .expect("lock")
+        .push((StatusCode::SERVICE_UNAVAILABLE, Some("3")));
+    assert!(matches!(
+        batched.deliver_batch(&items[..2]).await,
+        Err(DeliveryError::Retry { .. })
+    ));
+}

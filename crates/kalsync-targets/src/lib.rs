@@ -34,6 +34,7 @@ pub fn build(
         TargetConfig::Webhook {
             url,
             signing_secret,
+            batch,
         } => Arc::new(
             kalsync_target_webhook::WebhookTarget::new(
                 url,
@@ -41,7 +42,8 @@ pub fn build(
                 WEBHOOK_TIMEOUT,
                 outbound,
             )
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| e.to_string())?
+            .batched(*batch),
         ),
         TargetConfig::Simulator => match pbx {
             Some(pbx) => Arc::new(pbx.clone()),

@@ -668,3 +668,124 @@ async fn a_refused_read_is_tried_once_more_then_left_to_the_polls() {
         "no third try before a poll"
     );
 }
+
+#[tokio::test]
+async fn a_batch_target_gets_many_statuses_per_request_and_a_failed_batch_is_retried_whole() {
+    let w = world(Template::Prefix).await;
+    w.pbx.batch.store(2, std::sync::atomic::Ordering::Relaxed);
+    let mut users = vec![w.anna.clone()];
+    for (i, name) in ["bo", "carl", "dora", "eva"].iter().enumerate() {
+        users.push(
+            w.store
+                .add_user(kalsync_store::NewUser {
+                    instance: w.anna.instance,
+                    email: kalsync_core::EmailAddress::parse(&format!("{name}@acme.example"))
+                        .expect("e"),
+                    display_name: None,
+                    extension: kalsync_core::Extension::parse(&format!("{}", 202 + i)).ok(),
+                })
+                .await
+                .expect("user"),
+        );
+    }
+    for user in &users {
+        w.calendars.bookings.lock().expect("lock").insert(
+            user.email.to_string(),
+            vec![booking(
+                "lunch",
+                "2026-11-24 12:00",
+                "2026-11-24 13:00",
+                "LUN: pizza",
+            )],
+        );
+    }
+    let engine = w.engine().await;
+    for user in &users {
+        engine
+            .sync_user(user.id, at("2026-11-24 09:00"))
+            .await
+            .expect("sync");
+    }
+    assert_eq!(
+        engine
+            .publish_due(at("2026-11-24 12:00"))
+            .await
+            .expect("publish"),
+        5
+    );
+    let pass = engine
+        .deliver_due(at("2026-11-24 12:00"))
+        .await
+        .expect("pass");
+    assert_eq!(pass.delivered, 5);
+    let mut sizes = w.pbx.batches.lock().expect("lock").clone();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [1, 2, 2], "five statuses in three requests");
+    assert_eq!(w.pbx.received.lock().expect("lock").len(), 5);
+
+    // At one, the first batch sent fails: its two deliveries are retried, the rest land.
+    w.pbx.batches.lock().expect("lock").clear();
+    w.pbx
+        .failures
+        .lock()
+        .expect("lock")
+        .push(DeliveryError::Retry {
+            message: "webhook answered 503".into(),
+            retry_after: Some(Duration::from_secs(5)),
+        });
+    engine
+        .publish_due(at("2026-11-24 13:00"))
+        .await
+        .expect("publish");
+    let pass = engine
+        .deliver_due(at("2026-11-24 13:00"))
+        .await
+        .expect("pass");
+    assert_eq!((pass.delivered, pass.retried), (3, 2));
+    let pass = engine
+        .deliver_due(at("2026-11-24 13:00") + jiff::SignedDuration::from_secs(5))
+        .await
+        .expect("retry pass");
+    assert_eq!((pass.delivered, pass.retried), (2, 0));
+    let cleared = w
+        .pbx
+        .received
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, s)| s.absence.is_none())
+        .count();
+    assert_eq!(cleared, 5, "everyone's lunch cleared, once each");
+
+    // A refusal is the whole batch's: its deliveries are dead letters.
+    w.pbx
+        .failures
+        .lock()
+        .expect("lock")
+        .push(DeliveryError::Rejected(
+            "webhook answered 400 Bad Request".into(),
+        ));
+    w.calendars.bookings.lock().expect("lock").insert(
+        "anna@acme.example".into(),
+        vec![booking(
+            "kund",
+            "2026-11-24 14:00",
+            "2026-11-24 15:00",
+            "MOT: Volvo",
+        )],
+    );
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 13:30"))
+        .await
+        .expect("sync");
+    engine
+        .publish_due(at("2026-11-24 14:00"))
+        .await
+        .expect("publish");
+    let pass = engine
+        .deliver_due(at("2026-11-24 14:00"))
+        .await
+        .expect("pass");
+    assert_eq!(pass.dead, 1, "{pass:?} {:?}", w.pbx.statuses());
+    assert_eq!(w.dead_letters().await.len(), 1);
+}

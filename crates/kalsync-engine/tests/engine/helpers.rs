@@ -72,6 +72,10 @@ pub(crate) struct RecordingPbx {
     pub(crate) times: Mutex<Vec<Timestamp>>,
     pub(crate) failures: Mutex<Vec<DeliveryError>>,
     pub(crate) attempts: std::sync::atomic::AtomicU64,
+    /// Statuses it takes in one request (0: one at a time).
+    pub(crate) batch: std::sync::atomic::AtomicUsize,
+    /// The size of each batch it was sent.
+    pub(crate) batches: Mutex<Vec<usize>>,
 }
 
 impl RecordingPbx {
@@ -97,12 +101,36 @@ impl Target for RecordingPbx {
         if let Some(e) = self.failures.lock().expect("lock").pop() {
             return Err(e);
         }
+        self.take(delivery, status);
+        Ok(())
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch.load(std::sync::atomic::Ordering::Relaxed).max(1)
+    }
+
+    async fn deliver_batch(&self, items: &[(Envelope, StatusUpdate)]) -> Result<(), DeliveryError> {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.batches.lock().expect("lock").push(items.len());
+        if let Some(e) = self.failures.lock().expect("lock").pop() {
+            return Err(e);
+        }
+        for (delivery, status) in items {
+            self.take(delivery, status);
+        }
+        Ok(())
+    }
+}
+
+impl RecordingPbx {
+    /// Applies a delivery once (an idempotent PBX).
+    fn take(&self, delivery: &Envelope, status: &StatusUpdate) {
         let mut received = self.received.lock().expect("lock");
         if !received.iter().any(|(d, _)| d.id == delivery.id) {
             received.push((*delivery, status.clone()));
             self.times.lock().expect("lock").push(Timestamp::now());
         }
-        Ok(())
     }
 }
 

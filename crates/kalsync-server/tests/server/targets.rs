@@ -22,6 +22,7 @@ async fn a_target_that_cannot_be_reached_shows_its_dead_letters_on_the_page() {
         name: "switchboard-hook".into(),
         url: closed_url,
         signing_secret: "whsec_c2VjcmV0LXNpZ25pbmcta2V5".to_owned().into(),
+        batch: false,
     });
     let app = spawn_app(s).await;
     // The statuses given up on are listed per company, with the target they were for.

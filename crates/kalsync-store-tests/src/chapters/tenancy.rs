@@ -99,6 +99,7 @@ pub(crate) async fn targets(c: &Cast<'_>) -> Target {
             config: TargetConfig::Webhook {
                 url: "https://pbx.example/hook".into(),
                 signing_secret: SecretString::from("whsec_c2VjcmV0LXNpZ25pbmcta2V5"),
+                batch: false,
             },
         })
         .await

@@ -18,6 +18,8 @@ pub enum TargetConfig {
         url: String,
         /// The `whsec_…` signing secret.
         signing_secret: SecretString,
+        /// Statuses in batches (`kalsync.status.batch`), for a PBX that takes them so.
+        batch: bool,
     },
     /// SIP PUBLISH of PIDF presence.
     Sip {
@@ -70,7 +72,8 @@ impl TargetConfig {
             TargetConfig::Webhook {
                 url,
                 signing_secret,
-            } => (url, signing_secret.expose_secret()).hash(&mut h),
+                batch,
+            } => (url, signing_secret.expose_secret(), batch).hash(&mut h),
             TargetConfig::Sip {
                 proxy,
                 domain,
@@ -108,8 +111,9 @@ impl TargetConfig {
             TargetConfig::Webhook {
                 url,
                 signing_secret,
+                batch,
             } => {
-                json!({"kind": "webhook", "url": url, "signing_secret": secrets.seal(signing_secret)})
+                json!({"kind": "webhook", "url": url, "signing_secret": secrets.seal(signing_secret), "batch": batch})
             }
             TargetConfig::Sip {
                 proxy,
@@ -156,6 +160,7 @@ impl TargetConfig {
             Some("webhook") => TargetConfig::Webhook {
                 url: text("url")?,
                 signing_secret: secrets.open(&text("signing_secret")?)?,
+                batch: value.get("batch").and_then(Value::as_bool).unwrap_or(false),
             },
             Some("sip") => TargetConfig::Sip {
                 proxy: text("proxy")?,

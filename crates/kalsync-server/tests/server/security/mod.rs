@@ -102,6 +102,7 @@ pub(crate) fn acme_with_every_source_and_target(
                 name: "hook".into(),
                 url: hook.to_owned(),
                 signing_secret: format!("whsec_{WEBHOOK_KEY}").into(),
+                batch: false,
             },
             TargetDecl::Ami {
                 name: "asterisk".into(),
