@@ -79,6 +79,7 @@ impl Engine {
                     target,
                     payload: payload.clone(),
                     due: at,
+                    ahead: false,
                 });
                 keys.push(((user.id, target), key.clone()));
             }

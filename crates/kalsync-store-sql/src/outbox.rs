@@ -34,9 +34,11 @@ impl SqlStore {
         .map_err(db)?
         .try_get("last")
         .map_err(db)?;
-        sqlx::query("UPDATE deliveries SET state = 'superseded' WHERE user_id = $1 AND target_id = $2 AND state = 'pending'")
+        sqlx::query("UPDATE deliveries SET state = 'superseded' WHERE user_id = $1 AND target_id = $2 AND state = 'pending' AND ($3 = 0 OR due_ms >= $4)")
             .bind(new.user.to_string())
             .bind(new.target.to_string())
+            .bind(i64::from(new.ahead))
+            .bind(ms(new.due))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -139,13 +141,32 @@ impl SqlStore {
             for (u, t, m) in query.fetch_all(&mut *tx).await.map_err(db)? {
                 last.insert((u, t), m);
             }
+            // Superseded: what is pending for the same user *and target* — another
+            // target's pending status for the user still has to go out — and, for a
+            // delivery written ahead of its time, only what is due at or after it.
+            let matches: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 4 * i;
+                    format!(
+                        "(user_id = ${} AND target_id = ${} AND (${} = 0 OR due_ms >= ${}))",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4
+                    )
+                })
+                .collect();
             let sql3 = format!(
-                "UPDATE deliveries SET state = 'superseded' WHERE state = 'pending' AND user_id IN ({})",
-                list(0, users.len())
+                "UPDATE deliveries SET state = 'superseded' WHERE state = 'pending' AND ({})",
+                matches.join(" OR ")
             );
             let mut update = sqlx::query(&sql3);
-            for u in &users {
-                update = update.bind(u.clone());
+            for d in chunk {
+                update = update
+                    .bind(d.user.to_string())
+                    .bind(d.target.to_string())
+                    .bind(i64::from(d.ahead))
+                    .bind(ms(d.due));
             }
             update.execute(&mut *tx).await.map_err(db)?;
             let now = now();

@@ -119,6 +119,7 @@ pub async fn write(s: &dyn Store) {
         target: hook.id,
         payload: payload(),
         due: at("2026-11-23 12:00"),
+        ahead: false,
     })
     .await
     .expect("delivery");

@@ -59,6 +59,7 @@ pub(crate) async fn outbox(c: &Cast<'_>, hook: &Target) -> (Timestamp, Timestamp
             target: hook.id,
             payload: payload("lunch"),
             due: at("2026-11-23 12:00"),
+            ahead: false,
         })
         .await
         .expect("enqueue");
@@ -69,6 +70,7 @@ pub(crate) async fn outbox(c: &Cast<'_>, hook: &Target) -> (Timestamp, Timestamp
             target: hook.id,
             payload: payload("meeting"),
             due: at("2026-11-23 13:00"),
+            ahead: false,
         })
         .await
         .expect("enqueue");
@@ -83,6 +85,7 @@ pub(crate) async fn outbox(c: &Cast<'_>, hook: &Target) -> (Timestamp, Timestamp
             target: hook.id,
             payload: payload("busy"),
             due: at("2026-11-23 13:00"),
+            ahead: false,
         })
         .await
         .expect("enqueue");
@@ -159,5 +162,113 @@ pub(crate) async fn outbox(c: &Cast<'_>, hook: &Target) -> (Timestamp, Timestamp
         ),
         "only pending deliveries are retried"
     );
+    // A status for one target supersedes what is pending for that target only: another
+    // target's pending status for the same user still goes out.
+    let second_target = s
+        .create_target(kalsync_store::NewTarget {
+            company: acme.id,
+            name: "second".into(),
+            config: kalsync_store::TargetConfig::Simulator,
+        })
+        .await
+        .expect("second target");
+    let to_hook = s
+        .enqueue(NewDelivery {
+            user: anna.id,
+            target: hook.id,
+            payload: payload("lunch"),
+            due: now,
+            ahead: false,
+        })
+        .await
+        .expect("to the hook");
+    s.enqueue_many(vec![NewDelivery {
+        user: anna.id,
+        target: second_target.id,
+        payload: payload("lunch"),
+        due: now,
+        ahead: false,
+    }])
+    .await
+    .expect("to the second target");
+    assert_eq!(
+        s.delivery(to_hook.id).await.expect("hook's").state,
+        DeliveryState::Pending,
+        "the hook's pending status is not the second target's to supersede"
+    );
+    let due = s.due_deliveries("node-a", now, 10).await.expect("due");
+    assert_eq!(due.len(), 2);
+    for d in due {
+        s.mark_delivered(d.id, now).await.expect("delivered");
+    }
+    s.delete_target(second_target.id).await.expect("removed");
+    written_ahead(c, hook).await;
     (now, later)
+}
+
+/// A status written ahead of its time (the engine writes coming transitions early)
+/// replaces only what is pending at or after its time: the status in force until then
+/// still goes out. One written at its time replaces everything pending.
+async fn written_ahead(c: &Cast<'_>, hook: &Target) {
+    let Cast { s, anna, .. } = c;
+    let write = |due: &str, reason: &str, ahead: bool| NewDelivery {
+        user: anna.id,
+        target: hook.id,
+        payload: serde_json::json!({ "reason": reason }),
+        due: at(due),
+        ahead,
+    };
+    let state = |id| async move { s.delivery(id).await.expect("delivery").state };
+    let now = s
+        .enqueue(write("2026-11-23 14:00", "meeting", false))
+        .await
+        .expect("now");
+    let at_three = s
+        .enqueue(write("2026-11-23 15:00", "lunch", true))
+        .await
+        .expect("ahead");
+    assert_eq!(
+        state(now.id).await,
+        DeliveryState::Pending,
+        "the status in force still goes out"
+    );
+    // The plan changed: the transition at three written again (with the other path).
+    let again = s
+        .enqueue_many(vec![write("2026-11-23 15:00", "busy", true)])
+        .await
+        .expect("again")
+        .remove(0);
+    assert_eq!(state(at_three.id).await, DeliveryState::Superseded);
+    assert_eq!(state(now.id).await, DeliveryState::Pending);
+    // An earlier transition written ahead replaces the later one, not the one in force.
+    let half_past = s
+        .enqueue(write("2026-11-23 14:30", "meeting", true))
+        .await
+        .expect("half past");
+    assert_eq!(state(again.id).await, DeliveryState::Superseded);
+    assert_eq!(state(now.id).await, DeliveryState::Pending);
+    assert!(
+        s.due_deliveries("node-a", at("2026-11-23 14:29"), 10)
+            .await
+            .expect("due")
+            .iter()
+            .all(|d| d.id != half_past.id),
+        "not sent before its time"
+    );
+    // A change written at its time replaces everything pending.
+    let changed = s
+        .enqueue_many(vec![write("2026-11-23 14:10", "sick", false)])
+        .await
+        .expect("changed")
+        .remove(0);
+    assert_eq!(state(now.id).await, DeliveryState::Superseded);
+    assert_eq!(state(half_past.id).await, DeliveryState::Superseded);
+    let due = s
+        .due_deliveries("node-a", at("2026-11-23 16:00"), 10)
+        .await
+        .expect("due");
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [changed.id]);
+    s.mark_delivered(changed.id, at("2026-11-23 14:10"))
+        .await
+        .expect("delivered");
 }

@@ -52,8 +52,13 @@ pub struct NewDelivery {
     pub target: TargetId,
     /// The status as the target receives it.
     pub payload: Value,
-    /// The transition it carries (for lateness).
+    /// The transition it carries (for lateness); it is not sent before.
     pub due: Timestamp,
+    /// Written ahead of `due` (the engine writes the statuses of coming transitions
+    /// before their time): it replaces only what is pending for the same user and
+    /// target at or after `due` — the status in force until then still goes out. A
+    /// delivery written at its time replaces everything pending for the user and target.
+    pub ahead: bool,
 }
 
 /// One status change for one target, in the outbox.

@@ -284,6 +284,7 @@ fn the_operator_manages_users_and_reads_statuses_from_the_shell() {
                 target: target.id,
                 payload: serde_json::json!({"absence": {"reason": "lunch"}}),
                 due: now,
+                ahead: false,
             })
             .await
             .expect("delivery");
