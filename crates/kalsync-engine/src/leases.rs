@@ -147,7 +147,18 @@ impl Engine {
                     .map(|s| s.key())
                     .ok();
                 if let Some(key) = key {
-                    inner.published.entry((d.user, d.target)).or_insert(key);
+                    if d.state == DeliveryState::Pending && d.due > now {
+                        // Written ahead before a restart: sent at its time unless the
+                        // transition is written again meanwhile. What the target has
+                        // until then is not known here; the next status is written as
+                        // for a target this node has told nothing.
+                        inner.ahead_due.insert(d.due);
+                        continue;
+                    }
+                    inner
+                        .published
+                        .entry((d.user, d.target))
+                        .or_insert_with(|| crate::publish::Written::of(key, d.due));
                 }
             }
             inner.last_read.retain(|u, _| held.contains_key(u));

@@ -84,6 +84,9 @@ pub struct EngineConfig {
     /// Automatic replies (which have no change notifications) are read this often
     /// (jittered), besides with each read of a calendar.
     pub automatic_replies_interval: Duration,
+    /// Coming transitions are written to the outbox this long before their time (due
+    /// at it), so that at a top of the hour the instant itself only sends.
+    pub publish_ahead: Duration,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +105,7 @@ impl Default for EngineConfig {
             lease_ttl: Duration::from_secs(30),
             max_users: 200_000,
             automatic_replies_interval: Duration::from_secs(300),
+            publish_ahead: Duration::from_secs(30),
         }
     }
 }
@@ -202,7 +206,9 @@ struct Inner {
     reasons: Reasons,
     /// What was last written for each user and target (absent: nothing, or a dead
     /// letter, so it is written again).
-    published: HashMap<(UserId, TargetId), Option<StatusKey>>,
+    published: HashMap<(UserId, TargetId), publish::Written>,
+    /// When statuses written ahead of their time become due.
+    ahead_due: BTreeSet<Timestamp>,
     /// Due transitions.
     schedule: BTreeSet<(Timestamp, UserId)>,
     /// Each user's next scheduled transition.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use kalsync_store::UserId;
@@ -119,7 +119,16 @@ impl Engine {
             if let Err(e) = self.publish_due(Timestamp::now()).await {
                 tracing::warn!(error = %e, "scheduling failed");
             }
-            let wait = until(self.next_scheduled(), Duration::from_millis(250));
+            // Transitions are written `publish_ahead` before their time. One still
+            // within that after a pass waits for its user's earlier one to be in force.
+            let ahead = SignedDuration::try_from(self.config.publish_ahead).unwrap_or_default();
+            let first = self
+                .next_scheduled()
+                .map(|t| t.checked_sub(ahead).unwrap_or(t));
+            let mut wait = until(first, Duration::from_millis(250));
+            if wait.is_zero() {
+                wait = Duration::from_millis(100);
+            }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => {}
@@ -139,10 +148,15 @@ impl Engine {
             if shutdown.is_cancelled() {
                 break;
             }
+            // Statuses written ahead are sent the moment they are due.
+            let wait = until(
+                self.next_ahead(Timestamp::now()),
+                Duration::from_millis(250),
+            );
             tokio::select! {
                 () = self.delivery_wake.notified() => {}
                 () = shutdown.cancelled() => {}
-                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }

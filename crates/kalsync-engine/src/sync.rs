@@ -69,7 +69,7 @@ impl Engine {
         let next = plan.next_transition(now);
         self.store.save_timeline(user.id, &timeline, next).await?;
         self.inner().plans.insert(user.id, plan);
-        self.publish_many(&[(user.id, now)]).await?;
+        self.publish_many(&[(user.id, now)], now).await?;
         self.schedule(user.id, next);
         Ok(())
     }
@@ -238,7 +238,7 @@ impl Engine {
                 .entry(instance.id)
                 .or_insert_with(|| instance.clone());
         }
-        self.publish_many(&[(user.id, now)]).await?;
+        self.publish_many(&[(user.id, now)], now).await?;
         self.schedule(user.id, next);
         Ok(SyncOutcome::Synced {
             changed: diff.added + diff.changed + diff.removed,
@@ -373,6 +373,11 @@ impl Engine {
         inner.dirty.values_mut().for_each(earlier);
         inner.backoff.values_mut().for_each(earlier);
         inner.last_read.values_mut().for_each(earlier);
+        // What was written ahead of a time the clock had not reached may have gone out
+        // already: it is taken as what the PBX has, and the state in force goes out again.
+        for written in inner.published.values_mut() {
+            written.ahead = false;
+        }
     }
 
     /// Takes the users due for a re-read: debounce over, or poll due; not being read

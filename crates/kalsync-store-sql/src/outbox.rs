@@ -74,6 +74,24 @@ impl SqlStore {
         Ok(delivery)
     }
 
+    pub(crate) async fn supersede_from(
+        &self,
+        user: UserId,
+        target: TargetId,
+        from: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'superseded' WHERE user_id = $1 AND target_id = $2 AND state = 'pending' AND due_ms >= $3",
+        )
+        .bind(user.to_string())
+        .bind(target.to_string())
+        .bind(ms(from))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
     pub(crate) async fn select_due_deliveries(
         &self,
         node: &str,

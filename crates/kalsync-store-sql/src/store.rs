@@ -423,6 +423,15 @@ impl Store for SqlStore {
         self.update_retry(delivery, next_attempt, error).await
     }
 
+    async fn withdraw_ahead(
+        &self,
+        user: UserId,
+        target: TargetId,
+        from: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.supersede_from(user, target, from).await
+    }
+
     async fn mark_dead(&self, delivery: DeliveryId, error: &str) -> Result<(), StoreError> {
         self.update_dead(delivery, error).await
     }

@@ -420,6 +420,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Gives up on a delivery: a dead letter.
     async fn mark_dead(&self, id: DeliveryId, error: &str) -> Result<(), StoreError>;
+    /// Withdraws what is pending for a user and target due at or after `from` (a
+    /// status written ahead of its time that no longer holds); how many.
+    async fn withdraw_ahead(
+        &self,
+        user: UserId,
+        target: TargetId,
+        from: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// A delivery.
     async fn delivery(&self, id: DeliveryId) -> Result<Delivery, StoreError>;
     /// The latest delivery written for a user and target (any state).

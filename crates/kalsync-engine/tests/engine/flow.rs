@@ -789,3 +789,170 @@ async fn a_batch_target_gets_many_statuses_per_request_and_a_failed_batch_is_ret
     assert_eq!(pass.dead, 1, "{pass:?} {:?}", w.pbx.statuses());
     assert_eq!(w.dead_letters().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_transition_is_written_ahead_and_sent_at_its_time_once() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "lunch",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: pizza",
+    )]);
+    let engine = w.engine_after_read("2026-11-24 09:00").await;
+    // Thirty seconds before noon the lunch is written, due at noon.
+    assert_eq!(
+        engine
+            .publish_due(at("2026-11-24 11:59:20"))
+            .await
+            .expect("publish"),
+        0,
+        "not yet within the time written ahead"
+    );
+    assert_eq!(
+        engine
+            .publish_due(at("2026-11-24 11:59:40"))
+            .await
+            .expect("publish"),
+        1
+    );
+    assert_eq!(
+        engine.next_ahead(at("2026-11-24 11:59:40")),
+        Some(at("2026-11-24 12:00"))
+    );
+    assert_eq!(
+        engine
+            .deliver_due(at("2026-11-24 11:59:50"))
+            .await
+            .expect("pass")
+            .delivered,
+        0,
+        "not sent before its time"
+    );
+    assert_eq!(
+        engine
+            .deliver_due(at("2026-11-24 12:00"))
+            .await
+            .expect("pass")
+            .delivered,
+        1
+    );
+    assert_eq!(
+        engine
+            .publish_due(at("2026-11-24 12:00"))
+            .await
+            .expect("publish"),
+        0,
+        "written once"
+    );
+    assert_eq!(w.pbx.statuses(), [Some("Lunch, åter 13.00".to_owned())]);
+    // A restart between writing the end ahead and its time: sent at its time, once.
+    engine
+        .publish_due(at("2026-11-24 12:59:45"))
+        .await
+        .expect("publish");
+    drop(engine);
+    let again = w.engine_at(at("2026-11-24 12:59:50")).await;
+    again
+        .catch_up(at("2026-11-24 12:59:50"))
+        .await
+        .expect("catch up");
+    again
+        .deliver_due(at("2026-11-24 12:59:50"))
+        .await
+        .expect("pass");
+    again
+        .publish_due(at("2026-11-24 12:59:55"))
+        .await
+        .expect("publish");
+    again
+        .deliver_due(at("2026-11-24 13:00"))
+        .await
+        .expect("pass");
+    again
+        .publish_due(at("2026-11-24 13:00"))
+        .await
+        .expect("publish");
+    again
+        .deliver_due(at("2026-11-24 13:00"))
+        .await
+        .expect("pass");
+    let statuses = w.pbx.statuses();
+    assert_eq!(
+        statuses.first(),
+        Some(&Some("Lunch, åter 13.00".to_owned()))
+    );
+    assert_eq!(statuses.last(), Some(&None), "cleared at one: {statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| s.is_none()).count(),
+        1,
+        "cleared once: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_before_a_transition_written_ahead_rewrites_or_withdraws_it() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "lunch",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: pizza",
+    )]);
+    let engine = w.engine_after_read("2026-11-24 09:00").await;
+    engine
+        .publish_due(at("2026-11-24 11:59:40"))
+        .await
+        .expect("publish");
+    // Cancelled ten seconds before noon: what was written ahead is withdrawn, and the
+    // PBX, told nothing yet, is told nothing.
+    w.book(vec![]);
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 11:59:50"))
+        .await
+        .expect("sync");
+    engine
+        .publish_due(at("2026-11-24 11:59:50"))
+        .await
+        .expect("publish");
+    engine
+        .deliver_due(at("2026-11-24 12:00"))
+        .await
+        .expect("pass");
+    assert!(w.pbx.statuses().is_empty(), "{:?}", w.pbx.statuses());
+    // A meeting at one, written ahead; moved to a customer meeting ending later just
+    // before: the new one is what goes out at one.
+    w.book(vec![booking(
+        "m",
+        "2026-11-24 13:00",
+        "2026-11-24 14:00",
+        "MOT: intern",
+    )]);
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 12:30"))
+        .await
+        .expect("sync");
+    engine
+        .publish_due(at("2026-11-24 12:59:40"))
+        .await
+        .expect("publish");
+    w.book(vec![booking(
+        "m",
+        "2026-11-24 13:00",
+        "2026-11-24 15:00",
+        "MOT: Kund",
+    )]);
+    engine
+        .sync_user(w.anna.id, at("2026-11-24 12:59:50"))
+        .await
+        .expect("sync");
+    engine
+        .publish_due(at("2026-11-24 12:59:50"))
+        .await
+        .expect("publish");
+    engine
+        .deliver_due(at("2026-11-24 13:00"))
+        .await
+        .expect("pass");
+    assert_eq!(w.pbx.statuses(), [Some("Möte, åter 15.00".to_owned())]);
+}

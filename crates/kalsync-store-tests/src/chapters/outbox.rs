@@ -255,6 +255,20 @@ async fn written_ahead(c: &Cast<'_>, hook: &Target) {
             .all(|d| d.id != half_past.id),
         "not sent before its time"
     );
+    // A status written ahead that no longer holds is withdrawn; the one in force stays.
+    let withdrawn = s
+        .enqueue(write("2026-11-23 14:45", "lunch", true))
+        .await
+        .expect("ahead");
+    assert_eq!(state(half_past.id).await, DeliveryState::Pending);
+    assert_eq!(
+        s.withdraw_ahead(anna.id, hook.id, at("2026-11-23 14:45"))
+            .await
+            .expect("withdrawn"),
+        1
+    );
+    assert_eq!(state(withdrawn.id).await, DeliveryState::Superseded);
+    assert_eq!(state(half_past.id).await, DeliveryState::Pending);
     // A change written at its time replaces everything pending.
     let changed = s
         .enqueue_many(vec![write("2026-11-23 14:10", "sick", false)])
