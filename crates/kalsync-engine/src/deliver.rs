@@ -53,8 +53,8 @@ impl Engine {
         // Each delivery made ready to send; those to a batch target gathered per target.
         let mut singles = Vec::new();
         let mut batched: HashMap<TargetId, Batch> = HashMap::new();
-        for delivery in due {
-            match self.prepare(&delivery).await? {
+        for mut delivery in due {
+            match self.prepare(&mut delivery).await? {
                 Prepared::Ready(adapter, status) if adapter.batch_size() > 1 => {
                     batched
                         .entry(delivery.target)
@@ -130,9 +130,9 @@ impl Engine {
         Ok(pass)
     }
 
-    /// What a delivery needs to be sent: its target's adapter and its status — or why
-    /// it cannot be sent at all.
-    async fn prepare(&self, delivery: &Delivery) -> Result<Prepared, EngineError> {
+    /// What a delivery needs to be sent: its target's adapter and its status (taken out
+    /// of its payload, which is not needed after) — or why it cannot be sent at all.
+    async fn prepare(&self, delivery: &mut Delivery) -> Result<Prepared, EngineError> {
         let cached = self.inner().targets_by_id.get(&delivery.target).cloned();
         let target = match cached {
             Some(t) => t,
@@ -145,10 +145,11 @@ impl Engine {
         if !target.active {
             return Ok(Prepared::GiveUp("the target is switched off".into()));
         }
-        let status: StatusUpdate = match serde_json::from_value(delivery.payload.clone()) {
-            Ok(s) => s,
-            Err(e) => return Ok(Prepared::GiveUp(format!("unreadable payload: {e}"))),
-        };
+        let status: StatusUpdate =
+            match serde_json::from_value(std::mem::take(&mut delivery.payload)) {
+                Ok(s) => s,
+                Err(e) => return Ok(Prepared::GiveUp(format!("unreadable payload: {e}"))),
+            };
         match self.target_for(&target) {
             Ok(adapter) => Ok(Prepared::Ready(adapter, Box::new(status))),
             Err(e) => Ok(Prepared::GiveUp(format!("target configuration: {e}"))),

@@ -97,7 +97,7 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_secs(300),
             subscribed_poll_interval: Duration::from_secs(900),
             sync_concurrency: 16,
-            delivery_batch: 500,
+            delivery_batch: 5000,
             delivery_concurrency: 64,
             retry: RetryPolicy::default(),
             retention: SignedDuration::from_hours(24 * 30),

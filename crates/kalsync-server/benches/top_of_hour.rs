@@ -50,10 +50,13 @@ fn main() {
             axum::routing::post(move |body: axum::body::Bytes| {
                 let recorded = recorded.clone();
                 async move {
-                    let statuses = serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| v["data"]["statuses"].as_array().map(Vec::len))
-                        .unwrap_or(1);
+                    // Counted as cheaply as it can be: the receiver is the PBX's work,
+                    // not Kalsync's, and shares this machine's two cores.
+                    let statuses = body
+                        .windows(b"\"delivery_id\"".len())
+                        .filter(|w| *w == b"\"delivery_id\"")
+                        .count()
+                        .max(1);
                     let now = Instant::now();
                     recorded.lock().expect("lock").extend(std::iter::repeat_n(now, statuses));
                     StatusCode::NO_CONTENT

@@ -261,7 +261,8 @@ impl SqlStore {
         ids: &[DeliveryId],
         when: Timestamp,
     ) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
+        // A few thousand to a statement: within both databases' parameter limits.
+        for chunk in ids.chunks(5000) {
             let list = (2..chunk.len() + 2)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
