@@ -51,15 +51,7 @@ async fn postgres_release(release: &Path) -> Option<(DatabaseUrl, String, String
     let admin = std::env::var("KALSYNC_TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty())?;
-    let name = format!("kalsync_upgrade_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("postgres");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create");
-    conn.close().await.expect("close");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
+    let (url, name) = new_postgres_database(&admin, "upgrade").await;
     let dump = std::fs::read_to_string(release.join("postgres.sql")).expect("postgres.sql");
     let mut conn = sqlx::PgConnection::connect(&url).await.expect("new db");
     sqlx::raw_sql(&dump)
@@ -68,6 +60,19 @@ async fn postgres_release(release: &Path) -> Option<(DatabaseUrl, String, String
         .expect("the dump loads");
     conn.close().await.expect("close");
     Some((DatabaseUrl::new(url), admin, name))
+}
+
+/// A new, empty database on the server `admin` names: its URL and its name.
+async fn new_postgres_database(admin: &str, what: &str) -> (String, String) {
+    let name = format!("kalsync_{what}_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("postgres");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create");
+    conn.close().await.expect("close");
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+    (format!("{base}/{name}"), name)
 }
 
 async fn drop_database(admin: &str, name: &str) {
@@ -270,15 +275,7 @@ async fn write_this_release() {
     assert!(dump.status.success());
     std::fs::write(out.join("sqlite.sql"), dump.stdout).expect("write");
     let admin = std::env::var("KALSYNC_TEST_POSTGRES_URL").expect("KALSYNC_TEST_POSTGRES_URL");
-    let name = format!("kalsync_release_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("postgres");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create");
-    conn.close().await.expect("close");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let pg = format!("{base}/{name}");
+    let (pg, name) = new_postgres_database(&admin, "release").await;
     let store = SqlStore::connect(&DatabaseUrl::new(pg.clone()), release::secrets())
         .await
         .expect("postgres store");

@@ -471,10 +471,7 @@ pub async fn transaction(
     timeout: Duration,
 ) -> Result<Message, DeliveryError> {
     let bytes = request.to_bytes();
-    let branch = Message::parse(&bytes)
-        .ok()
-        .and_then(|m| m.branch().map(str::to_owned))
-        .unwrap_or_default();
+    let branch = request.branch().to_owned();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut interval = T1;
     let mut provisional = false;

@@ -25,7 +25,22 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// The `branch` parameter of a Via header's value.
+fn branch_of(via: &str) -> Option<&str> {
+    via.split(';')
+        .find_map(|p| p.trim().strip_prefix("branch="))
+}
+
 impl Request {
+    /// The `branch` of its top Via: what its answers are matched by.
+    pub fn branch(&self) -> &str {
+        self.headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("Via"))
+            .and_then(|(_, via)| branch_of(via))
+            .unwrap_or_default()
+    }
+
     /// The bytes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut head = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
@@ -196,9 +211,7 @@ impl Message {
 
     /// The `branch` of the top Via.
     pub fn branch(&self) -> Option<&str> {
-        self.header("Via")?
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("branch="))
+        branch_of(self.header("Via")?)
     }
 
     /// A response to this request with the same Via, From, To, Call-ID and CSeq.

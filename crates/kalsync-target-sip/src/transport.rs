@@ -263,10 +263,7 @@ impl StreamHandle {
         timeout: Duration,
     ) -> Result<Message, DeliveryError> {
         let bytes = request.to_bytes();
-        let branch = Message::parse(&bytes)
-            .ok()
-            .and_then(|m| m.branch().map(str::to_owned))
-            .unwrap_or_default();
+        let branch = request.branch().to_owned();
         let c = &self.connection;
         let (tx, rx) = oneshot::channel();
         c.waiting

@@ -3,7 +3,7 @@
 //! add and who cannot be synchronised, and changes nothing; an instance without a
 //! directory, or an unknown one, is a clear error.
 
-use crate::helpers::{kalsync, write_temp};
+use crate::helpers::kalsync;
 
 #[test]
 fn the_preview_shows_what_a_sync_would_change() {
@@ -37,32 +37,25 @@ fn the_preview_shows_what_a_sync_would_change() {
     assert!(users.len() >= 3);
     let dir = std::env::temp_dir().join(format!("kalsync-cli-dir-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let config = write_temp(
-        "directory.toml",
+    let source = crate::helpers::simulated_graph(&base);
+    let config = crate::helpers::settings_in(
+        &dir,
         &format!(
-            r#"database_url = "sqlite:{db}"
-master_key_file = "{key}"
-
-[outbound]
-allow = ["127.0.0.0/8"]
-
-[[companies]]
+            r#"[[companies]]
 name = "Acme"
 
 [[companies.instances]]
 name = "M365"
-source = {{ kind = "graph", tenant = "00000000-0000-4000-8000-00000000c0de", client_id = "00000000-0000-4000-8000-0000000a99e1", client_secret = "cli-test-secret", graph_url = "{base}v1.0/", login_url = "{base}" }}
+{source}
 directory = {{ kind = "entra", groups = ["sales"] }}
 
 [[companies.instances]]
 name = "Plain"
-source = {{ kind = "graph", tenant = "00000000-0000-4000-8000-00000000c0de", client_id = "00000000-0000-4000-8000-0000000a99e1", client_secret = "cli-test-secret", graph_url = "{base}v1.0/", login_url = "{base}" }}
-"#,
-            db = dir.join("k.db").display(),
-            key = dir.join("key").display(),
+{source}
+"#
         ),
     );
-    let config = config.to_str().expect("path");
+    let config = config.as_str();
     let run = kalsync(&[
         "directory",
         "preview",

@@ -115,3 +115,36 @@ pub(crate) fn graph_simulator() -> (
     assert!(base.starts_with("http://127.0.0.1:"), "{first}");
     (child, base, lines)
 }
+
+/// A settings file in `dir` with its own database and key there (`k.db`, `key`), the
+/// loopback allowed (the simulators listen there), and `rest` after; its path.
+pub(crate) fn settings_in(dir: &Path, rest: &str) -> String {
+    let path = dir.join("kalsync.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "database_url = \"sqlite:{}\"\nmaster_key_file = \"{}\"\n\n[outbound]\nallow = [\"127.0.0.0/8\"]\n\n{rest}",
+            dir.join("k.db").display(),
+            dir.join("key").display()
+        ),
+    )
+    .expect("settings");
+    path.to_str().expect("path").to_owned()
+}
+
+/// The store of the database a [`settings_in`] file names.
+pub(crate) async fn store_in(dir: &Path) -> kalsync_store_sql::SqlStore {
+    kalsync_store_sql::SqlStore::connect(
+        &kalsync_store_sql::DatabaseUrl::new(format!("sqlite:{}", dir.join("k.db").display())),
+        kalsync_store::SecretBox::from_key_file(&dir.join("key")).expect("key"),
+    )
+    .await
+    .expect("store")
+}
+
+/// The `source` of a Graph instance read from the simulator at `base`.
+pub(crate) fn simulated_graph(base: &str) -> String {
+    format!(
+        "source = {{ kind = \"graph\", tenant = \"00000000-0000-4000-8000-00000000c0de\", client_id = \"00000000-0000-4000-8000-0000000a99e1\", client_secret = \"cli-test-secret\", graph_url = \"{base}v1.0/\", login_url = \"{base}\" }}"
+    )
+}

@@ -122,13 +122,9 @@ fn the_packaged_settings_and_the_manual_come_from_the_binary() {
 
 /// A settings file with Acme's Microsoft 365 instance and Anna, on a fresh database.
 fn acme(dir: &std::path::Path) -> String {
-    let config = write_temp(
-        "console.toml",
-        &format!(
-            r#"database_url = "sqlite:{db}"
-master_key_file = "{key}"
-
-[[companies]]
+    crate::helpers::settings_in(
+        dir,
+        r#"[[companies]]
 name = "Acme"
 
 [[companies.targets]]
@@ -139,14 +135,10 @@ signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 [[companies.instances]]
 name = "M365"
-source = {{ kind = "graph", tenant = "acme.onmicrosoft.com", client_id = "00000000-0000-4000-8000-0000000a99e1", client_secret = "cli-test-secret" }}
-users = [{{ email = "anna@acme.example", name = "Anna Berg", extension = "201" }}]
+source = { kind = "graph", tenant = "acme.onmicrosoft.com", client_id = "00000000-0000-4000-8000-0000000a99e1", client_secret = "cli-test-secret" }
+users = [{ email = "anna@acme.example", name = "Anna Berg", extension = "201" }]
 "#,
-            db = dir.join("k.db").display(),
-            key = dir.join("key").display(),
-        ),
-    );
-    config.to_str().expect("path").to_owned()
+    )
 }
 
 #[test]
@@ -244,12 +236,7 @@ fn the_operator_manages_users_and_reads_statuses_from_the_shell() {
     // Anna at lunch now (the clock as it is: the command reads the status at its own
     // now), and a status the PBX gave up on.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let store = runtime
-        .block_on(kalsync_store_sql::SqlStore::connect(
-            &kalsync_store_sql::DatabaseUrl::new(format!("sqlite:{}", dir.join("k.db").display())),
-            kalsync_store::SecretBox::from_key_file(&dir.join("key")).expect("key"),
-        ))
-        .expect("store");
+    let store = runtime.block_on(crate::helpers::store_in(&dir));
     runtime.block_on(async {
         let company = store.companies().await.expect("companies")[0].clone();
         let instance = store.instances(company.id).await.expect("instances")[0].clone();
@@ -318,12 +305,7 @@ fn the_operator_manages_users_and_reads_statuses_from_the_shell() {
     let removed = run(&["users", "remove", "bo@acme.example"]);
     assert_eq!(removed.code, 0, "{}", removed.stderr);
     // What the console did is in the audit log, as the console's.
-    let store = runtime
-        .block_on(kalsync_store_sql::SqlStore::connect(
-            &kalsync_store_sql::DatabaseUrl::new(format!("sqlite:{}", dir.join("k.db").display())),
-            kalsync_store::SecretBox::from_key_file(&dir.join("key")).expect("key"),
-        ))
-        .expect("store");
+    let store = runtime.block_on(crate::helpers::store_in(&dir));
     let log = runtime.block_on(async {
         let company = store.companies().await.expect("companies")[0].id;
         store.audit_log(Some(company), 50).await.expect("audit")
@@ -362,27 +344,13 @@ fn every_users_mailbox_is_checked_and_the_failing_ones_listed() {
     let dir = std::env::temp_dir().join(format!("kalsync-cli-check-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let config = write_temp(
-        "check.toml",
+    let config = crate::helpers::settings_in(
+        &dir,
         &format!(
-            r#"database_url = "sqlite:{db}"
-master_key_file = "{key}"
-
-[outbound]
-allow = ["127.0.0.0/8"]
-
-[[companies]]
-name = "Acme"
-
-[[companies.instances]]
-name = "M365"
-source = {{ kind = "graph", tenant = "00000000-0000-4000-8000-00000000c0de", client_id = "00000000-0000-4000-8000-0000000a99e1", client_secret = "cli-test-secret", graph_url = "{base}v1.0/", login_url = "{base}" }}
-users = ["{a}", "{b}", "left.the.company@acme.example"]
-"#,
-            db = dir.join("k.db").display(),
-            key = dir.join("key").display(),
-            a = people[0],
-            b = people[1],
+            "[[companies]]\nname = \"Acme\"\n\n[[companies.instances]]\nname = \"M365\"\n{}\nusers = [\"{}\", \"{}\", \"left.the.company@acme.example\"]\n",
+            crate::helpers::simulated_graph(&base),
+            people[0],
+            people[1]
         ),
     );
     let run = kalsync(&[
@@ -391,7 +359,7 @@ users = ["{a}", "{b}", "left.the.company@acme.example"]
         "M365",
         "--every-user",
         "--config",
-        config.to_str().expect("path"),
+        &config,
     ]);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(
