@@ -802,81 +802,40 @@ async fn a_transition_is_written_ahead_and_sent_at_its_time_once() {
     let engine = w.engine_after_read("2026-11-24 09:00").await;
     // Thirty seconds before noon the lunch is written, due at noon.
     assert_eq!(
-        engine
-            .publish_due(at("2026-11-24 11:59:20"))
-            .await
-            .expect("publish"),
+        publish(&engine, "2026-11-24 11:59:20").await,
         0,
         "not yet within the time written ahead"
     );
-    assert_eq!(
-        engine
-            .publish_due(at("2026-11-24 11:59:40"))
-            .await
-            .expect("publish"),
-        1
-    );
+    assert_eq!(publish(&engine, "2026-11-24 11:59:40").await, 1);
     assert_eq!(
         engine.next_ahead(at("2026-11-24 11:59:40")),
         Some(at("2026-11-24 12:00"))
     );
     assert_eq!(
-        engine
-            .deliver_due(at("2026-11-24 11:59:50"))
-            .await
-            .expect("pass")
-            .delivered,
+        deliver(&engine, "2026-11-24 11:59:50").await.delivered,
         0,
         "not sent before its time"
     );
+    assert_eq!(deliver(&engine, "2026-11-24 12:00").await.delivered, 1);
     assert_eq!(
-        engine
-            .deliver_due(at("2026-11-24 12:00"))
-            .await
-            .expect("pass")
-            .delivered,
-        1
-    );
-    assert_eq!(
-        engine
-            .publish_due(at("2026-11-24 12:00"))
-            .await
-            .expect("publish"),
+        publish(&engine, "2026-11-24 12:00").await,
         0,
         "written once"
     );
     assert_eq!(w.pbx.statuses(), [Some("Lunch, åter 13.00".to_owned())]);
     // A restart between writing the end ahead and its time: sent at its time, once.
-    engine
-        .publish_due(at("2026-11-24 12:59:45"))
-        .await
-        .expect("publish");
+    publish(&engine, "2026-11-24 12:59:45").await;
     drop(engine);
     let again = w.engine_at(at("2026-11-24 12:59:50")).await;
     again
         .catch_up(at("2026-11-24 12:59:50"))
         .await
         .expect("catch up");
-    again
-        .deliver_due(at("2026-11-24 12:59:50"))
-        .await
-        .expect("pass");
-    again
-        .publish_due(at("2026-11-24 12:59:55"))
-        .await
-        .expect("publish");
-    again
-        .deliver_due(at("2026-11-24 13:00"))
-        .await
-        .expect("pass");
-    again
-        .publish_due(at("2026-11-24 13:00"))
-        .await
-        .expect("publish");
-    again
-        .deliver_due(at("2026-11-24 13:00"))
-        .await
-        .expect("pass");
+    deliver(&again, "2026-11-24 12:59:50").await;
+    publish(&again, "2026-11-24 12:59:55").await;
+    deliver(&again, "2026-11-24 13:00").await;
+    publish(&again, "2026-11-24 13:00").await;
+    deliver(&again, "2026-11-24 13:00").await;
     let statuses = w.pbx.statuses();
     assert_eq!(
         statuses.first(),
@@ -900,25 +859,13 @@ async fn a_change_before_a_transition_written_ahead_rewrites_or_withdraws_it() {
         "LUN: pizza",
     )]);
     let engine = w.engine_after_read("2026-11-24 09:00").await;
-    engine
-        .publish_due(at("2026-11-24 11:59:40"))
-        .await
-        .expect("publish");
+    publish(&engine, "2026-11-24 11:59:40").await;
     // Cancelled ten seconds before noon: what was written ahead is withdrawn, and the
     // PBX, told nothing yet, is told nothing.
     w.book(vec![]);
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 11:59:50"))
-        .await
-        .expect("sync");
-    engine
-        .publish_due(at("2026-11-24 11:59:50"))
-        .await
-        .expect("publish");
-    engine
-        .deliver_due(at("2026-11-24 12:00"))
-        .await
-        .expect("pass");
+    read(&engine, &w.anna, "2026-11-24 11:59:50").await;
+    publish(&engine, "2026-11-24 11:59:50").await;
+    deliver(&engine, "2026-11-24 12:00").await;
     assert!(w.pbx.statuses().is_empty(), "{:?}", w.pbx.statuses());
     // A meeting at one, written ahead; moved to a customer meeting ending later just
     // before: the new one is what goes out at one.
@@ -928,31 +875,16 @@ async fn a_change_before_a_transition_written_ahead_rewrites_or_withdraws_it() {
         "2026-11-24 14:00",
         "MOT: intern",
     )]);
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 12:30"))
-        .await
-        .expect("sync");
-    engine
-        .publish_due(at("2026-11-24 12:59:40"))
-        .await
-        .expect("publish");
+    read(&engine, &w.anna, "2026-11-24 12:30").await;
+    publish(&engine, "2026-11-24 12:59:40").await;
     w.book(vec![booking(
         "m",
         "2026-11-24 13:00",
         "2026-11-24 15:00",
         "MOT: Kund",
     )]);
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 12:59:50"))
-        .await
-        .expect("sync");
-    engine
-        .publish_due(at("2026-11-24 12:59:50"))
-        .await
-        .expect("publish");
-    engine
-        .deliver_due(at("2026-11-24 13:00"))
-        .await
-        .expect("pass");
+    read(&engine, &w.anna, "2026-11-24 12:59:50").await;
+    publish(&engine, "2026-11-24 12:59:50").await;
+    deliver(&engine, "2026-11-24 13:00").await;
     assert_eq!(w.pbx.statuses(), [Some("Möte, åter 15.00".to_owned())]);
 }

@@ -261,3 +261,18 @@ impl World {
             .insert("anna@acme.example".into(), bookings);
     }
 }
+
+/// The publish loop's step at `when`: deliveries written.
+pub(crate) async fn publish(engine: &Engine, when: &str) -> usize {
+    engine.publish_due(at(when)).await.expect("publish")
+}
+
+/// The delivery loop's step at `when`.
+pub(crate) async fn deliver(engine: &Arc<Engine>, when: &str) -> kalsync_engine::DeliveryPass {
+    engine.deliver_due(at(when)).await.expect("deliver")
+}
+
+/// A read of `user`'s calendar at `when`.
+pub(crate) async fn read(engine: &Engine, user: &User, when: &str) {
+    engine.sync_user(user.id, at(when)).await.expect("sync");
+}
