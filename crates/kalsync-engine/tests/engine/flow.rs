@@ -701,22 +701,10 @@ async fn a_batch_target_gets_many_statuses_per_request_and_a_failed_batch_is_ret
     }
     let engine = w.engine().await;
     for user in &users {
-        engine
-            .sync_user(user.id, at("2026-11-24 09:00"))
-            .await
-            .expect("sync");
+        read(&engine, user, "2026-11-24 09:00").await;
     }
-    assert_eq!(
-        engine
-            .publish_due(at("2026-11-24 12:00"))
-            .await
-            .expect("publish"),
-        5
-    );
-    let pass = engine
-        .deliver_due(at("2026-11-24 12:00"))
-        .await
-        .expect("pass");
+    assert_eq!(publish(&engine, "2026-11-24 12:00").await, 5);
+    let pass = deliver(&engine, "2026-11-24 12:00").await;
     assert_eq!(pass.delivered, 5);
     let mut sizes = w.pbx.batches.lock().expect("lock").clone();
     sizes.sort_unstable();
@@ -733,19 +721,10 @@ async fn a_batch_target_gets_many_statuses_per_request_and_a_failed_batch_is_ret
             message: "webhook answered 503".into(),
             retry_after: Some(Duration::from_secs(5)),
         });
-    engine
-        .publish_due(at("2026-11-24 13:00"))
-        .await
-        .expect("publish");
-    let pass = engine
-        .deliver_due(at("2026-11-24 13:00"))
-        .await
-        .expect("pass");
+    publish(&engine, "2026-11-24 13:00").await;
+    let pass = deliver(&engine, "2026-11-24 13:00").await;
     assert_eq!((pass.delivered, pass.retried), (3, 2));
-    let pass = engine
-        .deliver_due(at("2026-11-24 13:00") + jiff::SignedDuration::from_secs(5))
-        .await
-        .expect("retry pass");
+    let pass = deliver(&engine, "2026-11-24 13:00:05").await;
     assert_eq!((pass.delivered, pass.retried), (2, 0));
     let cleared = w
         .pbx
@@ -774,18 +753,9 @@ async fn a_batch_target_gets_many_statuses_per_request_and_a_failed_batch_is_ret
             "MOT: Volvo",
         )],
     );
-    engine
-        .sync_user(w.anna.id, at("2026-11-24 13:30"))
-        .await
-        .expect("sync");
-    engine
-        .publish_due(at("2026-11-24 14:00"))
-        .await
-        .expect("publish");
-    let pass = engine
-        .deliver_due(at("2026-11-24 14:00"))
-        .await
-        .expect("pass");
+    read(&engine, &w.anna, "2026-11-24 13:30").await;
+    publish(&engine, "2026-11-24 14:00").await;
+    let pass = deliver(&engine, "2026-11-24 14:00").await;
     assert_eq!(pass.dead, 1, "{pass:?} {:?}", w.pbx.statuses());
     assert_eq!(w.dead_letters().await.len(), 1);
 }
