@@ -108,6 +108,7 @@ pub async fn backup(url: &DatabaseUrl, to: &Path) -> Result<Copied, StoreError> 
         .await
         .map_err(|e| invalid(format!("{}: {e}", to.display())))?;
     conn.close().await.map_err(|e| invalid(e.to_string()))?;
+    owner_only(to)?;
     Ok(Copied {
         file: to.to_path_buf(),
         schema,
@@ -157,6 +158,7 @@ pub async fn restore(from: &Path, url: &DatabaseUrl, now: Timestamp) -> Result<C
         .await
         .map_err(|e| invalid(format!("{}: {e}", staged.display())))?;
     backup.close().await.map_err(|e| invalid(e.to_string()))?;
+    owner_only(&staged)?;
     let kept = if file.exists() {
         let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
         let kept = sibling(&file, &format!(".before-restore-{stamp}"));
@@ -181,6 +183,18 @@ pub async fn restore(from: &Path, url: &DatabaseUrl, now: Timestamp) -> Result<C
         users,
         kept,
     })
+}
+
+/// A copy holds people's data and sealed secrets: readable by its owner alone, whatever
+/// the umask it was written under.
+fn owner_only(file: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    }
+    Ok(())
 }
 
 /// `file` with `suffix` added to its name.

@@ -315,12 +315,11 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), String> {
             .as_str()
             .and_then(|z| jiff::tz::TimeZone::get(z).ok())
             .unwrap_or(jiff::tz::TimeZone::UTC);
-        say!(
-            "{} <{}>, extension {}",
-            text(&view["name"]),
-            text(&view["email"]),
-            text(&view["extension"])
-        );
+        let who = match view["name"].as_str() {
+            Some(name) if !name.is_empty() => format!("{name} <{}>", text(&view["email"])),
+            _ => text(&view["email"]),
+        };
+        say!("{who}, extension {}", text(&view["extension"]));
         match &view["now"] {
             Value::Null => say!("Now: available"),
             now => {

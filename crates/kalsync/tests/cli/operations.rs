@@ -62,6 +62,15 @@ fn a_backup_is_taken_restored_and_the_schema_told() {
         "the backup names the key to keep: {}",
         taken.stdout
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(backup)
+            .expect("backup")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "a backup is its owner's alone");
+    }
     let again = kalsync(&["db", "backup", "--to", backup, "--config", config]);
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("exists already"), "{}", again.stderr);
