@@ -9,7 +9,7 @@ use kalsync_store::{Delivery, StoreError, TargetId};
 
 use crate::status::StatusUpdate;
 use crate::target::{DeliveryError, Envelope, Target};
-use crate::{DeliveryPass, Engine, EngineError};
+use crate::{DeliveryPass, Engine, EngineError, Inner};
 
 impl Engine {
     /// The target, built again when its configuration changed since.
@@ -36,10 +36,23 @@ impl Engine {
         self: &Arc<Self>,
         now: Timestamp,
     ) -> Result<DeliveryPass, EngineError> {
-        let due = self
-            .store
-            .due_deliveries(&self.config.node, now, self.config.delivery_batch)
-            .await?;
+        // What this node wrote ahead and is due goes out from memory; the outbox is
+        // read back in the passes after (retries, what another node or a restart left).
+        let ready = {
+            let mut inner = self.inner();
+            let Inner { ready, held, .. } = &mut *inner;
+            ready.take_due(now, |u| held.contains_key(&u))
+        };
+        let due: Vec<(Delivery, Option<StatusUpdate>)> = if ready.is_empty() {
+            self.store
+                .due_deliveries(&self.config.node, now, self.config.delivery_batch)
+                .await?
+                .into_iter()
+                .map(|d| (d, None))
+                .collect()
+        } else {
+            ready.into_iter().map(|(d, s)| (d, Some(s))).collect()
+        };
         let mut pass = DeliveryPass::default();
         let mut delivered = Vec::new();
         let mut count = |outcome: DeliveryOutcome, pass: &mut DeliveryPass| match outcome {
@@ -53,8 +66,8 @@ impl Engine {
         // Each delivery made ready to send; those to a batch target gathered per target.
         let mut singles = Vec::new();
         let mut batched: HashMap<TargetId, Batch> = HashMap::new();
-        for mut delivery in due {
-            match self.prepare(&mut delivery).await? {
+        for (mut delivery, status) in due {
+            match self.prepare(&mut delivery, status).await? {
                 Prepared::Ready(adapter, status) if adapter.batch_size() > 1 => {
                     batched
                         .entry(delivery.target)
@@ -130,9 +143,14 @@ impl Engine {
         Ok(pass)
     }
 
-    /// What a delivery needs to be sent: its target's adapter and its status (taken out
-    /// of its payload, which is not needed after) — or why it cannot be sent at all.
-    async fn prepare(&self, delivery: &mut Delivery) -> Result<Prepared, EngineError> {
+    /// What a delivery needs to be sent: its target's adapter and its status (the one
+    /// kept ready, or taken out of its payload, which is not needed after) — or why it
+    /// cannot be sent at all.
+    async fn prepare(
+        &self,
+        delivery: &mut Delivery,
+        ready: Option<StatusUpdate>,
+    ) -> Result<Prepared, EngineError> {
         let cached = self.inner().targets_by_id.get(&delivery.target).cloned();
         let target = match cached {
             Some(t) => t,
@@ -145,11 +163,13 @@ impl Engine {
         if !target.active {
             return Ok(Prepared::GiveUp("the target is switched off".into()));
         }
-        let status: StatusUpdate =
-            match serde_json::from_value(std::mem::take(&mut delivery.payload)) {
+        let status: StatusUpdate = match ready {
+            Some(s) => s,
+            None => match serde_json::from_value(std::mem::take(&mut delivery.payload)) {
                 Ok(s) => s,
                 Err(e) => return Ok(Prepared::GiveUp(format!("unreadable payload: {e}"))),
-            };
+            },
+        };
         match self.target_for(&target) {
             Ok(adapter) => Ok(Prepared::Ready(adapter, Box::new(status))),
             Err(e) => Ok(Prepared::GiveUp(format!("target configuration: {e}"))),

@@ -50,19 +50,51 @@ impl Engine {
         Ok(users.len())
     }
 
-    /// Renews this node's leases and takes free users (up to `max_users`), then reads
+    /// Renews this node's leases and takes free users up to its fair share of them
+    /// (the users divided among the nodes alive, at most `max_users`) — or lets a
+    /// surplus go when more nodes share them now — then reads
     /// every active instance's users and targets: newly held users are read at once (or
     /// polled on schedule when read lately), users no longer held leave the schedule.
     /// Returns how many users this node holds.
     pub async fn renew_leases(&self, now: Timestamp) -> Result<usize, EngineError> {
         let ttl = SignedDuration::try_from(self.config.lease_ttl)
             .unwrap_or(SignedDuration::from_secs(30));
+        // Each node holds its fair share of the users: a node over it (others joined)
+        // lets the surplus go, users with no transition soon first; one under it takes
+        // free users up to it.
+        let census = self.store.lease_census(&self.config.node, now, ttl).await?;
+        let share = census.share(self.config.max_users);
+        let mut leased_before = self.inner().leased;
+        if leased_before > share + share / 50 {
+            let surplus = self.surplus(leased_before - share, now);
+            if !surplus.is_empty() {
+                tracing::info!(
+                    users = surplus.len(),
+                    nodes = census.nodes,
+                    "more nodes share the users: some are left to them"
+                );
+                self.store
+                    .release_users(&self.config.node, &surplus)
+                    .await?;
+                leased_before -= surplus.len();
+            }
+        }
         let leased: std::collections::HashSet<UserId> = self
             .store
-            .lease_users(&self.config.node, now, ttl, self.config.max_users)
+            .lease_users(
+                &self.config.node,
+                now,
+                ttl,
+                share.saturating_sub(leased_before),
+            )
             .await?
             .into_iter()
             .collect();
+        {
+            let mut inner = self.inner();
+            inner.leased = leased.len();
+            inner.takeover_at = census.next_expiry;
+        }
         let mut held = HashMap::new();
         let mut instances = HashMap::new();
         let mut mailboxes = HashMap::new();
@@ -186,6 +218,7 @@ impl Engine {
             inner.backoff.retain(|u, _| held.contains_key(u));
             inner.plans.retain(|u, _| held.contains_key(u));
             inner.published.retain(|(u, _), _| held.contains_key(u));
+            inner.ready.retain(|u| held.contains_key(&u));
             let gone: Vec<(Timestamp, UserId)> = inner
                 .schedule
                 .iter()
@@ -207,15 +240,47 @@ impl Engine {
             inner.sources = sources;
             (changed, count, handed)
         };
+        self.metrics.holding(count);
         if changed {
             self.held_version.send_modify(|v| *v += 1);
         }
-        for user in handed {
-            if let Err(e) = self.store.request_sync(user).await {
-                tracing::warn!(user = %user, error = %e, "cannot hand a read over to the node that took the user");
+        if !handed.is_empty() {
+            if let Err(e) = self.store.request_syncs(&handed).await {
+                tracing::warn!(users = handed.len(), error = %e, "cannot hand reads over to the nodes that took the users");
             }
         }
         Ok(count)
+    }
+
+    /// Up to `count` held users to give up to other nodes (a read owed to one is handed
+    /// over with it): those not being read, with
+    /// nothing written ahead and no transition within two refreshes and the time
+    /// statuses are written ahead — so none is late for the move — highest ids first
+    /// (free users are taken lowest first).
+    fn surplus(&self, count: usize, now: Timestamp) -> Vec<UserId> {
+        let inner = self.inner();
+        let soon = now
+            .checked_add(2 * self.config.refresh_interval + self.config.publish_ahead)
+            .unwrap_or(now);
+        let mut quiet: Vec<UserId> = inner
+            .held
+            .keys()
+            .filter(|u| {
+                !inner.in_flight.contains(u)
+                    && inner.next_of.get(u).is_none_or(|t| *t > soon)
+                    && inner.ahead_of(**u, now).is_empty()
+            })
+            .copied()
+            .collect();
+        quiet.sort_unstable_by(|a, b| b.cmp(a));
+        quiet.truncate(count);
+        quiet
+    }
+
+    /// When this node renews its leases next to take over a node that stopped: the
+    /// moment that node's leases run out.
+    pub(crate) fn takeover_at(&self) -> Option<Timestamp> {
+        self.inner().takeover_at
     }
 
     /// Packs the stored timelines of the users this node holds and has no plan for yet,

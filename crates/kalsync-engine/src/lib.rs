@@ -79,7 +79,8 @@ pub struct EngineConfig {
     /// How long a lease holds without renewal: a stopped node's users move to another
     /// node after this.
     pub lease_ttl: Duration,
-    /// The most users one node holds.
+    /// The most users one node holds (each holds its fair share of all users, the
+    /// users divided among the nodes alive, up to this).
     pub max_users: usize,
     /// Automatic replies (which have no change notifications) are read this often
     /// (jittered), besides with each read of a calendar.
@@ -209,6 +210,9 @@ struct Inner {
     published: HashMap<(UserId, TargetId), publish::Written>,
     /// When statuses written ahead of their time become due.
     ahead_due: BTreeSet<Timestamp>,
+    /// Statuses this node wrote ahead of their time, kept ready to send at it without
+    /// reading the outbox back (its rows stay the record).
+    ready: publish::ReadySet,
     /// Due transitions.
     schedule: BTreeSet<(Timestamp, UserId)>,
     /// Each user's next scheduled transition.
@@ -217,6 +221,10 @@ struct Inner {
     sources: HashMap<InstanceId, Arc<dyn Source>>,
     /// Targets by id, with the fingerprint of the configuration each was built from.
     targets: HashMap<TargetId, (u64, Arc<dyn Target>)>,
+    /// How many users this node leased at its last renewal.
+    leased: usize,
+    /// When another node's leases run out unless it renews them (it may have stopped).
+    takeover_at: Option<Timestamp>,
 }
 
 /// The engine of one node.

@@ -63,10 +63,8 @@ impl Engine {
             inner.dirty.drain().map(|(u, _)| u).collect()
         };
         self.held_version.send_modify(|v| *v += 1);
-        for user in unread {
-            if let Err(e) = self.store.request_sync(user).await {
-                tracing::warn!(user = %user, error = %e, "cannot leave a read to another node");
-            }
+        if let Err(e) = self.store.request_syncs(&unread).await {
+            tracing::warn!(users = unread.len(), error = %e, "cannot leave reads to another node");
         }
         // Another node takes this node's users at once instead of after the lease time.
         if let Err(e) = self.store.release_leases(&self.config.node).await {
@@ -79,7 +77,14 @@ impl Engine {
     async fn sync_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut last_refresh = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
-            if last_refresh.elapsed() >= self.config.refresh_interval {
+            // A node that stopped without releasing its users is taken over the moment
+            // its leases run out, not at the next refresh after.
+            let takeover = self.takeover_at().is_some_and(|t| Timestamp::now() > t);
+            if takeover {
+                // Once: a failed renewal waits for the next refresh.
+                self.inner().takeover_at = None;
+            }
+            if takeover || last_refresh.elapsed() >= self.config.refresh_interval {
                 last_refresh = tokio::time::Instant::now();
                 if let Err(e) = self.renew_leases(Timestamp::now()).await {
                     tracing::warn!(error = %e, "cannot refresh the users");
@@ -90,7 +95,14 @@ impl Engine {
             }
             // The reads run on their own: this loop does not wait for them.
             drop(self.start_due(Timestamp::now(), crate::ReadAt::Wall));
-            let wait = until(self.next_dirty(), Duration::from_millis(500));
+            let takeover = self
+                .takeover_at()
+                .and_then(|t| t.checked_add(Duration::from_millis(50)).ok());
+            let next = match (self.next_dirty(), takeover) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wait = until(next, Duration::from_millis(500));
             tokio::select! {
                 () = self.sync_wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}

@@ -30,9 +30,15 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_micros: AtomicU64,
+    held: AtomicU64,
 }
 
 impl Metrics {
+    pub(crate) fn holding(&self, users: usize) {
+        self.held
+            .store(u64::try_from(users).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     pub(crate) fn synced(&self) {
         self.syncs.fetch_add(1, Ordering::Relaxed);
     }
@@ -116,6 +122,11 @@ impl Metrics {
                 g(v)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP kalsync_users_held Users this node holds (its share of all).\n# TYPE kalsync_users_held gauge\nkalsync_users_held {}",
+            g(&self.held)
+        );
         let _ = writeln!(
             out,
             "# HELP kalsync_outbox_depth Deliveries waiting.\n# TYPE kalsync_outbox_depth gauge\nkalsync_outbox_depth {outbox_depth}"

@@ -2,10 +2,11 @@
 //! target that lacks it — ahead of its time, due at it, so the instant itself only
 //! sends — and the schedule of next transitions.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kalsync_store::{NewDelivery, StoreError, TargetId, UserId};
+use kalsync_store::{Delivery, DeliveryId, NewDelivery, StoreError, TargetId, UserId};
 
 use crate::status::{StatusKey, StatusUpdate, UPCOMING};
 use crate::{Engine, EngineError, Inner};
@@ -39,6 +40,63 @@ impl Written {
             due,
             ahead: false,
         }
+    }
+}
+
+/// Statuses written ahead of their time, ready to send at it: the outbox row (its
+/// payload taken out) and the status it carries. The row stays the record: what is not
+/// sent from here — after a restart, on a retry — the delivery loop reads back.
+#[derive(Default)]
+pub(crate) struct ReadySet {
+    by_due: BTreeMap<(Timestamp, DeliveryId), (Delivery, StatusUpdate)>,
+    of: HashMap<(UserId, TargetId), (Timestamp, DeliveryId)>,
+}
+
+impl ReadySet {
+    /// Keeps a delivery just written ahead.
+    fn keep(&mut self, mut delivery: Delivery, status: StatusUpdate) {
+        delivery.payload = serde_json::Value::Null;
+        let key = (delivery.due, delivery.id);
+        if let Some(old) = self.of.insert((delivery.user, delivery.target), key) {
+            self.by_due.remove(&old);
+        }
+        self.by_due.insert(key, (delivery, status));
+    }
+
+    /// Forgets what the outbox superseded when a status due at `at` was written for the
+    /// user and target: everything pending, or, for one written ahead, what is due at or
+    /// after it (the store's rule).
+    fn supersede(&mut self, user: UserId, target: TargetId, at: Timestamp, ahead: bool) {
+        if let Some(key) = self.of.get(&(user, target)).copied() {
+            if !ahead || key.0 >= at {
+                self.of.remove(&(user, target));
+                self.by_due.remove(&key);
+            }
+        }
+    }
+
+    /// Takes those due by `now` of users `held` says this node still holds.
+    pub(crate) fn take_due(
+        &mut self,
+        now: Timestamp,
+        held: impl Fn(UserId) -> bool,
+    ) -> Vec<(Delivery, StatusUpdate)> {
+        let later = self
+            .by_due
+            .split_off(&(now + Duration::from_nanos(1), DeliveryId(uuid::Uuid::nil())));
+        let due = std::mem::replace(&mut self.by_due, later);
+        due.into_values()
+            .filter(|(d, _)| {
+                self.of.remove(&(d.user, d.target));
+                held(d.user)
+            })
+            .collect()
+    }
+
+    /// Forgets the users this node no longer holds.
+    pub(crate) fn retain(&mut self, held: impl Fn(UserId) -> bool) {
+        self.by_due.retain(|_, (d, _)| held(d.user));
+        self.of.retain(|(u, _), _| held(*u));
     }
 }
 
@@ -135,6 +193,7 @@ impl Engine {
         };
         for (user, target, due) in withdraw {
             self.store.withdraw_ahead(user, target, due).await?;
+            self.inner().ready.supersede(user, target, due, true);
         }
         let mut again: Vec<(UserId, Timestamp)> = coming.iter().map(|(u, _, d)| (*u, *d)).collect();
         again.sort();
@@ -191,6 +250,7 @@ impl Engine {
         }
         let mut new = Vec::new();
         let mut keys = Vec::new();
+        let mut statuses = Vec::new();
         for (user, instance, timeline, at, key, needing) in work {
             let status = StatusUpdate::at(&user, &timeline, &instance.settings, at);
             let payload = serde_json::to_value(&status).map_err(|e| StoreError::Corrupt {
@@ -206,14 +266,28 @@ impl Engine {
                     ahead: at > now,
                 });
                 keys.push(((user.id, target), at, key.clone()));
+                statuses.push((at > now).then(|| status.clone()));
             }
         }
         if new.is_empty() {
             return Ok(0);
         }
-        let written = self.store.enqueue_many(new).await?.len();
+        // The outbox returns the rows in the order they were given.
+        let rows = self.store.enqueue_many(new).await?;
+        let written = rows.len();
         {
             let mut inner = self.inner();
+            for (delivery, status) in rows.into_iter().zip(statuses) {
+                inner.ready.supersede(
+                    delivery.user,
+                    delivery.target,
+                    delivery.due,
+                    status.is_some(),
+                );
+                if let Some(status) = status {
+                    inner.ready.keep(delivery, status);
+                }
+            }
             for (k, at, key) in keys {
                 // What was in force before this one: the one it follows, or, for one
                 // that replaces a later one written ahead, what that one followed.

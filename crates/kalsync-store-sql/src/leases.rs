@@ -2,10 +2,10 @@
 //! the nodes pass in.
 
 use jiff::{SignedDuration, Timestamp};
-use kalsync_store::{StoreError, UserId};
+use kalsync_store::{Census, StoreError, UserId};
 
 use crate::SqlStore;
-use crate::rows::{collect, db, id, ms};
+use crate::rows::{at, collect, db, id, ms};
 
 impl SqlStore {
     pub(crate) async fn take_leases(
@@ -88,11 +88,81 @@ impl SqlStore {
     }
 
     pub(crate) async fn delete_leases(&self, node: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE node = $1")
-            .bind(node.to_owned())
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for sql in [
+            "DELETE FROM leases WHERE node = $1",
+            "DELETE FROM nodes WHERE name = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(node.to_owned())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    pub(crate) async fn node_census(
+        &self,
+        node: &str,
+        now: Timestamp,
+        ttl: SignedDuration,
+    ) -> Result<Census, StoreError> {
+        let ttl_ms = ttl.as_millis().clamp(0, i128::from(i64::MAX / 2)) as i64;
+        sqlx::query(
+            "INSERT INTO nodes (name, seen_ms) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+        )
+        .bind(node.to_owned())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        // Nodes gone for a day are forgotten.
+        sqlx::query("DELETE FROM nodes WHERE seen_ms < $1")
+            .bind(ms(now) - 86_400_000)
             .execute(&self.pool)
             .await
             .map_err(db)?;
+        let (nodes, first_other): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(CASE WHEN name <> $1 THEN seen_ms END) FROM nodes WHERE seen_ms >= $2",
+        )
+        .bind(node.to_owned())
+        .bind(ms(now) - ttl_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Census {
+            nodes: usize::try_from(nodes).unwrap_or(1).max(1),
+            users: usize::try_from(users).unwrap_or(0),
+            next_expiry: first_other.map(|seen| at(seen.saturating_add(ttl_ms))),
+        })
+    }
+
+    pub(crate) async fn delete_user_leases(
+        &self,
+        node: &str,
+        users: &[UserId],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for chunk in users.chunks(1000) {
+            let list = (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("DELETE FROM leases WHERE node = $1 AND user_id IN ({list})");
+            let mut query = sqlx::query(&sql).bind(node.to_owned());
+            for user in chunk {
+                query = query.bind(user.to_string());
+            }
+            query.execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 }

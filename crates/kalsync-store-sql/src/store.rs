@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use kalsync_core::{Booking, TenantId, Timeline};
 use kalsync_store::{
-    Account, AccountId, ApiToken, ApiTokenId, AuditEntry, BookingDiff, Company, CompanyId,
+    Account, AccountId, ApiToken, ApiTokenId, AuditEntry, BookingDiff, Census, Company, CompanyId,
     CompanyTenant, Delivery, DeliveryId, DeliveryState, DirectoryRecord, DirectoryRun, EntraId,
     Grant, Instance, InstanceId, NewAccount, NewApiToken, NewAuditEntry, NewDelivery, NewInstance,
     NewTarget, NewUser, Session, Store, StoreError, SyncSaved, SyncState, SyncWrite, Target,
@@ -124,6 +124,10 @@ impl Store for SqlStore {
 
     async fn request_sync(&self, user: UserId) -> Result<(), StoreError> {
         self.mark_sync_requested(user).await
+    }
+
+    async fn request_syncs(&self, users: &[UserId]) -> Result<(), StoreError> {
+        self.mark_syncs_requested(users).await
     }
 
     async fn request_instance_sync(&self, instance: InstanceId) -> Result<(), StoreError> {
@@ -600,5 +604,18 @@ impl Store for SqlStore {
 
     async fn release_leases(&self, node: &str) -> Result<(), StoreError> {
         self.delete_leases(node).await
+    }
+
+    async fn lease_census(
+        &self,
+        node: &str,
+        now: Timestamp,
+        ttl: SignedDuration,
+    ) -> Result<Census, StoreError> {
+        self.node_census(node, now, ttl).await
+    }
+
+    async fn release_users(&self, node: &str, users: &[UserId]) -> Result<(), StoreError> {
+        self.delete_user_leases(node, users).await
     }
 }

@@ -175,6 +175,23 @@ impl SqlStore {
         self.affected(query, format!("user {user}")).await
     }
 
+    pub(crate) async fn mark_syncs_requested(&self, users: &[UserId]) -> Result<(), StoreError> {
+        let now = ms(Timestamp::now());
+        for chunk in users.chunks(1000) {
+            let list = (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("UPDATE users SET sync_requested_ms = $1 WHERE id IN ({list})");
+            let mut query = sqlx::query(&sql).bind(now);
+            for user in chunk {
+                query = query.bind(user.to_string());
+            }
+            query.execute(&self.pool).await.map_err(db)?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn mark_instance_sync_requested(
         &self,
         instance: InstanceId,

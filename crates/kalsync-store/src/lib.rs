@@ -176,6 +176,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_push_token(&self, token: &str) -> Result<Option<User>, StoreError>;
     /// Asks whichever node holds the user to read it again.
     async fn request_sync(&self, user: UserId) -> Result<(), StoreError>;
+    /// [`Store::request_sync`] for many users at once (users gone are passed over).
+    async fn request_syncs(&self, users: &[UserId]) -> Result<(), StoreError>;
     /// Asks the nodes holding the instance's users to read each again (its rules or
     /// source changed): one request per user, however many nodes hold them.
     async fn request_instance_sync(&self, instance: InstanceId) -> Result<(), StoreError>;
@@ -542,8 +544,19 @@ pub trait Store: Send + Sync + 'static {
     /// without a clean shutdown), so their users are asked to be read and the leases
     /// given up. Returns how many users were asked.
     async fn recover_leases(&self, node: &str, now: Timestamp) -> Result<usize, StoreError>;
-    /// Gives up this node's leases (clean shutdown).
+    /// Gives up this node's leases and its place among the nodes (clean shutdown).
     async fn release_leases(&self, node: &str) -> Result<(), StoreError>;
+    /// Records that `node` is alive at `now` and counts the nodes seen within `ttl`
+    /// and the users they share, so each node holds its fair share.
+    async fn lease_census(
+        &self,
+        node: &str,
+        now: Timestamp,
+        ttl: jiff::SignedDuration,
+    ) -> Result<Census, StoreError>;
+    /// Gives up some of this node's users (more nodes share them now): free for another
+    /// node to take, as at a clean shutdown. Another node's leases are untouched.
+    async fn release_users(&self, node: &str, users: &[UserId]) -> Result<(), StoreError>;
 }
 
 /// The hasher of configuration fingerprints: keyed at random once per process, so a

@@ -284,3 +284,107 @@ async fn a_slow_read_of_a_user_that_moved_does_not_undo_the_new_holders() {
         1
     );
 }
+
+/// Adds `n` more users to Anna's instance.
+async fn more_users(w: &World, n: usize) {
+    for i in 0..n {
+        w.store
+            .add_user(kalsync_store::NewUser {
+                instance: w.anna.instance,
+                email: kalsync_core::EmailAddress::parse(&format!("user{i}@acme.example"))
+                    .expect("email"),
+                display_name: None,
+                extension: None,
+            })
+            .await
+            .expect("user");
+    }
+}
+
+#[tokio::test]
+async fn nodes_share_the_users_and_one_that_joins_gets_its_part() {
+    let w = world(Template::Prefix).await;
+    more_users(&w, 9).await;
+    let store: Arc<dyn Store> = w.store.clone();
+    let (a, b, c) = (
+        node(&w, "node-a", store.clone()),
+        node(&w, "node-b", store.clone()),
+        node(&w, "node-c", store.clone()),
+    );
+    let now = at("2026-11-24 09:00");
+    let ms = jiff::SignedDuration::from_millis;
+    assert_eq!(a.renew_leases(now).await.expect("a"), 10, "alone: all");
+    assert_eq!(b.renew_leases(now).await.expect("b"), 0, "none free yet");
+    // At its next renewal node a sees node b and lets half go; node b takes them.
+    assert_eq!(a.renew_leases(now + ms(100)).await.expect("a"), 5);
+    assert_eq!(b.renew_leases(now + ms(100)).await.expect("b"), 5);
+    // A third joins: ceil(10 / 3) = 4 each at most.
+    assert_eq!(c.renew_leases(now + ms(150)).await.expect("c"), 0);
+    assert_eq!(a.renew_leases(now + ms(200)).await.expect("a"), 4);
+    assert_eq!(b.renew_leases(now + ms(200)).await.expect("b"), 4);
+    assert_eq!(c.renew_leases(now + ms(200)).await.expect("c"), 2);
+    // Stable: nobody moves again.
+    for t in [250, 300] {
+        let held = (
+            a.renew_leases(now + ms(t)).await.expect("a"),
+            b.renew_leases(now + ms(t)).await.expect("b"),
+            c.renew_leases(now + ms(t)).await.expect("c"),
+        );
+        assert_eq!(held, (4, 4, 2));
+    }
+    let all: std::collections::HashSet<_> = store
+        .users(w.anna.instance)
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.id)
+        .filter(|u| [&a, &b, &c].iter().filter(|n| n.holds(*u)).count() == 1)
+        .collect();
+    assert_eq!(all.len(), 10, "each user is held by exactly one node");
+
+    // Node c stops without a word: the others know when its leases run out and split
+    // its users between them then.
+    let expiry = now + ms(300) + ms(400);
+    assert_eq!(a.renew_leases(now + ms(350)).await.expect("a"), 4);
+    assert_eq!(b.renew_leases(now + ms(350)).await.expect("b"), 4);
+    let after = expiry + ms(1);
+    let held = (
+        a.renew_leases(after).await.expect("a"),
+        b.renew_leases(after).await.expect("b"),
+    );
+    assert_eq!(
+        held,
+        (5, 5),
+        "node c's two users are taken the moment its leases end"
+    );
+}
+
+#[tokio::test]
+async fn a_user_with_a_transition_soon_is_not_moved() {
+    let w = world(Template::Prefix).await;
+    more_users(&w, 1).await;
+    let now = at("2026-11-24 09:00");
+    // Anna's lunch begins in 40 s: her node keeps her while a second node joins.
+    w.book(vec![booking(
+        "l",
+        "2026-11-24 09:00:40",
+        "2026-11-24 10:00",
+        "LUN: x",
+    )]);
+    let store: Arc<dyn Store> = w.store.clone();
+    let (a, b) = (
+        node(&w, "node-a", store.clone()),
+        node(&w, "node-b", store.clone()),
+    );
+    assert_eq!(a.renew_leases(now).await.expect("a"), 2);
+    assert_eq!(a.sync_due(now).await, 2);
+    a.publish_due(now).await.expect("schedule");
+    assert_eq!(b.renew_leases(now).await.expect("b"), 0);
+    let ms = jiff::SignedDuration::from_millis;
+    assert_eq!(a.renew_leases(now + ms(100)).await.expect("a"), 1);
+    assert!(
+        a.holds(w.anna.id),
+        "the user let go is the one without a transition soon"
+    );
+    assert_eq!(b.renew_leases(now + ms(100)).await.expect("b"), 1);
+}

@@ -124,4 +124,97 @@ pub(crate) async fn leases(c: &Cast<'_>, now: Timestamp, later: Timestamp) {
         2,
         "every user it held is read"
     );
+
+    // The census: the nodes seen within the lease time and the users they share.
+    let census = s
+        .lease_census("node-a", now + ms(800), ttl)
+        .await
+        .expect("census");
+    assert_eq!((census.nodes, census.next_expiry), (1, None), "alone");
+    let users = census.users;
+    assert!(users >= 2, "every user of every company counts: {users}");
+    let b = s
+        .lease_census("node-b", now + ms(850), ttl)
+        .await
+        .expect("census");
+    assert_eq!(b.nodes, 2);
+    assert_eq!(
+        b.next_expiry,
+        Some(now + ms(800) + ttl),
+        "node-a's leases run out a lease time after it was last seen"
+    );
+    assert_eq!(b.share(usize::MAX), users.div_ceil(2));
+    assert_eq!(b.share(1), 1, "never more than a node may hold");
+    let late = s
+        .lease_census("node-b", now + ms(1150), ttl)
+        .await
+        .expect("census");
+    assert_eq!(
+        late.nodes, 1,
+        "a node not seen within the lease time is not counted"
+    );
+
+    // A node lets its own users go, never another's.
+    let mut held = s
+        .lease_users("node-a", now + ms(1200), ttl, 0)
+        .await
+        .expect("renew");
+    held.sort();
+    assert_eq!(held.len(), 2);
+    s.release_users("node-b", &held)
+        .await
+        .expect("not its users");
+    assert_eq!(
+        s.lease_users("node-a", now + ms(1250), ttl, 0)
+            .await
+            .expect("renew")
+            .len(),
+        2,
+        "another node's release changes nothing"
+    );
+    s.release_users("node-a", &held[..1])
+        .await
+        .expect("release one");
+    assert_eq!(
+        s.lease_users("node-a", now + ms(1300), ttl, 0)
+            .await
+            .expect("renew"),
+        held[1..].to_vec(),
+        "a limit of 0 renews and takes nothing"
+    );
+    assert_eq!(
+        s.lease_users("node-b", now + ms(1300), ttl, 100)
+            .await
+            .expect("taken"),
+        held[..1].to_vec(),
+        "a released user is free at once"
+    );
+    assert!(
+        claimed("node-b").await.is_empty(),
+        "a user let go asks for no read"
+    );
+    s.release_leases("node-b").await.expect("release");
+    let after = s
+        .lease_census("node-a", now + ms(1350), ttl)
+        .await
+        .expect("census");
+    assert_eq!(
+        (after.nodes, after.next_expiry),
+        (1, None),
+        "a node that stopped cleanly leaves the census at once"
+    );
+    let mut all = s
+        .lease_users("node-a", now + ms(1400), ttl, 100)
+        .await
+        .expect("taken again");
+    assert_eq!(all.len(), 2);
+
+    // Reads asked for many users at once (one gone is passed over) reach the holder.
+    let gone = kalsync_store::UserId::new();
+    s.request_syncs(&[all[0], gone, all[1]])
+        .await
+        .expect("requests");
+    all.sort();
+    assert_eq!(claimed("node-a").await, all);
+    assert!(claimed("node-a").await.is_empty(), "each request once");
 }

@@ -103,3 +103,22 @@ pub struct User {
     /// Added.
     pub created: Timestamp,
 }
+
+/// The nodes sharing the users, as one node sees them when it renews its leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Nodes seen within the lease time, the one asking included.
+    pub nodes: usize,
+    /// Users in all (what the nodes share).
+    pub users: usize,
+    /// When the first other node's leases run out unless it renews them (its last sign
+    /// of life and the lease time): a node that stopped is taken over then.
+    pub next_expiry: Option<Timestamp>,
+}
+
+impl Census {
+    /// A node's fair share: the users divided among the nodes, at most `most`.
+    pub fn share(&self, most: usize) -> usize {
+        self.users.div_ceil(self.nodes.max(1)).min(most)
+    }
+}
