@@ -158,6 +158,18 @@ async fn bench() {
     // A fresh database, dropped at the end.
     let name = format!("kalsync_scale_{}", std::process::id());
     let admin_pool = sqlx::PgPool::connect(&admin).await.expect("admin");
+    // What an interrupted run left behind.
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'kalsync\\_scale\\_%'",
+    )
+    .fetch_all(&admin_pool)
+    .await
+    .expect("databases");
+    for old in left {
+        let _ = sqlx::query(&format!("DROP DATABASE \"{old}\" WITH (FORCE)"))
+            .execute(&admin_pool)
+            .await;
+    }
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&admin_pool)
         .await
@@ -308,7 +320,6 @@ async fn bench() {
     let settings = |node: &str| {
         format!(
             "node = \"{node}\"\ndatabase_url = \"{database_url}\"\nmaster_key = \"{key}\"\n\
-             log = \"warn\"\n\
              [engine]\npoll_interval_secs = 86400\nautomatic_replies_secs = 86400\n\
              [outbound]\nallow = [\"127.0.0.0/8\"]\n"
         )

@@ -135,13 +135,23 @@ pub async fn restore(from: &Path, url: &DatabaseUrl, now: Timestamp) -> Result<C
     }
     if file.exists() {
         let mut current = open(&file, true).await?;
-        let running: Option<String> = sqlx::query_scalar(
-            "SELECT node FROM leases WHERE expires_ms > $1 ORDER BY expires_ms DESC LIMIT 1",
+        // A node's leases hold until its row in `nodes` says (a database from before
+        // that table: until each lease's own time).
+        let running: Option<String> = match sqlx::query_scalar(
+            "SELECT l.node FROM leases l LEFT JOIN nodes n ON n.name = l.node \
+             WHERE COALESCE(n.expires_ms, l.expires_ms) > $1 LIMIT 1",
         )
         .bind(now.as_millisecond())
         .fetch_optional(&mut current)
         .await
-        .unwrap_or(None);
+        {
+            Ok(node) => node,
+            Err(_) => sqlx::query_scalar("SELECT node FROM leases WHERE expires_ms > $1 LIMIT 1")
+                .bind(now.as_millisecond())
+                .fetch_optional(&mut current)
+                .await
+                .unwrap_or(None),
+        };
         current.close().await.map_err(|e| invalid(e.to_string()))?;
         if let Some(node) = running {
             return Err(invalid(format!(

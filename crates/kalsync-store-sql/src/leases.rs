@@ -7,6 +7,16 @@ use kalsync_store::{Census, StoreError, UserId};
 use crate::SqlStore;
 use crate::rows::{at, collect, db, id, ms};
 
+/// The leases that ran out (as `FROM leases l … WHERE`): their node's row says so, or, for
+/// a lease taken before nodes had rows, its own time.
+pub(crate) const RUN_OUT: &str =
+    "LEFT JOIN nodes n ON n.name = l.node WHERE COALESCE(n.expires_ms, l.expires_ms) < $2";
+
+/// When leases renewed at `now` run out.
+fn expiry(now: Timestamp, ttl: SignedDuration) -> i64 {
+    ms(now).saturating_add(ttl.as_millis().clamp(0, i128::from(i64::MAX / 2)) as i64)
+}
+
 impl SqlStore {
     pub(crate) async fn take_leases(
         &self,
@@ -15,42 +25,43 @@ impl SqlStore {
         ttl: SignedDuration,
         limit: usize,
     ) -> Result<Vec<UserId>, StoreError> {
-        let expires = ms(now) + ttl.as_millis().clamp(0, i128::from(i64::MAX / 2)) as i64;
-        sqlx::query("UPDATE leases SET expires_ms = $2 WHERE node = $1")
-            .bind(node.to_owned())
-            .bind(expires)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        // A node's leases all run out together, when its own row says: renewing them is
+        // one write, however many users it holds.
+        self.renew_node(node, now, ttl).await?;
         // A lease that ran out was not released: its node stopped without handing over
         // the changes it was told of and had not read yet. Whoever takes the user reads
         // it at once.
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE users SET sync_requested_ms = $2 WHERE id IN \
-             (SELECT user_id FROM leases WHERE expires_ms < $2 AND node <> $1)",
-        )
+             (SELECT l.user_id FROM leases l {RUN_OUT} AND l.node <> $1)"
+        ))
         .bind(node.to_owned())
         .bind(ms(now))
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        // Free users, and those of a node whose lease ran out; a conflicting insert takes
-        // over only a lease that is still expired when it lands, so two nodes cannot
-        // both win the same user.
-        sqlx::query(
-            "INSERT INTO leases (user_id, node, expires_ms) \
-             SELECT u.id, $1, $2 FROM users u LEFT JOIN leases l ON l.user_id = u.id \
-             WHERE l.user_id IS NULL OR l.expires_ms < $3 ORDER BY u.id LIMIT $4 \
-             ON CONFLICT (user_id) DO UPDATE SET node = excluded.node, expires_ms = excluded.expires_ms \
-             WHERE leases.expires_ms < $3",
-        )
-        .bind(node.to_owned())
-        .bind(expires)
-        .bind(ms(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        // Free users, and those of a node whose leases ran out; a conflicting insert
+        // takes over only a lease that has still run out when it lands, so two nodes
+        // cannot both win the same user.
+        if limit > 0 {
+            sqlx::query(
+                "INSERT INTO leases (user_id, node, expires_ms) \
+                 SELECT u.id, $1, $2 FROM users u LEFT JOIN leases l ON l.user_id = u.id \
+                 LEFT JOIN nodes n ON n.name = l.node \
+                 WHERE l.user_id IS NULL OR COALESCE(n.expires_ms, l.expires_ms) < $3 \
+                 ORDER BY u.id LIMIT $4 \
+                 ON CONFLICT (user_id) DO UPDATE SET node = excluded.node, expires_ms = excluded.expires_ms \
+                 WHERE COALESCE((SELECT n2.expires_ms FROM nodes n2 WHERE n2.name = leases.node), \
+                 leases.expires_ms) < $3",
+            )
+            .bind(node.to_owned())
+            .bind(expiry(now, ttl))
+            .bind(ms(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
         collect(
             &self.pool,
             sqlx::query("SELECT user_id FROM leases WHERE node = $1 ORDER BY user_id")
@@ -58,6 +69,26 @@ impl SqlStore {
             |r| id(r, "user_id"),
         )
         .await
+    }
+
+    /// Records that `node` is alive at `now`: its leases hold until `now + ttl`.
+    async fn renew_node(
+        &self,
+        node: &str,
+        now: Timestamp,
+        ttl: SignedDuration,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (name, seen_ms, expires_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms, expires_ms = excluded.expires_ms",
+        )
+        .bind(node.to_owned())
+        .bind(ms(now))
+        .bind(expiry(now, ttl))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     /// The leases `node` still holds from before it started: its users are asked to be
@@ -109,16 +140,7 @@ impl SqlStore {
         now: Timestamp,
         ttl: SignedDuration,
     ) -> Result<Census, StoreError> {
-        let ttl_ms = ttl.as_millis().clamp(0, i128::from(i64::MAX / 2)) as i64;
-        sqlx::query(
-            "INSERT INTO nodes (name, seen_ms) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
-        )
-        .bind(node.to_owned())
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        self.renew_node(node, now, ttl).await?;
         // Nodes gone for a day are forgotten.
         sqlx::query("DELETE FROM nodes WHERE seen_ms < $1")
             .bind(ms(now) - 86_400_000)
@@ -126,10 +148,10 @@ impl SqlStore {
             .await
             .map_err(db)?;
         let (nodes, first_other): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(CASE WHEN name <> $1 THEN seen_ms END) FROM nodes WHERE seen_ms >= $2",
+            "SELECT COUNT(*), MIN(CASE WHEN name <> $1 THEN expires_ms END) FROM nodes WHERE expires_ms >= $2",
         )
         .bind(node.to_owned())
-        .bind(ms(now) - ttl_ms)
+        .bind(ms(now))
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
@@ -140,7 +162,7 @@ impl SqlStore {
         Ok(Census {
             nodes: usize::try_from(nodes).unwrap_or(1).max(1),
             users: usize::try_from(users).unwrap_or(0),
-            next_expiry: first_other.map(|seen| at(seen.saturating_add(ttl_ms))),
+            next_expiry: first_other.map(at),
         })
     }
 
