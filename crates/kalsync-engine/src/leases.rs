@@ -117,14 +117,18 @@ impl Engine {
                 }
                 slot.insert(targets);
             }
-            for user in self.store.users(instance.id).await? {
-                if !leased.contains(&user.id) {
-                    continue;
-                }
-                mailboxes.insert((instance.id, user.email.to_string()), user.id);
-                held.insert(user.id, (Arc::new(user), instance.company));
-            }
             instances.insert(instance.id, Arc::new(instance));
+        }
+        // Only this node's users are read, not every user of every instance.
+        for user in self.store.held_users(&self.config.node).await? {
+            let Some(instance) = instances.get(&user.instance) else {
+                continue;
+            };
+            if !leased.contains(&user.id) {
+                continue;
+            }
+            mailboxes.insert((instance.id, user.email.to_string()), user.id);
+            held.insert(user.id, (Arc::new(user), instance.company));
         }
         let poll = SignedDuration::try_from(self.config.poll_interval)
             .unwrap_or(SignedDuration::from_mins(5));

@@ -233,7 +233,7 @@ async fn bench() {
         })
         .expect("user");
         let (subject, from, to) = if i < top {
-            ("MÖT: Kundmöte", start, end)
+            ("MOT: Kundmöte", start, end)
         } else {
             (
                 "LUN: Lunch",
@@ -403,7 +403,8 @@ async fn bench() {
     drop(victim);
     let others_hold = || async {
         sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM leases WHERE node <> $1 AND expires_ms > $2",
+            "SELECT COUNT(*) FROM leases l JOIN nodes n ON n.name = l.node \
+             WHERE l.node <> $1 AND n.expires_ms > $2",
         )
         .bind(&victim_name)
         .bind(Timestamp::now().as_millisecond())

@@ -80,6 +80,10 @@ impl Store for SqlStore {
         self.select_users(instance).await
     }
 
+    async fn held_users(&self, node: &str) -> Result<Vec<User>, StoreError> {
+        self.select_held_users(node).await
+    }
+
     async fn set_sync_state(&self, user: UserId, state: &SyncState) -> Result<(), StoreError> {
         self.update_sync_state(user, state).await
     }

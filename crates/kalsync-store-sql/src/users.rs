@@ -63,6 +63,18 @@ impl SqlStore {
         .await
     }
 
+    pub(crate) async fn select_held_users(&self, node: &str) -> Result<Vec<User>, StoreError> {
+        collect(
+            &self.pool,
+            sqlx::query(
+                "SELECT u.* FROM users u JOIN leases l ON l.user_id = u.id WHERE l.node = $1",
+            )
+            .bind(node.to_owned()),
+            Self::user_row,
+        )
+        .await
+    }
+
     pub(crate) async fn update_sync_state(
         &self,
         user: UserId,

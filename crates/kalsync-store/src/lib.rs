@@ -142,6 +142,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> Result<User, StoreError>;
     /// An instance's users, by e-mail.
     async fn users(&self, instance: InstanceId) -> Result<Vec<User>, StoreError>;
+    /// The users `node` holds a lease on, of every instance, in no order.
+    async fn held_users(&self, node: &str) -> Result<Vec<User>, StoreError>;
     /// Replaces the source's sync state of a user (watermark, delta link, subscription).
     async fn set_sync_state(&self, user: UserId, state: &SyncState) -> Result<(), StoreError>;
     /// Sets (`Some`) or removes (`None`) one key of a user's sync state, leaving the

@@ -388,3 +388,41 @@ async fn a_user_with_a_transition_soon_is_not_moved() {
     );
     assert_eq!(b.renew_leases(now + ms(100)).await.expect("b"), 1);
 }
+
+#[tokio::test]
+async fn a_status_written_ahead_goes_out_once_from_the_node_that_holds_the_user_then() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "lunch",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: pizza",
+    )]);
+    let store: Arc<dyn Store> = w.store.clone();
+    let (a, b) = (
+        node(&w, "node-a", store.clone()),
+        node(&w, "node-b", store.clone()),
+    );
+    let before = at("2026-11-24 11:59:40");
+    assert_eq!(a.renew_leases(before).await.expect("a"), 1);
+    assert_eq!(a.sync_due(before).await, 1);
+    assert_eq!(
+        a.publish_due(before).await.expect("written ahead"),
+        1,
+        "noon's lunch written ahead, kept in node a's memory"
+    );
+    // Before noon the user moves to node b (node a let it go: a stall, a clock step).
+    store.release_leases("node-a").await.expect("let go");
+    let moved = at("2026-11-24 11:59:50");
+    assert_eq!(b.renew_leases(moved).await.expect("b takes"), 1);
+    assert_eq!(a.renew_leases(moved).await.expect("a lost it"), 0);
+    let noon = at("2026-11-24 12:00");
+    assert_eq!(
+        a.deliver_due(noon).await.expect("a").delivered,
+        0,
+        "what node a kept ready is not sent for a user it no longer holds"
+    );
+    assert_eq!(b.deliver_due(noon).await.expect("b").delivered, 1);
+    assert_eq!(b.deliver_due(noon).await.expect("b again").delivered, 0);
+    assert_eq!(w.pbx.statuses(), [Some("Lunch, åter 13.00".to_owned())]);
+}

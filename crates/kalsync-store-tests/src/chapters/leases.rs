@@ -24,6 +24,21 @@ pub(crate) async fn leases(c: &Cast<'_>, now: Timestamp, later: Timestamp) {
     let ms = SignedDuration::from_millis;
     let held = s.lease_users("node-a", now, ttl, 100).await.expect("lease");
     assert_eq!(held.len(), 2);
+    let mut rows: Vec<_> = s
+        .held_users("node-a")
+        .await
+        .expect("held users")
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    rows.sort();
+    let mut ids = held.clone();
+    ids.sort();
+    assert_eq!(rows, ids, "the users a node holds, read with their records");
+    assert!(
+        s.held_users("node-b").await.expect("none").is_empty(),
+        "another node's users are not this node's"
+    );
     // Earlier chapters' requests are node-a's now.
     s.claim_sync_requests("node-a").await.expect("claim");
     let claimed = |node: &'static str| async move {
