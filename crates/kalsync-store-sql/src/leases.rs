@@ -7,11 +7,6 @@ use kalsync_store::{Census, StoreError, UserId};
 use crate::SqlStore;
 use crate::rows::{at, collect, db, id, ms};
 
-/// The leases that ran out (as `FROM leases l … WHERE`): their node's row says so, or, for
-/// a lease taken before nodes had rows, its own time.
-pub(crate) const RUN_OUT: &str =
-    "LEFT JOIN nodes n ON n.name = l.node WHERE COALESCE(n.expires_ms, l.expires_ms) < $2";
-
 /// When leases renewed at `now` run out.
 fn expiry(now: Timestamp, ttl: SignedDuration) -> i64 {
     ms(now).saturating_add(ttl.as_millis().clamp(0, i128::from(i64::MAX / 2)) as i64)
@@ -30,29 +25,50 @@ impl SqlStore {
         self.renew_node(node, now, ttl).await?;
         // A lease that ran out was not released: its node stopped without handing over
         // the changes it was told of and had not read yet. Whoever takes the user reads
-        // it at once.
-        sqlx::query(&format!(
-            "UPDATE users SET sync_requested_ms = $2 WHERE id IN \
-             (SELECT l.user_id FROM leases l {RUN_OUT} AND l.node <> $1)"
-        ))
-        .bind(node.to_owned())
+        // it at once. Which nodes ran out is read from their rows (a handful), so a
+        // renewal scans no leases while every node is alive.
+        let run_out: Vec<String> = sqlx::query_scalar(
+            "SELECT n.name FROM nodes n WHERE n.expires_ms < $1 AND n.name <> $2 \
+                 AND EXISTS (SELECT 1 FROM leases l WHERE l.node = n.name)",
+        )
         .bind(ms(now))
-        .execute(&self.pool)
+        .bind(node.to_owned())
+        .fetch_all(&self.pool)
         .await
         .map_err(db)?;
+        for stopped in &run_out {
+            sqlx::query(
+                "UPDATE users SET sync_requested_ms = $2 WHERE id IN \
+                 (SELECT user_id FROM leases WHERE node = $1)",
+            )
+            .bind(stopped.clone())
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
         // Free users, and those of a node whose leases ran out; a conflicting insert
         // takes over only a lease that has still run out when it lands, so two nodes
-        // cannot both win the same user.
-        if limit > 0 {
+        // cannot both win the same user. Looked for only when there can be any.
+        let free = limit > 0
+            && (!run_out.is_empty() || {
+                let (users, leases): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM leases)",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+                users > leases
+            });
+        if free {
             sqlx::query(
                 "INSERT INTO leases (user_id, node, expires_ms) \
                  SELECT u.id, $1, $2 FROM users u LEFT JOIN leases l ON l.user_id = u.id \
                  LEFT JOIN nodes n ON n.name = l.node \
-                 WHERE l.user_id IS NULL OR COALESCE(n.expires_ms, l.expires_ms) < $3 \
+                 WHERE l.user_id IS NULL OR n.expires_ms < $3 OR n.name IS NULL \
                  ORDER BY u.id LIMIT $4 \
                  ON CONFLICT (user_id) DO UPDATE SET node = excluded.node, expires_ms = excluded.expires_ms \
-                 WHERE COALESCE((SELECT n2.expires_ms FROM nodes n2 WHERE n2.name = leases.node), \
-                 leases.expires_ms) < $3",
+                 WHERE COALESCE((SELECT n2.expires_ms FROM nodes n2 WHERE n2.name = leases.node), 0) < $3",
             )
             .bind(node.to_owned())
             .bind(expiry(now, ttl))
@@ -141,12 +157,16 @@ impl SqlStore {
         ttl: SignedDuration,
     ) -> Result<Census, StoreError> {
         self.renew_node(node, now, ttl).await?;
-        // Nodes gone for a day are forgotten.
-        sqlx::query("DELETE FROM nodes WHERE seen_ms < $1")
-            .bind(ms(now) - 86_400_000)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        // Nodes gone for a day, and holding nobody, are forgotten (a lease's node always
+        // has its row).
+        sqlx::query(
+            "DELETE FROM nodes WHERE seen_ms < $1 \
+             AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.node = nodes.name)",
+        )
+        .bind(ms(now) - 86_400_000)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
         let (nodes, first_other): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(CASE WHEN name <> $1 THEN expires_ms END) FROM nodes WHERE expires_ms >= $2",
         )
