@@ -50,18 +50,15 @@ impl SqlStore {
         // Free users, and those of a node whose leases ran out; a conflicting insert
         // takes over only a lease that has still run out when it lands, so two nodes
         // cannot both win the same user. Looked for only when there can be any.
-        let free = limit > 0
-            && (!run_out.is_empty() || {
-                let (users, leases): (i64, i64) = sqlx::query_as(
-                    "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM leases)",
-                )
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-                users > leases
-            });
-        if free {
-            sqlx::query(
+        // Nodes taking over at the same moment pick the same users first; the one whose
+        // insert lands second takes none of them, so it looks again (a few times) for
+        // those left.
+        let mut wanted = limit;
+        for _ in 0..4 {
+            if wanted == 0 || !self.any_free(!run_out.is_empty()).await? {
+                break;
+            }
+            let taken = sqlx::query(
                 "INSERT INTO leases (user_id, node, expires_ms) \
                  SELECT u.id, $1, $2 FROM users u LEFT JOIN leases l ON l.user_id = u.id \
                  LEFT JOIN nodes n ON n.name = l.node \
@@ -73,10 +70,16 @@ impl SqlStore {
             .bind(node.to_owned())
             .bind(expiry(now, ttl))
             .bind(ms(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(wanted).unwrap_or(i64::MAX))
             .execute(&self.pool)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .rows_affected();
+            let taken = usize::try_from(taken).unwrap_or(usize::MAX);
+            if taken >= wanted {
+                break;
+            }
+            wanted -= taken;
         }
         collect(
             &self.pool,
@@ -85,6 +88,20 @@ impl SqlStore {
             |r| id(r, "user_id"),
         )
         .await
+    }
+
+    /// Whether any user may be free to take: some node's leases ran out, or there are
+    /// more users than leases.
+    async fn any_free(&self, run_out: bool) -> Result<bool, StoreError> {
+        if run_out {
+            return Ok(true);
+        }
+        let (users, leases): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM leases)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(users > leases)
     }
 
     /// Records that `node` is alive at `now`: its leases hold until `now + ttl`.
