@@ -19,12 +19,7 @@ use secrecy::SecretString;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use kalsync_testkit::env_or as env;
 
 fn phone(i: usize) -> String {
     format!("+46 8 555 {:05}", i)

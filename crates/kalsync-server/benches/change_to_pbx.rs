@@ -22,12 +22,7 @@ use kalsync_server::{Service, Settings};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use kalsync_testkit::env_or as env;
 
 /// What the webhook saw: whose status, absent or not, when.
 type Seen = Arc<Mutex<Vec<(String, bool, Instant)>>>;
@@ -246,12 +241,7 @@ async fn bench(rate: u64, seconds: u64, users: usize, run: usize) -> f64 {
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let q = |p: f64| kalsync_testkit::quantile(&latencies, p);
     println!(
         "change to PBX: {total} changes at {rate}/s over {:.1} s, {users} users, Graph simulator at 0 ms, webhook on loopback, {}",
         driven.as_secs_f64(),

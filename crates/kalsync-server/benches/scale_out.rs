@@ -36,12 +36,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Set in a node's environment: the settings file it runs with.
 const NODE_SETTINGS: &str = "SCALE_OUT_NODE_SETTINGS";
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use kalsync_testkit::env_or as env;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -386,12 +381,7 @@ async fn bench() {
         .map(|a| a.saturating_duration_since(t0).as_secs_f64())
         .collect();
     lateness.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        lateness
-            .get(((lateness.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let q = |p: f64| kalsync_testkit::quantile(&lateness, p);
 
     // A node killed (SIGKILL: its leases are never released); the others take its users.
     tokio::time::sleep_until((t0 + Duration::from_secs(20)).into()).await;

@@ -22,12 +22,7 @@ use rand::Rng as _;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use kalsync_testkit::env_or as env;
 
 const LATENCY_MS: u64 = 30;
 
@@ -60,11 +55,7 @@ fn main() {
         println!("  undocumented pairs sent: {}", top.refused_pairs);
 
         let lag = teams_to_pbx(calls).await;
-        let q = |p: f64| {
-            lag.get(((lag.len() as f64 - 1.0) * p) as usize)
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
+        let q = |p: f64| kalsync_testkit::quantile(&lag, p);
         println!("Teams → PBX: {calls} Teams calls over a minute, polled every 30 s");
         println!("  shown on the PBX {} of {calls}", lag.len());
         println!(

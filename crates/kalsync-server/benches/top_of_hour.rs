@@ -24,12 +24,7 @@ use secrecy::SecretString;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use kalsync_testkit::env_or as env;
 
 fn main() {
     let users: usize = env("USERS", 100_000);
@@ -148,7 +143,7 @@ fn main() {
         let _ = running.await;
         let mut lateness: Vec<f64> = acks.iter().map(|a| a.saturating_duration_since(t0).as_secs_f64()).collect();
         lateness.sort_by(f64::total_cmp);
-        let q = |p: f64| lateness.get(((lateness.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+        let q = |p: f64| kalsync_testkit::quantile(&lateness, p);
         println!("top of the hour: {users} users, {absences} absences at the same instant, webhook on loopback{}, {} ({})", if batch { " in batches" } else { "" }, store.backend(), url);
         println!("  acknowledged   {} of {absences}", lateness.len());
         println!("  last           {:.2} s after the transition", lateness.last().copied().unwrap_or(f64::NAN));

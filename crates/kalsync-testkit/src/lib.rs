@@ -87,6 +87,24 @@ fn checkout() -> PathBuf {
         .unwrap_or(package)
 }
 
+/// A benchmark's setting from the environment variable `name`, or `default` when it is
+/// unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0 to 1) of figures sorted in ascending order, the nearest rank
+/// below; NaN when there are none.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p) as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

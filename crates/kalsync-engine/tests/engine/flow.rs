@@ -675,18 +675,7 @@ async fn a_batch_target_gets_many_statuses_per_request_and_a_failed_batch_is_ret
     w.pbx.batch.store(2, std::sync::atomic::Ordering::Relaxed);
     let mut users = vec![w.anna.clone()];
     for (i, name) in ["bo", "carl", "dora", "eva"].iter().enumerate() {
-        users.push(
-            w.store
-                .add_user(kalsync_store::NewUser {
-                    instance: w.anna.instance,
-                    email: kalsync_core::EmailAddress::parse(&format!("{name}@acme.example"))
-                        .expect("e"),
-                    display_name: None,
-                    extension: kalsync_core::Extension::parse(&format!("{}", 202 + i)).ok(),
-                })
-                .await
-                .expect("user"),
-        );
+        users.push(w.colleague(name, Some(&format!("{}", 202 + i))).await);
     }
     for user in &users {
         w.calendars.bookings.lock().expect("lock").insert(

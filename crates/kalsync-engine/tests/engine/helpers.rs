@@ -253,6 +253,20 @@ impl World {
             .expect("dead letters")
     }
 
+    /// A colleague of Anna's, in her instance: `name@acme.example`.
+    pub(crate) async fn colleague(&self, name: &str, extension: Option<&str>) -> User {
+        self.store
+            .add_user(kalsync_store::NewUser {
+                instance: self.anna.instance,
+                email: kalsync_core::EmailAddress::parse(&format!("{name}@acme.example"))
+                    .expect("an address"),
+                display_name: None,
+                extension: extension.and_then(|e| kalsync_core::Extension::parse(e).ok()),
+            })
+            .await
+            .expect("a user")
+    }
+
     pub(crate) fn book(&self, bookings: Vec<Booking>) {
         self.calendars
             .bookings

@@ -288,16 +288,7 @@ async fn a_slow_read_of_a_user_that_moved_does_not_undo_the_new_holders() {
 /// Adds `n` more users to Anna's instance.
 async fn more_users(w: &World, n: usize) {
     for i in 0..n {
-        w.store
-            .add_user(kalsync_store::NewUser {
-                instance: w.anna.instance,
-                email: kalsync_core::EmailAddress::parse(&format!("user{i}@acme.example"))
-                    .expect("email"),
-                display_name: None,
-                extension: None,
-            })
-            .await
-            .expect("user");
+        w.colleague(&format!("user{i}"), None).await;
     }
 }
 
