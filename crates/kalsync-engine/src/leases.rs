@@ -153,7 +153,7 @@ impl Engine {
             .filter_map(|id| instances.get(id))
             .filter_map(|i| (self.sources)(i).ok().map(|s| (i.id, s)))
             .collect();
-        let (changed, count, handed) = {
+        let (changed, count, handed, fresh) = {
             let mut inner = self.inner();
             for (id, (user, _)) in &held {
                 if inner.held.contains_key(id)
@@ -233,8 +233,12 @@ impl Engine {
                 inner.schedule.remove(&entry);
                 inner.next_of.remove(&entry.1);
             }
-            let changed =
-                held.len() != inner.held.len() || held.keys().any(|u| !inner.held.contains_key(u));
+            let fresh: Vec<UserId> = held
+                .keys()
+                .filter(|u| !inner.held.contains_key(*u))
+                .copied()
+                .collect();
+            let changed = held.len() != inner.held.len() || !fresh.is_empty();
             inner.by_mailbox = mailboxes;
             inner.company_targets = company_targets;
             inner.targets_by_id = targets_by_id;
@@ -242,8 +246,21 @@ impl Engine {
             inner.held = held;
             inner.instances = instances;
             inner.sources = sources;
-            (changed, count, handed)
+            (changed, count, handed, fresh)
         };
+        // Users taken over (from a node that stopped, or let go) are scheduled from their
+        // stored timelines at once: their transitions do not wait for their re-read.
+        let scheduled: Vec<(UserId, Option<Timestamp>)> = {
+            let inner = self.inner();
+            fresh
+                .iter()
+                .filter(|u| !inner.next_of.contains_key(*u))
+                .filter_map(|u| inner.plans.get(u).map(|p| (*u, p.next_transition(now))))
+                .collect()
+        };
+        for (user, next) in scheduled {
+            self.schedule(user, next);
+        }
         self.metrics.holding(count);
         if changed {
             self.held_version.send_modify(|v| *v += 1);

@@ -10,7 +10,7 @@
 //! 300000; `TOP`, default 100000; `NODES`, default 3; `BATCH`, default true (the
 //! webhook takes batches); `ADMIN_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`,
 //! where a fresh database is made and dropped; `TOP_AFTER_SECS`: when the absences begin,
-//! counted from the start of the set-up, default 100 s + 1.6 ms a user, time for the set-up
+//! counted from the start of the set-up, default 100 s + 2.7 ms a user, time for the set-up
 //! and the first read on two cores).
 
 use std::collections::HashMap;
@@ -147,7 +147,7 @@ async fn bench() {
         "ADMIN_URL",
         "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
     );
-    let top_after = Duration::from_secs(env("TOP_AFTER_SECS", 100 + users as u64 * 16 / 10_000));
+    let top_after = Duration::from_secs(env("TOP_AFTER_SECS", 100 + users as u64 * 27 / 10_000));
     let dir = std::env::temp_dir().join(format!("kalsync-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
 

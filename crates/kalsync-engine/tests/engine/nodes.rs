@@ -417,3 +417,37 @@ async fn a_status_written_ahead_goes_out_once_from_the_node_that_holds_the_user_
     assert_eq!(b.deliver_due(noon).await.expect("b again").delivered, 0);
     assert_eq!(w.pbx.statuses(), [Some("Lunch, åter 13.00".to_owned())]);
 }
+
+#[tokio::test]
+async fn a_user_taken_over_keeps_its_transitions_before_it_is_read_again() {
+    let w = world(Template::Prefix).await;
+    w.book(vec![booking(
+        "lunch",
+        "2026-11-24 12:00",
+        "2026-11-24 13:00",
+        "LUN: pizza",
+    )]);
+    let store: Arc<dyn Store> = w.store.clone();
+    let (a, b) = (
+        node(&w, "node-a", store.clone()),
+        node(&w, "node-b", store.clone()),
+    );
+    let now = at("2026-11-24 11:00");
+    assert_eq!(a.renew_leases(now).await.expect("a"), 1);
+    assert_eq!(a.sync_due(now).await, 1);
+    let noon = at("2026-11-24 12:00");
+    a.publish_due(noon).await.expect("noon");
+    a.deliver_due(noon).await.expect("sent");
+    assert_eq!(w.pbx.statuses(), [Some("Lunch, åter 13.00".to_owned())]);
+    // Node a stops without a word; node b takes Anna when its leases have run out and
+    // has not read her calendar again yet (a busy Exchange, thousands taken at once).
+    assert_eq!(b.renew_leases(at("2026-11-24 12:30")).await.expect("b"), 1);
+    let one = at("2026-11-24 13:00");
+    b.publish_due(one).await.expect("one");
+    b.deliver_due(one).await.expect("sent");
+    assert_eq!(
+        w.pbx.statuses(),
+        [Some("Lunch, åter 13.00".to_owned()), None],
+        "the end of her lunch goes out from her stored timeline"
+    );
+}
