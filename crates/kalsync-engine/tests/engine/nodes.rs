@@ -380,8 +380,8 @@ async fn a_user_with_a_transition_soon_is_not_moved() {
     assert_eq!(b.renew_leases(now + ms(100)).await.expect("b"), 1);
 }
 
-#[tokio::test]
-async fn a_status_written_ahead_goes_out_once_from_the_node_that_holds_the_user_then() {
+/// Anna with a lunch from noon to one, and two nodes on her store.
+async fn lunch_and_two_nodes() -> (World, Arc<dyn Store>, Arc<Engine>, Arc<Engine>) {
     let w = world(Template::Prefix).await;
     w.book(vec![booking(
         "lunch",
@@ -390,10 +390,14 @@ async fn a_status_written_ahead_goes_out_once_from_the_node_that_holds_the_user_
         "LUN: pizza",
     )]);
     let store: Arc<dyn Store> = w.store.clone();
-    let (a, b) = (
-        node(&w, "node-a", store.clone()),
-        node(&w, "node-b", store.clone()),
-    );
+    let a = node(&w, "node-a", store.clone());
+    let b = node(&w, "node-b", store.clone());
+    (w, store, a, b)
+}
+
+#[tokio::test]
+async fn a_status_written_ahead_goes_out_once_from_the_node_that_holds_the_user_then() {
+    let (w, store, a, b) = lunch_and_two_nodes().await;
     let before = at("2026-11-24 11:59:40");
     assert_eq!(a.renew_leases(before).await.expect("a"), 1);
     assert_eq!(a.sync_due(before).await, 1);
@@ -420,18 +424,7 @@ async fn a_status_written_ahead_goes_out_once_from_the_node_that_holds_the_user_
 
 #[tokio::test]
 async fn a_user_taken_over_keeps_its_transitions_before_it_is_read_again() {
-    let w = world(Template::Prefix).await;
-    w.book(vec![booking(
-        "lunch",
-        "2026-11-24 12:00",
-        "2026-11-24 13:00",
-        "LUN: pizza",
-    )]);
-    let store: Arc<dyn Store> = w.store.clone();
-    let (a, b) = (
-        node(&w, "node-a", store.clone()),
-        node(&w, "node-b", store.clone()),
-    );
+    let (w, _, a, b) = lunch_and_two_nodes().await;
     let now = at("2026-11-24 11:00");
     assert_eq!(a.renew_leases(now).await.expect("a"), 1);
     assert_eq!(a.sync_due(now).await, 1);
