@@ -36,6 +36,7 @@ impl Engine {
         self: &Arc<Self>,
         now: Timestamp,
     ) -> Result<DeliveryPass, EngineError> {
+        let began = std::time::Instant::now();
         // What this node wrote ahead and is due goes out from memory; the outbox is
         // read back in the passes after (retries, what another node or a restart left).
         let ready = {
@@ -43,6 +44,8 @@ impl Engine {
             let Inner { ready, held, .. } = &mut *inner;
             ready.take_due(now, |u| held.contains_key(&u))
         };
+        let from_memory = ready.len();
+        let _sending = (from_memory > 0).then(|| SendingReady::new(self));
         let due: Vec<(Delivery, Option<StatusUpdate>)> = if ready.is_empty() {
             self.store
                 .due_deliveries(&self.config.node, now, self.config.delivery_batch)
@@ -53,6 +56,12 @@ impl Engine {
         } else {
             ready.into_iter().map(|(d, s)| (d, Some(s))).collect()
         };
+        // How late the pass began for the earliest of its deliveries.
+        let woke_late = due
+            .iter()
+            .map(|(d, _)| d.due)
+            .min()
+            .map_or(0, |first| now.duration_since(first).as_millis());
         let mut pass = DeliveryPass::default();
         let mut delivered = Vec::new();
         let mut count = |outcome: DeliveryOutcome, pass: &mut DeliveryPass| match outcome {
@@ -83,6 +92,7 @@ impl Engine {
                 }
             }
         }
+        let prepared = began.elapsed();
         let mut tasks = tokio::task::JoinSet::new();
         let gate = Arc::new(tokio::sync::Semaphore::new(
             self.config.delivery_concurrency.max(1),
@@ -137,8 +147,22 @@ impl Engine {
                 Err(e) => tracing::error!(error = %e, "a delivery task failed"),
             }
         }
+        let sent = began.elapsed();
         if !delivered.is_empty() {
             self.store.mark_delivered_many(&delivered, now).await?;
+        }
+        if pass.delivered + pass.retried + pass.dead > 0 {
+            tracing::debug!(
+                from_memory,
+                delivered = pass.delivered,
+                retried = pass.retried,
+                dead = pass.dead,
+                woke_late_ms = woke_late,
+                prepared_ms = prepared.as_millis(),
+                sent_ms = sent.as_millis(),
+                acknowledged_ms = began.elapsed().as_millis(),
+                "delivery pass"
+            );
         }
         Ok(pass)
     }
@@ -237,6 +261,22 @@ impl Engine {
             .remove(&(delivery.user, delivery.target));
         self.metrics.dead_letter();
         Ok(())
+    }
+}
+
+/// A pass sending statuses kept ready, counted while it lasts (an error too ends it).
+struct SendingReady<'a>(&'a Engine);
+
+impl<'a> SendingReady<'a> {
+    fn new(engine: &'a Engine) -> SendingReady<'a> {
+        engine.inner().sending_ready += 1;
+        SendingReady(engine)
+    }
+}
+
+impl Drop for SendingReady<'_> {
+    fn drop(&mut self) {
+        self.0.inner().sending_ready -= 1;
     }
 }
 

@@ -223,6 +223,8 @@ struct Inner {
     targets: HashMap<TargetId, (u64, Arc<dyn Target>)>,
     /// How many users this node leased at its last renewal.
     leased: usize,
+    /// Delivery passes sending statuses kept ready, under way.
+    sending_ready: usize,
     /// When another node's leases run out unless it renews them (it may have stopped).
     takeover_at: Option<Timestamp>,
 }

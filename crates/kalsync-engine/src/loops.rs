@@ -76,18 +76,39 @@ impl Engine {
     /// due reads started, each on its own.
     async fn sync_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut last_refresh = tokio::time::Instant::now();
+        let mut renewal_owed = false;
+        let mut put_off_since: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
             // A node that stopped without releasing its users is taken over the moment
             // its leases run out, not at the next refresh after.
-            let takeover = self.takeover_at().is_some_and(|t| Timestamp::now() > t);
-            if takeover {
+            if self.takeover_at().is_some_and(|t| Timestamp::now() > t) {
                 // Once: a failed renewal waits for the next refresh.
                 self.inner().takeover_at = None;
+                renewal_owed = true;
             }
-            if takeover || last_refresh.elapsed() >= self.config.refresh_interval {
+            if last_refresh.elapsed() >= self.config.refresh_interval {
+                renewal_owed = true;
+            }
+            // A renewal reads every held user: at the top of the hour it waits until the
+            // statuses written ahead are out, at most `RENEWAL_PUT_OFF` (far within the
+            // lease time).
+            let put_off = renewal_owed
+                && self.sending_ahead(Timestamp::now())
+                && put_off_since
+                    .get_or_insert_with(tokio::time::Instant::now)
+                    .elapsed()
+                    < RENEWAL_PUT_OFF;
+            if renewal_owed && !put_off {
+                renewal_owed = false;
+                put_off_since = None;
                 last_refresh = tokio::time::Instant::now();
-                if let Err(e) = self.renew_leases(Timestamp::now()).await {
-                    tracing::warn!(error = %e, "cannot refresh the users");
+                match self.renew_leases(Timestamp::now()).await {
+                    Ok(held) => tracing::debug!(
+                        held,
+                        ms = last_refresh.elapsed().as_millis(),
+                        "leases renewed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cannot refresh the users"),
                 }
             }
             if let Err(e) = self.claim_requests(Timestamp::now()).await {
@@ -102,7 +123,10 @@ impl Engine {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let wait = until(next, Duration::from_millis(500));
+            let mut wait = until(next, Duration::from_millis(500));
+            if put_off {
+                wait = wait.min(Duration::from_millis(100));
+            }
             tokio::select! {
                 () = self.sync_wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -202,6 +226,9 @@ impl Engine {
         }
     }
 }
+
+/// How long a lease renewal waits at most for statuses written ahead to go out.
+const RENEWAL_PUT_OFF: Duration = Duration::from_secs(5);
 
 /// How long to wait for `next`, at most `longest`.
 fn until(next: Option<Timestamp>, longest: Duration) -> Duration {

@@ -11,6 +11,9 @@ use kalsync_store::{Delivery, DeliveryId, NewDelivery, StoreError, TargetId, Use
 use crate::status::{StatusKey, StatusUpdate, UPCOMING};
 use crate::{Engine, EngineError, Inner};
 
+/// How soon statuses kept ready must be due for [`Engine::sending_ahead`].
+pub(crate) const SENDING_SOON: Duration = Duration::from_secs(1);
+
 /// What was last written for a user and target: its status and when it is due, and,
 /// for one written ahead of its time, the status in force until then.
 #[derive(Debug, Clone)]
@@ -91,6 +94,11 @@ impl ReadySet {
                 held(d.user)
             })
             .collect()
+    }
+
+    /// When the earliest status kept ready is due.
+    pub(crate) fn first_due(&self) -> Option<Timestamp> {
+        self.by_due.keys().next().map(|(t, _)| *t)
     }
 
     /// Forgets the users this node no longer holds.
@@ -350,6 +358,7 @@ impl Engine {
         if due.is_empty() {
             return Ok(0);
         }
+        let began = std::time::Instant::now();
         // In chunks, so the first deliveries go out while later ones are still written.
         const CHUNK: usize = 1000;
         let mut written = 0;
@@ -375,6 +384,12 @@ impl Engine {
                 self.schedule(user, next);
             }
         }
+        tracing::debug!(
+            users = due.len(),
+            written,
+            ms = began.elapsed().as_millis(),
+            "transitions published"
+        );
         Ok(written)
     }
 
@@ -407,6 +422,18 @@ impl Engine {
             self.schedule(user, next);
         }
         Ok(written)
+    }
+
+    /// Whether statuses written ahead go out now: some kept ready are due within a
+    /// second, or a pass is sending those kept ready. Chores that read many
+    /// rows (a lease renewal) wait meanwhile, so the instant has the cores to itself.
+    pub fn sending_ahead(&self, now: Timestamp) -> bool {
+        let inner = self.inner();
+        inner.sending_ready > 0
+            || inner
+                .ready
+                .first_due()
+                .is_some_and(|t| t <= now + SENDING_SOON)
     }
 
     /// When the earliest scheduled transition is.

@@ -9,7 +9,7 @@
 //! `cargo bench -p kalsync-server --bench scale_out` (environment: `USERS`, default
 //! 300000; `TOP`, default 100000; `NODES`, default 3; `BATCH`, default true (the
 //! webhook takes batches); `ADMIN_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`,
-//! where a fresh database is made and dropped; `TOP_AFTER_SECS`: when the absences begin,
+//! where a fresh database is made and dropped; `NODE_LOG`, the nodes' `RUST_LOG`, default `warn`; `TOP_AFTER_SECS`: when the absences begin,
 //! counted from the start of the set-up, default 100 s + 2.7 ms a user, time for the set-up
 //! and the first read on two cores).
 
@@ -52,6 +52,12 @@ fn main() {
 
 /// One node: `kalsync serve` with the settings file, until it is killed.
 async fn node(file: String) {
+    // Its log (`NODE_LOG`) to its own file, beside its settings.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let settings = kalsync_server::Settings::load(
         Some(std::path::Path::new(&file)),
         &kalsync_server::settings::Overrides::default(),
@@ -89,7 +95,7 @@ impl NodeProcess {
         std::fs::write(&file, settings).expect("settings file");
         let mut child = Command::new(std::env::current_exe().expect("exe"))
             .env(NODE_SETTINGS, &file)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", env("NODE_LOG", "warn".to_owned()))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.join(format!("{name}.log"))).expect("log"),

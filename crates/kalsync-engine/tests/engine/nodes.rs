@@ -444,3 +444,24 @@ async fn a_user_taken_over_keeps_its_transitions_before_it_is_read_again() {
         "the end of her lunch goes out from her stored timeline"
     );
 }
+
+#[tokio::test]
+async fn a_node_knows_when_statuses_written_ahead_are_about_to_go_out() {
+    // A lease renewal (every held user read) waits while they go out, so the top of
+    // the hour has the cores to itself.
+    let (_w, _, a, _) = lunch_and_two_nodes().await;
+    let before = at("2026-11-24 11:59:30");
+    assert_eq!(a.renew_leases(before).await.expect("a"), 1);
+    assert_eq!(a.sync_due(before).await, 1);
+    assert!(!a.sending_ahead(before), "nothing written ahead yet");
+    assert_eq!(a.publish_due(before).await.expect("written ahead"), 1);
+    assert!(
+        !a.sending_ahead(at("2026-11-24 11:59:55")),
+        "five seconds before noon a renewal may run"
+    );
+    assert!(a.sending_ahead(at("2026-11-24 11:59:59.5")));
+    let noon = at("2026-11-24 12:00");
+    assert!(a.sending_ahead(noon), "due and not sent yet");
+    assert_eq!(a.deliver_due(noon).await.expect("sent").delivered, 1);
+    assert!(!a.sending_ahead(noon), "sent: renewals go on");
+}
