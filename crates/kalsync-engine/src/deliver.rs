@@ -72,66 +72,87 @@ impl Engine {
             DeliveryOutcome::Retry => pass.retried += 1,
             DeliveryOutcome::Dead => pass.dead += 1,
         };
-        // Each delivery made ready to send; those to a batch target gathered per target.
-        let mut singles = Vec::new();
-        let mut batched: HashMap<TargetId, Batch> = HashMap::new();
-        for (mut delivery, status) in due {
-            match self.prepare(&mut delivery, status).await? {
-                Prepared::Ready(adapter, status) if adapter.batch_size() > 1 => {
-                    batched
-                        .entry(delivery.target)
-                        .or_insert_with(|| (adapter, Vec::new()))
-                        .1
-                        .push((delivery, *status));
-                }
-                Prepared::Ready(adapter, status) => singles.push((delivery, adapter, *status)),
-                Prepared::Unknown => count(DeliveryOutcome::Dead, &mut pass),
-                Prepared::GiveUp(why) => {
-                    self.dead_letter(&delivery, &why).await?;
-                    count(DeliveryOutcome::Dead, &mut pass);
-                }
-            }
-        }
-        let prepared = began.elapsed();
+        // Each delivery made ready and sent as it is (one to a batch target when its
+        // batch is full), so the first requests leave while later ones are prepared;
+        // each target looked up once a pass.
         let mut tasks = tokio::task::JoinSet::new();
         let gate = Arc::new(tokio::sync::Semaphore::new(
             self.config.delivery_concurrency.max(1),
         ));
-        for (delivery, adapter, status) in singles {
-            let engine = self.clone();
-            let gate = gate.clone();
-            tasks.spawn(async move {
-                let _permit = gate.acquire().await;
-                let result = adapter.deliver(&Envelope::of(&delivery), &status).await;
-                let mut outcomes = Vec::with_capacity(1);
-                outcomes.push(engine.record(&delivery, result, now).await);
-                outcomes
-            });
-        }
-        for (_, (adapter, items)) in batched {
+        let mut adapters: HashMap<TargetId, Adapter> = HashMap::new();
+        let mut batched: HashMap<TargetId, Batch> = HashMap::new();
+        // A store that fails stops the preparing; what was sent is still recorded.
+        let mut failed: Option<EngineError> = None;
+        for (mut delivery, status) in due {
+            let adapter = match adapters.get(&delivery.target) {
+                Some(a) => a.clone(),
+                None => match self.adapter(delivery.target).await {
+                    Ok(a) => {
+                        adapters.insert(delivery.target, a.clone());
+                        a
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                },
+            };
+            let adapter = match adapter {
+                Adapter::Ready(adapter) => adapter,
+                Adapter::Unknown => {
+                    count(DeliveryOutcome::Dead, &mut pass);
+                    continue;
+                }
+                Adapter::GiveUp(why) => {
+                    if let Err(e) = self.dead_letter(&delivery, &why).await {
+                        failed = Some(e);
+                        break;
+                    }
+                    count(DeliveryOutcome::Dead, &mut pass);
+                    continue;
+                }
+            };
+            let status: StatusUpdate = match status {
+                Some(s) => s,
+                None => match serde_json::from_value(std::mem::take(&mut delivery.payload)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let why = format!("unreadable payload: {e}");
+                        if let Err(e) = self.dead_letter(&delivery, &why).await {
+                            failed = Some(e);
+                            break;
+                        }
+                        count(DeliveryOutcome::Dead, &mut pass);
+                        continue;
+                    }
+                },
+            };
             let size = adapter.batch_size();
-            let mut items = items;
-            while !items.is_empty() {
-                let rest = items.split_off(items.len().min(size));
-                let chunk = std::mem::replace(&mut items, rest);
+            if size <= 1 {
                 let engine = self.clone();
                 let gate = gate.clone();
-                let adapter = adapter.clone();
                 tasks.spawn(async move {
                     let _permit = gate.acquire().await;
-                    let sent: Vec<(Envelope, StatusUpdate)> = chunk
-                        .iter()
-                        .map(|(d, s)| (Envelope::of(d), s.clone()))
-                        .collect();
-                    let result = adapter.deliver_batch(&sent).await;
-                    let mut outcomes = Vec::with_capacity(chunk.len());
-                    for (delivery, _) in &chunk {
-                        outcomes.push(engine.record(delivery, result.clone(), now).await);
-                    }
-                    outcomes
+                    let result = adapter.deliver(&Envelope::of(&delivery), &status).await;
+                    vec![engine.record(&delivery, result, now).await]
                 });
+                continue;
+            }
+            let (_, items) = batched
+                .entry(delivery.target)
+                .or_insert_with(|| (adapter.clone(), Vec::new()));
+            items.push((delivery, status));
+            if items.len() >= size {
+                let full = std::mem::take(items);
+                self.send_batch(&mut tasks, &gate, adapter, full, now);
             }
         }
+        for (_, (adapter, items)) in batched {
+            if !items.is_empty() {
+                self.send_batch(&mut tasks, &gate, adapter, items, now);
+            }
+        }
+        let prepared = began.elapsed();
         while let Some(done) = tasks.join_next().await {
             match done {
                 Ok(outcomes) => {
@@ -151,6 +172,9 @@ impl Engine {
         if !delivered.is_empty() {
             self.store.mark_delivered_many(&delivered, now).await?;
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if pass.delivered + pass.retried + pass.dead > 0 {
             tracing::debug!(
                 from_memory,
@@ -167,37 +191,53 @@ impl Engine {
         Ok(pass)
     }
 
-    /// What a delivery needs to be sent: its target's adapter and its status (the one
-    /// kept ready, or taken out of its payload, which is not needed after) — or why it
-    /// cannot be sent at all.
-    async fn prepare(
-        &self,
-        delivery: &mut Delivery,
-        ready: Option<StatusUpdate>,
-    ) -> Result<Prepared, EngineError> {
-        let cached = self.inner().targets_by_id.get(&delivery.target).cloned();
+    /// A target's adapter for a pass, or why nothing can be sent to it.
+    async fn adapter(&self, id: TargetId) -> Result<Adapter, EngineError> {
+        let cached = self.inner().targets_by_id.get(&id).cloned();
         let target = match cached {
             Some(t) => t,
-            None => match self.store.target(delivery.target).await {
+            None => match self.store.target(id).await {
                 Ok(t) => Arc::new(t),
-                Err(StoreError::NotFound(_)) => return Ok(Prepared::Unknown),
+                Err(StoreError::NotFound(_)) => return Ok(Adapter::Unknown),
                 Err(e) => return Err(e.into()),
             },
         };
         if !target.active {
-            return Ok(Prepared::GiveUp("the target is switched off".into()));
+            return Ok(Adapter::GiveUp("the target is switched off".into()));
         }
-        let status: StatusUpdate = match ready {
-            Some(s) => s,
-            None => match serde_json::from_value(std::mem::take(&mut delivery.payload)) {
-                Ok(s) => s,
-                Err(e) => return Ok(Prepared::GiveUp(format!("unreadable payload: {e}"))),
-            },
-        };
-        match self.target_for(&target) {
-            Ok(adapter) => Ok(Prepared::Ready(adapter, Box::new(status))),
-            Err(e) => Ok(Prepared::GiveUp(format!("target configuration: {e}"))),
-        }
+        Ok(match self.target_for(&target) {
+            Ok(adapter) => Adapter::Ready(adapter),
+            Err(e) => Adapter::GiveUp(format!("target configuration: {e}")),
+        })
+    }
+
+    /// Sends one batch (up to the target's batch size) on its own task.
+    fn send_batch(
+        self: &Arc<Self>,
+        tasks: &mut tokio::task::JoinSet<Vec<Result<DeliveryOutcome, EngineError>>>,
+        gate: &Arc<tokio::sync::Semaphore>,
+        adapter: Arc<dyn Target>,
+        items: Vec<(Delivery, StatusUpdate)>,
+        now: Timestamp,
+    ) {
+        let engine = self.clone();
+        let gate = gate.clone();
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await;
+            let (deliveries, sent): (Vec<Delivery>, Vec<(Envelope, StatusUpdate)>) = items
+                .into_iter()
+                .map(|(d, s)| {
+                    let envelope = Envelope::of(&d);
+                    (d, (envelope, s))
+                })
+                .unzip();
+            let result = adapter.deliver_batch(&sent).await;
+            let mut outcomes = Vec::with_capacity(deliveries.len());
+            for delivery in &deliveries {
+                outcomes.push(engine.record(delivery, result.clone(), now).await);
+            }
+            outcomes
+        });
     }
 
     /// Records what came of one try: an acknowledgement is left to
@@ -294,12 +334,13 @@ enum DeliveryOutcome {
 /// A batch target's adapter and the deliveries gathered for it in a pass.
 type Batch = (Arc<dyn Target>, Vec<(Delivery, StatusUpdate)>);
 
-/// A delivery made ready to send, or why it cannot be.
-enum Prepared {
-    /// Its target's adapter and its status.
-    Ready(Arc<dyn Target>, Box<StatusUpdate>),
+/// A target as a pass finds it: its adapter, or why nothing can be sent to it.
+#[derive(Clone)]
+enum Adapter {
+    /// Ready to send.
+    Ready(Arc<dyn Target>),
     /// The target is gone from the store: nothing to record a dead letter against.
     Unknown,
-    /// It can never be sent (the target switched off, the payload unreadable).
+    /// Nothing can be sent to it (switched off, its configuration unusable).
     GiveUp(String),
 }

@@ -36,16 +36,29 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
+        // Nodes taking over at the same moment take turns on the stopped node's row
+        // (updating the same users in different orders, they deadlocked and one's
+        // renewal failed: its part of the users waited for the next refresh); the one
+        // that comes second finds them asked already.
         for stopped in &run_out {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            sqlx::query("UPDATE nodes SET expires_ms = expires_ms WHERE name = $1")
+                .bind(stopped.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             sqlx::query(
                 "UPDATE users SET sync_requested_ms = $2 WHERE id IN \
-                 (SELECT user_id FROM leases WHERE node = $1)",
+                 (SELECT user_id FROM leases WHERE node = $1) \
+                 AND COALESCE(sync_requested_ms, 0) < \
+                 COALESCE((SELECT expires_ms FROM nodes WHERE name = $1), $2)",
             )
             .bind(stopped.clone())
             .bind(ms(now))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+            tx.commit().await.map_err(db)?;
         }
         // Free users, and those of a node whose leases ran out; a conflicting insert
         // takes over only a lease that has still run out when it lands, so two nodes

@@ -232,4 +232,26 @@ pub(crate) async fn leases(c: &Cast<'_>, now: Timestamp, later: Timestamp) {
     all.sort();
     assert_eq!(claimed("node-a").await, all);
     assert!(claimed("node-a").await.is_empty(), "each request once");
+
+    // node-a stops without a word; node-b and node-c take its users over at the same
+    // moment, one each: neither renewal fails, and each reads the user it took.
+    let run_out = now + ms(1800);
+    let (b, c) = tokio::join!(
+        s.lease_users("node-b", run_out, ttl, 1),
+        s.lease_users("node-c", run_out, ttl, 1),
+    );
+    let (b, c) = (b.expect("node-b takes over"), c.expect("node-c takes over"));
+    assert_eq!((b.len(), c.len()), (1, 1), "each its part: {b:?} {c:?}");
+    assert_ne!(b, c);
+    assert_eq!(claimed("node-b").await, b, "the user node-b took is read");
+    assert_eq!(claimed("node-c").await, c, "the user node-c took is read");
+    s.release_leases("node-b").await.expect("release");
+    s.release_leases("node-c").await.expect("release");
+    assert_eq!(
+        s.lease_users("node-a", run_out + ms(50), ttl, 100)
+            .await
+            .expect("taken again")
+            .len(),
+        2
+    );
 }
