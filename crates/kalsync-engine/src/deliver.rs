@@ -84,26 +84,20 @@ impl Engine {
         // A store that fails stops the preparing; what was sent is still recorded.
         let mut failed: Option<EngineError> = None;
         for (mut delivery, status) in due {
-            let adapter = match adapters.get(&delivery.target) {
-                Some(a) => a.clone(),
-                None => match self.adapter(delivery.target).await {
-                    Ok(a) => {
-                        adapters.insert(delivery.target, a.clone());
-                        a
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                },
+            let prepared = match self.prepare(&mut adapters, &mut delivery, status).await {
+                Ok(p) => p,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             };
-            let adapter = match adapter {
-                Adapter::Ready(adapter) => adapter,
-                Adapter::Unknown => {
+            let (adapter, status) = match prepared {
+                Prepared::Send(adapter, status) => (adapter, status),
+                Prepared::Unknown => {
                     count(DeliveryOutcome::Dead, &mut pass);
                     continue;
                 }
-                Adapter::GiveUp(why) => {
+                Prepared::GiveUp(why) => {
                     if let Err(e) = self.dead_letter(&delivery, &why).await {
                         failed = Some(e);
                         break;
@@ -111,21 +105,6 @@ impl Engine {
                     count(DeliveryOutcome::Dead, &mut pass);
                     continue;
                 }
-            };
-            let status: StatusUpdate = match status {
-                Some(s) => s,
-                None => match serde_json::from_value(std::mem::take(&mut delivery.payload)) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let why = format!("unreadable payload: {e}");
-                        if let Err(e) = self.dead_letter(&delivery, &why).await {
-                            failed = Some(e);
-                            break;
-                        }
-                        count(DeliveryOutcome::Dead, &mut pass);
-                        continue;
-                    }
-                },
             };
             let size = adapter.batch_size();
             if size <= 1 {
@@ -189,6 +168,36 @@ impl Engine {
             );
         }
         Ok(pass)
+    }
+
+    /// A delivery made ready to send: its target's adapter (looked up once a pass) and
+    /// its status (kept in memory, or read from the payload), or why it cannot be sent.
+    async fn prepare(
+        &self,
+        adapters: &mut HashMap<TargetId, Adapter>,
+        delivery: &mut Delivery,
+        status: Option<StatusUpdate>,
+    ) -> Result<Prepared, EngineError> {
+        let adapter = match adapters.get(&delivery.target) {
+            Some(a) => a.clone(),
+            None => {
+                let a = self.adapter(delivery.target).await?;
+                adapters.insert(delivery.target, a.clone());
+                a
+            }
+        };
+        let adapter = match adapter {
+            Adapter::Ready(adapter) => adapter,
+            Adapter::Unknown => return Ok(Prepared::Unknown),
+            Adapter::GiveUp(why) => return Ok(Prepared::GiveUp(why)),
+        };
+        Ok(match status {
+            Some(s) => Prepared::Send(adapter, s),
+            None => match serde_json::from_value(std::mem::take(&mut delivery.payload)) {
+                Ok(s) => Prepared::Send(adapter, s),
+                Err(e) => Prepared::GiveUp(format!("unreadable payload: {e}")),
+            },
+        })
     }
 
     /// A target's adapter for a pass, or why nothing can be sent to it.
@@ -333,6 +342,18 @@ enum DeliveryOutcome {
 
 /// A batch target's adapter and the deliveries gathered for it in a pass.
 type Batch = (Arc<dyn Target>, Vec<(Delivery, StatusUpdate)>);
+
+/// A delivery as a pass finds it. Lives for one step of the pass: the status moved in
+/// and straight out again rather than boxed for each delivery.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    /// To be sent with this adapter.
+    Send(Arc<dyn Target>, StatusUpdate),
+    /// Its target is gone from the store: nothing to record a dead letter against.
+    Unknown,
+    /// To be given up, for this reason.
+    GiveUp(String),
+}
 
 /// A target as a pass finds it: its adapter, or why nothing can be sent to it.
 #[derive(Clone)]
