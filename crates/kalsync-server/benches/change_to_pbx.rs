@@ -8,7 +8,9 @@
 //! 500 a second; `DURATION_SECS`, default 60; `USERS`, default 1000; `RUNS`, default 5,
 //! each with a fresh service (and SQLite file), then the spread of their p99; `DATABASE_URL`,
 //! default a fresh SQLite file). The debounce is 0 here: the figure is the service's own
-//! work, not a wait it was asked to make.
+//! work, not a wait it was asked to make. `BENCH_LOG` (a `RUST_LOG` filter, e.g.
+//! `kalsync_engine::deliver=debug`) writes the service's log to stderr, each line with its
+//! time since the start, to set beside the late changes a run lists.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,13 @@ fn main() {
     let seconds: u64 = env("DURATION_SECS", 60);
     let users: usize = env("USERS", 1000);
     let runs: usize = env("RUNS", 5).max(1);
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut p99s = Vec::with_capacity(runs);
     for run in 1..=runs {
         // A fresh runtime, service and database each run: nothing carries over.
@@ -160,6 +169,22 @@ async fn bench(rate: u64, seconds: u64, users: usize, run: usize) -> f64 {
         let _ = stopped.await;
     }));
 
+    // How late a 10 ms timer fires on the service's runtime: a stall of the runtime (a
+    // blocking call, the cores taken) shows here, a wait inside the service does not.
+    let stalls: Arc<Mutex<Vec<(Instant, f64)>>> = Arc::default();
+    let watch = {
+        let stalls = stalls.clone();
+        tokio::spawn(async move {
+            loop {
+                let asked = Instant::now();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let late = asked.elapsed().as_secs_f64() * 1000.0 - 10.0;
+                if late > 20.0 {
+                    stalls.lock().expect("lock").push((asked, late));
+                }
+            }
+        })
+    };
     let ready = Instant::now();
     while sim.subscriptions().len() < users && ready.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -228,18 +253,24 @@ async fn bench(rate: u64, seconds: u64, users: usize, run: usize) -> f64 {
     }
     let mut cursor = vec![0usize; users];
     let mut latencies = Vec::with_capacity(total);
+    let mut late: Vec<(f64, f64)> = Vec::new();
     let mut lost = 0usize;
     for (u, absent, at) in &sent {
         let r = &received[*u];
         let c = &mut cursor[*u];
         match r.get(*c) {
             Some((state, got)) if state == absent => {
-                latencies.push(got.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+                let ms = got.saturating_duration_since(*at).as_secs_f64() * 1000.0;
+                latencies.push(ms);
+                if ms > LATE_MS {
+                    late.push((at.duration_since(began).as_secs_f64(), ms));
+                }
                 *c += 1;
             }
             _ => lost += 1,
         }
     }
+    watch.abort();
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| kalsync_testkit::quantile(&latencies, p);
     println!(
@@ -263,6 +294,45 @@ async fn bench(rate: u64, seconds: u64, users: usize, run: usize) -> f64 {
         q(0.99),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
+    print_late(&late);
+    let stalls: Vec<(Instant, f64)> = stalls
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(at, _)| *at >= began)
+        .copied()
+        .collect();
+    if let Some((at, ms)) = stalls.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        println!(
+            "  runtime        a 10 ms timer late by more than 20 ms {} times; at worst {ms:.0} ms, {:.2} s after the changes began",
+            stalls.len(),
+            at.saturating_duration_since(began).as_secs_f64()
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
     q(0.99)
+}
+
+/// Changes slower than this are listed by when in the run they were made.
+const LATE_MS: f64 = 50.0;
+
+/// The changes over [`LATE_MS`] in runs of consecutive seconds-tenths: when in the run
+/// they were made, how many, the slowest — a stall shows as one run, noise as many.
+fn print_late(late: &[(f64, f64)]) {
+    let mut spans: Vec<(f64, f64, usize, f64)> = Vec::new();
+    for &(at, ms) in late {
+        match spans.last_mut() {
+            Some((_, end, n, worst)) if at - *end < 0.2 => {
+                *end = at;
+                *n += 1;
+                *worst = worst.max(ms);
+            }
+            _ => spans.push((at, at, 1, ms)),
+        }
+    }
+    for (from, to, n, worst) in spans.iter().filter(|s| s.2 >= 5) {
+        println!(
+            "  late           {n} changes over {LATE_MS:.0} ms made {from:.2}-{to:.2} s after the start, slowest {worst:.0} ms"
+        );
+    }
 }
