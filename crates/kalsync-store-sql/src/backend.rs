@@ -5,6 +5,7 @@ use kalsync_store::{SecretBox, StoreError};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+use crate::checkpoint::Checkpoints;
 use crate::rows::db;
 
 /// Which database.
@@ -73,6 +74,8 @@ pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) secrets: SecretBox,
+    /// SQLite's checkpoints on their own connection (a database in a file).
+    pub(crate) checkpoints: Option<Checkpoints>,
 }
 
 impl SqlStore {
@@ -85,6 +88,10 @@ impl SqlStore {
         })?;
         let mut address = url.expose().to_owned();
         let options = AnyPoolOptions::new();
+        // A database in a file has its log checkpointed by a connection of its own.
+        let own_checkpoints = backend == Backend::Sqlite
+            && !address.contains(":memory:")
+            && !address.contains("mode=memory");
         let options = match backend {
             Backend::Sqlite => {
                 if !address.contains("mode=") && !address.contains(":memory:") {
@@ -97,7 +104,7 @@ impl SqlStore {
                 // One connection: SQLite has one writer anyway, and a transaction that
                 // reads before it writes would otherwise fail with SQLITE_BUSY_SNAPSHOT
                 // when another connection committed in between. Work queues instead.
-                options.max_connections(1).after_connect(|conn, _| {
+                options.max_connections(1).after_connect(move |conn, _| {
                     Box::pin(async move {
                         use sqlx::Executor as _;
                         for pragma in [
@@ -106,6 +113,9 @@ impl SqlStore {
                             "PRAGMA synchronous = NORMAL",
                         ] {
                             conn.execute(pragma).await?;
+                        }
+                        if own_checkpoints {
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                         }
                         Ok(())
                     })
@@ -129,15 +139,28 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migrations: {e}")))?;
+        let checkpoints = if own_checkpoints {
+            Some(
+                Checkpoints::start(&address)
+                    .await
+                    .map_err(|e| StoreError::Database(format!("{url}: {e}")))?,
+            )
+        } else {
+            None
+        };
         Ok(SqlStore {
             pool,
             backend,
             secrets,
+            checkpoints,
         })
     }
 
-    /// Closes the pool.
+    /// Closes the pool (and the checkpoints' connection).
     pub async fn close(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.stop().await;
+        }
         self.pool.close().await;
     }
 

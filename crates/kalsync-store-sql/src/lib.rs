@@ -5,7 +5,8 @@
 //! The [`Store`](kalsync_store::Store) methods live by the tables they touch: `tenancy`
 //! (companies, instances, targets), `users`, `sync` (bookings and timelines), `outbox`,
 //! `audit`, `leases`, `directories` (Katalog Synk) and `accounts` (accounts, sessions, API tokens, Entra tenants), with
-//! `backend` choosing and opening the database and `rows` reading rows into records.
+//! `backend` choosing and opening the database, `checkpoint` copying SQLite's log back
+//! on a connection of its own, and `rows` reading rows into records.
 //! Test hooks (`dump_for_tests`, `execute_for_tests`) exist only with the `test-hooks`
 //! feature, which the workspace's tests enable as a dev-dependency.
 
@@ -13,6 +14,7 @@ mod accounts;
 mod audit;
 mod backend;
 mod backup;
+mod checkpoint;
 mod directories;
 mod leases;
 mod outbox;
