@@ -94,3 +94,66 @@ async fn a_booking_in_outlook_becomes_a_notify_on_the_receptionists_phone() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_status_written_ahead_of_its_time_is_not_counted_as_queued_for_the_pbx() {
+    let (_, sim_url, _sim, _) = anna_at_lunch().await;
+    let app = spawn_app(acme::settings(&sim_url)).await;
+    // Anna's lunch reaches the PBX: nothing is waiting any more.
+    assert!(crate::support::eventually(async || app.pbx().current().contains_key(ANNA)).await);
+    let (company, instance) = app.first_instance().await;
+    let users = app.store().users(instance.id).await.expect("users");
+    let anna = users
+        .iter()
+        .find(|u| u.email.as_str() == ANNA)
+        .expect("Anna");
+    let target = app.store().targets(company.id).await.expect("targets")[0].id;
+    // A status the engine writes 30 s before its transition, due then.
+    let due = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(25);
+    app.store()
+        .enqueue_many(vec![kalsync_store::NewDelivery {
+            user: anna.id,
+            target,
+            payload: serde_json::json!({}),
+            due,
+            ahead: true,
+        }])
+        .await
+        .expect("written ahead");
+    // The dashboard and the instance's page, as its operator sees them.
+    let (http, _) = app
+        .signed_in_as(acme::OPERATOR, acme::OPERATOR_PASSWORD)
+        .await;
+    let page = |path: String| {
+        let http = http.clone();
+        async move {
+            http.get(path)
+                .header("accept-language", "en")
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("html")
+        }
+    };
+    let dashboard = page(app.url("/")).await;
+    let on_dashboard = dashboard
+        .split("data-label=\"Queued for the PBX\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .map(str::trim);
+    assert_eq!(on_dashboard, Some("0"), "{dashboard}");
+    let overview = page(app.url(&format!("/instances/{}/overview", instance.id))).await;
+    let on_instance = overview
+        .split("<dt>Queued for the PBX</dt>")
+        .nth(1)
+        .and_then(|rest| rest.strip_prefix("<dd>"))
+        .and_then(|rest| rest.split('<').next());
+    assert_eq!(
+        on_instance,
+        Some("0"),
+        "a status due in 25 s is not waiting for the PBX yet"
+    );
+    app.stop().await;
+}

@@ -191,7 +191,8 @@ pub(crate) struct Health {
     pub(crate) throttled: usize,
     /// When the live Graph subscriptions expire, soonest first.
     pub(crate) subscriptions: Vec<Timestamp>,
-    /// Statuses waiting for the PBX.
+    /// Statuses waiting for the PBX: due and not taken yet (one written ahead of its
+    /// transition waits for its time, not for the PBX).
     pub(crate) queued: usize,
     /// Statuses given up on.
     pub(crate) dead: Vec<kalsync_store::Delivery>,
@@ -243,7 +244,7 @@ impl Health {
             last: users.iter().filter_map(|u| u.last_sync).max(),
             throttled,
             subscriptions: subscription_expiries(&users, now),
-            queued: mine(queued).len(),
+            queued: mine(queued).iter().filter(|d| d.due <= now).count(),
             dead: mine(dead),
             users,
         }
