@@ -124,27 +124,16 @@ async fn a_status_written_ahead_of_its_time_is_not_counted_as_queued_for_the_pbx
     let (http, _) = app
         .signed_in_as(acme::OPERATOR, acme::OPERATOR_PASSWORD)
         .await;
-    let page = |path: String| {
-        let http = http.clone();
-        async move {
-            http.get(path)
-                .header("accept-language", "en")
-                .send()
-                .await
-                .expect("page")
-                .text()
-                .await
-                .expect("html")
-        }
-    };
-    let dashboard = page(app.url("/")).await;
+    let dashboard = app.page_in_english(&http, "/").await;
     let on_dashboard = dashboard
         .split("data-label=\"Queued for the PBX\">")
         .nth(1)
         .and_then(|rest| rest.split('<').next())
         .map(str::trim);
     assert_eq!(on_dashboard, Some("0"), "{dashboard}");
-    let overview = page(app.url(&format!("/instances/{}/overview", instance.id))).await;
+    let overview = app
+        .page_in_english(&http, &format!("/instances/{}/overview", instance.id))
+        .await;
     let on_instance = overview
         .split("<dt>Queued for the PBX</dt>")
         .nth(1)

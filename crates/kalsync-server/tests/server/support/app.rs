@@ -211,20 +211,24 @@ impl TestApp {
             Duration::from_millis(100),
             Duration::from_secs(10),
             async || {
-                page = http
-                    .get(self.url("/overview"))
-                    .header("accept-language", "en")
-                    .send()
-                    .await
-                    .expect("page")
-                    .text()
-                    .await
-                    .expect("html");
+                page = self.page_in_english(&http, "/overview").await;
                 done(&page)
             },
         )
         .await;
         page
+    }
+
+    /// A page's HTML as `http` (signed in, or not) sees it in English.
+    pub(crate) async fn page_in_english(&self, http: &reqwest::Client, path: &str) -> String {
+        http.get(self.url(path))
+            .header("accept-language", "en")
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html")
     }
 
     /// Stops it (cleanly, within fifteen seconds) and removes its database and folder.
