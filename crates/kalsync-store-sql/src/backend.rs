@@ -115,7 +115,14 @@ impl SqlStore {
                             conn.execute(pragma).await?;
                         }
                         if own_checkpoints {
-                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                            conn.execute(
+                                format!(
+                                    "PRAGMA wal_autocheckpoint = {}",
+                                    crate::checkpoint::FALLBACK_PAGES
+                                )
+                                .as_str(),
+                            )
+                            .await?;
                         }
                         Ok(())
                     })
